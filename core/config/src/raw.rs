@@ -1,0 +1,1 @@
+//! Raw file types (being written).
