@@ -25,7 +25,10 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl ConfigErrors {
     pub fn single(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigErrors(vec![ConfigError { path: path.into(), message: message.into() }])
+        ConfigErrors(vec![ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }])
     }
 }
 

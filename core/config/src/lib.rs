@@ -8,10 +8,13 @@
 //! This crate never depends on the runtime: `ctl/`, fuzz targets and config tests build
 //! without monoio.
 
+mod check;
 pub mod error;
+mod hash;
 mod matching;
 pub mod model;
 pub mod raw;
+mod read;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};

@@ -31,7 +31,10 @@ impl Config {
     }
 
     pub fn cluster_by_name(&self, name: &str) -> Option<ClusterId> {
-        self.clusters.iter().position(|c| c.name == name).map(ClusterId)
+        self.clusters
+            .iter()
+            .position(|c| c.name == name)
+            .map(ClusterId)
     }
 
     pub fn listener(&self, name: &str) -> Option<&Listener> {
@@ -124,7 +127,8 @@ pub struct RouteMatch {
     /// Lower-case host without port; a leading `*.` matches any subdomain.
     pub host: Option<String>,
     pub path: PathMatch,
-    /// Upper-case method token, compared exactly.
+    /// Method token exactly as written in the file (methods are case-sensitive), compared
+    /// exactly.
     pub method: Option<String>,
     /// Lower-case header names with the exact value they must carry.
     pub headers: Vec<(String, Vec<u8>)>,
@@ -165,7 +169,10 @@ impl RouteMatch {
 pub enum RouteAction {
     Cluster(ClusterId),
     /// Weights are >= 0 and their sum is > 0; `total` is that sum.
-    Weighted { targets: Vec<(ClusterId, u32)>, total: u64 },
+    Weighted {
+        targets: Vec<(ClusterId, u32)>,
+        total: u64,
+    },
     Direct(DirectResponse),
 }
 

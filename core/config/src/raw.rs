@@ -1,1 +1,284 @@
-//! Raw file types (being written).
+//! The file format: one serde type per TOML table, exactly as a user writes it.
+//!
+//! Every type is closed with `deny_unknown_fields`, and every field's doc comment is the
+//! reference for that key (docs/config.md is written from them). Nothing here is checked
+//! beyond its TOML type: addresses stay strings, names are not resolved, defaults are not
+//! applied. `validate` does all of that, so that each mistake is reported with its own path
+//! and message.
+//!
+//! A file has four top-level keys, all optional: `[proxy]`, `[[listeners]]`, `[[routes]]` and
+//! `[[clusters]]`. Any other top-level key is an error. An empty file is valid (it serves
+//! nothing).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+/// `[proxy]`: process-wide settings. The whole table is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileProxy {
+    /// `"sidecar"` or `"gateway"`. Default `"sidecar"`.
+    pub role: Option<FileRole>,
+    /// Worker threads, one event loop each, 1 to 1024. Default: 1 for a sidecar, the number
+    /// of cores available to the process for a gateway.
+    pub workers: Option<u64>,
+    /// I/O driver: `"auto"` (io_uring when the kernel allows it, else epoll), `"io_uring"` or
+    /// `"epoll"`. Default `"auto"`.
+    pub driver: Option<FileDriver>,
+    /// On graceful shutdown, how long in-flight requests and connections may take to finish
+    /// before they are closed, in milliseconds. Default 10000.
+    pub drain_timeout_ms: Option<u64>,
+}
+
+/// Values of `proxy.role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileRole {
+    Sidecar,
+    Gateway,
+}
+
+/// Values of `proxy.driver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileDriver {
+    Auto,
+    IoUring,
+    Epoll,
+}
+
+/// `[[listeners]]`: one socket ringside accepts connections on (in every worker).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileListener {
+    /// Required. Unique among listeners; routes name their listener with it. 1 to 128
+    /// characters among `A-Z a-z 0-9 - _ .`.
+    pub name: String,
+    /// Required. `"IP:port"`, e.g. `"127.0.0.1:15006"`, `"0.0.0.0:80"` or `"[::1]:8080"`; no
+    /// host names. Port 0 binds an ephemeral port. Two listeners may not bind the same
+    /// address (an unspecified IP such as `0.0.0.0` overlaps every IP of its family on that
+    /// port).
+    pub bind: String,
+    /// `"http"` (HTTP/1.1, requests dispatched by `[[routes]]`) or `"tcp"` (bytes forwarded
+    /// to `cluster`). Default `"http"`.
+    pub protocol: Option<FileProtocol>,
+    /// The cluster a `tcp` listener forwards every connection to. Required for `tcp`, an
+    /// error on an `http` listener (whose routes name clusters instead).
+    pub cluster: Option<String>,
+    /// Accepted connections per worker; at the limit the worker stops accepting until one
+    /// closes. At least 1. Default 10000.
+    pub max_connections: Option<u64>,
+    /// Milliseconds a connection may stay idle (HTTP: no request in flight; TCP: no bytes
+    /// either way) before it is closed. Default 60000.
+    pub idle_timeout_ms: Option<u64>,
+    /// HTTP only. Milliseconds allowed from a request's first byte (or the connection's
+    /// start) to the end of its head; answered 408 and closed beyond (slowloris).
+    /// Default 10000.
+    pub request_head_timeout_ms: Option<u64>,
+    /// HTTP only. Maximum size of a request head (request line and headers) in bytes;
+    /// answered 431 beyond (414 when the request line alone is too long). At least 1.
+    /// Default 65536.
+    pub max_header_bytes: Option<u64>,
+    /// HTTP only. Maximum number of header fields in a request; answered 431 beyond. At
+    /// least 1. Default 100.
+    pub max_headers: Option<u64>,
+    /// HTTP only. Maximum length of the request target (path and query) in bytes; answered
+    /// 414 beyond. At least 1. Default 8192.
+    pub max_uri_bytes: Option<u64>,
+    /// HTTP only. Maximum request body size in bytes; answered 413 beyond. 0 allows no body.
+    /// Default: unlimited (bodies stream through).
+    pub max_request_body_bytes: Option<u64>,
+}
+
+/// Values of `listeners[].protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileProtocol {
+    Http,
+    Tcp,
+}
+
+/// `[[routes]]`: one rule of an HTTP listener's route table. A listener's routes are tried in
+/// file order; the first whose `match` accepts the request handles it; a request no route
+/// matches is answered 404.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRoute {
+    /// Required. The `http` listener this route belongs to.
+    pub listener: String,
+    /// Required. Unique among the routes of one listener; appears in logs and metrics. 1 to
+    /// 128 characters among `A-Z a-z 0-9 - _ .`.
+    pub name: String,
+    /// Which requests this route takes. Omitted or empty: every request.
+    #[serde(rename = "match")]
+    pub matcher: Option<FileMatch>,
+    /// Send matching requests to this cluster. Exactly one of `cluster`, `weighted` and
+    /// `direct_response` is required.
+    pub cluster: Option<String>,
+    /// Split matching requests between clusters in proportion to their weights, e.g.
+    /// `[{ cluster = "v1", weight = 90 }, { cluster = "v2", weight = 10 }]`. Each cluster at
+    /// most once; the weights must not sum to 0.
+    pub weighted: Option<Vec<FileWeighted>>,
+    /// Answer matching requests with this fixed response; no upstream is contacted.
+    pub direct_response: Option<FileDirectResponse>,
+    /// Whole-request deadline in milliseconds, from the request's arrival to the upstream's
+    /// response head; answered 504 beyond. Default: none. An error on a `direct_response`
+    /// route.
+    pub timeout_ms: Option<u64>,
+}
+
+/// `routes[].match`: every condition given must hold. All are optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMatch {
+    /// The request's host (the `Host` header or the authority of an absolute target),
+    /// compared case-insensitively and without its port. A leading `*.` matches any
+    /// subdomain: `"*.example.com"` matches `a.example.com` and `a.b.example.com` but not
+    /// `example.com`. A port written here is ignored. A request without a host never matches
+    /// a route that has one.
+    pub host: Option<String>,
+    /// The path (without the query string) starts with this; must start with `/`. Plain
+    /// string prefix: `"/v1"` also matches `/v1beta`, write `"/v1/"` to match a directory.
+    /// At most one of `path_prefix`, `path_exact`, `path_regex`.
+    pub path_prefix: Option<String>,
+    /// The path (without the query string) equals this; must start with `/`.
+    pub path_exact: Option<String>,
+    /// The whole path (without the query string) matches this regular expression (Rust
+    /// `regex` syntax; it is anchored at both ends, `"/v[0-9]+/.*"` needs no `^`/`$`).
+    pub path_regex: Option<String>,
+    /// The request method equals this token exactly; methods are case-sensitive, write
+    /// `"GET"`, not `"get"`.
+    pub method: Option<String>,
+    /// Header name → value: each header must be present and its first value must equal
+    /// this exactly (byte for byte, case-sensitive). Names are case-insensitive.
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// One element of `routes[].weighted`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileWeighted {
+    /// Required. A cluster name.
+    pub cluster: String,
+    /// Required. Relative share of requests, 0 or more (0 sends this cluster nothing).
+    pub weight: u32,
+}
+
+/// `routes[].direct_response`: a fixed response.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDirectResponse {
+    /// Required. Status code, 200 to 599.
+    pub status: u16,
+    /// Response body. Default: empty.
+    pub body: Option<String>,
+    /// `Content-Type` of the response. Default `"text/plain; charset=utf-8"`.
+    pub content_type: Option<String>,
+}
+
+/// `[[clusters]]`: a named set of upstream endpoints and how to balance between them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCluster {
+    /// Required. Unique among clusters; routes and tcp listeners name clusters with it. 1 to
+    /// 128 characters among `A-Z a-z 0-9 - _ .`.
+    pub name: String,
+    /// Load-balancing policy: `"round_robin"` (weighted), `"least_request"`, `"random"`
+    /// (weighted) or `"ring_hash"` (consistent hashing on `hash_key`). Default
+    /// `"round_robin"`.
+    pub lb: Option<FileLb>,
+    /// The upstream addresses: each `"IP:port"` (weight 1) or
+    /// `{ address = "IP:port", weight = N }`. No host names, no port 0, no duplicates.
+    /// Default: none; a cluster without endpoints is valid and requests routed to it are
+    /// answered 503.
+    pub endpoints: Option<Vec<FileEndpoint>>,
+    /// Milliseconds allowed to establish an upstream connection. Default 1000.
+    pub connect_timeout_ms: Option<u64>,
+    /// What `ring_hash` hashes: `"header:NAME"` (the request header's first value),
+    /// `"cookie:NAME"` (the cookie's value) or `"source_ip"` (the client's IP). Required when
+    /// `lb = "ring_hash"`, an error otherwise.
+    pub hash_key: Option<String>,
+    /// Idle upstream connections kept per endpoint by each worker, for reuse. 0 disables
+    /// pooling. Default 64.
+    pub max_idle_per_endpoint: Option<u64>,
+    /// Milliseconds a pooled (idle) upstream connection is kept before it is closed.
+    /// Default 60000.
+    pub idle_timeout_ms: Option<u64>,
+    /// After a failed connect, milliseconds during which the balancer skips that endpoint
+    /// (passive health checking, like nginx's `fail_timeout`). Default 10000.
+    pub fail_timeout_ms: Option<u64>,
+}
+
+/// Values of `clusters[].lb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileLb {
+    RoundRobin,
+    LeastRequest,
+    Random,
+    RingHash,
+}
+
+/// One element of `clusters[].endpoints`: a bare address string or a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileEndpoint {
+    /// `"IP:port"`, weight 1.
+    Address(String),
+    /// `{ address = "IP:port", weight = N }`.
+    Table(FileEndpointTable),
+}
+
+/// The table form of an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEndpointTable {
+    /// Required. `"IP:port"`.
+    pub address: String,
+    /// Relative share of traffic (for `round_robin`, `random` and `ring_hash`), 1 to 10000.
+    /// Default 1.
+    pub weight: Option<u32>,
+}
+
+impl FileEndpoint {
+    /// The address as written.
+    pub fn address(&self) -> &str {
+        match self {
+            FileEndpoint::Address(a) => a,
+            FileEndpoint::Table(t) => &t.address,
+        }
+    }
+}
+
+/// Hand-written rather than `#[serde(untagged)]`: untagged enums replace the inner error
+/// ("unknown field", "missing field") with "data did not match any variant", which would hide
+/// the mistake from the user.
+impl<'de> Deserialize<'de> for FileEndpoint {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EndpointVisitor;
+
+        impl<'de> Visitor<'de> for EndpointVisitor {
+            type Value = FileEndpoint;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    r#"an address "IP:port" or a table { address = "IP:port", weight = N }"#,
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileEndpoint, E> {
+                Ok(FileEndpoint::Address(v.to_owned()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FileEndpoint, A::Error> {
+                let table =
+                    FileEndpointTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(FileEndpoint::Table(table))
+            }
+        }
+
+        deserializer.deserialize_any(EndpointVisitor)
+    }
+}

@@ -1,1 +1,24 @@
-//! engine (being written)
+//! ringside's data-plane engine: thread-per-core workers on monoio.
+//!
+//! [`start`] binds the configured listeners, starts one pinned worker thread per configured
+//! worker (each with its own runtime on io_uring or epoll, its own `SO_REUSEPORT` sockets,
+//! upstream pools and balancer state), and returns a [`ServerHandle`] to reload, drain and
+//! wait. See ARCHITECTURE.md and docs/life-of-a-request.md for the map.
+
+pub mod balance;
+mod error;
+mod event;
+mod http;
+mod io;
+mod listen;
+mod pool;
+mod runtime;
+mod server;
+mod state;
+mod tcp;
+mod tunnel;
+mod upstream;
+mod worker;
+
+pub use runtime::ActiveDriver;
+pub use server::{start, ReloadError, Reloaded, ServerHandle, StartError};

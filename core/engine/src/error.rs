@@ -1,0 +1,116 @@
+//! The data path's one error type, classified by side and retryability. `http::respond` is
+//! the only place that turns one into a response.
+
+use std::io;
+
+/// Which side a failure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Downstream,
+    Upstream,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProxyError {
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("no route matched")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request head timeout")]
+    HeadTimeout,
+    #[error("request body too large")]
+    BodyTooLarge,
+    #[error("request target too long")]
+    UriTooLong,
+    #[error("request header fields too large")]
+    HeadersTooLarge,
+    #[error("not implemented")]
+    NotImplemented,
+    #[error("HTTP version not supported")]
+    VersionNotSupported,
+    #[error("client closed the connection")]
+    ClientGone,
+    #[error("client I/O: {0}")]
+    ClientIo(io::Error),
+    #[error("no healthy endpoint")]
+    NoHealthyEndpoint,
+    #[error("upstream connect failed: {0}")]
+    Connect(io::Error),
+    /// The upstream closed or reset before sending any byte of a response. On a reused
+    /// connection this is the classic keep-alive race and is safe to retry for idempotent,
+    /// bodyless requests.
+    #[error("upstream closed the connection before responding")]
+    UpstreamClosedEarly,
+    #[error("upstream I/O: {0}")]
+    UpstreamIo(io::Error),
+    #[error("invalid response from upstream: {0}")]
+    UpstreamInvalid(String),
+    #[error("upstream timed out")]
+    Timeout,
+}
+
+impl ProxyError {
+    pub(crate) fn status(&self) -> u16 {
+        match self {
+            ProxyError::BadRequest(_) => 400,
+            ProxyError::NoRoute => 404,
+            ProxyError::MethodNotAllowed => 405,
+            ProxyError::HeadTimeout => 408,
+            ProxyError::BodyTooLarge => 413,
+            ProxyError::UriTooLong => 414,
+            ProxyError::HeadersTooLarge => 431,
+            ProxyError::NotImplemented => 501,
+            ProxyError::VersionNotSupported => 505,
+            ProxyError::ClientGone | ProxyError::ClientIo(_) => 400,
+            ProxyError::NoHealthyEndpoint => 503,
+            ProxyError::Connect(_)
+            | ProxyError::UpstreamClosedEarly
+            | ProxyError::UpstreamIo(_)
+            | ProxyError::UpstreamInvalid(_) => 502,
+            ProxyError::Timeout => 504,
+        }
+    }
+
+    pub(crate) fn side(&self) -> Side {
+        match self {
+            ProxyError::BadRequest(_)
+            | ProxyError::NoRoute
+            | ProxyError::MethodNotAllowed
+            | ProxyError::HeadTimeout
+            | ProxyError::BodyTooLarge
+            | ProxyError::UriTooLong
+            | ProxyError::HeadersTooLarge
+            | ProxyError::NotImplemented
+            | ProxyError::VersionNotSupported
+            | ProxyError::ClientGone
+            | ProxyError::ClientIo(_) => Side::Downstream,
+            ProxyError::NoHealthyEndpoint => Side::Internal,
+            ProxyError::Connect(_)
+            | ProxyError::UpstreamClosedEarly
+            | ProxyError::UpstreamIo(_)
+            | ProxyError::UpstreamInvalid(_)
+            | ProxyError::Timeout => Side::Upstream,
+        }
+    }
+
+    /// Whether the client can still be sent a response (it is not the one that went away).
+    pub(crate) fn answerable(&self) -> bool {
+        !matches!(self, ProxyError::ClientGone | ProxyError::ClientIo(_))
+    }
+}
+
+impl From<ringside_codec::RequestError> for ProxyError {
+    fn from(e: ringside_codec::RequestError) -> Self {
+        use ringside_codec::RequestError as E;
+        match e {
+            E::Malformed(why) => ProxyError::BadRequest(why.to_string()),
+            E::UriTooLong => ProxyError::UriTooLong,
+            E::HeadersTooLarge => ProxyError::HeadersTooLarge,
+            E::VersionNotSupported => ProxyError::VersionNotSupported,
+            E::NotImplemented => ProxyError::NotImplemented,
+        }
+    }
+}

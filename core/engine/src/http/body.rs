@@ -1,0 +1,196 @@
+//! Message bodies: where one ends, and copying them between connections with bounded memory.
+//!
+//! Bodies are never buffered whole: at most one read buffer (64 KiB) per direction is in
+//! flight. Chunked bodies are validated as they pass and forwarded byte-for-byte (or
+//! de-chunked for an HTTP/1.0 client); a length-delimited body is copied to the byte.
+
+use std::time::Duration;
+
+use monoio::io::{OwnedReadHalf, OwnedWriteHalf};
+use monoio::net::TcpStream;
+use ringside_codec::{BodyKind, ChunkError, ChunkedScanner};
+
+use crate::error::ProxyError;
+use crate::io::{write_vec_timeout, Fill, ReadBuf};
+
+/// Read-buffer limit while a body streams.
+pub(crate) const BODY_CHUNK: usize = 64 * 1024;
+
+/// How much of a body is still to come.
+pub(crate) enum BodyState {
+    Done,
+    Length(u64),
+    Chunked(ChunkedScanner),
+    UntilClose,
+}
+
+impl BodyState {
+    pub(crate) fn new(kind: BodyKind) -> BodyState {
+        match kind {
+            BodyKind::Empty | BodyKind::Length(0) => BodyState::Done,
+            BodyKind::Length(n) => BodyState::Length(n),
+            BodyKind::Chunked => BodyState::Chunked(ChunkedScanner::new()),
+            BodyKind::UntilClose => BodyState::UntilClose,
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self, BodyState::Done)
+    }
+
+    /// Bytes of payload seen so far are not tracked here; see [`BodyState::data_bytes`].
+    /// Returns how many bytes at the start of `data` belong to the body (calling `on_data`
+    /// with the payload ranges), and moves to `Done` when the body ends.
+    pub(crate) fn take(
+        &mut self,
+        data: &[u8],
+        on_data: impl FnMut(std::ops::Range<usize>),
+    ) -> Result<usize, ChunkError> {
+        let mut on_data = on_data;
+        match self {
+            BodyState::Done => Ok(0),
+            BodyState::Length(left) => {
+                let n = (*left).min(data.len() as u64) as usize;
+                *left -= n as u64;
+                on_data(0..n);
+                if *left == 0 {
+                    *self = BodyState::Done;
+                }
+                Ok(n)
+            }
+            BodyState::Chunked(scanner) => {
+                let scan = scanner.scan(data, on_data)?;
+                if scan.done {
+                    *self = BodyState::Done;
+                }
+                Ok(scan.consumed)
+            }
+            BodyState::UntilClose => {
+                on_data(0..data.len());
+                Ok(data.len())
+            }
+        }
+    }
+}
+
+/// Why copying a request body stopped.
+pub(crate) enum SendError {
+    /// The client went away or sent garbage: abort the exchange.
+    Client(ProxyError),
+    /// The body is larger than the listener allows (413).
+    TooLarge,
+    /// Writing to the upstream failed; it may still have answered.
+    Upstream,
+}
+
+/// Copies the rest of a request body from the client to the upstream.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn send_request_body(
+    cr: &mut OwnedReadHalf<TcpStream>,
+    rbuf: &mut ReadBuf,
+    upw: &mut OwnedWriteHalf<TcpStream>,
+    state: &mut BodyState,
+    limit: Option<u64>,
+    sent: &mut u64,
+    idle: Duration,
+) -> Result<(), SendError> {
+    while !state.is_done() {
+        if rbuf.is_empty() {
+            match rbuf.fill(cr, BODY_CHUNK, monoio::time::sleep(idle)).await {
+                Ok(Fill::Data(_)) => {}
+                Ok(Fill::Eof) => return Err(SendError::Client(ProxyError::ClientGone)),
+                Ok(Fill::Stopped) => {
+                    return Err(SendError::Client(ProxyError::BadRequest("request body timeout".into())))
+                }
+                Ok(Fill::Full) => {}
+                Err(e) => return Err(SendError::Client(ProxyError::ClientIo(e))),
+            }
+        }
+        let mut payload = 0u64;
+        let n = state
+            .take(rbuf.data(), |r| payload += r.len() as u64)
+            .map_err(|e| SendError::Client(ProxyError::BadRequest(e.to_string())))?;
+        *sent += payload;
+        if limit.is_some_and(|l| *sent > l) {
+            return Err(SendError::TooLarge);
+        }
+        if rbuf.write_out(upw, n).await.is_err() {
+            return Err(SendError::Upstream);
+        }
+    }
+    Ok(())
+}
+
+/// Why relaying a response body stopped.
+pub(crate) enum RelayError {
+    Upstream(ProxyError),
+    Client(ProxyError),
+}
+
+/// Sends `first` (the response head) and then the response body from the upstream to the
+/// client. `dechunk`: strip chunked framing (HTTP/1.0 client).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn relay_response_body(
+    upr: &mut OwnedReadHalf<TcpStream>,
+    upbuf: &mut ReadBuf,
+    cw: &mut OwnedWriteHalf<TcpStream>,
+    state: &mut BodyState,
+    dechunk: bool,
+    first: Vec<u8>,
+    read_timeout: Duration,
+    write_timeout: Duration,
+) -> Result<(), RelayError> {
+    let mut out = first;
+    loop {
+        if !upbuf.is_empty() && !state.is_done() {
+            if dechunk || !out.is_empty() {
+                // Gather into `out`: the head goes out with the first body bytes in one write.
+                let data = upbuf.data();
+                let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+                let n = state
+                    .take(data, |r| ranges.push(r))
+                    .map_err(|e| RelayError::Upstream(ProxyError::UpstreamInvalid(e.to_string())))?;
+                if dechunk {
+                    for r in ranges {
+                        out.extend_from_slice(data.get(r).unwrap_or(&[]));
+                    }
+                } else {
+                    out.extend_from_slice(data.get(..n).unwrap_or(&[]));
+                }
+                upbuf.consume(n);
+            } else {
+                let n = state
+                    .take(upbuf.data(), |_| {})
+                    .map_err(|e| RelayError::Upstream(ProxyError::UpstreamInvalid(e.to_string())))?;
+                match monoio::time::timeout(write_timeout, upbuf.write_out(cw, n)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(RelayError::Client(ProxyError::ClientIo(e))),
+                    Err(_) => return Err(RelayError::Client(ProxyError::ClientGone)),
+                }
+            }
+        }
+        if !out.is_empty() {
+            let v = std::mem::take(&mut out);
+            write_vec_timeout(cw, v, write_timeout)
+                .await
+                .map_err(|e| RelayError::Client(ProxyError::ClientIo(e)))?;
+        }
+        if state.is_done() {
+            return Ok(());
+        }
+        match upbuf.fill(upr, BODY_CHUNK, monoio::time::sleep(read_timeout)).await {
+            Ok(Fill::Data(_)) | Ok(Fill::Full) => {}
+            Ok(Fill::Eof) => {
+                if matches!(state, BodyState::UntilClose) {
+                    *state = BodyState::Done;
+                    return Ok(());
+                }
+                return Err(RelayError::Upstream(ProxyError::UpstreamInvalid(
+                    "upstream closed the connection mid-body".into(),
+                )));
+            }
+            Ok(Fill::Stopped) => return Err(RelayError::Upstream(ProxyError::Timeout)),
+            Err(e) => return Err(RelayError::Upstream(ProxyError::UpstreamIo(e))),
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Forwarding one request to a cluster: acquire a connection, send the request while
+//! receiving the response, relay it, and decide what can be reused.
+//!
+//! Pipeline position: after Route (which chose the cluster), it runs Balance + Pool
+//! (`upstream::acquire`), then the upstream exchange. Request body upload and response
+//! download run *concurrently*: an upstream that answers early (413, 401) or streams its
+//! response while reading (echo, proxies) never deadlocks, and `Expect: 100-continue` works
+//! because the upstream's `100 Continue` is relayed while the client waits.
+//!
+//! Retry rule: a request that found its *pooled* connection closed by the upstream before
+//! any response byte arrived (the keep-alive race) is retried once on a fresh connection when
+//! it is idempotent and has no body — nothing was lost, so nothing can be duplicated.
+
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use monoio::io::{OwnedReadHalf, OwnedWriteHalf};
+use monoio::net::TcpStream;
+use ringside_codec::{parse_response, write_request_head, write_response_head, BodyKind, RequestHead, Version};
+use ringside_config::{Cluster, HttpLimits};
+
+use super::body::{relay_response_body, send_request_body, BodyState, RelayError, SendError};
+use crate::error::ProxyError;
+use crate::io::{write_vec_timeout, Fill, ReadBuf};
+use crate::pool::Upstream;
+use crate::state::ClusterState;
+use crate::tunnel::{tunnel, End};
+use crate::upstream::acquire;
+use crate::worker::Worker;
+
+/// Largest response head accepted from an upstream.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Longest wait for the response head, or between two reads of a body, when the route sets
+/// no timeout (nginx's `proxy_read_timeout`).
+pub(crate) const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The client side of the connection, lent to one request.
+pub(crate) struct Downstream<'a> {
+    pub(crate) r: &'a mut OwnedReadHalf<TcpStream>,
+    pub(crate) w: &'a mut OwnedWriteHalf<TcpStream>,
+    pub(crate) buf: &'a mut ReadBuf,
+}
+
+/// Everything about the request the forwarder needs.
+pub(crate) struct Request<'a> {
+    pub(crate) head: &'a RequestHead,
+    /// Headers the proxy sets on the upstream request (X-Forwarded-*, X-Request-Id).
+    pub(crate) set: &'a [(&'a str, &'a [u8])],
+    pub(crate) limits: &'a HttpLimits,
+    /// Listener idle timeout: bounds waits on the client.
+    pub(crate) idle: Duration,
+    /// The client asked to keep the connection open.
+    pub(crate) client_keep: bool,
+    /// Ring-hash key of the request.
+    pub(crate) hash: Option<u64>,
+}
+
+/// How a forwarded request ended.
+pub(crate) enum Forwarded {
+    /// A response was relayed; `keep` says whether the client connection can serve another.
+    Done { keep: bool },
+    /// The connection became a tunnel and has ended.
+    Tunneled,
+}
+
+/// A failure, and whether the client already received a response head (then it can only be
+/// closed, not answered).
+pub(crate) struct Failure {
+    pub(crate) err: ProxyError,
+    pub(crate) head_sent: bool,
+}
+
+enum Exchanged {
+    Final { keep_client: bool, reuse_upstream: bool },
+    Upgraded,
+}
+
+pub(crate) async fn forward(
+    worker: &Worker,
+    cluster: &Cluster,
+    state: &ClusterState,
+    req: &Request<'_>,
+    ds: &mut Downstream<'_>,
+    head_sent: &Cell<bool>,
+) -> Result<Forwarded, ProxyError> {
+    let retry_safe = req.head.is_idempotent() && matches!(req.head.body(), BodyKind::Empty | BodyKind::Length(0));
+    let mut attempt = 0;
+    loop {
+        let (mut up, idx) = acquire(worker, cluster, state, req.hash, attempt == 0).await?;
+        state.balancer.request_started(idx);
+        let res = exchange(worker, req, ds, &mut up, head_sent).await;
+        state.balancer.request_finished(idx);
+        match res {
+            Ok(Exchanged::Final { keep_client, reuse_upstream }) => {
+                if reuse_upstream && !worker.draining() {
+                    worker.pool.put(up, cluster.max_idle_per_endpoint, cluster.idle_timeout);
+                }
+                return Ok(Forwarded::Done { keep: keep_client });
+            }
+            Ok(Exchanged::Upgraded) => {
+                let Upstream { mut r, mut w, mut buf, .. } = up;
+                let _ = tunnel(
+                    End { r: ds.r, w: ds.w, buf: ds.buf },
+                    End { r: &mut r, w: &mut w, buf: &mut buf },
+                    req.idle,
+                )
+                .await;
+                return Ok(Forwarded::Tunneled);
+            }
+            Err(ProxyError::UpstreamClosedEarly) if up.reused && retry_safe && !head_sent.get() && attempt == 0 => {
+                tracing::debug!(endpoint = %up.addr, "pooled connection was closed by the upstream; retrying");
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn exchange(
+    worker: &Worker,
+    req: &Request<'_>,
+    ds: &mut Downstream<'_>,
+    up: &mut Upstream,
+    head_sent: &Cell<bool>,
+) -> Result<Exchanged, ProxyError> {
+    let head = req.head;
+    let upgrade = head.upgrade().is_some() && matches!(head.body(), BodyKind::Empty);
+    let mut out = Vec::with_capacity(1024);
+    write_request_head(&mut out, head, req.set, upgrade);
+    let mut body = BodyState::new(head.body());
+    let mut sent = 0u64;
+    let mut payload = 0u64;
+    let n = body
+        .take(ds.buf.data(), |r| payload += r.len() as u64)
+        .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+    sent += payload;
+    if req.limits.max_request_body_bytes.is_some_and(|l| sent > l) {
+        return Err(ProxyError::BodyTooLarge);
+    }
+    out.extend_from_slice(ds.buf.data().get(..n).unwrap_or(&[]));
+    ds.buf.consume(n);
+    let reused = up.reused;
+    if let Err(e) = write_vec_timeout(&mut up.w, out, UPSTREAM_READ_TIMEOUT).await {
+        return Err(if reused { ProxyError::UpstreamClosedEarly } else { ProxyError::UpstreamIo(e) });
+    }
+
+    let Upstream { r: upr, w: upw, buf: upbuf, .. } = up;
+    let Downstream { r: cr, w: cw, buf: cbuf } = ds;
+    let limit = req.limits.max_request_body_bytes;
+    let mut send_result: Option<Result<(), SendError>> = body.is_done().then_some(Ok(()));
+    let outcome = {
+        let mut send = pin!(async {
+            if body.is_done() {
+                Ok(())
+            } else {
+                send_request_body(cr, cbuf, upw, &mut body, limit, &mut sent, req.idle).await
+            }
+        });
+        let mut recv = pin!(receive(worker, req, upr, upbuf, cw, upgrade, head_sent));
+        poll_fn(|cx| {
+            if send_result.is_none() {
+                if let Poll::Ready(r) = send.as_mut().poll(cx) {
+                    match r {
+                        Err(SendError::Client(e)) => return Poll::Ready(Err(e)),
+                        Err(SendError::TooLarge) => return Poll::Ready(Err(ProxyError::BodyTooLarge)),
+                        other => send_result = Some(other),
+                    }
+                }
+            }
+            recv.as_mut().poll(cx)
+        })
+        .await
+    };
+    match outcome? {
+        Exchanged::Final { keep_client, reuse_upstream } => {
+            // A request body that did not finish (the upstream answered early) leaves both
+            // connections in an unknown state: close them.
+            let body_complete = matches!(send_result, Some(Ok(())));
+            Ok(Exchanged::Final {
+                keep_client: keep_client && body_complete,
+                reuse_upstream: reuse_upstream && body_complete,
+            })
+        }
+        Exchanged::Upgraded => Ok(Exchanged::Upgraded),
+    }
+}
+
+/// Reads the response head (relaying interim 1xx responses), writes it to the client, and
+/// relays the body.
+async fn receive(
+    worker: &Worker,
+    req: &Request<'_>,
+    upr: &mut OwnedReadHalf<TcpStream>,
+    upbuf: &mut ReadBuf,
+    cw: &mut OwnedWriteHalf<TcpStream>,
+    upgrade: bool,
+    head_sent: &Cell<bool>,
+) -> Result<Exchanged, ProxyError> {
+    let head = req.head;
+    let http10 = head.version() == Version::Http10;
+    let mut got_bytes = false;
+    loop {
+        let (resp, n) = loop {
+            if !upbuf.is_empty() {
+                got_bytes = true;
+                match parse_response(upbuf.data(), MAX_RESPONSE_HEAD, head.method()) {
+                    Ok(Some(parsed)) => break parsed,
+                    Ok(None) => {}
+                    Err(e) => return Err(ProxyError::UpstreamInvalid(e.to_string())),
+                }
+            }
+            match upbuf.fill(upr, MAX_RESPONSE_HEAD, monoio::time::sleep(UPSTREAM_READ_TIMEOUT)).await {
+                Ok(Fill::Data(_)) => {}
+                Ok(Fill::Eof) if !got_bytes => return Err(ProxyError::UpstreamClosedEarly),
+                Ok(Fill::Eof) => {
+                    return Err(ProxyError::UpstreamInvalid("upstream closed the connection mid-head".into()))
+                }
+                Ok(Fill::Stopped) => return Err(ProxyError::Timeout),
+                Ok(Fill::Full) => return Err(ProxyError::UpstreamInvalid("response head too large".into())),
+                Err(e) if !got_bytes && is_reset(&e) => return Err(ProxyError::UpstreamClosedEarly),
+                Err(e) => return Err(ProxyError::UpstreamIo(e)),
+            }
+        };
+        upbuf.consume(n);
+        let status = resp.status();
+        if status == 101 {
+            if !upgrade {
+                return Err(ProxyError::UpstreamInvalid("101 without an upgrade request".into()));
+            }
+            let mut out = Vec::with_capacity(512);
+            write_response_head(&mut out, &resp, &[], true);
+            head_sent.set(true);
+            write_vec_timeout(cw, out, req.idle).await.map_err(ProxyError::ClientIo)?;
+            return Ok(Exchanged::Upgraded);
+        }
+        if resp.is_informational() {
+            // 100 Continue, 103 Early Hints...: relay to HTTP/1.1 clients, drop for 1.0.
+            if !http10 {
+                let mut out = Vec::with_capacity(256);
+                write_response_head(&mut out, &resp, &[], true);
+                write_vec_timeout(cw, out, req.idle).await.map_err(ProxyError::ClientIo)?;
+            }
+            continue;
+        }
+        let kind = resp.body();
+        let dechunk = http10 && kind == BodyKind::Chunked;
+        let keep_client = req.client_keep && !http10 && kind != BodyKind::UntilClose && !worker.draining();
+        let mut out = Vec::with_capacity(1024);
+        if dechunk {
+            ringside_codec::write_response_head_dechunked(&mut out, &resp, &[]);
+        } else {
+            write_response_head(&mut out, &resp, &[], keep_client);
+        }
+        head_sent.set(true);
+        let mut state = BodyState::new(kind);
+        let relayed =
+            relay_response_body(upr, upbuf, cw, &mut state, dechunk, out, UPSTREAM_READ_TIMEOUT, req.idle).await;
+        match relayed {
+            Ok(()) => {}
+            Err(RelayError::Upstream(e)) | Err(RelayError::Client(e)) => return Err(e),
+        }
+        let reuse_upstream = resp.keep_alive() && upbuf.is_empty();
+        return Ok(Exchanged::Final { keep_client, reuse_upstream });
+    }
+}
+
+fn is_reset(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::BrokenPipe
+    )
+}

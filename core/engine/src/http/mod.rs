@@ -1,0 +1,152 @@
+//! HTTP/1.1 listeners: the connection loop.
+//!
+//! ```text
+//! accept ─▶ read head (limits, slowloris timeout) ─▶ route ─▶ direct response | forward
+//!        ◀─ keep-alive: next request (pipelined bytes already buffered are served in order)
+//! ```
+//! Reads the listener's `HttpListener` (routes, limits) from the *current* snapshot before
+//! every request, so a reload reaches open keep-alive connections. While waiting for a
+//! request the connection also watches the worker's drain event: an idle connection closes
+//! at once when draining starts, one with a request in flight finishes it and answers with
+//! `Connection: close`.
+
+mod body;
+mod forward;
+mod respond;
+mod route;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::TcpStream;
+use monoio::time::Instant;
+use ringside_codec::{parse_request, Limits, RequestHead};
+use ringside_config::{HttpListener, Listener, ListenerKind};
+
+use crate::error::ProxyError;
+use crate::io::{either, write_vec_timeout, Fill, ReadBuf};
+use crate::worker::{ConnGuard, Worker};
+
+
+/// Initial read buffer per connection; it grows for large heads and bodies and shrinks back
+/// when the connection goes idle.
+const INITIAL_BUF: usize = 4096;
+/// After an error response, how long to keep reading (and discarding) what the client still
+/// sends, so that closing does not reset the connection before it has read the response.
+const LINGER: Duration = Duration::from_secs(2);
+
+pub(crate) async fn serve(
+    worker: Rc<Worker>,
+    listener: Rc<str>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    _guard: ConnGuard,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut r, mut w) = stream.into_split();
+    let mut buf = ReadBuf::with_capacity(INITIAL_BUF);
+    let mut first = true;
+    loop {
+        let view = worker.views.current();
+        let Some(l) = view.listener(&listener) else { break };
+        let ListenerKind::Http(http) = &l.kind else { break };
+        let head = match read_head(&worker, &mut r, &mut buf, l, http, first).await {
+            Ok(Some(head)) => head,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "bad request head");
+                if e.answerable() {
+                    let mut out = Vec::with_capacity(256);
+                    respond::error(&mut out, &e, true, false, None);
+                    if write_vec_timeout(&mut w, out, l.idle_timeout).await.is_ok() {
+                        linger(&mut r, &mut w).await;
+                    }
+                }
+                break;
+            }
+        };
+        first = false;
+        let mut ds = forward::Downstream { r: &mut r, w: &mut w, buf: &mut buf };
+        match route::handle(&worker, &view, l, http, &head, peer, &mut ds).await {
+            route::After::KeepAlive => continue,
+            route::After::Close => break,
+            route::After::Linger => {
+                linger(&mut r, &mut w).await;
+                break;
+            }
+        }
+    }
+}
+
+/// Reads until one request head is complete. `Ok(None)`: the connection ended cleanly (EOF,
+/// idle timeout, or drain while idle).
+async fn read_head(
+    worker: &Worker,
+    r: &mut OwnedReadHalf<TcpStream>,
+    buf: &mut ReadBuf,
+    l: &Listener,
+    http: &HttpListener,
+    first: bool,
+) -> Result<Option<RequestHead>, ProxyError> {
+    let limits = Limits {
+        max_header_bytes: http.limits.max_header_bytes,
+        max_headers: http.limits.max_headers,
+        max_uri_bytes: http.limits.max_uri_bytes,
+    };
+    let cap = http.limits.max_header_bytes.saturating_add(4096);
+    let head_timeout = http.limits.request_head_timeout;
+    // The first request of a connection must arrive within the head timeout (slowloris);
+    // later ones may wait the idle timeout before their first byte.
+    let mut deadline = (first || !buf.is_empty()).then(|| Instant::now() + head_timeout);
+    loop {
+        if !buf.is_empty() {
+            if let Some((head, n)) = parse_request(buf.data(), &limits)? {
+                buf.consume(n);
+                return Ok(Some(head));
+            }
+        }
+        let idle = buf.is_empty();
+        if idle {
+            buf.shrink_idle(INITIAL_BUF);
+        }
+        let fill = match (idle, deadline) {
+            (true, None) => {
+                buf.fill(r, cap, either(monoio::time::sleep(l.idle_timeout), worker.drain.wait())).await
+            }
+            (true, Some(d)) => buf.fill(r, cap, either(monoio::time::sleep_until(d), worker.drain.wait())).await,
+            (false, d) => {
+                let d = d.unwrap_or_else(|| Instant::now() + head_timeout);
+                buf.fill(r, cap, monoio::time::sleep_until(d)).await
+            }
+        };
+        match fill {
+            Ok(Fill::Data(_)) => {
+                if deadline.is_none() {
+                    deadline = Some(Instant::now() + head_timeout);
+                }
+            }
+            Ok(Fill::Eof) if buf.is_empty() => return Ok(None),
+            Ok(Fill::Eof) => return Err(ProxyError::ClientGone),
+            Ok(Fill::Stopped) if buf.is_empty() => return Ok(None),
+            Ok(Fill::Stopped) => return Err(ProxyError::HeadTimeout),
+            Ok(Fill::Full) => return Err(ProxyError::HeadersTooLarge),
+            Err(e) => return Err(ProxyError::ClientIo(e)),
+        }
+    }
+}
+
+/// Half-closes and discards what the client still sends for a short while, so the response
+/// already written is read before the socket closes (nginx's lingering close).
+async fn linger(r: &mut OwnedReadHalf<TcpStream>, w: &mut OwnedWriteHalf<TcpStream>) {
+    let _ = w.shutdown().await;
+    let deadline = Instant::now() + LINGER;
+    let mut scratch = vec![0u8; 4096];
+    loop {
+        match monoio::time::timeout_at(deadline, r.read(scratch)).await {
+            Ok((Ok(n), b)) if n > 0 => scratch = b,
+            _ => return,
+        }
+    }
+}

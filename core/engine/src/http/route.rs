@@ -1,0 +1,186 @@
+//! The Route stage: picks the first route of the listener that matches the request, and acts
+//! on it — a direct response, or forwarding to a cluster (a weighted choice among several).
+//!
+//! Also where the request is checked against what no route could serve (CONNECT, a declared
+//! body over the limit), where the proxy headers are prepared (X-Forwarded-For appended,
+//! X-Forwarded-Proto set when absent, X-Request-Id kept or generated), and where a route's
+//! whole-request timeout is enforced (504 before the response head; a cut connection after).
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+
+use ringside_codec::{BodyKind, RequestHead, Version};
+use ringside_config::{ClusterId, HttpListener, Listener, Lb, RequestView, RouteAction};
+
+use super::forward::{forward, Downstream, Forwarded, Request};
+use super::respond;
+use crate::balance::request_hash;
+use crate::error::ProxyError;
+use crate::io::write_vec_timeout;
+use crate::state::View;
+use crate::worker::Worker;
+
+/// What the connection loop does after a request.
+pub(crate) enum After {
+    KeepAlive,
+    Close,
+    /// Close after discarding what the client may still send (an unread body).
+    Linger,
+}
+
+pub(crate) async fn handle(
+    worker: &Worker,
+    view: &View,
+    l: &Listener,
+    http: &HttpListener,
+    head: &RequestHead,
+    peer: SocketAddr,
+    ds: &mut Downstream<'_>,
+) -> After {
+    let client_keep = head.keep_alive() && head.version() == Version::Http11 && !worker.draining();
+    let has_body = !matches!(head.body(), BodyKind::Empty | BodyKind::Length(0));
+    let head_only = head.method() == "HEAD";
+
+    if head.method() == "CONNECT" {
+        return answer(ds, l, &ProxyError::MethodNotAllowed, false, head_only, has_body).await;
+    }
+    if let (BodyKind::Length(n), Some(max)) = (head.body(), http.limits.max_request_body_bytes) {
+        if n > max {
+            return answer(ds, l, &ProxyError::BodyTooLarge, false, head_only, true).await;
+        }
+    }
+    let request = RequestView {
+        method: head.method(),
+        host: head.host(),
+        path: head.path(),
+        header: |name: &str| head.header(name),
+    };
+    let Some(route) = http.routes.iter().find(|r| r.matcher.matches(&request)) else {
+        return answer(ds, l, &ProxyError::NoRoute, client_keep, head_only, has_body).await;
+    };
+    let cluster = match &route.action {
+        RouteAction::Direct(d) => {
+            let keep = client_keep && !has_body;
+            let mut out = Vec::with_capacity(256 + d.body.len());
+            respond::direct(&mut out, d, !keep, head_only);
+            return match write_vec_timeout(ds.w, out, l.idle_timeout).await {
+                Ok(()) if keep => After::KeepAlive,
+                Ok(()) if has_body => After::Linger,
+                _ => After::Close,
+            };
+        }
+        RouteAction::Cluster(id) => *id,
+        RouteAction::Weighted { targets, total } => pick_weighted(worker, targets, *total),
+    };
+
+    let Some(c) = view.snap.config.clusters.get(cluster.0) else {
+        return answer(ds, l, &ProxyError::NoHealthyEndpoint, false, head_only, has_body).await;
+    };
+    let Some(state) = view.clusters.get(cluster.0) else {
+        return answer(ds, l, &ProxyError::NoHealthyEndpoint, false, head_only, has_body).await;
+    };
+    let request_id = match head.header("x-request-id") {
+        Some(id) if !id.is_empty() => id.to_vec(),
+        _ => new_request_id(worker),
+    };
+    let ip = peer.ip().to_string();
+    let xff = match head.header("x-forwarded-for") {
+        Some(prev) if !prev.is_empty() => {
+            let mut v = prev.to_vec();
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(ip.as_bytes());
+            v
+        }
+        _ => ip.into_bytes(),
+    };
+    let proto: &[u8] = head.header("x-forwarded-proto").unwrap_or(b"http");
+    let set: [(&str, &[u8]); 3] =
+        [("X-Forwarded-For", &xff), ("X-Forwarded-Proto", proto), ("X-Request-Id", &request_id)];
+    let hash = match (c.lb, &c.hash_key) {
+        (Lb::RingHash, Some(key)) => request_hash(key, |n| head.header(n), peer.ip()),
+        _ => None,
+    };
+    let req = Request {
+        head,
+        set: &set,
+        limits: &http.limits,
+        idle: l.idle_timeout,
+        client_keep,
+        hash,
+    };
+    let head_sent = Cell::new(false);
+    let result = {
+        let fut = forward(worker, c, state, &req, ds, &head_sent);
+        match route.timeout {
+            Some(t) => monoio::time::timeout(t, fut).await.unwrap_or(Err(ProxyError::Timeout)),
+            None => fut.await,
+        }
+    };
+    match result {
+        Ok(Forwarded::Done { keep: true }) => After::KeepAlive,
+        Ok(Forwarded::Done { keep: false }) | Ok(Forwarded::Tunneled) => After::Close,
+        Err(e) => {
+            tracing::debug!(route = %route.name, cluster = %c.name, %peer, error = %e, "request failed");
+            if head_sent.get() || !e.answerable() {
+                return After::Close;
+            }
+            // The request body may be partly unread: only a bodyless request keeps the
+            // connection after an error.
+            let mut out = Vec::with_capacity(256);
+            respond::error(&mut out, &e, !(client_keep && !has_body), head_only, Some(&request_id));
+            match write_vec_timeout(ds.w, out, l.idle_timeout).await {
+                Ok(()) if client_keep && !has_body => After::KeepAlive,
+                Ok(()) if has_body => After::Linger,
+                _ => After::Close,
+            }
+        }
+    }
+}
+
+/// Writes an error response; keeps the connection only when asked and no body is pending.
+async fn answer(
+    ds: &mut Downstream<'_>,
+    l: &Listener,
+    err: &ProxyError,
+    keep: bool,
+    head_only: bool,
+    has_body: bool,
+) -> After {
+    let keep = keep && !has_body;
+    let mut out = Vec::with_capacity(256);
+    respond::error(&mut out, err, !keep, head_only, None);
+    match write_vec_timeout(ds.w, out, l.idle_timeout).await {
+        Ok(()) if keep => After::KeepAlive,
+        Ok(()) => After::Linger,
+        Err(_) => After::Close,
+    }
+}
+
+fn pick_weighted(worker: &Worker, targets: &[(ClusterId, u32)], total: u64) -> ClusterId {
+    let mut x = worker.random() % total.max(1);
+    for (id, w) in targets {
+        let w = u64::from(*w);
+        if x < w {
+            return *id;
+        }
+        x -= w;
+    }
+    targets.last().map_or(ClusterId(0), |t| t.0)
+}
+
+/// A random (version 4) UUID in its usual text form.
+fn new_request_id(worker: &Worker) -> Vec<u8> {
+    let hi = worker.random();
+    let lo = worker.random();
+    let hi = (hi & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000;
+    let lo = (lo & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xffff,
+        lo >> 48,
+        lo & 0xffff_ffff_ffff
+    )
+    .into_bytes()
+}

@@ -1,0 +1,210 @@
+//! I/O helpers over monoio's owned-buffer API, written once and used by every stage.
+//!
+//! - [`until`] runs a cancelable operation against a stop condition (timer, drain) and, when
+//!   the stop wins, *cancels and then awaits* the operation: bytes it read or a socket it
+//!   accepted are returned to the caller, never lost in a dropped future (DESIGN.md: "a
+//!   cancelled read or write closes the connection rather than losing bytes silently").
+//! - [`ReadBuf`] is a bounded read buffer that appends, compacts and grows up to a limit.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent, Canceller};
+
+/// Runs `op` until it completes. If `stop` resolves first, the operation is cancelled and
+/// awaited; the result then says whether the stop fired (`stopped = true`). An operation that
+/// completed despite the cancel returns its real result.
+pub(crate) async fn until<T, F, S>(op: impl FnOnce(CancelHandle) -> F, stop: S) -> (T, bool)
+where
+    F: Future<Output = T>,
+    S: Future<Output = ()>,
+{
+    let canceller = Canceller::new();
+    let mut op = pin!(op(canceller.handle()));
+    let mut stop = pin!(stop);
+    let mut canceller = Some(canceller);
+    let mut stopped = false;
+    let out = poll_fn(|cx| {
+        if let Poll::Ready(v) = op.as_mut().poll(cx) {
+            return Poll::Ready(v);
+        }
+        if let Some(c) = canceller.as_ref() {
+            let _ = c;
+            if stop.as_mut().poll(cx).is_ready() {
+                stopped = true;
+                if let Some(c) = canceller.take() {
+                    drop(c.cancel());
+                }
+                return op.as_mut().poll(cx);
+            }
+        }
+        Poll::Pending
+    })
+    .await;
+    (out, stopped)
+}
+
+/// Resolves when either future does.
+pub(crate) async fn either<A: Future<Output = ()>, B: Future<Output = ()>>(a: A, b: B) {
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    poll_fn(|cx| {
+        if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Whether an I/O error is the cancellation `until` caused.
+pub(crate) fn is_canceled(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ECANCELED) || e.kind() == io::ErrorKind::Interrupted
+}
+
+/// A bounded read buffer: data lives in `buf[pos..]`; reads append after it.
+pub(crate) struct ReadBuf {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+/// What one `ReadBuf::fill` produced.
+pub(crate) enum Fill {
+    /// This many new bytes were appended.
+    Data(usize),
+    /// The peer closed its side (read returned 0).
+    Eof,
+    /// The stop condition fired before any byte arrived.
+    Stopped,
+    /// The buffer is at its limit and holds only unconsumed data.
+    Full,
+}
+
+impl ReadBuf {
+    pub(crate) fn with_capacity(n: usize) -> ReadBuf {
+        ReadBuf { buf: Vec::with_capacity(n), pos: 0 }
+    }
+
+    pub(crate) fn data(&self) -> &[u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.pos = (self.pos + n).min(self.buf.len());
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+    }
+
+    /// Gives back memory grown for a large head or body once nothing is buffered, so an
+    /// idle keep-alive connection costs little.
+    pub(crate) fn shrink_idle(&mut self, to: usize) {
+        if self.is_empty() && self.buf.capacity() > to.saturating_mul(4) {
+            self.buf = Vec::with_capacity(to);
+            self.pos = 0;
+        }
+    }
+
+    /// Takes the first `n` buffered bytes out as their own vector.
+    pub(crate) fn take_vec(&mut self, n: usize) -> Vec<u8> {
+        let n = n.min(self.len());
+        let v = self.data()[..n].to_vec();
+        self.consume(n);
+        v
+    }
+
+    /// Makes room for at least one more byte, compacting first and growing up to `limit`.
+    fn make_room(&mut self, limit: usize) -> bool {
+        if self.buf.len() < self.buf.capacity() {
+            return true;
+        }
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos.., 0);
+            self.buf.truncate(self.buf.len() - self.pos);
+            self.pos = 0;
+            return true;
+        }
+        let cap = self.buf.capacity();
+        if cap >= limit {
+            return false;
+        }
+        let want = (cap.max(4096) * 2).min(limit);
+        self.buf.reserve_exact(want - self.buf.len());
+        true
+    }
+
+    /// Reads once from `r`, appending. Grows the buffer up to `limit` bytes.
+    pub(crate) async fn fill<R, S>(&mut self, r: &mut R, limit: usize, stop: S) -> io::Result<Fill>
+    where
+        R: CancelableAsyncReadRent,
+        S: Future<Output = ()>,
+    {
+        if !self.make_room(limit) {
+            return Ok(Fill::Full);
+        }
+        let vec = std::mem::take(&mut self.buf);
+        let start = vec.len();
+        let end = vec.capacity();
+        let ((res, slice), stopped) =
+            until(|h| r.cancelable_read(vec.slice_mut(start..end), h), stop).await;
+        self.buf = slice.into_inner();
+        match res {
+            Ok(0) => Ok(Fill::Eof),
+            Ok(n) => Ok(Fill::Data(n)),
+            Err(e) if stopped && is_canceled(&e) => Ok(Fill::Stopped),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the first `n` buffered bytes to `w` and consumes them.
+    pub(crate) async fn write_out<W: AsyncWriteRent>(&mut self, w: &mut W, n: usize) -> io::Result<()> {
+        use monoio::buf::IoBuf;
+        let n = n.min(self.len());
+        if n == 0 {
+            return Ok(());
+        }
+        let vec = std::mem::take(&mut self.buf);
+        let (res, slice) = w.write_all(vec.slice(self.pos..self.pos + n)).await;
+        self.buf = slice.into_inner();
+        res?;
+        self.consume(n);
+        Ok(())
+    }
+}
+
+/// Writes a whole vector, giving it back (cleared) for reuse.
+pub(crate) async fn write_vec<W: AsyncWriteRent>(w: &mut W, v: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+    if v.is_empty() {
+        return (Ok(()), v);
+    }
+    let (res, mut v) = w.write_all(v).await;
+    v.clear();
+    (res.map(|_| ()), v)
+}
+
+/// Writes with a deadline; a write that cannot finish in time is an error (the caller closes).
+pub(crate) async fn write_vec_timeout<W: AsyncWriteRent>(
+    w: &mut W,
+    v: Vec<u8>,
+    limit: Duration,
+) -> io::Result<()> {
+    match monoio::time::timeout(limit, write_vec(w, v)).await {
+        Ok((res, _)) => res,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
+    }
+}

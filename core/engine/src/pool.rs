@@ -1,0 +1,173 @@
+//! `Pool`: this worker's idle upstream HTTP/1 connections, keyed by endpoint address.
+//!
+//! Sits between Balance (which picked the endpoint) and the upstream exchange. Connections are
+//! reused last-in first-out (the warmest first); each endpoint keeps at most the cluster's
+//! `max_idle_per_endpoint` idle connections and drops them after its `idle_timeout`. Before a
+//! connection is handed out it is checked with a non-blocking `MSG_PEEK`: one the upstream
+//! has closed (or that holds unexpected bytes) is discarded instead of failing a request.
+//! Because the key is the address, pooled connections survive any reload that keeps the
+//! endpoint. Per worker, so no lock: a process holds at most `workers × max_idle` per endpoint.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use monoio::io::{OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::TcpStream;
+
+use crate::io::ReadBuf;
+
+/// Response-side buffer of an upstream connection.
+const UPSTREAM_BUF: usize = 16 * 1024;
+
+/// One upstream connection, split so that request and response can flow at the same time.
+pub(crate) struct Upstream {
+    pub(crate) r: OwnedReadHalf<TcpStream>,
+    pub(crate) w: OwnedWriteHalf<TcpStream>,
+    pub(crate) buf: ReadBuf,
+    pub(crate) addr: SocketAddr,
+    /// Taken from the pool rather than freshly connected.
+    pub(crate) reused: bool,
+    fd: RawFd,
+}
+
+impl Upstream {
+    /// Connects with a deadline; sets TCP_NODELAY.
+    pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Upstream> {
+        let stream = match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+        };
+        let _ = stream.set_nodelay(true);
+        let fd = stream.as_raw_fd();
+        let (r, w) = stream.into_split();
+        Ok(Upstream { r, w, buf: ReadBuf::with_capacity(UPSTREAM_BUF), addr, reused: false, fd })
+    }
+
+    /// True when the peer has not closed the connection and sent nothing unexpected.
+    fn looks_alive(&self) -> bool {
+        let mut byte = 0u8;
+        // SAFETY: `fd` is owned by `self.r`/`self.w`, which are alive; recv writes at most one
+        // byte into `byte`, and MSG_PEEK|MSG_DONTWAIT neither consumes data nor blocks.
+        let n = unsafe {
+            libc::recv(self.fd, (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error().raw_os_error();
+            return e == Some(libc::EAGAIN) || e == Some(libc::EWOULDBLOCK);
+        }
+        false // 0 = closed by peer; >0 = bytes nobody asked for
+    }
+}
+
+struct Idle {
+    conn: Upstream,
+    expires: Instant,
+}
+
+#[derive(Default)]
+pub(crate) struct Pool {
+    idle: RefCell<HashMap<SocketAddr, VecDeque<Idle>>>,
+}
+
+impl Pool {
+    /// The most recently returned live connection to `addr`, if any.
+    pub(crate) fn take(&self, addr: SocketAddr) -> Option<Upstream> {
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.get_mut(&addr)?;
+        let now = Instant::now();
+        while let Some(entry) = list.pop_back() {
+            if entry.expires > now && entry.conn.looks_alive() {
+                let mut conn = entry.conn;
+                conn.reused = true;
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection for reuse; the oldest is dropped beyond `max_idle`.
+    pub(crate) fn put(&self, conn: Upstream, max_idle: usize, idle_timeout: Duration) {
+        if max_idle == 0 || !conn.buf.is_empty() {
+            return;
+        }
+        let mut idle = self.idle.borrow_mut();
+        let list = idle.entry(conn.addr).or_default();
+        while list.len() >= max_idle {
+            list.pop_front();
+        }
+        list.push_back(Idle { conn, expires: Instant::now() + idle_timeout });
+    }
+
+    /// Closes every connection past its idle timeout.
+    pub(crate) fn sweep(&self) {
+        let now = Instant::now();
+        let mut idle = self.idle.borrow_mut();
+        idle.retain(|_, list| {
+            list.retain(|e| e.expires > now);
+            !list.is_empty()
+        });
+    }
+
+    /// Closes everything (drain).
+    pub(crate) fn clear(&self) {
+        self.idle.borrow_mut().clear();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self, addr: SocketAddr) -> usize {
+        self.idle.borrow().get(&addr).map_or(0, VecDeque::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pair() -> (Upstream, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let up = Upstream::connect(addr, Duration::from_secs(1)).await.unwrap();
+        let (peer, _) = l.accept().unwrap();
+        (up, peer)
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn reuses_live_and_discards_closed() {
+        let pool = Pool::default();
+        let (a, peer_a) = pair().await;
+        let addr = a.addr;
+        pool.put(a, 4, Duration::from_secs(60));
+        assert_eq!(pool.idle_count(addr), 1);
+        let got = pool.take(addr).expect("live connection is reused");
+        assert!(got.reused);
+        pool.put(got, 4, Duration::from_secs(60));
+        drop(peer_a); // upstream closes the idle connection
+        monoio::time::sleep(Duration::from_millis(20)).await;
+        assert!(pool.take(addr).is_none(), "closed connection must not be handed out");
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn idle_limit_and_timeout() {
+        let pool = Pool::default();
+        let mut peers = Vec::new();
+        let mut addr = None;
+        for _ in 0..3 {
+            let (c, p) = pair().await;
+            peers.push(p);
+            // All three go to distinct listeners; re-key them onto one address for the test.
+            let mut c = c;
+            let a = *addr.get_or_insert(c.addr);
+            c.addr = a;
+            pool.put(c, 2, Duration::from_millis(30));
+        }
+        let a = addr.unwrap();
+        assert_eq!(pool.idle_count(a), 2);
+        monoio::time::sleep(Duration::from_millis(50)).await;
+        pool.sweep();
+        assert_eq!(pool.idle_count(a), 0);
+    }
+}

@@ -1,0 +1,126 @@
+//! The worker runtime: which I/O driver, and how a worker thread runs its future on it.
+//!
+//! `driver = "auto"` takes io_uring when the kernel offers the operations monoio needs and the
+//! ring can be created (locked-memory limits and seccomp profiles can forbid it), and falls
+//! back to epoll with a log line otherwise. An explicit `io_uring` that cannot be had is an
+//! error at start.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+
+use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
+use ringside_config::DriverChoice;
+
+/// The driver a process actually runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActiveDriver {
+    IoUring,
+    Epoll,
+}
+
+impl fmt::Display for ActiveDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ActiveDriver::IoUring => "io_uring",
+            ActiveDriver::Epoll => "epoll",
+        })
+    }
+}
+
+/// Submission-queue entries per worker ring.
+const RING_ENTRIES: u32 = 1024;
+
+/// Decides the driver once, at start, by building (and dropping) a probe ring.
+pub(crate) fn resolve(choice: DriverChoice) -> io::Result<ActiveDriver> {
+    match choice {
+        DriverChoice::Epoll => Ok(ActiveDriver::Epoll),
+        DriverChoice::IoUring => {
+            probe_uring()?;
+            Ok(ActiveDriver::IoUring)
+        }
+        DriverChoice::Auto => match probe_uring() {
+            Ok(()) => Ok(ActiveDriver::IoUring),
+            Err(e) => {
+                tracing::warn!(error = %e, "io_uring unavailable, falling back to epoll");
+                Ok(ActiveDriver::Epoll)
+            }
+        },
+    }
+}
+
+fn probe_uring() -> io::Result<()> {
+    if !monoio::utils::detect_uring() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the kernel does not offer the io_uring operations needed (or io_uring is disabled)",
+        ));
+    }
+    RuntimeBuilder::<IoUringDriver>::new().with_entries(RING_ENTRIES).enable_timer().build().map(drop)
+}
+
+/// Runs `fut` to completion on a fresh single-thread runtime with the given driver.
+pub(crate) fn block_on<F: Future>(driver: ActiveDriver, fut: F) -> io::Result<F::Output> {
+    match driver {
+        ActiveDriver::IoUring => {
+            let mut rt = RuntimeBuilder::<IoUringDriver>::new()
+                .with_entries(RING_ENTRIES)
+                .enable_timer()
+                .build()?;
+            Ok(rt.block_on(fut))
+        }
+        ActiveDriver::Epoll => {
+            let mut rt = RuntimeBuilder::<LegacyDriver>::new().enable_timer().build()?;
+            Ok(rt.block_on(fut))
+        }
+    }
+}
+
+/// Pins the calling thread to one CPU (best effort: a failure is logged, not fatal).
+pub(crate) fn pin_to_cpu(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET write within it and
+    // sched_setaffinity reads exactly size_of::<cpu_set_t>() bytes from it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        tracing::debug!(cpu, error = %io::Error::last_os_error(), "could not pin worker");
+    }
+}
+
+/// CPUs this process may run on, in order (respects taskset/cgroup cpusets).
+pub(crate) fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: as above; sched_getaffinity fills the set it is given.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoll_always_resolves_and_runs() {
+        assert_eq!(resolve(DriverChoice::Epoll).unwrap(), ActiveDriver::Epoll);
+        assert_eq!(block_on(ActiveDriver::Epoll, async { 7 }).unwrap(), 7);
+    }
+
+    #[test]
+    fn auto_resolves_to_a_driver_that_runs() {
+        let d = resolve(DriverChoice::Auto).unwrap();
+        assert_eq!(block_on(d, async { 1 }).unwrap(), 1);
+    }
+
+    #[test]
+    fn allowed_cpus_is_not_empty() {
+        assert!(!allowed_cpus().is_empty());
+    }
+}

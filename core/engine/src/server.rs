@@ -1,0 +1,260 @@
+//! The process-level side of the engine: binds listeners, starts workers, publishes
+//! configuration, and tells workers to add/remove listeners or drain. Runs on the caller's
+//! (control) thread; nothing here is on the request path.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::Sender;
+use ringside_config::{Config, ListenerKind, Snapshot};
+
+use crate::listen::bind_group;
+use crate::runtime::{self, ActiveDriver};
+use crate::worker::{self, Command, WorkerInit};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("I/O driver: {0}")]
+    Driver(io::Error),
+    #[error("listener {name} ({addr}): {source}")]
+    Bind { name: String, addr: SocketAddr, source: io::Error },
+    #[error("worker {id}: {source}")]
+    Worker { id: usize, source: io::Error },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("listener {name} ({addr}): {source}")]
+    Bind { name: String, addr: SocketAddr, source: io::Error },
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reloaded {
+    /// Same content as the running configuration: nothing changed.
+    Unchanged(u64),
+    /// Published as this generation.
+    Applied(u64),
+}
+
+struct WorkerHandle {
+    thread: JoinHandle<()>,
+    commands: Sender<Command>,
+    wake: StdUnixStream,
+}
+
+impl WorkerHandle {
+    fn send(&mut self, cmd: Command) {
+        if self.commands.send(cmd).is_ok() {
+            let _ = self.wake.write_all(&[1]);
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct ListenerRecord {
+    bind: SocketAddr,
+    tcp: bool,
+    bound: SocketAddr,
+}
+
+struct Control {
+    workers: Vec<WorkerHandle>,
+    listeners: HashMap<String, ListenerRecord>,
+}
+
+/// A running engine. Dropping it does not stop the workers: call [`ServerHandle::shutdown`].
+pub struct ServerHandle {
+    shared: Arc<ArcSwap<Snapshot>>,
+    driver: ActiveDriver,
+    worker_count: usize,
+    control: Mutex<Control>,
+}
+
+/// Binds every listener, starts `config.proxy.workers` pinned workers and returns once all of
+/// them are accepting.
+pub fn start(config: Config) -> Result<ServerHandle, StartError> {
+    let driver = runtime::resolve(config.proxy.driver).map_err(StartError::Driver)?;
+    let workers = config.proxy.workers.max(1);
+    let mut listeners = HashMap::new();
+    let mut sockets: Vec<Vec<(String, std::net::TcpListener)>> = (0..workers).map(|_| Vec::new()).collect();
+    for l in &config.listeners {
+        let (group, bound) = bind_group(l.bind, workers).map_err(|source| StartError::Bind {
+            name: l.name.clone(),
+            addr: l.bind,
+            source,
+        })?;
+        for (w, s) in group.into_iter().enumerate() {
+            sockets[w].push((l.name.clone(), s));
+        }
+        let tcp = matches!(l.kind, ListenerKind::Tcp { .. });
+        listeners.insert(l.name.clone(), ListenerRecord { bind: l.bind, tcp, bound });
+    }
+    let shared = Arc::new(ArcSwap::from_pointee(Snapshot { generation: 1, config }));
+    let cpus = runtime::allowed_cpus();
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<(usize, io::Result<()>)>(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for (id, listeners) in sockets.into_iter().enumerate() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (control_end, worker_end) =
+            StdUnixStream::pair().map_err(|source| StartError::Worker { id, source })?;
+        worker_end.set_nonblocking(true).map_err(|source| StartError::Worker { id, source })?;
+        let init = WorkerInit { id, shared: shared.clone(), listeners, commands: rx, wake: worker_end };
+        let cpu = (!cpus.is_empty()).then(|| cpus[id % cpus.len()]);
+        let ready = ready_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("ringside-w{id}"))
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    runtime::pin_to_cpu(cpu);
+                }
+                let ready_ok = ready.clone();
+                let run = runtime::block_on(driver, worker::main(init, move || {
+                    let _ = ready_ok.send((id, Ok(())));
+                }));
+                if let Err(e) = run {
+                    let _ = ready.send((id, Err(e)));
+                }
+            })
+            .map_err(|source| StartError::Worker { id, source })?;
+        handles.push(WorkerHandle { thread, commands: tx, wake: control_end });
+    }
+    drop(ready_tx);
+    let handle = ServerHandle {
+        shared,
+        driver,
+        worker_count: workers,
+        control: Mutex::new(Control { workers: handles, listeners }),
+    };
+    for _ in 0..workers {
+        match ready_rx.recv() {
+            Ok((_, Ok(()))) => {}
+            Ok((id, Err(source))) => {
+                handle.begin_drain();
+                handle.wait();
+                return Err(StartError::Worker { id, source });
+            }
+            Err(_) => {
+                handle.begin_drain();
+                handle.wait();
+                return Err(StartError::Worker { id: 0, source: io::Error::other("worker exited during start") });
+            }
+        }
+    }
+    tracing::info!(driver = %driver, workers, "ringside started");
+    Ok(handle)
+}
+
+impl ServerHandle {
+    /// The address a listener is bound to (the real port when the config said `:0`).
+    pub fn local_addr(&self, listener: &str) -> Option<SocketAddr> {
+        self.lock().listeners.get(listener).map(|r| r.bound)
+    }
+
+    pub fn driver(&self) -> ActiveDriver {
+        self.driver
+    }
+
+    pub fn workers(&self) -> usize {
+        self.worker_count
+    }
+
+    /// The generation being served.
+    pub fn generation(&self) -> u64 {
+        self.shared.load().generation
+    }
+
+    /// The snapshot being served.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.load_full()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes a new configuration. Listeners that appear are bound (a bind failure rejects
+    /// the whole reload and changes nothing); listeners that disappear stop accepting;
+    /// existing keep-alive connections see the new routes on their next request. Worker count
+    /// and driver changes need a restart and are logged.
+    pub fn reload(&self, config: Config) -> Result<Reloaded, ReloadError> {
+        let mut control = self.lock();
+        let current = self.shared.load_full();
+        if current.config.content_hash == config.content_hash {
+            return Ok(Reloaded::Unchanged(current.generation));
+        }
+        if config.proxy.workers != current.config.proxy.workers
+            || config.proxy.driver != current.config.proxy.driver
+        {
+            tracing::warn!("changes to proxy.workers or proxy.driver take effect at the next restart");
+        }
+        let mut added = Vec::new();
+        let mut keep = HashMap::new();
+        for l in &config.listeners {
+            let tcp = matches!(l.kind, ListenerKind::Tcp { .. });
+            match control.listeners.get(&l.name) {
+                Some(r) if r.bind == l.bind && r.tcp == tcp => {
+                    keep.insert(l.name.clone(), r.clone());
+                }
+                _ => {
+                    // Rebinding the same address as a changed listener must wait for the
+                    // old sockets to close; try, and report a clear error if it is taken.
+                    let (group, bound) = bind_group(l.bind, self.worker_count).map_err(|source| {
+                        ReloadError::Bind { name: l.name.clone(), addr: l.bind, source }
+                    })?;
+                    added.push((l.name.clone(), group, ListenerRecord { bind: l.bind, tcp, bound }));
+                }
+            }
+        }
+        let removed: Vec<String> = control
+            .listeners
+            .keys()
+            .filter(|n| !keep.contains_key(*n))
+            .cloned()
+            .collect();
+        let generation = current.generation + 1;
+        self.shared.store(Arc::new(Snapshot { generation, config }));
+        for name in &removed {
+            for w in control.workers.iter_mut() {
+                w.send(Command::RemoveListener { name: name.clone() });
+            }
+        }
+        for (name, group, record) in added {
+            for (w, socket) in control.workers.iter_mut().zip(group) {
+                w.send(Command::AddListener { name: name.clone(), socket });
+            }
+            keep.insert(name, record);
+        }
+        control.listeners = keep;
+        Ok(Reloaded::Applied(generation))
+    }
+
+    /// Starts a graceful drain: workers stop accepting, idle keep-alive connections are
+    /// closed, in-flight requests finish (their responses say `Connection: close`), and each
+    /// worker exits when its connections are done or `drain_timeout` has passed.
+    pub fn begin_drain(&self) {
+        let mut control = self.lock();
+        for w in control.workers.iter_mut() {
+            w.send(Command::Drain);
+        }
+    }
+
+    /// Waits for every worker to exit.
+    pub fn wait(&self) {
+        let workers = std::mem::take(&mut self.lock().workers);
+        for w in workers {
+            let _ = w.thread.join();
+        }
+    }
+
+    /// `begin_drain` then `wait`.
+    pub fn shutdown(&self) {
+        self.begin_drain();
+        self.wait();
+    }
+}

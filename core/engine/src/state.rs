@@ -1,0 +1,114 @@
+//! Per-worker view of the published configuration.
+//!
+//! Workers never lock to read configuration: the process publishes `Arc<Snapshot>` through an
+//! `ArcSwap`, and each worker keeps an `arc_swap::Cache` (one pointer compare per request).
+//! When the pointer changes, the worker builds a new [`View`]: the snapshot plus its own
+//! per-cluster state (balancer, passive-health marks). State of a cluster whose fingerprint
+//! did not change is carried over, so a reload that touches one route does not reset every
+//! round-robin position or forget an ejected endpoint.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::cache::Cache;
+use arc_swap::ArcSwap;
+use ringside_config::{Cluster, Listener, Snapshot};
+
+use crate::balance::Balancer;
+
+/// This worker's state for one cluster.
+pub(crate) struct ClusterState {
+    pub(crate) fingerprint: u64,
+    pub(crate) balancer: Balancer,
+    /// Passive health: endpoint `i` is skipped until this instant after a failed connect.
+    ejected_until: Vec<Cell<Option<Instant>>>,
+}
+
+impl ClusterState {
+    fn new(c: &Cluster) -> ClusterState {
+        ClusterState {
+            fingerprint: c.fingerprint,
+            balancer: Balancer::new(c),
+            ejected_until: c.endpoints.iter().map(|_| Cell::new(None)).collect(),
+        }
+    }
+
+    pub(crate) fn is_ejected(&self, i: usize, now: Instant) -> bool {
+        self.ejected_until.get(i).and_then(Cell::get).is_some_and(|t| t > now)
+    }
+
+    pub(crate) fn eject(&self, i: usize, until: Instant) {
+        if let Some(c) = self.ejected_until.get(i) {
+            c.set(Some(until));
+        }
+    }
+
+    pub(crate) fn restore(&self, i: usize) {
+        if let Some(c) = self.ejected_until.get(i) {
+            c.set(None);
+        }
+    }
+}
+
+/// One generation as this worker sees it.
+pub(crate) struct View {
+    pub(crate) snap: Arc<Snapshot>,
+    /// Indexed like `snap.config.clusters`.
+    pub(crate) clusters: Vec<Rc<ClusterState>>,
+}
+
+impl View {
+    fn build(snap: Arc<Snapshot>, previous: Option<&View>) -> View {
+        let mut old: HashMap<&str, &Rc<ClusterState>> = HashMap::new();
+        if let Some(p) = previous {
+            for (c, s) in p.snap.config.clusters.iter().zip(&p.clusters) {
+                old.insert(c.name.as_str(), s);
+            }
+        }
+        let clusters = snap
+            .config
+            .clusters
+            .iter()
+            .map(|c| match old.get(c.name.as_str()) {
+                Some(s) if s.fingerprint == c.fingerprint => Rc::clone(s),
+                _ => Rc::new(ClusterState::new(c)),
+            })
+            .collect();
+        View { snap, clusters }
+    }
+
+    pub(crate) fn listener(&self, name: &str) -> Option<&Listener> {
+        self.snap.config.listener(name)
+    }
+}
+
+/// The worker's cache of the published snapshot.
+pub(crate) struct Views {
+    cache: RefCell<Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>>,
+    current: RefCell<Rc<View>>,
+}
+
+impl Views {
+    pub(crate) fn new(shared: Arc<ArcSwap<Snapshot>>) -> Views {
+        let snap = shared.load_full();
+        Views {
+            cache: RefCell::new(Cache::new(shared)),
+            current: RefCell::new(Rc::new(View::build(snap, None))),
+        }
+    }
+
+    /// The current generation's view (cheap: a pointer compare when nothing changed).
+    pub(crate) fn current(&self) -> Rc<View> {
+        let mut cache = self.cache.borrow_mut();
+        let latest = cache.load();
+        let mut current = self.current.borrow_mut();
+        if !Arc::ptr_eq(latest, &current.snap) {
+            let next = View::build(Arc::clone(latest), Some(&current));
+            *current = Rc::new(next);
+        }
+        Rc::clone(&current)
+    }
+}

@@ -1,0 +1,55 @@
+//! TCP listeners: pick an endpoint of the listener's cluster, connect, relay bytes both ways.
+//!
+//! Pipeline: accept ─▶ balance (source-IP hash for ring_hash) ─▶ connect (next endpoint on
+//! failure, passive ejection) ─▶ `tunnel` (half-close aware, idle timeout from the listener).
+//! Reads `listeners[].cluster` and `idle_timeout_ms`; a connection that cannot reach any
+//! endpoint is closed.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use monoio::io::Splitable;
+use monoio::net::TcpStream;
+use ringside_config::{HashKey, ListenerKind};
+
+use crate::balance::request_hash;
+use crate::io::ReadBuf;
+use crate::pool::Upstream;
+use crate::tunnel::{tunnel, End};
+use crate::upstream::connect_any;
+use crate::worker::{ConnGuard, Worker};
+
+pub(crate) async fn serve(worker: Rc<Worker>, listener: Rc<str>, stream: TcpStream, peer: SocketAddr, _guard: ConnGuard) {
+    let view = worker.views.current();
+    let Some(l) = view.listener(&listener) else { return };
+    let ListenerKind::Tcp { cluster } = l.kind else { return };
+    let idle = l.idle_timeout;
+    let c = view.snap.config.cluster(cluster);
+    let Some(state) = view.clusters.get(cluster.0) else { return };
+    let hash = c
+        .hash_key
+        .as_ref()
+        .filter(|k| matches!(k, HashKey::SourceIp))
+        .and_then(|k| request_hash(k, |_| None, peer.ip()));
+    let up: Upstream = match connect_any(&worker, c, state, hash).await {
+        Ok((up, _)) => up,
+        Err(e) => {
+            tracing::warn!(listener = %listener, cluster = %c.name, %peer, error = %e, "tcp: no upstream");
+            return;
+        }
+    };
+    drop(view); // do not pin this generation for the life of a long connection
+    let _ = stream.set_nodelay(true);
+    let (mut cr, mut cw) = stream.into_split();
+    let mut cbuf = ReadBuf::with_capacity(0);
+    let Upstream { mut r, mut w, mut buf, .. } = up;
+    let res = tunnel(
+        End { r: &mut cr, w: &mut cw, buf: &mut cbuf },
+        End { r: &mut r, w: &mut w, buf: &mut buf },
+        idle,
+    )
+    .await;
+    if let Err(e) = res {
+        tracing::debug!(listener = %listener, %peer, error = %e, "tcp connection ended");
+    }
+}

@@ -1,0 +1,79 @@
+//! Choosing and connecting to an endpoint: the Balance stage and its passive health.
+//!
+//! The balancer picks among endpoints that are not ejected and not yet tried for this
+//! request; a connect failure ejects the endpoint for the cluster's `fail_timeout` (never the
+//! only endpoint of a cluster, whose outage would otherwise outlive itself) and moves on to
+//! another, up to `MAX_CONNECT_ATTEMPTS`. When nothing is left to try before any attempt the
+//! answer is 503 (no healthy endpoint); after failed attempts it is 502.
+
+use std::time::Instant;
+
+use ringside_config::Cluster;
+
+use crate::error::ProxyError;
+use crate::pool::Upstream;
+use crate::state::ClusterState;
+use crate::worker::Worker;
+
+/// Connect attempts (distinct endpoints) per request.
+const MAX_CONNECT_ATTEMPTS: usize = 3;
+
+/// A connection to some endpoint of `cluster`: pooled if `pooled`, else fresh.
+pub(crate) async fn acquire(
+    worker: &Worker,
+    cluster: &Cluster,
+    state: &ClusterState,
+    hash: Option<u64>,
+    pooled: bool,
+) -> Result<(Upstream, usize), ProxyError> {
+    let mut tried: Vec<usize> = Vec::new();
+    let mut last_err = None;
+    loop {
+        let now = Instant::now();
+        let single = cluster.endpoints.len() == 1;
+        let pick = state
+            .balancer
+            .pick(hash, |i| !tried.contains(&i) && (single || !state.is_ejected(i, now)));
+        let Some(idx) = pick else {
+            return Err(match last_err {
+                Some(e) => ProxyError::Connect(e),
+                None => ProxyError::NoHealthyEndpoint,
+            });
+        };
+        let Some(ep) = cluster.endpoints.get(idx) else {
+            return Err(ProxyError::NoHealthyEndpoint);
+        };
+        if pooled {
+            if let Some(conn) = worker.pool.take(ep.address) {
+                return Ok((conn, idx));
+            }
+        }
+        match Upstream::connect(ep.address, cluster.connect_timeout).await {
+            Ok(conn) => {
+                state.restore(idx);
+                return Ok((conn, idx));
+            }
+            Err(e) => {
+                tracing::warn!(cluster = %cluster.name, endpoint = %ep.address, error = %e, "connect failed");
+                if !single {
+                    state.eject(idx, now + cluster.fail_timeout);
+                }
+                tried.push(idx);
+                last_err = Some(e);
+                if tried.len() >= MAX_CONNECT_ATTEMPTS {
+                    return Err(ProxyError::Connect(last_err.unwrap_or_else(|| std::io::Error::other("connect failed"))));
+                }
+            }
+        }
+    }
+}
+
+/// A fresh connection (TCP listeners never pool).
+pub(crate) async fn connect_any(
+    worker: &Worker,
+    cluster: &Cluster,
+    state: &ClusterState,
+    hash: Option<u64>,
+) -> Result<(Upstream, usize), ProxyError> {
+    acquire(worker, cluster, state, hash, false).await
+}

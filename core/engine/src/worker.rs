@@ -1,0 +1,243 @@
+//! A worker: one pinned thread, one monoio runtime, its own listening sockets, pools,
+//! balancer state and counters. Nothing on its request path is shared with another worker
+//! except the published configuration (read through `Views`).
+//!
+//! The control thread talks to a worker with [`Command`]s over a crossbeam channel and wakes
+//! it by writing a byte to a socketpair the worker reads with its own driver.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::Receiver;
+use monoio::io::AsyncReadRent;
+use monoio::net::{TcpListener, TcpStream, UnixStream};
+use monoio::time::Instant;
+use ringside_config::{ListenerKind, Snapshot};
+
+use crate::event::Event;
+use crate::io::{either, is_canceled, until};
+use crate::pool::Pool;
+use crate::state::Views;
+
+/// Messages from the control thread.
+pub(crate) enum Command {
+    /// Stop accepting, finish in-flight requests, close idle connections, exit.
+    Drain,
+    /// Start accepting on a new listener (added by a reload).
+    AddListener { name: String, socket: StdListener },
+    /// Stop accepting on a listener (removed by a reload).
+    RemoveListener { name: String },
+}
+
+pub(crate) struct WorkerInit {
+    pub(crate) id: usize,
+    pub(crate) shared: Arc<ArcSwap<Snapshot>>,
+    pub(crate) listeners: Vec<(String, StdListener)>,
+    pub(crate) commands: Receiver<Command>,
+    pub(crate) wake: StdUnixStream,
+}
+
+/// State one worker shares among its tasks (single-threaded: `Rc`, `Cell`).
+pub(crate) struct Worker {
+    pub(crate) id: usize,
+    pub(crate) views: Views,
+    pub(crate) pool: Pool,
+    /// Fired once when draining starts.
+    pub(crate) drain: Rc<Event>,
+    /// Notified whenever a connection closes (connection limits, drain completion).
+    pub(crate) closed: Rc<Event>,
+    pub(crate) connections: Cell<usize>,
+    rng: Cell<u64>,
+}
+
+impl Worker {
+    pub(crate) fn draining(&self) -> bool {
+        self.drain.is_fired()
+    }
+
+    /// A fast non-cryptographic random number (weighted route choice, request ids).
+    pub(crate) fn random(&self) -> u64 {
+        // wyrand
+        let s = self.rng.get().wrapping_add(0xa076_1d64_78bd_642f);
+        self.rng.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
+    }
+}
+
+/// Decrements the connection counters when a connection task ends, however it ends.
+pub(crate) struct ConnGuard {
+    worker: Rc<Worker>,
+    listener: Rc<Cell<usize>>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.worker.connections.set(self.worker.connections.get().saturating_sub(1));
+        self.listener.set(self.listener.get().saturating_sub(1));
+        self.worker.closed.notify_all();
+    }
+}
+
+/// The worker's main future: runs until drained.
+pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ ((init.id as u64) << 48);
+    let worker = Rc::new(Worker {
+        id: init.id,
+        views: Views::new(init.shared),
+        pool: Pool::default(),
+        drain: Event::new(),
+        closed: Event::new(),
+        connections: Cell::new(0),
+        rng: Cell::new(seed),
+    });
+    let mut stops: HashMap<String, Rc<Event>> = HashMap::new();
+    for (name, socket) in init.listeners {
+        start_listener(&worker, name, socket, &mut stops);
+    }
+    monoio::spawn(sweep_pool(worker.clone()));
+    ready();
+
+    let mut wake = match UnixStream::from_std(init.wake) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::error!(worker = worker.id, error = %e, "control channel unusable; draining");
+            None
+        }
+    };
+    let mut buf = vec![0u8; 64];
+    'commands: while let Some(w) = wake.as_mut() {
+        let (res, b) = w.read(buf).await;
+        buf = b;
+        if !matches!(res, Ok(n) if n > 0) {
+            break; // the control side is gone: nothing can reach us any more
+        }
+        while let Ok(cmd) = init.commands.try_recv() {
+            match cmd {
+                Command::Drain => break 'commands,
+                Command::AddListener { name, socket } => {
+                    start_listener(&worker, name, socket, &mut stops)
+                }
+                Command::RemoveListener { name } => {
+                    if let Some(stop) = stops.remove(&name) {
+                        stop.fire();
+                    }
+                }
+            }
+        }
+    }
+
+    drain(&worker).await;
+}
+
+async fn drain(worker: &Rc<Worker>) {
+    let timeout = worker.views.current().snap.config.proxy.drain_timeout;
+    tracing::debug!(worker = worker.id, connections = worker.connections.get(), "draining");
+    worker.drain.fire();
+    worker.pool.clear();
+    let deadline = Instant::now() + timeout;
+    while worker.connections.get() > 0 && Instant::now() < deadline {
+        either(worker.closed.wait(), monoio::time::sleep_until(deadline)).await;
+    }
+    if worker.connections.get() > 0 {
+        tracing::warn!(
+            worker = worker.id,
+            connections = worker.connections.get(),
+            "drain timeout: closing remaining connections"
+        );
+    }
+}
+
+fn start_listener(
+    worker: &Rc<Worker>,
+    name: String,
+    socket: StdListener,
+    stops: &mut HashMap<String, Rc<Event>>,
+) {
+    let listener = match TcpListener::from_std(socket) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(worker = worker.id, listener = %name, error = %e, "cannot adopt listening socket");
+            return;
+        }
+    };
+    let stop = Event::new();
+    if let Some(old) = stops.insert(name.clone(), stop.clone()) {
+        old.fire();
+    }
+    monoio::spawn(accept_loop(worker.clone(), Rc::from(name), listener, stop));
+}
+
+/// Accepts until drained or removed. The accept is cancelled — not dropped — on stop, so a
+/// connection the kernel handed over at that moment is still served (no leaked fd).
+async fn accept_loop(worker: Rc<Worker>, name: Rc<str>, listener: TcpListener, stop: Rc<Event>) {
+    let open = Rc::new(Cell::new(0usize));
+    loop {
+        if worker.draining() || stop.is_fired() {
+            break;
+        }
+        let limit = worker.views.current().listener(&name).map_or(0, |l| l.max_connections);
+        if open.get() >= limit.max(1) {
+            either(worker.closed.wait(), either(worker.drain.wait(), stop.wait())).await;
+            continue;
+        }
+        let (res, _) = until(
+            |h| listener.cancelable_accept(h),
+            either(worker.drain.wait(), stop.wait()),
+        )
+        .await;
+        match res {
+            Ok((stream, peer)) => spawn_connection(&worker, &name, &open, stream, peer),
+            Err(e) if is_canceled(&e) => break,
+            Err(e) => {
+                // EMFILE/ENFILE/ENOBUFS: back off instead of spinning on the error.
+                tracing::warn!(worker = worker.id, listener = %name, error = %e, "accept failed");
+                monoio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+    tracing::debug!(worker = worker.id, listener = %name, "stopped accepting");
+}
+
+fn spawn_connection(
+    worker: &Rc<Worker>,
+    name: &Rc<str>,
+    open: &Rc<Cell<usize>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let view = worker.views.current();
+    let Some(listener) = view.listener(name) else {
+        return; // removed by a reload in the meantime: close
+    };
+    worker.connections.set(worker.connections.get() + 1);
+    open.set(open.get() + 1);
+    let guard = ConnGuard { worker: worker.clone(), listener: open.clone() };
+    match &listener.kind {
+        ListenerKind::Http(_) => {
+            monoio::spawn(crate::http::serve(worker.clone(), name.clone(), stream, peer, guard));
+        }
+        ListenerKind::Tcp { .. } => {
+            monoio::spawn(crate::tcp::serve(worker.clone(), name.clone(), stream, peer, guard));
+        }
+    }
+}
+
+async fn sweep_pool(worker: Rc<Worker>) {
+    loop {
+        either(monoio::time::sleep(Duration::from_secs(1)), worker.drain.wait()).await;
+        if worker.draining() {
+            return;
+        }
+        worker.pool.sweep();
+    }
+}
