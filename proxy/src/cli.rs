@@ -59,7 +59,12 @@ fn init_logging(level: Option<&str>) {
         }),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
@@ -70,7 +75,10 @@ fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
 }
 
 fn source_name(path: Option<&Path>) -> String {
-    path.map_or_else(|| "embedded default configuration".to_string(), |p| p.display().to_string())
+    path.map_or_else(
+        || "embedded default configuration".to_string(),
+        |p| p.display().to_string(),
+    )
 }
 
 fn print_errors(path: Option<&Path>, errors: &ConfigErrors) {
@@ -79,7 +87,10 @@ fn print_errors(path: Option<&Path>, errors: &ConfigErrors) {
         eprintln!("{name}: {e}");
     }
     let n = errors.0.len();
-    eprintln!("{name}: configuration check failed ({n} error{})", if n == 1 { "" } else { "s" });
+    eprintln!(
+        "{name}: configuration check failed ({n} error{})",
+        if n == 1 { "" } else { "s" }
+    );
 }
 
 fn check(path: Option<&Path>) -> ExitCode {
@@ -145,7 +156,10 @@ fn run(path: Option<&Path>) -> ExitCode {
             Event::Signal(SIGHUP) => reload(&handle, path),
             Event::Signal(sig) if !draining => {
                 draining = true;
-                tracing::info!(signal = sig, "draining: no new connections, finishing in-flight requests");
+                tracing::info!(
+                    signal = sig,
+                    "draining: no new connections, finishing in-flight requests"
+                );
                 handle.begin_drain();
                 let h = handle.clone();
                 let tx = tx.clone();
@@ -170,7 +184,9 @@ fn run(path: Option<&Path>) -> ExitCode {
 fn announce(handle: &ServerHandle, path: Option<&Path>) {
     let snap = handle.snapshot();
     for l in &snap.config.listeners {
-        let addr = handle.local_addr(&l.name).map_or_else(|| l.bind.to_string(), |a| a.to_string());
+        let addr = handle
+            .local_addr(&l.name)
+            .map_or_else(|| l.bind.to_string(), |a| a.to_string());
         tracing::info!(listener = %l.name, address = %addr, "listening");
     }
     tracing::info!(
@@ -197,12 +213,17 @@ fn reload(handle: &ServerHandle, path: Option<&Path>) {
         Ok(config) => match handle.reload(config) {
             Ok(Reloaded::Applied(g)) => tracing::info!(generation = g, "configuration reloaded"),
             Ok(Reloaded::Unchanged(g)) => tracing::info!(generation = g, "configuration unchanged"),
-            Err(e) => tracing::error!(error = %e, "reload rejected; the running configuration stays"),
+            Err(e) => {
+                tracing::error!(error = %e, "reload rejected; the running configuration stays")
+            }
         },
     }
 }
 
 /// A tiny unbounded channel over std (the control thread is not on the data path).
-fn crossbeam_channel_lite() -> (std::sync::mpsc::Sender<Event>, std::sync::mpsc::Receiver<Event>) {
+fn crossbeam_channel_lite() -> (
+    std::sync::mpsc::Sender<Event>,
+    std::sync::mpsc::Receiver<Event>,
+) {
     std::sync::mpsc::channel()
 }

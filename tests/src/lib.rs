@@ -1,1 +1,216 @@
-//! harness
+//! The end-to-end harness: start origins, start ringside with a config, send requests, assert.
+//!
+//! ```text
+//! Client (std TcpStream) ──▶ Proxy (ringside_engine, in-process) ──▶ Origin (std threads)
+//! ```
+//!
+//! - [`both_drivers!`] turns one test body into two tests, `<name>::io_uring` and
+//!   `<name>::epoll`.
+//! - [`Proxy::start`] runs the engine on a config and shuts it down (gracefully) on drop.
+//! - [`origin::Origin`] is a scripted HTTP/1.1 server that records every request it received
+//!   and counts its connections; [`origin::TcpEcho`] is a raw TCP echo server.
+//! - [`client::Client`] sends exact bytes and reads one response at a time.
+//!
+//! Everything listens on 127.0.0.1 with ephemeral ports; every wait is bounded.
+
+#![allow(clippy::unwrap_used)]
+
+pub mod client;
+pub mod origin;
+
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+pub use client::{get, Client, Response};
+pub use origin::{http_response, ok, Origin, Reply, Request, TcpEcho};
+pub use ringside_engine::{ActiveDriver, Reloaded, ServerHandle};
+
+/// How long any single wait in a test may take before it counts as a failure.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The I/O driver a test runs the proxy on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    IoUring,
+    Epoll,
+}
+
+impl Driver {
+    /// The value of `proxy.driver` in a config file.
+    pub fn toml(self) -> &'static str {
+        match self {
+            Driver::IoUring => "io_uring",
+            Driver::Epoll => "epoll",
+        }
+    }
+
+    pub fn active(self) -> ActiveDriver {
+        match self {
+            Driver::IoUring => ActiveDriver::IoUring,
+            Driver::Epoll => ActiveDriver::Epoll,
+        }
+    }
+}
+
+/// Defines one test per driver:
+///
+/// ```ignore
+/// both_drivers!(fn keep_alive_reuses_upstream(d) { let p = Proxy::start(d, "..."); ... });
+/// ```
+/// expands to the tests `keep_alive_reuses_upstream::io_uring` and
+/// `keep_alive_reuses_upstream::epoll`.
+#[macro_export]
+macro_rules! both_drivers {
+    ($(#[$meta:meta])* fn $name:ident($d:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn run($d: $crate::Driver) $body
+
+            #[test]
+            fn io_uring() {
+                run($crate::Driver::IoUring)
+            }
+
+            #[test]
+            fn epoll() {
+                run($crate::Driver::Epoll)
+            }
+        }
+    };
+}
+
+/// Replaces `$name` placeholders in a config template, e.g.
+/// `toml("endpoints = [\"$a\"]", &[("a", &origin.addr())])`. Longer names are replaced first
+/// so that `$a` never eats the start of `$ab`.
+pub fn toml(template: &str, vars: &[(&str, &dyn Display)]) -> String {
+    let mut vars: Vec<_> = vars.iter().collect();
+    vars.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
+    let mut text = template.to_string();
+    for (name, value) in vars {
+        text = text.replace(&format!("${name}"), &value.to_string());
+    }
+    text
+}
+
+/// Extra keys for [`basic_config`], each a few `key = value` lines.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Extra<'a> {
+    /// Lines added to the `[proxy]` table (e.g. `workers = 2`).
+    pub proxy: &'a str,
+    /// Lines added to the listener `in` (e.g. `max_uri_bytes = 64`).
+    pub listener: &'a str,
+    /// Lines added to the route `all` (e.g. `timeout_ms = 300`).
+    pub route: &'a str,
+    /// Lines added to the cluster `app` (e.g. `lb = "ring_hash"`).
+    pub cluster: &'a str,
+}
+
+/// The common shape: one HTTP listener `in`, one catch-all route `all` to cluster `app`
+/// whose endpoints are `endpoints`.
+pub fn basic_config(endpoints: &[SocketAddr], extra: Extra<'_>) -> String {
+    let endpoints: Vec<String> = endpoints.iter().map(|a| format!("\"{a}\"")).collect();
+    format!(
+        "{proxy}\n\
+         [[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n{listener}\n\
+         [[routes]]\nlistener = \"in\"\nname = \"all\"\ncluster = \"app\"\n{route}\n\
+         [[clusters]]\nname = \"app\"\nendpoints = [{eps}]\n{cluster}\n",
+        proxy = extra.proxy,
+        listener = extra.listener,
+        route = extra.route,
+        cluster = extra.cluster,
+        eps = endpoints.join(", "),
+    )
+}
+
+/// Builds the whole file from a test's text: a `[proxy]` table selecting `driver` comes
+/// first, so any `key = value` lines at the top of `text` (before its first table) are
+/// `[proxy]` keys. `drain_timeout_ms` defaults to 3000 here so a failing test never hangs
+/// on drop.
+pub fn full_config(driver: Driver, text: &str) -> String {
+    let drain = if text.contains("drain_timeout_ms") {
+        ""
+    } else {
+        "drain_timeout_ms = 3000\n"
+    };
+    format!("[proxy]\ndriver = \"{}\"\n{drain}{text}", driver.toml())
+}
+
+/// Parses a config the way a test means it: panics with every error if it is invalid.
+pub fn parse(driver: Driver, text: &str) -> ringside_config::Config {
+    let full = full_config(driver, text);
+    match ringside_config::parse(&full) {
+        Ok(c) => c,
+        Err(e) => panic!("test config is invalid:\n{e}\n--- config ---\n{full}"),
+    }
+}
+
+/// A running engine, shut down gracefully when dropped.
+pub struct Proxy {
+    pub handle: ServerHandle,
+    pub driver: Driver,
+}
+
+impl Proxy {
+    /// Starts the engine on `text` (see [`full_config`]) with the given driver.
+    pub fn start(driver: Driver, text: &str) -> Proxy {
+        let handle = match ringside_engine::start(parse(driver, text)) {
+            Ok(h) => h,
+            Err(e) => panic!("ringside did not start on {}: {e}", driver.toml()),
+        };
+        assert_eq!(
+            handle.driver(),
+            driver.active(),
+            "the driver asked for is the driver running"
+        );
+        Proxy { handle, driver }
+    }
+
+    /// The bound address of a listener.
+    pub fn addr(&self, listener: &str) -> SocketAddr {
+        self.handle
+            .local_addr(listener)
+            .unwrap_or_else(|| panic!("no listener named {listener:?}"))
+    }
+
+    /// Reloads with `text` on the same driver.
+    pub fn reload(&self, text: &str) -> Reloaded {
+        match self.handle.reload(parse(self.driver, text)) {
+            Ok(r) => r,
+            Err(e) => panic!("reload failed: {e}"),
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+/// Polls `cond` until it holds or `timeout` passes; returns whether it held.
+pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A deterministic byte pattern for large bodies: `pattern_byte(i)` is the i-th byte.
+pub fn pattern_byte(i: u64) -> u8 {
+    (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ (i as u8)
+}
+
+/// `len` bytes of [`pattern_byte`] starting at `offset`.
+pub fn pattern(offset: u64, len: usize) -> Vec<u8> {
+    (0..len as u64).map(|i| pattern_byte(offset + i)).collect()
+}

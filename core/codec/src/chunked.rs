@@ -285,8 +285,16 @@ mod tests {
     }
 
     fn invalid(input: &[u8]) {
-        assert!(whole(input).is_err(), "{:?}", String::from_utf8_lossy(input));
-        assert!(bytewise(input).is_err(), "{:?}", String::from_utf8_lossy(input));
+        assert!(
+            whole(input).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+        assert!(
+            bytewise(input).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 
     const BODY: &[u8] = b"5\r\nhello\r\n1A;name=value;x=\"q s\"\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Sum: 1\r\nY:\r\n\r\nNEXT";
@@ -334,16 +342,36 @@ mod tests {
         let mut s = ChunkedScanner::new();
         assert!(s.scan(b"0\r\n\r\n", |_| {}).unwrap().done);
         assert!(s.is_done());
-        let again = s.scan(b"5\r\nhello", |_| panic!("no data after done")).unwrap();
-        assert_eq!(again, Scan { consumed: 0, done: true });
+        let again = s
+            .scan(b"5\r\nhello", |_| panic!("no data after done"))
+            .unwrap();
+        assert_eq!(
+            again,
+            Scan {
+                consumed: 0,
+                done: true
+            }
+        );
     }
 
     #[test]
     fn empty_input_and_incomplete() {
         let mut s = ChunkedScanner::new();
-        assert_eq!(s.scan(b"", |_| {}).unwrap(), Scan { consumed: 0, done: false });
+        assert_eq!(
+            s.scan(b"", |_| {}).unwrap(),
+            Scan {
+                consumed: 0,
+                done: false
+            }
+        );
         let r = s.scan(b"5\r\nhel", |_| {}).unwrap();
-        assert_eq!(r, Scan { consumed: 6, done: false });
+        assert_eq!(
+            r,
+            Scan {
+                consumed: 6,
+                done: false
+            }
+        );
         assert!(!s.is_done());
         assert_eq!(s.data_bytes(), 3);
     }

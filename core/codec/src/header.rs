@@ -158,8 +158,14 @@ pub(crate) fn is_ows(b: u8) -> bool {
 
 /// `bytes` with leading and trailing SP/HTAB removed.
 pub(crate) fn trim_ows(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|&b| !is_ows(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|&b| !is_ows(b)).map_or(start, |i| i + 1);
+    let start = bytes
+        .iter()
+        .position(|&b| !is_ows(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| !is_ows(b))
+        .map_or(start, |i| i + 1);
     bytes.get(start..end).unwrap_or_default()
 }
 
@@ -405,7 +411,16 @@ mod tests {
             Some(u64::MAX)
         );
         assert_eq!(parse_content_length(b"18446744073709551616"), None);
-        for bad in [&b""[..], b"+1", b"-1", b"1 2", b"0x10", b"1,1", b" 1", b"1e3"] {
+        for bad in [
+            &b""[..],
+            b"+1",
+            b"-1",
+            b"1 2",
+            b"0x10",
+            b"1,1",
+            b" 1",
+            b"1e3",
+        ] {
             assert_eq!(parse_content_length(bad), None, "{bad:?}");
         }
     }

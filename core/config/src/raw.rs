@@ -148,6 +148,7 @@ pub struct FileMatch {
     pub path_exact: Option<String>,
     /// The whole path (without the query string) matches this regular expression (Rust
     /// `regex` syntax; it is anchored at both ends, `"/v[0-9]+/.*"` needs no `^`/`$`).
+    /// `(?i)` is not available (the `regex` crate is built without Unicode case folding).
     pub path_regex: Option<String>,
     /// The request method equals this token exactly; methods are case-sensitive, write
     /// `"GET"`, not `"get"`.

@@ -55,7 +55,11 @@ impl Event {
 
     /// Resolves when the event fires, or — for a non-latched wait — at the next `notify_all`.
     pub(crate) fn wait(self: &Rc<Self>) -> Wait {
-        Wait { event: self.clone(), slot: None, epoch: self.epoch.get() }
+        Wait {
+            event: self.clone(),
+            slot: None,
+            epoch: self.epoch.get(),
+        }
     }
 }
 

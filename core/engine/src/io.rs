@@ -13,7 +13,9 @@ use std::task::Poll;
 use std::time::Duration;
 
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent, Canceller};
+use monoio::io::{
+    AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent, Canceller,
+};
 
 /// Runs `op` until it completes. If `stop` resolves first, the operation is cancelled and
 /// awaited; the result then says whether the stop fired (`stopped = true`). An operation that
@@ -75,8 +77,8 @@ pub(crate) struct ReadBuf {
 
 /// What one `ReadBuf::fill` produced.
 pub(crate) enum Fill {
-    /// This many new bytes were appended.
-    Data(usize),
+    /// New bytes were appended.
+    Data,
     /// The peer closed its side (read returned 0).
     Eof,
     /// The stop condition fired before any byte arrived.
@@ -87,7 +89,10 @@ pub(crate) enum Fill {
 
 impl ReadBuf {
     pub(crate) fn with_capacity(n: usize) -> ReadBuf {
-        ReadBuf { buf: Vec::with_capacity(n), pos: 0 }
+        ReadBuf {
+            buf: Vec::with_capacity(n),
+            pos: 0,
+        }
     }
 
     pub(crate) fn data(&self) -> &[u8] {
@@ -118,14 +123,6 @@ impl ReadBuf {
             self.buf = Vec::with_capacity(to);
             self.pos = 0;
         }
-    }
-
-    /// Takes the first `n` buffered bytes out as their own vector.
-    pub(crate) fn take_vec(&mut self, n: usize) -> Vec<u8> {
-        let n = n.min(self.len());
-        let v = self.data()[..n].to_vec();
-        self.consume(n);
-        v
     }
 
     /// Makes room for at least one more byte, compacting first and growing up to `limit`.
@@ -165,14 +162,18 @@ impl ReadBuf {
         self.buf = slice.into_inner();
         match res {
             Ok(0) => Ok(Fill::Eof),
-            Ok(n) => Ok(Fill::Data(n)),
+            Ok(_) => Ok(Fill::Data),
             Err(e) if stopped && is_canceled(&e) => Ok(Fill::Stopped),
             Err(e) => Err(e),
         }
     }
 
     /// Writes the first `n` buffered bytes to `w` and consumes them.
-    pub(crate) async fn write_out<W: AsyncWriteRent>(&mut self, w: &mut W, n: usize) -> io::Result<()> {
+    pub(crate) async fn write_out<W: AsyncWriteRent>(
+        &mut self,
+        w: &mut W,
+        n: usize,
+    ) -> io::Result<()> {
         use monoio::buf::IoBuf;
         let n = n.min(self.len());
         if n == 0 {
@@ -188,7 +189,10 @@ impl ReadBuf {
 }
 
 /// Writes a whole vector, giving it back (cleared) for reuse.
-pub(crate) async fn write_vec<W: AsyncWriteRent>(w: &mut W, v: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+pub(crate) async fn write_vec<W: AsyncWriteRent>(
+    w: &mut W,
+    v: Vec<u8>,
+) -> (io::Result<()>, Vec<u8>) {
     if v.is_empty() {
         return (Ok(()), v);
     }

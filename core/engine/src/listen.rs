@@ -27,7 +27,10 @@ fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Binds `count` sockets sharing one address; returns them and the bound address (the real
 /// port when `addr` asked for port 0).
-pub(crate) fn bind_group(addr: SocketAddr, count: usize) -> io::Result<(Vec<TcpListener>, SocketAddr)> {
+pub(crate) fn bind_group(
+    addr: SocketAddr,
+    count: usize,
+) -> io::Result<(Vec<TcpListener>, SocketAddr)> {
     let first = bind_one(addr)?;
     let bound = first.local_addr()?;
     let mut group = vec![first];

@@ -44,7 +44,14 @@ impl Upstream {
         let _ = stream.set_nodelay(true);
         let fd = stream.as_raw_fd();
         let (r, w) = stream.into_split();
-        Ok(Upstream { r, w, buf: ReadBuf::with_capacity(UPSTREAM_BUF), addr, reused: false, fd })
+        Ok(Upstream {
+            r,
+            w,
+            buf: ReadBuf::with_capacity(UPSTREAM_BUF),
+            addr,
+            reused: false,
+            fd,
+        })
     }
 
     /// True when the peer has not closed the connection and sent nothing unexpected.
@@ -53,7 +60,12 @@ impl Upstream {
         // SAFETY: `fd` is owned by `self.r`/`self.w`, which are alive; recv writes at most one
         // byte into `byte`, and MSG_PEEK|MSG_DONTWAIT neither consumes data nor blocks.
         let n = unsafe {
-            libc::recv(self.fd, (&mut byte as *mut u8).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT)
+            libc::recv(
+                self.fd,
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
         };
         if n < 0 {
             let e = io::Error::last_os_error().raw_os_error();
@@ -99,7 +111,10 @@ impl Pool {
         while list.len() >= max_idle {
             list.pop_front();
         }
-        list.push_back(Idle { conn, expires: Instant::now() + idle_timeout });
+        list.push_back(Idle {
+            conn,
+            expires: Instant::now() + idle_timeout,
+        });
     }
 
     /// Closes every connection past its idle timeout.
@@ -130,7 +145,9 @@ mod tests {
     async fn pair() -> (Upstream, std::net::TcpStream) {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let up = Upstream::connect(addr, Duration::from_secs(1)).await.unwrap();
+        let up = Upstream::connect(addr, Duration::from_secs(1))
+            .await
+            .unwrap();
         let (peer, _) = l.accept().unwrap();
         (up, peer)
     }
@@ -147,7 +164,10 @@ mod tests {
         pool.put(got, 4, Duration::from_secs(60));
         drop(peer_a); // upstream closes the idle connection
         monoio::time::sleep(Duration::from_millis(20)).await;
-        assert!(pool.take(addr).is_none(), "closed connection must not be handed out");
+        assert!(
+            pool.take(addr).is_none(),
+            "closed connection must not be handed out"
+        );
     }
 
     #[monoio::test_all(timer_enabled = true)]

@@ -56,7 +56,11 @@ fn probe_uring() -> io::Result<()> {
             "the kernel does not offer the io_uring operations needed (or io_uring is disabled)",
         ));
     }
-    RuntimeBuilder::<IoUringDriver>::new().with_entries(RING_ENTRIES).enable_timer().build().map(drop)
+    RuntimeBuilder::<IoUringDriver>::new()
+        .with_entries(RING_ENTRIES)
+        .enable_timer()
+        .build()
+        .map(drop)
 }
 
 /// Runs `fut` to completion on a fresh single-thread runtime with the given driver.
@@ -70,7 +74,9 @@ pub(crate) fn block_on<F: Future>(driver: ActiveDriver, fut: F) -> io::Result<F:
             Ok(rt.block_on(fut))
         }
         ActiveDriver::Epoll => {
-            let mut rt = RuntimeBuilder::<LegacyDriver>::new().enable_timer().build()?;
+            let mut rt = RuntimeBuilder::<LegacyDriver>::new()
+                .enable_timer()
+                .build()?;
             Ok(rt.block_on(fut))
         }
     }
@@ -99,7 +105,9 @@ pub(crate) fn allowed_cpus() -> Vec<usize> {
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
             return Vec::new();
         }
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
     }
 }
 

@@ -22,7 +22,11 @@ pub enum StartError {
     #[error("I/O driver: {0}")]
     Driver(io::Error),
     #[error("listener {name} ({addr}): {source}")]
-    Bind { name: String, addr: SocketAddr, source: io::Error },
+    Bind {
+        name: String,
+        addr: SocketAddr,
+        source: io::Error,
+    },
     #[error("worker {id}: {source}")]
     Worker { id: usize, source: io::Error },
 }
@@ -30,7 +34,11 @@ pub enum StartError {
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     #[error("listener {name} ({addr}): {source}")]
-    Bind { name: String, addr: SocketAddr, source: io::Error },
+    Bind {
+        name: String,
+        addr: SocketAddr,
+        source: io::Error,
+    },
 }
 
 /// What a reload did.
@@ -82,7 +90,8 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
     let driver = runtime::resolve(config.proxy.driver).map_err(StartError::Driver)?;
     let workers = config.proxy.workers.max(1);
     let mut listeners = HashMap::new();
-    let mut sockets: Vec<Vec<(String, std::net::TcpListener)>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut sockets: Vec<Vec<(String, std::net::TcpListener)>> =
+        (0..workers).map(|_| Vec::new()).collect();
     for l in &config.listeners {
         let (group, bound) = bind_group(l.bind, workers).map_err(|source| StartError::Bind {
             name: l.name.clone(),
@@ -93,9 +102,19 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
             sockets[w].push((l.name.clone(), s));
         }
         let tcp = matches!(l.kind, ListenerKind::Tcp { .. });
-        listeners.insert(l.name.clone(), ListenerRecord { bind: l.bind, tcp, bound });
+        listeners.insert(
+            l.name.clone(),
+            ListenerRecord {
+                bind: l.bind,
+                tcp,
+                bound,
+            },
+        );
     }
-    let shared = Arc::new(ArcSwap::from_pointee(Snapshot { generation: 1, config }));
+    let shared = Arc::new(ArcSwap::from_pointee(Snapshot {
+        generation: 1,
+        config,
+    }));
     let cpus = runtime::allowed_cpus();
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<(usize, io::Result<()>)>(workers);
     let mut handles = Vec::with_capacity(workers);
@@ -103,8 +122,16 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (control_end, worker_end) =
             StdUnixStream::pair().map_err(|source| StartError::Worker { id, source })?;
-        worker_end.set_nonblocking(true).map_err(|source| StartError::Worker { id, source })?;
-        let init = WorkerInit { id, shared: shared.clone(), listeners, commands: rx, wake: worker_end };
+        worker_end
+            .set_nonblocking(true)
+            .map_err(|source| StartError::Worker { id, source })?;
+        let init = WorkerInit {
+            id,
+            shared: shared.clone(),
+            listeners,
+            commands: rx,
+            wake: worker_end,
+        };
         let cpu = (!cpus.is_empty()).then(|| cpus[id % cpus.len()]);
         let ready = ready_tx.clone();
         let thread = std::thread::Builder::new()
@@ -114,22 +141,32 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
                     runtime::pin_to_cpu(cpu);
                 }
                 let ready_ok = ready.clone();
-                let run = runtime::block_on(driver, worker::main(init, move || {
-                    let _ = ready_ok.send((id, Ok(())));
-                }));
+                let run = runtime::block_on(
+                    driver,
+                    worker::main(init, move || {
+                        let _ = ready_ok.send((id, Ok(())));
+                    }),
+                );
                 if let Err(e) = run {
                     let _ = ready.send((id, Err(e)));
                 }
             })
             .map_err(|source| StartError::Worker { id, source })?;
-        handles.push(WorkerHandle { thread, commands: tx, wake: control_end });
+        handles.push(WorkerHandle {
+            thread,
+            commands: tx,
+            wake: control_end,
+        });
     }
     drop(ready_tx);
     let handle = ServerHandle {
         shared,
         driver,
         worker_count: workers,
-        control: Mutex::new(Control { workers: handles, listeners }),
+        control: Mutex::new(Control {
+            workers: handles,
+            listeners,
+        }),
     };
     for _ in 0..workers {
         match ready_rx.recv() {
@@ -142,7 +179,10 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
             Err(_) => {
                 handle.begin_drain();
                 handle.wait();
-                return Err(StartError::Worker { id: 0, source: io::Error::other("worker exited during start") });
+                return Err(StartError::Worker {
+                    id: 0,
+                    source: io::Error::other("worker exited during start"),
+                });
             }
         }
     }
@@ -191,7 +231,9 @@ impl ServerHandle {
         if config.proxy.workers != current.config.proxy.workers
             || config.proxy.driver != current.config.proxy.driver
         {
-            tracing::warn!("changes to proxy.workers or proxy.driver take effect at the next restart");
+            tracing::warn!(
+                "changes to proxy.workers or proxy.driver take effect at the next restart"
+            );
         }
         let mut added = Vec::new();
         let mut keep = HashMap::new();
@@ -204,10 +246,23 @@ impl ServerHandle {
                 _ => {
                     // Rebinding the same address as a changed listener must wait for the
                     // old sockets to close; try, and report a clear error if it is taken.
-                    let (group, bound) = bind_group(l.bind, self.worker_count).map_err(|source| {
-                        ReloadError::Bind { name: l.name.clone(), addr: l.bind, source }
-                    })?;
-                    added.push((l.name.clone(), group, ListenerRecord { bind: l.bind, tcp, bound }));
+                    let (group, bound) =
+                        bind_group(l.bind, self.worker_count).map_err(|source| {
+                            ReloadError::Bind {
+                                name: l.name.clone(),
+                                addr: l.bind,
+                                source,
+                            }
+                        })?;
+                    added.push((
+                        l.name.clone(),
+                        group,
+                        ListenerRecord {
+                            bind: l.bind,
+                            tcp,
+                            bound,
+                        },
+                    ));
                 }
             }
         }
@@ -226,7 +281,10 @@ impl ServerHandle {
         }
         for (name, group, record) in added {
             for (w, socket) in control.workers.iter_mut().zip(group) {
-                w.send(Command::AddListener { name: name.clone(), socket });
+                w.send(Command::AddListener {
+                    name: name.clone(),
+                    socket,
+                });
             }
             keep.insert(name, record);
         }

@@ -37,7 +37,10 @@ impl ClusterState {
     }
 
     pub(crate) fn is_ejected(&self, i: usize, now: Instant) -> bool {
-        self.ejected_until.get(i).and_then(Cell::get).is_some_and(|t| t > now)
+        self.ejected_until
+            .get(i)
+            .and_then(Cell::get)
+            .is_some_and(|t| t > now)
     }
 
     pub(crate) fn eject(&self, i: usize, until: Instant) {

@@ -19,13 +19,25 @@ use crate::tunnel::{tunnel, End};
 use crate::upstream::connect_any;
 use crate::worker::{ConnGuard, Worker};
 
-pub(crate) async fn serve(worker: Rc<Worker>, listener: Rc<str>, stream: TcpStream, peer: SocketAddr, _guard: ConnGuard) {
+pub(crate) async fn serve(
+    worker: Rc<Worker>,
+    listener: Rc<str>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    _guard: ConnGuard,
+) {
     let view = worker.views.current();
-    let Some(l) = view.listener(&listener) else { return };
-    let ListenerKind::Tcp { cluster } = l.kind else { return };
+    let Some(l) = view.listener(&listener) else {
+        return;
+    };
+    let ListenerKind::Tcp { cluster } = l.kind else {
+        return;
+    };
     let idle = l.idle_timeout;
     let c = view.snap.config.cluster(cluster);
-    let Some(state) = view.clusters.get(cluster.0) else { return };
+    let Some(state) = view.clusters.get(cluster.0) else {
+        return;
+    };
     let hash = c
         .hash_key
         .as_ref()
@@ -42,10 +54,23 @@ pub(crate) async fn serve(worker: Rc<Worker>, listener: Rc<str>, stream: TcpStre
     let _ = stream.set_nodelay(true);
     let (mut cr, mut cw) = stream.into_split();
     let mut cbuf = ReadBuf::with_capacity(0);
-    let Upstream { mut r, mut w, mut buf, .. } = up;
+    let Upstream {
+        mut r,
+        mut w,
+        mut buf,
+        ..
+    } = up;
     let res = tunnel(
-        End { r: &mut cr, w: &mut cw, buf: &mut cbuf },
-        End { r: &mut r, w: &mut w, buf: &mut buf },
+        End {
+            r: &mut cr,
+            w: &mut cw,
+            buf: &mut cbuf,
+        },
+        End {
+            r: &mut r,
+            w: &mut w,
+            buf: &mut buf,
+        },
         idle,
     )
     .await;

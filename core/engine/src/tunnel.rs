@@ -65,7 +65,10 @@ pub(crate) async fn tunnel(a: End<'_>, b: End<'_>, idle: Duration) -> io::Result
         }
     })
     .await?;
-    Ok(Moved { a_to_b: a_to_b.get(), b_to_a: b_to_a.get() })
+    Ok(Moved {
+        a_to_b: a_to_b.get(),
+        b_to_a: b_to_a.get(),
+    })
 }
 
 async fn copy(
@@ -84,15 +87,21 @@ async fn copy(
             activity.set(Instant::now());
         }
         let deadline = activity.get() + idle;
-        match buf.fill(from, CHUNK, monoio::time::sleep_until(deadline)).await? {
-            Fill::Data(_) | Fill::Full => activity.set(Instant::now()),
+        match buf
+            .fill(from, CHUNK, monoio::time::sleep_until(deadline))
+            .await?
+        {
+            Fill::Data | Fill::Full => activity.set(Instant::now()),
             Fill::Eof => {
                 let _ = to.shutdown().await;
                 return Ok(());
             }
             Fill::Stopped => {
                 if activity.get() + idle <= Instant::now() {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "tunnel idle timeout"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "tunnel idle timeout",
+                    ));
                 }
             }
         }

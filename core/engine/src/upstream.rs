@@ -31,9 +31,9 @@ pub(crate) async fn acquire(
     loop {
         let now = Instant::now();
         let single = cluster.endpoints.len() == 1;
-        let pick = state
-            .balancer
-            .pick(hash, |i| !tried.contains(&i) && (single || !state.is_ejected(i, now)));
+        let pick = state.balancer.pick(hash, |i| {
+            !tried.contains(&i) && (single || !state.is_ejected(i, now))
+        });
         let Some(idx) = pick else {
             return Err(match last_err {
                 Some(e) => ProxyError::Connect(e),
@@ -61,7 +61,9 @@ pub(crate) async fn acquire(
                 tried.push(idx);
                 last_err = Some(e);
                 if tried.len() >= MAX_CONNECT_ATTEMPTS {
-                    return Err(ProxyError::Connect(last_err.unwrap_or_else(|| std::io::Error::other("connect failed"))));
+                    return Err(ProxyError::Connect(
+                        last_err.unwrap_or_else(|| std::io::Error::other("connect failed")),
+                    ));
                 }
             }
         }

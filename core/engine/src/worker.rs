@@ -79,7 +79,9 @@ pub(crate) struct ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.worker.connections.set(self.worker.connections.get().saturating_sub(1));
+        self.worker
+            .connections
+            .set(self.worker.connections.get().saturating_sub(1));
         self.listener.set(self.listener.get().saturating_sub(1));
         self.worker.closed.notify_all();
     }
@@ -141,7 +143,11 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
 
 async fn drain(worker: &Rc<Worker>) {
     let timeout = worker.views.current().snap.config.proxy.drain_timeout;
-    tracing::debug!(worker = worker.id, connections = worker.connections.get(), "draining");
+    tracing::debug!(
+        worker = worker.id,
+        connections = worker.connections.get(),
+        "draining"
+    );
     worker.drain.fire();
     worker.pool.clear();
     let deadline = Instant::now() + timeout;
@@ -185,9 +191,17 @@ async fn accept_loop(worker: Rc<Worker>, name: Rc<str>, listener: TcpListener, s
         if worker.draining() || stop.is_fired() {
             break;
         }
-        let limit = worker.views.current().listener(&name).map_or(0, |l| l.max_connections);
+        let limit = worker
+            .views
+            .current()
+            .listener(&name)
+            .map_or(0, |l| l.max_connections);
         if open.get() >= limit.max(1) {
-            either(worker.closed.wait(), either(worker.drain.wait(), stop.wait())).await;
+            either(
+                worker.closed.wait(),
+                either(worker.drain.wait(), stop.wait()),
+            )
+            .await;
             continue;
         }
         let (res, _) = until(
@@ -221,20 +235,39 @@ fn spawn_connection(
     };
     worker.connections.set(worker.connections.get() + 1);
     open.set(open.get() + 1);
-    let guard = ConnGuard { worker: worker.clone(), listener: open.clone() };
+    let guard = ConnGuard {
+        worker: worker.clone(),
+        listener: open.clone(),
+    };
     match &listener.kind {
         ListenerKind::Http(_) => {
-            monoio::spawn(crate::http::serve(worker.clone(), name.clone(), stream, peer, guard));
+            monoio::spawn(crate::http::serve(
+                worker.clone(),
+                name.clone(),
+                stream,
+                peer,
+                guard,
+            ));
         }
         ListenerKind::Tcp { .. } => {
-            monoio::spawn(crate::tcp::serve(worker.clone(), name.clone(), stream, peer, guard));
+            monoio::spawn(crate::tcp::serve(
+                worker.clone(),
+                name.clone(),
+                stream,
+                peer,
+                guard,
+            ));
         }
     }
 }
 
 async fn sweep_pool(worker: Rc<Worker>) {
     loop {
-        either(monoio::time::sleep(Duration::from_secs(1)), worker.drain.wait()).await;
+        either(
+            monoio::time::sleep(Duration::from_secs(1)),
+            worker.drain.wait(),
+        )
+        .await;
         if worker.draining() {
             return;
         }

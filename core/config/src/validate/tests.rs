@@ -868,3 +868,46 @@ fn truncated_files_never_panic() {
         let _ = parse(&SAMPLE[..end]);
     }
 }
+
+/// docs/config.md must say exactly what the code does: every ```toml block in it is valid,
+/// except those starting with `# invalid`, whose errors must be exactly the lines of the
+/// ```text block that follows.
+#[test]
+fn the_examples_of_docs_config_md_are_true() {
+    const DOC: &str = include_str!("../../../../docs/config.md");
+    let mut blocks: Vec<(&str, &str)> = Vec::new(); // (language, body)
+    let mut rest = DOC;
+    while let Some(start) = rest.find("\n```") {
+        let after = &rest[start + 4..];
+        let (lang, body_and_more) = after.split_once('\n').expect("fence line");
+        let end = body_and_more.find("\n```").expect("closing fence");
+        blocks.push((lang, &body_and_more[..end + 1]));
+        rest = &body_and_more[end + 4..];
+    }
+    let mut valid = 0;
+    let mut invalid = 0;
+    for (i, (lang, body)) in blocks.iter().enumerate() {
+        if *lang != "toml" {
+            continue;
+        }
+        if body.starts_with("# invalid") {
+            let expected: Vec<&str> = match blocks.get(i + 1) {
+                Some(("text", text)) => text.lines().collect(),
+                _ => panic!("an invalid example must be followed by a ```text block"),
+            };
+            assert_eq!(
+                errors(body),
+                expected,
+                "errors of the docs example:\n{body}"
+            );
+            invalid += 1;
+        } else {
+            ok(body);
+            valid += 1;
+        }
+    }
+    assert!(
+        valid >= 3 && invalid >= 1,
+        "examples not found: {valid} valid, {invalid} invalid"
+    );
+}

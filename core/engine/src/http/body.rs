@@ -97,10 +97,12 @@ pub(crate) async fn send_request_body(
     while !state.is_done() {
         if rbuf.is_empty() {
             match rbuf.fill(cr, BODY_CHUNK, monoio::time::sleep(idle)).await {
-                Ok(Fill::Data(_)) => {}
+                Ok(Fill::Data) => {}
                 Ok(Fill::Eof) => return Err(SendError::Client(ProxyError::ClientGone)),
                 Ok(Fill::Stopped) => {
-                    return Err(SendError::Client(ProxyError::BadRequest("request body timeout".into())))
+                    return Err(SendError::Client(ProxyError::BadRequest(
+                        "request body timeout".into(),
+                    )))
                 }
                 Ok(Fill::Full) => {}
                 Err(e) => return Err(SendError::Client(ProxyError::ClientIo(e))),
@@ -147,9 +149,9 @@ pub(crate) async fn relay_response_body(
                 // Gather into `out`: the head goes out with the first body bytes in one write.
                 let data = upbuf.data();
                 let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
-                let n = state
-                    .take(data, |r| ranges.push(r))
-                    .map_err(|e| RelayError::Upstream(ProxyError::UpstreamInvalid(e.to_string())))?;
+                let n = state.take(data, |r| ranges.push(r)).map_err(|e| {
+                    RelayError::Upstream(ProxyError::UpstreamInvalid(e.to_string()))
+                })?;
                 if dechunk {
                     for r in ranges {
                         out.extend_from_slice(data.get(r).unwrap_or(&[]));
@@ -159,9 +161,9 @@ pub(crate) async fn relay_response_body(
                 }
                 upbuf.consume(n);
             } else {
-                let n = state
-                    .take(upbuf.data(), |_| {})
-                    .map_err(|e| RelayError::Upstream(ProxyError::UpstreamInvalid(e.to_string())))?;
+                let n = state.take(upbuf.data(), |_| {}).map_err(|e| {
+                    RelayError::Upstream(ProxyError::UpstreamInvalid(e.to_string()))
+                })?;
                 match monoio::time::timeout(write_timeout, upbuf.write_out(cw, n)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Err(RelayError::Client(ProxyError::ClientIo(e))),
@@ -178,8 +180,11 @@ pub(crate) async fn relay_response_body(
         if state.is_done() {
             return Ok(());
         }
-        match upbuf.fill(upr, BODY_CHUNK, monoio::time::sleep(read_timeout)).await {
-            Ok(Fill::Data(_)) | Ok(Fill::Full) => {}
+        match upbuf
+            .fill(upr, BODY_CHUNK, monoio::time::sleep(read_timeout))
+            .await
+        {
+            Ok(Fill::Data) | Ok(Fill::Full) => {}
             Ok(Fill::Eof) => {
                 if matches!(state, BodyState::UntilClose) {
                     *state = BodyState::Done;

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use monoio::io::{OwnedReadHalf, OwnedWriteHalf};
 use monoio::net::TcpStream;
-use ringside_codec::{parse_response, write_request_head, write_response_head, BodyKind, RequestHead, Version};
+use ringside_codec::{
+    parse_response, write_request_head, write_response_head, BodyKind, RequestHead, Version,
+};
 use ringside_config::{Cluster, HttpLimits};
 
 use super::body::{relay_response_body, send_request_body, BodyState, RelayError, SendError};
@@ -66,15 +68,11 @@ pub(crate) enum Forwarded {
     Tunneled,
 }
 
-/// A failure, and whether the client already received a response head (then it can only be
-/// closed, not answered).
-pub(crate) struct Failure {
-    pub(crate) err: ProxyError,
-    pub(crate) head_sent: bool,
-}
-
 enum Exchanged {
-    Final { keep_client: bool, reuse_upstream: bool },
+    Final {
+        keep_client: bool,
+        reuse_upstream: bool,
+    },
     Upgraded,
 }
 
@@ -86,7 +84,8 @@ pub(crate) async fn forward(
     ds: &mut Downstream<'_>,
     head_sent: &Cell<bool>,
 ) -> Result<Forwarded, ProxyError> {
-    let retry_safe = req.head.is_idempotent() && matches!(req.head.body(), BodyKind::Empty | BodyKind::Length(0));
+    let retry_safe = req.head.is_idempotent()
+        && matches!(req.head.body(), BodyKind::Empty | BodyKind::Length(0));
     let mut attempt = 0;
     loop {
         let (mut up, idx) = acquire(worker, cluster, state, req.hash, attempt == 0).await?;
@@ -94,23 +93,43 @@ pub(crate) async fn forward(
         let res = exchange(worker, req, ds, &mut up, head_sent).await;
         state.balancer.request_finished(idx);
         match res {
-            Ok(Exchanged::Final { keep_client, reuse_upstream }) => {
+            Ok(Exchanged::Final {
+                keep_client,
+                reuse_upstream,
+            }) => {
                 if reuse_upstream && !worker.draining() {
-                    worker.pool.put(up, cluster.max_idle_per_endpoint, cluster.idle_timeout);
+                    worker
+                        .pool
+                        .put(up, cluster.max_idle_per_endpoint, cluster.idle_timeout);
                 }
                 return Ok(Forwarded::Done { keep: keep_client });
             }
             Ok(Exchanged::Upgraded) => {
-                let Upstream { mut r, mut w, mut buf, .. } = up;
+                let Upstream {
+                    mut r,
+                    mut w,
+                    mut buf,
+                    ..
+                } = up;
                 let _ = tunnel(
-                    End { r: ds.r, w: ds.w, buf: ds.buf },
-                    End { r: &mut r, w: &mut w, buf: &mut buf },
+                    End {
+                        r: ds.r,
+                        w: ds.w,
+                        buf: ds.buf,
+                    },
+                    End {
+                        r: &mut r,
+                        w: &mut w,
+                        buf: &mut buf,
+                    },
                     req.idle,
                 )
                 .await;
                 return Ok(Forwarded::Tunneled);
             }
-            Err(ProxyError::UpstreamClosedEarly) if up.reused && retry_safe && !head_sent.get() && attempt == 0 => {
+            Err(ProxyError::UpstreamClosedEarly)
+                if up.reused && retry_safe && !head_sent.get() && attempt == 0 =>
+            {
                 tracing::debug!(endpoint = %up.addr, "pooled connection was closed by the upstream; retrying");
                 attempt += 1;
             }
@@ -144,11 +163,24 @@ async fn exchange(
     ds.buf.consume(n);
     let reused = up.reused;
     if let Err(e) = write_vec_timeout(&mut up.w, out, UPSTREAM_READ_TIMEOUT).await {
-        return Err(if reused { ProxyError::UpstreamClosedEarly } else { ProxyError::UpstreamIo(e) });
+        return Err(if reused {
+            ProxyError::UpstreamClosedEarly
+        } else {
+            ProxyError::UpstreamIo(e)
+        });
     }
 
-    let Upstream { r: upr, w: upw, buf: upbuf, .. } = up;
-    let Downstream { r: cr, w: cw, buf: cbuf } = ds;
+    let Upstream {
+        r: upr,
+        w: upw,
+        buf: upbuf,
+        ..
+    } = up;
+    let Downstream {
+        r: cr,
+        w: cw,
+        buf: cbuf,
+    } = ds;
     let limit = req.limits.max_request_body_bytes;
     let mut send_result: Option<Result<(), SendError>> = body.is_done().then_some(Ok(()));
     let outcome = {
@@ -165,7 +197,9 @@ async fn exchange(
                 if let Poll::Ready(r) = send.as_mut().poll(cx) {
                     match r {
                         Err(SendError::Client(e)) => return Poll::Ready(Err(e)),
-                        Err(SendError::TooLarge) => return Poll::Ready(Err(ProxyError::BodyTooLarge)),
+                        Err(SendError::TooLarge) => {
+                            return Poll::Ready(Err(ProxyError::BodyTooLarge))
+                        }
                         other => send_result = Some(other),
                     }
                 }
@@ -175,7 +209,10 @@ async fn exchange(
         .await
     };
     match outcome? {
-        Exchanged::Final { keep_client, reuse_upstream } => {
+        Exchanged::Final {
+            keep_client,
+            reuse_upstream,
+        } => {
             // A request body that did not finish (the upstream answered early) leaves both
             // connections in an unknown state: close them.
             let body_complete = matches!(send_result, Some(Ok(())));
@@ -212,15 +249,30 @@ async fn receive(
                     Err(e) => return Err(ProxyError::UpstreamInvalid(e.to_string())),
                 }
             }
-            match upbuf.fill(upr, MAX_RESPONSE_HEAD, monoio::time::sleep(UPSTREAM_READ_TIMEOUT)).await {
-                Ok(Fill::Data(_)) => {}
+            match upbuf
+                .fill(
+                    upr,
+                    MAX_RESPONSE_HEAD,
+                    monoio::time::sleep(UPSTREAM_READ_TIMEOUT),
+                )
+                .await
+            {
+                Ok(Fill::Data) => {}
                 Ok(Fill::Eof) if !got_bytes => return Err(ProxyError::UpstreamClosedEarly),
                 Ok(Fill::Eof) => {
-                    return Err(ProxyError::UpstreamInvalid("upstream closed the connection mid-head".into()))
+                    return Err(ProxyError::UpstreamInvalid(
+                        "upstream closed the connection mid-head".into(),
+                    ))
                 }
                 Ok(Fill::Stopped) => return Err(ProxyError::Timeout),
-                Ok(Fill::Full) => return Err(ProxyError::UpstreamInvalid("response head too large".into())),
-                Err(e) if !got_bytes && is_reset(&e) => return Err(ProxyError::UpstreamClosedEarly),
+                Ok(Fill::Full) => {
+                    return Err(ProxyError::UpstreamInvalid(
+                        "response head too large".into(),
+                    ))
+                }
+                Err(e) if !got_bytes && is_reset(&e) => {
+                    return Err(ProxyError::UpstreamClosedEarly)
+                }
                 Err(e) => return Err(ProxyError::UpstreamIo(e)),
             }
         };
@@ -228,12 +280,16 @@ async fn receive(
         let status = resp.status();
         if status == 101 {
             if !upgrade {
-                return Err(ProxyError::UpstreamInvalid("101 without an upgrade request".into()));
+                return Err(ProxyError::UpstreamInvalid(
+                    "101 without an upgrade request".into(),
+                ));
             }
             let mut out = Vec::with_capacity(512);
             write_response_head(&mut out, &resp, &[], true);
             head_sent.set(true);
-            write_vec_timeout(cw, out, req.idle).await.map_err(ProxyError::ClientIo)?;
+            write_vec_timeout(cw, out, req.idle)
+                .await
+                .map_err(ProxyError::ClientIo)?;
             return Ok(Exchanged::Upgraded);
         }
         if resp.is_informational() {
@@ -241,13 +297,16 @@ async fn receive(
             if !http10 {
                 let mut out = Vec::with_capacity(256);
                 write_response_head(&mut out, &resp, &[], true);
-                write_vec_timeout(cw, out, req.idle).await.map_err(ProxyError::ClientIo)?;
+                write_vec_timeout(cw, out, req.idle)
+                    .await
+                    .map_err(ProxyError::ClientIo)?;
             }
             continue;
         }
         let kind = resp.body();
         let dechunk = http10 && kind == BodyKind::Chunked;
-        let keep_client = req.client_keep && !http10 && kind != BodyKind::UntilClose && !worker.draining();
+        let keep_client =
+            req.client_keep && !http10 && kind != BodyKind::UntilClose && !worker.draining();
         let mut out = Vec::with_capacity(1024);
         if dechunk {
             ringside_codec::write_response_head_dechunked(&mut out, &resp, &[]);
@@ -256,20 +315,34 @@ async fn receive(
         }
         head_sent.set(true);
         let mut state = BodyState::new(kind);
-        let relayed =
-            relay_response_body(upr, upbuf, cw, &mut state, dechunk, out, UPSTREAM_READ_TIMEOUT, req.idle).await;
+        let relayed = relay_response_body(
+            upr,
+            upbuf,
+            cw,
+            &mut state,
+            dechunk,
+            out,
+            UPSTREAM_READ_TIMEOUT,
+            req.idle,
+        )
+        .await;
         match relayed {
             Ok(()) => {}
             Err(RelayError::Upstream(e)) | Err(RelayError::Client(e)) => return Err(e),
         }
         let reuse_upstream = resp.keep_alive() && upbuf.is_empty();
-        return Ok(Exchanged::Final { keep_client, reuse_upstream });
+        return Ok(Exchanged::Final {
+            keep_client,
+            reuse_upstream,
+        });
     }
 }
 
 fn is_reset(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
-        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::BrokenPipe
+        std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::BrokenPipe
     )
 }

@@ -29,7 +29,6 @@ use crate::error::ProxyError;
 use crate::io::{either, write_vec_timeout, Fill, ReadBuf};
 use crate::worker::{ConnGuard, Worker};
 
-
 /// Initial read buffer per connection; it grows for large heads and bodies and shrinks back
 /// when the connection goes idle.
 const INITIAL_BUF: usize = 4096;
@@ -50,8 +49,12 @@ pub(crate) async fn serve(
     let mut first = true;
     loop {
         let view = worker.views.current();
-        let Some(l) = view.listener(&listener) else { break };
-        let ListenerKind::Http(http) = &l.kind else { break };
+        let Some(l) = view.listener(&listener) else {
+            break;
+        };
+        let ListenerKind::Http(http) = &l.kind else {
+            break;
+        };
         let head = match read_head(&worker, &mut r, &mut buf, l, http, first).await {
             Ok(Some(head)) => head,
             Ok(None) => break,
@@ -68,7 +71,11 @@ pub(crate) async fn serve(
             }
         };
         first = false;
-        let mut ds = forward::Downstream { r: &mut r, w: &mut w, buf: &mut buf };
+        let mut ds = forward::Downstream {
+            r: &mut r,
+            w: &mut w,
+            buf: &mut buf,
+        };
         match route::handle(&worker, &view, l, http, &head, peer, &mut ds).await {
             route::After::KeepAlive => continue,
             route::After::Close => break,
@@ -113,16 +120,28 @@ async fn read_head(
         }
         let fill = match (idle, deadline) {
             (true, None) => {
-                buf.fill(r, cap, either(monoio::time::sleep(l.idle_timeout), worker.drain.wait())).await
+                buf.fill(
+                    r,
+                    cap,
+                    either(monoio::time::sleep(l.idle_timeout), worker.drain.wait()),
+                )
+                .await
             }
-            (true, Some(d)) => buf.fill(r, cap, either(monoio::time::sleep_until(d), worker.drain.wait())).await,
+            (true, Some(d)) => {
+                buf.fill(
+                    r,
+                    cap,
+                    either(monoio::time::sleep_until(d), worker.drain.wait()),
+                )
+                .await
+            }
             (false, d) => {
                 let d = d.unwrap_or_else(|| Instant::now() + head_timeout);
                 buf.fill(r, cap, monoio::time::sleep_until(d)).await
             }
         };
         match fill {
-            Ok(Fill::Data(_)) => {
+            Ok(Fill::Data) => {
                 if deadline.is_none() {
                     deadline = Some(Instant::now() + head_timeout);
                 }

@@ -36,7 +36,14 @@ pub(crate) fn reason(status: u16) -> &'static str {
     }
 }
 
-fn head(out: &mut Vec<u8>, status: u16, content_type: &str, len: usize, close: bool, request_id: Option<&[u8]>) {
+fn head(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    len: usize,
+    close: bool,
+    request_id: Option<&[u8]>,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.to_string().as_bytes());
     out.push(b' ');
@@ -56,10 +63,23 @@ fn head(out: &mut Vec<u8>, status: u16, content_type: &str, len: usize, close: b
 }
 
 /// The response for an error the proxy produced.
-pub(crate) fn error(out: &mut Vec<u8>, err: &ProxyError, close: bool, head_only: bool, request_id: Option<&[u8]>) {
+pub(crate) fn error(
+    out: &mut Vec<u8>,
+    err: &ProxyError,
+    close: bool,
+    head_only: bool,
+    request_id: Option<&[u8]>,
+) {
     let status = err.status();
     let body = format!("{} {}: {}\n", status, reason(status), err);
-    head(out, status, "text/plain; charset=utf-8", body.len(), close, request_id);
+    head(
+        out,
+        status,
+        "text/plain; charset=utf-8",
+        body.len(),
+        close,
+        request_id,
+    );
     if !head_only {
         out.extend_from_slice(body.as_bytes());
     }

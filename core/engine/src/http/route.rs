@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 
 use ringside_codec::{BodyKind, RequestHead, Version};
-use ringside_config::{ClusterId, HttpListener, Listener, Lb, RequestView, RouteAction};
+use ringside_config::{ClusterId, HttpListener, Lb, Listener, RequestView, RouteAction};
 
 use super::forward::{forward, Downstream, Forwarded, Request};
 use super::respond;
@@ -42,7 +42,15 @@ pub(crate) async fn handle(
     let head_only = head.method() == "HEAD";
 
     if head.method() == "CONNECT" {
-        return answer(ds, l, &ProxyError::MethodNotAllowed, false, head_only, has_body).await;
+        return answer(
+            ds,
+            l,
+            &ProxyError::MethodNotAllowed,
+            false,
+            head_only,
+            has_body,
+        )
+        .await;
     }
     if let (BodyKind::Length(n), Some(max)) = (head.body(), http.limits.max_request_body_bytes) {
         if n > max {
@@ -56,7 +64,15 @@ pub(crate) async fn handle(
         header: |name: &str| head.header(name),
     };
     let Some(route) = http.routes.iter().find(|r| r.matcher.matches(&request)) else {
-        return answer(ds, l, &ProxyError::NoRoute, client_keep, head_only, has_body).await;
+        return answer(
+            ds,
+            l,
+            &ProxyError::NoRoute,
+            client_keep,
+            head_only,
+            has_body,
+        )
+        .await;
     };
     let cluster = match &route.action {
         RouteAction::Direct(d) => {
@@ -74,10 +90,26 @@ pub(crate) async fn handle(
     };
 
     let Some(c) = view.snap.config.clusters.get(cluster.0) else {
-        return answer(ds, l, &ProxyError::NoHealthyEndpoint, false, head_only, has_body).await;
+        return answer(
+            ds,
+            l,
+            &ProxyError::NoHealthyEndpoint,
+            false,
+            head_only,
+            has_body,
+        )
+        .await;
     };
     let Some(state) = view.clusters.get(cluster.0) else {
-        return answer(ds, l, &ProxyError::NoHealthyEndpoint, false, head_only, has_body).await;
+        return answer(
+            ds,
+            l,
+            &ProxyError::NoHealthyEndpoint,
+            false,
+            head_only,
+            has_body,
+        )
+        .await;
     };
     let request_id = match head.header("x-request-id") {
         Some(id) if !id.is_empty() => id.to_vec(),
@@ -94,8 +126,11 @@ pub(crate) async fn handle(
         _ => ip.into_bytes(),
     };
     let proto: &[u8] = head.header("x-forwarded-proto").unwrap_or(b"http");
-    let set: [(&str, &[u8]); 3] =
-        [("X-Forwarded-For", &xff), ("X-Forwarded-Proto", proto), ("X-Request-Id", &request_id)];
+    let set: [(&str, &[u8]); 3] = [
+        ("X-Forwarded-For", &xff),
+        ("X-Forwarded-Proto", proto),
+        ("X-Request-Id", &request_id),
+    ];
     let hash = match (c.lb, &c.hash_key) {
         (Lb::RingHash, Some(key)) => request_hash(key, |n| head.header(n), peer.ip()),
         _ => None,
@@ -112,7 +147,9 @@ pub(crate) async fn handle(
     let result = {
         let fut = forward(worker, c, state, &req, ds, &head_sent);
         match route.timeout {
-            Some(t) => monoio::time::timeout(t, fut).await.unwrap_or(Err(ProxyError::Timeout)),
+            Some(t) => monoio::time::timeout(t, fut)
+                .await
+                .unwrap_or(Err(ProxyError::Timeout)),
             None => fut.await,
         }
     };
@@ -120,14 +157,20 @@ pub(crate) async fn handle(
         Ok(Forwarded::Done { keep: true }) => After::KeepAlive,
         Ok(Forwarded::Done { keep: false }) | Ok(Forwarded::Tunneled) => After::Close,
         Err(e) => {
-            tracing::debug!(route = %route.name, cluster = %c.name, %peer, error = %e, "request failed");
+            tracing::debug!(route = %route.name, cluster = %c.name, %peer, side = ?e.side(), error = %e, "request failed");
             if head_sent.get() || !e.answerable() {
                 return After::Close;
             }
             // The request body may be partly unread: only a bodyless request keeps the
             // connection after an error.
             let mut out = Vec::with_capacity(256);
-            respond::error(&mut out, &e, !(client_keep && !has_body), head_only, Some(&request_id));
+            respond::error(
+                &mut out,
+                &e,
+                !(client_keep && !has_body),
+                head_only,
+                Some(&request_id),
+            );
             match write_vec_timeout(ds.w, out, l.idle_timeout).await {
                 Ok(()) if client_keep && !has_body => After::KeepAlive,
                 Ok(()) if has_body => After::Linger,

@@ -1,0 +1,130 @@
+//! Clusters: balancing policy, endpoints, pool and health settings, fingerprint.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use super::{default, Validator};
+use crate::check::{self, MAX_ENDPOINT_WEIGHT};
+use crate::hash::cluster_fingerprint;
+use crate::model::{Cluster, Endpoint, Lb};
+use crate::raw::{FileCluster, FileEndpoint, FileLb};
+
+impl Validator {
+    pub(super) fn cluster(&mut self, i: usize, c: &FileCluster) -> Option<Cluster> {
+        let p = format!("clusters[{i}]");
+        let mut cluster = self.clean(|v| {
+            let lb = match c.lb {
+                None | Some(FileLb::RoundRobin) => Lb::RoundRobin,
+                Some(FileLb::LeastRequest) => Lb::LeastRequest,
+                Some(FileLb::Random) => Lb::Random,
+                Some(FileLb::RingHash) => Lb::RingHash,
+            };
+            let endpoints = v.endpoints(&p, c.endpoints.as_deref().unwrap_or_default());
+            let hash_key = match (lb, &c.hash_key) {
+                (Lb::RingHash, None) => {
+                    v.err(
+                        &*p,
+                        "missing field \"hash_key\", required when lb = \"ring_hash\"",
+                    );
+                    None
+                }
+                (Lb::RingHash, Some(key)) => match check::hash_key(key) {
+                    Ok(key) => Some(key),
+                    Err(m) => {
+                        v.err(format!("{p}.hash_key"), m);
+                        None
+                    }
+                },
+                (_, Some(_)) => {
+                    v.err(
+                        format!("{p}.hash_key"),
+                        "only valid with lb = \"ring_hash\"",
+                    );
+                    None
+                }
+                (_, None) => None,
+            };
+            let max_idle_per_endpoint = match check::count(
+                c.max_idle_per_endpoint
+                    .unwrap_or(default::MAX_IDLE_PER_ENDPOINT),
+            ) {
+                Ok(n) => n,
+                Err(m) => {
+                    v.err(format!("{p}.max_idle_per_endpoint"), m);
+                    0
+                }
+            };
+            Cluster {
+                name: c.name.clone(),
+                lb,
+                endpoints,
+                connect_timeout: v.timeout(
+                    format!("{p}.connect_timeout_ms"),
+                    c.connect_timeout_ms,
+                    default::CONNECT_TIMEOUT_MS,
+                ),
+                hash_key,
+                max_idle_per_endpoint,
+                idle_timeout: v.timeout(
+                    format!("{p}.idle_timeout_ms"),
+                    c.idle_timeout_ms,
+                    default::POOL_IDLE_TIMEOUT_MS,
+                ),
+                fail_timeout: v.timeout(
+                    format!("{p}.fail_timeout_ms"),
+                    c.fail_timeout_ms,
+                    default::FAIL_TIMEOUT_MS,
+                ),
+                fingerprint: 0,
+            }
+        })?;
+        cluster.fingerprint = cluster_fingerprint(&cluster);
+        Some(cluster)
+    }
+
+    fn endpoints(&mut self, p: &str, raw: &[FileEndpoint]) -> Vec<Endpoint> {
+        let mut endpoints: Vec<Endpoint> = Vec::with_capacity(raw.len());
+        let mut first_index: HashMap<SocketAddr, usize> = HashMap::new();
+        for (j, e) in raw.iter().enumerate() {
+            let (ap, weight) = match e {
+                FileEndpoint::Address(_) => (format!("{p}.endpoints[{j}]"), 1),
+                FileEndpoint::Table(t) => {
+                    let weight = t.weight.unwrap_or(1);
+                    if !(1..=MAX_ENDPOINT_WEIGHT).contains(&weight) {
+                        self.err(
+                            format!("{p}.endpoints[{j}].weight"),
+                            format!("must be from 1 to {MAX_ENDPOINT_WEIGHT}, got {weight}"),
+                        );
+                    }
+                    (format!("{p}.endpoints[{j}].address"), weight)
+                }
+            };
+            let address = match check::socket_addr(e.address()) {
+                Ok(a) => a,
+                Err(m) => {
+                    self.err(ap, m);
+                    continue;
+                }
+            };
+            if address.port() == 0 {
+                self.err(
+                    &*ap,
+                    format!(
+                        "invalid endpoint {:?}: port 0 cannot be connected to",
+                        e.address()
+                    ),
+                );
+            }
+            if let Some(first) = first_index.get(&address) {
+                self.err(
+                    ap,
+                    format!("duplicate endpoint {address} (also endpoints[{first}])"),
+                );
+            } else {
+                first_index.insert(address, j);
+            }
+            endpoints.push(Endpoint { address, weight });
+        }
+        endpoints
+    }
+}

@@ -1,0 +1,295 @@
+//! Routes: the listener they belong to, their `match`, and their one action.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::{default, Validator};
+use crate::check;
+use crate::model::{ClusterId, DirectResponse, PathMatch, Route, RouteAction, RouteMatch};
+use crate::raw::{
+    FileDirectResponse, FileListener, FileMatch, FileProtocol, FileRoute, FileWeighted,
+};
+use crate::read::{key_segment, Slot};
+
+/// Where a route's listener stands, by name.
+#[derive(Debug, Clone, Copy)]
+enum ListenerRef {
+    /// Index in the file (and in `Config::listeners`).
+    Http(usize),
+    Tcp,
+    /// Did not deserialize: its protocol is unknown.
+    Broken,
+}
+
+impl Validator {
+    /// The index of the http listener route `i` belongs to, when it has one.
+    pub(super) fn route_listener(
+        &mut self,
+        i: usize,
+        r: &FileRoute,
+        ids: &HashMap<&str, usize>,
+        listeners: &[Slot<FileListener>],
+    ) -> Option<usize> {
+        let target = ids
+            .get(r.listener.as_str())
+            .map(|&l| match listeners.get(l) {
+                Some(Slot::Ok(fl)) if fl.protocol == Some(FileProtocol::Tcp) => ListenerRef::Tcp,
+                Some(Slot::Ok(_)) => ListenerRef::Http(l),
+                _ => ListenerRef::Broken,
+            });
+        let path = format!("routes[{i}].listener");
+        match target {
+            Some(ListenerRef::Http(l)) => Some(l),
+            Some(ListenerRef::Broken) => None,
+            Some(ListenerRef::Tcp) => {
+                self.err(
+                    path,
+                    format!(
+                        "listener {:?} is a tcp listener; routes apply to http listeners only",
+                        r.listener
+                    ),
+                );
+                None
+            }
+            None => {
+                self.err(path, format!("unknown listener {:?}", r.listener));
+                None
+            }
+        }
+    }
+
+    pub(super) fn route(
+        &mut self,
+        i: usize,
+        r: &FileRoute,
+        clusters: &HashMap<&str, usize>,
+    ) -> Option<Route> {
+        let p = format!("routes[{i}]");
+        let built = self.clean(|v| {
+            v.name(format!("{p}.name"), &r.name);
+            let matcher = v.matcher(&format!("{p}.match"), r.matcher.as_ref());
+
+            let given: Vec<&str> = [
+                ("cluster", r.cluster.is_some()),
+                ("weighted", r.weighted.is_some()),
+                ("direct_response", r.direct_response.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(key, present)| present.then_some(key))
+            .collect();
+            match given.len() {
+                0 => v.err(&*p, "needs one of cluster, weighted, direct_response"),
+                1 => {}
+                _ => v.err(
+                    &*p,
+                    format!(
+                        "only one of cluster, weighted, direct_response may be given, found {}",
+                        given.join(", ")
+                    ),
+                ),
+            }
+            // Check every action given, so each of its mistakes is reported too.
+            let mut action = None;
+            if let Some(name) = &r.cluster {
+                action = v
+                    .cluster_ref(format!("{p}.cluster"), name, clusters)
+                    .map(RouteAction::Cluster);
+            }
+            if let Some(targets) = &r.weighted {
+                action = v.weighted(&format!("{p}.weighted"), targets, clusters);
+            }
+            if let Some(direct) = &r.direct_response {
+                action = v
+                    .direct(&format!("{p}.direct_response"), direct)
+                    .map(RouteAction::Direct);
+                if r.timeout_ms.is_some() {
+                    v.err(
+                        format!("{p}.timeout_ms"),
+                        "not valid on a direct_response route (no upstream to wait for)",
+                    );
+                }
+            }
+            let timeout = r
+                .timeout_ms
+                .map(|ms| v.timeout(format!("{p}.timeout_ms"), Some(ms), 1));
+            Some(Route {
+                name: r.name.clone(),
+                matcher: matcher?,
+                action: action?,
+                timeout,
+            })
+        });
+        built.flatten()
+    }
+
+    fn matcher(&mut self, p: &str, m: Option<&FileMatch>) -> Option<RouteMatch> {
+        let empty = FileMatch::default();
+        let m = m.unwrap_or(&empty);
+        self.clean(|v| {
+            let host = m.host.as_ref().and_then(|h| match check::host(h) {
+                Ok(h) => Some(h),
+                Err(msg) => {
+                    v.err(format!("{p}.host"), msg);
+                    None
+                }
+            });
+            let path = v.path_match(p, m);
+            let method = m.method.clone();
+            if let Some(method) = &method {
+                if !check::is_token(method) {
+                    v.err(
+                        format!("{p}.method"),
+                        format!("invalid method {method:?}: must be an HTTP token such as \"GET\""),
+                    );
+                }
+            }
+            let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+            for (name, value) in m.headers.iter().flatten() {
+                let hp = format!("{p}.headers.{}", key_segment(name));
+                if !check::is_token(name) {
+                    v.err(&*hp, format!("invalid header name {name:?}"));
+                    continue;
+                }
+                if !check::is_header_value(value) {
+                    v.err(
+                        &*hp,
+                        format!("invalid header value {value:?}: control characters are not allowed"),
+                    );
+                } else if value.trim_matches([' ', '\t']) != value {
+                    v.err(
+                        &*hp,
+                        format!(
+                            "header value {value:?} has leading or trailing whitespace, which a request's header value never has"
+                        ),
+                    );
+                }
+                let lower = name.to_ascii_lowercase();
+                if headers.iter().any(|(n, _)| *n == lower) {
+                    v.err(
+                        &*hp,
+                        format!("duplicate header {lower:?} (header names are case-insensitive)"),
+                    );
+                }
+                headers.push((lower, value.as_bytes().to_vec()));
+            }
+            RouteMatch { host, path, method, headers }
+        })
+    }
+
+    fn path_match(&mut self, p: &str, m: &FileMatch) -> PathMatch {
+        let given: Vec<&str> = [
+            ("path_prefix", m.path_prefix.is_some()),
+            ("path_exact", m.path_exact.is_some()),
+            ("path_regex", m.path_regex.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, present)| present.then_some(key))
+        .collect();
+        if given.len() > 1 {
+            self.err(
+                p,
+                format!(
+                    "at most one of path_prefix, path_exact, path_regex may be given, found {}",
+                    given.join(", ")
+                ),
+            );
+        }
+        let mut path = PathMatch::Any;
+        for (key, value) in [
+            ("path_prefix", &m.path_prefix),
+            ("path_exact", &m.path_exact),
+        ] {
+            let Some(value) = value else { continue };
+            if !value.starts_with('/') {
+                self.err(
+                    format!("{p}.{key}"),
+                    format!("must start with \"/\", got {value:?}"),
+                );
+            } else if key == "path_prefix" {
+                path = PathMatch::Prefix(value.clone());
+            } else {
+                path = PathMatch::Exact(value.clone());
+            }
+        }
+        if let Some(re) = &m.path_regex {
+            // Checked alone first: `a)|(b` is invalid, yet `^(?:a)|(b)$` would compile.
+            let anchored =
+                regex::Regex::new(re).and_then(|_| regex::Regex::new(&format!("^(?:{re})$")));
+            match anchored {
+                Ok(compiled) => path = PathMatch::Regex(compiled),
+                Err(e) => self.err(
+                    format!("{p}.path_regex"),
+                    format!("invalid regex {re:?}: {}", check::regex_error(&e)),
+                ),
+            }
+        }
+        path
+    }
+
+    fn weighted(
+        &mut self,
+        p: &str,
+        targets: &[FileWeighted],
+        clusters: &HashMap<&str, usize>,
+    ) -> Option<RouteAction> {
+        self.clean(|v| {
+            if targets.is_empty() {
+                v.err(p, "must list at least one cluster");
+            }
+            let mut resolved: Vec<(ClusterId, u32)> = Vec::with_capacity(targets.len());
+            let mut total: u64 = 0;
+            for (j, t) in targets.iter().enumerate() {
+                let cp = format!("{p}[{j}].cluster");
+                if let Some(first) = targets.iter().take(j).position(|o| o.cluster == t.cluster) {
+                    v.err(
+                        &*cp,
+                        format!(
+                            "cluster {:?} listed twice (also weighted[{first}])",
+                            t.cluster
+                        ),
+                    );
+                }
+                if let Some(id) = v.cluster_ref(cp, &t.cluster, clusters) {
+                    resolved.push((id, t.weight));
+                }
+                total += u64::from(t.weight);
+            }
+            if !targets.is_empty() && total == 0 {
+                v.err(p, "weights sum to 0: at least one must be greater than 0");
+            }
+            RouteAction::Weighted {
+                targets: resolved,
+                total,
+            }
+        })
+    }
+
+    fn direct(&mut self, p: &str, d: &FileDirectResponse) -> Option<DirectResponse> {
+        self.clean(|v| {
+            if !(200..=599).contains(&d.status) {
+                let why = if (100..=199).contains(&d.status) {
+                    " (a 1xx status is not a final response)"
+                } else {
+                    ""
+                };
+                v.err(
+                    format!("{p}.status"),
+                    format!("must be from 200 to 599, got {}{why}", d.status),
+                );
+            }
+            let content_type = d.content_type.as_deref().unwrap_or(default::CONTENT_TYPE);
+            if content_type.is_empty() || !check::is_header_value(content_type) {
+                v.err(
+                    format!("{p}.content_type"),
+                    format!("invalid header value {content_type:?}"),
+                );
+            }
+            DirectResponse {
+                status: d.status,
+                body: Bytes::from(d.body.clone().unwrap_or_default()),
+                content_type: content_type.to_owned(),
+            }
+        })
+    }
+}
