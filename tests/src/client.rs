@@ -1,11 +1,11 @@
 //! A raw HTTP/1.1 client over `std::net::TcpStream`: sends exact bytes (malformed ones
 //! included) and reads one response at a time, keeping the connection for the next.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::WAIT;
+use crate::{read_retrying, WAIT};
 
 /// One response as the client read it.
 #[derive(Debug, Clone)]
@@ -185,7 +185,7 @@ impl Client {
                 return false;
             }
             self.s.set_read_timeout(Some(left)).unwrap();
-            let r = self.s.read(&mut chunk);
+            let r = read_retrying(&mut self.s, &mut chunk);
             self.s.set_read_timeout(Some(WAIT)).unwrap();
             match r {
                 Ok(0) => return true,
@@ -210,7 +210,7 @@ impl Client {
         }
         let mut chunk = [0u8; 4096];
         self.s.set_read_timeout(Some(window)).unwrap();
-        let r = self.s.read(&mut chunk);
+        let r = read_retrying(&mut self.s, &mut chunk);
         self.s.set_read_timeout(Some(WAIT)).unwrap();
         match r {
             Err(e)
@@ -231,7 +231,7 @@ impl Client {
 
     fn fill(&mut self) -> io::Result<bool> {
         let mut chunk = [0u8; 64 * 1024];
-        let n = self.s.read(&mut chunk)?;
+        let n = read_retrying(&mut self.s, &mut chunk)?;
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n > 0)
     }

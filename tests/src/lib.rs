@@ -64,6 +64,7 @@ impl Driver {
 macro_rules! both_drivers {
     ($(#[$meta:meta])* fn $name:ident($d:ident) $body:block) => {
         $(#[$meta])*
+        #[allow(clippy::unwrap_used)] // a test's body, like a #[test] fn
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -205,6 +206,14 @@ pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// An address on 127.0.0.1 where nothing listens (bound, then released).
+pub fn closed_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
 /// A deterministic byte pattern for large bodies: `pattern_byte(i)` is the i-th byte.
 pub fn pattern_byte(i: u64) -> u8 {
     (i.wrapping_mul(2_654_435_761) >> 13) as u8 ^ (i as u8)
@@ -213,4 +222,15 @@ pub fn pattern_byte(i: u64) -> u8 {
 /// `len` bytes of [`pattern_byte`] starting at `offset`.
 pub fn pattern(offset: u64, len: usize) -> Vec<u8> {
     (0..len as u64).map(|i| pattern_byte(offset + i)).collect()
+}
+
+/// `read`, retried when a signal interrupts it (`EINTR`): the engine's io_uring set-up can
+/// interrupt a blocking read of the thread that started it.
+pub fn read_retrying(s: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
 }

@@ -6,13 +6,13 @@
 //! request, and asks its handler for a [`Reply`]. One thread per connection; connections are
 //! keep-alive until the client closes or the handler says otherwise.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::{eventually, WAIT};
+use crate::{eventually, read_retrying, WAIT};
 
 /// Idle read timeout of origin connections: bounds every origin thread's life.
 const ORIGIN_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,8 +73,6 @@ pub enum Reply {
     Hijack(Box<dyn FnOnce(TcpStream, Vec<u8>) + Send>),
 }
 
-type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
-
 #[derive(Default)]
 struct Recorded {
     requests: Mutex<Vec<Request>>,
@@ -126,10 +124,23 @@ fn reason(status: u16) -> &'static str {
 impl Origin {
     /// Starts an origin answering with `handler`.
     pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Origin {
+        Origin::accepting(move |stream, conn, rec| serve(stream, conn, rec, &handler))
+    }
+
+    /// Starts an origin that hands each accepted connection to `f` and records nothing but
+    /// the connection count (for servers that speak no proper HTTP, or stream).
+    pub fn raw(f: impl Fn(TcpStream) + Send + Sync + 'static) -> Origin {
+        Origin::accepting(move |stream, _, _| {
+            let _ = stream.set_read_timeout(Some(ORIGIN_READ_TIMEOUT));
+            f(stream)
+        })
+    }
+
+    fn accepting(f: impl Fn(TcpStream, usize, &Recorded) + Send + Sync + 'static) -> Origin {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let rec = Arc::new(Recorded::default());
-        let handler: Arc<Handler> = Arc::new(handler);
+        let f = Arc::new(f);
         let r = rec.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -138,8 +149,8 @@ impl Origin {
                 }
                 let Ok(stream) = stream else { continue };
                 let conn = r.connections.fetch_add(1, Ordering::SeqCst);
-                let (r, h) = (r.clone(), handler.clone());
-                std::thread::spawn(move || serve(stream, conn, &r, &*h));
+                let (r, f) = (r.clone(), f.clone());
+                std::thread::spawn(move || f(stream, conn, &r));
             }
         });
         Origin { addr, rec }
@@ -220,7 +231,7 @@ impl Conn<'_> {
     /// Reads more; `Ok(false)` at EOF.
     fn fill(&mut self) -> io::Result<bool> {
         let mut chunk = [0u8; 64 * 1024];
-        let n = self.s.read(&mut chunk)?;
+        let n = read_retrying(&mut self.s, &mut chunk)?;
         self.rec.bytes.fetch_add(n, Ordering::SeqCst);
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n > 0)
@@ -322,7 +333,7 @@ fn parse_head(conn: usize, seq: usize, head: &[u8]) -> Request {
     }
 }
 
-fn serve(stream: TcpStream, conn: usize, rec: &Recorded, handler: &Handler) {
+fn serve(stream: TcpStream, conn: usize, rec: &Recorded, handler: &impl Fn(&Request) -> Reply) {
     let _ = stream.set_read_timeout(Some(ORIGIN_READ_TIMEOUT));
     let mut c = Conn {
         s: stream,
@@ -448,7 +459,7 @@ pub fn echo_until_eof(mut s: TcpStream, goodbye: &[u8]) {
     let _ = s.set_read_timeout(Some(ORIGIN_READ_TIMEOUT));
     let mut buf = [0u8; 64 * 1024];
     loop {
-        match s.read(&mut buf) {
+        match read_retrying(&mut s, &mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 if s.write_all(&buf[..n]).is_err() {

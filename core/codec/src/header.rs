@@ -79,6 +79,10 @@ pub(crate) fn as_str(bytes: &[u8]) -> &str {
 }
 
 /// Scratch slots for httparse: on the stack up to [`STACK_HEADERS`], else on the heap.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the point is a stack array; it lives for one parse call"
+)]
 pub(crate) enum Scratch<'b> {
     Stack([MaybeUninit<httparse::Header<'b>>; STACK_HEADERS]),
     Heap(Vec<MaybeUninit<httparse::Header<'b>>>),
@@ -173,11 +177,6 @@ pub(crate) fn trim_ows(bytes: &[u8]) -> &[u8] {
 /// callers decide whether to tolerate them).
 pub(crate) fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|&b| b == b',').map(trim_ows)
-}
-
-/// Whether `token` appears (case-insensitively) in the comma-separated list `value`.
-pub(crate) fn list_has(value: &[u8], token: &str) -> bool {
-    list(value).any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// `Content-Length` = 1*DIGIT, no sign, no OWS inside, no overflow.

@@ -74,7 +74,10 @@ pub(crate) async fn serve(
         idle,
     )
     .await;
-    if let Err(e) = res {
-        tracing::debug!(listener = %listener, %peer, error = %e, "tcp connection ended");
+    match res {
+        Ok(moved) => tracing::debug!(
+            listener = %listener, %peer, sent = moved.a_to_b, received = moved.b_to_a, "tcp connection closed"
+        ),
+        Err(e) => tracing::debug!(listener = %listener, %peer, error = %e, "tcp connection ended"),
     }
 }

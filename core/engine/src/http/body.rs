@@ -116,8 +116,9 @@ pub(crate) async fn send_request_body(
         if limit.is_some_and(|l| *sent > l) {
             return Err(SendError::TooLarge);
         }
-        if rbuf.write_out(upw, n).await.is_err() {
-            return Err(SendError::Upstream);
+        match monoio::time::timeout(idle, rbuf.write_out(upw, n)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Err(SendError::Upstream),
         }
     }
     Ok(())

@@ -68,6 +68,25 @@ pub(crate) enum Forwarded {
     Tunneled,
 }
 
+/// Counts one request as active on an endpoint (least_request) for as long as it lives.
+struct Active<'a> {
+    state: &'a ClusterState,
+    idx: usize,
+}
+
+impl<'a> Active<'a> {
+    fn start(state: &'a ClusterState, idx: usize) -> Active<'a> {
+        state.balancer.request_started(idx);
+        Active { state, idx }
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.state.balancer.request_finished(self.idx);
+    }
+}
+
 enum Exchanged {
     Final {
         keep_client: bool,
@@ -89,9 +108,11 @@ pub(crate) async fn forward(
     let mut attempt = 0;
     loop {
         let (mut up, idx) = acquire(worker, cluster, state, req.hash, attempt == 0).await?;
-        state.balancer.request_started(idx);
+        // A guard, not a call after the await: a route timeout drops this future mid-way
+        // and the active-request count must still come down.
+        let active = Active::start(state, idx);
         let res = exchange(worker, req, ds, &mut up, head_sent).await;
-        state.balancer.request_finished(idx);
+        drop(active);
         match res {
             Ok(Exchanged::Final {
                 keep_client,
@@ -182,7 +203,11 @@ async fn exchange(
         buf: cbuf,
     } = ds;
     let limit = req.limits.max_request_body_bytes;
+    // An `Expect: 100-continue` client that gets a final response without a `100 Continue`
+    // before it may never send its body (RFC 9110 §10.1.1): then it must not be waited for.
+    let continued = Cell::new(false);
     let mut send_result: Option<Result<(), SendError>> = body.is_done().then_some(Ok(()));
+    let mut recv_result: Option<Exchanged> = None;
     let outcome = {
         let mut send = pin!(async {
             if body.is_done() {
@@ -191,30 +216,53 @@ async fn exchange(
                 send_request_body(cr, cbuf, upw, &mut body, limit, &mut sent, req.idle).await
             }
         });
-        let mut recv = pin!(receive(worker, req, upr, upbuf, cw, upgrade, head_sent));
+        let mut recv = pin!(receive(
+            worker, req, upr, upbuf, cw, upgrade, head_sent, &continued
+        ));
         poll_fn(|cx| {
             if send_result.is_none() {
                 if let Poll::Ready(r) = send.as_mut().poll(cx) {
-                    match r {
-                        Err(SendError::Client(e)) => return Poll::Ready(Err(e)),
-                        Err(SendError::TooLarge) => {
-                            return Poll::Ready(Err(ProxyError::BodyTooLarge))
+                    if recv_result.is_none() {
+                        match r {
+                            Err(SendError::Client(e)) => return Poll::Ready(Err(e)),
+                            Err(SendError::TooLarge) => {
+                                return Poll::Ready(Err(ProxyError::BodyTooLarge))
+                            }
+                            _ => {}
                         }
-                        other => send_result = Some(other),
                     }
+                    send_result = Some(r);
                 }
             }
-            recv.as_mut().poll(cx)
+            if recv_result.is_none() {
+                match recv.as_mut().poll(cx) {
+                    Poll::Ready(Ok(x)) => recv_result = Some(x),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+            // The response is complete. An upstream that answered before reading the whole
+            // request body usually keeps reading (and discarding) it, so the body keeps
+            // flowing; the exchange ends when both directions have.
+            match (&send_result, recv_result.is_some()) {
+                (Some(_), true) => Poll::Ready(Ok(())),
+                (None, true) if head.expects_continue() && !continued.get() => Poll::Ready(Ok(())),
+                _ => Poll::Pending,
+            }
         })
         .await
     };
-    match outcome? {
+    outcome?;
+    let Some(exchanged) = recv_result else {
+        return Err(ProxyError::UpstreamInvalid("no response".into()));
+    };
+    match exchanged {
         Exchanged::Final {
             keep_client,
             reuse_upstream,
         } => {
-            // A request body that did not finish (the upstream answered early) leaves both
-            // connections in an unknown state: close them.
+            // A request body that did not finish leaves both connections in an unknown
+            // state: close them.
             let body_complete = matches!(send_result, Some(Ok(())));
             Ok(Exchanged::Final {
                 keep_client: keep_client && body_complete,
@@ -235,6 +283,7 @@ async fn receive(
     cw: &mut OwnedWriteHalf<TcpStream>,
     upgrade: bool,
     head_sent: &Cell<bool>,
+    continued: &Cell<bool>,
 ) -> Result<Exchanged, ProxyError> {
     let head = req.head;
     let http10 = head.version() == Version::Http10;
@@ -300,6 +349,9 @@ async fn receive(
                 write_vec_timeout(cw, out, req.idle)
                     .await
                     .map_err(ProxyError::ClientIo)?;
+                if status == 100 {
+                    continued.set(true);
+                }
             }
             continue;
         }
