@@ -183,3 +183,14 @@ both_drivers!(
         assert_eq!(count(&seen, "alive"), 10, "{seen:?}");
     }
 );
+
+both_drivers!(
+    fn ring_hash_on_the_source_ip_pins_a_client(d) {
+        let (a, b, c) = three();
+        let extra = Extra { cluster: "lb = \"ring_hash\"\nhash_key = \"source_ip\"", ..Extra::default() };
+        let p = Proxy::start(d, &basic_config(&[a.addr(), b.addr(), c.addr()], extra));
+        let owners: std::collections::HashSet<String> =
+            (0..12).map(|_| Client::connect(p.addr("in")).request(&get("/")).text()).collect();
+        assert_eq!(owners.len(), 1, "one client IP, one endpoint: {owners:?}");
+    }
+);

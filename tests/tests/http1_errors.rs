@@ -188,3 +188,18 @@ both_drivers!(
         assert_eq!(o.bytes_received(), 0);
     }
 );
+
+both_drivers!(
+    fn upstream_dying_mid_body_closes_the_client_connection(d) {
+        // The head promises 100 bytes; 10 arrive, then the upstream is gone.
+        let o = Origin::start(|_| Reply::SendClose(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789".to_vec()));
+        let p = Proxy::start(d, &basic_config(&[o.addr()], Extra::default()));
+        let mut c = Client::connect(p.addr("in"));
+        c.send(&get("/"));
+        let r = c.try_read_response("GET");
+        assert!(r.is_err(), "a truncated body cannot be completed: {r:?}");
+        let e = r.err().map(|e| e.kind());
+        assert_ne!(e, Some(std::io::ErrorKind::WouldBlock), "the proxy left the client hanging");
+        assert_ne!(e, Some(std::io::ErrorKind::TimedOut), "the proxy left the client hanging");
+    }
+);

@@ -87,6 +87,15 @@ impl Drop for Active<'_> {
     }
 }
 
+/// What the client has been sent so far by this request's exchange.
+#[derive(Default)]
+pub(crate) struct Progress {
+    /// A final response head went out: an error can now only close the connection.
+    pub(crate) head_sent: Cell<bool>,
+    /// A `100 Continue` went out: the client is sending its body.
+    pub(crate) continued: Cell<bool>,
+}
+
 enum Exchanged {
     Final {
         keep_client: bool,
@@ -101,7 +110,7 @@ pub(crate) async fn forward(
     state: &ClusterState,
     req: &Request<'_>,
     ds: &mut Downstream<'_>,
-    head_sent: &Cell<bool>,
+    progress: &Progress,
 ) -> Result<Forwarded, ProxyError> {
     let retry_safe = req.head.is_idempotent()
         && matches!(req.head.body(), BodyKind::Empty | BodyKind::Length(0));
@@ -111,7 +120,7 @@ pub(crate) async fn forward(
         // A guard, not a call after the await: a route timeout drops this future mid-way
         // and the active-request count must still come down.
         let active = Active::start(state, idx);
-        let res = exchange(worker, req, ds, &mut up, head_sent).await;
+        let res = exchange(worker, req, ds, &mut up, progress).await;
         drop(active);
         match res {
             Ok(Exchanged::Final {
@@ -149,7 +158,7 @@ pub(crate) async fn forward(
                 return Ok(Forwarded::Tunneled);
             }
             Err(ProxyError::UpstreamClosedEarly)
-                if up.reused && retry_safe && !head_sent.get() && attempt == 0 =>
+                if up.reused && retry_safe && !progress.head_sent.get() && attempt == 0 =>
             {
                 tracing::debug!(endpoint = %up.addr, "pooled connection was closed by the upstream; retrying");
                 attempt += 1;
@@ -164,7 +173,7 @@ async fn exchange(
     req: &Request<'_>,
     ds: &mut Downstream<'_>,
     up: &mut Upstream,
-    head_sent: &Cell<bool>,
+    progress: &Progress,
 ) -> Result<Exchanged, ProxyError> {
     let head = req.head;
     let upgrade = head.upgrade().is_some() && matches!(head.body(), BodyKind::Empty);
@@ -205,7 +214,6 @@ async fn exchange(
     let limit = req.limits.max_request_body_bytes;
     // An `Expect: 100-continue` client that gets a final response without a `100 Continue`
     // before it may never send its body (RFC 9110 §10.1.1): then it must not be waited for.
-    let continued = Cell::new(false);
     let mut send_result: Option<Result<(), SendError>> = body.is_done().then_some(Ok(()));
     let mut recv_result: Option<Exchanged> = None;
     let outcome = {
@@ -216,9 +224,7 @@ async fn exchange(
                 send_request_body(cr, cbuf, upw, &mut body, limit, &mut sent, req.idle).await
             }
         });
-        let mut recv = pin!(receive(
-            worker, req, upr, upbuf, cw, upgrade, head_sent, &continued
-        ));
+        let mut recv = pin!(receive(worker, req, upr, upbuf, cw, upgrade, progress));
         poll_fn(|cx| {
             if send_result.is_none() {
                 if let Poll::Ready(r) = send.as_mut().poll(cx) {
@@ -246,7 +252,9 @@ async fn exchange(
             // flowing; the exchange ends when both directions have.
             match (&send_result, recv_result.is_some()) {
                 (Some(_), true) => Poll::Ready(Ok(())),
-                (None, true) if head.expects_continue() && !continued.get() => Poll::Ready(Ok(())),
+                (None, true) if head.expects_continue() && !progress.continued.get() => {
+                    Poll::Ready(Ok(()))
+                }
                 _ => Poll::Pending,
             }
         })
@@ -282,8 +290,7 @@ async fn receive(
     upbuf: &mut ReadBuf,
     cw: &mut OwnedWriteHalf<TcpStream>,
     upgrade: bool,
-    head_sent: &Cell<bool>,
-    continued: &Cell<bool>,
+    progress: &Progress,
 ) -> Result<Exchanged, ProxyError> {
     let head = req.head;
     let http10 = head.version() == Version::Http10;
@@ -335,7 +342,7 @@ async fn receive(
             }
             let mut out = Vec::with_capacity(512);
             write_response_head(&mut out, &resp, &[], true);
-            head_sent.set(true);
+            progress.head_sent.set(true);
             write_vec_timeout(cw, out, req.idle)
                 .await
                 .map_err(ProxyError::ClientIo)?;
@@ -350,7 +357,7 @@ async fn receive(
                     .await
                     .map_err(ProxyError::ClientIo)?;
                 if status == 100 {
-                    continued.set(true);
+                    progress.continued.set(true);
                 }
             }
             continue;
@@ -365,7 +372,7 @@ async fn receive(
         } else {
             write_response_head(&mut out, &resp, &[], keep_client);
         }
-        head_sent.set(true);
+        progress.head_sent.set(true);
         let mut state = BodyState::new(kind);
         let relayed = relay_response_body(
             upr,

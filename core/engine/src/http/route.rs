@@ -6,13 +6,12 @@
 //! X-Forwarded-Proto set when absent, X-Request-Id kept or generated), and where a route's
 //! whole-request timeout is enforced (504 before the response head; a cut connection after).
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 
 use ringside_codec::{BodyKind, RequestHead, Version};
 use ringside_config::{ClusterId, HttpListener, Lb, Listener, RequestView, RouteAction};
 
-use super::forward::{forward, Downstream, Forwarded, Request};
+use super::forward::{forward, Downstream, Forwarded, Progress, Request};
 use super::respond;
 use crate::balance::request_hash;
 use crate::error::ProxyError;
@@ -143,9 +142,9 @@ pub(crate) async fn handle(
         client_keep,
         hash,
     };
-    let head_sent = Cell::new(false);
+    let progress = Progress::default();
     let result = {
-        let fut = forward(worker, c, state, &req, ds, &head_sent);
+        let fut = forward(worker, c, state, &req, ds, &progress);
         match route.timeout {
             Some(t) => monoio::time::timeout(t, fut)
                 .await
@@ -158,7 +157,7 @@ pub(crate) async fn handle(
         Ok(Forwarded::Done { keep: false }) | Ok(Forwarded::Tunneled) => After::Close,
         Err(e) => {
             tracing::debug!(route = %route.name, cluster = %c.name, %peer, side = ?e.side(), error = %e, "request failed");
-            if head_sent.get() || !e.answerable() {
+            if progress.head_sent.get() || !e.answerable() {
                 return After::Close;
             }
             // The request body may be partly unread: only a bodyless request keeps the
@@ -167,7 +166,7 @@ pub(crate) async fn handle(
             respond::error(
                 &mut out,
                 &e,
-                !(client_keep && !has_body),
+                !client_keep || has_body,
                 head_only,
                 Some(&request_id),
             );
