@@ -100,7 +100,9 @@ impl ReadBuf {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.buf.len() - self.pos
+        // Saturating: if a future holding the buffer in flight was dropped (a route timeout),
+        // the buffer is gone and `pos` may point past it; the connection is then closed.
+        self.buf.len().saturating_sub(self.pos)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -127,6 +129,10 @@ impl ReadBuf {
 
     /// Makes room for at least one more byte, compacting first and growing up to `limit`.
     fn make_room(&mut self, limit: usize) -> bool {
+        if self.pos >= self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
         if self.buf.len() < self.buf.capacity() {
             return true;
         }
@@ -210,5 +216,87 @@ pub(crate) async fn write_vec_timeout<W: AsyncWriteRent>(
     match monoio::time::timeout(limit, write_vec(w, v)).await {
         Ok((res, _)) => res,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use monoio::net::TcpStream;
+
+    use super::*;
+
+    async fn pair() -> (TcpStream, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = TcpStream::connect_addr(l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (peer, _) = l.accept().unwrap();
+        (s, peer)
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn stopped_read_loses_nothing() {
+        let (mut s, mut peer) = pair().await;
+        let mut buf = ReadBuf::with_capacity(16);
+        let stop = monoio::time::sleep(Duration::from_millis(10));
+        assert!(matches!(
+            buf.fill(&mut s, 64, stop).await.unwrap(),
+            Fill::Stopped
+        ));
+        peer.write_all(b"hello").unwrap();
+        let never = std::future::pending::<()>();
+        assert!(matches!(
+            buf.fill(&mut s, 64, never).await.unwrap(),
+            Fill::Data
+        ));
+        assert_eq!(buf.data(), b"hello");
+        drop(peer);
+        let never = std::future::pending::<()>();
+        assert!(matches!(
+            buf.fill(&mut s, 64, never).await.unwrap(),
+            Fill::Eof
+        ));
+        assert_eq!(buf.data(), b"hello", "EOF keeps buffered bytes");
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn grows_to_the_limit_then_reports_full() {
+        let (mut s, mut peer) = pair().await;
+        peer.write_all(&[7u8; 100]).unwrap();
+        let mut buf = ReadBuf::with_capacity(8);
+        let mut got = 0;
+        while got < 64 {
+            match buf
+                .fill(&mut s, 64, std::future::pending::<()>())
+                .await
+                .unwrap()
+            {
+                Fill::Data => got = buf.len(),
+                Fill::Full => break,
+                other => panic!("unexpected {}", matches!(other, Fill::Eof)),
+            }
+        }
+        assert_eq!(buf.len(), 64);
+        assert!(matches!(
+            buf.fill(&mut s, 64, std::future::pending::<()>())
+                .await
+                .unwrap(),
+            Fill::Full
+        ));
+        buf.consume(60);
+        assert_eq!(buf.len(), 4);
+        // Compacts instead of growing past the limit.
+        assert!(matches!(
+            buf.fill(&mut s, 64, std::future::pending::<()>())
+                .await
+                .unwrap(),
+            Fill::Data
+        ));
+        assert!(buf.len() > 4);
+        buf.consume(buf.len());
+        buf.shrink_idle(8);
+        assert!(buf.is_empty());
     }
 }
