@@ -50,17 +50,23 @@ pub(crate) fn resolve(choice: DriverChoice) -> io::Result<ActiveDriver> {
 }
 
 fn probe_uring() -> io::Result<()> {
-    if !monoio::utils::detect_uring() {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the kernel does not offer the io_uring operations needed (or io_uring is disabled)",
-        ));
-    }
-    RuntimeBuilder::<IoUringDriver>::new()
-        .with_entries(RING_ENTRIES)
-        .enable_timer()
-        .build()
-        .map(drop)
+    // On a short-lived thread of its own: rings created and dropped on the caller's thread
+    // were seen to interrupt that thread's later blocking syscalls (EINTR).
+    std::thread::spawn(|| {
+        if !monoio::utils::detect_uring() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the kernel does not offer the io_uring operations needed (or io_uring is disabled)",
+            ));
+        }
+        RuntimeBuilder::<IoUringDriver>::new()
+            .with_entries(RING_ENTRIES)
+            .enable_timer()
+            .build()
+            .map(drop)
+    })
+    .join()
+    .unwrap_or_else(|_| Err(io::Error::other("io_uring probe panicked")))
 }
 
 /// Runs `fut` to completion on a fresh single-thread runtime with the given driver.

@@ -17,14 +17,13 @@ use crate::io::ReadBuf;
 use crate::pool::Upstream;
 use crate::tunnel::{tunnel, End};
 use crate::upstream::connect_any;
-use crate::worker::{ConnGuard, Worker};
+use crate::worker::Worker;
 
 pub(crate) async fn serve(
     worker: Rc<Worker>,
     listener: Rc<str>,
     stream: TcpStream,
     peer: SocketAddr,
-    _guard: ConnGuard,
 ) {
     let view = worker.views.current();
     let Some(l) = view.listener(&listener) else {

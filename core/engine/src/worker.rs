@@ -50,6 +50,8 @@ pub(crate) struct Worker {
     pub(crate) pool: Pool,
     /// Fired once when draining starts.
     pub(crate) drain: Rc<Event>,
+    /// Fired when the drain timeout expires: every connection still open is closed.
+    pub(crate) abort: Rc<Event>,
     /// Notified whenever a connection closes (connection limits, drain completion).
     pub(crate) closed: Rc<Event>,
     pub(crate) connections: Cell<usize>,
@@ -98,6 +100,7 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
         views: Views::new(init.shared),
         pool: Pool::default(),
         drain: Event::new(),
+        abort: Event::new(),
         closed: Event::new(),
         connections: Cell::new(0),
         rng: Cell::new(seed),
@@ -160,6 +163,13 @@ async fn drain(worker: &Rc<Worker>) {
             connections = worker.connections.get(),
             "drain timeout: closing remaining connections"
         );
+        // Each connection task races its work against `abort`; firing it drops the work
+        // (closing both sockets). Give the tasks a moment to run and release them.
+        worker.abort.fire();
+        let grace = Instant::now() + Duration::from_millis(200);
+        while worker.connections.get() > 0 && Instant::now() < grace {
+            either(worker.closed.wait(), monoio::time::sleep_until(grace)).await;
+        }
     }
 }
 
@@ -239,24 +249,23 @@ fn spawn_connection(
         worker: worker.clone(),
         listener: open.clone(),
     };
+    let abort = worker.abort.clone();
+    // Each connection races its work against the worker's abort event (drain timeout):
+    // when it fires the work is dropped, closing both sockets; the guard then counts it out.
     match &listener.kind {
         ListenerKind::Http(_) => {
-            monoio::spawn(crate::http::serve(
-                worker.clone(),
-                name.clone(),
-                stream,
-                peer,
-                guard,
-            ));
+            let serve = crate::http::serve(worker.clone(), name.clone(), stream, peer);
+            monoio::spawn(async move {
+                either(serve, abort.wait()).await;
+                drop(guard);
+            });
         }
         ListenerKind::Tcp { .. } => {
-            monoio::spawn(crate::tcp::serve(
-                worker.clone(),
-                name.clone(),
-                stream,
-                peer,
-                guard,
-            ));
+            let serve = crate::tcp::serve(worker.clone(), name.clone(), stream, peer);
+            monoio::spawn(async move {
+                either(serve, abort.wait()).await;
+                drop(guard);
+            });
         }
     }
 }

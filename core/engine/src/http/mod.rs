@@ -27,7 +27,7 @@ use ringside_config::{HttpListener, Listener, ListenerKind};
 
 use crate::error::ProxyError;
 use crate::io::{either, write_vec_timeout, Fill, ReadBuf};
-use crate::worker::{ConnGuard, Worker};
+use crate::worker::Worker;
 
 /// Initial read buffer per connection; it grows for large heads and bodies and shrinks back
 /// when the connection goes idle.
@@ -41,7 +41,6 @@ pub(crate) async fn serve(
     listener: Rc<str>,
     stream: TcpStream,
     peer: SocketAddr,
-    _guard: ConnGuard,
 ) {
     let _ = stream.set_nodelay(true);
     let (mut r, mut w) = stream.into_split();
@@ -71,6 +70,15 @@ pub(crate) async fn serve(
             }
         };
         first = false;
+        // Route with the configuration current *now*: the wait for this request may have
+        // spanned a reload (the limits above were the ones in force while it was read).
+        let view = worker.views.current();
+        let Some(l) = view.listener(&listener) else {
+            break;
+        };
+        let ListenerKind::Http(http) = &l.kind else {
+            break;
+        };
         let mut ds = forward::Downstream {
             r: &mut r,
             w: &mut w,
