@@ -69,23 +69,31 @@ fn probe_uring() -> io::Result<()> {
     .unwrap_or_else(|_| Err(io::Error::other("io_uring probe panicked")))
 }
 
-/// Runs `fut` to completion on a fresh single-thread runtime with the given driver.
-pub(crate) fn block_on<F: Future>(driver: ActiveDriver, fut: F) -> io::Result<F::Output> {
-    match driver {
-        ActiveDriver::IoUring => {
-            let mut rt = RuntimeBuilder::<IoUringDriver>::new()
-                .with_entries(RING_ENTRIES)
-                .enable_timer()
-                .build()?;
-            Ok(rt.block_on(fut))
-        }
-        ActiveDriver::Epoll => {
-            let mut rt = RuntimeBuilder::<LegacyDriver>::new()
-                .enable_timer()
-                .build()?;
-            Ok(rt.block_on(fut))
+/// Runs `fut` to completion on a fresh single-thread runtime with the given driver. With
+/// `fallback` (the `auto` choice), a worker whose io_uring ring cannot be created — locked
+/// memory runs out as workers multiply — runs on epoll instead, with a log line.
+pub(crate) fn block_on<F: Future>(
+    driver: ActiveDriver,
+    fallback: bool,
+    fut: F,
+) -> io::Result<F::Output> {
+    if driver == ActiveDriver::IoUring {
+        match RuntimeBuilder::<IoUringDriver>::new()
+            .with_entries(RING_ENTRIES)
+            .enable_timer()
+            .build()
+        {
+            Ok(mut rt) => return Ok(rt.block_on(fut)),
+            Err(e) if fallback => {
+                tracing::warn!(error = %e, "cannot create this worker's io_uring ring; it runs on epoll");
+            }
+            Err(e) => return Err(e),
         }
     }
+    let mut rt = RuntimeBuilder::<LegacyDriver>::new()
+        .enable_timer()
+        .build()?;
+    Ok(rt.block_on(fut))
 }
 
 /// Pins the calling thread to one CPU (best effort: a failure is logged, not fatal).
@@ -124,13 +132,16 @@ mod tests {
     #[test]
     fn epoll_always_resolves_and_runs() {
         assert_eq!(resolve(DriverChoice::Epoll).unwrap(), ActiveDriver::Epoll);
-        assert_eq!(block_on(ActiveDriver::Epoll, async { 7 }).unwrap(), 7);
+        assert_eq!(
+            block_on(ActiveDriver::Epoll, false, async { 7 }).unwrap(),
+            7
+        );
     }
 
     #[test]
     fn auto_resolves_to_a_driver_that_runs() {
         let d = resolve(DriverChoice::Auto).unwrap();
-        assert_eq!(block_on(d, async { 1 }).unwrap(), 1);
+        assert_eq!(block_on(d, true, async { 1 }).unwrap(), 1);
     }
 
     #[test]

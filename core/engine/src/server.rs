@@ -88,6 +88,7 @@ pub struct ServerHandle {
 /// them are accepting.
 pub fn start(config: Config) -> Result<ServerHandle, StartError> {
     let driver = runtime::resolve(config.proxy.driver).map_err(StartError::Driver)?;
+    let fallback = config.proxy.driver == ringside_config::DriverChoice::Auto;
     let workers = config.proxy.workers.max(1);
     let mut listeners = HashMap::new();
     let mut sockets: Vec<Vec<(String, std::net::TcpListener)>> =
@@ -143,6 +144,7 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
                 let ready_ok = ready.clone();
                 let run = runtime::block_on(
                     driver,
+                    fallback,
                     worker::main(init, move || {
                         let _ = ready_ok.send((id, Ok(())));
                     }),
