@@ -64,6 +64,12 @@ pub struct ProxySettings {
     pub workers: usize,
     pub driver: DriverChoice,
     pub drain_timeout: Duration,
+    /// The ctld socket to take configuration from, if any.
+    pub ctld: Option<std::path::PathBuf>,
+    /// The node id to present to ctld, if set in the file.
+    pub node_id: Option<String>,
+    /// This proxy's control socket, if set in the file (else a default path).
+    pub control_socket: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug)]

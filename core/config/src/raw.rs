@@ -31,6 +31,18 @@ pub struct FileProxy {
     /// On graceful shutdown, how long in-flight requests and connections may take to finish
     /// before they are closed, in milliseconds. Default 10000.
     pub drain_timeout_ms: Option<u64>,
+    /// Path of the `ringside-ctld` Unix socket to take configuration from. When set, the
+    /// proxy connects to the daemon, says hello with its `node_id`, serves what the daemon
+    /// pushes, and keeps serving its last good configuration (reconnecting with backoff) when
+    /// the daemon is gone. The `--ctld PATH` flag overrides it. Default: none.
+    pub ctld: Option<String>,
+    /// This proxy's node id towards ctld (names its configuration there: `<node-id>.toml`).
+    /// 1 to 128 characters among `A-Z a-z 0-9 - _ .`. The `--node-id` flag overrides it.
+    /// Default: the host name.
+    pub node_id: Option<String>,
+    /// Path of this proxy's own control socket (status, drain, upgrade; mode 0600). Default:
+    /// `$XDG_RUNTIME_DIR/ringside/ringside.sock`, else `/run/ringside/ringside.sock`.
+    pub control_socket: Option<String>,
 }
 
 /// Values of `proxy.role`.

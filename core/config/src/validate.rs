@@ -199,12 +199,32 @@ impl Validator {
             p.drain_timeout_ms,
             default::DRAIN_TIMEOUT_MS,
         );
+        let ctld = self.socket_path("proxy.ctld", p.ctld.as_deref());
+        let control_socket = self.socket_path("proxy.control_socket", p.control_socket.as_deref());
+        if let Some(id) = &p.node_id {
+            if let Err(m) = crate::check::name(id) {
+                self.err("proxy.node_id", m);
+            }
+        }
         ProxySettings {
             role,
             workers,
             driver,
             drain_timeout,
+            ctld,
+            node_id: p.node_id.clone(),
+            control_socket,
         }
+    }
+
+    /// A Unix socket path: non-empty, no NUL, at most 107 bytes (sun_path).
+    fn socket_path(&mut self, path: &str, value: Option<&str>) -> Option<std::path::PathBuf> {
+        let v = value?;
+        if v.is_empty() || v.contains('\0') || v.len() > 107 {
+            self.err(path, format!("invalid socket path {v:?}: must be 1 to 107 bytes without NUL"));
+            return None;
+        }
+        Some(std::path::PathBuf::from(v))
     }
 
     /// Checks the names of one array of tables and maps each name to the index of its first

@@ -21,4 +21,6 @@ mod upstream;
 mod worker;
 
 pub use runtime::ActiveDriver;
-pub use server::{start, ReloadError, Reloaded, ServerHandle, StartError};
+pub use server::{
+    start, start_with, Inherited, ListenerSocket, ReloadError, Reloaded, ServerHandle, StartError, StartOptions,
+};

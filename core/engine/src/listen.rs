@@ -12,7 +12,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// Accept queue length per socket (the kernel caps it at `net.core.somaxconn`).
 const BACKLOG: i32 = 4096;
 
-fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(crate) fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;

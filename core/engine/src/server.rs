@@ -64,11 +64,36 @@ impl WorkerHandle {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
 struct ListenerRecord {
     bind: SocketAddr,
     tcp: bool,
     bound: SocketAddr,
+    /// Duplicates of the workers' sockets, `(worker, socket)`, kept so they can be handed to
+    /// a new process (hot upgrade) and so a worker closing its copy never closes the socket.
+    sockets: Vec<(usize, std::net::TcpListener)>,
+}
+
+/// A listening socket handed over by a previous process during a hot upgrade.
+pub struct Inherited {
+    pub name: String,
+    pub socket: std::net::TcpListener,
+}
+
+/// A listening socket as exported for a hot upgrade.
+pub struct ListenerSocket {
+    pub name: String,
+    pub address: SocketAddr,
+    pub worker: usize,
+    pub socket: std::net::TcpListener,
+}
+
+/// How to start: which generation number the first configuration carries, and any sockets
+/// inherited from a previous process (used instead of binding, so no queued connection is
+/// lost).
+#[derive(Default)]
+pub struct StartOptions {
+    pub generation: Option<u64>,
+    pub inherited: Vec<Inherited>,
 }
 
 struct Control {
@@ -87,35 +112,56 @@ pub struct ServerHandle {
 /// Binds every listener, starts `config.proxy.workers` pinned workers and returns once all of
 /// them are accepting.
 pub fn start(config: Config) -> Result<ServerHandle, StartError> {
+    start_with(config, StartOptions::default())
+}
+
+/// [`start`], taking over inherited sockets where a listener's name and address match.
+pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle, StartError> {
     let driver = runtime::resolve(config.proxy.driver).map_err(StartError::Driver)?;
     let fallback = config.proxy.driver == ringside_config::DriverChoice::Auto;
     let workers = config.proxy.workers.max(1);
+    let mut inherited: HashMap<String, Vec<std::net::TcpListener>> = HashMap::new();
+    for i in options.inherited {
+        inherited.entry(i.name).or_default().push(i.socket);
+    }
     let mut listeners = HashMap::new();
     let mut sockets: Vec<Vec<(String, std::net::TcpListener)>> =
         (0..workers).map(|_| Vec::new()).collect();
     for l in &config.listeners {
-        let (group, bound) = bind_group(l.bind, workers).map_err(|source| StartError::Bind {
-            name: l.name.clone(),
-            addr: l.bind,
-            source,
-        })?;
-        for (w, s) in group.into_iter().enumerate() {
+        let bind_err = |source| StartError::Bind { name: l.name.clone(), addr: l.bind, source };
+        let taken = inherited.remove(&l.name).filter(|group| {
+            let matches = group.iter().all(|s| s.local_addr().is_ok_and(|a| same_listener(l.bind, a)));
+            if !matches {
+                tracing::warn!(listener = %l.name, "inherited sockets do not match the configured address; binding anew");
+            }
+            matches && !group.is_empty()
+        });
+        let (group, bound) = match taken {
+            Some(mut group) => {
+                let bound = group[0].local_addr().map_err(bind_err)?;
+                // Fewer inherited sockets than workers: add sockets to the same group.
+                while group.len() < workers {
+                    group.push(crate::listen::bind_one(bound).map_err(bind_err)?);
+                }
+                tracing::info!(listener = %l.name, address = %bound, sockets = group.len(), "took over listening sockets");
+                (group, bound)
+            }
+            None => bind_group(l.bind, workers).map_err(bind_err)?,
+        };
+        let mut dups = Vec::with_capacity(group.len());
+        for (i, s) in group.into_iter().enumerate() {
+            let w = i % workers;
+            dups.push((w, s.try_clone().map_err(bind_err)?));
             sockets[w].push((l.name.clone(), s));
         }
         let tcp = matches!(l.kind, ListenerKind::Tcp { .. });
-        listeners.insert(
-            l.name.clone(),
-            ListenerRecord {
-                bind: l.bind,
-                tcp,
-                bound,
-            },
-        );
+        listeners.insert(l.name.clone(), ListenerRecord { bind: l.bind, tcp, bound, sockets: dups });
     }
-    let shared = Arc::new(ArcSwap::from_pointee(Snapshot {
-        generation: 1,
-        config,
-    }));
+    for (name, group) in inherited {
+        tracing::warn!(listener = %name, sockets = group.len(), "inherited listener not in the configuration: closed");
+    }
+    let generation = options.generation.unwrap_or(1);
+    let shared = Arc::new(ArcSwap::from_pointee(Snapshot { generation, config }));
     let cpus = runtime::allowed_cpus();
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<(usize, io::Result<()>)>(workers);
     let mut handles = Vec::with_capacity(workers);
@@ -225,56 +271,54 @@ impl ServerHandle {
     /// existing keep-alive connections see the new routes on their next request. Worker count
     /// and driver changes need a restart and are logged.
     pub fn reload(&self, config: Config) -> Result<Reloaded, ReloadError> {
+        self.reload_as(config, None)
+    }
+
+    /// [`reload`](Self::reload) publishing the given generation number (a control daemon
+    /// numbers generations itself) instead of the next one.
+    pub fn reload_as(&self, config: Config, generation: Option<u64>) -> Result<Reloaded, ReloadError> {
         let mut control = self.lock();
         let current = self.shared.load_full();
         if current.config.content_hash == config.content_hash {
+            if let Some(g) = generation.filter(|g| *g != current.generation) {
+                // Same content under a new number: renumber, nothing else changes.
+                self.shared.store(Arc::new(Snapshot { generation: g, config }));
+                return Ok(Reloaded::Applied(g));
+            }
             return Ok(Reloaded::Unchanged(current.generation));
         }
         if config.proxy.workers != current.config.proxy.workers
             || config.proxy.driver != current.config.proxy.driver
         {
-            tracing::warn!(
-                "changes to proxy.workers or proxy.driver take effect at the next restart"
-            );
+            tracing::warn!("changes to proxy.workers or proxy.driver take effect at the next restart");
         }
         let mut added = Vec::new();
-        let mut keep = HashMap::new();
+        let mut kept = Vec::new();
         for l in &config.listeners {
             let tcp = matches!(l.kind, ListenerKind::Tcp { .. });
             match control.listeners.get(&l.name) {
-                Some(r) if r.bind == l.bind && r.tcp == tcp => {
-                    keep.insert(l.name.clone(), r.clone());
-                }
+                Some(r) if r.bind == l.bind && r.tcp == tcp => kept.push(l.name.clone()),
                 _ => {
-                    // Rebinding the same address as a changed listener must wait for the
-                    // old sockets to close; try, and report a clear error if it is taken.
-                    let (group, bound) =
-                        bind_group(l.bind, self.worker_count).map_err(|source| {
-                            ReloadError::Bind {
-                                name: l.name.clone(),
-                                addr: l.bind,
-                                source,
-                            }
-                        })?;
-                    added.push((
-                        l.name.clone(),
-                        group,
-                        ListenerRecord {
-                            bind: l.bind,
-                            tcp,
-                            bound,
-                        },
-                    ));
+                    let bind_err = |source| ReloadError::Bind { name: l.name.clone(), addr: l.bind, source };
+                    let (group, bound) = bind_group(l.bind, self.worker_count).map_err(bind_err)?;
+                    let mut dups = Vec::with_capacity(group.len());
+                    for (w, sock) in group.iter().enumerate() {
+                        dups.push((w, sock.try_clone().map_err(bind_err)?));
+                    }
+                    added.push((l.name.clone(), group, ListenerRecord { bind: l.bind, tcp, bound, sockets: dups }));
                 }
             }
         }
-        let removed: Vec<String> = control
-            .listeners
-            .keys()
-            .filter(|n| !keep.contains_key(*n))
-            .cloned()
-            .collect();
-        let generation = current.generation + 1;
+        let mut listeners = HashMap::new();
+        let mut removed = Vec::new();
+        for (name, record) in std::mem::take(&mut control.listeners) {
+            if kept.contains(&name) {
+                listeners.insert(name, record);
+            } else {
+                removed.push(name);
+            }
+        }
+        let generation = generation.unwrap_or(current.generation + 1);
         self.shared.store(Arc::new(Snapshot { generation, config }));
         for name in &removed {
             for w in control.workers.iter_mut() {
@@ -283,15 +327,29 @@ impl ServerHandle {
         }
         for (name, group, record) in added {
             for (w, socket) in control.workers.iter_mut().zip(group) {
-                w.send(Command::AddListener {
+                w.send(Command::AddListener { name: name.clone(), socket });
+            }
+            listeners.insert(name, record);
+        }
+        control.listeners = listeners;
+        Ok(Reloaded::Applied(generation))
+    }
+
+    /// Duplicates of every listening socket, for handing to a new process (hot upgrade).
+    pub fn listener_sockets(&self) -> io::Result<Vec<ListenerSocket>> {
+        let control = self.lock();
+        let mut out = Vec::new();
+        for (name, record) in &control.listeners {
+            for (worker, sock) in &record.sockets {
+                out.push(ListenerSocket {
                     name: name.clone(),
-                    socket,
+                    address: record.bound,
+                    worker: *worker,
+                    socket: sock.try_clone()?,
                 });
             }
-            keep.insert(name, record);
         }
-        control.listeners = keep;
-        Ok(Reloaded::Applied(generation))
+        Ok(out)
     }
 
     /// Starts a graceful drain: workers stop accepting, idle keep-alive connections are
@@ -299,6 +357,12 @@ impl ServerHandle {
     /// worker exits when its connections are done or `drain_timeout` has passed.
     pub fn begin_drain(&self) {
         let mut control = self.lock();
+        // Close the control thread's copies of the listening sockets, so that once the
+        // workers close theirs the port refuses new connections instead of queueing them
+        // for a process that is leaving. (A hot upgrade has already handed them over.)
+        for record in control.listeners.values_mut() {
+            record.sockets.clear();
+        }
         for w in control.workers.iter_mut() {
             w.send(Command::Drain);
         }
@@ -317,4 +381,10 @@ impl ServerHandle {
         self.begin_drain();
         self.wait();
     }
+}
+
+/// Whether an inherited socket bound to `actual` can serve a listener configured with `bind`
+/// (port 0 in the configuration accepts any port on the same IP).
+fn same_listener(bind: SocketAddr, actual: SocketAddr) -> bool {
+    bind == actual || (bind.port() == 0 && bind.ip() == actual.ip())
 }

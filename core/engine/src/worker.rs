@@ -105,7 +105,7 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
         connections: Cell::new(0),
         rng: Cell::new(seed),
     });
-    let mut stops: HashMap<String, Rc<Event>> = HashMap::new();
+    let mut stops: HashMap<String, ListenerSlot> = HashMap::new();
     for (name, socket) in init.listeners {
         start_listener(&worker, name, socket, &mut stops);
     }
@@ -133,8 +133,8 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
                     start_listener(&worker, name, socket, &mut stops)
                 }
                 Command::RemoveListener { name } => {
-                    if let Some(stop) = stops.remove(&name) {
-                        stop.fire();
+                    if let Some(slot) = stops.remove(&name) {
+                        slot.stop.fire();
                     }
                 }
             }
@@ -173,11 +173,18 @@ async fn drain(worker: &Rc<Worker>) {
     }
 }
 
+/// One listener as a worker sees it: all its sockets here share the stop event and the
+/// count of open connections (a hot upgrade can hand a worker several sockets of one listener).
+struct ListenerSlot {
+    stop: Rc<Event>,
+    open: Rc<Cell<usize>>,
+}
+
 fn start_listener(
     worker: &Rc<Worker>,
     name: String,
     socket: StdListener,
-    stops: &mut HashMap<String, Rc<Event>>,
+    stops: &mut HashMap<String, ListenerSlot>,
 ) {
     let listener = match TcpListener::from_std(socket) {
         Ok(l) => l,
@@ -186,17 +193,28 @@ fn start_listener(
             return;
         }
     };
-    let stop = Event::new();
-    if let Some(old) = stops.insert(name.clone(), stop.clone()) {
-        old.fire();
-    }
-    monoio::spawn(accept_loop(worker.clone(), Rc::from(name), listener, stop));
+    let slot = stops.entry(name.clone()).or_insert_with(|| ListenerSlot {
+        stop: Event::new(),
+        open: Rc::new(Cell::new(0)),
+    });
+    monoio::spawn(accept_loop(
+        worker.clone(),
+        Rc::from(name),
+        listener,
+        slot.stop.clone(),
+        slot.open.clone(),
+    ));
 }
 
 /// Accepts until drained or removed. The accept is cancelled — not dropped — on stop, so a
 /// connection the kernel handed over at that moment is still served (no leaked fd).
-async fn accept_loop(worker: Rc<Worker>, name: Rc<str>, listener: TcpListener, stop: Rc<Event>) {
-    let open = Rc::new(Cell::new(0usize));
+async fn accept_loop(
+    worker: Rc<Worker>,
+    name: Rc<str>,
+    listener: TcpListener,
+    stop: Rc<Event>,
+    open: Rc<Cell<usize>>,
+) {
     loop {
         if worker.draining() || stop.is_fired() {
             break;

@@ -35,6 +35,8 @@ const INITIAL_BUF: usize = 4096;
 /// After an error response, how long to keep reading (and discarding) what the client still
 /// sends, so that closing does not reset the connection before it has read the response.
 const LINGER: Duration = Duration::from_secs(2);
+/// See [`drain_grace`].
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 pub(crate) async fn serve(
     worker: Rc<Worker>,
@@ -128,20 +130,12 @@ async fn read_head(
         }
         let fill = match (idle, deadline) {
             (true, None) => {
-                buf.fill(
-                    r,
-                    cap,
-                    either(monoio::time::sleep(l.idle_timeout), worker.drain.wait()),
-                )
-                .await
+                buf.fill(r, cap, either(monoio::time::sleep(l.idle_timeout), drain_grace(worker)))
+                    .await
             }
             (true, Some(d)) => {
-                buf.fill(
-                    r,
-                    cap,
-                    either(monoio::time::sleep_until(d), worker.drain.wait()),
-                )
-                .await
+                buf.fill(r, cap, either(monoio::time::sleep_until(d), drain_grace(worker)))
+                    .await
             }
             (false, d) => {
                 let d = d.unwrap_or_else(|| Instant::now() + head_timeout);
@@ -162,6 +156,14 @@ async fn read_head(
             Err(e) => return Err(ProxyError::ClientIo(e)),
         }
     }
+}
+
+/// While draining, an idle connection gets `DRAIN_IDLE_GRACE` to send one more request
+/// (answered with `Connection: close`) before it is closed: a client that was about to reuse
+/// it is told politely instead of finding it gone.
+async fn drain_grace(worker: &Worker) {
+    worker.drain.wait().await;
+    monoio::time::sleep(DRAIN_IDLE_GRACE).await;
 }
 
 /// Half-closes and discards what the client still sends for a short while, so the response
