@@ -66,6 +66,7 @@ static size_t req_len;
 static int64_t *lat;
 static size_t nlat, caplat;
 static uint64_t errors_conn, errors_status, errors_parse, reconnects;
+static uint64_t completed_all; // warm-up included
 
 static void die(const char *what) {
     fprintf(stderr, "fixedrate: %s: %s\n", what, strerror(errno));
@@ -73,6 +74,7 @@ static void die(const char *what) {
 }
 
 static void record(int64_t sched, int64_t done) {
+    completed_all++;
     if (sched < warm_end || sched >= end_ns) return;
     if (nlat == caplat) {
         caplat = caplat ? caplat * 2 : 65536;
@@ -349,6 +351,7 @@ int main(int argc, char **argv) {
             if (s >= warm_end && s < end_ns) {
                 timeouts++;
                 record(s, stop);
+                completed_all--;
             }
         }
         close(conns[c].fd);
@@ -358,11 +361,13 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < nlat; i++) sum += (double)lat[i];
     uint64_t completed = nlat - timeouts;
     printf("{\"conns\":%d,\"rate_target\":%.1f,\"duration_s\":%.3f,\"requests\":%llu,"
+           "\"requests_total\":%llu,"
            "\"rate_achieved\":%.1f,\"errors_connect\":%llu,\"errors_status\":%llu,"
            "\"errors_parse\":%llu,\"timeouts\":%llu,\"reconnects\":%llu,"
            "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
            "\"mean_us\":%.1f}\n",
-           nconns, rate, dur, (unsigned long long)completed, (double)completed / dur,
+           nconns, rate, dur, (unsigned long long)completed, (unsigned long long)completed_all,
+           (double)completed / dur,
            (unsigned long long)errors_conn, (unsigned long long)errors_status,
            (unsigned long long)errors_parse, (unsigned long long)timeouts,
            (unsigned long long)reconnects, pct(50), pct(90), pct(99), pct(99.9),

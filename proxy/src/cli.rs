@@ -19,6 +19,18 @@ pub struct Cli {
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Take configuration from this ringside-ctld socket (overrides `proxy.ctld`).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub ctld: Option<PathBuf>,
+
+    /// Node id to present to ctld (overrides `proxy.node_id`; default: the host name).
+    #[arg(long, global = true, value_name = "ID")]
+    pub node_id: Option<String>,
+
+    /// This proxy's control socket (overrides `proxy.control_socket`).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
+
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter such as
     /// "ringside_engine=debug"). Overrides RUST_LOG. Logs go to stderr.
     #[arg(long, global = true, value_name = "LEVEL")]
@@ -42,8 +54,8 @@ pub fn main() -> ExitCode {
     disable_transparent_huge_pages();
     let cli = Cli::parse();
     init_logging(cli.log_level.as_deref());
-    match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(cli.config.as_deref()),
+    match cli.command.as_ref().unwrap_or(&Command::Run) {
+        Command::Run => run(&cli),
         Command::Check => check(cli.config.as_deref()),
         Command::DefaultConfig => {
             print!("{}", ringside_config::DEFAULT_CONFIG);
@@ -116,12 +128,16 @@ fn check(path: Option<&Path>) -> ExitCode {
     }
 }
 
-enum Event {
+/// What the main (control) thread reacts to.
+pub enum Event {
     Signal(i32),
+    /// `ringsidectl drain`, or the end of a successful upgrade.
+    DrainRequested,
     Drained,
 }
 
-fn run(path: Option<&Path>) -> ExitCode {
+fn run(cli: &Cli) -> ExitCode {
+    let path = cli.config.as_deref();
     let config = match load(path) {
         Ok(c) => c,
         Err(errors) => {
@@ -129,7 +145,22 @@ fn run(path: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (tx, rx) = crossbeam_channel_lite();
+    let node_id = cli
+        .node_id
+        .clone()
+        .or_else(|| config.proxy.node_id.clone())
+        .unwrap_or_else(host_name);
+    let ctld = cli.ctld.clone().or_else(|| config.proxy.ctld.clone());
+    let control_path = cli
+        .control_socket
+        .clone()
+        .or_else(|| config.proxy.control_socket.clone())
+        .unwrap_or_else(ringside_wire::default_proxy_socket);
+    let role = match config.proxy.role {
+        ringside_config::Role::Sidecar => "sidecar",
+        ringside_config::Role::Gateway => "gateway",
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
     // Register signal handlers before any worker starts, so a SIGTERM sent right after the
     // process appears is a drain, not a kill.
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
@@ -139,7 +170,23 @@ fn run(path: Option<&Path>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let handle = match ringside_engine::start(config) {
+    // Started by a hot upgrade: take the old process's listening sockets first.
+    let mut handover = match crate::upgrade::inherit(&node_id, role) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("ringside: upgrade: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let inherited = handover
+        .as_mut()
+        .map(crate::upgrade::Handover::take_sockets)
+        .unwrap_or_default();
+    let options = ringside_engine::StartOptions {
+        inherited,
+        ..Default::default()
+    };
+    let handle = match ringside_engine::start_with(config, options) {
         Ok(h) => Arc::new(h),
         Err(e) => {
             eprintln!("ringside: {e}");
@@ -147,6 +194,42 @@ fn run(path: Option<&Path>) -> ExitCode {
         }
     };
     announce(&handle, path);
+    let upgraded = handover.is_some();
+    if let Some(h) = handover {
+        if let Err(e) = h.ready() {
+            tracing::warn!(error = %e, "upgrade: the old process did not acknowledge; serving anyway");
+        }
+    }
+    let ctx = Arc::new(crate::control::Context {
+        handle: handle.clone(),
+        events: tx.clone(),
+        started: std::time::Instant::now(),
+        node_id: Some(node_id.clone()),
+        ctld_connected: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        control_path: control_path.clone(),
+    });
+    if upgraded {
+        // The old process's control socket is ours now: replace the file.
+        let _ = std::fs::remove_file(&control_path);
+    }
+    match ringside_wire::bind_socket(&control_path) {
+        Ok(listener) => {
+            tracing::info!(socket = %control_path.display(), "control socket");
+            crate::control::serve(listener, ctx.clone());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no control socket (status, drain and upgrade need it)")
+        }
+    }
+    if let Some(socket) = ctld {
+        crate::ctld::spawn(
+            socket,
+            node_id,
+            ctx.clone(),
+            Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        );
+    }
+    crate::notify::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
     {
         let tx = tx.clone();
         std::thread::Builder::new()
@@ -164,12 +247,10 @@ fn run(path: Option<&Path>) -> ExitCode {
     while let Ok(event) = rx.recv() {
         match event {
             Event::Signal(SIGHUP) => reload(&handle, path),
-            Event::Signal(sig) if !draining => {
+            Event::Signal(_) | Event::DrainRequested if !draining => {
                 draining = true;
-                tracing::info!(
-                    signal = sig,
-                    "draining: no new connections, finishing in-flight requests"
-                );
+                tracing::info!("draining: no new connections, finishing in-flight requests");
+                crate::notify::notify("STOPPING=1");
                 handle.begin_drain();
                 let h = handle.clone();
                 let tx = tx.clone();
@@ -182,13 +263,34 @@ fn run(path: Option<&Path>) -> ExitCode {
                 tracing::warn!(signal = sig, "second signal during drain: exiting now");
                 return ExitCode::SUCCESS;
             }
+            Event::DrainRequested => {}
             Event::Drained => {
                 tracing::info!("drained; exiting");
+                if !crate::upgrade::handed_over() {
+                    let _ = std::fs::remove_file(&control_path);
+                }
                 return ExitCode::SUCCESS;
             }
         }
     }
     ExitCode::SUCCESS
+}
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let name = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    if ringside_wire::validate_node_id(&name).is_ok() {
+        name
+    } else {
+        "ringside".into()
+    }
 }
 
 fn announce(handle: &ServerHandle, path: Option<&Path>) {
@@ -228,12 +330,4 @@ fn reload(handle: &ServerHandle, path: Option<&Path>) {
             }
         },
     }
-}
-
-/// A tiny unbounded channel over std (the control thread is not on the data path).
-fn crossbeam_channel_lite() -> (
-    std::sync::mpsc::Sender<Event>,
-    std::sync::mpsc::Receiver<Event>,
-) {
-    std::sync::mpsc::channel()
 }

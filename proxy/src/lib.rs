@@ -1,6 +1,13 @@
 //! The sidecar role and the `ringside` command line.
 //!
 //! `cli` parses arguments, loads and checks configuration, starts the engine, and maps
-//! signals to operations: SIGTERM/SIGINT drain gracefully, SIGHUP re-reads the file.
+//! signals and control requests to operations: SIGTERM/SIGINT or `drain` drain gracefully,
+//! SIGHUP re-reads the file. `control` serves this process's control socket, `ctld` keeps
+//! the connection to ringside-ctld, `upgrade` hands the listening sockets to a new binary,
+//! `notify` speaks systemd's readiness protocol.
 
 pub mod cli;
+pub mod control;
+pub mod ctld;
+pub mod notify;
+pub mod upgrade;

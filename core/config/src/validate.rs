@@ -221,7 +221,10 @@ impl Validator {
     fn socket_path(&mut self, path: &str, value: Option<&str>) -> Option<std::path::PathBuf> {
         let v = value?;
         if v.is_empty() || v.contains('\0') || v.len() > 107 {
-            self.err(path, format!("invalid socket path {v:?}: must be 1 to 107 bytes without NUL"));
+            self.err(
+                path,
+                format!("invalid socket path {v:?}: must be 1 to 107 bytes without NUL"),
+            );
             return None;
         }
         Some(std::path::PathBuf::from(v))

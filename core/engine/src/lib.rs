@@ -22,5 +22,6 @@ mod worker;
 
 pub use runtime::ActiveDriver;
 pub use server::{
-    start, start_with, Inherited, ListenerSocket, ReloadError, Reloaded, ServerHandle, StartError, StartOptions,
+    start, start_with, Inherited, ListenerSocket, ReloadError, Reloaded, ServerHandle, StartError,
+    StartOptions,
 };

@@ -52,6 +52,7 @@ pub enum Reloaded {
 
 struct WorkerHandle {
     thread: JoinHandle<()>,
+    gauge: Arc<std::sync::atomic::AtomicU64>,
     commands: Sender<Command>,
     wake: StdUnixStream,
 }
@@ -107,6 +108,7 @@ pub struct ServerHandle {
     driver: ActiveDriver,
     worker_count: usize,
     control: Mutex<Control>,
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// Binds every listener, starts `config.proxy.workers` pinned workers and returns once all of
@@ -128,7 +130,11 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
     let mut sockets: Vec<Vec<(String, std::net::TcpListener)>> =
         (0..workers).map(|_| Vec::new()).collect();
     for l in &config.listeners {
-        let bind_err = |source| StartError::Bind { name: l.name.clone(), addr: l.bind, source };
+        let bind_err = |source| StartError::Bind {
+            name: l.name.clone(),
+            addr: l.bind,
+            source,
+        };
         let taken = inherited.remove(&l.name).filter(|group| {
             let matches = group.iter().all(|s| s.local_addr().is_ok_and(|a| same_listener(l.bind, a)));
             if !matches {
@@ -155,7 +161,15 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
             sockets[w].push((l.name.clone(), s));
         }
         let tcp = matches!(l.kind, ListenerKind::Tcp { .. });
-        listeners.insert(l.name.clone(), ListenerRecord { bind: l.bind, tcp, bound, sockets: dups });
+        listeners.insert(
+            l.name.clone(),
+            ListenerRecord {
+                bind: l.bind,
+                tcp,
+                bound,
+                sockets: dups,
+            },
+        );
     }
     for (name, group) in inherited {
         tracing::warn!(listener = %name, sockets = group.len(), "inherited listener not in the configuration: closed");
@@ -172,8 +186,10 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         worker_end
             .set_nonblocking(true)
             .map_err(|source| StartError::Worker { id, source })?;
+        let gauge = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let init = WorkerInit {
             id,
+            gauge: gauge.clone(),
             shared: shared.clone(),
             listeners,
             commands: rx,
@@ -202,6 +218,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
             .map_err(|source| StartError::Worker { id, source })?;
         handles.push(WorkerHandle {
             thread,
+            gauge,
             commands: tx,
             wake: control_end,
         });
@@ -211,6 +228,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         shared,
         driver,
         worker_count: workers,
+        draining: std::sync::atomic::AtomicBool::new(false),
         control: Mutex::new(Control {
             workers: handles,
             listeners,
@@ -252,6 +270,20 @@ impl ServerHandle {
         self.worker_count
     }
 
+    /// Open client connections, all workers together.
+    pub fn connections(&self) -> u64 {
+        self.lock()
+            .workers
+            .iter()
+            .map(|w| w.gauge.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Whether a drain has begun.
+    pub fn draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The generation being served.
     pub fn generation(&self) -> u64 {
         self.shared.load().generation
@@ -276,13 +308,20 @@ impl ServerHandle {
 
     /// [`reload`](Self::reload) publishing the given generation number (a control daemon
     /// numbers generations itself) instead of the next one.
-    pub fn reload_as(&self, config: Config, generation: Option<u64>) -> Result<Reloaded, ReloadError> {
+    pub fn reload_as(
+        &self,
+        config: Config,
+        generation: Option<u64>,
+    ) -> Result<Reloaded, ReloadError> {
         let mut control = self.lock();
         let current = self.shared.load_full();
         if current.config.content_hash == config.content_hash {
             if let Some(g) = generation.filter(|g| *g != current.generation) {
                 // Same content under a new number: renumber, nothing else changes.
-                self.shared.store(Arc::new(Snapshot { generation: g, config }));
+                self.shared.store(Arc::new(Snapshot {
+                    generation: g,
+                    config,
+                }));
                 return Ok(Reloaded::Applied(g));
             }
             return Ok(Reloaded::Unchanged(current.generation));
@@ -290,7 +329,9 @@ impl ServerHandle {
         if config.proxy.workers != current.config.proxy.workers
             || config.proxy.driver != current.config.proxy.driver
         {
-            tracing::warn!("changes to proxy.workers or proxy.driver take effect at the next restart");
+            tracing::warn!(
+                "changes to proxy.workers or proxy.driver take effect at the next restart"
+            );
         }
         let mut added = Vec::new();
         let mut kept = Vec::new();
@@ -299,13 +340,26 @@ impl ServerHandle {
             match control.listeners.get(&l.name) {
                 Some(r) if r.bind == l.bind && r.tcp == tcp => kept.push(l.name.clone()),
                 _ => {
-                    let bind_err = |source| ReloadError::Bind { name: l.name.clone(), addr: l.bind, source };
+                    let bind_err = |source| ReloadError::Bind {
+                        name: l.name.clone(),
+                        addr: l.bind,
+                        source,
+                    };
                     let (group, bound) = bind_group(l.bind, self.worker_count).map_err(bind_err)?;
                     let mut dups = Vec::with_capacity(group.len());
                     for (w, sock) in group.iter().enumerate() {
                         dups.push((w, sock.try_clone().map_err(bind_err)?));
                     }
-                    added.push((l.name.clone(), group, ListenerRecord { bind: l.bind, tcp, bound, sockets: dups }));
+                    added.push((
+                        l.name.clone(),
+                        group,
+                        ListenerRecord {
+                            bind: l.bind,
+                            tcp,
+                            bound,
+                            sockets: dups,
+                        },
+                    ));
                 }
             }
         }
@@ -327,7 +381,10 @@ impl ServerHandle {
         }
         for (name, group, record) in added {
             for (w, socket) in control.workers.iter_mut().zip(group) {
-                w.send(Command::AddListener { name: name.clone(), socket });
+                w.send(Command::AddListener {
+                    name: name.clone(),
+                    socket,
+                });
             }
             listeners.insert(name, record);
         }
@@ -356,6 +413,8 @@ impl ServerHandle {
     /// closed, in-flight requests finish (their responses say `Connection: close`), and each
     /// worker exits when its connections are done or `drain_timeout` has passed.
     pub fn begin_drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let mut control = self.lock();
         // Close the control thread's copies of the listening sockets, so that once the
         // workers close theirs the port refuses new connections instead of queueing them

@@ -37,6 +37,9 @@ pub(crate) enum Command {
 
 pub(crate) struct WorkerInit {
     pub(crate) id: usize,
+    /// Open connections of this worker, readable by the control thread (status). Written
+    /// only by this worker, once per connection open and close — never per request.
+    pub(crate) gauge: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) shared: Arc<ArcSwap<Snapshot>>,
     pub(crate) listeners: Vec<(String, StdListener)>,
     pub(crate) commands: Receiver<Command>,
@@ -55,6 +58,7 @@ pub(crate) struct Worker {
     /// Notified whenever a connection closes (connection limits, drain completion).
     pub(crate) closed: Rc<Event>,
     pub(crate) connections: Cell<usize>,
+    gauge: Arc<std::sync::atomic::AtomicU64>,
     rng: Cell<u64>,
 }
 
@@ -103,6 +107,7 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
         abort: Event::new(),
         closed: Event::new(),
         connections: Cell::new(0),
+        gauge: init.gauge,
         rng: Cell::new(seed),
     });
     let mut stops: HashMap<String, ListenerSlot> = HashMap::new();
@@ -247,7 +252,39 @@ async fn accept_loop(
             }
         }
     }
-    tracing::debug!(worker = worker.id, listener = %name, "stopped accepting");
+    // Connections the kernel already completed sit in this socket's accept queue; closing
+    // the socket would reset them after their clients sent a request. Take them first and
+    // serve them (their responses say `Connection: close` while draining).
+    let mut taken = 0;
+    while let Some((stream, peer)) = accept_queued(&listener) {
+        spawn_connection(&worker, &name, &open, stream, peer);
+        taken += 1;
+    }
+    tracing::debug!(worker = worker.id, listener = %name, queued = taken, "stopped accepting");
+}
+
+/// One connection from the accept queue without waiting (`accept4` with `SOCK_NONBLOCK`), or
+/// `None` when the queue is empty.
+fn accept_queued(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: accept4 on our listening fd with null address pointers returns a new fd or -1;
+    // nothing else is read or written.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` was just returned by accept4 and is owned by nobody else.
+    let std_stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    let peer = std_stream.peer_addr().ok()?;
+    let stream = TcpStream::from_std(std_stream).ok()?;
+    Some((stream, peer))
 }
 
 fn spawn_connection(
@@ -262,6 +299,10 @@ fn spawn_connection(
         return; // removed by a reload in the meantime: close
     };
     worker.connections.set(worker.connections.get() + 1);
+    worker.gauge.store(
+        worker.connections.get() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     open.set(open.get() + 1);
     let guard = ConnGuard {
         worker: worker.clone(),

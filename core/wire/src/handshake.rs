@@ -40,6 +40,17 @@ pub fn client_handshake(conn: &mut Conn, peer: Peer) -> Result<HelloOk> {
 /// `"ringside-ctld 0.1.0"`). On a wrong version or a first frame that is not `Hello`, the
 /// peer is told why and the error is returned: close the connection then.
 pub fn server_handshake(conn: &mut Conn, server: &str) -> Result<Peer> {
+    server_handshake_with(conn, server, |_| Ok(()))
+}
+
+/// Like [`server_handshake`], with a check of the peer before accepting it: when `admit`
+/// returns `Err(message)`, the peer is answered `error` with that message and the call
+/// returns [`WireError::Protocol`].
+pub fn server_handshake_with(
+    conn: &mut Conn,
+    server: &str,
+    admit: impl FnOnce(&Peer) -> std::result::Result<(), String>,
+) -> Result<Peer> {
     match conn.recv()? {
         Frame::Request {
             id,
@@ -53,6 +64,10 @@ pub fn server_handshake(conn: &mut Conn, server: &str) -> Result<Peer> {
                 // Best effort: the peer may already be gone.
                 let _ = conn.reply(id, Reply::error(err.to_string()));
                 return Err(err);
+            }
+            if let Err(message) = admit(&peer) {
+                let _ = conn.reply(id, Reply::error(message.clone()));
+                return Err(WireError::Protocol(message));
             }
             conn.reply(
                 id,
@@ -158,6 +173,20 @@ mod tests {
             "unsupported protocol version 9 (this side speaks 1)"
         );
         server.join().unwrap();
+    }
+
+    #[test]
+    fn admit_can_refuse_a_peer() {
+        let (mut c, mut s) = pair();
+        let server = thread::spawn(move || {
+            server_handshake_with(&mut s, "x", |p| match p {
+                Peer::Cli => Err("only proxies here".into()),
+                _ => Ok(()),
+            })
+        });
+        let err = client_handshake(&mut c, Peer::Cli).unwrap_err();
+        assert_eq!(err.to_string(), "only proxies here");
+        assert!(server.join().unwrap().is_err());
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub mod socket;
 pub use conn::Conn;
 pub use error::WireError;
 pub use frame::{decode_body, decode_len, encode, read_frame, write_frame};
-pub use handshake::{client_handshake, server_handshake};
+pub use handshake::{client_handshake, server_handshake, server_handshake_with, HelloOk};
 pub use message::*;
 pub use socket::{
     bind_socket, check_peer, connect, default_ctld_socket, default_proxy_socket, peer_uid,

@@ -74,6 +74,15 @@ pub fn check_peer(stream: &UnixStream) -> Result<u32, WireError> {
     }
 }
 
+/// Waits until `fd` is readable (data, EOF or error) or `timeout` passes (`None`: forever);
+/// false on timeout. For descriptors that are not a [`crate::Conn`] (inotify, a wake pipe).
+pub fn wait_readable(
+    fd: std::os::fd::BorrowedFd<'_>,
+    timeout: Option<std::time::Duration>,
+) -> io::Result<bool> {
+    fd::wait_readable(fd.as_raw_fd(), timeout)
+}
+
 /// `$XDG_RUNTIME_DIR/ringside` when that variable is set (and absolute), else `/run/ringside`.
 pub fn runtime_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {

@@ -915,9 +915,15 @@ fn the_examples_of_docs_config_md_are_true() {
 #[test]
 fn control_plane_keys_are_read_and_checked() {
     let c = ok("[proxy]\nctld = \"/run/ringside/ctld.sock\"\nnode_id = \"cart-1\"\ncontrol_socket = \"/tmp/r.sock\"\n");
-    assert_eq!(c.proxy.ctld.as_deref(), Some(std::path::Path::new("/run/ringside/ctld.sock")));
+    assert_eq!(
+        c.proxy.ctld.as_deref(),
+        Some(std::path::Path::new("/run/ringside/ctld.sock"))
+    );
     assert_eq!(c.proxy.node_id.as_deref(), Some("cart-1"));
-    assert_eq!(c.proxy.control_socket.as_deref(), Some(std::path::Path::new("/tmp/r.sock")));
+    assert_eq!(
+        c.proxy.control_socket.as_deref(),
+        Some(std::path::Path::new("/tmp/r.sock"))
+    );
     let e = errors("[proxy]\nctld = \"\"\nnode_id = \"bad id\"\n");
     assert_eq!(e.len(), 2, "{e:?}");
     assert!(e[0].starts_with("proxy.ctld: invalid socket path"), "{e:?}");

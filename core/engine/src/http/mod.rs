@@ -130,12 +130,20 @@ async fn read_head(
         }
         let fill = match (idle, deadline) {
             (true, None) => {
-                buf.fill(r, cap, either(monoio::time::sleep(l.idle_timeout), drain_grace(worker)))
-                    .await
+                buf.fill(
+                    r,
+                    cap,
+                    either(monoio::time::sleep(l.idle_timeout), drain_grace(worker)),
+                )
+                .await
             }
             (true, Some(d)) => {
-                buf.fill(r, cap, either(monoio::time::sleep_until(d), drain_grace(worker)))
-                    .await
+                buf.fill(
+                    r,
+                    cap,
+                    either(monoio::time::sleep_until(d), drain_grace(worker)),
+                )
+                .await
             }
             (false, d) => {
                 let d = d.unwrap_or_else(|| Instant::now() + head_timeout);

@@ -1,0 +1,128 @@
+//! The command line: global options and subcommands (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ringsidectl: operate ringside-ctld and ringside processes over their Unix sockets.
+#[derive(Debug, Parser)]
+#[command(name = "ringsidectl", version, about, long_about = None)]
+pub struct Cli {
+    /// ringside-ctld's socket [default: $XDG_RUNTIME_DIR/ringside/ctld.sock, else
+    /// /run/ringside/ctld.sock].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// One ringside process's control socket (for status, drain, upgrade) [default for
+    /// drain/upgrade: $XDG_RUNTIME_DIR/ringside/proxy.sock, else /run/ringside/proxy.sock].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub proxy: Option<PathBuf>,
+
+    /// Print the reply as JSON (for scripts) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Nodes, role, generation served, acknowledged or not, last error (or, with --proxy,
+    /// one process's state).
+    Status,
+    /// Validate FILE, make it the configuration of a node (or of every known node), wait for
+    /// the acknowledgements and print the new generations.
+    Apply(FileArgs),
+    /// What `apply` with the same arguments would change.
+    Diff(FileArgs),
+    /// Print a configuration ctld holds.
+    #[command(subcommand)]
+    Get(Get),
+    /// Go back to an earlier generation (as a new generation).
+    Rollback {
+        #[command(flatten)]
+        node: NodeArg,
+        /// The generation whose content to restore [default: the one before the current one].
+        #[arg(long, value_name = "N")]
+        to: Option<u64>,
+    },
+    /// Set, add or remove a cluster's endpoints.
+    Endpoints {
+        op: Op,
+        cluster: String,
+        /// Addresses, IP:port.
+        #[arg(value_name = "ADDR")]
+        addresses: Vec<String>,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Set weights of a weighted route (a weight of 0 sends a cluster nothing).
+    Weights {
+        /// The route's name, or LISTENER/ROUTE when the name is used on several listeners.
+        route: String,
+        /// CLUSTER=WEIGHT pairs.
+        #[arg(value_name = "CLUSTER=W", required = true)]
+        weights: Vec<String>,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Drain a ringside process: stop accepting, finish in-flight requests, exit.
+    Drain,
+    /// Replace a ringside process by a new binary without dropping a connection.
+    Upgrade {
+        /// The new ringside binary.
+        #[arg(long, value_name = "PATH")]
+        binary: PathBuf,
+        /// Arguments for the new binary [default: the running process's own].
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Get {
+    /// A node's current configuration, or one of its history.
+    Config {
+        #[command(flatten)]
+        node: NodeArg,
+        /// A generation from the node's history [default: the current one].
+        #[arg(long, value_name = "N")]
+        generation: Option<u64>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// The configuration file (TOML).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub node: NodeArg,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArg {
+    /// The node to act on [default: every known node].
+    #[arg(long = "node", value_name = "ID")]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Op {
+    Set,
+    Add,
+    Remove,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}

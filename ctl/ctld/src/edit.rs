@@ -1,0 +1,233 @@
+//! The everyday edits — a cluster's endpoints, a route's weights — applied to a node's
+//! current TOML text with `toml_edit`, so comments and layout survive. The result is validated
+//! by the caller like any other configuration.
+
+use ringside_wire::{EndpointOp, WeightSpec};
+use toml_edit::{Array, DocumentMut, InlineTable, Item, TableLike, Value};
+
+/// Edits `cluster`'s endpoints. See `docs/control-protocol.md` (`endpoints`).
+pub fn endpoints(
+    text: &str,
+    op: EndpointOp,
+    cluster: &str,
+    addresses: &[String],
+) -> Result<String, String> {
+    let mut doc = parse(text)?;
+    let mut found = false;
+    let mut result = Ok(());
+    for_each_table(&mut doc, "clusters", |t| {
+        if found || name_of(t) != Some(cluster) {
+            return;
+        }
+        found = true;
+        result = edit_endpoints(t, op, cluster, addresses);
+    });
+    if !found {
+        return Err(format!("no cluster named {cluster:?}"));
+    }
+    result?;
+    Ok(doc.to_string())
+}
+
+fn edit_endpoints(
+    t: &mut dyn TableLike,
+    op: EndpointOp,
+    cluster: &str,
+    addresses: &[String],
+) -> Result<(), String> {
+    if t.get("endpoints").is_none() {
+        t.insert("endpoints", Item::Value(Value::Array(Array::new())));
+    }
+    let Some(Item::Value(Value::Array(list))) = t.get_mut("endpoints") else {
+        return Err(format!(
+            "the endpoints of cluster {cluster:?} are not an inline array; edit the file instead"
+        ));
+    };
+    match op {
+        EndpointOp::Set => {
+            let mut fresh = Array::new();
+            for a in addresses {
+                push(&mut fresh, a.as_str());
+            }
+            *list = fresh;
+        }
+        EndpointOp::Add => {
+            for a in addresses {
+                if list.iter().any(|v| endpoint_address(v) == Some(a)) {
+                    return Err(format!("cluster {cluster:?} already has endpoint {a}"));
+                }
+                push(list, a.as_str());
+            }
+        }
+        EndpointOp::Remove => {
+            for a in addresses {
+                let Some(i) = list.iter().position(|v| endpoint_address(v) == Some(a)) else {
+                    return Err(format!("cluster {cluster:?} has no endpoint {a}"));
+                };
+                remove(list, i);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The address of an endpoint written as `"IP:port"` or `{ address = "IP:port", … }`.
+fn endpoint_address(v: &Value) -> Option<&str> {
+    match v {
+        Value::String(s) => Some(s.value()),
+        Value::InlineTable(t) => t.get("address").and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// Sets weights on a route. See `docs/control-protocol.md` (`weights`).
+pub fn weights(
+    text: &str,
+    route: &str,
+    listener: Option<&str>,
+    specs: &[WeightSpec],
+) -> Result<String, String> {
+    let mut doc = parse(text)?;
+    // First pass: which listeners have a route of that name?
+    let mut listeners: Vec<String> = Vec::new();
+    for_each_table(&mut doc, "routes", |t| {
+        if name_of(t) == Some(route) {
+            let l = t.get("listener").and_then(|i| i.as_str()).unwrap_or("");
+            if listener.is_none_or(|want| want == l) {
+                listeners.push(l.to_owned());
+            }
+        }
+    });
+    match listeners.len() {
+        0 => {
+            return Err(match listener {
+                Some(l) => format!("no route named {route:?} on listener {l:?}"),
+                None => format!("no route named {route:?}"),
+            })
+        }
+        1 => {}
+        _ => {
+            return Err(format!(
+                "route name {route:?} is used on listeners {}: write LISTENER/{route}",
+                listeners.join(", ")
+            ))
+        }
+    }
+    let target = listeners.swap_remove(0);
+    let mut result = Ok(());
+    for_each_table(&mut doc, "routes", |t| {
+        let l = t.get("listener").and_then(|i| i.as_str()).unwrap_or("");
+        if name_of(t) == Some(route) && l == target {
+            result = edit_weights(t, route, specs);
+        }
+    });
+    result?;
+    Ok(doc.to_string())
+}
+
+fn edit_weights(t: &mut dyn TableLike, route: &str, specs: &[WeightSpec]) -> Result<(), String> {
+    if t.contains_key("direct_response") {
+        return Err(format!(
+            "route {route:?} answers with a direct_response: it has no clusters to weigh"
+        ));
+    }
+    if let Some(single) = t.remove("cluster") {
+        let name = single
+            .as_str()
+            .ok_or_else(|| format!("route {route:?}: cluster is not a string"))?
+            .to_owned();
+        let mut list = Array::new();
+        push(&mut list, weight_entry(&name, 1));
+        t.insert("weighted", Item::Value(Value::Array(list)));
+    }
+    let Some(Item::Value(Value::Array(list))) = t.get_mut("weighted") else {
+        return Err(format!(
+            "route {route:?} has no inline weighted list; edit the file instead"
+        ));
+    };
+    for spec in specs {
+        let existing = list.iter_mut().find_map(|v| match v {
+            Value::InlineTable(e)
+                if e.get("cluster").and_then(Value::as_str) == Some(spec.cluster.as_str()) =>
+            {
+                Some(e)
+            }
+            _ => None,
+        });
+        match existing {
+            Some(e) => {
+                e.insert("weight", Value::from(i64::from(spec.weight)));
+            }
+            None => push(list, weight_entry(&spec.cluster, spec.weight)),
+        }
+    }
+    Ok(())
+}
+
+/// Appends `v` in the style of the list: `[ "a", "b" ]` + c → `[ "a", "b", "c" ]`.
+fn push(list: &mut Array, v: impl Into<Value>) {
+    let mut v = v.into();
+    if let Some(last) = list.iter_mut().last() {
+        let suffix = last.decor().suffix().cloned();
+        last.decor_mut().set_suffix("");
+        v.decor_mut().set_prefix(" ");
+        if let Some(s) = suffix {
+            v.decor_mut().set_suffix(s);
+        }
+    }
+    list.push_formatted(v);
+}
+
+/// Removes element `i`, keeping the list's spacing at either end.
+fn remove(list: &mut Array, i: usize) {
+    let len = list.len();
+    let removed = list.remove(i);
+    if len > 1 && i == 0 {
+        if let (Some(p), Some(first)) = (removed.decor().prefix().cloned(), list.get_mut(0)) {
+            first.decor_mut().set_prefix(p);
+        }
+    }
+    if len > 1 && i + 1 == len {
+        if let (Some(s), Some(last)) = (removed.decor().suffix().cloned(), list.iter_mut().last()) {
+            last.decor_mut().set_suffix(s);
+        }
+    }
+}
+
+fn weight_entry(cluster: &str, weight: u32) -> Value {
+    let mut e = InlineTable::new();
+    e.insert("cluster", Value::from(cluster));
+    e.insert("weight", Value::from(i64::from(weight)));
+    Value::InlineTable(e)
+}
+
+fn parse(text: &str) -> Result<DocumentMut, String> {
+    text.parse::<DocumentMut>()
+        .map_err(|e| format!("current configuration is not valid TOML: {e}"))
+}
+
+fn name_of(t: &dyn TableLike) -> Option<&str> {
+    t.get("name").and_then(|i| i.as_str())
+}
+
+/// Calls `f` on every table of the top-level array `key` (`[[key]]` or `key = [{…}]`).
+fn for_each_table(doc: &mut DocumentMut, key: &str, mut f: impl FnMut(&mut dyn TableLike)) {
+    match doc.get_mut(key) {
+        Some(Item::ArrayOfTables(aot)) => {
+            for t in aot.iter_mut() {
+                f(t);
+            }
+        }
+        Some(Item::Value(Value::Array(arr))) => {
+            for v in arr.iter_mut() {
+                if let Value::InlineTable(t) = v {
+                    f(t);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

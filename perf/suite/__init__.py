@@ -1,0 +1,1 @@
+"""ringside benchmark suite: see docs/perf.md and perf/run --help."""

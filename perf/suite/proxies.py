@@ -1,0 +1,246 @@
+"""The origin and the proxies under test, each started from its config template in templates/
+and stopped by PID.
+
+Every proxy gets the same treatment: one worker, pinned with the rest of its threads and
+processes to the proxy CPUs, access logs off, one upstream (the origin's plain HTTP/1.1 port)
+with an idle keep-alive pool big enough for the largest scenario. Each proxy listens on up to
+three ports: plain HTTP/1.1 (`h1`), h2 with prior knowledge (`h2c`) and TLS with ALPN h2 and
+http/1.1 (`tls`); a proxy that does not speak a protocol has no port for it and its scenarios
+report n/a.
+"""
+
+import os
+import resource
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from string import Template
+
+from . import log
+from .measure import proc_starttime, process_tree
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+POOL = 1024          # idle upstream connections each proxy may keep (> the 500-connection scenario)
+MAX_CONNS = 16000    # client connections a proxy accepts (the idle-connection test opens 10,000)
+HOST = "127.0.0.1"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def render(template, dest, **values):
+    text = Template((TEMPLATES / template).read_text()).substitute(**values)
+    Path(dest).write_text(text)
+    return str(dest)
+
+
+class Process:
+    """A started process, its log file, and the PIDs of its tree (recorded once it is up)."""
+
+    def __init__(self, name, argv, cpus, log_path):
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.popen = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus), cwd=os.path.dirname(log_path))
+        self.pid = self.popen.pid
+        self.tree = {}  # pid -> starttime, to never signal a recycled PID
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def record_tree(self):
+        self.tree = {p: proc_starttime(p) for p in process_tree(self.pid)}
+        return list(self.tree)
+
+    def pids(self):
+        return [p for p, st in self.tree.items() if proc_starttime(p) == st] or [self.pid]
+
+    def stop(self, timeout=5.0):
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warn(f"{self.name} (pid {self.pid}) ignored SIGTERM for {timeout}s; killing it")
+                self.popen.kill()
+                self.popen.wait(5)
+        # Children that outlived their parent (an nginx worker after its master was killed).
+        for pid, st in self.tree.items():
+            if pid != self.pid and st is not None and proc_starttime(pid) == st:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self._log.close()
+
+
+def wait_listening(proc, ports, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        while True:
+            if not proc.alive():
+                raise RuntimeError(f"{proc.name} exited at start (code {proc.popen.returncode}); "
+                                   f"see {proc.log_path}")
+            try:
+                with socket.create_connection((HOST, port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{proc.name} is not listening on {port} after {timeout}s; "
+                                       f"see {proc.log_path}")
+                time.sleep(0.05)
+
+
+def http_get(port, path, timeout=5.0):
+    """One GET over a fresh connection; returns (status, body length)."""
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
+                  .encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.") else 0
+    return status, len(body)
+
+
+class Origin:
+    """nginx serving the fixed bodies, on the load CPUs."""
+
+    def __init__(self, tools, work, cpus, bodies_dir, cert, key):
+        self.ports = {"h1": free_port(), "h2c": free_port(), "tls": free_port()}
+        cfg = render("origin-nginx.conf", work / "origin-nginx.conf", work=work,
+                     bodies=bodies_dir, cert=cert, key=key, nofile=nofile_limit(),
+                     port_h1=self.ports["h1"], port_h2c=self.ports["h2c"],
+                     port_tls=self.ports["tls"])
+        self.proc = Process("origin nginx", [tools.nginx, "-c", cfg, "-p", str(work),
+                                              "-e", str(work / "origin-error.log")],
+                            cpus, str(work / "origin.log"))
+        wait_listening(self.proc, self.ports.values())
+        self.proc.record_tree()
+
+    def stop(self):
+        self.proc.stop()
+
+
+class Target:
+    """Something the load generator sends requests to: a proxy, or the origin itself."""
+
+    name = ""
+    label = ""
+    caps = ("h1",)
+    is_proxy = True
+
+    def __init__(self):
+        self.ports = {}
+        self.proc = None
+
+    def supports(self, proto):
+        return proto in self.caps
+
+    def pids(self):
+        return self.proc.pids() if self.proc else []
+
+    def start(self, tools, work, cpus, origin, cert, key, pem):
+        self.ports = {cap: free_port() for cap in self.caps}
+        values = dict(work=work, origin=f"{HOST}:{origin.ports['h1']}", origin_ip=HOST,
+                      origin_port=origin.ports["h1"], cert=cert, key=key, pem=pem, pool=POOL,
+                      max_conns=MAX_CONNS, nofile=nofile_limit(),
+                      haproxy_maxconn=min(MAX_CONNS, (nofile_limit() - 100) // 2),
+                      port_h1=self.ports.get("h1", 0), port_h2c=self.ports.get("h2c", 0),
+                      port_tls=self.ports.get("tls", 0))
+        argv = self.command(tools, work, values)
+        self.proc = Process(self.name, argv, cpus, str(work / f"{self.name}.log"))
+        wait_listening(self.proc, self.ports.values())
+        time.sleep(0.3)  # let worker processes and threads finish starting
+        self.proc.record_tree()
+
+    def check(self, path, size):
+        status, n = http_get(self.ports["h1"], path)
+        if status != 200 or n != size:
+            raise RuntimeError(f"{self.name}: GET {path} answered {status} with {n} bytes, "
+                               f"expected 200 with {size}")
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+            self.proc = None
+
+    def command(self, tools, work, values):
+        raise NotImplementedError
+
+
+class Direct(Target):
+    name = "direct"
+    label = "direct (no proxy)"
+    caps = ("h1", "h2c", "tls")
+    is_proxy = False
+
+    def __init__(self, origin):
+        super().__init__()
+        self.origin = origin
+
+    def start(self, tools, work, cpus, origin, cert, key, pem):
+        self.ports = dict(origin.ports)
+
+    def pids(self):
+        return []
+
+
+class Ringside(Target):
+    name = "ringside"
+    label = "ringside"
+    caps = ("h1",)  # add "h2c" and "tls" (and listeners in ringside.toml) when it serves them
+
+    def command(self, tools, work, values):
+        cfg = render("ringside.toml", work / "ringside.toml", **values)
+        return [tools.ringside, "run", "--config", cfg, "--log-level", "warn"]
+
+
+class Nginx(Target):
+    name = "nginx"
+    label = "nginx"
+    caps = ("h1", "h2c", "tls")
+
+    def command(self, tools, work, values):
+        cfg = render("nginx.conf", work / "nginx.conf", **values)
+        return [tools.nginx, "-c", cfg, "-p", str(work), "-e", str(work / "nginx-error.log")]
+
+
+class Haproxy(Target):
+    name = "haproxy"
+    label = "HAProxy"
+    caps = ("h1", "h2c", "tls")
+
+    def command(self, tools, work, values):
+        cfg = render("haproxy.cfg", work / "haproxy.cfg", **values)
+        return [tools.haproxy, "-f", cfg, "-db"]
+
+
+class Envoy(Target):
+    name = "envoy"
+    label = "Envoy"
+    caps = ("h1", "h2c", "tls")
+
+    def command(self, tools, work, values):
+        cfg = render("envoy.yaml", work / "envoy.yaml", **values)
+        return [tools.envoy, "-c", cfg, "--concurrency", "1", "--disable-hot-restart",
+                "-l", "warn", "--log-path", str(work / "envoy-error.log")]
+
+
+PROXIES = {"ringside": Ringside, "nginx": Nginx, "haproxy": Haproxy, "envoy": Envoy}
+
+
+def nofile_limit():
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

