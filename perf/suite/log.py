@@ -30,6 +30,9 @@ class Progress:
         self.done = 0
         self.t0 = time.monotonic()
 
+    def info(self, msg):
+        info(msg)
+
     def step(self, planned_s, label):
         self.done += 1
         self.done_s += planned_s

@@ -2,10 +2,9 @@
 
     for each round (--repeats, default 3):
         for each target (direct, ringside, nginx, HAProxy, Envoy; order rotated per round):
-            start it; idle RSS
-            for each scenario: warm up, then measure (req/s, latency, CPU, errors)
-            peak RSS; RSS with N idle keep-alive connections open
-            stop it
+            a fresh process: RSS idle, then with N idle keep-alive connections open; stop
+            a fresh process: every scenario (warm up, then measure req/s, latency, CPU,
+              errors, interference); peak RSS; stop
 
 Rounds interleave the proxies in time, so a disturbance on the machine (another build, a
 noisy neighbour) spreads over all of them instead of landing on one; the median of the rounds
@@ -20,6 +19,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -147,8 +147,151 @@ def run_load(tl, load_cpus, target, sc, duration, warmup, work):
     raise ValueError(sc.tool)
 
 
+class Suite:
+    """One run: the tools, the placement, the origin, and everything measured so far."""
+
+    def __init__(self, tl, duration, warmup, idle_conns, proxy_cpus, load_cpus, work):
+        self.tl = tl
+        self.duration, self.warmup, self.idle_conns = duration, warmup, idle_conns
+        self.proxy_cpus, self.load_cpus = proxy_cpus, load_cpus
+        self.work = work
+        self.progress = None
+        self.origin = None
+        self.cert = self.key = self.pem = None
+        self.runs, self.memory, self.failures, self.affinity = [], [], [], {}
+
+    def memory_step_s(self):
+        return 3 + self.idle_conns / 4000
+
+    def scenario_step_s(self):
+        return self.duration + self.warmup + 0.5
+
+    def fail(self, target, rnd, what, scenario=""):
+        self.failures.append({"target": target.name, "round": rnd, "scenario": scenario,
+                              "what": what})
+
+    def start(self, target, rnd):
+        """Starts the target; False when it would not (recorded as a failure)."""
+        try:
+            target.start(self.tl, self.work, self.proxy_cpus, self.origin, self.cert, self.key,
+                         self.pem)
+            return True
+        except (RuntimeError, OSError) as e:
+            self.fail(target, rnd, f"start: {e}")
+            log.warn(f"{target.name}: could not start: {e}")
+            target.stop()
+            return False
+
+    def measure_memory(self, target, rnd, where):
+        """A fresh process: RSS idle, then with idle_conns keep-alive connections open."""
+        if not self.start(target, rnd):
+            return
+        try:
+            pids = target.pids()
+            self.affinity[target.name] = {str(p): measure.cpus_allowed(p) for p in pids}
+            time.sleep(0.5)
+            m = {"round": rnd, "target": target.name, "idle_kib": measure.rss_kib(pids)}
+            socks, fails = measure.open_idle_connections(target.ports["h1"], self.idle_conns,
+                                                         "/128B")
+            try:
+                time.sleep(1.0)
+                m["with_conns_kib"] = measure.rss_kib(pids)
+                m["conns_open"] = len(socks)
+                m["conn_failures"] = fails
+                m["per_conn_bytes"] = ((m["with_conns_kib"] - m["idle_kib"]) * 1024 / len(socks)
+                                       if socks else None)
+            finally:
+                for sk in socks:
+                    sk.close()
+            self.memory.append(m)
+            if fails:
+                self.fail(target, rnd, f"{fails} of {self.idle_conns} idle connections failed")
+            per = m["per_conn_bytes"]
+            self.progress.step(self.memory_step_s(),
+                               f"{where:24s} memory: idle {m['idle_kib'] / 1024:.1f} MiB, "
+                               f"{len(socks)} idle conns {m['with_conns_kib'] / 1024:.1f} MiB"
+                               + (f" ({per:,.0f} B/conn)" if per is not None else ""))
+        except (RuntimeError, OSError) as e:
+            self.fail(target, rnd, f"memory: {e}")
+            log.warn(f"{where}: {e}")
+        finally:
+            target.stop()
+
+    def measure_load(self, target, rnd, where, scenarios):
+        """A fresh process: every scenario it supports, then its peak RSS."""
+        if not self.start(target, rnd):
+            return
+        try:
+            target.check("/128B", BODIES["128B"])
+            for sc in scenarios:
+                if target.supports(sc.port):
+                    self.scenario(target, rnd, where, sc)
+            if target.is_proxy:
+                pids = target.pids()
+                peak = {"peak_kib": measure.hwm_kib(pids), "after_load_kib": measure.rss_kib(pids)}
+                for m in self.memory:
+                    if m["target"] == target.name and m["round"] == rnd:
+                        m.update(peak)
+                        break
+                else:
+                    self.memory.append({"round": rnd, "target": target.name, **peak})
+                self.progress.info(f"{where:24s} peak RSS under load "
+                                   f"{peak['peak_kib'] / 1024:.1f} MiB")
+        except (RuntimeError, OSError) as e:
+            self.fail(target, rnd, str(e))
+            log.warn(f"{where}: {e}")
+        finally:
+            target.stop()
+
+    def scenario(self, target, rnd, where, sc):
+        label = f"{where:24s} {sc.title}"
+        for attempt in (1, 2):
+            try:
+                go = run_load(self.tl, self.load_cpus, target, sc, self.duration, self.warmup,
+                              self.work)
+                pids = target.pids()
+                before = _cpu_sample(pids, self.origin, self.proxy_cpus, self.load_cpus)
+                r = go()
+                after = _cpu_sample(pids, self.origin, self.proxy_cpus, self.load_cpus)
+                break
+            except measure.LoadError as e:
+                if target.is_proxy and not target.proc.alive():
+                    raise RuntimeError(f"{target.name} died; see its log") from e
+                if attempt == 1:
+                    log.warn(f"{label}: {e}; trying once more")
+                    continue
+                self.fail(target, rnd, str(e), sc.id)
+                self.progress.step(self.scenario_step_s(), f"{label}: FAILED {e}")
+                return
+        r.update(round=rnd, target=target.name, scenario=sc.id)
+        r.update(_noise(before, after))
+        if target.is_proxy:
+            cpu = after["proxy"] - before["proxy"]
+            r["cpu_s"] = cpu
+            # requests_total includes the fixed-rate client's own warm-up, which the CPU
+            # figure covers too.
+            n = r.get("requests_total", r["requests"])
+            r["cpu_s_per_1k"] = cpu / n * 1000 if n else None
+        self.runs.append(r)
+        txt = (f"{label}: {r['rps']:,.0f} req/s, p50 {report.fmt_us(r['p50_us'])}, "
+               f"p99 {report.fmt_us(r['p99_us'])}")
+        if r.get("cpu_s_per_1k"):
+            txt += f", cpu {r['cpu_s_per_1k']:.4f} s/1k"
+        if r["errors"]:
+            txt += f", {r['errors']} ERRORS"
+        if max(r["other_load_proxy_cpu_pct"], r["other_load_load_cpu_pct"]) >= 5:
+            txt += (f" (noisy: other processes used {r['other_load_proxy_cpu_pct']:.0f}% of "
+                    f"the proxy CPU, {r['other_load_load_cpu_pct']:.0f}% of the load CPUs)")
+        self.progress.step(self.scenario_step_s(), txt)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
     mode = QUICK if args.quick else FULL
     repeats = args.repeats or mode.repeats
     duration = args.duration or mode.duration
@@ -164,6 +307,7 @@ def main(argv=None):
     for n in names:
         if n not in PROXIES:
             raise SystemExit(f"--proxies: unknown proxy {n!r} (known: {', '.join(PROXIES)})")
+    signal.signal(signal.SIGTERM, _interrupt)  # stop what we started, then exit
 
     proxy_cpus, load_cpus = placement(args)
     os.sched_setaffinity(0, load_cpus)  # the orchestrator stays off the proxy's CPU
@@ -175,178 +319,101 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="ringside-perf-"))
     work.chmod(0o755)  # nginx workers run unprivileged and read the bodies and certificates
-    bodies = make_bodies(work)
-    cert, key, pem = make_cert(tl, work)
 
-    meta = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": "perf/run " + " ".join(sys.argv[1:] if argv is None else argv),
-        "mode": mode.name, "repeats": repeats, "duration_s": duration, "warmup_s": warmup,
-        "idle_conns": idle_conns,
-        "machine": {"nproc": os.cpu_count(), "kernel": platform.release(),
-                    "cpu": _cpu_model()},
-        "placement": {"proxy_cpus": fmt_cpus(proxy_cpus), "load_cpus": fmt_cpus(load_cpus),
-                      "origin_cpus": fmt_cpus(load_cpus)},
-        "versions": tl.versions,
-        "scenarios": [s.__dict__ | {"path": s.path} for s in scenarios],
-    }
     placement_line = (f"placement: proxy on cpu {fmt_cpus(proxy_cpus)}; origin (nginx, 1 worker) "
                       f"and load generator on cpu {fmt_cpus(load_cpus)} "
                       f"({os.cpu_count()} cpus, kernel {platform.release()})")
+    meta = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": " ".join(["perf/run", *argv]),
+        "mode": mode.name, "repeats": repeats, "duration_s": duration, "warmup_s": warmup,
+        "idle_conns": idle_conns,
+        "machine": {"nproc": os.cpu_count(), "kernel": platform.release(),
+                    "cpu": _cpu_model(), "loadavg_start": _loadavg()},
+        "placement": {"proxy_cpus": fmt_cpus(proxy_cpus), "load_cpus": fmt_cpus(load_cpus),
+                      "origin_cpus": fmt_cpus(load_cpus)},
+        "placement_line": placement_line,
+        "versions": tl.versions,
+        "scenarios": [s.__dict__ | {"path": s.path} for s in scenarios],
+    }
     log.info(placement_line)
     log.info("versions: " + "; ".join(f"{k} {v}" for k, v in tl.versions.items()))
 
-    origin = Origin(tl, work, load_cpus, bodies, cert, key)
-    targets = ([] if args.no_direct else [Direct(origin)]) + [PROXIES[n]() for n in names]
-
-    # The plan, for progress and the time estimate.
+    targets = ([] if args.no_direct else [Direct()]) + [PROXIES[n]() for n in names]
+    suite = Suite(tl, duration, warmup, idle_conns, proxy_cpus, load_cpus, work)
     steps, planned = 0, 0.0
     for t in targets:
-        for s in scenarios:
-            if t.supports(s.port):
-                steps += 1
-                planned += duration + warmup + 0.5
-        if t.is_proxy:
-            steps += 1
-            planned += 3 + idle_conns / 4000
+        n = sum(1 for s in scenarios if t.supports(s.port))
+        steps += n + (1 if t.is_proxy else 0)
+        planned += n * suite.scenario_step_s() + (suite.memory_step_s() + 2 if t.is_proxy else 0)
     steps *= repeats
     planned *= repeats
     log.info(f"{mode.name} mode: {len(scenarios)} scenarios x {len(targets)} targets x "
-             f"{repeats} rounds, {duration}s per run: about {int(planned) // 60}m"
+             f"{repeats} round(s), {duration} s per run: about {int(planned) // 60}m"
              f"{int(planned) % 60:02d}s; results in {out}")
-    progress = log.Progress(planned, steps)
+    suite.progress = log.Progress(planned, steps)
 
-    runs, memory, failures, affinity = [], [], [], {}
     started = time.monotonic()
     try:
+        suite.cert, suite.key, suite.pem = make_cert(tl, work)
+        suite.origin = Origin(tl, work, load_cpus, make_bodies(work), suite.cert, suite.key)
         for rnd in range(repeats):
+            # Rotate the order each round so no proxy always runs first or last.
             order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
             for target in order:
-                _run_target(tl, target, rnd, repeats, scenarios, duration, warmup, idle_conns,
-                            proxy_cpus, load_cpus, origin, work, cert, key, pem, progress,
-                            runs, memory, failures, affinity)
+                where = f"round {rnd + 1}/{repeats} {target.name}"
+                if target.is_proxy:
+                    suite.measure_memory(target, rnd, where)
+                suite.measure_load(target, rnd, where, scenarios)
     except KeyboardInterrupt:
-        failures.append({"target": "-", "what": "interrupted"})
+        suite.failures.append({"target": "-", "round": -1, "scenario": "",
+                               "what": "interrupted"})
         log.warn("interrupted: stopping everything and writing what was measured")
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        suite.failures.append({"target": "-", "round": -1, "scenario": "", "what": str(e)})
+        log.warn(f"stopped: {e}")
     finally:
         for t in targets:
             t.stop()
-        origin.stop()
-        for f in ("origin-error.log", "nginx-error.log", "envoy-error.log", "ringside.log",
-                  "haproxy.log", "envoy.log", "nginx.log"):
-            if (work / f).exists():
-                (out / "logs").mkdir(exist_ok=True)
-                shutil.copy(work / f, out / "logs" / f)
-        (out / "configs").mkdir(exist_ok=True)
-        for f in work.glob("*"):
-            if f.suffix in (".conf", ".cfg", ".toml", ".yaml"):
-                shutil.copy(f, out / "configs" / f.name)
+        if suite.origin:
+            suite.origin.stop()
+        _keep_files(work, out)
         shutil.rmtree(work, ignore_errors=True)
 
     meta["elapsed_s"] = round(time.monotonic() - started, 1)
-    meta["affinity"] = affinity
-    meta["placement_line"] = placement_line
-    data = report.build(meta, targets, scenarios, runs, memory, failures)
+    meta["machine"]["loadavg_end"] = _loadavg()
+    meta["affinity"] = suite.affinity
+    data = report.build(meta, targets, scenarios, suite.runs, suite.memory, suite.failures)
     (out / "results.json").write_text(json.dumps(data, indent=1))
     svg.write_all(data, out)
     md = report.markdown(data)
     (out / "results.md").write_text(md)
     print(md)
-    log.info(f"results: {out}/results.md, results.json, latency.svg, throughput.svg, memory.svg")
-    if failures:
-        for f in failures:
-            log.warn(f"FAILED: {f['target']}: {f['what']}")
+    log.info(f"results in {out}/: results.md, results.json, latency.svg, throughput.svg, "
+             "memory.svg, configs/, logs/")
+    if suite.failures:
+        for f in suite.failures:
+            log.warn(f"FAILED: {f['target']} {f['scenario']}: {f['what']}")
         return 1
     return 0
 
 
-def _run_target(tl, target, rnd, repeats, scenarios, duration, warmup, idle_conns, proxy_cpus,
-                load_cpus, origin, work, cert, key, pem, progress, runs, memory, failures,
-                affinity):
-    where = f"round {rnd + 1}/{repeats} {target.name}"
+def _keep_files(work, out):
+    """The rendered configurations and the processes' logs go with the results."""
+    (out / "configs").mkdir(exist_ok=True)
+    (out / "logs").mkdir(exist_ok=True)
+    for f in work.iterdir():
+        if f.suffix in (".conf", ".cfg", ".toml", ".yaml"):
+            shutil.copy(f, out / "configs" / f.name)
+        elif f.suffix == ".log" and f.name != "h2load.log":
+            shutil.copy(f, out / "logs" / f.name)
+
+
+def _loadavg():
     try:
-        if target.is_proxy:
-            log.info(f"{where}: starting")
-        target.start(tl, work, proxy_cpus, origin, cert, key, pem)
-        if target.is_proxy:
-            pids = target.pids()
-            affinity[target.name] = {str(p): measure.cpus_allowed(p) for p in pids}
-            time.sleep(0.5)
-            idle = measure.rss_kib(pids)
-        target.check("/128B", BODIES["128B"])
-    except (RuntimeError, OSError) as e:
-        failures.append({"target": target.name, "round": rnd, "what": f"start: {e}"})
-        log.warn(f"{where}: could not start: {e}")
-        target.stop()
-        return
-    try:
-        for sc in scenarios:
-            if not target.supports(sc.port):
-                continue
-            label = f"{where:24s} {sc.title}"
-            try:
-                go = run_load(tl, load_cpus, target, sc, duration, warmup, work)
-                pids = target.pids()
-                before = _cpu_sample(pids, origin, proxy_cpus, load_cpus)
-                r = go()
-                after = _cpu_sample(pids, origin, proxy_cpus, load_cpus)
-                cpu = after["proxy"] - before["proxy"]
-            except measure.LoadError as e:
-                failures.append({"target": target.name, "round": rnd, "scenario": sc.id,
-                                 "what": str(e)})
-                progress.step(duration + warmup + 0.5, f"{label}: FAILED {e}")
-                if target.is_proxy and not target.proc.alive():
-                    raise RuntimeError(f"{target.name} died; see its log") from e
-                continue
-            r.update(round=rnd, target=target.name, scenario=sc.id)
-            r.update(_noise(before, after))
-            if target.is_proxy:
-                r["cpu_s"] = cpu
-                # requests_total includes the fixed-rate client's own warm-up, which the CPU
-                # figure covers too.
-                n = r.get("requests_total", r["requests"])
-                r["cpu_s_per_1k"] = cpu / n * 1000 if n else None
-                r["rss_kib_after"] = measure.rss_kib(pids)
-            runs.append(r)
-            cpu_txt = f", cpu {r['cpu_s_per_1k']:.4f} s/1k" if r.get("cpu_s_per_1k") else ""
-            err_txt = f", {r['errors']} ERRORS" if r["errors"] else ""
-            if max(r["other_load_proxy_cpu_pct"], r["other_load_load_cpu_pct"]) >= 5:
-                err_txt += (f" (other processes used {r['other_load_proxy_cpu_pct']:.0f}% of "
-                            f"the proxy CPU, {r['other_load_load_cpu_pct']:.0f}% of the load "
-                            "CPUs: noisy)")
-            progress.step(duration + warmup + 0.5,
-                          f"{label}: {r['rps']:,.0f} req/s, p50 {report.fmt_us(r['p50_us'])}, "
-                          f"p99 {report.fmt_us(r['p99_us'])}{cpu_txt}{err_txt}")
-        if target.is_proxy:
-            pids = target.pids()
-            m = {"round": rnd, "target": target.name, "idle_kib": idle,
-                 "peak_kib": measure.hwm_kib(pids), "after_load_kib": measure.rss_kib(pids)}
-            socks, fails = measure.open_idle_connections(target.ports["h1"], idle_conns, "/128B")
-            try:
-                time.sleep(1.0)
-                m["with_conns_kib"] = measure.rss_kib(pids)
-                m["conns_open"] = len(socks)
-                m["conn_failures"] = fails
-                m["per_conn_bytes"] = ((m["with_conns_kib"] - m["after_load_kib"]) * 1024
-                                       / len(socks)) if socks else None
-            finally:
-                for s in socks:
-                    s.close()
-            memory.append(m)
-            if fails:
-                failures.append({"target": target.name, "round": rnd,
-                                 "what": f"{fails} of {idle_conns} idle connections failed"})
-            per = m["per_conn_bytes"]
-            progress.step(3 + idle_conns / 4000,
-                          f"{where:24s} memory: idle {m['idle_kib'] / 1024:.1f} MiB, peak "
-                          f"{m['peak_kib'] / 1024:.1f} MiB, {len(socks)} idle conns "
-                          f"{m['with_conns_kib'] / 1024:.1f} MiB"
-                          + (f" ({per:,.0f} B/conn)" if per is not None else ""))
-    except (RuntimeError, OSError) as e:
-        failures.append({"target": target.name, "round": rnd, "what": str(e)})
-        log.warn(f"{where}: {e}")
-    finally:
-        target.stop()
+        return Path("/proc/loadavg").read_text().split()[:3]
+    except OSError:
+        return None
 
 
 def _cpu_sample(pids, origin, proxy_cpus, load_cpus):
@@ -375,7 +442,3 @@ def _cpu_model():
     except OSError:
         pass
     return "?"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -187,7 +187,9 @@ def _seconds(d):
 def run_h2load(tools, cpus, url, conns, streams, duration, log_file):
     """h2 (h2c with prior knowledge for http://, ALPN h2 for https://), conns x streams.
     duration: seconds, or a string with a unit ("200ms")."""
-    out = _run([tools.h2load, "-t1", f"-c{conns}", f"-m{streams}", "-D", str(duration),
+    # -N: a connection stuck (e.g. in its TLS handshake) is dropped instead of holding h2load
+    # past its duration.
+    out = _run([tools.h2load, "-t1", f"-c{conns}", f"-m{streams}", "-D", str(duration), "-N5s",
                 "--log-file", str(log_file), url], cpus, timeout=_seconds(duration) + 20)
     m = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", out)
     req = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "

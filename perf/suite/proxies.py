@@ -187,10 +187,6 @@ class Direct(Target):
     caps = ("h1", "h2c", "tls")
     is_proxy = False
 
-    def __init__(self, origin):
-        super().__init__()
-        self.origin = origin
-
     def start(self, tools, work, cpus, origin, cert, key, pem):
         self.ports = dict(origin.ports)
 

@@ -269,12 +269,13 @@ def markdown(data):
         lines.append("")
     n = meta["idle_conns"]
     lines += ["## Memory", "",
-              "RSS summed over the proxy's processes (nginx: master + worker). Idle: started, "
-              "no traffic yet. Peak: VmHWM after every load scenario. With idle conns: "
-              f"{n:,} keep-alive connections open, each having served one request; per "
-              "connection = (that − RSS after the load runs) / connections.", "",
-              f"| proxy | idle | peak under load | after load | with {n:,} idle conns | "
-              "per idle conn |", "|---|---|---|---|---|---|"]
+              "RSS summed over the proxy's processes (nginx: master + worker). Idle: a fresh "
+              f"process that has served nothing. With idle conns: the same process with {n:,} "
+              "keep-alive connections open, each having served one 128 B request; per "
+              "connection = (that − idle) / connections. Peak: VmHWM of a second fresh "
+              "process after every load scenario; after load: its RSS then.", "",
+              f"| proxy | idle | with {n:,} idle conns | per idle conn | peak under load | "
+              "after load |", "|---|---|---|---|---|---|"]
     for t in targets:
         mm = data["memory"].get(t["name"])
         if not mm:
@@ -284,9 +285,9 @@ def markdown(data):
             return mm[k]["median"] if mm.get(k) else None
         per = g("per_conn_bytes")
         lines.append(f"| {t['label']} | {fmt_spread(mm['idle_kib'], _mib)} | "
-                     f"{fmt_spread(mm['peak_kib'], _mib)} | {_mib(g('after_load_kib'))} | "
-                     f"{_mib(g('with_conns_kib'))} | "
-                     f"{'—' if per is None else f'{per / 1024:.1f} KiB'} |")
+                     f"{fmt_spread(mm['with_conns_kib'], _mib)} | "
+                     f"{'—' if per is None else f'{per / 1024:.1f} KiB'} | "
+                     f"{fmt_spread(mm['peak_kib'], _mib)} | {_mib(g('after_load_kib'))} |")
     lines += ["", "## Pictures", "",
               "![latency percentiles](latency.svg)", "", "![throughput](throughput.svg)", "",
               "![memory](memory.svg)", ""]

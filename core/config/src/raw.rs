@@ -41,7 +41,7 @@ pub struct FileProxy {
     /// Default: the host name.
     pub node_id: Option<String>,
     /// Path of this proxy's own control socket (status, drain, upgrade; mode 0600). Default:
-    /// `$XDG_RUNTIME_DIR/ringside/ringside.sock`, else `/run/ringside/ringside.sock`.
+    /// `$XDG_RUNTIME_DIR/ringside/proxy.sock`, else `/run/ringside/proxy.sock`.
     pub control_socket: Option<String>,
 }
 

@@ -58,6 +58,9 @@ pub(crate) struct Worker {
     /// Notified whenever a connection closes (connection limits, drain completion).
     pub(crate) closed: Rc<Event>,
     pub(crate) connections: Cell<usize>,
+    /// Accept loops still running; a drained worker waits for them to stop (and to take
+    /// what is queued) before it counts connections.
+    accepting: Cell<usize>,
     gauge: Arc<std::sync::atomic::AtomicU64>,
     rng: Cell<u64>,
 }
@@ -107,6 +110,7 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
         abort: Event::new(),
         closed: Event::new(),
         connections: Cell::new(0),
+        accepting: Cell::new(0),
         gauge: init.gauge,
         rng: Cell::new(seed),
     });
@@ -159,7 +163,7 @@ async fn drain(worker: &Rc<Worker>) {
     worker.drain.fire();
     worker.pool.clear();
     let deadline = Instant::now() + timeout;
-    while worker.connections.get() > 0 && Instant::now() < deadline {
+    while (worker.accepting.get() > 0 || worker.connections.get() > 0) && Instant::now() < deadline {
         either(worker.closed.wait(), monoio::time::sleep_until(deadline)).await;
     }
     if worker.connections.get() > 0 {
@@ -220,6 +224,7 @@ async fn accept_loop(
     stop: Rc<Event>,
     open: Rc<Cell<usize>>,
 ) {
+    worker.accepting.set(worker.accepting.get() + 1);
     loop {
         if worker.draining() || stop.is_fired() {
             break;
@@ -260,7 +265,10 @@ async fn accept_loop(
         spawn_connection(&worker, &name, &open, stream, peer);
         taken += 1;
     }
+    drop(listener);
     tracing::debug!(worker = worker.id, listener = %name, queued = taken, "stopped accepting");
+    worker.accepting.set(worker.accepting.get().saturating_sub(1));
+    worker.closed.notify_all();
 }
 
 /// One connection from the accept queue without waiting (`accept4` with `SOCK_NONBLOCK`), or

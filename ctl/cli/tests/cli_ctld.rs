@@ -1,6 +1,8 @@
 //! ringsidectl against a real ringside-ctld and fake proxies: apply, status, diff, get,
 //! rollback, endpoints, weights — text and --json, global options anywhere.
 
+#![allow(clippy::unwrap_used)] // test helpers, like #[test] bodies
+
 mod common;
 
 use common::*;
@@ -140,7 +142,7 @@ fn diff_get_rollback() {
     assert_eq!(run.code, 1);
     assert_eq!(
         run.stderr,
-        "ringsidectl: node a: node a has no generation 9 (it has 1 to 3)\n"
+        "ringsidectl: node a has no generation 9 (it has 1 to 3)\n"
     );
 }
 

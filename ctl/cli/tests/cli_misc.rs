@@ -1,5 +1,7 @@
 //! ringsidectl on a proxy's control socket (status, drain, upgrade), failures, completions.
 
+#![allow(clippy::unwrap_used)] // test helpers, like #[test] bodies
+
 mod common;
 
 use common::*;

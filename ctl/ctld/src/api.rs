@@ -3,7 +3,7 @@
 
 use ringside_wire::{EndpointOp, Reply, Request};
 
-use crate::daemon::Daemon;
+use crate::daemon::{plural, Daemon};
 use crate::{diff, edit};
 
 pub fn handle(daemon: &Daemon, request: Request) -> Reply {
@@ -14,8 +14,7 @@ pub fn handle(daemon: &Daemon, request: Request) -> Reply {
             if let Err(errs) = ringside_config::parse(&config) {
                 let errors: Vec<String> = errs.0.iter().map(ToString::to_string).collect();
                 return Reply::Error {
-                    message: format!("configuration refused ({} errors)", errors.len())
-                        .replace("(1 errors)", "(1 error)"),
+                    message: format!("configuration refused ({})", plural(errors.len(), "error")),
                     errors,
                 };
             }

@@ -388,7 +388,9 @@ impl Daemon {
             };
             let (text, source) = match edit(&ctx) {
                 Ok(t) => t,
-                Err(e) if multi => return Reply::error(format!("node {id}: {e}")),
+                Err(e) if multi && !e.starts_with(&format!("node {id} ")) => {
+                    return Reply::error(format!("node {id}: {e}"))
+                }
                 Err(e) => return Reply::error(e),
             };
             if let Err(errs) = ringside_config::parse(&text) {
@@ -648,7 +650,7 @@ fn range(r: &NodeRecord) -> String {
     }
 }
 
-fn plural(n: usize, word: &str) -> String {
+pub fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("1 {word}")
     } else {

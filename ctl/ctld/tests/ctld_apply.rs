@@ -1,6 +1,8 @@
 //! apply → push → ack → status; identical content; invalid configurations; several nodes;
 //! refusals and timeouts.
 
+#![allow(clippy::unwrap_used)] // test helpers, like #[test] bodies
+
 mod common;
 
 use common::*;

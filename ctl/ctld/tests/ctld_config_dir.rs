@@ -1,6 +1,8 @@
 //! The watched config directory: `<node>.toml`, else `default.toml`; changes pushed within a
 //! second; invalid files rejected, reported, and nodes unchanged.
 
+#![allow(clippy::unwrap_used)] // test helpers, like #[test] bodies
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -114,7 +116,7 @@ fn cli_edits_stand_until_the_file_changes_again() {
     p.wait_push(1);
     applied(apply(&ctld, Some("a"), &config("cli")));
     p.wait_push(2);
-    // A rescan with the file unchanged does not undo the CLI's edit (SIGHUP forces one).
+    // A restart (which rescans) with the file unchanged does not undo the CLI's edit.
     drop(ctld);
     let ctld = Ctld::start(&dirs);
     assert_eq!(ctld.node("a").unwrap().generation_desired, 2);

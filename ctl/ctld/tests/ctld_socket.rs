@@ -1,5 +1,7 @@
 //! The socket: mode 0600, the handshake, and robustness against bad peers.
 
+#![allow(clippy::unwrap_used)] // test helpers, like #[test] bodies
+
 mod common;
 
 use std::io::{Read, Write};

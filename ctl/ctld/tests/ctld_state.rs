@@ -1,6 +1,8 @@
 //! Durability: a restart keeps every generation and the history, nothing renumbered;
 //! rollback; the everyday edits.
 
+#![allow(clippy::unwrap_used)] // test helpers, like #[test] bodies
+
 mod common;
 
 use common::*;

@@ -68,26 +68,35 @@ pub fn ctl_in(runtime: &Path, args: &[&str]) -> Run {
 /// The `ringside-ctld` binary. Cargo provides only this package's binary to its tests, so
 /// the daemon is looked up beside it, and built first if it is not there yet.
 pub fn ctld_binary() -> PathBuf {
+    sibling_binary("ringside-ctld", "ringside-ctld")
+}
+
+/// The `ringside` proxy binary, found or built the same way.
+pub fn ringside_binary() -> PathBuf {
+    sibling_binary("ringside-proxy", "ringside")
+}
+
+fn sibling_binary(package: &str, bin: &str) -> PathBuf {
     let ctl = PathBuf::from(env!("CARGO_BIN_EXE_ringsidectl"));
-    let ctld = ctl.with_file_name("ringside-ctld");
+    let path = ctl.with_file_name(bin);
     static BUILD: Mutex<()> = Mutex::new(());
     let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-    if !ctld.exists() {
+    if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        // target/<profile>/ringsidectl → target dir is two levels up.
+        // target/<profile>/ringsidectl → the target dir is two levels up.
         let profile_dir = ctl.parent().unwrap();
         let target_dir = profile_dir.parent().unwrap();
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "ringside-ctld", "--bin", "ringside-ctld"])
+        cmd.args(["build", "-p", package, "--bin", bin])
             .env("CARGO_TARGET_DIR", target_dir)
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_dir.file_name().is_some_and(|p| p == "release") {
             cmd.arg("--release");
         }
-        let status = cmd.status().expect("run cargo build -p ringside-ctld");
-        assert!(status.success(), "cargo build -p ringside-ctld failed");
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build -p {package} failed");
     }
-    ctld
+    path
 }
 
 /// Temporary directories and a running ringside-ctld; stopped on drop.

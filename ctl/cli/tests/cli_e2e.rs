@@ -1,0 +1,128 @@
+//! End to end: the real `ringside` proxy connected to the real `ringside-ctld`, operated with
+//! the real `ringsidectl`; every change checked with an HTTP request through the proxy.
+
+#![allow(clippy::unwrap_used)] // test helpers, like #[test] bodies
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A config with one listener on `port` whose `/hello` answers `body`.
+fn site(port: u16, body: &str) -> String {
+    format!(
+        r#"[[listeners]]
+name = "inbound"
+bind = "127.0.0.1:{port}"
+
+[[routes]]
+listener = "inbound"
+name = "hello"
+match = {{ path_exact = "/hello" }}
+direct_response = {{ status = 200, body = "{body}" }}
+"#
+    )
+}
+
+/// GET /hello through the proxy: the body of a 200, or None.
+fn hello(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(WAIT)).ok()?;
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    if !out.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_proxy_follows_ctld_through_apply_rollback_and_drains() {
+    let env = Env::start();
+    let port = free_port();
+    let file = env.write("local.toml", &site(port, "from file"));
+    let control = env.tmp.path().join("ringside/proxy.sock");
+    let mut proxy = Command::new(ringside_binary())
+        .args(["run", "--config", &file, "--node-id", "n1"])
+        .arg("--ctld")
+        .arg(env.socket())
+        .arg("--control-socket")
+        .arg(&control)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // It serves its file and connects to ctld (which has nothing for it yet).
+    wait_for("the proxy serving its file", WAIT, || {
+        hello(port).filter(|b| b == "from file")
+    });
+    wait_for("n1 connected to ctld", WAIT, || {
+        let j = env.ctl(&["status", "--json"]).ok().json();
+        (j["nodes"][0]["node_id"] == "n1" && j["nodes"][0]["connected"] == true).then_some(())
+    });
+
+    let v1 = env.write("v1.toml", &site(port, "v1"));
+    let v2 = env.write("v2.toml", &site(port, "v2"));
+    let run = env.ctl(&["apply", "-f", &v1, "--node", "n1"]).ok();
+    assert_eq!(run.stdout, "n1: generation 1, acknowledged\n");
+    assert_eq!(
+        hello(port).as_deref(),
+        Some("v1"),
+        "acknowledged means served"
+    );
+    env.ctl(&["apply", "-f", &v2]).ok();
+    assert_eq!(hello(port).as_deref(), Some("v2"));
+    let run = env.ctl(&["rollback"]).ok();
+    assert_eq!(run.stdout, "n1: generation 3, acknowledged\n");
+    assert_eq!(hello(port).as_deref(), Some("v1"));
+
+    // The proxy's own view, over its control socket (the default path in this runtime dir).
+    let j = env
+        .ctl(&["status", "--proxy", &control.to_string_lossy(), "--json"])
+        .ok()
+        .json();
+    assert_eq!(j["generation"], 3);
+    assert_eq!(j["node_id"], "n1");
+    assert_eq!(j["ctld_connected"], true);
+    let j = env.ctl(&["status", "--json"]).ok().json();
+    assert_eq!(j["nodes"][0]["generation_acked"], 3);
+
+    // A configuration the proxy cannot serve never reaches it: refused locally.
+    let bad = env.write(
+        "bad.toml",
+        "[[listeners]]\nname = \"x\"\nbind = \"nowhere\"\n",
+    );
+    assert_eq!(env.ctl(&["apply", "-f", &bad]).code, 1);
+    assert_eq!(hello(port).as_deref(), Some("v1"));
+
+    // Drain (default --proxy path: $XDG_RUNTIME_DIR/ringside/proxy.sock): exits 0.
+    assert_eq!(env.ctl(&["drain"]).ok().stdout, "draining\n");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = proxy.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxy did not exit after drain"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
