@@ -170,11 +170,13 @@ class Suite:
         self.failures.append({"target": target.name, "round": rnd, "scenario": scenario,
                               "what": what})
 
-    def start(self, target, rnd):
+    def start(self, target, rnd, listeners=None):
         """Starts the target; False when it would not (recorded as a failure)."""
         try:
+            # Room for the idle connections, or for the largest scenario's connections on
+            # both sides (500 clients, 500 upstream).
             target.start(self.tl, self.work, self.proxy_cpus, self.origin, self.cert, self.key,
-                         self.pem)
+                         self.pem, listeners, max_conns=max(self.idle_conns, 1000) + 500)
             return True
         except (RuntimeError, OSError) as e:
             self.fail(target, rnd, f"start: {e}")
@@ -183,8 +185,9 @@ class Suite:
             return False
 
     def measure_memory(self, target, rnd, where):
-        """A fresh process: RSS idle, then with idle_conns keep-alive connections open."""
-        if not self.start(target, rnd):
+        """A fresh process with only its HTTP/1.1 listener (no TLS state, like ringside):
+        RSS idle, then with idle_conns keep-alive connections open."""
+        if not self.start(target, rnd, ("h1",)):
             return
         try:
             pids = target.pids()
@@ -217,16 +220,17 @@ class Suite:
         finally:
             target.stop()
 
-    def measure_load(self, target, rnd, where, scenarios):
-        """A fresh process: every scenario it supports, then its peak RSS."""
-        if not self.start(target, rnd):
+    def measure_load(self, target, rnd, where, scenarios, listeners=None, peak=False):
+        """A fresh process with the listeners the scenarios need: every scenario it
+        supports, then (peak=True) its peak RSS."""
+        if not self.start(target, rnd, listeners):
             return
         try:
             target.check("/128B", BODIES["128B"])
             for sc in scenarios:
-                if target.supports(sc.port):
+                if sc.port in target.ports:
                     self.scenario(target, rnd, where, sc)
-            if target.is_proxy:
+            if target.is_proxy and peak:
                 pids = target.pids()
                 peak = {"peak_kib": measure.hwm_kib(pids), "after_load_kib": measure.rss_kib(pids)}
                 for m in self.memory:
@@ -353,6 +357,8 @@ def main(argv=None):
              f"{int(planned) % 60:02d}s; results in {out}")
     suite.progress = log.Progress(planned, steps)
 
+    h1 = [s for s in scenarios if s.port == "h1"]
+    other = [s for s in scenarios if s.port != "h1"]
     started = time.monotonic()
     try:
         suite.cert, suite.key, suite.pem = make_cert(tl, work)
@@ -362,9 +368,15 @@ def main(argv=None):
             order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
             for target in order:
                 where = f"round {rnd + 1}/{repeats} {target.name}"
-                if target.is_proxy:
-                    suite.measure_memory(target, rnd, where)
-                suite.measure_load(target, rnd, where, scenarios)
+                if not target.is_proxy:
+                    suite.measure_load(target, rnd, where, scenarios)
+                    continue
+                # Three fresh processes: memory and HTTP/1.1 load with only an HTTP/1.1
+                # listener (what ringside has), then h2c/TLS with every listener.
+                suite.measure_memory(target, rnd, where)
+                suite.measure_load(target, rnd, where, h1, ("h1",), peak=True)
+                if any(target.supports(s.port) for s in other):
+                    suite.measure_load(target, rnd, where, other)
     except KeyboardInterrupt:
         suite.failures.append({"target": "-", "round": -1, "scenario": "",
                                "what": "interrupted"})

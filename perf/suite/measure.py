@@ -4,7 +4,7 @@ Load generators: wrk (closed loop, requests/s and latency percentiles through a 
 hook that prints JSON), the suite's own fixedrate client (open loop at a fixed rate, latency
 from each request's scheduled time: no coordinated omission), and h2load (h2c and TLS).
 From /proc: CPU time (utime + stime of every process of a proxy, all threads included) and
-memory (VmRSS now, VmHWM the peak), summed over the proxy's processes.
+memory (VmRSS now, VmHWM the peak) of the proxy's processes, shared pages counted once.
 """
 
 import json
@@ -92,12 +92,34 @@ def _status_kib(pid, key):
     return 0
 
 
+def _private_kib(pid):
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                total += int(line.split()[1])
+    except OSError:
+        pass
+    return total
+
+
+def _footprint(pids, key):
+    """Memory of a group of processes without counting twice the pages they share: the
+    largest process's `key` (VmRSS or VmHWM) plus the private memory of the others. For one
+    process it is exactly its VmRSS/VmHWM. (nginx: the worker, plus what only the master
+    holds; the master's shared pages are the libraries and configuration the worker maps too.)"""
+    if not pids:
+        return 0
+    main = max(pids, key=lambda p: _status_kib(p, "VmRSS"))
+    return _status_kib(main, key) + sum(_private_kib(p) for p in pids if p != main)
+
+
 def rss_kib(pids):
-    return sum(_status_kib(p, "VmRSS") for p in pids)
+    return _footprint(pids, "VmRSS")
 
 
 def hwm_kib(pids):
-    return sum(_status_kib(p, "VmHWM") for p in pids)
+    return _footprint(pids, "VmHWM")
 
 
 def cpus_allowed(pid):

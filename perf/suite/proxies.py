@@ -22,8 +22,7 @@ from . import log
 from .measure import proc_starttime, process_tree
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-POOL = 1024          # idle upstream connections each proxy may keep (> the 500-connection scenario)
-MAX_CONNS = 16000    # client connections a proxy accepts (the idle-connection test opens 10,000)
+POOL = 1024  # idle upstream connections each proxy may keep (> the 500-connection scenario)
 HOST = "127.0.0.1"
 
 
@@ -33,8 +32,22 @@ def free_port():
         return s.getsockname()[1]
 
 
-def render(template, dest, **values):
-    text = Template((TEMPLATES / template).read_text()).substitute(**values)
+def render(template, dest, listeners=("h1", "h2c", "tls"), **values):
+    """Fills a template's ${names}, keeping the lines between "#{NAME" and "#}NAME" only when
+    NAME is one of `listeners` (so a run that needs only HTTP/1.1 configures no TLS)."""
+    out, skip = [], None
+    for line in (TEMPLATES / template).read_text().splitlines():
+        if line.startswith("#{"):
+            if line[2:].strip() not in listeners:
+                skip = line[2:].strip()
+            continue
+        if line.startswith("#}"):
+            if line[2:].strip() == skip:
+                skip = None
+            continue
+        if skip is None:
+            out.append(line)
+    text = Template("\n".join(out) + "\n").substitute(**values)
     Path(dest).write_text(text)
     return str(dest)
 
@@ -152,12 +165,17 @@ class Target:
     def pids(self):
         return self.proc.pids() if self.proc else []
 
-    def start(self, tools, work, cpus, origin, cert, key, pem):
-        self.ports = {cap: free_port() for cap in self.caps}
-        values = dict(work=work, origin=f"{HOST}:{origin.ports['h1']}", origin_ip=HOST,
+    def start(self, tools, work, cpus, origin, cert, key, pem, listeners=None, max_conns=2000):
+        """Starts the proxy with a listener for each protocol in `listeners` it serves (all
+        of them by default) and waits until every listener accepts connections. max_conns:
+        the client connections it must accept (nginx preallocates that many slots, so it
+        is the run's need, not a large round number)."""
+        self.ports = {cap: free_port() for cap in self.caps
+                      if listeners is None or cap in listeners}
+        values = dict(listeners=tuple(self.ports), work=work, origin=f"{HOST}:{origin.ports['h1']}", origin_ip=HOST,
                       origin_port=origin.ports["h1"], cert=cert, key=key, pem=pem, pool=POOL,
-                      max_conns=MAX_CONNS, nofile=nofile_limit(),
-                      haproxy_maxconn=min(MAX_CONNS, (nofile_limit() - 100) // 2),
+                      max_conns=max_conns, nofile=nofile_limit(),
+                      haproxy_maxconn=min(max_conns, (nofile_limit() - 100) // 2),
                       port_h1=self.ports.get("h1", 0), port_h2c=self.ports.get("h2c", 0),
                       port_tls=self.ports.get("tls", 0))
         argv = self.command(tools, work, values)
@@ -180,6 +198,12 @@ class Target:
     def command(self, tools, work, values):
         raise NotImplementedError
 
+    def render(self, template, work, values):
+        """The config for this start, named after its listeners: nginx-h1.conf, ..."""
+        stem, ext = template.rsplit(".", 1)
+        dest = work / f"{stem}-{'-'.join(values['listeners'])}.{ext}"
+        return render(template, dest, **values)
+
 
 class Direct(Target):
     name = "direct"
@@ -187,8 +211,9 @@ class Direct(Target):
     caps = ("h1", "h2c", "tls")
     is_proxy = False
 
-    def start(self, tools, work, cpus, origin, cert, key, pem):
-        self.ports = dict(origin.ports)
+    def start(self, tools, work, cpus, origin, cert, key, pem, listeners=None, max_conns=0):
+        self.ports = {k: v for k, v in origin.ports.items()
+                      if listeners is None or k in listeners}
 
     def pids(self):
         return []
@@ -200,7 +225,7 @@ class Ringside(Target):
     caps = ("h1",)  # add "h2c" and "tls" (and listeners in ringside.toml) when it serves them
 
     def command(self, tools, work, values):
-        cfg = render("ringside.toml", work / "ringside.toml", **values)
+        cfg = self.render("ringside.toml", work, values)
         return [tools.ringside, "run", "--config", cfg, "--log-level", "warn"]
 
 
@@ -210,7 +235,7 @@ class Nginx(Target):
     caps = ("h1", "h2c", "tls")
 
     def command(self, tools, work, values):
-        cfg = render("nginx.conf", work / "nginx.conf", **values)
+        cfg = self.render("nginx.conf", work, values)
         return [tools.nginx, "-c", cfg, "-p", str(work), "-e", str(work / "nginx-error.log")]
 
 
@@ -220,7 +245,7 @@ class Haproxy(Target):
     caps = ("h1", "h2c", "tls")
 
     def command(self, tools, work, values):
-        cfg = render("haproxy.cfg", work / "haproxy.cfg", **values)
+        cfg = self.render("haproxy.cfg", work, values)
         return [tools.haproxy, "-f", cfg, "-db"]
 
 
@@ -230,7 +255,7 @@ class Envoy(Target):
     caps = ("h1", "h2c", "tls")
 
     def command(self, tools, work, values):
-        cfg = render("envoy.yaml", work / "envoy.yaml", **values)
+        cfg = self.render("envoy.yaml", work, values)
         return [tools.envoy, "-c", cfg, "--concurrency", "1", "--disable-hot-restart",
                 "-l", "warn", "--log-path", str(work / "envoy-error.log")]
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use ringside_wire::{client_handshake, server_handshake, Conn, Frame, Peer, Reply, Request};
+use ringside_wire::{client_handshake, server_handshake, Conn, Peer, Reply, Request};
 
 const WAIT: Duration = Duration::from_secs(15);
 

@@ -163,7 +163,8 @@ async fn drain(worker: &Rc<Worker>) {
     worker.drain.fire();
     worker.pool.clear();
     let deadline = Instant::now() + timeout;
-    while (worker.accepting.get() > 0 || worker.connections.get() > 0) && Instant::now() < deadline {
+    while (worker.accepting.get() > 0 || worker.connections.get() > 0) && Instant::now() < deadline
+    {
         either(worker.closed.wait(), monoio::time::sleep_until(deadline)).await;
     }
     if worker.connections.get() > 0 {
@@ -267,7 +268,9 @@ async fn accept_loop(
     }
     drop(listener);
     tracing::debug!(worker = worker.id, listener = %name, queued = taken, "stopped accepting");
-    worker.accepting.set(worker.accepting.get().saturating_sub(1));
+    worker
+        .accepting
+        .set(worker.accepting.get().saturating_sub(1));
     worker.closed.notify_all();
 }
 
