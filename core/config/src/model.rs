@@ -23,6 +23,8 @@ pub struct Config {
     pub clusters: Vec<Cluster>,
     /// Stable 64-bit hash (FNV-1a) of the source text: identical text, identical hash.
     pub content_hash: u64,
+    /// The TOML text this configuration was validated from (served by the admin endpoint).
+    pub source: String,
 }
 
 impl Config {
@@ -70,6 +72,8 @@ pub struct ProxySettings {
     pub node_id: Option<String>,
     /// This proxy's control socket, if set in the file (else a default path).
     pub control_socket: Option<std::path::PathBuf>,
+    /// The admin endpoint's address, if any.
+    pub admin: Option<SocketAddr>,
 }
 
 #[derive(Debug)]

@@ -43,6 +43,11 @@ pub struct FileProxy {
     /// Path of this proxy's own control socket (status, drain, upgrade; mode 0600). Default:
     /// `$XDG_RUNTIME_DIR/ringside/proxy.sock`, else `/run/ringside/proxy.sock`.
     pub control_socket: Option<String>,
+    /// Address of the admin HTTP endpoint (`/metrics`, `/ready`, `/live`, `/config`,
+    /// `/clusters`, `/log-level`, a status page at `/`), e.g. `"127.0.0.1:9901"`. It is its own
+    /// listener, never a data-plane port; keep it on loopback or a management network.
+    /// Default: none (no admin endpoint).
+    pub admin: Option<String>,
 }
 
 /// Values of `proxy.role`.

@@ -115,6 +115,7 @@ pub(crate) fn parse_and_validate(text: &str) -> Result<Config, ConfigErrors> {
             listeners,
             clusters,
             content_hash: fnv1a64(text.as_bytes()),
+            source: text.to_string(),
         }),
         // Every element that failed recorded an error: unreachable, but never a panic.
         _ => Err(ConfigErrors::single(
@@ -206,6 +207,16 @@ impl Validator {
                 self.err("proxy.node_id", m);
             }
         }
+        let admin = p
+            .admin
+            .as_deref()
+            .and_then(|a| match a.parse::<std::net::SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    self.err("proxy.admin", format!("invalid socket address {a:?}"));
+                    None
+                }
+            });
         ProxySettings {
             role,
             workers,
@@ -214,6 +225,7 @@ impl Validator {
             ctld,
             node_id: p.node_id.clone(),
             control_socket,
+            admin,
         }
     }
 

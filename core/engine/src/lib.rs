@@ -11,6 +11,7 @@ mod event;
 mod http;
 mod io;
 mod listen;
+pub mod metrics;
 mod pool;
 mod runtime;
 mod server;

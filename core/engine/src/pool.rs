@@ -132,7 +132,6 @@ impl Pool {
         self.idle.borrow_mut().clear();
     }
 
-    #[cfg(test)]
     pub(crate) fn idle_count(&self, addr: SocketAddr) -> usize {
         self.idle.borrow().get(&addr).map_or(0, VecDeque::len)
     }

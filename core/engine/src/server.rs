@@ -279,6 +279,31 @@ impl ServerHandle {
             .sum()
     }
 
+    /// Every worker's counters, exact at the time of the call (each worker answers a scrape
+    /// command with a copy; nothing on the request path is shared). Workers that do not answer
+    /// within a second (exited after a drain) are left out.
+    pub fn metrics(&self) -> Vec<crate::metrics::WorkerReport> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let asked = {
+            let mut control = self.lock();
+            for w in control.workers.iter_mut() {
+                w.send(Command::Scrape(tx.clone()));
+            }
+            control.workers.len()
+        };
+        drop(tx);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let mut reports = Vec::with_capacity(asked);
+        while reports.len() < asked {
+            match rx.recv_deadline(deadline) {
+                Ok(r) => reports.push(r),
+                Err(_) => break,
+            }
+        }
+        reports.sort_by_key(|r| r.worker);
+        reports
+    }
+
     /// Whether a drain has begun.
     pub fn draining(&self) -> bool {
         self.draining.load(std::sync::atomic::Ordering::Relaxed)

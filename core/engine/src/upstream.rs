@@ -54,6 +54,10 @@ pub(crate) async fn acquire(
                 return Ok((conn, idx));
             }
             Err(e) => {
+                worker
+                    .stats
+                    .cluster(&cluster.name)
+                    .connect_failure(ep.address);
                 tracing::warn!(cluster = %cluster.name, endpoint = %ep.address, error = %e, "connect failed");
                 if !single {
                     state.eject(idx, now + cluster.fail_timeout);

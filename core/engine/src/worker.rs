@@ -33,6 +33,8 @@ pub(crate) enum Command {
     AddListener { name: String, socket: StdListener },
     /// Stop accepting on a listener (removed by a reload).
     RemoveListener { name: String },
+    /// Send a copy of this worker's counters.
+    Scrape(crossbeam_channel::Sender<crate::metrics::WorkerReport>),
 }
 
 pub(crate) struct WorkerInit {
@@ -51,6 +53,7 @@ pub(crate) struct Worker {
     pub(crate) id: usize,
     pub(crate) views: Views,
     pub(crate) pool: Pool,
+    pub(crate) stats: crate::metrics::WorkerStats,
     /// Fired once when draining starts.
     pub(crate) drain: Rc<Event>,
     /// Fired when the drain timeout expires: every connection still open is closed.
@@ -84,6 +87,7 @@ impl Worker {
 pub(crate) struct ConnGuard {
     worker: Rc<Worker>,
     listener: Rc<Cell<usize>>,
+    stats: Rc<crate::metrics::ListenerStats>,
 }
 
 impl Drop for ConnGuard {
@@ -92,6 +96,7 @@ impl Drop for ConnGuard {
             .connections
             .set(self.worker.connections.get().saturating_sub(1));
         self.listener.set(self.listener.get().saturating_sub(1));
+        self.stats.open.set(self.stats.open.get().saturating_sub(1));
         self.worker.closed.notify_all();
     }
 }
@@ -106,6 +111,7 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
         id: init.id,
         views: Views::new(init.shared),
         pool: Pool::default(),
+        stats: crate::metrics::WorkerStats::default(),
         drain: Event::new(),
         abort: Event::new(),
         closed: Event::new(),
@@ -140,6 +146,10 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
                 Command::Drain => break 'commands,
                 Command::AddListener { name, socket } => {
                     start_listener(&worker, name, socket, &mut stops)
+                }
+                Command::Scrape(reply) => {
+                    let w = &worker;
+                    let _ = reply.send(w.stats.report(w.id, |a| w.pool.idle_count(a) as u64));
                 }
                 Command::RemoveListener { name } => {
                     if let Some(slot) = stops.remove(&name) {
@@ -315,16 +325,20 @@ fn spawn_connection(
         std::sync::atomic::Ordering::Relaxed,
     );
     open.set(open.get() + 1);
+    let stats = worker.stats.listener(name);
+    stats.open.set(stats.open.get() + 1);
+    worker.stats.accepted.set(worker.stats.accepted.get() + 1);
     let guard = ConnGuard {
         worker: worker.clone(),
         listener: open.clone(),
+        stats: stats.clone(),
     };
     let abort = worker.abort.clone();
     // Each connection races its work against the worker's abort event (drain timeout):
     // when it fires the work is dropped, closing both sockets; the guard then counts it out.
     match &listener.kind {
         ListenerKind::Http(_) => {
-            let serve = crate::http::serve(worker.clone(), name.clone(), stream, peer);
+            let serve = crate::http::serve(worker.clone(), name.clone(), stream, peer, stats);
             monoio::spawn(async move {
                 either(serve, abort.wait()).await;
                 drop(guard);

@@ -27,6 +27,7 @@ use ringside_config::{Cluster, HttpLimits};
 use super::body::{relay_response_body, send_request_body, BodyState, RelayError, SendError};
 use crate::error::ProxyError;
 use crate::io::{write_vec_timeout, Fill, ReadBuf};
+use crate::metrics::ClusterStats;
 use crate::pool::Upstream;
 use crate::state::ClusterState;
 use crate::tunnel::{tunnel, End};
@@ -68,22 +69,47 @@ pub(crate) enum Forwarded {
     Tunneled,
 }
 
-/// Counts one request as active on an endpoint (least_request) for as long as it lives.
+/// One exchange with an endpoint: counted as active (least_request, metrics) for as long as
+/// it lives, and recorded when it ends — as a response with its status, or, when it ends
+/// without one (including being dropped by a route timeout), as an error.
 struct Active<'a> {
     state: &'a ClusterState,
     idx: usize,
+    stats: &'a ClusterStats,
+    addr: std::net::SocketAddr,
+    started: std::time::Instant,
+    status: Option<u16>,
 }
 
 impl<'a> Active<'a> {
-    fn start(state: &'a ClusterState, idx: usize) -> Active<'a> {
+    fn start(
+        state: &'a ClusterState,
+        idx: usize,
+        stats: &'a ClusterStats,
+        addr: std::net::SocketAddr,
+    ) -> Active<'a> {
         state.balancer.request_started(idx);
-        Active { state, idx }
+        stats.started(addr);
+        Active {
+            state,
+            idx,
+            stats,
+            addr,
+            started: std::time::Instant::now(),
+            status: None,
+        }
     }
 }
 
 impl Drop for Active<'_> {
     fn drop(&mut self) {
         self.state.balancer.request_finished(self.idx);
+        self.stats.finished(self.addr);
+        let took = self.started.elapsed();
+        match self.status {
+            Some(status) => self.stats.response(self.addr, status, took),
+            None => self.stats.error(self.addr, took),
+        }
     }
 }
 
@@ -94,6 +120,8 @@ pub(crate) struct Progress {
     pub(crate) head_sent: Cell<bool>,
     /// A `100 Continue` went out: the client is sending its body.
     pub(crate) continued: Cell<bool>,
+    /// Status of the final response head sent to the client (when `head_sent`).
+    pub(crate) status: Cell<u16>,
 }
 
 enum Exchanged {
@@ -112,6 +140,7 @@ pub(crate) async fn forward(
     ds: &mut Downstream<'_>,
     progress: &Progress,
 ) -> Result<Forwarded, ProxyError> {
+    let stats = worker.stats.cluster(&cluster.name);
     let retry_safe = req.head.is_idempotent()
         && matches!(req.head.body(), BodyKind::Empty | BodyKind::Length(0));
     let mut attempt = 0;
@@ -119,8 +148,11 @@ pub(crate) async fn forward(
         let (mut up, idx) = acquire(worker, cluster, state, req.hash, attempt == 0).await?;
         // A guard, not a call after the await: a route timeout drops this future mid-way
         // and the active-request count must still come down.
-        let active = Active::start(state, idx);
+        let mut active = Active::start(state, idx, &stats, up.addr);
         let res = exchange(worker, req, ds, &mut up, progress).await;
+        if progress.head_sent.get() {
+            active.status = Some(progress.status.get());
+        }
         drop(active);
         match res {
             Ok(Exchanged::Final {
@@ -342,6 +374,7 @@ async fn receive(
             }
             let mut out = Vec::with_capacity(512);
             write_response_head(&mut out, &resp, &[], true);
+            progress.status.set(101);
             progress.head_sent.set(true);
             write_vec_timeout(cw, out, req.idle)
                 .await
@@ -362,6 +395,7 @@ async fn receive(
             }
             continue;
         }
+        progress.status.set(status);
         let kind = resp.body();
         let dechunk = http10 && kind == BodyKind::Chunked;
         let keep_client =

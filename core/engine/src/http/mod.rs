@@ -27,6 +27,7 @@ use ringside_config::{HttpListener, Listener, ListenerKind};
 
 use crate::error::ProxyError;
 use crate::io::{either, write_vec_timeout, Fill, ReadBuf};
+use crate::metrics::ListenerStats;
 use crate::worker::Worker;
 
 /// Initial read buffer per connection; it grows for large heads and bodies and shrinks back
@@ -43,6 +44,7 @@ pub(crate) async fn serve(
     listener: Rc<str>,
     stream: TcpStream,
     peer: SocketAddr,
+    stats: Rc<ListenerStats>,
 ) {
     let _ = stream.set_nodelay(true);
     let (mut r, mut w) = stream.into_split();
@@ -62,6 +64,7 @@ pub(crate) async fn serve(
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "bad request head");
                 if e.answerable() {
+                    stats.request_done("", e.status(), std::time::Duration::ZERO);
                     let mut out = Vec::with_capacity(256);
                     respond::error(&mut out, &e, true, false, None);
                     if write_vec_timeout(&mut w, out, l.idle_timeout).await.is_ok() {
@@ -86,7 +89,13 @@ pub(crate) async fn serve(
             w: &mut w,
             buf: &mut buf,
         };
-        match route::handle(&worker, &view, l, http, &head, peer, &mut ds).await {
+        let started = std::time::Instant::now();
+        stats.in_flight.set(stats.in_flight.get() + 1);
+        let (after, route, status) =
+            route::handle(&worker, &view, l, http, &head, peer, &mut ds).await;
+        stats.in_flight.set(stats.in_flight.get().saturating_sub(1));
+        stats.request_done(route, status, started.elapsed());
+        match after {
             route::After::KeepAlive => continue,
             route::After::Close => break,
             route::After::Linger => {

@@ -19,6 +19,9 @@ use crate::io::write_vec_timeout;
 use crate::state::View;
 use crate::worker::Worker;
 
+/// Recorded for a request whose client went away before any response (nginx's convention).
+pub(crate) const CLIENT_CLOSED: u16 = 499;
+
 /// What the connection loop does after a request.
 pub(crate) enum After {
     KeepAlive,
@@ -27,33 +30,37 @@ pub(crate) enum After {
     Linger,
 }
 
-pub(crate) async fn handle(
+/// Serves one request; returns what to do next, the matched route's name (empty when none)
+/// and the status the client got.
+pub(crate) async fn handle<'v>(
     worker: &Worker,
-    view: &View,
+    view: &'v View,
     l: &Listener,
-    http: &HttpListener,
+    http: &'v HttpListener,
     head: &RequestHead,
     peer: SocketAddr,
     ds: &mut Downstream<'_>,
-) -> After {
+) -> (After, &'v str, u16) {
     let client_keep = head.keep_alive() && head.version() == Version::Http11 && !worker.draining();
     let has_body = !matches!(head.body(), BodyKind::Empty | BodyKind::Length(0));
     let head_only = head.method() == "HEAD";
 
     if head.method() == "CONNECT" {
-        return answer(
-            ds,
-            l,
-            &ProxyError::MethodNotAllowed,
-            false,
-            head_only,
-            has_body,
-        )
-        .await;
+        let e = ProxyError::MethodNotAllowed;
+        return (
+            answer(ds, l, &e, false, head_only, has_body).await,
+            "",
+            e.status(),
+        );
     }
     if let (BodyKind::Length(n), Some(max)) = (head.body(), http.limits.max_request_body_bytes) {
         if n > max {
-            return answer(ds, l, &ProxyError::BodyTooLarge, false, head_only, true).await;
+            let e = ProxyError::BodyTooLarge;
+            return (
+                answer(ds, l, &e, false, head_only, true).await,
+                "",
+                e.status(),
+            );
         }
     }
     let request = RequestView {
@@ -63,52 +70,39 @@ pub(crate) async fn handle(
         header: |name: &str| head.header(name),
     };
     let Some(route) = http.routes.iter().find(|r| r.matcher.matches(&request)) else {
-        return answer(
-            ds,
-            l,
-            &ProxyError::NoRoute,
-            client_keep,
-            head_only,
-            has_body,
-        )
-        .await;
+        let e = ProxyError::NoRoute;
+        return (
+            answer(ds, l, &e, client_keep, head_only, has_body).await,
+            "",
+            e.status(),
+        );
     };
     let cluster = match &route.action {
         RouteAction::Direct(d) => {
             let keep = client_keep && !has_body;
             let mut out = Vec::with_capacity(256 + d.body.len());
             respond::direct(&mut out, d, !keep, head_only);
-            return match write_vec_timeout(ds.w, out, l.idle_timeout).await {
+            let after = match write_vec_timeout(ds.w, out, l.idle_timeout).await {
                 Ok(()) if keep => After::KeepAlive,
                 Ok(()) if has_body => After::Linger,
                 _ => After::Close,
             };
+            return (after, &route.name, d.status);
         }
         RouteAction::Cluster(id) => *id,
         RouteAction::Weighted { targets, total } => pick_weighted(worker, targets, *total),
     };
 
-    let Some(c) = view.snap.config.clusters.get(cluster.0) else {
-        return answer(
-            ds,
-            l,
-            &ProxyError::NoHealthyEndpoint,
-            false,
-            head_only,
-            has_body,
-        )
-        .await;
-    };
-    let Some(state) = view.clusters.get(cluster.0) else {
-        return answer(
-            ds,
-            l,
-            &ProxyError::NoHealthyEndpoint,
-            false,
-            head_only,
-            has_body,
-        )
-        .await;
+    let (Some(c), Some(state)) = (
+        view.snap.config.clusters.get(cluster.0),
+        view.clusters.get(cluster.0),
+    ) else {
+        let e = ProxyError::NoHealthyEndpoint;
+        return (
+            answer(ds, l, &e, false, head_only, has_body).await,
+            &route.name,
+            e.status(),
+        );
     };
     let request_id = match head.header("x-request-id") {
         Some(id) if !id.is_empty() => id.to_vec(),
@@ -152,13 +146,17 @@ pub(crate) async fn handle(
             None => fut.await,
         }
     };
-    match result {
+    let status = progress.status.get();
+    let after = match result {
         Ok(Forwarded::Done { keep: true }) => After::KeepAlive,
         Ok(Forwarded::Done { keep: false }) | Ok(Forwarded::Tunneled) => After::Close,
         Err(e) => {
             tracing::debug!(route = %route.name, cluster = %c.name, %peer, side = ?e.side(), error = %e, "request failed");
-            if progress.head_sent.get() || !e.answerable() {
-                return After::Close;
+            if progress.head_sent.get() {
+                return (After::Close, &route.name, status);
+            }
+            if !e.answerable() {
+                return (After::Close, &route.name, CLIENT_CLOSED);
             }
             // The request body may be partly unread: only a bodyless request keeps the
             // connection after an error.
@@ -170,13 +168,15 @@ pub(crate) async fn handle(
                 head_only,
                 Some(&request_id),
             );
-            match write_vec_timeout(ds.w, out, l.idle_timeout).await {
+            let after = match write_vec_timeout(ds.w, out, l.idle_timeout).await {
                 Ok(()) if client_keep && !has_body => After::KeepAlive,
                 Ok(()) if has_body => After::Linger,
                 _ => After::Close,
-            }
+            };
+            return (after, &route.name, e.status());
         }
-    }
+    };
+    (after, &route.name, status)
 }
 
 /// Writes an error response; keeps the connection only when asked and no body is pending.

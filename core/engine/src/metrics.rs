@@ -1,0 +1,350 @@
+//! Request counters and latency histograms, counted per worker without locks or atomics.
+//!
+//! On the request path a worker only touches its own `Cell`s and `RefCell`s. A scrape
+//! (`ServerHandle::metrics`) sends every worker a command; each answers with an owned copy
+//! of its counters, and the copies are summed — so a scrape is exact (after N requests the
+//! counters say N) and costs the data path nothing between scrapes. Counters live as long as
+//! the worker, across reloads: they are keyed by names, not by configuration indices.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram buckets, in seconds (Prometheus `le`).
+pub const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A latency histogram: per-bucket counts (not cumulative; the last slot is `+Inf`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    pub counts: [u64; BUCKETS.len() + 1],
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = BUCKETS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(BUCKETS.len());
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += 1;
+        }
+        self.sum_seconds += s;
+        self.count += 1;
+    }
+
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += *b;
+        }
+        self.sum_seconds += other.sum_seconds;
+        self.count += other.count;
+    }
+
+    /// Cumulative counts, one per bucket plus `+Inf`, as the exposition format wants.
+    pub fn cumulative(&self) -> Vec<u64> {
+        let mut total = 0;
+        self.counts
+            .iter()
+            .map(|c| {
+                total += c;
+                total
+            })
+            .collect()
+    }
+}
+
+/// "2xx", "4xx"... from a status code.
+pub fn code_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// One listener's counters in one worker.
+#[derive(Default)]
+pub(crate) struct ListenerStats {
+    /// Requests by route name (empty when none matched) and status.
+    requests: RefCell<HashMap<Box<str>, HashMap<u16, u64>>>,
+    duration: RefCell<Histogram>,
+    /// Open connections and requests in flight (the rest of the open ones are idle).
+    pub(crate) open: Cell<u64>,
+    pub(crate) in_flight: Cell<u64>,
+}
+
+impl ListenerStats {
+    pub(crate) fn request_done(&self, route: &str, status: u16, took: Duration) {
+        let mut requests = self.requests.borrow_mut();
+        match requests.get_mut(route) {
+            Some(by_status) => *by_status.entry(status).or_insert(0) += 1,
+            None => {
+                requests.insert(route.into(), HashMap::from([(status, 1)]));
+            }
+        }
+        self.duration.borrow_mut().observe(took);
+    }
+}
+
+/// One cluster's counters in one worker.
+#[derive(Default)]
+pub(crate) struct ClusterStats {
+    /// Responses by (endpoint, status).
+    responses: RefCell<HashMap<(SocketAddr, u16), u64>>,
+    /// Exchanges that ended without a response, by endpoint.
+    errors: RefCell<HashMap<SocketAddr, u64>>,
+    connect_failures: RefCell<HashMap<SocketAddr, u64>>,
+    /// Requests in flight by endpoint.
+    active: RefCell<HashMap<SocketAddr, u64>>,
+    duration: RefCell<Histogram>,
+}
+
+impl ClusterStats {
+    pub(crate) fn response(&self, endpoint: SocketAddr, status: u16, took: Duration) {
+        *self
+            .responses
+            .borrow_mut()
+            .entry((endpoint, status))
+            .or_insert(0) += 1;
+        self.duration.borrow_mut().observe(took);
+    }
+
+    pub(crate) fn error(&self, endpoint: SocketAddr, took: Duration) {
+        *self.errors.borrow_mut().entry(endpoint).or_insert(0) += 1;
+        self.duration.borrow_mut().observe(took);
+    }
+
+    pub(crate) fn connect_failure(&self, endpoint: SocketAddr) {
+        *self
+            .connect_failures
+            .borrow_mut()
+            .entry(endpoint)
+            .or_insert(0) += 1;
+    }
+
+    pub(crate) fn started(&self, endpoint: SocketAddr) {
+        *self.active.borrow_mut().entry(endpoint).or_insert(0) += 1;
+    }
+
+    pub(crate) fn finished(&self, endpoint: SocketAddr) {
+        if let Some(n) = self.active.borrow_mut().get_mut(&endpoint) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// A worker's counters.
+#[derive(Default)]
+pub(crate) struct WorkerStats {
+    listeners: RefCell<HashMap<Rc<str>, Rc<ListenerStats>>>,
+    clusters: RefCell<HashMap<Rc<str>, Rc<ClusterStats>>>,
+    /// Connections accepted by this worker since it started.
+    pub(crate) accepted: Cell<u64>,
+}
+
+impl WorkerStats {
+    pub(crate) fn listener(&self, name: &Rc<str>) -> Rc<ListenerStats> {
+        self.listeners
+            .borrow_mut()
+            .entry(name.clone())
+            .or_default()
+            .clone()
+    }
+
+    pub(crate) fn cluster(&self, name: &str) -> Rc<ClusterStats> {
+        if let Some(s) = self.clusters.borrow().get(name) {
+            return s.clone();
+        }
+        let s = Rc::new(ClusterStats::default());
+        self.clusters.borrow_mut().insert(Rc::from(name), s.clone());
+        s
+    }
+
+    /// An owned copy for the control thread; `idle` gives the pooled connections per endpoint.
+    pub(crate) fn report(&self, worker: usize, idle: impl Fn(SocketAddr) -> u64) -> WorkerReport {
+        let mut r = WorkerReport {
+            worker,
+            accepted: self.accepted.get(),
+            ..WorkerReport::default()
+        };
+        for (name, l) in self.listeners.borrow().iter() {
+            for (route, by_status) in l.requests.borrow().iter() {
+                for (status, n) in by_status {
+                    r.requests.push(RequestCount {
+                        listener: name.to_string(),
+                        route: route.to_string(),
+                        status: *status,
+                        count: *n,
+                    });
+                }
+            }
+            r.listeners.push(ListenerReport {
+                listener: name.to_string(),
+                duration: l.duration.borrow().clone(),
+                open: l.open.get(),
+                in_flight: l.in_flight.get(),
+            });
+        }
+        for (name, c) in self.clusters.borrow().iter() {
+            let mut endpoints: HashMap<SocketAddr, EndpointReport> = HashMap::new();
+            fn at<'m>(
+                m: &'m mut HashMap<SocketAddr, EndpointReport>,
+                a: SocketAddr,
+                idle: &dyn Fn(SocketAddr) -> u64,
+            ) -> &'m mut EndpointReport {
+                m.entry(a).or_insert_with(|| EndpointReport {
+                    address: a,
+                    idle: idle(a),
+                    ..Default::default()
+                })
+            }
+            for ((a, status), n) in c.responses.borrow().iter() {
+                at(&mut endpoints, *a, &idle).responses.push((*status, *n));
+            }
+            for (a, n) in c.errors.borrow().iter() {
+                at(&mut endpoints, *a, &idle).errors += n;
+            }
+            for (a, n) in c.connect_failures.borrow().iter() {
+                at(&mut endpoints, *a, &idle).connect_failures += n;
+            }
+            for (a, n) in c.active.borrow().iter() {
+                at(&mut endpoints, *a, &idle).active += n;
+            }
+            r.clusters.push(ClusterReport {
+                cluster: name.to_string(),
+                duration: c.duration.borrow().clone(),
+                endpoints: endpoints.into_values().collect(),
+            });
+        }
+        r
+    }
+}
+
+/// Requests counted for one (listener, route, status).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestCount {
+    pub listener: String,
+    /// Empty when no route matched.
+    pub route: String,
+    pub status: u16,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListenerReport {
+    pub listener: String,
+    pub duration: Histogram,
+    pub open: u64,
+    pub in_flight: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointReport {
+    pub address: SocketAddr,
+    /// (status, responses).
+    pub responses: Vec<(u16, u64)>,
+    /// Exchanges that ended without a response.
+    pub errors: u64,
+    pub connect_failures: u64,
+    /// Requests in flight.
+    pub active: u64,
+    /// Pooled idle connections.
+    pub idle: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterReport {
+    pub cluster: String,
+    pub duration: Histogram,
+    pub endpoints: Vec<EndpointReport>,
+}
+
+/// One worker's counters at scrape time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerReport {
+    pub worker: usize,
+    pub accepted: u64,
+    pub requests: Vec<RequestCount>,
+    pub listeners: Vec<ListenerReport>,
+    pub clusters: Vec<ClusterReport>,
+}
+
+impl Default for EndpointReport {
+    fn default() -> Self {
+        EndpointReport {
+            address: SocketAddr::from(([0, 0, 0, 0], 0)),
+            responses: Vec::new(),
+            errors: 0,
+            connect_failures: 0,
+            active: 0,
+            idle: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_consistent() {
+        let mut h = Histogram::default();
+        h.observe(Duration::from_micros(100));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(20));
+        assert_eq!(h.count, 3);
+        let cum = h.cumulative();
+        assert_eq!(cum.len(), BUCKETS.len() + 1);
+        assert_eq!(cum[0], 1); // <= 0.5 ms
+        assert_eq!(cum[3], 2); // <= 5 ms
+        assert_eq!(*cum.last().unwrap(), 3); // +Inf holds everything
+        assert!(cum.windows(2).all(|w| w[0] <= w[1]));
+        assert!((h.sum_seconds - 20.0031).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reports_carry_exact_counts() {
+        let w = WorkerStats::default();
+        let l = w.listener(&Rc::from("in"));
+        for _ in 0..5 {
+            l.request_done("api", 200, Duration::from_millis(1));
+        }
+        l.request_done("", 404, Duration::from_millis(1));
+        let c = w.cluster("app");
+        let a: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        c.response(a, 200, Duration::from_millis(1));
+        c.error(a, Duration::from_millis(1));
+        c.connect_failure(a);
+        let r = w.report(0, |_| 2);
+        let api: u64 = r
+            .requests
+            .iter()
+            .filter(|c| c.route == "api" && c.status == 200)
+            .map(|c| c.count)
+            .sum();
+        assert_eq!(api, 5);
+        assert!(r
+            .requests
+            .iter()
+            .any(|c| c.route.is_empty() && c.status == 404 && c.count == 1));
+        let ep = &r.clusters[0].endpoints[0];
+        assert_eq!(
+            (
+                ep.responses.clone(),
+                ep.errors,
+                ep.connect_failures,
+                ep.idle
+            ),
+            (vec![(200, 1)], 1, 1, 2)
+        );
+    }
+}
