@@ -2,6 +2,8 @@
 //! response, 404 without a route, 502 from a refused upstream, 400 for a malformed head) a
 //! scrape reports exactly those counts, by listener, route, status, cluster and endpoint.
 
+#![allow(clippy::unwrap_used)] // test helpers, like #[test] bodies
+
 use ringside_engine::metrics::WorkerReport;
 use ringside_tests::*;
 

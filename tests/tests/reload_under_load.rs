@@ -3,6 +3,8 @@
 //! configurations in force allow, no connection is reset, and after each reload both an open
 //! keep-alive connection and a new one see the new routes.
 
+#![allow(clippy::unwrap_used)] // test helpers, like #[test] bodies
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 

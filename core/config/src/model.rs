@@ -74,6 +74,10 @@ pub struct ProxySettings {
     pub control_socket: Option<std::path::PathBuf>,
     /// The admin endpoint's address, if any.
     pub admin: Option<SocketAddr>,
+    /// Fraction of new traces sampled (0.0 to 1.0).
+    pub trace_sample_rate: f64,
+    /// OTLP/HTTP collector to export spans to, if any.
+    pub otlp_endpoint: Option<SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -101,6 +105,22 @@ pub struct HttpListener {
     /// In file order; first match wins.
     pub routes: Vec<Route>,
     pub limits: HttpLimits,
+    pub access_log: Option<AccessLog>,
+}
+
+/// Where and how a listener logs its requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccessLog {
+    /// A file, or `-` for standard output.
+    pub path: std::path::PathBuf,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Combined,
 }
 
 /// Limits on what a client may send; each breach has its own status code.

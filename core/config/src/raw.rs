@@ -48,6 +48,15 @@ pub struct FileProxy {
     /// listener, never a data-plane port; keep it on loopback or a management network.
     /// Default: none (no admin endpoint).
     pub admin: Option<String>,
+    /// Fraction of new traces (requests arriving without `traceparent` or B3 headers) that
+    /// are sampled, from 0.0 to 1.0. A request that carries trace context keeps its sampling
+    /// decision. Default 1.0.
+    pub trace_sample_rate: Option<f64>,
+    /// Where to export spans over OTLP/HTTP (JSON): `"IP:port"` of an OpenTelemetry collector
+    /// (the path is `/v1/traces`). Spans are batched and sent from a thread of their own;
+    /// when the collector is slow or down they are dropped and counted. Default: none (trace
+    /// context is still propagated).
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Values of `proxy.role`.
@@ -108,6 +117,30 @@ pub struct FileListener {
     /// HTTP only. Maximum request body size in bytes; answered 413 beyond. 0 allows no body.
     /// Default: unlimited (bodies stream through).
     pub max_request_body_bytes: Option<u64>,
+    /// HTTP only. One line per request to a file: `{ path = "/var/log/ringside/in.log",
+    /// format = "json" }` (`format`: `"json"`, the default, or `"combined"`, Apache/nginx
+    /// style; `path = "-"` is standard output). Lines go through a bounded buffer to a writer
+    /// thread; when it is full lines are dropped and counted, never the request. SIGUSR1
+    /// reopens the files (logrotate). Default: none.
+    pub access_log: Option<FileAccessLog>,
+}
+
+/// `listeners[].access_log`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAccessLog {
+    /// Required. File to append to, or `"-"` for standard output.
+    pub path: String,
+    /// `"json"` (default) or `"combined"`.
+    pub format: Option<FileLogFormat>,
+}
+
+/// Values of `access_log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileLogFormat {
+    Json,
+    Combined,
 }
 
 /// Values of `listeners[].protocol`.

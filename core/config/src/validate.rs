@@ -217,6 +217,30 @@ impl Validator {
                     None
                 }
             });
+        let trace_sample_rate = match p.trace_sample_rate {
+            None => 1.0,
+            Some(r) if (0.0..=1.0).contains(&r) => r,
+            Some(r) => {
+                self.err(
+                    "proxy.trace_sample_rate",
+                    format!("must be from 0.0 to 1.0, got {r}"),
+                );
+                1.0
+            }
+        };
+        let otlp_endpoint =
+            p.otlp_endpoint
+                .as_deref()
+                .and_then(|a| match a.parse::<std::net::SocketAddr>() {
+                    Ok(addr) => Some(addr),
+                    Err(_) => {
+                        self.err(
+                            "proxy.otlp_endpoint",
+                            format!("invalid socket address {a:?}"),
+                        );
+                        None
+                    }
+                });
         ProxySettings {
             role,
             workers,
@@ -226,6 +250,8 @@ impl Validator {
             node_id: p.node_id.clone(),
             control_socket,
             admin,
+            trace_sample_rate,
+            otlp_endpoint,
         }
     }
 

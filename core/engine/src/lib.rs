@@ -17,6 +17,8 @@ mod runtime;
 mod server;
 mod state;
 mod tcp;
+pub mod telemetry;
+mod trace;
 mod tunnel;
 mod upstream;
 mod worker;

@@ -107,6 +107,7 @@ pub struct ServerHandle {
     shared: Arc<ArcSwap<Snapshot>>,
     driver: ActiveDriver,
     worker_count: usize,
+    telemetry: crate::telemetry::Telemetry,
     control: Mutex<Control>,
     draining: std::sync::atomic::AtomicBool,
 }
@@ -176,6 +177,8 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
     }
     let generation = options.generation.unwrap_or(1);
     let shared = Arc::new(ArcSwap::from_pointee(Snapshot { generation, config }));
+    let telemetry = crate::telemetry::Telemetry::start(shared.clone())
+        .map_err(|source| StartError::Worker { id: 0, source })?;
     let cpus = runtime::allowed_cpus();
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<(usize, io::Result<()>)>(workers);
     let mut handles = Vec::with_capacity(workers);
@@ -190,6 +193,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         let init = WorkerInit {
             id,
             gauge: gauge.clone(),
+            telemetry: telemetry.clone(),
             shared: shared.clone(),
             listeners,
             commands: rx,
@@ -229,6 +233,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         driver,
         worker_count: workers,
         draining: std::sync::atomic::AtomicBool::new(false),
+        telemetry,
         control: Mutex::new(Control {
             workers: handles,
             listeners,
@@ -302,6 +307,16 @@ impl ServerHandle {
         }
         reports.sort_by_key(|r| r.worker);
         reports
+    }
+
+    /// Reopens every access-log file (after logrotate moved them; SIGUSR1).
+    pub fn reopen_logs(&self) {
+        self.telemetry.reopen();
+    }
+
+    /// Access-log lines written and dropped, spans exported and dropped.
+    pub fn telemetry(&self) -> &crate::telemetry::TelemetryCounters {
+        &self.telemetry.counters
     }
 
     /// Whether a drain has begun.

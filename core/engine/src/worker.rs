@@ -42,6 +42,7 @@ pub(crate) struct WorkerInit {
     /// Open connections of this worker, readable by the control thread (status). Written
     /// only by this worker, once per connection open and close — never per request.
     pub(crate) gauge: Arc<std::sync::atomic::AtomicU64>,
+    pub(crate) telemetry: crate::telemetry::Telemetry,
     pub(crate) shared: Arc<ArcSwap<Snapshot>>,
     pub(crate) listeners: Vec<(String, StdListener)>,
     pub(crate) commands: Receiver<Command>,
@@ -54,6 +55,7 @@ pub(crate) struct Worker {
     pub(crate) views: Views,
     pub(crate) pool: Pool,
     pub(crate) stats: crate::metrics::WorkerStats,
+    pub(crate) telemetry: crate::telemetry::Telemetry,
     /// Fired once when draining starts.
     pub(crate) drain: Rc<Event>,
     /// Fired when the drain timeout expires: every connection still open is closed.
@@ -112,6 +114,7 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
         views: Views::new(init.shared),
         pool: Pool::default(),
         stats: crate::metrics::WorkerStats::default(),
+        telemetry: init.telemetry,
         drain: Event::new(),
         abort: Event::new(),
         closed: Event::new(),

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use super::{default, Validator};
 use crate::check;
-use crate::model::{HttpLimits, HttpListener, Listener, ListenerKind};
-use crate::raw::{FileListener, FileProtocol};
+use crate::model::{AccessLog, HttpLimits, HttpListener, Listener, ListenerKind, LogFormat};
+use crate::raw::{FileListener, FileLogFormat, FileProtocol};
 use crate::read::Slot;
 
 impl Validator {
@@ -102,9 +102,26 @@ impl Validator {
             ),
             max_request_body_bytes: l.max_request_body_bytes,
         };
+        let access_log = l.access_log.as_ref().and_then(|a| {
+            if a.path.is_empty() || a.path.contains('\0') {
+                self.err(
+                    format!("{p}.access_log.path"),
+                    format!("invalid path {:?}", a.path),
+                );
+                return None;
+            }
+            Some(AccessLog {
+                path: std::path::PathBuf::from(&a.path),
+                format: match a.format {
+                    None | Some(FileLogFormat::Json) => LogFormat::Json,
+                    Some(FileLogFormat::Combined) => LogFormat::Combined,
+                },
+            })
+        });
         Some(ListenerKind::Http(HttpListener {
             routes: Vec::new(),
             limits,
+            access_log,
         }))
     }
 
@@ -123,6 +140,7 @@ impl Validator {
             ("max_headers", l.max_headers.is_some()),
             ("max_uri_bytes", l.max_uri_bytes.is_some()),
             ("max_request_body_bytes", l.max_request_body_bytes.is_some()),
+            ("access_log", l.access_log.is_some()),
         ];
         for (key, present) in http_only {
             if present {

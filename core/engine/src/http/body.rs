@@ -142,6 +142,7 @@ pub(crate) async fn relay_response_body(
     first: Vec<u8>,
     read_timeout: Duration,
     write_timeout: Duration,
+    written: &std::cell::Cell<u64>,
 ) -> Result<(), RelayError> {
     let mut out = first;
     loop {
@@ -166,7 +167,7 @@ pub(crate) async fn relay_response_body(
                     RelayError::Upstream(ProxyError::UpstreamInvalid(e.to_string()))
                 })?;
                 match monoio::time::timeout(write_timeout, upbuf.write_out(cw, n)).await {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => written.set(written.get() + n as u64),
                     Ok(Err(e)) => return Err(RelayError::Client(ProxyError::ClientIo(e))),
                     Err(_) => return Err(RelayError::Client(ProxyError::ClientGone)),
                 }
@@ -174,9 +175,11 @@ pub(crate) async fn relay_response_body(
         }
         if !out.is_empty() {
             let v = std::mem::take(&mut out);
+            let n = v.len() as u64;
             write_vec_timeout(cw, v, write_timeout)
                 .await
                 .map_err(|e| RelayError::Client(ProxyError::ClientIo(e)))?;
+            written.set(written.get() + n);
         }
         if state.is_done() {
             return Ok(());

@@ -122,6 +122,12 @@ pub(crate) struct Progress {
     pub(crate) continued: Cell<bool>,
     /// Status of the final response head sent to the client (when `head_sent`).
     pub(crate) status: Cell<u16>,
+    /// Request body bytes sent upstream, and bytes written to the client.
+    pub(crate) bytes_in: Cell<u64>,
+    pub(crate) bytes_out: Cell<u64>,
+    /// The endpoint of the last exchange and how long it took.
+    pub(crate) upstream: Cell<Option<std::net::SocketAddr>>,
+    pub(crate) upstream_time: Cell<Option<std::time::Duration>>,
 }
 
 enum Exchanged {
@@ -149,7 +155,9 @@ pub(crate) async fn forward(
         // A guard, not a call after the await: a route timeout drops this future mid-way
         // and the active-request count must still come down.
         let mut active = Active::start(state, idx, &stats, up.addr);
+        progress.upstream.set(Some(up.addr));
         let res = exchange(worker, req, ds, &mut up, progress).await;
+        progress.upstream_time.set(Some(active.started.elapsed()));
         if progress.head_sent.get() {
             active.status = Some(progress.status.get());
         }
@@ -292,6 +300,7 @@ async fn exchange(
         })
         .await
     };
+    progress.bytes_in.set(sent);
     outcome?;
     let Some(exchanged) = recv_result else {
         return Err(ProxyError::UpstreamInvalid("no response".into()));
@@ -417,6 +426,7 @@ async fn receive(
             out,
             UPSTREAM_READ_TIMEOUT,
             req.idle,
+            &progress.bytes_out,
         )
         .await;
         match relayed {

@@ -10,6 +10,7 @@
 //! at once when draining starts, one with a request in flight finishes it and answers with
 //! `Connection: close`.
 
+mod access;
 mod body;
 mod forward;
 mod respond;
@@ -28,6 +29,7 @@ use ringside_config::{HttpListener, Listener, ListenerKind};
 use crate::error::ProxyError;
 use crate::io::{either, write_vec_timeout, Fill, ReadBuf};
 use crate::metrics::ListenerStats;
+use crate::trace::TraceContext;
 use crate::worker::Worker;
 
 /// Initial read buffer per connection; it grows for large heads and bodies and shrinks back
@@ -50,6 +52,7 @@ pub(crate) async fn serve(
     let (mut r, mut w) = stream.into_split();
     let mut buf = ReadBuf::with_capacity(INITIAL_BUF);
     let mut first = true;
+    let mut log_path = access::PathCache::default();
     loop {
         let view = worker.views.current();
         let Some(l) = view.listener(&listener) else {
@@ -90,11 +93,44 @@ pub(crate) async fn serve(
             buf: &mut buf,
         };
         let started = std::time::Instant::now();
+        let started_at = std::time::SystemTime::now();
+        let snap = &view.snap.config.proxy;
+        let trace = TraceContext::continue_or_start(
+            |n| head.header(n),
+            || worker.random(),
+            snap.trace_sample_rate,
+        );
         stats.in_flight.set(stats.in_flight.get() + 1);
-        let (after, route, status) =
-            route::handle(&worker, &view, l, http, &head, peer, &mut ds).await;
+        let incoming = route::Incoming {
+            head: &head,
+            peer,
+            trace: &trace,
+        };
+        let outcome = route::handle(&worker, &view, l, http, &incoming, &mut ds).await;
         stats.in_flight.set(stats.in_flight.get().saturating_sub(1));
-        stats.request_done(route, status, started.elapsed());
+        let took = started.elapsed();
+        stats.request_done(outcome.route, outcome.status, took);
+        if let Some(log) = &http.access_log {
+            let line = access::line(
+                log.format,
+                &access::Entry {
+                    time: started_at,
+                    took,
+                    listener: &listener,
+                    head: &head,
+                    peer,
+                    trace: &trace,
+                    outcome: &outcome,
+                },
+            );
+            worker.telemetry.log(&log_path.get(&log.path), line);
+        }
+        if trace.sampled && snap.otlp_endpoint.is_some() {
+            worker.telemetry.span(access::span(
+                started_at, &listener, &head, peer, &trace, &outcome,
+            ));
+        }
+        let after = outcome.after;
         match after {
             route::After::KeepAlive => continue,
             route::After::Close => break,

@@ -17,10 +17,56 @@ use crate::balance::request_hash;
 use crate::error::ProxyError;
 use crate::io::write_vec_timeout;
 use crate::state::View;
+use crate::trace::TraceContext;
 use crate::worker::Worker;
 
 /// Recorded for a request whose client went away before any response (nginx's convention).
 pub(crate) const CLIENT_CLOSED: u16 = 499;
+
+/// How a request went: what to do next, and what the metrics and the access log record.
+pub(crate) struct Outcome<'v> {
+    pub(crate) after: After,
+    /// The matched route's name; empty when none matched.
+    pub(crate) route: &'v str,
+    /// The status the client got (499 when it went away first).
+    pub(crate) status: u16,
+    pub(crate) upstream: Option<SocketAddr>,
+    pub(crate) upstream_time: Option<std::time::Duration>,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) request_id: Option<Vec<u8>>,
+    pub(crate) error: Option<String>,
+}
+
+impl<'v> Outcome<'v> {
+    fn new(after: After, route: &'v str, status: u16) -> Outcome<'v> {
+        Outcome {
+            after,
+            route,
+            status,
+            upstream: None,
+            upstream_time: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            request_id: None,
+            error: None,
+        }
+    }
+
+    fn failed(after: After, route: &'v str, e: &ProxyError) -> Outcome<'v> {
+        Outcome {
+            error: Some(e.to_string()),
+            ..Outcome::new(after, route, e.status())
+        }
+    }
+}
+
+/// The request as it arrived: its head, its client and its trace context.
+pub(crate) struct Incoming<'a> {
+    pub(crate) head: &'a RequestHead,
+    pub(crate) peer: SocketAddr,
+    pub(crate) trace: &'a TraceContext,
+}
 
 /// What the connection loop does after a request.
 pub(crate) enum After {
@@ -37,30 +83,22 @@ pub(crate) async fn handle<'v>(
     view: &'v View,
     l: &Listener,
     http: &'v HttpListener,
-    head: &RequestHead,
-    peer: SocketAddr,
+    incoming: &Incoming<'_>,
     ds: &mut Downstream<'_>,
-) -> (After, &'v str, u16) {
+) -> Outcome<'v> {
+    let (head, peer, trace) = (incoming.head, incoming.peer, incoming.trace);
     let client_keep = head.keep_alive() && head.version() == Version::Http11 && !worker.draining();
     let has_body = !matches!(head.body(), BodyKind::Empty | BodyKind::Length(0));
     let head_only = head.method() == "HEAD";
 
     if head.method() == "CONNECT" {
         let e = ProxyError::MethodNotAllowed;
-        return (
-            answer(ds, l, &e, false, head_only, has_body).await,
-            "",
-            e.status(),
-        );
+        return Outcome::failed(answer(ds, l, &e, false, head_only, has_body).await, "", &e);
     }
     if let (BodyKind::Length(n), Some(max)) = (head.body(), http.limits.max_request_body_bytes) {
         if n > max {
             let e = ProxyError::BodyTooLarge;
-            return (
-                answer(ds, l, &e, false, head_only, true).await,
-                "",
-                e.status(),
-            );
+            return Outcome::failed(answer(ds, l, &e, false, head_only, true).await, "", &e);
         }
     }
     let request = RequestView {
@@ -71,10 +109,10 @@ pub(crate) async fn handle<'v>(
     };
     let Some(route) = http.routes.iter().find(|r| r.matcher.matches(&request)) else {
         let e = ProxyError::NoRoute;
-        return (
+        return Outcome::failed(
             answer(ds, l, &e, client_keep, head_only, has_body).await,
             "",
-            e.status(),
+            &e,
         );
     };
     let cluster = match &route.action {
@@ -82,12 +120,16 @@ pub(crate) async fn handle<'v>(
             let keep = client_keep && !has_body;
             let mut out = Vec::with_capacity(256 + d.body.len());
             respond::direct(&mut out, d, !keep, head_only);
+            let bytes_out = out.len() as u64;
             let after = match write_vec_timeout(ds.w, out, l.idle_timeout).await {
                 Ok(()) if keep => After::KeepAlive,
                 Ok(()) if has_body => After::Linger,
                 _ => After::Close,
             };
-            return (after, &route.name, d.status);
+            return Outcome {
+                bytes_out,
+                ..Outcome::new(after, &route.name, d.status)
+            };
         }
         RouteAction::Cluster(id) => *id,
         RouteAction::Weighted { targets, total } => pick_weighted(worker, targets, *total),
@@ -98,10 +140,10 @@ pub(crate) async fn handle<'v>(
         view.clusters.get(cluster.0),
     ) else {
         let e = ProxyError::NoHealthyEndpoint;
-        return (
+        return Outcome::failed(
             answer(ds, l, &e, false, head_only, has_body).await,
             &route.name,
-            e.status(),
+            &e,
         );
     };
     let request_id = match head.header("x-request-id") {
@@ -119,10 +161,12 @@ pub(crate) async fn handle<'v>(
         _ => ip.into_bytes(),
     };
     let proto: &[u8] = head.header("x-forwarded-proto").unwrap_or(b"http");
-    let set: [(&str, &[u8]); 3] = [
+    let traceparent = trace.traceparent();
+    let set: [(&str, &[u8]); 4] = [
         ("X-Forwarded-For", &xff),
         ("X-Forwarded-Proto", proto),
         ("X-Request-Id", &request_id),
+        ("traceparent", traceparent.as_bytes()),
     ];
     let hash = match (c.lb, &c.hash_key) {
         (Lb::RingHash, Some(key)) => request_hash(key, |n| head.header(n), peer.ip()),
@@ -146,17 +190,29 @@ pub(crate) async fn handle<'v>(
             None => fut.await,
         }
     };
-    let status = progress.status.get();
-    let after = match result {
-        Ok(Forwarded::Done { keep: true }) => After::KeepAlive,
-        Ok(Forwarded::Done { keep: false }) | Ok(Forwarded::Tunneled) => After::Close,
+    let done = |after: After, status: u16, error: Option<String>| Outcome {
+        after,
+        route: &route.name,
+        status,
+        upstream: progress.upstream.get(),
+        upstream_time: progress.upstream_time.get(),
+        bytes_in: progress.bytes_in.get(),
+        bytes_out: progress.bytes_out.get(),
+        request_id: Some(request_id.clone()),
+        error,
+    };
+    match result {
+        Ok(Forwarded::Done { keep: true }) => done(After::KeepAlive, progress.status.get(), None),
+        Ok(Forwarded::Done { keep: false }) | Ok(Forwarded::Tunneled) => {
+            done(After::Close, progress.status.get(), None)
+        }
         Err(e) => {
             tracing::debug!(route = %route.name, cluster = %c.name, %peer, side = ?e.side(), error = %e, "request failed");
             if progress.head_sent.get() {
-                return (After::Close, &route.name, status);
+                return done(After::Close, progress.status.get(), Some(e.to_string()));
             }
             if !e.answerable() {
-                return (After::Close, &route.name, CLIENT_CLOSED);
+                return done(After::Close, CLIENT_CLOSED, Some(e.to_string()));
             }
             // The request body may be partly unread: only a bodyless request keeps the
             // connection after an error.
@@ -168,15 +224,17 @@ pub(crate) async fn handle<'v>(
                 head_only,
                 Some(&request_id),
             );
+            progress
+                .bytes_out
+                .set(progress.bytes_out.get() + out.len() as u64);
             let after = match write_vec_timeout(ds.w, out, l.idle_timeout).await {
                 Ok(()) if client_keep && !has_body => After::KeepAlive,
                 Ok(()) if has_body => After::Linger,
                 _ => After::Close,
             };
-            return (after, &route.name, e.status());
+            done(after, e.status(), Some(e.to_string()))
         }
-    };
-    (after, &route.name, status)
+    }
 }
 
 /// Writes an error response; keeps the connection only when asked and no body is pending.
