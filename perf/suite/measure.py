@@ -63,15 +63,16 @@ def cpu_seconds(pids):
 
 
 def cpu_busy_seconds(cpus):
-    """Time the CPUs spent running tasks (user + nice + system; interrupts excluded), all
-    processes together: compared with the time of the processes we started, it tells how much
-    other work ran on those CPUs during a measurement."""
+    """Time the CPUs were not idle: user + nice + system + irq + softirq (a process's stime
+    includes the interrupt work done in its context, which /proc/stat files under irq and
+    softirq) + steal (the hypervisor ran something else). Compared with the CPU time of the
+    processes we started, it tells how much other work took those CPUs during a measurement."""
     total = 0
     for line in Path("/proc/stat").read_text().splitlines():
         if line.startswith("cpu") and line[3].isdigit():
             f = line.split()
             if int(f[0][3:]) in cpus:
-                total += int(f[1]) + int(f[2]) + int(f[3])
+                total += sum(int(x) for x in f[1:4] + f[6:9])
     return total / CLK_TCK
 
 

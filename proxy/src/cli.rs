@@ -8,7 +8,12 @@ use clap::{Parser, Subcommand};
 use ringside_config::{Config, ConfigErrors};
 use ringside_engine::{Reloaded, ServerHandle};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
+
+use crate::admin::LogLevel;
+use crate::control::{ReloadCounts, ReloadResult};
 
 /// ringside: a thread-per-core L4/L7 proxy — service-mesh sidecar and API gateway.
 #[derive(Debug, Parser)]
@@ -53,9 +58,9 @@ pub enum Command {
 pub fn main() -> ExitCode {
     disable_transparent_huge_pages();
     let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref());
+    let log = init_logging(cli.log_level.as_deref());
     match cli.command.as_ref().unwrap_or(&Command::Run) {
-        Command::Run => run(&cli),
+        Command::Run => run(&cli, log),
         Command::Check => check(cli.config.as_deref()),
         Command::DefaultConfig => {
             print!("{}", ringside_config::DEFAULT_CONFIG);
@@ -73,7 +78,9 @@ fn disable_transparent_huge_pages() {
     let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
 }
 
-fn init_logging(level: Option<&str>) {
+/// Logs to stderr through a filter that the admin endpoint can replace at run time
+/// (`POST /log-level`); returns its handle, or `None` if a logger was already installed.
+fn init_logging(level: Option<&str>) -> Option<Arc<LogLevel>> {
     let filter = match level {
         Some(l) => EnvFilter::try_new(l).unwrap_or_else(|e| {
             eprintln!("ringside: invalid --log-level {l:?} ({e}); using info");
@@ -81,12 +88,18 @@ fn init_logging(level: Option<&str>) {
         }),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    let shown = filter.to_string();
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init()
+        .ok()?;
+    Some(Arc::new(LogLevel::new(handle, shown)))
 }
 
 fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
@@ -136,7 +149,7 @@ pub enum Event {
     Drained,
 }
 
-fn run(cli: &Cli) -> ExitCode {
+fn run(cli: &Cli, log: Option<Arc<LogLevel>>) -> ExitCode {
     let path = cli.config.as_deref();
     let config = match load(path) {
         Ok(c) => c,
@@ -182,6 +195,18 @@ fn run(cli: &Cli) -> ExitCode {
         .as_mut()
         .map(crate::upgrade::Handover::take_sockets)
         .unwrap_or_default();
+    // The admin listener is bound before the workers start, so a port in use stops the start
+    // cleanly; a hot upgrade's new process joins the old one's port (SO_REUSEPORT).
+    let admin = match config.proxy.admin {
+        Some(addr) => match crate::admin::bind(addr, handover.is_some()) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("ringside: cannot bind the admin endpoint (proxy.admin) {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let options = ringside_engine::StartOptions {
         inherited,
         ..Default::default()
@@ -196,6 +221,8 @@ fn run(cli: &Cli) -> ExitCode {
     announce(&handle, path);
     let upgraded = handover.is_some();
     if let Some(h) = handover {
+        // Become the unit's main process before the old one leaves (systemd).
+        crate::notify::notify(&format!("MAINPID={}", std::process::id()));
         if let Err(e) = h.ready() {
             tracing::warn!(error = %e, "upgrade: the old process did not acknowledge; serving anyway");
         }
@@ -207,7 +234,25 @@ fn run(cli: &Cli) -> ExitCode {
         node_id: Some(node_id.clone()),
         ctld_connected: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         control_path: control_path.clone(),
+        reloads: Arc::new(ReloadCounts::default()),
     });
+    if let Some(listener) = admin {
+        let addr = listener
+            .local_addr()
+            .map_or_else(|e| e.to_string(), |a| a.to_string());
+        let admin = Arc::new(crate::admin::Admin {
+            ctx: ctx.clone(),
+            log,
+        });
+        match crate::admin::serve(listener, admin) {
+            Ok(()) => tracing::info!(admin = %addr, "admin endpoint serving"),
+            Err(e) => {
+                eprintln!("ringside: cannot start the admin endpoint: {e}");
+                handle.shutdown();
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if upgraded {
         // The old process's control socket is ours now: replace the file.
         let _ = std::fs::remove_file(&control_path);
@@ -246,11 +291,15 @@ fn run(cli: &Cli) -> ExitCode {
     let mut draining = false;
     while let Ok(event) = rx.recv() {
         match event {
-            Event::Signal(SIGHUP) => reload(&handle, path),
+            Event::Signal(SIGHUP) => reload(&handle, path, &ctx.reloads),
             Event::Signal(_) | Event::DrainRequested if !draining => {
                 draining = true;
                 tracing::info!("draining: no new connections, finishing in-flight requests");
-                crate::notify::notify("STOPPING=1");
+                // After a hot upgrade the unit lives on in the new process: telling systemd
+                // we stop would stop the whole service (NotifyAccess=all).
+                if !crate::upgrade::handed_over() {
+                    crate::notify::notify("STOPPING=1");
+                }
                 handle.begin_drain();
                 let h = handle.clone();
                 let tx = tx.clone();
@@ -310,22 +359,33 @@ fn announce(handle: &ServerHandle, path: Option<&Path>) {
     );
 }
 
-fn reload(handle: &ServerHandle, path: Option<&Path>) {
+fn reload(handle: &ServerHandle, path: Option<&Path>, reloads: &ReloadCounts) {
     let Some(p) = path else {
         tracing::info!("SIGHUP: running on the embedded default configuration; nothing to re-read");
         return;
     };
     match ringside_config::load_file(p) {
         Err(errors) => {
+            reloads.record(ReloadResult::Invalid);
             for e in &errors.0 {
                 tracing::error!(file = %p.display(), "{e}");
             }
             tracing::error!(file = %p.display(), "reload rejected; the running configuration stays");
         }
         Ok(config) => match handle.reload(config) {
-            Ok(Reloaded::Applied(g)) => tracing::info!(generation = g, "configuration reloaded"),
-            Ok(Reloaded::Unchanged(g)) => tracing::info!(generation = g, "configuration unchanged"),
+            Ok(r) => {
+                reloads.record(ReloadResult::Ok);
+                match r {
+                    Reloaded::Applied(g) => {
+                        tracing::info!(generation = g, "configuration reloaded")
+                    }
+                    Reloaded::Unchanged(g) => {
+                        tracing::info!(generation = g, "configuration unchanged")
+                    }
+                }
+            }
             Err(e) => {
+                reloads.record(ReloadResult::Failed);
                 tracing::error!(error = %e, "reload rejected; the running configuration stays")
             }
         },

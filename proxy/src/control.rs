@@ -5,7 +5,7 @@
 
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,6 +26,63 @@ pub struct Context {
     /// Whether the served configuration came from ctld (then `generation` is ctld's).
     pub ctld_connected: Arc<AtomicBool>,
     pub control_path: PathBuf,
+    /// Outcomes of configuration reloads (SIGHUP and ctld pushes), for the admin endpoint.
+    pub reloads: Arc<ReloadCounts>,
+}
+
+/// How a configuration reload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// Applied, or identical to the running configuration.
+    Ok,
+    /// The text did not parse or validate; the running configuration stays.
+    Invalid,
+    /// Valid, but the engine could not apply it (a listener could not be bound).
+    Failed,
+}
+
+impl ReloadResult {
+    pub const ALL: [ReloadResult; 3] = [
+        ReloadResult::Ok,
+        ReloadResult::Invalid,
+        ReloadResult::Failed,
+    ];
+
+    /// The `result` label of `ringside_config_reload_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ReloadResult::Ok => "ok",
+            ReloadResult::Invalid => "invalid",
+            ReloadResult::Failed => "failed",
+        }
+    }
+}
+
+/// Reload outcomes since the process started. Touched once per reload by the control thread
+/// or the ctld client, read by the admin endpoint: never on the request path.
+#[derive(Debug, Default)]
+pub struct ReloadCounts {
+    ok: AtomicU64,
+    invalid: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl ReloadCounts {
+    fn slot(&self, result: ReloadResult) -> &AtomicU64 {
+        match result {
+            ReloadResult::Ok => &self.ok,
+            ReloadResult::Invalid => &self.invalid,
+            ReloadResult::Failed => &self.failed,
+        }
+    }
+
+    pub fn record(&self, result: ReloadResult) {
+        self.slot(result).fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, result: ReloadResult) -> u64 {
+        self.slot(result).load(Ordering::Relaxed)
+    }
 }
 
 impl Context {

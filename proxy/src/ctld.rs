@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringside_engine::{Reloaded, ServerHandle};
+use ringside_engine::Reloaded;
 use ringside_wire::{client_handshake, Conn, Frame, Peer, Reply, Request};
 
-use crate::control::Context;
+use crate::control::{Context, ReloadResult};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -84,9 +84,7 @@ fn session(
             }
         };
         let reply = match request {
-            Request::PushConfig { generation, config } => {
-                push(&ctx.handle, generation, &config, from_ctld)
-            }
+            Request::PushConfig { generation, config } => push(ctx, generation, &config, from_ctld),
             Request::Status => Reply::ProxyStatus(ctx.status()),
             other => Reply::error(format!("{} is not served here", other.name())),
         };
@@ -94,10 +92,11 @@ fn session(
     }
 }
 
-fn push(handle: &ServerHandle, generation: u64, text: &str, from_ctld: &AtomicBool) -> Reply {
+fn push(ctx: &Context, generation: u64, text: &str, from_ctld: &AtomicBool) -> Reply {
     let config = match ringside_config::parse(text) {
         Ok(c) => c,
         Err(errors) => {
+            ctx.reloads.record(ReloadResult::Invalid);
             tracing::error!(
                 generation,
                 "ctld pushed an invalid configuration; keeping the running one"
@@ -108,8 +107,9 @@ fn push(handle: &ServerHandle, generation: u64, text: &str, from_ctld: &AtomicBo
             };
         }
     };
-    match handle.reload_as(config, Some(generation)) {
+    match ctx.handle.reload_as(config, Some(generation)) {
         Ok(r) => {
+            ctx.reloads.record(ReloadResult::Ok);
             from_ctld.store(true, Ordering::Relaxed);
             match r {
                 Reloaded::Applied(g) => {
@@ -121,6 +121,9 @@ fn push(handle: &ServerHandle, generation: u64, text: &str, from_ctld: &AtomicBo
             }
             Reply::Ack { generation }
         }
-        Err(e) => Reply::error(format!("generation {generation} not applied: {e}")),
+        Err(e) => {
+            ctx.reloads.record(ReloadResult::Failed);
+            Reply::error(format!("generation {generation} not applied: {e}"))
+        }
     }
 }

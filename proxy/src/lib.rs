@@ -4,8 +4,10 @@
 //! signals and control requests to operations: SIGTERM/SIGINT or `drain` drain gracefully,
 //! SIGHUP re-reads the file. `control` serves this process's control socket, `ctld` keeps
 //! the connection to ringside-ctld, `upgrade` hands the listening sockets to a new binary,
-//! `notify` speaks systemd's readiness protocol.
+//! `notify` speaks systemd's readiness protocol. `admin` serves the admin endpoint (metrics,
+//! readiness, configuration, clusters, log level, status page).
 
+pub mod admin;
 pub mod cli;
 pub mod control;
 pub mod ctld;

@@ -152,7 +152,17 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
                 }
                 Command::Scrape(reply) => {
                     let w = &worker;
-                    let _ = reply.send(w.stats.report(w.id, |a| w.pool.idle_count(a) as u64));
+                    let view = w.views.current();
+                    let now = std::time::Instant::now();
+                    let ejected = |cluster: &str, a: SocketAddr| {
+                        let clusters = view.snap.config.clusters.iter().zip(&view.clusters);
+                        clusters.filter(|(c, _)| c.name == cluster).any(|(c, s)| {
+                            let mut eps = c.endpoints.iter().enumerate();
+                            eps.any(|(i, e)| e.address == a && s.is_ejected(i, now))
+                        })
+                    };
+                    let idle = |a| w.pool.idle_count(a) as u64;
+                    let _ = reply.send(w.stats.report(w.id, idle, ejected));
                 }
                 Command::RemoveListener { name } => {
                     if let Some(slot) = stops.remove(&name) {

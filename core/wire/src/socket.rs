@@ -85,9 +85,20 @@ pub fn wait_readable(
 
 /// `$XDG_RUNTIME_DIR/ringside` when that variable is set (and absolute), else `/run/ringside`.
 pub fn runtime_dir() -> PathBuf {
+    let system = PathBuf::from("/run/ringside");
     match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if Path::new(&d).is_absolute() => Path::new(&d).join("ringside"),
-        _ => PathBuf::from("/run/ringside"),
+        // A login shell's XDG dir (root's /run/user/0) must not hide the system services'
+        // sockets: use it only when ringside's directory exists there, or the system one
+        // does not.
+        Some(d) if Path::new(&d).is_absolute() => {
+            let user = Path::new(&d).join("ringside");
+            if user.is_dir() || !system.is_dir() {
+                user
+            } else {
+                system
+            }
+        }
+        _ => system,
     }
 }
 

@@ -1,0 +1,304 @@
+//! The JSON documents: `/config` (the running configuration), `/clusters` (endpoints with
+//! their counters and health) and `/stats` (everything the status page shows). Pure functions
+//! of the snapshot and the merged counters.
+
+use ringside_config::{Cluster, Lb, ListenerKind, RouteAction, Snapshot};
+use serde_json::{json, Map, Value};
+
+use super::totals::{ClusterTotals, EndpointTotals, Totals};
+
+/// `GET /config`: generation, content hash and the configuration's TOML source as JSON.
+pub fn config(snap: &Snapshot) -> Result<Value, String> {
+    let table: toml::Table = toml::from_str(&snap.config.source)
+        .map_err(|e| format!("the running configuration's source does not parse: {e}"))?;
+    Ok(json!({
+        "generation": snap.generation,
+        "config_hash": config_hash(snap),
+        "config": toml_to_json(toml::Value::Table(table)),
+    }))
+}
+
+/// The same spelling as `ringsidectl status`.
+pub fn config_hash(snap: &Snapshot) -> String {
+    format!("{:016x}", snap.config.content_hash)
+}
+
+/// TOML → JSON: datetimes become their RFC 3339 text, non-finite floats their TOML spelling.
+pub fn toml_to_json(v: toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::String(s),
+        toml::Value::Integer(i) => Value::from(i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f)
+            .map_or_else(|| Value::String(f.to_string()), Value::Number),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => {
+            Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        }
+    }
+}
+
+fn lb_name(lb: Lb) -> &'static str {
+    match lb {
+        Lb::RoundRobin => "round_robin",
+        Lb::LeastRequest => "least_request",
+        Lb::Random => "random",
+        Lb::RingHash => "ring_hash",
+    }
+}
+
+fn classes(map: &std::collections::BTreeMap<&'static str, u64>) -> Value {
+    Value::Object(
+        map.iter()
+            .map(|(k, v)| ((*k).to_string(), Value::from(*v)))
+            .collect::<Map<String, Value>>(),
+    )
+}
+
+fn endpoint(address: String, weight: Option<u32>, e: &EndpointTotals, workers: usize) -> Value {
+    let health = if e.ejected_workers == 0 {
+        "healthy"
+    } else {
+        "ejected"
+    };
+    json!({
+        "address": address,
+        "weight": weight,
+        "health": health,
+        "ejected_workers": e.ejected_workers,
+        "workers": workers,
+        "active": e.active,
+        "idle": e.idle,
+        "requests": e.requests(),
+        "responses": classes(&e.responses),
+        "errors": e.errors,
+        "connect_failures": e.connect_failures,
+    })
+}
+
+/// One configured cluster with its endpoints (in configuration order) and their counters.
+fn cluster(c: &Cluster, t: Option<&ClusterTotals>, workers: usize) -> Value {
+    let none = EndpointTotals::default();
+    let endpoints: Vec<Value> = c
+        .endpoints
+        .iter()
+        .map(|ep| {
+            let stats = t
+                .and_then(|t| t.endpoints.get(&ep.address))
+                .unwrap_or(&none);
+            endpoint(ep.address.to_string(), Some(ep.weight), stats, workers)
+        })
+        .collect();
+    let sum = |f: fn(&EndpointTotals) -> u64| {
+        c.endpoints
+            .iter()
+            .filter_map(|ep| t.and_then(|t| t.endpoints.get(&ep.address)))
+            .map(f)
+            .sum::<u64>()
+    };
+    let healthy = c
+        .endpoints
+        .iter()
+        .filter(|ep| {
+            t.and_then(|t| t.endpoints.get(&ep.address))
+                .is_none_or(|e| e.ejected_workers == 0)
+        })
+        .count();
+    json!({
+        "name": c.name,
+        "lb": lb_name(c.lb),
+        "connect_timeout_ms": c.connect_timeout.as_millis() as u64,
+        "fail_timeout_ms": c.fail_timeout.as_millis() as u64,
+        "healthy_endpoints": healthy,
+        "requests": sum(EndpointTotals::requests),
+        "responses_5xx": sum(|e| e.class("5xx")),
+        "errors": sum(|e| e.errors),
+        "connect_failures": sum(|e| e.connect_failures),
+        "active": sum(|e| e.active),
+        "idle": sum(|e| e.idle),
+        "endpoints": endpoints,
+    })
+}
+
+/// `GET /clusters`.
+pub fn clusters(snap: &Snapshot, t: &Totals) -> Value {
+    let list: Vec<Value> = snap
+        .config
+        .clusters
+        .iter()
+        .map(|c| cluster(c, t.clusters.get(&c.name), t.workers))
+        .collect();
+    json!({ "generation": snap.generation, "clusters": list })
+}
+
+fn route_target(snap: &Snapshot, action: &RouteAction) -> String {
+    let name = |id| {
+        snap.config
+            .clusters
+            .get(id)
+            .map_or("?", |c: &Cluster| c.name.as_str())
+    };
+    match action {
+        RouteAction::Cluster(id) => format!("cluster {}", name(id.0)),
+        RouteAction::Weighted { targets, total } => {
+            let parts: Vec<String> = targets
+                .iter()
+                .map(|(id, w)| {
+                    let pct = if *total > 0 {
+                        u64::from(*w) * 100 / total
+                    } else {
+                        0
+                    };
+                    format!("{} {pct}%", name(id.0))
+                })
+                .collect();
+            format!("clusters {}", parts.join(", "))
+        }
+        RouteAction::Direct(d) => format!("direct response {}", d.status),
+    }
+}
+
+/// Process-level facts for `/stats`, gathered by the caller.
+pub struct Facts {
+    /// Unix time of the scrape, in seconds: the status page divides counter deltas by
+    /// deltas of this (not by the browser's clock, which headless and background tabs skew).
+    pub time: f64,
+    pub uptime_seconds: u64,
+    pub node_id: Option<String>,
+    pub driver: String,
+    pub draining: bool,
+    pub connections: u64,
+    /// Bound address by listener name.
+    pub addresses: Vec<(String, String)>,
+}
+
+/// `GET /stats`: what the status page polls.
+pub fn stats(snap: &Snapshot, t: &Totals, f: &Facts) -> Value {
+    let listeners: Vec<Value> = snap
+        .config
+        .listeners
+        .iter()
+        .map(|l| {
+            let address = f
+                .addresses
+                .iter()
+                .find(|(n, _)| *n == l.name)
+                .map_or_else(|| l.bind.to_string(), |(_, a)| a.clone());
+            let lt = t.listeners.get(&l.name);
+            let (protocol, target, mut routes) = match &l.kind {
+                ListenerKind::Http(h) => {
+                    let routes: Vec<Value> = h
+                        .routes
+                        .iter()
+                        .map(|r| {
+                            json!({
+                                "name": r.name,
+                                "target": route_target(snap, &r.action),
+                                "requests": classes(&t.requests_by_class(&l.name, Some(&r.name))),
+                            })
+                        })
+                        .collect();
+                    ("http", Value::Null, routes)
+                }
+                ListenerKind::Tcp { cluster } => (
+                    "tcp",
+                    Value::from(
+                        snap.config
+                            .clusters
+                            .get(cluster.0)
+                            .map_or("?", |c| c.name.as_str()),
+                    ),
+                    Vec::new(),
+                ),
+            };
+            let unmatched = t.requests_by_class(&l.name, Some(""));
+            if !unmatched.is_empty() {
+                routes.push(json!({
+                    "name": "",
+                    "target": "no route matched",
+                    "requests": classes(&unmatched),
+                }));
+            }
+            json!({
+                "name": l.name,
+                "address": address,
+                "protocol": protocol,
+                "cluster": target,
+                "open": lt.map_or(0, |x| x.open),
+                "active": lt.map_or(0, |x| x.in_flight),
+                "idle": lt.map_or(0, |x| x.idle()),
+                "requests": classes(&t.requests_by_class(&l.name, None)),
+                "routes": routes,
+            })
+        })
+        .collect();
+    json!({
+        "time": f.time,
+        "version": env!("CARGO_PKG_VERSION"),
+        "node_id": f.node_id,
+        "uptime_seconds": f.uptime_seconds,
+        "generation": snap.generation,
+        "config_hash": config_hash(snap),
+        "driver": f.driver,
+        "workers": t.workers,
+        "draining": f.draining,
+        "connections": f.connections,
+        "listeners": listeners,
+        "clusters": clusters(snap, t).get("clusters").cloned().unwrap_or(Value::Null),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[proxy]
+workers = 2
+[[listeners]]
+name = "in"
+bind = "127.0.0.1:0"
+[[routes]]
+listener = "in"
+name = "api"
+match = { path_prefix = "/api" }
+cluster = "app"
+[[clusters]]
+name = "app"
+lb = "least_request"
+endpoints = ["127.0.0.1:9", { address = "127.0.0.1:10", weight = 3 }]
+"#;
+
+    fn snap() -> Snapshot {
+        let config = ringside_config::parse(CONFIG).unwrap_or_else(|e| panic!("{e:?}"));
+        Snapshot {
+            generation: 7,
+            config,
+        }
+    }
+
+    #[test]
+    fn config_is_the_source_as_json() {
+        let v = config(&snap()).unwrap_or_default();
+        assert_eq!(v["generation"], 7);
+        assert_eq!(v["config"]["proxy"]["workers"], 2);
+        assert_eq!(v["config"]["routes"][0]["match"]["path_prefix"], "/api");
+        assert_eq!(v["config_hash"].as_str().map(str::len), Some(16));
+        let d: toml::Value =
+            toml::from_str("t = 1979-05-27T07:32:00Z").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(toml_to_json(d)["t"], "1979-05-27T07:32:00Z");
+    }
+
+    #[test]
+    fn clusters_list_configured_endpoints_with_weights() {
+        let v = clusters(&snap(), &Totals::default());
+        let c = &v["clusters"][0];
+        assert_eq!(c["name"], "app");
+        assert_eq!(c["lb"], "least_request");
+        assert_eq!(c["endpoints"][1]["address"], "127.0.0.1:10");
+        assert_eq!(c["endpoints"][1]["weight"], 3);
+        assert_eq!(c["endpoints"][0]["health"], "healthy");
+        assert_eq!(c["healthy_endpoints"], 2);
+    }
+}

@@ -1,0 +1,555 @@
+//! `GET /metrics`: the Prometheus text exposition format 0.0.4, or OpenMetrics 1.0 when the
+//! scraper asks for `application/openmetrics-text`. Rendering is a pure function of a
+//! [`Scrape`] (docs/admin.md lists every family).
+
+use std::fmt::Write as _;
+
+use ringside_engine::metrics::{Histogram, BUCKETS};
+
+use super::process::ProcessStats;
+use super::totals::{Totals, ERROR_CLASS};
+
+pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE_OPENMETRICS: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Everything one scrape shows, gathered by the caller.
+pub struct Scrape<'a> {
+    pub totals: &'a Totals,
+    /// Listeners and clusters of the running configuration: shown with zeros before their
+    /// first request, so dashboards see every series from the start.
+    pub listeners: Vec<String>,
+    pub clusters: Vec<String>,
+    pub generation: u64,
+    /// (result label, count).
+    pub reloads: Vec<(&'static str, u64)>,
+    pub driver: String,
+    pub workers: usize,
+    pub draining: bool,
+    pub telemetry: Telemetry,
+    pub process: ProcessStats,
+}
+
+/// The engine's telemetry counters (access log and span export).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Telemetry {
+    pub log_lines_written: u64,
+    pub log_lines_dropped: u64,
+    pub spans_exported: u64,
+    pub spans_dropped: u64,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Builds one exposition; families must be declared before their samples.
+struct Exposition {
+    out: String,
+    openmetrics: bool,
+}
+
+impl Exposition {
+    /// `# HELP` and `# TYPE` for a family. Counters are named with their `_total` suffix;
+    /// OpenMetrics names the family without it.
+    fn family(&mut self, name: &str, kind: Kind, help: &str) {
+        let family = match kind {
+            Kind::Counter if self.openmetrics => name.strip_suffix("_total").unwrap_or(name),
+            _ => name,
+        };
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        let _ = writeln!(self.out, "# HELP {family} {}", escape_help(help));
+        let _ = writeln!(self.out, "# TYPE {family} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Into<Value>) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape_label(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {}", value.into());
+    }
+
+    fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &Histogram) {
+        let bucket = format!("{name}_bucket");
+        for (i, cumulative) in h.cumulative().into_iter().enumerate() {
+            let le = BUCKETS
+                .get(i)
+                .map_or_else(|| "+Inf".to_string(), |b| format!("{b:?}"));
+            let mut with_le = labels.to_vec();
+            with_le.push(("le", &le));
+            self.sample(&bucket, &with_le, cumulative);
+        }
+        self.sample(&format!("{name}_sum"), labels, h.sum_seconds);
+        self.sample(&format!("{name}_count"), labels, h.count);
+    }
+}
+
+/// A sample value: integers exactly, floats in Prometheus' spelling.
+pub enum Value {
+    Int(u64),
+    Float(f64),
+}
+
+impl From<u64> for Value {
+    fn from(v: u64) -> Value {
+        Value::Int(v)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Value {
+        Value::Float(v)
+    }
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Int(v) => write!(f, "{v}"),
+            Value::Float(v) if v.is_nan() => f.write_str("NaN"),
+            Value::Float(v) if v.is_infinite() => {
+                f.write_str(if *v > 0.0 { "+Inf" } else { "-Inf" })
+            }
+            Value::Float(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// Label values escape `\`, `"` and newlines.
+pub fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// HELP text escapes `\` and newlines.
+fn escape_help(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// Whether an `Accept` header asks for OpenMetrics.
+pub fn wants_openmetrics(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.contains("application/openmetrics-text"))
+}
+
+pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
+    let mut e = Exposition {
+        out: String::with_capacity(16 * 1024),
+        openmetrics,
+    };
+    let t = s.totals;
+    let mut listeners: Vec<&str> = s.listeners.iter().map(String::as_str).collect();
+    listeners.extend(t.listeners.keys().map(String::as_str));
+    listeners.sort_unstable();
+    listeners.dedup();
+    let mut clusters: Vec<&str> = s.clusters.iter().map(String::as_str).collect();
+    clusters.extend(t.clusters.keys().map(String::as_str));
+    clusters.sort_unstable();
+    clusters.dedup();
+
+    e.family(
+        "ringside_downstream_requests_total",
+        Kind::Counter,
+        "Requests answered to clients, by listener, route (empty when no route matched) and status class.",
+    );
+    for ((listener, route, class), n) in &t.requests {
+        let labels = [
+            ("listener", listener.as_str()),
+            ("route", route.as_str()),
+            ("code_class", *class),
+        ];
+        e.sample("ringside_downstream_requests_total", &labels, *n);
+    }
+
+    e.family(
+        "ringside_downstream_request_duration_seconds",
+        Kind::Histogram,
+        "Time from a request's head to the end of its response, by listener.",
+    );
+    let empty = Histogram::default();
+    for l in &listeners {
+        let h = t.listeners.get(*l).map_or(&empty, |x| &x.duration);
+        e.histogram(
+            "ringside_downstream_request_duration_seconds",
+            &[("listener", l)],
+            h,
+        );
+    }
+
+    e.family(
+        "ringside_downstream_connections",
+        Kind::Gauge,
+        "Open client connections, by listener and state (active: a request in flight).",
+    );
+    for l in &listeners {
+        let (active, idle) = t
+            .listeners
+            .get(*l)
+            .map_or((0, 0), |x| (x.in_flight, x.idle()));
+        e.sample(
+            "ringside_downstream_connections",
+            &[("listener", l), ("state", "active")],
+            active,
+        );
+        e.sample(
+            "ringside_downstream_connections",
+            &[("listener", l), ("state", "idle")],
+            idle,
+        );
+    }
+
+    e.family(
+        "ringside_downstream_connections_total",
+        Kind::Counter,
+        "Client connections accepted, by worker.",
+    );
+    for (worker, n) in &t.accepted {
+        e.sample(
+            "ringside_downstream_connections_total",
+            &[("worker", &worker.to_string())],
+            *n,
+        );
+    }
+
+    e.family(
+        "ringside_upstream_requests_total",
+        Kind::Counter,
+        "Exchanges with upstream endpoints, by response status class; code_class=\"error\" when the exchange ended without a response.",
+    );
+    for (cluster, c) in &t.clusters {
+        for (addr, ep) in &c.endpoints {
+            let endpoint = addr.to_string();
+            let mut classes: Vec<(&str, u64)> =
+                ep.responses.iter().map(|(k, v)| (*k, *v)).collect();
+            if ep.errors > 0 {
+                classes.push((ERROR_CLASS, ep.errors));
+            }
+            for (class, n) in classes {
+                let labels = [
+                    ("cluster", cluster.as_str()),
+                    ("endpoint", endpoint.as_str()),
+                    ("code_class", class),
+                ];
+                e.sample("ringside_upstream_requests_total", &labels, n);
+            }
+        }
+    }
+
+    e.family(
+        "ringside_upstream_request_duration_seconds",
+        Kind::Histogram,
+        "Time from sending a request upstream to the end of its response (or the error), by cluster.",
+    );
+    for c in &clusters {
+        let h = t.clusters.get(*c).map_or(&empty, |x| &x.duration);
+        e.histogram(
+            "ringside_upstream_request_duration_seconds",
+            &[("cluster", c)],
+            h,
+        );
+    }
+
+    e.family(
+        "ringside_upstream_connect_failures_total",
+        Kind::Counter,
+        "Failed connection attempts to upstream endpoints, by cluster.",
+    );
+    for c in &clusters {
+        let n = t
+            .clusters
+            .get(*c)
+            .map_or(0, |x| x.sum(|ep| ep.connect_failures));
+        e.sample(
+            "ringside_upstream_connect_failures_total",
+            &[("cluster", c)],
+            n,
+        );
+    }
+
+    e.family(
+        "ringside_upstream_connections",
+        Kind::Gauge,
+        "Upstream connections, by cluster and state (active: carrying a request; idle: pooled).",
+    );
+    for c in &clusters {
+        let (active, idle) = t
+            .clusters
+            .get(*c)
+            .map_or((0, 0), |x| (x.sum(|ep| ep.active), x.sum(|ep| ep.idle)));
+        e.sample(
+            "ringside_upstream_connections",
+            &[("cluster", c), ("state", "active")],
+            active,
+        );
+        e.sample(
+            "ringside_upstream_connections",
+            &[("cluster", c), ("state", "idle")],
+            idle,
+        );
+    }
+
+    e.family(
+        "ringside_config_generation",
+        Kind::Gauge,
+        "Generation of the configuration being served.",
+    );
+    e.sample("ringside_config_generation", &[], s.generation);
+
+    e.family(
+        "ringside_config_reload_total",
+        Kind::Counter,
+        "Configuration reloads (SIGHUP and ctld pushes), by result: ok, invalid (rejected by validation) or failed (could not be applied).",
+    );
+    for (result, n) in &s.reloads {
+        e.sample("ringside_config_reload_total", &[("result", result)], *n);
+    }
+
+    e.family(
+        "ringside_io_driver",
+        Kind::Gauge,
+        "The I/O driver the workers run on (1 for the one in use).",
+    );
+    e.sample("ringside_io_driver", &[("driver", &s.driver)], 1u64);
+
+    e.family("ringside_workers", Kind::Gauge, "Worker threads.");
+    e.sample("ringside_workers", &[], s.workers as u64);
+
+    e.family(
+        "ringside_draining",
+        Kind::Gauge,
+        "1 while the process drains (no new connections), else 0.",
+    );
+    e.sample("ringside_draining", &[], u64::from(s.draining));
+
+    e.family(
+        "ringside_build_info",
+        Kind::Gauge,
+        "The running build (always 1).",
+    );
+    e.sample(
+        "ringside_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1u64,
+    );
+
+    let tel = s.telemetry;
+    for (name, help, v) in [
+        (
+            "ringside_access_log_lines_written_total",
+            "Access-log lines handed to the writer thread.",
+            tel.log_lines_written,
+        ),
+        (
+            "ringside_access_log_lines_dropped_total",
+            "Access-log lines dropped because the writer's queue was full.",
+            tel.log_lines_dropped,
+        ),
+        (
+            "ringside_trace_spans_exported_total",
+            "Spans sent to the OTLP collector.",
+            tel.spans_exported,
+        ),
+        (
+            "ringside_trace_spans_dropped_total",
+            "Spans dropped (queue full, or the collector down or refusing).",
+            tel.spans_dropped,
+        ),
+    ] {
+        e.family(name, Kind::Counter, help);
+        e.sample(name, &[], v);
+    }
+
+    process(&mut e, &s.process);
+    if openmetrics {
+        e.out.push_str("# EOF\n");
+    }
+    e.out
+}
+
+fn process(e: &mut Exposition, p: &ProcessStats) {
+    if let Some(v) = p.cpu_seconds {
+        let name = "process_cpu_seconds_total";
+        e.family(
+            name,
+            Kind::Counter,
+            "Total user and system CPU time spent in seconds.",
+        );
+        e.sample(name, &[], v);
+    }
+    let gauges = [
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            p.resident_memory_bytes.map(Value::Int),
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            p.virtual_memory_bytes.map(Value::Int),
+        ),
+        (
+            "process_open_fds",
+            "Number of open file descriptors.",
+            p.open_fds.map(Value::Int),
+        ),
+        (
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            p.max_fds.map(Value::Int),
+        ),
+        (
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            p.start_time_seconds.map(Value::Float),
+        ),
+    ];
+    for (name, help, v) in gauges {
+        if let Some(v) = v {
+            e.family(name, Kind::Gauge, help);
+            e.sample(name, &[], v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringside_engine::metrics::{
+        ClusterReport, EndpointReport, ListenerReport, RequestCount, WorkerReport,
+    };
+
+    fn scrape(t: &Totals) -> Scrape<'_> {
+        Scrape {
+            totals: t,
+            listeners: vec!["in".into(), "quiet".into()],
+            clusters: vec!["app".into()],
+            generation: 3,
+            reloads: vec![("ok", 2), ("invalid", 1), ("failed", 0)],
+            driver: "epoll".into(),
+            workers: 2,
+            draining: false,
+            telemetry: Telemetry::default(),
+            process: ProcessStats {
+                cpu_seconds: Some(1.5),
+                ..ProcessStats::default()
+            },
+        }
+    }
+
+    fn totals() -> Totals {
+        let mut h = Histogram::default();
+        h.observe(std::time::Duration::from_millis(3));
+        h.observe(std::time::Duration::from_secs(30));
+        let w = |id| WorkerReport {
+            worker: id,
+            accepted: 2,
+            requests: vec![RequestCount {
+                listener: "in".into(),
+                route: "a\"b\\c\nd".into(),
+                status: 200,
+                count: 2,
+            }],
+            listeners: vec![ListenerReport {
+                listener: "in".into(),
+                duration: h.clone(),
+                open: 3,
+                in_flight: 1,
+            }],
+            clusters: vec![ClusterReport {
+                cluster: "app".into(),
+                duration: h.clone(),
+                endpoints: vec![EndpointReport {
+                    address: "127.0.0.1:9".parse().unwrap_or_else(|_| unreachable!()),
+                    responses: vec![(503, 1)],
+                    errors: 2,
+                    connect_failures: 1,
+                    ..EndpointReport::default()
+                }],
+            }],
+        };
+        Totals::merge(&[w(0), w(1)])
+    }
+
+    #[test]
+    fn text_format() {
+        let t = totals();
+        let text = render(&scrape(&t), false);
+        for line in [
+            "# TYPE ringside_downstream_requests_total counter",
+            r#"ringside_downstream_requests_total{listener="in",route="a\"b\\c\nd",code_class="2xx"} 4"#,
+            r#"ringside_downstream_request_duration_seconds_bucket{listener="in",le="0.005"} 2"#,
+            r#"ringside_downstream_request_duration_seconds_bucket{listener="in",le="10.0"} 2"#,
+            r#"ringside_downstream_request_duration_seconds_bucket{listener="in",le="+Inf"} 4"#,
+            r#"ringside_downstream_request_duration_seconds_count{listener="in"} 4"#,
+            r#"ringside_downstream_request_duration_seconds_count{listener="quiet"} 0"#,
+            r#"ringside_downstream_connections{listener="in",state="active"} 2"#,
+            r#"ringside_downstream_connections{listener="in",state="idle"} 4"#,
+            r#"ringside_downstream_connections_total{worker="1"} 2"#,
+            r#"ringside_upstream_requests_total{cluster="app",endpoint="127.0.0.1:9",code_class="5xx"} 2"#,
+            r#"ringside_upstream_requests_total{cluster="app",endpoint="127.0.0.1:9",code_class="error"} 4"#,
+            r#"ringside_upstream_connect_failures_total{cluster="app"} 2"#,
+            r#"ringside_config_reload_total{result="invalid"} 1"#,
+            r#"ringside_io_driver{driver="epoll"} 1"#,
+            "ringside_config_generation 3",
+            "process_cpu_seconds_total 1.5",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(!text.contains("# EOF"));
+        // Every sample belongs to a family declared before it.
+        let mut declared = Vec::new();
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                declared.push(rest.split(' ').next().unwrap_or("").to_string());
+            } else if !l.starts_with('#') {
+                let name = l.split(['{', ' ']).next().unwrap_or("");
+                assert!(
+                    declared.iter().any(|f| name == f
+                        || ["_bucket", "_sum", "_count"]
+                            .iter()
+                            .any(|s| name == format!("{f}{s}"))),
+                    "{name} has no TYPE"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
+        let t = totals();
+        let text = render(&scrape(&t), true);
+        assert!(text.contains("# TYPE ringside_downstream_requests counter\n"));
+        assert!(text.contains("# TYPE process_cpu_seconds counter\n"));
+        assert!(text.contains("\nringside_config_reload_total{result=\"ok\"} 2\n"));
+        assert!(text.ends_with("# EOF\n"));
+        assert!(wants_openmetrics(Some(
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
+        )));
+        assert!(!wants_openmetrics(Some("text/plain")));
+    }
+}

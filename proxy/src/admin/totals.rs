@@ -1,0 +1,190 @@
+//! Every worker's counters summed into one view, keyed and sorted by name, for `/metrics`,
+//! `/clusters` and `/stats`. Sums of exact per-worker counts are exact.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use ringside_engine::metrics::{code_class, Histogram, WorkerReport};
+
+/// The `code_class` of an upstream exchange that ended without a response.
+pub const ERROR_CLASS: &str = "error";
+
+#[derive(Debug, Default)]
+pub struct Totals {
+    /// Workers that answered the scrape.
+    pub workers: usize,
+    /// Connections accepted, by worker id.
+    pub accepted: BTreeMap<usize, u64>,
+    /// Requests by (listener, route, code class); route "" when no route matched.
+    pub requests: BTreeMap<(String, String, &'static str), u64>,
+    pub listeners: BTreeMap<String, ListenerTotals>,
+    pub clusters: BTreeMap<String, ClusterTotals>,
+}
+
+#[derive(Debug, Default)]
+pub struct ListenerTotals {
+    pub duration: Histogram,
+    pub open: u64,
+    pub in_flight: u64,
+}
+
+impl ListenerTotals {
+    /// Open connections with no request in flight.
+    pub fn idle(&self) -> u64 {
+        self.open.saturating_sub(self.in_flight)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ClusterTotals {
+    pub duration: Histogram,
+    pub endpoints: BTreeMap<SocketAddr, EndpointTotals>,
+}
+
+impl ClusterTotals {
+    pub fn sum(&self, f: impl Fn(&EndpointTotals) -> u64) -> u64 {
+        self.endpoints.values().map(f).sum()
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct EndpointTotals {
+    /// Responses by code class.
+    pub responses: BTreeMap<&'static str, u64>,
+    /// Exchanges that ended without a response.
+    pub errors: u64,
+    pub connect_failures: u64,
+    /// Requests in flight.
+    pub active: u64,
+    /// Pooled idle connections.
+    pub idle: u64,
+    /// Workers whose passive health check has this endpoint ejected.
+    pub ejected_workers: usize,
+}
+
+impl EndpointTotals {
+    /// Exchanges that reached a connection: responses plus errors.
+    pub fn requests(&self) -> u64 {
+        self.responses.values().sum::<u64>() + self.errors
+    }
+
+    /// Responses with this class (`"5xx"`).
+    pub fn class(&self, class: &str) -> u64 {
+        self.responses.get(class).copied().unwrap_or(0)
+    }
+}
+
+impl Totals {
+    pub fn merge(reports: &[WorkerReport]) -> Totals {
+        let mut t = Totals {
+            workers: reports.len(),
+            ..Totals::default()
+        };
+        for r in reports {
+            *t.accepted.entry(r.worker).or_insert(0) += r.accepted;
+            for c in &r.requests {
+                let key = (c.listener.clone(), c.route.clone(), code_class(c.status));
+                *t.requests.entry(key).or_insert(0) += c.count;
+            }
+            for l in &r.listeners {
+                let lt = t.listeners.entry(l.listener.clone()).or_default();
+                lt.duration.merge(&l.duration);
+                lt.open += l.open;
+                lt.in_flight += l.in_flight;
+            }
+            for c in &r.clusters {
+                let ct = t.clusters.entry(c.cluster.clone()).or_default();
+                ct.duration.merge(&c.duration);
+                for e in &c.endpoints {
+                    let et = ct.endpoints.entry(e.address).or_default();
+                    for (status, n) in &e.responses {
+                        *et.responses.entry(code_class(*status)).or_insert(0) += n;
+                    }
+                    et.errors += e.errors;
+                    et.connect_failures += e.connect_failures;
+                    et.active += e.active;
+                    et.idle += e.idle;
+                    et.ejected_workers += usize::from(e.ejected);
+                }
+            }
+        }
+        t
+    }
+
+    /// Requests on `listener` (all routes), or on one route of it, by code class.
+    pub fn requests_by_class(
+        &self,
+        listener: &str,
+        route: Option<&str>,
+    ) -> BTreeMap<&'static str, u64> {
+        let mut out = BTreeMap::new();
+        for ((l, r, class), n) in &self.requests {
+            if l == listener && route.is_none_or(|want| want == r) {
+                *out.entry(*class).or_insert(0) += n;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringside_engine::metrics::{ClusterReport, EndpointReport, RequestCount};
+
+    fn worker(id: usize, ok: u64, ejected: bool) -> WorkerReport {
+        let a: SocketAddr = "127.0.0.1:9".parse().unwrap_or_else(|_| unreachable!());
+        WorkerReport {
+            worker: id,
+            accepted: ok,
+            requests: vec![
+                RequestCount {
+                    listener: "in".into(),
+                    route: "api".into(),
+                    status: 200,
+                    count: ok,
+                },
+                RequestCount {
+                    listener: "in".into(),
+                    route: "api".into(),
+                    status: 204,
+                    count: 1,
+                },
+            ],
+            listeners: Vec::new(),
+            clusters: vec![ClusterReport {
+                cluster: "app".into(),
+                duration: Histogram::default(),
+                endpoints: vec![EndpointReport {
+                    address: a,
+                    responses: vec![(200, ok), (503, 1)],
+                    errors: 1,
+                    ejected,
+                    ..EndpointReport::default()
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn sums_over_workers_by_class() {
+        let t = Totals::merge(&[worker(0, 3, false), worker(1, 4, true)]);
+        assert_eq!(t.workers, 2);
+        assert_eq!(
+            t.requests.get(&("in".into(), "api".into(), "2xx")),
+            Some(&9)
+        );
+        let ep = t.clusters["app"]
+            .endpoints
+            .values()
+            .next()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!((ep.class("2xx"), ep.class("5xx"), ep.errors), (7, 2, 2));
+        assert_eq!(ep.requests(), 11);
+        assert_eq!(ep.ejected_workers, 1);
+        assert_eq!(t.accepted.values().sum::<u64>(), 7);
+        assert_eq!(t.requests_by_class("in", Some("api")).get("2xx"), Some(&9));
+        assert_eq!(t.requests_by_class("in", Some("other")).len(), 0);
+    }
+}
