@@ -340,7 +340,13 @@ def main(argv=None):
         "versions": tl.versions,
         "scenarios": [s.__dict__ | {"path": s.path} for s in scenarios],
     }
+    quiet = _background_load(proxy_cpus, load_cpus)
+    meta["background_before_start"] = quiet
     log.info(placement_line)
+    if max(quiet.values()) >= 10:
+        log.warn(f"the machine is busy: before starting, other processes used "
+                 f"{quiet['proxy_cpu_pct']:.0f}% of the proxy CPU and {quiet['load_cpu_pct']:.0f}% "
+                 "of the load CPUs; figures will be noisy (see docs/perf.md, 'Noise')")
     log.info("versions: " + "; ".join(f"{k} {v}" for k, v in tl.versions.items()))
 
     targets = ([] if args.no_direct else [Direct()]) + [PROXIES[n]() for n in names]
@@ -419,6 +425,18 @@ def _keep_files(work, out):
             shutil.copy(f, out / "configs" / f.name)
         elif f.suffix == ".log" and f.name != "h2load.log":
             shutil.copy(f, out / "logs" / f.name)
+
+
+def _background_load(proxy_cpus, load_cpus, seconds=1.0):
+    """How busy the CPUs are before the suite starts anything, in % of one CPU."""
+    a = (measure.cpu_busy_seconds(proxy_cpus), measure.cpu_busy_seconds(load_cpus),
+         measure.own_cpu_seconds(), time.monotonic())
+    time.sleep(seconds)
+    b = (measure.cpu_busy_seconds(proxy_cpus), measure.cpu_busy_seconds(load_cpus),
+         measure.own_cpu_seconds(), time.monotonic())
+    wall = b[3] - a[3]
+    return {"proxy_cpu_pct": round(max(0.0, 100 * (b[0] - a[0]) / wall), 1),
+            "load_cpu_pct": round(max(0.0, 100 * ((b[1] - a[1]) - (b[2] - a[2])) / wall), 1)}
 
 
 def _loadavg():

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use ringside_config::{Config, ConfigErrors};
 use ringside_engine::{Reloaded, ServerHandle};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
@@ -176,7 +176,8 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>) -> ExitCode {
     let (tx, rx) = std::sync::mpsc::channel();
     // Register signal handlers before any worker starts, so a SIGTERM sent right after the
     // process appears is a drain, not a kill.
-    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ringside: cannot install signal handlers: {e}");
@@ -291,6 +292,10 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>) -> ExitCode {
     let mut draining = false;
     while let Ok(event) = rx.recv() {
         match event {
+            Event::Signal(SIGUSR1) => {
+                tracing::info!("SIGUSR1: reopening access logs");
+                handle.reopen_logs();
+            }
             Event::Signal(SIGHUP) => reload(&handle, path, &ctx.reloads),
             Event::Signal(_) | Event::DrainRequested if !draining => {
                 draining = true;

@@ -552,3 +552,47 @@ fn the_proxy_reconnects_to_ctld_and_keeps_serving_meanwhile() {
 fn load_why(t: &Tally) -> String {
     t.last_failure.lock().unwrap().clone()
 }
+
+#[test]
+fn sigusr1_reopens_the_access_log() {
+    let dir = TempDir::new();
+    let log = dir.path("access.log");
+    let config = format!(
+        "[proxy]\nworkers = 1\n\n[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n\
+         access_log = {{ path = \"{}\", format = \"json\" }}\n\n\
+         [[routes]]\nlistener = \"in\"\nname = \"r\"\ndirect_response = {{ status = 200, body = \"hi\" }}\n",
+        log.display()
+    );
+    let p = Proxy::start(&dir, &config, &[]);
+    let wait_lines = |path: &Path, n: usize| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = std::fs::read_to_string(path).unwrap_or_default();
+            if got.lines().count() >= n {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "{} has {got:?}", path.display());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let mut s = BufReader::new(TcpStream::connect(p.addr).unwrap());
+    assert_eq!(request(&mut s).map(|r| r.0), Some("hi".to_string()));
+    wait_lines(&log, 1);
+    let rotated = dir.path("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    let status = Command::new("kill")
+        .args(["-s", "USR1", &p.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The reopen is asynchronous: keep asking until a line lands in the new file.
+    let deadline = Instant::now() + WAIT;
+    while !log.exists() {
+        assert_eq!(request(&mut s).map(|r| r.0), Some("hi".to_string()));
+        assert!(Instant::now() < deadline, "no new access.log after SIGUSR1");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let new = wait_lines(&log, 1);
+    assert!(new.lines().all(|l| l.contains("\"status\":200")), "{new}");
+    assert!(std::fs::read_to_string(&rotated).unwrap().lines().count() >= 1);
+}
