@@ -172,7 +172,7 @@ mod tests {
                     .map(|(_, v)| v.as_bytes())
             },
             || {
-                n += 0x9e37_79b9_7f4a_7c15;
+                n = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
                 n
             },
             rate,
