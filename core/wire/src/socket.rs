@@ -85,20 +85,23 @@ pub fn wait_readable(
 
 /// `$XDG_RUNTIME_DIR/ringside` when that variable is set (and absolute), else `/run/ringside`.
 pub fn runtime_dir() -> PathBuf {
-    let system = PathBuf::from("/run/ringside");
     match std::env::var_os("XDG_RUNTIME_DIR") {
-        // A login shell's XDG dir (root's /run/user/0) must not hide the system services'
-        // sockets: use it only when ringside's directory exists there, or the system one
-        // does not.
-        Some(d) if Path::new(&d).is_absolute() => {
-            let user = Path::new(&d).join("ringside");
-            if user.is_dir() || !system.is_dir() {
-                user
-            } else {
-                system
-            }
-        }
-        _ => system,
+        Some(d) if Path::new(&d).is_absolute() => Path::new(&d).join("ringside"),
+        _ => PathBuf::from("/run/ringside"),
+    }
+}
+
+/// Where a client looks for a socket named `name` by default: under [`runtime_dir`], unless
+/// nothing is there and the system directory has it — so a root login shell (whose
+/// `XDG_RUNTIME_DIR` is `/run/user/0`) still finds the system services' sockets. Servers
+/// bind at [`runtime_dir`] without this fallback.
+pub fn find_socket(name: &str) -> PathBuf {
+    let preferred = runtime_dir().join(name);
+    let system = Path::new("/run/ringside").join(name);
+    if !preferred.exists() && system.exists() {
+        system
+    } else {
+        preferred
     }
 }
 

@@ -265,7 +265,7 @@ fn read_valid(path: &Path) -> Result<String, Failure> {
 fn proxy_path(cli: &Cli) -> PathBuf {
     cli.proxy
         .clone()
-        .unwrap_or_else(ringside_wire::default_proxy_socket)
+        .unwrap_or_else(|| ringside_wire::find_socket("proxy.sock"))
 }
 
 /// A request to ringside-ctld.
@@ -279,7 +279,7 @@ fn ctld(cli: &Cli, request: Request) -> Result<Reply, Failure> {
     let path = cli
         .socket
         .clone()
-        .unwrap_or_else(ringside_wire::default_ctld_socket);
+        .unwrap_or_else(|| ringside_wire::find_socket("ctld.sock"));
     call(&path, "ringside-ctld", request)
 }
 

@@ -236,6 +236,7 @@ pub fn stats(snap: &Snapshot, t: &Totals, f: &Facts) -> Value {
     json!({
         "time": f.time,
         "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
         "node_id": f.node_id,
         "uptime_seconds": f.uptime_seconds,
         "generation": snap.generation,
