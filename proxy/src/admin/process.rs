@@ -85,7 +85,7 @@ mod tests {
     fn parses_proc_stat() {
         let stat = "1234 (ring side (x)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 \
                     3 0 1000 104857600 512 18446744073709551615";
-        let p = parse_stat(stat, 100.0, 4096, Some(1_700_000_000)).unwrap_or_default();
+        let p = parse_stat(stat, 100.0, 4096, Some(1_700_000_000)).unwrap();
         assert_eq!(p.cpu_seconds, Some(3.0));
         assert_eq!(p.resident_memory_bytes, Some(512 * 4096));
         assert_eq!(p.virtual_memory_bytes, Some(104_857_600));

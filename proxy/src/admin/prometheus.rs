@@ -44,6 +44,8 @@ enum Kind {
     Counter,
     Gauge,
     Histogram,
+    /// OpenMetrics only: see `ringside_downstream_connections_total`.
+    Unknown,
 }
 
 /// Builds one exposition; families must be declared before their samples.
@@ -64,6 +66,7 @@ impl Exposition {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
             Kind::Histogram => "histogram",
+            Kind::Unknown => "unknown",
         };
         let _ = writeln!(self.out, "# HELP {family} {}", escape_help(help));
         let _ = writeln!(self.out, "# TYPE {family} {kind}");
@@ -220,9 +223,16 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
         );
     }
 
+    // In OpenMetrics a counter family drops `_total`, and `ringside_downstream_connections`
+    // is already the gauge above: family names must be unique, so there this counter is
+    // declared `unknown` under its full sample name (the samples are the same in both formats).
     e.family(
         "ringside_downstream_connections_total",
-        Kind::Counter,
+        if openmetrics {
+            Kind::Unknown
+        } else {
+            Kind::Counter
+        },
         "Client connections accepted, by worker.",
     );
     for (worker, n) in &t.accepted {
@@ -481,7 +491,7 @@ mod tests {
                 cluster: "app".into(),
                 duration: h.clone(),
                 endpoints: vec![EndpointReport {
-                    address: "127.0.0.1:9".parse().unwrap_or_else(|_| unreachable!()),
+                    address: "127.0.0.1:9".parse().unwrap(),
                     responses: vec![(503, 1)],
                     errors: 2,
                     connect_failures: 1,
@@ -547,6 +557,18 @@ mod tests {
         assert!(text.contains("# TYPE process_cpu_seconds counter\n"));
         assert!(text.contains("\nringside_config_reload_total{result=\"ok\"} 2\n"));
         assert!(text.ends_with("# EOF\n"));
+        // Family names are unique (the accepted-connections counter would otherwise share
+        // the gauge's name).
+        let mut families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        let n = families.len();
+        families.sort_unstable();
+        families.dedup();
+        assert_eq!(families.len(), n, "duplicate families in\n{text}");
+        assert!(text.contains("# TYPE ringside_downstream_connections_total unknown\n"));
         assert!(wants_openmetrics(Some(
             "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
         )));

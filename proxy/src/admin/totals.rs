@@ -133,7 +133,7 @@ mod tests {
     use ringside_engine::metrics::{ClusterReport, EndpointReport, RequestCount};
 
     fn worker(id: usize, ok: u64, ejected: bool) -> WorkerReport {
-        let a: SocketAddr = "127.0.0.1:9".parse().unwrap_or_else(|_| unreachable!());
+        let a: SocketAddr = "127.0.0.1:9".parse().unwrap();
         WorkerReport {
             worker: id,
             accepted: ok,
@@ -174,12 +174,7 @@ mod tests {
             t.requests.get(&("in".into(), "api".into(), "2xx")),
             Some(&9)
         );
-        let ep = t.clusters["app"]
-            .endpoints
-            .values()
-            .next()
-            .cloned()
-            .unwrap_or_default();
+        let ep = t.clusters["app"].endpoints.values().next().unwrap();
         assert_eq!((ep.class("2xx"), ep.class("5xx"), ep.errors), (7, 2, 2));
         assert_eq!(ep.requests(), 11);
         assert_eq!(ep.ejected_workers, 1);
