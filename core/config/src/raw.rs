@@ -45,8 +45,8 @@ pub struct FileProxy {
     pub control_socket: Option<String>,
     /// Address of the admin HTTP endpoint (`/metrics`, `/ready`, `/live`, `/config`,
     /// `/clusters`, `/log-level`, a status page at `/`), e.g. `"127.0.0.1:9901"`. It is its own
-    /// listener, never a data-plane port; keep it on loopback or a management network.
-    /// Default: none (no admin endpoint).
+    /// listener, never a data-plane port; keep it on loopback or a management network. It is
+    /// bound at start and not changed by reloads. Default: none (no admin endpoint).
     pub admin: Option<String>,
     /// Fraction of new traces (requests arriving without `traceparent` or B3 headers) that
     /// are sampled, from 0.0 to 1.0. A request that carries trace context keeps its sampling
