@@ -60,6 +60,9 @@ def parse_args(argv):
                    help="on a shared machine: before each run, wait up to SECONDS for other "
                    "processes to leave the CPUs (under 10%% of each) (default 0: do not wait)")
     p.add_argument("--out", help="results directory (default perf/results/<timestamp>)")
+    p.add_argument("--report", metavar="DIR",
+                   help="measure nothing: redraw DIR's results.md and pictures from its "
+                   "results.json")
     return p.parse_args(argv)
 
 
@@ -316,6 +319,8 @@ def _interrupt(signum, frame):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.report:
+        return redraw(Path(args.report))
     mode = QUICK if args.quick else FULL
     repeats = args.repeats or mode.repeats
     duration = args.duration or mode.duration
@@ -435,6 +440,15 @@ def main(argv=None):
         for f in suite.failures:
             log.warn(f"FAILED: {f['target']} {f['scenario']}: {f['what']}")
         return 1
+    return 0
+
+
+def redraw(out):
+    data = json.loads((out / "results.json").read_text())
+    svg.write_all(data, out)
+    md = report.markdown(data)
+    (out / "results.md").write_text(md)
+    print(md)
     return 0
 
 

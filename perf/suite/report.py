@@ -155,6 +155,8 @@ def goals(data, scenarios):
 def fmt_us(us):
     if us is None:
         return "—"
+    if us < 0:
+        return "−" + fmt_us(-us)
     if us < 1000:
         return f"{us:.0f} µs"
     if us < 100000:
@@ -269,7 +271,8 @@ def markdown(data):
         lines.append("")
     n = meta["idle_conns"]
     lines += ["## Memory", "",
-              "RSS summed over the proxy's processes (nginx: master + worker). Idle: a fresh "
+              "RSS of the proxy's processes, pages they share counted once (nginx: the worker "
+              "plus the master's private memory). Idle: a fresh "
               f"process that has served nothing. With idle conns: the same process with {n:,} "
               "keep-alive connections open, each having served one 128 B request; per "
               "connection = (that − idle) / connections. Peak: VmHWM of a second fresh "

@@ -64,6 +64,18 @@ pub(crate) async fn either<A: Future<Output = ()>, B: Future<Output = ()>>(a: A,
     .await
 }
 
+/// A boxed timer. monoio's `Sleep` is 640 bytes aligned to 128, and a future passed by value
+/// can be stored more than once in the state machines that carry it: boxed, it costs a
+/// pointer in the state of a connection that waits for its next request.
+pub(crate) fn sleep(d: Duration) -> std::pin::Pin<Box<monoio::time::Sleep>> {
+    Box::pin(monoio::time::sleep(d))
+}
+
+/// [`sleep`] until a deadline.
+pub(crate) fn sleep_until(t: monoio::time::Instant) -> std::pin::Pin<Box<monoio::time::Sleep>> {
+    Box::pin(monoio::time::sleep_until(t))
+}
+
 /// Whether an I/O error is the cancellation `until` caused.
 pub(crate) fn is_canceled(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ECANCELED) || e.kind() == io::ErrorKind::Interrupted

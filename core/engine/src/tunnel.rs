@@ -88,7 +88,7 @@ async fn copy(
         }
         let deadline = activity.get() + idle;
         match buf
-            .fill(from, CHUNK, monoio::time::sleep_until(deadline))
+            .fill(from, CHUNK, crate::io::sleep_until(deadline))
             .await?
         {
             Fill::Data | Fill::Full => activity.set(Instant::now()),

@@ -96,7 +96,7 @@ pub(crate) async fn send_request_body(
 ) -> Result<(), SendError> {
     while !state.is_done() {
         if rbuf.is_empty() {
-            match rbuf.fill(cr, BODY_CHUNK, monoio::time::sleep(idle)).await {
+            match rbuf.fill(cr, BODY_CHUNK, crate::io::sleep(idle)).await {
                 Ok(Fill::Data) => {}
                 Ok(Fill::Eof) => return Err(SendError::Client(ProxyError::ClientGone)),
                 Ok(Fill::Stopped) => {
@@ -185,7 +185,7 @@ pub(crate) async fn relay_response_body(
             return Ok(());
         }
         match upbuf
-            .fill(upr, BODY_CHUNK, monoio::time::sleep(read_timeout))
+            .fill(upr, BODY_CHUNK, crate::io::sleep(read_timeout))
             .await
         {
             Ok(Fill::Data) | Ok(Fill::Full) => {}

@@ -350,7 +350,7 @@ async fn receive(
                 .fill(
                     upr,
                     MAX_RESPONSE_HEAD,
-                    monoio::time::sleep(UPSTREAM_READ_TIMEOUT),
+                    crate::io::sleep(UPSTREAM_READ_TIMEOUT),
                 )
                 .await
             {

@@ -106,7 +106,9 @@ pub(crate) async fn serve(
             peer,
             trace: &trace,
         };
-        let outcome = route::handle(&worker, &view, l, http, &incoming, &mut ds).await;
+        // Boxed: the exchange's state machine (forwarding, body relays, tunnels) is large,
+        // and an idle keep-alive connection should not carry it while it waits.
+        let outcome = Box::pin(route::handle(&worker, &view, l, http, &incoming, &mut ds)).await;
         stats.in_flight.set(stats.in_flight.get().saturating_sub(1));
         let took = started.elapsed();
         stats.request_done(outcome.route, outcome.status, took);
@@ -178,7 +180,7 @@ async fn read_head(
                 buf.fill(
                     r,
                     cap,
-                    either(monoio::time::sleep(l.idle_timeout), drain_grace(worker)),
+                    either(crate::io::sleep(l.idle_timeout), drain_grace(worker)),
                 )
                 .await
             }
@@ -186,13 +188,13 @@ async fn read_head(
                 buf.fill(
                     r,
                     cap,
-                    either(monoio::time::sleep_until(d), drain_grace(worker)),
+                    either(crate::io::sleep_until(d), drain_grace(worker)),
                 )
                 .await
             }
             (false, d) => {
                 let d = d.unwrap_or_else(|| Instant::now() + head_timeout);
-                buf.fill(r, cap, monoio::time::sleep_until(d)).await
+                buf.fill(r, cap, crate::io::sleep_until(d)).await
             }
         };
         match fill {
@@ -216,7 +218,7 @@ async fn read_head(
 /// it is told politely instead of finding it gone.
 async fn drain_grace(worker: &Worker) {
     worker.drain.wait().await;
-    monoio::time::sleep(DRAIN_IDLE_GRACE).await;
+    crate::io::sleep(DRAIN_IDLE_GRACE).await;
 }
 
 /// Half-closes and discards what the client still sends for a short while, so the response
