@@ -102,7 +102,7 @@ def raise_fd_limit(idle_conns):
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     fit = (soft - 200) // 2
     if fit < idle_conns:
-        log.warn(f"open-files limit is {soft} (hard limit; `ulimit -Hn` as root raises it): "
+        log.warn(f"open-files limit is {soft} and the hard limit does not allow more: "
                  f"opening {fit} idle connections instead of {idle_conns}")
         return fit
     return idle_conns

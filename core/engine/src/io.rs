@@ -117,6 +117,10 @@ impl ReadBuf {
         self.buf.len().saturating_sub(self.pos)
     }
 
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -135,6 +139,24 @@ impl ReadBuf {
     pub(crate) fn shrink_idle(&mut self, to: usize) {
         if self.is_empty() && self.buf.capacity() > to.saturating_mul(4) {
             self.buf = Vec::with_capacity(to);
+            self.pos = 0;
+        }
+    }
+
+    /// While nothing is buffered, grows the buffer to `n` bytes so a large body is read in
+    /// few, large reads (a 64 KiB body in one instead of four).
+    pub(crate) fn grow_empty(&mut self, n: usize) {
+        if self.is_empty() && self.buf.capacity() < n {
+            self.buf = Vec::with_capacity(n);
+            self.pos = 0;
+        }
+    }
+
+    /// While nothing is buffered, gives back memory beyond `n` bytes (a pooled connection
+    /// keeps a small buffer, whatever it last relayed).
+    pub(crate) fn shrink_empty(&mut self, n: usize) {
+        if self.is_empty() && self.buf.capacity() > n {
+            self.buf = Vec::with_capacity(n);
             self.pos = 0;
         }
     }

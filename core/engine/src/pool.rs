@@ -102,10 +102,11 @@ impl Pool {
     }
 
     /// Returns a connection for reuse; the oldest is dropped beyond `max_idle`.
-    pub(crate) fn put(&self, conn: Upstream, max_idle: usize, idle_timeout: Duration) {
+    pub(crate) fn put(&self, mut conn: Upstream, max_idle: usize, idle_timeout: Duration) {
         if max_idle == 0 || !conn.buf.is_empty() {
             return;
         }
+        conn.buf.shrink_empty(UPSTREAM_BUF);
         let mut idle = self.idle.borrow_mut();
         let list = idle.entry(conn.addr).or_default();
         while list.len() >= max_idle {

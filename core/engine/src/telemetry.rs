@@ -21,8 +21,8 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use ringside_config::Snapshot;
 
 /// Queue lengths: lines and spans waiting for their thread.
-const LOG_QUEUE: usize = 16 * 1024;
-const SPAN_QUEUE: usize = 8 * 1024;
+const LOG_QUEUE: usize = 4096;
+const SPAN_QUEUE: usize = 2048;
 const SPAN_BATCH: usize = 512;
 
 /// Counters of the telemetry pipeline (updated only off the normal request path: on a drop,

@@ -351,14 +351,26 @@ fn spawn_connection(
     // when it fires the work is dropped, closing both sockets; the guard then counts it out.
     match &listener.kind {
         ListenerKind::Http(_) => {
-            let serve = crate::http::serve(worker.clone(), name.clone(), stream, peer, stats);
+            // Boxed: the task then holds a pointer, not the future (twice, through `either`).
+            let serve = Box::pin(crate::http::serve(
+                worker.clone(),
+                name.clone(),
+                stream,
+                peer,
+                stats,
+            ));
             monoio::spawn(async move {
                 either(serve, abort.wait()).await;
                 drop(guard);
             });
         }
         ListenerKind::Tcp { .. } => {
-            let serve = crate::tcp::serve(worker.clone(), name.clone(), stream, peer);
+            let serve = Box::pin(crate::tcp::serve(
+                worker.clone(),
+                name.clone(),
+                stream,
+                peer,
+            ));
             monoio::spawn(async move {
                 either(serve, abort.wait()).await;
                 drop(guard);

@@ -184,6 +184,14 @@ pub(crate) async fn relay_response_body(
         if state.is_done() {
             return Ok(());
         }
+        let large = match state {
+            BodyState::Length(left) => *left > upbuf.capacity() as u64,
+            BodyState::Chunked(_) | BodyState::UntilClose => true,
+            BodyState::Done => false,
+        };
+        if large {
+            upbuf.grow_empty(BODY_CHUNK);
+        }
         match upbuf
             .fill(upr, BODY_CHUNK, crate::io::sleep(read_timeout))
             .await
