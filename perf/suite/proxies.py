@@ -229,6 +229,18 @@ class Ringside(Target):
         return [tools.ringside, "run", "--config", cfg, "--log-level", "warn"]
 
 
+class RingsideObs(Ringside):
+    """ringside with a JSON access log and every trace sampled (no collector): its distance to
+    `ringside` is the cost of that observability. Not in the default set of proxies."""
+
+    name = "ringside-obs"
+    label = "ringside (access log + tracing)"
+
+    def command(self, tools, work, values):
+        cfg = self.render("ringside-obs.toml", work, values)
+        return [tools.ringside, "run", "--config", cfg, "--log-level", "warn"]
+
+
 class Nginx(Target):
     name = "nginx"
     label = "nginx"
@@ -260,7 +272,8 @@ class Envoy(Target):
                 "-l", "warn", "--log-path", str(work / "envoy-error.log")]
 
 
-PROXIES = {"ringside": Ringside, "nginx": Nginx, "haproxy": Haproxy, "envoy": Envoy}
+PROXIES = {"ringside": Ringside, "nginx": Nginx, "haproxy": Haproxy, "envoy": Envoy,
+           "ringside-obs": RingsideObs}
 
 
 def nofile_limit():
