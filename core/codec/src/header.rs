@@ -126,9 +126,10 @@ pub(crate) fn line_endings_ok(head: &[u8]) -> bool {
     prev != b'\r'
 }
 
-/// RFC 9110 `tchar`.
+/// RFC 9110 `tchar`: the characters of a token (methods, header names). Public so that
+/// configuration validates tokens by the very rule requests are parsed with.
 #[inline]
-pub(crate) fn is_tchar(b: u8) -> bool {
+pub fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,

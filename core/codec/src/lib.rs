@@ -33,6 +33,7 @@ pub use chunked::{ChunkedScanner, MAX_CHUNK_SIZE_LINE, MAX_TRAILER_BYTES};
 pub use encode::{
     canonical_reason, write_request_head, write_response_head, write_response_head_dechunked,
 };
+pub use header::is_tchar;
 pub use request::{parse_request, RequestHead};
 pub use response::{parse_response, ResponseHead, MAX_RESPONSE_HEADERS};
 

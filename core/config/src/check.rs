@@ -66,29 +66,10 @@ pub(crate) fn count(n: u64) -> Result<usize, String> {
     usize::try_from(n).map_err(|_| format!("too large: {n}"))
 }
 
-/// An RFC 9110 token (`tchar`s): methods, header names, cookie names.
+/// An RFC 9110 token (`tchar`s): methods, header names, cookie names — by the codec's rule,
+/// so configuration accepts exactly the tokens requests can carry.
 pub(crate) fn is_token(value: &str) -> bool {
-    !value.is_empty()
-        && value.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
+    !value.is_empty() && value.bytes().all(ringside_codec::is_tchar)
 }
 
 /// A header value ringside writes or compares (RFC 9110 `field-value`): visible characters,
