@@ -15,8 +15,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod certs;
 pub mod client;
 pub mod origin;
+pub mod python;
+pub mod tools;
 
 use std::fmt::Display;
 use std::net::SocketAddr;

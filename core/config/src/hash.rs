@@ -5,7 +5,8 @@
 
 use std::fmt;
 
-use crate::model::{Cluster, HashKey, Lb};
+use crate::model::{Cluster, HashKey, Lb, UpstreamProtocol};
+use crate::tls::CertKey;
 
 const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
 const PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -76,7 +77,54 @@ pub(crate) fn cluster_fingerprint(cluster: &Cluster) -> u64 {
     for e in &cluster.endpoints {
         let _ = write!(h, "{}*{};", e.address, e.weight);
     }
+    let protocol = match cluster.protocol {
+        UpstreamProtocol::Http1 => "http1",
+        UpstreamProtocol::Http2 => "http2",
+        UpstreamProtocol::Auto => "auto",
+    };
+    let _ = write!(h, "protocol={protocol};");
+    match &cluster.tls {
+        None => h.write(b"tls=none;"),
+        Some(t) => {
+            let sni = t.sni.as_ref().map(|s| s.to_str().into_owned());
+            let sni = sni.as_deref().unwrap_or("");
+            let _ = write!(
+                h,
+                "tls=sni:{}:{sni};roots:{};",
+                sni.len(),
+                t.roots.roots.len()
+            );
+            // The trust anchors themselves: a changed CA is a different cluster.
+            for anchor in &t.roots.roots {
+                let _ = write!(h, "{}:", anchor.subject.len());
+                h.write(&anchor.subject);
+                let _ = write!(h, "{}:", anchor.subject_public_key_info.len());
+                h.write(&anchor.subject_public_key_info);
+            }
+            match &t.client {
+                None => h.write(b"client=none;"),
+                Some(k) => cert_chain(&mut h, k),
+            }
+        }
+    }
+    match &cluster.mtls {
+        None => h.write(b"mtls=none;"),
+        Some(m) => {
+            let _ = write!(h, "mtls=peer:{}:{};", m.peer.len(), m.peer);
+        }
+    }
     h.finish()
+}
+
+/// A certificate chain, length-prefixed (the key is implied by the certificate).
+fn cert_chain(h: &mut Fnv64, k: &CertKey) {
+    use fmt::Write as _;
+
+    let _ = write!(h, "client={};", k.key.cert.len());
+    for c in &k.key.cert {
+        let _ = write!(h, "{}:", c.len());
+        h.write(c);
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::tls::{ListenerTls, MeshIdentity, MtlsMode, UpstreamMtls, UpstreamTls};
+
 /// Index of a cluster in [`Config::clusters`]. Valid for the `Config` it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClusterId(pub usize);
@@ -25,6 +27,15 @@ pub struct Config {
     pub content_hash: u64,
     /// The TOML text this configuration was validated from (served by the admin endpoint).
     pub source: String,
+    /// `[mesh].identity`, loaded and checked.
+    pub mesh: Option<MeshIdentity>,
+    /// The directory relative material paths were resolved against: the configuration
+    /// file's for [`crate::load_file`], the current directory for [`crate::parse`]. `None`
+    /// when it could not be determined (relative paths were then used as written).
+    pub base_dir: Option<std::path::PathBuf>,
+    /// FNV-1a hash of every certificate, key and CA read (files and inline PEM): with the
+    /// same `content_hash`, a different `material_hash` means rotated material.
+    pub material_hash: u64,
 }
 
 impl Config {
@@ -41,6 +52,40 @@ impl Config {
 
     pub fn listener(&self, name: &str) -> Option<&Listener> {
         self.listeners.iter().find(|l| l.name == name)
+    }
+
+    /// Every certificate, key, CA and trust-bundle file this configuration read (resolved
+    /// paths, each once, in file order): what a rotation watcher stats.
+    pub fn tls_files(&self) -> Vec<std::path::PathBuf> {
+        let mut files: Vec<std::path::PathBuf> = Vec::new();
+        let mut add = |p: &Option<std::path::PathBuf>| {
+            if let Some(p) = p {
+                if !files.contains(p) {
+                    files.push(p.clone());
+                }
+            }
+        };
+        if let Some(m) = &self.mesh {
+            add(&m.identity.cert_path);
+            add(&m.identity.key_path);
+            add(&m.trust_bundle_path);
+        }
+        for l in &self.listeners {
+            for c in l.tls.iter().flat_map(|t| &t.certificates) {
+                add(&c.cert_path);
+                add(&c.key_path);
+            }
+        }
+        for c in &self.clusters {
+            if let Some(t) = &c.tls {
+                add(&t.ca_path);
+                if let Some(k) = &t.client {
+                    add(&k.cert_path);
+                    add(&k.key_path);
+                }
+            }
+        }
+        files
     }
 }
 
@@ -91,6 +136,10 @@ pub struct Listener {
     /// A connection with no request in flight (HTTP) or no bytes either way (TCP) for this
     /// long is closed.
     pub idle_timeout: Duration,
+    /// TLS termination with the listener's own certificates. Never set together with `mtls`.
+    pub tls: Option<ListenerTls>,
+    /// Mesh mTLS with [`Config::mesh`] (validation guarantees it is present).
+    pub mtls: Option<MtlsMode>,
 }
 
 #[derive(Debug)]
@@ -106,6 +155,98 @@ pub struct HttpListener {
     pub routes: Vec<Route>,
     pub limits: HttpLimits,
     pub access_log: Option<AccessLog>,
+    /// `[[authz]]` rules of this listener and its default.
+    pub authz: Authz,
+    pub http2: Http2Settings,
+}
+
+/// HTTP/2 settings of a listener. Header list size is [`HttpLimits::max_header_bytes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Http2Settings {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS, >= 1.
+    pub max_concurrent_streams: u32,
+    /// SETTINGS_INITIAL_WINDOW_SIZE, 1 to 2^31-1.
+    pub initial_stream_window: u32,
+    /// Connection-level window, 65535 to 2^31-1.
+    pub initial_connection_window: u32,
+    /// SETTINGS_MAX_FRAME_SIZE, 16384 to 16777215.
+    pub max_frame_size: u32,
+    /// Stream resets per second a client may cause before the connection is closed, >= 1.
+    pub max_resets_per_second: u32,
+    /// PING interval on idle connections; `None`: no PINGs.
+    pub keepalive_interval: Option<Duration>,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Http2Settings {
+            max_concurrent_streams: 100,
+            initial_stream_window: 1 << 20,
+            initial_connection_window: 4 << 20,
+            max_frame_size: 16_384,
+            max_resets_per_second: 200,
+            keepalive_interval: None,
+        }
+    }
+}
+
+/// What an authorization rule (or a listener's default) does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthzAction {
+    Allow,
+    /// Answered 403.
+    Deny,
+}
+
+/// One `[[authz]]` rule: every non-empty condition must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuthzRule {
+    pub action: AuthzAction,
+    /// Exact identities, or prefixes when ending in `*` (kept with the `*`).
+    pub principals: Vec<String>,
+    /// Path prefixes, each starting with `/`.
+    pub paths: Vec<String>,
+    /// Method tokens, compared exactly.
+    pub methods: Vec<String>,
+    /// Lower-case header names with the exact value their first field must carry.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// A listener's authorization: rules in file order, first match wins, else `default`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Authz {
+    pub rules: Vec<AuthzRule>,
+    pub default: AuthzAction,
+}
+
+impl Default for Authz {
+    fn default() -> Self {
+        Authz {
+            rules: Vec::new(),
+            default: AuthzAction::Allow,
+        }
+    }
+}
+
+impl Authz {
+    /// The action for a request. `principal` is the peer's verified identity (`None`
+    /// without one: such a request never matches a rule with principals); `path` excludes
+    /// the query string; `header` looks a header up by lower-case name.
+    pub fn decide<'h>(
+        &self,
+        principal: Option<&str>,
+        method: &str,
+        path: &str,
+        header: impl Fn(&str) -> Option<&'h [u8]>,
+    ) -> AuthzAction {
+        self.rules
+            .iter()
+            .find(|r| crate::authz::rule_matches(r, principal, method, path, &header))
+            .map_or(self.default, |r| r.action)
+    }
 }
 
 /// Where and how a listener logs its requests.
@@ -230,6 +371,13 @@ pub struct Cluster {
     /// After a failed connect an endpoint is skipped by the balancer for this long
     /// (passive health, like nginx's `fail_timeout`).
     pub fail_timeout: Duration,
+    /// HTTP version spoken to the endpoints.
+    pub protocol: UpstreamProtocol,
+    /// TLS towards the endpoints. Never set together with `mtls`.
+    pub tls: Option<UpstreamTls>,
+    /// Mesh mTLS towards the endpoints with [`Config::mesh`] (validation guarantees it is
+    /// present).
+    pub mtls: Option<UpstreamMtls>,
     /// Hash of everything above: equal fingerprints mean per-worker state (balancer, pools)
     /// can be carried over a reload.
     pub fingerprint: u64,
@@ -241,6 +389,16 @@ pub struct Endpoint {
     pub address: SocketAddr,
     /// >= 1.
     pub weight: u32,
+}
+
+/// `clusters[].protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    Http2,
+    /// With TLS, what ALPN picks (`h2` preferred); without, the downstream request's version.
+    Auto,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,9 +6,14 @@
 //! applied. `validate` does all of that, so that each mistake is reported with its own path
 //! and message.
 //!
-//! A file has four top-level keys, all optional: `[proxy]`, `[[listeners]]`, `[[routes]]` and
-//! `[[clusters]]`. Any other top-level key is an error. An empty file is valid (it serves
-//! nothing).
+//! A file has six top-level keys, all optional: `[proxy]`, `[mesh]`, `[[listeners]]`,
+//! `[[routes]]`, `[[authz]]` and `[[clusters]]`. Any other top-level key is an error. An empty
+//! file is valid (it serves nothing).
+//!
+//! Certificate, key and CA files are named by path; a relative path is resolved against the
+//! directory of the configuration file (or the current directory when the text did not come
+//! from a file). Each can be given inline instead (`cert_pem`, `key_pem`, ...), which is how a
+//! control plane pushes new identities.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -123,6 +128,143 @@ pub struct FileListener {
     /// thread; when it is full lines are dropped and counted, never the request. SIGUSR1
     /// reopens the files (logrotate). Default: none.
     pub access_log: Option<FileAccessLog>,
+    /// TLS termination: `{ certificates = [ { cert = "a.pem", key = "a-key.pem" }, ... ] }`.
+    /// The certificate whose DNS names match the client's SNI is served (exact or `*.`
+    /// wildcard of one label, case-insensitive); the first one otherwise. On an `http`
+    /// listener ALPN offers `h2` and `http/1.1`. TLS 1.2 and 1.3. An error together with
+    /// `mtls`. Default: none (plaintext).
+    pub tls: Option<FileListenerTls>,
+    /// Mesh mutual TLS with the `[mesh].identity` (which it requires): `"strict"` (every
+    /// connection is TLS with a client certificate chaining to the mesh trust bundle) or
+    /// `"permissive"` (plaintext is accepted too; a client certificate, when presented, is
+    /// verified). The verified client's identity (URI SAN) is the principal `[[authz]]`
+    /// rules match. Default: none.
+    pub mtls: Option<FileMtlsMode>,
+    /// HTTP only. What a request no `[[authz]]` rule matches gets: `"allow"` or `"deny"`
+    /// (answered 403). Default `"allow"`.
+    pub authz_default: Option<FileAuthzAction>,
+    /// HTTP only. HTTP/2 settings of this listener (HTTP/2 is served over TLS when ALPN
+    /// picks `h2`, and in cleartext when a connection opens with the HTTP/2 preface).
+    pub http2: Option<FileHttp2>,
+}
+
+/// `listeners[].tls`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileListenerTls {
+    /// Required, at least one. Certificates with their keys; the first is the default.
+    pub certificates: Vec<FileCertKey>,
+}
+
+/// A certificate chain and its private key: `{ cert = "a.pem", key = "a-key.pem" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCertKey {
+    /// PEM file with the certificate, then any intermediates. Exactly one of `cert` and
+    /// `cert_pem`.
+    pub cert: Option<String>,
+    /// The same PEM text inline.
+    pub cert_pem: Option<String>,
+    /// PEM file with exactly one private key (PKCS#8, PKCS#1 or SEC1; RSA, ECDSA P-256/P-384
+    /// or Ed25519) matching the certificate. Exactly one of `key` and `key_pem`.
+    pub key: Option<String>,
+    /// The same PEM text inline.
+    pub key_pem: Option<String>,
+}
+
+/// Values of `listeners[].mtls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileMtlsMode {
+    Strict,
+    Permissive,
+}
+
+/// `listeners[].http2`: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHttp2 {
+    /// Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS), 1 to
+    /// 2147483647. Default 100.
+    pub max_concurrent_streams: Option<u64>,
+    /// Flow-control window of each stream in bytes (SETTINGS_INITIAL_WINDOW_SIZE), 1 to
+    /// 2147483647. Default 1048576.
+    pub initial_stream_window_bytes: Option<u64>,
+    /// Flow-control window of the whole connection in bytes, 65535 to 2147483647. Default
+    /// 4194304.
+    pub initial_connection_window_bytes: Option<u64>,
+    /// Largest frame payload accepted (SETTINGS_MAX_FRAME_SIZE), 16384 to 16777215. Default
+    /// 16384.
+    pub max_frame_bytes: Option<u64>,
+    /// Stream resets a client may cause per second before the connection is closed with
+    /// ENHANCE_YOUR_CALM (Rapid Reset protection), at least 1. Default 200.
+    pub max_resets_per_second: Option<u64>,
+    /// Milliseconds between PINGs sent on an idle connection to check the client is alive.
+    /// Default: none (no PINGs).
+    pub keepalive_interval_ms: Option<u64>,
+}
+
+/// `[mesh]`: this proxy's place in a service mesh.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMesh {
+    /// The workload identity presented by `mtls` listeners and clusters, and the trust
+    /// bundle their peers are verified against.
+    pub identity: Option<FileMeshIdentity>,
+}
+
+/// `mesh.identity`: `{ cert = "id.pem", key = "id-key.pem", trust_bundle = "ca.pem" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMeshIdentity {
+    /// PEM file with the identity certificate (its URI SAN, e.g.
+    /// `spiffe://cluster.local/ns/shop/sa/cart`, is this proxy's identity) and any
+    /// intermediates. Exactly one of `cert` and `cert_pem`.
+    pub cert: Option<String>,
+    /// The same PEM text inline.
+    pub cert_pem: Option<String>,
+    /// PEM file with the identity's private key. Exactly one of `key` and `key_pem`.
+    pub key: Option<String>,
+    /// The same PEM text inline.
+    pub key_pem: Option<String>,
+    /// PEM file with the mesh's CA certificates (at least one): peers' certificates must
+    /// chain to one of them. Exactly one of `trust_bundle` and `trust_bundle_pem`.
+    pub trust_bundle: Option<String>,
+    /// The same PEM text inline.
+    pub trust_bundle_pem: Option<String>,
+}
+
+/// `[[authz]]`: one authorization rule of an `http` listener. A listener's rules are tried
+/// in file order; the first that matches a request decides; a request no rule matches gets
+/// the listener's `authz_default`. Every condition given must hold; a rule without any
+/// matches every request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAuthz {
+    /// Required. The `http` listener the rule applies to.
+    pub listener: String,
+    /// Required. `"allow"` or `"deny"` (answered 403).
+    pub action: FileAuthzAction,
+    /// The client's verified identity (the URI SAN of its mTLS certificate) is one of these:
+    /// exact strings, or a prefix when ending in `*` (`"spiffe://cluster.local/ns/shop/*"`).
+    /// A request without a verified identity never matches a rule with `principals`.
+    pub principals: Option<Vec<String>>,
+    /// The path (without the query string) starts with one of these; each must start with
+    /// `/`.
+    pub paths: Option<Vec<String>>,
+    /// The method is one of these tokens (case-sensitive: `"GET"`).
+    pub methods: Option<Vec<String>>,
+    /// Header name → value: each header must be present with exactly this first value.
+    /// Names are case-insensitive.
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// Values of `authz.action` and `listeners[].authz_default`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileAuthzAction {
+    Allow,
+    Deny,
 }
 
 /// `listeners[].access_log`.
@@ -261,6 +403,59 @@ pub struct FileCluster {
     /// After a failed connect, milliseconds during which the balancer skips that endpoint
     /// (passive health checking, like nginx's `fail_timeout`). Default 10000.
     pub fail_timeout_ms: Option<u64>,
+    /// HTTP version spoken to the endpoints: `"http1"`, `"http2"` or `"auto"` (with TLS,
+    /// what ALPN picks, preferring `h2`; without TLS, the downstream request's own version).
+    /// Default `"http1"`.
+    pub protocol: Option<FileUpstreamProtocol>,
+    /// TLS towards the endpoints: `{ ca = "ca.pem", sni = "orders.internal" }`, optionally
+    /// with a client certificate (`cert` and `key`). An error together with `mtls`. Default:
+    /// none (plaintext).
+    pub tls: Option<FileClusterTls>,
+    /// Mesh mTLS towards the endpoints: `{ peer = "spiffe://..." }`. Presents the
+    /// `[mesh].identity` (which it requires) and accepts only an endpoint whose certificate
+    /// chains to the mesh trust bundle and carries the URI SAN `peer`. Default: none.
+    pub mtls: Option<FileClusterMtls>,
+}
+
+/// Values of `clusters[].protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileUpstreamProtocol {
+    Http1,
+    Http2,
+    Auto,
+}
+
+/// `clusters[].tls`: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileClusterTls {
+    /// PEM file with the CA certificates the endpoints' certificates must chain to. At most
+    /// one of `ca` and `ca_pem`. Default: the system's trust store.
+    pub ca: Option<String>,
+    /// The same PEM text inline.
+    pub ca_pem: Option<String>,
+    /// Server name sent (SNI) and verified, a DNS name or an IP address. Default: the
+    /// endpoint's IP address is verified and no SNI is sent.
+    pub sni: Option<String>,
+    /// PEM file with a client certificate chain to present. `cert`/`cert_pem` and
+    /// `key`/`key_pem` go together: both or neither.
+    pub cert: Option<String>,
+    /// The same PEM text inline.
+    pub cert_pem: Option<String>,
+    /// PEM file with the client certificate's private key.
+    pub key: Option<String>,
+    /// The same PEM text inline.
+    pub key_pem: Option<String>,
+}
+
+/// `clusters[].mtls`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileClusterMtls {
+    /// Required. The identity (URI SAN) the endpoints' certificates must carry, e.g.
+    /// `"spiffe://cluster.local/ns/shop/sa/orders"`.
+    pub peer: String,
 }
 
 /// Values of `clusters[].lb`.

@@ -1,18 +1,19 @@
 //! Reading: TOML text → raw types, one element at a time.
 //!
 //! The text is parsed into a `toml::Table` first (a syntax error is the only error that
-//! stops everything), then `[proxy]` and each element of `[[listeners]]`, `[[routes]]` and
-//! `[[clusters]]` is deserialized on its own through `serde_path_to_error`, so that a typo in
+//! stops everything), then `[proxy]`, `[mesh]` and each element of `[[listeners]]`,
+//! `[[routes]]`, `[[authz]]` and `[[clusters]]` is deserialized on its own through `serde_path_to_error`, so that a typo in
 //! one element neither hides the mistakes in the others nor loses its path.
 
 use serde::de::DeserializeOwned;
 use toml::Value;
 
 use crate::error::ConfigError;
-use crate::raw::{FileCluster, FileListener, FileProxy, FileRoute};
+use crate::raw::{FileAuthz, FileCluster, FileListener, FileMesh, FileProxy, FileRoute};
 
-/// The four top-level keys, in the order errors are reported.
-pub(crate) const SECTIONS: [&str; 4] = ["proxy", "listeners", "routes", "clusters"];
+/// The top-level keys, in the order errors are reported.
+pub(crate) const SECTIONS: [&str; 6] =
+    ["proxy", "mesh", "listeners", "routes", "authz", "clusters"];
 
 /// One element of an array of tables.
 #[derive(Debug)]
@@ -29,8 +30,11 @@ pub(crate) enum Slot<T> {
 #[derive(Debug, Default)]
 pub(crate) struct RawFile {
     pub proxy: FileProxy,
+    /// `None` when the file has no `[mesh]` table.
+    pub mesh: Option<Slot<FileMesh>>,
     pub listeners: Vec<Slot<FileListener>>,
     pub routes: Vec<Slot<FileRoute>>,
+    pub authz: Vec<Slot<FileAuthz>>,
     pub clusters: Vec<Slot<FileCluster>>,
 }
 
@@ -52,12 +56,19 @@ pub(crate) fn read(text: &str, errors: &mut Vec<ConfigError>) -> Option<RawFile>
                     raw.proxy = proxy;
                 }
             }
+            "mesh" => {
+                raw.mesh = Some(match element(value, "mesh", errors) {
+                    Some(mesh) => Slot::Ok(mesh),
+                    None => Slot::Broken { name: None },
+                });
+            }
             "listeners" => raw.listeners = elements(value, "listeners", errors),
             "routes" => raw.routes = elements(value, "routes", errors),
+            "authz" => raw.authz = elements(value, "authz", errors),
             "clusters" => raw.clusters = elements(value, "clusters", errors),
             _ => errors.push(ConfigError {
                 message: format!(
-                    "unknown field \"{key}\", expected one of \"proxy\", \"listeners\", \"routes\", \"clusters\""
+                    "unknown field \"{key}\", expected one of \"proxy\", \"mesh\", \"listeners\", \"routes\", \"authz\", \"clusters\""
                 ),
                 path: key,
             }),

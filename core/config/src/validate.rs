@@ -1,17 +1,20 @@
 //! Validation: raw types → [`Config`], collecting every error.
 //!
-//! Order of work: `[proxy]`, then clusters (so names resolve to [`ClusterId`]s), then
-//! listeners, then routes (attached to their listener in file order). Each element is checked
+//! Order of work: `[proxy]`, `[mesh]` (listeners and clusters with `mtls` need it), then
+//! clusters (so names resolve to [`ClusterId`]s), then listeners, then routes and `[[authz]]`
+//! rules (attached to their listener in file order). TLS material is read and checked on the
+//! way (`tls.rs`), relative paths resolved against the base directory. Each element is checked
 //! in full even when an earlier one failed; an element that did not even deserialize still
 //! lends its name, so references to it are not reported a second time as unknown. Errors are
 //! finally sorted by section and element index, so `ringside check` reads like the file.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use crate::check::{self, MAX_WORKERS};
 use crate::error::{ConfigError, ConfigErrors};
-use crate::hash::fnv1a64;
+use crate::hash::{fnv1a64, Fnv64};
 use crate::model::{
     Cluster, ClusterId, Config, DriverChoice, Listener, ListenerKind, ProxySettings, Role,
 };
@@ -34,14 +37,34 @@ mod default {
     pub const FAIL_TIMEOUT_MS: u64 = 10_000;
 }
 
-pub(crate) fn parse_and_validate(text: &str) -> Result<Config, ConfigErrors> {
+/// Validates `text`; relative material paths resolve against `base_dir` (used as written
+/// when `None`).
+pub(crate) fn parse_and_validate(
+    text: &str,
+    base_dir: Option<PathBuf>,
+) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let Some(raw) = read::read(text, &mut errors) else {
         return Err(ConfigErrors(errors));
     };
-    let mut v = Validator { errors };
+    let mut v = Validator {
+        errors,
+        base_dir,
+        material: Fnv64::new(),
+        now: SystemTime::now(),
+    };
 
     let proxy = v.proxy(&raw.proxy);
+    // `mesh_given`: an identity was written, even a broken one, so that `mtls` elsewhere is
+    // not also reported as lacking it.
+    let (mesh, mesh_given) = match &raw.mesh {
+        None => (None, false),
+        Some(Slot::Broken { .. }) => (None, true),
+        Some(Slot::Ok(m)) => match &m.identity {
+            None => (None, false),
+            Some(identity) => (v.mesh_identity(identity), true),
+        },
+    };
     let cluster_ids = v.names("clusters", "cluster", &raw.clusters, |c: &FileCluster| {
         &c.name
     });
@@ -50,7 +73,7 @@ pub(crate) fn parse_and_validate(text: &str) -> Result<Config, ConfigErrors> {
         .iter()
         .enumerate()
         .map(|(i, slot)| match slot {
-            Slot::Ok(c) => v.cluster(i, c),
+            Slot::Ok(c) => v.cluster(i, c, mesh_given),
             Slot::Broken { .. } => None,
         })
         .collect();
@@ -67,7 +90,7 @@ pub(crate) fn parse_and_validate(text: &str) -> Result<Config, ConfigErrors> {
         .iter()
         .enumerate()
         .map(|(i, slot)| match slot {
-            Slot::Ok(l) => v.listener(i, l, &cluster_ids),
+            Slot::Ok(l) => v.listener(i, l, &cluster_ids, mesh_given),
             Slot::Broken { .. } => None,
         })
         .collect();
@@ -100,6 +123,29 @@ pub(crate) fn parse_and_validate(text: &str) -> Result<Config, ConfigErrors> {
         }
     }
 
+    for (i, slot) in raw.authz.iter().enumerate() {
+        let Slot::Ok(a) = slot else { continue };
+        let target = v.http_listener_ref(
+            format!("authz[{i}].listener"),
+            &a.listener,
+            "authz rules",
+            &listener_ids,
+            &raw.listeners,
+        );
+        let rule = v.authz_rule(i, a);
+        if let (Some(l), Some(rule)) = (target, rule) {
+            if let Some(Some(Listener {
+                kind: ListenerKind::Http(http),
+                ..
+            })) = listeners.get_mut(l)
+            {
+                http.authz.rules.push(rule);
+            }
+        }
+    }
+
+    let material_hash = v.material.finish();
+    let base_dir = v.base_dir;
     let mut errors = v.errors;
     if !errors.is_empty() {
         // Stable: within one element, errors keep the order they were found in.
@@ -116,6 +162,9 @@ pub(crate) fn parse_and_validate(text: &str) -> Result<Config, ConfigErrors> {
             clusters,
             content_hash: fnv1a64(text.as_bytes()),
             source: text.to_string(),
+            mesh,
+            base_dir,
+            material_hash,
         }),
         // Every element that failed recorded an error: unreachable, but never a panic.
         _ => Err(ConfigErrors::single(
@@ -127,6 +176,12 @@ pub(crate) fn parse_and_validate(text: &str) -> Result<Config, ConfigErrors> {
 
 struct Validator {
     errors: Vec<ConfigError>,
+    /// Where relative material paths resolve.
+    base_dir: Option<PathBuf>,
+    /// Hash of every certificate, key and CA byte read.
+    material: Fnv64,
+    /// Leaf certificates expired before this are rejected.
+    now: SystemTime,
 }
 
 impl Validator {
@@ -135,6 +190,12 @@ impl Validator {
             path: path.into(),
             message: message.into(),
         });
+    }
+
+    /// Records an error and gives up: `return self.fail(path, message)`.
+    fn fail<T>(&mut self, path: impl Into<String>, message: impl Into<String>) -> Option<T> {
+        self.err(path, message);
+        None
     }
 
     /// Runs `f`; `Some` of its value only if it recorded no error.
@@ -348,8 +409,12 @@ fn sort_key(path: &str) -> (usize, usize) {
     (rank, index)
 }
 
+mod authz;
 mod cluster;
 mod listener;
 mod route;
 #[cfg(test)]
 mod tests;
+mod tls;
+#[cfg(test)]
+mod tls_tests;

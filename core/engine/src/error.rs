@@ -50,6 +50,14 @@ pub(crate) enum ProxyError {
     UpstreamInvalid(String),
     #[error("upstream timed out")]
     Timeout,
+    #[error("denied by authorization policy")]
+    Forbidden,
+    /// The HTTP/2 client reset the stream or the connection failed.
+    #[error("client stream: {0}")]
+    ClientStream(h2::Error),
+    /// The upstream HTTP/2 stream or connection failed.
+    #[error("upstream stream: {0}")]
+    UpstreamStream(h2::Error),
 }
 
 impl ProxyError {
@@ -71,6 +79,28 @@ impl ProxyError {
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamInvalid(_) => 502,
             ProxyError::Timeout => 504,
+            ProxyError::Forbidden => 403,
+            ProxyError::ClientStream(_) => 400,
+            ProxyError::UpstreamStream(_) => 502,
+        }
+    }
+
+    /// The gRPC status code a gRPC client gets for this failure (grpc/doc/statuscodes.md and
+    /// its HTTP-to-gRPC mapping).
+    pub(crate) fn grpc_code(&self) -> u8 {
+        match self {
+            ProxyError::NoRoute | ProxyError::MethodNotAllowed | ProxyError::NotImplemented => 12,
+            ProxyError::Forbidden => 7,
+            ProxyError::Timeout | ProxyError::HeadTimeout => 4,
+            ProxyError::BodyTooLarge | ProxyError::HeadersTooLarge | ProxyError::UriTooLong => 8,
+            ProxyError::NoHealthyEndpoint
+            | ProxyError::Connect(_)
+            | ProxyError::UpstreamClosedEarly
+            | ProxyError::UpstreamIo(_)
+            | ProxyError::UpstreamInvalid(_)
+            | ProxyError::UpstreamStream(_) => 14,
+            ProxyError::ClientGone | ProxyError::ClientIo(_) | ProxyError::ClientStream(_) => 1,
+            ProxyError::BadRequest(_) | ProxyError::VersionNotSupported => 13,
         }
     }
 
@@ -86,19 +116,25 @@ impl ProxyError {
             | ProxyError::NotImplemented
             | ProxyError::VersionNotSupported
             | ProxyError::ClientGone
-            | ProxyError::ClientIo(_) => Side::Downstream,
+            | ProxyError::ClientIo(_)
+            | ProxyError::ClientStream(_)
+            | ProxyError::Forbidden => Side::Downstream,
             ProxyError::NoHealthyEndpoint => Side::Internal,
             ProxyError::Connect(_)
             | ProxyError::UpstreamClosedEarly
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamInvalid(_)
-            | ProxyError::Timeout => Side::Upstream,
+            | ProxyError::Timeout
+            | ProxyError::UpstreamStream(_) => Side::Upstream,
         }
     }
 
     /// Whether the client can still be sent a response (it is not the one that went away).
     pub(crate) fn answerable(&self) -> bool {
-        !matches!(self, ProxyError::ClientGone | ProxyError::ClientIo(_))
+        !matches!(
+            self,
+            ProxyError::ClientGone | ProxyError::ClientIo(_) | ProxyError::ClientStream(_)
+        )
     }
 }
 

@@ -14,8 +14,10 @@ use std::time::Duration;
 
 use monoio::buf::IoBufMut;
 use monoio::io::{
-    AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent, Canceller,
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent,
+    Canceller,
 };
+use monoio::BufResult;
 
 /// Runs `op` until it completes. If `stop` resolves first, the operation is cancelled and
 /// awaited; the result then says whether the stop fired (`stopped = true`). An operation that
@@ -76,6 +78,51 @@ pub(crate) fn sleep_until(t: monoio::time::Instant) -> std::pin::Pin<Box<monoio:
     Box::pin(monoio::time::sleep_until(t))
 }
 
+/// A read that a stop condition (timer, drain) can interrupt without losing bytes.
+///
+/// Completion-based reads (io_uring) own their buffer while in flight: they are cancelled
+/// and then awaited ([`until`]), so bytes that arrived anyway are kept. Poll-based reads
+/// (TLS, see `conn`) copy bytes only when they are ready, so dropping one loses nothing.
+/// The result says whether the stop fired (`true`) — the read then failed with `ECANCELED`
+/// or still returned its bytes.
+pub(crate) trait StopRead: AsyncReadRent {
+    fn read_or_stop<T: IoBufMut, S: Future<Output = ()>>(
+        &mut self,
+        buf: T,
+        stop: S,
+    ) -> impl Future<Output = (BufResult<usize, T>, bool)>;
+}
+
+impl<R: StopRead> StopRead for &mut R {
+    async fn read_or_stop<T: IoBufMut, S: Future<Output = ()>>(
+        &mut self,
+        buf: T,
+        stop: S,
+    ) -> (BufResult<usize, T>, bool) {
+        (**self).read_or_stop(buf, stop).await
+    }
+}
+
+impl StopRead for monoio::io::OwnedReadHalf<monoio::net::TcpStream> {
+    async fn read_or_stop<T: IoBufMut, S: Future<Output = ()>>(
+        &mut self,
+        buf: T,
+        stop: S,
+    ) -> (BufResult<usize, T>, bool) {
+        until(|h| self.cancelable_read(buf, h), stop).await
+    }
+}
+
+impl StopRead for monoio::net::TcpStream {
+    async fn read_or_stop<T: IoBufMut, S: Future<Output = ()>>(
+        &mut self,
+        buf: T,
+        stop: S,
+    ) -> (BufResult<usize, T>, bool) {
+        until(|h| self.cancelable_read(buf, h), stop).await
+    }
+}
+
 /// Whether an I/O error is the cancellation `until` caused.
 pub(crate) fn is_canceled(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ECANCELED) || e.kind() == io::ErrorKind::Interrupted
@@ -115,6 +162,11 @@ impl ReadBuf {
         // Saturating: if a future holding the buffer in flight was dropped (a route timeout),
         // the buffer is gone and `pos` may point past it; the connection is then closed.
         self.buf.len().saturating_sub(self.pos)
+    }
+
+    /// Appends bytes read elsewhere (sniffing) to the buffer.
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -188,7 +240,7 @@ impl ReadBuf {
     /// Reads once from `r`, appending. Grows the buffer up to `limit` bytes.
     pub(crate) async fn fill<R, S>(&mut self, r: &mut R, limit: usize, stop: S) -> io::Result<Fill>
     where
-        R: CancelableAsyncReadRent,
+        R: StopRead,
         S: Future<Output = ()>,
     {
         if !self.make_room(limit) {
@@ -197,8 +249,7 @@ impl ReadBuf {
         let vec = std::mem::take(&mut self.buf);
         let start = vec.len();
         let end = vec.capacity();
-        let ((res, slice), stopped) =
-            until(|h| r.cancelable_read(vec.slice_mut(start..end), h), stop).await;
+        let ((res, slice), stopped) = r.read_or_stop(vec.slice_mut(start..end), stop).await;
         self.buf = slice.into_inner();
         match res {
             Ok(0) => Ok(Fill::Eof),

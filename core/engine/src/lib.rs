@@ -6,8 +6,11 @@
 //! wait. See ARCHITECTURE.md and docs/life-of-a-request.md for the map.
 
 pub mod balance;
+mod conn;
+mod detect;
 mod error;
 mod event;
+mod h2;
 mod http;
 mod io;
 mod listen;
@@ -18,6 +21,7 @@ mod server;
 mod state;
 mod tcp;
 pub mod telemetry;
+mod tls;
 mod trace;
 mod tunnel;
 mod upstream;

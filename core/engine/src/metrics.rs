@@ -80,6 +80,11 @@ pub(crate) struct ListenerStats {
     /// Open connections and requests in flight (the rest of the open ones are idle).
     pub(crate) open: Cell<u64>,
     pub(crate) in_flight: Cell<u64>,
+    /// TLS handshakes that failed or timed out (a plaintext client on a TLS port, an
+    /// untrusted or expired client certificate...).
+    pub(crate) tls_failures: Cell<u64>,
+    /// Requests denied by the listener's authorization policy.
+    pub(crate) authz_denied: Cell<u64>,
 }
 
 impl ListenerStats {
@@ -198,6 +203,8 @@ impl WorkerStats {
                 duration: l.duration.borrow().clone(),
                 open: l.open.get(),
                 in_flight: l.in_flight.get(),
+                tls_failures: l.tls_failures.get(),
+                authz_denied: l.authz_denied.get(),
             });
         }
         for (name, c) in self.clusters.borrow().iter() {
@@ -254,6 +261,10 @@ pub struct ListenerReport {
     pub duration: Histogram,
     pub open: u64,
     pub in_flight: u64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_failures: u64,
+    /// Requests denied by the authorization policy.
+    pub authz_denied: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]

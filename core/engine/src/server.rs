@@ -39,6 +39,9 @@ pub enum ReloadError {
         addr: SocketAddr,
         source: io::Error,
     },
+    /// A TLS context of the new configuration cannot be built.
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 /// What a reload did.
@@ -110,6 +113,8 @@ pub struct ServerHandle {
     telemetry: crate::telemetry::Telemetry,
     control: Mutex<Control>,
     draining: std::sync::atomic::AtomicBool,
+    /// Re-reads certificate files when they change on disk (rotation without a reload).
+    _tls_watch: Option<crate::tls::Watcher>,
 }
 
 /// Binds every listener, starts `config.proxy.workers` pinned workers and returns once all of
@@ -228,6 +233,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         });
     }
     drop(ready_tx);
+    let shared_for_watch = Arc::clone(&shared);
     let handle = ServerHandle {
         shared,
         driver,
@@ -238,6 +244,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
             workers: handles,
             listeners,
         }),
+        _tls_watch: watch_tls_files(&shared_for_watch),
     };
     for _ in 0..workers {
         match ready_rx.recv() {
@@ -259,6 +266,52 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
     }
     tracing::info!(driver = %driver, workers, "ringside started");
     Ok(handle)
+}
+
+/// Watches the certificate, key and CA files of the running configuration; when they change,
+/// the configuration is validated again with the new material and published under the same
+/// generation (new handshakes use the new certificates; open connections are untouched). A
+/// change that does not validate (say, a certificate written without its key yet) is logged
+/// and the running material keeps serving.
+fn watch_tls_files(shared: &Arc<ArcSwap<Snapshot>>) -> Option<crate::tls::Watcher> {
+    let files = Arc::clone(shared);
+    let publish = Arc::clone(shared);
+    let watcher = crate::tls::spawn_watcher(
+        move || files.load().config.tls_files(),
+        move || {
+            let current = publish.load_full();
+            match ringside_config::reload_material(&current.config) {
+                Ok(next) if next.material_hash != current.config.material_hash => {
+                    if let Err(e) = crate::tls::TlsContexts::try_build(&next) {
+                        tracing::error!(error = %e, "tls: new certificate material rejected");
+                        return;
+                    }
+                    let snap = Arc::new(Snapshot {
+                        generation: current.generation,
+                        config: next,
+                    });
+                    // Only over the snapshot it was made from: a reload in between wins
+                    // (and has read the files itself).
+                    let prev = publish.compare_and_swap(&current, snap);
+                    if Arc::ptr_eq(&prev, &current) {
+                        tracing::info!("tls: certificate files changed; new handshakes use them");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(errors = %e, "tls: changed certificate files are invalid; keeping the running ones")
+                }
+            }
+        },
+        std::time::Duration::from_secs(1),
+    );
+    match watcher {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "tls: cannot start the certificate file watcher");
+            None
+        }
+    }
 }
 
 impl ServerHandle {
@@ -355,6 +408,15 @@ impl ServerHandle {
     ) -> Result<Reloaded, ReloadError> {
         let mut control = self.lock();
         let current = self.shared.load_full();
+        crate::tls::TlsContexts::try_build(&config).map_err(ReloadError::Tls)?;
+        if current.config.material_hash != config.material_hash
+            && current.config.content_hash == config.content_hash
+        {
+            // Same text, new certificate material (files replaced on disk): same generation.
+            let generation = generation.unwrap_or(current.generation);
+            self.shared.store(Arc::new(Snapshot { generation, config }));
+            return Ok(Reloaded::Applied(generation));
+        }
         if current.config.content_hash == config.content_hash {
             if let Some(g) = generation.filter(|g| *g != current.generation) {
                 // Same content under a new number: renumber, nothing else changes.

@@ -61,6 +61,8 @@ pub(crate) struct View {
     pub(crate) snap: Arc<Snapshot>,
     /// Indexed like `snap.config.clusters`.
     pub(crate) clusters: Vec<Rc<ClusterState>>,
+    /// rustls contexts of this generation's TLS listeners and clusters.
+    pub(crate) tls: crate::tls::TlsContexts,
 }
 
 impl View {
@@ -80,7 +82,12 @@ impl View {
                 _ => Rc::new(ClusterState::new(c)),
             })
             .collect();
-        View { snap, clusters }
+        let tls = crate::tls::TlsContexts::build(&snap.config);
+        View {
+            snap,
+            clusters,
+            tls,
+        }
     }
 
     pub(crate) fn listener(&self, name: &str) -> Option<&Listener> {

@@ -8,11 +8,10 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use monoio::io::Splitable;
-use monoio::net::TcpStream;
 use ringside_config::{HashKey, ListenerKind};
 
 use crate::balance::request_hash;
+use crate::conn::{ClientRead, ClientWrite};
 use crate::io::ReadBuf;
 use crate::pool::Upstream;
 use crate::tunnel::{tunnel, End};
@@ -22,7 +21,8 @@ use crate::worker::Worker;
 pub(crate) async fn serve(
     worker: Rc<Worker>,
     listener: Rc<str>,
-    stream: TcpStream,
+    mut cr: ClientRead,
+    mut cw: ClientWrite,
     peer: SocketAddr,
 ) {
     let view = worker.views.current();
@@ -34,6 +34,11 @@ pub(crate) async fn serve(
     };
     let idle = l.idle_timeout;
     let c = view.snap.config.cluster(cluster);
+    if c.tls.is_some() || c.mtls.is_some() {
+        // Never send plaintext to a cluster that expects TLS.
+        tracing::error!(listener = %listener, cluster = %c.name, "tcp: TLS to upstreams is not supported on tcp listeners yet; closing");
+        return;
+    }
     let Some(state) = view.clusters.get(cluster.0) else {
         return;
     };
@@ -50,8 +55,6 @@ pub(crate) async fn serve(
         }
     };
     drop(view); // do not pin this generation for the life of a long connection
-    let _ = stream.set_nodelay(true);
-    let (mut cr, mut cw) = stream.into_split();
     let mut cbuf = ReadBuf::with_capacity(0);
     let Upstream {
         mut r,

@@ -13,18 +13,17 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use monoio::io::{AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf};
-use monoio::net::TcpStream;
+use monoio::io::AsyncWriteRent;
 use monoio::time::Instant;
 
-use crate::io::{Fill, ReadBuf};
+use crate::io::{Fill, ReadBuf, StopRead};
 
 const CHUNK: usize = 64 * 1024;
 
 /// One side of a tunnel: its halves and any bytes already read from it.
-pub(crate) struct End<'a> {
-    pub(crate) r: &'a mut OwnedReadHalf<TcpStream>,
-    pub(crate) w: &'a mut OwnedWriteHalf<TcpStream>,
+pub(crate) struct End<'a, R, W> {
+    pub(crate) r: &'a mut R,
+    pub(crate) w: &'a mut W,
     pub(crate) buf: &'a mut ReadBuf,
 }
 
@@ -35,7 +34,17 @@ pub(crate) struct Moved {
     pub(crate) b_to_a: u64,
 }
 
-pub(crate) async fn tunnel(a: End<'_>, b: End<'_>, idle: Duration) -> io::Result<Moved> {
+pub(crate) async fn tunnel<AR, AW, BR, BW>(
+    a: End<'_, AR, AW>,
+    b: End<'_, BR, BW>,
+    idle: Duration,
+) -> io::Result<Moved>
+where
+    AR: StopRead,
+    AW: AsyncWriteRent,
+    BR: StopRead,
+    BW: AsyncWriteRent,
+{
     let activity = Cell::new(Instant::now());
     let a_to_b = Cell::new(0u64);
     let b_to_a = Cell::new(0u64);
@@ -71,10 +80,10 @@ pub(crate) async fn tunnel(a: End<'_>, b: End<'_>, idle: Duration) -> io::Result
     })
 }
 
-async fn copy(
-    from: &mut OwnedReadHalf<TcpStream>,
+async fn copy<R: StopRead, W: AsyncWriteRent>(
+    from: &mut R,
     buf: &mut ReadBuf,
-    to: &mut OwnedWriteHalf<TcpStream>,
+    to: &mut W,
     activity: &Cell<Instant>,
     idle: Duration,
     moved: &Cell<u64>,

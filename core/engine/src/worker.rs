@@ -54,6 +54,8 @@ pub(crate) struct Worker {
     pub(crate) id: usize,
     pub(crate) views: Views,
     pub(crate) pool: Pool,
+    /// Upstream HTTP/2 connections (multiplexed).
+    pub(crate) h2: crate::h2::client::H2Pool,
     pub(crate) stats: crate::metrics::WorkerStats,
     pub(crate) telemetry: crate::telemetry::Telemetry,
     /// Fired once when draining starts.
@@ -113,6 +115,7 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
         id: init.id,
         views: Views::new(init.shared),
         pool: Pool::default(),
+        h2: crate::h2::client::H2Pool::default(),
         stats: crate::metrics::WorkerStats::default(),
         telemetry: init.telemetry,
         drain: Event::new(),
@@ -352,7 +355,7 @@ fn spawn_connection(
     match &listener.kind {
         ListenerKind::Http(_) => {
             // Boxed: the task then holds a pointer, not the future (twice, through `either`).
-            let serve = Box::pin(crate::http::serve(
+            let serve = Box::pin(crate::detect::serve_http(
                 worker.clone(),
                 name.clone(),
                 stream,
@@ -365,11 +368,13 @@ fn spawn_connection(
             });
         }
         ListenerKind::Tcp { .. } => {
-            let serve = Box::pin(crate::tcp::serve(
+            let _ = stream.set_nodelay(true);
+            let serve = Box::pin(crate::detect::serve_tcp(
                 worker.clone(),
                 name.clone(),
                 stream,
                 peer,
+                stats,
             ));
             monoio::spawn(async move {
                 either(serve, abort.wait()).await;

@@ -244,6 +244,29 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
     }
 
     e.family(
+        "ringside_downstream_tls_handshake_failures_total",
+        Kind::Counter,
+        "TLS handshakes that failed or timed out, by listener (plaintext on a TLS port, untrusted or expired client certificates).",
+    );
+    for l in &listeners {
+        let n = t.listeners.get(*l).map_or(0, |x| x.tls_failures);
+        e.sample(
+            "ringside_downstream_tls_handshake_failures_total",
+            &[("listener", l)],
+            n,
+        );
+    }
+    e.family(
+        "ringside_authz_denied_total",
+        Kind::Counter,
+        "Requests denied by the listener's authorization policy (403 or gRPC PERMISSION_DENIED).",
+    );
+    for l in &listeners {
+        let n = t.listeners.get(*l).map_or(0, |x| x.authz_denied);
+        e.sample("ringside_authz_denied_total", &[("listener", l)], n);
+    }
+
+    e.family(
         "ringside_upstream_requests_total",
         Kind::Counter,
         "Exchanges with upstream endpoints, by response status class; code_class=\"error\" when the exchange ended without a response.",
@@ -486,6 +509,7 @@ mod tests {
                 duration: h.clone(),
                 open: 3,
                 in_flight: 1,
+                ..ListenerReport::default()
             }],
             clusters: vec![ClusterReport {
                 cluster: "app".into(),

@@ -26,6 +26,8 @@ pub struct ListenerTotals {
     pub duration: Histogram,
     pub open: u64,
     pub in_flight: u64,
+    pub tls_failures: u64,
+    pub authz_denied: u64,
 }
 
 impl ListenerTotals {
@@ -91,6 +93,8 @@ impl Totals {
                 lt.duration.merge(&l.duration);
                 lt.open += l.open;
                 lt.in_flight += l.in_flight;
+                lt.tls_failures += l.tls_failures;
+                lt.authz_denied += l.authz_denied;
             }
             for c in &r.clusters {
                 let ct = t.clusters.entry(c.cluster.clone()).or_default();

@@ -1,4 +1,5 @@
-//! Clusters: balancing policy, endpoints, pool and health settings, fingerprint.
+//! Clusters: balancing policy, endpoints, pool and health settings, upstream protocol and
+//! TLS, fingerprint.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -6,11 +7,16 @@ use std::net::SocketAddr;
 use super::{default, Validator};
 use crate::check::{self, MAX_ENDPOINT_WEIGHT};
 use crate::hash::cluster_fingerprint;
-use crate::model::{Cluster, Endpoint, Lb};
-use crate::raw::{FileCluster, FileEndpoint, FileLb};
+use crate::model::{Cluster, Endpoint, Lb, UpstreamProtocol};
+use crate::raw::{FileCluster, FileEndpoint, FileLb, FileUpstreamProtocol};
 
 impl Validator {
-    pub(super) fn cluster(&mut self, i: usize, c: &FileCluster) -> Option<Cluster> {
+    pub(super) fn cluster(
+        &mut self,
+        i: usize,
+        c: &FileCluster,
+        mesh_given: bool,
+    ) -> Option<Cluster> {
         let p = format!("clusters[{i}]");
         let mut cluster = self.clean(|v| {
             let lb = match c.lb {
@@ -54,6 +60,32 @@ impl Validator {
                     0
                 }
             };
+            let protocol = match c.protocol {
+                None | Some(FileUpstreamProtocol::Http1) => UpstreamProtocol::Http1,
+                Some(FileUpstreamProtocol::Http2) => UpstreamProtocol::Http2,
+                Some(FileUpstreamProtocol::Auto) => UpstreamProtocol::Auto,
+            };
+            let tls = c.tls.as_ref().and_then(|t| v.upstream_tls(&format!("{p}.tls"), t));
+            let mtls = c.mtls.as_ref().and_then(|m| v.upstream_mtls(&format!("{p}.mtls"), m));
+            if c.mtls.is_some() && c.tls.is_some() {
+                v.err(
+                    format!("{p}.mtls"),
+                    "cannot be set together with \"tls\": mtls uses the [mesh] identity and trust bundle",
+                );
+            } else if c.mtls.is_some() && !mesh_given {
+                v.err(
+                    format!("{p}.mtls"),
+                    "requires [mesh].identity (the certificate mtls presents and the trust bundle it verifies the upstream with)",
+                );
+            }
+            let both = c.tls.is_some() && c.mtls.is_some();
+            if (c.tls.is_some() || c.mtls.is_some()) && !both && protocol == UpstreamProtocol::Http1 {
+                let key = if c.mtls.is_some() { "mtls" } else { "tls" };
+                v.err(
+                    format!("{p}.{key}"),
+                    "upstream TLS is spoken over HTTP/2 in this version: set protocol = \"http2\" (or \"auto\"); HTTP/1.1 over TLS to an upstream is not supported yet",
+                );
+            }
             Cluster {
                 name: c.name.clone(),
                 lb,
@@ -75,6 +107,9 @@ impl Validator {
                     c.fail_timeout_ms,
                     default::FAIL_TIMEOUT_MS,
                 ),
+                protocol,
+                tls,
+                mtls,
                 fingerprint: 0,
             }
         })?;

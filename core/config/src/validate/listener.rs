@@ -1,12 +1,23 @@
-//! Listeners: bind addresses, protocol-specific keys and limits.
+//! Listeners: bind addresses, protocol-specific keys, limits, TLS and HTTP/2 settings.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::{default, Validator};
 use crate::check;
-use crate::model::{AccessLog, HttpLimits, HttpListener, Listener, ListenerKind, LogFormat};
-use crate::raw::{FileListener, FileLogFormat, FileProtocol};
+use crate::model::{
+    AccessLog, Authz, AuthzAction, Http2Settings, HttpLimits, HttpListener, Listener, ListenerKind,
+    LogFormat,
+};
+use crate::raw::{FileHttp2, FileListener, FileLogFormat, FileMtlsMode, FileProtocol};
+use crate::tls::MtlsMode;
+
+/// Largest HTTP/2 flow-control window (RFC 9113 §6.9.1).
+const MAX_WINDOW: u64 = (1 << 31) - 1;
+/// Smallest connection window: HTTP/2 starts every connection at 65535.
+const MIN_CONNECTION_WINDOW: u64 = 65_535;
+/// SETTINGS_MAX_FRAME_SIZE bounds (RFC 9113 §6.5.2).
+const FRAME_SIZES: (u64, u64) = (16_384, (1 << 24) - 1);
 use crate::read::Slot;
 
 impl Validator {
@@ -37,6 +48,7 @@ impl Validator {
         i: usize,
         l: &FileListener,
         clusters: &HashMap<&str, usize>,
+        mesh_given: bool,
     ) -> Option<Listener> {
         let p = format!("listeners[{i}]");
         let built = self.clean(|v| {
@@ -61,12 +73,30 @@ impl Validator {
                 FileProtocol::Http => v.http_listener(&p, l),
                 FileProtocol::Tcp => v.tcp_listener(&p, l, clusters),
             };
+            let tls = l.tls.as_ref().and_then(|t| v.listener_tls(&format!("{p}.tls"), t));
+            let mtls = l.mtls.map(|m| match m {
+                FileMtlsMode::Strict => MtlsMode::Strict,
+                FileMtlsMode::Permissive => MtlsMode::Permissive,
+            });
+            if mtls.is_some() && l.tls.is_some() {
+                v.err(
+                    format!("{p}.mtls"),
+                    "cannot be set together with \"tls\": an mtls listener serves the [mesh] identity",
+                );
+            } else if mtls.is_some() && !mesh_given {
+                v.err(
+                    format!("{p}.mtls"),
+                    "requires [mesh].identity (the certificate mtls presents and the trust bundle it verifies clients with)",
+                );
+            }
             Some(Listener {
                 name: l.name.clone(),
                 bind: bind?,
                 kind: kind?,
                 max_connections,
                 idle_timeout,
+                tls,
+                mtls,
             })
         });
         built.flatten()
@@ -118,11 +148,76 @@ impl Validator {
                 },
             })
         });
+        let http2 = self.http2(&format!("{p}.http2"), l.http2.as_ref());
         Some(ListenerKind::Http(HttpListener {
             routes: Vec::new(),
             limits,
             access_log,
+            authz: Authz {
+                rules: Vec::new(),
+                default: l
+                    .authz_default
+                    .map_or(AuthzAction::Allow, super::authz::action),
+            },
+            http2,
         }))
+    }
+
+    fn http2(&mut self, p: &str, h: Option<&FileHttp2>) -> Http2Settings {
+        let d = Http2Settings::default();
+        let Some(h) = h else { return d };
+        let mut bounded = |key: &str, value: Option<u64>, default: u32, (lo, hi): (u64, u64)| {
+            let Some(n) = value else { return default };
+            match u32::try_from(n) {
+                Ok(n32) if (lo..=hi).contains(&n) => n32,
+                _ => {
+                    self.err(
+                        format!("{p}.{key}"),
+                        format!("must be from {lo} to {hi}, got {n}"),
+                    );
+                    default
+                }
+            }
+        };
+        let settings = Http2Settings {
+            max_concurrent_streams: bounded(
+                "max_concurrent_streams",
+                h.max_concurrent_streams,
+                d.max_concurrent_streams,
+                (1, MAX_WINDOW),
+            ),
+            initial_stream_window: bounded(
+                "initial_stream_window_bytes",
+                h.initial_stream_window_bytes,
+                d.initial_stream_window,
+                (1, MAX_WINDOW),
+            ),
+            initial_connection_window: bounded(
+                "initial_connection_window_bytes",
+                h.initial_connection_window_bytes,
+                d.initial_connection_window,
+                (MIN_CONNECTION_WINDOW, MAX_WINDOW),
+            ),
+            max_frame_size: bounded(
+                "max_frame_bytes",
+                h.max_frame_bytes,
+                d.max_frame_size,
+                FRAME_SIZES,
+            ),
+            max_resets_per_second: bounded(
+                "max_resets_per_second",
+                h.max_resets_per_second,
+                d.max_resets_per_second,
+                (1, u64::from(u32::MAX)),
+            ),
+            keepalive_interval: None,
+        };
+        Http2Settings {
+            keepalive_interval: h
+                .keepalive_interval_ms
+                .map(|ms| self.timeout(format!("{p}.keepalive_interval_ms"), Some(ms), ms.max(1))),
+            ..settings
+        }
     }
 
     fn tcp_listener(
@@ -141,6 +236,8 @@ impl Validator {
             ("max_uri_bytes", l.max_uri_bytes.is_some()),
             ("max_request_body_bytes", l.max_request_body_bytes.is_some()),
             ("access_log", l.access_log.is_some()),
+            ("authz_default", l.authz_default.is_some()),
+            ("http2", l.http2.is_some()),
         ];
         for (key, present) in http_only {
             if present {

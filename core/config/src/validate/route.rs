@@ -1,6 +1,6 @@
 //! Routes: the listener they belong to, their `match`, and their one action.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
@@ -31,14 +31,30 @@ impl Validator {
         ids: &HashMap<&str, usize>,
         listeners: &[Slot<FileListener>],
     ) -> Option<usize> {
-        let target = ids
-            .get(r.listener.as_str())
-            .map(|&l| match listeners.get(l) {
-                Some(Slot::Ok(fl)) if fl.protocol == Some(FileProtocol::Tcp) => ListenerRef::Tcp,
-                Some(Slot::Ok(_)) => ListenerRef::Http(l),
-                _ => ListenerRef::Broken,
-            });
-        let path = format!("routes[{i}].listener");
+        self.http_listener_ref(
+            format!("routes[{i}].listener"),
+            &r.listener,
+            "routes",
+            ids,
+            listeners,
+        )
+    }
+
+    /// The index of the http listener named `name` (routes and authz rules name theirs);
+    /// `what` is what applies to http listeners only, for the message.
+    pub(super) fn http_listener_ref(
+        &mut self,
+        path: String,
+        name: &str,
+        what: &str,
+        ids: &HashMap<&str, usize>,
+        listeners: &[Slot<FileListener>],
+    ) -> Option<usize> {
+        let target = ids.get(name).map(|&l| match listeners.get(l) {
+            Some(Slot::Ok(fl)) if fl.protocol == Some(FileProtocol::Tcp) => ListenerRef::Tcp,
+            Some(Slot::Ok(_)) => ListenerRef::Http(l),
+            _ => ListenerRef::Broken,
+        });
         match target {
             Some(ListenerRef::Http(l)) => Some(l),
             Some(ListenerRef::Broken) => None,
@@ -46,14 +62,13 @@ impl Validator {
                 self.err(
                     path,
                     format!(
-                        "listener {:?} is a tcp listener; routes apply to http listeners only",
-                        r.listener
+                        "listener {name:?} is a tcp listener; {what} apply to http listeners only"
                     ),
                 );
                 None
             }
             None => {
-                self.err(path, format!("unknown listener {:?}", r.listener));
+                self.err(path, format!("unknown listener {name:?}"));
                 None
             }
         }
@@ -144,37 +159,53 @@ impl Validator {
                     );
                 }
             }
-            let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
-            for (name, value) in m.headers.iter().flatten() {
-                let hp = format!("{p}.headers.{}", key_segment(name));
-                if !check::is_token(name) {
-                    v.err(&*hp, format!("invalid header name {name:?}"));
-                    continue;
-                }
-                if !check::is_header_value(value) {
-                    v.err(
-                        &*hp,
-                        format!("invalid header value {value:?}: control characters are not allowed"),
-                    );
-                } else if value.trim_matches([' ', '\t']) != value {
-                    v.err(
-                        &*hp,
-                        format!(
-                            "header value {value:?} has leading or trailing whitespace, which a request's header value never has"
-                        ),
-                    );
-                }
-                let lower = name.to_ascii_lowercase();
-                if headers.iter().any(|(n, _)| *n == lower) {
-                    v.err(
-                        &*hp,
-                        format!("duplicate header {lower:?} (header names are case-insensitive)"),
-                    );
-                }
-                headers.push((lower, value.as_bytes().to_vec()));
+            let headers = v.header_conditions(p, m.headers.as_ref());
+            RouteMatch {
+                host,
+                path,
+                method,
+                headers,
             }
-            RouteMatch { host, path, method, headers }
         })
+    }
+
+    /// `headers` tables (of a route's `match` and of authz rules): name → exact value, names
+    /// lower-cased, each at most once.
+    pub(super) fn header_conditions(
+        &mut self,
+        p: &str,
+        given: Option<&BTreeMap<String, String>>,
+    ) -> Vec<(String, Vec<u8>)> {
+        let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
+        for (name, value) in given.into_iter().flatten() {
+            let hp = format!("{p}.headers.{}", key_segment(name));
+            if !check::is_token(name) {
+                self.err(&*hp, format!("invalid header name {name:?}"));
+                continue;
+            }
+            if !check::is_header_value(value) {
+                self.err(
+                    &*hp,
+                    format!("invalid header value {value:?}: control characters are not allowed"),
+                );
+            } else if value.trim_matches([' ', '\t']) != value {
+                self.err(
+                &*hp,
+                format!(
+                    "header value {value:?} has leading or trailing whitespace, which a request's header value never has"
+                ),
+                );
+            }
+            let lower = name.to_ascii_lowercase();
+            if headers.iter().any(|(n, _)| *n == lower) {
+                self.err(
+                    &*hp,
+                    format!("duplicate header {lower:?} (header names are case-insensitive)"),
+                );
+            }
+            headers.push((lower, value.as_bytes().to_vec()));
+        }
+        headers
     }
 
     fn path_match(&mut self, p: &str, m: &FileMatch) -> PathMatch {

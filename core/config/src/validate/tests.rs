@@ -70,7 +70,7 @@ fn ok(text: &str) -> Config {
 }
 
 /// Every error, rendered `path: message`.
-fn errors(text: &str) -> Vec<String> {
+pub(super) fn errors(text: &str) -> Vec<String> {
     match parse(text) {
         Ok(_) => panic!("expected errors, the config is valid:\n{text}"),
         Err(e) => e.0.iter().map(ToString::to_string).collect(),
@@ -375,7 +375,7 @@ endpoints = [ "nope" ]
 #[test]
 fn unknown_keys_are_errors_everywhere() {
     let cases = [
-        ("[[listener]]\nname = \"l\"\n", "listener: unknown field \"listener\", expected one of \"proxy\", \"listeners\", \"routes\", \"clusters\""),
+        ("[[listener]]\nname = \"l\"\n", "listener: unknown field \"listener\", expected one of \"proxy\", \"mesh\", \"listeners\", \"routes\", \"authz\", \"clusters\""),
         ("[proxy]\nworkres = 2\n", "proxy.workres: unknown field \"workres\""),
         (
             "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:1\"\nbnid = \"x\"\n",
@@ -875,6 +875,7 @@ fn truncated_files_never_panic() {
 #[test]
 fn the_examples_of_docs_config_md_are_true() {
     const DOC: &str = include_str!("../../../../docs/config.md");
+    let pki = super::tls_tests::pki();
     let mut blocks: Vec<(&str, &str)> = Vec::new(); // (language, body)
     let mut rest = DOC;
     while let Some(start) = rest.find("\n```") {
@@ -902,7 +903,10 @@ fn the_examples_of_docs_config_md_are_true() {
             );
             invalid += 1;
         } else {
-            ok(body);
+            // Certificate files named by the examples exist in the fixture directory.
+            if let Err(e) = crate::parse_in(body, pki.path()) {
+                panic!("docs example is invalid:\n{e}\n{body}");
+            }
             valid += 1;
         }
     }

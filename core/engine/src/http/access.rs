@@ -4,7 +4,8 @@
 //! JSON lines carry: `time` (start, RFC 3339 UTC), `duration_ms`, `listener`, `route`,
 //! `method`, `authority`, `path`, `protocol`, `status`, `bytes_in` (request body bytes sent
 //! upstream), `bytes_out` (bytes written to the client), `upstream`, `upstream_duration_ms`,
-//! `request_id`, `trace_id`, `client`, `error`. The combined format is Apache/nginx's,
+//! `request_id`, `trace_id`, `client`, `peer_identity` (the verified client identity on an mTLS
+//! listener, else null), `error`. The combined format is Apache/nginx's,
 //! with `bytes_out` as the size.
 
 use std::net::SocketAddr;
@@ -25,12 +26,19 @@ pub(crate) struct Entry<'a> {
     pub(crate) listener: &'a str,
     pub(crate) head: &'a RequestHead,
     pub(crate) peer: SocketAddr,
+    /// The client's verified identity (mesh mTLS).
+    pub(crate) identity: Option<&'a str>,
+    /// The request came over HTTP/2.
+    pub(crate) h2: bool,
     pub(crate) trace: &'a TraceContext,
     pub(crate) outcome: &'a Outcome<'a>,
 }
 
-fn protocol(head: &RequestHead) -> &'static str {
-    match head.version() {
+fn protocol(e: &Entry<'_>) -> &'static str {
+    if e.h2 {
+        return "HTTP/2";
+    }
+    match e.head.version() {
         Version::Http10 => "HTTP/1.0",
         Version::Http11 => "HTTP/1.1",
     }
@@ -66,7 +74,7 @@ fn json(e: &Entry<'_>) -> String {
     field(&mut s, "method", Some(e.head.method()));
     field(&mut s, "authority", e.head.authority());
     field(&mut s, "path", Some(e.head.path_and_query()));
-    field(&mut s, "protocol", Some(protocol(e.head)));
+    field(&mut s, "protocol", Some(protocol(e)));
     s.push_str(&format!(
         ",\"status\":{},\"bytes_in\":{},\"bytes_out\":{}",
         o.status, o.bytes_in, o.bytes_out
@@ -91,6 +99,7 @@ fn json(e: &Entry<'_>) -> String {
     );
     field(&mut s, "trace_id", Some(&e.trace.trace_id_hex()));
     field(&mut s, "client", Some(&e.peer.ip().to_string()));
+    field(&mut s, "peer_identity", e.identity);
     field(&mut s, "error", o.error.as_deref());
     s.push('}');
     s
@@ -112,7 +121,7 @@ fn combined(e: &Entry<'_>) -> String {
         clf_time(e.time),
         e.head.method(),
         e.head.path_and_query().replace('"', "%22"),
-        protocol(e.head),
+        protocol(e),
         e.outcome.status,
         e.outcome.bytes_out,
         quoted(e.head.header("referer")),

@@ -6,12 +6,11 @@
 
 use std::time::Duration;
 
-use monoio::io::{OwnedReadHalf, OwnedWriteHalf};
-use monoio::net::TcpStream;
+use monoio::io::AsyncWriteRent;
 use ringside_codec::{BodyKind, ChunkError, ChunkedScanner};
 
 use crate::error::ProxyError;
-use crate::io::{write_vec_timeout, Fill, ReadBuf};
+use crate::io::{write_vec_timeout, Fill, ReadBuf, StopRead};
 
 /// Read-buffer limit while a body streams.
 pub(crate) const BODY_CHUNK: usize = 64 * 1024;
@@ -85,10 +84,10 @@ pub(crate) enum SendError {
 
 /// Copies the rest of a request body from the client to the upstream.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn send_request_body(
-    cr: &mut OwnedReadHalf<TcpStream>,
+pub(crate) async fn send_request_body<R: StopRead, W: AsyncWriteRent>(
+    cr: &mut R,
     rbuf: &mut ReadBuf,
-    upw: &mut OwnedWriteHalf<TcpStream>,
+    upw: &mut W,
     state: &mut BodyState,
     limit: Option<u64>,
     sent: &mut u64,
@@ -133,10 +132,10 @@ pub(crate) enum RelayError {
 /// Sends `first` (the response head) and then the response body from the upstream to the
 /// client. `dechunk`: strip chunked framing (HTTP/1.0 client).
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn relay_response_body(
-    upr: &mut OwnedReadHalf<TcpStream>,
+pub(crate) async fn relay_response_body<R: StopRead, W: AsyncWriteRent>(
+    upr: &mut R,
     upbuf: &mut ReadBuf,
-    cw: &mut OwnedWriteHalf<TcpStream>,
+    cw: &mut W,
     state: &mut BodyState,
     dechunk: bool,
     first: Vec<u8>,

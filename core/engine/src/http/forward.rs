@@ -17,14 +17,15 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use monoio::io::{OwnedReadHalf, OwnedWriteHalf};
+use monoio::io::OwnedReadHalf;
 use monoio::net::TcpStream;
 use ringside_codec::{
     parse_response, write_request_head, write_response_head, BodyKind, RequestHead, Version,
 };
-use ringside_config::{Cluster, HttpLimits};
+use ringside_config::{Cluster, HttpLimits, UpstreamProtocol};
 
 use super::body::{relay_response_body, send_request_body, BodyState, RelayError, SendError};
+use crate::conn::{ClientRead, ClientWrite};
 use crate::error::ProxyError;
 use crate::io::{write_vec_timeout, Fill, ReadBuf};
 use crate::metrics::ClusterStats;
@@ -42,8 +43,8 @@ pub(crate) const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The client side of the connection, lent to one request.
 pub(crate) struct Downstream<'a> {
-    pub(crate) r: &'a mut OwnedReadHalf<TcpStream>,
-    pub(crate) w: &'a mut OwnedWriteHalf<TcpStream>,
+    pub(crate) r: &'a mut ClientRead,
+    pub(crate) w: &'a mut ClientWrite,
     pub(crate) buf: &'a mut ReadBuf,
 }
 
@@ -59,6 +60,8 @@ pub(crate) struct Request<'a> {
     pub(crate) client_keep: bool,
     /// Ring-hash key of the request.
     pub(crate) hash: Option<u64>,
+    /// Index of the cluster in the snapshot (its TLS context).
+    pub(crate) cluster_idx: usize,
 }
 
 /// How a forwarded request ended.
@@ -72,17 +75,17 @@ pub(crate) enum Forwarded {
 /// One exchange with an endpoint: counted as active (least_request, metrics) for as long as
 /// it lives, and recorded when it ends — as a response with its status, or, when it ends
 /// without one (including being dropped by a route timeout), as an error.
-struct Active<'a> {
+pub(crate) struct Active<'a> {
     state: &'a ClusterState,
     idx: usize,
     stats: &'a ClusterStats,
     addr: std::net::SocketAddr,
-    started: std::time::Instant,
-    status: Option<u16>,
+    pub(crate) started: std::time::Instant,
+    pub(crate) status: Option<u16>,
 }
 
 impl<'a> Active<'a> {
-    fn start(
+    pub(crate) fn start(
         state: &'a ClusterState,
         idx: usize,
         stats: &'a ClusterStats,
@@ -139,13 +142,26 @@ enum Exchanged {
 }
 
 pub(crate) async fn forward(
-    worker: &Worker,
+    worker: &std::rc::Rc<Worker>,
     cluster: &Cluster,
     state: &ClusterState,
     req: &Request<'_>,
     ds: &mut Downstream<'_>,
     progress: &Progress,
 ) -> Result<Forwarded, ProxyError> {
+    if cluster.protocol == UpstreamProtocol::Http2 {
+        let after = crate::h2::from_h1::forward(
+            worker,
+            cluster,
+            req.cluster_idx,
+            state,
+            crate::h2::from_h1::FromH1 { req, ds, progress },
+        )
+        .await?;
+        return Ok(Forwarded::Done {
+            keep: matches!(after, super::route::After::KeepAlive),
+        });
+    }
     let stats = worker.stats.cluster(&cluster.name);
     let retry_safe = req.head.is_idempotent()
         && matches!(req.head.body(), BodyKind::Empty | BodyKind::Length(0));
@@ -329,7 +345,7 @@ async fn receive(
     req: &Request<'_>,
     upr: &mut OwnedReadHalf<TcpStream>,
     upbuf: &mut ReadBuf,
-    cw: &mut OwnedWriteHalf<TcpStream>,
+    cw: &mut ClientWrite,
     upgrade: bool,
     progress: &Progress,
 ) -> Result<Exchanged, ProxyError> {

@@ -11,21 +11,25 @@
 //! `Connection: close`.
 
 mod access;
-mod body;
-mod forward;
+pub(crate) mod body;
+pub(crate) mod forward;
 mod respond;
-mod route;
+pub(crate) mod route;
+
+pub(crate) use forward::{Active, UPSTREAM_READ_TIMEOUT};
+pub(crate) use respond::reason;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::net::TcpStream;
 use monoio::time::Instant;
 use ringside_codec::{parse_request, Limits, RequestHead};
 use ringside_config::{HttpListener, Listener, ListenerKind};
 
+use crate::conn::{ClientRead, ClientWrite};
 use crate::error::ProxyError;
 use crate::io::{either, write_vec_timeout, Fill, ReadBuf};
 use crate::metrics::ListenerStats;
@@ -41,16 +45,39 @@ const LINGER: Duration = Duration::from_secs(2);
 /// See [`drain_grace`].
 const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
+/// The HTTP/2 connection preface (RFC 9113 §3.4): a plaintext connection that starts with it
+/// is h2c with prior knowledge.
+pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Facts about a client connection that its requests may need.
+pub(crate) struct ClientConn {
+    pub(crate) peer: SocketAddr,
+    /// The connection is TLS (X-Forwarded-Proto `https`).
+    pub(crate) tls: bool,
+    /// The verified identity (URI SAN) of a client certificate (mesh mTLS).
+    pub(crate) identity: Option<Rc<str>>,
+}
+
+/// How an HTTP/1 connection ended.
+pub(crate) enum Ended {
+    Closed,
+    /// The client opened with the HTTP/2 preface: the socket and the bytes read so far.
+    H2c(TcpStream, Vec<u8>),
+}
+
+/// Serves HTTP/1.1 on a connection; `initial` holds bytes already read from it (sniffing).
 pub(crate) async fn serve(
     worker: Rc<Worker>,
     listener: Rc<str>,
-    stream: TcpStream,
-    peer: SocketAddr,
+    mut r: ClientRead,
+    mut w: ClientWrite,
+    initial: Vec<u8>,
+    conn: Rc<ClientConn>,
     stats: Rc<ListenerStats>,
-) {
-    let _ = stream.set_nodelay(true);
-    let (mut r, mut w) = stream.into_split();
+) -> Ended {
+    let peer = conn.peer;
     let mut buf = ReadBuf::with_capacity(INITIAL_BUF);
+    buf.extend(&initial);
     let mut first = true;
     let mut log_path = access::PathCache::default();
     loop {
@@ -62,7 +89,17 @@ pub(crate) async fn serve(
             break;
         };
         let head = match read_head(&worker, &mut r, &mut buf, l, http, first).await {
-            Ok(Some(head)) => head,
+            Ok(Some(Read::Head(head))) => head,
+            Ok(Some(Read::H2Preface)) => {
+                return match (r, w) {
+                    (ClientRead::Plain(r), ClientWrite::Plain(w)) => match r.reunite(w) {
+                        Ok(stream) => Ended::H2c(stream, buf.data().to_vec()),
+                        Err(_) => Ended::Closed,
+                    },
+                    // h2 over TLS is chosen by ALPN, not by a preface.
+                    _ => Ended::Closed,
+                };
+            }
             Ok(None) => break,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "bad request head");
@@ -105,6 +142,8 @@ pub(crate) async fn serve(
             head: &head,
             peer,
             trace: &trace,
+            conn: &conn,
+            stats: &stats,
         };
         // Boxed: the exchange's state machine (forwarding, body relays, tunnels) is large,
         // and an idle keep-alive connection should not carry it while it waits.
@@ -121,6 +160,8 @@ pub(crate) async fn serve(
                     listener: &listener,
                     head: &head,
                     peer,
+                    identity: conn.identity.as_deref(),
+                    h2: false,
                     trace: &trace,
                     outcome: &outcome,
                 },
@@ -142,18 +183,78 @@ pub(crate) async fn serve(
             }
         }
     }
+    Ended::Closed
+}
+
+/// A finished request, for the access log and the trace exporter.
+pub(crate) struct Finished<'a> {
+    pub(crate) started_at: std::time::SystemTime,
+    pub(crate) took: Duration,
+    pub(crate) head: &'a RequestHead,
+    pub(crate) conn: &'a ClientConn,
+    pub(crate) trace: &'a TraceContext,
+    pub(crate) outcome: &'a route::Outcome<'a>,
+    pub(crate) h2: bool,
+}
+
+/// Logs a finished request (access log) and exports its span, as configured.
+pub(crate) fn record(worker: &Worker, listener: &str, http: &HttpListener, f: &Finished<'_>) {
+    if let Some(log) = &http.access_log {
+        let line = access::line(
+            log.format,
+            &access::Entry {
+                time: f.started_at,
+                took: f.took,
+                listener,
+                head: f.head,
+                peer: f.conn.peer,
+                identity: f.conn.identity.as_deref(),
+                h2: f.h2,
+                trace: f.trace,
+                outcome: f.outcome,
+            },
+        );
+        worker
+            .telemetry
+            .log(&crate::telemetry::log_path(&log.path), line);
+    }
+    if f.trace.sampled
+        && worker
+            .views
+            .current()
+            .snap
+            .config
+            .proxy
+            .otlp_endpoint
+            .is_some()
+    {
+        worker.telemetry.span(access::span(
+            f.started_at,
+            listener,
+            f.head,
+            f.conn.peer,
+            f.trace,
+            f.outcome,
+        ));
+    }
+}
+
+/// What [`read_head`] found.
+enum Read {
+    Head(RequestHead),
+    H2Preface,
 }
 
 /// Reads until one request head is complete. `Ok(None)`: the connection ended cleanly (EOF,
 /// idle timeout, or drain while idle).
 async fn read_head(
     worker: &Worker,
-    r: &mut OwnedReadHalf<TcpStream>,
+    r: &mut ClientRead,
     buf: &mut ReadBuf,
     l: &Listener,
     http: &HttpListener,
     first: bool,
-) -> Result<Option<RequestHead>, ProxyError> {
+) -> Result<Option<Read>, ProxyError> {
     let limits = Limits {
         max_header_bytes: http.limits.max_header_bytes,
         max_headers: http.limits.max_headers,
@@ -166,9 +267,15 @@ async fn read_head(
     let mut deadline = (first || !buf.is_empty()).then(|| Instant::now() + head_timeout);
     loop {
         if !buf.is_empty() {
-            if let Some((head, n)) = parse_request(buf.data(), &limits)? {
+            let data = buf.data();
+            let n = data.len().min(H2_PREFACE.len());
+            if first && data.get(..n) == H2_PREFACE.get(..n) {
+                if n == H2_PREFACE.len() {
+                    return Ok(Some(Read::H2Preface));
+                }
+            } else if let Some((head, n)) = parse_request(data, &limits)? {
                 buf.consume(n);
-                return Ok(Some(head));
+                return Ok(Some(Read::Head(head)));
             }
         }
         let idle = buf.is_empty();
@@ -223,7 +330,7 @@ async fn drain_grace(worker: &Worker) {
 
 /// Half-closes and discards what the client still sends for a short while, so the response
 /// already written is read before the socket closes (nginx's lingering close).
-async fn linger(r: &mut OwnedReadHalf<TcpStream>, w: &mut OwnedWriteHalf<TcpStream>) {
+async fn linger(r: &mut ClientRead, w: &mut ClientWrite) {
     let _ = w.shutdown().await;
     let deadline = Instant::now() + LINGER;
     let mut scratch = vec![0u8; 4096];

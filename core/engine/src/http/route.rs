@@ -9,7 +9,9 @@
 use std::net::SocketAddr;
 
 use ringside_codec::{BodyKind, RequestHead, Version};
-use ringside_config::{ClusterId, HttpListener, Lb, Listener, RequestView, RouteAction};
+use ringside_config::{
+    AuthzAction, Cluster, ClusterId, HttpListener, Lb, Listener, RequestView, RouteAction,
+};
 
 use super::forward::{forward, Downstream, Forwarded, Progress, Request};
 use super::respond;
@@ -39,7 +41,7 @@ pub(crate) struct Outcome<'v> {
 }
 
 impl<'v> Outcome<'v> {
-    fn new(after: After, route: &'v str, status: u16) -> Outcome<'v> {
+    pub(crate) fn new(after: After, route: &'v str, status: u16) -> Outcome<'v> {
         Outcome {
             after,
             route,
@@ -53,7 +55,7 @@ impl<'v> Outcome<'v> {
         }
     }
 
-    fn failed(after: After, route: &'v str, e: &ProxyError) -> Outcome<'v> {
+    pub(crate) fn failed(after: After, route: &'v str, e: &ProxyError) -> Outcome<'v> {
         Outcome {
             error: Some(e.to_string()),
             ..Outcome::new(after, route, e.status())
@@ -66,6 +68,8 @@ pub(crate) struct Incoming<'a> {
     pub(crate) head: &'a RequestHead,
     pub(crate) peer: SocketAddr,
     pub(crate) trace: &'a TraceContext,
+    pub(crate) conn: &'a super::ClientConn,
+    pub(crate) stats: &'a crate::metrics::ListenerStats,
 }
 
 /// What the connection loop does after a request.
@@ -79,7 +83,7 @@ pub(crate) enum After {
 /// Serves one request; returns what to do next, the matched route's name (empty when none)
 /// and the status the client got.
 pub(crate) async fn handle<'v>(
-    worker: &Worker,
+    worker: &std::rc::Rc<Worker>,
     view: &'v View,
     l: &Listener,
     http: &'v HttpListener,
@@ -100,6 +104,17 @@ pub(crate) async fn handle<'v>(
             let e = ProxyError::BodyTooLarge;
             return Outcome::failed(answer(ds, l, &e, false, head_only, true).await, "", &e);
         }
+    }
+    if let Err(e) = authorize(http, incoming.conn, head) {
+        incoming
+            .stats
+            .authz_denied
+            .set(incoming.stats.authz_denied.get() + 1);
+        return Outcome::failed(
+            answer(ds, l, &e, client_keep, head_only, has_body).await,
+            "",
+            &e,
+        );
     }
     let request = RequestView {
         method: head.method(),
@@ -146,32 +161,10 @@ pub(crate) async fn handle<'v>(
             &e,
         );
     };
-    let request_id = match head.header("x-request-id") {
-        Some(id) if !id.is_empty() => id.to_vec(),
-        _ => new_request_id(worker),
-    };
-    let ip = peer.ip().to_string();
-    let xff = match head.header("x-forwarded-for") {
-        Some(prev) if !prev.is_empty() => {
-            let mut v = prev.to_vec();
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(ip.as_bytes());
-            v
-        }
-        _ => ip.into_bytes(),
-    };
-    let proto: &[u8] = head.header("x-forwarded-proto").unwrap_or(b"http");
-    let traceparent = trace.traceparent();
-    let set: [(&str, &[u8]); 4] = [
-        ("X-Forwarded-For", &xff),
-        ("X-Forwarded-Proto", proto),
-        ("X-Request-Id", &request_id),
-        ("traceparent", traceparent.as_bytes()),
-    ];
-    let hash = match (c.lb, &c.hash_key) {
-        (Lb::RingHash, Some(key)) => request_hash(key, |n| head.header(n), peer.ip()),
-        _ => None,
-    };
+    let fields = ProxyFields::new(worker, head, incoming.conn, trace);
+    let set = fields.set();
+    let request_id = fields.request_id.clone();
+    let hash = request_hash_of(c, head, peer);
     let req = Request {
         head,
         set: &set,
@@ -179,6 +172,7 @@ pub(crate) async fn handle<'v>(
         idle: l.idle_timeout,
         client_keep,
         hash,
+        cluster_idx: cluster.0,
     };
     let progress = Progress::default();
     let result = {
@@ -237,6 +231,86 @@ pub(crate) async fn handle<'v>(
     }
 }
 
+/// The request fields the proxy sets upstream: X-Forwarded-For (appended), X-Forwarded-Proto
+/// (kept, else `http`/`https`), X-Request-Id (kept, else a new UUID), the trace context, and
+/// on an mTLS listener X-Forwarded-Client-Cert with the client's verified identity (replacing
+/// whatever the client sent: only the proxy vouches for identities).
+pub(crate) struct ProxyFields {
+    pub(crate) request_id: Vec<u8>,
+    xff: Vec<u8>,
+    proto: Vec<u8>,
+    traceparent: String,
+    xfcc: Vec<u8>,
+}
+
+impl ProxyFields {
+    pub(crate) fn new(
+        worker: &Worker,
+        head: &RequestHead,
+        conn: &super::ClientConn,
+        trace: &TraceContext,
+    ) -> ProxyFields {
+        let request_id = match head.header("x-request-id") {
+            Some(id) if !id.is_empty() => id.to_vec(),
+            _ => new_request_id(worker),
+        };
+        let ip = conn.peer.ip().to_string();
+        let xff = match head.header("x-forwarded-for") {
+            Some(prev) if !prev.is_empty() => {
+                let mut v = prev.to_vec();
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(ip.as_bytes());
+                v
+            }
+            _ => ip.into_bytes(),
+        };
+        let scheme: &[u8] = if conn.tls { b"https" } else { b"http" };
+        let proto = head.header("x-forwarded-proto").unwrap_or(scheme).to_vec();
+        let xfcc = conn
+            .identity
+            .as_ref()
+            .map(|id| format!("URI={id}").into_bytes())
+            .unwrap_or_default();
+        ProxyFields {
+            request_id,
+            xff,
+            proto,
+            traceparent: trace.traceparent(),
+            xfcc,
+        }
+    }
+
+    pub(crate) fn set(&self) -> Vec<(&'static str, &[u8])> {
+        let mut set: Vec<(&'static str, &[u8])> = vec![
+            ("X-Forwarded-For", &self.xff),
+            ("X-Forwarded-Proto", &self.proto),
+            ("X-Request-Id", &self.request_id),
+            ("traceparent", self.traceparent.as_bytes()),
+        ];
+        if !self.xfcc.is_empty() {
+            set.push(("X-Forwarded-Client-Cert", &self.xfcc));
+        }
+        set
+    }
+}
+
+/// The listener's authorization policy for this request (403 when denied).
+pub(crate) fn authorize(
+    http: &HttpListener,
+    conn: &super::ClientConn,
+    head: &RequestHead,
+) -> Result<(), ProxyError> {
+    let decision = http
+        .authz
+        .decide(conn.identity.as_deref(), head.method(), head.path(), |n| {
+            head.header(n)
+        });
+    match decision {
+        AuthzAction::Allow => Ok(()),
+        AuthzAction::Deny => Err(ProxyError::Forbidden),
+    }
+}
+
 /// Writes an error response; keeps the connection only when asked and no body is pending.
 async fn answer(
     ds: &mut Downstream<'_>,
@@ -256,7 +330,19 @@ async fn answer(
     }
 }
 
-fn pick_weighted(worker: &Worker, targets: &[(ClusterId, u32)], total: u64) -> ClusterId {
+/// The ring-hash key of a request for a `ring_hash` cluster.
+pub(crate) fn request_hash_of(c: &Cluster, head: &RequestHead, peer: SocketAddr) -> Option<u64> {
+    match (c.lb, &c.hash_key) {
+        (Lb::RingHash, Some(key)) => request_hash(key, |n| head.header(n), peer.ip()),
+        _ => None,
+    }
+}
+
+pub(crate) fn pick_weighted(
+    worker: &Worker,
+    targets: &[(ClusterId, u32)],
+    total: u64,
+) -> ClusterId {
     let mut x = worker.random() % total.max(1);
     for (id, w) in targets {
         let w = u64::from(*w);

@@ -1,0 +1,138 @@
+//! Upstream verification for `clusters[].mtls`: chain to the mesh trust bundle, then the
+//! expected SPIFFE identity.
+//!
+//! SPIFFE certificates name their workload in a URI SAN and usually carry no DNS name, so
+//! rustls's WebPKI verifier (which checks the server name) cannot be used. This verifier
+//! checks the chain with rustls-webpki for server-auth usage at the handshake's time, then
+//! requires a URI SAN equal to the cluster's `mtls.peer`. Handshake signatures are checked
+//! with rustls's own functions and the ring provider's algorithms.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+/// Accepts a server whose chain reaches the mesh roots and whose identity is `peer`.
+#[derive(Debug)]
+pub(super) struct SpiffeVerifier {
+    roots: Arc<RootCertStore>,
+    peer: String,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl SpiffeVerifier {
+    pub(super) fn new(roots: Arc<RootCertStore>, peer: String, provider: &CryptoProvider) -> Self {
+        SpiffeVerifier {
+            roots,
+            peer,
+            algorithms: provider.signature_verification_algorithms,
+        }
+    }
+}
+
+/// The upstream is someone else than the cluster expects. Its `Debug` is its message:
+/// rustls renders the error inside `CertificateError::Other` with `Debug`.
+struct PeerMismatch {
+    found: Option<String>,
+    expected: String,
+}
+
+impl fmt::Display for PeerMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.found {
+            Some(found) => write!(f, "peer identity {found}, expected {}", self.expected),
+            None => write!(
+                f,
+                "peer has no URI SAN identity, expected {}",
+                self.expected
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for PeerMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for PeerMismatch {}
+
+impl ServerCertVerifier for SpiffeVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = webpki::EndEntityCert::try_from(end_entity).map_err(pki_error)?;
+        cert.verify_for_usage(
+            self.algorithms.all,
+            &self.roots.roots,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .map_err(pki_error)?;
+        let (_, uris) = ringside_config::tls::san_names(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        if uris.contains(&self.peer) {
+            return Ok(ServerCertVerified::assertion());
+        }
+        let mismatch = PeerMismatch {
+            found: ringside_config::tls::identity_of(&uris).map(str::to_owned),
+            expected: self.peer.clone(),
+        };
+        Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+            OtherError(Arc::new(mismatch)),
+        )))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// A rustls-webpki chain error as the rustls error a handshake reports.
+fn pki_error(e: webpki::Error) -> rustls::Error {
+    use webpki::Error as E;
+    let kind = match e {
+        E::BadDer | E::BadDerTime => CertificateError::BadEncoding,
+        E::CertExpired { .. } | E::InvalidCertValidity => CertificateError::Expired,
+        E::CertNotValidYet { .. } => CertificateError::NotValidYet,
+        E::CertRevoked => CertificateError::Revoked,
+        E::UnknownIssuer | E::CaUsedAsEndEntity | E::EndEntityUsedAsCa => {
+            CertificateError::UnknownIssuer
+        }
+        E::InvalidSignatureForPublicKey
+        | E::UnsupportedSignatureAlgorithmContext(_)
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => CertificateError::BadSignature,
+        other => CertificateError::Other(OtherError(Arc::new(other))),
+    };
+    rustls::Error::InvalidCertificate(kind)
+}

@@ -1,0 +1,215 @@
+//! TLS on listeners: certificates chosen by SNI, ALPN (h2 and http/1.1), TLS 1.2 and 1.3,
+//! session resumption, and certificate files replaced on disk taking effect for new
+//! handshakes without a restart and without dropping open connections.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use ringside_tests::certs::TestPki;
+use ringside_tests::tools::{curl, run_bounded};
+use ringside_tests::*;
+
+fn tls_config(o: std::net::SocketAddr, certs: &[(&Path, &Path)]) -> String {
+    let list: Vec<String> = certs
+        .iter()
+        .map(|(c, k)| {
+            format!(
+                "{{ cert = \"{}\", key = \"{}\" }}",
+                c.display(),
+                k.display()
+            )
+        })
+        .collect();
+    basic_config(
+        &[o],
+        Extra {
+            listener: &format!("tls = {{ certificates = [ {} ] }}", list.join(", ")),
+            ..Extra::default()
+        },
+    )
+}
+
+fn https(p: &Proxy, host: &str, ca: &Path, extra: &[&str]) -> tools::CurlOutput {
+    let port = p.addr("in").port();
+    let resolve = format!("{host}:{port}:127.0.0.1");
+    let url = format!("https://{host}:{port}/x");
+    let ca = ca.display().to_string();
+    let mut args = vec!["--resolve", &resolve, "--cacert", &ca];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    curl(&args)
+}
+
+/// The subject of the certificate the server presents for `sni`, via `openssl s_client`.
+fn served_subject(addr: std::net::SocketAddr, sni: &str) -> String {
+    let out = run_bounded(
+        Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &addr.to_string(),
+                "-servername",
+                sni,
+            ])
+            .stdin(std::process::Stdio::null()),
+        Duration::from_secs(10),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .find(|l| l.starts_with("subject="))
+        .unwrap_or("")
+        .to_string()
+}
+
+both_drivers!(
+    fn sni_alpn_and_versions(d) {
+        let pki = TestPki::new();
+        let (a, ak) = pki.leaf("alpha", &["a.test"], &[]);
+        let (b, bk) = pki.leaf("beta", &["b.test", "*.wild.test"], &[]);
+        let o = Origin::echo();
+        let p = Proxy::start(d, &tls_config(o.addr(), &[(&a, &ak), (&b, &bk)]));
+        let ca = pki.ca_path();
+        // Each name gets its certificate (curl verifies the name against it).
+        for host in ["a.test", "b.test", "x.wild.test"] {
+            let r = https(&p, host, &ca, &["--http1.1"]);
+            assert_eq!(r.status, Some(200), "{host}: {r:?}");
+            assert_eq!(r.http_version, "1.1");
+        }
+        // An unknown name gets the first (default) certificate.
+        assert!(served_subject(p.addr("in"), "unknown.test").contains("alpha"));
+        assert!(served_subject(p.addr("in"), "b.test").contains("beta"));
+        // ALPN h2.
+        let r = https(&p, "a.test", &ca, &["--http2"]);
+        assert_eq!((r.status, r.http_version.as_str()), (Some(200), "2"), "{r:?}");
+        // Both protocol versions.
+        let r = https(&p, "a.test", &ca, &["--tlsv1.2", "--tls-max", "1.2"]);
+        assert_eq!(r.status, Some(200), "TLS 1.2: {r:?}");
+        let r = https(&p, "a.test", &ca, &["--tlsv1.3"]);
+        assert_eq!(r.status, Some(200), "TLS 1.3: {r:?}");
+        // The upstream learns the request came over TLS.
+        assert_eq!(o.requests().last().unwrap().header("x-forwarded-proto"), Some("https"));
+        // A plaintext request on the TLS port gets no HTTP answer.
+        let r = curl(&[&format!("http://{}/", p.addr("in"))]);
+        assert_eq!(r.status, None, "{r:?}");
+    }
+);
+
+/// `openssl s_client` sending one request with `Connection: close`.
+fn s_client(addr: &str, version: &str, sess_flag: &str, sess: &Path) -> std::process::Output {
+    let script = format!(
+        "printf 'GET / HTTP/1.1\\r\\nHost: a.test\\r\\nConnection: close\\r\\n\\r\\n' | \
+         openssl s_client -ign_eof -connect {addr} -servername a.test {version} {sess_flag} '{}'",
+        sess.display()
+    );
+    run_bounded(
+        Command::new("sh").arg("-c").arg(script),
+        Duration::from_secs(10),
+    )
+}
+
+both_drivers!(
+    fn sessions_resume(d) {
+        let pki = TestPki::new();
+        let (a, ak) = pki.leaf("alpha", &["a.test"], &[]);
+        let o = Origin::echo();
+        let p = Proxy::start(d, &tls_config(o.addr(), &[(&a, &ak)]));
+        let sess = pki.dir().join("session.pem");
+        let addr = p.addr("in").to_string();
+        for version in ["-tls1_2", "-tls1_3"] {
+            // A whole request (`Connection: close`, `-ign_eof`): the client reads until the
+            // server closes, so it has received the TLS 1.3 ticket that follows the handshake.
+            let first = s_client(&addr, version, "-sess_out", &sess);
+            assert!(String::from_utf8_lossy(&first.stdout).contains("New,"), "{version}");
+            let second = s_client(&addr, version, "-sess_in", &sess);
+            let text = String::from_utf8_lossy(&second.stdout);
+            assert!(text.contains("Reused,"), "{version} resumption:\n{text}");
+        }
+    }
+);
+
+both_drivers!(
+    fn replaced_certificate_files_take_effect_without_dropping_connections(d) {
+        let pki = TestPki::new();
+        let (a, ak) = pki.leaf("first", &["a.test"], &[]);
+        let o = Origin::echo();
+        let p = Proxy::start(d, &tls_config(o.addr(), &[(&a, &ak)]));
+        assert!(served_subject(p.addr("in"), "a.test").contains("first"));
+
+        // A client holds a keep-alive TLS connection across the change.
+        let mut held = tls_client(&pki.ca_path(), p.addr("in"), "a.test");
+        assert!(held.get("/before").starts_with("HTTP/1.1 200"));
+
+        let (a2, ak2) = pki.leaf("second", &["a.test"], &[]);
+        std::fs::copy(&a2, &a).unwrap();
+        std::fs::copy(&ak2, &ak).unwrap();
+        assert!(
+            eventually(Duration::from_secs(10), || served_subject(p.addr("in"), "a.test")
+                .contains("second")),
+            "new handshakes get the new certificate"
+        );
+        assert!(held.get("/after").starts_with("HTTP/1.1 200"), "the open connection still serves");
+    }
+);
+
+/// A blocking rustls client holding one keep-alive connection.
+struct TlsClient {
+    stream: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+}
+
+fn tls_client(ca: &Path, addr: std::net::SocketAddr, name: &str) -> TlsClient {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(cfg),
+        rustls_pki_types::ServerName::try_from(name.to_string()).unwrap(),
+    )
+    .unwrap();
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    TlsClient {
+        stream: rustls::StreamOwned::new(conn, tcp),
+    }
+}
+
+impl TlsClient {
+    /// Sends a GET and reads its (length-delimited) response.
+    fn get(&mut self, path: &str) -> String {
+        use std::io::{Read, Write};
+        write!(self.stream, "GET {path} HTTP/1.1\r\nHost: a.test\r\n\r\n").unwrap();
+        self.stream.flush().unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = self.stream.read(&mut buf).unwrap();
+            assert!(n > 0, "connection closed");
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    return text;
+                }
+            }
+        }
+    }
+}
