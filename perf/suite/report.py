@@ -31,7 +31,7 @@ def build(meta, targets, scenarios, runs, memory, failures):
         for t in targets:
             rs = [r for r in runs if r["scenario"] == sc.id and r["target"] == t.name]
             if not t.supports(sc.port):
-                per[t.name] = {"na": True}
+                per[t.name] = {"na": True, "why": t.skipped.get(sc.port, "")}
                 continue
             if not rs:
                 per[t.name] = {"failed": True}
@@ -67,6 +67,8 @@ def build(meta, targets, scenarios, runs, memory, failures):
         if not t.is_proxy:
             continue
         ms = [m for m in memory if m["target"] == t.name]
+        if not ms:  # not measured in this run (--only h2c,tls)
+            continue
         mem[t.name] = {k: _stats([m.get(k) for m in ms]) for k in MEM_METRICS}
         mem[t.name]["conns_open"] = min((m["conns_open"] for m in ms), default=0)
     noise_p = [r["other_load_proxy_cpu_pct"] for r in runs if "other_load_proxy_cpu_pct" in r]
@@ -82,7 +84,8 @@ def build(meta, targets, scenarios, runs, memory, failures):
     data = {
         "meta": meta,
         "targets": [{"name": t.name, "label": t.label, "is_proxy": t.is_proxy,
-                     "protocols": list(t.caps)} for t in targets],
+                     "protocols": [c for c in t.caps if t.supports(c)],
+                     "skipped": dict(t.skipped)} for t in targets],
         "summary": summary,
         "memory": mem,
         "runs": runs,
@@ -135,9 +138,12 @@ def goals(data, scenarios):
             med(b64, "nginx", "rps")), 1.2, "higher")
     h2c = [sc.id for sc in scenarios if sc.port == "h2c"]
     if h2c:
+        names = {t["name"] for t in data["targets"]}
+        missing = [n for n in ("ringside", "haproxy") if n not in names]
+        why = (f"{' and '.join(missing)} not in this run" if missing
+               else "not measured (see the failures)")
         add("h2c: req/s vs HAProxy", _ratio(med(h2c[0], "ringside", "rps"),
-            med(h2c[0], "haproxy", "rps")), 1.0, "higher",
-            why_na="ringside does not serve h2c yet")
+            med(h2c[0], "haproxy", "rps")), 1.0, "higher", why_na=why)
     r = mem.get("ringside")
     if r:
         def mm(k):
@@ -250,7 +256,8 @@ def markdown(data):
         for t in targets:
             e = per.get(t["name"], {})
             if e.get("na"):
-                lines.append(f"| {t['label']} | n/a |" + " |" * 11)
+                why = f" ({e['why']})" if e.get("why") else ""
+                lines.append(f"| {t['label']} | n/a{why} |" + " |" * 11)
                 continue
             if e.get("failed"):
                 lines.append(f"| {t['label']} | failed |" + " |" * 11)
@@ -270,7 +277,10 @@ def markdown(data):
                 f" | {e['errors_total']} |")
         lines.append("")
     n = meta["idle_conns"]
-    lines += ["## Memory", "",
+    if not data["memory"]:
+        lines += ["## Memory", "", "Not measured in this run (no HTTP/1.1 scenario selected).",
+                  ""]
+    lines += [] if not data["memory"] else ["## Memory", "",
               "RSS of the proxy's processes, pages they share counted once (nginx: the worker "
               "plus the master's private memory). Idle: a fresh "
               f"process that has served nothing. With idle conns: the same process with {n:,} "

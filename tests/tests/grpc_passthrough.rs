@@ -90,3 +90,24 @@ both_drivers!(
         assert_eq!(r["code"], "DEADLINE_EXCEEDED", "{r}");
     }
 );
+
+both_drivers!(
+    fn an_authorization_denial_is_permission_denied(d) {
+        let server = PyServer::grpc();
+        let p = Proxy::start(
+            d,
+            &format!(
+                "[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\nauthz_default = \"deny\"\n\
+                 [[authz]]\nlistener = \"in\"\naction = \"allow\"\npaths = [\"/test.Echo/Unary\"]\n\
+                 [[routes]]\nlistener = \"in\"\nname = \"all\"\ncluster = \"app\"\n\
+                 [[clusters]]\nname = \"app\"\nprotocol = \"http2\"\nendpoints = [\"{}\"]\n",
+                server.addr()
+            ),
+        );
+        let target = p.addr("in").to_string();
+        let r = grpc_client(&target, "unary", &["ok"]);
+        assert_eq!(r["code"], "OK", "{r}");
+        let r = grpc_client(&target, "server_stream", &["3"]);
+        assert_eq!(r["code"], "PERMISSION_DENIED", "{r}");
+    }
+);

@@ -7,7 +7,7 @@
 //! an HTTP/1.1 WebSocket upgrade; after the upstream's `101` the client gets `200` and the
 //! stream carries the WebSocket bytes both ways.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::task::Poll;
@@ -47,7 +47,7 @@ pub(crate) async fn exchange(
     websocket: bool,
     idle: Duration,
     body: &mut RecvStream,
-    respond: &mut SendResponse<Bytes>,
+    respond: &RefCell<SendResponse<Bytes>>,
     sent: &Sent,
 ) -> Result<(), ProxyError> {
     let eos = body.is_end_stream();
@@ -90,7 +90,7 @@ async fn once(
     websocket: bool,
     idle: Duration,
     body: &mut RecvStream,
-    respond: &mut SendResponse<Bytes>,
+    respond: &RefCell<SendResponse<Bytes>>,
     sent: &Sent,
 ) -> Result<bool, ProxyError> {
     let mut out = Vec::with_capacity(1024);
@@ -182,7 +182,7 @@ async fn receive(
     buf: &mut ReadBuf,
     head: &RequestHead,
     websocket: bool,
-    respond: &mut SendResponse<Bytes>,
+    respond: &RefCell<SendResponse<Bytes>>,
     sent: &Sent,
     idle: Duration,
 ) -> Result<Received, ProxyError> {
@@ -249,6 +249,7 @@ async fn receive(
         }
         sent.status.set(200);
         let down = respond
+            .borrow_mut()
             .send_response(ok, false)
             .map_err(ProxyError::ClientStream)?;
         sent.head.set(true);
@@ -266,7 +267,7 @@ async fn relay_body(
     r: &mut monoio::io::OwnedReadHalf<monoio::net::TcpStream>,
     buf: &mut ReadBuf,
     resp: ringside_codec::ResponseHead,
-    respond: &mut SendResponse<Bytes>,
+    respond: &RefCell<SendResponse<Bytes>>,
     sent: &Sent,
     idle: Duration,
 ) -> Result<Received, ProxyError> {
@@ -276,6 +277,7 @@ async fn relay_body(
     let mut state = BodyState::new(kind);
     let end = state.is_done();
     let mut down = respond
+        .borrow_mut()
         .send_response(head, end)
         .map_err(ProxyError::ClientStream)?;
     sent.head.set(true);

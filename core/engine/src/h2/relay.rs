@@ -87,8 +87,3 @@ pub(crate) async fn h2_to_h2(
     }
     .map_err(|e| RelayError::To(Some(e)))
 }
-
-/// Whether an HTTP/2 error is the peer resetting a stream (counted for reset floods).
-pub(crate) fn is_remote_reset(e: &h2::Error) -> bool {
-    e.is_reset() && e.is_remote()
-}

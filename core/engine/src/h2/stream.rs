@@ -11,7 +11,7 @@
 //! `grpc-status` (14 UNAVAILABLE, 4 DEADLINE_EXCEEDED, 12 UNIMPLEMENTED, 7 PERMISSION_DENIED).
 //! After the head, a failure resets the stream. `grpc-timeout` shortens the route timeout.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::rc::Rc;
@@ -28,7 +28,7 @@ use ringside_config::{
 };
 
 use super::convert;
-use super::relay::{h2_to_h2, is_remote_reset, RelayError};
+use super::relay::{h2_to_h2, RelayError};
 use super::Resets;
 use crate::error::ProxyError;
 use crate::http::route::{authorize, pick_weighted, Outcome, ProxyFields};
@@ -61,18 +61,19 @@ pub(crate) struct Sent {
 pub(crate) async fn handle(
     ctx: Rc<StreamCtx>,
     req: Request<RecvStream>,
-    mut respond: SendResponse<Bytes>,
+    respond: SendResponse<Bytes>,
 ) {
+    let respond = RefCell::new(respond);
     let started = Instant::now();
     let started_at = SystemTime::now();
     let worker = &ctx.worker;
     let view = worker.views.current();
     let Some(l) = view.listener(&ctx.listener) else {
-        respond.send_reset(Reason::REFUSED_STREAM);
+        respond.borrow_mut().send_reset(Reason::REFUSED_STREAM);
         return;
     };
     let ListenerKind::Http(http) = &l.kind else {
-        respond.send_reset(Reason::REFUSED_STREAM);
+        respond.borrow_mut().send_reset(Reason::REFUSED_STREAM);
         return;
     };
     let (parts, mut body) = req.into_parts();
@@ -93,7 +94,7 @@ pub(crate) async fn handle(
             Ok(head) => head,
             Err(e) => {
                 ctx.stats.request_done("", e.status(), started.elapsed());
-                reply_error(&mut respond, &e, grpc, None);
+                reply_error(&respond, &e, grpc, None);
                 return;
             }
         };
@@ -116,7 +117,28 @@ pub(crate) async fn handle(
         trace: &trace,
         sent: &sent,
     };
-    let (route, result, request_id) = call.run(&mut body, &mut respond).await;
+    // A client that resets the stream (RST_STREAM) ends the exchange at once: the upstream
+    // request is dropped instead of running to its end for nobody.
+    let (route, result, request_id) = {
+        let mut run = pin!(call.run(&mut body, &respond));
+        poll_fn(|cx| {
+            if let Poll::Ready(r) = run.as_mut().poll(cx) {
+                return Poll::Ready(r);
+            }
+            match respond.borrow_mut().poll_reset(cx) {
+                Poll::Ready(Ok(reason)) => {
+                    ctx.resets.record();
+                    Poll::Ready((
+                        "",
+                        Err(ProxyError::ClientStream(h2::Error::from(reason))),
+                        None,
+                    ))
+                }
+                _ => Poll::Pending,
+            }
+        })
+        .await
+    };
     ctx.stats
         .in_flight
         .set(ctx.stats.in_flight.get().saturating_sub(1));
@@ -127,16 +149,11 @@ pub(crate) async fn handle(
             sent.status.get(),
         ),
         Err(e) => {
-            if let ProxyError::ClientStream(err) = e {
-                if is_remote_reset(err) {
-                    ctx.resets.record();
-                }
-            }
             if sent.head.get() {
-                respond.send_reset(Reason::INTERNAL_ERROR);
+                respond.borrow_mut().send_reset(Reason::INTERNAL_ERROR);
                 Outcome::failed(crate::http::route::After::Close, route, e)
             } else if e.answerable() {
-                reply_error(&mut respond, e, grpc, request_id.as_deref());
+                reply_error(&respond, e, grpc, request_id.as_deref());
                 let mut o = Outcome::failed(crate::http::route::After::Close, route, e);
                 o.status = if grpc { 200 } else { e.status() };
                 o
@@ -200,7 +217,7 @@ pub(crate) fn grpc_timeout(v: &[u8]) -> Option<Duration> {
 
 /// Answers a failure before any response head: HTTP status and text, or gRPC trailers-only.
 pub(crate) fn reply_error(
-    respond: &mut SendResponse<Bytes>,
+    respond: &RefCell<SendResponse<Bytes>>,
     e: &ProxyError,
     grpc: bool,
     request_id: Option<&[u8]>,
@@ -223,7 +240,7 @@ pub(crate) fn reply_error(
         if let Ok(msg) = http::HeaderValue::from_str(&percent_encode(&e.to_string())) {
             h.insert("grpc-message", msg);
         }
-        let _ = respond.send_response(resp, true);
+        let _ = respond.borrow_mut().send_response(resp, true);
         return;
     }
     let status = e.status();
@@ -236,7 +253,7 @@ pub(crate) fn reply_error(
         http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     h.insert("content-length", http::HeaderValue::from(body.len()));
-    if let Ok(mut s) = respond.send_response(resp, false) {
+    if let Ok(mut s) = respond.borrow_mut().send_response(resp, false) {
         let _ = s.send_data(Bytes::from(body), true);
     }
 }
@@ -273,7 +290,7 @@ impl<'a> Call<'a> {
     async fn run(
         &self,
         body: &mut RecvStream,
-        respond: &mut SendResponse<Bytes>,
+        respond: &RefCell<SendResponse<Bytes>>,
     ) -> (&'a str, Result<(), ProxyError>, Option<Vec<u8>>) {
         let head = self.head;
         if let Err(e) = authorize(self.http, &self.ctx.conn, head) {
@@ -312,7 +329,7 @@ impl<'a> Call<'a> {
                 let no_body = head.method() == "HEAD" || d.body.is_empty();
                 self.sent.status.set(d.status);
                 self.sent.head.set(true);
-                return match respond.send_response(resp, no_body) {
+                return match respond.borrow_mut().send_response(resp, no_body) {
                     Ok(mut s) if !no_body => {
                         self.sent.bytes_out.set(d.body.len() as u64);
                         let r = s.send_data(d.body.clone(), true);
@@ -356,7 +373,7 @@ impl<'a> Call<'a> {
         state: &std::rc::Rc<ClusterState>,
         fields: &ProxyFields,
         body: &mut RecvStream,
-        respond: &mut SendResponse<Bytes>,
+        respond: &RefCell<SendResponse<Bytes>>,
     ) -> Result<(), ProxyError> {
         let h2_upstream = match c.protocol {
             UpstreamProtocol::Http2 => true,
@@ -395,7 +412,7 @@ impl<'a> Call<'a> {
         set: &[(&str, &[u8])],
         hash: Option<u64>,
         body: &mut RecvStream,
-        respond: &mut SendResponse<Bytes>,
+        respond: &RefCell<SendResponse<Bytes>>,
     ) -> Result<(), ProxyError> {
         let worker = &self.ctx.worker;
         let scheme = if c.tls.is_some() || c.mtls.is_some() {
@@ -436,6 +453,7 @@ impl<'a> Call<'a> {
             sent.status.set(parts.status.as_u16());
             let end = up_body.is_end_stream();
             let mut down = respond
+                .borrow_mut()
                 .send_response(head, end)
                 .map_err(ProxyError::ClientStream)?;
             sent.head.set(true);

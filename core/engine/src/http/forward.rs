@@ -149,7 +149,9 @@ pub(crate) async fn forward(
     ds: &mut Downstream<'_>,
     progress: &Progress,
 ) -> Result<Forwarded, ProxyError> {
-    if cluster.protocol == UpstreamProtocol::Http2 {
+    // TLS clusters speak HTTP/2 (validation refuses `http1` with TLS): never plaintext.
+    if cluster.protocol == UpstreamProtocol::Http2 || cluster.tls.is_some() || cluster.mtls.is_some()
+    {
         let after = crate::h2::from_h1::forward(
             worker,
             cluster,
