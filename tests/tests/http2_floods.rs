@@ -110,3 +110,30 @@ both_drivers!(
         assert_eq!(good.status, Some(200), "{good:?}");
     }
 );
+
+both_drivers!(
+    fn keepalive_pings_close_a_silent_client(d) {
+        let o = Origin::text("ok");
+        let p = Proxy::start(
+            d,
+            &basic_config(&[o.addr()], Extra { listener: "http2 = { keepalive_interval_ms = 200 }", ..Extra::default() }),
+        );
+        let mut s = TcpStream::connect(p.addr("in")).unwrap();
+        s.write_all(PREFACE).unwrap();
+        s.write_all(&frame(0x4, 0, 0, &[])).unwrap();
+        // We read (and see the PING) but never answer it.
+        let started = Instant::now();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match s.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("not closed: {e}"),
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "closed after a missed PONG");
+        assert!(got.windows(2).any(|w| w == [0x06, 0x00]), "a PING frame was sent");
+    }
+);

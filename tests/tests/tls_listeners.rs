@@ -213,3 +213,59 @@ impl TlsClient {
         }
     }
 }
+
+both_drivers!(
+    fn upstream_tls_verifies_the_server_name(d) {
+        let pki = TestPki::new();
+        let (c, k) = pki.leaf("orders", &["orders.internal"], &[]);
+        let o = Origin::echo();
+        let inner = Proxy::start(d, &tls_config(o.addr(), &[(&c, &k)]));
+        let outer = |sni: &str| {
+            Proxy::start(
+                d,
+                &basic_config(
+                    &[inner.addr("in")],
+                    Extra {
+                        cluster: &format!(
+                            "protocol = \"http2\"\ntls = {{ ca = \"{}\", sni = \"{sni}\" }}",
+                            pki.ca_path().display()
+                        ),
+                        ..Extra::default()
+                    },
+                ),
+            )
+        };
+        let good = outer("orders.internal");
+        let r = curl(&[&format!("http://{}/x", good.addr("in"))]);
+        assert_eq!(r.status, Some(200), "{r:?}");
+        let bad = outer("payments.internal");
+        let r = curl(&[&format!("http://{}/x", bad.addr("in"))]);
+        assert_eq!(r.status, Some(502), "a name the certificate does not carry: {r:?}");
+    }
+);
+
+both_drivers!(
+    fn certificates_pushed_inline_replace_the_running_ones(d) {
+        let pki = TestPki::new();
+        let (a, ak) = pki.leaf("first", &["a.test"], &[]);
+        let (b, bk) = pki.leaf("pushed", &["a.test"], &[]);
+        let o = Origin::echo();
+        let inline = |c: &Path, k: &Path| {
+            basic_config(
+                &[o.addr()],
+                Extra {
+                    listener: &format!(
+                        "tls = {{ certificates = [ {{ cert_pem = '''{}''', key_pem = '''{}''' }} ] }}",
+                        std::fs::read_to_string(c).unwrap(),
+                        std::fs::read_to_string(k).unwrap()
+                    ),
+                    ..Extra::default()
+                },
+            )
+        };
+        let p = Proxy::start(d, &inline(&a, &ak));
+        assert!(served_subject(p.addr("in"), "a.test").contains("first"));
+        p.reload(&inline(&b, &bk));
+        assert!(served_subject(p.addr("in"), "a.test").contains("pushed"));
+    }
+);

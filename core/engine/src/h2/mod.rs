@@ -95,6 +95,7 @@ pub(crate) async fn serve<T>(
     let header_list = u32::try_from(http.limits.max_header_bytes).unwrap_or(u32::MAX);
     let handshake_timeout = http.limits.request_head_timeout;
     let idle = l.idle_timeout;
+    let keepalive = s.keepalive_interval;
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(s.max_concurrent_streams)
         .initial_window_size(s.initial_stream_window)
@@ -123,6 +124,11 @@ pub(crate) async fn serve<T>(
         stats,
         resets: Rc::clone(&resets),
     });
+    // Keepalive: a PING on a connection without streams every `keepalive`; no PONG within
+    // another interval closes the connection (the client is gone).
+    let mut ping = keepalive.and_then(|_| h2c.ping_pong());
+    let mut ping_sent: Option<Instant> = None;
+    let mut last_ping = Instant::now();
     let mut going_away = false;
     let mut idle_since = Some(Instant::now());
     let mut tick = crate::io::sleep(Duration::from_millis(250));
@@ -138,6 +144,11 @@ pub(crate) async fn serve<T>(
             }
             if !going_away && std::pin::Pin::new(&mut drain).poll(cx).is_ready() {
                 return Poll::Ready(Next::Drain);
+            }
+            if let (Some(pp), Some(_)) = (ping.as_mut(), ping_sent) {
+                if let Poll::Ready(r) = pp.poll_pong(cx) {
+                    return Poll::Ready(Next::Pong(r.is_ok()));
+                }
             }
             if tick.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Next::Tick);
@@ -176,8 +187,29 @@ pub(crate) async fn serve<T>(
                 going_away = true;
                 h2c.graceful_shutdown();
             }
+            Next::Pong(ok) => {
+                if !ok {
+                    break;
+                }
+                ping_sent = None;
+                last_ping = Instant::now();
+            }
             Next::Tick => {
                 tick = crate::io::sleep(Duration::from_millis(250));
+                if let (Some(interval), Some(pp)) = (keepalive, ping.as_mut()) {
+                    match ping_sent {
+                        Some(t) if t.elapsed() >= interval => {
+                            tracing::debug!(peer = %ctx.conn.peer, "h2: no PONG to a keepalive PING; closing");
+                            break;
+                        }
+                        None if !h2c.has_streams() && last_ping.elapsed() >= interval => {
+                            if pp.send_ping(h2::Ping::opaque()).is_ok() {
+                                ping_sent = Some(Instant::now());
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 if h2c.has_streams() {
                     idle_since = None;
                 } else {
@@ -204,6 +236,8 @@ enum Next {
     Flood,
     Drain,
     Tick,
+    /// A keepalive PONG arrived (`false`: the connection failed meanwhile).
+    Pong(bool),
 }
 
 use std::future::Future;

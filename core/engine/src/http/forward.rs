@@ -150,7 +150,9 @@ pub(crate) async fn forward(
     progress: &Progress,
 ) -> Result<Forwarded, ProxyError> {
     // TLS clusters speak HTTP/2 (validation refuses `http1` with TLS): never plaintext.
-    if cluster.protocol == UpstreamProtocol::Http2 || cluster.tls.is_some() || cluster.mtls.is_some()
+    if cluster.protocol == UpstreamProtocol::Http2
+        || cluster.tls.is_some()
+        || cluster.mtls.is_some()
     {
         let after = crate::h2::from_h1::forward(
             worker,
