@@ -197,17 +197,16 @@ pub(crate) async fn serve<T>(
             Next::Tick => {
                 tick = crate::io::sleep(Duration::from_millis(250));
                 if let (Some(interval), Some(pp)) = (keepalive, ping.as_mut()) {
-                    match ping_sent {
-                        Some(t) if t.elapsed() >= interval => {
-                            tracing::debug!(peer = %ctx.conn.peer, "h2: no PONG to a keepalive PING; closing");
-                            break;
-                        }
-                        None if !h2c.has_streams() && last_ping.elapsed() >= interval => {
-                            if pp.send_ping(h2::Ping::opaque()).is_ok() {
-                                ping_sent = Some(Instant::now());
-                            }
-                        }
-                        _ => {}
+                    let missed = ping_sent.is_some_and(|t| t.elapsed() >= interval);
+                    if missed {
+                        tracing::debug!(peer = %ctx.conn.peer, "h2: no PONG to a keepalive PING; closing");
+                        break;
+                    }
+                    let due = ping_sent.is_none()
+                        && !h2c.has_streams()
+                        && last_ping.elapsed() >= interval;
+                    if due && pp.send_ping(h2::Ping::opaque()).is_ok() {
+                        ping_sent = Some(Instant::now());
                     }
                 }
                 if h2c.has_streams() {
