@@ -210,7 +210,7 @@ class Suite:
             return False
 
     def measure_memory(self, target, rnd, where):
-        """A fresh process with only its HTTP/1.1 listener (no TLS state, like ringside):
+        """A fresh process with only its HTTP/1.1 listener (no TLS state):
         RSS idle, then with idle_conns keep-alive connections open."""
         if not self.start(target, rnd, ("h1",)):
             return
@@ -434,7 +434,7 @@ def main(argv=None):
                     suite.measure_load(target, rnd, where, scenarios)
                     continue
                 # Three fresh processes: memory and HTTP/1.1 load with only an HTTP/1.1
-                # listener (what ringside has), then h2c/TLS with every listener.
+                # listener, then h2c/TLS with every listener.
                 if with_memory:
                     suite.measure_memory(target, rnd, where)
                     suite.measure_load(target, rnd, where, h1, ("h1",), peak=True)
