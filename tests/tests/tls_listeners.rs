@@ -220,14 +220,14 @@ both_drivers!(
         let (c, k) = pki.leaf("orders", &["orders.internal"], &[]);
         let o = Origin::echo();
         let inner = Proxy::start(d, &tls_config(o.addr(), &[(&c, &k)]));
-        let outer = |sni: &str| {
+        let outer = |protocol: &str, sni: &str| {
             Proxy::start(
                 d,
                 &basic_config(
                     &[inner.addr("in")],
                     Extra {
                         cluster: &format!(
-                            "protocol = \"http2\"\ntls = {{ ca = \"{}\", sni = \"{sni}\" }}",
+                            "protocol = \"{protocol}\"\ntls = {{ ca = \"{}\", sni = \"{sni}\" }}",
                             pki.ca_path().display()
                         ),
                         ..Extra::default()
@@ -235,12 +235,18 @@ both_drivers!(
                 ),
             )
         };
-        let good = outer("orders.internal");
-        let r = curl(&[&format!("http://{}/x", good.addr("in"))]);
-        assert_eq!(r.status, Some(200), "{r:?}");
-        let bad = outer("payments.internal");
-        let r = curl(&[&format!("http://{}/x", bad.addr("in"))]);
-        assert_eq!(r.status, Some(502), "a name the certificate does not carry: {r:?}");
+        for protocol in ["http1", "http2", "auto"] {
+            let good = outer(protocol, "orders.internal");
+            for _ in 0..3 {
+                // Several requests: HTTP/1.1 reuses its pooled TLS connection.
+                let r = curl(&[&format!("http://{}/x", good.addr("in"))]);
+                assert_eq!(r.status, Some(200), "{protocol}: {r:?}");
+            }
+            let bad = outer(protocol, "payments.internal");
+            let r = curl(&[&format!("http://{}/x", bad.addr("in"))]);
+            assert_eq!(r.status, Some(502), "{protocol}: a name the certificate does not carry: {r:?}");
+        }
+        assert_eq!(o.requests().len(), 9);
     }
 );
 
@@ -267,5 +273,26 @@ both_drivers!(
         assert!(served_subject(p.addr("in"), "a.test").contains("first"));
         p.reload(&inline(&b, &bk));
         assert!(served_subject(p.addr("in"), "a.test").contains("pushed"));
+    }
+);
+
+both_drivers!(
+    fn a_tcp_listener_originates_tls(d) {
+        let pki = TestPki::new();
+        let (c, k) = pki.leaf("orders", &["orders.internal"], &[]);
+        let o = Origin::echo();
+        let inner = Proxy::start(d, &tls_config(o.addr(), &[(&c, &k)]));
+        let outer = Proxy::start(
+            d,
+            &format!(
+                "[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\nprotocol = \"tcp\"\ncluster = \"app\"\n\
+                 [[clusters]]\nname = \"app\"\nendpoints = [\"{}\"]\ntls = {{ ca = \"{}\", sni = \"orders.internal\" }}\n",
+                inner.addr("in"),
+                pki.ca_path().display()
+            ),
+        );
+        let r = curl(&["--http1.1", &format!("http://{}/tcp", outer.addr("in"))]);
+        assert_eq!(r.status, Some(200), "{r:?}");
+        assert_eq!(o.request(0).target, "/tcp");
     }
 );

@@ -12,7 +12,7 @@
 //!   of the HTTP/1 code. A poll-style read copies bytes only once they are ready, so a read
 //!   that a timer or a drain interrupts is simply dropped and loses nothing; rustls keeps
 //!   whatever ciphertext it already took in its own state.
-//! - [`ClientRead`] / [`ClientWrite`] are the two halves the HTTP/1 connection loop serves,
+//! - [`ConnRead`] / [`ConnWrite`] are the two halves the HTTP/1 connection loop serves,
 //!   plain or TLS.
 
 use std::cell::RefCell;
@@ -36,6 +36,8 @@ use crate::io::{until, StopRead};
 pub(crate) type Sniffed = Prefixed<TcpStreamPoll>;
 /// A downstream TLS connection.
 pub(crate) type ServerTls = tokio_rustls::server::TlsStream<Sniffed>;
+/// An upstream TLS connection.
+pub(crate) type UpstreamTls = tokio_rustls::client::TlsStream<TcpStreamPoll>;
 
 /// Turns a monoio socket into its poll-style form.
 pub(crate) fn into_poll(stream: TcpStream) -> io::Result<TcpStreamPoll> {
@@ -224,76 +226,86 @@ impl<S: AsyncWrite + Unpin> AsyncWriteRent for PollWrite<S> {
     }
 }
 
-/// The read half of an HTTP/1 client connection.
-pub(crate) enum ClientRead {
+/// The read half of a connection the HTTP/1 code and tunnels serve: a client's (plain or
+/// TLS) or an upstream's (plain or TLS).
+pub(crate) enum ConnRead {
     Plain(OwnedReadHalf<TcpStream>),
     Tls(PollRead<ServerTls>),
+    TlsUp(PollRead<UpstreamTls>),
 }
 
-/// The write half of an HTTP/1 client connection.
-pub(crate) enum ClientWrite {
+/// The write half matching [`ConnRead`].
+pub(crate) enum ConnWrite {
     Plain(OwnedWriteHalf<TcpStream>),
     Tls(PollWrite<ServerTls>),
+    TlsUp(PollWrite<UpstreamTls>),
 }
 
-impl AsyncReadRent for ClientRead {
+impl AsyncReadRent for ConnRead {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
-            ClientRead::Plain(r) => r.read(buf).await,
-            ClientRead::Tls(r) => r.read(buf).await,
+            ConnRead::Plain(r) => r.read(buf).await,
+            ConnRead::Tls(r) => r.read(buf).await,
+            ConnRead::TlsUp(r) => r.read(buf).await,
         }
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
-            ClientRead::Plain(r) => r.readv(buf).await,
-            ClientRead::Tls(r) => r.readv(buf).await,
+            ConnRead::Plain(r) => r.readv(buf).await,
+            ConnRead::Tls(r) => r.readv(buf).await,
+            ConnRead::TlsUp(r) => r.readv(buf).await,
         }
     }
 }
 
-impl StopRead for ClientRead {
+impl StopRead for ConnRead {
     async fn read_or_stop<T: IoBufMut, F: Future<Output = ()>>(
         &mut self,
         buf: T,
         stop: F,
     ) -> (BufResult<usize, T>, bool) {
         match self {
-            ClientRead::Plain(r) => {
+            ConnRead::Plain(r) => {
                 use monoio::io::CancelableAsyncReadRent;
                 until(|h| r.cancelable_read(buf, h), stop).await
             }
-            ClientRead::Tls(r) => r.read_or_stop(buf, stop).await,
+            ConnRead::Tls(r) => r.read_or_stop(buf, stop).await,
+            ConnRead::TlsUp(r) => r.read_or_stop(buf, stop).await,
         }
     }
 }
 
-impl AsyncWriteRent for ClientWrite {
+impl AsyncWriteRent for ConnWrite {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
-            ClientWrite::Plain(w) => w.write(buf).await,
-            ClientWrite::Tls(w) => w.write(buf).await,
+            ConnWrite::Plain(w) => w.write(buf).await,
+            ConnWrite::Tls(w) => w.write(buf).await,
+            ConnWrite::TlsUp(w) => w.write(buf).await,
         }
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
-            ClientWrite::Plain(w) => w.writev(buf).await,
-            ClientWrite::Tls(w) => w.writev(buf).await,
+            ConnWrite::Plain(w) => w.writev(buf).await,
+            ConnWrite::Tls(w) => w.writev(buf).await,
+            ConnWrite::TlsUp(w) => w.writev(buf).await,
         }
     }
 
     async fn flush(&mut self) -> io::Result<()> {
         match self {
-            ClientWrite::Plain(w) => w.flush().await,
-            ClientWrite::Tls(w) => w.flush().await,
+            ConnWrite::Plain(w) => w.flush().await,
+            ConnWrite::Tls(w) => w.flush().await,
+            ConnWrite::TlsUp(w) => w.flush().await,
         }
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
         match self {
-            ClientWrite::Plain(w) => w.shutdown().await,
-            ClientWrite::Tls(w) => w.shutdown().await,
+            ConnWrite::Plain(w) => w.shutdown().await,
+            ConnWrite::Tls(w) => w.shutdown().await,
+            ConnWrite::TlsUp(w) => w.shutdown().await,
         }
     }
 }

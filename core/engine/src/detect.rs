@@ -22,7 +22,7 @@ use monoio::io::{AsyncReadRent, Splitable};
 use monoio::net::TcpStream;
 use ringside_config::{ListenerKind, MtlsMode};
 
-use crate::conn::{into_poll, split_poll, ClientRead, ClientWrite, Prefixed, ServerTls};
+use crate::conn::{into_poll, split_poll, ConnRead, ConnWrite, Prefixed, ServerTls};
 use crate::http::{ClientConn, Ended};
 use crate::metrics::ListenerStats;
 use crate::worker::Worker;
@@ -74,8 +74,8 @@ pub(crate) async fn serve_http(
         crate::http::serve(
             worker,
             listener,
-            ClientRead::Tls(r),
-            ClientWrite::Tls(w),
+            ConnRead::Tls(r),
+            ConnWrite::Tls(w),
             Vec::new(),
             conn,
             stats,
@@ -102,8 +102,8 @@ async fn plain(
     let ended = crate::http::serve(
         Rc::clone(&worker),
         Rc::clone(&listener),
-        ClientRead::Plain(r),
-        ClientWrite::Plain(w),
+        ConnRead::Plain(r),
+        ConnWrite::Plain(w),
         first,
         Rc::clone(&conn),
         Rc::clone(&stats),
@@ -187,8 +187,8 @@ pub(crate) async fn serve_tcp(
         return crate::tcp::serve(
             worker,
             listener,
-            ClientRead::Plain(r),
-            ClientWrite::Plain(w),
+            ConnRead::Plain(r),
+            ConnWrite::Plain(w),
             peer,
         )
         .await;
@@ -197,12 +197,5 @@ pub(crate) async fn serve_tcp(
         return;
     };
     let (r, w) = split_poll(tls);
-    crate::tcp::serve(
-        worker,
-        listener,
-        ClientRead::Tls(r),
-        ClientWrite::Tls(w),
-        peer,
-    )
-    .await;
+    crate::tcp::serve(worker, listener, ConnRead::Tls(r), ConnWrite::Tls(w), peer).await;
 }

@@ -15,9 +15,12 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use monoio::io::{OwnedReadHalf, OwnedWriteHalf, Splitable};
+use std::sync::Arc;
+
+use monoio::io::Splitable;
 use monoio::net::TcpStream;
 
+use crate::conn::{ConnRead, ConnWrite};
 use crate::io::ReadBuf;
 
 /// Response-side buffer of an upstream connection.
@@ -25,31 +28,64 @@ const UPSTREAM_BUF: usize = 16 * 1024;
 
 /// One upstream connection, split so that request and response can flow at the same time.
 pub(crate) struct Upstream {
-    pub(crate) r: OwnedReadHalf<TcpStream>,
-    pub(crate) w: OwnedWriteHalf<TcpStream>,
+    pub(crate) r: ConnRead,
+    pub(crate) w: ConnWrite,
     pub(crate) buf: ReadBuf,
     pub(crate) addr: SocketAddr,
     /// Taken from the pool rather than freshly connected.
     pub(crate) reused: bool,
+    /// 0 for plaintext; for TLS, what identifies the TLS settings (pooled connections are
+    /// only reused under the same ones).
+    tls_key: u64,
     fd: RawFd,
+}
+
+/// TLS towards an upstream: the client context, the name to verify, and the settings' key.
+pub(crate) struct UpTls {
+    pub(crate) config: Arc<rustls::ClientConfig>,
+    pub(crate) name: rustls_pki_types::ServerName<'static>,
+    pub(crate) key: u64,
 }
 
 impl Upstream {
     /// Connects with a deadline; sets TCP_NODELAY.
+    #[cfg(test)]
     pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Upstream> {
-        let stream = match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
+        Upstream::connect_with(addr, timeout, None).await
+    }
+
+    /// Connects (and with `tls`, completes the TLS handshake) within `timeout`.
+    pub(crate) async fn connect_with(
+        addr: SocketAddr,
+        timeout: Duration,
+        tls: Option<UpTls>,
+    ) -> io::Result<Upstream> {
+        let fut = async {
+            let stream = TcpStream::connect_addr(addr).await?;
+            let _ = stream.set_nodelay(true);
+            let fd = stream.as_raw_fd();
+            let Some(tls) = tls else {
+                let (r, w) = stream.into_split();
+                return Ok::<_, io::Error>((ConnRead::Plain(r), ConnWrite::Plain(w), fd, 0));
+            };
+            let poll = crate::conn::into_poll(stream)?;
+            let stream = tokio_rustls::TlsConnector::from(tls.config)
+                .connect(tls.name, poll)
+                .await?;
+            let (r, w) = crate::conn::split_poll(stream);
+            Ok((ConnRead::TlsUp(r), ConnWrite::TlsUp(w), fd, tls.key))
+        };
+        let (r, w, fd, tls_key) = match monoio::time::timeout(timeout, fut).await {
             Ok(r) => r?,
             Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
         };
-        let _ = stream.set_nodelay(true);
-        let fd = stream.as_raw_fd();
-        let (r, w) = stream.into_split();
         Ok(Upstream {
             r,
             w,
             buf: ReadBuf::with_capacity(UPSTREAM_BUF),
             addr,
             reused: false,
+            tls_key,
             fd,
         })
     }
@@ -82,14 +118,14 @@ struct Idle {
 
 #[derive(Default)]
 pub(crate) struct Pool {
-    idle: RefCell<HashMap<SocketAddr, VecDeque<Idle>>>,
+    idle: RefCell<HashMap<(SocketAddr, u64), VecDeque<Idle>>>,
 }
 
 impl Pool {
     /// The most recently returned live connection to `addr`, if any.
-    pub(crate) fn take(&self, addr: SocketAddr) -> Option<Upstream> {
+    pub(crate) fn take(&self, addr: SocketAddr, tls_key: u64) -> Option<Upstream> {
         let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(&addr)?;
+        let list = idle.get_mut(&(addr, tls_key))?;
         let now = Instant::now();
         while let Some(entry) = list.pop_back() {
             if entry.expires > now && entry.conn.looks_alive() {
@@ -108,7 +144,7 @@ impl Pool {
         }
         conn.buf.shrink_empty(UPSTREAM_BUF);
         let mut idle = self.idle.borrow_mut();
-        let list = idle.entry(conn.addr).or_default();
+        let list = idle.entry((conn.addr, conn.tls_key)).or_default();
         while list.len() >= max_idle {
             list.pop_front();
         }
@@ -134,7 +170,7 @@ impl Pool {
     }
 
     pub(crate) fn idle_count(&self, addr: SocketAddr) -> usize {
-        self.idle.borrow().get(&addr).map_or(0, VecDeque::len)
+        self.idle.borrow().get(&(addr, 0)).map_or(0, VecDeque::len)
     }
 }
 
@@ -159,13 +195,13 @@ mod tests {
         let addr = a.addr;
         pool.put(a, 4, Duration::from_secs(60));
         assert_eq!(pool.idle_count(addr), 1);
-        let got = pool.take(addr).expect("live connection is reused");
+        let got = pool.take(addr, 0).expect("live connection is reused");
         assert!(got.reused);
         pool.put(got, 4, Duration::from_secs(60));
         drop(peer_a); // upstream closes the idle connection
         monoio::time::sleep(Duration::from_millis(20)).await;
         assert!(
-            pool.take(addr).is_none(),
+            pool.take(addr, 0).is_none(),
             "closed connection must not be handed out"
         );
     }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use ringside_config::{HashKey, ListenerKind};
 
 use crate::balance::request_hash;
-use crate::conn::{ClientRead, ClientWrite};
+use crate::conn::{ConnRead, ConnWrite};
 use crate::io::ReadBuf;
 use crate::pool::Upstream;
 use crate::tunnel::{tunnel, End};
@@ -21,8 +21,8 @@ use crate::worker::Worker;
 pub(crate) async fn serve(
     worker: Rc<Worker>,
     listener: Rc<str>,
-    mut cr: ClientRead,
-    mut cw: ClientWrite,
+    mut cr: ConnRead,
+    mut cw: ConnWrite,
     peer: SocketAddr,
 ) {
     let view = worker.views.current();
@@ -34,11 +34,7 @@ pub(crate) async fn serve(
     };
     let idle = l.idle_timeout;
     let c = view.snap.config.cluster(cluster);
-    if c.tls.is_some() || c.mtls.is_some() {
-        // Never send plaintext to a cluster that expects TLS.
-        tracing::error!(listener = %listener, cluster = %c.name, "tcp: TLS to upstreams is not supported on tcp listeners yet; closing");
-        return;
-    }
+
     let Some(state) = view.clusters.get(cluster.0) else {
         return;
     };
@@ -47,7 +43,7 @@ pub(crate) async fn serve(
         .as_ref()
         .filter(|k| matches!(k, HashKey::SourceIp))
         .and_then(|k| request_hash(k, |_| None, peer.ip()));
-    let up: Upstream = match connect_any(&worker, c, state, hash).await {
+    let up: Upstream = match connect_any(&worker, c, cluster.0, state, hash).await {
         Ok((up, _)) => up,
         Err(e) => {
             tracing::warn!(listener = %listener, cluster = %c.name, %peer, error = %e, "tcp: no upstream");

@@ -11,7 +11,7 @@ use std::time::Instant;
 use ringside_config::Cluster;
 
 use crate::error::ProxyError;
-use crate::pool::Upstream;
+use crate::pool::{UpTls, Upstream};
 use crate::state::ClusterState;
 use crate::worker::Worker;
 
@@ -22,10 +22,19 @@ const MAX_CONNECT_ATTEMPTS: usize = 3;
 pub(crate) async fn acquire(
     worker: &Worker,
     cluster: &Cluster,
+    cluster_idx: usize,
     state: &ClusterState,
     hash: Option<u64>,
     pooled: bool,
 ) -> Result<(Upstream, usize), ProxyError> {
+    // TLS settings are keyed by the cluster's fingerprint (which covers them): a pooled
+    // connection is only reused under the settings it was made with.
+    let tls = worker.views.current().tls.client(cluster_idx).cloned();
+    let tls_key = if tls.is_some() {
+        cluster.fingerprint | 1
+    } else {
+        0
+    };
     let mut tried: Vec<usize> = Vec::new();
     let mut last_err = None;
     loop {
@@ -44,11 +53,16 @@ pub(crate) async fn acquire(
             return Err(ProxyError::NoHealthyEndpoint);
         };
         if pooled {
-            if let Some(conn) = worker.pool.take(ep.address) {
+            if let Some(conn) = worker.pool.take(ep.address, tls_key) {
                 return Ok((conn, idx));
             }
         }
-        match Upstream::connect(ep.address, cluster.connect_timeout).await {
+        let up_tls = tls.as_ref().map(|config| UpTls {
+            config: std::sync::Arc::clone(config),
+            name: crate::tls::sni_for(cluster, ep.address),
+            key: tls_key,
+        });
+        match Upstream::connect_with(ep.address, cluster.connect_timeout, up_tls).await {
             Ok(conn) => {
                 state.restore(idx);
                 return Ok((conn, idx));
@@ -78,8 +92,9 @@ pub(crate) async fn acquire(
 pub(crate) async fn connect_any(
     worker: &Worker,
     cluster: &Cluster,
+    cluster_idx: usize,
     state: &ClusterState,
     hash: Option<u64>,
 ) -> Result<(Upstream, usize), ProxyError> {
-    acquire(worker, cluster, state, hash, false).await
+    acquire(worker, cluster, cluster_idx, state, hash, false).await
 }

@@ -78,14 +78,6 @@ impl Validator {
                     "requires [mesh].identity (the certificate mtls presents and the trust bundle it verifies the upstream with)",
                 );
             }
-            let both = c.tls.is_some() && c.mtls.is_some();
-            if (c.tls.is_some() || c.mtls.is_some()) && !both && protocol == UpstreamProtocol::Http1 {
-                let key = if c.mtls.is_some() { "mtls" } else { "tls" };
-                v.err(
-                    format!("{p}.{key}"),
-                    "upstream TLS is spoken over HTTP/2 in this version: set protocol = \"http2\" (or \"auto\"); HTTP/1.1 over TLS to an upstream is not supported yet",
-                );
-            }
             Cluster {
                 name: c.name.clone(),
                 lb,

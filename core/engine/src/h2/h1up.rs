@@ -40,6 +40,7 @@ const BODY_CHUNK: usize = 64 * 1024;
 pub(crate) async fn exchange(
     worker: &Worker,
     c: &Cluster,
+    cluster_idx: usize,
     state: &ClusterState,
     head: &RequestHead,
     set: &[(&str, &[u8])],
@@ -54,7 +55,7 @@ pub(crate) async fn exchange(
     let retry_safe = head.is_idempotent() && eos;
     let mut attempt = 0;
     loop {
-        let (mut up, idx) = acquire(worker, c, state, hash, attempt == 0).await?;
+        let (mut up, idx) = acquire(worker, c, cluster_idx, state, hash, attempt == 0).await?;
         let stats = worker.stats.cluster(&c.name);
         let mut active = Active::start(state, idx, &stats, up.addr);
         sent.upstream.set(Some(up.addr));
@@ -178,7 +179,7 @@ enum Received {
 }
 
 async fn receive(
-    r: &mut monoio::io::OwnedReadHalf<monoio::net::TcpStream>,
+    r: &mut crate::conn::ConnRead,
     buf: &mut ReadBuf,
     head: &RequestHead,
     websocket: bool,
@@ -264,7 +265,7 @@ async fn receive(
 }
 
 async fn relay_body(
-    r: &mut monoio::io::OwnedReadHalf<monoio::net::TcpStream>,
+    r: &mut crate::conn::ConnRead,
     buf: &mut ReadBuf,
     resp: ringside_codec::ResponseHead,
     respond: &RefCell<SendResponse<Bytes>>,

@@ -378,7 +378,7 @@ impl<'a> Call<'a> {
         let h2_upstream = match c.protocol {
             UpstreamProtocol::Http2 => true,
             UpstreamProtocol::Http1 => false,
-            // Without TLS there is no ALPN: keep the client's protocol.
+            // With TLS, ALPN chooses (h2 preferred); without, keep the client's protocol.
             UpstreamProtocol::Auto => true,
         };
         let set = fields.set();
@@ -389,6 +389,7 @@ impl<'a> Call<'a> {
             super::h1up::exchange(
                 &self.ctx.worker,
                 c,
+                idx,
                 state,
                 self.head,
                 &set,

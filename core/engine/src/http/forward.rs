@@ -17,15 +17,13 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use monoio::io::OwnedReadHalf;
-use monoio::net::TcpStream;
 use ringside_codec::{
     parse_response, write_request_head, write_response_head, BodyKind, RequestHead, Version,
 };
 use ringside_config::{Cluster, HttpLimits, UpstreamProtocol};
 
 use super::body::{relay_response_body, send_request_body, BodyState, RelayError, SendError};
-use crate::conn::{ClientRead, ClientWrite};
+use crate::conn::{ConnRead, ConnWrite};
 use crate::error::ProxyError;
 use crate::io::{write_vec_timeout, Fill, ReadBuf};
 use crate::metrics::ClusterStats;
@@ -43,8 +41,8 @@ pub(crate) const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The client side of the connection, lent to one request.
 pub(crate) struct Downstream<'a> {
-    pub(crate) r: &'a mut ClientRead,
-    pub(crate) w: &'a mut ClientWrite,
+    pub(crate) r: &'a mut ConnRead,
+    pub(crate) w: &'a mut ConnWrite,
     pub(crate) buf: &'a mut ReadBuf,
 }
 
@@ -149,10 +147,10 @@ pub(crate) async fn forward(
     ds: &mut Downstream<'_>,
     progress: &Progress,
 ) -> Result<Forwarded, ProxyError> {
-    // TLS clusters speak HTTP/2 (validation refuses `http1` with TLS): never plaintext.
+    // `auto` with TLS lets ALPN choose, on the HTTP/2 path (see docs/config.md).
+    let tls = cluster.tls.is_some() || cluster.mtls.is_some();
     if cluster.protocol == UpstreamProtocol::Http2
-        || cluster.tls.is_some()
-        || cluster.mtls.is_some()
+        || (cluster.protocol == UpstreamProtocol::Auto && tls)
     {
         let after = crate::h2::from_h1::forward(
             worker,
@@ -171,7 +169,15 @@ pub(crate) async fn forward(
         && matches!(req.head.body(), BodyKind::Empty | BodyKind::Length(0));
     let mut attempt = 0;
     loop {
-        let (mut up, idx) = acquire(worker, cluster, state, req.hash, attempt == 0).await?;
+        let (mut up, idx) = acquire(
+            worker,
+            cluster,
+            req.cluster_idx,
+            state,
+            req.hash,
+            attempt == 0,
+        )
+        .await?;
         // A guard, not a call after the await: a route timeout drops this future mid-way
         // and the active-request count must still come down.
         let mut active = Active::start(state, idx, &stats, up.addr);
@@ -347,9 +353,9 @@ async fn exchange(
 async fn receive(
     worker: &Worker,
     req: &Request<'_>,
-    upr: &mut OwnedReadHalf<TcpStream>,
+    upr: &mut ConnRead,
     upbuf: &mut ReadBuf,
-    cw: &mut ClientWrite,
+    cw: &mut ConnWrite,
     upgrade: bool,
     progress: &Progress,
 ) -> Result<Exchanged, ProxyError> {

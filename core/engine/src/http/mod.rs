@@ -29,7 +29,7 @@ use monoio::time::Instant;
 use ringside_codec::{parse_request, Limits, RequestHead};
 use ringside_config::{HttpListener, Listener, ListenerKind};
 
-use crate::conn::{ClientRead, ClientWrite};
+use crate::conn::{ConnRead, ConnWrite};
 use crate::error::ProxyError;
 use crate::io::{either, write_vec_timeout, Fill, ReadBuf};
 use crate::metrics::ListenerStats;
@@ -69,8 +69,8 @@ pub(crate) enum Ended {
 pub(crate) async fn serve(
     worker: Rc<Worker>,
     listener: Rc<str>,
-    mut r: ClientRead,
-    mut w: ClientWrite,
+    mut r: ConnRead,
+    mut w: ConnWrite,
     initial: Vec<u8>,
     conn: Rc<ClientConn>,
     stats: Rc<ListenerStats>,
@@ -92,7 +92,7 @@ pub(crate) async fn serve(
             Ok(Some(Read::Head(head))) => head,
             Ok(Some(Read::H2Preface)) => {
                 return match (r, w) {
-                    (ClientRead::Plain(r), ClientWrite::Plain(w)) => match r.reunite(w) {
+                    (ConnRead::Plain(r), ConnWrite::Plain(w)) => match r.reunite(w) {
                         Ok(stream) => Ended::H2c(stream, buf.data().to_vec()),
                         Err(_) => Ended::Closed,
                     },
@@ -249,7 +249,7 @@ enum Read {
 /// idle timeout, or drain while idle).
 async fn read_head(
     worker: &Worker,
-    r: &mut ClientRead,
+    r: &mut ConnRead,
     buf: &mut ReadBuf,
     l: &Listener,
     http: &HttpListener,
@@ -330,7 +330,7 @@ async fn drain_grace(worker: &Worker) {
 
 /// Half-closes and discards what the client still sends for a short while, so the response
 /// already written is read before the socket closes (nginx's lingering close).
-async fn linger(r: &mut ClientRead, w: &mut ClientWrite) {
+async fn linger(r: &mut ConnRead, w: &mut ConnWrite) {
     let _ = w.shutdown().await;
     let deadline = Instant::now() + LINGER;
     let mut scratch = vec![0u8; 4096];
