@@ -129,3 +129,50 @@ both_drivers!(
         assert_eq!(r.status, Some(502), "{r:?}");
     }
 );
+
+both_drivers!(
+    fn chunked_trailers_cross_h2_hops_both_ways(d) {
+        use std::io::{Read, Write};
+        use std::sync::{Arc, Mutex};
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        let o = Origin::raw(move |mut s| {
+            let mut got = Vec::new();
+            let mut b = [0u8; 4096];
+            while got.windows(4).filter(|w| *w == b"\r\n\r\n").nth(1).is_none() {
+                match s.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&b[..n]),
+                }
+            }
+            record.lock().unwrap().extend_from_slice(&got);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n\
+                  2\r\nok\r\n0\r\nx-checksum: abc\r\n\r\n",
+            );
+        });
+        // h1 client -> outer (cluster http2) -> inner (h2c listener) -> h1 origin.
+        let inner = h2_hop(d, o.addr());
+        let outer = Proxy::start(
+            d,
+            &basic_config(
+                &[inner.addr("in")],
+                Extra { cluster: "protocol = \"http2\"", ..Extra::default() },
+            ),
+        );
+        let mut c = std::net::TcpStream::connect(outer.addr("in")).unwrap();
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        c.write_all(
+            b"POST /t HTTP/1.1\r\nHost: t\r\nTE: trailers\r\nConnection: close\r\n\
+              Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-req-trailer: 1\r\n\r\n",
+        )
+        .unwrap();
+        let mut resp = Vec::new();
+        let _ = c.read_to_end(&mut resp);
+        let resp = String::from_utf8_lossy(&resp).to_lowercase();
+        assert!(resp.starts_with("http/1.1 200"), "{resp}");
+        assert!(resp.contains("\r\n0\r\nx-checksum: abc\r\n\r\n"), "response trailer: {resp}");
+        let req = String::from_utf8_lossy(&seen.lock().unwrap()).to_lowercase();
+        assert!(req.contains("x-req-trailer: 1\r\n"), "request trailer reached the origin: {req}");
+    }
+);

@@ -77,7 +77,19 @@ impl ChunkedScanner {
     pub fn scan(
         &mut self,
         input: &[u8],
+        on_data: impl FnMut(Range<usize>),
+    ) -> Result<Scan, ChunkError> {
+        self.scan_with_trailers(input, on_data, |_| {})
+    }
+
+    /// [`scan`](Self::scan), also handing every byte of the trailer field lines (each
+    /// `name: value` and its CRLF, the final empty line excluded) to `on_trailer`, so that a
+    /// proxy can carry trailers into another framing (HTTP/2 HEADERS).
+    pub fn scan_with_trailers(
+        &mut self,
+        input: &[u8],
         mut on_data: impl FnMut(Range<usize>),
+        mut on_trailer: impl FnMut(u8),
     ) -> Result<Scan, ChunkError> {
         let mut i = 0usize;
         while let Some(rest) = input.get(i..) {
@@ -109,8 +121,17 @@ impl ChunkedScanner {
             }
             let Some(&b) = rest.first() else { break };
             i = i.saturating_add(1);
+            let before = self.state;
             if let Err(msg) = self.step(b) {
                 return self.fail(msg);
+            }
+            let trailer = match before {
+                State::TrailerLineStart => b != b'\r',
+                State::TrailerName | State::TrailerValue | State::TrailerLf => true,
+                _ => false,
+            };
+            if trailer {
+                on_trailer(b);
             }
         }
         Ok(Scan {
@@ -258,6 +279,26 @@ fn hex_value(b: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trailer_bytes_are_reported_in_any_split() {
+        let input = b"3\r\nabc\r\n0\r\ngrpc-status: 0\r\nx-t: a b\r\n\r\nNEXT";
+        for step in [1, 2, 5, input.len()] {
+            let mut s = ChunkedScanner::new();
+            let mut trailers = Vec::new();
+            let mut at = 0;
+            while at < input.len() && !s.is_done() {
+                let piece = &input[at..(at + step).min(input.len())];
+                let scan = s
+                    .scan_with_trailers(piece, |_| {}, |b| trailers.push(b))
+                    .unwrap();
+                at += scan.consumed;
+            }
+            assert!(s.is_done());
+            assert_eq!(&input[at..], b"NEXT");
+            assert_eq!(trailers, b"grpc-status: 0\r\nx-t: a b\r\n", "step {step}");
+        }
+    }
 
     /// Scans `input` whole; returns (scan, de-chunked data).
     fn whole(input: &[u8]) -> Result<(Scan, Vec<u8>, u64), ChunkError> {

@@ -79,6 +79,7 @@ pub(crate) async fn forward(
     let sent = Cell::new(0u64);
     let mut upload_result: Option<Result<(), ProxyError>> = eos.then_some(Ok(()));
     let mut upload = pin!(async {
+        let mut trailer_lines = Vec::new();
         while !body.is_done() {
             if cbuf.is_empty() {
                 match cbuf.fill(*cr, BODY_CHUNK, crate::io::sleep(idle)).await {
@@ -92,7 +93,7 @@ pub(crate) async fn forward(
             }
             let mut ranges = Vec::new();
             let n = body
-                .take(cbuf.data(), |r| ranges.push(r))
+                .take_with_trailers(cbuf.data(), |r| ranges.push(r), &mut trailer_lines)
                 .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
             for range in ranges {
                 let chunk = Bytes::copy_from_slice(cbuf.data().get(range).unwrap_or_default());
@@ -105,7 +106,10 @@ pub(crate) async fn forward(
             }
             cbuf.consume(n);
         }
-        let _ = up_send.send_data(Bytes::new(), true);
+        let _ = match crate::http::body::trailer_map(&trailer_lines) {
+            Some(t) => up_send.send_trailers(t),
+            None => up_send.send_data(Bytes::new(), true),
+        };
         Ok(())
     });
     let client_keep = req.client_keep;

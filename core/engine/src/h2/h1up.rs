@@ -287,11 +287,12 @@ async fn relay_body(
             reuse: resp.keep_alive() && buf.is_empty(),
         });
     }
+    let mut trailer_lines = Vec::new();
     loop {
         if !buf.is_empty() {
             let mut ranges = Vec::new();
             let n = state
-                .take(buf.data(), |r| ranges.push(r))
+                .take_with_trailers(buf.data(), |r| ranges.push(r), &mut trailer_lines)
                 .map_err(|e| ProxyError::UpstreamInvalid(e.to_string()))?;
             for range in ranges {
                 let chunk = buf.data().get(range).unwrap_or_default();
@@ -318,8 +319,11 @@ async fn relay_body(
             Err(e) => return Err(ProxyError::UpstreamIo(e)),
         }
     }
-    down.send_data(Bytes::new(), true)
-        .map_err(ProxyError::ClientStream)?;
+    match crate::http::body::trailer_map(&trailer_lines) {
+        Some(t) => down.send_trailers(t),
+        None => down.send_data(Bytes::new(), true),
+    }
+    .map_err(ProxyError::ClientStream)?;
     let reuse = resp.keep_alive() && kind != BodyKind::UntilClose && buf.is_empty();
     Ok(Received::Done { reuse })
 }

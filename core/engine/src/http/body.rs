@@ -72,6 +72,64 @@ impl BodyState {
     }
 }
 
+impl BodyState {
+    /// [`take`](Self::take), also collecting a chunked body's trailer field lines into
+    /// `trailers` (bounded by the codec's trailer-section limit).
+    pub(crate) fn take_with_trailers(
+        &mut self,
+        data: &[u8],
+        on_data: impl FnMut(std::ops::Range<usize>),
+        trailers: &mut Vec<u8>,
+    ) -> Result<usize, ChunkError> {
+        match self {
+            BodyState::Chunked(scanner) => {
+                let scan = scanner.scan_with_trailers(data, on_data, |b| trailers.push(b))?;
+                if scan.done {
+                    *self = BodyState::Done;
+                }
+                Ok(scan.consumed)
+            }
+            _ => self.take(data, on_data),
+        }
+    }
+}
+
+/// Trailer field lines (`name: value` CRLF...) as HTTP/2 trailers, without the fields that
+/// must not travel in trailers (framing, routing, authentication: RFC 9110 §6.5.1).
+pub(crate) fn trailer_map(lines: &[u8]) -> Option<http::HeaderMap> {
+    let mut map = http::HeaderMap::new();
+    for line in lines.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = line.split_at(colon);
+        let value = value.get(1..).unwrap_or_default().trim_ascii();
+        let name = name.to_ascii_lowercase();
+        if matches!(
+            name.as_slice(),
+            b"content-length"
+                | b"transfer-encoding"
+                | b"host"
+                | b"connection"
+                | b"te"
+                | b"trailer"
+                | b"authorization"
+                | b"set-cookie"
+                | b"cookie"
+        ) {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            http::header::HeaderName::from_bytes(&name),
+            http::HeaderValue::from_bytes(value),
+        ) {
+            map.append(n, v);
+        }
+    }
+    (!map.is_empty()).then_some(map)
+}
+
 /// Why copying a request body stopped.
 pub(crate) enum SendError {
     /// The client went away or sent garbage: abort the exchange.
