@@ -182,3 +182,26 @@ both_drivers!(
         assert_eq!(denied, 3);
     }
 );
+
+both_drivers!(
+    fn routes_match_on_the_peer_identity(d) {
+        let m = mesh();
+        let o = Origin::echo();
+        let orders = Proxy::start(
+            d,
+            &format!(
+                "{}\n[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\nmtls = \"permissive\"\n\
+                 [[routes]]\nlistener = \"in\"\nname = \"shop\"\nmatch = {{ principals = [\"spiffe://cluster.local/ns/shop/*\"] }}\ncluster = \"app\"\n\
+                 [[routes]]\nlistener = \"in\"\nname = \"others\"\ndirect_response = {{ status = 418, body = \"who are you\" }}\n\
+                 [[clusters]]\nname = \"app\"\nendpoints = [\"{}\"]\n",
+                identity(&m.orders, &m.pki.ca_path()),
+                o.addr()
+            ),
+        );
+        let cart = outbound(d, &m, orders.addr("in"), ORDERS);
+        let r = curl(&[&format!("http://{}/x", cart.addr("out"))]);
+        assert_eq!(r.status, Some(200), "a shop identity takes the shop route: {r:?}");
+        let r = curl(&[&format!("http://{}/x", orders.addr("in"))]);
+        assert_eq!(r.status, Some(418), "no identity, no shop route: {r:?}");
+    }
+);

@@ -26,7 +26,7 @@ pub(crate) fn rule_matches<'h>(
 }
 
 /// `want` is an exact identity, or a prefix when it ends in `*`.
-fn principal_is(want: &str, principal: &str) -> bool {
+pub(crate) fn principal_is(want: &str, principal: &str) -> bool {
     match want.strip_suffix('*') {
         Some(prefix) => principal.starts_with(prefix),
         None => want == principal,

@@ -27,6 +27,15 @@ where
             return false;
         }
     }
+    if !m.principals.is_empty()
+        && !req.principal.is_some_and(|p| {
+            m.principals
+                .iter()
+                .any(|want| crate::authz::principal_is(want, p))
+        })
+    {
+        return false;
+    }
     path_matches(&m.path, req.path)
 }
 
@@ -102,6 +111,7 @@ mod tests {
                     .find(|(n, _)| *n == name)
                     .map(|(_, v)| v.as_bytes())
             },
+            principal: None,
         };
         m.matches(&view)
     }

@@ -303,6 +303,9 @@ pub struct RouteMatch {
     pub method: Option<String>,
     /// Lower-case header names with the exact value they must carry.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The client's verified identity must be one of these (exact, or a prefix ending in
+    /// `*`); empty: any client, with or without an identity.
+    pub principals: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -325,6 +328,8 @@ where
     pub path: &'a str,
     /// Looks a header up by lower-case name.
     pub header: H,
+    /// The client's verified identity (mesh mTLS), if any.
+    pub principal: Option<&'a str>,
 }
 
 impl RouteMatch {

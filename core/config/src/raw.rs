@@ -348,6 +348,11 @@ pub struct FileMatch {
     /// Header name → value: each header must be present and its first value must equal
     /// this exactly (byte for byte, case-sensitive). Names are case-insensitive.
     pub headers: Option<BTreeMap<String, String>>,
+    /// The client's verified identity (the URI SAN of its certificate on an `mtls` listener)
+    /// is one of these: an exact identity such as `"spiffe://cluster.local/ns/shop/sa/cart"`,
+    /// or a prefix ending in `*`. A request without a verified identity (plaintext on a
+    /// permissive listener, any other listener) never matches a route that has principals.
+    pub principals: Option<Vec<String>>,
 }
 
 /// One element of `routes[].weighted`.

@@ -13,26 +13,33 @@ pub(super) fn action(a: FileAuthzAction) -> AuthzAction {
 }
 
 impl Validator {
+    /// `principals` lists (of authz rules and route matches): exact identities, or prefixes
+    /// ending in `*`.
+    pub(super) fn principals(&mut self, p: &str, list: Option<&Vec<String>>) -> Vec<String> {
+        let principals = list.cloned().unwrap_or_default();
+        for (j, principal) in principals.iter().enumerate() {
+            let star = principal.find('*');
+            let bad_star = star.is_some_and(|s| s + 1 != principal.len());
+            let bad_char = principal
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+            if principal.is_empty() || bad_star || bad_char {
+                self.err(
+                    format!("{p}.principals[{j}]"),
+                    format!(
+                        "invalid principal {principal:?}: an identity such as \"spiffe://cluster.local/ns/NS/sa/SA\", or a prefix ending in \"*\""
+                    ),
+                );
+            }
+        }
+        principals
+    }
+
     /// Rule `i` with every condition checked (its listener is resolved by the caller).
     pub(super) fn authz_rule(&mut self, i: usize, a: &FileAuthz) -> Option<AuthzRule> {
         let p = format!("authz[{i}]");
         self.clean(|v| {
-            let principals = a.principals.clone().unwrap_or_default();
-            for (j, principal) in principals.iter().enumerate() {
-                let star = principal.find('*');
-                let bad_star = star.is_some_and(|s| s + 1 != principal.len());
-                let bad_char = principal
-                    .bytes()
-                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
-                if principal.is_empty() || bad_star || bad_char {
-                    v.err(
-                        format!("{p}.principals[{j}]"),
-                        format!(
-                            "invalid principal {principal:?}: an identity such as \"spiffe://cluster.local/ns/NS/sa/SA\", or a prefix ending in \"*\""
-                        ),
-                    );
-                }
-            }
+            let principals = v.principals(&p, a.principals.as_ref());
             let paths = a.paths.clone().unwrap_or_default();
             for (j, path) in paths.iter().enumerate() {
                 if !path.starts_with('/') {

@@ -160,11 +160,13 @@ impl Validator {
                 }
             }
             let headers = v.header_conditions(p, m.headers.as_ref());
+            let principals = v.principals(p, m.principals.as_ref());
             RouteMatch {
                 host,
                 path,
                 method,
                 headers,
+                principals,
             }
         })
     }

@@ -306,6 +306,7 @@ impl<'a> Call<'a> {
             host: head.host(),
             path: head.path(),
             header: |name: &str| head.header(name),
+            principal: self.ctx.conn.identity.as_deref(),
         };
         let Some(route) = self
             .http

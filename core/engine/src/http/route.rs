@@ -121,6 +121,7 @@ pub(crate) async fn handle<'v>(
         host: head.host(),
         path: head.path(),
         header: |name: &str| head.header(name),
+        principal: incoming.conn.identity.as_deref(),
     };
     let Some(route) = http.routes.iter().find(|r| r.matcher.matches(&request)) else {
         let e = ProxyError::NoRoute;
