@@ -31,15 +31,24 @@ fn get(stream: u32) -> Vec<u8> {
 }
 
 /// Reads frames until the peer closes; returns the GOAWAY error code if one came.
-fn goaway_code(mut s: TcpStream) -> Option<u32> {
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+fn goaway_code(s: TcpStream) -> Option<u32> {
+    goaway_within(s, WAIT)
+}
+
+/// Reads frames until the peer closes or `limit` passes; the GOAWAY error code if one came.
+fn goaway_within(mut s: TcpStream, limit: Duration) -> Option<u32> {
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16384];
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
         }
     }
     let mut i = 0;
@@ -135,5 +144,52 @@ both_drivers!(
         }
         assert!(started.elapsed() < Duration::from_secs(3), "closed after a missed PONG");
         assert!(got.windows(2).any(|w| w == [0x06, 0x00]), "a PING frame was sent");
+    }
+);
+
+/// Opens streams in batches, lets the proxy accept them (each one is waiting on the slow
+/// upstream), then resets them: h2's own Rapid Reset guard only counts streams reset
+/// *before* they are accepted, so what cuts this client off is ringside's per-second limit.
+fn paced_resets(addr: std::net::SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(PREFACE).unwrap();
+    s.write_all(&frame(0x4, 0, 0, &[])).unwrap();
+    let mut id = 1u32;
+    for _ in 0..6 {
+        let first = id;
+        for _ in 0..10 {
+            if s.write_all(&get(id)).is_err() {
+                return s;
+            }
+            id += 2;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        for sid in (first..id).step_by(2) {
+            if s.write_all(&frame(0x3, 0, sid, &8u32.to_be_bytes()))
+                .is_err()
+            {
+                return s;
+            }
+        }
+    }
+    s
+}
+
+both_drivers!(
+    fn resets_of_accepted_streams_past_the_limit_are_cut_off(d) {
+        let o = slow_origin();
+        let strict = Proxy::start(
+            d,
+            &basic_config(&[o.addr()], Extra { listener: "http2 = { max_resets_per_second = 20 }", ..Extra::default() }),
+        );
+        let s = paced_resets(strict.addr("in"));
+        assert_eq!(goaway_within(s, Duration::from_secs(3)), Some(0xb), "60 resets in under a second, limit 20");
+        // The same client under a limit it stays within is not cut off.
+        let lenient = Proxy::start(
+            d,
+            &basic_config(&[o.addr()], Extra { listener: "http2 = { max_resets_per_second = 1000 }", ..Extra::default() }),
+        );
+        let s = paced_resets(lenient.addr("in"));
+        assert_eq!(goaway_within(s, Duration::from_secs(2)), None);
     }
 );

@@ -296,3 +296,24 @@ both_drivers!(
         assert_eq!(o.request(0).target, "/tcp");
     }
 );
+
+both_drivers!(
+    fn invalid_replacement_files_keep_the_running_certificate(d) {
+        let pki = TestPki::new();
+        let (a, ak) = pki.leaf("first", &["a.test"], &[]);
+        let o = Origin::echo();
+        let p = Proxy::start(d, &tls_config(o.addr(), &[(&a, &ak)]));
+        // A key that does not match the certificate, then a file that is not PEM at all.
+        let (_, other_key) = pki.leaf("other", &["a.test"], &[]);
+        std::fs::copy(&other_key, &ak).unwrap();
+        // A negative check: nothing may change, so wait past the watcher's period (1 s) and
+        // its settle tick before looking.
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(served_subject(p.addr("in"), "a.test").contains("first"), "mismatched key refused");
+        std::fs::write(&a, b"not a certificate").unwrap();
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(served_subject(p.addr("in"), "a.test").contains("first"), "garbage refused");
+        let r = https(&p, "a.test", &pki.ca_path(), &[]);
+        assert_eq!(r.status, Some(200), "still serving: {r:?}");
+    }
+);

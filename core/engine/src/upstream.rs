@@ -29,12 +29,50 @@ pub(crate) async fn acquire(
 ) -> Result<(Upstream, usize), ProxyError> {
     // TLS settings are keyed by the cluster's fingerprint (which covers them): a pooled
     // connection is only reused under the settings it was made with.
-    let tls = worker.views.current().tls.client(cluster_idx).cloned();
+    let tls = if cluster.tls.is_some() || cluster.mtls.is_some() {
+        worker.views.current().tls.client(cluster_idx).cloned()
+    } else {
+        None
+    };
     let tls_key = if tls.is_some() {
         cluster.fingerprint | 1
     } else {
         0
     };
+    let tls = tls.as_ref();
+    try_endpoints(worker, cluster, state, hash, |_, addr| async move {
+        if pooled {
+            if let Some(conn) = worker.pool.take(addr, tls_key) {
+                return Ok(conn);
+            }
+        }
+        let up_tls = tls.map(|config| UpTls {
+            config: std::sync::Arc::clone(config),
+            name: crate::tls::sni_for(cluster, addr),
+            key: tls_key,
+        });
+        Upstream::connect_with(addr, cluster.connect_timeout, up_tls)
+            .await
+            .map_err(ProxyError::Connect)
+    })
+    .await
+}
+
+/// The Balance loop shared by every kind of upstream connection (HTTP/1 pool, HTTP/2,
+/// TCP): picks an endpoint that is neither ejected nor tried yet, runs `connect` on it, and
+/// on failure counts it, ejects the endpoint (unless it is the only one) and tries another,
+/// up to `MAX_CONNECT_ATTEMPTS`. Returns the connection and the endpoint's index.
+pub(crate) async fn try_endpoints<T, F, Fut>(
+    worker: &Worker,
+    cluster: &Cluster,
+    state: &ClusterState,
+    hash: Option<u64>,
+    mut connect: F,
+) -> Result<(T, usize), ProxyError>
+where
+    F: FnMut(usize, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProxyError>>,
+{
     let mut tried: Vec<usize> = Vec::new();
     let mut last_err = None;
     loop {
@@ -44,25 +82,12 @@ pub(crate) async fn acquire(
             !tried.contains(&i) && (single || !state.is_ejected(i, now))
         });
         let Some(idx) = pick else {
-            return Err(match last_err {
-                Some(e) => ProxyError::Connect(e),
-                None => ProxyError::NoHealthyEndpoint,
-            });
+            return Err(last_err.unwrap_or(ProxyError::NoHealthyEndpoint));
         };
         let Some(ep) = cluster.endpoints.get(idx) else {
             return Err(ProxyError::NoHealthyEndpoint);
         };
-        if pooled {
-            if let Some(conn) = worker.pool.take(ep.address, tls_key) {
-                return Ok((conn, idx));
-            }
-        }
-        let up_tls = tls.as_ref().map(|config| UpTls {
-            config: std::sync::Arc::clone(config),
-            name: crate::tls::sni_for(cluster, ep.address),
-            key: tls_key,
-        });
-        match Upstream::connect_with(ep.address, cluster.connect_timeout, up_tls).await {
+        match connect(idx, ep.address).await {
             Ok(conn) => {
                 state.restore(idx);
                 return Ok((conn, idx));
@@ -77,12 +102,10 @@ pub(crate) async fn acquire(
                     state.eject(idx, now + cluster.fail_timeout);
                 }
                 tried.push(idx);
-                last_err = Some(e);
                 if tried.len() >= MAX_CONNECT_ATTEMPTS {
-                    return Err(ProxyError::Connect(
-                        last_err.unwrap_or_else(|| std::io::Error::other("connect failed")),
-                    ));
+                    return Err(e);
                 }
+                last_err = Some(e);
             }
         }
     }

@@ -509,7 +509,8 @@ mod tests {
                 duration: h.clone(),
                 open: 3,
                 in_flight: 1,
-                ..ListenerReport::default()
+                tls_failures: 5,
+                authz_denied: 7,
             }],
             clusters: vec![ClusterReport {
                 cluster: "app".into(),
@@ -544,6 +545,9 @@ mod tests {
             r#"ringside_upstream_requests_total{cluster="app",endpoint="127.0.0.1:9",code_class="5xx"} 2"#,
             r#"ringside_upstream_requests_total{cluster="app",endpoint="127.0.0.1:9",code_class="error"} 4"#,
             r#"ringside_upstream_connect_failures_total{cluster="app"} 2"#,
+            "# TYPE ringside_downstream_tls_handshake_failures_total counter",
+            r#"ringside_downstream_tls_handshake_failures_total{listener="in"} 10"#,
+            r#"ringside_authz_denied_total{listener="in"} 14"#,
             r#"ringside_config_reload_total{result="invalid"} 1"#,
             r#"ringside_io_driver{driver="epoll"} 1"#,
             "ringside_config_generation 3",

@@ -29,8 +29,6 @@ use crate::event::Event;
 use crate::state::ClusterState;
 use crate::worker::Worker;
 
-/// Connect attempts (distinct endpoints) per request, as for HTTP/1.
-const MAX_CONNECT_ATTEMPTS: usize = 3;
 /// Flow-control windows we offer upstreams (they send response bodies).
 const STREAM_WINDOW: u32 = 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
@@ -142,62 +140,36 @@ pub(crate) async fn acquire(
     state: &ClusterState,
     hash: Option<u64>,
 ) -> Result<(Lease, usize, SocketAddr), ProxyError> {
-    let mut tried: Vec<usize> = Vec::new();
-    let mut last_err: Option<ProxyError> = None;
-    loop {
-        let now = Instant::now();
-        let single = cluster.endpoints.len() == 1;
-        let pick = state.balancer.pick(hash, |i| {
-            !tried.contains(&i) && (single || !state.is_ejected(i, now))
-        });
-        let Some(idx) = pick else {
-            return Err(last_err.unwrap_or(ProxyError::NoHealthyEndpoint));
-        };
-        let Some(ep) = cluster.endpoints.get(idx) else {
-            return Err(ProxyError::NoHealthyEndpoint);
-        };
-        let addr = ep.address;
-        let conn = loop {
-            match worker.h2.find(&cluster.name, addr) {
-                Found::Conn(c) => break Ok(c),
-                Found::Wait(e) => e.wait().await,
-                Found::Open => {
-                    // A guard, so that a request dropped mid-connect (its deadline) still
-                    // wakes the others.
-                    let mut opening = Opening {
-                        pool: &worker.h2,
-                        cluster: &cluster.name,
-                        addr,
-                        conn: None,
-                    };
-                    let r = connect(worker, cluster, cluster_idx, addr).await;
-                    opening.conn = r.as_ref().ok().map(Rc::clone);
-                    drop(opening);
-                    break r;
+    let (conn, idx) =
+        crate::upstream::try_endpoints(worker, cluster, state, hash, |_, addr| async move {
+            loop {
+                match worker.h2.find(&cluster.name, addr) {
+                    Found::Conn(c) => return Ok(c),
+                    Found::Wait(e) => e.wait().await,
+                    Found::Open => {
+                        // A guard, so that a request dropped mid-connect (its deadline)
+                        // still wakes the others.
+                        let mut opening = Opening {
+                            pool: &worker.h2,
+                            cluster: &cluster.name,
+                            addr,
+                            conn: None,
+                        };
+                        let r = connect(worker, cluster, cluster_idx, addr).await;
+                        opening.conn = r.as_ref().ok().map(Rc::clone);
+                        return r;
+                    }
                 }
             }
-        };
-        match conn {
-            Ok(conn) => {
-                state.restore(idx);
-                conn.in_flight.set(conn.in_flight.get() + 1);
-                conn.last_used.set(Instant::now());
-                return Ok((Lease { conn }, idx, addr));
-            }
-            Err(e) => {
-                worker.stats.cluster(&cluster.name).connect_failure(addr);
-                tracing::warn!(cluster = %cluster.name, endpoint = %addr, error = %e, "h2 connect failed");
-                if !single {
-                    state.eject(idx, now + cluster.fail_timeout);
-                }
-                tried.push(idx);
-                last_err = Some(e);
-                if tried.len() >= MAX_CONNECT_ATTEMPTS {
-                    return Err(last_err.unwrap_or(ProxyError::NoHealthyEndpoint));
-                }
-            }
-        }
-    }
+        })
+        .await?;
+    conn.in_flight.set(conn.in_flight.get() + 1);
+    conn.last_used.set(Instant::now());
+    let addr = cluster.endpoints.get(idx).map_or_else(
+        || std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        |e| e.address,
+    );
+    Ok((Lease { conn }, idx, addr))
 }
 
 /// Opens a connection (TCP, TLS when the cluster has it, the HTTP/2 handshake) and starts

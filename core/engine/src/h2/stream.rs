@@ -382,10 +382,11 @@ impl<'a> Call<'a> {
             // With TLS, ALPN chooses (h2 preferred); without, keep the client's protocol.
             UpstreamProtocol::Auto => true,
         };
-        let set = fields.set();
+        let (set, n) = fields.set();
+        let set = set.get(..n).unwrap_or_default();
         let hash = crate::http::route::request_hash_of(c, self.head, self.ctx.conn.peer);
         if h2_upstream {
-            self.to_h2(c, idx, state, &set, hash, body, respond).await
+            self.to_h2(c, idx, state, set, hash, body, respond).await
         } else {
             super::h1up::exchange(
                 &self.ctx.worker,
@@ -393,7 +394,7 @@ impl<'a> Call<'a> {
                 idx,
                 state,
                 self.head,
-                &set,
+                set,
                 hash,
                 self.websocket,
                 self.l.idle_timeout,

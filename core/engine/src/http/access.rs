@@ -185,3 +185,50 @@ impl PathCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::route::{After, Outcome};
+
+    fn line_for(h2: bool, identity: Option<&str>, format: LogFormat) -> String {
+        let limits = ringside_codec::Limits {
+            max_header_bytes: 4096,
+            max_headers: 32,
+            max_uri_bytes: 1024,
+        };
+        let (head, _) =
+            ringside_codec::parse_request(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n", &limits)
+                .unwrap()
+                .unwrap();
+        let trace = TraceContext::continue_or_start(|_| None, || 7, 1.0);
+        let outcome = Outcome::new(After::KeepAlive, "r", 200);
+        line(
+            format,
+            &Entry {
+                time: SystemTime::UNIX_EPOCH,
+                took: Duration::from_millis(1),
+                listener: "in",
+                head: &head,
+                peer: "127.0.0.1:9".parse().unwrap(),
+                identity,
+                h2,
+                trace: &trace,
+                outcome: &outcome,
+            },
+        )
+    }
+
+    #[test]
+    fn records_the_protocol_and_the_peer_identity() {
+        let id = "spiffe://cluster.local/ns/shop/sa/cart";
+        let j = line_for(true, Some(id), LogFormat::Json);
+        assert!(j.contains(r#""protocol":"HTTP/2""#), "{j}");
+        assert!(j.contains(&format!(r#""peer_identity":"{id}""#)), "{j}");
+        let j = line_for(false, None, LogFormat::Json);
+        assert!(j.contains(r#""protocol":"HTTP/1.1""#), "{j}");
+        assert!(j.contains(r#""peer_identity":null"#), "{j}");
+        let c = line_for(true, None, LogFormat::Combined);
+        assert!(c.contains("\"GET /x HTTP/2\""), "{c}");
+    }
+}

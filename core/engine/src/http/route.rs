@@ -163,12 +163,13 @@ pub(crate) async fn handle<'v>(
         );
     };
     let fields = ProxyFields::new(worker, head, incoming.conn, trace);
-    let set = fields.set();
+    let (set, n) = fields.set();
+    let set = set.get(..n).unwrap_or_default();
     let request_id = fields.request_id.clone();
     let hash = request_hash_of(c, head, peer);
     let req = Request {
         head,
-        set: &set,
+        set,
         limits: &http.limits,
         idle: l.idle_timeout,
         client_keep,
@@ -281,17 +282,17 @@ impl ProxyFields {
         }
     }
 
-    pub(crate) fn set(&self) -> Vec<(&'static str, &[u8])> {
-        let mut set: Vec<(&'static str, &[u8])> = vec![
-            ("X-Forwarded-For", &self.xff),
-            ("X-Forwarded-Proto", &self.proto),
-            ("X-Request-Id", &self.request_id),
+    /// The fields as `(name, value)` pairs, on the stack (this runs per request): take
+    /// `.0[..n]` of the returned `(array, n)`.
+    pub(crate) fn set(&self) -> ([(&'static str, &[u8]); 5], usize) {
+        let set = [
+            ("X-Forwarded-For", &self.xff[..]),
+            ("X-Forwarded-Proto", &self.proto[..]),
+            ("X-Request-Id", &self.request_id[..]),
             ("traceparent", self.traceparent.as_bytes()),
+            ("X-Forwarded-Client-Cert", &self.xfcc[..]),
         ];
-        if !self.xfcc.is_empty() {
-            set.push(("X-Forwarded-Client-Cert", &self.xfcc));
-        }
-        set
+        (set, if self.xfcc.is_empty() { 4 } else { 5 })
     }
 }
 
