@@ -12,6 +12,7 @@ mod authz;
 mod check;
 pub mod error;
 mod hash;
+pub mod headers;
 mod matching;
 mod material;
 pub mod model;
@@ -21,6 +22,7 @@ pub mod tls;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use headers::{HeaderAction, HeaderAdd, HeaderEdits, TemplateInput, ValuePart, ValueTemplate};
 pub use model::*;
 pub use tls::{CertKey, ListenerTls, MeshIdentity, MtlsMode, UpstreamMtls, UpstreamTls};
 

@@ -158,6 +158,9 @@ pub struct HttpListener {
     /// `[[authz]]` rules of this listener and its default.
     pub authz: Authz,
     pub http2: Http2Settings,
+    /// Header edits applied to every request and response of the listener, before the
+    /// route's.
+    pub headers: crate::HeaderEdits,
 }
 
 /// HTTP/2 settings of a listener. Header list size is [`HttpLimits::max_header_bytes`].
@@ -290,6 +293,8 @@ pub struct Route {
     pub action: RouteAction,
     /// Whole-request deadline; 504 when exceeded before the response head.
     pub timeout: Option<Duration>,
+    /// Header edits applied after the listener's (`request_headers_to_add`, ...).
+    pub headers: crate::HeaderEdits,
 }
 
 #[derive(Debug)]

@@ -160,6 +160,7 @@ impl Validator {
                     .map_or(AuthzAction::Allow, super::authz::action),
             },
             http2,
+            headers: crate::HeaderEdits::default(),
         }))
     }
 

@@ -133,6 +133,7 @@ impl Validator {
                 matcher: matcher?,
                 action: action?,
                 timeout,
+                headers: crate::HeaderEdits::default(),
             })
         });
         built.flatten()
