@@ -210,7 +210,7 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>) -> ExitCode {
     };
     let options = ringside_engine::StartOptions {
         inherited,
-        ..Default::default()
+        ..ringside_engine::StartOptions::new(crate::stack::stacks())
     };
     let handle = match ringside_engine::start_with(config, options) {
         Ok(h) => Arc::new(h),

@@ -1,5 +1,6 @@
 //! The sidecar role and the `ringside` command line.
 //!
+//! `stack` assembles the sidecar's pipeline (and hands it to the gateway role's assembly).
 //! `cli` parses arguments, loads and checks configuration, starts the engine, and maps
 //! signals and control requests to operations: SIGTERM/SIGINT or `drain` drain gracefully,
 //! SIGHUP re-reads the file. `control` serves this process's control socket, `ctld` keeps
@@ -12,4 +13,5 @@ pub mod cli;
 pub mod control;
 pub mod ctld;
 pub mod notify;
+pub mod stack;
 pub mod upgrade;

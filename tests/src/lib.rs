@@ -161,10 +161,11 @@ pub struct Proxy {
 impl Proxy {
     /// Starts the engine on `text` (see [`full_config`]) with the given driver.
     pub fn start(driver: Driver, text: &str) -> Proxy {
-        let handle = match ringside_engine::start(parse(driver, text)) {
-            Ok(h) => h,
-            Err(e) => panic!("ringside did not start on {}: {e}", driver.toml()),
-        };
+        let handle =
+            match ringside_engine::start(parse(driver, text), ringside_proxy::stack::stacks()) {
+                Ok(h) => h,
+                Err(e) => panic!("ringside did not start on {}: {e}", driver.toml()),
+            };
         assert_eq!(
             handle.driver(),
             driver.active(),

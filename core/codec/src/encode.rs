@@ -84,6 +84,7 @@ pub fn write_request_head(
     out: &mut Vec<u8>,
     head: &RequestHead,
     set: &[(&str, &[u8])],
+    edits: &Edits,
     upgrade: bool,
 ) {
     out.reserve(
@@ -109,12 +110,13 @@ pub fn write_request_head(
             || is_fixed_hop_by_hop(name)
             || (conn_tokens && named_by_connection(&head.headers, &head.buf, name))
             || in_set(set, name)
+            || edits.removes(name)
         {
             continue;
         }
         field(out, name, h.value.get(&head.buf));
     }
-    write_set(out, set);
+    write_set(out, set, edits);
     match head.body() {
         BodyKind::Length(n) => content_length(out, n),
         BodyKind::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
@@ -141,9 +143,10 @@ pub fn write_response_head(
     out: &mut Vec<u8>,
     head: &ResponseHead,
     set: &[(&str, &[u8])],
+    edits: &Edits,
     keep_alive: bool,
 ) {
-    write_response(out, head, set, Mode::Framed { keep_alive });
+    write_response(out, head, set, edits, Mode::Framed { keep_alive });
 }
 
 /// Writes the response head for a client that gets the body de-chunked and delimited by
@@ -153,8 +156,9 @@ pub fn write_response_head_dechunked(
     out: &mut Vec<u8>,
     head: &ResponseHead,
     set: &[(&str, &[u8])],
+    edits: &Edits,
 ) {
-    write_response(out, head, set, Mode::Dechunked);
+    write_response(out, head, set, edits, Mode::Dechunked);
 }
 
 #[derive(Clone, Copy)]
@@ -163,7 +167,13 @@ enum Mode {
     Dechunked,
 }
 
-fn write_response(out: &mut Vec<u8>, head: &ResponseHead, set: &[(&str, &[u8])], mode: Mode) {
+fn write_response(
+    out: &mut Vec<u8>,
+    head: &ResponseHead,
+    set: &[(&str, &[u8])],
+    edits: &Edits,
+    mode: Mode,
+) {
     out.reserve(
         head.buf
             .len()
@@ -188,7 +198,7 @@ fn write_response(out: &mut Vec<u8>, head: &ResponseHead, set: &[(&str, &[u8])],
         let is_upgrade = name.eq_ignore_ascii_case(b"upgrade");
         if is_upgrade && switching {
             // The protocol being switched to: end-to-end for a 101 (named by Connection).
-            if !in_set(set, name) {
+            if !in_set(set, name) && !edits.removes(name) {
                 field(out, name, h.value.get(&head.buf));
             }
             continue;
@@ -197,12 +207,13 @@ fn write_response(out: &mut Vec<u8>, head: &ResponseHead, set: &[(&str, &[u8])],
             || is_fixed_hop_by_hop(name)
             || (conn_tokens && named_by_connection(&head.headers, &head.buf, name))
             || in_set(set, name)
+            || edits.removes(name)
         {
             continue;
         }
         field(out, name, h.value.get(&head.buf));
     }
-    write_set(out, set);
+    write_set(out, set, edits);
     if switching {
         out.extend_from_slice(b"Connection: upgrade\r\n");
     }
@@ -287,11 +298,45 @@ fn set_entry_ok(name: &str, value: &[u8]) -> bool {
         && !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0)
 }
 
-fn write_set(out: &mut Vec<u8>, set: &[(&str, &[u8])]) {
+/// The proxy's own fields (unless an edit removed them), then the fields the edits add.
+fn write_set(out: &mut Vec<u8>, set: &[(&str, &[u8])], edits: &Edits) {
     for (name, value) in set {
+        if set_entry_ok(name, value) && !edits.removes(name.as_bytes()) {
+            field(out, name.as_bytes(), value);
+        }
+    }
+    for (name, value) in &edits.add {
         if set_entry_ok(name, value) {
             field(out, name.as_bytes(), value);
         }
+    }
+}
+
+/// Header edits to apply while writing a head, resolved for one message: the fields named in
+/// `remove` are left out (the message's own and the proxy's), then the fields in `add` are
+/// written after all others, in order. Names are compared case-insensitively. Framing and
+/// hop-by-hop fields are the writer's and cannot be edited (configuration refuses them).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Edits {
+    pub remove: Vec<Box<str>>,
+    pub add: Vec<(Box<str>, Vec<u8>)>,
+}
+
+impl Edits {
+    /// No edit (what a message gets when no listener or route configures any).
+    pub const NONE: Edits = Edits {
+        remove: Vec::new(),
+        add: Vec::new(),
+    };
+
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.add.is_empty()
+    }
+
+    pub fn removes(&self, name: &[u8]) -> bool {
+        self.remove
+            .iter()
+            .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
     }
 }
 
@@ -333,13 +378,13 @@ mod tests {
 
     fn enc_req(s: &str, set: &[(&str, &[u8])], upgrade: bool) -> String {
         let mut out = Vec::new();
-        write_request_head(&mut out, &req(s), set, upgrade);
+        write_request_head(&mut out, &req(s), set, &Edits::NONE, upgrade);
         String::from_utf8(out).unwrap()
     }
 
     fn enc_res(s: &str, method: &str, set: &[(&str, &[u8])], keep_alive: bool) -> String {
         let mut out = Vec::new();
-        write_response_head(&mut out, &res(s, method), set, keep_alive);
+        write_response_head(&mut out, &res(s, method), set, &Edits::NONE, keep_alive);
         String::from_utf8(out).unwrap()
     }
 
@@ -441,7 +486,7 @@ mod tests {
         let s = b"GET / HTTP/1.1\r\nHost: h\r\nX: caf\xc3\xa9 \"q\" \t x\r\n\r\n";
         let head = parse_request(s, &LIMITS).unwrap().unwrap().0;
         let mut out = Vec::new();
-        write_request_head(&mut out, &head, &[], false);
+        write_request_head(&mut out, &head, &[], &Edits::NONE, false);
         assert_eq!(
             out,
             b"GET / HTTP/1.1\r\nHost: h\r\nX: caf\xc3\xa9 \"q\" \t x\r\n\r\n"
@@ -596,7 +641,7 @@ mod tests {
             "GET",
         );
         let mut out = Vec::new();
-        write_response_head_dechunked(&mut out, &head, &[("x-via", b"r")]);
+        write_response_head_dechunked(&mut out, &head, &[("x-via", b"r")], &Edits::NONE);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nx-via: r\r\nConnection: close\r\n\r\n"
@@ -608,7 +653,7 @@ mod tests {
         let s = b"HTTP/1.1 200 \xc3\xa9t\xc3\xa9\r\nSet-Cookie: a=\"b\"; \t x\xff\r\nContent-Length: 0\r\n\r\n";
         let head = parse_response(s, 8192, "GET").unwrap().unwrap().0;
         let mut out = Vec::new();
-        write_response_head(&mut out, &head, &[], true);
+        write_response_head(&mut out, &head, &[], &Edits::NONE, true);
         assert_eq!(
             out,
             b"HTTP/1.1 200 \xc3\xa9t\xc3\xa9\r\nSet-Cookie: a=\"b\"; \t x\xff\r\nContent-Length: 0\r\n\r\n"
@@ -625,5 +670,34 @@ mod tests {
         let mut out = Vec::new();
         push_status(&mut out, 101);
         assert_eq!(out, b"101");
+    }
+
+    #[test]
+    fn edits_remove_then_add_after_every_other_field() {
+        let head = req("GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nX-Debug: y\r\nX-B: 2\r\n\r\n");
+        let edits = Edits {
+            remove: vec!["x-debug".into(), "x-b".into(), "x-request-id".into()],
+            add: vec![("x-b".into(), b"3".to_vec()), ("x-a".into(), b"4".to_vec())],
+        };
+        let mut out = Vec::new();
+        write_request_head(&mut out, &head, &[("X-Request-Id", b"r")], &edits, false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-b: 3\r\nx-a: 4\r\n\r\n"
+        );
+        let resp = res(
+            "HTTP/1.1 200 OK\r\nX-Powered-By: p\r\nContent-Length: 0\r\n\r\n",
+            "GET",
+        );
+        let edits = Edits {
+            remove: vec!["x-powered-by".into()],
+            add: vec![("x-served-by".into(), b"ringside".to_vec())],
+        };
+        let mut out = Vec::new();
+        write_response_head(&mut out, &resp, &[], &edits, true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nx-served-by: ringside\r\nContent-Length: 0\r\n\r\n"
+        );
     }
 }

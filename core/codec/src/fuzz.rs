@@ -144,7 +144,13 @@ fn exercise_request(h: &RequestHead) {
     }
     for upgrade in [false, true] {
         let mut out = Vec::new();
-        write_request_head(&mut out, h, &[("x-fwd", b"1")], upgrade);
+        write_request_head(
+            &mut out,
+            h,
+            &[("x-fwd", b"1")],
+            &crate::Edits::NONE,
+            upgrade,
+        );
         if h.version() == Version::Http10 && h.authority().is_none() {
             continue; // goes out without Host: not a valid HTTP/1.1 request by itself
         }
@@ -176,7 +182,13 @@ fn exercise_response(h: &ResponseHead, method: &str) {
     assert_eq!(h.headers().count(), h.headers.len());
     for keep_alive in [false, true] {
         let mut out = Vec::new();
-        write_response_head(&mut out, h, &[("via", b"r")], keep_alive);
+        write_response_head(
+            &mut out,
+            h,
+            &[("via", b"r")],
+            &crate::Edits::NONE,
+            keep_alive,
+        );
         let (back, n) = match parse_response(&out, 1 << 20, method) {
             Ok(Some(x)) => x,
             other => panic!(
@@ -192,7 +204,7 @@ fn exercise_response(h: &ResponseHead, method: &str) {
         }
     }
     let mut out = Vec::new();
-    write_response_head_dechunked(&mut out, h, &[]);
+    write_response_head_dechunked(&mut out, h, &[], &crate::Edits::NONE);
     assert!(parse_response(&out, 1 << 20, method).is_ok());
 }
 

@@ -31,7 +31,7 @@ mod response;
 
 pub use chunked::{ChunkedScanner, MAX_CHUNK_SIZE_LINE, MAX_TRAILER_BYTES};
 pub use encode::{
-    canonical_reason, write_request_head, write_response_head, write_response_head_dechunked,
+    canonical_reason, write_request_head, write_response_head, write_response_head_dechunked, Edits,
 };
 pub use header::is_tchar;
 pub use request::{parse_request, RequestHead};

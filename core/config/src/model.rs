@@ -365,6 +365,17 @@ pub struct DirectResponse {
     pub content_type: String,
 }
 
+impl DirectResponse {
+    /// Built by `validate()`; also for the tests of the crates that answer with one.
+    pub fn new(status: u16, body: Bytes, content_type: String) -> DirectResponse {
+        DirectResponse {
+            status,
+            body,
+            content_type,
+        }
+    }
+}
+
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Cluster {

@@ -5,6 +5,7 @@
 //! upstream pools and balancer state), and returns a [`ServerHandle`] to reload, drain and
 //! wait. See ARCHITECTURE.md and docs/life-of-a-request.md for the map.
 
+mod answer;
 pub mod balance;
 mod conn;
 mod detect;
@@ -15,9 +16,11 @@ mod http;
 mod io;
 mod listen;
 pub mod metrics;
+mod pipeline;
 mod pool;
 mod runtime;
 mod server;
+mod stage;
 mod state;
 mod tcp;
 pub mod telemetry;
@@ -32,3 +35,4 @@ pub use server::{
     start, start_with, Inherited, ListenerSocket, ReloadError, Reloaded, ServerHandle, StartError,
     StartOptions,
 };
+pub use stage::{ListenerStep, RouteStep, Stack, Stacks};

@@ -15,6 +15,7 @@ use ringside_config::{Config, ListenerKind, Snapshot};
 
 use crate::listen::bind_group;
 use crate::runtime::{self, ActiveDriver};
+use crate::stage::Stacks;
 use crate::worker::{self, Command, WorkerInit};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,9 @@ pub enum StartError {
     },
     #[error("worker {id}: {source}")]
     Worker { id: usize, source: io::Error },
+    /// A role's stack cannot serve every configuration.
+    #[error("pipeline: {0}")]
+    Stack(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,13 +95,24 @@ pub struct ListenerSocket {
     pub socket: std::net::TcpListener,
 }
 
-/// How to start: which generation number the first configuration carries, and any sockets
-/// inherited from a previous process (used instead of binding, so no queued connection is
-/// lost).
-#[derive(Default)]
+/// How to start: each role's pipeline, which generation number the first configuration
+/// carries, and any sockets inherited from a previous process (used instead of binding, so
+/// no queued connection is lost).
 pub struct StartOptions {
+    pub stacks: Stacks,
     pub generation: Option<u64>,
     pub inherited: Vec<Inherited>,
+}
+
+impl StartOptions {
+    /// A fresh start (no inherited sockets, generation 1) with these stacks.
+    pub fn new(stacks: Stacks) -> StartOptions {
+        StartOptions {
+            stacks,
+            generation: None,
+            inherited: Vec::new(),
+        }
+    }
 }
 
 struct Control {
@@ -119,12 +134,16 @@ pub struct ServerHandle {
 
 /// Binds every listener, starts `config.proxy.workers` pinned workers and returns once all of
 /// them are accepting.
-pub fn start(config: Config) -> Result<ServerHandle, StartError> {
-    start_with(config, StartOptions::default())
+pub fn start(config: Config, stacks: Stacks) -> Result<ServerHandle, StartError> {
+    start_with(config, StartOptions::new(stacks))
 }
 
 /// [`start`], taking over inherited sockets where a listener's name and address match.
 pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle, StartError> {
+    for stack in [&options.stacks.sidecar, &options.stacks.gateway] {
+        stack.check().map_err(StartError::Stack)?;
+    }
+    let stacks = Arc::new(options.stacks);
     let driver = runtime::resolve(config.proxy.driver).map_err(StartError::Driver)?;
     let fallback = config.proxy.driver == ringside_config::DriverChoice::Auto;
     let workers = config.proxy.workers.max(1);
@@ -200,6 +219,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
             gauge: gauge.clone(),
             telemetry: telemetry.clone(),
             shared: shared.clone(),
+            stacks: stacks.clone(),
             listeners,
             commands: rx,
             wake: worker_end,

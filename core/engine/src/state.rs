@@ -15,9 +15,10 @@ use std::time::Instant;
 
 use arc_swap::cache::Cache;
 use arc_swap::ArcSwap;
-use ringside_config::{Cluster, Listener, Snapshot};
+use ringside_config::{Cluster, HttpListener, Listener, ListenerKind, Role, Snapshot};
 
 use crate::balance::Balancer;
+use crate::stage::{Compiled, Stacks};
 
 /// This worker's state for one cluster.
 pub(crate) struct ClusterState {
@@ -63,10 +64,13 @@ pub(crate) struct View {
     pub(crate) clusters: Vec<Rc<ClusterState>>,
     /// rustls contexts of this generation's TLS listeners and clusters.
     pub(crate) tls: crate::tls::TlsContexts,
+    /// The role's stages compiled for each HTTP listener and its routes; indexed like
+    /// `snap.config.listeners` (`None` for TCP listeners).
+    compiled: Vec<Option<Compiled>>,
 }
 
 impl View {
-    fn build(snap: Arc<Snapshot>, previous: Option<&View>) -> View {
+    fn build(snap: Arc<Snapshot>, previous: Option<&View>, stacks: &Stacks) -> View {
         let mut old: HashMap<&str, &Rc<ClusterState>> = HashMap::new();
         if let Some(p) = previous {
             for (c, s) in p.snap.config.clusters.iter().zip(&p.clusters) {
@@ -83,30 +87,75 @@ impl View {
             })
             .collect();
         let tls = crate::tls::TlsContexts::build(&snap.config);
+        let stack = match snap.config.proxy.role {
+            Role::Sidecar => &stacks.sidecar,
+            Role::Gateway => &stacks.gateway,
+        };
+        let compiled = snap
+            .config
+            .listeners
+            .iter()
+            .map(|l| {
+                let ListenerKind::Http(http) = &l.kind else {
+                    return None;
+                };
+                let mut compiled = Compiled::build(stack, http);
+                if let Some((old, old_http)) = previous.and_then(|p| p.http_compiled(&l.name)) {
+                    compiled.carry(old, &route_names(old_http), &route_names(http));
+                }
+                Some(compiled)
+            })
+            .collect();
         View {
             snap,
             clusters,
             tls,
+            compiled,
         }
     }
 
     pub(crate) fn listener(&self, name: &str) -> Option<&Listener> {
         self.snap.config.listener(name)
     }
+
+    /// An HTTP listener by name, with its compiled stages.
+    pub(crate) fn http(&self, name: &str) -> Option<(&Listener, &HttpListener, &Compiled)> {
+        let i = self
+            .snap
+            .config
+            .listeners
+            .iter()
+            .position(|l| l.name == name)?;
+        let l = self.snap.config.listeners.get(i)?;
+        let ListenerKind::Http(http) = &l.kind else {
+            return None;
+        };
+        Some((l, http, self.compiled.get(i)?.as_ref()?))
+    }
+
+    fn http_compiled(&self, name: &str) -> Option<(&Compiled, &HttpListener)> {
+        self.http(name).map(|(_, http, c)| (c, http))
+    }
+}
+
+fn route_names(http: &HttpListener) -> Vec<&str> {
+    http.routes.iter().map(|r| r.name.as_str()).collect()
 }
 
 /// The worker's cache of the published snapshot.
 pub(crate) struct Views {
     cache: RefCell<Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>>,
     current: RefCell<Rc<View>>,
+    stacks: Arc<Stacks>,
 }
 
 impl Views {
-    pub(crate) fn new(shared: Arc<ArcSwap<Snapshot>>) -> Views {
+    pub(crate) fn new(shared: Arc<ArcSwap<Snapshot>>, stacks: Arc<Stacks>) -> Views {
         let snap = shared.load_full();
         Views {
             cache: RefCell::new(Cache::new(shared)),
-            current: RefCell::new(Rc::new(View::build(snap, None))),
+            current: RefCell::new(Rc::new(View::build(snap, None, &stacks))),
+            stacks,
         }
     }
 
@@ -116,7 +165,7 @@ impl Views {
         let latest = cache.load();
         let mut current = self.current.borrow_mut();
         if !Arc::ptr_eq(latest, &current.snap) {
-            let next = View::build(Arc::clone(latest), Some(&current));
+            let next = View::build(Arc::clone(latest), Some(&current), &self.stacks);
             *current = Rc::new(next);
         }
         Rc::clone(&current)

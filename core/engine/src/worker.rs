@@ -44,6 +44,8 @@ pub(crate) struct WorkerInit {
     pub(crate) gauge: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) telemetry: crate::telemetry::Telemetry,
     pub(crate) shared: Arc<ArcSwap<Snapshot>>,
+    /// Each role's stages (`proxy/src/stack.rs`, `gateway/src/stack.rs`).
+    pub(crate) stacks: Arc<crate::stage::Stacks>,
     pub(crate) listeners: Vec<(String, StdListener)>,
     pub(crate) commands: Receiver<Command>,
     pub(crate) wake: StdUnixStream,
@@ -113,7 +115,7 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
         ^ ((init.id as u64) << 48);
     let worker = Rc::new(Worker {
         id: init.id,
-        views: Views::new(init.shared),
+        views: Views::new(init.shared, init.stacks),
         pool: Pool::default(),
         h2: crate::h2::client::H2Pool::default(),
         stats: crate::metrics::WorkerStats::default(),

@@ -12,7 +12,7 @@
 
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
-use ringside_codec::{parse_request, Limits, RequestHead, ResponseHead};
+use ringside_codec::{parse_request, Edits, Limits, RequestHead, ResponseHead};
 
 use crate::error::ProxyError;
 
@@ -146,7 +146,10 @@ fn copy_fields<'a>(
 }
 
 /// The HTTP/2 form of an HTTP/1.1 response head.
-pub(crate) fn response_from_h1(resp: &ResponseHead) -> Result<Response<()>, ProxyError> {
+pub(crate) fn response_from_h1(
+    resp: &ResponseHead,
+    edits: &Edits,
+) -> Result<Response<()>, ProxyError> {
     let status = StatusCode::from_u16(resp.status())
         .map_err(|e| ProxyError::UpstreamInvalid(e.to_string()))?;
     let mut out = Response::new(());
@@ -154,6 +157,7 @@ pub(crate) fn response_from_h1(resp: &ResponseHead) -> Result<Response<()>, Prox
     let named = connection_tokens(|n| resp.header(n));
     copy_fields(resp.headers(), &named, &[], out.headers_mut())
         .map_err(ProxyError::UpstreamInvalid)?;
+    apply_edits(out.headers_mut(), edits);
     Ok(out)
 }
 
@@ -163,6 +167,7 @@ pub(crate) fn request_from_h1(
     head: &RequestHead,
     scheme: &str,
     set: &[(&str, &[u8])],
+    edits: &Edits,
 ) -> Result<Request<()>, ProxyError> {
     let authority = head.authority().or(head.host()).unwrap_or("localhost");
     let uri = Uri::builder()
@@ -191,6 +196,7 @@ pub(crate) fn request_from_h1(
             .insert("te", HeaderValue::from_static("trailers"));
     }
     set_fields(out.headers_mut(), set)?;
+    apply_edits(out.headers_mut(), edits);
     Ok(out)
 }
 
@@ -206,12 +212,29 @@ pub(crate) fn set_fields(map: &mut HeaderMap, set: &[(&str, &[u8])]) -> Result<(
     Ok(())
 }
 
+/// Applies header edits to a map: the named fields removed, then the added ones appended.
+/// Names and values were checked by configuration; one that still does not fit is skipped.
+pub(crate) fn apply_edits(map: &mut HeaderMap, edits: &Edits) {
+    for name in &edits.remove {
+        map.remove(&**name);
+    }
+    for (name, value) in &edits.add {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            map.append(n, v);
+        }
+    }
+}
+
 /// An HTTP/2 request forwarded to an HTTP/2 upstream: the same head, with the proxy's fields
 /// set and hop-by-hop fields (which HTTP/2 forbids anyway) removed.
 pub(crate) fn request_h2_to_h2(
     parts: &http::request::Parts,
     scheme: &str,
     set: &[(&str, &[u8])],
+    edits: &Edits,
 ) -> Result<Request<()>, ProxyError> {
     let mut req = Request::new(());
     *req.method_mut() = parts.method.clone();
@@ -247,6 +270,7 @@ pub(crate) fn request_h2_to_h2(
         }
     }
     set_fields(headers, set)?;
+    apply_edits(headers, edits);
     if let Some(p) = parts.extensions.get::<h2::ext::Protocol>() {
         req.extensions_mut().insert(p.clone());
     }
@@ -254,7 +278,7 @@ pub(crate) fn request_h2_to_h2(
 }
 
 /// An HTTP/2 response head forwarded as HTTP/2: hop-by-hop fields removed.
-pub(crate) fn response_h2_to_h2(parts: &http::response::Parts) -> Response<()> {
+pub(crate) fn response_h2_to_h2(parts: &http::response::Parts, edits: &Edits) -> Response<()> {
     let mut out = Response::new(());
     *out.status_mut() = parts.status;
     for (name, value) in &parts.headers {
@@ -262,6 +286,7 @@ pub(crate) fn response_h2_to_h2(parts: &http::response::Parts) -> Response<()> {
             out.headers_mut().append(name.clone(), value.clone());
         }
     }
+    apply_edits(out.headers_mut(), edits);
     out
 }
 
@@ -270,6 +295,7 @@ pub(crate) fn response_h2_to_h2(parts: &http::response::Parts) -> Response<()> {
 pub(crate) fn write_h1_response_head(
     out: &mut Vec<u8>,
     parts: &http::response::Parts,
+    edits: &Edits,
     chunked: bool,
     close: bool,
 ) {
@@ -286,12 +312,18 @@ pub(crate) fn write_h1_response_head(
     );
     out.extend_from_slice(b"\r\n");
     for (name, value) in &parts.headers {
-        if is_hop_by_hop(name.as_str()) {
+        if is_hop_by_hop(name.as_str()) || edits.removes(name.as_str().as_bytes()) {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in &edits.add {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
     if chunked {

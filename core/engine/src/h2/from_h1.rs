@@ -54,7 +54,7 @@ pub(crate) async fn forward(
     } else {
         "http"
     };
-    let h2req = convert::request_from_h1(head, scheme, req.set)?;
+    let h2req = convert::request_from_h1(head, scheme, req.set, &req.piped.req.edits)?;
     let (lease, ep, addr) = super::client::acquire(worker, c, cluster_idx, state, req.hash).await?;
     let stats = worker.stats.cluster(&c.name);
     let mut active = crate::http::Active::start(state, ep, &stats, addr);
@@ -70,7 +70,7 @@ pub(crate) async fn forward(
         .send_request(h2req, eos)
         .map_err(ProxyError::UpstreamStream)?;
     let idle = req.idle;
-    let limit = req.limits.max_request_body_bytes;
+    let limit = req.piped.req.body_limit;
     let crate::http::forward::Downstream {
         r: cr,
         w: cw,
@@ -130,7 +130,8 @@ pub(crate) async fn forward(
         let chunked = !no_body && !has_length && !http10;
         let close = !client_keep || worker.draining() || (!no_body && !has_length && http10);
         let mut out = Vec::with_capacity(1024);
-        convert::write_h1_response_head(&mut out, &parts, chunked, close);
+        let edits = req.piped.response_edits(&|n| parts.headers.contains_key(n));
+        convert::write_h1_response_head(&mut out, &parts, &edits, chunked, close);
         progress.head_sent.set(true);
         if no_body {
             write_vec_timeout(*cw, out, idle)

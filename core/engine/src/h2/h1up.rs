@@ -26,6 +26,7 @@ use crate::error::ProxyError;
 use crate::http::body::BodyState;
 use crate::http::{Active, UPSTREAM_READ_TIMEOUT};
 use crate::io::{write_vec_timeout, Fill, ReadBuf};
+use crate::pipeline::Piped;
 use crate::pool::Upstream;
 use crate::state::ClusterState;
 use crate::upstream::acquire;
@@ -44,6 +45,7 @@ pub(crate) async fn exchange(
     state: &ClusterState,
     head: &RequestHead,
     set: &[(&str, &[u8])],
+    piped: &Piped<'_>,
     hash: Option<u64>,
     websocket: bool,
     idle: Duration,
@@ -59,7 +61,10 @@ pub(crate) async fn exchange(
         let stats = worker.stats.cluster(&c.name);
         let mut active = Active::start(state, idx, &stats, up.addr);
         sent.upstream.set(Some(up.addr));
-        let res = once(&mut up, head, set, websocket, idle, body, respond, sent).await;
+        let res = once(
+            &mut up, head, set, piped, websocket, idle, body, respond, sent,
+        )
+        .await;
         sent.upstream_time.set(Some(active.started.elapsed()));
         if sent.head.get() {
             active.status = Some(sent.status.get());
@@ -88,6 +93,7 @@ async fn once(
     up: &mut Upstream,
     head: &RequestHead,
     set: &[(&str, &[u8])],
+    piped: &Piped<'_>,
     websocket: bool,
     idle: Duration,
     body: &mut RecvStream,
@@ -95,7 +101,8 @@ async fn once(
     sent: &Sent,
 ) -> Result<bool, ProxyError> {
     let mut out = Vec::with_capacity(1024);
-    write_request_head(&mut out, head, set, websocket);
+    write_request_head(&mut out, head, set, &piped.req.edits, websocket);
+    let limit = piped.req.body_limit;
     let reused = up.reused;
     if let Err(e) = write_vec_timeout(&mut up.w, out, UPSTREAM_READ_TIMEOUT).await {
         return Err(if reused {
@@ -116,6 +123,9 @@ async fn once(
             }
             while let Some(data) = next_data(body, idle).await? {
                 let n = data.len();
+                if limit.is_some_and(|l| bytes_in.get() + n as u64 > l) {
+                    return Err(RelayError::TooLarge);
+                }
                 let mut v = Vec::with_capacity(n + 16);
                 if chunked {
                     convert::write_h1_chunk(&mut v, &data);
@@ -139,7 +149,7 @@ async fn once(
             Ok::<(), RelayError>(())
         });
         let mut upload_ok = eos;
-        let mut download = pin!(receive(r, buf, head, websocket, respond, sent, idle));
+        let mut download = pin!(receive(r, buf, head, piped, websocket, respond, sent, idle));
         let result = poll_fn(|cx| {
             if !upload_done {
                 if let Poll::Ready(r) = upload.as_mut().poll(cx) {
@@ -153,6 +163,9 @@ async fn once(
                             return Poll::Ready(Err(ProxyError::BadRequest(
                                 "request body timeout".into(),
                             )))
+                        }
+                        Err(RelayError::TooLarge) => {
+                            return Poll::Ready(Err(ProxyError::BodyTooLarge))
                         }
                         Err(RelayError::To(_)) => {}
                     }
@@ -182,6 +195,7 @@ async fn receive(
     r: &mut crate::conn::ConnRead,
     buf: &mut ReadBuf,
     head: &RequestHead,
+    piped: &Piped<'_>,
     websocket: bool,
     respond: &RefCell<SendResponse<Bytes>>,
     sent: &Sent,
@@ -234,7 +248,7 @@ async fn receive(
     if websocket {
         if status != 101 {
             // Refused upgrade: relay the answer as an ordinary response.
-            return relay_body(r, buf, resp, respond, sent, idle).await;
+            return relay_body(r, buf, resp, piped, respond, sent, idle).await;
         }
         let mut ok = http::Response::new(());
         for (name, value) in resp.headers() {
@@ -261,19 +275,21 @@ async fn receive(
             "101 without an upgrade request".into(),
         ));
     }
-    relay_body(r, buf, resp, respond, sent, idle).await
+    relay_body(r, buf, resp, piped, respond, sent, idle).await
 }
 
 async fn relay_body(
     r: &mut crate::conn::ConnRead,
     buf: &mut ReadBuf,
     resp: ringside_codec::ResponseHead,
+    piped: &Piped<'_>,
     respond: &RefCell<SendResponse<Bytes>>,
     sent: &Sent,
     idle: Duration,
 ) -> Result<Received, ProxyError> {
     let kind = resp.body();
-    let head = convert::response_from_h1(&resp)?;
+    let edits = piped.response_edits(&|n| resp.header(n).is_some());
+    let head = convert::response_from_h1(&resp, &edits)?;
     sent.status.set(resp.status());
     let mut state = BodyState::new(kind);
     let end = state.is_done();

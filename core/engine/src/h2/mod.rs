@@ -15,7 +15,7 @@
 //! for the listener's idle timeout) is closed the same way.
 
 pub(crate) mod client;
-mod convert;
+pub(crate) mod convert;
 pub(crate) mod from_h1;
 mod h1up;
 mod relay;

@@ -20,6 +20,8 @@ pub(crate) enum RelayError {
     From(Option<h2::Error>),
     /// The side we write to failed.
     To(Option<h2::Error>),
+    /// The body went past the listener's `max_request_body_bytes`.
+    TooLarge,
 }
 
 /// Sends `data` on `to`, waiting for window capacity as needed.
@@ -66,15 +68,20 @@ pub(crate) async fn trailers(
 }
 
 /// Copies a whole body, then its trailers (or the end of the stream), from an HTTP/2 stream
-/// to another. `moved` counts the body bytes.
+/// to another. `moved` counts the body bytes; past `limit` the relay stops with `TooLarge`
+/// before sending the frame that crosses it.
 pub(crate) async fn h2_to_h2(
     from: &mut RecvStream,
     to: &mut SendStream<Bytes>,
     idle: Duration,
     moved: &Cell<u64>,
+    limit: Option<u64>,
 ) -> Result<(), RelayError> {
     while let Some(data) = next_data(from, idle).await? {
         let n = data.len();
+        if limit.is_some_and(|l| moved.get() + n as u64 > l) {
+            return Err(RelayError::TooLarge);
+        }
         send_all(to, data)
             .await
             .map_err(|e| RelayError::To(Some(e)))?;

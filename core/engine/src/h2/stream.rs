@@ -21,19 +21,20 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
-use http::{Request, Response};
-use ringside_codec::{Limits, RequestHead};
-use ringside_config::{
-    Cluster, HttpListener, Listener, ListenerKind, RequestView, RouteAction, UpstreamProtocol,
-};
+use http::Request;
+use ringside_codec::{Edits, Limits, RequestHead};
+use ringside_config::{Cluster, HttpListener, Listener, UpstreamProtocol};
 
 use super::convert;
 use super::relay::{h2_to_h2, RelayError};
 use super::Resets;
+use crate::answer::Answer;
 use crate::error::ProxyError;
-use crate::http::route::{authorize, pick_weighted, Outcome, ProxyFields};
+use crate::http::route::Outcome;
 use crate::http::ClientConn;
 use crate::metrics::ListenerStats;
+use crate::pipeline::{self, Decision, Piped, ProxyFields};
+use crate::stage::{Compiled, Local, Req};
 use crate::state::{ClusterState, View};
 use crate::trace::TraceContext;
 use crate::worker::Worker;
@@ -68,11 +69,7 @@ pub(crate) async fn handle(
     let started_at = SystemTime::now();
     let worker = &ctx.worker;
     let view = worker.views.current();
-    let Some(l) = view.listener(&ctx.listener) else {
-        respond.borrow_mut().send_reset(Reason::REFUSED_STREAM);
-        return;
-    };
-    let ListenerKind::Http(http) = &l.kind else {
+    let Some((l, http, compiled)) = view.http(&ctx.listener) else {
         respond.borrow_mut().send_reset(Reason::REFUSED_STREAM);
         return;
     };
@@ -110,6 +107,7 @@ pub(crate) async fn handle(
         view: &view,
         l,
         http,
+        compiled,
         head: &head,
         parts: &parts,
         grpc,
@@ -197,78 +195,15 @@ pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-/// `grpc-timeout` (e.g. `100m`, `5S`): at most 8 digits and a unit.
-pub(crate) fn grpc_timeout(v: &[u8]) -> Option<Duration> {
-    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    Some(match unit {
-        b"H" => Duration::from_secs(n.saturating_mul(3600)),
-        b"M" => Duration::from_secs(n.saturating_mul(60)),
-        b"S" => Duration::from_secs(n),
-        b"m" => Duration::from_millis(n),
-        b"u" => Duration::from_micros(n),
-        b"n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
-
-/// Answers a failure before any response head: HTTP status and text, or gRPC trailers-only.
+/// Answers a failure before any response head: HTTP status and text, or gRPC trailers-only
+/// (`answer.rs` gives it its form).
 pub(crate) fn reply_error(
     respond: &RefCell<SendResponse<Bytes>>,
     e: &ProxyError,
     grpc: bool,
     request_id: Option<&[u8]>,
 ) {
-    let mut resp = Response::new(());
-    let h = resp.headers_mut();
-    h.insert("server", http::HeaderValue::from_static("ringside"));
-    if let Some(id) = request_id.and_then(|v| http::HeaderValue::from_bytes(v).ok()) {
-        h.insert("x-request-id", id);
-    }
-    if grpc {
-        h.insert(
-            "content-type",
-            http::HeaderValue::from_static("application/grpc"),
-        );
-        h.insert(
-            "grpc-status",
-            http::HeaderValue::from(u16::from(e.grpc_code())),
-        );
-        if let Ok(msg) = http::HeaderValue::from_str(&percent_encode(&e.to_string())) {
-            h.insert("grpc-message", msg);
-        }
-        let _ = respond.borrow_mut().send_response(resp, true);
-        return;
-    }
-    let status = e.status();
-    *resp.status_mut() =
-        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
-    let body = format!("{} {}: {}\n", status, crate::http::reason(status), e);
-    let h = resp.headers_mut();
-    h.insert(
-        "content-type",
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert("content-length", http::HeaderValue::from(body.len()));
-    if let Ok(mut s) = respond.borrow_mut().send_response(resp, false) {
-        let _ = s.send_data(Bytes::from(body), true);
-    }
-}
-
-/// gRPC's `grpc-message` encoding: percent-encode everything outside printable ASCII and `%`.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if (0x20..0x7f).contains(&b) && b != b'%' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    let _ = Answer::error(e, grpc, request_id).h2(&mut respond.borrow_mut(), false, &Edits::NONE);
 }
 
 /// One request's exchange.
@@ -277,6 +212,7 @@ struct Call<'a> {
     view: &'a View,
     l: &'a Listener,
     http: &'a HttpListener,
+    compiled: &'a Compiled,
     head: &'a RequestHead,
     parts: &'a http::request::Parts,
     grpc: bool,
@@ -286,62 +222,55 @@ struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    /// Returns the matched route's name, the result, and the request id.
+    /// Runs the pipeline, then answers or forwards. Returns the matched route's name, the
+    /// result, and the request id.
     async fn run(
         &self,
         body: &mut RecvStream,
         respond: &RefCell<SendResponse<Bytes>>,
     ) -> (&'a str, Result<(), ProxyError>, Option<Vec<u8>>) {
         let head = self.head;
-        if let Err(e) = authorize(self.http, &self.ctx.conn, head) {
-            let stats = &self.ctx.stats;
-            stats.authz_denied.set(stats.authz_denied.get() + 1);
-            return ("", Err(e), None);
-        }
-        if self.parts.method == http::Method::CONNECT && !self.websocket {
-            return ("", Err(ProxyError::MethodNotAllowed), None);
-        }
-        let request = RequestView {
-            method: head.method(),
-            host: head.host(),
-            path: head.path(),
-            header: |name: &str| head.header(name),
-            principal: self.ctx.conn.identity.as_deref(),
-        };
-        let Some(route) = self
-            .http
-            .routes
-            .iter()
-            .find(|r| r.matcher.matches(&request))
-        else {
-            return ("", Err(ProxyError::NoRoute), None);
-        };
         let worker = &self.ctx.worker;
-        let cluster = match &route.action {
-            RouteAction::Direct(d) => {
-                let mut resp = Response::new(());
-                *resp.status_mut() =
-                    http::StatusCode::from_u16(d.status).unwrap_or(http::StatusCode::OK);
-                if let Ok(ct) = http::HeaderValue::from_str(&d.content_type) {
-                    resp.headers_mut().insert("content-type", ct);
-                }
-                resp.headers_mut()
-                    .insert("content-length", http::HeaderValue::from(d.body.len()));
-                let no_body = head.method() == "HEAD" || d.body.is_empty();
-                self.sent.status.set(d.status);
+        let random = || worker.random();
+        let conn = &self.ctx.conn;
+        let mut req = Req::new(
+            head,
+            conn,
+            &self.ctx.stats,
+            self.grpc,
+            self.websocket,
+            &random,
+        );
+        let (route, cluster, stages) = match pipeline::decide(self.compiled, self.http, &mut req) {
+            Decision::Reply {
+                route,
+                local: Local::Error(e),
+                ..
+            } => return (route, Err(e), None),
+            Decision::Reply {
+                route,
+                local,
+                stages,
+            } => {
+                let piped = Piped { req: &req, stages };
+                let answer = Answer::of(&local, self.grpc, None);
+                let edits = piped.response_edits(&|n| answer.has(n));
+                self.sent.status.set(answer.status());
                 self.sent.head.set(true);
-                return match respond.borrow_mut().send_response(resp, no_body) {
-                    Ok(mut s) if !no_body => {
-                        self.sent.bytes_out.set(d.body.len() as u64);
-                        let r = s.send_data(d.body.clone(), true);
-                        (&route.name, r.map_err(ProxyError::ClientStream), None)
+                let head_only = head.method() == "HEAD";
+                return match answer.h2(&mut respond.borrow_mut(), head_only, &edits) {
+                    Ok(n) => {
+                        self.sent.bytes_out.set(n);
+                        (route, Ok(()), None)
                     }
-                    Ok(_) => (&route.name, Ok(()), None),
-                    Err(e) => (&route.name, Err(ProxyError::ClientStream(e)), None),
+                    Err(e) => (route, Err(ProxyError::ClientStream(e)), None),
                 };
             }
-            RouteAction::Cluster(id) => *id,
-            RouteAction::Weighted { targets, total } => pick_weighted(worker, targets, *total),
+            Decision::Forward {
+                route,
+                cluster,
+                stages,
+            } => (route, cluster, stages),
         };
         let (Some(c), Some(state)) = (
             self.view.snap.config.clusters.get(cluster.0),
@@ -349,15 +278,11 @@ impl<'a> Call<'a> {
         ) else {
             return (&route.name, Err(ProxyError::NoHealthyEndpoint), None);
         };
-        let fields = ProxyFields::new(worker, head, &self.ctx.conn, self.trace);
+        let fields = ProxyFields::new(&mut req, self.trace);
         let request_id = Some(fields.request_id.clone());
-        let mut deadline = route.timeout;
-        if self.grpc {
-            if let Some(t) = head.header("grpc-timeout").and_then(grpc_timeout) {
-                deadline = Some(deadline.map_or(t, |d| d.min(t)));
-            }
-        }
-        let fut = self.forward(c, cluster.0, state, &fields, body, respond);
+        let deadline = req.deadline;
+        let piped = Piped { req: &req, stages };
+        let fut = self.forward(c, cluster.0, state, &fields, &piped, body, respond);
         let result = match deadline {
             Some(t) => monoio::time::timeout(t, fut)
                 .await
@@ -367,12 +292,14 @@ impl<'a> Call<'a> {
         (&route.name, result, request_id)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         c: &Cluster,
         idx: usize,
         state: &std::rc::Rc<ClusterState>,
         fields: &ProxyFields,
+        piped: &Piped<'_>,
         body: &mut RecvStream,
         respond: &RefCell<SendResponse<Bytes>>,
     ) -> Result<(), ProxyError> {
@@ -386,7 +313,8 @@ impl<'a> Call<'a> {
         let set = set.get(..n).unwrap_or_default();
         let hash = crate::http::route::request_hash_of(c, self.head, self.ctx.conn.peer);
         if h2_upstream {
-            self.to_h2(c, idx, state, set, hash, body, respond).await
+            self.to_h2(c, idx, state, set, piped, hash, body, respond)
+                .await
         } else {
             super::h1up::exchange(
                 &self.ctx.worker,
@@ -395,6 +323,7 @@ impl<'a> Call<'a> {
                 state,
                 self.head,
                 set,
+                piped,
                 hash,
                 self.websocket,
                 self.l.idle_timeout,
@@ -413,6 +342,7 @@ impl<'a> Call<'a> {
         idx: usize,
         state: &std::rc::Rc<ClusterState>,
         set: &[(&str, &[u8])],
+        piped: &Piped<'_>,
         hash: Option<u64>,
         body: &mut RecvStream,
         respond: &RefCell<SendResponse<Bytes>>,
@@ -423,7 +353,7 @@ impl<'a> Call<'a> {
         } else {
             "http"
         };
-        let req = convert::request_h2_to_h2(self.parts, scheme, set)?;
+        let req = convert::request_h2_to_h2(self.parts, scheme, set, &piped.req.edits)?;
         let (lease, ep, addr) = super::client::acquire(worker, c, idx, state, hash).await?;
         let stats = worker.stats.cluster(&c.name);
         let mut active = crate::http::Active::start(state, ep, &stats, addr);
@@ -445,14 +375,16 @@ impl<'a> Call<'a> {
             if eos {
                 Ok(())
             } else {
-                h2_to_h2(body, &mut up_send, idle, &bytes_in).await
+                let limit = piped.req.body_limit;
+                h2_to_h2(body, &mut up_send, idle, &bytes_in, limit).await
             }
         });
         let sent = self.sent;
         let mut download = pin!(async {
             let resp = resp_fut.await.map_err(ProxyError::UpstreamStream)?;
             let (parts, mut up_body) = resp.into_parts();
-            let head = convert::response_h2_to_h2(&parts);
+            let edits = piped.response_edits(&|n| parts.headers.contains_key(n));
+            let head = convert::response_h2_to_h2(&parts, &edits);
             sent.status.set(parts.status.as_u16());
             let end = up_body.is_end_stream();
             let mut down = respond
@@ -461,13 +393,13 @@ impl<'a> Call<'a> {
                 .map_err(ProxyError::ClientStream)?;
             sent.head.set(true);
             if !end {
-                h2_to_h2(&mut up_body, &mut down, idle, &sent.bytes_out)
+                h2_to_h2(&mut up_body, &mut down, idle, &sent.bytes_out, None)
                     .await
                     .map_err(|e| match e {
                         RelayError::From(Some(e)) => ProxyError::UpstreamStream(e),
                         RelayError::From(None) => ProxyError::Timeout,
                         RelayError::To(Some(e)) => ProxyError::ClientStream(e),
-                        RelayError::To(None) => ProxyError::ClientGone,
+                        RelayError::To(None) | RelayError::TooLarge => ProxyError::ClientGone,
                     })?;
             }
             Ok::<(), ProxyError>(())
@@ -484,6 +416,9 @@ impl<'a> Call<'a> {
                             return Poll::Ready(Err(ProxyError::BadRequest(
                                 "request body timeout".into(),
                             )))
+                        }
+                        Err(RelayError::TooLarge) => {
+                            return Poll::Ready(Err(ProxyError::BodyTooLarge))
                         }
                         // The upstream stopped reading: its response tells the rest.
                         Err(RelayError::To(_)) | Ok(()) => {}

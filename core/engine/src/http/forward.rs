@@ -18,9 +18,9 @@ use std::task::Poll;
 use std::time::Duration;
 
 use ringside_codec::{
-    parse_response, write_request_head, write_response_head, BodyKind, RequestHead, Version,
+    parse_response, write_request_head, write_response_head, BodyKind, Edits, RequestHead, Version,
 };
-use ringside_config::{Cluster, HttpLimits, UpstreamProtocol};
+use ringside_config::{Cluster, UpstreamProtocol};
 
 use super::body::{relay_response_body, send_request_body, BodyState, RelayError, SendError};
 use crate::conn::{ConnRead, ConnWrite};
@@ -51,7 +51,8 @@ pub(crate) struct Request<'a> {
     pub(crate) head: &'a RequestHead,
     /// Headers the proxy sets on the upstream request (X-Forwarded-*, X-Request-Id).
     pub(crate) set: &'a [(&'a str, &'a [u8])],
-    pub(crate) limits: &'a HttpLimits,
+    /// The request as the pipeline left it: body limit, header edits, response hooks.
+    pub(crate) piped: &'a crate::pipeline::Piped<'a>,
     /// Listener idle timeout: bounds waits on the client.
     pub(crate) idle: Duration,
     /// The client asked to keep the connection open.
@@ -244,7 +245,7 @@ async fn exchange(
     let head = req.head;
     let upgrade = head.upgrade().is_some() && matches!(head.body(), BodyKind::Empty);
     let mut out = Vec::with_capacity(1024);
-    write_request_head(&mut out, head, req.set, upgrade);
+    write_request_head(&mut out, head, req.set, &req.piped.req.edits, upgrade);
     let mut body = BodyState::new(head.body());
     let mut sent = 0u64;
     let mut payload = 0u64;
@@ -252,7 +253,7 @@ async fn exchange(
         .take(ds.buf.data(), |r| payload += r.len() as u64)
         .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
     sent += payload;
-    if req.limits.max_request_body_bytes.is_some_and(|l| sent > l) {
+    if req.piped.req.body_limit.is_some_and(|l| sent > l) {
         return Err(ProxyError::BodyTooLarge);
     }
     out.extend_from_slice(ds.buf.data().get(..n).unwrap_or(&[]));
@@ -277,7 +278,7 @@ async fn exchange(
         w: cw,
         buf: cbuf,
     } = ds;
-    let limit = req.limits.max_request_body_bytes;
+    let limit = req.piped.req.body_limit;
     // An `Expect: 100-continue` client that gets a final response without a `100 Continue`
     // before it may never send its body (RFC 9110 §10.1.1): then it must not be waited for.
     let mut send_result: Option<Result<(), SendError>> = body.is_done().then_some(Ok(()));
@@ -408,7 +409,7 @@ async fn receive(
                 ));
             }
             let mut out = Vec::with_capacity(512);
-            write_response_head(&mut out, &resp, &[], true);
+            write_response_head(&mut out, &resp, &[], &Edits::NONE, true);
             progress.status.set(101);
             progress.head_sent.set(true);
             write_vec_timeout(cw, out, req.idle)
@@ -420,7 +421,7 @@ async fn receive(
             // 100 Continue, 103 Early Hints...: relay to HTTP/1.1 clients, drop for 1.0.
             if !http10 {
                 let mut out = Vec::with_capacity(256);
-                write_response_head(&mut out, &resp, &[], true);
+                write_response_head(&mut out, &resp, &[], &Edits::NONE, true);
                 write_vec_timeout(cw, out, req.idle)
                     .await
                     .map_err(ProxyError::ClientIo)?;
@@ -435,11 +436,12 @@ async fn receive(
         let dechunk = http10 && kind == BodyKind::Chunked;
         let keep_client =
             req.client_keep && !http10 && kind != BodyKind::UntilClose && !worker.draining();
+        let edits = req.piped.response_edits(&|n| resp.header(n).is_some());
         let mut out = Vec::with_capacity(1024);
         if dechunk {
-            ringside_codec::write_response_head_dechunked(&mut out, &resp, &[]);
+            ringside_codec::write_response_head_dechunked(&mut out, &resp, &[], &edits);
         } else {
-            write_response_head(&mut out, &resp, &[], keep_client);
+            write_response_head(&mut out, &resp, &[], &edits, keep_client);
         }
         progress.head_sent.set(true);
         let mut state = BodyState::new(kind);

@@ -13,11 +13,9 @@
 mod access;
 pub(crate) mod body;
 pub(crate) mod forward;
-mod respond;
 pub(crate) mod route;
 
 pub(crate) use forward::{Active, UPSTREAM_READ_TIMEOUT};
-pub(crate) use respond::reason;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -106,7 +104,12 @@ pub(crate) async fn serve(
                 if e.answerable() {
                     stats.request_done("", e.status(), std::time::Duration::ZERO);
                     let mut out = Vec::with_capacity(256);
-                    respond::error(&mut out, &e, true, false, None);
+                    crate::answer::Answer::error(&e, false, None).h1(
+                        &mut out,
+                        true,
+                        false,
+                        &ringside_codec::Edits::NONE,
+                    );
                     if write_vec_timeout(&mut w, out, l.idle_timeout).await.is_ok() {
                         linger(&mut r, &mut w).await;
                     }
@@ -118,10 +121,7 @@ pub(crate) async fn serve(
         // Route with the configuration current *now*: the wait for this request may have
         // spanned a reload (the limits above were the ones in force while it was read).
         let view = worker.views.current();
-        let Some(l) = view.listener(&listener) else {
-            break;
-        };
-        let ListenerKind::Http(http) = &l.kind else {
+        let Some((l, http, compiled)) = view.http(&listener) else {
             break;
         };
         let mut ds = forward::Downstream {
@@ -147,7 +147,10 @@ pub(crate) async fn serve(
         };
         // Boxed: the exchange's state machine (forwarding, body relays, tunnels) is large,
         // and an idle keep-alive connection should not carry it while it waits.
-        let outcome = Box::pin(route::handle(&worker, &view, l, http, &incoming, &mut ds)).await;
+        let outcome = Box::pin(route::handle(
+            &worker, &view, l, http, compiled, &incoming, &mut ds,
+        ))
+        .await;
         stats.in_flight.set(stats.in_flight.get().saturating_sub(1));
         let took = started.elapsed();
         stats.request_done(outcome.route, outcome.status, took);

@@ -1,23 +1,21 @@
-//! The Route stage: picks the first route of the listener that matches the request, and acts
-//! on it — a direct response, or forwarding to a cluster (a weighted choice among several).
-//!
-//! Also where the request is checked against what no route could serve (CONNECT, a declared
-//! body over the limit), where the proxy headers are prepared (X-Forwarded-For appended,
-//! X-Forwarded-Proto set when absent, X-Request-Id kept or generated), and where a route's
-//! whole-request timeout is enforced (504 before the response head; a cut connection after).
+//! One HTTP/1.1 request through the pipeline (`crate::pipeline`): the listener's and the
+//! route's stages decide, then the proxy answers itself (`answer.rs`) or forwards to the
+//! chosen cluster (`forward.rs`) with the proxy headers (X-Forwarded-For appended,
+//! X-Forwarded-Proto set when absent, X-Request-Id kept or generated), the stages' header
+//! edits and the deadline they set (504 before the response head; a cut connection after).
 
 use std::net::SocketAddr;
 
-use ringside_codec::{BodyKind, RequestHead, Version};
-use ringside_config::{
-    AuthzAction, Cluster, ClusterId, HttpListener, Lb, Listener, RequestView, RouteAction,
-};
+use ringside_codec::{BodyKind, Edits, RequestHead, Version};
+use ringside_config::{Cluster, HttpListener, Lb, Listener};
 
 use super::forward::{forward, Downstream, Forwarded, Progress, Request};
-use super::respond;
+use crate::answer::Answer;
 use crate::balance::request_hash;
 use crate::error::ProxyError;
 use crate::io::write_vec_timeout;
+use crate::pipeline::{self, Decision, Piped, ProxyFields};
+use crate::stage::{Compiled, Local, Req};
 use crate::state::View;
 use crate::trace::TraceContext;
 use crate::worker::Worker;
@@ -80,13 +78,15 @@ pub(crate) enum After {
     Linger,
 }
 
-/// Serves one request; returns what to do next, the matched route's name (empty when none)
-/// and the status the client got.
+/// Serves one request through the pipeline; returns what to do next, the matched route's
+/// name (empty when none) and the status the client got.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn handle<'v>(
     worker: &std::rc::Rc<Worker>,
     view: &'v View,
     l: &Listener,
     http: &'v HttpListener,
+    compiled: &'v Compiled,
     incoming: &Incoming<'_>,
     ds: &mut Downstream<'_>,
 ) -> Outcome<'v> {
@@ -94,83 +94,53 @@ pub(crate) async fn handle<'v>(
     let client_keep = head.keep_alive() && head.version() == Version::Http11 && !worker.draining();
     let has_body = !matches!(head.body(), BodyKind::Empty | BodyKind::Length(0));
     let head_only = head.method() == "HEAD";
-
-    if head.method() == "CONNECT" {
-        let e = ProxyError::MethodNotAllowed;
-        return Outcome::failed(answer(ds, l, &e, false, head_only, has_body).await, "", &e);
-    }
-    if let (BodyKind::Length(n), Some(max)) = (head.body(), http.limits.max_request_body_bytes) {
-        if n > max {
-            let e = ProxyError::BodyTooLarge;
-            return Outcome::failed(answer(ds, l, &e, false, head_only, true).await, "", &e);
-        }
-    }
-    if let Err(e) = authorize(http, incoming.conn, head) {
-        incoming
-            .stats
-            .authz_denied
-            .set(incoming.stats.authz_denied.get() + 1);
-        return Outcome::failed(
-            answer(ds, l, &e, client_keep, head_only, has_body).await,
-            "",
-            &e,
-        );
-    }
-    let request = RequestView {
-        method: head.method(),
-        host: head.host(),
-        path: head.path(),
-        header: |name: &str| head.header(name),
-        principal: incoming.conn.identity.as_deref(),
-    };
-    let Some(route) = http.routes.iter().find(|r| r.matcher.matches(&request)) else {
-        let e = ProxyError::NoRoute;
-        return Outcome::failed(
-            answer(ds, l, &e, client_keep, head_only, has_body).await,
-            "",
-            &e,
-        );
-    };
-    let cluster = match &route.action {
-        RouteAction::Direct(d) => {
-            let keep = client_keep && !has_body;
-            let mut out = Vec::with_capacity(256 + d.body.len());
-            respond::direct(&mut out, d, !keep, head_only);
-            let bytes_out = out.len() as u64;
-            let after = match write_vec_timeout(ds.w, out, l.idle_timeout).await {
-                Ok(()) if keep => After::KeepAlive,
-                Ok(()) if has_body => After::Linger,
-                _ => After::Close,
+    let random = || worker.random();
+    let mut req = Req::new(head, incoming.conn, incoming.stats, false, false, &random);
+    let (route, cluster, stages) = match pipeline::decide(compiled, http, &mut req) {
+        Decision::Reply {
+            route,
+            local,
+            stages,
+        } => {
+            let piped = Piped { req: &req, stages };
+            let shape = Shape {
+                client_keep,
+                head_only,
+                has_body,
             };
-            return Outcome {
-                bytes_out,
-                ..Outcome::new(after, &route.name, d.status)
-            };
+            return reply(ds, l, &piped, route, &local, shape).await;
         }
-        RouteAction::Cluster(id) => *id,
-        RouteAction::Weighted { targets, total } => pick_weighted(worker, targets, *total),
+        Decision::Forward {
+            route,
+            cluster,
+            stages,
+        } => (route, cluster, stages),
     };
 
     let (Some(c), Some(state)) = (
         view.snap.config.clusters.get(cluster.0),
         view.clusters.get(cluster.0),
     ) else {
-        let e = ProxyError::NoHealthyEndpoint;
-        return Outcome::failed(
-            answer(ds, l, &e, false, head_only, has_body).await,
-            &route.name,
-            &e,
-        );
+        let piped = Piped { req: &req, stages };
+        let local = Local::Error(ProxyError::NoHealthyEndpoint);
+        let shape = Shape {
+            client_keep: false,
+            head_only,
+            has_body,
+        };
+        return reply(ds, l, &piped, &route.name, &local, shape).await;
     };
-    let fields = ProxyFields::new(worker, head, incoming.conn, trace);
+    let fields = ProxyFields::new(&mut req, trace);
     let (set, n) = fields.set();
     let set = set.get(..n).unwrap_or_default();
     let request_id = fields.request_id.clone();
     let hash = request_hash_of(c, head, peer);
-    let req = Request {
+    let deadline = req.deadline;
+    let piped = Piped { req: &req, stages };
+    let request = Request {
         head,
         set,
-        limits: &http.limits,
+        piped: &piped,
         idle: l.idle_timeout,
         client_keep,
         hash,
@@ -178,8 +148,8 @@ pub(crate) async fn handle<'v>(
     };
     let progress = Progress::default();
     let result = {
-        let fut = forward(worker, c, state, &req, ds, &progress);
-        match route.timeout {
+        let fut = forward(worker, c, state, &request, ds, &progress);
+        match deadline {
             Some(t) => monoio::time::timeout(t, fut)
                 .await
                 .unwrap_or(Err(ProxyError::Timeout)),
@@ -213,12 +183,11 @@ pub(crate) async fn handle<'v>(
             // The request body may be partly unread: only a bodyless request keeps the
             // connection after an error.
             let mut out = Vec::with_capacity(256);
-            respond::error(
+            Answer::error(&e, false, Some(&request_id)).h1(
                 &mut out,
-                &e,
                 !client_keep || has_body,
                 head_only,
-                Some(&request_id),
+                &Edits::NONE,
             );
             progress
                 .bytes_out
@@ -233,102 +202,47 @@ pub(crate) async fn handle<'v>(
     }
 }
 
-/// The request fields the proxy sets upstream: X-Forwarded-For (appended), X-Forwarded-Proto
-/// (kept, else `http`/`https`), X-Request-Id (kept, else a new UUID), the trace context, and
-/// on an mTLS listener X-Forwarded-Client-Cert with the client's verified identity (replacing
-/// whatever the client sent: only the proxy vouches for identities).
-pub(crate) struct ProxyFields {
-    pub(crate) request_id: Vec<u8>,
-    xff: Vec<u8>,
-    proto: Vec<u8>,
-    traceparent: String,
-    xfcc: Vec<u8>,
-}
-
-impl ProxyFields {
-    pub(crate) fn new(
-        worker: &Worker,
-        head: &RequestHead,
-        conn: &super::ClientConn,
-        trace: &TraceContext,
-    ) -> ProxyFields {
-        let request_id = match head.header("x-request-id") {
-            Some(id) if !id.is_empty() => id.to_vec(),
-            _ => new_request_id(worker),
-        };
-        let ip = conn.peer.ip().to_string();
-        let xff = match head.header("x-forwarded-for") {
-            Some(prev) if !prev.is_empty() => {
-                let mut v = prev.to_vec();
-                v.extend_from_slice(b", ");
-                v.extend_from_slice(ip.as_bytes());
-                v
-            }
-            _ => ip.into_bytes(),
-        };
-        let scheme: &[u8] = if conn.tls { b"https" } else { b"http" };
-        let proto = head.header("x-forwarded-proto").unwrap_or(scheme).to_vec();
-        let xfcc = conn
-            .identity
-            .as_ref()
-            .map(|id| format!("URI={id}").into_bytes())
-            .unwrap_or_default();
-        ProxyFields {
-            request_id,
-            xff,
-            proto,
-            traceparent: trace.traceparent(),
-            xfcc,
-        }
-    }
-
-    /// The fields as `(name, value)` pairs, on the stack (this runs per request): take
-    /// `.0[..n]` of the returned `(array, n)`.
-    pub(crate) fn set(&self) -> ([(&'static str, &[u8]); 5], usize) {
-        let set = [
-            ("X-Forwarded-For", &self.xff[..]),
-            ("X-Forwarded-Proto", &self.proto[..]),
-            ("X-Request-Id", &self.request_id[..]),
-            ("traceparent", self.traceparent.as_bytes()),
-            ("X-Forwarded-Client-Cert", &self.xfcc[..]),
-        ];
-        (set, if self.xfcc.is_empty() { 4 } else { 5 })
-    }
-}
-
-/// The listener's authorization policy for this request (403 when denied).
-pub(crate) fn authorize(
-    http: &HttpListener,
-    conn: &super::ClientConn,
-    head: &RequestHead,
-) -> Result<(), ProxyError> {
-    let decision = http
-        .authz
-        .decide(conn.identity.as_deref(), head.method(), head.path(), |n| {
-            head.header(n)
-        });
-    match decision {
-        AuthzAction::Allow => Ok(()),
-        AuthzAction::Deny => Err(ProxyError::Forbidden),
-    }
-}
-
-/// Writes an error response; keeps the connection only when asked and no body is pending.
-async fn answer(
-    ds: &mut Downstream<'_>,
-    l: &Listener,
-    err: &ProxyError,
-    keep: bool,
+/// What the answer to a request may do with the connection.
+#[derive(Clone, Copy)]
+struct Shape {
+    client_keep: bool,
     head_only: bool,
     has_body: bool,
-) -> After {
-    let keep = keep && !has_body;
+}
+
+/// Writes the proxy's own answer (an error, or a direct response with the route's response
+/// edits). The connection stays only when the client asked and no body is pending; a
+/// refused CONNECT always closes it (its bytes would be read as the next request).
+async fn reply<'v>(
+    ds: &mut Downstream<'_>,
+    l: &Listener,
+    piped: &Piped<'_>,
+    route: &'v str,
+    local: &Local<'_>,
+    shape: Shape,
+) -> Outcome<'v> {
+    let connect = matches!(local, Local::Error(ProxyError::MethodNotAllowed));
+    let keep = shape.client_keep && !shape.has_body && !connect;
+    let answer = Answer::of(local, false, None);
+    let edits = match local {
+        Local::Direct(_) => piped.response_edits(&|n| answer.has(n)),
+        Local::Error(_) => Edits::NONE,
+    };
     let mut out = Vec::with_capacity(256);
-    respond::error(&mut out, err, !keep, head_only, None);
-    match write_vec_timeout(ds.w, out, l.idle_timeout).await {
+    answer.h1(&mut out, !keep, shape.head_only, &edits);
+    let bytes_out = out.len() as u64;
+    let after = match write_vec_timeout(ds.w, out, l.idle_timeout).await {
         Ok(()) if keep => After::KeepAlive,
-        Ok(()) => After::Linger,
-        Err(_) => After::Close,
+        Ok(()) if shape.has_body => After::Linger,
+        _ => After::Close,
+    };
+    Outcome {
+        bytes_out,
+        error: match local {
+            Local::Error(e) => Some(e.to_string()),
+            Local::Direct(_) => None,
+        },
+        ..Outcome::new(after, route, answer.status())
     }
 }
 
@@ -338,37 +252,4 @@ pub(crate) fn request_hash_of(c: &Cluster, head: &RequestHead, peer: SocketAddr)
         (Lb::RingHash, Some(key)) => request_hash(key, |n| head.header(n), peer.ip()),
         _ => None,
     }
-}
-
-pub(crate) fn pick_weighted(
-    worker: &Worker,
-    targets: &[(ClusterId, u32)],
-    total: u64,
-) -> ClusterId {
-    let mut x = worker.random() % total.max(1);
-    for (id, w) in targets {
-        let w = u64::from(*w);
-        if x < w {
-            return *id;
-        }
-        x -= w;
-    }
-    targets.last().map_or(ClusterId(0), |t| t.0)
-}
-
-/// A random (version 4) UUID in its usual text form.
-fn new_request_id(worker: &Worker) -> Vec<u8> {
-    let hi = worker.random();
-    let lo = worker.random();
-    let hi = (hi & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000;
-    let lo = (lo & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xffff,
-        hi & 0xffff,
-        lo >> 48,
-        lo & 0xffff_ffff_ffff
-    )
-    .into_bytes()
 }

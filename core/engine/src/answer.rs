@@ -1,0 +1,257 @@
+//! The one place that turns what the proxy answers itself — a [`ProxyError`] or a
+//! `direct_response` — into a response on each protocol: HTTP/1.1 bytes ([`Answer::h1`]),
+//! an HTTP/2 response ([`Answer::h2`]), or, for a gRPC request's error, gRPC's trailers-only
+//! form with `grpc-status` and `grpc-message`.
+//!
+//! Error bodies are one line of plain text: the status and a reason a person can act on.
+//! 1xx, 204 and 304 answers carry no body, and 204 no `Content-Length` (RFC 9110 §8.6);
+//! an answer to HEAD keeps the `Content-Length` of the body it leaves out. Responses that
+//! end an HTTP/1.1 connection say `Connection: close`.
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use ringside_codec::{canonical_reason, Edits};
+
+use crate::error::ProxyError;
+use crate::stage::Local;
+
+/// An answer of the proxy's own, before it takes a protocol's form.
+pub(crate) struct Answer<'a> {
+    status: u16,
+    content_type: &'a str,
+    body: Bytes,
+    request_id: Option<&'a [u8]>,
+    /// gRPC status and message, for an error to a gRPC request.
+    grpc: Option<(u8, String)>,
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+impl<'a> Answer<'a> {
+    /// The answer for `local`; `grpc`: the request is gRPC (errors go trailers-only).
+    pub(crate) fn of(local: &'a Local<'_>, grpc: bool, request_id: Option<&'a [u8]>) -> Answer<'a> {
+        match local {
+            Local::Error(e) => Answer::error(e, grpc, request_id),
+            Local::Direct(d) => Answer {
+                status: d.status,
+                content_type: &d.content_type,
+                body: d.body.clone(),
+                request_id: None,
+                grpc: None,
+            },
+        }
+    }
+
+    pub(crate) fn error(e: &ProxyError, grpc: bool, request_id: Option<&'a [u8]>) -> Answer<'a> {
+        let status = e.status();
+        Answer {
+            status,
+            content_type: TEXT,
+            body: Bytes::from(format!("{} {}: {}\n", status, reason(status), e)),
+            request_id,
+            grpc: grpc.then(|| (e.grpc_code(), e.to_string())),
+        }
+    }
+
+    /// The status the client gets (gRPC errors travel in a 200).
+    pub(crate) fn status(&self) -> u16 {
+        if self.grpc.is_some() {
+            200
+        } else {
+            self.status
+        }
+    }
+
+    /// Whether the answer carries a field of this lower-case name (for response edits).
+    pub(crate) fn has(&self, name: &str) -> bool {
+        match name {
+            "server" | "content-type" => true,
+            "content-length" => self.content_length().is_some(),
+            "x-request-id" => self.request_id.is_some(),
+            "grpc-status" | "grpc-message" => self.grpc.is_some(),
+            _ => false,
+        }
+    }
+
+    fn content_length(&self) -> Option<usize> {
+        match self.status {
+            100..=199 | 204 | 304 => None,
+            _ => Some(self.body.len()),
+        }
+    }
+
+    fn sends_body(&self, head_only: bool) -> bool {
+        !head_only && self.content_length().is_some_and(|n| n > 0)
+    }
+
+    /// HTTP/1.1 bytes (gRPC does not run over HTTP/1.1: the plain status is used).
+    pub(crate) fn h1(&self, out: &mut Vec<u8>, close: bool, head_only: bool, edits: &Edits) {
+        let field = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
+            if !edits.removes(name.as_bytes()) {
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value);
+                out.extend_from_slice(b"\r\n");
+            }
+        };
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(self.status.to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(reason(self.status).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        field(out, "Server", b"ringside");
+        if self.content_length().is_some() || !self.body.is_empty() {
+            field(out, "Content-Type", self.content_type.as_bytes());
+        }
+        if let Some(n) = self.content_length() {
+            field(out, "Content-Length", n.to_string().as_bytes());
+        }
+        if let Some(id) = self.request_id {
+            field(out, "X-Request-Id", id);
+        }
+        for (name, value) in &edits.add {
+            field(out, name, value);
+        }
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        if self.sends_body(head_only) {
+            out.extend_from_slice(&self.body);
+        }
+    }
+
+    /// Sends the answer on an HTTP/2 stream; returns the body bytes sent.
+    pub(crate) fn h2(
+        &self,
+        respond: &mut SendResponse<Bytes>,
+        head_only: bool,
+        edits: &Edits,
+    ) -> Result<u64, h2::Error> {
+        let mut resp = http::Response::new(());
+        if self.grpc.is_none() {
+            *resp.status_mut() =
+                http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+        }
+        let h = resp.headers_mut();
+        h.insert("server", http::HeaderValue::from_static("ringside"));
+        if let Some(id) = self
+            .request_id
+            .and_then(|v| http::HeaderValue::from_bytes(v).ok())
+        {
+            h.insert("x-request-id", id);
+        }
+        if let Some((code, message)) = &self.grpc {
+            h.insert(
+                "content-type",
+                http::HeaderValue::from_static("application/grpc"),
+            );
+            h.insert("grpc-status", http::HeaderValue::from(u16::from(*code)));
+            if let Ok(msg) = http::HeaderValue::from_str(&percent_encode(message)) {
+                h.insert("grpc-message", msg);
+            }
+            crate::h2::convert::apply_edits(h, edits);
+            respond.send_response(resp, true)?;
+            return Ok(0);
+        }
+        if let Ok(ct) = http::HeaderValue::from_str(self.content_type) {
+            h.insert("content-type", ct);
+        }
+        if let Some(n) = self.content_length() {
+            h.insert("content-length", http::HeaderValue::from(n));
+        }
+        crate::h2::convert::apply_edits(resp.headers_mut(), edits);
+        let body = self.sends_body(head_only);
+        let mut stream = respond.send_response(resp, !body)?;
+        if body {
+            stream.send_data(self.body.clone(), true)?;
+            return Ok(self.body.len() as u64);
+        }
+        Ok(0)
+    }
+}
+
+/// The reason phrase of a status the proxy answers with.
+pub(crate) fn reason(status: u16) -> &'static str {
+    canonical_reason(status).unwrap_or("Unknown")
+}
+
+/// gRPC's `grpc-message` encoding: percent-encode everything outside printable ASCII and `%`.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringside_config::DirectResponse;
+
+    fn h1(a: &Answer<'_>, close: bool, head_only: bool) -> String {
+        let mut out = Vec::new();
+        a.h1(&mut out, close, head_only, &Edits::NONE);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn error_response_is_complete_http() {
+        let text = h1(
+            &Answer::error(&ProxyError::NoRoute, false, None),
+            true,
+            false,
+        );
+        assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"));
+        assert!(text.contains("Connection: close\r\n"));
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    }
+
+    #[test]
+    fn head_only_keeps_length_but_no_body() {
+        let text = h1(
+            &Answer::error(&ProxyError::Timeout, false, None),
+            false,
+            true,
+        );
+        assert!(text.ends_with("\r\n\r\n"));
+        assert!(text.contains("504 Gateway Timeout"));
+        assert!(text.contains("Content-Length: "));
+    }
+
+    #[test]
+    fn no_content_has_neither_body_nor_length() {
+        let d = DirectResponse::new(204, "x".into(), "text/plain".into());
+        let local = Local::Direct(&d);
+        let text = h1(&Answer::of(&local, false, None), false, false);
+        assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"));
+        assert!(!text.to_ascii_lowercase().contains("content-length"));
+        assert!(text.ends_with("\r\n\r\n"));
+        let d = DirectResponse::new(304, "x".into(), "text/plain".into());
+        let local = Local::Direct(&d);
+        let text = h1(&Answer::of(&local, false, None), false, false);
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn edits_remove_and_add_fields() {
+        let d = DirectResponse::new(200, "hi".into(), "text/plain".into());
+        let local = Local::Direct(&d);
+        let edits = Edits {
+            remove: vec!["server".into()],
+            add: vec![("x-served-by".into(), b"ringside".to_vec())],
+        };
+        let mut out = Vec::new();
+        Answer::of(&local, false, None).h1(&mut out, false, false, &edits);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("Server:"));
+        assert!(text.contains("x-served-by: ringside\r\n"));
+        assert!(text.ends_with("\r\n\r\nhi"));
+    }
+}

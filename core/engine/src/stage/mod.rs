@@ -1,0 +1,326 @@
+//! Stages: the steps of a request's life between the downstream protocol and the upstream
+//! call, each one type in one file.
+//!
+//! ```text
+//! listener stages ─▶ route match ─▶ route stages ─▶ upstream call ─▶ response hooks (reverse)
+//!   Limits, Authz                    HeaderEdits, Timeout, Direct
+//! ```
+//! Which stages run, and in which order, is each role's [`Stack`] (`proxy/src/stack.rs`,
+//! `gateway/src/stack.rs`). A worker compiles the stack against every HTTP listener and route
+//! when it builds its view of a snapshot ([`Compiled`]); a stage whose configuration is
+//! absent compiles to nothing. Stages run with static dispatch (the [`Stage`] enum), take
+//! `&self` and allocate nothing unless their configuration asks for it. The HTTP/1.1
+//! connection loop and the HTTP/2 stream task run the same compiled stages through
+//! `crate::pipeline`.
+
+mod authz;
+mod direct;
+mod headers;
+mod limits;
+mod timeout;
+
+use std::time::Duration;
+
+use ringside_codec::{Edits, RequestHead};
+use ringside_config::{DirectResponse, HttpListener, Route, RouteAction};
+
+use crate::error::ProxyError;
+use crate::http::ClientConn;
+use crate::metrics::ListenerStats;
+
+/// A step that runs for every request of a listener, before the route is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ListenerStep {
+    /// `CONNECT` refused (405), declared body over `max_request_body_bytes` (413), and the
+    /// limit handed to the body relays.
+    Limits,
+    /// The listener's `[[authz]]` policy (403).
+    Authz,
+}
+
+/// A step that runs for the requests of one route, after it matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RouteStep {
+    /// Listener and route `*_headers_to_add` / `*_headers_to_remove`.
+    HeaderEdits,
+    /// The route's `timeout_ms`, shortened by `grpc-timeout`.
+    Timeout,
+    /// The route's `direct_response`.
+    Direct,
+}
+
+/// The steps of one role's pipeline, in order. Built by each role's `stack.rs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stack {
+    listener: Vec<ListenerStep>,
+    route: Vec<RouteStep>,
+}
+
+impl Stack {
+    /// A stack with no steps: every request goes straight to its route's cluster.
+    pub fn new() -> Stack {
+        Stack {
+            listener: Vec::new(),
+            route: Vec::new(),
+        }
+    }
+
+    /// Appends a step to the listener's stages.
+    pub fn listener(mut self, step: ListenerStep) -> Stack {
+        self.listener.push(step);
+        self
+    }
+
+    /// Appends a step to every route's stages.
+    pub fn route(mut self, step: RouteStep) -> Stack {
+        self.route.push(step);
+        self
+    }
+
+    /// Whether the stack can serve every configuration: a `direct_response` route needs the
+    /// `Direct` step.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.route.contains(&RouteStep::Direct) {
+            return Err(
+                "the stack has no RouteStep::Direct: direct_response routes could not answer"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The stack of each role; the running snapshot's `proxy.role` picks one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stacks {
+    pub sidecar: Stack,
+    pub gateway: Stack,
+}
+
+impl Default for Stack {
+    fn default() -> Self {
+        Stack::new()
+    }
+}
+
+/// Names of the fields the proxy itself sets on every upstream request (see
+/// `pipeline::ProxyFields`): present for `add_if_absent`.
+pub(crate) const PROXY_SET: [&str; 5] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-request-id",
+    "traceparent",
+    "x-forwarded-client-cert",
+];
+
+/// One compiled stage.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Stage {
+    Limits(limits::Limits),
+    Authz(authz::Authz),
+    Headers(headers::Headers),
+    Timeout(timeout::Timeout),
+    Direct(direct::Direct),
+}
+
+impl Stage {
+    pub(crate) fn request<'v>(&'v self, req: &mut Req<'_>) -> Flow<'v> {
+        match self {
+            Stage::Limits(s) => s.request(req),
+            Stage::Authz(s) => s.request(req),
+            Stage::Headers(s) => s.request(req),
+            Stage::Timeout(s) => s.request(req),
+            Stage::Direct(s) => s.request(req),
+        }
+    }
+
+    /// The stage's look at the response head before the client gets it.
+    pub(crate) fn response(
+        &self,
+        req: &Req<'_>,
+        present: &dyn Fn(&str) -> bool,
+        edits: &mut Edits,
+    ) {
+        match self {
+            Stage::Headers(s) => s.response(req, present, edits),
+            Stage::Limits(_) | Stage::Authz(_) | Stage::Timeout(_) | Stage::Direct(_) => {}
+        }
+    }
+
+    /// Takes over the per-worker state of the same stage in the previous view when this
+    /// stage's configuration is unchanged (a token bucket, a budget, breaker counters). No
+    /// stage of today keeps state; the resilience and gateway stages will.
+    fn carry(&mut self, _old: &Stage) {}
+}
+
+/// What a stage decided.
+pub(crate) enum Flow<'v> {
+    Next,
+    Reply(Local<'v>),
+}
+
+/// An answer the proxy makes itself (written by `answer.rs` for each protocol).
+pub(crate) enum Local<'v> {
+    Error(ProxyError),
+    Direct(&'v DirectResponse),
+}
+
+/// One request as the stages see it, whatever protocol it came on.
+pub(crate) struct Req<'a> {
+    pub(crate) head: &'a RequestHead,
+    pub(crate) conn: &'a ClientConn,
+    pub(crate) stats: &'a ListenerStats,
+    /// `application/grpc...`: failures answer in gRPC's trailers-only form.
+    pub(crate) grpc: bool,
+    /// An RFC 8441 extended CONNECT for a WebSocket (HTTP/2).
+    pub(crate) websocket: bool,
+    /// Source of randomness for a generated request id.
+    pub(crate) random: &'a dyn Fn() -> u64,
+    request_id: Option<Vec<u8>>,
+    /// Set by `Limits`: the most body bytes the relays may forward.
+    pub(crate) body_limit: Option<u64>,
+    /// Set by `Timeout`: the whole upstream call's deadline.
+    pub(crate) deadline: Option<Duration>,
+    /// Set by `HeaderEdits`: what to change in the upstream request head.
+    pub(crate) edits: Edits,
+}
+
+impl<'a> Req<'a> {
+    pub(crate) fn new(
+        head: &'a RequestHead,
+        conn: &'a ClientConn,
+        stats: &'a ListenerStats,
+        grpc: bool,
+        websocket: bool,
+        random: &'a dyn Fn() -> u64,
+    ) -> Req<'a> {
+        Req {
+            head,
+            conn,
+            stats,
+            grpc,
+            websocket,
+            random,
+            request_id: None,
+            body_limit: None,
+            deadline: None,
+            edits: Edits::NONE,
+        }
+    }
+
+    /// The request's id: the client's `X-Request-Id`, else a new random UUID (made once).
+    pub(crate) fn request_id(&mut self) -> &[u8] {
+        let head = self.head;
+        let random = self.random;
+        self.request_id
+            .get_or_insert_with(|| match head.header("x-request-id") {
+                Some(id) if !id.is_empty() => id.to_vec(),
+                _ => new_request_id(random),
+            })
+    }
+
+    /// The request id, when something already needed it.
+    pub(crate) fn request_id_if_known(&self) -> Option<&[u8]> {
+        self.request_id.as_deref()
+    }
+}
+
+/// A random (version 4) UUID in its usual text form.
+fn new_request_id(random: &dyn Fn() -> u64) -> Vec<u8> {
+    let hi = random();
+    let lo = random();
+    let hi = (hi & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000;
+    let lo = (lo & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xffff,
+        lo >> 48,
+        lo & 0xffff_ffff_ffff
+    )
+    .into_bytes()
+}
+
+/// A listener's stages and each of its routes' stages, compiled from one snapshot.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub(crate) listener: Vec<Stage>,
+    /// Indexed like `HttpListener::routes`.
+    pub(crate) routes: Vec<Vec<Stage>>,
+}
+
+impl Compiled {
+    pub(crate) fn build(stack: &Stack, http: &HttpListener) -> Compiled {
+        let listener = stack
+            .listener
+            .iter()
+            .filter_map(|step| match step {
+                ListenerStep::Limits => Some(Stage::Limits(limits::Limits {
+                    max_body: http.limits.max_request_body_bytes,
+                })),
+                ListenerStep::Authz => (!http.authz.rules.is_empty()
+                    || http.authz.default != ringside_config::AuthzAction::Allow)
+                    .then(|| {
+                        Stage::Authz(authz::Authz {
+                            policy: http.authz.clone(),
+                        })
+                    }),
+            })
+            .collect();
+        let routes = http
+            .routes
+            .iter()
+            .map(|route| route_stages(stack, http, route))
+            .collect();
+        Compiled { listener, routes }
+    }
+
+    /// Carries per-worker stage state over from `old` (the same listener in the previous
+    /// view): stage by stage for the listener, and route by route (by name) for routes.
+    pub(crate) fn carry(&mut self, old: &Compiled, old_names: &[&str], names: &[&str]) {
+        carry_list(&mut self.listener, &old.listener);
+        for (route, name) in self.routes.iter_mut().zip(names) {
+            if let Some(i) = old_names.iter().position(|n| n == name) {
+                if let Some(prev) = old.routes.get(i) {
+                    carry_list(route, prev);
+                }
+            }
+        }
+    }
+}
+
+/// Each stage takes over the state of the first stage of `old` with the same configuration.
+fn carry_list(stages: &mut [Stage], old: &[Stage]) {
+    for s in stages {
+        if let Some(prev) = old.iter().find(|o| **o == *s) {
+            s.carry(prev);
+        }
+    }
+}
+
+fn route_stages(stack: &Stack, http: &HttpListener, route: &Route) -> Vec<Stage> {
+    stack
+        .route
+        .iter()
+        .filter_map(|step| match step {
+            RouteStep::HeaderEdits => {
+                headers::Headers::compile(&http.headers, &route.headers).map(Stage::Headers)
+            }
+            RouteStep::Timeout => match route.action {
+                RouteAction::Direct(_) => None,
+                _ => Some(Stage::Timeout(timeout::Timeout {
+                    route: route.timeout,
+                })),
+            },
+            RouteStep::Direct => match &route.action {
+                RouteAction::Direct(d) => Some(Stage::Direct(direct::Direct {
+                    response: d.clone(),
+                })),
+                _ => None,
+            },
+        })
+        .collect()
+}
