@@ -142,6 +142,10 @@ pub struct Listener {
     pub mtls: Option<MtlsMode>,
 }
 
+// A configuration holds a handful of listeners, built once per reload and read by
+// reference: boxing the http variant would save nothing that matters and change the type
+// every crate matches on.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ListenerKind {
     Http(HttpListener),

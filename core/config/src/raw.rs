@@ -146,6 +146,19 @@ pub struct FileListener {
     /// HTTP only. HTTP/2 settings of this listener (HTTP/2 is served over TLS when ALPN
     /// picks `h2`, and in cleartext when a connection opens with the HTTP/2 preface).
     pub http2: Option<FileHttp2>,
+    /// HTTP only. Headers added to every request of this listener before it is sent
+    /// upstream: `[ { name = "x-env", value = "prod", action = "overwrite" } ]`; see
+    /// [`FileHeaderAdd`]. The listener's edits apply first, then the route's.
+    pub request_headers_to_add: Option<Vec<FileHeaderAdd>>,
+    /// HTTP only. Names of headers removed from every request of this listener before it is
+    /// sent upstream (case-insensitive, each at most once): `[ "x-debug" ]`.
+    pub request_headers_to_remove: Option<Vec<String>>,
+    /// HTTP only. Headers added to every response of this listener before it is sent to the
+    /// client, like `request_headers_to_add`.
+    pub response_headers_to_add: Option<Vec<FileHeaderAdd>>,
+    /// HTTP only. Names of headers removed from every response of this listener before it
+    /// is sent to the client (case-insensitive, each at most once): `[ "x-powered-by" ]`.
+    pub response_headers_to_remove: Option<Vec<String>>,
 }
 
 /// `listeners[].tls`.
@@ -301,9 +314,11 @@ pub enum FileProtocol {
 pub struct FileRoute {
     /// Required. The `http` listener this route belongs to.
     pub listener: String,
-    /// Required. Unique among the routes of one listener; appears in logs and metrics. 1 to
-    /// 128 characters among `A-Z a-z 0-9 - _ .`.
-    pub name: String,
+    /// Unique among the routes of one listener; appears in logs and metrics. 1 to 128
+    /// characters among `A-Z a-z 0-9 - _ .`. Default `"<listener>/<index>"`, the index being
+    /// the route's position among its listener's routes in file order, from 0
+    /// (`"inbound/0"`, `"inbound/1"`); `/` is kept for these names.
+    pub name: Option<String>,
     /// Which requests this route takes. Omitted or empty: every request.
     #[serde(rename = "match")]
     pub matcher: Option<FileMatch>,
@@ -320,6 +335,56 @@ pub struct FileRoute {
     /// response head; answered 504 beyond. Default: none. An error on a `direct_response`
     /// route.
     pub timeout_ms: Option<u64>,
+    /// Headers added to the requests this route sends upstream, after the listener's edits:
+    /// `[ { name = "x-env", value = "prod", action = "overwrite" } ]`; see [`FileHeaderAdd`].
+    pub request_headers_to_add: Option<Vec<FileHeaderAdd>>,
+    /// Names of headers removed from the requests this route sends upstream, after the
+    /// listener's edits (case-insensitive, each at most once): `[ "x-debug" ]`.
+    pub request_headers_to_remove: Option<Vec<String>>,
+    /// Headers added to the responses of this route, after the listener's edits, like
+    /// `request_headers_to_add`.
+    pub response_headers_to_add: Option<Vec<FileHeaderAdd>>,
+    /// Names of headers removed from the responses of this route, after the listener's
+    /// edits (case-insensitive, each at most once): `[ "x-powered-by" ]`.
+    pub response_headers_to_remove: Option<Vec<String>>,
+}
+
+/// One element of `request_headers_to_add` or `response_headers_to_add` (on a listener or a
+/// route): `{ name = "x-served-by", value = "ringside", action = "append" }`.
+///
+/// `name` and the names removed by the `*_headers_to_remove` keys are HTTP tokens,
+/// case-insensitive (stored lower-case). Refused, because ringside sets them itself:
+/// pseudo-headers (`:path`, `:status`, ...), the hop-by-hop headers `connection`,
+/// `keep-alive`, `te`, `upgrade` and every `proxy-*` (`proxy-connection`, ...), the framing
+/// headers `content-length`, `transfer-encoding` and `trailer`, and `host` (set from the
+/// request's authority).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHeaderAdd {
+    /// Required. The header's name.
+    pub name: String,
+    /// Required. The header's value: visible ASCII characters, spaces and tabs, without
+    /// leading or trailing whitespace, with these substitutions made per request:
+    /// `%REQ(name)%` (the request's header of that name, an HTTP token, case-insensitive;
+    /// empty when absent), `%DOWNSTREAM_REMOTE_ADDRESS%` (the client's address and port,
+    /// `10.0.0.7:41000`, `[::1]:41000`), `%REQUEST_ID%` (the request's `x-request-id`), and
+    /// `%%` for a literal `%`. Any other `%` is an error. The same substitutions work on
+    /// the response side, where they read the request the response answers. A value that
+    /// renders empty is not added; an empty value is an error.
+    pub value: String,
+    /// What happens when the message already has a header of that name: `"append"` (add
+    /// another field, keeping the others), `"add_if_absent"` (add it only when there is
+    /// none) or `"overwrite"` (replace every field of that name). Default `"append"`.
+    pub action: Option<FileHeaderAction>,
+}
+
+/// Values of `request_headers_to_add[].action` and `response_headers_to_add[].action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileHeaderAction {
+    Append,
+    AddIfAbsent,
+    Overwrite,
 }
 
 /// `routes[].match`: every condition given must hold. All are optional.

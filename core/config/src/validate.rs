@@ -18,7 +18,7 @@ use crate::hash::{fnv1a64, Fnv64};
 use crate::model::{
     Cluster, ClusterId, Config, DriverChoice, Listener, ListenerKind, ProxySettings, Role,
 };
-use crate::raw::{FileCluster, FileDriver, FileListener, FileProxy, FileRole};
+use crate::raw::{FileCluster, FileDriver, FileListener, FileProxy, FileRole, FileRoute};
 use crate::read::{self, Slot, SECTIONS};
 
 /// Defaults, in the units of the file.
@@ -95,23 +95,45 @@ pub(crate) fn parse_and_validate(
         })
         .collect();
 
-    let mut route_names: HashMap<(usize, &str), usize> = HashMap::new();
+    // Route names are unique per listener. An unnamed route is named `<listener>/<index>`,
+    // its position among the routes of that listener in file order.
+    let mut positions: HashMap<&str, usize> = HashMap::new();
+    let mut route_names: HashMap<(usize, String), usize> = HashMap::new();
     for (i, slot) in raw.routes.iter().enumerate() {
         let Slot::Ok(r) = slot else { continue };
+        let position = positions.entry(r.listener.as_str()).or_insert(0);
+        let name = match &r.name {
+            Some(name) => name.clone(),
+            None => format!("{}/{position}", r.listener),
+        };
+        *position += 1;
         let target = v.route_listener(i, r, &listener_ids, &raw.listeners);
         if let Some(l) = target {
-            let first = *route_names.entry((l, r.name.as_str())).or_insert(i);
+            let first = *route_names.entry((l, name.clone())).or_insert(i);
             if first != i {
+                let (path, why) = match &r.name {
+                    Some(_) => (format!("routes[{i}].name"), ""),
+                    None => (
+                        format!("routes[{i}]"),
+                        "; this route has no name, so it is named after its position",
+                    ),
+                };
+                let other = match raw.routes.get(first) {
+                    Some(Slot::Ok(FileRoute { name: None, .. })) => {
+                        format!("routes[{first}], unnamed")
+                    }
+                    _ => format!("routes[{first}].name"),
+                };
                 v.err(
-                    format!("routes[{i}].name"),
+                    path,
                     format!(
-                        "duplicate route name {:?} on listener {:?} (also routes[{first}].name)",
-                        r.name, r.listener
+                        "duplicate route name {name:?} on listener {:?} (also {other}){why}",
+                        r.listener
                     ),
                 );
             }
         }
-        let route = v.route(i, r, &cluster_ids);
+        let route = v.route(i, r, name, &cluster_ids);
         if let (Some(l), Some(route)) = (target, route) {
             if let Some(Some(Listener {
                 kind: ListenerKind::Http(http),
@@ -411,6 +433,9 @@ fn sort_key(path: &str) -> (usize, usize) {
 
 mod authz;
 mod cluster;
+mod headers;
+#[cfg(test)]
+mod headers_tests;
 mod listener;
 mod route;
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use super::headers::EditKeys;
 use super::{default, Validator};
 use crate::check;
 use crate::model::{
@@ -149,6 +150,15 @@ impl Validator {
             })
         });
         let http2 = self.http2(&format!("{p}.http2"), l.http2.as_ref());
+        let headers = self.header_edits(
+            p,
+            &EditKeys {
+                request_add: l.request_headers_to_add.as_deref(),
+                request_remove: l.request_headers_to_remove.as_deref(),
+                response_add: l.response_headers_to_add.as_deref(),
+                response_remove: l.response_headers_to_remove.as_deref(),
+            },
+        );
         Some(ListenerKind::Http(HttpListener {
             routes: Vec::new(),
             limits,
@@ -160,7 +170,7 @@ impl Validator {
                     .map_or(AuthzAction::Allow, super::authz::action),
             },
             http2,
-            headers: crate::HeaderEdits::default(),
+            headers,
         }))
     }
 
@@ -239,6 +249,19 @@ impl Validator {
             ("access_log", l.access_log.is_some()),
             ("authz_default", l.authz_default.is_some()),
             ("http2", l.http2.is_some()),
+            ("request_headers_to_add", l.request_headers_to_add.is_some()),
+            (
+                "request_headers_to_remove",
+                l.request_headers_to_remove.is_some(),
+            ),
+            (
+                "response_headers_to_add",
+                l.response_headers_to_add.is_some(),
+            ),
+            (
+                "response_headers_to_remove",
+                l.response_headers_to_remove.is_some(),
+            ),
         ];
         for (key, present) in http_only {
             if present {

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
+use super::headers::EditKeys;
 use super::{default, Validator};
 use crate::check;
 use crate::model::{ClusterId, DirectResponse, PathMatch, Route, RouteAction, RouteMatch};
@@ -78,11 +79,14 @@ impl Validator {
         &mut self,
         i: usize,
         r: &FileRoute,
+        name: String,
         clusters: &HashMap<&str, usize>,
     ) -> Option<Route> {
         let p = format!("routes[{i}]");
         let built = self.clean(|v| {
-            v.name(format!("{p}.name"), &r.name);
+            if let Some(written) = &r.name {
+                v.route_name(format!("{p}.name"), written);
+            }
             let matcher = v.matcher(&format!("{p}.match"), r.matcher.as_ref());
 
             let given: Vec<&str> = [
@@ -128,15 +132,39 @@ impl Validator {
             let timeout = r
                 .timeout_ms
                 .map(|ms| v.timeout(format!("{p}.timeout_ms"), Some(ms), 1));
+            let headers = v.header_edits(
+                &p,
+                &EditKeys {
+                    request_add: r.request_headers_to_add.as_deref(),
+                    request_remove: r.request_headers_to_remove.as_deref(),
+                    response_add: r.response_headers_to_add.as_deref(),
+                    response_remove: r.response_headers_to_remove.as_deref(),
+                },
+            );
             Some(Route {
-                name: r.name.clone(),
+                name,
                 matcher: matcher?,
                 action: action?,
                 timeout,
-                headers: crate::HeaderEdits::default(),
+                headers,
             })
         });
         built.flatten()
+    }
+
+    /// A name written on a route: a name like any other; `/` is kept for the names of
+    /// unnamed routes (`<listener>/<index>`).
+    fn route_name(&mut self, path: String, written: &str) {
+        if let Err(m) = check::name(written) {
+            if written.contains('/') {
+                self.err(
+                    path,
+                    format!("{m} (\"/\" is kept for the names of unnamed routes, LISTENER/INDEX)"),
+                );
+            } else {
+                self.err(path, m);
+            }
+        }
     }
 
     fn matcher(&mut self, p: &str, m: Option<&FileMatch>) -> Option<RouteMatch> {
