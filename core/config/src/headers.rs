@@ -26,8 +26,8 @@ pub enum HeaderAction {
 pub enum ValuePart {
     /// Text as written.
     Literal(Vec<u8>),
-    /// `%REQ(name)%`: the request's header of that (lower-case) name; several fields of that
-    /// name are joined with `, `; absent: empty.
+    /// `%REQ(name)%`: the request's header of that (lower-case) name, as the client sent it
+    /// (before any edit); the first field when there are several; absent: empty.
     RequestHeader(String),
     /// `%DOWNSTREAM_REMOTE_ADDRESS%`: the client's address and port (`127.0.0.1:5000`,
     /// `[::1]:5000`).

@@ -191,6 +191,7 @@ enum Received {
     Upgraded(SendStream<Bytes>),
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn receive(
     r: &mut crate::conn::ConnRead,
     buf: &mut ReadBuf,
