@@ -57,7 +57,7 @@ pub(crate) struct Worker {
     pub(crate) views: Views,
     pub(crate) pool: Pool,
     /// Upstream HTTP/2 connections (multiplexed).
-    pub(crate) h2: crate::h2::client::H2Pool,
+    pub(crate) h2: crate::upstream::h2_pool::H2Pool,
     pub(crate) stats: crate::metrics::WorkerStats,
     pub(crate) telemetry: crate::telemetry::Telemetry,
     /// Fired once when draining starts.
@@ -117,7 +117,7 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
         id: init.id,
         views: Views::new(init.shared, init.stacks),
         pool: Pool::default(),
-        h2: crate::h2::client::H2Pool::default(),
+        h2: crate::upstream::h2_pool::H2Pool::default(),
         stats: crate::metrics::WorkerStats::default(),
         telemetry: init.telemetry,
         drain: Event::new(),

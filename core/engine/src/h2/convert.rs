@@ -16,19 +16,19 @@ use ringside_codec::{parse_request, Edits, Limits, RequestHead, ResponseHead};
 
 use crate::error::ProxyError;
 
-/// Hop-by-hop fields that never cross a hop (besides those `Connection` names).
+/// Hop-by-hop fields that never cross a hop (besides those `Connection` names): the same
+/// set the HTTP/1.1 encoder drops, every `proxy-*` included, plus HTTP/2's own.
 fn is_hop_by_hop(name: &str) -> bool {
     matches!(
         name,
         "connection"
             | "keep-alive"
-            | "proxy-connection"
             | "transfer-encoding"
             | "upgrade"
             | "te"
             | "host"
             | "http2-settings"
-    )
+    ) || name.starts_with("proxy-")
 }
 
 /// The HTTP/1.1 head of an HTTP/2 request. `body`: the request has a body (its stream did

@@ -1,8 +1,8 @@
-//! HTTP/2: the server side of a client connection, and upstream connections.
+//! HTTP/2: the server side of a client connection.
 //!
 //! ```text
 //! detect (h2c preface | ALPN h2) ─▶ serve: SETTINGS, accept streams ─▶ stream::handle (a task
-//!                                        per stream) ─▶ route ─▶ client (h2 upstream) | h1up
+//!                per stream) ─▶ pipeline ─▶ answer | upstream::call (h1 or h2 client)
 //! ```
 //! Runs the maintained `h2` crate (its protections against Rapid Reset, CONTINUATION floods
 //! and unbounded pending resets are on) over a poll-style socket (`conn`). Limits come from
@@ -14,11 +14,8 @@
 //! Draining sends GOAWAY and lets streams in flight finish; an idle connection (no streams
 //! for the listener's idle timeout) is closed the same way.
 
-pub(crate) mod client;
 pub(crate) mod convert;
-pub(crate) mod from_h1;
-mod h1up;
-mod relay;
+pub(crate) mod relay;
 mod stream;
 
 use std::cell::Cell;

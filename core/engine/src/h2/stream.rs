@@ -11,22 +11,21 @@
 //! `grpc-status` (14 UNAVAILABLE, 4 DEADLINE_EXCEEDED, 12 UNIMPLEMENTED, 7 PERMISSION_DENIED).
 //! After the head, a failure resets the stream. `grpc-timeout` shortens the route timeout.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
 use http::Request;
 use ringside_codec::{Edits, Limits, RequestHead};
-use ringside_config::{Cluster, HttpListener, Listener, UpstreamProtocol};
+use ringside_config::{HttpListener, Listener};
 
 use super::convert;
-use super::relay::{h2_to_h2, RelayError};
 use super::Resets;
 use crate::answer::Answer;
 use crate::error::ProxyError;
@@ -35,8 +34,9 @@ use crate::http::ClientConn;
 use crate::metrics::ListenerStats;
 use crate::pipeline::{self, Decision, Piped, ProxyFields};
 use crate::stage::{Compiled, Local, Req};
-use crate::state::{ClusterState, View};
+use crate::state::View;
 use crate::trace::TraceContext;
+use crate::upstream::{self, Down, Exchange, H2Down, Progress};
 use crate::worker::Worker;
 
 /// What one stream's handler needs from its connection.
@@ -46,17 +46,6 @@ pub(crate) struct StreamCtx {
     pub(crate) conn: Rc<ClientConn>,
     pub(crate) stats: Rc<ListenerStats>,
     pub(crate) resets: Rc<Resets>,
-}
-
-/// What the client has been sent so far.
-#[derive(Default)]
-pub(crate) struct Sent {
-    pub(crate) head: Cell<bool>,
-    pub(crate) status: Cell<u16>,
-    pub(crate) bytes_in: Cell<u64>,
-    pub(crate) bytes_out: Cell<u64>,
-    pub(crate) upstream: Cell<Option<std::net::SocketAddr>>,
-    pub(crate) upstream_time: Cell<Option<Duration>>,
 }
 
 pub(crate) async fn handle(
@@ -101,7 +90,7 @@ pub(crate) async fn handle(
         view.snap.config.proxy.trace_sample_rate,
     );
     ctx.stats.in_flight.set(ctx.stats.in_flight.get() + 1);
-    let sent = Sent::default();
+    let sent = Progress::default();
     let call = Call {
         ctx: &ctx,
         view: &view,
@@ -147,7 +136,7 @@ pub(crate) async fn handle(
             sent.status.get(),
         ),
         Err(e) => {
-            if sent.head.get() {
+            if sent.head_sent.get() {
                 respond.borrow_mut().send_reset(Reason::INTERNAL_ERROR);
                 Outcome::failed(crate::http::route::After::Close, route, e)
             } else if e.answerable() {
@@ -162,7 +151,7 @@ pub(crate) async fn handle(
             }
         }
     };
-    if sent.head.get() {
+    if sent.head_sent.get() {
         outcome.status = sent.status.get();
     }
     outcome.upstream = sent.upstream.get();
@@ -218,7 +207,7 @@ struct Call<'a> {
     grpc: bool,
     websocket: bool,
     trace: &'a TraceContext,
-    sent: &'a Sent,
+    sent: &'a Progress,
 }
 
 impl<'a> Call<'a> {
@@ -256,7 +245,7 @@ impl<'a> Call<'a> {
                 let answer = Answer::of(&local, self.grpc, None);
                 let edits = piped.response_edits(&|n| answer.has(n));
                 self.sent.status.set(answer.status());
-                self.sent.head.set(true);
+                self.sent.head_sent.set(true);
                 let head_only = head.method() == "HEAD";
                 return match answer.h2(&mut respond.borrow_mut(), head_only, &edits) {
                     Ok(n) => {
@@ -282,162 +271,28 @@ impl<'a> Call<'a> {
         let request_id = Some(fields.request_id.clone());
         let deadline = req.deadline;
         let piped = Piped { req: &req, stages };
-        let fut = self.forward(c, cluster.0, state, &fields, &piped, body, respond);
+        let (set, n) = fields.set();
+        let exchange = Exchange {
+            head,
+            set: set.get(..n).unwrap_or_default(),
+            piped: &piped,
+            hash: crate::http::route::request_hash_of(c, head, conn.peer),
+            cluster_idx: cluster.0,
+            idle: self.l.idle_timeout,
+        };
+        let mut down = Down::H2(H2Down {
+            parts: self.parts,
+            body,
+            respond,
+            websocket: self.websocket,
+        });
+        let fut = upstream::call(worker, c, state, &exchange, &mut down, self.sent);
         let result = match deadline {
             Some(t) => monoio::time::timeout(t, fut)
                 .await
                 .unwrap_or(Err(ProxyError::Timeout)),
             None => fut.await,
         };
-        (&route.name, result, request_id)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn forward(
-        &self,
-        c: &Cluster,
-        idx: usize,
-        state: &std::rc::Rc<ClusterState>,
-        fields: &ProxyFields,
-        piped: &Piped<'_>,
-        body: &mut RecvStream,
-        respond: &RefCell<SendResponse<Bytes>>,
-    ) -> Result<(), ProxyError> {
-        let h2_upstream = match c.protocol {
-            UpstreamProtocol::Http2 => true,
-            UpstreamProtocol::Http1 => false,
-            // With TLS, ALPN chooses (h2 preferred); without, keep the client's protocol.
-            UpstreamProtocol::Auto => true,
-        };
-        let (set, n) = fields.set();
-        let set = set.get(..n).unwrap_or_default();
-        let hash = crate::http::route::request_hash_of(c, self.head, self.ctx.conn.peer);
-        if h2_upstream {
-            self.to_h2(c, idx, state, set, piped, hash, body, respond)
-                .await
-        } else {
-            super::h1up::exchange(
-                &self.ctx.worker,
-                c,
-                idx,
-                state,
-                self.head,
-                set,
-                piped,
-                hash,
-                self.websocket,
-                self.l.idle_timeout,
-                body,
-                respond,
-                self.sent,
-            )
-            .await
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn to_h2(
-        &self,
-        c: &Cluster,
-        idx: usize,
-        state: &std::rc::Rc<ClusterState>,
-        set: &[(&str, &[u8])],
-        piped: &Piped<'_>,
-        hash: Option<u64>,
-        body: &mut RecvStream,
-        respond: &RefCell<SendResponse<Bytes>>,
-    ) -> Result<(), ProxyError> {
-        let worker = &self.ctx.worker;
-        let scheme = if c.tls.is_some() || c.mtls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        let req = convert::request_h2_to_h2(self.parts, scheme, set, &piped.req.edits)?;
-        let (lease, ep, addr) = super::client::acquire(worker, c, idx, state, hash).await?;
-        let stats = worker.stats.cluster(&c.name);
-        let mut active = crate::http::Active::start(state, ep, &stats, addr);
-        self.sent.upstream.set(Some(addr));
-        let eos = body.is_end_stream();
-        let sender = lease
-            .sender()
-            .ready()
-            .await
-            .map_err(ProxyError::UpstreamStream)?;
-        let mut sender = sender;
-        let (resp_fut, mut up_send) = sender
-            .send_request(req, eos)
-            .map_err(ProxyError::UpstreamStream)?;
-        let idle = self.l.idle_timeout;
-        let bytes_in = Cell::new(0u64);
-        let mut upload_done = eos;
-        let mut upload = pin!(async {
-            if eos {
-                Ok(())
-            } else {
-                let limit = piped.req.body_limit;
-                h2_to_h2(body, &mut up_send, idle, &bytes_in, limit).await
-            }
-        });
-        let sent = self.sent;
-        let mut download = pin!(async {
-            let resp = resp_fut.await.map_err(ProxyError::UpstreamStream)?;
-            let (parts, mut up_body) = resp.into_parts();
-            let edits = piped.response_edits(&|n| parts.headers.contains_key(n));
-            let head = convert::response_h2_to_h2(&parts, &edits);
-            sent.status.set(parts.status.as_u16());
-            let end = up_body.is_end_stream();
-            let mut down = respond
-                .borrow_mut()
-                .send_response(head, end)
-                .map_err(ProxyError::ClientStream)?;
-            sent.head.set(true);
-            if !end {
-                h2_to_h2(&mut up_body, &mut down, idle, &sent.bytes_out, None)
-                    .await
-                    .map_err(|e| match e {
-                        RelayError::From(Some(e)) => ProxyError::UpstreamStream(e),
-                        RelayError::From(None) => ProxyError::Timeout,
-                        RelayError::To(Some(e)) => ProxyError::ClientStream(e),
-                        RelayError::To(None) | RelayError::TooLarge => ProxyError::ClientGone,
-                    })?;
-            }
-            Ok::<(), ProxyError>(())
-        });
-        let result = poll_fn(|cx| {
-            if !upload_done {
-                if let Poll::Ready(r) = upload.as_mut().poll(cx) {
-                    upload_done = true;
-                    match r {
-                        Err(RelayError::From(Some(e))) => {
-                            return Poll::Ready(Err(ProxyError::ClientStream(e)))
-                        }
-                        Err(RelayError::From(None)) => {
-                            return Poll::Ready(Err(ProxyError::BadRequest(
-                                "request body timeout".into(),
-                            )))
-                        }
-                        Err(RelayError::TooLarge) => {
-                            return Poll::Ready(Err(ProxyError::BodyTooLarge))
-                        }
-                        // The upstream stopped reading: its response tells the rest.
-                        Err(RelayError::To(_)) | Ok(()) => {}
-                    }
-                }
-            }
-            match download.as_mut().poll(cx) {
-                Poll::Ready(r) => Poll::Ready(r),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await;
-        self.sent.bytes_in.set(bytes_in.get());
-        self.sent.upstream_time.set(Some(active.started.elapsed()));
-        if self.sent.head.get() {
-            active.status = Some(self.sent.status.get());
-        }
-        drop(active);
-        drop(lease);
-        result
+        (&route.name, result.map(|_| ()), request_id)
     }
 }

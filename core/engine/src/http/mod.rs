@@ -12,10 +12,7 @@
 
 mod access;
 pub(crate) mod body;
-pub(crate) mod forward;
 pub(crate) mod route;
-
-pub(crate) use forward::{Active, UPSTREAM_READ_TIMEOUT};
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -124,7 +121,7 @@ pub(crate) async fn serve(
         let Some((l, http, compiled)) = view.http(&listener) else {
             break;
         };
-        let mut ds = forward::Downstream {
+        let mut ds = route::Downstream {
             r: &mut r,
             w: &mut w,
             buf: &mut buf,

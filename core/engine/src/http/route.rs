@@ -9,16 +9,25 @@ use std::net::SocketAddr;
 use ringside_codec::{BodyKind, Edits, RequestHead, Version};
 use ringside_config::{Cluster, HttpListener, Lb, Listener};
 
-use super::forward::{forward, Downstream, Forwarded, Progress, Request};
 use crate::answer::Answer;
 use crate::balance::request_hash;
+use crate::conn::{ConnRead, ConnWrite};
 use crate::error::ProxyError;
 use crate::io::write_vec_timeout;
+use crate::io::ReadBuf;
 use crate::pipeline::{self, Decision, Piped, ProxyFields};
 use crate::stage::{Compiled, Local, Req};
 use crate::state::View;
 use crate::trace::TraceContext;
+use crate::upstream::{self, Down, Exchange, H1Down, Progress};
 use crate::worker::Worker;
+
+/// The client side of the connection, lent to one request.
+pub(crate) struct Downstream<'a> {
+    pub(crate) r: &'a mut ConnRead,
+    pub(crate) w: &'a mut ConnWrite,
+    pub(crate) buf: &'a mut ReadBuf,
+}
 
 /// Recorded for a request whose client went away before any response (nginx's convention).
 pub(crate) const CLIENT_CLOSED: u16 = 499;
@@ -137,18 +146,23 @@ pub(crate) async fn handle<'v>(
     let hash = request_hash_of(c, head, peer);
     let deadline = req.deadline;
     let piped = Piped { req: &req, stages };
-    let request = Request {
+    let exchange = Exchange {
         head,
         set,
         piped: &piped,
-        idle: l.idle_timeout,
-        client_keep,
         hash,
         cluster_idx: cluster.0,
+        idle: l.idle_timeout,
     };
     let progress = Progress::default();
     let result = {
-        let fut = forward(worker, c, state, &request, ds, &progress);
+        let mut down = Down::H1(H1Down {
+            r: &mut *ds.r,
+            w: &mut *ds.w,
+            buf: &mut *ds.buf,
+            client_keep,
+        });
+        let fut = upstream::call(worker, c, state, &exchange, &mut down, &progress);
         match deadline {
             Some(t) => monoio::time::timeout(t, fut)
                 .await
@@ -168,10 +182,8 @@ pub(crate) async fn handle<'v>(
         error,
     };
     match result {
-        Ok(Forwarded::Done { keep: true }) => done(After::KeepAlive, progress.status.get(), None),
-        Ok(Forwarded::Done { keep: false }) | Ok(Forwarded::Tunneled) => {
-            done(After::Close, progress.status.get(), None)
-        }
+        Ok(upstream::Ended { keep: true }) => done(After::KeepAlive, progress.status.get(), None),
+        Ok(upstream::Ended { keep: false }) => done(After::Close, progress.status.get(), None),
         Err(e) => {
             tracing::debug!(route = %route.name, cluster = %c.name, %peer, side = ?e.side(), error = %e, "request failed");
             if progress.head_sent.get() {

@@ -1,0 +1,667 @@
+//! The HTTP/1.1 upstream client: one request on a pooled (or fresh) connection, for an
+//! HTTP/1.1 or an HTTP/2 client.
+//!
+//! The request head is written in HTTP/1.1 form with the proxy's fields and the stages'
+//! edits; an HTTP/2 request body without a length goes chunked, and its trailers become the
+//! chunked trailer section. Request body upload and response download run *concurrently*: an
+//! upstream that answers early (413, 401) or streams its response while reading (echo,
+//! proxies) never deadlocks, and `Expect: 100-continue` works because the upstream's
+//! `100 Continue` is relayed while an HTTP/1.1 client waits. The response head goes through
+//! the stages' response hooks, then to the client: as HTTP/1.1 (framing kept, de-chunked
+//! for an HTTP/1.0 client) or as HTTP/2 (hop-by-hop fields removed, the body de-framed into
+//! DATA frames, chunked trailers as HTTP/2 trailers). `101 Switching Protocols` turns the
+//! exchange into a tunnel (an HTTP/2 client's RFC 8441 WebSocket gets `200` and the stream
+//! carries the bytes).
+//!
+//! Retry rule: a request that found its *pooled* connection closed by the upstream before
+//! any response byte arrived (the keep-alive race) is retried once on a fresh connection when
+//! it is idempotent and has no body — nothing was lost, so nothing can be duplicated.
+
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
+
+use bytes::Bytes;
+use h2::{RecvStream, SendStream};
+use ringside_codec::{
+    parse_response, write_request_head, write_response_head, BodyKind, Edits, ResponseHead, Version,
+};
+use ringside_config::Cluster;
+
+use super::{acquire, Active, Down, Ended, Exchange, H2Down, Progress};
+use super::{UPSTREAM_READ_TIMEOUT as READ_TIMEOUT, UPSTREAM_READ_TIMEOUT};
+use crate::conn::{ConnRead, ConnWrite};
+use crate::error::ProxyError;
+use crate::h2::convert;
+use crate::h2::relay::{next_data, send_all, trailers, RelayError};
+use crate::http::body::{
+    relay_response_body, send_request_body, trailer_map, BodyState, RelayError as BodyRelayError,
+    SendError, BODY_CHUNK,
+};
+use crate::io::{write_vec_timeout, Fill, ReadBuf};
+use crate::pool::Upstream;
+use crate::state::ClusterState;
+use crate::tunnel::{tunnel, End};
+use crate::worker::Worker;
+
+/// Largest response head accepted from an upstream.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// How one attempt ended.
+enum Attempt {
+    Final {
+        keep_client: bool,
+        reuse: bool,
+    },
+    /// `101`: the connection is a tunnel now (for an HTTP/2 client, over this stream).
+    Upgraded(Option<SendStream<Bytes>>),
+}
+
+pub(crate) async fn call(
+    worker: &std::rc::Rc<Worker>,
+    cluster: &Cluster,
+    state: &ClusterState,
+    x: &Exchange<'_>,
+    down: &mut Down<'_>,
+    progress: &Progress,
+) -> Result<Ended, ProxyError> {
+    let bodyless = match down {
+        Down::H1(_) => matches!(x.head.body(), BodyKind::Empty | BodyKind::Length(0)),
+        Down::H2(d) => d.body.is_end_stream(),
+    };
+    let retry_safe = x.head.is_idempotent() && bodyless;
+    let stats = worker.stats.cluster(&cluster.name);
+    let mut attempt = 0;
+    loop {
+        let (mut up, idx) =
+            acquire(worker, cluster, x.cluster_idx, state, x.hash, attempt == 0).await?;
+        // A guard, not a call after the await: a route timeout drops this future mid-way
+        // and the active-request count must still come down.
+        let active = Active::start(state, idx, &stats, up.addr, progress);
+        let res = once(worker, x, down, &mut up, progress).await;
+        drop(active);
+        match res {
+            Ok(Attempt::Final { keep_client, reuse }) => {
+                if reuse && !worker.draining() {
+                    worker
+                        .pool
+                        .put(up, cluster.max_idle_per_endpoint, cluster.idle_timeout);
+                }
+                return Ok(Ended { keep: keep_client });
+            }
+            Ok(Attempt::Upgraded(stream)) => {
+                match (down, stream) {
+                    (Down::H1(d), _) => {
+                        let Upstream {
+                            mut r,
+                            mut w,
+                            mut buf,
+                            ..
+                        } = up;
+                        let client = End {
+                            r: &mut *d.r,
+                            w: &mut *d.w,
+                            buf: &mut *d.buf,
+                        };
+                        let upstream = End {
+                            r: &mut r,
+                            w: &mut w,
+                            buf: &mut buf,
+                        };
+                        let _ = tunnel(client, upstream, x.idle).await;
+                    }
+                    (Down::H2(d), Some(stream)) => {
+                        h2_tunnel(d.body, stream, &mut up, x.idle, progress).await;
+                    }
+                    (Down::H2(_), None) => {}
+                }
+                return Ok(Ended { keep: false });
+            }
+            Err(ProxyError::UpstreamClosedEarly)
+                if up.reused && retry_safe && !progress.head_sent.get() && attempt == 0 =>
+            {
+                tracing::debug!(endpoint = %up.addr, "pooled connection was closed by the upstream; retrying");
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One attempt on one connection.
+async fn once(
+    worker: &Worker,
+    x: &Exchange<'_>,
+    down: &mut Down<'_>,
+    up: &mut Upstream,
+    progress: &Progress,
+) -> Result<Attempt, ProxyError> {
+    let head = x.head;
+    let limit = x.piped.req.body_limit;
+    let upgrade = match down {
+        Down::H1(_) => head.upgrade().is_some() && matches!(head.body(), BodyKind::Empty),
+        Down::H2(d) => d.websocket,
+    };
+    let mut out = Vec::with_capacity(1024);
+    write_request_head(&mut out, head, x.set, &x.piped.req.edits, upgrade);
+    // An HTTP/1.1 client's body bytes that came with its head go out with ours.
+    let mut h1_body = BodyState::new(head.body());
+    let mut sent = 0u64;
+    if let Down::H1(d) = down {
+        let mut payload = 0u64;
+        let n = h1_body
+            .take(d.buf.data(), |r| payload += r.len() as u64)
+            .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+        sent += payload;
+        if limit.is_some_and(|l| sent > l) {
+            return Err(ProxyError::BodyTooLarge);
+        }
+        out.extend_from_slice(d.buf.data().get(..n).unwrap_or(&[]));
+        d.buf.consume(n);
+    }
+    let reused = up.reused;
+    if let Err(e) = write_vec_timeout(&mut up.w, out, UPSTREAM_READ_TIMEOUT).await {
+        return Err(if reused {
+            ProxyError::UpstreamClosedEarly
+        } else {
+            ProxyError::UpstreamIo(e)
+        });
+    }
+
+    let Upstream {
+        r: upr,
+        w: upw,
+        buf: upbuf,
+        ..
+    } = up;
+    let sent = Cell::new(sent);
+    // The client side splits in two: its body goes up while the response comes down.
+    let (mut source, mut sink) = match down {
+        Down::H1(d) => (
+            Source::H1 {
+                r: &mut *d.r,
+                buf: &mut *d.buf,
+                state: &mut h1_body,
+            },
+            Sink::H1 {
+                w: &mut *d.w,
+                client_keep: d.client_keep,
+            },
+        ),
+        Down::H2(d) => {
+            let H2Down {
+                body,
+                respond,
+                websocket,
+                ..
+            } = d;
+            (
+                Source::H2 {
+                    body,
+                    chunked: head.body() == BodyKind::Chunked,
+                    websocket: *websocket,
+                },
+                Sink::H2 { respond },
+            )
+        }
+    };
+    let h1_client = matches!(sink, Sink::H1 { .. });
+    let bodyless = source.is_done();
+    let mut upload_result: Option<Result<(), ProxyError>> = bodyless.then_some(Ok(()));
+    let mut download_result: Option<Attempt> = None;
+    let outcome = {
+        let mut upload = pin!(async {
+            if bodyless {
+                Ok(())
+            } else {
+                source.upload(upw, limit, &sent, x.idle).await
+            }
+        });
+        let mut download = pin!(receive(worker, x, upr, upbuf, &mut sink, upgrade, progress));
+        poll_fn(|cx| {
+            if upload_result.is_none() {
+                if let Poll::Ready(r) = upload.as_mut().poll(cx) {
+                    // A client that fails while sending its body ends the exchange, unless
+                    // the response is already complete; an upstream that stopped reading
+                    // (`UpstreamIo`) tells the rest with its response.
+                    match r {
+                        Err(e)
+                            if download_result.is_none()
+                                && !matches!(e, ProxyError::UpstreamIo(_)) =>
+                        {
+                            return Poll::Ready(Err(e))
+                        }
+                        r => upload_result = Some(r),
+                    }
+                }
+            }
+            if download_result.is_none() {
+                match download.as_mut().poll(cx) {
+                    Poll::Ready(Ok(a)) => download_result = Some(a),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+            // The response is complete. An upstream that answered before reading the whole
+            // request body usually keeps reading (and discarding) it, so an HTTP/1.1 body
+            // keeps flowing and the exchange ends when both directions have. An HTTP/2
+            // stream need not be drained; an `Expect: 100-continue` client that got a
+            // final answer without a `100 Continue` may never send its body.
+            match (&upload_result, download_result.is_some()) {
+                (Some(_), true) => Poll::Ready(Ok(())),
+                (None, true) if !h1_client => Poll::Ready(Ok(())),
+                (None, true) if head.expects_continue() && !progress.continued.get() => {
+                    Poll::Ready(Ok(()))
+                }
+                _ => Poll::Pending,
+            }
+        })
+        .await
+    };
+    progress.bytes_in.set(sent.get());
+    outcome?;
+    let Some(attempt) = download_result else {
+        return Err(ProxyError::UpstreamInvalid("no response".into()));
+    };
+    Ok(match attempt {
+        Attempt::Final { keep_client, reuse } => {
+            // A request body that did not finish leaves both connections in an unknown
+            // state: close them.
+            let body_complete = matches!(upload_result, Some(Ok(())));
+            Attempt::Final {
+                keep_client: keep_client && body_complete,
+                reuse: reuse && body_complete,
+            }
+        }
+        upgraded => upgraded,
+    })
+}
+
+/// Where the request body comes from.
+enum Source<'a> {
+    H1 {
+        r: &'a mut ConnRead,
+        buf: &'a mut ReadBuf,
+        state: &'a mut BodyState,
+    },
+    H2 {
+        body: &'a mut RecvStream,
+        /// Sent chunked (the HTTP/2 request had no `content-length`).
+        chunked: bool,
+        /// A WebSocket: the stream's bytes go through the tunnel, not as a body.
+        websocket: bool,
+    },
+}
+
+impl Source<'_> {
+    fn is_done(&self) -> bool {
+        match self {
+            Source::H1 { state, .. } => state.is_done(),
+            Source::H2 {
+                body, websocket, ..
+            } => body.is_end_stream() || *websocket,
+        }
+    }
+
+    /// Copies the rest of the body to the upstream. `Err(UpstreamIo)`: the upstream stopped
+    /// reading (its response tells the rest); any other error is the client's.
+    async fn upload(
+        &mut self,
+        upw: &mut ConnWrite,
+        limit: Option<u64>,
+        sent: &Cell<u64>,
+        idle: std::time::Duration,
+    ) -> Result<(), ProxyError> {
+        match self {
+            Source::H1 { r, buf, state } => {
+                let mut n = sent.get();
+                let r = send_request_body(*r, buf, upw, state, limit, &mut n, idle).await;
+                sent.set(n);
+                r.map_err(|e| match e {
+                    SendError::Client(e) => e,
+                    SendError::TooLarge => ProxyError::BodyTooLarge,
+                    SendError::Upstream => {
+                        ProxyError::UpstreamIo(std::io::ErrorKind::BrokenPipe.into())
+                    }
+                })
+            }
+            Source::H2 { body, chunked, .. } => {
+                let to_up = |_| ProxyError::UpstreamIo(std::io::ErrorKind::BrokenPipe.into());
+                while let Some(data) = next_data(body, idle).await.map_err(from_client)? {
+                    let n = data.len();
+                    if limit.is_some_and(|l| sent.get() + n as u64 > l) {
+                        return Err(ProxyError::BodyTooLarge);
+                    }
+                    let mut v = Vec::with_capacity(n + 16);
+                    if *chunked {
+                        convert::write_h1_chunk(&mut v, &data);
+                    } else {
+                        v.extend_from_slice(&data);
+                    }
+                    write_vec_timeout(upw, v, idle).await.map_err(to_up)?;
+                    sent.set(sent.get() + n as u64);
+                    let _ = body.flow_control().release_capacity(n);
+                }
+                let t = trailers(body, idle).await.map_err(from_client)?;
+                if *chunked {
+                    let mut v = Vec::with_capacity(64);
+                    convert::write_h1_trailers(&mut v, t.as_ref());
+                    write_vec_timeout(upw, v, idle).await.map_err(to_up)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// An HTTP/2 client's body that stopped.
+fn from_client(e: RelayError) -> ProxyError {
+    match e {
+        RelayError::From(Some(e)) => ProxyError::ClientStream(e),
+        RelayError::From(None) => ProxyError::BadRequest("request body timeout".into()),
+        RelayError::TooLarge => ProxyError::BodyTooLarge,
+        RelayError::To(_) => ProxyError::UpstreamIo(std::io::ErrorKind::BrokenPipe.into()),
+    }
+}
+
+/// Where the response goes.
+enum Sink<'a> {
+    H1 {
+        w: &'a mut ConnWrite,
+        client_keep: bool,
+    },
+    H2 {
+        respond: &'a std::cell::RefCell<h2::server::SendResponse<Bytes>>,
+    },
+}
+
+/// Reads the response head (relaying interim 1xx responses to an HTTP/1.1 client), runs the
+/// stages' response hooks, sends the head to the client and relays the body.
+async fn receive(
+    worker: &Worker,
+    x: &Exchange<'_>,
+    upr: &mut ConnRead,
+    upbuf: &mut ReadBuf,
+    sink: &mut Sink<'_>,
+    upgrade: bool,
+    progress: &Progress,
+) -> Result<Attempt, ProxyError> {
+    let head = x.head;
+    let http10 = head.version() == Version::Http10;
+    let mut got_bytes = false;
+    loop {
+        let (resp, n) = read_head(upr, upbuf, head.method(), &mut got_bytes).await?;
+        upbuf.consume(n);
+        let status = resp.status();
+        if status == 101 {
+            if !upgrade {
+                return Err(ProxyError::UpstreamInvalid(
+                    "101 without an upgrade request".into(),
+                ));
+            }
+            return switch(sink, &resp, x, progress).await;
+        }
+        if resp.is_informational() {
+            // 100 Continue, 103 Early Hints...: relayed to HTTP/1.1 clients, dropped for
+            // HTTP/1.0 and HTTP/2 ones.
+            if let Sink::H1 { w, .. } = sink {
+                if !http10 {
+                    let mut out = Vec::with_capacity(256);
+                    write_response_head(&mut out, &resp, &[], &Edits::NONE, true);
+                    write_vec_timeout(*w, out, x.idle)
+                        .await
+                        .map_err(ProxyError::ClientIo)?;
+                    if status == 100 {
+                        progress.continued.set(true);
+                    }
+                }
+            }
+            continue;
+        }
+        progress.status.set(status);
+        let edits = x.piped.response_edits(&|n| resp.header(n).is_some());
+        let kind = resp.body();
+        let mut state = BodyState::new(kind);
+        let (keep_client, reuse) = match sink {
+            Sink::H1 { w, client_keep } => {
+                let dechunk = http10 && kind == BodyKind::Chunked;
+                let keep_client =
+                    *client_keep && !http10 && kind != BodyKind::UntilClose && !worker.draining();
+                let mut out = Vec::with_capacity(1024);
+                if dechunk {
+                    ringside_codec::write_response_head_dechunked(&mut out, &resp, &[], &edits);
+                } else {
+                    write_response_head(&mut out, &resp, &[], &edits, keep_client);
+                }
+                progress.head_sent.set(true);
+                relay_response_body(
+                    upr,
+                    upbuf,
+                    *w,
+                    &mut state,
+                    dechunk,
+                    out,
+                    READ_TIMEOUT,
+                    x.idle,
+                    &progress.bytes_out,
+                )
+                .await
+                .map_err(|e| match e {
+                    BodyRelayError::Upstream(e) | BodyRelayError::Client(e) => e,
+                })?;
+                (keep_client, resp.keep_alive() && upbuf.is_empty())
+            }
+            Sink::H2 { respond } => {
+                let h2head = convert::response_from_h1(&resp, &edits)?;
+                let end = state.is_done();
+                let mut down = respond
+                    .borrow_mut()
+                    .send_response(h2head, end)
+                    .map_err(ProxyError::ClientStream)?;
+                progress.head_sent.set(true);
+                if !end {
+                    relay_to_h2(upr, upbuf, &mut state, &mut down, x.idle, progress).await?;
+                }
+                let reuse = resp.keep_alive() && kind != BodyKind::UntilClose && upbuf.is_empty();
+                (false, reuse)
+            }
+        };
+        return Ok(Attempt::Final { keep_client, reuse });
+    }
+}
+
+/// Reads one response head from the upstream.
+async fn read_head(
+    upr: &mut ConnRead,
+    upbuf: &mut ReadBuf,
+    method: &str,
+    got_bytes: &mut bool,
+) -> Result<(ResponseHead, usize), ProxyError> {
+    loop {
+        if !upbuf.is_empty() {
+            *got_bytes = true;
+            match parse_response(upbuf.data(), MAX_RESPONSE_HEAD, method) {
+                Ok(Some(parsed)) => return Ok(parsed),
+                Ok(None) => {}
+                Err(e) => return Err(ProxyError::UpstreamInvalid(e.to_string())),
+            }
+        }
+        match upbuf
+            .fill(upr, MAX_RESPONSE_HEAD, crate::io::sleep(READ_TIMEOUT))
+            .await
+        {
+            Ok(Fill::Data) => {}
+            Ok(Fill::Eof) if !*got_bytes => return Err(ProxyError::UpstreamClosedEarly),
+            Ok(Fill::Eof) => {
+                return Err(ProxyError::UpstreamInvalid(
+                    "upstream closed the connection mid-head".into(),
+                ))
+            }
+            Ok(Fill::Stopped) => return Err(ProxyError::Timeout),
+            Ok(Fill::Full) => {
+                return Err(ProxyError::UpstreamInvalid(
+                    "response head too large".into(),
+                ))
+            }
+            Err(e) if !*got_bytes && is_reset(&e) => return Err(ProxyError::UpstreamClosedEarly),
+            Err(e) => return Err(ProxyError::UpstreamIo(e)),
+        }
+    }
+}
+
+/// `101 Switching Protocols`: an HTTP/1.1 client gets it as it is; an HTTP/2 client's
+/// WebSocket stream gets `200` with the upstream's `sec-websocket-*` fields.
+async fn switch(
+    sink: &mut Sink<'_>,
+    resp: &ResponseHead,
+    x: &Exchange<'_>,
+    progress: &Progress,
+) -> Result<Attempt, ProxyError> {
+    progress.head_sent.set(true);
+    match sink {
+        Sink::H1 { w, .. } => {
+            let mut out = Vec::with_capacity(512);
+            write_response_head(&mut out, resp, &[], &Edits::NONE, true);
+            progress.status.set(101);
+            write_vec_timeout(*w, out, x.idle)
+                .await
+                .map_err(ProxyError::ClientIo)?;
+            Ok(Attempt::Upgraded(None))
+        }
+        Sink::H2 { respond } => {
+            let mut ok = http::Response::new(());
+            for (name, value) in resp.headers() {
+                let lower = name.to_ascii_lowercase();
+                if lower.starts_with("sec-websocket-") && lower != "sec-websocket-accept" {
+                    if let (Ok(n), Ok(v)) = (
+                        http::header::HeaderName::from_bytes(lower.as_bytes()),
+                        http::HeaderValue::from_bytes(value),
+                    ) {
+                        ok.headers_mut().append(n, v);
+                    }
+                }
+            }
+            progress.status.set(200);
+            let stream = respond
+                .borrow_mut()
+                .send_response(ok, false)
+                .map_err(ProxyError::ClientStream)?;
+            Ok(Attempt::Upgraded(Some(stream)))
+        }
+    }
+}
+
+/// An HTTP/1.1 response body de-framed into an HTTP/2 client's DATA frames; chunked
+/// trailers become HTTP/2 trailers.
+async fn relay_to_h2(
+    r: &mut ConnRead,
+    buf: &mut ReadBuf,
+    state: &mut BodyState,
+    down: &mut SendStream<Bytes>,
+    idle: std::time::Duration,
+    progress: &Progress,
+) -> Result<(), ProxyError> {
+    let mut trailer_lines = Vec::new();
+    loop {
+        if !buf.is_empty() {
+            let mut ranges = Vec::new();
+            let n = state
+                .take_with_trailers(buf.data(), |r| ranges.push(r), &mut trailer_lines)
+                .map_err(|e| ProxyError::UpstreamInvalid(e.to_string()))?;
+            for range in ranges {
+                let chunk = buf.data().get(range).unwrap_or_default();
+                let len = chunk.len();
+                send_all(down, Bytes::copy_from_slice(chunk))
+                    .await
+                    .map_err(ProxyError::ClientStream)?;
+                progress
+                    .bytes_out
+                    .set(progress.bytes_out.get() + len as u64);
+            }
+            buf.consume(n);
+        }
+        if state.is_done() {
+            break;
+        }
+        match buf.fill(r, BODY_CHUNK, crate::io::sleep(idle)).await {
+            Ok(Fill::Data) | Ok(Fill::Full) => {}
+            Ok(Fill::Eof) if matches!(state, BodyState::UntilClose) => break,
+            Ok(Fill::Eof) => {
+                return Err(ProxyError::UpstreamInvalid(
+                    "upstream closed the connection mid-body".into(),
+                ))
+            }
+            Ok(Fill::Stopped) => return Err(ProxyError::Timeout),
+            Err(e) => return Err(ProxyError::UpstreamIo(e)),
+        }
+    }
+    match trailer_map(&trailer_lines) {
+        Some(t) => down.send_trailers(t),
+        None => down.send_data(Bytes::new(), true),
+    }
+    .map_err(ProxyError::ClientStream)
+}
+
+/// WebSocket bytes both ways between an HTTP/2 stream and an upgraded HTTP/1.1 connection.
+async fn h2_tunnel(
+    body: &mut RecvStream,
+    mut down: SendStream<Bytes>,
+    up: &mut Upstream,
+    idle: std::time::Duration,
+    progress: &Progress,
+) {
+    let Upstream { r, w, buf, .. } = up;
+    let mut to_up = pin!(async {
+        while let Ok(Some(data)) = next_data(body, idle).await {
+            let n = data.len();
+            if write_vec_timeout(w, data.to_vec(), idle).await.is_err() {
+                break;
+            }
+            let _ = body.flow_control().release_capacity(n);
+        }
+        let _ = monoio::io::AsyncWriteRent::shutdown(w).await;
+    });
+    let mut to_client = pin!(async {
+        loop {
+            if !buf.is_empty() {
+                let chunk = Bytes::copy_from_slice(buf.data());
+                let n = chunk.len();
+                if send_all(&mut down, chunk).await.is_err() {
+                    return;
+                }
+                progress.bytes_out.set(progress.bytes_out.get() + n as u64);
+                buf.consume(n);
+            }
+            match buf.fill(r, BODY_CHUNK, crate::io::sleep(idle)).await {
+                Ok(Fill::Data) | Ok(Fill::Full) => {}
+                _ => break,
+            }
+        }
+        let _ = down.send_data(Bytes::new(), true);
+    });
+    let (mut a, mut b) = (false, false);
+    poll_fn(|cx| {
+        if !a && to_up.as_mut().poll(cx).is_ready() {
+            a = true;
+        }
+        if !b && to_client.as_mut().poll(cx).is_ready() {
+            b = true;
+        }
+        if a && b {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
+fn is_reset(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::BrokenPipe
+    )
+}

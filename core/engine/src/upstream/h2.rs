@@ -1,0 +1,342 @@
+//! The HTTP/2 upstream client: one stream on this worker's multiplexed connection to an
+//! endpoint (`h2_pool.rs`), for an HTTP/1.1 or an HTTP/2 client.
+//!
+//! The request head loses its hop-by-hop fields and gains `:scheme`/`:authority`, with the
+//! proxy's fields and the stages' edits; an extended CONNECT (RFC 8441) keeps its
+//! `:protocol`. The request body streams as DATA frames under flow control: de-framed from an
+//! HTTP/1.1 client's length or chunked framing (its chunked trailers become HTTP/2
+//! trailers), or relayed frame by frame from an HTTP/2 client. The response head goes
+//! through the stages' response hooks, then to the client: as HTTP/2, or as HTTP/1.1 with its
+//! `content-length` when it has one, else chunked (HTTP/1.1 clients) or delimited by closing
+//! the connection (HTTP/1.0); response trailers (gRPC's `grpc-status`...) go into the chunked
+//! trailer section when the HTTP/1.1 client said `TE: trailers`, the only case in which it
+//! reads them. An HTTP/1.1 upgrade to an HTTP/2 cluster is refused with 501.
+
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
+
+use bytes::Bytes;
+use h2::{RecvStream, SendStream};
+use ringside_codec::Version;
+use ringside_config::Cluster;
+
+use super::{Active, Down, Ended, Exchange, Progress, UPSTREAM_READ_TIMEOUT};
+use crate::conn::{ConnRead, ConnWrite};
+use crate::error::ProxyError;
+use crate::h2::convert;
+use crate::h2::relay::{h2_to_h2, next_data, send_all, trailers, RelayError};
+use crate::http::body::{trailer_map, BodyState, BODY_CHUNK};
+use crate::io::{write_vec_timeout, Fill, ReadBuf};
+use crate::state::ClusterState;
+use crate::worker::Worker;
+
+pub(crate) async fn call(
+    worker: &std::rc::Rc<Worker>,
+    cluster: &Cluster,
+    state: &ClusterState,
+    x: &Exchange<'_>,
+    down: &mut Down<'_>,
+    progress: &Progress,
+) -> Result<Ended, ProxyError> {
+    let head = x.head;
+    let scheme = if cluster.tls.is_some() || cluster.mtls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let edits = &x.piped.req.edits;
+    let req = match down {
+        Down::H1(_) => {
+            if head.upgrade().is_some() {
+                return Err(ProxyError::NotImplemented);
+            }
+            convert::request_from_h1(head, scheme, x.set, edits)?
+        }
+        Down::H2(d) => convert::request_h2_to_h2(d.parts, scheme, x.set, edits)?,
+    };
+    let (lease, ep, addr) =
+        super::h2_pool::acquire(worker, cluster, x.cluster_idx, state, x.hash).await?;
+    let stats = worker.stats.cluster(&cluster.name);
+    let active = Active::start(state, ep, &stats, addr, progress);
+    let mut h1_body = BodyState::new(head.body());
+    let eos = match down {
+        Down::H1(_) => h1_body.is_done(),
+        Down::H2(d) => d.body.is_end_stream(),
+    };
+    let mut sender = lease
+        .sender()
+        .ready()
+        .await
+        .map_err(ProxyError::UpstreamStream)?;
+    let (resp_fut, mut up_send) = sender
+        .send_request(req, eos)
+        .map_err(ProxyError::UpstreamStream)?;
+    let limit = x.piped.req.body_limit;
+    let idle = x.idle;
+    let sent = Cell::new(0u64);
+    let (mut source, mut sink) = match down {
+        Down::H1(d) => (
+            Source::H1 {
+                r: &mut *d.r,
+                buf: &mut *d.buf,
+                state: &mut h1_body,
+            },
+            Sink::H1 {
+                w: &mut *d.w,
+                client_keep: d.client_keep,
+            },
+        ),
+        Down::H2(d) => (Source::H2(&mut *d.body), Sink::H2 { respond: d.respond }),
+    };
+    let mut upload_result: Option<Result<(), ProxyError>> = eos.then_some(Ok(()));
+    let mut download_result: Option<bool> = None;
+    let outcome = {
+        let mut upload = pin!(async {
+            if eos {
+                Ok(())
+            } else {
+                source.upload(&mut up_send, limit, &sent, idle).await
+            }
+        });
+        let mut download = pin!(async {
+            let resp = resp_fut.await.map_err(ProxyError::UpstreamStream)?;
+            let (parts, up_body) = resp.into_parts();
+            progress.status.set(parts.status.as_u16());
+            let edits = x.piped.response_edits(&|n| parts.headers.contains_key(n));
+            sink.respond(worker, x, parts, up_body, &edits, progress)
+                .await
+        });
+        poll_fn(|cx| {
+            if upload_result.is_none() {
+                if let Poll::Ready(r) = upload.as_mut().poll(cx) {
+                    // A client that fails while sending its body ends the exchange while the
+                    // response is still coming; an upstream that stopped reading
+                    // (`UpstreamStream`) tells the rest with its response.
+                    match r {
+                        Err(e)
+                            if download_result.is_none()
+                                && !matches!(e, ProxyError::UpstreamStream(_)) =>
+                        {
+                            return Poll::Ready(Err(e))
+                        }
+                        r => upload_result = Some(r),
+                    }
+                }
+            }
+            if download_result.is_none() {
+                match download.as_mut().poll(cx) {
+                    Poll::Ready(Ok(close)) => download_result = Some(close),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+            // The response is complete; a client that has not finished its body gets its
+            // connection (or stream) closed rather than waited for.
+            match download_result {
+                Some(_) => Poll::Ready(Ok(())),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    };
+    progress.bytes_in.set(sent.get());
+    drop(active);
+    drop(lease);
+    outcome?;
+    let body_complete = matches!(upload_result, Some(Ok(())));
+    let close = download_result.unwrap_or(true);
+    Ok(Ended {
+        keep: !close && body_complete,
+    })
+}
+
+/// Where the request body comes from.
+enum Source<'a> {
+    H1 {
+        r: &'a mut ConnRead,
+        buf: &'a mut ReadBuf,
+        state: &'a mut BodyState,
+    },
+    H2(&'a mut RecvStream),
+}
+
+impl Source<'_> {
+    /// Sends the rest of the body, then its trailers or the end of the stream.
+    /// `Err(UpstreamStream)`: the upstream stopped reading; any other error is the client's.
+    async fn upload(
+        &mut self,
+        up: &mut SendStream<Bytes>,
+        limit: Option<u64>,
+        sent: &Cell<u64>,
+        idle: std::time::Duration,
+    ) -> Result<(), ProxyError> {
+        match self {
+            Source::H1 { r, buf, state } => {
+                let mut trailer_lines = Vec::new();
+                while !state.is_done() {
+                    if buf.is_empty() {
+                        match buf.fill(*r, BODY_CHUNK, crate::io::sleep(idle)).await {
+                            Ok(Fill::Data) | Ok(Fill::Full) => {}
+                            Ok(Fill::Eof) => return Err(ProxyError::ClientGone),
+                            Ok(Fill::Stopped) => {
+                                return Err(ProxyError::BadRequest("request body timeout".into()))
+                            }
+                            Err(e) => return Err(ProxyError::ClientIo(e)),
+                        }
+                    }
+                    let mut ranges = Vec::new();
+                    let n = state
+                        .take_with_trailers(buf.data(), |r| ranges.push(r), &mut trailer_lines)
+                        .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+                    for range in ranges {
+                        let chunk =
+                            Bytes::copy_from_slice(buf.data().get(range).unwrap_or_default());
+                        sent.set(sent.get() + chunk.len() as u64);
+                        if limit.is_some_and(|l| sent.get() > l) {
+                            return Err(ProxyError::BodyTooLarge);
+                        }
+                        // The upstream stopped reading (it answered early): drain quietly.
+                        let _ = send_all(up, chunk).await;
+                    }
+                    buf.consume(n);
+                }
+                let _ = match trailer_map(&trailer_lines) {
+                    Some(t) => up.send_trailers(t),
+                    None => up.send_data(Bytes::new(), true),
+                };
+                Ok(())
+            }
+            Source::H2(body) => h2_to_h2(body, up, idle, sent, limit)
+                .await
+                .map_err(|e| match e {
+                    RelayError::From(Some(e)) => ProxyError::ClientStream(e),
+                    RelayError::From(None) => ProxyError::BadRequest("request body timeout".into()),
+                    RelayError::TooLarge => ProxyError::BodyTooLarge,
+                    RelayError::To(e) => ProxyError::UpstreamStream(
+                        e.unwrap_or_else(|| h2::Error::from(h2::Reason::CANCEL)),
+                    ),
+                }),
+        }
+    }
+}
+
+/// Where the response goes.
+enum Sink<'a> {
+    H1 {
+        w: &'a mut ConnWrite,
+        client_keep: bool,
+    },
+    H2 {
+        respond: &'a std::cell::RefCell<h2::server::SendResponse<Bytes>>,
+    },
+}
+
+impl Sink<'_> {
+    /// Sends the response (head with `edits`, body, trailers) to the client. Returns whether
+    /// an HTTP/1.1 client's connection must close.
+    async fn respond(
+        &mut self,
+        worker: &Worker,
+        x: &Exchange<'_>,
+        parts: http::response::Parts,
+        mut up_body: RecvStream,
+        edits: &ringside_codec::Edits,
+        progress: &Progress,
+    ) -> Result<bool, ProxyError> {
+        let idle = x.idle;
+        match self {
+            Sink::H2 { respond } => {
+                let head = convert::response_h2_to_h2(&parts, edits);
+                let end = up_body.is_end_stream();
+                let mut down = respond
+                    .borrow_mut()
+                    .send_response(head, end)
+                    .map_err(ProxyError::ClientStream)?;
+                progress.head_sent.set(true);
+                if !end {
+                    h2_to_h2(&mut up_body, &mut down, idle, &progress.bytes_out, None)
+                        .await
+                        .map_err(|e| match e {
+                            RelayError::From(Some(e)) => ProxyError::UpstreamStream(e),
+                            RelayError::From(None) => ProxyError::Timeout,
+                            RelayError::To(Some(e)) => ProxyError::ClientStream(e),
+                            RelayError::To(None) | RelayError::TooLarge => ProxyError::ClientGone,
+                        })?;
+                }
+                Ok(true)
+            }
+            Sink::H1 { w, client_keep } => {
+                let head = x.head;
+                let http10 = head.version() == Version::Http10;
+                let wants_trailers = head.header("te").is_some_and(|v| {
+                    String::from_utf8_lossy(v)
+                        .to_ascii_lowercase()
+                        .contains("trailers")
+                });
+                let status = parts.status.as_u16();
+                let no_body = head.method() == "HEAD"
+                    || status == 204
+                    || status == 304
+                    || (100..200).contains(&status);
+                let has_length = parts.headers.contains_key("content-length");
+                let chunked = !no_body && !has_length && !http10;
+                let close =
+                    !*client_keep || worker.draining() || (!no_body && !has_length && http10);
+                let mut out = Vec::with_capacity(1024);
+                convert::write_h1_response_head(&mut out, &parts, edits, chunked, close);
+                progress.head_sent.set(true);
+                if no_body {
+                    write_vec_timeout(*w, out, idle)
+                        .await
+                        .map_err(ProxyError::ClientIo)?;
+                    return Ok(close);
+                }
+                let mut pending = out;
+                loop {
+                    match next_data(&mut up_body, UPSTREAM_READ_TIMEOUT).await {
+                        Ok(Some(data)) => {
+                            let n = data.len();
+                            if chunked {
+                                convert::write_h1_chunk(&mut pending, &data);
+                            } else {
+                                pending.extend_from_slice(&data);
+                            }
+                            progress
+                                .bytes_out
+                                .set(progress.bytes_out.get() + pending.len() as u64);
+                            write_vec_timeout(*w, std::mem::take(&mut pending), idle)
+                                .await
+                                .map_err(ProxyError::ClientIo)?;
+                            let _ = up_body.flow_control().release_capacity(n);
+                        }
+                        Ok(None) => break,
+                        Err(RelayError::From(Some(e))) => {
+                            return Err(ProxyError::UpstreamStream(e))
+                        }
+                        Err(_) => return Err(ProxyError::Timeout),
+                    }
+                }
+                let t = trailers(&mut up_body, UPSTREAM_READ_TIMEOUT)
+                    .await
+                    .map_err(|e| match e {
+                        RelayError::From(Some(e)) => ProxyError::UpstreamStream(e),
+                        _ => ProxyError::Timeout,
+                    })?;
+                if chunked {
+                    convert::write_h1_trailers(&mut pending, t.as_ref().filter(|_| wants_trailers));
+                }
+                if !pending.is_empty() {
+                    progress
+                        .bytes_out
+                        .set(progress.bytes_out.get() + pending.len() as u64);
+                    write_vec_timeout(*w, pending, idle)
+                        .await
+                        .map_err(ProxyError::ClientIo)?;
+                }
+                Ok(close)
+            }
+        }
+    }
+}

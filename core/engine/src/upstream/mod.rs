@@ -1,0 +1,290 @@
+//! The upstream side of an exchange: two clients, HTTP/1.1 ([`h1`]) and HTTP/2 ([`h2`]),
+//! each with or without TLS, behind one call ([`call`]), and the Balance loop they share.
+//!
+//! ```text
+//! call(Exchange, Down) ─▶ h1::call (pool, keep-alive race retry, 1xx, upgrades)
+//!                      └▶ h2::call (multiplexed connections, extended CONNECT)
+//!   each: acquire ─▶ request head (+ the stages' edits) ─▶ upload ∥ (response head ─▶
+//!         the stages' response hooks ─▶ head to the client ─▶ body to the client)
+//! ```
+//! The response head comes back to the pipeline (`Piped::response_edits`) before a byte of
+//! it is written to the client; the request body keeps streaming meanwhile, and bodies
+//! stream both ways with bounded buffers. [`Down`] is the downstream side, HTTP/1.1 or
+//! HTTP/2: where the request body comes from and where the response goes.
+//!
+//! Choosing and connecting to an endpoint (the Balance loop and its passive health):
+//! The balancer picks among endpoints that are not ejected and not yet tried for this
+//! request; a connect failure ejects the endpoint for the cluster's `fail_timeout` (never the
+//! only endpoint of a cluster, whose outage would otherwise outlive itself) and moves on to
+//! another, up to `MAX_CONNECT_ATTEMPTS`. When nothing is left to try before any attempt the
+//! answer is 503 (no healthy endpoint); after failed attempts it is 502.
+
+pub(crate) mod h1;
+pub(crate) mod h2;
+pub(crate) mod h2_pool;
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ::h2::server::SendResponse;
+use ::h2::RecvStream;
+use bytes::Bytes;
+use ringside_codec::RequestHead;
+use ringside_config::{Cluster, UpstreamProtocol};
+
+use crate::conn::{ConnRead, ConnWrite};
+use crate::error::ProxyError;
+use crate::io::ReadBuf;
+use crate::metrics::ClusterStats;
+use crate::pipeline::Piped;
+use crate::pool::{UpTls, Upstream};
+use crate::state::ClusterState;
+use crate::worker::Worker;
+
+/// Longest wait for the response head, or between two reads of a body, when the route sets
+/// no timeout (nginx's `proxy_read_timeout`).
+pub(crate) const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the upstream call needs to know about the request, whatever its protocol.
+pub(crate) struct Exchange<'a> {
+    pub(crate) head: &'a RequestHead,
+    /// Headers the proxy sets on the upstream request (X-Forwarded-*, X-Request-Id...).
+    pub(crate) set: &'a [(&'a str, &'a [u8])],
+    /// The request as the pipeline left it: body limit, header edits, response hooks.
+    pub(crate) piped: &'a Piped<'a>,
+    /// Ring-hash key of the request.
+    pub(crate) hash: Option<u64>,
+    /// Index of the cluster in the snapshot (its TLS context).
+    pub(crate) cluster_idx: usize,
+    /// Listener idle timeout: bounds waits on the client.
+    pub(crate) idle: Duration,
+}
+
+/// The downstream side of an exchange.
+pub(crate) enum Down<'a> {
+    H1(H1Down<'a>),
+    H2(H2Down<'a>),
+}
+
+/// An HTTP/1.1 client connection, lent to one request.
+pub(crate) struct H1Down<'a> {
+    pub(crate) r: &'a mut ConnRead,
+    pub(crate) w: &'a mut ConnWrite,
+    /// Bytes read from the client and not consumed yet (the start of the body).
+    pub(crate) buf: &'a mut ReadBuf,
+    /// The client asked to keep the connection open.
+    pub(crate) client_keep: bool,
+}
+
+/// One HTTP/2 stream of a client.
+pub(crate) struct H2Down<'a> {
+    pub(crate) parts: &'a http::request::Parts,
+    pub(crate) body: &'a mut RecvStream,
+    pub(crate) respond: &'a RefCell<SendResponse<Bytes>>,
+    /// An RFC 8441 extended CONNECT for a WebSocket.
+    pub(crate) websocket: bool,
+}
+
+/// What the client has been sent so far by this request's exchange.
+#[derive(Default)]
+pub(crate) struct Progress {
+    /// A final response head went out: an error can now only close the connection or reset
+    /// the stream.
+    pub(crate) head_sent: Cell<bool>,
+    /// A `100 Continue` went out: the client is sending its body.
+    pub(crate) continued: Cell<bool>,
+    /// Status of the final response head sent to the client (when `head_sent`).
+    pub(crate) status: Cell<u16>,
+    /// Request body bytes sent upstream, and bytes written to the client.
+    pub(crate) bytes_in: Cell<u64>,
+    pub(crate) bytes_out: Cell<u64>,
+    /// The endpoint of the last exchange and how long it took.
+    pub(crate) upstream: Cell<Option<SocketAddr>>,
+    pub(crate) upstream_time: Cell<Option<Duration>>,
+}
+
+/// How an exchange ended (for an HTTP/1.1 client: whether its connection can serve another
+/// request).
+pub(crate) struct Ended {
+    pub(crate) keep: bool,
+}
+
+/// Calls the cluster: its HTTP/2 client for `protocol = "http2"`, and for `auto` over TLS
+/// (ALPN chooses) or from an HTTP/2 client; else its HTTP/1.1 client.
+pub(crate) async fn call(
+    worker: &std::rc::Rc<Worker>,
+    cluster: &Cluster,
+    state: &ClusterState,
+    x: &Exchange<'_>,
+    down: &mut Down<'_>,
+    progress: &Progress,
+) -> Result<Ended, ProxyError> {
+    let tls = cluster.tls.is_some() || cluster.mtls.is_some();
+    let h2 = match cluster.protocol {
+        UpstreamProtocol::Http2 => true,
+        UpstreamProtocol::Http1 => false,
+        UpstreamProtocol::Auto => tls || matches!(down, Down::H2(_)),
+    };
+    if h2 {
+        h2::call(worker, cluster, state, x, down, progress).await
+    } else {
+        h1::call(worker, cluster, state, x, down, progress).await
+    }
+}
+
+/// One exchange with an endpoint: counted as active (least_request, metrics) for as long as
+/// it lives, and recorded when it ends — as a response with its status, or, when it ends
+/// without one (including being dropped by a route timeout), as an error.
+pub(crate) struct Active<'a> {
+    state: &'a ClusterState,
+    idx: usize,
+    stats: &'a ClusterStats,
+    addr: SocketAddr,
+    started: std::time::Instant,
+    progress: &'a Progress,
+}
+
+impl<'a> Active<'a> {
+    pub(crate) fn start(
+        state: &'a ClusterState,
+        idx: usize,
+        stats: &'a ClusterStats,
+        addr: SocketAddr,
+        progress: &'a Progress,
+    ) -> Active<'a> {
+        state.balancer.request_started(idx);
+        stats.started(addr);
+        progress.upstream.set(Some(addr));
+        Active {
+            state,
+            idx,
+            stats,
+            addr,
+            started: std::time::Instant::now(),
+            progress,
+        }
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.state.balancer.request_finished(self.idx);
+        self.stats.finished(self.addr);
+        let took = self.started.elapsed();
+        self.progress.upstream_time.set(Some(took));
+        if self.progress.head_sent.get() {
+            self.stats
+                .response(self.addr, self.progress.status.get(), took);
+        } else {
+            self.stats.error(self.addr, took);
+        }
+    }
+}
+
+/// Connect attempts (distinct endpoints) per request.
+const MAX_CONNECT_ATTEMPTS: usize = 3;
+
+/// A connection to some endpoint of `cluster`: pooled if `pooled`, else fresh.
+pub(crate) async fn acquire(
+    worker: &Worker,
+    cluster: &Cluster,
+    cluster_idx: usize,
+    state: &ClusterState,
+    hash: Option<u64>,
+    pooled: bool,
+) -> Result<(Upstream, usize), ProxyError> {
+    // TLS settings are keyed by the cluster's fingerprint (which covers them): a pooled
+    // connection is only reused under the settings it was made with.
+    let tls = if cluster.tls.is_some() || cluster.mtls.is_some() {
+        worker.views.current().tls.client(cluster_idx).cloned()
+    } else {
+        None
+    };
+    let tls_key = if tls.is_some() {
+        cluster.fingerprint | 1
+    } else {
+        0
+    };
+    let tls = tls.as_ref();
+    try_endpoints(worker, cluster, state, hash, |_, addr| async move {
+        if pooled {
+            if let Some(conn) = worker.pool.take(addr, tls_key) {
+                return Ok(conn);
+            }
+        }
+        let up_tls = tls.map(|config| UpTls {
+            config: std::sync::Arc::clone(config),
+            name: crate::tls::sni_for(cluster, addr),
+            key: tls_key,
+        });
+        Upstream::connect_with(addr, cluster.connect_timeout, up_tls)
+            .await
+            .map_err(ProxyError::Connect)
+    })
+    .await
+}
+
+/// The Balance loop shared by every kind of upstream connection (HTTP/1 pool, HTTP/2,
+/// TCP): picks an endpoint that is neither ejected nor tried yet, runs `connect` on it, and
+/// on failure counts it, ejects the endpoint (unless it is the only one) and tries another,
+/// up to `MAX_CONNECT_ATTEMPTS`. Returns the connection and the endpoint's index.
+pub(crate) async fn try_endpoints<T, F, Fut>(
+    worker: &Worker,
+    cluster: &Cluster,
+    state: &ClusterState,
+    hash: Option<u64>,
+    mut connect: F,
+) -> Result<(T, usize), ProxyError>
+where
+    F: FnMut(usize, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ProxyError>>,
+{
+    let mut tried: Vec<usize> = Vec::new();
+    let mut last_err = None;
+    loop {
+        let now = Instant::now();
+        let single = cluster.endpoints.len() == 1;
+        let pick = state.balancer.pick(hash, |i| {
+            !tried.contains(&i) && (single || !state.is_ejected(i, now))
+        });
+        let Some(idx) = pick else {
+            return Err(last_err.unwrap_or(ProxyError::NoHealthyEndpoint));
+        };
+        let Some(ep) = cluster.endpoints.get(idx) else {
+            return Err(ProxyError::NoHealthyEndpoint);
+        };
+        match connect(idx, ep.address).await {
+            Ok(conn) => {
+                state.restore(idx);
+                return Ok((conn, idx));
+            }
+            Err(e) => {
+                worker
+                    .stats
+                    .cluster(&cluster.name)
+                    .connect_failure(ep.address);
+                tracing::warn!(cluster = %cluster.name, endpoint = %ep.address, error = %e, "connect failed");
+                if !single {
+                    state.eject(idx, now + cluster.fail_timeout);
+                }
+                tried.push(idx);
+                if tried.len() >= MAX_CONNECT_ATTEMPTS {
+                    return Err(e);
+                }
+                last_err = Some(e);
+            }
+        }
+    }
+}
+
+/// A fresh connection (TCP listeners never pool).
+pub(crate) async fn connect_any(
+    worker: &Worker,
+    cluster: &Cluster,
+    cluster_idx: usize,
+    state: &ClusterState,
+    hash: Option<u64>,
+) -> Result<(Upstream, usize), ProxyError> {
+    acquire(worker, cluster, cluster_idx, state, hash, false).await
+}
