@@ -8,8 +8,11 @@
 //!   `<name>::epoll`.
 //! - [`Proxy::start`] runs the engine on a config and shuts it down (gracefully) on drop.
 //! - [`origin::Origin`] is a scripted HTTP/1.1 server that records every request it received
-//!   and counts its connections; [`origin::TcpEcho`] is a raw TCP echo server.
+//!   and counts its connections; [`h2origin::H2Origin`] is its HTTP/2 (h2c) counterpart;
+//!   [`origin::TcpEcho`] is a raw TCP echo server.
 //! - [`client::Client`] sends exact bytes and reads one response at a time.
+//! - [`table`] runs the behaviour table (`tests/behaviour_table.rs`): every row over every
+//!   downstream and upstream protocol.
 //!
 //! Everything listens on 127.0.0.1 with ephemeral ports; every wait is bounded.
 
@@ -17,8 +20,10 @@
 
 pub mod certs;
 pub mod client;
+pub mod h2origin;
 pub mod origin;
 pub mod python;
+pub mod table;
 pub mod tools;
 
 use std::fmt::Display;
