@@ -875,7 +875,7 @@ impl World {
     pub fn start_proxy(driver: Driver, text: &str) -> Result<Proxy, String> {
         let full = crate::full_config(driver, text);
         let config = ringside_config::parse(&full).map_err(|e| e.to_string())?;
-        match ringside_engine::start(config) {
+        match ringside_engine::start(config, ringside_proxy::stack::stacks()) {
             Ok(handle) => Ok(Proxy { handle, driver }),
             Err(e) => Err(format!("ringside did not start: {e}")),
         }
