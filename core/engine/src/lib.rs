@@ -5,34 +5,21 @@
 //! upstream pools and balancer state), and returns a [`ServerHandle`] to reload, drain and
 //! wait. See ARCHITECTURE.md and docs/life-of-a-request.md for the map.
 
-mod answer;
-pub mod balance;
-mod conn;
-mod detect;
-mod error;
-mod event;
-mod h2;
-mod http;
-mod io;
-mod listen;
-pub mod metrics;
+// Layers, each importing only the ones above it in this list (ARCHITECTURE.md, "Layers";
+// tests/layers.rs checks it).
+mod cx;
+mod downstream;
 mod pipeline;
-mod pool;
-mod runtime;
 mod server;
 mod stage;
-mod state;
-mod tcp;
-pub mod telemetry;
-mod tls;
-mod trace;
-mod tunnel;
 mod upstream;
 mod worker;
 
-pub use runtime::ActiveDriver;
+pub use cx::runtime::ActiveDriver;
+pub use cx::{metrics, telemetry};
 pub use server::{
     start, start_with, Inherited, ListenerSocket, ReloadError, Reloaded, ServerHandle, StartError,
     StartOptions,
 };
 pub use stage::{ListenerStep, RouteStep, Stack, Stacks};
+pub use upstream::balance;

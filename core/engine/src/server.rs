@@ -13,8 +13,8 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::Sender;
 use ringside_config::{Config, ListenerKind, Snapshot};
 
-use crate::listen::bind_group;
-use crate::runtime::{self, ActiveDriver};
+use crate::cx::listen::bind_group;
+use crate::cx::runtime::{self, ActiveDriver};
 use crate::stage::Stacks;
 use crate::worker::{self, Command, WorkerInit};
 
@@ -125,11 +125,11 @@ pub struct ServerHandle {
     shared: Arc<ArcSwap<Snapshot>>,
     driver: ActiveDriver,
     worker_count: usize,
-    telemetry: crate::telemetry::Telemetry,
+    telemetry: crate::cx::telemetry::Telemetry,
     control: Mutex<Control>,
     draining: std::sync::atomic::AtomicBool,
     /// Re-reads certificate files when they change on disk (rotation without a reload).
-    _tls_watch: Option<crate::tls::Watcher>,
+    _tls_watch: Option<crate::cx::tls::Watcher>,
 }
 
 /// Binds every listener, starts `config.proxy.workers` pinned workers and returns once all of
@@ -172,7 +172,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
                 let bound = group[0].local_addr().map_err(bind_err)?;
                 // Fewer inherited sockets than workers: add sockets to the same group.
                 while group.len() < workers {
-                    group.push(crate::listen::bind_one(bound).map_err(bind_err)?);
+                    group.push(crate::cx::listen::bind_one(bound).map_err(bind_err)?);
                 }
                 tracing::info!(listener = %l.name, address = %bound, sockets = group.len(), "took over listening sockets");
                 (group, bound)
@@ -201,7 +201,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
     }
     let generation = options.generation.unwrap_or(1);
     let shared = Arc::new(ArcSwap::from_pointee(Snapshot { generation, config }));
-    let telemetry = crate::telemetry::Telemetry::start(shared.clone())
+    let telemetry = crate::cx::telemetry::Telemetry::start(shared.clone())
         .map_err(|source| StartError::Worker { id: 0, source })?;
     let cpus = runtime::allowed_cpus();
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<(usize, io::Result<()>)>(workers);
@@ -293,16 +293,16 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
 /// generation (new handshakes use the new certificates; open connections are untouched). A
 /// change that does not validate (say, a certificate written without its key yet) is logged
 /// and the running material keeps serving.
-fn watch_tls_files(shared: &Arc<ArcSwap<Snapshot>>) -> Option<crate::tls::Watcher> {
+fn watch_tls_files(shared: &Arc<ArcSwap<Snapshot>>) -> Option<crate::cx::tls::Watcher> {
     let files = Arc::clone(shared);
     let publish = Arc::clone(shared);
-    let watcher = crate::tls::spawn_watcher(
+    let watcher = crate::cx::tls::spawn_watcher(
         move || files.load().config.tls_files(),
         move || {
             let current = publish.load_full();
             match ringside_config::reload_material(&current.config) {
                 Ok(next) if next.material_hash != current.config.material_hash => {
-                    if let Err(e) = crate::tls::TlsContexts::try_build(&next) {
+                    if let Err(e) = crate::cx::tls::TlsContexts::try_build(&next) {
                         tracing::error!(error = %e, "tls: new certificate material rejected");
                         return;
                     }
@@ -360,7 +360,7 @@ impl ServerHandle {
     /// Every worker's counters, exact at the time of the call (each worker answers a scrape
     /// command with a copy; nothing on the request path is shared). Workers that do not answer
     /// within a second (exited after a drain) are left out.
-    pub fn metrics(&self) -> Vec<crate::metrics::WorkerReport> {
+    pub fn metrics(&self) -> Vec<crate::cx::metrics::WorkerReport> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let asked = {
             let mut control = self.lock();
@@ -388,7 +388,7 @@ impl ServerHandle {
     }
 
     /// Access-log lines written and dropped, spans exported and dropped.
-    pub fn telemetry(&self) -> &crate::telemetry::TelemetryCounters {
+    pub fn telemetry(&self) -> &crate::cx::telemetry::TelemetryCounters {
         &self.telemetry.counters
     }
 
@@ -428,7 +428,7 @@ impl ServerHandle {
     ) -> Result<Reloaded, ReloadError> {
         let mut control = self.lock();
         let current = self.shared.load_full();
-        crate::tls::TlsContexts::try_build(&config).map_err(ReloadError::Tls)?;
+        crate::cx::tls::TlsContexts::try_build(&config).map_err(ReloadError::Tls)?;
         if current.config.material_hash != config.material_hash
             && current.config.content_hash == config.content_hash
         {

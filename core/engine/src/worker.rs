@@ -1,4 +1,4 @@
-//! A worker: one pinned thread, one monoio runtime, its own listening sockets, pools,
+//! Layer 5, a worker: one pinned thread, one monoio runtime, its own listening sockets, pools,
 //! balancer state and counters. Nothing on its request path is shared with another worker
 //! except the published configuration (read through `Views`).
 //!
@@ -20,10 +20,12 @@ use monoio::net::{TcpListener, TcpStream, UnixStream};
 use monoio::time::Instant;
 use ringside_config::{ListenerKind, Snapshot};
 
-use crate::event::Event;
-use crate::io::{either, is_canceled, until};
-use crate::pool::Pool;
-use crate::state::Views;
+use crate::cx::event::Event;
+use crate::cx::io::{either, is_canceled, until};
+use crate::cx::Cx;
+use crate::downstream::Worker;
+use crate::pipeline::view::Views;
+use crate::upstream::Upstreams;
 
 /// Messages from the control thread.
 pub(crate) enum Command {
@@ -34,7 +36,7 @@ pub(crate) enum Command {
     /// Stop accepting on a listener (removed by a reload).
     RemoveListener { name: String },
     /// Send a copy of this worker's counters.
-    Scrape(crossbeam_channel::Sender<crate::metrics::WorkerReport>),
+    Scrape(crossbeam_channel::Sender<crate::cx::metrics::WorkerReport>),
 }
 
 pub(crate) struct WorkerInit {
@@ -42,7 +44,7 @@ pub(crate) struct WorkerInit {
     /// Open connections of this worker, readable by the control thread (status). Written
     /// only by this worker, once per connection open and close — never per request.
     pub(crate) gauge: Arc<std::sync::atomic::AtomicU64>,
-    pub(crate) telemetry: crate::telemetry::Telemetry,
+    pub(crate) telemetry: crate::cx::telemetry::Telemetry,
     pub(crate) shared: Arc<ArcSwap<Snapshot>>,
     /// Each role's stages (`proxy/src/stack.rs`, `gateway/src/stack.rs`).
     pub(crate) stacks: Arc<crate::stage::Stacks>,
@@ -51,59 +53,22 @@ pub(crate) struct WorkerInit {
     pub(crate) wake: StdUnixStream,
 }
 
-/// State one worker shares among its tasks (single-threaded: `Rc`, `Cell`).
-pub(crate) struct Worker {
-    pub(crate) id: usize,
-    pub(crate) views: Views,
-    pub(crate) pool: Pool,
-    /// Upstream HTTP/2 connections (multiplexed).
-    pub(crate) h2: crate::upstream::h2_pool::H2Pool,
-    pub(crate) stats: crate::metrics::WorkerStats,
-    pub(crate) telemetry: crate::telemetry::Telemetry,
-    /// Fired once when draining starts.
-    pub(crate) drain: Rc<Event>,
-    /// Fired when the drain timeout expires: every connection still open is closed.
-    pub(crate) abort: Rc<Event>,
-    /// Notified whenever a connection closes (connection limits, drain completion).
-    pub(crate) closed: Rc<Event>,
-    pub(crate) connections: Cell<usize>,
-    /// Accept loops still running; a drained worker waits for them to stop (and to take
-    /// what is queued) before it counts connections.
-    accepting: Cell<usize>,
-    gauge: Arc<std::sync::atomic::AtomicU64>,
-    rng: Cell<u64>,
-}
-
-impl Worker {
-    pub(crate) fn draining(&self) -> bool {
-        self.drain.is_fired()
-    }
-
-    /// A fast non-cryptographic random number (weighted route choice, request ids).
-    pub(crate) fn random(&self) -> u64 {
-        // wyrand
-        let s = self.rng.get().wrapping_add(0xa076_1d64_78bd_642f);
-        self.rng.set(s);
-        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
-        ((t >> 64) as u64) ^ (t as u64)
-    }
-}
-
 /// Decrements the connection counters when a connection task ends, however it ends.
 pub(crate) struct ConnGuard {
     worker: Rc<Worker>,
     listener: Rc<Cell<usize>>,
-    stats: Rc<crate::metrics::ListenerStats>,
+    stats: Rc<crate::cx::metrics::ListenerStats>,
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.worker
+            .cx
             .connections
-            .set(self.worker.connections.get().saturating_sub(1));
+            .set(self.worker.cx.connections.get().saturating_sub(1));
         self.listener.set(self.listener.get().saturating_sub(1));
         self.stats.open.set(self.stats.open.get().saturating_sub(1));
-        self.worker.closed.notify_all();
+        self.worker.cx.closed.notify_all();
     }
 }
 
@@ -114,19 +79,9 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
         .map_or(0, |d| d.as_nanos() as u64)
         ^ ((init.id as u64) << 48);
     let worker = Rc::new(Worker {
-        id: init.id,
+        cx: Cx::new(init.id, init.telemetry, init.gauge, seed),
+        up: Upstreams::default(),
         views: Views::new(init.shared, init.stacks),
-        pool: Pool::default(),
-        h2: crate::upstream::h2_pool::H2Pool::default(),
-        stats: crate::metrics::WorkerStats::default(),
-        telemetry: init.telemetry,
-        drain: Event::new(),
-        abort: Event::new(),
-        closed: Event::new(),
-        connections: Cell::new(0),
-        accepting: Cell::new(0),
-        gauge: init.gauge,
-        rng: Cell::new(seed),
     });
     let mut stops: HashMap<String, ListenerSlot> = HashMap::new();
     for (name, socket) in init.listeners {
@@ -138,7 +93,7 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
     let mut wake = match UnixStream::from_std(init.wake) {
         Ok(w) => Some(w),
         Err(e) => {
-            tracing::error!(worker = worker.id, error = %e, "control channel unusable; draining");
+            tracing::error!(worker = worker.cx.id, error = %e, "control channel unusable; draining");
             None
         }
     };
@@ -166,8 +121,8 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
                             eps.any(|(i, e)| e.address == a && s.is_ejected(i, now))
                         })
                     };
-                    let idle = |a| w.pool.idle_count(a) as u64;
-                    let _ = reply.send(w.stats.report(w.id, idle, ejected));
+                    let idle = |a| w.up.pool.idle_count(a) as u64;
+                    let _ = reply.send(w.cx.stats.report(w.cx.id, idle, ejected));
                 }
                 Command::RemoveListener { name } => {
                     if let Some(slot) = stops.remove(&name) {
@@ -184,29 +139,30 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
 async fn drain(worker: &Rc<Worker>) {
     let timeout = worker.views.current().snap.config.proxy.drain_timeout;
     tracing::debug!(
-        worker = worker.id,
-        connections = worker.connections.get(),
+        worker = worker.cx.id,
+        connections = worker.cx.connections.get(),
         "draining"
     );
-    worker.drain.fire();
-    worker.pool.clear();
+    worker.cx.drain.fire();
+    worker.up.pool.clear();
     let deadline = Instant::now() + timeout;
-    while (worker.accepting.get() > 0 || worker.connections.get() > 0) && Instant::now() < deadline
+    while (worker.cx.accepting.get() > 0 || worker.cx.connections.get() > 0)
+        && Instant::now() < deadline
     {
-        either(worker.closed.wait(), monoio::time::sleep_until(deadline)).await;
+        either(worker.cx.closed.wait(), monoio::time::sleep_until(deadline)).await;
     }
-    if worker.connections.get() > 0 {
+    if worker.cx.connections.get() > 0 {
         tracing::warn!(
-            worker = worker.id,
-            connections = worker.connections.get(),
+            worker = worker.cx.id,
+            connections = worker.cx.connections.get(),
             "drain timeout: closing remaining connections"
         );
         // Each connection task races its work against `abort`; firing it drops the work
         // (closing both sockets). Give the tasks a moment to run and release them.
-        worker.abort.fire();
+        worker.cx.abort.fire();
         let grace = Instant::now() + Duration::from_millis(200);
-        while worker.connections.get() > 0 && Instant::now() < grace {
-            either(worker.closed.wait(), monoio::time::sleep_until(grace)).await;
+        while worker.cx.connections.get() > 0 && Instant::now() < grace {
+            either(worker.cx.closed.wait(), monoio::time::sleep_until(grace)).await;
         }
     }
 }
@@ -227,7 +183,7 @@ fn start_listener(
     let listener = match TcpListener::from_std(socket) {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!(worker = worker.id, listener = %name, error = %e, "cannot adopt listening socket");
+            tracing::error!(worker = worker.cx.id, listener = %name, error = %e, "cannot adopt listening socket");
             return;
         }
     };
@@ -253,9 +209,9 @@ async fn accept_loop(
     stop: Rc<Event>,
     open: Rc<Cell<usize>>,
 ) {
-    worker.accepting.set(worker.accepting.get() + 1);
+    worker.cx.accepting.set(worker.cx.accepting.get() + 1);
     loop {
-        if worker.draining() || stop.is_fired() {
+        if worker.cx.draining() || stop.is_fired() {
             break;
         }
         let limit = worker
@@ -265,15 +221,15 @@ async fn accept_loop(
             .map_or(0, |l| l.max_connections);
         if open.get() >= limit.max(1) {
             either(
-                worker.closed.wait(),
-                either(worker.drain.wait(), stop.wait()),
+                worker.cx.closed.wait(),
+                either(worker.cx.drain.wait(), stop.wait()),
             )
             .await;
             continue;
         }
         let (res, _) = until(
             |h| listener.cancelable_accept(h),
-            either(worker.drain.wait(), stop.wait()),
+            either(worker.cx.drain.wait(), stop.wait()),
         )
         .await;
         match res {
@@ -281,7 +237,7 @@ async fn accept_loop(
             Err(e) if is_canceled(&e) => break,
             Err(e) => {
                 // EMFILE/ENFILE/ENOBUFS: back off instead of spinning on the error.
-                tracing::warn!(worker = worker.id, listener = %name, error = %e, "accept failed");
+                tracing::warn!(worker = worker.cx.id, listener = %name, error = %e, "accept failed");
                 monoio::time::sleep(Duration::from_millis(10)).await;
             }
         }
@@ -295,11 +251,12 @@ async fn accept_loop(
         taken += 1;
     }
     drop(listener);
-    tracing::debug!(worker = worker.id, listener = %name, queued = taken, "stopped accepting");
+    tracing::debug!(worker = worker.cx.id, listener = %name, queued = taken, "stopped accepting");
     worker
+        .cx
         .accepting
-        .set(worker.accepting.get().saturating_sub(1));
-    worker.closed.notify_all();
+        .set(worker.cx.accepting.get().saturating_sub(1));
+    worker.cx.closed.notify_all();
 }
 
 /// One connection from the accept queue without waiting (`accept4` with `SOCK_NONBLOCK`), or
@@ -337,27 +294,31 @@ fn spawn_connection(
     let Some(listener) = view.listener(name) else {
         return; // removed by a reload in the meantime: close
     };
-    worker.connections.set(worker.connections.get() + 1);
-    worker.gauge.store(
-        worker.connections.get() as u64,
+    worker.cx.connections.set(worker.cx.connections.get() + 1);
+    worker.cx.gauge.store(
+        worker.cx.connections.get() as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
     open.set(open.get() + 1);
-    let stats = worker.stats.listener(name);
+    let stats = worker.cx.stats.listener(name);
     stats.open.set(stats.open.get() + 1);
-    worker.stats.accepted.set(worker.stats.accepted.get() + 1);
+    worker
+        .cx
+        .stats
+        .accepted
+        .set(worker.cx.stats.accepted.get() + 1);
     let guard = ConnGuard {
         worker: worker.clone(),
         listener: open.clone(),
         stats: stats.clone(),
     };
-    let abort = worker.abort.clone();
+    let abort = worker.cx.abort.clone();
     // Each connection races its work against the worker's abort event (drain timeout):
     // when it fires the work is dropped, closing both sockets; the guard then counts it out.
     match &listener.kind {
         ListenerKind::Http(_) => {
             // Boxed: the task then holds a pointer, not the future (twice, through `either`).
-            let serve = Box::pin(crate::detect::serve_http(
+            let serve = Box::pin(crate::downstream::detect::serve_http(
                 worker.clone(),
                 name.clone(),
                 stream,
@@ -371,7 +332,7 @@ fn spawn_connection(
         }
         ListenerKind::Tcp { .. } => {
             let _ = stream.set_nodelay(true);
-            let serve = Box::pin(crate::detect::serve_tcp(
+            let serve = Box::pin(crate::downstream::detect::serve_tcp(
                 worker.clone(),
                 name.clone(),
                 stream,
@@ -390,12 +351,12 @@ async fn sweep_pool(worker: Rc<Worker>) {
     loop {
         either(
             monoio::time::sleep(Duration::from_secs(1)),
-            worker.drain.wait(),
+            worker.cx.drain.wait(),
         )
         .await;
-        if worker.draining() {
+        if worker.cx.draining() {
             return;
         }
-        worker.pool.sweep();
+        worker.up.pool.sweep();
     }
 }

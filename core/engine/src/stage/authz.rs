@@ -9,7 +9,7 @@
 use ringside_config::AuthzAction;
 
 use super::{Flow, Local, Req};
-use crate::error::ProxyError;
+use crate::cx::error::ProxyError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Authz {

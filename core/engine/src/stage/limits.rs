@@ -11,7 +11,7 @@
 use ringside_codec::BodyKind;
 
 use super::{Flow, Local, Req};
-use crate::error::ProxyError;
+use crate::cx::error::ProxyError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Limits {

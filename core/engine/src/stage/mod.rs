@@ -24,9 +24,9 @@ use std::time::Duration;
 use ringside_codec::{Edits, RequestHead};
 use ringside_config::{DirectResponse, HttpListener, Route, RouteAction};
 
-use crate::error::ProxyError;
-use crate::http::ClientConn;
-use crate::metrics::ListenerStats;
+use crate::cx::error::ProxyError;
+use crate::cx::metrics::ListenerStats;
+use crate::cx::ClientConn;
 
 /// A step that runs for every request of a listener, before the route is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,21 +29,21 @@ use ringside_codec::{
 };
 use ringside_config::Cluster;
 
-use super::{acquire, Active, Down, Ended, Exchange, H2Down, Progress};
+use super::{acquire, Active, Client, Down, Ended, Exchange, H2Down, Progress};
 use super::{UPSTREAM_READ_TIMEOUT as READ_TIMEOUT, UPSTREAM_READ_TIMEOUT};
-use crate::conn::{ConnRead, ConnWrite};
-use crate::error::ProxyError;
-use crate::h2::convert;
-use crate::h2::relay::{next_data, send_all, trailers, RelayError};
-use crate::http::body::{
+use crate::cx::conn::{ConnRead, ConnWrite};
+use crate::cx::error::ProxyError;
+use crate::cx::io::{write_vec_timeout, Fill, ReadBuf};
+use crate::cx::Cx;
+use crate::upstream::body::{
     relay_response_body, send_request_body, trailer_map, BodyState, RelayError as BodyRelayError,
     SendError, BODY_CHUNK,
 };
-use crate::io::{write_vec_timeout, Fill, ReadBuf};
-use crate::pool::Upstream;
-use crate::state::ClusterState;
-use crate::tunnel::{tunnel, End};
-use crate::worker::Worker;
+use crate::upstream::cluster::ClusterState;
+use crate::upstream::convert;
+use crate::upstream::pool::Upstream;
+use crate::upstream::relay::{next_data, send_all, trailers, RelayError};
+use crate::upstream::tunnel::{tunnel, End};
 
 /// Largest response head accepted from an upstream.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -59,7 +59,7 @@ enum Attempt {
 }
 
 pub(crate) async fn call(
-    worker: &std::rc::Rc<Worker>,
+    client: Client<'_>,
     cluster: &Cluster,
     state: &ClusterState,
     x: &Exchange<'_>,
@@ -71,20 +71,20 @@ pub(crate) async fn call(
         Down::H2(d) => d.body.is_end_stream(),
     };
     let retry_safe = x.head.is_idempotent() && bodyless;
-    let stats = worker.stats.cluster(&cluster.name);
+    let stats = client.cx.stats.cluster(&cluster.name);
     let mut attempt = 0;
     loop {
-        let (mut up, idx) =
-            acquire(worker, cluster, x.cluster_idx, state, x.hash, attempt == 0).await?;
+        let (mut up, idx) = acquire(client, cluster, state, x.hash, attempt == 0).await?;
         // A guard, not a call after the await: a route timeout drops this future mid-way
         // and the active-request count must still come down.
         let active = Active::start(state, idx, &stats, up.addr, progress);
-        let res = once(worker, x, down, &mut up, progress).await;
+        let res = once(client.cx, x, down, &mut up, progress).await;
         drop(active);
         match res {
             Ok(Attempt::Final { keep_client, reuse }) => {
-                if reuse && !worker.draining() {
-                    worker
+                if reuse && !client.cx.draining() {
+                    client
+                        .up
                         .pool
                         .put(up, cluster.max_idle_per_endpoint, cluster.idle_timeout);
                 }
@@ -131,20 +131,20 @@ pub(crate) async fn call(
 
 /// One attempt on one connection.
 async fn once(
-    worker: &Worker,
+    cx: &Cx,
     x: &Exchange<'_>,
     down: &mut Down<'_>,
     up: &mut Upstream,
     progress: &Progress,
 ) -> Result<Attempt, ProxyError> {
     let head = x.head;
-    let limit = x.piped.req.body_limit;
+    let limit = x.body_limit;
     let upgrade = match down {
         Down::H1(_) => head.upgrade().is_some() && matches!(head.body(), BodyKind::Empty),
         Down::H2(d) => d.websocket,
     };
     let mut out = Vec::with_capacity(1024);
-    write_request_head(&mut out, head, x.set, &x.piped.req.edits, upgrade);
+    write_request_head(&mut out, head, x.set, x.edits, upgrade);
     // An HTTP/1.1 client's body bytes that came with its head go out with ours.
     let mut h1_body = BodyState::new(head.body());
     let mut sent = 0u64;
@@ -218,7 +218,7 @@ async fn once(
                 source.upload(upw, limit, &sent, x.idle).await
             }
         });
-        let mut download = pin!(receive(worker, x, upr, upbuf, &mut sink, upgrade, progress));
+        let mut download = pin!(receive(cx, x, upr, upbuf, &mut sink, upgrade, progress));
         poll_fn(|cx| {
             if upload_result.is_none() {
                 if let Poll::Ready(r) = upload.as_mut().poll(cx) {
@@ -379,7 +379,7 @@ enum Sink<'a> {
 /// Reads the response head (relaying interim 1xx responses to an HTTP/1.1 client), runs the
 /// stages' response hooks, sends the head to the client and relays the body.
 async fn receive(
-    worker: &Worker,
+    cx: &Cx,
     x: &Exchange<'_>,
     upr: &mut ConnRead,
     upbuf: &mut ReadBuf,
@@ -420,14 +420,14 @@ async fn receive(
             continue;
         }
         progress.status.set(status);
-        let edits = x.piped.response_edits(&|n| resp.header(n).is_some());
+        let edits = x.response.edits(&|n| resp.header(n).is_some());
         let kind = resp.body();
         let mut state = BodyState::new(kind);
         let (keep_client, reuse) = match sink {
             Sink::H1 { w, client_keep } => {
                 let dechunk = http10 && kind == BodyKind::Chunked;
                 let keep_client =
-                    *client_keep && !http10 && kind != BodyKind::UntilClose && !worker.draining();
+                    *client_keep && !http10 && kind != BodyKind::UntilClose && !cx.draining();
                 let mut out = Vec::with_capacity(1024);
                 if dechunk {
                     ringside_codec::write_response_head_dechunked(&mut out, &resp, &[], &edits);
@@ -488,7 +488,7 @@ async fn read_head(
             }
         }
         match upbuf
-            .fill(upr, MAX_RESPONSE_HEAD, crate::io::sleep(READ_TIMEOUT))
+            .fill(upr, MAX_RESPONSE_HEAD, crate::cx::io::sleep(READ_TIMEOUT))
             .await
         {
             Ok(Fill::Data) => {}
@@ -584,7 +584,7 @@ async fn relay_to_h2(
         if state.is_done() {
             break;
         }
-        match buf.fill(r, BODY_CHUNK, crate::io::sleep(idle)).await {
+        match buf.fill(r, BODY_CHUNK, crate::cx::io::sleep(idle)).await {
             Ok(Fill::Data) | Ok(Fill::Full) => {}
             Ok(Fill::Eof) if matches!(state, BodyState::UntilClose) => break,
             Ok(Fill::Eof) => {
@@ -633,7 +633,7 @@ async fn h2_tunnel(
                 progress.bytes_out.set(progress.bytes_out.get() + n as u64);
                 buf.consume(n);
             }
-            match buf.fill(r, BODY_CHUNK, crate::io::sleep(idle)).await {
+            match buf.fill(r, BODY_CHUNK, crate::cx::io::sleep(idle)).await {
                 Ok(Fill::Data) | Ok(Fill::Full) => {}
                 _ => break,
             }

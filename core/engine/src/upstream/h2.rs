@@ -22,18 +22,18 @@ use h2::{RecvStream, SendStream};
 use ringside_codec::Version;
 use ringside_config::Cluster;
 
-use super::{Active, Down, Ended, Exchange, Progress, UPSTREAM_READ_TIMEOUT};
-use crate::conn::{ConnRead, ConnWrite};
-use crate::error::ProxyError;
-use crate::h2::convert;
-use crate::h2::relay::{h2_to_h2, next_data, send_all, trailers, RelayError};
-use crate::http::body::{trailer_map, BodyState, BODY_CHUNK};
-use crate::io::{write_vec_timeout, Fill, ReadBuf};
-use crate::state::ClusterState;
-use crate::worker::Worker;
+use super::{Active, Client, Down, Ended, Exchange, Progress, UPSTREAM_READ_TIMEOUT};
+use crate::cx::conn::{ConnRead, ConnWrite};
+use crate::cx::error::ProxyError;
+use crate::cx::io::{write_vec_timeout, Fill, ReadBuf};
+use crate::cx::Cx;
+use crate::upstream::body::{trailer_map, BodyState, BODY_CHUNK};
+use crate::upstream::cluster::ClusterState;
+use crate::upstream::convert;
+use crate::upstream::relay::{h2_to_h2, next_data, send_all, trailers, RelayError};
 
 pub(crate) async fn call(
-    worker: &std::rc::Rc<Worker>,
+    client: Client<'_>,
     cluster: &Cluster,
     state: &ClusterState,
     x: &Exchange<'_>,
@@ -46,7 +46,7 @@ pub(crate) async fn call(
     } else {
         "http"
     };
-    let edits = &x.piped.req.edits;
+    let edits = x.edits;
     let req = match down {
         Down::H1(_) => {
             if head.upgrade().is_some() {
@@ -56,9 +56,8 @@ pub(crate) async fn call(
         }
         Down::H2(d) => convert::request_h2_to_h2(d.parts, scheme, x.set, edits)?,
     };
-    let (lease, ep, addr) =
-        super::h2_pool::acquire(worker, cluster, x.cluster_idx, state, x.hash).await?;
-    let stats = worker.stats.cluster(&cluster.name);
+    let (lease, ep, addr) = super::h2_pool::acquire(client, cluster, state, x.hash).await?;
+    let stats = client.cx.stats.cluster(&cluster.name);
     let active = Active::start(state, ep, &stats, addr, progress);
     let mut h1_body = BodyState::new(head.body());
     let eos = match down {
@@ -73,7 +72,7 @@ pub(crate) async fn call(
     let (resp_fut, mut up_send) = sender
         .send_request(req, eos)
         .map_err(ProxyError::UpstreamStream)?;
-    let limit = x.piped.req.body_limit;
+    let limit = x.body_limit;
     let idle = x.idle;
     let sent = Cell::new(0u64);
     let (mut source, mut sink) = match down {
@@ -104,8 +103,8 @@ pub(crate) async fn call(
             let resp = resp_fut.await.map_err(ProxyError::UpstreamStream)?;
             let (parts, up_body) = resp.into_parts();
             progress.status.set(parts.status.as_u16());
-            let edits = x.piped.response_edits(&|n| parts.headers.contains_key(n));
-            sink.respond(worker, x, parts, up_body, &edits, progress)
+            let edits = x.response.edits(&|n| parts.headers.contains_key(n));
+            sink.respond(client.cx, x, parts, up_body, &edits, progress)
                 .await
         });
         poll_fn(|cx| {
@@ -177,7 +176,7 @@ impl Source<'_> {
                 let mut trailer_lines = Vec::new();
                 while !state.is_done() {
                     if buf.is_empty() {
-                        match buf.fill(*r, BODY_CHUNK, crate::io::sleep(idle)).await {
+                        match buf.fill(*r, BODY_CHUNK, crate::cx::io::sleep(idle)).await {
                             Ok(Fill::Data) | Ok(Fill::Full) => {}
                             Ok(Fill::Eof) => return Err(ProxyError::ClientGone),
                             Ok(Fill::Stopped) => {
@@ -238,7 +237,7 @@ impl Sink<'_> {
     /// an HTTP/1.1 client's connection must close.
     async fn respond(
         &mut self,
-        worker: &Worker,
+        cx: &Cx,
         x: &Exchange<'_>,
         parts: http::response::Parts,
         mut up_body: RecvStream,
@@ -282,8 +281,7 @@ impl Sink<'_> {
                     || (100..200).contains(&status);
                 let has_length = parts.headers.contains_key("content-length");
                 let chunked = !no_body && !has_length && !http10;
-                let close =
-                    !*client_keep || worker.draining() || (!no_body && !has_length && http10);
+                let close = !*client_keep || cx.draining() || (!no_body && !has_length && http10);
                 let mut out = Vec::with_capacity(1024);
                 convert::write_h1_response_head(&mut out, &parts, edits, chunked, close);
                 progress.head_sent.set(true);

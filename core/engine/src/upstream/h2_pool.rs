@@ -8,7 +8,7 @@
 //! ends it (GOAWAY, error) — a later request then opens a fresh one.
 //!
 //! TLS clusters negotiate ALPN (`h2`); the handshake and the peer's identity check (mesh
-//! mTLS) are the TLS contexts' job (`crate::tls`).
+//! mTLS) are the TLS contexts' job (`crate::cx::tls`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -24,10 +24,9 @@ use monoio::net::TcpStream;
 use ringside_config::Cluster;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::error::ProxyError;
-use crate::event::Event;
-use crate::state::ClusterState;
-use crate::worker::Worker;
+use crate::cx::error::ProxyError;
+use crate::cx::event::Event;
+use crate::upstream::cluster::ClusterState;
 
 /// Flow-control windows we offer upstreams (they send response bodies).
 const STREAM_WINDOW: u32 = 1024 * 1024;
@@ -134,28 +133,27 @@ impl Drop for Opening<'_> {
 
 /// A stream's worth of an HTTP/2 connection to some endpoint of `cluster`.
 pub(crate) async fn acquire(
-    worker: &Rc<Worker>,
+    client: super::Client<'_>,
     cluster: &Cluster,
-    cluster_idx: usize,
     state: &ClusterState,
     hash: Option<u64>,
 ) -> Result<(Lease, usize, SocketAddr), ProxyError> {
     let (conn, idx) =
-        crate::upstream::try_endpoints(worker, cluster, state, hash, |_, addr| async move {
+        crate::upstream::try_endpoints(client.cx, cluster, state, hash, |_, addr| async move {
             loop {
-                match worker.h2.find(&cluster.name, addr) {
+                match client.up.h2.find(&cluster.name, addr) {
                     Found::Conn(c) => return Ok(c),
                     Found::Wait(e) => e.wait().await,
                     Found::Open => {
                         // A guard, so that a request dropped mid-connect (its deadline)
                         // still wakes the others.
                         let mut opening = Opening {
-                            pool: &worker.h2,
+                            pool: &client.up.h2,
                             cluster: &cluster.name,
                             addr,
                             conn: None,
                         };
-                        let r = connect(worker, cluster, cluster_idx, addr).await;
+                        let r = connect(client, cluster, addr).await;
                         opening.conn = r.as_ref().ok().map(Rc::clone);
                         return r;
                     }
@@ -175,22 +173,21 @@ pub(crate) async fn acquire(
 /// Opens a connection (TCP, TLS when the cluster has it, the HTTP/2 handshake) and starts
 /// the task that drives it.
 async fn connect(
-    worker: &Rc<Worker>,
+    client: super::Client<'_>,
     cluster: &Cluster,
-    cluster_idx: usize,
     addr: SocketAddr,
 ) -> Result<Rc<H2Conn>, ProxyError> {
-    let tls = worker.views.current().tls.client(cluster_idx).cloned();
+    let tls = client.tls.cloned();
     let fut = async {
         let stream = TcpStream::connect_addr(addr)
             .await
             .map_err(ProxyError::Connect)?;
         let _ = stream.set_nodelay(true);
-        let poll = crate::conn::into_poll(stream).map_err(ProxyError::Connect)?;
+        let poll = crate::cx::conn::into_poll(stream).map_err(ProxyError::Connect)?;
         match tls {
-            None => handshake(worker, cluster, addr, poll).await,
+            None => handshake(&client.cx.drain, cluster, addr, poll).await,
             Some(cfg) => {
-                let name = crate::tls::sni_for(cluster, addr);
+                let name = crate::cx::tls::sni_for(cluster, addr);
                 let tls = tokio_rustls::TlsConnector::from(Arc::clone(&cfg))
                     .connect(name, poll)
                     .await
@@ -200,7 +197,7 @@ async fn connect(
                         "the upstream did not negotiate h2 (ALPN)".into(),
                     ));
                 }
-                handshake(worker, cluster, addr, tls).await
+                handshake(&client.cx.drain, cluster, addr, tls).await
             }
         }
     };
@@ -214,7 +211,7 @@ async fn connect(
 }
 
 async fn handshake<T>(
-    worker: &Rc<Worker>,
+    drain: &Rc<Event>,
     cluster: &Cluster,
     addr: SocketAddr,
     io: T,
@@ -237,7 +234,7 @@ where
     });
     let idle = cluster.idle_timeout;
     let watched = Rc::clone(&conn);
-    let w = Rc::clone(worker);
+    let drain = Rc::clone(drain);
     monoio::spawn(async move {
         let mut connection = pin!(connection);
         loop {
@@ -249,7 +246,7 @@ where
                 }
                 Err(_) => {
                     let unused = watched.in_flight.get() == 0;
-                    if unused && (w.draining() || watched.last_used.get().elapsed() >= idle) {
+                    if unused && (drain.is_fired() || watched.last_used.get().elapsed() >= idle) {
                         break;
                     }
                 }

@@ -1,4 +1,4 @@
-//! The upstream side of an exchange: two clients, HTTP/1.1 ([`h1`]) and HTTP/2 ([`h2`]),
+//! Layer 2, the upstream side of an exchange: two clients, HTTP/1.1 ([`h1`]) and HTTP/2 ([`h2`]),
 //! each with or without TLS, behind one call ([`call`]), and the Balance loop they share.
 //!
 //! ```text
@@ -19,9 +19,16 @@
 //! another, up to `MAX_CONNECT_ATTEMPTS`. When nothing is left to try before any attempt the
 //! answer is 503 (no healthy endpoint); after failed attempts it is 502.
 
+pub mod balance;
+pub(crate) mod body;
+pub(crate) mod cluster;
+pub(crate) mod convert;
 pub(crate) mod h1;
 pub(crate) mod h2;
 pub(crate) mod h2_pool;
+pub(crate) mod pool;
+pub(crate) mod relay;
+pub(crate) mod tunnel;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -33,14 +40,29 @@ use bytes::Bytes;
 use ringside_codec::RequestHead;
 use ringside_config::{Cluster, UpstreamProtocol};
 
-use crate::conn::{ConnRead, ConnWrite};
-use crate::error::ProxyError;
-use crate::io::ReadBuf;
-use crate::metrics::ClusterStats;
-use crate::pipeline::Piped;
-use crate::pool::{UpTls, Upstream};
-use crate::state::ClusterState;
-use crate::worker::Worker;
+use crate::cx::conn::{ConnRead, ConnWrite};
+use crate::cx::error::ProxyError;
+use crate::cx::io::ReadBuf;
+use crate::cx::metrics::ClusterStats;
+use crate::cx::Cx;
+use cluster::ClusterState;
+use pool::{Pool, UpTls, Upstream};
+
+/// This worker's upstream connections: idle HTTP/1.1 ones, and multiplexed HTTP/2 ones.
+#[derive(Default)]
+pub(crate) struct Upstreams {
+    pub(crate) pool: Pool,
+    pub(crate) h2: h2_pool::H2Pool,
+}
+
+/// What an upstream client needs of its worker: the runtime context, the connections, and
+/// the TLS client settings of the cluster being called (from the current view).
+#[derive(Clone, Copy)]
+pub(crate) struct Client<'a> {
+    pub(crate) cx: &'a Cx,
+    pub(crate) up: &'a Upstreams,
+    pub(crate) tls: Option<&'a std::sync::Arc<rustls::ClientConfig>>,
+}
 
 /// Longest wait for the response head, or between two reads of a body, when the route sets
 /// no timeout (nginx's `proxy_read_timeout`).
@@ -51,14 +73,25 @@ pub(crate) struct Exchange<'a> {
     pub(crate) head: &'a RequestHead,
     /// Headers the proxy sets on the upstream request (X-Forwarded-*, X-Request-Id...).
     pub(crate) set: &'a [(&'a str, &'a [u8])],
-    /// The request as the pipeline left it: body limit, header edits, response hooks.
-    pub(crate) piped: &'a Piped<'a>,
+    /// The stages' edits of the request head.
+    pub(crate) edits: &'a ringside_codec::Edits,
+    /// The most request body bytes to forward (413 past it).
+    pub(crate) body_limit: Option<u64>,
+    /// The pipeline's look at the response head before the client gets it.
+    pub(crate) response: &'a dyn ResponseHook,
     /// Ring-hash key of the request.
     pub(crate) hash: Option<u64>,
-    /// Index of the cluster in the snapshot (its TLS context).
-    pub(crate) cluster_idx: usize,
     /// Listener idle timeout: bounds waits on the client.
     pub(crate) idle: Duration,
+}
+
+/// The second phase of the call: the upstream's response head goes back through the
+/// pipeline (the stages' response hooks, in reverse) before a byte of it reaches the client.
+/// Implemented by `pipeline::Piped`; defined here so that this layer imports nothing above it.
+pub(crate) trait ResponseHook {
+    /// The edits to make to a response head; `present` tells whether the response carries a
+    /// field of that lower-case name.
+    fn edits(&self, present: &dyn Fn(&str) -> bool) -> ringside_codec::Edits;
 }
 
 /// The downstream side of an exchange.
@@ -113,7 +146,7 @@ pub(crate) struct Ended {
 /// Calls the cluster: its HTTP/2 client for `protocol = "http2"`, and for `auto` over TLS
 /// (ALPN chooses) or from an HTTP/2 client; else its HTTP/1.1 client.
 pub(crate) async fn call(
-    worker: &std::rc::Rc<Worker>,
+    client: Client<'_>,
     cluster: &Cluster,
     state: &ClusterState,
     x: &Exchange<'_>,
@@ -127,9 +160,9 @@ pub(crate) async fn call(
         UpstreamProtocol::Auto => tls || matches!(down, Down::H2(_)),
     };
     if h2 {
-        h2::call(worker, cluster, state, x, down, progress).await
+        h2::call(client, cluster, state, x, down, progress).await
     } else {
-        h1::call(worker, cluster, state, x, down, progress).await
+        h1::call(client, cluster, state, x, down, progress).await
     }
 }
 
@@ -187,9 +220,8 @@ const MAX_CONNECT_ATTEMPTS: usize = 3;
 
 /// A connection to some endpoint of `cluster`: pooled if `pooled`, else fresh.
 pub(crate) async fn acquire(
-    worker: &Worker,
+    client: Client<'_>,
     cluster: &Cluster,
-    cluster_idx: usize,
     state: &ClusterState,
     hash: Option<u64>,
     pooled: bool,
@@ -197,7 +229,7 @@ pub(crate) async fn acquire(
     // TLS settings are keyed by the cluster's fingerprint (which covers them): a pooled
     // connection is only reused under the settings it was made with.
     let tls = if cluster.tls.is_some() || cluster.mtls.is_some() {
-        worker.views.current().tls.client(cluster_idx).cloned()
+        client.tls
     } else {
         None
     };
@@ -207,15 +239,15 @@ pub(crate) async fn acquire(
         0
     };
     let tls = tls.as_ref();
-    try_endpoints(worker, cluster, state, hash, |_, addr| async move {
+    try_endpoints(client.cx, cluster, state, hash, |_, addr| async move {
         if pooled {
-            if let Some(conn) = worker.pool.take(addr, tls_key) {
+            if let Some(conn) = client.up.pool.take(addr, tls_key) {
                 return Ok(conn);
             }
         }
         let up_tls = tls.map(|config| UpTls {
             config: std::sync::Arc::clone(config),
-            name: crate::tls::sni_for(cluster, addr),
+            name: crate::cx::tls::sni_for(cluster, addr),
             key: tls_key,
         });
         Upstream::connect_with(addr, cluster.connect_timeout, up_tls)
@@ -230,7 +262,7 @@ pub(crate) async fn acquire(
 /// on failure counts it, ejects the endpoint (unless it is the only one) and tries another,
 /// up to `MAX_CONNECT_ATTEMPTS`. Returns the connection and the endpoint's index.
 pub(crate) async fn try_endpoints<T, F, Fut>(
-    worker: &Worker,
+    cx: &Cx,
     cluster: &Cluster,
     state: &ClusterState,
     hash: Option<u64>,
@@ -260,10 +292,7 @@ where
                 return Ok((conn, idx));
             }
             Err(e) => {
-                worker
-                    .stats
-                    .cluster(&cluster.name)
-                    .connect_failure(ep.address);
+                cx.stats.cluster(&cluster.name).connect_failure(ep.address);
                 tracing::warn!(cluster = %cluster.name, endpoint = %ep.address, error = %e, "connect failed");
                 if !single {
                     state.eject(idx, now + cluster.fail_timeout);
@@ -280,11 +309,10 @@ where
 
 /// A fresh connection (TCP listeners never pool).
 pub(crate) async fn connect_any(
-    worker: &Worker,
+    client: Client<'_>,
     cluster: &Cluster,
-    cluster_idx: usize,
     state: &ClusterState,
     hash: Option<u64>,
 ) -> Result<(Upstream, usize), ProxyError> {
-    acquire(worker, cluster, cluster_idx, state, hash, false).await
+    acquire(client, cluster, state, hash, false).await
 }

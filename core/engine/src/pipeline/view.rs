@@ -1,4 +1,4 @@
-//! Per-worker view of the published configuration.
+//! Per-worker view of the published configuration (layer 3: it holds the compiled stages).
 //!
 //! Workers never lock to read configuration: the process publishes `Arc<Snapshot>` through an
 //! `ArcSwap`, and each worker keeps an `arc_swap::Cache` (one pointer compare per request).
@@ -7,55 +7,17 @@
 //! did not change is carried over, so a reload that touches one route does not reset every
 //! round-robin position or forget an ejected endpoint.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
 
 use arc_swap::cache::Cache;
 use arc_swap::ArcSwap;
-use ringside_config::{Cluster, HttpListener, Listener, ListenerKind, Role, Snapshot};
+use ringside_config::{HttpListener, Listener, ListenerKind, Role, Snapshot};
 
-use crate::balance::Balancer;
 use crate::stage::{Compiled, Stacks};
-
-/// This worker's state for one cluster.
-pub(crate) struct ClusterState {
-    pub(crate) fingerprint: u64,
-    pub(crate) balancer: Balancer,
-    /// Passive health: endpoint `i` is skipped until this instant after a failed connect.
-    ejected_until: Vec<Cell<Option<Instant>>>,
-}
-
-impl ClusterState {
-    fn new(c: &Cluster) -> ClusterState {
-        ClusterState {
-            fingerprint: c.fingerprint,
-            balancer: Balancer::new(c),
-            ejected_until: c.endpoints.iter().map(|_| Cell::new(None)).collect(),
-        }
-    }
-
-    pub(crate) fn is_ejected(&self, i: usize, now: Instant) -> bool {
-        self.ejected_until
-            .get(i)
-            .and_then(Cell::get)
-            .is_some_and(|t| t > now)
-    }
-
-    pub(crate) fn eject(&self, i: usize, until: Instant) {
-        if let Some(c) = self.ejected_until.get(i) {
-            c.set(Some(until));
-        }
-    }
-
-    pub(crate) fn restore(&self, i: usize) {
-        if let Some(c) = self.ejected_until.get(i) {
-            c.set(None);
-        }
-    }
-}
+use crate::upstream::cluster::ClusterState;
 
 /// One generation as this worker sees it.
 pub(crate) struct View {
@@ -63,7 +25,7 @@ pub(crate) struct View {
     /// Indexed like `snap.config.clusters`.
     pub(crate) clusters: Vec<Rc<ClusterState>>,
     /// rustls contexts of this generation's TLS listeners and clusters.
-    pub(crate) tls: crate::tls::TlsContexts,
+    pub(crate) tls: crate::cx::tls::TlsContexts,
     /// The role's stages compiled for each HTTP listener and its routes; indexed like
     /// `snap.config.listeners` (`None` for TCP listeners).
     compiled: Vec<Option<Compiled>>,
@@ -86,7 +48,7 @@ impl View {
                 _ => Rc::new(ClusterState::new(c)),
             })
             .collect();
-        let tls = crate::tls::TlsContexts::build(&snap.config);
+        let tls = crate::cx::tls::TlsContexts::build(&snap.config);
         let stack = match snap.config.proxy.role {
             Role::Sidecar => &stacks.sidecar,
             Role::Gateway => &stacks.gateway,

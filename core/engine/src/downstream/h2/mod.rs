@@ -14,8 +14,6 @@
 //! Draining sends GOAWAY and lets streams in flight finish; an idle connection (no streams
 //! for the listener's idle timeout) is closed the same way.
 
-pub(crate) mod convert;
-pub(crate) mod relay;
 mod stream;
 
 use std::cell::Cell;
@@ -28,9 +26,9 @@ use bytes::Bytes;
 use ringside_config::ListenerKind;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::http::ClientConn;
-use crate::metrics::ListenerStats;
-use crate::worker::Worker;
+use crate::cx::metrics::ListenerStats;
+use crate::cx::ClientConn;
+use crate::downstream::Worker;
 
 /// Streams reset by the client may be at most this many at once awaiting our accept
 /// (h2's Rapid Reset guard; the crate's default is 20).
@@ -45,7 +43,7 @@ pub(crate) struct Resets {
     limit: u32,
     window: Cell<Instant>,
     count: Cell<u32>,
-    tripped: Rc<crate::event::Event>,
+    tripped: Rc<crate::cx::event::Event>,
 }
 
 impl Resets {
@@ -54,7 +52,7 @@ impl Resets {
             limit,
             window: Cell::new(Instant::now()),
             count: Cell::new(0),
-            tripped: crate::event::Event::new(),
+            tripped: crate::cx::event::Event::new(),
         }
     }
 
@@ -128,8 +126,8 @@ pub(crate) async fn serve<T>(
     let mut last_ping = Instant::now();
     let mut going_away = false;
     let mut idle_since = Some(Instant::now());
-    let mut tick = crate::io::sleep(Duration::from_millis(250));
-    let mut drain = worker.drain.wait();
+    let mut tick = crate::cx::io::sleep(Duration::from_millis(250));
+    let mut drain = worker.cx.drain.wait();
     let mut tripped = resets.tripped.wait();
     loop {
         let next = poll_fn(|cx| {
@@ -158,10 +156,10 @@ pub(crate) async fn serve<T>(
                 let (req, respond) = *accepted;
                 idle_since = None;
                 let ctx = Rc::clone(&ctx);
-                let abort = worker.abort.clone();
+                let abort = worker.cx.abort.clone();
                 let task = Box::pin(stream::handle(ctx, req, respond));
                 monoio::spawn(async move {
-                    crate::io::either(task, abort.wait()).await;
+                    crate::cx::io::either(task, abort.wait()).await;
                 });
             }
             Next::Stream(Some(Err(e))) => {
@@ -192,7 +190,7 @@ pub(crate) async fn serve<T>(
                 last_ping = Instant::now();
             }
             Next::Tick => {
-                tick = crate::io::sleep(Duration::from_millis(250));
+                tick = crate::cx::io::sleep(Duration::from_millis(250));
                 if let (Some(interval), Some(pp)) = (keepalive, ping.as_mut()) {
                     let missed = ping_sent.is_some_and(|t| t.elapsed() >= interval);
                     if missed {

@@ -30,7 +30,7 @@ use monoio::net::TcpStream;
 use monoio::BufResult;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::io::{until, StopRead};
+use crate::cx::io::{until, StopRead};
 
 /// The poll-style socket of a sniffed connection.
 pub(crate) type Sniffed = Prefixed<TcpStreamPoll>;
@@ -318,7 +318,7 @@ mod tests {
     use monoio::io::AsyncWriteRentExt;
 
     use super::*;
-    use crate::io::{Fill, ReadBuf};
+    use crate::cx::io::{Fill, ReadBuf};
 
     async fn pair() -> (TcpStream, std::net::TcpStream) {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,4 +1,4 @@
-//! The one request pipeline every HTTP protocol runs: the HTTP/1.1 connection loop
+//! Layer 3 (with `stage/`): the one request pipeline every HTTP protocol runs: the HTTP/1.1 connection loop
 //! (`http/route.rs`) and the HTTP/2 stream task (`h2/stream.rs`) build a [`Req`] from their
 //! wire form and call [`decide`]; both answer a [`Decision::Reply`] through `answer.rs` and
 //! hand a [`Decision::Forward`] to the upstream call with the same [`Piped`] request.
@@ -8,10 +8,13 @@
 //! response head ─▶ Piped::response_edits (the stages that ran, in reverse) ─▶ client
 //! ```
 
+pub(crate) mod answer;
+pub(crate) mod view;
+
 use ringside_codec::Edits;
 use ringside_config::{ClusterId, HttpListener, RequestView, Route, RouteAction};
 
-use crate::error::ProxyError;
+use crate::cx::error::ProxyError;
 use crate::stage::{Compiled, Flow, Local, Req, Stage};
 
 /// What the pipeline decided for a request.
@@ -114,6 +117,12 @@ impl Piped<'_> {
     }
 }
 
+impl crate::upstream::ResponseHook for Piped<'_> {
+    fn edits(&self, present: &dyn Fn(&str) -> bool) -> Edits {
+        self.response_edits(present)
+    }
+}
+
 /// A weighted choice among `targets` (weights summing to `total`).
 pub(crate) fn pick_weighted(
     random: &dyn Fn() -> u64,
@@ -144,7 +153,7 @@ pub(crate) struct ProxyFields {
 }
 
 impl ProxyFields {
-    pub(crate) fn new(req: &mut Req<'_>, trace: &crate::trace::TraceContext) -> ProxyFields {
+    pub(crate) fn new(req: &mut Req<'_>, trace: &crate::cx::trace::TraceContext) -> ProxyFields {
         let request_id = req.request_id().to_vec();
         let (head, conn) = (req.head, req.conn);
         let ip = conn.peer.ip().to_string();

@@ -9,18 +9,18 @@ use std::net::SocketAddr;
 use ringside_codec::{BodyKind, Edits, RequestHead, Version};
 use ringside_config::{Cluster, HttpListener, Lb, Listener};
 
-use crate::answer::Answer;
-use crate::balance::request_hash;
-use crate::conn::{ConnRead, ConnWrite};
-use crate::error::ProxyError;
-use crate::io::write_vec_timeout;
-use crate::io::ReadBuf;
+use crate::cx::conn::{ConnRead, ConnWrite};
+use crate::cx::error::ProxyError;
+use crate::cx::io::write_vec_timeout;
+use crate::cx::io::ReadBuf;
+use crate::cx::trace::TraceContext;
+use crate::downstream::Worker;
+use crate::pipeline::answer::Answer;
+use crate::pipeline::view::View;
 use crate::pipeline::{self, Decision, Piped, ProxyFields};
 use crate::stage::{Compiled, Local, Req};
-use crate::state::View;
-use crate::trace::TraceContext;
+use crate::upstream::balance::request_hash;
 use crate::upstream::{self, Down, Exchange, H1Down, Progress};
-use crate::worker::Worker;
 
 /// The client side of the connection, lent to one request.
 pub(crate) struct Downstream<'a> {
@@ -76,7 +76,7 @@ pub(crate) struct Incoming<'a> {
     pub(crate) peer: SocketAddr,
     pub(crate) trace: &'a TraceContext,
     pub(crate) conn: &'a super::ClientConn,
-    pub(crate) stats: &'a crate::metrics::ListenerStats,
+    pub(crate) stats: &'a crate::cx::metrics::ListenerStats,
 }
 
 /// What the connection loop does after a request.
@@ -100,10 +100,11 @@ pub(crate) async fn handle<'v>(
     ds: &mut Downstream<'_>,
 ) -> Outcome<'v> {
     let (head, peer, trace) = (incoming.head, incoming.peer, incoming.trace);
-    let client_keep = head.keep_alive() && head.version() == Version::Http11 && !worker.draining();
+    let client_keep =
+        head.keep_alive() && head.version() == Version::Http11 && !worker.cx.draining();
     let has_body = !matches!(head.body(), BodyKind::Empty | BodyKind::Length(0));
     let head_only = head.method() == "HEAD";
-    let random = || worker.random();
+    let random = || worker.cx.random();
     let mut req = Req::new(head, incoming.conn, incoming.stats, false, false, &random);
     let (route, cluster, stages) = match pipeline::decide(compiled, http, &mut req) {
         Decision::Reply {
@@ -149,9 +150,10 @@ pub(crate) async fn handle<'v>(
     let exchange = Exchange {
         head,
         set,
-        piped: &piped,
+        edits: &req.edits,
+        body_limit: req.body_limit,
+        response: &piped,
         hash,
-        cluster_idx: cluster.0,
         idle: l.idle_timeout,
     };
     let progress = Progress::default();
@@ -162,7 +164,14 @@ pub(crate) async fn handle<'v>(
             buf: &mut *ds.buf,
             client_keep,
         });
-        let fut = upstream::call(worker, c, state, &exchange, &mut down, &progress);
+        let fut = upstream::call(
+            worker.client(view, c, cluster.0),
+            c,
+            state,
+            &exchange,
+            &mut down,
+            &progress,
+        );
         match deadline {
             Some(t) => monoio::time::timeout(t, fut)
                 .await

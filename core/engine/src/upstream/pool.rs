@@ -20,8 +20,8 @@ use std::sync::Arc;
 use monoio::io::Splitable;
 use monoio::net::TcpStream;
 
-use crate::conn::{ConnRead, ConnWrite};
-use crate::io::ReadBuf;
+use crate::cx::conn::{ConnRead, ConnWrite};
+use crate::cx::io::ReadBuf;
 
 /// Response-side buffer of an upstream connection.
 const UPSTREAM_BUF: usize = 16 * 1024;
@@ -68,11 +68,11 @@ impl Upstream {
                 let (r, w) = stream.into_split();
                 return Ok::<_, io::Error>((ConnRead::Plain(r), ConnWrite::Plain(w), fd, 0));
             };
-            let poll = crate::conn::into_poll(stream)?;
+            let poll = crate::cx::conn::into_poll(stream)?;
             let stream = tokio_rustls::TlsConnector::from(tls.config)
                 .connect(tls.name, poll)
                 .await?;
-            let (r, w) = crate::conn::split_poll(stream);
+            let (r, w) = crate::cx::conn::split_poll(stream);
             Ok((ConnRead::TlsUp(r), ConnWrite::TlsUp(w), fd, tls.key))
         };
         let (r, w, fd, tls_key) = match monoio::time::timeout(timeout, fut).await {

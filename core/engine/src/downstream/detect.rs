@@ -22,10 +22,10 @@ use monoio::io::{AsyncReadRent, Splitable};
 use monoio::net::TcpStream;
 use ringside_config::{ListenerKind, MtlsMode};
 
-use crate::conn::{into_poll, split_poll, ConnRead, ConnWrite, Prefixed, ServerTls};
-use crate::http::{ClientConn, Ended};
-use crate::metrics::ListenerStats;
-use crate::worker::Worker;
+use crate::cx::conn::{into_poll, split_poll, ConnRead, ConnWrite, Prefixed, ServerTls};
+use crate::cx::metrics::ListenerStats;
+use crate::downstream::http::{ClientConn, Ended};
+use crate::downstream::Worker;
 
 /// TLS record type of a handshake message: the first byte of a ClientHello.
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -68,10 +68,10 @@ pub(crate) async fn serve_http(
         return;
     };
     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-        crate::h2::serve(worker, listener, tls, conn, stats).await;
+        crate::downstream::h2::serve(worker, listener, tls, conn, stats).await;
     } else {
         let (r, w) = split_poll(tls);
-        crate::http::serve(
+        crate::downstream::http::serve(
             worker,
             listener,
             ConnRead::Tls(r),
@@ -99,7 +99,7 @@ async fn plain(
         identity: None,
     });
     let (r, w) = stream.into_split();
-    let ended = crate::http::serve(
+    let ended = crate::downstream::http::serve(
         Rc::clone(&worker),
         Rc::clone(&listener),
         ConnRead::Plain(r),
@@ -112,7 +112,14 @@ async fn plain(
     if let Ended::H2c(stream, read) = ended {
         match into_poll(stream) {
             Ok(poll) => {
-                crate::h2::serve(worker, listener, Prefixed::new(read, poll), conn, stats).await
+                crate::downstream::h2::serve(
+                    worker,
+                    listener,
+                    Prefixed::new(read, poll),
+                    conn,
+                    stats,
+                )
+                .await
             }
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "h2c: cannot switch the socket to poll mode")
@@ -156,7 +163,7 @@ async fn handshake(
         .get_ref()
         .1
         .peer_certificates()
-        .and_then(crate::tls::peer_identity)
+        .and_then(crate::cx::tls::peer_identity)
         .map(Rc::<str>::from);
     let conn = Rc::new(ClientConn {
         peer,
@@ -184,7 +191,7 @@ pub(crate) async fn serve_tcp(
     drop(view);
     let Some(tls) = tls else {
         let (r, w) = stream.into_split();
-        return crate::tcp::serve(
+        return crate::downstream::tcp::serve(
             worker,
             listener,
             ConnRead::Plain(r),
@@ -197,5 +204,6 @@ pub(crate) async fn serve_tcp(
         return;
     };
     let (r, w) = split_poll(tls);
-    crate::tcp::serve(worker, listener, ConnRead::Tls(r), ConnWrite::Tls(w), peer).await;
+    crate::downstream::tcp::serve(worker, listener, ConnRead::Tls(r), ConnWrite::Tls(w), peer)
+        .await;
 }

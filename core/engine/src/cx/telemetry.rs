@@ -216,13 +216,13 @@ fn otlp_json(batch: &[Span]) -> String {
             out.push(',');
         }
         out.push_str(r#"{"traceId":""#);
-        crate::trace::hex(&mut out, &s.trace_id);
+        crate::cx::trace::hex(&mut out, &s.trace_id);
         out.push_str(r#"","spanId":""#);
-        crate::trace::hex(&mut out, &s.span_id);
+        crate::cx::trace::hex(&mut out, &s.span_id);
         out.push('"');
         if let Some(p) = s.parent_span_id {
             out.push_str(r#","parentSpanId":""#);
-            crate::trace::hex(&mut out, &p);
+            crate::cx::trace::hex(&mut out, &p);
             out.push('"');
         }
         out.push_str(r#","name":"#);

@@ -25,19 +25,19 @@ use http::Request;
 use ringside_codec::{Edits, Limits, RequestHead};
 use ringside_config::{HttpListener, Listener};
 
-use super::convert;
 use super::Resets;
-use crate::answer::Answer;
-use crate::error::ProxyError;
-use crate::http::route::Outcome;
-use crate::http::ClientConn;
-use crate::metrics::ListenerStats;
+use crate::cx::error::ProxyError;
+use crate::cx::metrics::ListenerStats;
+use crate::cx::trace::TraceContext;
+use crate::cx::ClientConn;
+use crate::downstream::http::route::Outcome;
+use crate::downstream::Worker;
+use crate::pipeline::answer::Answer;
+use crate::pipeline::view::View;
 use crate::pipeline::{self, Decision, Piped, ProxyFields};
 use crate::stage::{Compiled, Local, Req};
-use crate::state::View;
-use crate::trace::TraceContext;
+use crate::upstream::convert;
 use crate::upstream::{self, Down, Exchange, H2Down, Progress};
-use crate::worker::Worker;
 
 /// What one stream's handler needs from its connection.
 pub(crate) struct StreamCtx {
@@ -74,7 +74,7 @@ pub(crate) async fn handle(
         max_headers: http.limits.max_headers,
         max_uri_bytes: http.limits.max_uri_bytes,
     };
-    let ws_key = websocket.then(|| convert::websocket_key(|| worker.random()));
+    let ws_key = websocket.then(|| convert::websocket_key(|| worker.cx.random()));
     let head =
         match convert::request_to_h1(&parts, !body.is_end_stream(), ws_key.as_deref(), &limits) {
             Ok(head) => head,
@@ -86,7 +86,7 @@ pub(crate) async fn handle(
         };
     let trace = TraceContext::continue_or_start(
         |n| head.header(n),
-        || worker.random(),
+        || worker.cx.random(),
         view.snap.config.proxy.trace_sample_rate,
     );
     ctx.stats.in_flight.set(ctx.stats.in_flight.get() + 1);
@@ -131,22 +131,22 @@ pub(crate) async fn handle(
         .set(ctx.stats.in_flight.get().saturating_sub(1));
     let mut outcome = match &result {
         Ok(()) => Outcome::new(
-            crate::http::route::After::KeepAlive,
+            crate::downstream::http::route::After::KeepAlive,
             route,
             sent.status.get(),
         ),
         Err(e) => {
             if sent.head_sent.get() {
                 respond.borrow_mut().send_reset(Reason::INTERNAL_ERROR);
-                Outcome::failed(crate::http::route::After::Close, route, e)
+                Outcome::failed(crate::downstream::http::route::After::Close, route, e)
             } else if e.answerable() {
                 reply_error(&respond, e, grpc, request_id.as_deref());
-                let mut o = Outcome::failed(crate::http::route::After::Close, route, e);
+                let mut o = Outcome::failed(crate::downstream::http::route::After::Close, route, e);
                 o.status = if grpc { 200 } else { e.status() };
                 o
             } else {
-                let mut o = Outcome::failed(crate::http::route::After::Close, route, e);
-                o.status = crate::http::route::CLIENT_CLOSED;
+                let mut o = Outcome::failed(crate::downstream::http::route::After::Close, route, e);
+                o.status = crate::downstream::http::route::CLIENT_CLOSED;
                 o
             }
         }
@@ -161,11 +161,11 @@ pub(crate) async fn handle(
     outcome.request_id = request_id;
     let took = started.elapsed();
     ctx.stats.request_done(outcome.route, outcome.status, took);
-    crate::http::record(
+    crate::downstream::http::record(
         worker,
         &ctx.listener,
         http,
-        &crate::http::Finished {
+        &crate::downstream::http::Finished {
             started_at,
             took,
             head: &head,
@@ -220,7 +220,7 @@ impl<'a> Call<'a> {
     ) -> (&'a str, Result<(), ProxyError>, Option<Vec<u8>>) {
         let head = self.head;
         let worker = &self.ctx.worker;
-        let random = || worker.random();
+        let random = || worker.cx.random();
         let conn = &self.ctx.conn;
         let mut req = Req::new(
             head,
@@ -275,9 +275,10 @@ impl<'a> Call<'a> {
         let exchange = Exchange {
             head,
             set: set.get(..n).unwrap_or_default(),
-            piped: &piped,
-            hash: crate::http::route::request_hash_of(c, head, conn.peer),
-            cluster_idx: cluster.0,
+            edits: &req.edits,
+            body_limit: req.body_limit,
+            response: &piped,
+            hash: crate::downstream::http::route::request_hash_of(c, head, conn.peer),
             idle: self.l.idle_timeout,
         };
         let mut down = Down::H2(H2Down {
@@ -286,7 +287,14 @@ impl<'a> Call<'a> {
             respond,
             websocket: self.websocket,
         });
-        let fut = upstream::call(worker, c, state, &exchange, &mut down, self.sent);
+        let fut = upstream::call(
+            worker.client(self.view, c, cluster.0),
+            c,
+            state,
+            &exchange,
+            &mut down,
+            self.sent,
+        );
         let result = match deadline {
             Some(t) => monoio::time::timeout(t, fut)
                 .await

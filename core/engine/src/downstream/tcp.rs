@@ -10,13 +10,13 @@ use std::rc::Rc;
 
 use ringside_config::{HashKey, ListenerKind};
 
-use crate::balance::request_hash;
-use crate::conn::{ConnRead, ConnWrite};
-use crate::io::ReadBuf;
-use crate::pool::Upstream;
-use crate::tunnel::{tunnel, End};
+use crate::cx::conn::{ConnRead, ConnWrite};
+use crate::cx::io::ReadBuf;
+use crate::downstream::Worker;
+use crate::upstream::balance::request_hash;
 use crate::upstream::connect_any;
-use crate::worker::Worker;
+use crate::upstream::pool::Upstream;
+use crate::upstream::tunnel::{tunnel, End};
 
 pub(crate) async fn serve(
     worker: Rc<Worker>,
@@ -43,7 +43,7 @@ pub(crate) async fn serve(
         .as_ref()
         .filter(|k| matches!(k, HashKey::SourceIp))
         .and_then(|k| request_hash(k, |_| None, peer.ip()));
-    let up: Upstream = match connect_any(&worker, c, cluster.0, state, hash).await {
+    let up: Upstream = match connect_any(worker.client(&view, c, cluster.0), c, state, hash).await {
         Ok((up, _)) => up,
         Err(e) => {
             tracing::warn!(listener = %listener, cluster = %c.name, %peer, error = %e, "tcp: no upstream");

@@ -14,7 +14,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use ringside_codec::{parse_request, Edits, Limits, RequestHead, ResponseHead};
 
-use crate::error::ProxyError;
+use crate::cx::error::ProxyError;
 
 /// Hop-by-hop fields that never cross a hop (besides those `Connection` names): the same
 /// set the HTTP/1.1 encoder drops, every `proxy-*` included, plus HTTP/2's own.

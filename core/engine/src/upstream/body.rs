@@ -9,8 +9,8 @@ use std::time::Duration;
 use monoio::io::AsyncWriteRent;
 use ringside_codec::{BodyKind, ChunkError, ChunkedScanner};
 
-use crate::error::ProxyError;
-use crate::io::{write_vec_timeout, Fill, ReadBuf, StopRead};
+use crate::cx::error::ProxyError;
+use crate::cx::io::{write_vec_timeout, Fill, ReadBuf, StopRead};
 
 /// Read-buffer limit while a body streams.
 pub(crate) const BODY_CHUNK: usize = 64 * 1024;
@@ -153,7 +153,7 @@ pub(crate) async fn send_request_body<R: StopRead, W: AsyncWriteRent>(
 ) -> Result<(), SendError> {
     while !state.is_done() {
         if rbuf.is_empty() {
-            match rbuf.fill(cr, BODY_CHUNK, crate::io::sleep(idle)).await {
+            match rbuf.fill(cr, BODY_CHUNK, crate::cx::io::sleep(idle)).await {
                 Ok(Fill::Data) => {}
                 Ok(Fill::Eof) => return Err(SendError::Client(ProxyError::ClientGone)),
                 Ok(Fill::Stopped) => {
@@ -250,7 +250,7 @@ pub(crate) async fn relay_response_body<R: StopRead, W: AsyncWriteRent>(
             upbuf.grow_empty(BODY_CHUNK);
         }
         match upbuf
-            .fill(upr, BODY_CHUNK, crate::io::sleep(read_timeout))
+            .fill(upr, BODY_CHUNK, crate::cx::io::sleep(read_timeout))
             .await
         {
             Ok(Fill::Data) | Ok(Fill::Full) => {}

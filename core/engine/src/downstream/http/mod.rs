@@ -11,10 +11,8 @@
 //! `Connection: close`.
 
 mod access;
-pub(crate) mod body;
 pub(crate) mod route;
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -24,12 +22,12 @@ use monoio::time::Instant;
 use ringside_codec::{parse_request, Limits, RequestHead};
 use ringside_config::{HttpListener, Listener, ListenerKind};
 
-use crate::conn::{ConnRead, ConnWrite};
-use crate::error::ProxyError;
-use crate::io::{either, write_vec_timeout, Fill, ReadBuf};
-use crate::metrics::ListenerStats;
-use crate::trace::TraceContext;
-use crate::worker::Worker;
+use crate::cx::conn::{ConnRead, ConnWrite};
+use crate::cx::error::ProxyError;
+use crate::cx::io::{either, write_vec_timeout, Fill, ReadBuf};
+use crate::cx::metrics::ListenerStats;
+use crate::cx::trace::TraceContext;
+use crate::downstream::Worker;
 
 /// Initial read buffer per connection; it grows for large heads and bodies and shrinks back
 /// when the connection goes idle.
@@ -44,14 +42,7 @@ const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 /// is h2c with prior knowledge.
 pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Facts about a client connection that its requests may need.
-pub(crate) struct ClientConn {
-    pub(crate) peer: SocketAddr,
-    /// The connection is TLS (X-Forwarded-Proto `https`).
-    pub(crate) tls: bool,
-    /// The verified identity (URI SAN) of a client certificate (mesh mTLS).
-    pub(crate) identity: Option<Rc<str>>,
-}
+pub(crate) use crate::cx::ClientConn;
 
 /// How an HTTP/1 connection ended.
 pub(crate) enum Ended {
@@ -101,7 +92,7 @@ pub(crate) async fn serve(
                 if e.answerable() {
                     stats.request_done("", e.status(), std::time::Duration::ZERO);
                     let mut out = Vec::with_capacity(256);
-                    crate::answer::Answer::error(&e, false, None).h1(
+                    crate::pipeline::answer::Answer::error(&e, false, None).h1(
                         &mut out,
                         true,
                         false,
@@ -131,7 +122,7 @@ pub(crate) async fn serve(
         let snap = &view.snap.config.proxy;
         let trace = TraceContext::continue_or_start(
             |n| head.header(n),
-            || worker.random(),
+            || worker.cx.random(),
             snap.trace_sample_rate,
         );
         stats.in_flight.set(stats.in_flight.get() + 1);
@@ -166,10 +157,10 @@ pub(crate) async fn serve(
                     outcome: &outcome,
                 },
             );
-            worker.telemetry.log(&log_path.get(&log.path), line);
+            worker.cx.telemetry.log(&log_path.get(&log.path), line);
         }
         if trace.sampled && snap.otlp_endpoint.is_some() {
-            worker.telemetry.span(access::span(
+            worker.cx.telemetry.span(access::span(
                 started_at, &listener, &head, peer, &trace, &outcome,
             ));
         }
@@ -215,8 +206,9 @@ pub(crate) fn record(worker: &Worker, listener: &str, http: &HttpListener, f: &F
             },
         );
         worker
+            .cx
             .telemetry
-            .log(&crate::telemetry::log_path(&log.path), line);
+            .log(&crate::cx::telemetry::log_path(&log.path), line);
     }
     if f.trace.sampled
         && worker
@@ -228,7 +220,7 @@ pub(crate) fn record(worker: &Worker, listener: &str, http: &HttpListener, f: &F
             .otlp_endpoint
             .is_some()
     {
-        worker.telemetry.span(access::span(
+        worker.cx.telemetry.span(access::span(
             f.started_at,
             listener,
             f.head,
@@ -287,7 +279,7 @@ async fn read_head(
                 buf.fill(
                     r,
                     cap,
-                    either(crate::io::sleep(l.idle_timeout), drain_grace(worker)),
+                    either(crate::cx::io::sleep(l.idle_timeout), drain_grace(worker)),
                 )
                 .await
             }
@@ -295,13 +287,13 @@ async fn read_head(
                 buf.fill(
                     r,
                     cap,
-                    either(crate::io::sleep_until(d), drain_grace(worker)),
+                    either(crate::cx::io::sleep_until(d), drain_grace(worker)),
                 )
                 .await
             }
             (false, d) => {
                 let d = d.unwrap_or_else(|| Instant::now() + head_timeout);
-                buf.fill(r, cap, crate::io::sleep_until(d)).await
+                buf.fill(r, cap, crate::cx::io::sleep_until(d)).await
             }
         };
         match fill {
@@ -324,8 +316,8 @@ async fn read_head(
 /// (answered with `Connection: close`) before it is closed: a client that was about to reuse
 /// it is told politely instead of finding it gone.
 async fn drain_grace(worker: &Worker) {
-    worker.drain.wait().await;
-    crate::io::sleep(DRAIN_IDLE_GRACE).await;
+    worker.cx.drain.wait().await;
+    crate::cx::io::sleep(DRAIN_IDLE_GRACE).await;
 }
 
 /// Half-closes and discards what the client still sends for a short while, so the response

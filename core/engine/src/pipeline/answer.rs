@@ -12,7 +12,7 @@ use bytes::Bytes;
 use h2::server::SendResponse;
 use ringside_codec::{canonical_reason, Edits};
 
-use crate::error::ProxyError;
+use crate::cx::error::ProxyError;
 use crate::stage::Local;
 
 /// An answer of the proxy's own, before it takes a protocol's form.
@@ -150,7 +150,7 @@ impl<'a> Answer<'a> {
             if let Ok(msg) = http::HeaderValue::from_str(&percent_encode(message)) {
                 h.insert("grpc-message", msg);
             }
-            crate::h2::convert::apply_edits(h, edits);
+            crate::upstream::convert::apply_edits(h, edits);
             respond.send_response(resp, true)?;
             return Ok(0);
         }
@@ -160,7 +160,7 @@ impl<'a> Answer<'a> {
         if let Some(n) = self.content_length() {
             h.insert("content-length", http::HeaderValue::from(n));
         }
-        crate::h2::convert::apply_edits(resp.headers_mut(), edits);
+        crate::upstream::convert::apply_edits(resp.headers_mut(), edits);
         let body = self.sends_body(head_only);
         let mut stream = respond.send_response(resp, !body)?;
         if body {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use monoio::io::AsyncWriteRent;
 use monoio::time::Instant;
 
-use crate::io::{Fill, ReadBuf, StopRead};
+use crate::cx::io::{Fill, ReadBuf, StopRead};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -97,7 +97,7 @@ async fn copy<R: StopRead, W: AsyncWriteRent>(
         }
         let deadline = activity.get() + idle;
         match buf
-            .fill(from, CHUNK, crate::io::sleep_until(deadline))
+            .fill(from, CHUNK, crate::cx::io::sleep_until(deadline))
             .await?
         {
             Fill::Data | Fill::Full => activity.set(Instant::now()),

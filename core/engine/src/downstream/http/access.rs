@@ -17,8 +17,8 @@ use ringside_codec::{RequestHead, Version};
 use ringside_config::LogFormat;
 
 use super::route::Outcome;
-use crate::telemetry::{clf_time, json_str, log_path, rfc3339, Span};
-use crate::trace::TraceContext;
+use crate::cx::telemetry::{clf_time, json_str, log_path, rfc3339, Span};
+use crate::cx::trace::TraceContext;
 
 pub(crate) struct Entry<'a> {
     pub(crate) time: SystemTime,
@@ -189,7 +189,7 @@ impl PathCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::route::{After, Outcome};
+    use crate::downstream::http::route::{After, Outcome};
 
     fn line_for(h2: bool, identity: Option<&str>, format: LogFormat) -> String {
         let limits = ringside_codec::Limits {

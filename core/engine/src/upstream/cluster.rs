@@ -1,0 +1,47 @@
+//! This worker's state for one cluster: its balancer and the passive-health marks of its
+//! endpoints. Built when a worker's view of a snapshot is built, and carried over to the next
+//! view when the cluster's fingerprint is unchanged (`pipeline/view.rs`).
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use ringside_config::Cluster;
+
+use super::balance::Balancer;
+
+/// This worker's state for one cluster.
+pub(crate) struct ClusterState {
+    pub(crate) fingerprint: u64,
+    pub(crate) balancer: Balancer,
+    /// Passive health: endpoint `i` is skipped until this instant after a failed connect.
+    ejected_until: Vec<Cell<Option<Instant>>>,
+}
+
+impl ClusterState {
+    pub(crate) fn new(c: &Cluster) -> ClusterState {
+        ClusterState {
+            fingerprint: c.fingerprint,
+            balancer: Balancer::new(c),
+            ejected_until: c.endpoints.iter().map(|_| Cell::new(None)).collect(),
+        }
+    }
+
+    pub(crate) fn is_ejected(&self, i: usize, now: Instant) -> bool {
+        self.ejected_until
+            .get(i)
+            .and_then(Cell::get)
+            .is_some_and(|t| t > now)
+    }
+
+    pub(crate) fn eject(&self, i: usize, until: Instant) {
+        if let Some(c) = self.ejected_until.get(i) {
+            c.set(Some(until));
+        }
+    }
+
+    pub(crate) fn restore(&self, i: usize) {
+        if let Some(c) = self.ejected_until.get(i) {
+            c.set(None);
+        }
+    }
+}
