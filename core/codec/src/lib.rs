@@ -34,7 +34,7 @@ pub use encode::{
     canonical_reason, write_request_head, write_response_head, write_response_head_dechunked, Edits,
 };
 pub use header::is_tchar;
-pub use request::{parse_request, RequestHead};
+pub use request::{build_request, parse_request, RequestHead};
 pub use response::{parse_response, ResponseHead, MAX_RESPONSE_HEADERS};
 
 /// Limits applied while parsing a request head.

@@ -142,7 +142,19 @@ pub fn parse_request(
         }
     }
     match status {
-        Ok(httparse::Status::Complete(n)) => build(window, n, &req, limits).map(Some),
+        Ok(httparse::Status::Complete(n)) => {
+            let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version)
+            else {
+                return Err(malformed("internal: incomplete request line"));
+            };
+            let fields = req.headers.iter().map(|h| (h.name.as_bytes(), h.value));
+            let line = RequestLine {
+                method,
+                target,
+                minor,
+            };
+            build(window, n, line, fields, limits).map(Some)
+        }
         Ok(httparse::Status::Partial) => {
             if req.path.is_none() {
                 // Still inside the request line (or the empty lines before it).
@@ -202,19 +214,86 @@ struct PqPlan {
     rest: Span,
 }
 
-fn build(
-    window: &[u8],
+/// The request line's tokens, as slices of the head.
+struct RequestLine<'h> {
+    method: &'h str,
+    target: &'h str,
+    minor: u8,
+}
+
+/// Builds a request head from fields instead of text: an HTTP/2 request's method, target
+/// (`:path`, or the authority of a CONNECT) and fields (`host` from `:authority` first). The
+/// head is laid out in the same buffer form a parsed one has and checked by the same rules
+/// (one Host, one valid Content-Length, no Transfer-Encoding beside it, a valid target,
+/// value bytes, the limits) — without tokenizing text again. Names must be HTTP tokens
+/// (`http::HeaderName` guarantees it); a name that is not is refused.
+pub fn build_request<'f>(
+    method: &str,
+    target: &str,
+    fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
+    limits: &Limits,
+) -> Result<RequestHead, RequestError> {
+    if target.len() > limits.max_uri_bytes {
+        return Err(RequestError::UriTooLong);
+    }
+    if method.is_empty() || !method.bytes().all(crate::header::is_tchar) {
+        return Err(malformed("invalid method"));
+    }
+    let mut buf = Vec::with_capacity(256);
+    buf.extend_from_slice(method.as_bytes());
+    buf.push(b' ');
+    buf.extend_from_slice(target.as_bytes());
+    buf.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut spans: Vec<(usize, usize, usize, usize)> = Vec::new();
+    for (name, value) in fields {
+        if spans.len() >= limits.max_headers {
+            return Err(RequestError::HeadersTooLarge);
+        }
+        if name.is_empty() || !name.iter().all(|&b| crate::header::is_tchar(b)) {
+            return Err(malformed("invalid header name"));
+        }
+        let at = buf.len();
+        buf.extend_from_slice(name);
+        buf.extend_from_slice(b": ");
+        buf.extend_from_slice(value);
+        buf.extend_from_slice(b"\r\n");
+        spans.push((at, name.len(), at + name.len() + 2, value.len()));
+    }
+    buf.extend_from_slice(b"\r\n");
+    let n = buf.len();
+    let method_at = 0..method.len();
+    let target_at = method.len() + 1..method.len() + 1 + target.len();
+    let text = |r: std::ops::Range<usize>| buf.get(r).map(as_str).unwrap_or_default();
+    let line = RequestLine {
+        method: text(method_at),
+        target: text(target_at),
+        minor: 1,
+    };
+    let fields = spans.iter().map(|&(n_at, n_len, v_at, v_len)| {
+        (
+            buf.get(n_at..n_at + n_len).unwrap_or_default(),
+            buf.get(v_at..v_at + v_len).unwrap_or_default(),
+        )
+    });
+    build(&buf, n, line, fields, limits).map(|(head, _)| head)
+}
+
+fn build<'h>(
+    window: &'h [u8],
     n: usize,
-    req: &httparse::Request<'_, '_>,
+    line: RequestLine<'h>,
+    fields: impl ExactSizeIterator<Item = (&'h [u8], &'h [u8])>,
     limits: &Limits,
 ) -> Result<(RequestHead, usize), RequestError> {
     let head = window.get(..n).ok_or(malformed("internal: head length"))?;
     if u32::try_from(n).is_err() {
         return Err(RequestError::HeadersTooLarge);
     }
-    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
-        return Err(malformed("internal: incomplete request line"));
-    };
+    let RequestLine {
+        method,
+        target,
+        minor,
+    } = line;
     if target.len() > limits.max_uri_bytes {
         return Err(RequestError::UriTooLong);
     }
@@ -234,7 +313,7 @@ fn build(
     let target_span = Span::of(head, target.as_bytes()).ok_or(malformed("internal: target"))?;
 
     // Header fields: record spans, and the fields that decide framing and routing.
-    let mut headers = Vec::with_capacity(req.headers.len());
+    let mut headers = Vec::with_capacity(fields.len());
     let mut host_header: Option<Span> = None;
     let mut content_length: Option<u64> = None;
     let mut te = TeState::default();
@@ -242,9 +321,8 @@ fn build(
     let mut conn = ConnFlags::default();
     let mut expect_continue = false;
     let mut upgrade: Option<Span> = None;
-    for h in req.headers.iter() {
-        let name = h.name.as_bytes();
-        let value = trim_ows(h.value);
+    for (name, value) in fields {
+        let value = trim_ows(value);
         if !value.iter().all(|&b| is_value_byte(b)) {
             return Err(malformed("invalid byte in header value"));
         }

@@ -531,3 +531,86 @@ fn zero_limits_do_not_panic() {
     assert!(parse_request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &limits).is_err());
     assert!(matches!(parse_request(b"", &limits), Ok(None)));
 }
+
+#[test]
+fn built_head_reads_like_a_parsed_one() {
+    let fields: [(&[u8], &[u8]); 4] = [
+        (b"host", b"Example.COM:8080"),
+        (b"content-length", b"5"),
+        (b"x-a", b" padded "),
+        (b"te", b"trailers"),
+    ];
+    let built = build_request("POST", "/a/b?q=1", fields.into_iter(), &LIMITS).unwrap();
+    let text = "POST /a/b?q=1 HTTP/1.1\r\nhost: Example.COM:8080\r\ncontent-length: 5\r\nx-a:  padded \r\nte: trailers\r\n\r\n";
+    let (parsed, _) = parse_request(text.as_bytes(), &LIMITS).unwrap().unwrap();
+    assert_eq!(built.method(), parsed.method());
+    assert_eq!(built.path_and_query(), parsed.path_and_query());
+    assert_eq!(built.path(), "/a/b");
+    assert_eq!(built.host(), Some("example.com"));
+    assert_eq!(built.host(), parsed.host());
+    assert_eq!(built.body(), BodyKind::Length(5));
+    assert_eq!(built.header("x-a"), Some(&b"padded"[..]));
+    let names: Vec<_> = built
+        .headers()
+        .map(|(n, v)| (n.to_string(), v.to_vec()))
+        .collect();
+    let parsed_names: Vec<_> = parsed
+        .headers()
+        .map(|(n, v)| (n.to_string(), v.to_vec()))
+        .collect();
+    assert_eq!(names, parsed_names);
+}
+
+#[test]
+fn built_heads_keep_the_parser_rules() {
+    let build = |target: &str, fields: &[(&[u8], &[u8])]| {
+        build_request("GET", target, fields.iter().copied(), &LIMITS)
+    };
+    let host: (&[u8], &[u8]) = (b"host", b"h");
+    assert!(matches!(
+        build(
+            "/",
+            &[host, (b"content-length", b"1"), (b"content-length", b"2")]
+        ),
+        Err(RequestError::Malformed(_))
+    ));
+    assert!(matches!(
+        build(
+            "/",
+            &[
+                host,
+                (b"content-length", b"1"),
+                (b"transfer-encoding", b"chunked")
+            ]
+        ),
+        Err(RequestError::Malformed(_))
+    ));
+    assert!(matches!(
+        build("/", &[host, (b"bad name", b"1")]),
+        Err(RequestError::Malformed(_))
+    ));
+    assert!(matches!(
+        build("/", &[host, (b"x", b"a\x01b")]),
+        Err(RequestError::Malformed(_))
+    ));
+    assert!(matches!(build("/", &[]), Err(RequestError::Malformed(_))));
+    let long = format!("/{}", "a".repeat(LIMITS.max_uri_bytes));
+    assert!(matches!(
+        build(&long, &[host]),
+        Err(RequestError::UriTooLong)
+    ));
+    let many: Vec<(&[u8], &[u8])> = std::iter::once(host)
+        .chain(std::iter::repeat_n(
+            (&b"x"[..], &b"1"[..]),
+            LIMITS.max_headers,
+        ))
+        .collect();
+    assert!(matches!(
+        build("/", &many),
+        Err(RequestError::HeadersTooLarge)
+    ));
+    assert!(matches!(
+        build_request("G T", "/", [host].into_iter(), &LIMITS),
+        Err(RequestError::Malformed(_))
+    ));
+}

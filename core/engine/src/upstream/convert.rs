@@ -12,7 +12,7 @@
 
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
-use ringside_codec::{parse_request, Edits, Limits, RequestHead, ResponseHead};
+use ringside_codec::{build_request, Edits, Limits, RequestHead, ResponseHead};
 
 use crate::cx::error::ProxyError;
 
@@ -31,83 +31,68 @@ fn is_hop_by_hop(name: &str) -> bool {
     ) || name.starts_with("proxy-")
 }
 
-/// The HTTP/1.1 head of an HTTP/2 request. `body`: the request has a body (its stream did
-/// not end with the headers). `websocket`: an extended CONNECT for the WebSocket protocol.
+/// The protocol-neutral head of an HTTP/2 request (the codec's `RequestHead`, which both
+/// upstream clients write from), built from its fields and checked by the same rules as an
+/// HTTP/1.1 head (`ringside_codec::build_request`), without writing it out as text and
+/// parsing it again. `:authority` becomes `host`; cookies are joined; `te: trailers` is kept
+/// and every other hop-by-hop field dropped. `body`: the request has a body (its stream did
+/// not end with the headers), sent chunked when it has no length. `websocket`: an extended
+/// CONNECT for the WebSocket protocol, which becomes an HTTP/1.1 `GET` upgrade with this key.
 pub(crate) fn request_to_h1(
     parts: &http::request::Parts,
     body: bool,
     websocket: Option<&[u8]>,
     limits: &Limits,
 ) -> Result<RequestHead, ProxyError> {
-    let mut out = Vec::with_capacity(512);
-    let target = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    match websocket {
-        Some(_) => out.extend_from_slice(b"GET"),
-        None => out.extend_from_slice(parts.method.as_str().as_bytes()),
-    }
-    out.push(b' ');
-    if parts.method == Method::CONNECT && websocket.is_none() {
+    let method = match websocket {
+        Some(_) => "GET",
+        None => parts.method.as_str(),
+    };
+    let target = if parts.method == Method::CONNECT && websocket.is_none() {
         // Classic CONNECT: the target is the authority.
-        out.extend_from_slice(parts.uri.authority().map_or("", |a| a.as_str()).as_bytes());
+        parts.uri.authority().map_or("", |a| a.as_str())
     } else {
-        out.extend_from_slice(target.as_bytes());
-    }
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    };
     let authority = parts
         .uri
         .authority()
-        .map(|a| a.as_str().as_bytes().to_vec())
-        .or_else(|| parts.headers.get("host").map(|h| h.as_bytes().to_vec()));
+        .map(|a| a.as_str().as_bytes())
+        .or_else(|| parts.headers.get("host").map(|h| h.as_bytes()));
+    let mut fields: Vec<(&[u8], &[u8])> = Vec::with_capacity(parts.headers.len() + 4);
     if let Some(a) = authority {
-        out.extend_from_slice(b"host: ");
-        out.extend_from_slice(&a);
-        out.extend_from_slice(b"\r\n");
+        fields.push((b"host", a));
     }
     let mut cookies: Vec<&[u8]> = Vec::new();
     for (name, value) in &parts.headers {
         let n = name.as_str();
         if n == "cookie" {
             cookies.push(value.as_bytes());
-            continue;
+        } else if n == "te" {
+            if value.as_bytes().eq_ignore_ascii_case(b"trailers") {
+                fields.push((b"te", b"trailers"));
+            }
+        } else if !is_hop_by_hop(n) {
+            fields.push((n.as_bytes(), value.as_bytes()));
         }
-        if n == "te" && value.as_bytes().eq_ignore_ascii_case(b"trailers") {
-            out.extend_from_slice(b"te: trailers\r\n");
-            continue;
-        }
-        if is_hop_by_hop(n) {
-            continue;
-        }
-        out.extend_from_slice(n.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
+    let joined = cookies.join(&b"; "[..]);
     if !cookies.is_empty() {
-        out.extend_from_slice(b"cookie: ");
-        out.extend_from_slice(&cookies.join(&b"; "[..]));
-        out.extend_from_slice(b"\r\n");
+        fields.push((b"cookie", &joined));
     }
     if let Some(key) = websocket {
-        out.extend_from_slice(b"connection: upgrade\r\nupgrade: websocket\r\nsec-websocket-key: ");
-        out.extend_from_slice(key);
-        out.extend_from_slice(b"\r\n");
+        fields.push((b"connection", b"upgrade"));
+        fields.push((b"upgrade", b"websocket"));
+        fields.push((b"sec-websocket-key", key));
     } else if body && !parts.headers.contains_key("content-length") {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        fields.push((b"transfer-encoding", b"chunked"));
     }
-    out.extend_from_slice(b"\r\n");
     let limits = Limits {
-        // The h2 layer already bounded the header list; the text form only adds framing.
-        max_header_bytes: limits.max_header_bytes.saturating_mul(2).max(out.len() + 1),
+        // The h2 layer already bounded the header list; a few fields are ours.
+        max_headers: limits.max_headers.saturating_add(4),
         ..*limits
     };
-    match parse_request(&out, &limits)? {
-        Some((head, _)) => Ok(head),
-        None => Err(ProxyError::BadRequest("incomplete request head".into())),
-    }
+    Ok(build_request(method, target, fields.into_iter(), &limits)?)
 }
 
 /// Names listed in a `Connection` field, which are hop-by-hop too.
