@@ -133,3 +133,52 @@ impl Views {
         Rc::clone(&current)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage::{ListenerStep, RouteStep, Stack};
+
+    fn view(role: &str, stacks: &Stacks) -> View {
+        let text = format!(
+            r#"
+            [proxy]
+            role = "{role}"
+
+            [[listeners]]
+            name = "in"
+            bind = "127.0.0.1:1"
+            max_request_body_bytes = 10
+
+            [[routes]]
+            listener = "in"
+            match = {{ path_prefix = "/" }}
+            direct_response = {{ status = 200, body = "ok" }}
+            "#
+        );
+        let config = ringside_config::parse(&text).unwrap();
+        View::build(
+            Arc::new(Snapshot {
+                generation: 1,
+                config,
+            }),
+            None,
+            stacks,
+        )
+    }
+
+    #[test]
+    fn the_role_picks_its_stack() {
+        let sidecar = Stack::new()
+            .listener(ListenerStep::Limits)
+            .route(RouteStep::Direct);
+        let gateway = Stack::new().route(RouteStep::Direct);
+        let stacks = Stacks { sidecar, gateway };
+        let stages = |v: &View| {
+            let (_, _, c) = v.http("in").unwrap();
+            (c.listener.len(), c.routes[0].len())
+        };
+        assert_eq!(stages(&view("sidecar", &stacks)), (1, 1));
+        assert_eq!(stages(&view("gateway", &stacks)), (0, 1));
+    }
+}
