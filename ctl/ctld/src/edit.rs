@@ -88,14 +88,16 @@ pub fn weights(
     specs: &[WeightSpec],
 ) -> Result<String, String> {
     let mut doc = parse(text)?;
-    // First pass: which listeners have a route of that name?
+    // First pass: which listeners have a route of that name? An unnamed route is named
+    // `<listener>/<index>` (its position among its listener's routes), which the CLI passes
+    // as listener and index.
     let mut listeners: Vec<String> = Vec::new();
+    let mut seen: Vec<(String, usize)> = Vec::new();
     for_each_table(&mut doc, "routes", |t| {
-        if name_of(t) == Some(route) {
-            let l = t.get("listener").and_then(|i| i.as_str()).unwrap_or("");
-            if listener.is_none_or(|want| want == l) {
-                listeners.push(l.to_owned());
-            }
+        let l = t.get("listener").and_then(|i| i.as_str()).unwrap_or("");
+        let index = next_index(&mut seen, l);
+        if route_matches(t, l, index, route, listener) {
+            listeners.push(l.to_owned());
         }
     });
     match listeners.len() {
@@ -115,14 +117,52 @@ pub fn weights(
     }
     let target = listeners.swap_remove(0);
     let mut result = Ok(());
+    let mut seen: Vec<(String, usize)> = Vec::new();
     for_each_table(&mut doc, "routes", |t| {
-        let l = t.get("listener").and_then(|i| i.as_str()).unwrap_or("");
-        if name_of(t) == Some(route) && l == target {
+        let l = t
+            .get("listener")
+            .and_then(|i| i.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let index = next_index(&mut seen, &l);
+        if l == target && route_matches(t, &l, index, route, Some(&target)) {
             result = edit_weights(t, route, specs);
         }
     });
     result?;
     Ok(doc.to_string())
+}
+
+/// The position of the next route of listener `l` among that listener's routes.
+fn next_index(seen: &mut Vec<(String, usize)>, l: &str) -> usize {
+    match seen.iter_mut().find(|(name, _)| name == l) {
+        Some((_, n)) => {
+            *n += 1;
+            *n
+        }
+        None => {
+            seen.push((l.to_owned(), 0));
+            0
+        }
+    }
+}
+
+/// Whether the route table `t` (the `index`th route of listener `l`) is the route `route`:
+/// by its name, or, unnamed, by the index part of its default name `<listener>/<index>`.
+fn route_matches(
+    t: &dyn TableLike,
+    l: &str,
+    index: usize,
+    route: &str,
+    listener: Option<&str>,
+) -> bool {
+    if listener.is_some_and(|want| want != l) {
+        return false;
+    }
+    match name_of(t) {
+        Some(name) => name == route,
+        None => listener.is_some() && route == index.to_string(),
+    }
 }
 
 fn edit_weights(t: &mut dyn TableLike, route: &str, specs: &[WeightSpec]) -> Result<(), String> {

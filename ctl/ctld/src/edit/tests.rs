@@ -162,3 +162,20 @@ fn weight_errors() {
         .contains("is used on listeners inbound, second"));
     ok(weights(&two, "api", Some("second"), &[w("api-v2", 1)]));
 }
+
+#[test]
+fn weights_reach_an_unnamed_route_by_its_default_name() {
+    // The second route of "inbound" has no name: it is "inbound/1" (`ringsidectl weights
+    // inbound/1 ...` passes listener "inbound" and route "1").
+    let text = BASE.replace("name = \"web\"\n", "");
+    let t = ok(weights(&text, "1", Some("inbound"), &[w("api-v2", 3)]));
+    assert!(
+        t.contains(
+            r#"weighted = [{ cluster = "api-v1", weight = 1 }, { cluster = "api-v2", weight = 3 }]"#
+        ),
+        "{t}"
+    );
+    // Without the listener, or with an index that is a named route's, nothing matches.
+    assert!(weights(&text, "1", None, &[w("api-v2", 3)]).is_err());
+    assert!(weights(&text, "0", Some("inbound"), &[w("api-v2", 3)]).is_err());
+}
