@@ -1,14 +1,32 @@
-//! The data path's one error type, classified by side and retryability. `http::respond` is
-//! the only place that turns one into a response.
+//! The data path's one error type, classified by side ([`Side`]: the client, the upstream,
+//! or a local policy) and by whether a retry is safe ([`Retry`]). `pipeline/answer.rs` is the
+//! only place that turns one into a response (HTTP/1.1, HTTP/2 or gRPC).
 
 use std::io;
 
 /// Which side a failure came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
+    /// The client sent something the proxy refuses, or went away.
     Downstream,
+    /// The upstream could not be reached, or failed or stalled.
     Upstream,
-    Internal,
+    /// A local policy refused the request: no route, a method or a size not allowed, an
+    /// authorization rule, no endpoint left that is not ejected.
+    Policy,
+}
+
+/// Whether the request may be sent again (to another endpoint) after this failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Retry {
+    /// Never: the failure is the client's or a policy's, and would repeat.
+    Never,
+    /// The upstream may have seen the request but answered nothing: only an idempotent
+    /// request may go again.
+    IfIdempotent,
+    /// The upstream saw none of the request (a failed connect, a refused stream): any
+    /// request may go again.
+    Safe,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,25 +125,41 @@ impl ProxyError {
     pub(crate) fn side(&self) -> Side {
         match self {
             ProxyError::BadRequest(_)
-            | ProxyError::NoRoute
-            | ProxyError::MethodNotAllowed
             | ProxyError::HeadTimeout
-            | ProxyError::BodyTooLarge
             | ProxyError::UriTooLong
             | ProxyError::HeadersTooLarge
             | ProxyError::NotImplemented
             | ProxyError::VersionNotSupported
             | ProxyError::ClientGone
             | ProxyError::ClientIo(_)
-            | ProxyError::ClientStream(_)
-            | ProxyError::Forbidden => Side::Downstream,
-            ProxyError::NoHealthyEndpoint => Side::Internal,
+            | ProxyError::ClientStream(_) => Side::Downstream,
+            ProxyError::NoRoute
+            | ProxyError::MethodNotAllowed
+            | ProxyError::BodyTooLarge
+            | ProxyError::Forbidden
+            | ProxyError::NoHealthyEndpoint => Side::Policy,
             ProxyError::Connect(_)
             | ProxyError::UpstreamClosedEarly
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamInvalid(_)
             | ProxyError::Timeout
             | ProxyError::UpstreamStream(_) => Side::Upstream,
+        }
+    }
+
+    /// Whether a retry is safe after this failure (see [`Retry`]).
+    pub(crate) fn retry(&self) -> Retry {
+        match self {
+            ProxyError::Connect(_) => Retry::Safe,
+            ProxyError::UpstreamStream(e) if e.reason() == Some(h2::Reason::REFUSED_STREAM) => {
+                Retry::Safe
+            }
+            ProxyError::UpstreamClosedEarly
+            | ProxyError::UpstreamIo(_)
+            | ProxyError::UpstreamInvalid(_)
+            | ProxyError::Timeout
+            | ProxyError::UpstreamStream(_) => Retry::IfIdempotent,
+            _ => Retry::Never,
         }
     }
 
@@ -148,5 +182,30 @@ impl From<ringside_codec::RequestError> for ProxyError {
             E::VersionNotSupported => ProxyError::VersionNotSupported,
             E::NotImplemented => ProxyError::NotImplemented,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sides_and_retries() {
+        let refused = ProxyError::UpstreamStream(h2::Error::from(h2::Reason::REFUSED_STREAM));
+        let reset = ProxyError::UpstreamStream(h2::Error::from(h2::Reason::INTERNAL_ERROR));
+        let connect = ProxyError::Connect(io::ErrorKind::ConnectionRefused.into());
+        assert_eq!(connect.retry(), Retry::Safe);
+        assert_eq!(refused.retry(), Retry::Safe);
+        assert_eq!(reset.retry(), Retry::IfIdempotent);
+        assert_eq!(ProxyError::UpstreamClosedEarly.retry(), Retry::IfIdempotent);
+        assert_eq!(ProxyError::Forbidden.retry(), Retry::Never);
+        assert_eq!(ProxyError::ClientGone.retry(), Retry::Never);
+        assert_eq!(ProxyError::Forbidden.side(), Side::Policy);
+        assert_eq!(ProxyError::NoHealthyEndpoint.side(), Side::Policy);
+        assert_eq!(
+            ProxyError::BadRequest(String::new()).side(),
+            Side::Downstream
+        );
+        assert_eq!(ProxyError::Timeout.side(), Side::Upstream);
     }
 }
