@@ -32,7 +32,7 @@ use ringside_config::Cluster;
 use super::{acquire, Active, Client, Down, Ended, Exchange, H2Down, Progress};
 use super::{UPSTREAM_READ_TIMEOUT as READ_TIMEOUT, UPSTREAM_READ_TIMEOUT};
 use crate::cx::conn::{ConnRead, ConnWrite};
-use crate::cx::error::ProxyError;
+use crate::cx::error::{ProxyError, Retry};
 use crate::cx::io::{write_vec_timeout, Fill, ReadBuf};
 use crate::cx::Cx;
 use crate::upstream::body::{
@@ -70,7 +70,13 @@ pub(crate) async fn call(
         Down::H1(_) => matches!(x.head.body(), BodyKind::Empty | BodyKind::Length(0)),
         Down::H2(d) => d.body.is_end_stream(),
     };
-    let retry_safe = x.head.is_idempotent() && bodyless;
+    // What a failure must allow for this request to go again (`ProxyError::retry`): a
+    // bodyless idempotent request may be repeated, any other only if nothing of it was seen.
+    let needed = if x.head.is_idempotent() && bodyless {
+        Retry::IfIdempotent
+    } else {
+        Retry::Safe
+    };
     let stats = client.cx.stats.cluster(&cluster.name);
     let mut attempt = 0;
     loop {
@@ -118,8 +124,13 @@ pub(crate) async fn call(
                 }
                 return Ok(Ended { keep: false });
             }
-            Err(ProxyError::UpstreamClosedEarly)
-                if up.reused && retry_safe && !progress.head_sent.get() && attempt == 0 =>
+            // The keep-alive race: a pooled connection the upstream closed before answering.
+            Err(e)
+                if matches!(e, ProxyError::UpstreamClosedEarly)
+                    && e.retry() >= needed
+                    && up.reused
+                    && !progress.head_sent.get()
+                    && attempt == 0 =>
             {
                 tracing::debug!(endpoint = %up.addr, "pooled connection was closed by the upstream; retrying");
                 attempt += 1;
