@@ -287,14 +287,16 @@ impl<'a> Call<'a> {
             respond,
             websocket: self.websocket,
         });
-        let fut = upstream::call(
+        // Boxed: the upstream call is most of a stream task's state, and the task is moved
+        // into its spawn before it runs; a stream the pipeline answers never pays for it.
+        let fut = Box::pin(upstream::call(
             worker.client(self.view, c, cluster.0),
             c,
             state,
             &exchange,
             &mut down,
             self.sent,
-        );
+        ));
         let result = match deadline {
             Some(t) => monoio::time::timeout(t, fut)
                 .await
