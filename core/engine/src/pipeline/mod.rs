@@ -91,6 +91,8 @@ pub(crate) fn decide<'v>(
             }
         }
     };
+    // A forwarded request always carries an id (`X-Request-Id`, `%REQUEST_ID%`).
+    req.request_id();
     Decision::Forward {
         route,
         cluster,
@@ -144,17 +146,19 @@ pub(crate) fn pick_weighted(
 /// (kept, else `http`/`https`), X-Request-Id (kept, else a new UUID), the trace context, and
 /// on an mTLS listener X-Forwarded-Client-Cert with the client's verified identity (replacing
 /// whatever the client sent: only the proxy vouches for identities).
-pub(crate) struct ProxyFields {
-    pub(crate) request_id: Vec<u8>,
+pub(crate) struct ProxyFields<'r> {
+    /// The request's id, as the request keeps it (`Req::request_id`).
+    pub(crate) request_id: &'r [u8],
     xff: Vec<u8>,
     proto: Vec<u8>,
     traceparent: String,
     xfcc: Vec<u8>,
 }
 
-impl ProxyFields {
-    pub(crate) fn new(req: &mut Req<'_>, trace: &crate::cx::trace::TraceContext) -> ProxyFields {
-        let request_id = req.request_id().to_vec();
+impl<'r> ProxyFields<'r> {
+    /// The fields for a forwarded request (`decide` gave it its id).
+    pub(crate) fn new(req: &'r Req<'_>, trace: &crate::cx::trace::TraceContext) -> Self {
+        let request_id = req.request_id_if_known().unwrap_or_default();
         let (head, conn) = (req.head, req.conn);
         let ip = conn.peer.ip().to_string();
         let xff = match head.header("x-forwarded-for") {
@@ -188,7 +192,7 @@ impl ProxyFields {
         let set = [
             ("X-Forwarded-For", &self.xff[..]),
             ("X-Forwarded-Proto", &self.proto[..]),
-            ("X-Request-Id", &self.request_id[..]),
+            ("X-Request-Id", self.request_id),
             ("traceparent", self.traceparent.as_bytes()),
             ("X-Forwarded-Client-Cert", &self.xfcc[..]),
         ];

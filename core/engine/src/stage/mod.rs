@@ -227,21 +227,21 @@ impl<'a> Req<'a> {
     }
 }
 
-/// A random (version 4) UUID in its usual text form.
+/// A random (version 4) UUID in its usual text form (8-4-4-4-12 hex digits).
 fn new_request_id(random: &dyn Fn() -> u64) -> Vec<u8> {
-    let hi = random();
-    let lo = random();
-    let hi = (hi & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000;
-    let lo = (lo & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xffff,
-        hi & 0xffff,
-        lo >> 48,
-        lo & 0xffff_ffff_ffff
-    )
-    .into_bytes()
+    let hi = (random() & 0xffff_ffff_ffff_0fff) | 0x0000_0000_0000_4000;
+    let lo = (random() & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&hi.to_be_bytes());
+    bytes[8..].copy_from_slice(&lo.to_be_bytes());
+    let mut out = String::with_capacity(36);
+    for (i, part) in [0..4, 4..6, 6..8, 8..10, 10..16].into_iter().enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        crate::cx::trace::hex(&mut out, bytes.get(part).unwrap_or_default());
+    }
+    out.into_bytes()
 }
 
 /// A listener's stages and each of its routes' stages, compiled from one snapshot.
@@ -323,4 +323,25 @@ fn route_stages(stack: &Stack, http: &HttpListener, route: &Route) -> Vec<Stage>
             },
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_version_4_uuids() {
+        let n = std::cell::Cell::new(0u64);
+        let random = || {
+            n.set(n.get().wrapping_add(0x0123_4567_89ab_cdef));
+            n.get()
+        };
+        let id = String::from_utf8(new_request_id(&random)).unwrap();
+        assert_eq!(id, "01234567-89ab-4def-8246-8acf13579bde");
+        let parts: Vec<&str> = id.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+    }
 }

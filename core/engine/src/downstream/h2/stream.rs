@@ -267,8 +267,8 @@ impl<'a> Call<'a> {
         ) else {
             return (&route.name, Err(ProxyError::NoHealthyEndpoint), None);
         };
-        let fields = ProxyFields::new(&mut req, self.trace);
-        let request_id = Some(fields.request_id.clone());
+        let fields = ProxyFields::new(&req, self.trace);
+        let request_id = Some(fields.request_id.to_vec());
         let deadline = req.deadline;
         let piped = Piped { req: &req, stages };
         let (set, n) = fields.set();

@@ -140,10 +140,10 @@ pub(crate) async fn handle<'v>(
         };
         return reply(ds, l, &piped, &route.name, &local, shape).await;
     };
-    let fields = ProxyFields::new(&mut req, trace);
+    let fields = ProxyFields::new(&req, trace);
     let (set, n) = fields.set();
     let set = set.get(..n).unwrap_or_default();
-    let request_id = fields.request_id.clone();
+    let request_id = fields.request_id.to_vec();
     let hash = request_hash_of(c, head, peer);
     let deadline = req.deadline;
     let piped = Piped { req: &req, stages };
