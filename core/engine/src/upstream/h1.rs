@@ -219,62 +219,30 @@ async fn once(
     };
     let h1_client = matches!(sink, Sink::H1 { .. });
     let bodyless = source.is_done();
-    let mut upload_result: Option<Result<(), ProxyError>> = bodyless.then_some(Ok(()));
-    let mut download_result: Option<Attempt> = None;
-    let outcome = {
-        let mut upload = pin!(async {
-            if bodyless {
-                Ok(())
-            } else {
-                source.upload(upw, limit, &sent, x.idle).await
-            }
-        });
-        let mut download = pin!(receive(cx, x, upr, upbuf, &mut sink, upgrade, progress));
-        poll_fn(|cx| {
-            if upload_result.is_none() {
-                if let Poll::Ready(r) = upload.as_mut().poll(cx) {
-                    // A client that fails while sending its body ends the exchange, unless
-                    // the response is already complete; an upstream that stopped reading
-                    // (`UpstreamIo`) tells the rest with its response.
-                    match r {
-                        Err(e)
-                            if download_result.is_none()
-                                && !matches!(e, ProxyError::UpstreamIo(_)) =>
-                        {
-                            return Poll::Ready(Err(e))
-                        }
-                        r => upload_result = Some(r),
-                    }
-                }
-            }
-            if download_result.is_none() {
-                match download.as_mut().poll(cx) {
-                    Poll::Ready(Ok(a)) => download_result = Some(a),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => {}
-                }
-            }
-            // The response is complete. An upstream that answered before reading the whole
-            // request body usually keeps reading (and discarding) it, so an HTTP/1.1 body
-            // keeps flowing and the exchange ends when both directions have. An HTTP/2
-            // stream need not be drained; an `Expect: 100-continue` client that got a
-            // final answer without a `100 Continue` may never send its body.
-            match (&upload_result, download_result.is_some()) {
-                (Some(_), true) => Poll::Ready(Ok(())),
-                (None, true) if !h1_client => Poll::Ready(Ok(())),
-                (None, true) if head.expects_continue() && !progress.continued.get() => {
-                    Poll::Ready(Ok(()))
-                }
-                _ => Poll::Pending,
-            }
-        })
-        .await
+    let upload = async {
+        if bodyless {
+            Ok(())
+        } else {
+            source.upload(upw, limit, &sent, x.idle).await
+        }
     };
+    let download = receive(cx, x, upr, upbuf, &mut sink, upgrade, progress);
+    // Once the response is complete, an HTTP/1.1 client's body keeps flowing (an upstream
+    // that answered early usually reads and discards the rest) and the exchange ends when
+    // both directions have; an HTTP/2 stream need not be drained, and an
+    // `Expect: 100-continue` client that got a final answer without `100 Continue` may never
+    // send its body.
+    let wait_for_body = || h1_client && (!head.expects_continue() || progress.continued.get());
+    let outcome = super::upload_and_download(
+        upload,
+        bodyless,
+        download,
+        |e| matches!(e, ProxyError::UpstreamIo(_)),
+        wait_for_body,
+    )
+    .await;
     progress.bytes_in.set(sent.get());
-    outcome?;
-    let Some(attempt) = download_result else {
-        return Err(ProxyError::UpstreamInvalid("no response".into()));
-    };
+    let (attempt, upload_result) = outcome?;
     Ok(match attempt {
         Attempt::Final { keep_client, reuse } => {
             // A request body that did not finish leaves both connections in an unknown

@@ -13,9 +13,6 @@
 //! reads them. An HTTP/1.1 upgrade to an HTTP/2 cluster is refused with 501.
 
 use std::cell::Cell;
-use std::future::{poll_fn, Future};
-use std::pin::pin;
-use std::task::Poll;
 
 use bytes::Bytes;
 use h2::{RecvStream, SendStream};
@@ -89,63 +86,36 @@ pub(crate) async fn call(
         ),
         Down::H2(d) => (Source::H2(&mut *d.body), Sink::H2 { respond: d.respond }),
     };
-    let mut upload_result: Option<Result<(), ProxyError>> = eos.then_some(Ok(()));
-    let mut download_result: Option<bool> = None;
-    let outcome = {
-        let mut upload = pin!(async {
-            if eos {
-                Ok(())
-            } else {
-                source.upload(&mut up_send, limit, &sent, idle).await
-            }
-        });
-        let mut download = pin!(async {
-            let resp = resp_fut.await.map_err(ProxyError::UpstreamStream)?;
-            let (parts, up_body) = resp.into_parts();
-            progress.status.set(parts.status.as_u16());
-            let edits = x.response.edits(&|n| parts.headers.contains_key(n));
-            sink.respond(client.cx, x, parts, up_body, &edits, progress)
-                .await
-        });
-        poll_fn(|cx| {
-            if upload_result.is_none() {
-                if let Poll::Ready(r) = upload.as_mut().poll(cx) {
-                    // A client that fails while sending its body ends the exchange while the
-                    // response is still coming; an upstream that stopped reading
-                    // (`UpstreamStream`) tells the rest with its response.
-                    match r {
-                        Err(e)
-                            if download_result.is_none()
-                                && !matches!(e, ProxyError::UpstreamStream(_)) =>
-                        {
-                            return Poll::Ready(Err(e))
-                        }
-                        r => upload_result = Some(r),
-                    }
-                }
-            }
-            if download_result.is_none() {
-                match download.as_mut().poll(cx) {
-                    Poll::Ready(Ok(close)) => download_result = Some(close),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => {}
-                }
-            }
-            // The response is complete; a client that has not finished its body gets its
-            // connection (or stream) closed rather than waited for.
-            match download_result {
-                Some(_) => Poll::Ready(Ok(())),
-                None => Poll::Pending,
-            }
-        })
-        .await
+    let upload = async {
+        if eos {
+            Ok(())
+        } else {
+            source.upload(&mut up_send, limit, &sent, idle).await
+        }
     };
+    let download = async {
+        let resp = resp_fut.await.map_err(ProxyError::UpstreamStream)?;
+        let (parts, up_body) = resp.into_parts();
+        progress.status.set(parts.status.as_u16());
+        let edits = x.response.edits(&|n| parts.headers.contains_key(n));
+        sink.respond(client.cx, x, parts, up_body, &edits, progress)
+            .await
+    };
+    // Once the response is complete, a client that has not finished its body gets its
+    // connection (or stream) closed rather than waited for.
+    let outcome = super::upload_and_download(
+        upload,
+        eos,
+        download,
+        |e| matches!(e, ProxyError::UpstreamStream(_)),
+        || false,
+    )
+    .await;
     progress.bytes_in.set(sent.get());
     drop(active);
     drop(lease);
-    outcome?;
+    let (close, upload_result) = outcome?;
     let body_complete = matches!(upload_result, Some(Ok(())));
-    let close = download_result.unwrap_or(true);
     Ok(Ended {
         keep: !close && body_complete,
     })

@@ -31,7 +31,10 @@ pub(crate) mod relay;
 pub(crate) mod tunnel;
 
 use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::pin::pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use ::h2::server::SendResponse;
@@ -141,6 +144,56 @@ pub(crate) struct Progress {
 /// request).
 pub(crate) struct Ended {
     pub(crate) keep: bool,
+}
+
+/// Runs one exchange's request-body upload and response download together, so that an
+/// upstream that answers early (413, 401) or streams its answer while it reads never
+/// deadlocks, and `Expect: 100-continue` works. A client that fails while sending its body
+/// ends the exchange unless the response is already complete; an upload stopped because the
+/// upstream stopped reading (`upstream_stopped`) lets the response tell the rest. Once the
+/// response is complete, `wait_for_body()` says whether the rest of the body is still waited
+/// for (an HTTP/1.1 connection can only be reused after it). `upload_done`: there is no body.
+/// Returns the download's value and the upload's result (`None`: it did not finish).
+pub(crate) async fn upload_and_download<T>(
+    upload: impl Future<Output = Result<(), ProxyError>>,
+    upload_done: bool,
+    download: impl Future<Output = Result<T, ProxyError>>,
+    upstream_stopped: fn(&ProxyError) -> bool,
+    wait_for_body: impl Fn() -> bool,
+) -> Result<(T, Option<Result<(), ProxyError>>), ProxyError> {
+    let mut upload_result: Option<Result<(), ProxyError>> = upload_done.then_some(Ok(()));
+    let mut download_result: Option<T> = None;
+    let mut upload = pin!(upload);
+    let mut download = pin!(download);
+    poll_fn(|cx| {
+        if upload_result.is_none() {
+            if let Poll::Ready(r) = upload.as_mut().poll(cx) {
+                match r {
+                    Err(e) if download_result.is_none() && !upstream_stopped(&e) => {
+                        return Poll::Ready(Err(e))
+                    }
+                    r => upload_result = Some(r),
+                }
+            }
+        }
+        if download_result.is_none() {
+            match download.as_mut().poll(cx) {
+                Poll::Ready(Ok(v)) => download_result = Some(v),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+        }
+        match (&upload_result, download_result.is_some()) {
+            (Some(_), true) => Poll::Ready(Ok(())),
+            (None, true) if !wait_for_body() => Poll::Ready(Ok(())),
+            _ => Poll::Pending,
+        }
+    })
+    .await?;
+    match download_result {
+        Some(v) => Ok((v, upload_result)),
+        None => Err(ProxyError::UpstreamInvalid("no response".into())),
+    }
 }
 
 /// Calls the cluster: its HTTP/2 client for `protocol = "http2"`, and for `auto` over TLS
