@@ -29,7 +29,7 @@ use ringside_codec::{
 };
 use ringside_config::Cluster;
 
-use super::{acquire, Active, Client, Down, Ended, Exchange, H2Down, Progress};
+use super::{acquire, Active, Client, Down, Ended, Exchange, Progress, Sink, Source};
 use super::{UPSTREAM_READ_TIMEOUT as READ_TIMEOUT, UPSTREAM_READ_TIMEOUT};
 use crate::cx::conn::{ConnRead, ConnWrite};
 use crate::cx::error::{ProxyError, Retry};
@@ -187,43 +187,19 @@ async fn once(
         ..
     } = up;
     let sent = Cell::new(sent);
-    // The client side splits in two: its body goes up while the response comes down.
-    let (mut source, mut sink) = match down {
-        Down::H1(d) => (
-            Source::H1 {
-                r: &mut *d.r,
-                buf: &mut *d.buf,
-                state: &mut h1_body,
-            },
-            Sink::H1 {
-                w: &mut *d.w,
-                client_keep: d.client_keep,
-            },
-        ),
-        Down::H2(d) => {
-            let H2Down {
-                body,
-                respond,
-                websocket,
-                ..
-            } = d;
-            (
-                Source::H2 {
-                    body,
-                    chunked: head.body() == BodyKind::Chunked,
-                    websocket: *websocket,
-                },
-                Sink::H2 { respond },
-            )
-        }
+    let bodyless = match down {
+        Down::H1(_) => h1_body.is_done(),
+        Down::H2(d) => d.body.is_end_stream() || d.websocket,
     };
+    // A body without a length goes chunked (an HTTP/2 request without `content-length`).
+    let chunked = head.body() == BodyKind::Chunked;
+    let (mut source, mut sink) = down.split(&mut h1_body);
     let h1_client = matches!(sink, Sink::H1 { .. });
-    let bodyless = source.is_done();
     let upload = async {
         if bodyless {
             Ok(())
         } else {
-            source.upload(upw, limit, &sent, x.idle).await
+            upload(&mut source, upw, chunked, limit, &sent, x.idle).await
         }
     };
     let download = receive(cx, x, upr, upbuf, &mut sink, upgrade, progress);
@@ -257,79 +233,54 @@ async fn once(
     })
 }
 
-/// Where the request body comes from.
-enum Source<'a> {
-    H1 {
-        r: &'a mut ConnRead,
-        buf: &'a mut ReadBuf,
-        state: &'a mut BodyState,
-    },
-    H2 {
-        body: &'a mut RecvStream,
-        /// Sent chunked (the HTTP/2 request had no `content-length`).
-        chunked: bool,
-        /// A WebSocket: the stream's bytes go through the tunnel, not as a body.
-        websocket: bool,
-    },
-}
-
-impl Source<'_> {
-    fn is_done(&self) -> bool {
-        match self {
-            Source::H1 { state, .. } => state.is_done(),
-            Source::H2 {
-                body, websocket, ..
-            } => body.is_end_stream() || *websocket,
+/// Copies the rest of the body to the upstream, HTTP/1.1-framed (`chunked`: a body without a
+/// length). `Err(UpstreamIo)`: the upstream stopped reading (its response tells the rest);
+/// any other error is the client's.
+async fn upload(
+    source: &mut Source<'_>,
+    upw: &mut ConnWrite,
+    chunked: bool,
+    limit: Option<u64>,
+    sent: &Cell<u64>,
+    idle: std::time::Duration,
+) -> Result<(), ProxyError> {
+    match source {
+        Source::H1 { r, buf, state } => {
+            let mut n = sent.get();
+            let r = send_request_body(*r, buf, upw, state, limit, &mut n, idle).await;
+            sent.set(n);
+            r.map_err(|e| match e {
+                SendError::Client(e) => e,
+                SendError::TooLarge => ProxyError::BodyTooLarge,
+                SendError::Upstream => {
+                    ProxyError::UpstreamIo(std::io::ErrorKind::BrokenPipe.into())
+                }
+            })
         }
-    }
-
-    /// Copies the rest of the body to the upstream. `Err(UpstreamIo)`: the upstream stopped
-    /// reading (its response tells the rest); any other error is the client's.
-    async fn upload(
-        &mut self,
-        upw: &mut ConnWrite,
-        limit: Option<u64>,
-        sent: &Cell<u64>,
-        idle: std::time::Duration,
-    ) -> Result<(), ProxyError> {
-        match self {
-            Source::H1 { r, buf, state } => {
-                let mut n = sent.get();
-                let r = send_request_body(*r, buf, upw, state, limit, &mut n, idle).await;
-                sent.set(n);
-                r.map_err(|e| match e {
-                    SendError::Client(e) => e,
-                    SendError::TooLarge => ProxyError::BodyTooLarge,
-                    SendError::Upstream => {
-                        ProxyError::UpstreamIo(std::io::ErrorKind::BrokenPipe.into())
-                    }
-                })
-            }
-            Source::H2 { body, chunked, .. } => {
-                let to_up = |_| ProxyError::UpstreamIo(std::io::ErrorKind::BrokenPipe.into());
-                while let Some(data) = next_data(body, idle).await.map_err(from_client)? {
-                    let n = data.len();
-                    if limit.is_some_and(|l| sent.get() + n as u64 > l) {
-                        return Err(ProxyError::BodyTooLarge);
-                    }
-                    let mut v = Vec::with_capacity(n + 16);
-                    if *chunked {
-                        convert::write_h1_chunk(&mut v, &data);
-                    } else {
-                        v.extend_from_slice(&data);
-                    }
-                    write_vec_timeout(upw, v, idle).await.map_err(to_up)?;
-                    sent.set(sent.get() + n as u64);
-                    let _ = body.flow_control().release_capacity(n);
+        Source::H2(body) => {
+            let to_up = |_| ProxyError::UpstreamIo(std::io::ErrorKind::BrokenPipe.into());
+            while let Some(data) = next_data(body, idle).await.map_err(from_client)? {
+                let n = data.len();
+                if limit.is_some_and(|l| sent.get() + n as u64 > l) {
+                    return Err(ProxyError::BodyTooLarge);
                 }
-                let t = trailers(body, idle).await.map_err(from_client)?;
-                if *chunked {
-                    let mut v = Vec::with_capacity(64);
-                    convert::write_h1_trailers(&mut v, t.as_ref());
-                    write_vec_timeout(upw, v, idle).await.map_err(to_up)?;
+                let mut v = Vec::with_capacity(n + 16);
+                if chunked {
+                    convert::write_h1_chunk(&mut v, &data);
+                } else {
+                    v.extend_from_slice(&data);
                 }
-                Ok(())
+                write_vec_timeout(upw, v, idle).await.map_err(to_up)?;
+                sent.set(sent.get() + n as u64);
+                let _ = body.flow_control().release_capacity(n);
             }
+            let t = trailers(body, idle).await.map_err(from_client)?;
+            if chunked {
+                let mut v = Vec::with_capacity(64);
+                convert::write_h1_trailers(&mut v, t.as_ref());
+                write_vec_timeout(upw, v, idle).await.map_err(to_up)?;
+            }
+            Ok(())
         }
     }
 }
@@ -342,17 +293,6 @@ fn from_client(e: RelayError) -> ProxyError {
         RelayError::TooLarge => ProxyError::BodyTooLarge,
         RelayError::To(_) => ProxyError::UpstreamIo(std::io::ErrorKind::BrokenPipe.into()),
     }
-}
-
-/// Where the response goes.
-enum Sink<'a> {
-    H1 {
-        w: &'a mut ConnWrite,
-        client_keep: bool,
-    },
-    H2 {
-        respond: &'a std::cell::RefCell<h2::server::SendResponse<Bytes>>,
-    },
 }
 
 /// Reads the response head (relaying interim 1xx responses to an HTTP/1.1 client), runs the

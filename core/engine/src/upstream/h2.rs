@@ -19,10 +19,9 @@ use h2::{RecvStream, SendStream};
 use ringside_codec::Version;
 use ringside_config::Cluster;
 
-use super::{Active, Client, Down, Ended, Exchange, Progress, UPSTREAM_READ_TIMEOUT};
-use crate::cx::conn::{ConnRead, ConnWrite};
+use super::{Active, Client, Down, Ended, Exchange, Progress, Sink, Source, UPSTREAM_READ_TIMEOUT};
 use crate::cx::error::ProxyError;
-use crate::cx::io::{write_vec_timeout, Fill, ReadBuf};
+use crate::cx::io::{write_vec_timeout, Fill};
 use crate::cx::Cx;
 use crate::upstream::body::{trailer_map, BodyState, BODY_CHUNK};
 use crate::upstream::cluster::ClusterState;
@@ -72,25 +71,12 @@ pub(crate) async fn call(
     let limit = x.body_limit;
     let idle = x.idle;
     let sent = Cell::new(0u64);
-    let (mut source, mut sink) = match down {
-        Down::H1(d) => (
-            Source::H1 {
-                r: &mut *d.r,
-                buf: &mut *d.buf,
-                state: &mut h1_body,
-            },
-            Sink::H1 {
-                w: &mut *d.w,
-                client_keep: d.client_keep,
-            },
-        ),
-        Down::H2(d) => (Source::H2(&mut *d.body), Sink::H2 { respond: d.respond }),
-    };
+    let (mut source, mut sink) = down.split(&mut h1_body);
     let upload = async {
         if eos {
             Ok(())
         } else {
-            source.upload(&mut up_send, limit, &sent, idle).await
+            upload(&mut source, &mut up_send, limit, &sent, idle).await
         }
     };
     let download = async {
@@ -98,8 +84,7 @@ pub(crate) async fn call(
         let (parts, up_body) = resp.into_parts();
         progress.status.set(parts.status.as_u16());
         let edits = x.response.edits(&|n| parts.headers.contains_key(n));
-        sink.respond(client.cx, x, parts, up_body, &edits, progress)
-            .await
+        respond(&mut sink, client.cx, x, parts, up_body, &edits, progress).await
     };
     // Once the response is complete, a client that has not finished its body gets its
     // connection (or stream) closed rather than waited for.
@@ -121,27 +106,17 @@ pub(crate) async fn call(
     })
 }
 
-/// Where the request body comes from.
-enum Source<'a> {
-    H1 {
-        r: &'a mut ConnRead,
-        buf: &'a mut ReadBuf,
-        state: &'a mut BodyState,
-    },
-    H2(&'a mut RecvStream),
-}
-
-impl Source<'_> {
-    /// Sends the rest of the body, then its trailers or the end of the stream.
-    /// `Err(UpstreamStream)`: the upstream stopped reading; any other error is the client's.
-    async fn upload(
-        &mut self,
-        up: &mut SendStream<Bytes>,
-        limit: Option<u64>,
-        sent: &Cell<u64>,
-        idle: std::time::Duration,
-    ) -> Result<(), ProxyError> {
-        match self {
+/// Sends the rest of the body, then its trailers or the end of the stream.
+/// `Err(UpstreamStream)`: the upstream stopped reading; any other error is the client's.
+async fn upload(
+    source: &mut Source<'_>,
+    up: &mut SendStream<Bytes>,
+    limit: Option<u64>,
+    sent: &Cell<u64>,
+    idle: std::time::Duration,
+) -> Result<(), ProxyError> {
+    {
+        match source {
             Source::H1 { r, buf, state } => {
                 let mut trailer_lines = Vec::new();
                 while !state.is_done() {
@@ -191,120 +166,106 @@ impl Source<'_> {
     }
 }
 
-/// Where the response goes.
-enum Sink<'a> {
-    H1 {
-        w: &'a mut ConnWrite,
-        client_keep: bool,
-    },
-    H2 {
-        respond: &'a std::cell::RefCell<h2::server::SendResponse<Bytes>>,
-    },
-}
-
-impl Sink<'_> {
-    /// Sends the response (head with `edits`, body, trailers) to the client. Returns whether
-    /// an HTTP/1.1 client's connection must close.
-    async fn respond(
-        &mut self,
-        cx: &Cx,
-        x: &Exchange<'_>,
-        parts: http::response::Parts,
-        mut up_body: RecvStream,
-        edits: &ringside_codec::Edits,
-        progress: &Progress,
-    ) -> Result<bool, ProxyError> {
-        let idle = x.idle;
-        match self {
-            Sink::H2 { respond } => {
-                let head = convert::response_h2_to_h2(&parts, edits);
-                let end = up_body.is_end_stream();
-                let mut down = respond
-                    .borrow_mut()
-                    .send_response(head, end)
-                    .map_err(ProxyError::ClientStream)?;
-                progress.head_sent.set(true);
-                if !end {
-                    h2_to_h2(&mut up_body, &mut down, idle, &progress.bytes_out, None)
-                        .await
-                        .map_err(|e| match e {
-                            RelayError::From(Some(e)) => ProxyError::UpstreamStream(e),
-                            RelayError::From(None) => ProxyError::Timeout,
-                            RelayError::To(Some(e)) => ProxyError::ClientStream(e),
-                            RelayError::To(None) | RelayError::TooLarge => ProxyError::ClientGone,
-                        })?;
-                }
-                Ok(true)
-            }
-            Sink::H1 { w, client_keep } => {
-                let head = x.head;
-                let http10 = head.version() == Version::Http10;
-                let wants_trailers = head.header("te").is_some_and(|v| {
-                    String::from_utf8_lossy(v)
-                        .to_ascii_lowercase()
-                        .contains("trailers")
-                });
-                let status = parts.status.as_u16();
-                let no_body = head.method() == "HEAD"
-                    || status == 204
-                    || status == 304
-                    || (100..200).contains(&status);
-                let has_length = parts.headers.contains_key("content-length");
-                let chunked = !no_body && !has_length && !http10;
-                let close = !*client_keep || cx.draining() || (!no_body && !has_length && http10);
-                let mut out = Vec::with_capacity(1024);
-                convert::write_h1_response_head(&mut out, &parts, edits, chunked, close);
-                progress.head_sent.set(true);
-                if no_body {
-                    write_vec_timeout(*w, out, idle)
-                        .await
-                        .map_err(ProxyError::ClientIo)?;
-                    return Ok(close);
-                }
-                let mut pending = out;
-                loop {
-                    match next_data(&mut up_body, UPSTREAM_READ_TIMEOUT).await {
-                        Ok(Some(data)) => {
-                            let n = data.len();
-                            if chunked {
-                                convert::write_h1_chunk(&mut pending, &data);
-                            } else {
-                                pending.extend_from_slice(&data);
-                            }
-                            progress
-                                .bytes_out
-                                .set(progress.bytes_out.get() + pending.len() as u64);
-                            write_vec_timeout(*w, std::mem::take(&mut pending), idle)
-                                .await
-                                .map_err(ProxyError::ClientIo)?;
-                            let _ = up_body.flow_control().release_capacity(n);
-                        }
-                        Ok(None) => break,
-                        Err(RelayError::From(Some(e))) => {
-                            return Err(ProxyError::UpstreamStream(e))
-                        }
-                        Err(_) => return Err(ProxyError::Timeout),
-                    }
-                }
-                let t = trailers(&mut up_body, UPSTREAM_READ_TIMEOUT)
+/// Sends the response (head with `edits`, body, trailers) to the client. Returns whether an
+/// HTTP/1.1 client's connection must close.
+#[allow(clippy::too_many_arguments)]
+async fn respond(
+    sink: &mut Sink<'_>,
+    cx: &Cx,
+    x: &Exchange<'_>,
+    parts: http::response::Parts,
+    mut up_body: RecvStream,
+    edits: &ringside_codec::Edits,
+    progress: &Progress,
+) -> Result<bool, ProxyError> {
+    let idle = x.idle;
+    match sink {
+        Sink::H2 { respond } => {
+            let head = convert::response_h2_to_h2(&parts, edits);
+            let end = up_body.is_end_stream();
+            let mut down = respond
+                .borrow_mut()
+                .send_response(head, end)
+                .map_err(ProxyError::ClientStream)?;
+            progress.head_sent.set(true);
+            if !end {
+                h2_to_h2(&mut up_body, &mut down, idle, &progress.bytes_out, None)
                     .await
                     .map_err(|e| match e {
                         RelayError::From(Some(e)) => ProxyError::UpstreamStream(e),
-                        _ => ProxyError::Timeout,
+                        RelayError::From(None) => ProxyError::Timeout,
+                        RelayError::To(Some(e)) => ProxyError::ClientStream(e),
+                        RelayError::To(None) | RelayError::TooLarge => ProxyError::ClientGone,
                     })?;
-                if chunked {
-                    convert::write_h1_trailers(&mut pending, t.as_ref().filter(|_| wants_trailers));
-                }
-                if !pending.is_empty() {
-                    progress
-                        .bytes_out
-                        .set(progress.bytes_out.get() + pending.len() as u64);
-                    write_vec_timeout(*w, pending, idle)
-                        .await
-                        .map_err(ProxyError::ClientIo)?;
-                }
-                Ok(close)
             }
+            Ok(true)
+        }
+        Sink::H1 { w, client_keep } => {
+            let head = x.head;
+            let http10 = head.version() == Version::Http10;
+            let wants_trailers = head.header("te").is_some_and(|v| {
+                String::from_utf8_lossy(v)
+                    .to_ascii_lowercase()
+                    .contains("trailers")
+            });
+            let status = parts.status.as_u16();
+            let no_body = head.method() == "HEAD"
+                || status == 204
+                || status == 304
+                || (100..200).contains(&status);
+            let has_length = parts.headers.contains_key("content-length");
+            let chunked = !no_body && !has_length && !http10;
+            let close = !*client_keep || cx.draining() || (!no_body && !has_length && http10);
+            let mut out = Vec::with_capacity(1024);
+            convert::write_h1_response_head(&mut out, &parts, edits, chunked, close);
+            progress.head_sent.set(true);
+            if no_body {
+                write_vec_timeout(*w, out, idle)
+                    .await
+                    .map_err(ProxyError::ClientIo)?;
+                return Ok(close);
+            }
+            let mut pending = out;
+            loop {
+                match next_data(&mut up_body, UPSTREAM_READ_TIMEOUT).await {
+                    Ok(Some(data)) => {
+                        let n = data.len();
+                        if chunked {
+                            convert::write_h1_chunk(&mut pending, &data);
+                        } else {
+                            pending.extend_from_slice(&data);
+                        }
+                        progress
+                            .bytes_out
+                            .set(progress.bytes_out.get() + pending.len() as u64);
+                        write_vec_timeout(*w, std::mem::take(&mut pending), idle)
+                            .await
+                            .map_err(ProxyError::ClientIo)?;
+                        let _ = up_body.flow_control().release_capacity(n);
+                    }
+                    Ok(None) => break,
+                    Err(RelayError::From(Some(e))) => return Err(ProxyError::UpstreamStream(e)),
+                    Err(_) => return Err(ProxyError::Timeout),
+                }
+            }
+            let t = trailers(&mut up_body, UPSTREAM_READ_TIMEOUT)
+                .await
+                .map_err(|e| match e {
+                    RelayError::From(Some(e)) => ProxyError::UpstreamStream(e),
+                    _ => ProxyError::Timeout,
+                })?;
+            if chunked {
+                convert::write_h1_trailers(&mut pending, t.as_ref().filter(|_| wants_trailers));
+            }
+            if !pending.is_empty() {
+                progress
+                    .bytes_out
+                    .set(progress.bytes_out.get() + pending.len() as u64);
+                write_vec_timeout(*w, pending, idle)
+                    .await
+                    .map_err(ProxyError::ClientIo)?;
+            }
+            Ok(close)
         }
     }
 }

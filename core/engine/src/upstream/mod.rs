@@ -122,6 +122,51 @@ pub(crate) struct H2Down<'a> {
     pub(crate) websocket: bool,
 }
 
+/// The client side of an exchange split in two, so that its body can go up while the
+/// response comes down: where the request body comes from ...
+pub(crate) enum Source<'a> {
+    H1 {
+        r: &'a mut ConnRead,
+        buf: &'a mut ReadBuf,
+        state: &'a mut body::BodyState,
+    },
+    H2(&'a mut RecvStream),
+}
+
+/// ... and where the response goes.
+pub(crate) enum Sink<'a> {
+    H1 {
+        w: &'a mut ConnWrite,
+        client_keep: bool,
+    },
+    H2 {
+        respond: &'a RefCell<SendResponse<Bytes>>,
+    },
+}
+
+impl Down<'_> {
+    /// Splits the client side in two; `h1_body` is an HTTP/1.1 client's body state.
+    pub(crate) fn split<'s>(
+        &'s mut self,
+        h1_body: &'s mut body::BodyState,
+    ) -> (Source<'s>, Sink<'s>) {
+        match self {
+            Down::H1(d) => (
+                Source::H1 {
+                    r: &mut *d.r,
+                    buf: &mut *d.buf,
+                    state: h1_body,
+                },
+                Sink::H1 {
+                    w: &mut *d.w,
+                    client_keep: d.client_keep,
+                },
+            ),
+            Down::H2(d) => (Source::H2(&mut *d.body), Sink::H2 { respond: d.respond }),
+        }
+    }
+}
+
 /// What the client has been sent so far by this request's exchange.
 #[derive(Default)]
 pub(crate) struct Progress {
