@@ -1,7 +1,7 @@
 //! A raw HTTP/1.1 client over `std::net::TcpStream`: sends exact bytes (malformed ones
 //! included) and reads one response at a time, keeping the connection for the next.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -230,37 +230,15 @@ impl Client {
     }
 
     fn fill(&mut self) -> io::Result<bool> {
-        let mut chunk = [0u8; 64 * 1024];
-        let n = read_retrying(&mut self.s, &mut chunk)?;
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n > 0)
+        fill(&mut self.s, &mut self.buf)
     }
 
     fn take(&mut self, n: usize) -> io::Result<Vec<u8>> {
-        while self.buf.len() < n {
-            if !self.fill()? {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("closed after {} of {n} bytes", self.buf.len()),
-                ));
-            }
-        }
-        Ok(self.buf.drain(..n).collect())
+        take(&mut self.s, &mut self.buf, n)
     }
 
     fn take_line(&mut self) -> io::Result<String> {
-        loop {
-            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line = self.take(i + 2)?;
-                return Ok(String::from_utf8_lossy(&line[..i]).to_string());
-            }
-            if !self.fill()? {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "closed inside a chunked body",
-                ));
-            }
-        }
+        take_line(&mut self.s, &mut self.buf)
     }
 
     fn read_chunked(&mut self) -> io::Result<Vec<u8>> {
@@ -286,6 +264,44 @@ impl Client {
                 ));
             }
             body.extend_from_slice(&data[..size]);
+        }
+    }
+}
+
+/// Reads what `s` has into `buf`; `false` at the end of the stream. The HTTP/1.1 clients of the
+/// harness (`Client`, and the behaviour table's `table::H1Conn`) share these readers.
+pub(crate) fn fill(s: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
+    let mut chunk = [0u8; 64 * 1024];
+    let n = read_retrying(s, &mut chunk)?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n > 0)
+}
+
+/// The next `n` bytes, reading more as needed.
+pub(crate) fn take(s: &mut impl Read, buf: &mut Vec<u8>, n: usize) -> io::Result<Vec<u8>> {
+    while buf.len() < n {
+        if !fill(s, buf)? {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("closed after {} of {n} bytes", buf.len()),
+            ));
+        }
+    }
+    Ok(buf.drain(..n).collect())
+}
+
+/// The next CRLF-ended line, without its CRLF.
+pub(crate) fn take_line(s: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<String> {
+    loop {
+        if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+            let line = take(s, buf, i + 2)?;
+            return Ok(String::from_utf8_lossy(&line[..i]).to_string());
+        }
+        if !fill(s, buf)? {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed inside a chunked body",
+            ));
         }
     }
 }
