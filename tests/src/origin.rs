@@ -137,7 +137,7 @@ impl Origin {
     }
 
     fn accepting(f: impl Fn(TcpStream, usize, &Recorded) + Send + Sync + 'static) -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = listen();
         let addr = listener.local_addr().unwrap();
         let rec = Arc::new(Recorded::default());
         let f = Arc::new(f);
@@ -416,7 +416,7 @@ pub struct TcpEcho {
 
 impl TcpEcho {
     pub fn start() -> TcpEcho {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = listen();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -471,4 +471,17 @@ pub fn echo_until_eof(mut s: TcpStream, goodbye: &[u8]) {
     }
     let _ = s.write_all(goodbye);
     let _ = s.shutdown(Shutdown::Both);
+}
+
+/// A listening socket on an ephemeral loopback port with a deep accept queue: a proxy that
+/// opens a couple of hundred upstream connections at once (h2load with many streams over
+/// HTTP/1.1 upstreams) would overflow std's default backlog of 128, and the connects the
+/// kernel drops then time out in the proxy as 502s that say nothing about the proxy.
+fn listen() -> TcpListener {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&addr.into()).unwrap();
+    socket.listen(4096).unwrap();
+    socket.into()
 }
