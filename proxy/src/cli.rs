@@ -55,12 +55,14 @@ pub enum Command {
     DefaultConfig,
 }
 
-pub fn main() -> ExitCode {
+/// The binary's entry point. `trim`: the allocator's collect, which each worker calls once
+/// a second (`StartOptions::trim`).
+pub fn main(trim: Option<fn()>) -> ExitCode {
     disable_transparent_huge_pages();
     let cli = Cli::parse();
     let log = init_logging(cli.log_level.as_deref());
     match cli.command.as_ref().unwrap_or(&Command::Run) {
-        Command::Run => run(&cli, log),
+        Command::Run => run(&cli, log, trim),
         Command::Check => check(cli.config.as_deref()),
         Command::DefaultConfig => {
             print!("{}", ringside_config::DEFAULT_CONFIG);
@@ -149,7 +151,7 @@ pub enum Event {
     Drained,
 }
 
-fn run(cli: &Cli, log: Option<Arc<LogLevel>>) -> ExitCode {
+fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
     let path = cli.config.as_deref();
     let config = match load(path) {
         Ok(c) => c,
@@ -210,6 +212,7 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>) -> ExitCode {
     };
     let options = ringside_engine::StartOptions {
         inherited,
+        trim,
         ..ringside_engine::StartOptions::new(crate::stack::stacks())
     };
     let handle = match ringside_engine::start_with(config, options) {

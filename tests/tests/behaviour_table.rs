@@ -473,6 +473,13 @@ fn rows() -> Vec<Row> {
         row("weighted split 50/50 (200 requests)", r#"weighted = [ { cluster = "a-$up", weight = 50 }, { cluster = "b-$up", weight = 50 } ]"#)
             .repeat(Req::get("/split/x"), 200)
             .expect(Expect::status(200).split(50, 150)),
+        // An HTTP/1.1 connection that waits longer than its hot window (100 ms) gives its read
+        // buffer back and waits for readiness (downstream/http, `cold_wait`); the next request
+        // must be read whole from there. HTTP/2 connections are idle in the h2 crate.
+        row("a connection idle past its hot window serves its next requests", "route-fallback")
+            .repeat(Req::get("/route/idle"), 3)
+            .pace(Duration::from_millis(250))
+            .expect(Expect::status(200)),
 
         // --- Headers the proxy removes and sets.
         // Fails at aa67458 towards HTTP/2 origins: Proxy-* fields are forwarded (the HTTP/2

@@ -65,6 +65,24 @@ both_drivers!(
 );
 
 both_drivers!(
+    fn idle_connections_past_their_hot_window_are_closed_too(d) {
+        // Waiting longer than the hot window (100 ms), the connection holds no buffer and
+        // waits for readiness; the drain must still reach it.
+        let o = Origin::text("hi");
+        let extra = Extra { proxy: "drain_timeout_ms = 5000", ..Extra::default() };
+        let p = Proxy::start(d, &basic_config(&[o.addr()], extra));
+        let mut c = Client::connect(p.addr("in"));
+        assert_eq!(c.request(&get("/")).status, 200);
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        p.handle.begin_drain();
+        assert!(c.closed_within(WAIT), "the idle connection is closed");
+        p.handle.wait();
+        assert!(t.elapsed() < Duration::from_secs(3), "without waiting for drain_timeout: {:?}", t.elapsed());
+    }
+);
+
+both_drivers!(
     fn new_connections_are_refused_while_draining(d) {
         let o = slow_origin(Duration::from_millis(1500));
         let extra = Extra { proxy: "drain_timeout_ms = 5000", ..Extra::default() };

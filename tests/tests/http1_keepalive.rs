@@ -171,3 +171,59 @@ both_drivers!(
         assert!(t.elapsed() >= Duration::from_millis(200), "but not before the idle timeout: {:?}", t.elapsed());
     }
 );
+
+// A connection that waits longer than its hot window (100 ms) gives its read buffer back and
+// waits for readiness (`downstream/http`, `cold_wait`). These check that the wait ends the
+// same way a hot one does.
+
+both_drivers!(
+    fn an_idle_connection_reads_a_head_that_arrives_in_pieces(d) {
+        let o = Origin::start(|r| ok(&r.target));
+        let p = Proxy::start(d, &basic_config(&[o.addr()], Extra::default()));
+        let mut c = Client::connect(p.addr("in"));
+        assert_eq!(c.request(&get("/first")).status, 200);
+        std::thread::sleep(Duration::from_millis(300));
+        c.send(b"GET /sec");
+        std::thread::sleep(Duration::from_millis(150));
+        c.send(b"ond HTTP/1.1\r\nHost: t\r\n\r\nGET /third HTTP/1.1\r\nHost: t\r\n\r\n");
+        let r = c.read_response();
+        assert_eq!((r.status, r.text().as_str()), (200, "/second"));
+        let r = c.read_response();
+        assert_eq!((r.status, r.text().as_str()), (200, "/third"), "the pipelined request too");
+    }
+);
+
+both_drivers!(
+    fn a_long_idle_timeout_is_kept_to_within_a_tick(d) {
+        // Past 3 s an idle connection's deadline is coarse (`cx::deadline`): it fires at the
+        // worker's first one-second tick after its time.
+        let o = Origin::text("hi");
+        let extra = Extra { listener: "idle_timeout_ms = 3500", ..Extra::default() };
+        let p = Proxy::start(d, &basic_config(&[o.addr()], extra));
+        let mut c = Client::connect(p.addr("in"));
+        assert_eq!(c.request(&get("/")).status, 200);
+        let t = Instant::now();
+        assert!(c.closed_within(WAIT), "the idle connection is closed");
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(3400), "not before the idle timeout: {took:?}");
+        assert!(took < Duration::from_millis(5200), "within a tick of it: {took:?}");
+    }
+);
+
+both_drivers!(
+    fn the_first_head_timeout_counts_from_the_accept_even_after_an_idle_wait(d) {
+        let o = Origin::text("ok");
+        let extra = Extra { listener: "request_head_timeout_ms = 600", ..Extra::default() };
+        let p = Proxy::start(d, &basic_config(&[o.addr()], extra));
+        let t = Instant::now();
+        let mut c = Client::connect(p.addr("in"));
+        std::thread::sleep(Duration::from_millis(250));
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\n"); // ...and never the empty line
+        let r = c.read_response();
+        assert_eq!(r.status, 408);
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(550), "not before the timeout: {took:?}");
+        assert!(took < Duration::from_millis(1000), "counted from the accept, not from the first byte: {took:?}");
+        assert_eq!(o.bytes_received(), 0);
+    }
+);

@@ -102,6 +102,11 @@ pub struct StartOptions {
     pub stacks: Stacks,
     pub generation: Option<u64>,
     pub inherited: Vec<Inherited>,
+    /// Gives the memory the allocator keeps for reuse, but that the calling thread no longer
+    /// uses, back to the system. Each worker calls it once a second (its housekeeping tick):
+    /// after a burst, the buffers of connections that went idle leave the process's RSS
+    /// instead of staying cached. The binary passes its allocator's collect (`proxy/src/main.rs`).
+    pub trim: Option<fn()>,
 }
 
 impl StartOptions {
@@ -111,6 +116,7 @@ impl StartOptions {
             stacks,
             generation: None,
             inherited: Vec::new(),
+            trim: None,
         }
     }
 }
@@ -220,6 +226,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
             telemetry: telemetry.clone(),
             shared: shared.clone(),
             stacks: stacks.clone(),
+            trim: options.trim,
             listeners,
             commands: rx,
             wake: worker_end,

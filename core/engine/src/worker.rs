@@ -48,6 +48,8 @@ pub(crate) struct WorkerInit {
     pub(crate) shared: Arc<ArcSwap<Snapshot>>,
     /// Each role's stages (`proxy/src/stack.rs`, `gateway/src/stack.rs`).
     pub(crate) stacks: Arc<crate::stage::Stacks>,
+    /// `StartOptions::trim`.
+    pub(crate) trim: Option<fn()>,
     pub(crate) listeners: Vec<(String, StdListener)>,
     pub(crate) commands: Receiver<Command>,
     pub(crate) wake: StdUnixStream,
@@ -87,7 +89,7 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
     for (name, socket) in init.listeners {
         start_listener(&worker, name, socket, &mut stops);
     }
-    monoio::spawn(sweep_pool(worker.clone()));
+    monoio::spawn(housekeeping(worker.clone(), init.trim));
     ready();
 
     let mut wake = match UnixStream::from_std(init.wake) {
@@ -347,10 +349,13 @@ fn spawn_connection(
     }
 }
 
-async fn sweep_pool(worker: Rc<Worker>) {
+/// Once a second: closes pooled upstream connections past their idle timeout, fires the
+/// coarse deadlines of idle connections (`cx::deadline`), and trims the allocator's cache
+/// (`StartOptions::trim`).
+async fn housekeeping(worker: Rc<Worker>, trim: Option<fn()>) {
     loop {
         either(
-            monoio::time::sleep(Duration::from_secs(1)),
+            monoio::time::sleep(crate::cx::deadline::TICK),
             worker.cx.drain.wait(),
         )
         .await;
@@ -358,5 +363,9 @@ async fn sweep_pool(worker: Rc<Worker>) {
             return;
         }
         worker.up.pool.sweep();
+        worker.cx.deadlines.fire(monoio::time::Instant::now());
+        if let Some(trim) = trim {
+            trim();
+        }
     }
 }

@@ -288,8 +288,9 @@ pub enum Traffic {
     /// One request (and the follow-ups `Expect` asks for); HTTP/1.1 and HTTP/2 clients may
     /// send different forms.
     One { h1: Form, h2: Form },
-    /// The same request this many times, one after the other on one connection.
-    Repeat(Req, usize),
+    /// The same request this many times, one after the other on one connection, with this
+    /// pause between a response and the next request.
+    Repeat(Req, usize, Duration),
 }
 
 // ---------------------------------------------------------------------------------------
@@ -608,7 +609,15 @@ impl Row {
     }
 
     pub fn repeat(mut self, req: Req, n: usize) -> Row {
-        self.send = Traffic::Repeat(req, n);
+        self.send = Traffic::Repeat(req, n, Duration::ZERO);
+        self
+    }
+
+    /// For [`Row::repeat`]: pause this long between a response and the next request.
+    pub fn pace(mut self, pause: Duration) -> Row {
+        if let Traffic::Repeat(_, _, p) = &mut self.send {
+            *p = pause;
+        }
         self
     }
 

@@ -126,6 +126,7 @@ pub(crate) fn repeat(
     down: Down,
     req: &Req,
     n: usize,
+    pause: Duration,
     cell: &str,
 ) -> Result<Exchanged, String> {
     let tls = tls_for(world, down, req.client_cert);
@@ -134,7 +135,10 @@ pub(crate) fn repeat(
         return client_runtime().block_on(async move {
             let c = H2Conn::connect(addr, tls).await?;
             let mut repeats = Vec::with_capacity(n);
-            for _ in 0..n {
+            for i in 0..n {
+                if i > 0 && !pause.is_zero() {
+                    monoio::time::sleep(pause).await;
+                }
                 repeats.push(c.request(req, cell).await);
             }
             Ok(Exchanged {
@@ -150,7 +154,10 @@ pub(crate) fn repeat(
     let mut c = H1Conn::connect(addr, tls)?;
     let bytes = req.to_h1(cell);
     let mut repeats = Vec::with_capacity(n);
-    for _ in 0..n {
+    for i in 0..n {
+        if i > 0 {
+            std::thread::sleep(pause);
+        }
         let r = c.send(&bytes).and_then(|()| c.read_response(req.method));
         let failed = r.is_err();
         repeats.push(r);
@@ -453,7 +460,7 @@ pub(crate) fn run_cell(world: &World, row: &Row, down: Down, up: Up, cell: &str)
     let addr = proxy.addr(&listener_name(down, up));
     let e = &row.expect;
     let ex = match (&row.send, form) {
-        (Traffic::Repeat(req, n), _) => repeat(world, addr, down, req, *n, cell),
+        (Traffic::Repeat(req, n, pause), _) => repeat(world, addr, down, req, *n, *pause, cell),
         (_, Some(form)) if !down.h2() => exchange_h1(world, addr, down, form, e, cell),
         (_, Some(Form::Req(req))) => exchange_h2(world, addr, down, req, e, cell),
         (_, Some(other)) => Err(format!("{other:?} cannot be sent over HTTP/2")),
@@ -464,7 +471,7 @@ pub(crate) fn run_cell(world: &World, row: &Row, down: Down, up: Up, cell: &str)
         Err(err) => return Verdict::Fail(err),
     };
     let mut problems = Vec::new();
-    if let Traffic::Repeat(_, n) = &row.send {
+    if let Traffic::Repeat(_, n, _) = &row.send {
         let mut counts = (0usize, 0usize);
         for r in &ex.repeats {
             match r {

@@ -30,7 +30,7 @@ use monoio::net::TcpStream;
 use monoio::BufResult;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::cx::io::{until, StopRead};
+use crate::cx::io::{until, Fill, ReadBuf, StopRead};
 
 /// The poll-style socket of a sniffed connection.
 pub(crate) type Sniffed = Prefixed<TcpStreamPoll>;
@@ -257,6 +257,78 @@ impl AsyncReadRent for ConnRead {
             ConnRead::TlsUp(r) => r.readv(buf).await,
         }
     }
+}
+
+/// How many bytes a TLS connection reads when it wakes from an idle wait (see
+/// [`ConnRead::wait_readable`]).
+const TLS_WAKE_READ: usize = 64;
+
+impl ConnRead {
+    /// Waits, holding no read buffer, until the connection has bytes to read or the peer
+    /// closed it (`Fill::Data`, `Fill::Eof`), or until `stop` fires (`Fill::Stopped`). `buf`
+    /// must be empty: it is freed for the wait and allocated again, with `capacity` bytes,
+    /// when bytes arrive.
+    ///
+    /// - A plain socket waits for readiness (one poll operation; the bytes stay in the
+    ///   socket for the read that follows). Dropping the wait cancels the operation.
+    /// - A TLS stream can only wait by reading: it reads up to 64 bytes of plaintext into the
+    ///   future's own array, and they go into the new buffer.
+    pub(crate) async fn wait_readable<S: Future<Output = ()>>(
+        &mut self,
+        buf: &mut ReadBuf,
+        capacity: usize,
+        mut stop: Pin<&mut S>,
+    ) -> io::Result<Fill> {
+        buf.release();
+        let fill = match self {
+            ConnRead::Plain(r) => {
+                // SAFETY: the halves of a split monoio stream share it through this cell, and
+                // monoio's own halves borrow it only for the duration of one call. Only a
+                // shared borrow is taken here, and while a connection waits for a request
+                // nothing else of its task uses the write half.
+                let stream = unsafe { &*r.0.get() };
+                let mut ready = pin!(stream.readable(false));
+                poll_fn(|cx| {
+                    if let Poll::Ready(r) = ready.as_mut().poll(cx) {
+                        return Poll::Ready(r.map(|()| Fill::Data));
+                    }
+                    stop.as_mut().poll(cx).map(|()| Ok(Fill::Stopped))
+                })
+                .await?
+            }
+            ConnRead::Tls(r) => wake_read(&r.0, buf, stop).await?,
+            ConnRead::TlsUp(r) => wake_read(&r.0, buf, stop).await?,
+        };
+        if matches!(fill, Fill::Data) {
+            buf.reserve_idle(capacity);
+        }
+        Ok(fill)
+    }
+}
+
+/// The TLS side of [`ConnRead::wait_readable`].
+async fn wake_read<S: AsyncRead + Unpin, F: Future<Output = ()>>(
+    s: &RefCell<S>,
+    buf: &mut ReadBuf,
+    mut stop: Pin<&mut F>,
+) -> io::Result<Fill> {
+    let mut bytes = [0u8; TLS_WAKE_READ];
+    let n = poll_fn(|cx| {
+        let mut rb = tokio::io::ReadBuf::new(&mut bytes);
+        if let Poll::Ready(r) = Pin::new(&mut *s.borrow_mut()).poll_read(cx, &mut rb) {
+            return Poll::Ready(r.map(|()| Some(rb.filled().len())));
+        }
+        stop.as_mut().poll(cx).map(|()| Ok(None))
+    })
+    .await?;
+    Ok(match n {
+        None => Fill::Stopped,
+        Some(0) => Fill::Eof,
+        Some(n) => {
+            buf.extend(bytes.get(..n).unwrap_or(&[]));
+            Fill::Data
+        }
+    })
 }
 
 impl StopRead for ConnRead {

@@ -53,17 +53,33 @@ where
 }
 
 /// Resolves when either future does.
-pub(crate) async fn either<A: Future<Output = ()>, B: Future<Output = ()>>(a: A, b: B) {
-    let mut a = pin!(a);
-    let mut b = pin!(b);
-    poll_fn(|cx| {
-        if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() {
+pub(crate) fn either<A: Future<Output = ()>, B: Future<Output = ()>>(a: A, b: B) -> Either<A, B> {
+    Either { a, b }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`either`]: a struct rather than an `async fn`, so that each future is
+    /// stored once (an `async fn` would keep its arguments and their pinned copies). It sits in
+    /// the state of every idle connection.
+    pub(crate) struct Either<A, B> {
+        #[pin]
+        a: A,
+        #[pin]
+        b: B,
+    }
+}
+
+impl<A: Future<Output = ()>, B: Future<Output = ()>> Future for Either<A, B> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        let this = self.project();
+        if this.a.poll(cx).is_ready() || this.b.poll(cx).is_ready() {
             Poll::Ready(())
         } else {
             Poll::Pending
         }
-    })
-    .await
+    }
 }
 
 /// A boxed timer. monoio's `Sleep` is 640 bytes aligned to 128, and a future passed by value
@@ -256,6 +272,20 @@ impl ReadBuf {
             Ok(_) => Ok(Fill::Data),
             Err(e) if stopped && is_canceled(&e) => Ok(Fill::Stopped),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Frees the buffer, which must be empty (an idle connection holds none).
+    pub(crate) fn release(&mut self) {
+        debug_assert!(self.is_empty());
+        self.buf = Vec::new();
+        self.pos = 0;
+    }
+
+    /// Makes sure the buffer has room for `n` bytes in all (after [`ReadBuf::release`]).
+    pub(crate) fn reserve_idle(&mut self, n: usize) {
+        if self.buf.capacity() < n {
+            self.buf.reserve_exact(n - self.buf.len());
         }
     }
 

@@ -9,6 +9,7 @@
 //! (`tls`), listening socket groups (`listen`). Nothing here imports a higher layer.
 
 pub(crate) mod conn;
+pub(crate) mod deadline;
 pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod io;
@@ -43,6 +44,8 @@ pub(crate) struct Cx {
     pub(crate) accepting: Cell<usize>,
     /// Open connections of this worker, readable by the control thread (status).
     pub(crate) gauge: Arc<std::sync::atomic::AtomicU64>,
+    /// Coarse deadlines of idle connections, fired by the housekeeping tick.
+    pub(crate) deadlines: deadline::Deadlines,
     rng: Cell<u64>,
 }
 
@@ -58,6 +61,7 @@ impl Cx {
             stats: metrics::WorkerStats::default(),
             telemetry,
             drain: Event::new(),
+            deadlines: deadline::Deadlines::default(),
             abort: Event::new(),
             closed: Event::new(),
             connections: Cell::new(0),

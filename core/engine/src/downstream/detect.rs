@@ -14,7 +14,9 @@
 //!   X-Forwarded-Client-Cert and the access log.
 //! - TCP listeners with TLS terminate it and forward the plaintext bytes.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -24,36 +26,55 @@ use ringside_config::{ListenerKind, MtlsMode};
 
 use crate::cx::conn::{into_poll, split_poll, ConnRead, ConnWrite, Prefixed, ServerTls};
 use crate::cx::metrics::ListenerStats;
-use crate::downstream::http::{ClientConn, Ended};
+use crate::downstream::http::{self, ClientConn};
 use crate::downstream::Worker;
 
 /// TLS record type of a handshake message: the first byte of a ClientHello.
 const TLS_HANDSHAKE: u8 = 0x16;
 
-/// Serves a connection accepted on an HTTP listener.
-pub(crate) async fn serve_http(
+/// The work of a connection accepted on an HTTP listener, boxed at the size of the path it
+/// takes: a plaintext HTTP/1.1 connection's task holds the HTTP/1.1 loop only, not the
+/// sniffing, handshake and HTTP/2 state machines.
+pub(crate) fn serve_http(
     worker: Rc<Worker>,
     listener: Rc<str>,
     stream: TcpStream,
     peer: SocketAddr,
     stats: Rc<ListenerStats>,
-) {
+) -> Pin<Box<dyn Future<Output = ()>>> {
     let _ = stream.set_nodelay(true);
     let view = worker.views.current();
     let Some(l) = view.listener(&listener) else {
-        return;
+        return Box::pin(std::future::ready(()));
     };
     let ListenerKind::Http(http) = &l.kind else {
-        return;
+        return Box::pin(std::future::ready(()));
     };
     let timeout = http.limits.request_head_timeout;
     let tls = view.tls.server(&listener).cloned();
     let permissive = l.mtls == Some(MtlsMode::Permissive);
     drop(view);
-    let Some(tls) = tls else {
-        return plain(worker, listener, stream, Vec::new(), peer, stats).await;
-    };
-    let mut stream = stream;
+    match tls {
+        None => Box::pin(plain(worker, listener, stream, Vec::new(), peer, stats)),
+        Some(tls) => Box::pin(tls_http(
+            worker, listener, tls, permissive, stream, peer, stats, timeout,
+        )),
+    }
+}
+
+/// HTTP over TLS: for permissive mTLS, the first bytes decide between TLS and plaintext; then
+/// the handshake, and HTTP/2 or HTTP/1.1 as ALPN chose.
+#[allow(clippy::too_many_arguments)]
+async fn tls_http(
+    worker: Rc<Worker>,
+    listener: Rc<str>,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    permissive: bool,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    stats: Rc<ListenerStats>,
+    timeout: Duration,
+) {
     let mut first = Vec::new();
     if permissive {
         first = match monoio::time::timeout(timeout, stream.read(Vec::with_capacity(2048))).await {
@@ -71,61 +92,44 @@ pub(crate) async fn serve_http(
         crate::downstream::h2::serve(worker, listener, tls, conn, stats).await;
     } else {
         let (r, w) = split_poll(tls);
-        crate::downstream::http::serve(
+        let c = http::Conn::new(
             worker,
             listener,
             ConnRead::Tls(r),
             ConnWrite::Tls(w),
-            Vec::new(),
             conn,
             stats,
-        )
-        .await;
+        );
+        http::serve(c).await;
     }
 }
 
-/// Plaintext HTTP: HTTP/1.1, or HTTP/2 when the client opens with the preface.
-async fn plain(
+/// Plaintext HTTP: HTTP/1.1, or HTTP/2 when the client opens with the preface (`http::serve`
+/// hands the connection over). `first`: bytes already read (permissive mTLS sniffing).
+fn plain(
     worker: Rc<Worker>,
     listener: Rc<str>,
     stream: TcpStream,
     first: Vec<u8>,
     peer: SocketAddr,
     stats: Rc<ListenerStats>,
-) {
+) -> impl Future<Output = ()> {
     let conn = Rc::new(ClientConn {
         peer,
         tls: false,
         identity: None,
     });
     let (r, w) = stream.into_split();
-    let ended = crate::downstream::http::serve(
-        Rc::clone(&worker),
-        Rc::clone(&listener),
+    let mut c = http::Conn::new(
+        worker,
+        listener,
         ConnRead::Plain(r),
         ConnWrite::Plain(w),
-        first,
-        Rc::clone(&conn),
-        Rc::clone(&stats),
-    )
-    .await;
-    if let Ended::H2c(stream, read) = ended {
-        match into_poll(stream) {
-            Ok(poll) => {
-                crate::downstream::h2::serve(
-                    worker,
-                    listener,
-                    Prefixed::new(read, poll),
-                    conn,
-                    stats,
-                )
-                .await
-            }
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "h2c: cannot switch the socket to poll mode")
-            }
-        }
-    }
+        conn,
+        stats,
+    );
+    c.buffer(&first);
+    http::serve(c)
 }
 
 /// The TLS handshake, bounded by `timeout`; failures are counted and logged at debug level

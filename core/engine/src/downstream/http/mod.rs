@@ -13,11 +13,11 @@
 mod access;
 pub(crate) mod route;
 
+use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
-use monoio::net::TcpStream;
 use monoio::time::Instant;
 use ringside_codec::{parse_request, Limits, RequestHead};
 use ringside_config::{HttpListener, Listener, ListenerKind};
@@ -37,6 +37,10 @@ const INITIAL_BUF: usize = 4096;
 const LINGER: Duration = Duration::from_secs(2);
 /// See [`drain_grace`].
 const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
+/// A connection waiting for its next request keeps its read buffer in the pending read this
+/// long: a busy client's next request is read with one operation. After that it is idle and
+/// waits in [`cold_wait`], holding no buffer.
+const HOT: Duration = Duration::from_millis(100);
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4): a plaintext connection that starts with it
 /// is h2c with prior knowledge.
@@ -44,137 +48,242 @@ pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 pub(crate) use crate::cx::ClientConn;
 
-/// How an HTTP/1 connection ended.
-pub(crate) enum Ended {
-    Closed,
-    /// The client opened with the HTTP/2 preface: the socket and the bytes read so far.
-    H2c(TcpStream, Vec<u8>),
-}
-
-/// Serves HTTP/1.1 on a connection; `initial` holds bytes already read from it (sniffing).
-pub(crate) async fn serve(
+/// The connection-level state every request of an HTTP/1 connection shares.
+pub(crate) struct Conn {
     worker: Rc<Worker>,
     listener: Rc<str>,
-    mut r: ConnRead,
-    mut w: ConnWrite,
-    initial: Vec<u8>,
+    r: ConnRead,
+    w: ConnWrite,
+    buf: ReadBuf,
     conn: Rc<ClientConn>,
     stats: Rc<ListenerStats>,
-) -> Ended {
-    let peer = conn.peer;
-    let mut buf = ReadBuf::with_capacity(INITIAL_BUF);
-    buf.extend(&initial);
-    let mut first = true;
-    let mut log_path = access::PathCache::default();
-    loop {
-        let view = worker.views.current();
-        let Some(l) = view.listener(&listener) else {
-            break;
-        };
-        let ListenerKind::Http(http) = &l.kind else {
-            break;
-        };
-        let head = match read_head(&worker, &mut r, &mut buf, l, http, first).await {
-            Ok(Some(Read::Head(head))) => head,
-            Ok(Some(Read::H2Preface)) => {
-                return match (r, w) {
-                    (ConnRead::Plain(r), ConnWrite::Plain(w)) => match r.reunite(w) {
-                        Ok(stream) => Ended::H2c(stream, buf.data().to_vec()),
-                        Err(_) => Ended::Closed,
-                    },
-                    // h2 over TLS is chosen by ALPN, not by a preface.
-                    _ => Ended::Closed,
-                };
-            }
-            Ok(None) => break,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "bad request head");
-                if e.answerable() {
-                    stats.request_done("", e.status(), std::time::Duration::ZERO);
-                    let mut out = Vec::with_capacity(256);
-                    crate::pipeline::answer::Answer::error(&e, false, None).h1(
-                        &mut out,
-                        true,
-                        false,
-                        &ringside_codec::Edits::NONE,
-                    );
-                    if write_vec_timeout(&mut w, out, l.idle_timeout).await.is_ok() {
-                        linger(&mut r, &mut w).await;
+    log_path: access::PathCache,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        worker: Rc<Worker>,
+        listener: Rc<str>,
+        r: ConnRead,
+        w: ConnWrite,
+        conn: Rc<ClientConn>,
+        stats: Rc<ListenerStats>,
+    ) -> Conn {
+        Conn {
+            worker,
+            listener,
+            r,
+            w,
+            buf: ReadBuf::with_capacity(INITIAL_BUF),
+            conn,
+            stats,
+            log_path: access::PathCache::default(),
+        }
+    }
+
+    /// Bytes already read from the connection (sniffing), served before the socket's.
+    pub(crate) fn buffer(&mut self, bytes: &[u8]) {
+        self.buf.extend(bytes);
+    }
+}
+
+/// Serves HTTP/1.1 on a connection, and hands it to HTTP/2 if the client opens with the h2c
+/// preface.
+///
+/// This future is what a keep-alive connection holds while it waits: the connection's state
+/// and the wait for the next head, nothing else. Each request's work ([`next`]) and the
+/// HTTP/2 server are boxed, so their much larger state machines exist only while they run;
+/// an idle connection waits in [`cold_wait`], without a buffer.
+// Not an `async fn`: the block mutates `c` where it was captured, instead of keeping a
+// second copy of it in its state (144 bytes per idle connection).
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn serve(mut c: Conn) -> impl std::future::Future<Output = ()> {
+    async move {
+        // The accept time while the first request is awaited (its head timeout counts from it).
+        let mut first = Some(Instant::now());
+        loop {
+            match Box::pin(next(&mut c, first)).await {
+                Next::Served(After::KeepAlive) => first = None,
+                Next::Served(After::Close) | Next::Closed => break,
+                Next::Idle(end) => match cold_wait(&mut c, end).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::debug!(peer = %c.conn.peer, error = %e, "idle connection failed");
+                        break;
                     }
-                }
-                break;
-            }
-        };
-        first = false;
-        // Route with the configuration current *now*: the wait for this request may have
-        // spanned a reload (the limits above were the ones in force while it was read).
-        let view = worker.views.current();
-        let Some((l, http, compiled)) = view.http(&listener) else {
-            break;
-        };
-        let mut ds = route::Downstream {
-            r: &mut r,
-            w: &mut w,
-            buf: &mut buf,
-        };
-        let started = std::time::Instant::now();
-        let started_at = std::time::SystemTime::now();
-        let snap = &view.snap.config.proxy;
-        let trace = TraceContext::continue_or_start(
-            |n| head.header(n),
-            || worker.cx.random(),
-            snap.trace_sample_rate,
-        );
-        stats.in_flight.set(stats.in_flight.get() + 1);
-        let incoming = route::Incoming {
-            head: &head,
-            peer,
-            trace: &trace,
-            conn: &conn,
-            stats: &stats,
-        };
-        // Boxed: the exchange's state machine (forwarding, body relays, tunnels) is large,
-        // and an idle keep-alive connection should not carry it while it waits.
-        let outcome = Box::pin(route::handle(
-            &worker, &view, l, http, compiled, &incoming, &mut ds,
-        ))
-        .await;
-        stats.in_flight.set(stats.in_flight.get().saturating_sub(1));
-        let took = started.elapsed();
-        stats.request_done(outcome.route, outcome.status, took);
-        if let Some(log) = &http.access_log {
-            let line = access::line(
-                log.format,
-                &access::Entry {
-                    time: started_at,
-                    took,
-                    listener: &listener,
-                    head: &head,
-                    peer,
-                    identity: conn.identity.as_deref(),
-                    h2: false,
-                    trace: &trace,
-                    outcome: &outcome,
                 },
-            );
-            worker.cx.telemetry.log(&log_path.get(&log.path), line);
-        }
-        if trace.sampled && snap.otlp_endpoint.is_some() {
-            worker.cx.telemetry.span(access::span(
-                started_at, &listener, &head, peer, &trace, &outcome,
-            ));
-        }
-        let after = outcome.after;
-        match after {
-            route::After::KeepAlive => continue,
-            route::After::Close => break,
-            route::After::Linger => {
-                linger(&mut r, &mut w).await;
-                break;
+                Next::H2c => return Box::pin(h2c(c)).await,
             }
         }
     }
-    Ended::Closed
+}
+
+/// Hands a plaintext connection that opened with the HTTP/2 preface to the HTTP/2 server,
+/// with the bytes read so far.
+async fn h2c(c: Conn) {
+    let Conn {
+        worker,
+        listener,
+        r,
+        w,
+        buf,
+        conn,
+        stats,
+        ..
+    } = c;
+    // h2 over TLS is chosen by ALPN, not by a preface.
+    let (ConnRead::Plain(r), ConnWrite::Plain(w)) = (r, w) else {
+        return;
+    };
+    let Ok(stream) = r.reunite(w) else {
+        return;
+    };
+    match crate::cx::conn::into_poll(stream) {
+        Ok(poll) => {
+            let io = crate::cx::conn::Prefixed::new(buf.data().to_vec(), poll);
+            crate::downstream::h2::serve(worker, listener, io, conn, stats).await;
+        }
+        Err(e) => {
+            tracing::debug!(peer = %conn.peer, error = %e, "h2c: cannot switch the socket to poll mode")
+        }
+    }
+}
+
+/// What happened to the connection's next request.
+enum Next {
+    Served(After),
+    /// The connection went idle ([`Read::Idle`]).
+    Idle(Instant),
+    /// The client opened with the HTTP/2 preface.
+    H2c,
+    Closed,
+}
+
+/// Reads the next request head (while the connection is hot) and serves the request, or
+/// answers a bad head. Boxed by [`serve`]: this is the large state machine.
+async fn next(c: &mut Conn, first: Option<Instant>) -> Next {
+    let view = c.worker.views.current();
+    let Some(l) = view.listener(&c.listener) else {
+        return Next::Closed;
+    };
+    let ListenerKind::Http(http) = &l.kind else {
+        return Next::Closed;
+    };
+    match read_head(&c.worker, &mut c.r, &mut c.buf, l, http, first).await {
+        Ok(Some(Read::Head(head))) => {
+            drop(view);
+            Next::Served(exchange(c, head).await)
+        }
+        Ok(Some(Read::H2Preface)) => Next::H2c,
+        Ok(Some(Read::Idle(end))) => Next::Idle(end),
+        Ok(None) => Next::Closed,
+        Err(e) => {
+            let idle_timeout = l.idle_timeout;
+            drop(view);
+            bad_head(c, e, idle_timeout).await;
+            Next::Closed
+        }
+    }
+}
+
+/// What the connection does after a request.
+enum After {
+    KeepAlive,
+    Close,
+}
+
+/// Answers a request head that could not be read (400, 408, 413, 414, 431...) when the error
+/// has an answer, then closes politely.
+async fn bad_head(c: &mut Conn, e: ProxyError, idle_timeout: Duration) {
+    tracing::debug!(peer = %c.conn.peer, error = %e, "bad request head");
+    if !e.answerable() {
+        return;
+    }
+    c.stats.request_done("", e.status(), Duration::ZERO);
+    let mut out = Vec::with_capacity(256);
+    crate::pipeline::answer::Answer::error(&e, false, None).h1(
+        &mut out,
+        true,
+        false,
+        &ringside_codec::Edits::NONE,
+    );
+    if write_vec_timeout(&mut c.w, out, idle_timeout).await.is_ok() {
+        linger(&mut c.r, &mut c.w).await;
+    }
+}
+
+/// One request whose head has been read: the pipeline and the exchange (`route::handle`),
+/// then the metrics, the access log and the trace span.
+async fn exchange(c: &mut Conn, head: RequestHead) -> After {
+    // Route with the configuration current *now*: the wait for this request may have
+    // spanned a reload (the limits the head was read with were the ones in force then).
+    let worker = &c.worker;
+    let view = worker.views.current();
+    let Some((l, http, compiled)) = view.http(&c.listener) else {
+        return After::Close;
+    };
+    let mut ds = route::Downstream {
+        r: &mut c.r,
+        w: &mut c.w,
+        buf: &mut c.buf,
+    };
+    let started = std::time::Instant::now();
+    let started_at = std::time::SystemTime::now();
+    let snap = &view.snap.config.proxy;
+    let trace = TraceContext::continue_or_start(
+        |n| head.header(n),
+        || worker.cx.random(),
+        snap.trace_sample_rate,
+    );
+    let stats = &c.stats;
+    stats.in_flight.set(stats.in_flight.get() + 1);
+    let incoming = route::Incoming {
+        head: &head,
+        peer: c.conn.peer,
+        trace: &trace,
+        conn: &c.conn,
+        stats,
+    };
+    let outcome = route::handle(worker, &view, l, http, compiled, &incoming, &mut ds).await;
+    stats.in_flight.set(stats.in_flight.get().saturating_sub(1));
+    let took = started.elapsed();
+    stats.request_done(outcome.route, outcome.status, took);
+    if let Some(log) = &http.access_log {
+        let line = access::line(
+            log.format,
+            &access::Entry {
+                time: started_at,
+                took,
+                listener: &c.listener,
+                head: &head,
+                peer: c.conn.peer,
+                identity: c.conn.identity.as_deref(),
+                h2: false,
+                trace: &trace,
+                outcome: &outcome,
+            },
+        );
+        worker.cx.telemetry.log(&c.log_path.get(&log.path), line);
+    }
+    if trace.sampled && snap.otlp_endpoint.is_some() {
+        worker.cx.telemetry.span(access::span(
+            started_at,
+            &c.listener,
+            &head,
+            c.conn.peer,
+            &trace,
+            &outcome,
+        ));
+    }
+    match outcome.after {
+        route::After::KeepAlive => After::KeepAlive,
+        route::After::Close => After::Close,
+        route::After::Linger => {
+            linger(&mut c.r, &mut c.w).await;
+            After::Close
+        }
+    }
 }
 
 /// A finished request, for the access log and the trace exporter.
@@ -235,17 +344,21 @@ pub(crate) fn record(worker: &Worker, listener: &str, http: &HttpListener, f: &F
 enum Read {
     Head(RequestHead),
     H2Preface,
+    /// Nothing arrived within [`HOT`]: the connection is idle until this deadline (the idle
+    /// timeout, or the first request's head timeout). The caller waits in [`cold_wait`].
+    Idle(Instant),
 }
 
 /// Reads until one request head is complete. `Ok(None)`: the connection ended cleanly (EOF,
-/// idle timeout, or drain while idle).
+/// idle timeout, or drain while idle). `accepted`: when the connection was accepted, for the
+/// first request's head timeout.
 async fn read_head(
     worker: &Worker,
     r: &mut ConnRead,
     buf: &mut ReadBuf,
     l: &Listener,
     http: &HttpListener,
-    first: bool,
+    first: Option<Instant>,
 ) -> Result<Option<Read>, ProxyError> {
     let limits = Limits {
         max_header_bytes: http.limits.max_header_bytes,
@@ -254,14 +367,18 @@ async fn read_head(
     };
     let cap = http.limits.max_header_bytes.saturating_add(4096);
     let head_timeout = http.limits.request_head_timeout;
-    // The first request of a connection must arrive within the head timeout (slowloris);
-    // later ones may wait the idle timeout before their first byte.
-    let mut deadline = (first || !buf.is_empty()).then(|| Instant::now() + head_timeout);
+    // The first request of a connection must arrive within the head timeout of the accept
+    // (slowloris); later ones may wait the idle timeout before their first byte, and then
+    // have the head timeout to complete.
+    let mut deadline = match first {
+        Some(accepted) => Some(accepted + head_timeout),
+        None => (!buf.is_empty()).then(|| Instant::now() + head_timeout),
+    };
     loop {
         if !buf.is_empty() {
             let data = buf.data();
             let n = data.len().min(H2_PREFACE.len());
-            if first && data.get(..n) == H2_PREFACE.get(..n) {
+            if first.is_some() && data.get(..n) == H2_PREFACE.get(..n) {
                 if n == H2_PREFACE.len() {
                     return Ok(Some(Read::H2Preface));
                 }
@@ -270,31 +387,22 @@ async fn read_head(
                 return Ok(Some(Read::Head(head)));
             }
         }
-        let idle = buf.is_empty();
-        if idle {
+        let fill = if buf.is_empty() {
+            // Waiting for a request: hot for a short while (the buffer stays in the read, no
+            // extra operation for a busy connection), then idle (see `cold_wait`).
             buf.shrink_idle(INITIAL_BUF);
-        }
-        let fill = match (idle, deadline) {
-            (true, None) => {
-                buf.fill(
-                    r,
-                    cap,
-                    either(crate::cx::io::sleep(l.idle_timeout), drain_grace(worker)),
-                )
-                .await
+            let end = deadline.unwrap_or_else(|| Instant::now() + l.idle_timeout);
+            let hot_end = end.min(Instant::now() + HOT);
+            let stop = either(crate::cx::io::sleep_until(hot_end), drain_grace(worker));
+            match buf.fill(r, cap, stop).await {
+                Ok(Fill::Stopped) if buf.is_empty() && Instant::now() < end => {
+                    return Ok(Some(Read::Idle(end)));
+                }
+                fill => fill,
             }
-            (true, Some(d)) => {
-                buf.fill(
-                    r,
-                    cap,
-                    either(crate::cx::io::sleep_until(d), drain_grace(worker)),
-                )
-                .await
-            }
-            (false, d) => {
-                let d = d.unwrap_or_else(|| Instant::now() + head_timeout);
-                buf.fill(r, cap, crate::cx::io::sleep_until(d)).await
-            }
+        } else {
+            let d = *deadline.get_or_insert_with(|| Instant::now() + head_timeout);
+            buf.fill(r, cap, crate::cx::io::sleep_until(d)).await
         };
         match fill {
             Ok(Fill::Data) => {
@@ -309,6 +417,25 @@ async fn read_head(
             Ok(Fill::Full) => return Err(ProxyError::HeadersTooLarge),
             Err(e) => return Err(ProxyError::ClientIo(e)),
         }
+    }
+}
+
+/// Waits, holding no read buffer, for the next request on a connection that went idle,
+/// until `end` (or the drain grace). `true`: bytes arrived (or the client closed, which the
+/// next read finds).
+///
+/// An idle keep-alive connection then costs its task's state and a coarse deadline
+/// (`cx::deadline`), not a buffer and a timer. When bytes arrive the buffer is allocated
+/// again and the head is read as usual: one more operation, for an idle connection only.
+async fn cold_wait(c: &mut Conn, end: Instant) -> Result<bool, ProxyError> {
+    let stop = pin!(either(
+        c.worker.cx.deadlines.sleep_until(end),
+        drain_grace(&c.worker)
+    ));
+    match c.r.wait_readable(&mut c.buf, INITIAL_BUF, stop).await {
+        Ok(Fill::Stopped) => Ok(false),
+        Ok(_) => Ok(true),
+        Err(e) => Err(ProxyError::ClientIo(e)),
     }
 }
 
