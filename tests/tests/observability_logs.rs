@@ -83,6 +83,27 @@ both_drivers!(
 );
 
 both_drivers!(
+    fn a_reload_that_adds_an_access_log_starts_its_writer(d) {
+        // The writer thread starts only when a configuration has an access log: a proxy
+        // started without one must still log after a reload adds it.
+        let o = Origin::text("hello");
+        let log = temp_log(&format!("reload-{}", d.toml()));
+        let without = config(&o, &log, "json", "").replace(
+            &format!("access_log = {{ path = \"{}\", format = \"json\" }}\n", log.display()),
+            "",
+        );
+        assert!(!without.contains("access_log"), "{without}");
+        let p = Proxy::start(d, &without);
+        let mut c = Client::connect(p.addr("in"));
+        assert_eq!(c.request(&get("/ping")).status, 200);
+        assert!(matches!(p.reload(&config(&o, &log, "json", "")), Reloaded::Applied(_)));
+        assert_eq!(c.request(&get("/ping")).status, 200);
+        let got = lines(&log, 1);
+        assert!(got[0].contains("\"route\":\"ping\""), "{}", got[0]);
+    }
+);
+
+both_drivers!(
     fn combined_lines_and_reopen_after_rotation(d) {
         let o = Origin::text("hello");
         let log = temp_log(&format!("combined-{}", d.toml()));

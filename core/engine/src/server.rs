@@ -207,8 +207,8 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
     }
     let generation = options.generation.unwrap_or(1);
     let shared = Arc::new(ArcSwap::from_pointee(Snapshot { generation, config }));
-    let telemetry = crate::cx::telemetry::Telemetry::start(shared.clone())
-        .map_err(|source| StartError::Worker { id: 0, source })?;
+    let telemetry = crate::cx::telemetry::Telemetry::new(shared.clone());
+    telemetry.ensure(&shared.load().config);
     let cpus = runtime::allowed_cpus();
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<(usize, io::Result<()>)>(workers);
     let mut handles = Vec::with_capacity(workers);
@@ -441,6 +441,7 @@ impl ServerHandle {
         {
             // Same text, new certificate material (files replaced on disk): same generation.
             let generation = generation.unwrap_or(current.generation);
+            self.telemetry.ensure(&config);
             self.shared.store(Arc::new(Snapshot { generation, config }));
             return Ok(Reloaded::Applied(generation));
         }
@@ -502,6 +503,7 @@ impl ServerHandle {
             }
         }
         let generation = generation.unwrap_or(current.generation + 1);
+        self.telemetry.ensure(&config);
         self.shared.store(Arc::new(Snapshot { generation, config }));
         for name in &removed {
             for w in control.workers.iter_mut() {

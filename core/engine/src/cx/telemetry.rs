@@ -6,6 +6,10 @@
 //! whenever its queue runs empty, and reopens every file on [`LogMsg::Reopen`] (SIGUSR1,
 //! logrotate). The exporter batches spans (up to 512, or what arrived within a second) and
 //! POSTs them as OTLP/HTTP JSON to the collector named by the *current* configuration.
+//!
+//! Each thread, with its queue, starts only once a configuration needs it (an access log, an
+//! OTLP endpoint): the control thread calls [`Telemetry::ensure`] before it publishes a
+//! snapshot. A proxy without either holds neither (the two queues alone are 448 KiB).
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -13,12 +17,12 @@ use std::io::{BufWriter, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
-use ringside_config::Snapshot;
+use crossbeam_channel::{Receiver, Sender};
+use ringside_config::{Config, ListenerKind, Snapshot};
 
 /// Queue lengths: lines and spans waiting for their thread.
 const LOG_QUEUE: usize = 4096;
@@ -52,42 +56,74 @@ pub(crate) struct Span {
     pub(crate) status: u16,
 }
 
-/// The workers' ends of the telemetry channels.
+/// The workers' ends of the telemetry channels, each set when its thread starts.
 #[derive(Clone)]
 pub(crate) struct Telemetry {
-    logs: Sender<LogMsg>,
-    spans: Sender<Span>,
+    logs: Arc<OnceLock<Sender<LogMsg>>>,
+    spans: Arc<OnceLock<Sender<Span>>>,
+    shared: Arc<ArcSwap<Snapshot>>,
     pub(crate) counters: Arc<TelemetryCounters>,
 }
 
 impl Telemetry {
-    /// Starts both threads.
-    pub(crate) fn start(shared: Arc<ArcSwap<Snapshot>>) -> std::io::Result<Telemetry> {
-        let counters = Arc::new(TelemetryCounters::default());
-        let (logs, log_rx) = crossbeam_channel::bounded(LOG_QUEUE);
-        let (spans, span_rx) = crossbeam_channel::bounded(SPAN_QUEUE);
-        let c = counters.clone();
-        std::thread::Builder::new()
-            .name("ringside-accesslog".into())
-            .spawn(move || write_logs(log_rx, &c))?;
-        let c = counters.clone();
-        std::thread::Builder::new()
-            .name("ringside-otlp".into())
-            .spawn(move || export_spans(span_rx, &shared, &c))?;
-        Ok(Telemetry {
-            logs,
-            spans,
-            counters,
-        })
+    /// No thread yet: see [`Telemetry::ensure`].
+    pub(crate) fn new(shared: Arc<ArcSwap<Snapshot>>) -> Telemetry {
+        Telemetry {
+            logs: Arc::new(OnceLock::new()),
+            spans: Arc::new(OnceLock::new()),
+            shared,
+            counters: Arc::new(TelemetryCounters::default()),
+        }
+    }
+
+    /// Starts the threads `config` needs and that are not running yet: the access-log writer
+    /// when a listener has an access log, the span exporter when `otlp_endpoint` is set.
+    /// Called by the control thread before a configuration is published; a thread, once
+    /// started, stays. A thread that cannot start is logged, and its lines or spans are
+    /// dropped and counted.
+    pub(crate) fn ensure(&self, config: &Config) {
+        let logs = config.listeners.iter().any(|l| match &l.kind {
+            ListenerKind::Http(h) => h.access_log.is_some(),
+            ListenerKind::Tcp { .. } => false,
+        });
+        if logs && self.logs.get().is_none() {
+            let (tx, rx) = crossbeam_channel::bounded(LOG_QUEUE);
+            let c = self.counters.clone();
+            match std::thread::Builder::new()
+                .name("ringside-accesslog".into())
+                .spawn(move || write_logs(rx, &c))
+            {
+                Ok(_) => {
+                    let _ = self.logs.set(tx);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot start the access-log thread"),
+            }
+        }
+        if config.proxy.otlp_endpoint.is_some() && self.spans.get().is_none() {
+            let (tx, rx) = crossbeam_channel::bounded(SPAN_QUEUE);
+            let c = self.counters.clone();
+            let shared = self.shared.clone();
+            match std::thread::Builder::new()
+                .name("ringside-otlp".into())
+                .spawn(move || export_spans(rx, &shared, &c))
+            {
+                Ok(_) => {
+                    let _ = self.spans.set(tx);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot start the span exporter thread"),
+            }
+        }
     }
 
     pub(crate) fn log(&self, path: &Arc<Path>, line: String) {
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.logs.try_send(LogMsg::Line {
+        let sent = self.logs.get().is_some_and(|logs| {
+            logs.try_send(LogMsg::Line {
                 path: path.clone(),
                 line,
             })
-        {
+            .is_ok()
+        });
+        if !sent {
             self.counters
                 .log_lines_dropped
                 .fetch_add(1, Ordering::Relaxed);
@@ -95,11 +131,17 @@ impl Telemetry {
     }
 
     pub(crate) fn reopen(&self) {
-        let _ = self.logs.send(LogMsg::Reopen);
+        if let Some(logs) = self.logs.get() {
+            let _ = logs.send(LogMsg::Reopen);
+        }
     }
 
     pub(crate) fn span(&self, span: Span) {
-        if self.spans.try_send(span).is_err() {
+        let sent = self
+            .spans
+            .get()
+            .is_some_and(|spans| spans.try_send(span).is_ok());
+        if !sent {
             self.counters.spans_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
