@@ -112,18 +112,14 @@ impl<'b> Scratch<'b> {
 
 /// The line-ending rule httparse does not enforce: every LF is preceded by CR and every CR is
 /// followed by LF (no bare LF, no bare CR anywhere in the head).
+///
+/// Visits only the CR and LF bytes, found with SIMD (`memchr2`): a loop over every byte of
+/// the head cost about 3,000 instructions per proxied request (request and response heads).
 pub(crate) fn line_endings_ok(head: &[u8]) -> bool {
-    let mut prev = 0u8;
-    for &b in head {
-        if b == b'\n' && prev != b'\r' {
-            return false;
-        }
-        if prev == b'\r' && b != b'\n' {
-            return false;
-        }
-        prev = b;
-    }
-    prev != b'\r'
+    memchr::memchr2_iter(b'\r', b'\n', head).all(|i| match head.get(i) {
+        Some(b'\r') => head.get(i + 1) == Some(&b'\n'),
+        _ => i > 0 && head.get(i - 1) == Some(&b'\r'),
+    })
 }
 
 /// RFC 9110 `tchar`: the characters of a token (methods, header names). Public so that
@@ -400,6 +396,26 @@ mod tests {
         assert!(!line_endings_ok(b"a\rb\r\n"));
         assert!(!line_endings_ok(b"a\r"));
         assert!(line_endings_ok(b""));
+        // Against the rule written byte by byte, on every string of up to 7 bytes over
+        // CR, LF and a letter.
+        let reference = |head: &[u8]| {
+            let mut prev = 0u8;
+            for &b in head {
+                if (b == b'\n' && prev != b'\r') || (prev == b'\r' && b != b'\n') {
+                    return false;
+                }
+                prev = b;
+            }
+            prev != b'\r'
+        };
+        for len in 0..=7u32 {
+            for n in 0..3usize.pow(len) {
+                let head: Vec<u8> = (0..len)
+                    .map(|i| [b'a', b'\r', b'\n'][n / 3usize.pow(i) % 3])
+                    .collect();
+                assert_eq!(line_endings_ok(&head), reference(&head), "{head:?}");
+            }
+        }
     }
 
     #[test]

@@ -349,21 +349,23 @@ fn spawn_connection(
     }
 }
 
-/// Once a second: closes pooled upstream connections past their idle timeout, fires the
-/// coarse deadlines of idle connections (`cx::deadline`), and trims the allocator's cache
-/// (`StartOptions::trim`).
+/// Every tick (`cx::deadline::TICK`, 100 ms) fires the worker's due coarse deadlines; once a
+/// second it also closes pooled upstream connections past their idle timeout and trims the
+/// allocator's cache (`StartOptions::trim`). It runs until the worker ends: while draining,
+/// deadlines (the idle connections' drain grace) still have to fire.
 async fn housekeeping(worker: Rc<Worker>, trim: Option<fn()>) {
+    let per_second = (1000 / crate::cx::deadline::TICK.as_millis()).max(1);
+    let mut ticks: u128 = 0;
     loop {
-        either(
-            monoio::time::sleep(crate::cx::deadline::TICK),
-            worker.cx.drain.wait(),
-        )
-        .await;
-        if worker.cx.draining() {
-            return;
+        monoio::time::sleep(crate::cx::deadline::TICK).await;
+        crate::cx::deadline::fire(monoio::time::Instant::now());
+        ticks += 1;
+        if !ticks.is_multiple_of(per_second) {
+            continue;
         }
-        worker.up.pool.sweep();
-        worker.cx.deadlines.fire(monoio::time::Instant::now());
+        if !worker.cx.draining() {
+            worker.up.pool.sweep();
+        }
         if let Some(trim) = trim {
             trim();
         }

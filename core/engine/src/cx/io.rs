@@ -82,16 +82,29 @@ impl<A: Future<Output = ()>, B: Future<Output = ()>> Future for Either<A, B> {
     }
 }
 
-/// A boxed timer. monoio's `Sleep` is 640 bytes aligned to 128, and a future passed by value
-/// can be stored more than once in the state machines that carry it: boxed, it costs a
-/// pointer in the state of a connection that waits for its next request.
-pub(crate) fn sleep(d: Duration) -> std::pin::Pin<Box<monoio::time::Sleep>> {
-    Box::pin(monoio::time::sleep(d))
+/// A timer for the data path: coarse (a slot in the worker's table) when `d` is long,
+/// precise otherwise; see `cx::deadline`. Never monoio's `Sleep` by value: it is 640 bytes
+/// aligned to 128, and would bloat and over-align every state machine that holds it.
+pub(crate) fn sleep(d: Duration) -> crate::cx::deadline::Deadline {
+    crate::cx::deadline::sleep(d)
 }
 
 /// [`sleep`] until a deadline.
-pub(crate) fn sleep_until(t: monoio::time::Instant) -> std::pin::Pin<Box<monoio::time::Sleep>> {
-    Box::pin(monoio::time::sleep_until(t))
+pub(crate) fn sleep_until(t: monoio::time::Instant) -> crate::cx::deadline::Deadline {
+    crate::cx::deadline::sleep_until(t)
+}
+
+/// Runs `fut` for at most `limit`: `None` when the time ran out first (`fut` is dropped).
+pub(crate) async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    let mut timer = sleep(limit);
+    poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        std::pin::Pin::new(&mut timer).poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// A read that a stop condition (timer, drain) can interrupt without losing bytes.
@@ -275,6 +288,46 @@ impl ReadBuf {
         }
     }
 
+    /// [`ReadBuf::fill`] for a connection that is closed if `stop` fires: the read is then
+    /// dropped in flight instead of cancelled and awaited, and what it would have read is
+    /// lost with the buffer. It spares the cancellation's bookkeeping (two hash-map updates
+    /// in monoio per read), which matters for the upstream reads every request makes.
+    pub(crate) async fn fill_or_abandon<R, S>(
+        &mut self,
+        r: &mut R,
+        limit: usize,
+        stop: S,
+    ) -> io::Result<Fill>
+    where
+        R: AsyncReadRent,
+        S: Future<Output = ()>,
+    {
+        if !self.make_room(limit) {
+            return Ok(Fill::Full);
+        }
+        let vec = std::mem::take(&mut self.buf);
+        let start = vec.len();
+        let end = vec.capacity();
+        let mut read = pin!(r.read(vec.slice_mut(start..end)));
+        let mut stop = pin!(stop);
+        let done = poll_fn(|cx| {
+            if let Poll::Ready(r) = read.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
+            }
+            stop.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        let Some((res, slice)) = done else {
+            return Ok(Fill::Stopped);
+        };
+        self.buf = slice.into_inner();
+        match res {
+            Ok(0) => Ok(Fill::Eof),
+            Ok(_) => Ok(Fill::Data),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Frees the buffer, which must be empty (an idle connection holds none).
     pub(crate) fn release(&mut self) {
         debug_assert!(self.is_empty());
@@ -328,9 +381,9 @@ pub(crate) async fn write_vec_timeout<W: AsyncWriteRent>(
     v: Vec<u8>,
     limit: Duration,
 ) -> io::Result<()> {
-    match monoio::time::timeout(limit, write_vec(w, v)).await {
-        Ok((res, _)) => res,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
+    match within(limit, write_vec(w, v)).await {
+        Some((res, _)) => res,
+        None => Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
     }
 }
 

@@ -7,7 +7,9 @@
 //! the worker, across reloads: they are keyed by names, not by configuration indices.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+// Fx, not SipHash: these maps are touched several times per request, and their keys come from
+// the configuration (route names, endpoints) and from status codes.
+use rustc_hash::FxHashMap as HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -93,7 +95,7 @@ impl ListenerStats {
         match requests.get_mut(route) {
             Some(by_status) => *by_status.entry(status).or_insert(0) += 1,
             None => {
-                requests.insert(route.into(), HashMap::from([(status, 1)]));
+                requests.insert(route.into(), HashMap::from_iter([(status, 1)]));
             }
         }
         self.duration.borrow_mut().observe(took);
@@ -208,7 +210,7 @@ impl WorkerStats {
             });
         }
         for (name, c) in self.clusters.borrow().iter() {
-            let mut endpoints: HashMap<SocketAddr, EndpointReport> = HashMap::new();
+            let mut endpoints: HashMap<SocketAddr, EndpointReport> = HashMap::default();
             fn at<'m>(
                 m: &'m mut HashMap<SocketAddr, EndpointReport>,
                 a: SocketAddr,

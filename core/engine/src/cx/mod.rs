@@ -44,8 +44,6 @@ pub(crate) struct Cx {
     pub(crate) accepting: Cell<usize>,
     /// Open connections of this worker, readable by the control thread (status).
     pub(crate) gauge: Arc<std::sync::atomic::AtomicU64>,
-    /// Coarse deadlines of idle connections, fired by the housekeeping tick.
-    pub(crate) deadlines: deadline::Deadlines,
     rng: Cell<u64>,
 }
 
@@ -61,7 +59,6 @@ impl Cx {
             stats: metrics::WorkerStats::default(),
             telemetry,
             drain: Event::new(),
-            deadlines: deadline::Deadlines::default(),
             abort: Event::new(),
             closed: Event::new(),
             connections: Cell::new(0),

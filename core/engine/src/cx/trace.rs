@@ -62,14 +62,20 @@ impl TraceContext {
     }
 
     /// The `traceparent` to send upstream.
+    #[cfg(test)]
     pub(crate) fn traceparent(&self) -> String {
-        let mut s = String::with_capacity(55);
-        s.push_str("00-");
-        hex(&mut s, &self.trace_id);
-        s.push('-');
-        hex(&mut s, &self.span_id);
-        s.push_str(if self.sampled { "-01" } else { "-00" });
-        s
+        let mut v = Vec::with_capacity(55);
+        self.write_traceparent(&mut v);
+        String::from_utf8(v).unwrap_or_default()
+    }
+
+    /// Appends the `traceparent` to send upstream (55 bytes) to `out`.
+    pub(crate) fn write_traceparent(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"00-");
+        hex_bytes(out, &self.trace_id);
+        out.push(b'-');
+        hex_bytes(out, &self.span_id);
+        out.extend_from_slice(if self.sampled { b"-01" } else { b"-00" });
     }
 
     pub(crate) fn trace_id_hex(&self) -> String {
@@ -79,16 +85,20 @@ impl TraceContext {
     }
 }
 
-/// Appends `bytes` in lower-case hex (a table lookup per nibble: this runs for every request's
-/// `traceparent` and request id, where `format!` cost thousands of instructions).
-pub(crate) fn hex(out: &mut String, bytes: &[u8]) {
+/// Appends `bytes` in lower-case hex to a byte buffer (a table lookup per nibble: this runs
+/// for every request's `traceparent` and request id, where `format!` costs thousands of
+/// instructions and pushing `char`s hundreds).
+pub(crate) fn hex_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(bytes.len() * 2);
-    let digit = |n: u8| char::from(DIGITS.get(usize::from(n & 0xf)).copied().unwrap_or(b'0'));
-    for &b in bytes {
-        out.push(digit(b >> 4));
-        out.push(digit(b));
-    }
+    let digit = |n: u8| DIGITS.get(usize::from(n & 0xf)).copied().unwrap_or(b'0');
+    out.extend(bytes.iter().flat_map(|&b| [digit(b >> 4), digit(b)]));
+}
+
+/// [`hex_bytes`] into a `String`.
+pub(crate) fn hex(out: &mut String, bytes: &[u8]) {
+    let mut v = Vec::with_capacity(bytes.len() * 2);
+    hex_bytes(&mut v, bytes);
+    out.push_str(std::str::from_utf8(&v).unwrap_or_default());
 }
 
 fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {

@@ -234,14 +234,14 @@ fn new_request_id(random: &dyn Fn() -> u64) -> Vec<u8> {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&hi.to_be_bytes());
     bytes[8..].copy_from_slice(&lo.to_be_bytes());
-    let mut out = String::with_capacity(36);
+    let mut out = Vec::with_capacity(36);
     for (i, part) in [0..4, 4..6, 6..8, 8..10, 10..16].into_iter().enumerate() {
         if i > 0 {
-            out.push('-');
+            out.push(b'-');
         }
-        crate::cx::trace::hex(&mut out, bytes.get(part).unwrap_or_default());
+        crate::cx::trace::hex_bytes(&mut out, bytes.get(part).unwrap_or_default());
     }
-    out.into_bytes()
+    out
 }
 
 /// A listener's stages and each of its routes' stages, compiled from one snapshot.

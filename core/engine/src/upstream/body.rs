@@ -173,9 +173,9 @@ pub(crate) async fn send_request_body<R: StopRead, W: AsyncWriteRent>(
         if limit.is_some_and(|l| *sent > l) {
             return Err(SendError::TooLarge);
         }
-        match monoio::time::timeout(idle, rbuf.write_out(upw, n)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => return Err(SendError::Upstream),
+        match crate::cx::io::within(idle, rbuf.write_out(upw, n)).await {
+            Some(Ok(())) => {}
+            Some(Err(_)) | None => return Err(SendError::Upstream),
         }
     }
     Ok(())
@@ -223,10 +223,10 @@ pub(crate) async fn relay_response_body<R: StopRead, W: AsyncWriteRent>(
                 let n = state.take(upbuf.data(), |_| {}).map_err(|e| {
                     RelayError::Upstream(ProxyError::UpstreamInvalid(e.to_string()))
                 })?;
-                match monoio::time::timeout(write_timeout, upbuf.write_out(cw, n)).await {
-                    Ok(Ok(())) => written.set(written.get() + n as u64),
-                    Ok(Err(e)) => return Err(RelayError::Client(ProxyError::ClientIo(e))),
-                    Err(_) => return Err(RelayError::Client(ProxyError::ClientGone)),
+                match crate::cx::io::within(write_timeout, upbuf.write_out(cw, n)).await {
+                    Some(Ok(())) => written.set(written.get() + n as u64),
+                    Some(Err(e)) => return Err(RelayError::Client(ProxyError::ClientIo(e))),
+                    None => return Err(RelayError::Client(ProxyError::ClientGone)),
                 }
             }
         }
@@ -249,8 +249,9 @@ pub(crate) async fn relay_response_body<R: StopRead, W: AsyncWriteRent>(
         if large {
             upbuf.grow_empty(BODY_CHUNK);
         }
+        // Abandoned on timeout: the upstream connection is then dropped, never pooled.
         match upbuf
-            .fill(upr, BODY_CHUNK, crate::cx::io::sleep(read_timeout))
+            .fill_or_abandon(upr, BODY_CHUNK, crate::cx::io::sleep(read_timeout))
             .await
         {
             Ok(Fill::Data) | Ok(Fill::Full) => {}

@@ -406,8 +406,9 @@ async fn read_head(
                 Err(e) => return Err(ProxyError::UpstreamInvalid(e.to_string())),
             }
         }
+        // Abandoned on timeout: the connection is then dropped, never pooled.
         match upbuf
-            .fill(upr, MAX_RESPONSE_HEAD, crate::cx::io::sleep(READ_TIMEOUT))
+            .fill_or_abandon(upr, MAX_RESPONSE_HEAD, crate::cx::io::sleep(READ_TIMEOUT))
             .await
         {
             Ok(Fill::Data) => {}

@@ -11,7 +11,8 @@
 //! mTLS) are the TLS contexts' job (`crate::cx::tls`).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+// Fx, not SipHash: looked up per request; keys are configured endpoints.
+use rustc_hash::FxHashMap as HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;

@@ -9,7 +9,10 @@
 //! endpoint. Per worker, so no lock: a process holds at most `workers × max_idle` per endpoint.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+// Fx, not SipHash: looked up twice per request; keys are configured endpoints.
+use rustc_hash::FxHashMap as HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};

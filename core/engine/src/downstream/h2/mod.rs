@@ -145,7 +145,7 @@ pub(crate) async fn serve<T>(
                     return Poll::Ready(Next::Pong(r.is_ok()));
                 }
             }
-            if tick.as_mut().poll(cx).is_ready() {
+            if std::pin::Pin::new(&mut tick).poll(cx).is_ready() {
                 return Poll::Ready(Next::Tick);
             }
             Poll::Pending

@@ -393,7 +393,14 @@ async fn read_head(
             buf.shrink_idle(INITIAL_BUF);
             let end = deadline.unwrap_or_else(|| Instant::now() + l.idle_timeout);
             let hot_end = end.min(Instant::now() + HOT);
-            let stop = either(crate::cx::io::sleep_until(hot_end), drain_grace(worker));
+            // Coarse when the hot window is what ends first: it needs no precision (100 to
+            // 200 ms), and a coarse deadline costs no timer.
+            let timer = if hot_end < end {
+                crate::cx::deadline::coarse_until(hot_end)
+            } else {
+                crate::cx::deadline::sleep_until(end)
+            };
+            let stop = either(timer, drain_grace(worker));
             match buf.fill(r, cap, stop).await {
                 Ok(Fill::Stopped) if buf.is_empty() && Instant::now() < end => {
                     return Ok(Some(Read::Idle(end)));
@@ -429,7 +436,7 @@ async fn read_head(
 /// again and the head is read as usual: one more operation, for an idle connection only.
 async fn cold_wait(c: &mut Conn, end: Instant) -> Result<bool, ProxyError> {
     let stop = pin!(either(
-        c.worker.cx.deadlines.sleep_until(end),
+        crate::cx::deadline::sleep_until(end),
         drain_grace(&c.worker)
     ));
     match c.r.wait_readable(&mut c.buf, INITIAL_BUF, stop).await {
