@@ -29,7 +29,7 @@ use ringside_codec::{
 };
 use ringside_config::Cluster;
 
-use super::{acquire, Active, Client, Down, Ended, Exchange, Progress, Sink, Source};
+use super::{acquire, Active, Client, Down, Ended, Exchange, Progress, Reuse, Sink, Source};
 use super::{UPSTREAM_READ_TIMEOUT as READ_TIMEOUT, UPSTREAM_READ_TIMEOUT};
 use crate::cx::conn::{ConnRead, ConnWrite};
 use crate::cx::error::{ProxyError, Retry};
@@ -80,7 +80,12 @@ pub(crate) async fn call(
     let stats = client.cx.stats.cluster(&cluster.name);
     let mut attempt = 0;
     loop {
-        let (mut up, idx) = acquire(client, cluster, state, x.hash, attempt == 0).await?;
+        let reuse = match (attempt, needed) {
+            (0, Retry::IfIdempotent) => Reuse::Trusted,
+            (0, _) => Reuse::Checked,
+            _ => Reuse::No,
+        };
+        let (mut up, idx) = acquire(client, cluster, state, x.hash, reuse).await?;
         // A guard, not a call after the await: a route timeout drops this future mid-way
         // and the active-request count must still come down.
         let active = Active::start(state, idx, &stats, up.addr, progress);

@@ -316,13 +316,25 @@ impl Drop for Active<'_> {
 /// Connect attempts (distinct endpoints) per request.
 const MAX_CONNECT_ATTEMPTS: usize = 3;
 
-/// A connection to some endpoint of `cluster`: pooled if `pooled`, else fresh.
+/// Whether [`acquire`] may hand out a pooled connection, and how it checks it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reuse {
+    /// A new connection.
+    No,
+    /// A pooled one, checked with `MSG_PEEK` (a request that cannot be repeated).
+    Checked,
+    /// A pooled one, checked only if it has been idle a while (`pool::FRESH`): for a request
+    /// that is repeated on a new connection if the pooled one turns out closed.
+    Trusted,
+}
+
+/// A connection to some endpoint of `cluster`: pooled as `reuse` allows, else new.
 pub(crate) async fn acquire(
     client: Client<'_>,
     cluster: &Cluster,
     state: &ClusterState,
     hash: Option<u64>,
-    pooled: bool,
+    reuse: Reuse,
 ) -> Result<(Upstream, usize), ProxyError> {
     // TLS settings are keyed by the cluster's fingerprint (which covers them): a pooled
     // connection is only reused under the settings it was made with.
@@ -338,8 +350,8 @@ pub(crate) async fn acquire(
     };
     let tls = tls.as_ref();
     try_endpoints(client.cx, cluster, state, hash, |_, addr| async move {
-        if pooled {
-            if let Some(conn) = client.up.pool.take(addr, tls_key) {
+        if reuse != Reuse::No {
+            if let Some(conn) = client.up.pool.take(addr, tls_key, reuse == Reuse::Trusted) {
                 return Ok(conn);
             }
         }
@@ -412,5 +424,5 @@ pub(crate) async fn connect_any(
     state: &ClusterState,
     hash: Option<u64>,
 ) -> Result<(Upstream, usize), ProxyError> {
-    acquire(client, cluster, state, hash, false).await
+    acquire(client, cluster, state, hash, Reuse::No).await
 }

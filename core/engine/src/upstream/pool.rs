@@ -5,6 +5,10 @@
 //! `max_idle_per_endpoint` idle connections and drops them after its `idle_timeout`. Before a
 //! connection is handed out it is checked with a non-blocking `MSG_PEEK`: one the upstream
 //! has closed (or that holds unexpected bytes) is discarded instead of failing a request.
+//! For a request that is repeated on a new connection if the pooled one turns out closed
+//! (a bodyless idempotent one, `upstream/h1.rs`), a connection idle for less than [`FRESH`]
+//! skips the check: a busy pool's connections come back within milliseconds, and the check
+//! is a system call per request.
 //! Because the key is the address, pooled connections survive any reload that keeps the
 //! endpoint. Per worker, so no lock: a process holds at most `workers × max_idle` per endpoint.
 
@@ -114,8 +118,12 @@ impl Upstream {
     }
 }
 
+/// A connection idle for less than this is reused without the `MSG_PEEK` check.
+const FRESH: Duration = Duration::from_millis(500);
+
 struct Idle {
     conn: Upstream,
+    since: Instant,
     expires: Instant,
 }
 
@@ -125,13 +133,20 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// The most recently returned live connection to `addr`, if any.
-    pub(crate) fn take(&self, addr: SocketAddr, tls_key: u64) -> Option<Upstream> {
+    /// The most recently returned live connection to `addr`, if any. `trust_fresh`: a
+    /// connection idle for less than [`FRESH`] is not checked.
+    pub(crate) fn take(
+        &self,
+        addr: SocketAddr,
+        tls_key: u64,
+        trust_fresh: bool,
+    ) -> Option<Upstream> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&(addr, tls_key))?;
         let now = Instant::now();
         while let Some(entry) = list.pop_back() {
-            if entry.expires > now && entry.conn.looks_alive() {
+            let fresh = trust_fresh && now.saturating_duration_since(entry.since) < FRESH;
+            if entry.expires > now && (fresh || entry.conn.looks_alive()) {
                 let mut conn = entry.conn;
                 conn.reused = true;
                 return Some(conn);
@@ -151,9 +166,11 @@ impl Pool {
         while list.len() >= max_idle {
             list.pop_front();
         }
+        let now = Instant::now();
         list.push_back(Idle {
             conn,
-            expires: Instant::now() + idle_timeout,
+            since: now,
+            expires: now + idle_timeout,
         });
     }
 
@@ -198,14 +215,41 @@ mod tests {
         let addr = a.addr;
         pool.put(a, 4, Duration::from_secs(60));
         assert_eq!(pool.idle_count(addr), 1);
-        let got = pool.take(addr, 0).expect("live connection is reused");
+        let got = pool
+            .take(addr, 0, false)
+            .expect("live connection is reused");
         assert!(got.reused);
         pool.put(got, 4, Duration::from_secs(60));
         drop(peer_a); // upstream closes the idle connection
         monoio::time::sleep(Duration::from_millis(20)).await;
         assert!(
-            pool.take(addr, 0).is_none(),
+            pool.take(addr, 0, false).is_none(),
             "closed connection must not be handed out"
+        );
+    }
+
+    #[monoio::test_all(timer_enabled = true)]
+    async fn only_a_connection_idle_a_while_is_checked_for_a_repeatable_request() {
+        let pool = Pool::default();
+        let (a, peer_a) = pair().await;
+        let addr = a.addr;
+        pool.put(a, 4, Duration::from_secs(60));
+        drop(peer_a);
+        monoio::time::sleep(Duration::from_millis(20)).await;
+        let got = pool.take(addr, 0, true);
+        assert!(
+            got.is_some(),
+            "fresh: handed out unchecked (the request repeats if it fails)"
+        );
+        pool.put(got.unwrap(), 4, Duration::from_secs(60));
+        if let Some(idle) = pool.idle.borrow_mut().get_mut(&(addr, 0)) {
+            for e in idle.iter_mut() {
+                e.since -= FRESH; // as if it had waited that long
+            }
+        }
+        assert!(
+            pool.take(addr, 0, true).is_none(),
+            "idle a while: checked, and closed"
         );
     }
 
