@@ -41,6 +41,7 @@ class Tools:
     envoy: str = ""
     openssl: str = ""
     ringside: str = ""
+    ringside_base: str = ""  # perf/run --baseline / --baseline-rev
     fixedrate: str = ""
     versions: dict = field(default_factory=dict)
 
@@ -124,6 +125,11 @@ def inferno():
         subprocess.run(["nice", "-n", "10", "cargo", "install", "--locked", "--quiet",
                         INFERNO_CRATE, "--root", str(root)], check=True, timeout=3600)
     return str(collapse), str(flame)
+
+
+# The baseline revision's build directory: kept between runs, so building another revision
+# recompiles only what changed (gitignored with the results).
+BASELINE_TARGET_DIR = PERF_DIR / "results" / ".baseline-target"
 
 
 def build_ringside_rev(rev, target_dir):
@@ -210,6 +216,14 @@ def ensure(args, need_envoy=True):
     t.fixedrate = _build_fixedrate(_which("cc"))
     t.envoy = _find_envoy(args.envoy) if need_envoy else ""
     t.ringside = _build_ringside(args.ringside)
+    base_version = None
+    if getattr(args, "baseline", None):
+        t.ringside_base = _build_ringside(args.baseline)
+        base_version = _version(t.ringside_base, "--version") + f" ({args.baseline})"
+    elif getattr(args, "baseline_rev", None):
+        t.ringside_base, commit = build_ringside_rev(args.baseline_rev, BASELINE_TARGET_DIR)
+        base_version = (_version(t.ringside_base, "--version")
+                        + f" (git {commit[:12]}, --baseline-rev {args.baseline_rev})")
     t.versions = {
         "ringside": _version(t.ringside, "--version") + f" (git {git_describe()})"
         if not args.ringside else _version(t.ringside, "--version"),
@@ -221,4 +235,7 @@ def ensure(args, need_envoy=True):
         "h2load": _version(t.h2load, "--version"),
         "fixedrate": "perf/loadgen/fixedrate.c",
     }
+    if base_version:
+        t.versions = {"ringside": t.versions["ringside"], "ringside-base": base_version,
+                      **{k: v for k, v in t.versions.items() if k != "ringside"}}
     return t
