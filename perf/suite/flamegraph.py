@@ -51,6 +51,10 @@ def parse_args(argv):
                    help="measure nothing: print the top self-time functions of these folded "
                    "stack files (.folded or .folded.gz)")
     p.add_argument("-n", type=int, default=10, help="--top: how many functions (10)")
+    p.add_argument("--share", action="append", metavar="REGEX", default=[],
+                   help="--top: also the share of samples whose stack (frames joined by ';') "
+                   "matches REGEX, e.g. --share io_uring_enter --share '__libc_recv' "
+                   "(repeatable)")
     return p.parse_args(argv)
 
 
@@ -90,14 +94,33 @@ def top(path, n=10):
     return rows, {"samples": total, "kernel_share": kernel / total if total else 0.0}
 
 
-def top_markdown(path, n=10, title=None):
+def shares(path, patterns):
+    """{regex: share of the samples whose whole stack matches it} (inclusive time)."""
+    compiled = [(p, re.compile(p)) for p in patterns]
+    hits = dict.fromkeys(patterns, 0)
+    total = 0
+    for frames, count in read_folded(path):
+        stack = ";".join(frames)
+        total += count
+        for p, rx in compiled:
+            if rx.search(stack):
+                hits[p] += count
+    return {p: (h / total if total else 0.0) for p, h in hits.items()}
+
+
+def top_markdown(path, n=10, title=None, share=()):
     rows, tot = top(path, n)
     lines = [f"### {title or Path(path).name}", "",
              f"{tot['samples']:,} samples; {tot['kernel_share']:.0%} with the kernel on top "
              "(`_[k]`; the vDSO is not counted as kernel)", "",
              "| # | self | function |", "|---|---|---|"]
-    for i, (f, _, share) in enumerate(rows, 1):
-        lines.append(f"| {i} | {share:.1%} | `{f}` |")
+    for i, (f, _, sh) in enumerate(rows, 1):
+        lines.append(f"| {i} | {sh:.1%} | `{f}` |")
+    if share:
+        lines += ["", "| stacks matching | share of samples |", "|---|---|"]
+        for p, v in shares(path, share).items():
+            cell = p.replace("|", "\\|")  # a | would end the markdown cell
+            lines.append(f"| `{cell}` | {v:.1%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -160,7 +183,7 @@ def main(argv=None):
         return 0
     if args.top:
         for f in args.top:
-            print(top_markdown(f, args.n))
+            print(top_markdown(f, args.n, share=args.share))
         return 0
     chosen = [scenario(s) for sc in (args.scenarios or [DEFAULT]) for s in sc.split(",") if s]
     perf = profiling.perf_binary()
