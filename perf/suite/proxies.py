@@ -241,10 +241,10 @@ class Target:
     def command(self, tools, work, values):
         raise NotImplementedError
 
-    def render(self, template, work, values):
+    def render(self, template, work, values, stem=None):
         """The config for this start, named after its listeners: nginx-h1.conf, ..."""
-        stem, ext = template.rsplit(".", 1)
-        dest = work / f"{stem}-{'-'.join(values['listeners'])}.{ext}"
+        tstem, ext = template.rsplit(".", 1)
+        dest = work / f"{stem or tstem}-{'-'.join(values['listeners'])}.{ext}"
         return render(template, dest, **values)
 
 
@@ -270,6 +270,19 @@ class Ringside(Target):
     def command(self, tools, work, values):
         cfg = self.render("ringside.toml", work, values)
         return [tools.ringside, "run", "--config", cfg, "--log-level", "warn"]
+
+
+class RingsideBase(Ringside):
+    """The baseline build (perf/run --baseline BIN or --baseline-rev REV): the same template,
+    placement and treatment as `ringside`, another binary; the report sets the two side by
+    side. Only perf/run adds it, when a baseline is given."""
+
+    name = "ringside-base"
+    label = "ringside-base"
+
+    def command(self, tools, work, values):
+        cfg = self.render("ringside.toml", work, values, stem=self.name)
+        return [tools.ringside_base, "run", "--config", cfg, "--log-level", "warn"]
 
 
 class RingsideObs(Ringside):

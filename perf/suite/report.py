@@ -93,7 +93,112 @@ def build(meta, targets, scenarios, runs, memory, failures):
         "failures": failures,
     }
     data["goals"] = goals(data, scenarios)
+    if any(t.name == BASE for t in targets):
+        data["baseline"] = baseline(scenarios, runs, memory)
     return data
+
+
+# ---------------------------------------------------------------- --baseline: A/B
+
+NEW, BASE = "ringside", "ringside-base"
+AB_METRICS = ("rps", "p50_us", "p99_us", "cpu_s_per_1k")
+AB_MEM = ("idle_kib", "with_conns_kib", "per_conn_bytes", "peak_kib")
+
+
+def _ab(new_rows, base_rows, metric):
+    """ringside against ringside-base on one metric: each side's median (min-max), the ratio
+    new/base of the medians, and the ratios of the rounds (each round measured both back to
+    back) with their median and min-max."""
+    new = {r["round"]: r.get(metric) for r in new_rows if r.get(metric) is not None}
+    base = {r["round"]: r.get(metric) for r in base_rows if r.get(metric) is not None}
+    rounds = sorted(set(new) & set(base))
+    n, b = _stats(list(new.values())), _stats(list(base.values()))
+    return {"new": n, "base": b,
+            "ratio": _ratio(n and n["median"], b and b["median"]),
+            "per_round": _stats([_ratio(new[r], base[r]) for r in rounds])}
+
+
+def baseline(scenarios, runs, memory):
+    out = {"scenarios": {}, "memory": {}}
+    for sc in scenarios:
+        rn = [r for r in runs if r["scenario"] == sc.id and r["target"] == NEW]
+        rb = [r for r in runs if r["scenario"] == sc.id and r["target"] == BASE]
+        if rn or rb:
+            out["scenarios"][sc.id] = {m: _ab(rn, rb, m) for m in AB_METRICS}
+    mn = [m for m in memory if m["target"] == NEW]
+    mb = [m for m in memory if m["target"] == BASE]
+    if mn or mb:
+        out["memory"] = {k: _ab(mn, mb, k) for k in AB_MEM}
+    return out
+
+
+def fmt_ratio(ab):
+    """'1.03× (0.98–1.07)': the ratio of the medians, and the lowest and highest of the
+    rounds' ratios when there are several rounds."""
+    if ab["ratio"] is None:
+        return "—"
+    pr = ab["per_round"]
+    if pr and pr["n"] > 1:
+        return f"{ab['ratio']:.3f}× ({pr['min']:.3f}–{pr['max']:.3f})"
+    return f"{ab['ratio']:.3f}×"
+
+
+def baseline_markdown(data):
+    ab = data.get("baseline")
+    if not ab:
+        return []
+    meta = data["meta"]
+    vs = meta["versions"]
+    lines = ["## ringside against ringside-base (A/B)", "",
+             f"ringside: {vs.get('ringside', '?')}; ringside-base: {vs.get('ringside-base', '?')}."
+             " Same template and placement; in every round the two run back to back, each "
+             "measurement in turn (ringside first in even rounds, ringside-base first in odd "
+             "ones). Values: median (min–max) of the rounds. *new/base*: ratio of the medians, "
+             "then (lowest–highest) of the per-round ratios; above 1 is more req/s, or more "
+             "latency, CPU or memory.", "",
+             "| scenario | req/s ringside | req/s ringside-base | req/s new/base | p50 new/base "
+             "| p99 new/base | CPU s/1k ringside | CPU s/1k ringside-base | CPU new/base |",
+             "|---|---|---|---|---|---|---|---|---|"]
+
+    def cpu(st):
+        return fmt_spread(st, lambda x: f"{x:.4f}")
+    for sc in meta["scenarios"]:
+        e = ab["scenarios"].get(sc["id"])
+        if not e:
+            continue
+        lines.append(f"| {sc['id']} | {fmt_spread(e['rps']['new'])} | "
+                     f"{fmt_spread(e['rps']['base'])} | **{fmt_ratio(e['rps'])}** | "
+                     f"{fmt_ratio(e['p50_us'])} | {fmt_ratio(e['p99_us'])} | "
+                     f"{cpu(e['cpu_s_per_1k']['new'])} | {cpu(e['cpu_s_per_1k']['base'])} | "
+                     f"**{fmt_ratio(e['cpu_s_per_1k'])}** |")
+    if ab.get("memory"):
+        n = meta["idle_conns"]
+        names = {"idle_kib": ("idle RSS", _mib), "with_conns_kib": (f"RSS with {n:,} idle "
+                 "conns", _mib), "per_conn_bytes": ("per idle connection",
+                                                    lambda x: f"{x / 1024:.2f} KiB"),
+                 "peak_kib": ("peak RSS under load", _mib)}
+        lines += ["", "| memory | ringside | ringside-base | new/base |", "|---|---|---|---|"]
+        for k, (label, f) in names.items():
+            e = ab["memory"][k]
+            lines.append(f"| {label} | {fmt_spread(e['new'], f)} | {fmt_spread(e['base'], f)}"
+                         f" | **{fmt_ratio(e)}** |")
+    return lines + [""]
+
+
+def baseline_summary(data):
+    """A few lines for the terminal: ringside / ringside-base per scenario and memory."""
+    ab = data.get("baseline")
+    if not ab:
+        return []
+    out = ["ringside / ringside-base (ratio of medians; per-round min-max):"]
+    for sid, e in ab["scenarios"].items():
+        out.append(f"  {sid:22s} req/s {fmt_ratio(e['rps']):26s} CPU/req "
+                   f"{fmt_ratio(e['cpu_s_per_1k']):26s} p99 {fmt_ratio(e['p99_us'])}")
+    for k, label in (("idle_kib", "idle RSS"), ("per_conn_bytes", "per idle conn"),
+                     ("peak_kib", "peak RSS")):
+        if ab.get("memory"):
+            out.append(f"  {label:22s} {fmt_ratio(ab['memory'][k])}")
+    return out
 
 
 def goals(data, scenarios):
@@ -239,6 +344,7 @@ def markdown(data):
             lim = f"{g['limit']}×" if g["unit"] == "x" else f"{g['limit']} {g['unit']}"
             lines.append(f"| {g['goal']} | {val} | {op} {lim} | {met} |")
         lines.append("")
+    lines += baseline_markdown(data)
     targets = data["targets"]
     lines += ["## Throughput, latency, CPU", "",
               "req/s: median (min–max) of the rounds. × nginx and of direct: ratios of the "

