@@ -349,9 +349,10 @@ fn spawn_connection(
     }
 }
 
-/// Every tick (`cx::deadline::TICK`, 100 ms) fires the worker's due coarse deadlines; once a
-/// second it also closes pooled upstream connections past their idle timeout and trims the
-/// allocator's cache (`StartOptions::trim`). It runs until the worker ends: while draining,
+/// Every tick (`cx::deadline::TICK`, 100 ms) fires the worker's due coarse deadlines and
+/// trims the allocator's cache (`StartOptions::trim`: connections that just went idle give
+/// their buffers back within a tick or two); once a second it also closes pooled upstream
+/// connections past their idle timeout. It runs until the worker ends: while draining,
 /// deadlines (the idle connections' drain grace) still have to fire.
 async fn housekeeping(worker: Rc<Worker>, trim: Option<fn()>) {
     let per_second = (1000 / crate::cx::deadline::TICK.as_millis()).max(1);
@@ -359,15 +360,12 @@ async fn housekeeping(worker: Rc<Worker>, trim: Option<fn()>) {
     loop {
         monoio::time::sleep(crate::cx::deadline::TICK).await;
         crate::cx::deadline::fire(monoio::time::Instant::now());
-        ticks += 1;
-        if !ticks.is_multiple_of(per_second) {
-            continue;
-        }
-        if !worker.cx.draining() {
-            worker.up.pool.sweep();
-        }
         if let Some(trim) = trim {
             trim();
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(per_second) && !worker.cx.draining() {
+            worker.up.pool.sweep();
         }
     }
 }

@@ -44,7 +44,10 @@ struct Slot {
 
 /// Resolves after `d`: see [`sleep_until`].
 pub(crate) fn sleep(d: Duration) -> Deadline {
-    sleep_until(Instant::now() + d)
+    if d < PRECISE_BELOW {
+        return Deadline::Precise(Box::pin(monoio::time::sleep(d)));
+    }
+    coarse_until(Instant::now() + d)
 }
 
 /// Resolves at `at`: precisely when `at` is less than [`PRECISE_BELOW`] away, else at the

@@ -95,16 +95,44 @@ pub(crate) fn sleep_until(t: monoio::time::Instant) -> crate::cx::deadline::Dead
 }
 
 /// Runs `fut` for at most `limit`: `None` when the time ran out first (`fut` is dropped).
-pub(crate) async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
-    let mut fut = pin!(fut);
-    let mut timer = sleep(limit);
-    poll_fn(|cx| {
-        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+/// The timer is [`sleep`]'s: coarse for a long limit. Never `monoio::time::timeout` on the
+/// data path: it holds a `Sleep` by value (640 bytes aligned to 128).
+pub(crate) fn within<F: Future>(limit: Duration, fut: F) -> Within<F> {
+    Within {
+        fut,
+        timer: sleep(limit),
+    }
+}
+
+/// [`within`] with a precise timer whatever `limit` is (route timeouts: a user who sets 1.5 s
+/// expects 1.5 s). The timer is boxed, so the future that holds this is not over-aligned.
+pub(crate) fn within_exact<F: Future>(limit: Duration, fut: F) -> Within<F> {
+    Within {
+        fut,
+        timer: crate::cx::deadline::Deadline::Precise(Box::pin(monoio::time::sleep(limit))),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`within`]: a struct, so that `fut` (often the largest future of a
+    /// request) is stored once, where an `async fn` would keep it twice.
+    pub(crate) struct Within<F> {
+        #[pin]
+        fut: F,
+        timer: crate::cx::deadline::Deadline,
+    }
+}
+
+impl<F: Future> Future for Within<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(v) = this.fut.poll(cx) {
             return Poll::Ready(Some(v));
         }
-        std::pin::Pin::new(&mut timer).poll(cx).map(|()| None)
-    })
-    .await
+        std::pin::Pin::new(this.timer).poll(cx).map(|()| None)
+    }
 }
 
 /// A read that a stop condition (timer, drain) can interrupt without losing bytes.

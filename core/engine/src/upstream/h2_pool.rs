@@ -202,9 +202,9 @@ async fn connect(
             }
         }
     };
-    match monoio::time::timeout(cluster.connect_timeout, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(ProxyError::Connect(std::io::Error::new(
+    match crate::cx::io::within(cluster.connect_timeout, fut).await {
+        Some(r) => r,
+        None => Err(ProxyError::Connect(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "connect timed out",
         ))),

@@ -82,9 +82,9 @@ impl Upstream {
             let (r, w) = crate::cx::conn::split_poll(stream);
             Ok((ConnRead::TlsUp(r), ConnWrite::TlsUp(w), fd, tls.key))
         };
-        let (r, w, fd, tls_key) = match monoio::time::timeout(timeout, fut).await {
-            Ok(r) => r?,
-            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+        let (r, w, fd, tls_key) = match crate::cx::io::within(timeout, fut).await {
+            Some(r) => r?,
+            None => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
         };
         Ok(Upstream {
             r,

@@ -47,11 +47,11 @@ pub(crate) async fn next_data(
     from: &mut RecvStream,
     idle: Duration,
 ) -> Result<Option<Bytes>, RelayError> {
-    match monoio::time::timeout(idle, from.data()).await {
-        Ok(Some(Ok(b))) => Ok(Some(b)),
-        Ok(Some(Err(e))) => Err(RelayError::From(Some(e))),
-        Ok(None) => Ok(None),
-        Err(_) => Err(RelayError::From(None)),
+    match crate::cx::io::within(idle, from.data()).await {
+        Some(Some(Ok(b))) => Ok(Some(b)),
+        Some(Some(Err(e))) => Err(RelayError::From(Some(e))),
+        Some(None) => Ok(None),
+        None => Err(RelayError::From(None)),
     }
 }
 
@@ -60,10 +60,10 @@ pub(crate) async fn trailers(
     from: &mut RecvStream,
     idle: Duration,
 ) -> Result<Option<HeaderMap>, RelayError> {
-    match monoio::time::timeout(idle, from.trailers()).await {
-        Ok(Ok(t)) => Ok(t),
-        Ok(Err(e)) => Err(RelayError::From(Some(e))),
-        Err(_) => Err(RelayError::From(None)),
+    match crate::cx::io::within(idle, from.trailers()).await {
+        Some(Ok(t)) => Ok(t),
+        Some(Err(e)) => Err(RelayError::From(Some(e))),
+        None => Err(RelayError::From(None)),
     }
 }
 

@@ -298,7 +298,7 @@ impl<'a> Call<'a> {
             self.sent,
         ));
         let result = match deadline {
-            Some(t) => monoio::time::timeout(t, fut)
+            Some(t) => crate::cx::io::within_exact(t, fut)
                 .await
                 .unwrap_or(Err(ProxyError::Timeout)),
             None => fut.await,

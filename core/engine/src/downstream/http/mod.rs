@@ -229,7 +229,6 @@ async fn exchange(c: &mut Conn, head: RequestHead) -> After {
         buf: &mut c.buf,
     };
     let started = std::time::Instant::now();
-    let started_at = std::time::SystemTime::now();
     let snap = &view.snap.config.proxy;
     let trace = TraceContext::continue_or_start(
         |n| head.header(n),
@@ -249,11 +248,18 @@ async fn exchange(c: &mut Conn, head: RequestHead) -> After {
     stats.in_flight.set(stats.in_flight.get().saturating_sub(1));
     let took = started.elapsed();
     stats.request_done(outcome.route, outcome.status, took);
+    // The wall-clock start, for the log line and the span only: one clock read less per
+    // request when neither is on.
+    let started_at = || {
+        std::time::SystemTime::now()
+            .checked_sub(took)
+            .unwrap_or(std::time::UNIX_EPOCH)
+    };
     if let Some(log) = &http.access_log {
         let line = access::line(
             log.format,
             &access::Entry {
-                time: started_at,
+                time: started_at(),
                 took,
                 listener: &c.listener,
                 head: &head,
@@ -268,7 +274,7 @@ async fn exchange(c: &mut Conn, head: RequestHead) -> After {
     }
     if trace.sampled && snap.otlp_endpoint.is_some() {
         worker.cx.telemetry.span(access::span(
-            started_at,
+            started_at(),
             &c.listener,
             &head,
             c.conn.peer,
@@ -391,8 +397,9 @@ async fn read_head(
             // Waiting for a request: hot for a short while (the buffer stays in the read, no
             // extra operation for a busy connection), then idle (see `cold_wait`).
             buf.shrink_idle(INITIAL_BUF);
-            let end = deadline.unwrap_or_else(|| Instant::now() + l.idle_timeout);
-            let hot_end = end.min(Instant::now() + HOT);
+            let now = Instant::now();
+            let end = deadline.unwrap_or(now + l.idle_timeout);
+            let hot_end = end.min(now + HOT);
             // Coarse when the hot window is what ends first: it needs no precision (100 to
             // 200 ms), and a coarse deadline costs no timer.
             let timer = if hot_end < end {
@@ -461,8 +468,9 @@ async fn linger(r: &mut ConnRead, w: &mut ConnWrite) {
     let deadline = Instant::now() + LINGER;
     let mut scratch = vec![0u8; 4096];
     loop {
-        match monoio::time::timeout_at(deadline, r.read(scratch)).await {
-            Ok((Ok(n), b)) if n > 0 => scratch = b,
+        let left = deadline.saturating_duration_since(Instant::now());
+        match crate::cx::io::within(left, r.read(scratch)).await {
+            Some((Ok(n), b)) if n > 0 => scratch = b,
             _ => return,
         }
     }

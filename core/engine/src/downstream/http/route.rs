@@ -173,7 +173,7 @@ pub(crate) async fn handle<'v>(
             &progress,
         );
         match deadline {
-            Some(t) => monoio::time::timeout(t, fut)
+            Some(t) => crate::cx::io::within_exact(t, fut)
                 .await
                 .unwrap_or(Err(ProxyError::Timeout)),
             None => fut.await,
