@@ -294,19 +294,28 @@ impl ReadBuf {
         true
     }
 
+    /// The free part of the buffer, taken out of it for one read (the caller puts the buffer
+    /// back with `slice.into_inner()`), after making room up to `limit`; `None` when the
+    /// buffer is full of unconsumed data at `limit`.
+    fn spare(&mut self, limit: usize) -> Option<monoio::buf::SliceMut<Vec<u8>>> {
+        if !self.make_room(limit) {
+            return None;
+        }
+        let vec = std::mem::take(&mut self.buf);
+        let (start, end) = (vec.len(), vec.capacity());
+        Some(vec.slice_mut(start..end))
+    }
+
     /// Reads once from `r`, appending. Grows the buffer up to `limit` bytes.
     pub(crate) async fn fill<R, S>(&mut self, r: &mut R, limit: usize, stop: S) -> io::Result<Fill>
     where
         R: StopRead,
         S: Future<Output = ()>,
     {
-        if !self.make_room(limit) {
+        let Some(spare) = self.spare(limit) else {
             return Ok(Fill::Full);
-        }
-        let vec = std::mem::take(&mut self.buf);
-        let start = vec.len();
-        let end = vec.capacity();
-        let ((res, slice), stopped) = r.read_or_stop(vec.slice_mut(start..end), stop).await;
+        };
+        let ((res, slice), stopped) = r.read_or_stop(spare, stop).await;
         self.buf = slice.into_inner();
         match res {
             Ok(0) => Ok(Fill::Eof),
@@ -330,13 +339,10 @@ impl ReadBuf {
         R: AsyncReadRent,
         S: Future<Output = ()>,
     {
-        if !self.make_room(limit) {
+        let Some(spare) = self.spare(limit) else {
             return Ok(Fill::Full);
-        }
-        let vec = std::mem::take(&mut self.buf);
-        let start = vec.len();
-        let end = vec.capacity();
-        let mut read = pin!(r.read(vec.slice_mut(start..end)));
+        };
+        let mut read = pin!(r.read(spare));
         let mut stop = pin!(stop);
         let done = poll_fn(|cx| {
             if let Poll::Ready(r) = read.as_mut().poll(cx) {
