@@ -141,14 +141,7 @@ pub(crate) fn repeat(
                 }
                 repeats.push(c.request(req, cell).await);
             }
-            Ok(Exchanged {
-                resp: Ok(Resp::default()),
-                follow: None,
-                repeats,
-                local: c.local,
-                elapsed: started.elapsed(),
-                closed: None,
-            })
+            Ok(repeated(repeats, c.local, started))
         });
     }
     let mut c = H1Conn::connect(addr, tls)?;
@@ -165,14 +158,19 @@ pub(crate) fn repeat(
             break;
         }
     }
-    Ok(Exchanged {
+    Ok(repeated(repeats, c.local, started))
+}
+
+/// What [`repeat`] got: the responses in order, on one connection from `local`.
+fn repeated(repeats: Vec<Result<Resp, String>>, local: SocketAddr, started: Instant) -> Exchanged {
+    Exchanged {
         resp: Ok(Resp::default()),
         follow: None,
         repeats,
-        local: c.local,
+        local,
         elapsed: started.elapsed(),
         closed: None,
-    })
+    }
 }
 
 /// A cell's outcome.
