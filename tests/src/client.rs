@@ -101,19 +101,7 @@ impl Client {
     }
 
     pub fn try_read_response(&mut self, method: &str) -> io::Result<Response> {
-        let head_end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            if !self.fill()? {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "closed before a response head",
-                ));
-            }
-        };
-        let head: Vec<u8> = self.buf.drain(..head_end).collect();
-        let head = String::from_utf8_lossy(&head).to_string();
+        let head = take_head(&mut self.s, &mut self.buf)?;
         let mut lines = head.split("\r\n");
         let status_line = lines.next().unwrap_or("");
         let status = status_line
@@ -288,6 +276,22 @@ pub(crate) fn take(s: &mut impl Read, buf: &mut Vec<u8>, n: usize) -> io::Result
         }
     }
     Ok(buf.drain(..n).collect())
+}
+
+/// The next message head, up to and including its empty line, as text.
+pub(crate) fn take_head(s: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<String> {
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head: Vec<u8> = buf.drain(..i + 4).collect();
+            return Ok(String::from_utf8_lossy(&head).into_owned());
+        }
+        if !fill(s, buf)? {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed before a response head",
+            ));
+        }
+    }
 }
 
 /// The next CRLF-ended line, without its CRLF.

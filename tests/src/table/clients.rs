@@ -167,19 +167,7 @@ impl H1Conn {
 
     fn read_response_inner(&mut self, method: &str) -> io::Result<Resp> {
         loop {
-            let end = loop {
-                if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break i + 4;
-                }
-                if !self.fill()? {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "closed before a response head",
-                    ));
-                }
-            };
-            let head: Vec<u8> = self.buf.drain(..end).collect();
-            let head = String::from_utf8_lossy(&head).into_owned();
+            let head = crate::client::take_head(&mut self.s, &mut self.buf)?;
             let mut lines = head.split("\r\n");
             let status_line = lines.next().unwrap_or("");
             let status: u16 = status_line
