@@ -132,6 +132,8 @@ pub struct ServerHandle {
     driver: ActiveDriver,
     worker_count: usize,
     telemetry: crate::cx::telemetry::Telemetry,
+    /// State the workers share for the whole process (`cx/shared.rs`).
+    registry: Arc<crate::cx::shared::Registry>,
     control: Mutex<Control>,
     draining: std::sync::atomic::AtomicBool,
     /// Re-reads certificate files when they change on disk (rotation without a reload).
@@ -209,6 +211,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
     let shared = Arc::new(ArcSwap::from_pointee(Snapshot { generation, config }));
     let telemetry = crate::cx::telemetry::Telemetry::new(shared.clone());
     telemetry.ensure(&shared.load().config);
+    let registry = Arc::new(crate::cx::shared::Registry::default());
     let cpus = runtime::allowed_cpus();
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<(usize, io::Result<()>)>(workers);
     let mut handles = Vec::with_capacity(workers);
@@ -226,6 +229,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
             telemetry: telemetry.clone(),
             shared: shared.clone(),
             stacks: stacks.clone(),
+            registry: registry.clone(),
             trim: options.trim,
             listeners,
             commands: rx,
@@ -267,6 +271,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         worker_count: workers,
         draining: std::sync::atomic::AtomicBool::new(false),
         telemetry,
+        registry,
         control: Mutex::new(Control {
             workers: handles,
             listeners,

@@ -48,6 +48,8 @@ pub(crate) struct WorkerInit {
     pub(crate) shared: Arc<ArcSwap<Snapshot>>,
     /// Each role's stages (`proxy/src/stack.rs`, `gateway/src/stack.rs`).
     pub(crate) stacks: Arc<crate::stage::Stacks>,
+    /// The process's shared state (`cx/shared.rs`).
+    pub(crate) registry: Arc<crate::cx::shared::Registry>,
     /// `StartOptions::trim`.
     pub(crate) trim: Option<fn()>,
     pub(crate) listeners: Vec<(String, StdListener)>,
@@ -83,7 +85,7 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
     let worker = Rc::new(Worker {
         cx: Cx::new(init.id, init.telemetry, init.gauge, seed),
         up: Upstreams::default(),
-        views: Views::new(init.shared, init.stacks),
+        views: Views::new(init.shared, init.stacks, init.registry),
     });
     let mut stops: HashMap<String, ListenerSlot> = HashMap::new();
     for (name, socket) in init.listeners {

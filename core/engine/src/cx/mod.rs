@@ -6,7 +6,9 @@
 //! (`io`), the one place owned-buffer and poll-style I/O meet (`conn`), the data path's error
 //! type (`error`), worker-local events (`event`), per-worker counters (`metrics`), trace
 //! context (`trace`), access-log and span export threads (`telemetry`), rustls contexts
-//! (`tls`), listening socket groups (`listen`). Nothing here imports a higher layer.
+//! (`tls`), listening socket groups (`listen`), and what every worker shares for the whole
+//! process (`shared`: breaker counters, token buckets, budgets, health marks). Nothing here
+//! imports a higher layer.
 
 pub(crate) mod conn;
 pub(crate) mod deadline;
@@ -16,6 +18,7 @@ pub(crate) mod io;
 pub(crate) mod listen;
 pub mod metrics;
 pub(crate) mod runtime;
+pub mod shared;
 pub mod telemetry;
 pub(crate) mod tls;
 pub(crate) mod trace;

@@ -321,7 +321,12 @@ mod tests {
         let ListenerKind::Http(http) = &config.listeners[0].kind else {
             panic!("http listener")
         };
-        let compiled = Compiled::build(&stack(), http);
+        let compiled = Compiled::build(
+            &stack(),
+            &config.listeners[0],
+            http,
+            &crate::cx::shared::Registry::default(),
+        );
         let head = head(text);
         let conn = ClientConn {
             peer: "10.0.0.1:5000".parse().unwrap(),

@@ -16,6 +16,7 @@ use arc_swap::cache::Cache;
 use arc_swap::ArcSwap;
 use ringside_config::{HttpListener, Listener, ListenerKind, Role, Snapshot};
 
+use crate::cx::shared::Registry;
 use crate::stage::{Compiled, Stacks};
 use crate::upstream::cluster::ClusterState;
 
@@ -32,7 +33,12 @@ pub(crate) struct View {
 }
 
 impl View {
-    fn build(snap: Arc<Snapshot>, previous: Option<&View>, stacks: &Stacks) -> View {
+    fn build(
+        snap: Arc<Snapshot>,
+        previous: Option<&View>,
+        stacks: &Stacks,
+        registry: &Registry,
+    ) -> View {
         let mut old: HashMap<&str, &Rc<ClusterState>> = HashMap::new();
         if let Some(p) = previous {
             for (c, s) in p.snap.config.clusters.iter().zip(&p.clusters) {
@@ -45,7 +51,7 @@ impl View {
             .iter()
             .map(|c| match old.get(c.name.as_str()) {
                 Some(s) if s.fingerprint == c.fingerprint => Rc::clone(s),
-                _ => Rc::new(ClusterState::new(c)),
+                _ => Rc::new(ClusterState::new(c, registry)),
             })
             .collect();
         let tls = crate::cx::tls::TlsContexts::build(&snap.config);
@@ -61,7 +67,7 @@ impl View {
                 let ListenerKind::Http(http) = &l.kind else {
                     return None;
                 };
-                let mut compiled = Compiled::build(stack, http);
+                let mut compiled = Compiled::build(stack, l, http, registry);
                 if let Some((old, old_http)) = previous.and_then(|p| p.http_compiled(&l.name)) {
                     compiled.carry(old, &route_names(old_http), &route_names(http));
                 }
@@ -109,15 +115,22 @@ pub(crate) struct Views {
     cache: RefCell<Cache<Arc<ArcSwap<Snapshot>>, Arc<Snapshot>>>,
     current: RefCell<Rc<View>>,
     stacks: Arc<Stacks>,
+    /// The process's shared state (stages and clusters take theirs when a view is built).
+    registry: Arc<Registry>,
 }
 
 impl Views {
-    pub(crate) fn new(shared: Arc<ArcSwap<Snapshot>>, stacks: Arc<Stacks>) -> Views {
+    pub(crate) fn new(
+        shared: Arc<ArcSwap<Snapshot>>,
+        stacks: Arc<Stacks>,
+        registry: Arc<Registry>,
+    ) -> Views {
         let snap = shared.load_full();
         Views {
             cache: RefCell::new(Cache::new(shared)),
-            current: RefCell::new(Rc::new(View::build(snap, None, &stacks))),
+            current: RefCell::new(Rc::new(View::build(snap, None, &stacks, &registry))),
             stacks,
+            registry,
         }
     }
 
@@ -127,7 +140,12 @@ impl Views {
         let latest = cache.load();
         let mut current = self.current.borrow_mut();
         if !Arc::ptr_eq(latest, &current.snap) {
-            let next = View::build(Arc::clone(latest), Some(&current), &self.stacks);
+            let next = View::build(
+                Arc::clone(latest),
+                Some(&current),
+                &self.stacks,
+                &self.registry,
+            );
             *current = Rc::new(next);
         }
         Rc::clone(&current)
@@ -164,6 +182,7 @@ mod tests {
             }),
             None,
             stacks,
+            &Registry::default(),
         )
     }
 

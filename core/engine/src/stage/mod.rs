@@ -22,10 +22,11 @@ mod timeout;
 use std::time::Duration;
 
 use ringside_codec::{Edits, RequestHead};
-use ringside_config::{DirectResponse, HttpListener, Route, RouteAction};
+use ringside_config::{DirectResponse, HttpListener, Listener, Route, RouteAction};
 
 use crate::cx::error::ProxyError;
 use crate::cx::metrics::ListenerStats;
+use crate::cx::shared::Registry;
 use crate::cx::ClientConn;
 
 /// A step that runs for every request of a listener, before the route is chosen.
@@ -253,7 +254,13 @@ pub(crate) struct Compiled {
 }
 
 impl Compiled {
-    pub(crate) fn build(stack: &Stack, http: &HttpListener) -> Compiled {
+    /// `registry` holds the state a stage shares with the other workers for the whole process.
+    pub(crate) fn build(
+        stack: &Stack,
+        _listener: &Listener,
+        http: &HttpListener,
+        _registry: &Registry,
+    ) -> Compiled {
         let listener = stack
             .listener
             .iter()

@@ -18,7 +18,7 @@ pub(crate) struct ClusterState {
 }
 
 impl ClusterState {
-    pub(crate) fn new(c: &Cluster) -> ClusterState {
+    pub(crate) fn new(c: &Cluster, _registry: &crate::cx::shared::Registry) -> ClusterState {
         ClusterState {
             fingerprint: c.fingerprint,
             balancer: Balancer::new(c),
