@@ -148,6 +148,30 @@ cluster = "empty-$up"
 
 [[routes]]
 listener = "$L"
+name = "retry"
+match = { path_prefix = "/retry/" }
+cluster = "a-$up"
+[routes.retry]
+attempts = 2
+per_try_timeout_ms = 300
+on = ["gateway-error", "reset", "retriable-status-codes", "unavailable"]
+status_codes = [409]
+response_headers = { "x-retryable" = "regex:^(yes|true)$" }
+backoff = { base_ms = 5, max_ms = 20 }
+max_body_bytes = 64
+
+[[routes]]
+listener = "$L"
+name = "retry-grpc"
+match = { path_prefix = "/retry-grpc/" }
+cluster = "a-$up"
+[routes.retry]
+on = ["unavailable"]
+methods = ["POST"]
+backoff = { base_ms = 5 }
+
+[[routes]]
+listener = "$L"
 name = "echo"
 match = { path_prefix = "/echo/" }
 cluster = "a-$up"
@@ -234,6 +258,25 @@ endpoints = ["$a_h2"]
 
 /// What the origins answer, by path: `200` with their name as the body and `x-origin: NAME`,
 /// except for the paths below.
+/// How many times each origin has seen each `/retry/` path (the cell id is in the path).
+static TRIES: std::sync::Mutex<Vec<(String, u32)>> = std::sync::Mutex::new(Vec::new());
+
+/// The try this is of `origin`'s requests for `path`, from 1.
+fn try_number(origin: &str, path: &str) -> u32 {
+    let key = format!("{origin} {path}");
+    let mut tries = TRIES.lock().unwrap();
+    match tries.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, n)) => {
+            *n += 1;
+            *n
+        }
+        None => {
+            tries.push((key, 1));
+            1
+        }
+    }
+}
+
 fn script(origin: &str, target: &str) -> Script {
     let mut s = Script {
         status: 200,
@@ -264,9 +307,40 @@ fn script(origin: &str, target: &str) -> Script {
             ];
         }
         p if p.starts_with("/edit/") => s.headers.push(h("x-powered-by", "php")),
+        // A misbehaving origin, `/retry/MODE/CELL`: the first try (or every try for
+        // `always503`) fails as MODE says; the next ones are answered normally.
+        p if p.starts_with("/retry/") || p.starts_with("/retry-grpc/") => {
+            let mode = p.split('/').nth(2).unwrap_or("");
+            let first = mode == "always503" || try_number(origin, p) == 1;
+            match mode {
+                _ if !first => {}
+                "503" | "always503" => s.status = 503,
+                "409" => s.status = 409,
+                "header" => s.headers.push(h("x-retryable", "yes")),
+                "reset" => s.reset = true,
+                "stall" => s.delay = Duration::from_millis(1000),
+                "grpc14" => {
+                    s.headers = vec![
+                        h("content-type", "application/grpc"),
+                        h("grpc-status", "14"),
+                    ];
+                    s.body.clear();
+                }
+                _ => {}
+            }
+            if mode.starts_with("grpc") && !first {
+                s.headers.push(h("content-type", "application/grpc"));
+                s.trailers = vec![h("grpc-status", "0")];
+            }
+        }
         _ => {}
     }
     s
+}
+
+/// What try `n` of a retried request looks like at origin a.
+fn attempt(n: u32) -> Got {
+    Got::a().headers(vec![is_lit("x-ringside-attempt", &n.to_string())])
 }
 
 /// The reason every gRPC row gives on the HTTP/1.1 columns.
@@ -293,6 +367,48 @@ fn rows() -> Vec<Row> {
         row("proxied POST with a body", "route echo")
             .send(Req::post("/echo/post").sized("ping"))
             .expect(Expect::status(200).body("a").got(Got::a().method("POST").body("ping"))),
+
+        // --- Retries (route "retry": 2 retries on gateway errors, resets, 409, an
+        // `x-retryable` header and gRPC UNAVAILABLE; per try 300 ms; bodies up to 64 bytes
+        // kept; route "retry-grpc": POSTs retried on UNAVAILABLE).
+        row("retry: 503 then 200", "route retry: attempts = 2, on gateway-error")
+            .send(Req::get("/retry/503/$CELL"))
+            .expect(Expect::status(200).body("a").tries(vec![attempt(1), attempt(2)])),
+        row("retry: tries run out, the last answer as it came", "route retry: attempts = 2")
+            .send(Req::get("/retry/always503/$CELL"))
+            .expect(Expect::status(503).body("a").headers(vec![is_lit("x-origin", "a")]).tries(vec![attempt(1), attempt(2), attempt(3)])),
+        row("retry: a listed status code", "route retry: status_codes = [409]")
+            .send(Req::get("/retry/409/$CELL"))
+            .expect(Expect::status(200).tries(vec![attempt(1), attempt(2)])),
+        row("retry: a response header asks for it", r#"route retry: response_headers = { "x-retryable" = "regex:^(yes|true)$" }"#)
+            .send(Req::get("/retry/header/$CELL"))
+            .expect(Expect::status(200).headers(vec![absent("x-retryable")]).tries(vec![attempt(1), attempt(2)])),
+        // Both tries may say attempt 1: a reset on a pooled HTTP/1.1 connection is first the
+        // keep-alive race, repeated once on a new connection below the retry policy.
+        row("retry: the origin resets before answering", r#"route retry: on = [..., "reset"]"#)
+            .send(Req::get("/retry/reset/$CELL"))
+            .expect(Expect::status(200).body("a").tries(vec![attempt(1), Got::a()])),
+        row("retry: a try past per_try_timeout_ms", "route retry: per_try_timeout_ms = 300")
+            .send(Req::get("/retry/stall/$CELL"))
+            .expect(Expect::status(200).body("a").tries(vec![attempt(1), attempt(2)])),
+        row("retry: a kept body is sent again", "route retry: max_body_bytes = 1024")
+            .send(Req::new("PUT", "/retry/503/$CELL").sized("payload"))
+            .expect(Expect::status(200).tries(vec![attempt(1).body("payload"), attempt(2).body("payload")])),
+        row("retry: a streamed body is kept too", "route retry: max_body_bytes = 64")
+            .send(Req::new("PUT", "/retry/503/$CELL").streamed(x(60)).trailer("x-t", "1"))
+            .expect(Expect::status(200).tries(vec![attempt(1).body(x(60)), attempt(2).body(x(60)).trailers(vec![is_lit("x-t", "1")])])),
+        row("retry: no retry for a body over max_body_bytes", "route retry: max_body_bytes = 64")
+            .send(Req::new("PUT", "/retry/503/$CELL").sized(x(65)))
+            .expect(Expect::status(503).tries(vec![attempt(1).body(x(65))])),
+        row("retry: no retry for a streamed body over max_body_bytes", "route retry: max_body_bytes = 64")
+            .send(Req::new("PUT", "/retry/503/$CELL").streamed(x(90)))
+            .expect(Expect::status(503).tries(vec![attempt(1).body(x(90))])),
+        row("retry: no retry for a POST", "route retry: methods not given (idempotent only)")
+            .send(Req::post("/retry/503/$CELL").sized("pay"))
+            .expect(Expect::status(503).tries(vec![attempt(1).method("POST").body("pay")])),
+        row("retry: gRPC UNAVAILABLE (trailers-only)", r#"route retry-grpc: on = ["unavailable"], methods = ["POST"]"#)
+            .send_by_proto(Form::NotApplicable(GRPC_IS_H2), Req::grpc("/retry-grpc/grpc14/$CELL").sized(tools::grpc_frame(b"hi")))
+            .expect(Expect::grpc(0).tries(vec![attempt(1), attempt(2)])),
 
         // --- What the proxy answers itself.
         row("400 malformed request", "(none: the parser's rules)")

@@ -18,12 +18,14 @@ mod material;
 pub mod model;
 pub mod raw;
 mod read;
+pub mod retry;
 pub mod tls;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use headers::{HeaderAction, HeaderAdd, HeaderEdits, TemplateInput, ValuePart, ValueTemplate};
 pub use model::*;
+pub use retry::{HeaderValueMatch, RetryBudget, RetryOn, RetryPolicy, RetryReason};
 pub use tls::{CertKey, ListenerTls, MeshIdentity, MtlsMode, UpstreamMtls, UpstreamTls};
 
 use std::path::{Path, PathBuf};

@@ -299,6 +299,8 @@ pub struct Route {
     pub timeout: Option<Duration>,
     /// Header edits applied after the listener's (`request_headers_to_add`, ...).
     pub headers: crate::HeaderEdits,
+    /// `[routes.retry]`: when and how requests are tried again.
+    pub retry: Option<crate::RetryPolicy>,
 }
 
 #[derive(Debug)]
@@ -406,6 +408,9 @@ pub struct Cluster {
     /// Hash of everything above: equal fingerprints mean per-worker state (balancer, pools)
     /// can be carried over a reload.
     pub fingerprint: u64,
+    /// Caps the retries routes make to this cluster, for the whole process (not in the
+    /// fingerprint: the budget's state is keyed by its own settings).
+    pub retry_budget: crate::RetryBudget,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

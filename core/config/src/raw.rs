@@ -347,6 +347,74 @@ pub struct FileRoute {
     /// Names of headers removed from the responses of this route, after the listener's
     /// edits (case-insensitive, each at most once): `[ "x-powered-by" ]`.
     pub response_headers_to_remove: Option<Vec<String>>,
+    /// Retries of this route's requests (a sub-table, `[routes.retry]`); see [`FileRetry`].
+    /// An error on a `direct_response` route. Default: none (a request is tried once).
+    pub retry: Option<FileRetry>,
+}
+
+/// `[routes.retry]`: when and how a route's requests are tried again. Every key optional.
+///
+/// A request is retried only if its method allows it (`methods`), before any byte of a
+/// response reached the client, and while its body fits `max_body_bytes`. Each retry goes to
+/// another endpoint when the cluster has one, after a backoff, and carries
+/// `x-ringside-attempt: N` (every try of a route with a retry policy does, from 1). When the
+/// tries run out, the last response goes to the client as it came. The cluster's
+/// `retry_budget` caps how many retries are made.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRetry {
+    /// Retries after the first try, 1 to 10. Default 1.
+    pub attempts: Option<u64>,
+    /// Milliseconds each try may take up to its response head; a try past it is abandoned
+    /// and counts as a per-try timeout (retried under `5xx` and `gateway-error`). The route's
+    /// `timeout_ms` still bounds all tries and backoffs together. Default: none.
+    pub per_try_timeout_ms: Option<u64>,
+    /// What is retried, any of: `"connect-failure"`, `"refused-stream"` (an HTTP/2 upstream's
+    /// REFUSED_STREAM), `"reset"` (closed or reset before a response), `"5xx"` (any 5xx, a
+    /// connect failure, a reset or a per-try timeout), `"gateway-error"` (502, 503, 504 or a
+    /// per-try timeout), `"retriable-status-codes"` (`status_codes`), and the gRPC statuses
+    /// of a trailers-only response `"cancelled"`, `"deadline-exceeded"`, `"internal"`,
+    /// `"resource-exhausted"`, `"unavailable"`. Default: Istio's, `["connect-failure",
+    /// "refused-stream", "unavailable", "cancelled", "retriable-status-codes"]`.
+    pub on: Option<Vec<String>>,
+    /// The statuses `"retriable-status-codes"` retries, 100 to 599. Default `[503]`.
+    pub status_codes: Option<Vec<u64>>,
+    /// Response headers that ask for a retry, a trigger of their own: a response carrying
+    /// one of these names with a matching value is retried. The value is exact, or
+    /// `"regex:RE"` (searched; anchor with `^` and `$`): `{ "x-retryable" = "regex:^(yes|true)$" }`.
+    pub response_headers: Option<BTreeMap<String, String>>,
+    /// The wait before retry N: random between `base_ms` and `min(max_ms, base_ms × 2^N)`
+    /// (full jitter). `{ base_ms = 25, max_ms = 250 }` is the default; `max_ms` defaults to
+    /// ten times `base_ms`.
+    pub backoff: Option<FileBackoff>,
+    /// Methods that may be retried. Default: the idempotent ones (`GET`, `HEAD`, `OPTIONS`,
+    /// `PUT`, `DELETE`, `TRACE`): a `POST` is not retried unless listed here.
+    pub methods: Option<Vec<String>>,
+    /// The largest request body kept to be sent again, 0 to 16777216 bytes. A request with a
+    /// bigger body is sent once (and counted), never answered with an error for it. Default
+    /// 65536.
+    pub max_body_bytes: Option<u64>,
+}
+
+/// `routes[].retry.backoff`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileBackoff {
+    /// Milliseconds, at least 1. Default 25.
+    pub base_ms: Option<u64>,
+    /// Milliseconds, at least `base_ms`. Default ten times `base_ms`.
+    pub max_ms: Option<u64>,
+}
+
+/// `clusters[].retry_budget`: `{ ratio = 0.2, min_per_second = 10 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRetryBudget {
+    /// Retries may add at most this share of the requests sent to the cluster (by routes
+    /// with a retry policy) over the last 10 seconds, 0.0 to 100.0. Default 0.2.
+    pub ratio: Option<f64>,
+    /// ... plus this many retries per second whatever the load. Default 10.
+    pub min_per_second: Option<u64>,
 }
 
 /// One element of `request_headers_to_add` or `response_headers_to_add` (on a listener or a
@@ -485,6 +553,11 @@ pub struct FileCluster {
     /// `[mesh].identity` (which it requires) and accepts only an endpoint whose certificate
     /// chains to the mesh trust bundle and carries the URI SAN `peer`. Default: none.
     pub mtls: Option<FileClusterMtls>,
+    /// Caps the retries that routes make to this cluster, for the whole process:
+    /// `{ ratio = 0.2, min_per_second = 10 }`; see [`FileRetryBudget`]. Default: that budget,
+    /// for every route with a `retry` policy. A retry over the budget is not made (the last
+    /// response goes to the client) and is counted.
+    pub retry_budget: Option<FileRetryBudget>,
 }
 
 /// Values of `clusters[].protocol`.

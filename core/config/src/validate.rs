@@ -437,6 +437,7 @@ mod headers;
 #[cfg(test)]
 mod headers_tests;
 mod listener;
+mod retry;
 mod route;
 #[cfg(test)]
 mod tests;

@@ -322,6 +322,42 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
     }
 
     e.family(
+        "ringside_upstream_retries_total",
+        Kind::Counter,
+        "Retries made by routes with a retry policy, by cluster and reason (connect-failure, refused-stream, reset, per-try-timeout, status, response-header, grpc-status).",
+    );
+    for c in &clusters {
+        for (reason, n) in t.clusters.get(*c).map(|x| &x.retries).into_iter().flatten() {
+            e.sample(
+                "ringside_upstream_retries_total",
+                &[("cluster", c), ("reason", reason)],
+                *n,
+            );
+        }
+    }
+
+    e.family(
+        "ringside_upstream_retry_outcomes_total",
+        Kind::Counter,
+        "Requests under a retry policy whose retrying is worth counting, by cluster and outcome: succeeded (a retry got an answer that was not retried), exhausted (the tries ran out), and retries not made: over-budget, body-too-large, method.",
+    );
+    for c in &clusters {
+        for (outcome, n) in t
+            .clusters
+            .get(*c)
+            .map(|x| &x.retry_outcomes)
+            .into_iter()
+            .flatten()
+        {
+            e.sample(
+                "ringside_upstream_retry_outcomes_total",
+                &[("cluster", c), ("outcome", outcome)],
+                *n,
+            );
+        }
+    }
+
+    e.family(
         "ringside_upstream_connections",
         Kind::Gauge,
         "Upstream connections, by cluster and state (active: carrying a request; idle: pooled).",

@@ -41,6 +41,10 @@ impl ListenerTotals {
 pub struct ClusterTotals {
     pub duration: Histogram,
     pub endpoints: BTreeMap<SocketAddr, EndpointTotals>,
+    /// Retries made, by reason.
+    pub retries: BTreeMap<&'static str, u64>,
+    /// Requests under a retry policy, by how their retrying ended.
+    pub retry_outcomes: BTreeMap<&'static str, u64>,
 }
 
 impl ClusterTotals {
@@ -99,6 +103,12 @@ impl Totals {
             for c in &r.clusters {
                 let ct = t.clusters.entry(c.cluster.clone()).or_default();
                 ct.duration.merge(&c.duration);
+                for (reason, n) in &c.retries {
+                    *ct.retries.entry(reason).or_insert(0) += n;
+                }
+                for (outcome, n) in &c.retry_outcomes {
+                    *ct.retry_outcomes.entry(outcome).or_insert(0) += n;
+                }
                 for e in &c.endpoints {
                     let et = ct.endpoints.entry(e.address).or_default();
                     for (status, n) in &e.responses {

@@ -334,12 +334,13 @@ impl H2Conn {
 
     /// Sends `req` on a new stream and reads the whole response (body and trailers).
     pub async fn request(&self, req: &Req, cell: &str) -> Result<Resp, String> {
+        let target = req.target.replace("$CELL", cell);
         let uri = if req.method == "CONNECT" {
-            req.target.clone()
+            target
         } else if let Some(a) = &req.authority {
-            format!("{}://{a}{}", self.scheme, req.target)
+            format!("{}://{a}{target}", self.scheme)
         } else {
-            req.target.clone()
+            target
         };
         let mut b = http::Request::builder().method(req.method).uri(uri);
         if req.authority.is_none() {

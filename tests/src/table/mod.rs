@@ -228,7 +228,11 @@ impl Req {
 
     /// The HTTP/1.1 bytes of this request.
     pub fn to_h1(&self, cell: &str) -> Vec<u8> {
-        let mut head = format!("{} {} HTTP/1.1\r\n", self.method, self.target);
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\n",
+            self.method,
+            self.target.replace("$CELL", cell)
+        );
         if let Some(a) = &self.authority {
             let _ = write!(head, "Host: {a}\r\n");
         }
@@ -431,6 +435,9 @@ pub enum OriginCheck {
     NoCompleteRequest,
     /// This origin received it (exactly once), like this.
     Got(Got),
+    /// The origins received it once per element, in this order, each time like that
+    /// element (a request that was retried).
+    Tries(Vec<Got>),
 }
 
 /// What must happen in a cell.
@@ -518,6 +525,13 @@ impl Expect {
 
     pub fn no_complete_request(mut self) -> Expect {
         self.origin = OriginCheck::NoCompleteRequest;
+        self
+    }
+
+    /// The request reached the origins once per try, each like its element (see
+    /// [`OriginCheck::Tries`]).
+    pub fn tries(mut self, tries: Vec<Got>) -> Expect {
+        self.origin = OriginCheck::Tries(tries);
         self
     }
 

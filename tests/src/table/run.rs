@@ -370,25 +370,11 @@ pub(crate) fn check_origin(
             }
         }
         OriginCheck::Got(g) => {
-            let which = match g.pick {
-                Pick::Is(w) => w,
-                Pick::ByTls(plain, tls) => {
-                    if down.tls() {
-                        tls
-                    } else {
-                        plain
-                    }
-                }
-            };
-            let mine: Vec<&Seen> = seen
-                .iter()
-                .filter(|(w, u, _)| *w == which && *u == up)
-                .map(|(_, _, s)| s)
-                .collect();
+            let mine = received_by(&seen, g.pick, down, up);
             let [s] = mine.as_slice() else {
                 return vec![format!(
                     "origin {} ({}) received it {} times; all origins: [{}]",
-                    which.name(),
+                    which_of(g.pick, down).name(),
                     up.label(),
                     mine.len(),
                     describe(&seen)
@@ -398,37 +384,95 @@ pub(crate) fn check_origin(
             if seen.len() != 1 {
                 problems.push(format!("received more than once: {}", describe(&seen)));
             }
-            if !s.complete {
-                problems.push("the origin got an incomplete request".into());
+            problems.extend(check_seen(g, s, down, local));
+            problems
+        }
+        OriginCheck::Tries(tries) => {
+            let mut problems = Vec::new();
+            if seen.len() != tries.len() {
+                problems.push(format!(
+                    "received {} times, expected {} tries: [{}]",
+                    seen.len(),
+                    tries.len(),
+                    describe(&seen)
+                ));
             }
-            if let Some(m) = g.method {
-                if s.method != m {
-                    problems.push(format!("origin got method {}, expected {m}", s.method));
+            for (i, g) in tries.iter().enumerate() {
+                let mine = received_by(&seen, g.pick, down, up);
+                match mine.get(i) {
+                    Some(s) => problems.extend(
+                        check_seen(g, s, down, local)
+                            .into_iter()
+                            .map(|p| format!("try {}: {p}", i + 1)),
+                    ),
+                    None => problems.push(format!(
+                        "try {}: origin {} ({}) did not receive it",
+                        i + 1,
+                        which_of(g.pick, down).name(),
+                        up.label()
+                    )),
                 }
-            }
-            if let Some(t) = &g.target {
-                if &s.target != t {
-                    problems.push(format!("origin got target {:?}, expected {t:?}", s.target));
-                }
-            }
-            if let Some(b) = &g.body {
-                if &s.body != b {
-                    problems.push(format!(
-                        "origin got body {:?}, expected {:?}",
-                        String::from_utf8_lossy(&s.body),
-                        String::from_utf8_lossy(b)
-                    ));
-                }
-            }
-            for c in &g.headers {
-                problems.extend(check_fields("origin header", &s.headers, c, down, local));
-            }
-            for c in &g.trailers {
-                problems.extend(check_fields("origin trailer", &s.trailers, c, down, local));
             }
             problems
         }
     }
+}
+
+/// The origin a [`Pick`] names for this downstream.
+fn which_of(pick: Pick, down: Down) -> Which {
+    match pick {
+        Pick::Is(w) => w,
+        Pick::ByTls(plain, tls) => {
+            if down.tls() {
+                tls
+            } else {
+                plain
+            }
+        }
+    }
+}
+
+/// What the origin `pick` names (of upstream protocol `up`) received, in order.
+fn received_by(seen: &[(Which, Up, Seen)], pick: Pick, down: Down, up: Up) -> Vec<&Seen> {
+    let which = which_of(pick, down);
+    seen.iter()
+        .filter(|(w, u, _)| *w == which && *u == up)
+        .map(|(_, _, s)| s)
+        .collect()
+}
+
+/// How one request an origin received differs from `g`.
+fn check_seen(g: &Got, s: &Seen, down: Down, local: SocketAddr) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !s.complete {
+        problems.push("the origin got an incomplete request".into());
+    }
+    if let Some(m) = g.method {
+        if s.method != m {
+            problems.push(format!("origin got method {}, expected {m}", s.method));
+        }
+    }
+    if let Some(t) = &g.target {
+        if &s.target != t {
+            problems.push(format!("origin got target {:?}, expected {t:?}", s.target));
+        }
+    }
+    if let Some(b) = &g.body {
+        if &s.body != b {
+            problems.push(format!(
+                "origin got body {:?}, expected {:?}",
+                String::from_utf8_lossy(&s.body),
+                String::from_utf8_lossy(b)
+            ));
+        }
+    }
+    for c in &g.headers {
+        problems.extend(check_fields("origin header", &s.headers, c, down, local));
+    }
+    for c in &g.trailers {
+        problems.extend(check_fields("origin trailer", &s.trailers, c, down, local));
+    }
+    problems
 }
 
 pub(crate) fn run_cell(world: &World, row: &Row, down: Down, up: Up, cell: &str) -> Verdict {

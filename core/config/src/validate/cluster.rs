@@ -102,6 +102,7 @@ impl Validator {
                 protocol,
                 tls,
                 mtls,
+                retry_budget: v.retry_budget(&p, c.retry_budget.as_ref()),
                 fingerprint: 0,
             }
         })?;

@@ -128,6 +128,12 @@ impl Validator {
                         "not valid on a direct_response route (no upstream to wait for)",
                     );
                 }
+                if r.retry.is_some() {
+                    v.err(
+                        format!("{p}.retry"),
+                        "not valid on a direct_response route (no upstream to retry)",
+                    );
+                }
             }
             let timeout = r
                 .timeout_ms
@@ -141,12 +147,17 @@ impl Validator {
                     response_remove: r.response_headers_to_remove.as_deref(),
                 },
             );
+            let retry = match &r.retry {
+                Some(policy) => Some(v.retry(&format!("{p}.retry"), policy)?),
+                None => None,
+            };
             Some(Route {
                 name,
                 matcher: matcher?,
                 action: action?,
                 timeout,
                 headers,
+                retry,
             })
         });
         built.flatten()

@@ -76,6 +76,13 @@ pub(crate) enum ProxyError {
     /// The upstream HTTP/2 stream or connection failed.
     #[error("upstream stream: {0}")]
     UpstreamStream(h2::Error),
+    /// A try of a route with `retry.per_try_timeout_ms` took longer.
+    #[error("upstream per-try timeout")]
+    PerTryTimeout,
+    /// A try's response head asked for a retry (`upstream/retry.rs`); it never reaches a
+    /// client: the retry loop makes the next try.
+    #[error("upstream response retried")]
+    Retried,
 }
 
 impl ProxyError {
@@ -96,8 +103,9 @@ impl ProxyError {
             | ProxyError::UpstreamClosedEarly
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamInvalid(_) => 502,
-            ProxyError::Timeout => 504,
+            ProxyError::Timeout | ProxyError::PerTryTimeout => 504,
             ProxyError::Forbidden => 403,
+            ProxyError::Retried => 502,
             ProxyError::ClientStream(_) => 400,
             ProxyError::UpstreamStream(_) => 502,
         }
@@ -109,14 +117,15 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute | ProxyError::MethodNotAllowed | ProxyError::NotImplemented => 12,
             ProxyError::Forbidden => 7,
-            ProxyError::Timeout | ProxyError::HeadTimeout => 4,
+            ProxyError::Timeout | ProxyError::PerTryTimeout | ProxyError::HeadTimeout => 4,
             ProxyError::BodyTooLarge | ProxyError::HeadersTooLarge | ProxyError::UriTooLong => 8,
             ProxyError::NoHealthyEndpoint
             | ProxyError::Connect(_)
             | ProxyError::UpstreamClosedEarly
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamInvalid(_)
-            | ProxyError::UpstreamStream(_) => 14,
+            | ProxyError::UpstreamStream(_)
+            | ProxyError::Retried => 14,
             ProxyError::ClientGone | ProxyError::ClientIo(_) | ProxyError::ClientStream(_) => 1,
             ProxyError::BadRequest(_) | ProxyError::VersionNotSupported => 13,
         }
@@ -143,6 +152,8 @@ impl ProxyError {
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamInvalid(_)
             | ProxyError::Timeout
+            | ProxyError::PerTryTimeout
+            | ProxyError::Retried
             | ProxyError::UpstreamStream(_) => Side::Upstream,
         }
     }

@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use ringside_config::RetryReason;
+
 /// Upper bounds of the latency histogram buckets, in seconds (Prometheus `le`).
 pub const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -113,6 +115,10 @@ pub(crate) struct ClusterStats {
     /// Requests in flight by endpoint.
     active: RefCell<HashMap<SocketAddr, u64>>,
     duration: RefCell<Histogram>,
+    /// Retries made, by reason (indexed like `RetryReason::ALL`).
+    retries: [Cell<u64>; RetryReason::ALL.len()],
+    /// Requests under a retry policy, by how their retrying ended (like `RetryOutcome::ALL`).
+    retry_outcomes: [Cell<u64>; RetryOutcome::ALL.len()],
 }
 
 impl ClusterStats {
@@ -136,6 +142,22 @@ impl ClusterStats {
             .borrow_mut()
             .entry(endpoint)
             .or_insert(0) += 1;
+    }
+
+    pub(crate) fn retry(&self, reason: RetryReason) {
+        if let Some(c) = RetryReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .and_then(|i| self.retries.get(i))
+        {
+            c.set(c.get() + 1);
+        }
+    }
+
+    pub(crate) fn retry_outcome(&self, outcome: RetryOutcome) {
+        if let Some(c) = self.retry_outcomes.get(outcome as usize) {
+            c.set(c.get() + 1);
+        }
     }
 
     pub(crate) fn started(&self, endpoint: SocketAddr) {
@@ -237,10 +259,23 @@ impl WorkerStats {
             for e in endpoints.values_mut() {
                 e.ejected = ejected(name, e.address);
             }
+            let nonzero = |(label, n): (&'static str, u64)| (n > 0).then_some((label, n));
             r.clusters.push(ClusterReport {
                 cluster: name.to_string(),
                 duration: c.duration.borrow().clone(),
                 endpoints: endpoints.into_values().collect(),
+                retries: RetryReason::ALL
+                    .iter()
+                    .zip(&c.retries)
+                    .map(|(r, n)| (r.as_str(), n.get()))
+                    .filter_map(nonzero)
+                    .collect(),
+                retry_outcomes: RetryOutcome::ALL
+                    .iter()
+                    .zip(&c.retry_outcomes)
+                    .map(|(o, n)| (o.as_str(), n.get()))
+                    .filter_map(nonzero)
+                    .collect(),
             });
         }
         r
@@ -291,6 +326,46 @@ pub struct ClusterReport {
     pub cluster: String,
     pub duration: Histogram,
     pub endpoints: Vec<EndpointReport>,
+    /// Retries made, by reason (`RetryReason::as_str`); only reasons that occurred.
+    pub retries: Vec<(&'static str, u64)>,
+    /// Requests under a retry policy by how their retrying ended (`RetryOutcome::as_str`);
+    /// only outcomes that occurred.
+    pub retry_outcomes: Vec<(&'static str, u64)>,
+}
+
+/// How retrying a request ended, when it is worth counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// A retried request got an answer that was not retried.
+    Succeeded = 0,
+    /// The tries ran out; the last answer went to the client as it came.
+    Exhausted = 1,
+    /// A retry was not made: the cluster's retry budget was spent.
+    OverBudget = 2,
+    /// A retry was not made: the request body was bigger than `max_body_bytes`.
+    BodyTooLarge = 3,
+    /// A retry was not made: the policy does not retry the request's method.
+    Method = 4,
+}
+
+impl RetryOutcome {
+    pub const ALL: [RetryOutcome; 5] = [
+        RetryOutcome::Succeeded,
+        RetryOutcome::Exhausted,
+        RetryOutcome::OverBudget,
+        RetryOutcome::BodyTooLarge,
+        RetryOutcome::Method,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryOutcome::Succeeded => "succeeded",
+            RetryOutcome::Exhausted => "exhausted",
+            RetryOutcome::OverBudget => "over-budget",
+            RetryOutcome::BodyTooLarge => "body-too-large",
+            RetryOutcome::Method => "method",
+        }
+    }
 }
 
 /// One worker's counters at scrape time.

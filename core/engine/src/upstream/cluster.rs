@@ -15,11 +15,16 @@ pub(crate) struct ClusterState {
     pub(crate) balancer: Balancer,
     /// Passive health: endpoint `i` is skipped until this instant after a failed connect.
     ejected_until: Vec<Cell<Option<Instant>>>,
+    /// The cluster's retry budget, shared by every worker (`retry.rs`).
+    pub(crate) retry_budget: std::sync::Arc<super::retry::Budget>,
 }
 
 impl ClusterState {
-    pub(crate) fn new(c: &Cluster, _registry: &crate::cx::shared::Registry) -> ClusterState {
+    pub(crate) fn new(c: &Cluster, registry: &crate::cx::shared::Registry) -> ClusterState {
         ClusterState {
+            retry_budget: registry.get(&super::retry::Budget::key(c), || {
+                super::retry::Budget::new(c.retry_budget)
+            }),
             fingerprint: c.fingerprint,
             balancer: Balancer::new(c),
             ejected_until: c.endpoints.iter().map(|_| Cell::new(None)).collect(),

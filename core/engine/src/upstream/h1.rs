@@ -66,9 +66,10 @@ pub(crate) async fn call(
     down: &mut Down<'_>,
     progress: &Progress,
 ) -> Result<Ended, ProxyError> {
-    let bodyless = match down {
-        Down::H1(_) => matches!(x.head.body(), BodyKind::Empty | BodyKind::Length(0)),
-        Down::H2(d) => d.body.is_end_stream(),
+    let bodyless = match (x.attempt.replay, &*down) {
+        (Some(kept), _) => kept.is_empty(),
+        (None, Down::H1(_)) => matches!(x.head.body(), BodyKind::Empty | BodyKind::Length(0)),
+        (None, Down::H2(d)) => d.body.is_end_stream() && d.pending.is_empty(),
     };
     // What a failure must allow for this request to go again (`ProxyError::retry`): a
     // bodyless idempotent request may be repeated, any other only if nothing of it was seen.
@@ -85,7 +86,7 @@ pub(crate) async fn call(
             (0, _) => Reuse::Checked,
             _ => Reuse::No,
         };
-        let (mut up, idx) = acquire(client, cluster, state, x.hash, reuse).await?;
+        let (mut up, idx) = acquire(client, cluster, state, x.hash, x.attempt.avoid, reuse).await?;
         // A guard, not a call after the await: a route timeout drops this future mid-way
         // and the active-request count must still come down.
         let active = Active::start(state, idx, &stats, up.addr, progress);
@@ -161,10 +162,15 @@ async fn once(
     };
     let mut out = Vec::with_capacity(1024);
     write_request_head(&mut out, head, x.set, x.edits, upgrade);
-    // An HTTP/1.1 client's body bytes that came with its head go out with ours.
-    let mut h1_body = BodyState::new(head.body());
+    let replay = x.attempt.replay;
+    // A kept body is sent from memory (the client's own was read already); else an
+    // HTTP/1.1 client's body bytes that came with its head go out with ours.
+    let mut h1_body = match replay {
+        Some(_) => BodyState::Done,
+        None => BodyState::new(head.body()),
+    };
     let mut sent = 0u64;
-    if let Down::H1(d) = down {
+    if let (Down::H1(d), None) = (&mut *down, replay) {
         let mut payload = 0u64;
         let n = h1_body
             .take(d.buf.data(), |r| payload += r.len() as u64)
@@ -192,19 +198,20 @@ async fn once(
         ..
     } = up;
     let sent = Cell::new(sent);
-    let bodyless = match down {
-        Down::H1(_) => h1_body.is_done(),
-        Down::H2(d) => d.body.is_end_stream() || d.websocket,
+    let bodyless = match (replay, &*down) {
+        (Some(kept), _) => kept.is_empty(),
+        (None, Down::H1(_)) => h1_body.is_done(),
+        (None, Down::H2(d)) => (d.body.is_end_stream() && d.pending.is_empty()) || d.websocket,
     };
     // A body without a length goes chunked (an HTTP/2 request without `content-length`).
     let chunked = head.body() == BodyKind::Chunked;
     let (mut source, mut sink) = down.split(&mut h1_body);
     let h1_client = matches!(sink, Sink::H1 { .. });
     let upload = async {
-        if bodyless {
-            Ok(())
-        } else {
-            upload(&mut source, upw, chunked, limit, &sent, x.idle).await
+        match replay {
+            _ if bodyless => Ok(()),
+            Some(kept) => upload_kept(kept, upw, chunked, &sent, x.idle).await,
+            None => upload(&mut source, upw, chunked, limit, &sent, x.idle).await,
         }
     };
     let download = receive(cx, x, upr, upbuf, &mut sink, upgrade, progress);
@@ -262,32 +269,76 @@ async fn upload(
                 }
             })
         }
-        Source::H2(body) => {
-            let to_up = |_| ProxyError::UpstreamIo(std::io::ErrorKind::BrokenPipe.into());
+        Source::H2 { body, pending } => {
+            for data in std::mem::take(*pending) {
+                write_chunk(upw, &data, chunked, sent, idle).await?;
+            }
             while let Some(data) = next_data(body, idle).await.map_err(from_client)? {
                 let n = data.len();
                 if limit.is_some_and(|l| sent.get() + n as u64 > l) {
                     return Err(ProxyError::BodyTooLarge);
                 }
-                let mut v = Vec::with_capacity(n + 16);
-                if chunked {
-                    convert::write_h1_chunk(&mut v, &data);
-                } else {
-                    v.extend_from_slice(&data);
-                }
-                write_vec_timeout(upw, v, idle).await.map_err(to_up)?;
-                sent.set(sent.get() + n as u64);
+                write_chunk(upw, &data, chunked, sent, idle).await?;
                 let _ = body.flow_control().release_capacity(n);
             }
             let t = trailers(body, idle).await.map_err(from_client)?;
             if chunked {
                 let mut v = Vec::with_capacity(64);
                 convert::write_h1_trailers(&mut v, t.as_ref());
-                write_vec_timeout(upw, v, idle).await.map_err(to_up)?;
+                write_vec_timeout(upw, v, idle)
+                    .await
+                    .map_err(stopped_reading)?;
             }
             Ok(())
         }
     }
+}
+
+/// Writes one piece of body, HTTP/1.1-framed (`chunked`: as a chunk).
+async fn write_chunk(
+    upw: &mut ConnWrite,
+    data: &[u8],
+    chunked: bool,
+    sent: &Cell<u64>,
+    idle: std::time::Duration,
+) -> Result<(), ProxyError> {
+    let mut v = Vec::with_capacity(data.len() + 16);
+    if chunked {
+        convert::write_h1_chunk(&mut v, data);
+    } else {
+        v.extend_from_slice(data);
+    }
+    write_vec_timeout(upw, v, idle)
+        .await
+        .map_err(stopped_reading)?;
+    sent.set(sent.get() + data.len() as u64);
+    Ok(())
+}
+
+/// A write to the upstream failed: it stopped reading (its response tells the rest).
+fn stopped_reading(_: std::io::Error) -> ProxyError {
+    ProxyError::UpstreamIo(std::io::ErrorKind::BrokenPipe.into())
+}
+
+/// Sends a kept body (`retry.rs`), HTTP/1.1-framed, with its trailers when chunked.
+async fn upload_kept(
+    kept: &super::retry::Replay,
+    upw: &mut ConnWrite,
+    chunked: bool,
+    sent: &Cell<u64>,
+    idle: std::time::Duration,
+) -> Result<(), ProxyError> {
+    for data in &kept.chunks {
+        write_chunk(upw, data, chunked, sent, idle).await?;
+    }
+    if chunked {
+        let mut v = Vec::with_capacity(64);
+        convert::write_h1_trailers(&mut v, kept.trailers.as_ref());
+        write_vec_timeout(upw, v, idle)
+            .await
+            .map_err(stopped_reading)?;
+    }
+    Ok(())
 }
 
 /// An HTTP/2 client's body that stopped.
@@ -342,6 +393,11 @@ async fn receive(
                 }
             }
             continue;
+        }
+        if let Some(gate) = x.attempt.gate {
+            if gate.retries(status, &|n| resp.header(n)) {
+                return Err(ProxyError::Retried);
+            }
         }
         progress.status.set(status);
         let edits = x.response.edits(&|n| resp.header(n).is_some());

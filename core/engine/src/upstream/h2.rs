@@ -52,13 +52,20 @@ pub(crate) async fn call(
         }
         Down::H2(d) => convert::request_h2_to_h2(d.parts, scheme, x.set, edits)?,
     };
-    let (lease, ep, addr) = super::h2_pool::acquire(client, cluster, state, x.hash).await?;
+    let (lease, ep, addr) =
+        super::h2_pool::acquire(client, cluster, state, x.hash, x.attempt.avoid).await?;
     let stats = client.cx.stats.cluster(&cluster.name);
     let active = Active::start(state, ep, &stats, addr, progress);
-    let mut h1_body = BodyState::new(head.body());
-    let eos = match down {
-        Down::H1(_) => h1_body.is_done(),
-        Down::H2(d) => d.body.is_end_stream(),
+    let replay = x.attempt.replay;
+    // A kept body is sent from memory; the client's own body was read already.
+    let mut h1_body = match replay {
+        Some(_) => BodyState::Done,
+        None => BodyState::new(head.body()),
+    };
+    let eos = match (replay, &*down) {
+        (Some(r), _) => r.is_empty(),
+        (None, Down::H1(_)) => h1_body.is_done(),
+        (None, Down::H2(d)) => d.body.is_end_stream() && d.pending.is_empty(),
     };
     let mut sender = lease
         .sender()
@@ -73,15 +80,21 @@ pub(crate) async fn call(
     let sent = Cell::new(0u64);
     let (mut source, mut sink) = down.split(&mut h1_body);
     let upload = async {
-        if eos {
-            Ok(())
-        } else {
-            upload(&mut source, &mut up_send, limit, &sent, idle).await
+        match replay {
+            _ if eos => Ok(()),
+            Some(r) => upload_kept(r, &mut up_send, &sent).await,
+            None => upload(&mut source, &mut up_send, limit, &sent, idle).await,
         }
     };
     let download = async {
         let resp = resp_fut.await.map_err(ProxyError::UpstreamStream)?;
         let (parts, up_body) = resp.into_parts();
+        if let Some(gate) = x.attempt.gate {
+            let header = |n: &str| parts.headers.get(n).map(http::HeaderValue::as_bytes);
+            if gate.retries(parts.status.as_u16(), &header) {
+                return Err(ProxyError::Retried);
+            }
+        }
         progress.status.set(parts.status.as_u16());
         let edits = x.response.edits(&|n| parts.headers.contains_key(n));
         respond(&mut sink, client.cx, x, parts, up_body, &edits, progress).await
@@ -152,18 +165,47 @@ async fn upload(
                 };
                 Ok(())
             }
-            Source::H2(body) => h2_to_h2(body, up, idle, sent, limit)
-                .await
-                .map_err(|e| match e {
-                    RelayError::From(Some(e)) => ProxyError::ClientStream(e),
-                    RelayError::From(None) => ProxyError::BadRequest("request body timeout".into()),
-                    RelayError::TooLarge => ProxyError::BodyTooLarge,
-                    RelayError::To(e) => ProxyError::UpstreamStream(
-                        e.unwrap_or_else(|| h2::Error::from(h2::Reason::CANCEL)),
-                    ),
-                }),
+            Source::H2 { body, pending } => {
+                for chunk in std::mem::take(*pending) {
+                    sent.set(sent.get() + chunk.len() as u64);
+                    send_all(up, chunk)
+                        .await
+                        .map_err(ProxyError::UpstreamStream)?;
+                }
+                h2_to_h2(body, up, idle, sent, limit)
+                    .await
+                    .map_err(|e| match e {
+                        RelayError::From(Some(e)) => ProxyError::ClientStream(e),
+                        RelayError::From(None) => {
+                            ProxyError::BadRequest("request body timeout".into())
+                        }
+                        RelayError::TooLarge => ProxyError::BodyTooLarge,
+                        RelayError::To(e) => ProxyError::UpstreamStream(
+                            e.unwrap_or_else(|| h2::Error::from(h2::Reason::CANCEL)),
+                        ),
+                    })
+            }
         }
     }
+}
+
+/// Sends a kept body (`retry.rs`), then its trailers or the end of the stream.
+async fn upload_kept(
+    kept: &super::retry::Replay,
+    up: &mut SendStream<Bytes>,
+    sent: &Cell<u64>,
+) -> Result<(), ProxyError> {
+    for chunk in &kept.chunks {
+        sent.set(sent.get() + chunk.len() as u64);
+        send_all(up, chunk.clone())
+            .await
+            .map_err(ProxyError::UpstreamStream)?;
+    }
+    match &kept.trailers {
+        Some(t) => up.send_trailers(t.clone()),
+        None => up.send_data(Bytes::new(), true),
+    }
+    .map_err(ProxyError::UpstreamStream)
 }
 
 /// Sends the response (head with `edits`, body, trailers) to the client. Returns whether an

@@ -132,15 +132,22 @@ impl Drop for Opening<'_> {
     }
 }
 
-/// A stream's worth of an HTTP/2 connection to some endpoint of `cluster`.
+/// A stream's worth of an HTTP/2 connection to some endpoint of `cluster` (not one in
+/// `avoid` when there are others).
 pub(crate) async fn acquire(
     client: super::Client<'_>,
     cluster: &Cluster,
     state: &ClusterState,
     hash: Option<u64>,
+    avoid: &[usize],
 ) -> Result<(Lease, usize, SocketAddr), ProxyError> {
-    let (conn, idx) =
-        crate::upstream::try_endpoints(client.cx, cluster, state, hash, |_, addr| async move {
+    let (conn, idx) = crate::upstream::try_endpoints(
+        client.cx,
+        cluster,
+        state,
+        hash,
+        avoid,
+        |_, addr| async move {
             loop {
                 match client.up.h2.find(&cluster.name, addr) {
                     Found::Conn(c) => return Ok(c),
@@ -160,8 +167,9 @@ pub(crate) async fn acquire(
                     }
                 }
             }
-        })
-        .await?;
+        },
+    )
+    .await?;
     conn.in_flight.set(conn.in_flight.get() + 1);
     conn.last_used.set(Instant::now());
     let addr = cluster.endpoints.get(idx).map_or_else(

@@ -28,6 +28,7 @@ pub(crate) mod h2;
 pub(crate) mod h2_pool;
 pub(crate) mod pool;
 pub(crate) mod relay;
+pub(crate) mod retry;
 pub(crate) mod tunnel;
 
 use std::cell::{Cell, RefCell};
@@ -72,6 +73,7 @@ pub(crate) struct Client<'a> {
 pub(crate) const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the upstream call needs to know about the request, whatever its protocol.
+#[derive(Clone, Copy)]
 pub(crate) struct Exchange<'a> {
     pub(crate) head: &'a RequestHead,
     /// Headers the proxy sets on the upstream request (X-Forwarded-*, X-Request-Id...).
@@ -86,6 +88,13 @@ pub(crate) struct Exchange<'a> {
     pub(crate) hash: Option<u64>,
     /// Listener idle timeout: bounds waits on the client.
     pub(crate) idle: Duration,
+    /// `application/grpc...` (a trailers-only `grpc-status` may ask for a retry).
+    pub(crate) grpc: bool,
+    /// The route's retry policy.
+    pub(crate) retry: Option<&'a ringside_config::RetryPolicy>,
+    /// Set by the retry loop for each try: the kept body, the look at the response head,
+    /// the endpoints already tried. Empty (`Default`) from the pipeline.
+    pub(crate) attempt: retry::Try<'a>,
 }
 
 /// The second phase of the call: the upstream's response head goes back through the
@@ -120,6 +129,9 @@ pub(crate) struct H2Down<'a> {
     pub(crate) respond: &'a RefCell<SendResponse<Bytes>>,
     /// An RFC 8441 extended CONNECT for a WebSocket.
     pub(crate) websocket: bool,
+    /// Body bytes already taken from `body` (read ahead for a retry, then found too big to
+    /// keep): sent before the rest.
+    pub(crate) pending: Vec<Bytes>,
 }
 
 /// The client side of an exchange split in two, so that its body can go up while the
@@ -130,7 +142,10 @@ pub(crate) enum Source<'a> {
         buf: &'a mut ReadBuf,
         state: &'a mut body::BodyState,
     },
-    H2(&'a mut RecvStream),
+    H2 {
+        body: &'a mut RecvStream,
+        pending: &'a mut Vec<Bytes>,
+    },
 }
 
 /// ... and where the response goes.
@@ -162,7 +177,13 @@ impl Down<'_> {
                     client_keep: d.client_keep,
                 },
             ),
-            Down::H2(d) => (Source::H2(&mut *d.body), Sink::H2 { respond: d.respond }),
+            Down::H2(d) => (
+                Source::H2 {
+                    body: &mut *d.body,
+                    pending: &mut d.pending,
+                },
+                Sink::H2 { respond: d.respond },
+            ),
         }
     }
 }
@@ -180,8 +201,10 @@ pub(crate) struct Progress {
     /// Request body bytes sent upstream, and bytes written to the client.
     pub(crate) bytes_in: Cell<u64>,
     pub(crate) bytes_out: Cell<u64>,
-    /// The endpoint of the last exchange and how long it took.
+    /// The endpoint of the last exchange (its address and its index in the cluster) and how
+    /// long it took.
     pub(crate) upstream: Cell<Option<SocketAddr>>,
+    pub(crate) endpoint: Cell<Option<usize>>,
     pub(crate) upstream_time: Cell<Option<Duration>>,
 }
 
@@ -241,9 +264,24 @@ pub(crate) async fn upload_and_download<T>(
     }
 }
 
-/// Calls the cluster: its HTTP/2 client for `protocol = "http2"`, and for `auto` over TLS
-/// (ALPN chooses) or from an HTTP/2 client; else its HTTP/1.1 client.
+/// Calls the cluster, under the route's retry policy when it has one (`retry.rs`).
 pub(crate) async fn call(
+    client: Client<'_>,
+    cluster: &Cluster,
+    state: &ClusterState,
+    x: &Exchange<'_>,
+    down: &mut Down<'_>,
+    progress: &Progress,
+) -> Result<Ended, ProxyError> {
+    match x.retry {
+        Some(policy) => retry::call(client, cluster, state, x, down, progress, policy).await,
+        None => call_once(client, cluster, state, x, down, progress).await,
+    }
+}
+
+/// One try: the cluster's HTTP/2 client for `protocol = "http2"`, and for `auto` over TLS
+/// (ALPN chooses) or from an HTTP/2 client; else its HTTP/1.1 client.
+pub(crate) async fn call_once(
     client: Client<'_>,
     cluster: &Cluster,
     state: &ClusterState,
@@ -287,6 +325,7 @@ impl<'a> Active<'a> {
         state.balancer.request_started(idx);
         stats.started(addr);
         progress.upstream.set(Some(addr));
+        progress.endpoint.set(Some(idx));
         Active {
             state,
             idx,
@@ -334,6 +373,7 @@ pub(crate) async fn acquire(
     cluster: &Cluster,
     state: &ClusterState,
     hash: Option<u64>,
+    avoid: &[usize],
     reuse: Reuse,
 ) -> Result<(Upstream, usize), ProxyError> {
     // TLS settings are keyed by the cluster's fingerprint (which covers them): a pooled
@@ -349,26 +389,34 @@ pub(crate) async fn acquire(
         0
     };
     let tls = tls.as_ref();
-    try_endpoints(client.cx, cluster, state, hash, |_, addr| async move {
-        if reuse != Reuse::No {
-            if let Some(conn) = client.up.pool.take(addr, tls_key, reuse == Reuse::Trusted) {
-                return Ok(conn);
+    try_endpoints(
+        client.cx,
+        cluster,
+        state,
+        hash,
+        avoid,
+        |_, addr| async move {
+            if reuse != Reuse::No {
+                if let Some(conn) = client.up.pool.take(addr, tls_key, reuse == Reuse::Trusted) {
+                    return Ok(conn);
+                }
             }
-        }
-        let up_tls = tls.map(|config| UpTls {
-            config: std::sync::Arc::clone(config),
-            name: crate::cx::tls::sni_for(cluster, addr),
-            key: tls_key,
-        });
-        Upstream::connect_with(addr, cluster.connect_timeout, up_tls)
-            .await
-            .map_err(ProxyError::Connect)
-    })
+            let up_tls = tls.map(|config| UpTls {
+                config: std::sync::Arc::clone(config),
+                name: crate::cx::tls::sni_for(cluster, addr),
+                key: tls_key,
+            });
+            Upstream::connect_with(addr, cluster.connect_timeout, up_tls)
+                .await
+                .map_err(ProxyError::Connect)
+        },
+    )
     .await
 }
 
 /// The Balance loop shared by every kind of upstream connection (HTTP/1 pool, HTTP/2,
-/// TCP): picks an endpoint that is neither ejected nor tried yet, runs `connect` on it, and
+/// TCP): picks an endpoint that is neither ejected nor tried yet (nor in `avoid`, the
+/// endpoints of a request's earlier tries, unless nothing else is left), runs `connect` on it, and
 /// on failure counts it, ejects the endpoint (unless it is the only one) and tries another,
 /// up to `MAX_CONNECT_ATTEMPTS`. Returns the connection and the endpoint's index.
 pub(crate) async fn try_endpoints<T, F, Fut>(
@@ -376,6 +424,7 @@ pub(crate) async fn try_endpoints<T, F, Fut>(
     cluster: &Cluster,
     state: &ClusterState,
     hash: Option<u64>,
+    avoid: &[usize],
     mut connect: F,
 ) -> Result<(T, usize), ProxyError>
 where
@@ -387,9 +436,14 @@ where
     loop {
         let now = Instant::now();
         let single = cluster.endpoints.len() == 1;
-        let pick = state.balancer.pick(hash, |i| {
-            !tried.contains(&i) && (single || !state.is_ejected(i, now))
-        });
+        let usable = |i: usize| !tried.contains(&i) && (single || !state.is_ejected(i, now));
+        let pick = match state
+            .balancer
+            .pick(hash, |i| usable(i) && !avoid.contains(&i))
+        {
+            None if !avoid.is_empty() => state.balancer.pick(hash, usable),
+            pick => pick,
+        };
         let Some(idx) = pick else {
             return Err(last_err.unwrap_or(ProxyError::NoHealthyEndpoint));
         };
@@ -424,5 +478,5 @@ pub(crate) async fn connect_any(
     state: &ClusterState,
     hash: Option<u64>,
 ) -> Result<(Upstream, usize), ProxyError> {
-    acquire(client, cluster, state, hash, Reuse::No).await
+    acquire(client, cluster, state, hash, &[], Reuse::No).await
 }

@@ -280,12 +280,16 @@ impl<'a> Call<'a> {
             response: &piped,
             hash: crate::downstream::http::route::request_hash_of(c, head, conn.peer),
             idle: self.l.idle_timeout,
+            grpc: self.grpc,
+            retry: route.retry.as_ref(),
+            attempt: Default::default(),
         };
         let mut down = Down::H2(H2Down {
             parts: self.parts,
             body,
             respond,
             websocket: self.websocket,
+            pending: Vec::new(),
         });
         // Boxed: the upstream call is most of a stream task's state, and the task is moved
         // into its spawn before it runs; a stream the pipeline answers never pays for it.

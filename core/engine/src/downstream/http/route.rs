@@ -155,6 +155,9 @@ pub(crate) async fn handle<'v>(
         response: &piped,
         hash,
         idle: l.idle_timeout,
+        grpc: false,
+        retry: route.retry.as_ref(),
+        attempt: Default::default(),
     };
     let progress = Progress::default();
     let result = {
