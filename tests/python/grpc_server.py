@@ -13,6 +13,9 @@ Every method also honours request metadata:
                 "failed on purpose".
   x-echo: V     is sent back as initial metadata `x-echo: V` and trailing metadata
                 `x-trailer: V` (on failures too).
+  x-fail-first: CODE:KEY
+                aborts with status CODE the first time KEY is seen (a retry then succeeds);
+                every answer carries trailing metadata `x-tries: N`, the calls seen with KEY.
 
 Usage: grpc_server.py [--tls CERT KEY]
 Listens on 127.0.0.1, an ephemeral port, h2c (or TLS); prints "PORT <n>" as its first line of
@@ -39,14 +42,27 @@ def status_code(text):
     return grpc.StatusCode[text.upper()]
 
 
+SEEN = {}
+SEEN_LOCK = threading.Lock()
+
+
 def prologue(context):
-    """Applies the x-echo and x-fail request metadata; call before sending any response."""
+    """Applies the x-echo, x-fail and x-fail-first request metadata; call before sending any
+    response."""
     metadata = dict(context.invocation_metadata())
     if "x-echo" in metadata:
         context.send_initial_metadata([("x-echo", metadata["x-echo"])])
         context.set_trailing_metadata([("x-trailer", metadata["x-echo"])])
     if "x-fail" in metadata:
         context.abort(status_code(metadata["x-fail"]), "failed on purpose")
+    if "x-fail-first" in metadata:
+        code, _, key = metadata["x-fail-first"].partition(":")
+        with SEEN_LOCK:
+            SEEN[key] = SEEN.get(key, 0) + 1
+            tries = SEEN[key]
+        context.set_trailing_metadata([("x-tries", str(tries))])
+        if tries == 1:
+            context.abort(status_code(code), "failed on purpose")
 
 
 def unary(request, context):

@@ -264,7 +264,7 @@ static TRIES: std::sync::Mutex<Vec<(String, u32)>> = std::sync::Mutex::new(Vec::
 /// The try this is of `origin`'s requests for `path`, from 1.
 fn try_number(origin: &str, path: &str) -> u32 {
     let key = format!("{origin} {path}");
-    let mut tries = TRIES.lock().unwrap();
+    let mut tries = TRIES.lock().unwrap_or_else(|p| p.into_inner());
     match tries.iter_mut().find(|(k, _)| *k == key) {
         Some((_, n)) => {
             *n += 1;

@@ -133,6 +133,7 @@ pub struct ServerHandle {
     worker_count: usize,
     telemetry: crate::cx::telemetry::Telemetry,
     /// State the workers share for the whole process (`cx/shared.rs`).
+    #[allow(dead_code)] // kept for the control side's users (the health prober)
     registry: Arc<crate::cx::shared::Registry>,
     control: Mutex<Control>,
     draining: std::sync::atomic::AtomicBool,

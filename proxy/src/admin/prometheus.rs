@@ -558,6 +558,8 @@ mod tests {
                     connect_failures: 1,
                     ..EndpointReport::default()
                 }],
+                retries: vec![("status", 3)],
+                retry_outcomes: vec![("over-budget", 1)],
             }],
         };
         Totals::merge(&[w(0), w(1)])
@@ -581,6 +583,8 @@ mod tests {
             r#"ringside_upstream_requests_total{cluster="app",endpoint="127.0.0.1:9",code_class="5xx"} 2"#,
             r#"ringside_upstream_requests_total{cluster="app",endpoint="127.0.0.1:9",code_class="error"} 4"#,
             r#"ringside_upstream_connect_failures_total{cluster="app"} 2"#,
+            r#"ringside_upstream_retries_total{cluster="app",reason="status"} 6"#,
+            r#"ringside_upstream_retry_outcomes_total{cluster="app",outcome="over-budget"} 2"#,
             "# TYPE ringside_downstream_tls_handshake_failures_total counter",
             r#"ringside_downstream_tls_handshake_failures_total{listener="in"} 10"#,
             r#"ringside_authz_denied_total{listener="in"} 14"#,

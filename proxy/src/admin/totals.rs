@@ -176,6 +176,7 @@ mod tests {
                     ejected,
                     ..EndpointReport::default()
                 }],
+                ..ClusterReport::default()
             }],
         }
     }

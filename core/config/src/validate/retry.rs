@@ -212,7 +212,7 @@ mod tests {
         assert_eq!(p.backoff_max.as_millis(), 250);
         assert_eq!(p.max_body_bytes, 65536);
         assert!(p.methods.is_none());
-        let b = crate::parse(&format!("{ROUTE}")).unwrap().clusters[0].retry_budget;
+        let b = crate::parse(ROUTE).unwrap().clusters[0].retry_budget;
         assert_eq!((b.ratio, b.min_per_second), (0.2, 10));
     }
 
