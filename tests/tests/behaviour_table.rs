@@ -172,6 +172,20 @@ backoff = { base_ms = 5 }
 
 [[routes]]
 listener = "$L"
+name = "mirror"
+match = { path_prefix = "/mirror/" }
+cluster = "a-$up"
+mirror = { cluster = "b-$up", host_suffix = "-shadow" }
+
+[[routes]]
+listener = "$L"
+name = "mirror-dead"
+match = { path_prefix = "/mirror-dead/" }
+cluster = "a-$up"
+mirror = { cluster = "dead-$up" }
+
+[[routes]]
+listener = "$L"
 name = "echo"
 match = { path_prefix = "/echo/" }
 cluster = "a-$up"
@@ -409,6 +423,23 @@ fn rows() -> Vec<Row> {
         row("retry: gRPC UNAVAILABLE (trailers-only)", r#"route retry-grpc: on = ["unavailable"], methods = ["POST"]"#)
             .send_by_proto(Form::NotApplicable(GRPC_IS_H2), Req::grpc("/retry-grpc/grpc14/$CELL").sized(tools::grpc_frame(b"hi")))
             .expect(Expect::grpc(0).tries(vec![attempt(1), attempt(2)])),
+
+        // --- Mirroring (route "mirror": a copy of every request to b, host suffixed).
+        row("mirror: b gets a copy, the client a's answer", r#"route mirror: mirror = { cluster = "b-$up", host_suffix = "-shadow" }"#)
+            .send(Req::get("/mirror/get?q=1"))
+            .expect(Expect::status(200).body("a").tries(vec![
+                Got::a().target("/mirror/get?q=1").headers(vec![is_lit("host", AUTHORITY)]),
+                Got::b().target("/mirror/get?q=1").headers(vec![is_lit("host", "ringside.test-shadow")]),
+            ])),
+        row("mirror: the body is copied too", "route mirror")
+            .send(Req::post("/mirror/post").sized("ping"))
+            .expect(Expect::status(200).body("a").tries(vec![
+                Got::a().method("POST").body("ping"),
+                Got::b().method("POST").body("ping"),
+            ])),
+        row("mirror: a dead mirror changes nothing", r#"route mirror-dead: mirror = { cluster = "dead-$up" }"#)
+            .send(Req::get("/mirror-dead/x"))
+            .expect(Expect::status(200).body("a").reusable()),
 
         // --- What the proxy answers itself.
         row("400 malformed request", "(none: the parser's rules)")

@@ -301,6 +301,21 @@ pub struct Route {
     pub headers: crate::HeaderEdits,
     /// `[routes.retry]`: when and how requests are tried again.
     pub retry: Option<crate::RetryPolicy>,
+    /// Shadow traffic to another cluster.
+    pub mirror: Option<Mirror>,
+}
+
+/// `routes[].mirror`, validated.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Mirror {
+    pub cluster: ClusterId,
+    /// 0.0 to 100.0.
+    pub percent: f64,
+    /// Appended to the copy's host, before its port.
+    pub host_suffix: Option<String>,
+    /// Copies in flight per worker.
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug)]

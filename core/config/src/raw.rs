@@ -350,6 +350,27 @@ pub struct FileRoute {
     /// Retries of this route's requests (a sub-table, `[routes.retry]`); see [`FileRetry`].
     /// An error on a `direct_response` route. Default: none (a request is tried once).
     pub retry: Option<FileRetry>,
+    /// A copy of a share of the requests to another cluster, whose answers are dropped:
+    /// `{ cluster = "orders-shadow", percent = 100.0 }`; see [`FileMirror`]. An error on a
+    /// `direct_response` route. Default: none.
+    pub mirror: Option<FileMirror>,
+}
+
+/// `routes[].mirror`: shadow traffic. Fire-and-forget: the copy never changes the main
+/// response or its latency.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMirror {
+    /// Required. The cluster the copies go to.
+    pub cluster: String,
+    /// Share of the route's requests copied, 0.0 to 100.0. Default 100.0.
+    pub percent: Option<f64>,
+    /// Appended to the copy's host (before its port): `"-shadow"` sends `orders:8080` as
+    /// `orders-shadow:8080`. Default: none, the host stays as it was.
+    pub host_suffix: Option<String>,
+    /// Copies in flight per worker, 1 to 65536; a copy beyond it is dropped and counted.
+    /// Default 64.
+    pub max_in_flight: Option<u64>,
 }
 
 /// `[routes.retry]`: when and how a route's requests are tried again. Every key optional.

@@ -86,6 +86,7 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
         cx: Cx::new(init.id, init.telemetry, init.gauge, seed),
         up: Upstreams::default(),
         views: Views::new(init.shared, init.stacks, init.registry),
+        mirrors: Cell::new(0),
     });
     let mut stops: HashMap<String, ListenerSlot> = HashMap::new();
     for (name, socket) in init.listeners {

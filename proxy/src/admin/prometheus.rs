@@ -358,6 +358,21 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
     }
 
     e.family(
+        "ringside_mirror_requests_total",
+        Kind::Counter,
+        "Requests copied by a route's mirror, by the cluster they were copied to and result: answered, failed (no answer), dropped-busy (max_in_flight copies running), dropped-body-too-large.",
+    );
+    for c in &clusters {
+        for (result, n) in t.clusters.get(*c).map(|x| &x.mirrors).into_iter().flatten() {
+            e.sample(
+                "ringside_mirror_requests_total",
+                &[("cluster", c), ("result", result)],
+                *n,
+            );
+        }
+    }
+
+    e.family(
         "ringside_upstream_connections",
         Kind::Gauge,
         "Upstream connections, by cluster and state (active: carrying a request; idle: pooled).",
@@ -560,6 +575,7 @@ mod tests {
                 }],
                 retries: vec![("status", 3)],
                 retry_outcomes: vec![("over-budget", 1)],
+                mirrors: vec![("answered", 4)],
             }],
         };
         Totals::merge(&[w(0), w(1)])
@@ -585,6 +601,7 @@ mod tests {
             r#"ringside_upstream_connect_failures_total{cluster="app"} 2"#,
             r#"ringside_upstream_retries_total{cluster="app",reason="status"} 6"#,
             r#"ringside_upstream_retry_outcomes_total{cluster="app",outcome="over-budget"} 2"#,
+            r#"ringside_mirror_requests_total{cluster="app",result="answered"} 8"#,
             "# TYPE ringside_downstream_tls_handshake_failures_total counter",
             r#"ringside_downstream_tls_handshake_failures_total{listener="in"} 10"#,
             r#"ringside_authz_denied_total{listener="in"} 14"#,

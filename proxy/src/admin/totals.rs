@@ -45,6 +45,8 @@ pub struct ClusterTotals {
     pub retries: BTreeMap<&'static str, u64>,
     /// Requests under a retry policy, by how their retrying ended.
     pub retry_outcomes: BTreeMap<&'static str, u64>,
+    /// Copies mirrored to this cluster, by result.
+    pub mirrors: BTreeMap<&'static str, u64>,
 }
 
 impl ClusterTotals {
@@ -108,6 +110,9 @@ impl Totals {
                 }
                 for (outcome, n) in &c.retry_outcomes {
                     *ct.retry_outcomes.entry(outcome).or_insert(0) += n;
+                }
+                for (result, n) in &c.mirrors {
+                    *ct.mirrors.entry(result).or_insert(0) += n;
                 }
                 for e in &c.endpoints {
                     let et = ct.endpoints.entry(e.address).or_default();

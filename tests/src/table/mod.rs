@@ -435,8 +435,10 @@ pub enum OriginCheck {
     NoCompleteRequest,
     /// This origin received it (exactly once), like this.
     Got(Got),
-    /// The origins received it once per element, in this order, each time like that
-    /// element (a request that was retried).
+    /// The origins received it once per element, each time like that element: the
+    /// elements naming one origin are that origin's receipts in order (a request that was
+    /// retried, or mirrored to another origin). Waits a little for receipts that may come
+    /// after the answer (a mirrored copy).
     Tries(Vec<Got>),
 }
 

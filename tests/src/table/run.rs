@@ -354,6 +354,15 @@ pub(crate) fn check_origin(
             .collect::<Vec<_>>()
             .join("; ")
     };
+    let seen = match &e.origin {
+        OriginCheck::Tries(tries) if seen.len() < tries.len() => {
+            crate::eventually(Duration::from_secs(2), || {
+                world.seen(cell).len() >= tries.len()
+            });
+            world.seen(cell)
+        }
+        _ => seen,
+    };
     match &e.origin {
         OriginCheck::Any => vec![],
         OriginCheck::Untouched if seen.is_empty() => vec![],
@@ -399,7 +408,13 @@ pub(crate) fn check_origin(
             }
             for (i, g) in tries.iter().enumerate() {
                 let mine = received_by(&seen, g.pick, down, up);
-                match mine.get(i) {
+                let which = which_of(g.pick, down);
+                let k = tries
+                    .iter()
+                    .take(i)
+                    .filter(|t| which_of(t.pick, down) == which)
+                    .count();
+                match mine.get(k) {
                     Some(s) => problems.extend(
                         check_seen(g, s, down, local)
                             .into_iter()

@@ -1,10 +1,12 @@
-//! `[routes.retry]` and `clusters[].retry_budget`: ranges, names and patterns.
+//! `[routes.retry]`, `clusters[].retry_budget` and `routes[].mirror`: ranges, names and
+//! patterns.
 
 use std::time::Duration;
 
 use super::Validator;
 use crate::check;
-use crate::raw::{FileRetry, FileRetryBudget};
+use crate::model::{ClusterId, Mirror};
+use crate::raw::{FileMirror, FileRetry, FileRetryBudget};
 use crate::read::key_segment;
 use crate::retry::{HeaderValueMatch, RetryBudget, RetryOn, RetryPolicy};
 
@@ -141,6 +143,49 @@ impl Validator {
                 backoff_max: backoff_max.max(Duration::from_millis(1)),
                 methods,
                 max_body_bytes,
+            }
+        })
+    }
+
+    /// `p` is the mirror's path (`routes[3].mirror`).
+    pub(super) fn mirror(
+        &mut self,
+        p: &str,
+        m: &FileMirror,
+        clusters: &std::collections::HashMap<&str, usize>,
+    ) -> Option<Mirror> {
+        self.clean(|v| {
+            let cluster = v.cluster_ref(format!("{p}.cluster"), &m.cluster, clusters);
+            let percent = m.percent.unwrap_or(100.0);
+            if !(0.0..=100.0).contains(&percent) {
+                v.err(
+                    format!("{p}.percent"),
+                    format!("must be from 0.0 to 100.0, got {percent}"),
+                );
+            }
+            if let Some(suffix) = &m.host_suffix {
+                let host_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+                if suffix.is_empty() || !suffix.chars().all(host_char) {
+                    v.err(
+                        format!("{p}.host_suffix"),
+                        format!(
+                            "invalid host suffix {suffix:?}: letters, digits, '-' and '.' only"
+                        ),
+                    );
+                }
+            }
+            let max_in_flight = m.max_in_flight.unwrap_or(64);
+            if !(1..=65536).contains(&max_in_flight) {
+                v.err(
+                    format!("{p}.max_in_flight"),
+                    format!("must be from 1 to 65536, got {max_in_flight}"),
+                );
+            }
+            Mirror {
+                cluster: cluster.unwrap_or(ClusterId(0)),
+                percent,
+                host_suffix: m.host_suffix.clone(),
+                max_in_flight: max_in_flight.min(65536) as usize,
             }
         })
     }

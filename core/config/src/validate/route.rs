@@ -134,6 +134,12 @@ impl Validator {
                         "not valid on a direct_response route (no upstream to retry)",
                     );
                 }
+                if r.mirror.is_some() {
+                    v.err(
+                        format!("{p}.mirror"),
+                        "not valid on a direct_response route (no request goes upstream)",
+                    );
+                }
             }
             let timeout = r
                 .timeout_ms
@@ -151,6 +157,10 @@ impl Validator {
                 Some(policy) => Some(v.retry(&format!("{p}.retry"), policy)?),
                 None => None,
             };
+            let mirror = match &r.mirror {
+                Some(m) => Some(v.mirror(&format!("{p}.mirror"), m, clusters)?),
+                None => None,
+            };
             Some(Route {
                 name,
                 matcher: matcher?,
@@ -158,6 +168,7 @@ impl Validator {
                 timeout,
                 headers,
                 retry,
+                mirror,
             })
         });
         built.flatten()

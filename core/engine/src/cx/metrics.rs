@@ -119,6 +119,8 @@ pub(crate) struct ClusterStats {
     retries: [Cell<u64>; RetryReason::ALL.len()],
     /// Requests under a retry policy, by how their retrying ended (like `RetryOutcome::ALL`).
     retry_outcomes: [Cell<u64>; RetryOutcome::ALL.len()],
+    /// Copies mirrored to this cluster, by result (like `MirrorResult::ALL`).
+    mirrors: [Cell<u64>; MirrorResult::ALL.len()],
 }
 
 impl ClusterStats {
@@ -156,6 +158,12 @@ impl ClusterStats {
 
     pub(crate) fn retry_outcome(&self, outcome: RetryOutcome) {
         if let Some(c) = self.retry_outcomes.get(outcome as usize) {
+            c.set(c.get() + 1);
+        }
+    }
+
+    pub(crate) fn mirror(&self, result: MirrorResult) {
+        if let Some(c) = self.mirrors.get(result as usize) {
             c.set(c.get() + 1);
         }
     }
@@ -276,6 +284,12 @@ impl WorkerStats {
                     .map(|(o, n)| (o.as_str(), n.get()))
                     .filter_map(nonzero)
                     .collect(),
+                mirrors: MirrorResult::ALL
+                    .iter()
+                    .zip(&c.mirrors)
+                    .map(|(m, n)| (m.as_str(), n.get()))
+                    .filter_map(nonzero)
+                    .collect(),
             });
         }
         r
@@ -331,6 +345,40 @@ pub struct ClusterReport {
     /// Requests under a retry policy by how their retrying ended (`RetryOutcome::as_str`);
     /// only outcomes that occurred.
     pub retry_outcomes: Vec<(&'static str, u64)>,
+    /// Copies mirrored to this cluster by result (`MirrorResult::as_str`); only results that
+    /// occurred.
+    pub mirrors: Vec<(&'static str, u64)>,
+}
+
+/// What became of a request a route mirrors to this cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorResult {
+    /// The copy was sent and answered (the answer was dropped).
+    Answered = 0,
+    /// The copy was sent and got no answer (connect failure, reset, timeout).
+    Failed = 1,
+    /// Not copied: `max_in_flight` copies were already running on the worker.
+    Busy = 2,
+    /// Not copied: the body was too big to keep.
+    BodyTooLarge = 3,
+}
+
+impl MirrorResult {
+    pub const ALL: [MirrorResult; 4] = [
+        MirrorResult::Answered,
+        MirrorResult::Failed,
+        MirrorResult::Busy,
+        MirrorResult::BodyTooLarge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MirrorResult::Answered => "answered",
+            MirrorResult::Failed => "failed",
+            MirrorResult::Busy => "dropped-busy",
+            MirrorResult::BodyTooLarge => "dropped-body-too-large",
+        }
+    }
 }
 
 /// How retrying a request ended, when it is worth counting.

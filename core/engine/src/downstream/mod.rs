@@ -2,7 +2,8 @@
 //!
 //! `detect` (plaintext, h2c preface, TLS handshake, permissive-mTLS sniffing), `http`
 //! (HTTP/1.1 connection loop; one request through the pipeline in `route.rs`), `h2` (HTTP/2
-//! server; one stream through the pipeline in `stream.rs`), `tcp` (TCP listeners). Each turns
+//! server; one stream through the pipeline in `stream.rs`), `tcp` (TCP listeners), `mirror`
+//! (which requests a route copies, and the tasks the copies run in). Each turns
 //! its wire form into a `stage::Req`, runs `pipeline::decide`, and hands a forwarded request to
 //! `upstream::call` with its side of the exchange (`upstream::Down`).
 //!
@@ -12,6 +13,7 @@
 pub(crate) mod detect;
 pub(crate) mod h2;
 pub(crate) mod http;
+pub(crate) mod mirror;
 pub(crate) mod tcp;
 
 use ringside_config::Cluster;
@@ -25,6 +27,8 @@ pub(crate) struct Worker {
     pub(crate) cx: Cx,
     pub(crate) up: Upstreams,
     pub(crate) views: Views,
+    /// Mirrored copies in flight (`mirror.rs`).
+    pub(crate) mirrors: std::cell::Cell<usize>,
 }
 
 impl Worker {

@@ -70,6 +70,7 @@ pub(crate) async fn call(
         (Some(kept), _) => kept.is_empty(),
         (None, Down::H1(_)) => matches!(x.head.body(), BodyKind::Empty | BodyKind::Length(0)),
         (None, Down::H2(d)) => d.body.is_end_stream() && d.pending.is_empty(),
+        (None, Down::Discard) => true,
     };
     // What a failure must allow for this request to go again (`ProxyError::retry`): a
     // bodyless idempotent request may be repeated, any other only if nothing of it was seen.
@@ -126,7 +127,7 @@ pub(crate) async fn call(
                     (Down::H2(d), Some(stream)) => {
                         h2_tunnel(d.body, stream, &mut up, x.idle, progress).await;
                     }
-                    (Down::H2(_), None) => {}
+                    (Down::H2(_), None) | (Down::Discard, _) => {}
                 }
                 return Ok(Ended { keep: false });
             }
@@ -159,6 +160,7 @@ async fn once(
     let upgrade = match down {
         Down::H1(_) => head.upgrade().is_some() && matches!(head.body(), BodyKind::Empty),
         Down::H2(d) => d.websocket,
+        Down::Discard => false,
     };
     let mut out = Vec::with_capacity(1024);
     write_request_head(&mut out, head, x.set, x.edits, upgrade);
@@ -202,6 +204,7 @@ async fn once(
         (Some(kept), _) => kept.is_empty(),
         (None, Down::H1(_)) => h1_body.is_done(),
         (None, Down::H2(d)) => (d.body.is_end_stream() && d.pending.is_empty()) || d.websocket,
+        (None, Down::Discard) => true,
     };
     // A body without a length goes chunked (an HTTP/2 request without `content-length`).
     let chunked = head.body() == BodyKind::Chunked;
@@ -269,6 +272,7 @@ async fn upload(
                 }
             })
         }
+        Source::Kept => Ok(()),
         Source::H2 { body, pending } => {
             for data in std::mem::take(*pending) {
                 write_chunk(upw, &data, chunked, sent, idle).await?;
@@ -446,6 +450,14 @@ async fn receive(
                 let reuse = resp.keep_alive() && kind != BodyKind::UntilClose && upbuf.is_empty();
                 (false, reuse)
             }
+            Sink::Discard => {
+                progress.head_sent.set(true);
+                drain(upr, upbuf, &mut state).await?;
+                (
+                    false,
+                    resp.keep_alive() && kind != BodyKind::UntilClose && upbuf.is_empty(),
+                )
+            }
         };
         return Ok(Attempt::Final { keep_client, reuse });
     }
@@ -529,6 +541,35 @@ async fn switch(
                 .send_response(ok, false)
                 .map_err(ProxyError::ClientStream)?;
             Ok(Attempt::Upgraded(Some(stream)))
+        }
+        // Upgrades are never mirrored.
+        Sink::Discard => Err(ProxyError::UpstreamInvalid("101 to a copy".into())),
+    }
+}
+
+/// Reads a response body to its end and drops it (a mirrored copy's answer).
+async fn drain(
+    r: &mut ConnRead,
+    buf: &mut ReadBuf,
+    state: &mut BodyState,
+) -> Result<(), ProxyError> {
+    loop {
+        let n = state
+            .take(buf.data(), |_| {})
+            .map_err(|e| ProxyError::UpstreamInvalid(e.to_string()))?;
+        buf.consume(n);
+        if state.is_done() {
+            return Ok(());
+        }
+        match buf
+            .fill(r, BODY_CHUNK, crate::cx::io::sleep(READ_TIMEOUT))
+            .await
+        {
+            Ok(Fill::Data) | Ok(Fill::Full) => {}
+            Ok(Fill::Eof) if matches!(state, BodyState::UntilClose) => return Ok(()),
+            Ok(Fill::Eof) => return Err(ProxyError::UpstreamClosedEarly),
+            Ok(Fill::Stopped) => return Err(ProxyError::Timeout),
+            Err(e) => return Err(ProxyError::UpstreamIo(e)),
         }
     }
 }

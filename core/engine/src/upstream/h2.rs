@@ -44,7 +44,7 @@ pub(crate) async fn call(
     };
     let edits = x.edits;
     let req = match down {
-        Down::H1(_) => {
+        Down::H1(_) | Down::Discard => {
             if head.upgrade().is_some() {
                 return Err(ProxyError::NotImplemented);
             }
@@ -66,6 +66,7 @@ pub(crate) async fn call(
         (Some(r), _) => r.is_empty(),
         (None, Down::H1(_)) => h1_body.is_done(),
         (None, Down::H2(d)) => d.body.is_end_stream() && d.pending.is_empty(),
+        (None, Down::Discard) => true,
     };
     let mut sender = lease
         .sender()
@@ -165,6 +166,7 @@ async fn upload(
                 };
                 Ok(())
             }
+            Source::Kept => Ok(()),
             Source::H2 { body, pending } => {
                 for chunk in std::mem::take(*pending) {
                     sent.set(sent.get() + chunk.len() as u64);
@@ -222,6 +224,16 @@ async fn respond(
 ) -> Result<bool, ProxyError> {
     let idle = x.idle;
     match sink {
+        Sink::Discard => {
+            progress.head_sent.set(true);
+            while let Some(data) = next_data(&mut up_body, UPSTREAM_READ_TIMEOUT)
+                .await
+                .map_err(|_| ProxyError::Timeout)?
+            {
+                let _ = up_body.flow_control().release_capacity(data.len());
+            }
+            Ok(true)
+        }
         Sink::H2 { respond } => {
             let head = convert::response_h2_to_h2(&parts, edits);
             let end = up_body.is_end_stream();

@@ -26,6 +26,7 @@ pub(crate) mod convert;
 pub(crate) mod h1;
 pub(crate) mod h2;
 pub(crate) mod h2_pool;
+pub(crate) mod mirror;
 pub(crate) mod pool;
 pub(crate) mod relay;
 pub(crate) mod retry;
@@ -92,6 +93,9 @@ pub(crate) struct Exchange<'a> {
     pub(crate) grpc: bool,
     /// The route's retry policy.
     pub(crate) retry: Option<&'a ringside_config::RetryPolicy>,
+    /// Where a copy of the request goes (the route's mirror, when this request is one of
+    /// its share).
+    pub(crate) mirror: Option<&'a dyn mirror::Mirror>,
     /// Set by the retry loop for each try: the kept body, the look at the response head,
     /// the endpoints already tried. Empty (`Default`) from the pipeline.
     pub(crate) attempt: retry::Try<'a>,
@@ -110,6 +114,9 @@ pub(crate) trait ResponseHook {
 pub(crate) enum Down<'a> {
     H1(H1Down<'a>),
     H2(H2Down<'a>),
+    /// No client: a mirrored copy (`mirror.rs`), whose body is kept (`attempt.replay`) and
+    /// whose response is read and dropped.
+    Discard,
 }
 
 /// An HTTP/1.1 client connection, lent to one request.
@@ -146,6 +153,8 @@ pub(crate) enum Source<'a> {
         body: &'a mut RecvStream,
         pending: &'a mut Vec<Bytes>,
     },
+    /// Nothing: the body, if any, is kept (`retry::Replay`).
+    Kept,
 }
 
 /// ... and where the response goes.
@@ -157,6 +166,8 @@ pub(crate) enum Sink<'a> {
     H2 {
         respond: &'a RefCell<SendResponse<Bytes>>,
     },
+    /// Read and dropped.
+    Discard,
 }
 
 impl Down<'_> {
@@ -184,6 +195,7 @@ impl Down<'_> {
                 },
                 Sink::H2 { respond: d.respond },
             ),
+            Down::Discard => (Source::Kept, Sink::Discard),
         }
     }
 }
@@ -264,7 +276,8 @@ pub(crate) async fn upload_and_download<T>(
     }
 }
 
-/// Calls the cluster, under the route's retry policy when it has one (`retry.rs`).
+/// Calls the cluster, under the route's retry policy and with its mirror when it has them
+/// (`retry.rs`, `mirror.rs`).
 pub(crate) async fn call(
     client: Client<'_>,
     cluster: &Cluster,
@@ -273,10 +286,10 @@ pub(crate) async fn call(
     down: &mut Down<'_>,
     progress: &Progress,
 ) -> Result<Ended, ProxyError> {
-    match x.retry {
-        Some(policy) => retry::call(client, cluster, state, x, down, progress, policy).await,
-        None => call_once(client, cluster, state, x, down, progress).await,
+    if x.retry.is_none() && x.mirror.is_none() {
+        return call_once(client, cluster, state, x, down, progress).await;
     }
+    retry::call(client, cluster, state, x, down, progress).await
 }
 
 /// One try: the cluster's HTTP/2 client for `protocol = "http2"`, and for `auto` over TLS

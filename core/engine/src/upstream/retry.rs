@@ -43,8 +43,8 @@ use crate::cx::error::ProxyError;
 use crate::cx::io::Fill;
 use crate::cx::metrics::RetryOutcome;
 
-/// A request body kept in memory so that every try can send it.
-#[derive(Default)]
+/// A request body kept in memory so that every try (and a mirror) can send it.
+#[derive(Clone, Default)]
 pub(crate) struct Replay {
     /// The payload, de-framed.
     pub(crate) chunks: Vec<Bytes>,
@@ -126,7 +126,14 @@ pub(crate) struct Try<'a> {
 /// The name of the header that numbers the tries.
 const ATTEMPT_HEADER: &str = "x-ringside-attempt";
 
-/// Calls the cluster under `policy`.
+/// Its values (at most 11 tries: `attempts` is at most 10).
+const ATTEMPTS: [&str; 12] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"];
+
+/// The replay buffer of a route with a mirror and no retry policy.
+const MIRROR_BODY_BYTES: u64 = 64 * 1024;
+
+/// Calls the cluster under the route's retry policy (`x.retry`), copying the request to its
+/// mirror (`x.mirror`) first.
 pub(crate) async fn call(
     client: Client<'_>,
     cluster: &Cluster,
@@ -134,14 +141,12 @@ pub(crate) async fn call(
     x: &Exchange<'_>,
     down: &mut Down<'_>,
     progress: &Progress,
-    policy: &RetryPolicy,
 ) -> Result<Ended, ProxyError> {
-    let stats = client.cx.stats.cluster(&cluster.name);
-    let budget = &*state.retry_budget;
-    budget.request(now_s());
-    let method_ok = policy.allows_method(x.head.method());
-    let kept = if method_ok {
-        keep_body(down, x, policy.max_body_bytes).await?
+    let policy = x.retry;
+    let method_ok = policy.is_some_and(|p| p.allows_method(x.head.method()));
+    let keep = policy.map_or(MIRROR_BODY_BYTES, |p| p.max_body_bytes);
+    let kept = if method_ok || x.mirror.is_some() {
+        keep_body(down, x, keep).await?
     } else {
         Kept::Streamed
     };
@@ -149,6 +154,22 @@ pub(crate) async fn call(
         Kept::Whole(r) => (r.as_ref(), true),
         Kept::Streamed => (None, false),
     };
+    if let Some(mirror) = x.mirror {
+        mirror.send(x, replayable.then(|| replay.cloned().unwrap_or_default()));
+    }
+    let Some(policy) = policy else {
+        let once = Exchange {
+            attempt: Try {
+                replay,
+                ..x.attempt
+            },
+            ..*x
+        };
+        return super::call_once(client, cluster, state, &once, down, progress).await;
+    };
+    let stats = client.cx.stats.cluster(&cluster.name);
+    let budget = &*state.retry_budget;
+    budget.request(now_s());
     let gate = Gate {
         policy,
         budget,
@@ -161,15 +182,22 @@ pub(crate) async fn call(
     let tries = if method_ok { policy.attempts + 1 } else { 1 };
     let mut n = 1u32;
     loop {
-        let number = n.to_string();
-        let mut set: Vec<(&str, &[u8])> = Vec::with_capacity(x.set.len() + 1);
-        set.extend_from_slice(x.set);
-        set.push((ATTEMPT_HEADER, number.as_bytes()));
+        // The proxy's fields and the attempt number, on the stack (this runs per request).
+        let number = ATTEMPTS.get(n as usize).copied().unwrap_or("11");
+        let mut fields = [("", &b""[..]); 8];
+        let len = x.set.len().min(fields.len() - 1);
+        for (to, from) in fields.iter_mut().zip(x.set) {
+            *to = *from;
+        }
+        if let Some(last) = fields.get_mut(len) {
+            *last = (ATTEMPT_HEADER, number.as_bytes());
+        }
+        let set = fields.get(..=len).unwrap_or_default();
         gate.last.set(n >= tries || !replayable);
         gate.reason.set(None);
         gate.declined.set(None);
         let attempt = Exchange {
-            set: &set,
+            set,
             attempt: Try {
                 replay,
                 gate: Some(&gate),
@@ -302,6 +330,7 @@ async fn keep_body(down: &mut Down<'_>, x: &Exchange<'_>, max: u64) -> Result<Ke
     let head = x.head;
     let limit = x.body_limit;
     match down {
+        Down::Discard => Ok(Kept::Whole(None)),
         Down::H1(d) => {
             let kind = head.body();
             match kind {

@@ -272,6 +272,7 @@ impl<'a> Call<'a> {
         let deadline = req.deadline;
         let piped = Piped { req: &req, stages };
         let (set, n) = fields.set();
+        let mirror = crate::downstream::mirror::choose(worker, route, head, self.websocket);
         let exchange = Exchange {
             head,
             set: set.get(..n).unwrap_or_default(),
@@ -282,6 +283,7 @@ impl<'a> Call<'a> {
             idle: self.l.idle_timeout,
             grpc: self.grpc,
             retry: route.retry.as_ref(),
+            mirror: mirror.as_ref().map(|m| m as _),
             attempt: Default::default(),
         };
         let mut down = Down::H2(H2Down {

@@ -147,6 +147,7 @@ pub(crate) async fn handle<'v>(
     let hash = request_hash_of(c, head, peer);
     let deadline = req.deadline;
     let piped = Piped { req: &req, stages };
+    let mirror = crate::downstream::mirror::choose(worker, route, head, false);
     let exchange = Exchange {
         head,
         set,
@@ -157,6 +158,7 @@ pub(crate) async fn handle<'v>(
         idle: l.idle_timeout,
         grpc: false,
         retry: route.retry.as_ref(),
+        mirror: mirror.as_ref().map(|m| m as _),
         attempt: Default::default(),
     };
     let progress = Progress::default();
