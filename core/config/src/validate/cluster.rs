@@ -102,6 +102,10 @@ impl Validator {
                 protocol,
                 tls,
                 mtls,
+                circuit_breaker: c
+                    .circuit_breaker
+                    .as_ref()
+                    .and_then(|b| v.circuit_breaker(&format!("{p}.circuit_breaker"), b)),
                 fingerprint: 0,
             }
         })?;

@@ -141,12 +141,28 @@ impl Validator {
                     response_remove: r.response_headers_to_remove.as_deref(),
                 },
             );
+            let fault = r
+                .fault
+                .as_ref()
+                .and_then(|f| v.fault(&format!("{p}.fault"), f));
+            if r.fault.is_some() && r.direct_response.is_some() {
+                v.err(
+                    format!("{p}.fault"),
+                    "not valid on a direct_response route (no request is forwarded)",
+                );
+            }
+            let rate_limit = r
+                .rate_limit
+                .as_ref()
+                .and_then(|l| v.rate_limit(&format!("{p}.rate_limit"), l));
             Some(Route {
                 name,
                 matcher: matcher?,
                 action: action?,
                 timeout,
                 headers,
+                fault,
+                rate_limit,
             })
         });
         built.flatten()
