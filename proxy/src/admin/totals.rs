@@ -28,6 +28,10 @@ pub struct ListenerTotals {
     pub in_flight: u64,
     pub tls_failures: u64,
     pub authz_denied: u64,
+    /// Requests refused by a token bucket, by route ("" for the listener's own).
+    pub rate_limited: BTreeMap<String, u64>,
+    /// Faults injected, by (route, kind).
+    pub faults: BTreeMap<(String, &'static str), u64>,
 }
 
 impl ListenerTotals {
@@ -41,6 +45,8 @@ impl ListenerTotals {
 pub struct ClusterTotals {
     pub duration: Histogram,
     pub endpoints: BTreeMap<SocketAddr, EndpointTotals>,
+    /// Requests refused by the circuit breaker, by limit (`"max_requests"`...).
+    pub overflows: BTreeMap<&'static str, u64>,
 }
 
 impl ClusterTotals {
@@ -95,10 +101,19 @@ impl Totals {
                 lt.in_flight += l.in_flight;
                 lt.tls_failures += l.tls_failures;
                 lt.authz_denied += l.authz_denied;
+                for (route, n) in &l.rate_limited {
+                    *lt.rate_limited.entry(route.clone()).or_insert(0) += n;
+                }
+                for (route, kind, n) in &l.faults {
+                    *lt.faults.entry((route.clone(), *kind)).or_insert(0) += n;
+                }
             }
             for c in &r.clusters {
                 let ct = t.clusters.entry(c.cluster.clone()).or_default();
                 ct.duration.merge(&c.duration);
+                for (limit, n) in &c.overflows {
+                    *ct.overflows.entry(*limit).or_insert(0) += n;
+                }
                 for e in &c.endpoints {
                     let et = ct.endpoints.entry(e.address).or_default();
                     for (status, n) in &e.responses {
@@ -166,6 +181,7 @@ mod tests {
                     ejected,
                     ..EndpointReport::default()
                 }],
+                overflows: vec![("max_requests", ok)],
             }],
         }
     }
@@ -182,6 +198,7 @@ mod tests {
         assert_eq!((ep.class("2xx"), ep.class("5xx"), ep.errors), (7, 2, 2));
         assert_eq!(ep.requests(), 11);
         assert_eq!(ep.ejected_workers, 1);
+        assert_eq!(t.clusters["app"].overflows.get("max_requests"), Some(&7));
         assert_eq!(t.accepted.values().sum::<u64>(), 7);
         assert_eq!(t.requests_by_class("in", Some("api")).get("2xx"), Some(&9));
         assert_eq!(t.requests_by_class("in", Some("other")).len(), 0);

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! listener stages ─▶ first matching route ─▶ route stages ─▶ Forward(cluster) | Reply
+//! Forward ─▶ forward: a fault's delay, then the upstream call, within the deadline
 //! response head ─▶ Piped::response_edits (the stages that ran, in reverse) ─▶ client
 //! ```
 
@@ -97,6 +98,29 @@ pub(crate) fn decide<'v>(
         route,
         cluster,
         stages,
+    }
+}
+
+/// Forwards a request that `decide` sent to a cluster: waits the delay a `Fault` stage set,
+/// then runs `call` (the upstream call), the whole of it within the deadline `Timeout` set
+/// (504 when it runs out first, so a delay counts against the route timeout). The one
+/// place both protocols forward through (`downstream/http/route.rs`, `downstream/h2/stream.rs`).
+pub(crate) async fn forward<T>(
+    req: &Req<'_>,
+    call: impl std::future::Future<Output = Result<T, ProxyError>>,
+) -> Result<T, ProxyError> {
+    let delay = req.delay;
+    let delayed = async move {
+        if let Some(d) = delay {
+            crate::cx::io::sleep(d).await;
+        }
+        call.await
+    };
+    match req.deadline {
+        Some(t) => crate::cx::io::within_exact(t, delayed)
+            .await
+            .unwrap_or(Err(ProxyError::Timeout)),
+        None => delayed.await,
     }
 }
 

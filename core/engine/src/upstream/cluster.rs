@@ -1,13 +1,15 @@
-//! This worker's state for one cluster: its balancer and the passive-health marks of its
-//! endpoints. Built when a worker's view of a snapshot is built, and carried over to the next
+//! This worker's state for one cluster: its balancer, the passive-health marks of its
+//! endpoints, and the process's circuit breaker of the cluster (shared by every worker). Built when a worker's view of a snapshot is built, and carried over to the next
 //! view when the cluster's fingerprint is unchanged (`pipeline/view.rs`).
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ringside_config::Cluster;
 
 use super::balance::Balancer;
+use super::breaker::Breaker;
 
 /// This worker's state for one cluster.
 pub(crate) struct ClusterState {
@@ -15,14 +17,17 @@ pub(crate) struct ClusterState {
     pub(crate) balancer: Balancer,
     /// Passive health: endpoint `i` is skipped until this instant after a failed connect.
     ejected_until: Vec<Cell<Option<Instant>>>,
+    /// The cluster's `circuit_breaker`, the same one in every worker; `None`: no limits.
+    pub(crate) breaker: Option<Arc<Breaker>>,
 }
 
 impl ClusterState {
-    pub(crate) fn new(c: &Cluster, _registry: &crate::cx::shared::Registry) -> ClusterState {
+    pub(crate) fn new(c: &Cluster, registry: &crate::cx::shared::Registry) -> ClusterState {
         ClusterState {
             fingerprint: c.fingerprint,
             balancer: Balancer::new(c),
             ejected_until: c.endpoints.iter().map(|_| Cell::new(None)).collect(),
+            breaker: Breaker::of(c, registry),
         }
     }
 
