@@ -360,6 +360,12 @@ impl ServerHandle {
         self.worker_count
     }
 
+    /// How many values of process-wide state (circuit breakers, token buckets) the workers
+    /// share now: one per configured limit that a view in use holds.
+    pub fn shared_state(&self) -> usize {
+        self.registry.live()
+    }
+
     /// Open client connections, all workers together.
     pub fn connections(&self) -> u64 {
         self.lock()
