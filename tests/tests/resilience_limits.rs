@@ -29,6 +29,15 @@ fn stalling_origin(stall: Duration) -> (Origin, Arc<AtomicUsize>) {
     (origin, peak)
 }
 
+/// A proxy with two workers in front of `origin`; `extra` adds keys as [`basic_config`] does.
+fn two_workers(d: Driver, origin: &Origin, extra: Extra<'_>) -> Proxy {
+    let extra = Extra {
+        proxy: "workers = 2",
+        ..extra
+    };
+    Proxy::start(d, &basic_config(&[origin.addr()], extra))
+}
+
 /// Breaker overflows of `cluster` and `limit` summed over the workers.
 fn overflows(reports: &[WorkerReport], cluster: &str, limit: &str) -> u64 {
     reports
@@ -73,16 +82,13 @@ both_drivers!(
     fn a_breaker_trips_under_a_burst_of_200_clients(d) {
         let stall = Duration::from_millis(300);
         let (o, peak) = stalling_origin(stall);
-        let p = Proxy::start(
+        let p = two_workers(
             d,
-            &basic_config(
-                &[o.addr()],
-                Extra {
-                    proxy: "workers = 2",
-                    cluster: "circuit_breaker = { max_requests = 10 }",
-                    ..Extra::default()
-                },
-            ),
+            &o,
+            Extra {
+                cluster: "circuit_breaker = { max_requests = 10 }",
+                ..Extra::default()
+            },
         );
         let answers = burst(p.addr("in"), 200, "/x");
         let passed = answers.iter().filter(|a| a.0 == 200).count();
@@ -116,16 +122,13 @@ both_drivers!(
 both_drivers!(
     fn max_connections_bounds_the_connections_to_the_cluster(d) {
         let (o, peak) = stalling_origin(Duration::from_millis(200));
-        let p = Proxy::start(
+        let p = two_workers(
             d,
-            &basic_config(
-                &[o.addr()],
-                Extra {
-                    proxy: "workers = 2",
-                    cluster: "circuit_breaker = { max_connections = 3 }",
-                    ..Extra::default()
-                },
-            ),
+            &o,
+            Extra {
+                cluster: "circuit_breaker = { max_connections = 3 }",
+                ..Extra::default()
+            },
         );
         let answers = burst(p.addr("in"), 30, "/x");
         let passed = answers.iter().filter(|a| a.0 == 200).count();
@@ -146,16 +149,13 @@ both_drivers!(
     fn a_listener_bucket_is_shared_by_both_workers(d) {
         let o = Origin::text("hi");
         let (rate, burst_size) = (20.0, 20.0);
-        let p = Proxy::start(
+        let p = two_workers(
             d,
-            &basic_config(
-                &[o.addr()],
-                Extra {
-                    proxy: "workers = 2",
-                    listener: "rate_limit = { requests_per_second = 20, burst = 20 }",
-                    ..Extra::default()
-                },
-            ),
+            &o,
+            Extra {
+                listener: "rate_limit = { requests_per_second = 20, burst = 20 }",
+                ..Extra::default()
+            },
         );
         let addr = p.addr("in");
         // Sixteen connections (spread over both workers by SO_REUSEPORT), asking as fast

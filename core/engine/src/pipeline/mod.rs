@@ -286,7 +286,6 @@ mod tests {
     use crate::cx::metrics::ListenerStats;
     use crate::cx::ClientConn;
     use crate::stage::{ListenerStep, RouteStep, Stack};
-    use ringside_codec::{parse_request, Limits, RequestHead};
     use ringside_config::ListenerKind;
 
     const CONFIG: &str = r#"
@@ -330,15 +329,6 @@ mod tests {
             .route(RouteStep::Direct)
     }
 
-    fn head(text: &str) -> RequestHead {
-        let limits = Limits {
-            max_header_bytes: 8192,
-            max_headers: 64,
-            max_uri_bytes: 4096,
-        };
-        parse_request(text.as_bytes(), &limits).unwrap().unwrap().0
-    }
-
     /// Runs `decide` on `text`; returns what it decided, in words, and the request edits.
     fn run(text: &str) -> (String, Edits, Option<std::time::Duration>) {
         let config = ringside_config::parse(CONFIG).unwrap();
@@ -351,7 +341,7 @@ mod tests {
             http,
             &crate::cx::shared::Registry::default(),
         );
-        let head = head(text);
+        let head = crate::stage::test_head(text);
         let conn = ClientConn {
             peer: "10.0.0.1:5000".parse().unwrap(),
             tls: false,
@@ -421,5 +411,100 @@ mod tests {
         let (said, _, deadline) = run("GET /direct HTTP/1.1\r\nHost: h\r\nX-In: v\r\n\r\n");
         assert_eq!(said, "in/0:direct 204 x-r=v");
         assert_eq!(deadline, None);
+    }
+}
+
+#[cfg(test)]
+mod resilience_tests {
+    //! The resilience stages in the pipeline: a route's bucket is checked before its faults,
+    //! and a listener's after its authorization policy.
+
+    use super::*;
+    use crate::cx::metrics::ListenerStats;
+    use crate::cx::shared::Registry;
+    use crate::cx::ClientConn;
+    use crate::stage::{ListenerStep, RouteStep, Stack};
+    use ringside_config::ListenerKind;
+
+    const CONFIG: &str = r#"
+        [[listeners]]
+        name = "in"
+        bind = "127.0.0.1:1"
+        rate_limit = { requests_per_second = 1, burst = 3 }
+
+        [[authz]]
+        listener = "in"
+        action = "deny"
+        paths = [ "/secret" ]
+
+        [[routes]]
+        listener = "in"
+        name = "open"
+        match = { path_prefix = "/open" }
+        direct_response = { status = 200 }
+
+        [[routes]]
+        listener = "in"
+        name = "api"
+        cluster = "api"
+        timeout_ms = 1500
+        rate_limit = { requests_per_second = 1, burst = 1 }
+        fault = { abort = { status = 418, percent = 100.0 } }
+
+        [[clusters]]
+        name = "api"
+        endpoints = [ "127.0.0.1:2" ]
+    "#;
+
+    #[test]
+    fn buckets_come_before_faults_and_after_authz() {
+        let stack = Stack::new()
+            .listener(ListenerStep::Limits)
+            .listener(ListenerStep::Authz)
+            .listener(ListenerStep::RateLimit)
+            .route(RouteStep::RateLimit)
+            .route(RouteStep::HeaderEdits)
+            .route(RouteStep::Timeout)
+            .route(RouteStep::Fault)
+            .route(RouteStep::Direct);
+        let config = ringside_config::parse(CONFIG).unwrap();
+        let ListenerKind::Http(http) = &config.listeners[0].kind else {
+            panic!("http listener")
+        };
+        let compiled = Compiled::build(&stack, &config.listeners[0], http, &Registry::default());
+        let conn = ClientConn {
+            peer: "10.0.0.1:5000".parse().unwrap(),
+            tls: false,
+            identity: None,
+        };
+        let stats = ListenerStats::default();
+        let random = || 4;
+        let status = |path: &str| {
+            let head = crate::stage::test_head(&format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n"));
+            let mut req = Req::new(&head, &conn, &stats, false, false, &random);
+            match decide(&compiled, http, &mut req) {
+                Decision::Reply {
+                    local: Local::Error(e),
+                    ..
+                } => e.status(),
+                Decision::Reply {
+                    local: Local::Direct(d),
+                    ..
+                } => d.status,
+                Decision::Forward { .. } => 0,
+            }
+        };
+        // Denied requests take no token of the listener's bucket (burst 3).
+        for _ in 0..5 {
+            assert_eq!(status("/secret"), 403);
+        }
+        // The route's first request passes its bucket (burst 1) and meets the fault; the
+        // second is refused by the bucket before any fault.
+        assert_eq!(status("/api"), 418);
+        assert_eq!(status("/api"), 429);
+        // The listener's bucket had three tokens: the third goes to another route, and
+        // the fourth request of the listener is refused there.
+        assert_eq!(status("/open"), 200);
+        assert_eq!(status("/open"), 429);
     }
 }

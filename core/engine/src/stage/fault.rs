@@ -154,17 +154,10 @@ mod tests {
     use super::*;
     use crate::cx::metrics::ListenerStats;
     use crate::cx::ClientConn;
-    use ringside_codec::{parse_request, Limits, RequestHead};
     use ringside_config::{FaultAbort, FaultDelay};
 
-    fn head(extra: &str) -> RequestHead {
-        let text = format!("GET / HTTP/1.1\r\nHost: h\r\n{extra}\r\n");
-        let limits = Limits {
-            max_header_bytes: 8192,
-            max_headers: 64,
-            max_uri_bytes: 4096,
-        };
-        parse_request(text.as_bytes(), &limits).unwrap().unwrap().0
+    fn head(extra: &str) -> ringside_codec::RequestHead {
+        crate::stage::test_head(&format!("GET / HTTP/1.1\r\nHost: h\r\n{extra}\r\n"))
     }
 
     /// Runs the stage `n` times over one head with draws 0, 1, 2... (so a share of p% picks

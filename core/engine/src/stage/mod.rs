@@ -376,6 +376,20 @@ fn route_stages(
         .collect()
 }
 
+/// A request head parsed from `text` under roomy limits (the stage and pipeline tests).
+#[cfg(test)]
+pub(crate) fn test_head(text: &str) -> RequestHead {
+    let limits = ringside_codec::Limits {
+        max_header_bytes: 8192,
+        max_headers: 64,
+        max_uri_bytes: 4096,
+    };
+    match ringside_codec::parse_request(text.as_bytes(), &limits) {
+        Ok(Some((head, _))) => head,
+        _ => panic!("not a whole request head: {text:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
