@@ -320,13 +320,25 @@ mod tests {
         endpoints = [ "127.0.0.1:2" ]
     "#;
 
+    /// The sidecar's stack (`proxy/src/stack.rs`, which the engine cannot import).
     fn stack() -> Stack {
         Stack::new()
             .listener(ListenerStep::Limits)
             .listener(ListenerStep::Authz)
+            .listener(ListenerStep::RateLimit)
+            .route(RouteStep::RateLimit)
             .route(RouteStep::HeaderEdits)
             .route(RouteStep::Timeout)
+            .route(RouteStep::Fault)
             .route(RouteStep::Direct)
+    }
+
+    fn client() -> ClientConn {
+        ClientConn {
+            peer: "10.0.0.1:5000".parse().unwrap(),
+            tls: false,
+            identity: None,
+        }
     }
 
     /// Runs `decide` on `text`; returns what it decided, in words, and the request edits.
@@ -342,11 +354,7 @@ mod tests {
             &crate::cx::shared::Registry::default(),
         );
         let head = crate::stage::test_head(text);
-        let conn = ClientConn {
-            peer: "10.0.0.1:5000".parse().unwrap(),
-            tls: false,
-            identity: None,
-        };
+        let conn = client();
         let stats = ListenerStats::default();
         let random = || 4;
         let mut req = Req::new(&head, &conn, &stats, false, false, &random);
@@ -412,21 +420,9 @@ mod tests {
         assert_eq!(said, "in/0:direct 204 x-r=v");
         assert_eq!(deadline, None);
     }
-}
 
-#[cfg(test)]
-mod resilience_tests {
-    //! The resilience stages in the pipeline: a route's bucket is checked before its faults,
-    //! and a listener's after its authorization policy.
-
-    use super::*;
-    use crate::cx::metrics::ListenerStats;
-    use crate::cx::shared::Registry;
-    use crate::cx::ClientConn;
-    use crate::stage::{ListenerStep, RouteStep, Stack};
-    use ringside_config::ListenerKind;
-
-    const CONFIG: &str = r#"
+    /// A listener bucket of 3, a route bucket of 1 in front of an abort on every request.
+    const LIMITED: &str = r#"
         [[listeners]]
         name = "in"
         bind = "127.0.0.1:1"
@@ -458,25 +454,13 @@ mod resilience_tests {
 
     #[test]
     fn buckets_come_before_faults_and_after_authz() {
-        let stack = Stack::new()
-            .listener(ListenerStep::Limits)
-            .listener(ListenerStep::Authz)
-            .listener(ListenerStep::RateLimit)
-            .route(RouteStep::RateLimit)
-            .route(RouteStep::HeaderEdits)
-            .route(RouteStep::Timeout)
-            .route(RouteStep::Fault)
-            .route(RouteStep::Direct);
-        let config = ringside_config::parse(CONFIG).unwrap();
+        let config = ringside_config::parse(LIMITED).unwrap();
         let ListenerKind::Http(http) = &config.listeners[0].kind else {
             panic!("http listener")
         };
-        let compiled = Compiled::build(&stack, &config.listeners[0], http, &Registry::default());
-        let conn = ClientConn {
-            peer: "10.0.0.1:5000".parse().unwrap(),
-            tls: false,
-            identity: None,
-        };
+        let registry = crate::cx::shared::Registry::default();
+        let compiled = Compiled::build(&stack(), &config.listeners[0], http, &registry);
+        let conn = client();
         let stats = ListenerStats::default();
         let random = || 4;
         let status = |path: &str| {
