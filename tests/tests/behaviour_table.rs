@@ -22,6 +22,12 @@
 //!
 //! Differences by protocol are written in the rows: a different form of the request
 //! (`send_by_proto`), or `Form::NotApplicable` with the reason (the matrix prints it).
+//!
+//! Rows whose answer depends on what came before send that first, under a cell id of its
+//! own: `after` (a request answered first: the rate-limit rows empty their route's bucket,
+//! so the row's own request is refused whichever cells ran before) and `during` (a request
+//! kept in flight: the circuit-breaker rows hold the cluster's one place with a request the
+//! origin stalls, and the cell ends once it is answered, so cells never share a place).
 
 use std::time::{Duration, Instant};
 

@@ -239,3 +239,35 @@ both_drivers!(
         assert_eq!(r["responses"][0], "hello");
     }
 );
+
+both_drivers!(
+    /// A reload that keeps a bucket's listener, route and settings keeps its tokens (an
+    /// emptied bucket stays empty); one that changes its settings starts a full one.
+    fn a_reload_keeps_a_bucket_it_does_not_change(d) {
+        let o = Origin::text("hi");
+        let config = |burst: u32, extra_route: &str| {
+            basic_config(
+                &[o.addr()],
+                Extra {
+                    route: &format!("rate_limit = {{ requests_per_second = 1, burst = {burst} }}\n{extra_route}"),
+                    ..Extra::default()
+                },
+            )
+        };
+        let p = Proxy::start(d, &config(1, ""));
+        let status = || Client::connect(p.addr("in")).request(&get("/x")).status;
+        assert_eq!(status(), 200);
+        assert_eq!(status(), 429);
+        // Another route added: the bucket of route `all` is the same one, still empty.
+        p.reload(&config(
+            1,
+            "[[routes]]\nlistener = \"in\"\nname = \"other\"\nmatch = { path_prefix = \"/other\" }\ncluster = \"app\"\n",
+        ));
+        assert_eq!(status(), 429);
+        // A new burst is a new bucket, full.
+        p.reload(&config(2, ""));
+        assert_eq!(status(), 200);
+        assert_eq!(status(), 200);
+        assert_eq!(status(), 429);
+    }
+);
