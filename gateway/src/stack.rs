@@ -10,6 +10,7 @@ use ringside_engine::Stack;
 /// The gateway's stages, built on the sidecar's (`ringside_proxy::stack::sidecar`).
 pub fn gateway(sidecar: Stack) -> Stack {
     // Nothing of the gateway's own yet: the sidecar's stages serve the gateway role as they
-    // are (limits, authz, header edits, timeout, direct responses).
+    // are (limits, authz, rate limits, header edits, timeout, fault injection, direct
+    // responses).
     sidecar
 }

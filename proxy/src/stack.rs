@@ -16,11 +16,20 @@ pub fn sidecar() -> Stack {
         // The listener's [[authz]] policy decides before routing: a denied client learns
         // nothing about the routes.
         .listener(ListenerStep::Authz)
+        // The listener's token bucket, after authz: refused requests take no token, so a
+        // flood of them cannot starve the clients that are allowed.
+        .listener(ListenerStep::RateLimit)
+        // The route's token bucket comes first among its stages: a request over the limit
+        // costs nothing more, and faults are injected only into admitted requests.
+        .route(RouteStep::RateLimit)
         // Header edits come before the route's answer so they reach direct responses too;
         // listener edits first, then the route's.
         .route(RouteStep::HeaderEdits)
         // The route's deadline (and a gRPC client's grpc-timeout) bounds the upstream call.
         .route(RouteStep::Timeout)
+        // Fault injection after the deadline is set: a fault's delay is waited inside it
+        // (it counts against the route timeout), and an abort answers without forwarding.
+        .route(RouteStep::Fault)
         // A direct_response route answers here, without an upstream.
         .route(RouteStep::Direct)
 }

@@ -22,6 +22,12 @@
 //!
 //! Differences by protocol are written in the rows: a different form of the request
 //! (`send_by_proto`), or `Form::NotApplicable` with the reason (the matrix prints it).
+//!
+//! Rows whose answer depends on what came before send that first, under a cell id of its
+//! own: `after` (a request answered first: the rate-limit rows empty their route's bucket,
+//! so the row's own request is refused whichever cells ran before) and `during` (a request
+//! kept in flight: the circuit-breaker rows hold the cluster's one place with a request the
+//! origin stalls, and the cell ends once it is answered, so cells never share a place).
 
 use std::time::{Duration, Instant};
 
@@ -195,6 +201,48 @@ listener = "$L"
 name = "authz"
 match = { path_prefix = "/authz/" }
 cluster = "a-$up"
+
+[[routes]]
+listener = "$L"
+name = "fault-abort"
+match = { path_prefix = "/fault/abort/" }
+cluster = "a-$up"
+fault = { abort = { status = 503, grpc_status = 10, percent = 100.0 } }
+
+[[routes]]
+listener = "$L"
+name = "fault-delay"
+match = { path_prefix = "/fault/delay/" }
+cluster = "a-$up"
+fault = { delay = { fixed_ms = 300, percent = 100.0 } }
+
+[[routes]]
+listener = "$L"
+name = "fault-delay-timeout"
+match = { path_prefix = "/fault/late/" }
+cluster = "a-$up"
+timeout_ms = 200
+fault = { delay = { fixed_ms = 1000, percent = 100.0 } }
+
+[[routes]]
+listener = "$L"
+name = "fault-header"
+match = { path_prefix = "/fault/header/" }
+cluster = "a-$up"
+fault = { header_control = true, abort = { percent = 100.0 }, delay = { percent = 100.0 } }
+
+[[routes]]
+listener = "$L"
+name = "rate-limited"
+match = { path_prefix = "/ratelimit/" }
+cluster = "a-$up"
+rate_limit = { requests_per_second = 1, burst = 1 }
+
+[[routes]]
+listener = "$L"
+name = "breaker"
+match = { path_prefix = "/breaker/" }
+cluster = "limited-$up"
 "#;
 
 /// The clusters of the core proxy: `a` and `b` per upstream protocol, one whose only endpoint
@@ -237,6 +285,18 @@ name = "empty-h1"
 [[clusters]]
 name = "empty-h2"
 protocol = "http2"
+
+[[clusters]]
+name = "limited-h1"
+endpoints = ["$a_h1"]
+idle_timeout_ms = 5000
+circuit_breaker = { max_requests = 1 }
+
+[[clusters]]
+name = "limited-h2"
+protocol = "http2"
+endpoints = ["$a_h2"]
+circuit_breaker = { max_requests = 1 }
 "#;
 
 /// Every listener of the edits proxy and its route: the header-edit contract. The route has
@@ -302,6 +362,7 @@ fn script(origin: &str, target: &str) -> Script {
     let path = target.split('?').next().unwrap_or("");
     match path {
         p if p.starts_with("/slow/") => s.delay = Duration::from_millis(1500),
+        "/breaker/stall" => s.delay = Duration::from_millis(400),
         p if p.starts_with("/echo/reset") => s.reset = true,
         "/echo/trailers" => {
             s.body = b"ok".to_vec();
@@ -692,6 +753,56 @@ fn rows() -> Vec<Row> {
             .send(Req::post("/echo/trailers").header("te", "trailers").streamed("abc").trailer("x-req-trailer", "1"))
             .expect(Expect::status(200).body("ok").trailers(vec![is_lit("x-resp-trailer", "abc")])
                 .got(Got::a().body("abc").trailers(vec![is_lit("x-req-trailer", "1")]))),
+
+        // --- Resilience: fault injection, local rate limits, circuit breakers.
+        row("fault abort", r#"fault = { abort = { status = 503, grpc_status = 10, percent = 100.0 } }"#)
+            .send(Req::get("/fault/abort/x"))
+            .expect(Expect::own(503)),
+        row("gRPC fault abort: its grpc_status", r#"fault = { abort = { status = 503, grpc_status = 10, percent = 100.0 } }"#)
+            .send_by_proto(Form::NotApplicable(GRPC_IS_H2), Req::grpc("/fault/abort/grpc.Svc/Call"))
+            .expect(Expect::grpc(10).untouched()),
+        row("fault delay, then forwarded", r#"fault = { delay = { fixed_ms = 300, percent = 100.0 } }"#)
+            .send(Req::get("/fault/delay/x"))
+            .expect(Expect::status(200).body("a").not_before(ms(300)).got(Got::a())),
+        row("fault delay counts against the route timeout", r#"timeout_ms = 200, fault = { delay = { fixed_ms = 1000, percent = 100.0 } }"#)
+            .send(Req::get("/fault/late/x"))
+            .expect(Expect::own(504).not_before(ms(150))),
+        row("fault abort asked by a header", r#"fault = { header_control = true, abort = { percent = 100.0 }, ... }"#)
+            .send(Req::get("/fault/header/x").header("x-ringside-fault-abort-request", "418"))
+            .expect(Expect::own(418)),
+        row("fault delay asked by a header", r#"fault = { header_control = true, delay = { percent = 100.0 }, ... }"#)
+            .send(Req::get("/fault/header/x").header("x-ringside-fault-delay-request", "250"))
+            .expect(Expect::status(200).body("a").not_before(ms(250)).got(Got::a())),
+        row("fault header control: nothing asked, nothing injected", r#"fault = { header_control = true, ... } (no status, no fixed_ms)"#)
+            .send(Req::get("/fault/header/x"))
+            .expect(Expect::status(200).body("a").got(Got::a())),
+        row("gRPC fault abort asked by a header", r#"fault = { header_control = true, abort = { percent = 100.0 }, ... }"#)
+            .send_by_proto(
+                Form::NotApplicable(GRPC_IS_H2),
+                Req::grpc("/fault/header/grpc.Svc/Call").header("x-ringside-fault-abort-grpc-request", "9"),
+            )
+            .expect(Expect::grpc(9).untouched()),
+        row("rate limit: 429 once the bucket is empty", "rate_limit = { requests_per_second = 1, burst = 1 }; one request before")
+            .after(Req::get("/ratelimit/first"))
+            .send(Req::get("/ratelimit/x"))
+            .expect(Expect::own(429).headers(vec![
+                is_lit("retry-after", "1"),
+                is_lit("ratelimit-limit", "1"),
+                is_lit("ratelimit-remaining", "0"),
+                is_lit("ratelimit-reset", "1"),
+            ])),
+        row("gRPC rate limit: 8 RESOURCE_EXHAUSTED", "rate_limit = { requests_per_second = 1, burst = 1 }; one request before")
+            .after(Req::get("/ratelimit/first"))
+            .send_by_proto(Form::NotApplicable(GRPC_IS_H2), Req::grpc("/ratelimit/grpc.Svc/Call"))
+            .expect(Expect::grpc(8).untouched().headers(vec![is_lit("ratelimit-remaining", "0")])),
+        row("circuit breaker: 503 overloaded past max_requests", r#"circuit_breaker = { max_requests = 1 }; one request in flight"#)
+            .during(Req::get("/breaker/stall"))
+            .send(Req::get("/breaker/x"))
+            .expect(Expect::own(503).headers(vec![is_lit("x-ringside-overloaded", "true")])),
+        row("gRPC circuit breaker: 14 UNAVAILABLE", r#"circuit_breaker = { max_requests = 1 }; one request in flight"#)
+            .during(Req::get("/breaker/stall"))
+            .send_by_proto(Form::NotApplicable(GRPC_IS_H2), Req::grpc("/breaker/grpc.Svc/Call"))
+            .expect(Expect::grpc(14).untouched().headers(vec![is_lit("x-ringside-overloaded", "true")])),
 
         // --- Header edits (the edits proxy). Fail at aa67458: the keys are not parsed yet.
         row("header edits on the request", "request_headers_to_add / _to_remove on the listener and the route")

@@ -61,6 +61,15 @@ pub(crate) fn positive(n: u64) -> Result<usize, String> {
     usize::try_from(n).map_err(|_| format!("too large: {n}"))
 }
 
+/// A percentage: a finite number from 0.0 to 100.0.
+pub(crate) fn percent(p: f64) -> Result<f64, String> {
+    if (0.0..=100.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("must be a percentage from 0.0 to 100.0, got {p}"))
+    }
+}
+
 /// A count that may be 0.
 pub(crate) fn count(n: u64) -> Result<usize, String> {
     usize::try_from(n).map_err(|_| format!("too large: {n}"))

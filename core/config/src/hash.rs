@@ -113,6 +113,16 @@ pub(crate) fn cluster_fingerprint(cluster: &Cluster) -> u64 {
             let _ = write!(h, "mtls=peer:{}:{};", m.peer.len(), m.peer);
         }
     }
+    match &cluster.circuit_breaker {
+        None => h.write(b"circuit_breaker=none;"),
+        Some(b) => {
+            let _ = write!(
+                h,
+                "circuit_breaker={:?},{:?},{:?};",
+                b.max_connections, b.max_pending_requests, b.max_requests
+            );
+        }
+    }
     h.finish()
 }
 

@@ -165,6 +165,8 @@ pub struct HttpListener {
     /// Header edits applied to every request and response of the listener, before the
     /// route's.
     pub headers: crate::HeaderEdits,
+    /// The listener's token bucket (`rate_limit`), if any.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// HTTP/2 settings of a listener. Header list size is [`HttpLimits::max_header_bytes`].
@@ -303,6 +305,111 @@ pub struct Route {
     pub retry: Option<crate::RetryPolicy>,
     /// Shadow traffic to another cluster.
     pub mirror: Option<Mirror>,
+    /// Fault injection (`fault`); never on a direct response route.
+    pub fault: Option<Fault>,
+    /// The route's token bucket (`rate_limit`), if any.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A route's fault injection. Percentages are from 0.0 to 100.0.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Fault {
+    pub delay: Option<FaultDelay>,
+    pub abort: Option<FaultAbort>,
+    /// Requests may ask for the configured kinds of fault with `x-ringside-fault-*` headers.
+    pub header_control: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct FaultDelay {
+    /// `None` only with `header_control` (the delay then comes from the request).
+    pub fixed: Option<Duration>,
+    pub percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct FaultAbort {
+    /// 200..=599.
+    pub status: Option<u16>,
+    /// 0..=16.
+    pub grpc_status: Option<u8>,
+    pub percent: f64,
+}
+
+impl Fault {
+    /// Built by `validate()`; also for the tests of the crates that inject faults.
+    pub fn new(
+        delay: Option<FaultDelay>,
+        abort: Option<FaultAbort>,
+        header_control: bool,
+    ) -> Fault {
+        Fault {
+            delay,
+            abort,
+            header_control,
+        }
+    }
+}
+
+impl FaultDelay {
+    pub fn new(fixed: Option<Duration>, percent: f64) -> FaultDelay {
+        FaultDelay { fixed, percent }
+    }
+}
+
+impl FaultAbort {
+    pub fn new(status: Option<u16>, grpc_status: Option<u8>, percent: f64) -> FaultAbort {
+        FaultAbort {
+            status,
+            grpc_status,
+            percent,
+        }
+    }
+}
+
+/// A token bucket: `burst` tokens at most, `requests_per_second` added per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RateLimit {
+    /// 1..=1_000_000_000.
+    pub requests_per_second: u32,
+    /// 1..=u32::MAX.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    pub fn new(requests_per_second: u32, burst: u32) -> RateLimit {
+        RateLimit {
+            requests_per_second,
+            burst,
+        }
+    }
+}
+
+/// A cluster's circuit breaker: limits for the whole process; `None` is not enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct CircuitBreaker {
+    pub max_connections: Option<u32>,
+    pub max_pending_requests: Option<u32>,
+    pub max_requests: Option<u32>,
+}
+
+impl CircuitBreaker {
+    pub fn new(
+        max_connections: Option<u32>,
+        max_pending_requests: Option<u32>,
+        max_requests: Option<u32>,
+    ) -> CircuitBreaker {
+        CircuitBreaker {
+            max_connections,
+            max_pending_requests,
+            max_requests,
+        }
+    }
 }
 
 /// `routes[].mirror`, validated.
@@ -420,6 +527,8 @@ pub struct Cluster {
     /// Mesh mTLS towards the endpoints with [`Config::mesh`] (validation guarantees it is
     /// present).
     pub mtls: Option<UpstreamMtls>,
+    /// Process-wide limits (`circuit_breaker`), if any.
+    pub circuit_breaker: Option<CircuitBreaker>,
     /// Hash of everything above: equal fingerprints mean per-worker state (balancer, pools)
     /// can be carried over a reload.
     pub fingerprint: u64,

@@ -159,6 +159,11 @@ pub struct FileListener {
     /// HTTP only. Names of headers removed from every response of this listener before it
     /// is sent to the client (case-insensitive, each at most once): `[ "x-powered-by" ]`.
     pub response_headers_to_remove: Option<Vec<String>>,
+    /// HTTP only. A token bucket shared by every request of this listener, for the whole
+    /// process (all workers): `{ requests_per_second = 500, burst = 1000 }`; see
+    /// [`FileRateLimit`]. Checked after `[[authz]]` (a denied request takes no token).
+    /// Default: none (no limit, no cost).
+    pub rate_limit: Option<FileRateLimit>,
 }
 
 /// `listeners[].tls`.
@@ -354,6 +359,75 @@ pub struct FileRoute {
     /// `{ cluster = "orders-shadow", percent = 100.0 }`; see [`FileMirror`]. An error on a
     /// `direct_response` route. Default: none.
     pub mirror: Option<FileMirror>,
+    /// Fault injection: delay or abort a share of the requests this route matches, e.g.
+    /// `{ delay = { fixed_ms = 200, percent = 10.0 }, abort = { status = 503, percent = 1.0 } }`;
+    /// see [`FileFault`]. An error on a `direct_response` route. Default: none.
+    pub fault: Option<FileFault>,
+    /// A token bucket shared by every request of this route, for the whole process (all
+    /// workers): `{ requests_per_second = 500, burst = 1000 }`; see [`FileRateLimit`].
+    /// Checked before the route's other stages (fault injection included). Default: none.
+    pub rate_limit: Option<FileRateLimit>,
+}
+
+/// `routes[].fault`: Envoy's fault filter for one route. Percentages are of the requests the
+/// route matches, from 0.0 to 100.0. A request picked for an abort is answered at once
+/// (never forwarded, never delayed); otherwise a request picked for a delay waits before
+/// it is forwarded, and the wait counts against the route's `timeout_ms`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileFault {
+    /// Delay a share of the requests: `{ fixed_ms = 200, percent = 10.0 }`.
+    pub delay: Option<FileFaultDelay>,
+    /// Answer a share of the requests without forwarding them:
+    /// `{ status = 503, percent = 1.0 }`, `{ grpc_status = 14, percent = 5.0 }`.
+    pub abort: Option<FileFaultAbort>,
+    /// Let requests ask for a fault with the `x-ringside-fault-*` headers (docs/config.md
+    /// "Fault injection"), within the `delay` and `abort` given here: a header can only
+    /// ask for a kind of fault that is configured, and never for a larger percentage than
+    /// the configured one. Default `false`.
+    pub header_control: Option<bool>,
+}
+
+/// `routes[].fault.delay`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileFaultDelay {
+    /// The delay in milliseconds, at least 1. Required unless `header_control = true`
+    /// (then a request without the delay header is not delayed).
+    pub fixed_ms: Option<u64>,
+    /// Required. Percentage of the route's requests delayed, 0.0 to 100.0.
+    pub percent: f64,
+}
+
+/// `routes[].fault.abort`: at least one of `status` and `grpc_status` (either may come from
+/// a header instead with `header_control = true`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileFaultAbort {
+    /// HTTP status of the answer, 200 to 599. A gRPC request gets the gRPC status this
+    /// HTTP status maps to, unless `grpc_status` is given.
+    pub status: Option<u16>,
+    /// gRPC status of the answer to a gRPC request (`content-type: application/grpc...`),
+    /// 0 to 16, in a trailers-only response. With no `status`, only gRPC requests are
+    /// aborted.
+    pub grpc_status: Option<u8>,
+    /// Required. Percentage of the route's requests aborted, 0.0 to 100.0.
+    pub percent: f64,
+}
+
+/// `rate_limit` of a listener or a route: a token bucket holding up to `burst` tokens,
+/// refilled at `requests_per_second`; each request takes one. One bucket per listener or
+/// route for the whole process, whatever the number of workers. A request that finds the
+/// bucket empty is answered 429 with `retry-after`, `ratelimit-limit`,
+/// `ratelimit-remaining` and `ratelimit-reset` (gRPC: RESOURCE_EXHAUSTED).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRateLimit {
+    /// Required. Tokens added per second, 1 to 1000000000.
+    pub requests_per_second: u64,
+    /// Size of the bucket (the most requests let through at once after a quiet spell), 1
+    /// to 4294967295. Default: `requests_per_second` (one second's worth).
+    pub burst: Option<u64>,
 }
 
 /// `routes[].mirror`: shadow traffic. Fire-and-forget: the copy never changes the main
@@ -579,6 +653,28 @@ pub struct FileCluster {
     /// for every route with a `retry` policy. A retry over the budget is not made (the last
     /// response goes to the client) and is counted.
     pub retry_budget: Option<FileRetryBudget>,
+    /// Limits for the whole process (all workers together), past which a request is answered
+    /// at once with 503 and `x-ringside-overloaded: true` (gRPC: UNAVAILABLE):
+    /// `{ max_connections = 1024, max_pending_requests = 1024, max_requests = 1024 }`; see
+    /// [`FileCircuitBreaker`]. Default: none (no limits, no cost).
+    pub circuit_breaker: Option<FileCircuitBreaker>,
+}
+
+/// `clusters[].circuit_breaker`: each limit at least 1; a limit not given is not enforced
+/// (unlike Envoy, whose defaults are 1024 each).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCircuitBreaker {
+    /// Connections open to the cluster's endpoints (pooled idle ones included). A request
+    /// that needs a new connection past it is refused; one that can reuse a pooled
+    /// connection is not.
+    pub max_connections: Option<u64>,
+    /// Requests choosing an endpoint and waiting for a connection to it (taking a pooled
+    /// one, or connecting).
+    pub max_pending_requests: Option<u64>,
+    /// Requests in flight to the cluster, from choosing an endpoint to the end of the
+    /// response.
+    pub max_requests: Option<u64>,
 }
 
 /// Values of `clusters[].protocol`.

@@ -437,6 +437,9 @@ mod headers;
 #[cfg(test)]
 mod headers_tests;
 mod listener;
+mod resilience;
+#[cfg(test)]
+mod resilience_tests;
 mod retry;
 mod route;
 #[cfg(test)]

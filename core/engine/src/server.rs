@@ -133,7 +133,6 @@ pub struct ServerHandle {
     worker_count: usize,
     telemetry: crate::cx::telemetry::Telemetry,
     /// State the workers share for the whole process (`cx/shared.rs`).
-    #[allow(dead_code)] // kept for the control side's users (the health prober)
     registry: Arc<crate::cx::shared::Registry>,
     control: Mutex<Control>,
     draining: std::sync::atomic::AtomicBool,
@@ -359,6 +358,12 @@ impl ServerHandle {
 
     pub fn workers(&self) -> usize {
         self.worker_count
+    }
+
+    /// How many values of process-wide state (circuit breakers, token buckets) the workers
+    /// share now: one per configured limit that a view in use holds.
+    pub fn shared_state(&self) -> usize {
+        self.registry.live()
     }
 
     /// Open client connections, all workers together.

@@ -265,6 +265,32 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
         let n = t.listeners.get(*l).map_or(0, |x| x.authz_denied);
         e.sample("ringside_authz_denied_total", &[("listener", l)], n);
     }
+    e.family(
+        "ringside_rate_limited_total",
+        Kind::Counter,
+        "Requests refused by a local rate limit (429 or gRPC RESOURCE_EXHAUSTED), by listener and route (empty: the listener's own bucket).",
+    );
+    for (listener, lt) in &t.listeners {
+        for (route, n) in &lt.rate_limited {
+            let labels = [("listener", listener.as_str()), ("route", route.as_str())];
+            e.sample("ringside_rate_limited_total", &labels, *n);
+        }
+    }
+    e.family(
+        "ringside_fault_injected_total",
+        Kind::Counter,
+        "Faults injected by routes' fault settings, by listener, route and kind (delay or abort).",
+    );
+    for (listener, lt) in &t.listeners {
+        for ((route, kind), n) in &lt.faults {
+            let labels = [
+                ("listener", listener.as_str()),
+                ("route", route.as_str()),
+                ("kind", *kind),
+            ];
+            e.sample("ringside_fault_injected_total", &labels, *n);
+        }
+    }
 
     e.family(
         "ringside_upstream_requests_total",
@@ -369,6 +395,18 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
                 &[("cluster", c), ("result", result)],
                 *n,
             );
+        }
+    }
+
+    e.family(
+        "ringside_circuit_breaker_overflows_total",
+        Kind::Counter,
+        "Requests refused by a cluster's circuit breaker (503 with x-ringside-overloaded), by cluster and limit.",
+    );
+    for (cluster, ct) in &t.clusters {
+        for (limit, n) in &ct.overflows {
+            let labels = [("cluster", cluster.as_str()), ("limit", *limit)];
+            e.sample("ringside_circuit_breaker_overflows_total", &labels, *n);
         }
     }
 
@@ -562,6 +600,8 @@ mod tests {
                 in_flight: 1,
                 tls_failures: 5,
                 authz_denied: 7,
+                rate_limited: vec![("api".into(), 3)],
+                faults: vec![("api".into(), "abort", 1)],
             }],
             clusters: vec![ClusterReport {
                 cluster: "app".into(),
@@ -576,6 +616,7 @@ mod tests {
                 retries: vec![("status", 3)],
                 retry_outcomes: vec![("over-budget", 1)],
                 mirrors: vec![("answered", 4)],
+                overflows: vec![("max_requests", 5)],
             }],
         };
         Totals::merge(&[w(0), w(1)])
@@ -605,6 +646,9 @@ mod tests {
             "# TYPE ringside_downstream_tls_handshake_failures_total counter",
             r#"ringside_downstream_tls_handshake_failures_total{listener="in"} 10"#,
             r#"ringside_authz_denied_total{listener="in"} 14"#,
+            r#"ringside_rate_limited_total{listener="in",route="api"} 6"#,
+            r#"ringside_fault_injected_total{listener="in",route="api",kind="abort"} 2"#,
+            r#"ringside_circuit_breaker_overflows_total{cluster="app",limit="max_requests"} 10"#,
             r#"ringside_config_reload_total{result="invalid"} 1"#,
             r#"ringside_io_driver{driver="epoll"} 1"#,
             "ringside_config_generation 3",

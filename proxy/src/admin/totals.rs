@@ -28,6 +28,10 @@ pub struct ListenerTotals {
     pub in_flight: u64,
     pub tls_failures: u64,
     pub authz_denied: u64,
+    /// Requests refused by a token bucket, by route ("" for the listener's own).
+    pub rate_limited: BTreeMap<String, u64>,
+    /// Faults injected, by (route, kind).
+    pub faults: BTreeMap<(String, &'static str), u64>,
 }
 
 impl ListenerTotals {
@@ -47,6 +51,8 @@ pub struct ClusterTotals {
     pub retry_outcomes: BTreeMap<&'static str, u64>,
     /// Copies mirrored to this cluster, by result.
     pub mirrors: BTreeMap<&'static str, u64>,
+    /// Requests refused by the circuit breaker, by limit (`"max_requests"`...).
+    pub overflows: BTreeMap<&'static str, u64>,
 }
 
 impl ClusterTotals {
@@ -101,6 +107,12 @@ impl Totals {
                 lt.in_flight += l.in_flight;
                 lt.tls_failures += l.tls_failures;
                 lt.authz_denied += l.authz_denied;
+                for (route, n) in &l.rate_limited {
+                    *lt.rate_limited.entry(route.clone()).or_insert(0) += n;
+                }
+                for (route, kind, n) in &l.faults {
+                    *lt.faults.entry((route.clone(), *kind)).or_insert(0) += n;
+                }
             }
             for c in &r.clusters {
                 let ct = t.clusters.entry(c.cluster.clone()).or_default();
@@ -113,6 +125,9 @@ impl Totals {
                 }
                 for (result, n) in &c.mirrors {
                     *ct.mirrors.entry(result).or_insert(0) += n;
+                }
+                for (limit, n) in &c.overflows {
+                    *ct.overflows.entry(*limit).or_insert(0) += n;
                 }
                 for e in &c.endpoints {
                     let et = ct.endpoints.entry(e.address).or_default();
@@ -181,6 +196,7 @@ mod tests {
                     ejected,
                     ..EndpointReport::default()
                 }],
+                overflows: vec![("max_requests", ok)],
                 ..ClusterReport::default()
             }],
         }
@@ -198,6 +214,7 @@ mod tests {
         assert_eq!((ep.class("2xx"), ep.class("5xx"), ep.errors), (7, 2, 2));
         assert_eq!(ep.requests(), 11);
         assert_eq!(ep.ejected_workers, 1);
+        assert_eq!(t.clusters["app"].overflows.get("max_requests"), Some(&7));
         assert_eq!(t.accepted.values().sum::<u64>(), 7);
         assert_eq!(t.requests_by_class("in", Some("api")).get("2xx"), Some(&9));
         assert_eq!(t.requests_by_class("in", Some("other")).len(), 0);

@@ -588,6 +588,21 @@ pub struct Row {
     /// When set, the row exists only for this upstream; the other column is not applicable
     /// for the reason given.
     pub only_up: Option<(Up, &'static str)>,
+    /// A request sent before the row's own, on a connection of its own, under another cell
+    /// id (so the origins' records of the cell are the row's request alone); its answer is
+    /// not checked. For behaviours that depend on what came before (a token bucket, a
+    /// circuit breaker's places).
+    pub before: Option<Before>,
+}
+
+/// What a row sends before its own request.
+#[derive(Debug, Clone)]
+pub enum Before {
+    /// This request, answered before the row's request is sent.
+    Sent(Req),
+    /// This request in the background: the row's request is sent once an origin has
+    /// received it (so it is in flight), and the cell ends when it has been answered.
+    InFlight(Req),
 }
 
 /// A row on the core configuration; `send` and `expect` follow.
@@ -602,6 +617,7 @@ pub fn row(name: &'static str, config: &'static str) -> Row {
         },
         expect: Expect::status(0),
         only_up: None,
+        before: None,
     }
 }
 
@@ -644,6 +660,18 @@ impl Row {
 
     pub fn on(mut self, setup: Setup) -> Row {
         self.setup = setup;
+        self
+    }
+
+    /// Sends `req` first, and the row's request once it is answered.
+    pub fn after(mut self, req: Req) -> Row {
+        self.before = Some(Before::Sent(req));
+        self
+    }
+
+    /// Sends `req` in the background first, and the row's request while it is in flight.
+    pub fn during(mut self, req: Req) -> Row {
+        self.before = Some(Before::InFlight(req));
         self
     }
 

@@ -515,6 +515,76 @@ pub(crate) fn run_cell(world: &World, row: &Row, down: Down, up: Up, cell: &str)
         }
     };
     let addr = proxy.addr(&listener_name(down, up));
+    std::thread::scope(|scope| {
+        let background = match &row.before {
+            None => None,
+            Some(before) => match send_before(world, scope, addr, down, before, cell) {
+                Ok(b) => b,
+                Err(err) => return Verdict::Fail(err),
+            },
+        };
+        let verdict = run_exchange(world, row, form, down, up, cell, addr);
+        match background.map(|b| b.join()) {
+            Some(Err(_)) => Verdict::Fail("the request sent before panicked".into()),
+            _ => verdict,
+        }
+    })
+}
+
+/// Sends the row's `before` request (see [`Before`]) under the cell id `CELL-before`; for
+/// one in the background, returns its thread once an origin has received it.
+fn send_before<'s>(
+    world: &World,
+    scope: &'s std::thread::Scope<'s, '_>,
+    addr: SocketAddr,
+    down: Down,
+    before: &Before,
+    cell: &str,
+) -> Result<Option<std::thread::ScopedJoinHandle<'s, ()>>, String> {
+    let before_cell = format!("{cell}-before");
+    let (req, background) = match before {
+        Before::Sent(req) => (req.clone(), false),
+        Before::InFlight(req) => (req.clone(), true),
+    };
+    let tls = tls_for(world, down, req.client_cert);
+    let id = before_cell.clone();
+    let send = move || {
+        if down.h2() {
+            let _ = client_runtime().block_on(async {
+                let c = H2Conn::connect(addr, tls).await?;
+                c.request(&req, &id).await
+            });
+        } else if let Ok(mut c) = H1Conn::connect(addr, tls) {
+            let _ = c
+                .send(&req.to_h1(&id))
+                .and_then(|()| c.read_response(req.method));
+        }
+    };
+    if !background {
+        send();
+        return Ok(None);
+    }
+    let handle = scope.spawn(send);
+    let arrived = crate::eventually(WAIT, || {
+        handle.is_finished() || !world.seen(&before_cell).is_empty()
+    });
+    if !arrived || world.seen(&before_cell).is_empty() {
+        let _ = handle.join();
+        return Err("the request sent before did not reach an origin".into());
+    }
+    Ok(Some(handle))
+}
+
+/// The row's own exchange and every check on it.
+fn run_exchange(
+    world: &World,
+    row: &Row,
+    form: Option<&Form>,
+    down: Down,
+    up: Up,
+    cell: &str,
+    addr: SocketAddr,
+) -> Verdict {
     let e = &row.expect;
     let ex = match (&row.send, form) {
         (Traffic::Repeat(req, n, pause), _) => repeat(world, addr, down, req, *n, *pause, cell),

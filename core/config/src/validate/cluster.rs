@@ -103,6 +103,10 @@ impl Validator {
                 tls,
                 mtls,
                 retry_budget: v.retry_budget(&p, c.retry_budget.as_ref()),
+                circuit_breaker: c
+                    .circuit_breaker
+                    .as_ref()
+                    .and_then(|b| v.circuit_breaker(&format!("{p}.circuit_breaker"), b)),
                 fingerprint: 0,
             }
         })?;

@@ -159,6 +159,10 @@ impl Validator {
                 response_remove: l.response_headers_to_remove.as_deref(),
             },
         );
+        let rate_limit = l
+            .rate_limit
+            .as_ref()
+            .and_then(|r| self.rate_limit(&format!("{p}.rate_limit"), r));
         Some(ListenerKind::Http(HttpListener {
             routes: Vec::new(),
             limits,
@@ -171,6 +175,7 @@ impl Validator {
             },
             http2,
             headers,
+            rate_limit,
         }))
     }
 
@@ -262,6 +267,7 @@ impl Validator {
                 "response_headers_to_remove",
                 l.response_headers_to_remove.is_some(),
             ),
+            ("rate_limit", l.rate_limit.is_some()),
         ];
         for (key, present) in http_only {
             if present {

@@ -161,6 +161,20 @@ impl Validator {
                 Some(m) => Some(v.mirror(&format!("{p}.mirror"), m, clusters)?),
                 None => None,
             };
+            let fault = r
+                .fault
+                .as_ref()
+                .and_then(|f| v.fault(&format!("{p}.fault"), f));
+            if r.fault.is_some() && r.direct_response.is_some() {
+                v.err(
+                    format!("{p}.fault"),
+                    "not valid on a direct_response route (no request is forwarded)",
+                );
+            }
+            let rate_limit = r
+                .rate_limit
+                .as_ref()
+                .and_then(|l| v.rate_limit(&format!("{p}.rate_limit"), l));
             Some(Route {
                 name,
                 matcher: matcher?,
@@ -169,6 +183,8 @@ impl Validator {
                 headers,
                 retry,
                 mirror,
+                fault,
+                rate_limit,
             })
         });
         built.flatten()

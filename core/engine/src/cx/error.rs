@@ -29,6 +29,42 @@ pub(crate) enum Retry {
     Safe,
 }
 
+/// Which limit of a cluster's circuit breaker refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BreakerLimit {
+    Connections,
+    PendingRequests,
+    Requests,
+}
+
+impl BreakerLimit {
+    pub(crate) const ALL: [BreakerLimit; 3] = [
+        BreakerLimit::Connections,
+        BreakerLimit::PendingRequests,
+        BreakerLimit::Requests,
+    ];
+
+    /// The configuration key of the limit (also the metric's `limit` label).
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            BreakerLimit::Connections => "max_connections",
+            BreakerLimit::PendingRequests => "max_pending_requests",
+            BreakerLimit::Requests => "max_requests",
+        }
+    }
+}
+
+/// What a refused request is told about the token bucket that refused it (the IETF draft's
+/// RateLimit header fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RateLimited {
+    /// The bucket's size (`ratelimit-limit`).
+    pub(crate) limit: u32,
+    /// Whole seconds until a request would be let through again, at least 1 (`retry-after`,
+    /// `ratelimit-reset`).
+    pub(crate) reset_secs: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ProxyError {
     #[error("bad request: {0}")]
@@ -83,6 +119,16 @@ pub(crate) enum ProxyError {
     /// client: the retry loop makes the next try.
     #[error("upstream response retried")]
     Retried,
+    /// A listener's or a route's `rate_limit` refused the request.
+    #[error("rate limited")]
+    RateLimited(RateLimited),
+    /// A route's `fault.abort` answered the request: an HTTP status, and for a gRPC request
+    /// the gRPC status to use instead of the one the HTTP status maps to.
+    #[error("fault injected")]
+    FaultAbort { status: u16, grpc: Option<u8> },
+    /// A cluster's circuit breaker is at this limit.
+    #[error("cluster overloaded ({})", .0.key())]
+    Overloaded(BreakerLimit),
 }
 
 impl ProxyError {
@@ -108,6 +154,9 @@ impl ProxyError {
             ProxyError::Retried => 502,
             ProxyError::ClientStream(_) => 400,
             ProxyError::UpstreamStream(_) => 502,
+            ProxyError::RateLimited(_) => 429,
+            ProxyError::FaultAbort { status, .. } => *status,
+            ProxyError::Overloaded(_) => 503,
         }
     }
 
@@ -128,6 +177,16 @@ impl ProxyError {
             | ProxyError::Retried => 14,
             ProxyError::ClientGone | ProxyError::ClientIo(_) | ProxyError::ClientStream(_) => 1,
             ProxyError::BadRequest(_) | ProxyError::VersionNotSupported => 13,
+            ProxyError::RateLimited(_) => 8,
+            ProxyError::Overloaded(_) => 14,
+            ProxyError::FaultAbort { status, grpc } => grpc.unwrap_or(match status {
+                400 => 13,
+                401 => 16,
+                403 => 7,
+                404 => 12,
+                429 | 502 | 503 | 504 => 14,
+                _ => 2,
+            }),
         }
     }
 
@@ -146,7 +205,10 @@ impl ProxyError {
             | ProxyError::MethodNotAllowed
             | ProxyError::BodyTooLarge
             | ProxyError::Forbidden
-            | ProxyError::NoHealthyEndpoint => Side::Policy,
+            | ProxyError::NoHealthyEndpoint
+            | ProxyError::RateLimited(_)
+            | ProxyError::FaultAbort { .. }
+            | ProxyError::Overloaded(_) => Side::Policy,
             ProxyError::Connect(_)
             | ProxyError::UpstreamClosedEarly
             | ProxyError::UpstreamIo(_)

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::cx::error::BreakerLimit;
 use ringside_config::RetryReason;
 
 /// Upper bounds of the latency histogram buckets, in seconds (Prometheus `le`).
@@ -89,6 +90,10 @@ pub(crate) struct ListenerStats {
     pub(crate) tls_failures: Cell<u64>,
     /// Requests denied by the listener's authorization policy.
     pub(crate) authz_denied: Cell<u64>,
+    /// Requests refused by a token bucket, by route (empty: the listener's own bucket).
+    rate_limited: RefCell<HashMap<Box<str>, u64>>,
+    /// Faults injected, by route and kind (`"delay"`, `"abort"`).
+    faults: RefCell<HashMap<(Box<str>, &'static str), u64>>,
 }
 
 impl ListenerStats {
@@ -101,6 +106,26 @@ impl ListenerStats {
             }
         }
         self.duration.borrow_mut().observe(took);
+    }
+
+    /// A request refused by the bucket of `route` (empty: the listener's).
+    pub(crate) fn rate_limited(&self, route: &str) {
+        let mut counts = self.rate_limited.borrow_mut();
+        match counts.get_mut(route) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(route.into(), 1);
+            }
+        }
+    }
+
+    /// A fault of `kind` (`"delay"`, `"abort"`) injected into a request of `route`.
+    pub(crate) fn fault(&self, route: &str, kind: &'static str) {
+        *self
+            .faults
+            .borrow_mut()
+            .entry((route.into(), kind))
+            .or_insert(0) += 1;
     }
 }
 
@@ -121,6 +146,8 @@ pub(crate) struct ClusterStats {
     retry_outcomes: [Cell<u64>; RetryOutcome::ALL.len()],
     /// Copies mirrored to this cluster, by result (like `MirrorResult::ALL`).
     mirrors: [Cell<u64>; MirrorResult::ALL.len()],
+    /// Requests refused by the circuit breaker, by limit (`BreakerLimit::ALL`'s order).
+    overflows: [Cell<u64>; 3],
 }
 
 impl ClusterStats {
@@ -166,6 +193,24 @@ impl ClusterStats {
         if let Some(c) = self.mirrors.get(result as usize) {
             c.set(c.get() + 1);
         }
+    }
+
+    /// A request refused by the circuit breaker's `limit`.
+    pub(crate) fn overflow(&self, limit: BreakerLimit) {
+        if let Some(n) = self.overflow_cell(limit) {
+            n.set(n.get() + 1);
+        }
+    }
+
+    fn overflow_cell(&self, limit: BreakerLimit) -> Option<&Cell<u64>> {
+        let i = BreakerLimit::ALL.iter().position(|l| *l == limit)?;
+        self.overflows.get(i)
+    }
+
+    /// Requests refused by `limit` so far.
+    #[cfg(test)]
+    pub(crate) fn overflows(&self, limit: BreakerLimit) -> u64 {
+        self.overflow_cell(limit).map_or(0, Cell::get)
     }
 
     pub(crate) fn started(&self, endpoint: SocketAddr) {
@@ -237,6 +282,18 @@ impl WorkerStats {
                 in_flight: l.in_flight.get(),
                 tls_failures: l.tls_failures.get(),
                 authz_denied: l.authz_denied.get(),
+                rate_limited: l
+                    .rate_limited
+                    .borrow()
+                    .iter()
+                    .map(|(route, n)| (route.to_string(), *n))
+                    .collect(),
+                faults: l
+                    .faults
+                    .borrow()
+                    .iter()
+                    .map(|((route, kind), n)| (route.to_string(), *kind, *n))
+                    .collect(),
             });
         }
         for (name, c) in self.clusters.borrow().iter() {
@@ -290,6 +347,12 @@ impl WorkerStats {
                     .map(|(m, n)| (m.as_str(), n.get()))
                     .filter_map(nonzero)
                     .collect(),
+                overflows: BreakerLimit::ALL
+                    .iter()
+                    .zip(&c.overflows)
+                    .filter(|(_, n)| n.get() > 0)
+                    .map(|(l, n)| (l.key(), n.get()))
+                    .collect(),
             });
         }
         r
@@ -316,6 +379,11 @@ pub struct ListenerReport {
     pub tls_failures: u64,
     /// Requests denied by the authorization policy.
     pub authz_denied: u64,
+    /// Requests refused by a token bucket: (route, count); route empty for the listener's
+    /// own bucket.
+    pub rate_limited: Vec<(String, u64)>,
+    /// Faults injected: (route, kind `"delay"` or `"abort"`, count).
+    pub faults: Vec<(String, &'static str, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -348,6 +416,8 @@ pub struct ClusterReport {
     /// Copies mirrored to this cluster by result (`MirrorResult::as_str`); only results that
     /// occurred.
     pub mirrors: Vec<(&'static str, u64)>,
+    /// Requests refused by the circuit breaker: (limit key, e.g. `"max_requests"`, count).
+    pub overflows: Vec<(&'static str, u64)>,
 }
 
 /// What became of a request a route mirrors to this cluster.

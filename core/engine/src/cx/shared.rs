@@ -43,7 +43,6 @@ impl Registry {
     }
 
     /// How many values are alive.
-    #[cfg(test)]
     pub(crate) fn live(&self) -> usize {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.values().filter(|w| w.strong_count() > 0).count()

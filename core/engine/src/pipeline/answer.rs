@@ -6,7 +6,10 @@
 //! Error bodies are one line of plain text: the status and a reason a person can act on.
 //! 1xx, 204 and 304 answers carry no body, and 204 no `Content-Length` (RFC 9110 §8.6);
 //! an answer to HEAD keeps the `Content-Length` of the body it leaves out. Responses that
-//! end an HTTP/1.1 connection say `Connection: close`.
+//! end an HTTP/1.1 connection say `Connection: close`. Some errors carry fields of their
+//! own, in every form: a rate-limited request's 429 says when to come back (`retry-after`
+//! and the IETF draft's `ratelimit-limit`, `ratelimit-remaining`, `ratelimit-reset`), and a
+//! circuit breaker's 503 says `x-ringside-overloaded: true`.
 
 use bytes::Bytes;
 use h2::server::SendResponse;
@@ -23,6 +26,8 @@ pub(crate) struct Answer<'a> {
     request_id: Option<&'a [u8]>,
     /// gRPC status and message, for an error to a gRPC request.
     grpc: Option<(u8, String)>,
+    /// Fields of the error's own (empty for most).
+    fields: Vec<(&'static str, String)>,
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -38,6 +43,7 @@ impl<'a> Answer<'a> {
                 body: d.body.clone(),
                 request_id: None,
                 grpc: None,
+                fields: Vec::new(),
             },
         }
     }
@@ -50,6 +56,7 @@ impl<'a> Answer<'a> {
             body: Bytes::from(format!("{} {}: {}\n", status, reason(status), e)),
             request_id,
             grpc: grpc.then(|| (e.grpc_code(), e.to_string())),
+            fields: fields_of(e),
         }
     }
 
@@ -69,7 +76,7 @@ impl<'a> Answer<'a> {
             "content-length" => self.content_length().is_some(),
             "x-request-id" => self.request_id.is_some(),
             "grpc-status" | "grpc-message" => self.grpc.is_some(),
-            _ => false,
+            _ => self.fields.iter().any(|(n, _)| *n == name),
         }
     }
 
@@ -109,6 +116,9 @@ impl<'a> Answer<'a> {
         if let Some(id) = self.request_id {
             field(out, "X-Request-Id", id);
         }
+        for (name, value) in &self.fields {
+            field(out, name, value.as_bytes());
+        }
         for (name, value) in &edits.add {
             field(out, name, value);
         }
@@ -141,6 +151,11 @@ impl<'a> Answer<'a> {
         {
             h.insert("x-request-id", id);
         }
+        for (name, value) in &self.fields {
+            if let Ok(v) = http::HeaderValue::from_str(value) {
+                h.insert(*name, v);
+            }
+        }
         if let Some((code, message)) = &self.grpc {
             h.insert(
                 "content-type",
@@ -168,6 +183,23 @@ impl<'a> Answer<'a> {
             return Ok(self.body.len() as u64);
         }
         Ok(0)
+    }
+}
+
+/// The fields an error's answer carries besides the usual ones.
+fn fields_of(e: &ProxyError) -> Vec<(&'static str, String)> {
+    match e {
+        ProxyError::RateLimited(r) => {
+            let reset = r.reset_secs.to_string();
+            vec![
+                ("retry-after", reset.clone()),
+                ("ratelimit-limit", r.limit.to_string()),
+                ("ratelimit-remaining", "0".to_owned()),
+                ("ratelimit-reset", reset),
+            ]
+        }
+        ProxyError::Overloaded(_) => vec![("x-ringside-overloaded", "true".to_owned())],
+        _ => Vec::new(),
     }
 }
 
@@ -237,6 +269,57 @@ mod tests {
         let local = Local::Direct(&d);
         let text = h1(&Answer::of(&local, false, None), false, false);
         assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn limits_say_so_in_their_fields() {
+        let limited = ProxyError::RateLimited(crate::cx::error::RateLimited {
+            limit: 10,
+            reset_secs: 2,
+        });
+        let text = h1(&Answer::error(&limited, false, None), false, false);
+        assert!(
+            text.starts_with("HTTP/1.1 429 Too Many Requests\r\n"),
+            "{text}"
+        );
+        for f in [
+            "retry-after: 2\r\n",
+            "ratelimit-limit: 10\r\n",
+            "ratelimit-remaining: 0\r\n",
+            "ratelimit-reset: 2\r\n",
+        ] {
+            assert!(text.contains(f), "{f} in {text}");
+        }
+        let overloaded = ProxyError::Overloaded(crate::cx::error::BreakerLimit::Requests);
+        let answer = Answer::error(&overloaded, true, None);
+        assert!(answer.has("x-ringside-overloaded"));
+        assert_eq!(answer.status(), 200);
+        assert_eq!(overloaded.grpc_code(), 14);
+        let text = h1(&Answer::error(&overloaded, false, None), false, false);
+        assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+        assert!(text.contains("x-ringside-overloaded: true\r\n"), "{text}");
+        let abort = ProxyError::FaultAbort {
+            status: 418,
+            grpc: None,
+        };
+        assert!(h1(&Answer::error(&abort, false, None), false, false).starts_with("HTTP/1.1 418 "));
+        assert_eq!(abort.grpc_code(), 2);
+        assert_eq!(
+            ProxyError::FaultAbort {
+                status: 503,
+                grpc: Some(4)
+            }
+            .grpc_code(),
+            4
+        );
+        assert_eq!(
+            ProxyError::FaultAbort {
+                status: 503,
+                grpc: None
+            }
+            .grpc_code(),
+            14
+        );
     }
 
     #[test]

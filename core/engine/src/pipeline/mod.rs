@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! listener stages ─▶ first matching route ─▶ route stages ─▶ Forward(cluster) | Reply
+//! Forward ─▶ forward: a fault's delay, then the upstream call, within the deadline
 //! response head ─▶ Piped::response_edits (the stages that ran, in reverse) ─▶ client
 //! ```
 
@@ -97,6 +98,29 @@ pub(crate) fn decide<'v>(
         route,
         cluster,
         stages,
+    }
+}
+
+/// Forwards a request that `decide` sent to a cluster: waits the delay a `Fault` stage set,
+/// then runs `call` (the upstream call), the whole of it within the deadline `Timeout` set
+/// (504 when it runs out first, so a delay counts against the route timeout). The one
+/// place both protocols forward through (`downstream/http/route.rs`, `downstream/h2/stream.rs`).
+pub(crate) async fn forward<T>(
+    req: &Req<'_>,
+    call: impl std::future::Future<Output = Result<T, ProxyError>>,
+) -> Result<T, ProxyError> {
+    let delay = req.delay;
+    let delayed = async move {
+        if let Some(d) = delay {
+            crate::cx::io::sleep(d).await;
+        }
+        call.await
+    };
+    match req.deadline {
+        Some(t) => crate::cx::io::within_exact(t, delayed)
+            .await
+            .unwrap_or(Err(ProxyError::Timeout)),
+        None => delayed.await,
     }
 }
 
@@ -262,7 +286,6 @@ mod tests {
     use crate::cx::metrics::ListenerStats;
     use crate::cx::ClientConn;
     use crate::stage::{ListenerStep, RouteStep, Stack};
-    use ringside_codec::{parse_request, Limits, RequestHead};
     use ringside_config::ListenerKind;
 
     const CONFIG: &str = r#"
@@ -297,22 +320,25 @@ mod tests {
         endpoints = [ "127.0.0.1:2" ]
     "#;
 
+    /// The sidecar's stack (`proxy/src/stack.rs`, which the engine cannot import).
     fn stack() -> Stack {
         Stack::new()
             .listener(ListenerStep::Limits)
             .listener(ListenerStep::Authz)
+            .listener(ListenerStep::RateLimit)
+            .route(RouteStep::RateLimit)
             .route(RouteStep::HeaderEdits)
             .route(RouteStep::Timeout)
+            .route(RouteStep::Fault)
             .route(RouteStep::Direct)
     }
 
-    fn head(text: &str) -> RequestHead {
-        let limits = Limits {
-            max_header_bytes: 8192,
-            max_headers: 64,
-            max_uri_bytes: 4096,
-        };
-        parse_request(text.as_bytes(), &limits).unwrap().unwrap().0
+    fn client() -> ClientConn {
+        ClientConn {
+            peer: "10.0.0.1:5000".parse().unwrap(),
+            tls: false,
+            identity: None,
+        }
     }
 
     /// Runs `decide` on `text`; returns what it decided, in words, and the request edits.
@@ -327,12 +353,8 @@ mod tests {
             http,
             &crate::cx::shared::Registry::default(),
         );
-        let head = head(text);
-        let conn = ClientConn {
-            peer: "10.0.0.1:5000".parse().unwrap(),
-            tls: false,
-            identity: None,
-        };
+        let head = crate::stage::test_head(text);
+        let conn = client();
         let stats = ListenerStats::default();
         let random = || 4;
         let mut req = Req::new(&head, &conn, &stats, false, false, &random);
@@ -397,5 +419,76 @@ mod tests {
         let (said, _, deadline) = run("GET /direct HTTP/1.1\r\nHost: h\r\nX-In: v\r\n\r\n");
         assert_eq!(said, "in/0:direct 204 x-r=v");
         assert_eq!(deadline, None);
+    }
+
+    /// A listener bucket of 3, a route bucket of 1 in front of an abort on every request.
+    const LIMITED: &str = r#"
+        [[listeners]]
+        name = "in"
+        bind = "127.0.0.1:1"
+        rate_limit = { requests_per_second = 1, burst = 3 }
+
+        [[authz]]
+        listener = "in"
+        action = "deny"
+        paths = [ "/secret" ]
+
+        [[routes]]
+        listener = "in"
+        name = "open"
+        match = { path_prefix = "/open" }
+        direct_response = { status = 200 }
+
+        [[routes]]
+        listener = "in"
+        name = "api"
+        cluster = "api"
+        timeout_ms = 1500
+        rate_limit = { requests_per_second = 1, burst = 1 }
+        fault = { abort = { status = 418, percent = 100.0 } }
+
+        [[clusters]]
+        name = "api"
+        endpoints = [ "127.0.0.1:2" ]
+    "#;
+
+    #[test]
+    fn buckets_come_before_faults_and_after_authz() {
+        let config = ringside_config::parse(LIMITED).unwrap();
+        let ListenerKind::Http(http) = &config.listeners[0].kind else {
+            panic!("http listener")
+        };
+        let registry = crate::cx::shared::Registry::default();
+        let compiled = Compiled::build(&stack(), &config.listeners[0], http, &registry);
+        let conn = client();
+        let stats = ListenerStats::default();
+        let random = || 4;
+        let status = |path: &str| {
+            let head = crate::stage::test_head(&format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n"));
+            let mut req = Req::new(&head, &conn, &stats, false, false, &random);
+            match decide(&compiled, http, &mut req) {
+                Decision::Reply {
+                    local: Local::Error(e),
+                    ..
+                } => e.status(),
+                Decision::Reply {
+                    local: Local::Direct(d),
+                    ..
+                } => d.status,
+                Decision::Forward { .. } => 0,
+            }
+        };
+        // Denied requests take no token of the listener's bucket (burst 3).
+        for _ in 0..5 {
+            assert_eq!(status("/secret"), 403);
+        }
+        // The route's first request passes its bucket (burst 1) and meets the fault; the
+        // second is refused by the bucket before any fault.
+        assert_eq!(status("/api"), 418);
+        assert_eq!(status("/api"), 429);
+        // The listener's bucket had three tokens: the third goes to another route, and
+        // the fourth request of the listener is refused there.
+        assert_eq!(status("/open"), 200);
+        assert_eq!(status("/open"), 429);
     }
 }

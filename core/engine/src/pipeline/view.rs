@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use arc_swap::cache::Cache;
 use arc_swap::ArcSwap;
-use ringside_config::{HttpListener, Listener, ListenerKind, Role, Snapshot};
+use ringside_config::{HttpListener, Listener, ListenerKind, Role, RouteAction, Snapshot};
 
 use crate::cx::shared::Registry;
 use crate::stage::{Compiled, Stacks};
@@ -45,13 +45,15 @@ impl View {
                 old.insert(c.name.as_str(), s);
             }
         }
+        let retried = retried_clusters(&snap);
         let clusters = snap
             .config
             .clusters
             .iter()
-            .map(|c| match old.get(c.name.as_str()) {
-                Some(s) if s.fingerprint == c.fingerprint => Rc::clone(s),
-                _ => Rc::new(ClusterState::new(c, registry)),
+            .zip(retried)
+            .map(|(c, retried)| match old.get(c.name.as_str()) {
+                Some(s) if s.fits(c, retried) => Rc::clone(s),
+                _ => Rc::new(ClusterState::new(c, registry, retried)),
             })
             .collect();
         let tls = crate::cx::tls::TlsContexts::build(&snap.config);
@@ -104,6 +106,29 @@ impl View {
     fn http_compiled(&self, name: &str) -> Option<(&Compiled, &HttpListener)> {
         self.http(name).map(|(_, http, c)| (c, http))
     }
+}
+
+/// For each cluster, whether a route with a retry policy calls it (it then needs a budget).
+fn retried_clusters(snap: &Snapshot) -> Vec<bool> {
+    let mut retried = vec![false; snap.config.clusters.len()];
+    for l in &snap.config.listeners {
+        let ListenerKind::Http(http) = &l.kind else {
+            continue;
+        };
+        for route in http.routes.iter().filter(|r| r.retry.is_some()) {
+            let ids: Vec<usize> = match &route.action {
+                RouteAction::Cluster(id) => vec![id.0],
+                RouteAction::Weighted { targets, .. } => targets.iter().map(|t| t.0 .0).collect(),
+                RouteAction::Direct(_) => Vec::new(),
+            };
+            for id in ids {
+                if let Some(r) = retried.get_mut(id) {
+                    *r = true;
+                }
+            }
+        }
+    }
+    retried
 }
 
 fn route_names(http: &HttpListener) -> Vec<&str> {

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! listener stages ─▶ route match ─▶ route stages ─▶ upstream call ─▶ response hooks (reverse)
-//!   Limits, Authz                    HeaderEdits, Timeout, Direct
+//!   Limits, Authz,                   RateLimit, HeaderEdits, Timeout,
+//!   RateLimit                        Fault, Direct
 //! ```
 //! Which stages run, and in which order, is each role's [`Stack`] (`proxy/src/stack.rs`,
 //! `gateway/src/stack.rs`). A worker compiles the stack against every HTTP listener and route
@@ -15,8 +16,10 @@
 
 mod authz;
 mod direct;
+mod fault;
 mod headers;
 mod limits;
+mod ratelimit;
 mod timeout;
 
 use std::time::Duration;
@@ -38,16 +41,22 @@ pub enum ListenerStep {
     Limits,
     /// The listener's `[[authz]]` policy (403).
     Authz,
+    /// The listener's `rate_limit`: a token bucket for the whole process (429).
+    RateLimit,
 }
 
 /// A step that runs for the requests of one route, after it matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RouteStep {
+    /// The route's `rate_limit`: a token bucket for the whole process (429).
+    RateLimit,
     /// Listener and route `*_headers_to_add` / `*_headers_to_remove`.
     HeaderEdits,
     /// The route's `timeout_ms`, shortened by `grpc-timeout`.
     Timeout,
+    /// The route's `fault`: delay or abort a share of its requests.
+    Fault,
     /// The route's `direct_response`.
     Direct,
 }
@@ -124,6 +133,8 @@ pub(crate) enum Stage {
     Headers(headers::Headers),
     Timeout(timeout::Timeout),
     Direct(direct::Direct),
+    RateLimit(ratelimit::RateLimit),
+    Fault(fault::Fault),
 }
 
 impl Stage {
@@ -134,6 +145,8 @@ impl Stage {
             Stage::Headers(s) => s.request(req),
             Stage::Timeout(s) => s.request(req),
             Stage::Direct(s) => s.request(req),
+            Stage::RateLimit(s) => s.request(req),
+            Stage::Fault(s) => s.request(req),
         }
     }
 
@@ -146,13 +159,19 @@ impl Stage {
     ) {
         match self {
             Stage::Headers(s) => s.response(req, present, edits),
-            Stage::Limits(_) | Stage::Authz(_) | Stage::Timeout(_) | Stage::Direct(_) => {}
+            Stage::Limits(_)
+            | Stage::Authz(_)
+            | Stage::Timeout(_)
+            | Stage::Direct(_)
+            | Stage::RateLimit(_)
+            | Stage::Fault(_) => {}
         }
     }
 
     /// Takes over the per-worker state of the same stage in the previous view when this
-    /// stage's configuration is unchanged (a token bucket, a budget, breaker counters). No
-    /// stage of today keeps state; the resilience and gateway stages will.
+    /// stage's configuration is unchanged. No stage of today keeps per-worker state: a
+    /// token bucket is process-wide and found again in the `Registry` by its key (listener,
+    /// route and settings), so a reload that keeps them keeps the bucket.
     fn carry(&mut self, _old: &Stage) {}
 }
 
@@ -184,6 +203,8 @@ pub(crate) struct Req<'a> {
     pub(crate) body_limit: Option<u64>,
     /// Set by `Timeout`: the whole upstream call's deadline.
     pub(crate) deadline: Option<Duration>,
+    /// Set by `Fault`: how long to wait before forwarding (within the deadline).
+    pub(crate) delay: Option<Duration>,
     /// Set by `HeaderEdits`: what to change in the upstream request head.
     pub(crate) edits: Edits,
 }
@@ -207,6 +228,7 @@ impl<'a> Req<'a> {
             request_id: None,
             body_limit: None,
             deadline: None,
+            delay: None,
             edits: Edits::NONE,
         }
     }
@@ -257,10 +279,11 @@ impl Compiled {
     /// `registry` holds the state a stage shares with the other workers for the whole process.
     pub(crate) fn build(
         stack: &Stack,
-        _listener: &Listener,
+        listener: &Listener,
         http: &HttpListener,
-        _registry: &Registry,
+        registry: &Registry,
     ) -> Compiled {
+        let name = listener.name.as_str();
         let listener = stack
             .listener
             .iter()
@@ -275,12 +298,15 @@ impl Compiled {
                             policy: http.authz.clone(),
                         })
                     }),
+                ListenerStep::RateLimit => http.rate_limit.map(|limit| {
+                    Stage::RateLimit(ratelimit::RateLimit::compile(limit, name, None, registry))
+                }),
             })
             .collect();
         let routes = http
             .routes
             .iter()
-            .map(|route| route_stages(stack, http, route))
+            .map(|route| route_stages(stack, name, http, route, registry))
             .collect();
         Compiled { listener, routes }
     }
@@ -308,11 +334,29 @@ fn carry_list(stages: &mut [Stage], old: &[Stage]) {
     }
 }
 
-fn route_stages(stack: &Stack, http: &HttpListener, route: &Route) -> Vec<Stage> {
+fn route_stages(
+    stack: &Stack,
+    listener: &str,
+    http: &HttpListener,
+    route: &Route,
+    registry: &Registry,
+) -> Vec<Stage> {
     stack
         .route
         .iter()
         .filter_map(|step| match step {
+            RouteStep::RateLimit => route.rate_limit.map(|limit| {
+                Stage::RateLimit(ratelimit::RateLimit::compile(
+                    limit,
+                    listener,
+                    Some(&route.name),
+                    registry,
+                ))
+            }),
+            RouteStep::Fault => route
+                .fault
+                .as_ref()
+                .map(|f| Stage::Fault(fault::Fault::compile(&route.name, f))),
             RouteStep::HeaderEdits => {
                 headers::Headers::compile(&http.headers, &route.headers).map(Stage::Headers)
             }
@@ -330,6 +374,20 @@ fn route_stages(stack: &Stack, http: &HttpListener, route: &Route) -> Vec<Stage>
             },
         })
         .collect()
+}
+
+/// A request head parsed from `text` under roomy limits (the stage and pipeline tests).
+#[cfg(test)]
+pub(crate) fn test_head(text: &str) -> RequestHead {
+    let limits = ringside_codec::Limits {
+        max_header_bytes: 8192,
+        max_headers: 64,
+        max_uri_bytes: 4096,
+    };
+    match ringside_codec::parse_request(text.as_bytes(), &limits) {
+        Ok(Some((head, _))) => head,
+        _ => panic!("not a whole request head: {text:?}"),
+    }
 }
 
 #[cfg(test)]

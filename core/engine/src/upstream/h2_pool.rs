@@ -27,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::cx::error::ProxyError;
 use crate::cx::event::Event;
+use crate::upstream::breaker::ConnectionSlot;
 use crate::upstream::cluster::ClusterState;
 
 /// Flow-control windows we offer upstreams (they send response bodies).
@@ -161,7 +162,8 @@ pub(crate) async fn acquire(
                             addr,
                             conn: None,
                         };
-                        let r = connect(client, cluster, addr).await;
+                        let slot = crate::upstream::connection_slot(client.cx, cluster, state)?;
+                        let r = connect(client, cluster, addr, slot).await;
                         opening.conn = r.as_ref().ok().map(Rc::clone);
                         return r;
                     }
@@ -185,6 +187,7 @@ async fn connect(
     client: super::Client<'_>,
     cluster: &Cluster,
     addr: SocketAddr,
+    slot: Option<ConnectionSlot>,
 ) -> Result<Rc<H2Conn>, ProxyError> {
     let tls = client.tls.cloned();
     let fut = async {
@@ -194,7 +197,7 @@ async fn connect(
         let _ = stream.set_nodelay(true);
         let poll = crate::cx::conn::into_poll(stream).map_err(ProxyError::Connect)?;
         match tls {
-            None => handshake(&client.cx.drain, cluster, addr, poll).await,
+            None => handshake(&client.cx.drain, cluster, addr, poll, slot).await,
             Some(cfg) => {
                 let name = crate::cx::tls::sni_for(cluster, addr);
                 let tls = tokio_rustls::TlsConnector::from(Arc::clone(&cfg))
@@ -206,7 +209,7 @@ async fn connect(
                         "the upstream did not negotiate h2 (ALPN)".into(),
                     ));
                 }
-                handshake(&client.cx.drain, cluster, addr, tls).await
+                handshake(&client.cx.drain, cluster, addr, tls, slot).await
             }
         }
     };
@@ -224,6 +227,7 @@ async fn handshake<T>(
     cluster: &Cluster,
     addr: SocketAddr,
     io: T,
+    slot: Option<ConnectionSlot>,
 ) -> Result<Rc<H2Conn>, ProxyError>
 where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
@@ -245,6 +249,8 @@ where
     let watched = Rc::clone(&conn);
     let drain = Rc::clone(drain);
     monoio::spawn(async move {
+        // The connection's place under `max_connections` lives as long as this task.
+        let _slot = slot;
         let mut connection = pin!(connection);
         loop {
             match monoio::time::timeout(Duration::from_secs(1), connection.as_mut()).await {

@@ -172,7 +172,7 @@ mod tests {
         let cases = [
             ("orders:8080", "orders-shadow:8080"),
             ("orders", "orders-shadow"),
-            ("[::1]:80", "[::1]-shadow:80"),
+            ("10.0.0.1:80", "10.0.0.1-shadow:80"),
         ];
         for (host, want) in cases {
             let h = head(&format!(
@@ -184,5 +184,8 @@ mod tests {
             assert_eq!(copy.path_and_query(), "/o?x=1");
             assert_eq!(copy.body(), ringside_codec::BodyKind::Length(2));
         }
+        // An IPv6 literal cannot take a suffix: no copy is made (and that is counted).
+        let h = head("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n");
+        assert!(with_host_suffix(&h, "-shadow").is_err());
     }
 }

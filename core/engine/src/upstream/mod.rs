@@ -18,9 +18,15 @@
 //! only endpoint of a cluster, whose outage would otherwise outlive itself) and moves on to
 //! another, up to `MAX_CONNECT_ATTEMPTS`. When nothing is left to try before any attempt the
 //! answer is 503 (no healthy endpoint); after failed attempts it is 502.
+//!
+//! A cluster's circuit breaker ([`breaker`]) is taken on the way, each limit at one place:
+//! `max_requests` for the whole of [`call`], `max_pending_requests` around the Balance loop
+//! ([`try_endpoints`]), `max_connections` just before a connection is made. A refused
+//! request ends there with `ProxyError::Overloaded` (503), and the endpoint is not blamed.
 
 pub mod balance;
 pub(crate) mod body;
+pub(crate) mod breaker;
 pub(crate) mod cluster;
 pub(crate) mod convert;
 pub(crate) mod h1;
@@ -46,7 +52,7 @@ use ringside_codec::RequestHead;
 use ringside_config::{Cluster, UpstreamProtocol};
 
 use crate::cx::conn::{ConnRead, ConnWrite};
-use crate::cx::error::ProxyError;
+use crate::cx::error::{BreakerLimit, ProxyError};
 use crate::cx::io::ReadBuf;
 use crate::cx::metrics::ClusterStats;
 use crate::cx::Cx;
@@ -292,8 +298,9 @@ pub(crate) async fn call(
     retry::call(client, cluster, state, x, down, progress).await
 }
 
-/// One try: the cluster's HTTP/2 client for `protocol = "http2"`, and for `auto` over TLS
-/// (ALPN chooses) or from an HTTP/2 client; else its HTTP/1.1 client.
+/// One try (or a mirrored copy): the cluster's HTTP/2 client for `protocol = "http2"`, and
+/// for `auto` over TLS (ALPN chooses) or from an HTTP/2 client; else its HTTP/1.1 client. A
+/// try holds a place under the breaker's `max_requests` while it runs.
 pub(crate) async fn call_once(
     client: Client<'_>,
     cluster: &Cluster,
@@ -302,6 +309,9 @@ pub(crate) async fn call_once(
     down: &mut Down<'_>,
     progress: &Progress,
 ) -> Result<Ended, ProxyError> {
+    let _request = breaker::hold(state.breaker.as_deref(), BreakerLimit::Requests, || {
+        client.cx.stats.cluster(&cluster.name)
+    })?;
     let tls = cluster.tls.is_some() || cluster.mtls.is_some();
     let h2 = match cluster.protocol {
         UpstreamProtocol::Http2 => true,
@@ -414,17 +424,35 @@ pub(crate) async fn acquire(
                     return Ok(conn);
                 }
             }
+            let slot = connection_slot(client.cx, cluster, state)?;
             let up_tls = tls.map(|config| UpTls {
                 config: std::sync::Arc::clone(config),
                 name: crate::cx::tls::sni_for(cluster, addr),
                 key: tls_key,
             });
-            Upstream::connect_with(addr, cluster.connect_timeout, up_tls)
+            let mut up = Upstream::connect_with(addr, cluster.connect_timeout, up_tls)
                 .await
-                .map_err(ProxyError::Connect)
+                .map_err(ProxyError::Connect)?;
+            up.slot = slot;
+            Ok(up)
         },
     )
     .await
+}
+
+/// A place under the breaker's `max_connections` for a new connection to `cluster`, which
+/// holds it until it closes (`None`: the cluster sets no such limit).
+pub(crate) fn connection_slot(
+    cx: &Cx,
+    cluster: &Cluster,
+    state: &ClusterState,
+) -> Result<Option<breaker::ConnectionSlot>, ProxyError> {
+    match &state.breaker {
+        Some(b) if b.limits_connections() => b
+            .hold_connection(&cx.stats.cluster(&cluster.name))
+            .map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// The Balance loop shared by every kind of upstream connection (HTTP/1 pool, HTTP/2,
@@ -444,6 +472,11 @@ where
     F: FnMut(usize, std::net::SocketAddr) -> Fut,
     Fut: std::future::Future<Output = Result<T, ProxyError>>,
 {
+    let _pending = breaker::hold(
+        state.breaker.as_deref(),
+        BreakerLimit::PendingRequests,
+        || cx.stats.cluster(&cluster.name),
+    )?;
     let mut tried: Vec<usize> = Vec::new();
     let mut last_err = None;
     loop {
@@ -468,6 +501,8 @@ where
                 state.restore(idx);
                 return Ok((conn, idx));
             }
+            // The breaker refused a new connection: the endpoint is not to blame.
+            Err(e @ ProxyError::Overloaded(_)) => return Err(e),
             Err(e) => {
                 cx.stats.cluster(&cluster.name).connect_failure(ep.address);
                 tracing::warn!(cluster = %cluster.name, endpoint = %ep.address, error = %e, "connect failed");

@@ -45,6 +45,9 @@ pub(crate) struct Upstream {
     /// only reused under the same ones).
     tls_key: u64,
     fd: RawFd,
+    /// The connection's place under its cluster's `max_connections`, given back when it
+    /// closes (pooled, it keeps its place).
+    pub(crate) slot: Option<super::breaker::ConnectionSlot>,
 }
 
 /// TLS towards an upstream: the client context, the name to verify, and the settings' key.
@@ -94,6 +97,7 @@ impl Upstream {
             reused: false,
             tls_key,
             fd,
+            slot: None,
         })
     }
 

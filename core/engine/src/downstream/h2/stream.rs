@@ -269,7 +269,6 @@ impl<'a> Call<'a> {
         };
         let fields = ProxyFields::new(&req, self.trace);
         let request_id = Some(fields.request_id.to_vec());
-        let deadline = req.deadline;
         let piped = Piped { req: &req, stages };
         let (set, n) = fields.set();
         let mirror = crate::downstream::mirror::choose(worker, route, head, self.websocket);
@@ -303,12 +302,7 @@ impl<'a> Call<'a> {
             &mut down,
             self.sent,
         ));
-        let result = match deadline {
-            Some(t) => crate::cx::io::within_exact(t, fut)
-                .await
-                .unwrap_or(Err(ProxyError::Timeout)),
-            None => fut.await,
-        };
+        let result = pipeline::forward(&req, fut).await;
         (&route.name, result.map(|_| ()), request_id)
     }
 }

@@ -145,7 +145,6 @@ pub(crate) async fn handle<'v>(
     let set = set.get(..n).unwrap_or_default();
     let request_id = fields.request_id.to_vec();
     let hash = request_hash_of(c, head, peer);
-    let deadline = req.deadline;
     let piped = Piped { req: &req, stages };
     let mirror = crate::downstream::mirror::choose(worker, route, head, false);
     let exchange = Exchange {
@@ -177,12 +176,7 @@ pub(crate) async fn handle<'v>(
             &mut down,
             &progress,
         );
-        match deadline {
-            Some(t) => crate::cx::io::within_exact(t, fut)
-                .await
-                .unwrap_or(Err(ProxyError::Timeout)),
-            None => fut.await,
-        }
+        pipeline::forward(&req, fut).await
     };
     let done = |after: After, status: u16, error: Option<String>| Outcome {
         after,
