@@ -113,6 +113,12 @@ pub(crate) fn cluster_fingerprint(cluster: &Cluster) -> u64 {
             let _ = write!(h, "mtls=peer:{}:{};", m.peer.len(), m.peer);
         }
     }
+    // Debug quotes and escapes the one string (the check's path): unambiguous.
+    let _ = write!(
+        h,
+        "outlier={:?};health_check={:?};",
+        cluster.outlier, cluster.health_check
+    );
     h.finish()
 }
 
