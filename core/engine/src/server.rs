@@ -124,6 +124,8 @@ impl StartOptions {
 struct Control {
     workers: Vec<WorkerHandle>,
     listeners: HashMap<String, ListenerRecord>,
+    /// The active health checks' prober (`upstream/health.rs`), one per process.
+    prober: Option<crate::upstream::health::Prober>,
 }
 
 /// A running engine. Dropping it does not stop the workers: call [`ServerHandle::shutdown`].
@@ -264,6 +266,16 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         });
     }
     drop(ready_tx);
+    let prober = match crate::upstream::health::Prober::spawn(
+        Arc::clone(&shared),
+        Arc::clone(&registry),
+    ) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the health prober: active health checks are off");
+            None
+        }
+    };
     let shared_for_watch = Arc::clone(&shared);
     let handle = ServerHandle {
         shared,
@@ -275,6 +287,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         control: Mutex::new(Control {
             workers: handles,
             listeners,
+            prober,
         }),
         _tls_watch: watch_tls_files(&shared_for_watch),
     };
@@ -419,6 +432,12 @@ impl ServerHandle {
         self.shared.load_full()
     }
 
+    /// Outlier ejections and health-check results of every cluster of the served snapshot,
+    /// read from the process-wide marks (`upstream/outlier.rs`), with their counters.
+    pub fn health(&self) -> Vec<crate::upstream::health::ClusterHealth> {
+        crate::upstream::health::report(&self.shared.load().config, &self.registry)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Control> {
         self.control.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -510,6 +529,9 @@ impl ServerHandle {
         let generation = generation.unwrap_or(current.generation + 1);
         self.telemetry.ensure(&config);
         self.shared.store(Arc::new(Snapshot { generation, config }));
+        if let Some(p) = &control.prober {
+            p.wake();
+        }
         for name in &removed {
             for w in control.workers.iter_mut() {
                 w.send(Command::RemoveListener { name: name.clone() });
@@ -561,13 +583,22 @@ impl ServerHandle {
         for w in control.workers.iter_mut() {
             w.send(Command::Drain);
         }
+        if let Some(p) = &control.prober {
+            p.stop();
+        }
     }
 
-    /// Waits for every worker to exit.
+    /// Waits for every worker (and the health prober) to exit.
     pub fn wait(&self) {
-        let workers = std::mem::take(&mut self.lock().workers);
+        let (workers, prober) = {
+            let mut control = self.lock();
+            (std::mem::take(&mut control.workers), control.prober.take())
+        };
         for w in workers {
             let _ = w.thread.join();
+        }
+        if let Some(p) = prober {
+            p.join();
         }
     }
 

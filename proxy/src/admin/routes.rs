@@ -43,6 +43,7 @@ pub fn handle(admin: &Admin, req: &Request) -> Response {
         ("GET", "/clusters") => Response::json(&json::clusters(
             &admin.ctx.handle.snapshot(),
             &totals(admin),
+            &admin.ctx.handle.health(),
         )),
         ("GET", "/log-level") => match &admin.log {
             Some(log) => Response::text(200, log.current()),
@@ -132,6 +133,7 @@ fn stats(admin: &Admin) -> Response {
             .iter()
             .filter_map(|l| Some((l.name.clone(), handle.local_addr(&l.name)?.to_string())))
             .collect(),
+        health: handle.health(),
     };
     Response::json(&json::stats(&snap, &totals, &facts))
 }

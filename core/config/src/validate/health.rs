@@ -105,7 +105,9 @@ impl Validator {
                 if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
                     self.err(
                         format!("{p}.http_path"),
-                        format!("invalid path {path:?}: it starts with / and holds visible ASCII only"),
+                        format!(
+                            "invalid path {path:?}: it starts with / and holds visible ASCII only"
+                        ),
                     );
                 }
                 if protocol == UpstreamProtocol::Http2 {
@@ -147,7 +149,9 @@ impl Validator {
         let timeout = self.timeout(
             format!("{p}.timeout_ms"),
             h.timeout_ms,
-            default::HEALTH_TIMEOUT_MS.min(interval.as_millis() as u64 / 2).max(1),
+            default::HEALTH_TIMEOUT_MS
+                .min(interval.as_millis() as u64 / 2)
+                .max(1),
         );
         if timeout >= interval {
             self.err(

@@ -26,7 +26,10 @@ fn without_outlier_detection_a_local_failure_ejects_for_fail_timeout() {
     assert_eq!(c.outlier, OutlierDetection::from_fail_timeout(ms(10_000)));
     assert_eq!(c.outlier.consecutive_local_failure, Some(1));
     assert_eq!(
-        (c.outlier.consecutive_5xx, c.outlier.consecutive_gateway_failure),
+        (
+            c.outlier.consecutive_5xx,
+            c.outlier.consecutive_gateway_failure
+        ),
         (None, None)
     );
     assert_eq!(c.outlier.max_ejection_percent, 100);
@@ -73,7 +76,10 @@ healthy_threshold = 2
 expected_statuses = [ 200, 204 ]
 "#,
     );
-    assert_eq!(c.outlier.consecutive_gateway_failure, None, "0 turns it off");
+    assert_eq!(
+        c.outlier.consecutive_gateway_failure, None,
+        "0 turns it off"
+    );
     assert_eq!(c.outlier.max_ejection_percent, 50);
     let h = c.health_check.unwrap();
     assert_eq!(
@@ -89,7 +95,11 @@ expected_statuses = [ 200, 204 ]
         .health_check
         .unwrap();
     assert_eq!(h.kind, HealthCheckKind::Tcp);
-    assert_eq!(h.timeout, ms(50), "the default timeout fits in a short interval");
+    assert_eq!(
+        h.timeout,
+        ms(50),
+        "the default timeout fits in a short interval"
+    );
     assert_eq!((h.unhealthy_threshold, h.healthy_threshold), (3, 2));
 }
 

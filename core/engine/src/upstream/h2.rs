@@ -97,6 +97,9 @@ pub(crate) async fn call(
     )
     .await;
     progress.bytes_in.set(sent.get());
+    if let Err(e) = &outcome {
+        active.failed(e, false);
+    }
     drop(active);
     drop(lease);
     let (close, upload_result) = outcome?;
