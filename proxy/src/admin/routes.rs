@@ -104,6 +104,7 @@ fn metrics(admin: &Admin, accept: Option<&str>) -> Response {
             spans_dropped: load(&tel.spans_dropped),
         },
         process: process::read(),
+        health: handle.health(),
     };
     let openmetrics = prometheus::wants_openmetrics(accept);
     let content_type = if openmetrics {
