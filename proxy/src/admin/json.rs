@@ -66,18 +66,14 @@ fn endpoint(
     e: &EndpointTotals,
     h: Option<&EndpointHealth>,
 ) -> Value {
-    let health = match h {
-        Some(h) if h.ejected_ms > 0 => "ejected",
-        Some(h) if h.checked == Some(Checked::Unhealthy) => "unhealthy",
-        _ => "healthy",
-    };
+    let health = h.map_or("healthy", EndpointHealth::health);
     json!({
         "address": address,
         "weight": weight,
         "health": health,
         "ejected_ms": h.map_or(0, |h| h.ejected_ms),
         "times_ejected": h.map_or(0, |h| h.times_ejected),
-        "health_check": h.and_then(|h| h.checked).map(checked_name),
+        "health_check": h.and_then(|h| h.checked).map(Checked::name),
         "active": e.active,
         "idle": e.idle,
         "requests": e.requests(),
@@ -85,14 +81,6 @@ fn endpoint(
         "errors": e.errors,
         "connect_failures": e.connect_failures,
     })
-}
-
-fn checked_name(c: Checked) -> &'static str {
-    match c {
-        Checked::Unknown => "unknown",
-        Checked::Healthy => "healthy",
-        Checked::Unhealthy => "unhealthy",
-    }
 }
 
 fn millis(d: std::time::Duration) -> u64 {

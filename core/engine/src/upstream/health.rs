@@ -352,6 +352,18 @@ impl EndpointHealth {
     pub fn in_rotation(&self) -> bool {
         self.ejected_ms == 0 && self.checked != Some(Checked::Unhealthy)
     }
+
+    /// `"ejected"` (by outlier detection), else `"unhealthy"` (failing its checks), else
+    /// `"healthy"`: what `/clusters` and `ringsidectl endpoints show` say.
+    pub fn health(&self) -> &'static str {
+        if self.ejected_ms > 0 {
+            "ejected"
+        } else if self.checked == Some(Checked::Unhealthy) {
+            "unhealthy"
+        } else {
+            "healthy"
+        }
+    }
 }
 
 /// One cluster's health as the admin endpoint shows it.

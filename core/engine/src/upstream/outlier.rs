@@ -79,6 +79,17 @@ pub(crate) struct EndpointMarks {
     checked: AtomicU8,
 }
 
+impl Checked {
+    /// `"unknown"`, `"healthy"` or `"unhealthy"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Checked::Unknown => "unknown",
+            Checked::Healthy => "healthy",
+            Checked::Unhealthy => "unhealthy",
+        }
+    }
+}
+
 impl EndpointMarks {
     pub(crate) fn is_ejected(&self, now: u64) -> bool {
         self.ejected_until.load(Relaxed) > now
