@@ -4,6 +4,8 @@
 //! comes back; a TCP check finds a closed port; two workers see the same marks; `/clusters`
 //! shows them. Times are short (ejections of a few hundred ms, checks every 100 ms).
 
+#![allow(clippy::unwrap_used)] // test helpers, like #[test] bodies
+
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 
@@ -272,5 +274,38 @@ both_drivers!(
         assert_eq!(eb["health"], "ejected", "{eb}");
         assert_eq!(eb["times_ejected"], 1, "{eb}");
         assert!(eb["ejected_ms"].as_u64().unwrap() > 0, "{eb}");
+    }
+);
+
+both_drivers!(
+    fn marks_survive_reloads_and_the_prober_follows_them(d) {
+        let (a, b) = (flaky("a", &flag(true)), Origin::text("b"));
+        let outlier = "[clusters.outlier_detection]\nconsecutive_5xx = 1\nbase_ejection_ms = 60000\nmax_ejection_percent = 50\n";
+        let config = |endpoints: &[std::net::SocketAddr], route: &str, check: &str| {
+            let cluster = format!("{outlier}{check}");
+            basic_config(endpoints, Extra { route, cluster: &cluster, ..Extra::default() })
+        };
+        let p = Proxy::start(d, &config(&[a.addr(), b.addr()], "", ""));
+        assert!(eventually(WAIT, || {
+            once(&p);
+            cluster(&p).ejections == 1
+        }));
+        assert!(cluster(&p).endpoints[0].ejected_ms > 0, "a is the one ejected");
+        // A reload that changes the route only, then one that changes the cluster (a new
+        // endpoint, a health check): a stays ejected through both.
+        p.reload(&config(&[a.addr(), b.addr()], "timeout_ms = 5000", ""));
+        assert!(cluster(&p).endpoints[0].ejected_ms > 0);
+        let dead = closed_port();
+        let check = "[clusters.health_check]\ntcp = true\ninterval_ms = 100\n";
+        p.reload(&config(&[a.addr(), b.addr(), dead], "timeout_ms = 5000", check));
+        assert!(eventually(WAIT, || checked(&p, 2) == Some(Checked::Unhealthy)), "the new endpoint is checked");
+        let h = cluster(&p);
+        assert!(h.endpoints[0].ejected_ms > 0 && h.ejections == 1, "{h:?}");
+        for _ in 0..4 {
+            assert_eq!(once(&p), (200, "b".into()));
+        }
+        // Without the check, its verdicts no longer count.
+        p.reload(&config(&[a.addr(), b.addr(), dead], "timeout_ms = 5000", ""));
+        assert_eq!(checked(&p, 2), None);
     }
 );

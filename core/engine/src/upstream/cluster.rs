@@ -48,7 +48,8 @@ impl ClusterState {
     /// failing its health checks.
     pub(crate) fn in_rotation(&self, i: usize, now: u64) -> bool {
         self.marks.get(i).is_some_and(|m| {
-            !m.is_ejected(now) && !(self.checked && m.checked() == Checked::Unhealthy)
+            let failing = self.checked && m.checked() == Checked::Unhealthy;
+            !failing && !m.is_ejected(now)
         })
     }
 

@@ -420,3 +420,159 @@ pub(crate) fn report(config: &Config, registry: &Registry) -> Vec<ClusterHealth>
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn config(endpoint: SocketAddr, check: &str) -> Config {
+        let text = format!(
+            "[[clusters]]\nname = \"c\"\nendpoints = [ \"{endpoint}\" ]\n[clusters.health_check]\n{check}"
+        );
+        ringside_config::parse(&text).unwrap()
+    }
+
+    fn target(check: &str, registry: &Registry) -> Target {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        targets_of(&config(addr, check), Vec::new(), registry).remove(0)
+    }
+
+    #[test]
+    fn thresholds_apply_in_both_directions() {
+        let registry = Registry::default();
+        let mut t = target(
+            "tcp = true\nunhealthy_threshold = 3\nhealthy_threshold = 2\n",
+            &registry,
+        );
+        let fail = || Err("x".to_string());
+        assert_eq!(t.marks.checked(), Checked::Unknown);
+        apply(&mut t, fail());
+        assert_eq!(
+            t.marks.checked(),
+            Checked::Unhealthy,
+            "the first check decides"
+        );
+        apply(&mut t, Ok(()));
+        apply(&mut t, fail());
+        apply(&mut t, Ok(()));
+        assert_eq!(
+            t.marks.checked(),
+            Checked::Unhealthy,
+            "two passes, not in a row"
+        );
+        apply(&mut t, Ok(()));
+        assert_eq!(t.marks.checked(), Checked::Healthy);
+        for _ in 0..2 {
+            apply(&mut t, fail());
+        }
+        apply(&mut t, Ok(()));
+        for _ in 0..2 {
+            apply(&mut t, fail());
+        }
+        assert_eq!(t.marks.checked(), Checked::Healthy, "a pass broke the run");
+        apply(&mut t, fail());
+        assert_eq!(t.marks.checked(), Checked::Unhealthy);
+        let c = &t.counters;
+        assert_eq!(c.became_healthy.load(Relaxed), 1);
+        assert_eq!(
+            c.became_unhealthy.load(Relaxed),
+            1,
+            "the first verdict is no transition"
+        );
+        assert_eq!(c.check_failures.load(Relaxed), 7);
+    }
+
+    #[test]
+    fn a_reload_keeps_the_state_of_an_unchanged_check() {
+        let registry = Registry::default();
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let check = "tcp = true\n";
+        let mut old = targets_of(&config(addr, check), Vec::new(), &registry);
+        apply(&mut old[0], Err("x".into()));
+        apply(&mut old[0], Ok(()));
+        let kept = targets_of(&config(addr, check), old, &registry);
+        assert_eq!(kept[0].streak, Some(1));
+        assert_eq!(kept[0].marks.checked(), Checked::Unhealthy);
+        let changed = targets_of(
+            &config(addr, "tcp = true\ninterval_ms = 99\n"),
+            kept,
+            &registry,
+        );
+        assert_eq!(changed[0].streak, None);
+        assert_eq!(
+            changed[0].marks.checked(),
+            Checked::Unknown,
+            "a new check starts afresh"
+        );
+    }
+
+    /// An origin answering one connection with `response`; returns its address and the
+    /// request head it read.
+    fn origin(response: &'static str) -> (SocketAddr, std::thread::JoinHandle<String>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let served = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 512];
+            while !head.ends_with(b"\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0);
+                head.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(response.as_bytes()).unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        (addr, served)
+    }
+
+    fn http_target(addr: SocketAddr, registry: &Registry) -> Target {
+        let check = "http_path = \"/healthz\"\nexpected_statuses = [ 200, 204 ]\n";
+        targets_of(&config(addr, check), Vec::new(), registry).remove(0)
+    }
+
+    #[test]
+    fn an_http_check_sends_get_and_reads_the_status() {
+        let registry = Registry::default();
+        let (addr, served) = origin("HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(probe(&http_target(addr, &registry)), Ok(()));
+        let head = served.join().unwrap();
+        assert!(head.starts_with("GET /healthz HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains(&format!("\r\nHost: {addr}\r\n")), "{head}");
+        assert!(
+            head.contains("\r\nUser-Agent: ringside-health\r\n"),
+            "{head}"
+        );
+
+        let (addr, _served) =
+            origin("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            probe(&http_target(addr, &registry)),
+            Err("status 503".into())
+        );
+        let (addr, _served) = origin("garbage\r\n\r\n");
+        let r = probe(&http_target(addr, &registry));
+        assert!(
+            r.as_ref().is_err_and(|e| e.starts_with("invalid response")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_silent_endpoint_times_out() {
+        let registry = Registry::default();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let check = "http_path = \"/\"\ninterval_ms = 1000\ntimeout_ms = 100\n";
+        let t = targets_of(&config(addr, check), Vec::new(), &registry).remove(0);
+        let started = Instant::now();
+        let r = probe(&t);
+        assert!(r.is_err(), "{r:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "bounded by the timeout"
+        );
+        drop(l);
+    }
+}
