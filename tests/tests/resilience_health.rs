@@ -1,8 +1,9 @@
 //! Outlier ejection and active health checks (issue 11): an endpoint answering 5xx is ejected
 //! and let back after its ejection time; panic mode when every endpoint is out; at most
 //! `max_ejection_percent` ejected; an endpoint whose `/healthz` flips leaves rotation and
-//! comes back; a TCP check finds a closed port; two workers see the same marks; `/clusters`
-//! shows them. Times are short (ejections of a few hundred ms, checks every 100 ms).
+//! comes back; a TCP check finds a closed port; a TLS cluster is checked over TLS; two workers
+//! see the same marks; marks survive reloads and the prober follows them; `/clusters` shows
+//! them. Times are short (ejections of a few hundred ms, checks every 100 ms).
 
 #![allow(clippy::unwrap_used)] // test helpers, like #[test] bodies
 
@@ -307,5 +308,31 @@ both_drivers!(
         // Without the check, its verdicts no longer count.
         p.reload(&config(&[a.addr(), b.addr(), dead], "timeout_ms = 5000", ""));
         assert_eq!(checked(&p, 2), None);
+    }
+);
+
+both_drivers!(
+    fn a_tls_cluster_is_checked_over_tls(d) {
+        let pki = ringside_tests::certs::TestPki::new();
+        let (cert, key) = pki.leaf("orders", &["orders.internal"], &[]);
+        let healthy = flag(true);
+        let o = health_checked("o", &healthy);
+        // A TLS front for the origin: a plaintext check of it could never pass.
+        let listener = format!(
+            "tls = {{ certificates = [ {{ cert = \"{}\", key = \"{}\" }} ] }}",
+            cert.display(),
+            key.display()
+        );
+        let front = Proxy::start(d, &basic_config(&[o.addr()], Extra { listener: &listener, ..Extra::default() }));
+        let cluster_lines = format!(
+            "tls = {{ ca = \"{}\", sni = \"orders.internal\" }}\n{HEALTH_CHECK}",
+            pki.ca_path().display()
+        );
+        let p = Proxy::start(d, &basic_config(&[front.addr("in")], Extra { cluster: &cluster_lines, ..Extra::default() }));
+        assert!(eventually(WAIT, || checked(&p, 0) == Some(Checked::Healthy)));
+        let probe = o.requests().into_iter().find(|r| r.target == "/healthz").unwrap();
+        assert_eq!(probe.header("host"), Some("orders.internal"), "Host is the cluster's sni");
+        healthy.store(false, SeqCst);
+        assert!(eventually(WAIT, || checked(&p, 0) == Some(Checked::Unhealthy)));
     }
 );
