@@ -192,12 +192,21 @@ fn round(targets: &mut [Target]) {
     let mut due: Vec<&mut Target> = targets.iter_mut().filter(|t| t.next <= now).collect();
     for batch in due.chunks_mut(PARALLEL) {
         let results: Vec<Result<(), String>> = std::thread::scope(|s| {
-            let running: Vec<_> = batch.iter().map(|t| s.spawn(|| probe(t))).collect();
+            // A thread that cannot be made runs its check here instead.
+            let running: Vec<_> = batch
+                .iter()
+                .map(|t| {
+                    let thread = std::thread::Builder::new().name("ringside-check".into());
+                    thread.spawn_scoped(s, || probe(t)).map_err(|_| probe(t))
+                })
+                .collect();
             running
                 .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("the check panicked".into()))
+                .map(|r| match r {
+                    Ok(h) => h
+                        .join()
+                        .unwrap_or_else(|_| Err("the check panicked".into())),
+                    Err(done) => done,
                 })
                 .collect()
         });
