@@ -1,5 +1,6 @@
 //! Outlier ejection and active health checks (issue 11): an endpoint answering 5xx is ejected
-//! and let back after its ejection time; panic mode when every endpoint is out; at most
+//! and let back after its ejection time; resets count as gateway failures (and eject nothing
+//! without `outlier_detection`); panic mode when every endpoint is out; at most
 //! `max_ejection_percent` ejected; an endpoint whose `/healthz` flips leaves rotation and
 //! comes back; a TCP check finds a closed port; a TLS cluster is checked over TLS; two workers
 //! see the same marks; marks survive reloads and the prober follows them; `/clusters` shows
@@ -334,5 +335,44 @@ both_drivers!(
         assert_eq!(probe.header("host"), Some("orders.internal"), "Host is the cluster's sni");
         healthy.store(false, SeqCst);
         assert!(eventually(WAIT, || checked(&p, 0) == Some(Checked::Unhealthy)));
+    }
+);
+
+both_drivers!(
+    fn resets_count_as_gateway_failures(d) {
+        // a closes every connection without answering (502 to the client); b answers.
+        let (a, b) = (Origin::start(|_| Reply::Close), Origin::text("b"));
+        let extra = Extra {
+            cluster: "[clusters.outlier_detection]\nconsecutive_5xx = 0\nconsecutive_gateway_failure = 2\nbase_ejection_ms = 60000\nmax_ejection_percent = 50\n",
+            ..Extra::default()
+        };
+        let p = Proxy::start(d, &basic_config(&[a.addr(), b.addr()], extra));
+        let mut resets = 0;
+        for sent in 1..=10 {
+            if once(&p).0 == 502 {
+                resets += 1;
+            }
+            assert!(eventually(WAIT, || recorded(&p) == sent));
+            if cluster(&p).ejections == 1 {
+                break;
+            }
+        }
+        assert_eq!(resets, 2, "ejected after 2 resets in a row");
+        assert!(cluster(&p).endpoints[0].ejected_ms > 0);
+        for _ in 0..4 {
+            assert_eq!(once(&p), (200, "b".into()));
+        }
+    }
+);
+
+both_drivers!(
+    fn without_outlier_detection_a_reset_ejects_nothing(d) {
+        let (a, b) = (Origin::start(|_| Reply::Close), Origin::text("b"));
+        let p = Proxy::start(d, &basic_config(&[a.addr(), b.addr()], Extra::default()));
+        for _ in 0..6 {
+            once(&p);
+        }
+        assert!(eventually(WAIT, || recorded(&p) == 6));
+        assert_eq!(cluster(&p).ejections, 0, "the default counts failed connects only");
     }
 );

@@ -394,7 +394,7 @@ pub struct Cluster {
     /// A pooled connection idle this long is closed.
     pub idle_timeout: Duration,
     /// Deprecated (`outlier_detection` replaces it): without `outlier_detection`, how long
-    /// an endpoint is ejected after a local failure; `outlier` is made from it.
+    /// an endpoint is ejected after a failed connect; `outlier` is made from it.
     pub fail_timeout: Duration,
     /// Passive health: when endpoints are ejected. Always present: a cluster without
     /// `outlier_detection` gets [`OutlierDetection::from_fail_timeout`].
@@ -418,13 +418,13 @@ pub struct Cluster {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct OutlierDetection {
-    /// 5xx responses and local failures in a row.
+    /// 5xx responses and local failures (a failed connect, a reset or timeout before any
+    /// response) in a row.
     pub consecutive_5xx: Option<u32>,
     /// 502, 503 and 504 responses and local failures in a row.
     pub consecutive_gateway_failure: Option<u32>,
-    /// Local failures only (connect failures, resets and timeouts before a response): the
-    /// trigger of a cluster without `outlier_detection`.
-    pub consecutive_local_failure: Option<u32>,
+    /// Failed connects only: the trigger of a cluster without `outlier_detection`.
+    pub consecutive_connect_failure: Option<u32>,
     /// Each interval an endpoint stays in rotation takes one off its ejection multiplier.
     pub interval: Duration,
     pub base_ejection: Duration,
@@ -435,14 +435,14 @@ pub struct OutlierDetection {
 }
 
 impl OutlierDetection {
-    /// What a cluster without `outlier_detection` gets: one local failure ejects an endpoint
+    /// What a cluster without `outlier_detection` gets: one failed connect ejects an endpoint
     /// for `fail_timeout` every time (the passive health ringside had before), and any share
     /// of the cluster may be ejected.
     pub fn from_fail_timeout(fail_timeout: Duration) -> OutlierDetection {
         OutlierDetection {
             consecutive_5xx: None,
             consecutive_gateway_failure: None,
-            consecutive_local_failure: Some(1),
+            consecutive_connect_failure: Some(1),
             interval: fail_timeout,
             base_ejection: fail_timeout,
             max_ejection: fail_timeout,

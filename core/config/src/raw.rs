@@ -471,14 +471,13 @@ pub struct FileCluster {
     /// Default 60000.
     pub idle_timeout_ms: Option<u64>,
     /// Deprecated: `outlier_detection` replaces it. Without `outlier_detection`, the
-    /// milliseconds an endpoint is ejected after a failed connect (a connect failure, reset
-    /// or timeout before a response; like nginx's `fail_timeout`). An error together with
-    /// `outlier_detection`. Default 10000.
+    /// milliseconds an endpoint is ejected after a failed connect (like nginx's
+    /// `fail_timeout`). An error together with `outlier_detection`. Default 10000.
     pub fail_timeout_ms: Option<u64>,
     /// Passive health (Envoy's outlier detection): endpoints that fail in a row are ejected
     /// from the balancer for a while, for the whole process. Without it, a cluster ejects an
-    /// endpoint after one connect failure, reset or timeout before a response, for
-    /// `fail_timeout_ms` (what ringside did before outlier detection). See
+    /// endpoint after one failed connect, for `fail_timeout_ms` (what ringside did before
+    /// outlier detection). See
     /// [`FileOutlierDetection`].
     pub outlier_detection: Option<FileOutlierDetection>,
     /// Active health checks: one prober per process checks every endpoint; an endpoint that

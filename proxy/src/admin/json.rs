@@ -92,7 +92,7 @@ fn outlier(o: &OutlierDetection) -> Value {
     json!({
         "consecutive_5xx": o.consecutive_5xx,
         "consecutive_gateway_failure": o.consecutive_gateway_failure,
-        "consecutive_local_failure": o.consecutive_local_failure,
+        "consecutive_connect_failure": o.consecutive_connect_failure,
         "interval_ms": millis(o.interval),
         "base_ejection_ms": millis(o.base_ejection),
         "max_ejection_ms": millis(o.max_ejection),

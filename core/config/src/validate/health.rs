@@ -83,7 +83,7 @@ impl Validator {
         OutlierDetection {
             consecutive_5xx,
             consecutive_gateway_failure,
-            consecutive_local_failure: None,
+            consecutive_connect_failure: None,
             interval,
             base_ejection,
             max_ejection,

@@ -21,10 +21,10 @@ fn ms(n: u64) -> Duration {
 }
 
 #[test]
-fn without_outlier_detection_a_local_failure_ejects_for_fail_timeout() {
+fn without_outlier_detection_a_failed_connect_ejects_for_fail_timeout() {
     let c = cluster("");
     assert_eq!(c.outlier, OutlierDetection::from_fail_timeout(ms(10_000)));
-    assert_eq!(c.outlier.consecutive_local_failure, Some(1));
+    assert_eq!(c.outlier.consecutive_connect_failure, Some(1));
     assert_eq!(
         (
             c.outlier.consecutive_5xx,
@@ -47,7 +47,7 @@ fn outlier_detection_defaults_are_envoys() {
     let o = c.outlier;
     assert_eq!(o.consecutive_5xx, Some(5));
     assert_eq!(o.consecutive_gateway_failure, Some(5));
-    assert_eq!(o.consecutive_local_failure, None);
+    assert_eq!(o.consecutive_connect_failure, None);
     assert_eq!(o.interval, ms(10_000));
     assert_eq!((o.base_ejection, o.max_ejection), (ms(30_000), ms(300_000)));
     assert_eq!(o.max_ejection_percent, 10);

@@ -329,7 +329,7 @@ impl Drop for Active<'_> {
         } else {
             self.stats.error(self.addr, took);
             if self.upstream_fault.get() {
-                let outcome = Outcome::LocalFailure;
+                let outcome = Outcome::NoResponse;
                 self.state.record(self.idx, self.addr, outcome);
             }
         }
@@ -434,7 +434,7 @@ where
             Err(e) => {
                 cx.stats.cluster(&cluster.name).connect_failure(ep.address);
                 tracing::warn!(cluster = %cluster.name, endpoint = %ep.address, error = %e, "connect failed");
-                state.record(idx, ep.address, Outcome::LocalFailure);
+                state.record(idx, ep.address, Outcome::ConnectFailure);
                 tried.push(idx);
                 if tried.len() >= MAX_CONNECT_ATTEMPTS {
                     return Err(e);

@@ -61,8 +61,10 @@ pub(crate) enum Outcome {
     Connected,
     /// A response head with this status.
     Response(u16),
-    /// A connect failure, or a reset or timeout before any response.
-    LocalFailure,
+    /// A failed connect.
+    ConnectFailure,
+    /// A reset or timeout before any response.
+    NoResponse,
 }
 
 /// One endpoint's marks, for the whole process.
@@ -70,7 +72,7 @@ pub(crate) enum Outcome {
 pub(crate) struct EndpointMarks {
     run_5xx: AtomicU32,
     run_gateway: AtomicU32,
-    run_local: AtomicU32,
+    run_connect: AtomicU32,
     /// When the last ejection ends (or ended), on [`now_ms`]'s clock; 0: never ejected.
     ejected_until: AtomicU64,
     /// The multiplier of the last ejection.
@@ -128,27 +130,26 @@ impl EndpointMarks {
 
     /// Records an outcome; true when a run reached its threshold (the endpoint should go).
     pub(crate) fn record(&self, o: &OutlierDetection, outcome: Outcome) -> bool {
-        let (is_5xx, is_gateway, is_local) = match outcome {
-            Outcome::Connected => {
-                reset(&self.run_local);
-                return false;
-            }
-            Outcome::Response(s) => (s >= 500, matches!(s, 502..=504), false),
-            Outcome::LocalFailure => (true, true, true),
+        // For each run: Some(true) extends it, Some(false) ends it, None leaves it.
+        let (is_5xx, is_gateway, is_connect) = match outcome {
+            Outcome::Connected => (None, None, Some(false)),
+            Outcome::Response(s) => (Some(s >= 500), Some(matches!(s, 502..=504)), Some(false)),
+            Outcome::ConnectFailure => (Some(true), Some(true), Some(true)),
+            // The connect worked: a run of failed connects is neither ended nor extended.
+            Outcome::NoResponse => (Some(true), Some(true), None),
         };
         let mut reached = false;
         for (run, threshold, failed) in [
             (&self.run_5xx, o.consecutive_5xx, is_5xx),
             (&self.run_gateway, o.consecutive_gateway_failure, is_gateway),
-            (&self.run_local, o.consecutive_local_failure, is_local),
+            (&self.run_connect, o.consecutive_connect_failure, is_connect),
         ] {
-            let Some(threshold) = threshold else {
-                continue;
-            };
-            if failed {
-                reached |= run.fetch_add(1, Relaxed).saturating_add(1) >= threshold;
-            } else {
-                reset(run);
+            match (threshold, failed) {
+                (Some(threshold), Some(true)) => {
+                    reached |= run.fetch_add(1, Relaxed).saturating_add(1) >= threshold;
+                }
+                (Some(_), Some(false)) => reset(run),
+                _ => {}
             }
         }
         reached
@@ -168,7 +169,7 @@ impl EndpointMarks {
             .compare_exchange(until, now.saturating_add(length), Relaxed, Relaxed)
             .ok()?;
         self.times.store(times, Relaxed);
-        for run in [&self.run_5xx, &self.run_gateway, &self.run_local] {
+        for run in [&self.run_5xx, &self.run_gateway, &self.run_connect] {
             reset(run);
         }
         Some(Duration::from_millis(length))
@@ -225,7 +226,7 @@ mod tests {
 
     fn policy() -> OutlierDetection {
         let mut o = OutlierDetection::from_fail_timeout(Duration::from_millis(100));
-        o.consecutive_local_failure = None;
+        o.consecutive_connect_failure = None;
         o.consecutive_5xx = Some(3);
         o.consecutive_gateway_failure = Some(2);
         o.interval = Duration::from_millis(1_000);
@@ -258,8 +259,8 @@ mod tests {
         );
         assert!(!m.record(&g, Outcome::Response(502)));
         assert!(
-            m.record(&g, Outcome::LocalFailure),
-            "a local failure is a gateway failure"
+            m.record(&g, Outcome::NoResponse),
+            "a reset or timeout is a gateway failure"
         );
         // A connect that works does not end a run of failed responses.
         let m = EndpointMarks::default();
@@ -269,13 +270,17 @@ mod tests {
     }
 
     #[test]
-    fn the_default_policy_counts_local_failures_only() {
+    fn the_default_policy_counts_failed_connects_only() {
         let o = OutlierDetection::from_fail_timeout(Duration::from_millis(100));
         let m = EndpointMarks::default();
         for _ in 0..10 {
             assert!(!m.record(&o, Outcome::Response(503)));
         }
-        assert!(m.record(&o, Outcome::LocalFailure));
+        assert!(
+            !m.record(&o, Outcome::NoResponse),
+            "a timeout is no failed connect"
+        );
+        assert!(m.record(&o, Outcome::ConnectFailure));
         assert_eq!(m.eject(&o, 10), Some(Duration::from_millis(100)));
         // Every ejection lasts fail_timeout.
         assert_eq!(m.eject(&o, 111), Some(Duration::from_millis(100)));
