@@ -86,6 +86,27 @@ impl ReloadCounts {
 }
 
 impl Context {
+    /// Every cluster's endpoint health, for `ringsidectl endpoints show`.
+    pub fn health(&self) -> Vec<ringside_wire::ClusterHealth> {
+        let wire = |c: ringside_engine::ClusterHealth| ringside_wire::ClusterHealth {
+            name: c.cluster,
+            ejections: c.ejections,
+            panic_requests: c.panic_requests,
+            endpoints: c
+                .endpoints
+                .iter()
+                .map(|e| ringside_wire::EndpointHealth {
+                    address: e.address.to_string(),
+                    health: e.health().into(),
+                    ejected_ms: e.ejected_ms,
+                    times_ejected: e.times_ejected,
+                    check: e.checked.map(|c| c.name().into()),
+                })
+                .collect(),
+        };
+        self.handle.health().into_iter().map(wire).collect()
+    }
+
     pub fn status(&self) -> ProxyStatus {
         let snap = self.handle.snapshot();
         let role = match snap.config.proxy.role {
@@ -168,6 +189,9 @@ fn connection(stream: UnixStream, ctx: &Context) {
         };
         let reply = match request {
             Request::Status => Reply::ProxyStatus(ctx.status()),
+            Request::Health => Reply::Health {
+                clusters: ctx.health(),
+            },
             Request::Drain => {
                 let _ = ctx.events.send(Event::DrainRequested);
                 Reply::Ok

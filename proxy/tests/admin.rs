@@ -521,7 +521,18 @@ fn clusters_show_endpoints_with_weights_counters_and_health() {
     assert_eq!(bad["address"], refused.to_string());
     assert_eq!(bad["weight"], 1);
     assert_eq!(bad["health"], "ejected");
-    assert_eq!(bad["ejected_workers"], 1);
+    assert_eq!(bad["times_ejected"], 1);
+    assert!(
+        bad["ejected_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms > 0 && ms <= 60_000),
+        "{bad}"
+    );
+    assert_eq!(
+        bad["health_check"],
+        serde_json::Value::Null,
+        "no health_check configured"
+    );
     assert_eq!(bad["connect_failures"], 1);
     assert_eq!(bad["requests"], 0);
     for key in ["active", "idle"] {

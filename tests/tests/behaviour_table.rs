@@ -192,6 +192,12 @@ mirror = { cluster = "dead-$up" }
 
 [[routes]]
 listener = "$L"
+name = "checked"
+match = { path_prefix = "/checked/" }
+cluster = "checked-$up"
+
+[[routes]]
+listener = "$L"
 name = "echo"
 match = { path_prefix = "/echo/" }
 cluster = "a-$up"
@@ -246,7 +252,8 @@ cluster = "limited-$up"
 "#;
 
 /// The clusters of the core proxy: `a` and `b` per upstream protocol, one whose only endpoint
-/// refuses connections, and one without endpoints. Pooled HTTP/1.1 connections are dropped
+/// refuses connections, one without endpoints, and one with a dead endpoint beside `a` that an
+/// active health check keeps out of rotation. Pooled HTTP/1.1 connections are dropped
 /// after 5 s idle, before the harness origin closes them (10 s): a request on a connection
 /// the origin has just closed is no behaviour of a row.
 const CORE_CLUSTERS: &str = r#"
@@ -297,6 +304,22 @@ name = "limited-h2"
 protocol = "http2"
 endpoints = ["$a_h2"]
 circuit_breaker = { max_requests = 1 }
+
+[[clusters]]
+name = "checked-h1"
+endpoints = ["$dead", "$a_h1"]
+idle_timeout_ms = 5000
+[clusters.health_check]
+tcp = true
+interval_ms = 100
+
+[[clusters]]
+name = "checked-h2"
+protocol = "http2"
+endpoints = ["$dead", "$a_h2"]
+[clusters.health_check]
+tcp = true
+interval_ms = 100
 "#;
 
 /// Every listener of the edits proxy and its route: the header-edit contract. The route has
@@ -565,6 +588,9 @@ fn rows() -> Vec<Row> {
         row("503 no endpoint", r#"route empty: cluster "empty-$up" has no endpoints"#)
             .send(Req::get("/empty/x"))
             .expect(Expect::own(503)),
+        row("health-checked cluster with a dead endpoint serves", r#"route checked: cluster "checked-$up" = [a closed port, a], health_check tcp"#)
+            .send(Req::get("/checked/x"))
+            .expect(Expect::status(200).body("a").got(Got::a().method("GET").target("/checked/x"))),
         row("504 route timeout", "route slow: timeout_ms = 300; the origin answers after 1.5 s")
             .send(Req::get("/slow/x"))
             .expect(Expect::status(504).short_text().not_before(ms(250)).got(Got::a())),

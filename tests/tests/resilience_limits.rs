@@ -197,7 +197,7 @@ both_drivers!(
         assert!(passed <= most, "{passed} passed in {t:.2} s, at most {most} expected");
         assert!(limited > 0);
         // One bucket for the process, whatever the number of workers.
-        assert_eq!(p.handle.shared_state(), 1);
+        assert_eq!(p.handle.shared_state("ratelimit/"), 1);
         let reports = p.handle.metrics();
         let served = per_worker(&reports);
         assert!(served.len() == 2 && served.iter().all(|n| *n > 0), "both workers served: {served:?}");

@@ -123,6 +123,12 @@ pub(crate) fn cluster_fingerprint(cluster: &Cluster) -> u64 {
             );
         }
     }
+    // Debug quotes and escapes the one string (the check's path): unambiguous.
+    let _ = write!(
+        h,
+        "outlier={:?};health_check={:?};",
+        cluster.outlier, cluster.health_check
+    );
     h.finish()
 }
 

@@ -517,9 +517,14 @@ pub struct Cluster {
     pub max_idle_per_endpoint: usize,
     /// A pooled connection idle this long is closed.
     pub idle_timeout: Duration,
-    /// After a failed connect an endpoint is skipped by the balancer for this long
-    /// (passive health, like nginx's `fail_timeout`).
+    /// Deprecated (`outlier_detection` replaces it): without `outlier_detection`, how long
+    /// an endpoint is ejected after a failed connect; `outlier` is made from it.
     pub fail_timeout: Duration,
+    /// Passive health: when endpoints are ejected. Always present: a cluster without
+    /// `outlier_detection` gets [`OutlierDetection::from_fail_timeout`].
+    pub outlier: OutlierDetection,
+    /// Active health checks, if configured.
+    pub health_check: Option<HealthCheck>,
     /// HTTP version spoken to the endpoints.
     pub protocol: UpstreamProtocol,
     /// TLS towards the endpoints. Never set together with `mtls`.
@@ -535,6 +540,66 @@ pub struct Cluster {
     /// Caps the retries routes make to this cluster, for the whole process (not in the
     /// fingerprint: the budget's state is keyed by its own settings).
     pub retry_budget: crate::RetryBudget,
+}
+
+/// `clusters[].outlier_detection`: consecutive failures that eject an endpoint, and for how
+/// long. A count of `None` is a trigger that is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutlierDetection {
+    /// 5xx responses and local failures (a failed connect, a reset or timeout before any
+    /// response) in a row.
+    pub consecutive_5xx: Option<u32>,
+    /// 502, 503 and 504 responses and local failures in a row.
+    pub consecutive_gateway_failure: Option<u32>,
+    /// Failed connects only: the trigger of a cluster without `outlier_detection`.
+    pub consecutive_connect_failure: Option<u32>,
+    /// Each interval an endpoint stays in rotation takes one off its ejection multiplier.
+    pub interval: Duration,
+    pub base_ejection: Duration,
+    /// >= `base_ejection`.
+    pub max_ejection: Duration,
+    /// 0 to 100; one endpoint may always be ejected.
+    pub max_ejection_percent: u8,
+}
+
+impl OutlierDetection {
+    /// What a cluster without `outlier_detection` gets: one failed connect ejects an endpoint
+    /// for `fail_timeout` every time (the passive health ringside had before), and any share
+    /// of the cluster may be ejected.
+    pub fn from_fail_timeout(fail_timeout: Duration) -> OutlierDetection {
+        OutlierDetection {
+            consecutive_5xx: None,
+            consecutive_gateway_failure: None,
+            consecutive_connect_failure: Some(1),
+            interval: fail_timeout,
+            base_ejection: fail_timeout,
+            max_ejection: fail_timeout,
+            max_ejection_percent: 100,
+        }
+    }
+}
+
+/// `clusters[].health_check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HealthCheck {
+    pub kind: HealthCheckKind,
+    pub interval: Duration,
+    /// < `interval`.
+    pub timeout: Duration,
+    /// >= 1.
+    pub unhealthy_threshold: u32,
+    /// >= 1.
+    pub healthy_threshold: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthCheckKind {
+    /// `GET path` over HTTP/1.1 (TLS for a TLS cluster); a status in `expected` passes.
+    Http { path: String, expected: Vec<u16> },
+    /// A TCP connect passes.
+    Tcp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

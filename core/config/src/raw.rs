@@ -633,9 +633,20 @@ pub struct FileCluster {
     /// Milliseconds a pooled (idle) upstream connection is kept before it is closed.
     /// Default 60000.
     pub idle_timeout_ms: Option<u64>,
-    /// After a failed connect, milliseconds during which the balancer skips that endpoint
-    /// (passive health checking, like nginx's `fail_timeout`). Default 10000.
+    /// Deprecated: `outlier_detection` replaces it. Without `outlier_detection`, the
+    /// milliseconds an endpoint is ejected after a failed connect (like nginx's
+    /// `fail_timeout`). An error together with `outlier_detection`. Default 10000.
     pub fail_timeout_ms: Option<u64>,
+    /// Passive health (Envoy's outlier detection): endpoints that fail in a row are ejected
+    /// from the balancer for a while, for the whole process. Without it, a cluster ejects an
+    /// endpoint after one failed connect, for `fail_timeout_ms` (what ringside did before
+    /// outlier detection). See
+    /// [`FileOutlierDetection`].
+    pub outlier_detection: Option<FileOutlierDetection>,
+    /// Active health checks: one prober per process checks every endpoint; an endpoint that
+    /// fails `unhealthy_threshold` checks in a row is out of rotation until it passes
+    /// `healthy_threshold` in a row. Default: none. See [`FileHealthCheck`].
+    pub health_check: Option<FileHealthCheck>,
     /// HTTP version spoken to the endpoints: `"http1"`, `"http2"` or `"auto"` (with TLS,
     /// what ALPN picks, preferring `h2`; without TLS, the downstream request's own version).
     /// Default `"http1"`.
@@ -675,6 +686,57 @@ pub struct FileCircuitBreaker {
     /// Requests in flight to the cluster, from choosing an endpoint to the end of the
     /// response.
     pub max_requests: Option<u64>,
+}
+
+/// `[clusters.outlier_detection]`: every key optional. An endpoint that reaches one of the
+/// consecutive-failure counts is ejected for `base_ejection_ms` × the times it has been
+/// ejected, at most `max_ejection_ms`; the multiplier goes down by one for every
+/// `interval_ms` the endpoint spends back in rotation. Connect failures, resets and timeouts
+/// before a response count as 5xx and as gateway failures; any other response ends both
+/// runs (a 500 ends a run of gateway failures). If every endpoint is ejected or failing its
+/// health checks, requests go to all of them (panic mode, counted) rather than failing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOutlierDetection {
+    /// 5xx responses in a row that eject an endpoint; 0 turns this trigger off. Default 5.
+    pub consecutive_5xx: Option<u64>,
+    /// Gateway failures in a row (502, 503 and 504 responses) that eject an endpoint; 0
+    /// turns this trigger off. Default 5.
+    pub consecutive_gateway_failure: Option<u64>,
+    /// Milliseconds that take one off an endpoint's ejection multiplier while it stays in
+    /// rotation. Default 10000.
+    pub interval_ms: Option<u64>,
+    /// Milliseconds of the first ejection (and the unit of later ones). Default 30000.
+    pub base_ejection_ms: Option<u64>,
+    /// Longest ejection, at least `base_ejection_ms`. Default 300000.
+    pub max_ejection_ms: Option<u64>,
+    /// Most endpoints of the cluster ejected at once, in percent (0 to 100); one endpoint may
+    /// always be ejected. Default 10.
+    pub max_ejection_percent: Option<u64>,
+}
+
+/// `[clusters.health_check]`: exactly one of `http_path` and `tcp = true`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHealthCheck {
+    /// An HTTP/1.1 check: `GET` of this path (starting with `/`), with `Host` the cluster's
+    /// `tls.sni` or the endpoint's address and `User-Agent: ringside-health`; over TLS for a
+    /// cluster with `tls` or `mtls`. Not with `protocol = "http2"` (use `tcp = true`).
+    pub http_path: Option<String>,
+    /// `true`: the check is a TCP connect (no TLS handshake, no request).
+    pub tcp: Option<bool>,
+    /// Milliseconds between two checks of an endpoint. Default 5000.
+    pub interval_ms: Option<u64>,
+    /// Milliseconds a check may take (connect, request and response head), less than
+    /// `interval_ms`. Default 1000.
+    pub timeout_ms: Option<u64>,
+    /// Failed checks in a row that take a healthy endpoint out of rotation, at least 1.
+    /// Default 3.
+    pub unhealthy_threshold: Option<u64>,
+    /// Passed checks in a row that bring an unhealthy endpoint back, at least 1. Default 2.
+    pub healthy_threshold: Option<u64>,
+    /// Statuses that pass an HTTP check, each 100 to 599. Default `[ 200 ]`.
+    pub expected_statuses: Option<Vec<u16>>,
 }
 
 /// Values of `clusters[].protocol`.

@@ -35,6 +35,15 @@ mod default {
     pub const MAX_IDLE_PER_ENDPOINT: u64 = 64;
     pub const POOL_IDLE_TIMEOUT_MS: u64 = 60_000;
     pub const FAIL_TIMEOUT_MS: u64 = 10_000;
+    pub const OUTLIER_CONSECUTIVE: u64 = 5;
+    pub const OUTLIER_INTERVAL_MS: u64 = 10_000;
+    pub const BASE_EJECTION_MS: u64 = 30_000;
+    pub const MAX_EJECTION_MS: u64 = 300_000;
+    pub const MAX_EJECTION_PERCENT: u64 = 10;
+    pub const HEALTH_INTERVAL_MS: u64 = 5_000;
+    pub const HEALTH_TIMEOUT_MS: u64 = 1_000;
+    pub const UNHEALTHY_THRESHOLD: u64 = 3;
+    pub const HEALTHY_THRESHOLD: u64 = 2;
 }
 
 /// Validates `text`; relative material paths resolve against `base_dir` (used as written
@@ -436,6 +445,9 @@ mod cluster;
 mod headers;
 #[cfg(test)]
 mod headers_tests;
+mod health;
+#[cfg(test)]
+mod health_tests;
 mod listener;
 mod resilience;
 #[cfg(test)]

@@ -23,3 +23,5 @@ pub use server::{
 };
 pub use stage::{ListenerStep, RouteStep, Stack, Stacks};
 pub use upstream::balance;
+pub use upstream::health::{ClusterHealth, EndpointHealth};
+pub use upstream::outlier::Checked;

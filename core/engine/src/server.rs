@@ -124,6 +124,8 @@ impl StartOptions {
 struct Control {
     workers: Vec<WorkerHandle>,
     listeners: HashMap<String, ListenerRecord>,
+    /// The active health checks' prober (`upstream/health.rs`), one per process.
+    prober: Option<crate::upstream::health::Prober>,
 }
 
 /// A running engine. Dropping it does not stop the workers: call [`ServerHandle::shutdown`].
@@ -264,6 +266,16 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         });
     }
     drop(ready_tx);
+    let prober = match crate::upstream::health::Prober::spawn(
+        Arc::clone(&shared),
+        Arc::clone(&registry),
+    ) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the health prober: active health checks are off");
+            None
+        }
+    };
     let shared_for_watch = Arc::clone(&shared);
     let handle = ServerHandle {
         shared,
@@ -275,6 +287,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         control: Mutex::new(Control {
             workers: handles,
             listeners,
+            prober,
         }),
         _tls_watch: watch_tls_files(&shared_for_watch),
     };
@@ -360,10 +373,12 @@ impl ServerHandle {
         self.worker_count
     }
 
-    /// How many values of process-wide state (circuit breakers, token buckets) the workers
-    /// share now: one per configured limit that a view in use holds.
-    pub fn shared_state(&self) -> usize {
-        self.registry.live()
+    /// How many values of process-wide state the workers share now, of one kind: the key
+    /// prefix `"ratelimit/"` (token buckets), `"breaker/"` (circuit breakers),
+    /// `"retry-budget/"`, `"health/"` (endpoint marks), or `""` for all. One per configured
+    /// limit, budget or endpoint that a view in use holds.
+    pub fn shared_state(&self, kind: &str) -> usize {
+        self.registry.live(kind)
     }
 
     /// Open client connections, all workers together.
@@ -423,6 +438,12 @@ impl ServerHandle {
     /// The snapshot being served.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.shared.load_full()
+    }
+
+    /// Outlier ejections and health-check results of every cluster of the served snapshot,
+    /// read from the process-wide marks (`upstream/outlier.rs`), with their counters.
+    pub fn health(&self) -> Vec<crate::upstream::health::ClusterHealth> {
+        crate::upstream::health::report(&self.shared.load().config, &self.registry)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Control> {
@@ -516,6 +537,9 @@ impl ServerHandle {
         let generation = generation.unwrap_or(current.generation + 1);
         self.telemetry.ensure(&config);
         self.shared.store(Arc::new(Snapshot { generation, config }));
+        if let Some(p) = &control.prober {
+            p.wake();
+        }
         for name in &removed {
             for w in control.workers.iter_mut() {
                 w.send(Command::RemoveListener { name: name.clone() });
@@ -567,13 +591,22 @@ impl ServerHandle {
         for w in control.workers.iter_mut() {
             w.send(Command::Drain);
         }
+        if let Some(p) = &control.prober {
+            p.stop();
+        }
     }
 
-    /// Waits for every worker to exit.
+    /// Waits for every worker (and the health prober) to exit.
     pub fn wait(&self) {
-        let workers = std::mem::take(&mut self.lock().workers);
+        let (workers, prober) = {
+            let mut control = self.lock();
+            (std::mem::take(&mut control.workers), control.prober.take())
+        };
         for w in workers {
             let _ = w.thread.join();
+        }
+        if let Some(p) = prober {
+            p.join();
         }
     }
 

@@ -117,17 +117,8 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
                 }
                 Command::Scrape(reply) => {
                     let w = &worker;
-                    let view = w.views.current();
-                    let now = std::time::Instant::now();
-                    let ejected = |cluster: &str, a: SocketAddr| {
-                        let clusters = view.snap.config.clusters.iter().zip(&view.clusters);
-                        clusters.filter(|(c, _)| c.name == cluster).any(|(c, s)| {
-                            let mut eps = c.endpoints.iter().enumerate();
-                            eps.any(|(i, e)| e.address == a && s.is_ejected(i, now))
-                        })
-                    };
                     let idle = |a| w.up.pool.idle_count(a) as u64;
-                    let _ = reply.send(w.cx.stats.report(w.cx.id, idle, ejected));
+                    let _ = reply.send(w.cx.stats.report(w.cx.id, idle));
                 }
                 Command::RemoveListener { name } => {
                     if let Some(slot) = stops.remove(&name) {

@@ -175,6 +175,9 @@ pub enum Request {
         #[serde(default)]
         node: Option<String>,
     },
+    /// CLI → proxy: the health of every cluster's endpoints (outlier ejection, active health
+    /// checks). Reply `Health`.
+    Health,
 }
 
 impl Request {
@@ -194,6 +197,7 @@ impl Request {
             Request::Rollback { .. } => "rollback",
             Request::Endpoints { .. } => "endpoints",
             Request::Weights { .. } => "weights",
+            Request::Health => "health",
         }
     }
 }
@@ -238,6 +242,8 @@ pub enum Reply {
     },
     /// Reply to `Upgrade`: the new process is serving, the old one drains.
     Upgraded { old_pid: u32, new_pid: u32 },
+    /// Reply to `Health`: every cluster of the served configuration, in its order.
+    Health { clusters: Vec<ClusterHealth> },
 }
 
 impl Reply {
@@ -271,6 +277,7 @@ impl Reply {
             Reply::Ack { .. } => "ack",
             Reply::Listeners { .. } => "listeners",
             Reply::Upgraded { .. } => "upgraded",
+            Reply::Health { .. } => "health",
         }
     }
 }
@@ -308,6 +315,37 @@ pub struct ProxyStatus {
     pub ctld_connected: bool,
     pub uptime_s: u64,
     pub pid: u32,
+}
+
+/// One cluster of a [`Reply::Health`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterHealth {
+    pub name: String,
+    /// Endpoints ejected by outlier detection since the cluster appeared.
+    pub ejections: u64,
+    /// Requests sent while no endpoint was in rotation (panic mode).
+    pub panic_requests: u64,
+    /// In configuration order.
+    pub endpoints: Vec<EndpointHealth>,
+}
+
+/// One endpoint of a [`ClusterHealth`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointHealth {
+    /// `IP:port`.
+    pub address: String,
+    /// `"healthy"`, `"ejected"` (by outlier detection) or `"unhealthy"` (failing its checks).
+    pub health: String,
+    /// Milliseconds of ejection left (0: not ejected).
+    pub ejected_ms: u64,
+    /// The ejection multiplier as it stands.
+    pub times_ejected: u32,
+    /// The active check's verdict (`"unknown"`, `"healthy"`, `"unhealthy"`); absent when the
+    /// cluster has no health check.
+    #[serde(default)]
+    pub check: Option<String>,
 }
 
 /// One listener of a [`ProxyStatus`].

@@ -13,8 +13,9 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
-    /// One ringside process's control socket (for status, drain, upgrade) [default for
-    /// drain/upgrade: $XDG_RUNTIME_DIR/ringside/proxy.sock, else /run/ringside/proxy.sock].
+    /// One ringside process's control socket (for status, drain, upgrade, endpoints show)
+    /// [default for drain/upgrade/endpoints show: $XDG_RUNTIME_DIR/ringside/proxy.sock, else
+    /// /run/ringside/proxy.sock].
     #[arg(long, global = true, value_name = "PATH")]
     pub proxy: Option<PathBuf>,
 
@@ -47,7 +48,8 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         to: Option<u64>,
     },
-    /// Set, add or remove a cluster's endpoints.
+    /// Set, add or remove a cluster's endpoints (through ctld); `show` asks one ringside
+    /// process (--proxy) for the endpoints' health: ejections and health checks.
     Endpoints {
         op: Op,
         cluster: String,
@@ -118,6 +120,8 @@ pub enum Op {
     Set,
     Add,
     Remove,
+    /// The cluster's endpoints with their health, from one ringside process.
+    Show,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -149,6 +149,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 Op::Set => EndpointOp::Set,
                 Op::Add => EndpointOp::Add,
                 Op::Remove => EndpointOp::Remove,
+                Op::Show => return endpoints_show(cli, cluster, addresses),
             };
             if addresses.is_empty() && op != EndpointOp::Set {
                 return Err(Failure::new("name at least one address (IP:port)"));
@@ -224,6 +225,27 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             })
         }
     }
+}
+
+/// `endpoints show CLUSTER`: the endpoints' health, from one ringside process.
+fn endpoints_show(cli: &Cli, cluster: &str, addresses: &[String]) -> Result<(), Failure> {
+    if !addresses.is_empty() {
+        return Err(Failure::new("endpoints show takes a cluster name only"));
+    }
+    let reply = call(&proxy_path(cli), "ringside", Request::Health)?;
+    let Reply::Health { clusters } = reply else {
+        return Err(Failure::new(format!("unexpected {} reply", reply.name())));
+    };
+    let Some(found) = clusters.into_iter().find(|c| c.name == cluster) else {
+        return Err(Failure::new(format!("no cluster named {cluster:?}")));
+    };
+    let reply = Reply::Health {
+        clusters: vec![found],
+    };
+    show(cli, &reply, |r| match r {
+        Reply::Health { clusters } => clusters.first().map(output::health),
+        _ => None,
+    })
 }
 
 fn parse_weight(s: &str) -> Result<WeightSpec, Failure> {

@@ -1,6 +1,6 @@
 //! Human output: aligned tables, times, and the one-line summaries of each reply.
 
-use ringside_wire::{CtldStatus, NodeApplied, ProxyStatus, PushOutcome};
+use ringside_wire::{ClusterHealth, CtldStatus, NodeApplied, ProxyStatus, PushOutcome};
 
 /// Left-aligned columns separated by two spaces; the header row first.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -124,6 +124,42 @@ pub fn proxy_status(s: &ProxyStatus) -> String {
 }
 
 /// One line per node of an `applied` reply.
+/// `endpoints show`: one row per endpoint, then the cluster's counters.
+pub fn health(c: &ClusterHealth) -> String {
+    let rows: Vec<Vec<String>> = c
+        .endpoints
+        .iter()
+        .map(|e| {
+            vec![
+                e.address.clone(),
+                e.health.clone(),
+                if e.ejected_ms == 0 {
+                    "-".into()
+                } else {
+                    format!("{:.1} s", e.ejected_ms as f64 / 1000.0)
+                },
+                e.times_ejected.to_string(),
+                e.check.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "ENDPOINT",
+            "HEALTH",
+            "EJECTED FOR",
+            "TIMES EJECTED",
+            "CHECK",
+        ],
+        &rows,
+    );
+    out.push_str(&format!(
+        "cluster {}: {} ejections, {} requests in panic mode\n",
+        c.name, c.ejections, c.panic_requests
+    ));
+    out
+}
+
 pub fn applied(nodes: &[NodeApplied]) -> String {
     let mut out = String::new();
     for n in nodes {

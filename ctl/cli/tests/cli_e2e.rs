@@ -126,3 +126,56 @@ fn a_proxy_follows_ctld_through_apply_rollback_and_drains() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn endpoints_show_reports_health_checks_and_ejections() {
+    let env = Env::start();
+    let port = free_port();
+    let live = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let live_addr = live.local_addr().unwrap();
+    let dead = format!("127.0.0.1:{}", free_port());
+    let file = env.write(
+        "health.toml",
+        &format!(
+            "{}\n[[clusters]]\nname = \"app\"\nendpoints = [ \"{live_addr}\", \"{dead}\" ]\n\
+             [clusters.health_check]\ntcp = true\ninterval_ms = 100\n",
+            site(port, "ok")
+        ),
+    );
+    let control = env.tmp.path().join("health.sock");
+    let control_arg = control.to_string_lossy().into_owned();
+    let mut proxy = Command::new(ringside_binary())
+        .args(["run", "--config", &file, "--control-socket", &control_arg])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let show = |json: bool| {
+        let mut args = vec!["endpoints", "show", "app", "--proxy", &control_arg];
+        if json {
+            args.push("--json");
+        }
+        env.ctl(&args)
+    };
+    let j = wait_for("the dead endpoint found unhealthy", WAIT, || {
+        let run = show(true);
+        (run.code == 0).then(|| run.json()).filter(|j| {
+            j["clusters"][0]["endpoints"][1]["health"] == "unhealthy"
+                && j["clusters"][0]["endpoints"][0]["check"] == "healthy"
+        })
+    });
+    assert_eq!(j["type"], "health");
+    assert_eq!(j["clusters"][0]["name"], "app");
+    assert_eq!(j["clusters"][0]["endpoints"][1]["address"], dead);
+    let text = show(false).ok().stdout;
+    assert!(text.starts_with("ENDPOINT"), "{text}");
+    let dead_row = text.lines().find(|l| l.starts_with(&dead)).unwrap();
+    assert!(dead_row.contains("unhealthy"), "{text}");
+    assert!(text.contains("cluster app: 0 ejections"), "{text}");
+    // An unknown cluster is an error.
+    let run = env.ctl(&["endpoints", "show", "nope", "--proxy", &control_arg]);
+    assert_eq!(run.code, 1);
+    proxy.kill().unwrap();
+    proxy.wait().unwrap();
+}

@@ -2,7 +2,11 @@
 //! their counters and health) and `/stats` (everything the status page shows). Pure functions
 //! of the snapshot and the merged counters.
 
-use ringside_config::{Cluster, Lb, ListenerKind, RouteAction, Snapshot};
+use ringside_config::{
+    Cluster, Endpoint, HealthCheck, HealthCheckKind, Lb, ListenerKind, OutlierDetection,
+    RouteAction, Snapshot,
+};
+use ringside_engine::{Checked, ClusterHealth, EndpointHealth};
 use serde_json::{json, Map, Value};
 
 use super::totals::{ClusterTotals, EndpointTotals, Totals};
@@ -56,18 +60,20 @@ fn classes(map: &std::collections::BTreeMap<&'static str, u64>) -> Value {
     )
 }
 
-fn endpoint(address: String, weight: Option<u32>, e: &EndpointTotals, workers: usize) -> Value {
-    let health = if e.ejected_workers == 0 {
-        "healthy"
-    } else {
-        "ejected"
-    };
+fn endpoint(
+    address: String,
+    weight: Option<u32>,
+    e: &EndpointTotals,
+    h: Option<&EndpointHealth>,
+) -> Value {
+    let health = h.map_or("healthy", EndpointHealth::health);
     json!({
         "address": address,
         "weight": weight,
         "health": health,
-        "ejected_workers": e.ejected_workers,
-        "workers": workers,
+        "ejected_ms": h.map_or(0, |h| h.ejected_ms),
+        "times_ejected": h.map_or(0, |h| h.times_ejected),
+        "health_check": h.and_then(|h| h.checked).map(Checked::name),
         "active": e.active,
         "idle": e.idle,
         "requests": e.requests(),
@@ -77,9 +83,45 @@ fn endpoint(address: String, weight: Option<u32>, e: &EndpointTotals, workers: u
     })
 }
 
-/// One configured cluster with its endpoints (in configuration order) and their counters.
-fn cluster(c: &Cluster, t: Option<&ClusterTotals>, workers: usize) -> Value {
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A cluster's outlier detection settings (the default one too: see docs/config.md).
+fn outlier(o: &OutlierDetection) -> Value {
+    json!({
+        "consecutive_5xx": o.consecutive_5xx,
+        "consecutive_gateway_failure": o.consecutive_gateway_failure,
+        "consecutive_connect_failure": o.consecutive_connect_failure,
+        "interval_ms": millis(o.interval),
+        "base_ejection_ms": millis(o.base_ejection),
+        "max_ejection_ms": millis(o.max_ejection),
+        "max_ejection_percent": o.max_ejection_percent,
+    })
+}
+
+fn health_check(h: &HealthCheck) -> Value {
+    let (path, expected) = match &h.kind {
+        HealthCheckKind::Http { path, expected } => (Some(path.as_str()), Some(expected)),
+        HealthCheckKind::Tcp => (None, None),
+    };
+    json!({
+        "http_path": path,
+        "tcp": path.is_none(),
+        "expected_statuses": expected,
+        "interval_ms": millis(h.interval),
+        "timeout_ms": millis(h.timeout),
+        "unhealthy_threshold": h.unhealthy_threshold,
+        "healthy_threshold": h.healthy_threshold,
+    })
+}
+
+/// One configured cluster with its endpoints (in configuration order), their counters and
+/// their health.
+fn cluster(c: &Cluster, t: Option<&ClusterTotals>, h: Option<&ClusterHealth>) -> Value {
     let none = EndpointTotals::default();
+    let health_of =
+        |ep: &Endpoint| h.and_then(|h| h.endpoints.iter().find(|e| e.address == ep.address));
     let endpoints: Vec<Value> = c
         .endpoints
         .iter()
@@ -87,7 +129,12 @@ fn cluster(c: &Cluster, t: Option<&ClusterTotals>, workers: usize) -> Value {
             let stats = t
                 .and_then(|t| t.endpoints.get(&ep.address))
                 .unwrap_or(&none);
-            endpoint(ep.address.to_string(), Some(ep.weight), stats, workers)
+            endpoint(
+                ep.address.to_string(),
+                Some(ep.weight),
+                stats,
+                health_of(ep),
+            )
         })
         .collect();
     let sum = |f: fn(&EndpointTotals) -> u64| {
@@ -100,17 +147,20 @@ fn cluster(c: &Cluster, t: Option<&ClusterTotals>, workers: usize) -> Value {
     let healthy = c
         .endpoints
         .iter()
-        .filter(|ep| {
-            t.and_then(|t| t.endpoints.get(&ep.address))
-                .is_none_or(|e| e.ejected_workers == 0)
-        })
+        .filter(|ep| health_of(ep).is_none_or(EndpointHealth::in_rotation))
         .count();
+    let count = |f: fn(&ClusterHealth) -> u64| h.map_or(0, f);
     json!({
         "name": c.name,
         "lb": lb_name(c.lb),
-        "connect_timeout_ms": c.connect_timeout.as_millis() as u64,
-        "fail_timeout_ms": c.fail_timeout.as_millis() as u64,
+        "connect_timeout_ms": millis(c.connect_timeout),
+        "fail_timeout_ms": millis(c.fail_timeout),
+        "outlier_detection": outlier(&c.outlier),
+        "health_check": c.health_check.as_ref().map(health_check),
         "healthy_endpoints": healthy,
+        "ejections": count(|h| h.ejections),
+        "panic_requests": count(|h| h.panic_requests),
+        "health_check_failures": count(|h| h.check_failures),
         "requests": sum(EndpointTotals::requests),
         "responses_5xx": sum(|e| e.class("5xx")),
         "errors": sum(|e| e.errors),
@@ -121,13 +171,16 @@ fn cluster(c: &Cluster, t: Option<&ClusterTotals>, workers: usize) -> Value {
     })
 }
 
-/// `GET /clusters`.
-pub fn clusters(snap: &Snapshot, t: &Totals) -> Value {
+/// `GET /clusters`: `health` is `ServerHandle::health`.
+pub fn clusters(snap: &Snapshot, t: &Totals, health: &[ClusterHealth]) -> Value {
     let list: Vec<Value> = snap
         .config
         .clusters
         .iter()
-        .map(|c| cluster(c, t.clusters.get(&c.name), t.workers))
+        .map(|c| {
+            let h = health.iter().find(|h| h.cluster == c.name);
+            cluster(c, t.clusters.get(&c.name), h)
+        })
         .collect();
     json!({ "generation": snap.generation, "clusters": list })
 }
@@ -171,6 +224,8 @@ pub struct Facts {
     pub connections: u64,
     /// Bound address by listener name.
     pub addresses: Vec<(String, String)>,
+    /// `ServerHandle::health`.
+    pub health: Vec<ClusterHealth>,
 }
 
 /// `GET /stats`: what the status page polls.
@@ -246,7 +301,7 @@ pub fn stats(snap: &Snapshot, t: &Totals, f: &Facts) -> Value {
         "draining": f.draining,
         "connections": f.connections,
         "listeners": listeners,
-        "clusters": clusters(snap, t).get("clusters").cloned().unwrap_or(Value::Null),
+        "clusters": clusters(snap, t, &f.health).get("clusters").cloned().unwrap_or(Value::Null),
     })
 }
 
@@ -292,7 +347,7 @@ endpoints = ["127.0.0.1:9", { address = "127.0.0.1:10", weight = 3 }]
 
     #[test]
     fn clusters_list_configured_endpoints_with_weights() {
-        let v = clusters(&snap(), &Totals::default());
+        let v = clusters(&snap(), &Totals::default(), &[]);
         let c = &v["clusters"][0];
         assert_eq!(c["name"], "app");
         assert_eq!(c["lb"], "least_request");

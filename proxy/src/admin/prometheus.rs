@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use ringside_engine::metrics::{Histogram, BUCKETS};
+use ringside_engine::{Checked, ClusterHealth};
 
 use super::process::ProcessStats;
 use super::totals::{Totals, ERROR_CLASS};
@@ -28,6 +29,8 @@ pub struct Scrape<'a> {
     pub draining: bool,
     pub telemetry: Telemetry,
     pub process: ProcessStats,
+    /// Outlier ejections and health checks (`ServerHandle::health`), by cluster.
+    pub health: Vec<ClusterHealth>,
 }
 
 /// The engine's telemetry counters (access log and span export).
@@ -432,6 +435,8 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
         );
     }
 
+    health(&mut e, &s.health);
+
     e.family(
         "ringside_config_generation",
         Kind::Gauge,
@@ -555,6 +560,67 @@ fn process(e: &mut Exposition, p: &ProcessStats) {
     }
 }
 
+/// Outlier ejection, panic mode and active health checks, by cluster (process-wide marks).
+fn health(e: &mut Exposition, health: &[ClusterHealth]) {
+    type Count = fn(&ClusterHealth) -> u64;
+    let families: [(&str, Kind, &str, Count); 5] = [
+        (
+            "ringside_upstream_ejections_total",
+            Kind::Counter,
+            "Endpoints ejected by outlier detection, by cluster.",
+            |h| h.ejections,
+        ),
+        (
+            "ringside_upstream_endpoints_ejected",
+            Kind::Gauge,
+            "Endpoints ejected by outlier detection now, by cluster.",
+            |h| h.endpoints.iter().filter(|ep| ep.ejected_ms > 0).count() as u64,
+        ),
+        (
+            "ringside_upstream_endpoints_unhealthy",
+            Kind::Gauge,
+            "Endpoints failing their active health checks now, by cluster.",
+            |h| {
+                let failing =
+                    |ep: &&ringside_engine::EndpointHealth| ep.checked == Some(Checked::Unhealthy);
+                h.endpoints.iter().filter(failing).count() as u64
+            },
+        ),
+        (
+            "ringside_upstream_panic_requests_total",
+            Kind::Counter,
+            "Requests sent to any endpoint because none was in rotation (panic mode), by cluster.",
+            |h| h.panic_requests,
+        ),
+        (
+            "ringside_upstream_health_check_failures_total",
+            Kind::Counter,
+            "Failed active health checks, by cluster.",
+            |h| h.check_failures,
+        ),
+    ];
+    for (name, kind, help, count) in families {
+        e.family(name, kind, help);
+        for h in health {
+            e.sample(name, &[("cluster", &h.cluster)], count(h));
+        }
+    }
+    let name = "ringside_upstream_health_transitions_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Endpoints that changed health-check state, by cluster and the state they went to (healthy or unhealthy).",
+    );
+    for h in health {
+        for (to, n) in [
+            ("healthy", h.became_healthy),
+            ("unhealthy", h.became_unhealthy),
+        ] {
+            e.sample(name, &[("cluster", &h.cluster), ("to", to)], n);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -577,6 +643,20 @@ mod tests {
                 cpu_seconds: Some(1.5),
                 ..ProcessStats::default()
             },
+            health: vec![ClusterHealth {
+                cluster: "app".into(),
+                ejections: 3,
+                panic_requests: 4,
+                check_failures: 5,
+                became_unhealthy: 2,
+                became_healthy: 1,
+                endpoints: vec![ringside_engine::EndpointHealth {
+                    address: "127.0.0.1:9".parse().unwrap(),
+                    ejected_ms: 250,
+                    times_ejected: 2,
+                    checked: Some(Checked::Unhealthy),
+                }],
+            }],
         }
     }
 
@@ -653,6 +733,13 @@ mod tests {
             r#"ringside_io_driver{driver="epoll"} 1"#,
             "ringside_config_generation 3",
             "process_cpu_seconds_total 1.5",
+            r#"ringside_upstream_ejections_total{cluster="app"} 3"#,
+            r#"ringside_upstream_endpoints_ejected{cluster="app"} 1"#,
+            r#"ringside_upstream_endpoints_unhealthy{cluster="app"} 1"#,
+            r#"ringside_upstream_panic_requests_total{cluster="app"} 4"#,
+            r#"ringside_upstream_health_check_failures_total{cluster="app"} 5"#,
+            r#"ringside_upstream_health_transitions_total{cluster="app",to="healthy"} 1"#,
+            r#"ringside_upstream_health_transitions_total{cluster="app",to="unhealthy"} 2"#,
         ] {
             assert!(
                 text.lines().any(|l| l == line),

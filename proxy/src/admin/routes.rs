@@ -43,6 +43,7 @@ pub fn handle(admin: &Admin, req: &Request) -> Response {
         ("GET", "/clusters") => Response::json(&json::clusters(
             &admin.ctx.handle.snapshot(),
             &totals(admin),
+            &admin.ctx.handle.health(),
         )),
         ("GET", "/log-level") => match &admin.log {
             Some(log) => Response::text(200, log.current()),
@@ -103,6 +104,7 @@ fn metrics(admin: &Admin, accept: Option<&str>) -> Response {
             spans_dropped: load(&tel.spans_dropped),
         },
         process: process::read(),
+        health: handle.health(),
     };
     let openmetrics = prometheus::wants_openmetrics(accept);
     let content_type = if openmetrics {
@@ -132,6 +134,7 @@ fn stats(admin: &Admin) -> Response {
             .iter()
             .filter_map(|l| Some((l.name.clone(), handle.local_addr(&l.name)?.to_string())))
             .collect(),
+        health: handle.health(),
     };
     Response::json(&json::stats(&snap, &totals, &facts))
 }

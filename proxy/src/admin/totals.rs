@@ -72,8 +72,6 @@ pub struct EndpointTotals {
     pub active: u64,
     /// Pooled idle connections.
     pub idle: u64,
-    /// Workers whose passive health check has this endpoint ejected.
-    pub ejected_workers: usize,
 }
 
 impl EndpointTotals {
@@ -138,7 +136,6 @@ impl Totals {
                     et.connect_failures += e.connect_failures;
                     et.active += e.active;
                     et.idle += e.idle;
-                    et.ejected_workers += usize::from(e.ejected);
                 }
             }
         }
@@ -166,7 +163,7 @@ mod tests {
     use super::*;
     use ringside_engine::metrics::{ClusterReport, EndpointReport, RequestCount};
 
-    fn worker(id: usize, ok: u64, ejected: bool) -> WorkerReport {
+    fn worker(id: usize, ok: u64) -> WorkerReport {
         let a: SocketAddr = "127.0.0.1:9".parse().unwrap();
         WorkerReport {
             worker: id,
@@ -193,7 +190,6 @@ mod tests {
                     address: a,
                     responses: vec![(200, ok), (503, 1)],
                     errors: 1,
-                    ejected,
                     ..EndpointReport::default()
                 }],
                 overflows: vec![("max_requests", ok)],
@@ -204,7 +200,7 @@ mod tests {
 
     #[test]
     fn sums_over_workers_by_class() {
-        let t = Totals::merge(&[worker(0, 3, false), worker(1, 4, true)]);
+        let t = Totals::merge(&[worker(0, 3), worker(1, 4)]);
         assert_eq!(t.workers, 2);
         assert_eq!(
             t.requests.get(&("in".into(), "api".into(), "2xx")),
@@ -213,7 +209,6 @@ mod tests {
         let ep = t.clusters["app"].endpoints.values().next().unwrap();
         assert_eq!((ep.class("2xx"), ep.class("5xx"), ep.errors), (7, 2, 2));
         assert_eq!(ep.requests(), 11);
-        assert_eq!(ep.ejected_workers, 1);
         assert_eq!(t.clusters["app"].overflows.get("max_requests"), Some(&7));
         assert_eq!(t.accepted.values().sum::<u64>(), 7);
         assert_eq!(t.requests_by_class("in", Some("api")).get("2xx"), Some(&9));

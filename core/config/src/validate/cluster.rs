@@ -78,6 +78,11 @@ impl Validator {
                     "requires [mesh].identity (the certificate mtls presents and the trust bundle it verifies the upstream with)",
                 );
             }
+            let fail_timeout = v.timeout(
+                format!("{p}.fail_timeout_ms"),
+                c.fail_timeout_ms,
+                default::FAIL_TIMEOUT_MS,
+            );
             Cluster {
                 name: c.name.clone(),
                 lb,
@@ -94,11 +99,9 @@ impl Validator {
                     c.idle_timeout_ms,
                     default::POOL_IDLE_TIMEOUT_MS,
                 ),
-                fail_timeout: v.timeout(
-                    format!("{p}.fail_timeout_ms"),
-                    c.fail_timeout_ms,
-                    default::FAIL_TIMEOUT_MS,
-                ),
+                fail_timeout,
+                outlier: v.outlier(&p, c, fail_timeout),
+                health_check: v.health_check(&p, c, protocol),
                 protocol,
                 tls,
                 mtls,

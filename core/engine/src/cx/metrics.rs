@@ -251,14 +251,9 @@ impl WorkerStats {
         s
     }
 
-    /// An owned copy for the control thread; `idle` gives the pooled connections per endpoint,
-    /// `ejected` whether passive health has ejected a (cluster, endpoint) in this worker.
-    pub(crate) fn report(
-        &self,
-        worker: usize,
-        idle: impl Fn(SocketAddr) -> u64,
-        ejected: impl Fn(&str, SocketAddr) -> bool,
-    ) -> WorkerReport {
+    /// An owned copy for the control thread; `idle` gives the pooled connections per endpoint.
+    /// (Ejections and health-check results are process-wide: `ServerHandle::health`.)
+    pub(crate) fn report(&self, worker: usize, idle: impl Fn(SocketAddr) -> u64) -> WorkerReport {
         let mut r = WorkerReport {
             worker,
             accepted: self.accepted.get(),
@@ -320,9 +315,6 @@ impl WorkerStats {
             }
             for (a, n) in c.active.borrow().iter() {
                 at(&mut endpoints, *a, &idle).active += n;
-            }
-            for e in endpoints.values_mut() {
-                e.ejected = ejected(name, e.address);
             }
             let nonzero = |(label, n): (&'static str, u64)| (n > 0).then_some((label, n));
             r.clusters.push(ClusterReport {
@@ -398,9 +390,6 @@ pub struct EndpointReport {
     pub active: u64,
     /// Pooled idle connections.
     pub idle: u64,
-    /// Skipped by this worker's balancer after a failed connect (passive health) at the time
-    /// of the scrape.
-    pub ejected: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -505,7 +494,6 @@ impl Default for EndpointReport {
             connect_failures: 0,
             active: 0,
             idle: 0,
-            ejected: false,
         }
     }
 }
@@ -543,7 +531,7 @@ mod tests {
         c.response(a, 200, Duration::from_millis(1));
         c.error(a, Duration::from_millis(1));
         c.connect_failure(a);
-        let r = w.report(0, |_| 2, |c, _| c == "app");
+        let r = w.report(0, |_| 2);
         let api: u64 = r
             .requests
             .iter()
@@ -565,6 +553,5 @@ mod tests {
             ),
             (vec![(200, 1)], 1, 1, 2)
         );
-        assert!(ep.ejected);
     }
 }

@@ -42,10 +42,22 @@ impl Registry {
         value
     }
 
-    /// How many values are alive.
-    pub(crate) fn live(&self) -> usize {
+    /// The live value under `key`, if there is one of type `T` (for readers such as the
+    /// admin endpoint, which must not make state that nothing uses).
+    pub(crate) fn find<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.values().filter(|w| w.strong_count() > 0).count()
+        map.get(key)
+            .and_then(Weak::upgrade)
+            .and_then(|any| any.downcast::<T>().ok())
+    }
+
+    /// How many values are alive whose key starts with `kind` (`"ratelimit/"`, `"breaker/"`,
+    /// `"retry-budget/"`, `"health/"`; `""`: all).
+    pub(crate) fn live(&self, kind: &str) -> usize {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter(|(k, w)| k.starts_with(kind) && w.strong_count() > 0)
+            .count()
     }
 }
 
@@ -63,10 +75,15 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(b.load(Ordering::Relaxed), 7);
         let other = r.get("bucket/in/web", || AtomicU32::new(5));
+        assert!(r
+            .find::<AtomicU32>("bucket/in/api")
+            .is_some_and(|f| Arc::ptr_eq(&f, &a)));
+        assert!(r.find::<String>("bucket/in/api").is_none(), "another type");
+        assert!(r.find::<AtomicU32>("bucket/in/nothing").is_none());
         assert_eq!(other.load(Ordering::Relaxed), 5);
-        assert_eq!(r.live(), 2);
+        assert_eq!(r.live(""), 2);
         drop((a, b));
-        assert_eq!(r.live(), 1);
+        assert_eq!(r.live(""), 1);
         // Nobody held it: it starts afresh.
         assert_eq!(
             r.get("bucket/in/api", || AtomicU32::new(5))

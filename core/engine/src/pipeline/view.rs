@@ -3,9 +3,11 @@
 //! Workers never lock to read configuration: the process publishes `Arc<Snapshot>` through an
 //! `ArcSwap`, and each worker keeps an `arc_swap::Cache` (one pointer compare per request).
 //! When the pointer changes, the worker builds a new [`View`]: the snapshot plus its own
-//! per-cluster state (balancer, passive-health marks). State of a cluster whose fingerprint
-//! did not change is carried over, so a reload that touches one route does not reset every
-//! round-robin position or forget an ejected endpoint.
+//! per-cluster state (balancer, handles on the endpoints' process-wide health marks, taken
+//! from the registry here). State of a cluster whose fingerprint did not change is carried
+//! over, so a reload that touches one route does not reset every round-robin position; an
+//! ejected endpoint stays ejected through any reload that keeps it (its marks are keyed by
+//! cluster name and address).
 
 use std::cell::RefCell;
 use std::collections::HashMap;

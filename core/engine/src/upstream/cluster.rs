@@ -1,24 +1,33 @@
-//! This worker's state for one cluster: its balancer, the passive-health marks of its
-//! endpoints, and the process's circuit breaker and retry budget of the cluster (shared by
-//! every worker). Built when a worker's view of a snapshot is built, and carried over to the
-//! next view when the cluster's fingerprint and budget are unchanged (`pipeline/view.rs`).
+//! This worker's state for one cluster: its balancer, and its handles on the process-wide
+//! state of the cluster: the health marks of its endpoints (`outlier.rs`: ejections,
+//! health-check results), its circuit breaker (`breaker.rs`) and its retry budget
+//! (`retry.rs`). Built when a worker's view of a snapshot is built (the only time the
+//! registry is asked), and carried over to the next view when the cluster's fingerprint and
+//! budget are unchanged (`pipeline/view.rs`).
 
-use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Instant;
 
-use ringside_config::Cluster;
+use ringside_config::{Cluster, OutlierDetection};
 
 use super::balance::Balancer;
 use super::breaker::Breaker;
+use super::outlier::{self, Checked, ClusterMarks, EndpointMarks, Outcome};
 use super::retry::Budget;
+use crate::cx::shared::Registry;
 
 /// This worker's state for one cluster.
 pub(crate) struct ClusterState {
     pub(crate) fingerprint: u64,
     pub(crate) balancer: Balancer,
-    /// Passive health: endpoint `i` is skipped until this instant after a failed connect.
-    ejected_until: Vec<Cell<Option<Instant>>>,
+    name: Box<str>,
+    outlier: OutlierDetection,
+    /// Health-check results decide rotation (the cluster has a `health_check`).
+    checked: bool,
+    /// Indexed like the cluster's endpoints.
+    marks: Vec<Arc<EndpointMarks>>,
+    counters: Arc<ClusterMarks>,
     /// The cluster's retry budget, shared by every worker (`retry.rs`); only for a cluster
     /// that a route with a retry policy calls.
     pub(crate) retry_budget: Option<Arc<Budget>>,
@@ -28,18 +37,22 @@ pub(crate) struct ClusterState {
 
 impl ClusterState {
     /// `retried`: a route with a retry policy calls this cluster.
-    pub(crate) fn new(
-        c: &Cluster,
-        registry: &crate::cx::shared::Registry,
-        retried: bool,
-    ) -> ClusterState {
+    pub(crate) fn new(c: &Cluster, registry: &Registry, retried: bool) -> ClusterState {
         ClusterState {
             retry_budget: retried
                 .then(|| registry.get(&Budget::key(c), || Budget::new(c.retry_budget))),
+            breaker: Breaker::of(c, registry),
             fingerprint: c.fingerprint,
             balancer: Balancer::new(c),
-            ejected_until: c.endpoints.iter().map(|_| Cell::new(None)).collect(),
-            breaker: Breaker::of(c, registry),
+            name: c.name.as_str().into(),
+            outlier: c.outlier,
+            checked: c.health_check.is_some(),
+            marks: c
+                .endpoints
+                .iter()
+                .map(|e| registry.get(&outlier::endpoint_key(&c.name, e.address), Default::default))
+                .collect(),
+            counters: registry.get(&outlier::cluster_key(&c.name), Default::default),
         }
     }
 
@@ -49,22 +62,39 @@ impl ClusterState {
             && self.retry_budget.as_ref().map(|b| b.settings()) == retried.then_some(c.retry_budget)
     }
 
-    pub(crate) fn is_ejected(&self, i: usize, now: Instant) -> bool {
-        self.ejected_until
-            .get(i)
-            .and_then(Cell::get)
-            .is_some_and(|t| t > now)
+    /// Whether endpoint `i` takes requests at `now` (`outlier::now_ms`): not ejected, and not
+    /// failing its health checks.
+    pub(crate) fn in_rotation(&self, i: usize, now: u64) -> bool {
+        self.marks.get(i).is_some_and(|m| {
+            let failing = self.checked && m.checked() == Checked::Unhealthy;
+            !failing && !m.is_ejected(now)
+        })
     }
 
-    pub(crate) fn eject(&self, i: usize, until: Instant) {
-        if let Some(c) = self.ejected_until.get(i) {
-            c.set(Some(until));
+    /// Records what an exchange with endpoint `i` (at `address`) did, and ejects the endpoint
+    /// when a run of failures reached its threshold and the cluster may lose one more.
+    pub(crate) fn record(&self, i: usize, address: SocketAddr, outcome: Outcome) {
+        let Some(m) = self.marks.get(i) else {
+            return;
+        };
+        if !m.record(&self.outlier, outcome) {
+            return;
+        }
+        let now = outlier::now_ms();
+        let ejected = self.marks.iter().filter(|m| m.is_ejected(now)).count();
+        let percent = self.outlier.max_ejection_percent;
+        if !outlier::may_eject(ejected, self.marks.len(), percent) {
+            tracing::debug!(cluster = %self.name, endpoint = %address, ejected, "not ejected: max_ejection_percent reached");
+            return;
+        }
+        if let Some(length) = m.eject(&self.outlier, now) {
+            self.counters.ejections.fetch_add(1, Relaxed);
+            tracing::warn!(cluster = %self.name, endpoint = %address, ms = length.as_millis() as u64, "endpoint ejected");
         }
     }
 
-    pub(crate) fn restore(&self, i: usize) {
-        if let Some(c) = self.ejected_until.get(i) {
-            c.set(None);
-        }
+    /// Counts a request sent in panic mode (no endpoint in rotation).
+    pub(crate) fn panicked(&self) {
+        self.counters.panic_requests.fetch_add(1, Relaxed);
     }
 }

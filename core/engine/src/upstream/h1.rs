@@ -92,6 +92,10 @@ pub(crate) async fn call(
         // and the active-request count must still come down.
         let active = Active::start(state, idx, &stats, up.addr, progress);
         let res = once(client.cx, x, down, &mut up, progress).await;
+        if let Err(e) = &res {
+            let race = up.reused && matches!(e, ProxyError::UpstreamClosedEarly);
+            active.failed(e, race);
+        }
         drop(active);
         match res {
             Ok(Attempt::Final { keep_client, reuse }) => {
@@ -399,7 +403,7 @@ async fn receive(
             continue;
         }
         if let Some(gate) = x.attempt.gate {
-            if gate.retries(status, &|n| resp.header(n)) {
+            if gate.retries(status, &|n| resp.header(n), progress) {
                 return Err(ProxyError::Retried);
             }
         }

@@ -92,7 +92,7 @@ pub(crate) async fn call(
         let (parts, up_body) = resp.into_parts();
         if let Some(gate) = x.attempt.gate {
             let header = |n: &str| parts.headers.get(n).map(http::HeaderValue::as_bytes);
-            if gate.retries(parts.status.as_u16(), &header) {
+            if gate.retries(parts.status.as_u16(), &header, progress) {
                 return Err(ProxyError::Retried);
             }
         }
@@ -111,6 +111,9 @@ pub(crate) async fn call(
     )
     .await;
     progress.bytes_in.set(sent.get());
+    if let Err(e) = &outcome {
+        active.failed(e, false);
+    }
     drop(active);
     drop(lease);
     let (close, upload_result) = outcome?;

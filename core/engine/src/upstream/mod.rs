@@ -12,12 +12,15 @@
 //! stream both ways with bounded buffers. [`Down`] is the downstream side, HTTP/1.1 or
 //! HTTP/2: where the request body comes from and where the response goes.
 //!
-//! Choosing and connecting to an endpoint (the Balance loop and its passive health):
-//! The balancer picks among endpoints that are not ejected and not yet tried for this
-//! request; a connect failure ejects the endpoint for the cluster's `fail_timeout` (never the
-//! only endpoint of a cluster, whose outage would otherwise outlive itself) and moves on to
-//! another, up to `MAX_CONNECT_ATTEMPTS`. When nothing is left to try before any attempt the
-//! answer is 503 (no healthy endpoint); after failed attempts it is 502.
+//! Choosing and connecting to an endpoint (the Balance loop and its health):
+//! The balancer picks among endpoints in rotation (not ejected by outlier detection, not
+//! failing active health checks; `outlier.rs`, `health.rs`) and not yet tried for this
+//! request; a connect failure is recorded against the endpoint (which may eject it) and the
+//! loop moves on to another, up to `MAX_CONNECT_ATTEMPTS`. When no endpoint at all is in
+//! rotation, the request goes to any of them (panic mode, counted): an outage of every
+//! endpoint must not outlive itself. Each exchange's outcome (its status, or a reset or
+//! timeout before one) is recorded when it ends ([`Active`]). An empty cluster answers 503
+//! (no healthy endpoint); failed attempts answer 502.
 //!
 //! A cluster's circuit breaker ([`breaker`]) is taken on the way, each limit at one place:
 //! `max_requests` for the whole of [`call`], `max_pending_requests` around the Balance loop
@@ -32,7 +35,9 @@ pub(crate) mod convert;
 pub(crate) mod h1;
 pub(crate) mod h2;
 pub(crate) mod h2_pool;
+pub(crate) mod health;
 pub(crate) mod mirror;
+pub(crate) mod outlier;
 pub(crate) mod pool;
 pub(crate) mod relay;
 pub(crate) mod retry;
@@ -43,7 +48,7 @@ use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::h2::server::SendResponse;
 use ::h2::RecvStream;
@@ -57,6 +62,7 @@ use crate::cx::io::ReadBuf;
 use crate::cx::metrics::ClusterStats;
 use crate::cx::Cx;
 use cluster::ClusterState;
+use outlier::Outcome;
 use pool::{Pool, UpTls, Upstream};
 
 /// This worker's upstream connections: idle HTTP/1.1 ones, and multiplexed HTTP/2 ones.
@@ -223,6 +229,9 @@ pub(crate) struct Progress {
     /// long it took.
     pub(crate) upstream: Cell<Option<SocketAddr>>,
     pub(crate) endpoint: Cell<Option<usize>>,
+    /// The status of a response the retry policy held back for another try (it never went
+    /// to the client).
+    pub(crate) retried: Cell<Option<u16>>,
     pub(crate) upstream_time: Cell<Option<Duration>>,
 }
 
@@ -335,6 +344,9 @@ pub(crate) struct Active<'a> {
     addr: SocketAddr,
     started: std::time::Instant,
     progress: &'a Progress,
+    /// Whether an exchange that ends without a response is the endpoint's failure (a reset,
+    /// a timeout, a route timeout dropping it) rather than the client's.
+    upstream_fault: Cell<bool>,
 }
 
 impl<'a> Active<'a> {
@@ -356,7 +368,15 @@ impl<'a> Active<'a> {
             addr,
             started: std::time::Instant::now(),
             progress,
+            upstream_fault: Cell::new(true),
         }
+    }
+
+    /// Says how the exchange failed: a client's failure, or the keep-alive race on a reused
+    /// connection (`race`), is not held against the endpoint.
+    pub(crate) fn failed(&self, e: &ProxyError, race: bool) {
+        let upstream = e.side() == crate::cx::error::Side::Upstream;
+        self.upstream_fault.set(upstream && !race);
     }
 }
 
@@ -366,11 +386,19 @@ impl Drop for Active<'_> {
         self.stats.finished(self.addr);
         let took = self.started.elapsed();
         self.progress.upstream_time.set(Some(took));
-        if self.progress.head_sent.get() {
-            self.stats
-                .response(self.addr, self.progress.status.get(), took);
+        // A response held back for a retry (`retry::Gate`) is a response all the same.
+        let held_back = self.progress.retried.take();
+        if self.progress.head_sent.get() || held_back.is_some() {
+            let status = held_back.unwrap_or(self.progress.status.get());
+            self.stats.response(self.addr, status, took);
+            let outcome = Outcome::Response(status);
+            self.state.record(self.idx, self.addr, outcome);
         } else {
             self.stats.error(self.addr, took);
+            if self.upstream_fault.get() {
+                let outcome = Outcome::NoResponse;
+                self.state.record(self.idx, self.addr, outcome);
+            }
         }
     }
 }
@@ -456,10 +484,11 @@ pub(crate) fn connection_slot(
 }
 
 /// The Balance loop shared by every kind of upstream connection (HTTP/1 pool, HTTP/2,
-/// TCP): picks an endpoint that is neither ejected nor tried yet (nor in `avoid`, the
-/// endpoints of a request's earlier tries, unless nothing else is left), runs `connect` on it, and
-/// on failure counts it, ejects the endpoint (unless it is the only one) and tries another,
-/// up to `MAX_CONNECT_ATTEMPTS`. Returns the connection and the endpoint's index.
+/// TCP): picks an endpoint in rotation and not tried yet (nor in `avoid`, the endpoints of a
+/// request's earlier tries, unless nothing else is left; any endpoint when none is in
+/// rotation: panic mode), runs `connect` on it, and on failure counts and records it (which
+/// may eject the endpoint) and tries another, up to `MAX_CONNECT_ATTEMPTS`. Returns the
+/// connection and the endpoint's index.
 pub(crate) async fn try_endpoints<T, F, Fut>(
     cx: &Cx,
     cluster: &Cluster,
@@ -479,17 +508,24 @@ where
     )?;
     let mut tried: Vec<usize> = Vec::new();
     let mut last_err = None;
+    let mut panic = false;
     loop {
-        let now = Instant::now();
-        let single = cluster.endpoints.len() == 1;
-        let usable = |i: usize| !tried.contains(&i) && (single || !state.is_ejected(i, now));
-        let pick = match state
+        let now = outlier::now_ms();
+        let usable = |i: usize| !tried.contains(&i) && (panic || state.in_rotation(i, now));
+        let mut pick = match state
             .balancer
             .pick(hash, |i| usable(i) && !avoid.contains(&i))
         {
             None if !avoid.is_empty() => state.balancer.pick(hash, usable),
             pick => pick,
         };
+        if pick.is_none() && tried.is_empty() && !panic && !cluster.endpoints.is_empty() {
+            // Nothing in rotation: every endpoint rather than none.
+            panic = true;
+            state.panicked();
+            tracing::debug!(cluster = %cluster.name, "no endpoint in rotation: panic mode");
+            pick = state.balancer.pick(hash, |i| !tried.contains(&i));
+        }
         let Some(idx) = pick else {
             return Err(last_err.unwrap_or(ProxyError::NoHealthyEndpoint));
         };
@@ -498,7 +534,7 @@ where
         };
         match connect(idx, ep.address).await {
             Ok(conn) => {
-                state.restore(idx);
+                state.record(idx, ep.address, Outcome::Connected);
                 return Ok((conn, idx));
             }
             // The breaker refused a new connection: the endpoint is not to blame.
@@ -506,9 +542,7 @@ where
             Err(e) => {
                 cx.stats.cluster(&cluster.name).connect_failure(ep.address);
                 tracing::warn!(cluster = %cluster.name, endpoint = %ep.address, error = %e, "connect failed");
-                if !single {
-                    state.eject(idx, now + cluster.fail_timeout);
-                }
+                state.record(idx, ep.address, Outcome::ConnectFailure);
                 tried.push(idx);
                 if tried.len() >= MAX_CONNECT_ATTEMPTS {
                     return Err(e);

@@ -96,6 +96,7 @@ impl Gate<'_> {
         &self,
         status: u16,
         header: &dyn Fn(&str) -> Option<&'h [u8]>,
+        progress: &Progress,
     ) -> bool {
         let Some(reason) = self.policy.wants_response(status, self.grpc, header) else {
             return false;
@@ -109,6 +110,7 @@ impl Gate<'_> {
             return false;
         }
         self.reason.set(Some(reason));
+        progress.retried.set(Some(status));
         true
     }
 }

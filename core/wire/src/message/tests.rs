@@ -136,6 +136,7 @@ fn every_message_round_trips() {
             }],
             node: None,
         },
+        Request::Health,
     ];
     for (i, request) in requests.into_iter().enumerate() {
         round_trip(Frame::Request {
@@ -194,6 +195,20 @@ fn every_message_round_trips() {
                 outcome: PushOutcome::Failed {
                     message: "m".into(),
                 },
+            }],
+        },
+        Reply::Health {
+            clusters: vec![ClusterHealth {
+                name: "c".into(),
+                ejections: 2,
+                panic_requests: 1,
+                endpoints: vec![EndpointHealth {
+                    address: "127.0.0.1:9".into(),
+                    health: "ejected".into(),
+                    ejected_ms: 250,
+                    times_ejected: 2,
+                    check: Some("healthy".into()),
+                }],
             }],
         },
         Reply::Diff {
