@@ -297,6 +297,19 @@ class RingsideObs(Ringside):
         return [tools.ringside, "run", "--config", cfg, "--log-level", "warn"]
 
 
+class RingsideResilience(Ringside):
+    """ringside with a retry policy, a token bucket, a circuit breaker and outlier detection
+    configured but never triggered: its distance to `ringside` is what those policies cost a
+    request that nothing goes wrong with. Not in the default set of proxies."""
+
+    name = "ringside-resilience"
+    label = "ringside (retry, rate limit, breaker, outlier detection)"
+
+    def command(self, tools, work, values):
+        cfg = self.render("ringside-resilience.toml", work, values)
+        return [tools.ringside, "run", "--config", cfg, "--log-level", "warn"]
+
+
 class Nginx(Target):
     name = "nginx"
     label = "nginx"
@@ -341,7 +354,7 @@ class Envoy(Target):
 
 
 PROXIES = {"ringside": Ringside, "nginx": Nginx, "haproxy": Haproxy, "envoy": Envoy,
-           "ringside-obs": RingsideObs}
+           "ringside-obs": RingsideObs, "ringside-resilience": RingsideResilience}
 
 
 def nofile_limit():
