@@ -82,8 +82,30 @@ pub(crate) fn coarse_until(at: Instant) -> Deadline {
     Deadline::Coarse(index)
 }
 
+thread_local! {
+    /// Whole seconds since the process's first tick, as of this thread's last tick (`fire`).
+    static SECONDS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The process's monotonic epoch, the same for every thread.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Seconds since the process's epoch, as of this worker's last tick: a clock read costs a
+/// thread-local load (for counters in one-second slots, like the retry budget's). Every
+/// worker counts from the same epoch, so their seconds agree to within a tick.
+pub(crate) fn coarse_seconds() -> u64 {
+    match SECONDS.get() {
+        0 => Instant::now().saturating_duration_since(epoch()).as_secs() + 1,
+        s => s,
+    }
+}
+
 /// Fires every coarse deadline of this thread that is due (the worker's housekeeping tick).
 pub(crate) fn fire(now: Instant) {
+    SECONDS.set(now.saturating_duration_since(epoch()).as_secs() + 1);
     let wakers: Vec<Waker> = TABLE.with_borrow_mut(|t| {
         t.slots
             .iter_mut()

@@ -104,13 +104,10 @@ pub(crate) fn within<F: Future>(limit: Duration, fut: F) -> Within<F> {
     }
 }
 
-/// [`within`] with a precise timer whatever `limit` is (route timeouts: a user who sets 1.5 s
-/// expects 1.5 s). The timer is boxed, so the future that holds this is not over-aligned.
-pub(crate) fn within_exact<F: Future>(limit: Duration, fut: F) -> Within<F> {
-    Within {
-        fut,
-        timer: crate::cx::deadline::Deadline::Precise(Box::pin(monoio::time::sleep(limit))),
-    }
+/// A precise timer whatever `d` is (route timeouts: a user who sets 1.5 s expects 1.5 s),
+/// boxed, so that the future that holds it is not over-aligned.
+pub(crate) fn precise_sleep(d: Duration) -> crate::cx::deadline::Deadline {
+    crate::cx::deadline::Deadline::Precise(Box::pin(monoio::time::sleep(d)))
 }
 
 pin_project_lite::pin_project! {

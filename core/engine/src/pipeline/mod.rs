@@ -105,22 +105,61 @@ pub(crate) fn decide<'v>(
 /// then runs `call` (the upstream call), the whole of it within the deadline `Timeout` set
 /// (504 when it runs out first, so a delay counts against the route timeout). The one
 /// place both protocols forward through (`downstream/http/route.rs`, `downstream/h2/stream.rs`).
-pub(crate) async fn forward<T>(
-    req: &Req<'_>,
-    call: impl std::future::Future<Output = Result<T, ProxyError>>,
-) -> Result<T, ProxyError> {
-    let delay = req.delay;
-    let delayed = async move {
-        if let Some(d) = delay {
-            crate::cx::io::sleep(d).await;
+pub(crate) fn forward<T, F>(req: &Req<'_>, call: F) -> Forward<F>
+where
+    F: std::future::Future<Output = Result<T, ProxyError>>,
+{
+    Forward {
+        call,
+        delay: req.delay.map(crate::cx::io::sleep),
+        limit: req.deadline.map(crate::cx::io::precise_sleep),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`forward`]: a struct, so that the call (the largest future of a
+    /// request) is stored once, where an `async fn` taking it would keep it twice or more.
+    pub(crate) struct Forward<F> {
+        #[pin]
+        call: F,
+        // A fault's delay, waited before the call starts.
+        delay: Option<crate::cx::deadline::Deadline>,
+        // The route's deadline (a precise timer: a user who sets 1.5 s expects 1.5 s).
+        limit: Option<crate::cx::deadline::Deadline>,
+    }
+}
+
+impl<T, F> std::future::Future for Forward<F>
+where
+    F: std::future::Future<Output = Result<T, ProxyError>>,
+{
+    type Output = Result<T, ProxyError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let this = self.project();
+        let waited = match this.delay {
+            Some(d) => std::pin::Pin::new(d).poll(cx).is_ready(),
+            None => true,
+        };
+        if waited {
+            *this.delay = None;
+            if let Poll::Ready(r) = this.call.poll(cx) {
+                return Poll::Ready(r);
+            }
         }
-        call.await
-    };
-    match req.deadline {
-        Some(t) => crate::cx::io::within_exact(t, delayed)
-            .await
-            .unwrap_or(Err(ProxyError::Timeout)),
-        None => delayed.await,
+        let expired = match this.limit {
+            Some(t) => std::pin::Pin::new(t).poll(cx).is_ready(),
+            None => false,
+        };
+        if expired {
+            Poll::Ready(Err(ProxyError::Timeout))
+        } else {
+            Poll::Pending
+        }
     }
 }
 

@@ -98,10 +98,11 @@ impl Breaker {
 
     /// A place under `limit` for as long as the guard lives; at the limit, the overflow is
     /// counted and the request refused.
-    pub(crate) fn hold(
+    /// `stats` is asked for only when the limit refuses (a map lookup a request need not pay).
+    pub(crate) fn hold<S: std::ops::Deref<Target = ClusterStats>>(
         &self,
         limit: BreakerLimit,
-        stats: &ClusterStats,
+        stats: impl FnOnce() -> S,
     ) -> Result<Held<'_>, ProxyError> {
         if self.counter(limit).take() {
             Ok(Held {
@@ -109,15 +110,15 @@ impl Breaker {
                 limit,
             })
         } else {
-            stats.overflow(limit);
+            stats().overflow(limit);
             Err(ProxyError::Overloaded(limit))
         }
     }
 
     /// A place under `max_connections` for a new connection, held by the connection.
-    pub(crate) fn hold_connection(
+    pub(crate) fn hold_connection<S: std::ops::Deref<Target = ClusterStats>>(
         self: &Arc<Self>,
-        stats: &ClusterStats,
+        stats: impl FnOnce() -> S,
     ) -> Result<ConnectionSlot, ProxyError> {
         self.hold(BreakerLimit::Connections, stats).map(|held| {
             std::mem::forget(held);
@@ -166,7 +167,7 @@ pub(crate) fn hold<'b>(
 ) -> Result<Option<Held<'b>>, ProxyError> {
     match breaker {
         None => Ok(None),
-        Some(b) => b.hold(limit, &stats()).map(Some),
+        Some(b) => b.hold(limit, stats).map(Some),
     }
 }
 
@@ -182,20 +183,20 @@ mod tests {
     fn places_are_held_until_dropped_and_overflows_counted() {
         let b = breaker(2);
         let stats = ClusterStats::default();
-        let one = b.hold(BreakerLimit::Requests, &stats).unwrap();
-        let two = b.hold(BreakerLimit::Requests, &stats).unwrap();
+        let one = b.hold(BreakerLimit::Requests, || &stats).unwrap();
+        let two = b.hold(BreakerLimit::Requests, || &stats).unwrap();
         assert!(matches!(
-            b.hold(BreakerLimit::Requests, &stats),
+            b.hold(BreakerLimit::Requests, || &stats),
             Err(ProxyError::Overloaded(BreakerLimit::Requests))
         ));
         assert_eq!(stats.overflows(BreakerLimit::Requests), 1);
         drop(one);
-        let three = b.hold(BreakerLimit::Requests, &stats).unwrap();
+        let three = b.hold(BreakerLimit::Requests, || &stats).unwrap();
         assert_eq!(b.held(BreakerLimit::Requests), 2);
         drop((two, three));
         assert_eq!(b.held(BreakerLimit::Requests), 0);
         // An unconfigured limit is not counted.
-        let _p = b.hold(BreakerLimit::PendingRequests, &stats).unwrap();
+        let _p = b.hold(BreakerLimit::PendingRequests, || &stats).unwrap();
         assert_eq!(b.held(BreakerLimit::PendingRequests), 0);
     }
 
@@ -203,9 +204,9 @@ mod tests {
     fn connection_slots_live_with_their_connection() {
         let b = Arc::new(breaker(1));
         let stats = ClusterStats::default();
-        let a = b.hold_connection(&stats).unwrap();
-        let c = b.hold_connection(&stats).unwrap();
-        assert!(b.hold_connection(&stats).is_err());
+        let a = b.hold_connection(|| &stats).unwrap();
+        let c = b.hold_connection(|| &stats).unwrap();
+        assert!(b.hold_connection(|| &stats).is_err());
         assert_eq!(b.held(BreakerLimit::Connections), 2);
         drop((a, c));
         assert_eq!(b.held(BreakerLimit::Connections), 0);
@@ -226,7 +227,7 @@ mod tests {
                     let mut admitted = 0u32;
                     for _ in 0..20_000 {
                         let held: Vec<_> = (0..2)
-                            .filter_map(|_| b.hold(BreakerLimit::Requests, &stats).ok())
+                            .filter_map(|_| b.hold(BreakerLimit::Requests, || &stats).ok())
                             .collect();
                         let n = held.len() as u32;
                         admitted += n;

@@ -62,12 +62,15 @@ impl ClusterState {
             && self.retry_budget.as_ref().map(|b| b.settings()) == retried.then_some(c.retry_budget)
     }
 
-    /// Whether endpoint `i` takes requests at `now` (`outlier::now_ms`): not ejected, and not
+    /// Whether endpoint `i` takes requests at `now()` (`outlier::now_ms`): not ejected, and not
     /// failing its health checks.
-    pub(crate) fn in_rotation(&self, i: usize, now: u64) -> bool {
+    /// `now` is read only for an endpoint that has been ejected at some time: most requests
+    /// read no clock here.
+    pub(crate) fn in_rotation(&self, i: usize, now: &dyn Fn() -> u64) -> bool {
         self.marks.get(i).is_some_and(|m| {
             let failing = self.checked && m.checked() == Checked::Unhealthy;
-            !failing && !m.is_ejected(now)
+            let ejected = m.ever_ejected() && m.is_ejected(now());
+            !failing && !ejected
         })
     }
 

@@ -304,7 +304,10 @@ pub(crate) async fn call(
     if x.retry.is_none() && x.mirror.is_none() {
         return call_once(client, cluster, state, x, down, progress).await;
     }
-    retry::call(client, cluster, state, x, down, progress).await
+    // Boxed: the retry loop holds a try's future and more; a request without a retry policy
+    // or a mirror must not carry its size (every request's future is as large as its
+    // largest branch).
+    Box::pin(retry::call(client, cluster, state, x, down, progress)).await
 }
 
 /// One try (or a mirrored copy): the cluster's HTTP/2 client for `protocol = "http2"`, and
@@ -477,7 +480,7 @@ pub(crate) fn connection_slot(
 ) -> Result<Option<breaker::ConnectionSlot>, ProxyError> {
     match &state.breaker {
         Some(b) if b.limits_connections() => b
-            .hold_connection(&cx.stats.cluster(&cluster.name))
+            .hold_connection(|| cx.stats.cluster(&cluster.name))
             .map(Some),
         _ => Ok(None),
     }
@@ -510,8 +513,10 @@ where
     let mut last_err = None;
     let mut panic = false;
     loop {
-        let now = outlier::now_ms();
-        let usable = |i: usize| !tried.contains(&i) && (panic || state.in_rotation(i, now));
+        // The clock is read at most once per pick, and only if an endpoint was ever ejected.
+        let clock = std::cell::OnceCell::new();
+        let now = || *clock.get_or_init(outlier::now_ms);
+        let usable = |i: usize| !tried.contains(&i) && (panic || state.in_rotation(i, &now));
         let mut pick = match state
             .balancer
             .pick(hash, |i| usable(i) && !avoid.contains(&i))

@@ -93,6 +93,11 @@ impl Checked {
 }
 
 impl EndpointMarks {
+    /// Whether the endpoint was ever ejected (else no clock is needed to know it is not now).
+    pub(crate) fn ever_ejected(&self) -> bool {
+        self.ejected_until.load(Relaxed) != 0
+    }
+
     pub(crate) fn is_ejected(&self, now: u64) -> bool {
         self.ejected_until.load(Relaxed) > now
     }

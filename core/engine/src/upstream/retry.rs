@@ -25,8 +25,7 @@
 //!   counted for the whole process with atomics (no lock).
 
 use std::cell::Cell;
-use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::Poll;
 use std::time::Duration;
@@ -169,7 +168,8 @@ pub(crate) async fn call(
         };
         return super::call_once(client, cluster, state, &once, down, progress).await;
     };
-    let stats = client.cx.stats.cluster(&cluster.name);
+    // Looked up only when something is counted (a map lookup per request otherwise).
+    let stats = || client.cx.stats.cluster(&cluster.name);
     // Every cluster a retry route calls has a budget (`pipeline/view.rs`).
     let Some(budget) = state.retry_budget.as_deref() else {
         return super::call_once(client, cluster, state, x, down, progress).await;
@@ -183,7 +183,9 @@ pub(crate) async fn call(
         reason: Cell::new(None),
         declined: Cell::new(None),
     };
-    let mut tried: Vec<usize> = Vec::new();
+    // The endpoints of the tries so far (at most 11 tries: `attempts` is at most 10).
+    let mut tried = [0usize; ATTEMPTS.len()];
+    let mut tries_made = 0;
     let tries = if method_ok { policy.attempts + 1 } else { 1 };
     let mut n = 1u32;
     loop {
@@ -206,7 +208,7 @@ pub(crate) async fn call(
             attempt: Try {
                 replay,
                 gate: Some(&gate),
-                avoid: &tried,
+                avoid: tried.get(..tries_made).unwrap_or_default(),
             },
             ..*x
         };
@@ -217,8 +219,9 @@ pub(crate) async fn call(
             super::call_once(client, cluster, state, &attempt, down, progress),
         )
         .await;
-        if let Some(ep) = progress.endpoint.get() {
-            tried.push(ep);
+        if let (Some(ep), Some(slot)) = (progress.endpoint.get(), tried.get_mut(tries_made)) {
+            *slot = ep;
+            tries_made += 1;
         }
         let e = match result {
             Ok(ended) => {
@@ -234,7 +237,7 @@ pub(crate) async fn call(
                     None => (n > 1).then_some(RetryOutcome::Succeeded),
                 };
                 if let Some(o) = outcome {
-                    stats.retry_outcome(o);
+                    stats().retry_outcome(o);
                 }
                 return Ok(ended);
             }
@@ -264,11 +267,11 @@ pub(crate) async fn call(
                 None
             };
             if let Some(o) = declined {
-                stats.retry_outcome(o);
+                stats().retry_outcome(o);
                 return Err(e);
             }
         }
-        stats.retry(reason);
+        stats().retry(reason);
         tracing::debug!(cluster = %cluster.name, try_number = n, reason = reason.as_str(), error = %e, "retrying");
         crate::cx::io::sleep(backoff(policy, n, client.cx.random())).await;
         n += 1;
@@ -276,27 +279,44 @@ pub(crate) async fn call(
 }
 
 /// Runs one try, abandoning it when `limit` passes before its response head went to the
-/// client (then `Err(Timeout)`; its connection is dropped, never pooled).
-async fn per_try<T>(
-    limit: Option<Duration>,
-    progress: &Progress,
-    fut: impl Future<Output = Result<T, ProxyError>>,
-) -> Result<T, ProxyError> {
-    let Some(limit) = limit else {
-        return fut.await;
-    };
-    let mut fut = pin!(fut);
-    let mut timer = crate::cx::io::sleep(limit);
-    poll_fn(|cx| {
-        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+/// client (then `Err(PerTryTimeout)`; its connection is dropped, never pooled).
+fn per_try<'p, F>(limit: Option<Duration>, progress: &'p Progress, fut: F) -> PerTry<'p, F> {
+    PerTry {
+        fut,
+        timer: limit.map(crate::cx::io::sleep),
+        progress,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`per_try`]: a struct, so that the try (most of the retry loop's state)
+    /// is stored once, where an `async fn` taking it would keep it twice.
+    struct PerTry<'p, F> {
+        #[pin]
+        fut: F,
+        timer: Option<crate::cx::deadline::Deadline>,
+        progress: &'p Progress,
+    }
+}
+
+impl<T, F: Future<Output = Result<T, ProxyError>>> Future for PerTry<'_, F> {
+    type Output = Result<T, ProxyError>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(r) = this.fut.poll(cx) {
             return Poll::Ready(r);
         }
-        if !progress.head_sent.get() && std::pin::Pin::new(&mut timer).poll(cx).is_ready() {
-            return Poll::Ready(Err(ProxyError::PerTryTimeout));
+        let expired = match this.timer {
+            Some(t) if !this.progress.head_sent.get() => std::pin::Pin::new(t).poll(cx).is_ready(),
+            _ => false,
+        };
+        if expired {
+            Poll::Ready(Err(ProxyError::PerTryTimeout))
+        } else {
+            Poll::Pending
         }
-        Poll::Pending
-    })
-    .await
+    }
 }
 
 /// Why an error before any response head is worth another try under `on`, if it is.
@@ -512,16 +532,10 @@ impl Budget {
     }
 }
 
-/// Seconds on a monotonic clock (the budget's slots).
+/// Seconds on a monotonic clock, offset by a window so that a fresh slot (second 0) is never
+/// counted as current: the worker's coarse clock (a thread-local load, no clock read).
 fn now_s() -> u64 {
-    use std::sync::OnceLock;
-    static START: OnceLock<std::time::Instant> = OnceLock::new();
-    // Offset by a window so that a fresh slot (second 0) is never counted as current.
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_secs()
-        + WINDOW_S
+    crate::cx::deadline::coarse_seconds() + WINDOW_S
 }
 
 #[cfg(test)]
