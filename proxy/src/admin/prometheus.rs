@@ -280,6 +280,57 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
         }
     }
     e.family(
+        "ringside_authn_failures_total",
+        Kind::Counter,
+        "Requests refused by a route's authn (401 or gRPC UNAUTHENTICATED), by listener, route and reason (missing: no credential; unknown: a key no consumer has).",
+    );
+    for (listener, lt) in &t.listeners {
+        for ((route, reason), n) in &lt.authn_failures {
+            let labels = [
+                ("listener", listener.as_str()),
+                ("route", route.as_str()),
+                ("reason", reason),
+            ];
+            e.sample("ringside_authn_failures_total", &labels, *n);
+        }
+    }
+    e.family(
+        "ringside_consumer_requests_total",
+        Kind::Counter,
+        "Authenticated requests, by listener and consumer (those its own rate limit refused included).",
+    );
+    for (listener, lt) in &t.listeners {
+        for (consumer, c) in &lt.consumers {
+            let labels = [
+                ("listener", listener.as_str()),
+                ("consumer", consumer.as_str()),
+            ];
+            e.sample(
+                "ringside_consumer_requests_total",
+                &labels,
+                c.requests + c.rate_limited,
+            );
+        }
+    }
+    e.family(
+        "ringside_consumer_rate_limited_total",
+        Kind::Counter,
+        "Requests refused by their consumer's own rate limit (429 or gRPC RESOURCE_EXHAUSTED), by listener and consumer.",
+    );
+    for (listener, lt) in &t.listeners {
+        for (consumer, c) in &lt.consumers {
+            let labels = [
+                ("listener", listener.as_str()),
+                ("consumer", consumer.as_str()),
+            ];
+            e.sample(
+                "ringside_consumer_rate_limited_total",
+                &labels,
+                c.rate_limited,
+            );
+        }
+    }
+    e.family(
         "ringside_fault_injected_total",
         Kind::Counter,
         "Faults injected by routes' fault settings, by listener, route and kind (delay or abort).",
@@ -682,6 +733,14 @@ mod tests {
                 authz_denied: 7,
                 rate_limited: vec![("api".into(), 3)],
                 faults: vec![("api".into(), "abort", 1)],
+                authn_failures: vec![("api".into(), "missing", 2)],
+                consumers: vec![(
+                    "mobile".into(),
+                    ringside_engine::metrics::ConsumerCounts {
+                        requests: 4,
+                        rate_limited: 1,
+                    },
+                )],
             }],
             clusters: vec![ClusterReport {
                 cluster: "app".into(),
@@ -728,6 +787,9 @@ mod tests {
             r#"ringside_authz_denied_total{listener="in"} 14"#,
             r#"ringside_rate_limited_total{listener="in",route="api"} 6"#,
             r#"ringside_fault_injected_total{listener="in",route="api",kind="abort"} 2"#,
+            r#"ringside_authn_failures_total{listener="in",route="api",reason="missing"} 4"#,
+            r#"ringside_consumer_requests_total{listener="in",consumer="mobile"} 10"#,
+            r#"ringside_consumer_rate_limited_total{listener="in",consumer="mobile"} 2"#,
             r#"ringside_circuit_breaker_overflows_total{cluster="app",limit="max_requests"} 10"#,
             r#"ringside_config_reload_total{result="invalid"} 1"#,
             r#"ringside_io_driver{driver="epoll"} 1"#,
