@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use ringside_engine::metrics::{Histogram, BUCKETS};
+use ringside_engine::metrics::{ConsumerCounts, Histogram, BUCKETS};
 use ringside_engine::{Checked, ClusterHealth};
 
 use super::process::ProcessStats;
@@ -294,40 +294,29 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
             e.sample("ringside_authn_failures_total", &labels, *n);
         }
     }
-    e.family(
-        "ringside_consumer_requests_total",
-        Kind::Counter,
-        "Authenticated requests, by listener and consumer (those its own rate limit refused included).",
-    );
-    for (listener, lt) in &t.listeners {
-        for (consumer, c) in &lt.consumers {
-            let labels = [
-                ("listener", listener.as_str()),
-                ("consumer", consumer.as_str()),
-            ];
-            e.sample(
-                "ringside_consumer_requests_total",
-                &labels,
-                c.requests + c.rate_limited,
-            );
-        }
-    }
-    e.family(
-        "ringside_consumer_rate_limited_total",
-        Kind::Counter,
-        "Requests refused by their consumer's own rate limit (429 or gRPC RESOURCE_EXHAUSTED), by listener and consumer.",
-    );
-    for (listener, lt) in &t.listeners {
-        for (consumer, c) in &lt.consumers {
-            let labels = [
-                ("listener", listener.as_str()),
-                ("consumer", consumer.as_str()),
-            ];
-            e.sample(
-                "ringside_consumer_rate_limited_total",
-                &labels,
-                c.rate_limited,
-            );
+    // Two families over the same counters, by listener and consumer.
+    let by_consumer: [(&str, &str, fn(&ConsumerCounts) -> u64); 2] = [
+        (
+            "ringside_consumer_requests_total",
+            "Authenticated requests, by listener and consumer (those its own rate limit refused included).",
+            |c| c.requests + c.rate_limited,
+        ),
+        (
+            "ringside_consumer_rate_limited_total",
+            "Requests refused by their consumer's own rate limit (429 or gRPC RESOURCE_EXHAUSTED), by listener and consumer.",
+            |c| c.rate_limited,
+        ),
+    ];
+    for (name, help, value) in by_consumer {
+        e.family(name, Kind::Counter, help);
+        for (listener, lt) in &t.listeners {
+            for (consumer, c) in &lt.consumers {
+                let labels = [
+                    ("listener", listener.as_str()),
+                    ("consumer", consumer.as_str()),
+                ];
+                e.sample(name, &labels, value(c));
+            }
         }
     }
     e.family(
