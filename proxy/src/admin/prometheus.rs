@@ -294,8 +294,9 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
             e.sample("ringside_authn_failures_total", &labels, *n);
         }
     }
-    // Two families over the same counters, by listener and consumer.
-    let by_consumer: [(&str, &str, fn(&ConsumerCounts) -> u64); 2] = [
+    // Two families over the same counters, by listener and consumer: (name, help, value).
+    type Family = (&'static str, &'static str, fn(&ConsumerCounts) -> u64);
+    let by_consumer: [Family; 2] = [
         (
             "ringside_consumer_requests_total",
             "Authenticated requests, by listener and consumer (those its own rate limit refused included).",
