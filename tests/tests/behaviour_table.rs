@@ -15,9 +15,10 @@
 //! - **edits** ([`EDITS_LISTENER`]): the same four listeners with the header-edit keys
 //!   (`request_headers_to_add`, ...), and a route without a `name`. A proxy that does not
 //!   know these keys refuses the configuration: then only the rows on it fail.
-//! - **consumers** ([`CONSUMERS_LISTENER`], [`CONSUMERS_CLUSTERS`]): a gateway
+//! - **consumers** ([`CONSUMERS_LISTENER`], [`CONSUMERS`]): a gateway
 //!   (`role = "gateway"`) with the same four listeners, `[[consumers]]`, routes with
-//!   `authn = { api_key = ... }` and a `rate_limit` keyed by a header.
+//!   `authn = { api_key = ... }` and a `rate_limit` keyed by a header; the edits proxy's
+//!   clusters.
 //!
 //! Identity: the TLS listeners verify client certificates against the mesh CA; a request
 //! that presents one (on the TLS columns) has the identity `spiffe://ringside.test/client`.
@@ -393,9 +394,10 @@ match = { path_prefix = "/consumers/" }
 cluster = "a-$up"
 "#;
 
-/// The consumers proxy's consumers and clusters: `mobile` (its key given as a SHA-256:
-/// `printf %s mobile-key | sha256sum`) and `limited` (a plain key, one request a second).
-const CONSUMERS_CLUSTERS: &str = r#"
+/// The consumers proxy's consumers (its clusters are the edits proxy's): `mobile` (its key
+/// given as a SHA-256: `printf %s mobile-key | sha256sum`) and `limited` (a plain key, one
+/// request a second).
+const CONSUMERS: &str = r#"
 [[consumers]]
 name = "mobile"
 api_keys = [ { sha256 = "57d419be43e536f6ecfa7f54599e9050db0eca72598b456400601ae346403973" } ]
@@ -404,16 +406,6 @@ api_keys = [ { sha256 = "57d419be43e536f6ecfa7f54599e9050db0eca72598b456400601ae
 name = "limited"
 api_keys = [ { key = "limited-key" } ]
 rate_limit = { requests_per_second = 1, burst = 1 }
-
-[[clusters]]
-name = "a-h1"
-endpoints = ["$a_h1"]
-idle_timeout_ms = 5000
-
-[[clusters]]
-name = "a-h2"
-protocol = "http2"
-endpoints = ["$a_h2"]
 "#;
 
 /// What the origins answer, by path: `200` with their name as the body and `x-origin: NAME`,
@@ -1048,7 +1040,12 @@ fn run_table(d: Driver) {
     // `[proxy]` keys come first (the harness opens the file with `[proxy]`).
     let consumers = format!(
         "role = \"gateway\"\n{}",
-        config(&pki, CONSUMERS_LISTENER, CONSUMERS_CLUSTERS, vars)
+        config(
+            &pki,
+            CONSUMERS_LISTENER,
+            &format!("{CONSUMERS}{EDITS_CLUSTERS}"),
+            vars
+        )
     );
     let world = World {
         driver: d,

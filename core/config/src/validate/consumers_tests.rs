@@ -2,14 +2,10 @@
 //! accepted, and every mistake with its path (the role check, duplicate keys, bad digests,
 //! the parts of the contract not built yet).
 
-use super::tests::errors;
+use super::tests::{errors, ok};
 use crate::consumers::sha256;
-use crate::model::{Config, ListenerKind, RateLimit};
-use crate::{parse, ConsumerId, RateLimitKey};
-
-fn ok(text: &str) -> Config {
-    parse(text).unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
-}
+use crate::model::{ListenerKind, RateLimit};
+use crate::{ConsumerId, RateLimitKey};
 
 const BASE: &str = r#"
 [[listeners]]

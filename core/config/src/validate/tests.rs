@@ -65,7 +65,7 @@ lb = "least_request"
 endpoints = [ "[::1]:5432" ]
 "#;
 
-fn ok(text: &str) -> Config {
+pub(super) fn ok(text: &str) -> Config {
     parse(text).unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
 }
 

@@ -466,17 +466,7 @@ mod tests {
         let status = |path: &str| {
             let head = crate::stage::test_head(&format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n"));
             let mut req = Req::new(&head, &conn, &stats, false, false, &random);
-            match decide(&compiled, http, &mut req) {
-                Decision::Reply {
-                    local: Local::Error(e),
-                    ..
-                } => e.status(),
-                Decision::Reply {
-                    local: Local::Direct(d),
-                    ..
-                } => d.status,
-                Decision::Forward { .. } => 0,
-            }
+            status_of(decide(&compiled, http, &mut req))
         };
         // Denied requests take no token of the listener's bucket (burst 3).
         for _ in 0..5 {
@@ -491,20 +481,23 @@ mod tests {
         assert_eq!(status("/open"), 200);
         assert_eq!(status("/open"), 429);
     }
-}
 
-#[cfg(test)]
-mod gateway_tests {
-    //! The gateway's route stages in their order (`gateway/src/stack.rs`, which the engine
-    //! cannot import): authentication before any bucket, the consumer's bucket before the
-    //! route's.
+    /// The status a decision answers with (0: forwarded).
+    fn status_of(decision: Decision<'_>) -> u16 {
+        match decision {
+            Decision::Reply {
+                local: Local::Error(e),
+                ..
+            } => e.status(),
+            Decision::Reply {
+                local: Local::Direct(d),
+                ..
+            } => d.status,
+            Decision::Forward { .. } => 0,
+        }
+    }
 
-    use super::*;
-    use crate::cx::ClientConn;
-    use crate::stage::{RouteStep, Stack};
-    use ringside_config::ListenerKind;
-
-    const CONFIG: &str = r#"
+    const GATEWAY: &str = r#"
         [proxy]
         role = "gateway"
 
@@ -533,7 +526,9 @@ mod gateway_tests {
         endpoints = [ "127.0.0.1:2" ]
     "#;
 
-    fn stack() -> Stack {
+    /// The gateway's route stages in their order (`gateway/src/stack.rs`, which the engine
+    /// cannot import either).
+    fn gateway_stack() -> Stack {
         Stack::new()
             .route(RouteStep::RateLimit)
             .route(RouteStep::Direct)
@@ -541,19 +536,16 @@ mod gateway_tests {
             .route_after(RouteStep::AuthN, RouteStep::ConsumerRateLimit)
     }
 
+    /// Gateway: authentication before any bucket, the consumer's bucket before the route's.
     #[test]
     fn authn_then_the_consumer_bucket_then_the_route_bucket() {
-        let config = ringside_config::parse(CONFIG).unwrap();
+        let config = ringside_config::parse(GATEWAY).unwrap();
         let ListenerKind::Http(http) = &config.listeners[0].kind else {
             panic!("http listener")
         };
         let registry = crate::cx::shared::Registry::default();
-        let compiled = Compiled::build(&stack(), &config.listeners[0], http, &registry);
-        let conn = ClientConn {
-            peer: "10.0.0.1:5000".parse().unwrap(),
-            tls: false,
-            identity: None,
-        };
+        let compiled = Compiled::build(&gateway_stack(), &config.listeners[0], http, &registry);
+        let conn = client();
         let worker = crate::cx::metrics::WorkerStats::default();
         let stats = worker.listener(&std::rc::Rc::from("public"));
         let random = || 4;
@@ -562,14 +554,7 @@ mod gateway_tests {
                 "GET /x HTTP/1.1\r\nHost: h\r\nX-Api-Key: {key}\r\n\r\n"
             ));
             let mut req = Req::new(&head, &conn, &stats, false, false, &random);
-            match decide(&compiled, http, &mut req) {
-                Decision::Reply {
-                    local: Local::Error(e),
-                    ..
-                } => e.status(),
-                Decision::Reply { .. } => 1,
-                Decision::Forward { .. } => 0,
-            }
+            status_of(decide(&compiled, http, &mut req))
         };
         // Refused keys take no token of anyone's bucket.
         for _ in 0..5 {
