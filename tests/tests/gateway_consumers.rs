@@ -17,9 +17,9 @@ fn get_with(path: &str, headers: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n").into_bytes()
 }
 
-/// A gateway with two workers in front of `origin`: route `all` gets `route` lines, and
-/// `tail` is appended (consumers).
-fn gateway(d: Driver, origin: &Origin, route: &str, tail: &str) -> Proxy {
+/// A gateway with two workers in front of `origin`: listener `in` gets `listener` lines,
+/// route `all` gets `route` lines, and `tail` is appended (consumers).
+fn gateway(d: Driver, origin: &Origin, listener: &str, route: &str, tail: &str) -> Proxy {
     let cluster = format!("{tail}\n");
     Proxy::start(
         d,
@@ -27,6 +27,7 @@ fn gateway(d: Driver, origin: &Origin, route: &str, tail: &str) -> Proxy {
             &[origin.addr()],
             Extra {
                 proxy: "workers = 2\nrole = \"gateway\"",
+                listener,
                 route,
                 // After the cluster's own lines: new top-level tables.
                 cluster: &cluster,
@@ -51,6 +52,7 @@ both_drivers!(
         let p = gateway(
             d,
             &o,
+            "",
             "authn = { api_key = {} }",
             "[[consumers]]\nname = \"app\"\napi_keys = [ { key = \"k1\" } ]\n\
              rate_limit = { requests_per_second = 20, burst = 20 }\n",
@@ -104,6 +106,7 @@ both_drivers!(
         let p = gateway(
             d,
             &o,
+            "",
             "rate_limit = { key = \"header:x-tenant\", requests_per_second = 1, burst = 2 }",
             "",
         );
@@ -133,12 +136,19 @@ both_drivers!(
 
 both_drivers!(
     /// Missing and unknown keys are counted by route and reason; the upstream sees the
-    /// consumer and never the key.
+    /// consumer and never the key; the access log names the consumer.
     fn failures_and_consumers_are_counted(d) {
         let o = Origin::text("hi");
+        let log = std::env::temp_dir().join(format!(
+            "ringside-consumers-{}-{}.log",
+            std::process::id(),
+            d.toml()
+        ));
+        let _ = std::fs::remove_file(&log);
         let p = gateway(
             d,
             &o,
+            &format!("access_log = {{ path = \"{}\", format = \"json\" }}", log.display()),
             "authn = { api_key = { query = \"apikey\" } }",
             "[[consumers]]\nname = \"app\"\napi_keys = [ { key = \"k1\" } ]\n",
         );
@@ -171,6 +181,21 @@ both_drivers!(
             failures,
             [("all".to_string(), "missing", 1), ("all".to_string(), "unknown", 2)]
         );
+        // The access log names the consumer of the authenticated request only.
+        let mut lines = Vec::new();
+        assert!(eventually(WAIT, || {
+            lines = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            lines.len() >= 4
+        }));
+        // (Two workers write their lines in whichever order they finish.)
+        let named = lines.iter().filter(|l| l.contains(r#""consumer":"app""#)).count();
+        let nobody = lines.iter().filter(|l| l.contains(r#""consumer":null"#)).count();
+        assert_eq!((named, nobody), (1, 3), "{lines:#?}");
+        let _ = std::fs::remove_file(&log);
     }
 );
 
