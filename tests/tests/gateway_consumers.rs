@@ -31,7 +31,6 @@ fn gateway(d: Driver, origin: &Origin, listener: &str, route: &str, tail: &str) 
                 route,
                 // After the cluster's own lines: new top-level tables.
                 cluster: &cluster,
-                ..Extra::default()
             },
         ),
     )
