@@ -87,11 +87,15 @@ impl AuthN {
             return Flow::Next;
         };
         if k.hide_credentials {
-            match (in_query, &k.query) {
-                (true, Some(q)) => {
-                    req.edits.target = Some(without_param(head.path_and_query(), q).into());
+            if !in_query {
+                remove(req, &k.header);
+            }
+            // The query parameter goes too, even when the header was the one used.
+            if let Some(q) = &k.query {
+                let target = head.path_and_query();
+                if in_query || query_value(target, q).is_some() {
+                    req.edits.target = Some(without_param(target, q).into());
                 }
-                _ => remove(req, &k.header),
             }
         }
         req.edits
@@ -284,6 +288,12 @@ mod tests {
         assert_eq!((status, consumer.as_deref()), (0, Some("web")));
         assert_eq!(edits, ["+x-consumer-name=web"]);
         assert_eq!(target.as_deref(), Some("/both?a=1"));
+        // Both given: the header is used, and neither goes upstream.
+        let (status, consumer, edits, target) =
+            run("GET /both?apikey=web-key HTTP/1.1\r\nHost: h\r\nX-Api-Key: test\r\n\r\n");
+        assert_eq!((status, consumer.as_deref()), (0, Some("mobile")));
+        assert_eq!(edits, ["-x-api-key", "+x-consumer-name=mobile"]);
+        assert_eq!(target.as_deref(), Some("/both"));
     }
 
     #[test]

@@ -192,18 +192,21 @@ impl RateLimit {
         route: &str,
         registry: &Registry,
     ) -> RateLimit {
-        let mut stage = RateLimit::compile(settings, listener, Some(route), registry);
-        if *key != RateLimitKey::Route {
-            let name = format!(
-                "ratelimit/{listener:?}/{route:?}/{}/{}/{key:?}",
-                settings.requests_per_second, settings.burst
-            );
-            let table = registry.get(&name, || {
-                KeyedBuckets::new(settings.requests_per_second, settings.burst)
-            });
-            stage.buckets = Buckets::Keyed(table, key.clone());
+        if *key == RateLimitKey::Route {
+            return RateLimit::compile(settings, listener, Some(route), registry);
         }
-        stage
+        let name = format!(
+            "ratelimit/{listener:?}/{route:?}/{}/{}/{key:?}",
+            settings.requests_per_second, settings.burst
+        );
+        let table = registry.get(&name, || {
+            KeyedBuckets::new(settings.requests_per_second, settings.burst)
+        });
+        RateLimit {
+            buckets: Buckets::Keyed(table, key.clone()),
+            route: route.into(),
+            settings,
+        }
     }
 
     pub(crate) fn request<'v>(&self, req: &mut Req<'_>) -> Flow<'v> {
