@@ -661,6 +661,9 @@ pub struct FileMatch {
     /// or a prefix ending in `*`. A request without a verified identity (plaintext on a
     /// permissive listener, any other listener) never matches a route that has principals.
     pub principals: Option<Vec<String>>,
+    /// Routing by consumer (gateway role). Not supported yet: an error (a route's `authn`
+    /// runs after the route is chosen).
+    pub consumers: Option<Vec<String>>,
 }
 
 /// One element of `routes[].weighted`.

@@ -106,6 +106,12 @@ impl Validator {
         consumers: &Arc<Consumers>,
     ) -> (Option<Authn>, RateLimitKey) {
         let p = format!("routes[{i}]");
+        if r.matcher.as_ref().is_some_and(|m| m.consumers.is_some()) {
+            self.err(
+                format!("{p}.match.consumers"),
+                "not supported yet: routes cannot match on the consumer (authn runs once a route is chosen)",
+            );
+        }
         let authn = r.authn.as_ref().and_then(|a| {
             let at = format!("{p}.authn");
             if role != Role::Gateway {

@@ -168,6 +168,7 @@ jwt_subjects = [ "client:mobile" ]
 
 [[routes]]
 listener = "public"
+match = {{ consumers = [ "mobile-app" ] }}
 authn = {{ jwt = [ "corp" ], api_key = {{ header = "x-api-key" }} }}
 rate_limit = {{ key = "consumer", requests_per_minute = 600, redis = "limits" }}
 cluster = "local-app"
@@ -179,6 +180,7 @@ cluster = "local-app"
         ("jwt_providers: ", yet),
         ("redis: ", yet),
         ("routes[0].authn.jwt: ", yet),
+        ("routes[0].match.consumers: ", yet),
         ("routes[0].rate_limit.requests_per_minute: ", yet),
         ("routes[0].rate_limit.redis: ", yet),
         (
