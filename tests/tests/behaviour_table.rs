@@ -1037,9 +1037,10 @@ fn run_table(d: Driver) {
         vars,
     );
     let edits = config(&pki, EDITS_LISTENER, EDITS_CLUSTERS, vars);
-    // `[proxy]` keys come first (the harness opens the file with `[proxy]`).
+    // `[proxy]` keys come first (the harness opens the file with `[proxy]`). One worker, as
+    // the other proxies have: two workers sharing buckets is gateway_consumers.rs's test.
     let consumers = format!(
-        "role = \"gateway\"\n{}",
+        "role = \"gateway\"\nworkers = 1\n{}",
         config(
             &pki,
             CONSUMERS_LISTENER,
