@@ -43,6 +43,44 @@ pub struct Client {
     buf: Vec<u8>,
 }
 
+/// `clients` connections to `addr`, each sending `request` again as soon as it is answered
+/// until `until` (the rate-limit tests): returns how many answers were 200 and how many 429,
+/// summed over the connections. Each 429 is shown to `limited` (to check its fields); any
+/// other status is a panic.
+pub fn hammer(
+    addr: SocketAddr,
+    clients: usize,
+    until: Instant,
+    request: &[u8],
+    limited: fn(&Response),
+) -> (u64, u64) {
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let request = request.to_vec();
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                let (mut passed, mut refused) = (0u64, 0u64);
+                while Instant::now() < until {
+                    let r = c.request(&request);
+                    match r.status {
+                        200 => passed += 1,
+                        429 => {
+                            limited(&r);
+                            refused += 1;
+                        }
+                        s => panic!("status {s}"),
+                    }
+                }
+                (passed, refused)
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
 /// A `GET path` request with `Host: test`.
 pub fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").into_bytes()

@@ -30,7 +30,7 @@ use std::fmt::Display;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-pub use client::{get, Client, Response};
+pub use client::{get, hammer, Client, Response};
 pub use origin::{http_response, ok, Origin, Reply, Request, TcpEcho};
 pub use ringside_engine::{ActiveDriver, Reloaded, ServerHandle};
 

@@ -15,6 +15,10 @@
 //! - **edits** ([`EDITS_LISTENER`]): the same four listeners with the header-edit keys
 //!   (`request_headers_to_add`, ...), and a route without a `name`. A proxy that does not
 //!   know these keys refuses the configuration: then only the rows on it fail.
+//! - **consumers** ([`CONSUMERS_LISTENER`], [`CONSUMERS`]): a gateway
+//!   (`role = "gateway"`) with the same four listeners, `[[consumers]]`, routes with
+//!   `authn = { api_key = ... }` and a `rate_limit` keyed by a header; the edits proxy's
+//!   clusters.
 //!
 //! Identity: the TLS listeners verify client certificates against the mesh CA; a request
 //! that presents one (on the TLS columns) has the identity `spiffe://ringside.test/client`.
@@ -351,6 +355,57 @@ idle_timeout_ms = 5000
 name = "a-h2"
 protocol = "http2"
 endpoints = ["$a_h2"]
+"#;
+
+/// Every listener of the consumers proxy (a gateway) and its routes: API-key
+/// authentication from a header (the default `x-api-key`) or also the query string, a
+/// consumer with its own bucket, a route keyed by a header, and an open route.
+const CONSUMERS_LISTENER: &str = r#"
+[[listeners]]
+name = "$L"
+bind = "127.0.0.1:0"
+$TLS
+
+[[routes]]
+listener = "$L"
+name = "consumers-header"
+match = { path_prefix = "/consumers/header/" }
+cluster = "a-$up"
+authn = { api_key = {} }
+
+[[routes]]
+listener = "$L"
+name = "consumers-query"
+match = { path_prefix = "/consumers/query/" }
+cluster = "a-$up"
+authn = { api_key = { header = "x-api-key", query = "apikey" } }
+
+[[routes]]
+listener = "$L"
+name = "consumers-keyed"
+match = { path_prefix = "/consumers/keyed/" }
+cluster = "a-$up"
+rate_limit = { key = "header:x-tenant", requests_per_second = 1, burst = 1 }
+
+[[routes]]
+listener = "$L"
+name = "consumers-open"
+match = { path_prefix = "/consumers/" }
+cluster = "a-$up"
+"#;
+
+/// The consumers proxy's consumers (its clusters are the edits proxy's): `mobile` (its key
+/// given as a SHA-256: `printf %s mobile-key | sha256sum`) and `limited` (a plain key, one
+/// request a second).
+const CONSUMERS: &str = r#"
+[[consumers]]
+name = "mobile"
+api_keys = [ { sha256 = "57d419be43e536f6ecfa7f54599e9050db0eca72598b456400601ae346403973" } ]
+
+[[consumers]]
+name = "limited"
+api_keys = [ { key = "limited-key" } ]
+rate_limit = { requests_per_second = 1, burst = 1 }
 "#;
 
 /// What the origins answer, by path: `200` with their name as the body and `x-origin: NAME`,
@@ -866,6 +921,66 @@ fn rows() -> Vec<Row> {
             .on(Setup::Edits)
             .send(Req::get("/edit/resp"))
             .expect(Expect::status(200).body("a").headers(vec![is_lit("x-served-by", "ringside"), absent("x-powered-by")]).got(Got::a())),
+
+        // --- Consumers and API keys (the consumers proxy, a gateway).
+        row("api key: none is 401 with WWW-Authenticate", "authn = { api_key = {} }")
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/header/x"))
+            .expect(Expect::own(401).headers(vec![is_lit("www-authenticate", r#"ApiKey realm="consumers-header""#)])),
+        row("api key: an unknown key is 401", "authn = { api_key = {} }; x-api-key: nope")
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/header/x").header("x-api-key", "nope"))
+            .expect(Expect::own(401).headers(vec![is_lit("www-authenticate", r#"ApiKey realm="consumers-header""#)])),
+        row("api key: a consumer's key passes, x-consumer-name set, the key removed", r#"[[consumers]] api_keys = [ { sha256 = "..." } ]"#)
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/header/x").header("x-api-key", "mobile-key"))
+            .expect(Expect::status(200).body("a").got(Got::a().target("/consumers/header/x").headers(vec![
+                is_lit("x-consumer-name", "mobile"),
+                absent("x-api-key"),
+            ]))),
+        row("api key: a client's own x-consumer-name is replaced", "authn = { api_key = {} }; x-consumer-name: admin")
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/header/x").header("x-consumer-name", "admin").header("x-api-key", "mobile-key"))
+            .expect(Expect::status(200).got(Got::a().headers(vec![is_lit("x-consumer-name", "mobile")]))),
+        row("gateway: a client's own x-consumer-name is removed on an open route", "a route without authn")
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/open/x").header("x-consumer-name", "admin"))
+            .expect(Expect::status(200).got(Got::a().headers(vec![absent("x-consumer-name")]))),
+        row("api key in the query where configured: accepted, removed from the target", r#"authn = { api_key = { header = "x-api-key", query = "apikey" } }"#)
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/query/x?a=1&apikey=mobile-key&b=2"))
+            .expect(Expect::status(200).got(Got::a().target("/consumers/query/x?a=1&b=2").headers(vec![is_lit("x-consumer-name", "mobile")]))),
+        row("api key in the query where only the header is looked at: 401", "authn = { api_key = {} }; ?apikey=...")
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/header/x?apikey=mobile-key"))
+            .expect(Expect::own(401)),
+        row("gRPC without an api key: 16 UNAUTHENTICATED", "authn = { api_key = {} }")
+            .on(Setup::Consumers)
+            .send_by_proto(Form::NotApplicable(GRPC_IS_H2), Req::grpc("/consumers/header/grpc.Svc/Call"))
+            .expect(Expect::grpc(16).untouched()),
+        row("consumer rate limit: 429 once the consumer's bucket is empty", "[[consumers]] rate_limit = { requests_per_second = 1, burst = 1 }; one request before")
+            .on(Setup::Consumers)
+            .after(Req::get("/consumers/header/first").header("x-api-key", "limited-key"))
+            .send(Req::get("/consumers/header/x").header("x-api-key", "limited-key"))
+            .expect(Expect::own(429).headers(vec![
+                is_lit("retry-after", "1"),
+                is_lit("ratelimit-limit", "1"),
+                is_lit("ratelimit-remaining", "0"),
+                is_lit("ratelimit-reset", "1"),
+            ])),
+        row("gRPC consumer rate limit: 8 RESOURCE_EXHAUSTED", "[[consumers]] rate_limit = { requests_per_second = 1, burst = 1 }; one request before")
+            .on(Setup::Consumers)
+            .after(Req::get("/consumers/header/first").header("x-api-key", "limited-key"))
+            .send_by_proto(
+                Form::NotApplicable(GRPC_IS_H2),
+                Req::grpc("/consumers/header/grpc.Svc/Call").header("x-api-key", "limited-key"),
+            )
+            .expect(Expect::grpc(8).untouched()),
+        row("rate limit keyed by a header: 429 for the same value", r#"rate_limit = { key = "header:x-tenant", requests_per_second = 1, burst = 1 }; one request before"#)
+            .on(Setup::Consumers)
+            .after(Req::get("/consumers/keyed/first").header("x-tenant", "t1"))
+            .send(Req::get("/consumers/keyed/x").header("x-tenant", "t1"))
+            .expect(Expect::own(429).headers(vec![is_lit("ratelimit-limit", "1")])),
     ]
 }
 
@@ -922,11 +1037,23 @@ fn run_table(d: Driver) {
         vars,
     );
     let edits = config(&pki, EDITS_LISTENER, EDITS_CLUSTERS, vars);
+    // `[proxy]` keys come first (the harness opens the file with `[proxy]`). One worker, as
+    // the other proxies have: two workers sharing buckets is gateway_consumers.rs's test.
+    let consumers = format!(
+        "role = \"gateway\"\nworkers = 1\n{}",
+        config(
+            &pki,
+            CONSUMERS_LISTENER,
+            &format!("{CONSUMERS}{EDITS_CLUSTERS}"),
+            vars
+        )
+    );
     let world = World {
         driver: d,
         proxies: vec![
             (Setup::Core, World::start_proxy(d, &core)),
             (Setup::Edits, World::start_proxy(d, &edits)),
+            (Setup::Consumers, World::start_proxy(d, &consumers)),
         ],
         a_h1,
         b_h1,

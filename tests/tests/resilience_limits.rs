@@ -162,33 +162,12 @@ both_drivers!(
         // as they are answered for about a second.
         let started = Instant::now();
         let until = started + Duration::from_millis(1000);
-        let clients: Vec<_> = (0..16)
-            .map(|_| {
-                std::thread::spawn(move || {
-                    let mut c = Client::connect(addr);
-                    let (mut passed, mut limited) = (0u64, 0u64);
-                    while Instant::now() < until {
-                        let r = c.request(&get("/x"));
-                        match r.status {
-                            200 => passed += 1,
-                            429 => {
-                                assert_eq!(r.header("ratelimit-limit"), Some("20"));
-                                assert_eq!(r.header("ratelimit-remaining"), Some("0"));
-                                assert_eq!(r.header("retry-after"), Some("1"));
-                                assert_eq!(r.header("ratelimit-reset"), Some("1"));
-                                limited += 1;
-                            }
-                            s => panic!("status {s}"),
-                        }
-                    }
-                    (passed, limited)
-                })
-            })
-            .collect();
-        let (passed, limited) = clients
-            .into_iter()
-            .map(|c| c.join().unwrap())
-            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let (passed, limited) = hammer(addr, 16, until, &get("/x"), |r| {
+            assert_eq!(r.header("ratelimit-limit"), Some("20"));
+            assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+            assert_eq!(r.header("retry-after"), Some("1"));
+            assert_eq!(r.header("ratelimit-reset"), Some("1"));
+        });
         let t = started.elapsed().as_secs_f64();
         // The burst, plus the rate over the time (and one token of slack either way); a
         // bucket per worker would let about twice that through.

@@ -10,6 +10,7 @@
 
 mod authz;
 mod check;
+pub mod consumers;
 pub mod error;
 mod hash;
 pub mod headers;
@@ -22,6 +23,7 @@ pub mod retry;
 pub mod tls;
 mod validate;
 
+pub use consumers::{ApiKeyAuthn, Authn, Consumer, ConsumerId, Consumers, RateLimitKey};
 pub use error::{ConfigError, ConfigErrors};
 pub use headers::{HeaderAction, HeaderAdd, HeaderEdits, TemplateInput, ValuePart, ValueTemplate};
 pub use model::*;

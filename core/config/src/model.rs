@@ -36,6 +36,8 @@ pub struct Config {
     /// FNV-1a hash of every certificate, key and CA read (files and inline PEM): with the
     /// same `content_hash`, a different `material_hash` means rotated material.
     pub material_hash: u64,
+    /// `[[consumers]]` and their API keys (gateway role; empty otherwise).
+    pub consumers: std::sync::Arc<crate::Consumers>,
 }
 
 impl Config {
@@ -309,6 +311,10 @@ pub struct Route {
     pub fault: Option<Fault>,
     /// The route's token bucket (`rate_limit`), if any.
     pub rate_limit: Option<RateLimit>,
+    /// What `rate_limit` keeps a bucket for (`rate_limit.key`; gateway role).
+    pub rate_limit_key: crate::RateLimitKey,
+    /// Who may use the route (`authn`; gateway role).
+    pub authn: Option<crate::Authn>,
 }
 
 /// A route's fault injection. Percentages are from 0.0 to 100.0.

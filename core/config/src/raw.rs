@@ -6,8 +6,9 @@
 //! applied. `validate` does all of that, so that each mistake is reported with its own path
 //! and message.
 //!
-//! A file has six top-level keys, all optional: `[proxy]`, `[mesh]`, `[[listeners]]`,
-//! `[[routes]]`, `[[authz]]` and `[[clusters]]`. Any other top-level key is an error. An empty
+//! A file has seven top-level keys, all optional: `[proxy]`, `[mesh]`, `[[listeners]]`,
+//! `[[routes]]`, `[[authz]]`, `[[clusters]]` and `[[consumers]]` (gateway role). Any other
+//! top-level key is an error. An empty
 //! file is valid (it serves nothing).
 //!
 //! Certificate, key and CA files are named by path; a relative path is resolved against the
@@ -365,8 +366,74 @@ pub struct FileRoute {
     pub fault: Option<FileFault>,
     /// A token bucket shared by every request of this route, for the whole process (all
     /// workers): `{ requests_per_second = 500, burst = 1000 }`; see [`FileRateLimit`].
-    /// Checked before the route's other stages (fault injection included). Default: none.
+    /// Checked before the route's other stages (fault injection included). With `key`, one
+    /// bucket per consumer, client address or header value instead (gateway role). Default:
+    /// none.
     pub rate_limit: Option<FileRateLimit>,
+    /// Gateway role only: who may use this route. `{ api_key = { header = "x-api-key",
+    /// query = "apikey" } }` admits requests carrying an API key of a `[[consumers]]` entry;
+    /// see [`FileAuthn`]. An error unless `[proxy] role = "gateway"`. Default: none (anyone).
+    pub authn: Option<FileAuthn>,
+}
+
+/// `routes[].authn` (gateway role): how a request proves which consumer it is.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAuthn {
+    /// Required (for now). An API key from a header and/or a query parameter; see
+    /// [`FileApiKeyAuthn`].
+    pub api_key: Option<FileApiKeyAuthn>,
+    /// JWT providers (`[ "corp" ]`). Not supported yet: an error.
+    pub jwt: Option<Vec<String>>,
+}
+
+/// `routes[].authn.api_key`: where a request carries its key. A request without a key is
+/// answered 401 with `WWW-Authenticate: ApiKey realm="<route>"`, one with an unknown key 401
+/// (gRPC: UNAUTHENTICATED); a known key makes the request its consumer's, and the upstream
+/// gets `x-consumer-name`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileApiKeyAuthn {
+    /// The request header holding the key (case-insensitive). Default `"x-api-key"`.
+    pub header: Option<String>,
+    /// A query parameter that may hold the key instead (its value is percent-decoded), e.g.
+    /// `"apikey"`. The header is looked at first. Default: none (a key in the query string
+    /// is not accepted).
+    pub query: Option<String>,
+    /// `false`: forward the credential (header and query parameter) to the upstream.
+    /// Default `true`: it is removed.
+    pub hide_credentials: Option<bool>,
+}
+
+/// `[[consumers]]` (gateway role): one client of the gateway's routes, known by its API
+/// keys. A consumer's name goes upstream in `x-consumer-name` and is the `key = "consumer"`
+/// of route rate limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConsumer {
+    /// Required. Unique among consumers. 1 to 128 characters among `A-Z a-z 0-9 - _ .`.
+    pub name: String,
+    /// The consumer's API keys, each `{ sha256 = "<64 hex digits>" }` (the SHA-256 of the
+    /// key, so that the file holds no secret) or `{ key = "..." }`. A key belongs to one
+    /// consumer only. Default: none.
+    pub api_keys: Option<Vec<FileApiKey>>,
+    /// JWT subjects that are this consumer. Not supported yet: an error.
+    pub jwt_subjects: Option<Vec<String>>,
+    /// The consumer's own token bucket, for the whole process, taken by each of its
+    /// authenticated requests on every route: `{ requests_per_second = 50, burst = 100 }`
+    /// (no `key`). Default: none.
+    pub rate_limit: Option<FileRateLimit>,
+}
+
+/// One element of `consumers[].api_keys`: exactly one of `sha256` and `key`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileApiKey {
+    /// The SHA-256 digest of the key, 64 hexadecimal digits (e.g. the output of
+    /// `printf %s "$KEY" | sha256sum`).
+    pub sha256: Option<String>,
+    /// The key itself: 1 to 256 visible ASCII characters (no space).
+    pub key: Option<String>,
 }
 
 /// `routes[].fault`: Envoy's fault filter for one route. Percentages are of the requests the
@@ -424,10 +491,23 @@ pub struct FileFaultAbort {
 #[serde(deny_unknown_fields)]
 pub struct FileRateLimit {
     /// Required. Tokens added per second, 1 to 1000000000.
-    pub requests_per_second: u64,
+    pub requests_per_second: Option<u64>,
     /// Size of the bucket (the most requests let through at once after a quiet spell), 1
     /// to 4294967295. Default: `requests_per_second` (one second's worth).
     pub burst: Option<u64>,
+    /// A route's only (gateway role): what gets a bucket of its own. `"route"` (one bucket
+    /// for the route, the default), `"consumer"` (one per consumer; the route needs
+    /// `authn`), `"ip"` (one per client address) or `"header:<name>"` (one per value of
+    /// that request header; a request without it is keyed by its client address). Keyed
+    /// buckets live in a fixed table of 4096 per route: keys that hash to the same slot
+    /// share a bucket (see docs/config.md).
+    pub key: Option<String>,
+    /// A limit per minute. Not supported yet (global limits): an error.
+    pub requests_per_minute: Option<u64>,
+    /// A `[[redis]]` to share the limit between proxies. Not supported yet: an error.
+    pub redis: Option<String>,
+    /// What to do when Redis is down. Not supported yet: an error.
+    pub fail_closed: Option<bool>,
 }
 
 /// `routes[].mirror`: shadow traffic. Fire-and-forget: the copy never changes the main
@@ -581,6 +661,9 @@ pub struct FileMatch {
     /// or a prefix ending in `*`. A request without a verified identity (plaintext on a
     /// permissive listener, any other listener) never matches a route that has principals.
     pub principals: Option<Vec<String>>,
+    /// Routing by consumer (gateway role). Not supported yet: an error (a route's `authn`
+    /// runs after the route is chosen).
+    pub consumers: Option<Vec<String>>,
 }
 
 /// One element of `routes[].weighted`.

@@ -2,7 +2,8 @@
 //!
 //! Order of work: `[proxy]`, `[mesh]` (listeners and clusters with `mtls` need it), then
 //! clusters (so names resolve to [`ClusterId`]s), then listeners, then routes and `[[authz]]`
-//! rules (attached to their listener in file order). TLS material is read and checked on the
+//! rules (attached to their listener in file order). `[[consumers]]` come before routes,
+//! whose `authn` shares their key table. TLS material is read and checked on the
 //! way (`tls.rs`), relative paths resolved against the base directory. Each element is checked
 //! in full even when an earlier one failed; an element that did not even deserialize still
 //! lends its name, so references to it are not reported a second time as unknown. Errors are
@@ -87,6 +88,8 @@ pub(crate) fn parse_and_validate(
         })
         .collect();
 
+    let consumers = std::sync::Arc::new(v.consumers(proxy.role, &raw.consumers));
+
     let listener_ids = v.names(
         "listeners",
         "listener",
@@ -142,7 +145,12 @@ pub(crate) fn parse_and_validate(
                 );
             }
         }
-        let route = v.route(i, r, name, &cluster_ids);
+        let (authn, rate_limit_key) = v.gateway_route(i, r, &name, proxy.role, &consumers);
+        let route = v.route(i, r, name, &cluster_ids).map(|mut route| {
+            route.authn = authn;
+            route.rate_limit_key = rate_limit_key;
+            route
+        });
         if let (Some(l), Some(route)) = (target, route) {
             if let Some(Some(Listener {
                 kind: ListenerKind::Http(http),
@@ -196,6 +204,7 @@ pub(crate) fn parse_and_validate(
             mesh,
             base_dir,
             material_hash,
+            consumers,
         }),
         // Every element that failed recorded an error: unreachable, but never a panic.
         _ => Err(ConfigErrors::single(
@@ -442,6 +451,9 @@ fn sort_key(path: &str) -> (usize, usize) {
 
 mod authz;
 mod cluster;
+mod consumers;
+#[cfg(test)]
+mod consumers_tests;
 mod headers;
 #[cfg(test)]
 mod headers_tests;

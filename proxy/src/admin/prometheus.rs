@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use ringside_engine::metrics::{Histogram, BUCKETS};
+use ringside_engine::metrics::{ConsumerCounts, Histogram, BUCKETS};
 use ringside_engine::{Checked, ClusterHealth};
 
 use super::process::ProcessStats;
@@ -277,6 +277,47 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
         for (route, n) in &lt.rate_limited {
             let labels = [("listener", listener.as_str()), ("route", route.as_str())];
             e.sample("ringside_rate_limited_total", &labels, *n);
+        }
+    }
+    e.family(
+        "ringside_authn_failures_total",
+        Kind::Counter,
+        "Requests refused by a route's authn (401 or gRPC UNAUTHENTICATED), by listener, route and reason (missing: no credential; unknown: a key no consumer has).",
+    );
+    for (listener, lt) in &t.listeners {
+        for ((route, reason), n) in &lt.authn_failures {
+            let labels = [
+                ("listener", listener.as_str()),
+                ("route", route.as_str()),
+                ("reason", reason),
+            ];
+            e.sample("ringside_authn_failures_total", &labels, *n);
+        }
+    }
+    // Two families over the same counters, by listener and consumer: (name, help, value).
+    type Family = (&'static str, &'static str, fn(&ConsumerCounts) -> u64);
+    let by_consumer: [Family; 2] = [
+        (
+            "ringside_consumer_requests_total",
+            "Authenticated requests, by listener and consumer (those its own rate limit refused included).",
+            |c| c.requests + c.rate_limited,
+        ),
+        (
+            "ringside_consumer_rate_limited_total",
+            "Requests refused by their consumer's own rate limit (429 or gRPC RESOURCE_EXHAUSTED), by listener and consumer.",
+            |c| c.rate_limited,
+        ),
+    ];
+    for (name, help, value) in by_consumer {
+        e.family(name, Kind::Counter, help);
+        for (listener, lt) in &t.listeners {
+            for (consumer, c) in &lt.consumers {
+                let labels = [
+                    ("listener", listener.as_str()),
+                    ("consumer", consumer.as_str()),
+                ];
+                e.sample(name, &labels, value(c));
+            }
         }
     }
     e.family(
@@ -682,6 +723,14 @@ mod tests {
                 authz_denied: 7,
                 rate_limited: vec![("api".into(), 3)],
                 faults: vec![("api".into(), "abort", 1)],
+                authn_failures: vec![("api".into(), "missing", 2)],
+                consumers: vec![(
+                    "mobile".into(),
+                    ringside_engine::metrics::ConsumerCounts {
+                        requests: 4,
+                        rate_limited: 1,
+                    },
+                )],
             }],
             clusters: vec![ClusterReport {
                 cluster: "app".into(),
@@ -728,6 +777,9 @@ mod tests {
             r#"ringside_authz_denied_total{listener="in"} 14"#,
             r#"ringside_rate_limited_total{listener="in",route="api"} 6"#,
             r#"ringside_fault_injected_total{listener="in",route="api",kind="abort"} 2"#,
+            r#"ringside_authn_failures_total{listener="in",route="api",reason="missing"} 4"#,
+            r#"ringside_consumer_requests_total{listener="in",consumer="mobile"} 10"#,
+            r#"ringside_consumer_rate_limited_total{listener="in",consumer="mobile"} 2"#,
             r#"ringside_circuit_breaker_overflows_total{cluster="app",limit="max_requests"} 10"#,
             r#"ringside_config_reload_total{result="invalid"} 1"#,
             r#"ringside_io_driver{driver="epoll"} 1"#,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use ringside_engine::metrics::{code_class, Histogram, WorkerReport};
+use ringside_engine::metrics::{code_class, ConsumerCounts, Histogram, WorkerReport};
 
 /// The `code_class` of an upstream exchange that ended without a response.
 pub const ERROR_CLASS: &str = "error";
@@ -32,6 +32,10 @@ pub struct ListenerTotals {
     pub rate_limited: BTreeMap<String, u64>,
     /// Faults injected, by (route, kind).
     pub faults: BTreeMap<(String, &'static str), u64>,
+    /// Requests refused by a route's `authn`, by (route, reason).
+    pub authn_failures: BTreeMap<(String, &'static str), u64>,
+    /// By consumer: authenticated requests, and those its own bucket refused.
+    pub consumers: BTreeMap<String, ConsumerCounts>,
 }
 
 impl ListenerTotals {
@@ -110,6 +114,16 @@ impl Totals {
                 }
                 for (route, kind, n) in &l.faults {
                     *lt.faults.entry((route.clone(), *kind)).or_insert(0) += n;
+                }
+                for (route, reason, n) in &l.authn_failures {
+                    *lt.authn_failures
+                        .entry((route.clone(), *reason))
+                        .or_insert(0) += n;
+                }
+                for (name, c) in &l.consumers {
+                    let sum = lt.consumers.entry(name.clone()).or_default();
+                    sum.requests += c.requests;
+                    sum.rate_limited += c.rate_limited;
                 }
             }
             for c in &r.clusters {

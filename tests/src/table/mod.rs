@@ -574,6 +574,8 @@ pub enum Setup {
     /// The configuration with the header-edit keys (refused by a proxy that lacks them: then
     /// the rows on it fail, and the others still run).
     Edits,
+    /// A gateway (`role = "gateway"`) with consumers, API-key routes and keyed rate limits.
+    Consumers,
 }
 
 /// One behaviour.

@@ -159,10 +159,11 @@ impl Validator {
                 response_remove: l.response_headers_to_remove.as_deref(),
             },
         );
-        let rate_limit = l
-            .rate_limit
-            .as_ref()
-            .and_then(|r| self.rate_limit(&format!("{p}.rate_limit"), r));
+        let rate_limit = l.rate_limit.as_ref().and_then(|r| {
+            let at = format!("{p}.rate_limit");
+            self.unkeyed(&at, r, "the listener's one bucket");
+            self.rate_limit(&at, r)
+        });
         Some(ListenerKind::Http(HttpListener {
             routes: Vec::new(),
             limits,

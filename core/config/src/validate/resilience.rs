@@ -65,7 +65,22 @@ impl Validator {
     /// A `rate_limit` at `p`.
     pub(super) fn rate_limit(&mut self, p: &str, r: &FileRateLimit) -> Option<RateLimit> {
         self.clean(|v| {
-            let rps = r.requests_per_second;
+            for (key, given) in [
+                ("requests_per_minute", r.requests_per_minute.is_some()),
+                ("redis", r.redis.is_some()),
+                ("fail_closed", r.fail_closed.is_some()),
+            ] {
+                if given {
+                    v.err(
+                        format!("{p}.{key}"),
+                        "not supported yet: global rate limits (Redis) are not part of this version; use requests_per_second for a local limit",
+                    );
+                }
+            }
+            let Some(rps) = r.requests_per_second else {
+                v.err(p, "missing field \"requests_per_second\"");
+                return RateLimit::new(1, 1);
+            };
             if !(1..=MAX_RATE).contains(&rps) {
                 v.err(
                     format!("{p}.requests_per_second"),

@@ -185,6 +185,9 @@ impl Validator {
                 mirror,
                 fault,
                 rate_limit,
+                // Set by `gateway_route` (validate/consumers.rs).
+                rate_limit_key: crate::RateLimitKey::Route,
+                authn: None,
             })
         });
         built.flatten()

@@ -65,7 +65,7 @@ lb = "least_request"
 endpoints = [ "[::1]:5432" ]
 "#;
 
-fn ok(text: &str) -> Config {
+pub(super) fn ok(text: &str) -> Config {
     parse(text).unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
 }
 
@@ -375,7 +375,7 @@ endpoints = [ "nope" ]
 #[test]
 fn unknown_keys_are_errors_everywhere() {
     let cases = [
-        ("[[listener]]\nname = \"l\"\n", "listener: unknown field \"listener\", expected one of \"proxy\", \"mesh\", \"listeners\", \"routes\", \"authz\", \"clusters\""),
+        ("[[listener]]\nname = \"l\"\n", "listener: unknown field \"listener\", expected one of \"proxy\", \"mesh\", \"listeners\", \"routes\", \"authz\", \"clusters\", \"consumers\""),
         ("[proxy]\nworkres = 2\n", "proxy.workres: unknown field \"workres\""),
         (
             "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:1\"\nbnid = \"x\"\n",

@@ -129,6 +129,44 @@ pub(crate) enum ProxyError {
     /// A cluster's circuit breaker is at this limit.
     #[error("cluster overloaded ({})", .0.key())]
     Overloaded(BreakerLimit),
+    /// A route's `authn` found no credential, or one no consumer has.
+    #[error("{}", .0.reason.message())]
+    Unauthenticated(Unauthenticated),
+}
+
+/// Why a request was not authenticated (the reason label of
+/// `ringside_authn_failures_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthnFailure {
+    /// No credential where the route looks for one.
+    Missing,
+    /// A credential no consumer has.
+    Unknown,
+}
+
+impl AuthnFailure {
+    /// The metric's `reason` label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            AuthnFailure::Missing => "missing",
+            AuthnFailure::Unknown => "unknown",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            AuthnFailure::Missing => "no API key found in the request",
+            AuthnFailure::Unknown => "invalid API key",
+        }
+    }
+}
+
+/// What a refused request is told (401 with `WWW-Authenticate: ApiKey realm="..."`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unauthenticated {
+    pub(crate) reason: AuthnFailure,
+    /// The route's name.
+    pub(crate) realm: Box<str>,
 }
 
 impl ProxyError {
@@ -157,6 +195,7 @@ impl ProxyError {
             ProxyError::RateLimited(_) => 429,
             ProxyError::FaultAbort { status, .. } => *status,
             ProxyError::Overloaded(_) => 503,
+            ProxyError::Unauthenticated(_) => 401,
         }
     }
 
@@ -179,6 +218,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) | ProxyError::VersionNotSupported => 13,
             ProxyError::RateLimited(_) => 8,
             ProxyError::Overloaded(_) => 14,
+            ProxyError::Unauthenticated(_) => 16,
             ProxyError::FaultAbort { status, grpc } => grpc.unwrap_or(match status {
                 400 => 13,
                 401 => 16,
@@ -208,7 +248,8 @@ impl ProxyError {
             | ProxyError::NoHealthyEndpoint
             | ProxyError::RateLimited(_)
             | ProxyError::FaultAbort { .. }
-            | ProxyError::Overloaded(_) => Side::Policy,
+            | ProxyError::Overloaded(_)
+            | ProxyError::Unauthenticated(_) => Side::Policy,
             ProxyError::Connect(_)
             | ProxyError::UpstreamClosedEarly
             | ProxyError::UpstreamIo(_)

@@ -94,6 +94,18 @@ pub(crate) struct ListenerStats {
     rate_limited: RefCell<HashMap<Box<str>, u64>>,
     /// Faults injected, by route and kind (`"delay"`, `"abort"`).
     faults: RefCell<HashMap<(Box<str>, &'static str), u64>>,
+    /// Requests a route's `authn` refused, by route and reason (`"missing"`, `"unknown"`).
+    authn_failures: RefCell<HashMap<(Box<str>, &'static str), u64>>,
+    /// By consumer (names from the configuration, so bounded by it): authenticated
+    /// requests, and those refused by the consumer's own bucket.
+    consumers: RefCell<HashMap<Box<str>, ConsumerCounts>>,
+}
+
+/// One consumer's counters in one worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsumerCounts {
+    pub requests: u64,
+    pub rate_limited: u64,
 }
 
 impl ListenerStats {
@@ -116,6 +128,29 @@ impl ListenerStats {
             None => {
                 counts.insert(route.into(), 1);
             }
+        }
+    }
+
+    /// A request of `route` that its `authn` refused for `reason`.
+    pub(crate) fn authn_failed(&self, route: &str, reason: &'static str) {
+        *self
+            .authn_failures
+            .borrow_mut()
+            .entry((route.into(), reason))
+            .or_insert(0) += 1;
+    }
+
+    /// An authenticated request of `consumer`; `limited`: its own bucket refused it.
+    pub(crate) fn consumer(&self, consumer: &str, limited: bool) {
+        let mut counts = self.consumers.borrow_mut();
+        let c = match counts.get_mut(consumer) {
+            Some(c) => c,
+            None => counts.entry(consumer.into()).or_default(),
+        };
+        if limited {
+            c.rate_limited += 1;
+        } else {
+            c.requests += 1;
         }
     }
 
@@ -289,6 +324,18 @@ impl WorkerStats {
                     .iter()
                     .map(|((route, kind), n)| (route.to_string(), *kind, *n))
                     .collect(),
+                authn_failures: l
+                    .authn_failures
+                    .borrow()
+                    .iter()
+                    .map(|((route, reason), n)| (route.to_string(), *reason, *n))
+                    .collect(),
+                consumers: l
+                    .consumers
+                    .borrow()
+                    .iter()
+                    .map(|(name, c)| (name.to_string(), *c))
+                    .collect(),
             });
         }
         for (name, c) in self.clusters.borrow().iter() {
@@ -376,6 +423,11 @@ pub struct ListenerReport {
     pub rate_limited: Vec<(String, u64)>,
     /// Faults injected: (route, kind `"delay"` or `"abort"`, count).
     pub faults: Vec<(String, &'static str, u64)>,
+    /// Requests refused by a route's `authn`: (route, reason `"missing"` or `"unknown"`,
+    /// count).
+    pub authn_failures: Vec<(String, &'static str, u64)>,
+    /// By consumer: (name, authenticated requests and those its own bucket refused).
+    pub consumers: Vec<(String, ConsumerCounts)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,8 @@
 //! end an HTTP/1.1 connection say `Connection: close`. Some errors carry fields of their
 //! own, in every form: a rate-limited request's 429 says when to come back (`retry-after`
 //! and the IETF draft's `ratelimit-limit`, `ratelimit-remaining`, `ratelimit-reset`), and a
-//! circuit breaker's 503 says `x-ringside-overloaded: true`.
+//! circuit breaker's 503 says `x-ringside-overloaded: true`, and a route's `authn` 401 says
+//! `www-authenticate: ApiKey realm="<route>"` (gRPC: UNAUTHENTICATED).
 
 use bytes::Bytes;
 use h2::server::SendResponse;
@@ -199,6 +200,11 @@ fn fields_of(e: &ProxyError) -> Vec<(&'static str, String)> {
             ]
         }
         ProxyError::Overloaded(_) => vec![("x-ringside-overloaded", "true".to_owned())],
+        // RFC 9110 §11.6.1: a 401 says how to authenticate (Kong's key-auth names the
+        // scheme `ApiKey` too). The realm is the route's name; route names are tokens.
+        ProxyError::Unauthenticated(u) => {
+            vec![("www-authenticate", format!("ApiKey realm=\"{}\"", u.realm))]
+        }
         _ => Vec::new(),
     }
 }
@@ -323,12 +329,35 @@ mod tests {
     }
 
     #[test]
+    fn an_unauthenticated_answer_says_how_to_authenticate() {
+        use crate::cx::error::{AuthnFailure, Unauthenticated};
+        let e = ProxyError::Unauthenticated(Unauthenticated {
+            reason: AuthnFailure::Missing,
+            realm: "orders-api".into(),
+        });
+        let text = h1(&Answer::error(&e, false, None), false, false);
+        assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{text}");
+        assert!(
+            text.contains("www-authenticate: ApiKey realm=\"orders-api\"\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("no API key found in the request\n"),
+            "{text}"
+        );
+        let grpc = Answer::error(&e, true, None);
+        assert_eq!((grpc.status(), e.grpc_code()), (200, 16));
+        assert!(grpc.has("www-authenticate"));
+    }
+
+    #[test]
     fn edits_remove_and_add_fields() {
         let d = DirectResponse::new(200, "hi".into(), "text/plain".into());
         let local = Local::Direct(&d);
         let edits = Edits {
             remove: vec!["server".into()],
             add: vec![("x-served-by".into(), b"ringside".to_vec())],
+            target: None,
         };
         let mut out = Vec::new();
         Answer::of(&local, false, None).h1(&mut out, false, false, &edits);

@@ -505,17 +505,7 @@ mod tests {
         let status = |path: &str| {
             let head = crate::stage::test_head(&format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n"));
             let mut req = Req::new(&head, &conn, &stats, false, false, &random);
-            match decide(&compiled, http, &mut req) {
-                Decision::Reply {
-                    local: Local::Error(e),
-                    ..
-                } => e.status(),
-                Decision::Reply {
-                    local: Local::Direct(d),
-                    ..
-                } => d.status,
-                Decision::Forward { .. } => 0,
-            }
+            status_of(decide(&compiled, http, &mut req))
         };
         // Denied requests take no token of the listener's bucket (burst 3).
         for _ in 0..5 {
@@ -529,5 +519,105 @@ mod tests {
         // the fourth request of the listener is refused there.
         assert_eq!(status("/open"), 200);
         assert_eq!(status("/open"), 429);
+    }
+
+    /// The status a decision answers with (0: forwarded).
+    fn status_of(decision: Decision<'_>) -> u16 {
+        match decision {
+            Decision::Reply {
+                local: Local::Error(e),
+                ..
+            } => e.status(),
+            Decision::Reply {
+                local: Local::Direct(d),
+                ..
+            } => d.status,
+            Decision::Forward { .. } => 0,
+        }
+    }
+
+    const GATEWAY: &str = r#"
+        [proxy]
+        role = "gateway"
+
+        [[listeners]]
+        name = "public"
+        bind = "127.0.0.1:1"
+
+        [[consumers]]
+        name = "small"
+        api_keys = [ { key = "small-key" } ]
+        rate_limit = { requests_per_second = 1, burst = 1 }
+
+        [[consumers]]
+        name = "big"
+        api_keys = [ { key = "big-key" } ]
+
+        [[routes]]
+        listener = "public"
+        name = "api"
+        authn = { api_key = {} }
+        rate_limit = { key = "consumer", requests_per_second = 1, burst = 2 }
+        cluster = "app"
+
+        [[clusters]]
+        name = "app"
+        endpoints = [ "127.0.0.1:2" ]
+    "#;
+
+    /// The gateway's route stages in their order (`gateway/src/stack.rs`, which the engine
+    /// cannot import either).
+    fn gateway_stack() -> Stack {
+        Stack::new()
+            .route(RouteStep::RateLimit)
+            .route(RouteStep::Direct)
+            .route_before(RouteStep::RateLimit, RouteStep::AuthN)
+            .route_after(RouteStep::AuthN, RouteStep::ConsumerRateLimit)
+    }
+
+    /// Gateway: authentication before any bucket, the consumer's bucket before the route's.
+    #[test]
+    fn authn_then_the_consumer_bucket_then_the_route_bucket() {
+        let config = ringside_config::parse(GATEWAY).unwrap();
+        let ListenerKind::Http(http) = &config.listeners[0].kind else {
+            panic!("http listener")
+        };
+        let registry = crate::cx::shared::Registry::default();
+        let compiled = Compiled::build(&gateway_stack(), &config.listeners[0], http, &registry);
+        let conn = client();
+        let worker = crate::cx::metrics::WorkerStats::default();
+        let stats = worker.listener(&std::rc::Rc::from("public"));
+        let random = || 4;
+        let status = |key: &str| {
+            let head = crate::stage::test_head(&format!(
+                "GET /x HTTP/1.1\r\nHost: h\r\nX-Api-Key: {key}\r\n\r\n"
+            ));
+            let mut req = Req::new(&head, &conn, &stats, false, false, &random);
+            status_of(decide(&compiled, http, &mut req))
+        };
+        // Refused keys take no token of anyone's bucket.
+        for _ in 0..5 {
+            assert_eq!(status("nope"), 401);
+        }
+        // `small` has one token of its own: its second request is refused by its own bucket
+        // and takes none of the route's.
+        assert_eq!(status("small-key"), 0);
+        assert_eq!(status("small-key"), 429);
+        // `big` has no bucket of its own; the route keeps two tokens per consumer.
+        assert_eq!(status("big-key"), 0);
+        assert_eq!(status("big-key"), 0);
+        assert_eq!(status("big-key"), 429);
+        let report = worker.report(0, |_| 0);
+        let l = &report.listeners[0];
+        assert_eq!(l.authn_failures, [("api".to_string(), "unknown", 5)]);
+        let mut consumers = l.consumers.clone();
+        consumers.sort_by(|a, b| a.0.cmp(&b.0));
+        let counts: Vec<(&str, u64, u64)> = consumers
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.requests, c.rate_limited))
+            .collect();
+        // The requests the route's bucket refused were authenticated: counted as requests.
+        assert_eq!(counts, [("big", 3, 0), ("small", 1, 1)]);
+        assert_eq!(l.rate_limited, [("api".to_string(), 1)]);
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! listener stages ─▶ route match ─▶ route stages ─▶ upstream call ─▶ response hooks (reverse)
-//!   Limits, Authz,                   RateLimit, HeaderEdits, Timeout,
-//!   RateLimit                        Fault, Direct
+//!   Limits, Authz,                   (AuthN, ConsumerRateLimit: gateway)
+//!   RateLimit                        RateLimit, HeaderEdits, Timeout,
+//!                                    Fault, Direct
 //! ```
 //! Which stages run, and in which order, is each role's [`Stack`] (`proxy/src/stack.rs`,
 //! `gateway/src/stack.rs`). A worker compiles the stack against every HTTP listener and route
@@ -14,7 +15,9 @@
 //! connection loop and the HTTP/2 stream task run the same compiled stages through
 //! `crate::pipeline`.
 
+mod authn;
 mod authz;
+mod consumer_limit;
 mod direct;
 mod fault;
 mod headers;
@@ -49,7 +52,14 @@ pub enum ListenerStep {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RouteStep {
-    /// The route's `rate_limit`: a token bucket for the whole process (429).
+    /// The route's `authn` (401), which names the request's consumer; on every route, an
+    /// incoming `x-consumer-name` removed (gateway role).
+    AuthN,
+    /// The consumer's own `rate_limit`: a token bucket per consumer for the whole process
+    /// (429; gateway role).
+    ConsumerRateLimit,
+    /// The route's `rate_limit`: a token bucket for the whole process (429), or one per
+    /// key (`rate_limit.key`: consumer, client address, header value).
     RateLimit,
     /// Listener and route `*_headers_to_add` / `*_headers_to_remove`.
     HeaderEdits,
@@ -86,6 +96,42 @@ impl Stack {
     /// Appends a step to every route's stages.
     pub fn route(mut self, step: RouteStep) -> Stack {
         self.route.push(step);
+        self
+    }
+
+    /// Inserts a step into every route's stages right after `after` (at the end if the stack
+    /// has no `after`).
+    pub fn route_after(mut self, after: RouteStep, step: RouteStep) -> Stack {
+        let at = self
+            .route
+            .iter()
+            .position(|s| *s == after)
+            .map_or(self.route.len(), |i| i + 1);
+        self.route.insert(at, step);
+        self
+    }
+
+    /// Inserts a step into the listener's stages right after `after` (at the end if the stack
+    /// has no `after`).
+    pub fn listener_after(mut self, after: ListenerStep, step: ListenerStep) -> Stack {
+        let at = self
+            .listener
+            .iter()
+            .position(|s| *s == after)
+            .map_or(self.listener.len(), |i| i + 1);
+        self.listener.insert(at, step);
+        self
+    }
+
+    /// Inserts a step into every route's stages right before `before` (at the end if the
+    /// stack has no `before`): whatever was put before `before` earlier stays in front.
+    pub fn route_before(mut self, before: RouteStep, step: RouteStep) -> Stack {
+        let at = self
+            .route
+            .iter()
+            .position(|s| *s == before)
+            .unwrap_or(self.route.len());
+        self.route.insert(at, step);
         self
     }
 
@@ -135,6 +181,8 @@ pub(crate) enum Stage {
     Direct(direct::Direct),
     RateLimit(ratelimit::RateLimit),
     Fault(fault::Fault),
+    AuthN(authn::AuthN),
+    ConsumerLimit(consumer_limit::ConsumerLimit),
 }
 
 impl Stage {
@@ -147,6 +195,8 @@ impl Stage {
             Stage::Direct(s) => s.request(req),
             Stage::RateLimit(s) => s.request(req),
             Stage::Fault(s) => s.request(req),
+            Stage::AuthN(s) => s.request(req),
+            Stage::ConsumerLimit(s) => s.request(req),
         }
     }
 
@@ -164,7 +214,9 @@ impl Stage {
             | Stage::Timeout(_)
             | Stage::Direct(_)
             | Stage::RateLimit(_)
-            | Stage::Fault(_) => {}
+            | Stage::Fault(_)
+            | Stage::AuthN(_)
+            | Stage::ConsumerLimit(_) => {}
         }
     }
 
@@ -207,6 +259,15 @@ pub(crate) struct Req<'a> {
     pub(crate) delay: Option<Duration>,
     /// Set by `HeaderEdits`: what to change in the upstream request head.
     pub(crate) edits: Edits,
+    /// Set by `AuthN`: the consumer the request authenticated as (gateway role).
+    pub(crate) consumer: Option<Identified>,
+}
+
+/// The consumer a request authenticated as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identified {
+    pub(crate) id: ringside_config::ConsumerId,
+    pub(crate) name: std::rc::Rc<str>,
 }
 
 impl<'a> Req<'a> {
@@ -230,6 +291,7 @@ impl<'a> Req<'a> {
             deadline: None,
             delay: None,
             edits: Edits::NONE,
+            consumer: None,
         }
     }
 
@@ -345,11 +407,16 @@ fn route_stages(
         .route
         .iter()
         .filter_map(|step| match step {
+            RouteStep::AuthN => Some(Stage::AuthN(authn::AuthN::compile(route))),
+            RouteStep::ConsumerRateLimit => {
+                consumer_limit::ConsumerLimit::compile(route, registry).map(Stage::ConsumerLimit)
+            }
             RouteStep::RateLimit => route.rate_limit.map(|limit| {
-                Stage::RateLimit(ratelimit::RateLimit::compile(
+                Stage::RateLimit(ratelimit::RateLimit::compile_keyed(
                     limit,
+                    &route.rate_limit_key,
                     listener,
-                    Some(&route.name),
+                    &route.name,
                     registry,
                 ))
             }),

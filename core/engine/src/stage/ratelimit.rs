@@ -8,6 +8,10 @@
 //! `ratelimit-limit`, `ratelimit-remaining: 0` and `ratelimit-reset` (gRPC:
 //! RESOURCE_EXHAUSTED), and counted in `ringside_rate_limited_total` by listener and route.
 //!
+//! A route's `rate_limit.key` (gateway role) keeps a bucket per consumer, client address or
+//! header value instead ([`KeyedBuckets`]: a fixed table of 4096 buckets per route, indexed
+//! by a seeded hash of the key; keys that collide share a bucket).
+//!
 //! The bucket is one [`Bucket`] in the process's `Registry` (`cx/shared.rs`), keyed by the
 //! listener, the route and the settings, so every worker takes from the same one and a
 //! reload that keeps them keeps its tokens. A request costs one relaxed load and one
@@ -20,6 +24,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+use ringside_config::RateLimitKey;
 
 use super::{Flow, Local, Req};
 use crate::cx::error::{ProxyError, RateLimited};
@@ -55,17 +61,20 @@ impl Bucket {
     /// Takes a token at `now` (nanoseconds since the bucket was made): `Ok(tokens left)`, or
     /// `Err(nanoseconds until one is there)`.
     pub(crate) fn take_at(&self, now: u64) -> Result<u32, u64> {
-        let mut tat = self.tat.load(Ordering::Relaxed);
+        self.take_in(&self.tat, now)
+    }
+
+    /// Takes a token from a bucket of this one's size and rate whose theoretical arrival
+    /// time is `tat` (the keyed buckets: one `tat` per key, one shape for all).
+    fn take_in(&self, tat_cell: &AtomicU64, now: u64) -> Result<u32, u64> {
+        let mut tat = tat_cell.load(Ordering::Relaxed);
         loop {
             let next = tat.max(now).saturating_add(self.interval);
             let ahead = next - now;
             if ahead > self.tolerance {
                 return Err(ahead - self.tolerance);
             }
-            match self
-                .tat
-                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match tat_cell.compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => {
                     let left = (self.tolerance - ahead) / self.interval;
                     return Ok(u32::try_from(left).unwrap_or(u32::MAX));
@@ -75,16 +84,71 @@ impl Bucket {
         }
     }
 
-    fn take(&self) -> Result<u32, u64> {
-        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.take_at(now)
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn take(&self) -> Result<u32, u64> {
+        self.take_at(self.now())
+    }
+
+    /// The answer to a request this bucket refused, `wait` nanoseconds before a token.
+    pub(crate) fn refusal(&self, wait: u64) -> Local<'static> {
+        Local::Error(ProxyError::RateLimited(RateLimited {
+            limit: self.burst,
+            reset_secs: wait.div_ceil(NANOS_PER_SEC).max(1),
+        }))
     }
 }
 
-/// The stage: one listener's or one route's bucket.
+/// The slots of a keyed limit: a fixed table, so that the memory a route's limit holds does
+/// not grow with the keys clients send.
+pub(crate) const KEYED_SLOTS: usize = 4096;
+
+/// One bucket per key, for the whole process: a fixed table of [`KEYED_SLOTS`] theoretical
+/// arrival times sharing one shape (`bucket`'s rate and burst; its own `tat` is unused),
+/// indexed by a hash of the key seeded at random per table. Keys that land in the same slot
+/// share a bucket: a limit is never looser than configured, and two clients that collide
+/// are limited together (with 100 busy keys, about 1 in 40 shares its slot with another).
+/// The seed keeps a client from choosing a key that lands in another's slot.
+#[derive(Debug)]
+pub(crate) struct KeyedBuckets {
+    bucket: Bucket,
+    slots: Box<[AtomicU64]>,
+    seed: std::collections::hash_map::RandomState,
+}
+
+impl KeyedBuckets {
+    fn new(requests_per_second: u32, burst: u32) -> KeyedBuckets {
+        KeyedBuckets {
+            bucket: Bucket::new(requests_per_second, burst),
+            slots: (0..KEYED_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            seed: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    /// Takes a token from the bucket of `key` at `now` (as [`Bucket::take_at`]).
+    pub(crate) fn take_at(&self, key: &[u8], now: u64) -> Result<u32, u64> {
+        use std::hash::BuildHasher;
+        let slot = usize::try_from(self.seed.hash_one(key) % KEYED_SLOTS as u64).unwrap_or(0);
+        match self.slots.get(slot) {
+            Some(tat) => self.bucket.take_in(tat, now),
+            None => Ok(0),
+        }
+    }
+}
+
+/// Which bucket a request of a route takes from.
+#[derive(Debug, Clone)]
+enum Buckets {
+    One(Arc<Bucket>),
+    Keyed(Arc<KeyedBuckets>, RateLimitKey),
+}
+
+/// The stage: one listener's or one route's bucket, or a route's buckets by key.
 #[derive(Debug, Clone)]
 pub(crate) struct RateLimit {
-    bucket: Arc<Bucket>,
+    buckets: Buckets,
     /// The route's name, empty for a listener's bucket (metrics).
     route: Box<str>,
     settings: ringside_config::RateLimit,
@@ -114,24 +178,75 @@ impl RateLimit {
             Bucket::new(settings.requests_per_second, settings.burst)
         });
         RateLimit {
-            bucket,
+            buckets: Buckets::One(bucket),
             route: route.unwrap_or("").into(),
             settings,
         }
     }
 
+    /// The stage for a route's `settings` and `key` (`RateLimitKey::Route`: one bucket).
+    pub(crate) fn compile_keyed(
+        settings: ringside_config::RateLimit,
+        key: &RateLimitKey,
+        listener: &str,
+        route: &str,
+        registry: &Registry,
+    ) -> RateLimit {
+        if *key == RateLimitKey::Route {
+            return RateLimit::compile(settings, listener, Some(route), registry);
+        }
+        let name = format!(
+            "ratelimit/{listener:?}/{route:?}/{}/{}/{key:?}",
+            settings.requests_per_second, settings.burst
+        );
+        let table = registry.get(&name, || {
+            KeyedBuckets::new(settings.requests_per_second, settings.burst)
+        });
+        RateLimit {
+            buckets: Buckets::Keyed(table, key.clone()),
+            route: route.into(),
+            settings,
+        }
+    }
+
     pub(crate) fn request<'v>(&self, req: &mut Req<'_>) -> Flow<'v> {
-        match self.bucket.take() {
+        let (taken, shape) = match &self.buckets {
+            Buckets::One(bucket) => (bucket.take(), &**bucket),
+            Buckets::Keyed(table, key) => {
+                let now = table.bucket.now();
+                let ip;
+                let by: &[u8] = match (key, &req.consumer) {
+                    (RateLimitKey::Consumer, Some(c)) => c.name.as_bytes(),
+                    (RateLimitKey::Header(h), _) if req.head.header(h).is_some() => {
+                        req.head.header(h).unwrap_or_default()
+                    }
+                    // By client address (and so the header key of a request without it).
+                    _ => {
+                        ip = ip_bytes(req.conn.peer.ip());
+                        &ip
+                    }
+                };
+                (table.take_at(by, now), &table.bucket)
+            }
+        };
+        match taken {
             Ok(_) => Flow::Next,
             Err(wait) => {
                 req.stats.rate_limited(&self.route);
-                Flow::Reply(Local::Error(ProxyError::RateLimited(RateLimited {
-                    limit: self.bucket.burst,
-                    reset_secs: wait.div_ceil(NANOS_PER_SEC).max(1),
-                })))
+                Flow::Reply(shape.refusal(wait))
             }
         }
     }
+}
+
+/// An address as bytes, tagged so that a header value cannot pass for one.
+fn ip_bytes(ip: std::net::IpAddr) -> Vec<u8> {
+    let mut out = vec![0u8];
+    match ip {
+        std::net::IpAddr::V4(v4) => out.extend_from_slice(&v4.octets()),
+        std::net::IpAddr::V6(v6) => out.extend_from_slice(&v6.octets()),
+    }
+    out
 }
 
 #[cfg(test)]
@@ -207,11 +322,53 @@ mod tests {
         let s = ringside_config::RateLimit::new(1, 1);
         let a = RateLimit::compile(s, "in", Some("api"), &r);
         let b = RateLimit::compile(s, "in", Some("api"), &r);
-        assert!(Arc::ptr_eq(&a.bucket, &b.bucket));
+        let one = |l: &RateLimit| match &l.buckets {
+            Buckets::One(b) => Arc::clone(b),
+            Buckets::Keyed(..) => panic!("one bucket"),
+        };
+        assert!(Arc::ptr_eq(&one(&a), &one(&b)));
         let other = RateLimit::compile(s, "in", None, &r);
-        assert!(!Arc::ptr_eq(&a.bucket, &other.bucket));
+        assert!(!Arc::ptr_eq(&one(&a), &one(&other)));
         let changed =
             RateLimit::compile(ringside_config::RateLimit::new(2, 1), "in", Some("api"), &r);
-        assert!(!Arc::ptr_eq(&a.bucket, &changed.bucket));
+        assert!(!Arc::ptr_eq(&one(&a), &one(&changed)));
+    }
+
+    /// Each key has a bucket of its own (as long as keys do not collide); the table is
+    /// shared by the workers like a single bucket.
+    #[test]
+    fn keyed_buckets_limit_each_key_alone() {
+        let t = KeyedBuckets::new(1, 2);
+        for key in [&b"a"[..], &b"b"[..], &b"c"[..]] {
+            assert_eq!(t.take_at(key, 0), Ok(1));
+            assert_eq!(t.take_at(key, 0), Ok(0));
+        }
+        // "a" is empty; the others were already; a new key still has its burst — unless it
+        // shares a slot with a, b or c (rare: 3 in 4096; then it is empty too).
+        assert!(t.take_at(b"a", 0).is_err());
+        let fresh = (0..100u32)
+            .filter(|i| t.take_at(&i.to_be_bytes(), 0).is_ok())
+            .count();
+        assert!(fresh >= 95, "{fresh} of 100 fresh keys passed");
+        assert_eq!(t.take_at(b"a", NANOS_PER_SEC), Ok(0));
+
+        let r = Registry::default();
+        let s = ringside_config::RateLimit::new(1, 1);
+        let keyed = |key: RateLimitKey| RateLimit::compile_keyed(s, &key, "in", "api", &r);
+        let table = |l: &RateLimit| match &l.buckets {
+            Buckets::Keyed(t, _) => Arc::clone(t),
+            Buckets::One(_) => panic!("keyed"),
+        };
+        let ip = keyed(RateLimitKey::Ip);
+        assert!(Arc::ptr_eq(&table(&ip), &table(&keyed(RateLimitKey::Ip))));
+        assert!(!Arc::ptr_eq(
+            &table(&ip),
+            &table(&keyed(RateLimitKey::Consumer))
+        ));
+        assert!(matches!(
+            keyed(RateLimitKey::Route).buckets,
+            Buckets::One(_)
+        ));
+        assert_eq!(KEYED_SLOTS * std::mem::size_of::<AtomicU64>(), 32 * 1024);
     }
 }

@@ -158,7 +158,7 @@ pub(crate) fn request_from_h1(
     let uri = Uri::builder()
         .scheme(scheme)
         .authority(authority)
-        .path_and_query(head.path_and_query())
+        .path_and_query(edits.target.as_deref().unwrap_or(head.path_and_query()))
         .build()
         .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
     let method = Method::from_bytes(head.method().as_bytes())
@@ -229,6 +229,12 @@ pub(crate) fn request_h2_to_h2(
             scheme
                 .parse()
                 .map_err(|_| ProxyError::BadRequest("bad scheme".into()))?,
+        );
+    }
+    if let Some(target) = &edits.target {
+        uri.path_and_query = Some(
+            http::uri::PathAndQuery::try_from(&**target)
+                .map_err(|e| ProxyError::BadRequest(e.to_string()))?,
         );
     }
     if uri.authority.is_none() {

@@ -11,7 +11,7 @@
 //! `grpc-status` (14 UNAVAILABLE, 4 DEADLINE_EXCEEDED, 12 UNIMPLEMENTED, 7 PERMISSION_DENIED).
 //! After the head, a failure resets the stream. `grpc-timeout` shortens the route timeout.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::rc::Rc;
@@ -91,6 +91,7 @@ pub(crate) async fn handle(
     );
     ctx.stats.in_flight.set(ctx.stats.in_flight.get() + 1);
     let sent = Progress::default();
+    let consumer = Cell::new(None);
     let call = Call {
         ctx: &ctx,
         view: &view,
@@ -103,6 +104,7 @@ pub(crate) async fn handle(
         websocket,
         trace: &trace,
         sent: &sent,
+        consumer: &consumer,
     };
     // A client that resets the stream (RST_STREAM) ends the exchange at once: the upstream
     // request is dropped instead of running to its end for nobody.
@@ -159,6 +161,7 @@ pub(crate) async fn handle(
     outcome.bytes_in = sent.bytes_in.get();
     outcome.bytes_out = sent.bytes_out.get();
     outcome.request_id = request_id;
+    outcome.consumer = consumer.take();
     let took = started.elapsed();
     ctx.stats.request_done(outcome.route, outcome.status, took);
     crate::downstream::http::record(
@@ -208,6 +211,8 @@ struct Call<'a> {
     websocket: bool,
     trace: &'a TraceContext,
     sent: &'a Progress,
+    /// Set once the pipeline ran: the consumer the request authenticated as (its log line).
+    consumer: &'a Cell<Option<std::rc::Rc<str>>>,
 }
 
 impl<'a> Call<'a> {
@@ -230,7 +235,10 @@ impl<'a> Call<'a> {
             self.websocket,
             &random,
         );
-        let (route, cluster, stages) = match pipeline::decide(self.compiled, self.http, &mut req) {
+        let decision = pipeline::decide(self.compiled, self.http, &mut req);
+        self.consumer
+            .set(crate::downstream::http::route::consumer_of(&req));
+        let (route, cluster, stages) = match decision {
             Decision::Reply {
                 route,
                 local: Local::Error(e),

@@ -5,7 +5,8 @@
 //! `method`, `authority`, `path`, `protocol`, `status`, `bytes_in` (request body bytes sent
 //! upstream), `bytes_out` (bytes written to the client), `upstream`, `upstream_duration_ms`,
 //! `request_id`, `trace_id`, `client`, `peer_identity` (the verified client identity on an mTLS
-//! listener, else null), `error`. The combined format is Apache/nginx's,
+//! listener, else null), `consumer` (gateway: the consumer the request authenticated as,
+//! else null), `error`. The combined format is Apache/nginx's,
 //! with `bytes_out` as the size.
 
 use std::net::SocketAddr;
@@ -100,6 +101,7 @@ fn json(e: &Entry<'_>) -> String {
     field(&mut s, "trace_id", Some(&e.trace.trace_id_hex()));
     field(&mut s, "client", Some(&e.peer.ip().to_string()));
     field(&mut s, "peer_identity", e.identity);
+    field(&mut s, "consumer", o.consumer.as_deref());
     field(&mut s, "error", o.error.as_deref());
     s.push('}');
     s
@@ -228,6 +230,7 @@ mod tests {
         let j = line_for(false, None, LogFormat::Json);
         assert!(j.contains(r#""protocol":"HTTP/1.1""#), "{j}");
         assert!(j.contains(r#""peer_identity":null"#), "{j}");
+        assert!(j.contains(r#""consumer":null,"error""#), "{j}");
         let c = line_for(true, None, LogFormat::Combined);
         assert!(c.contains("\"GET /x HTTP/2\""), "{c}");
     }

@@ -45,6 +45,8 @@ pub(crate) struct Outcome<'v> {
     pub(crate) bytes_out: u64,
     pub(crate) request_id: Option<Vec<u8>>,
     pub(crate) error: Option<String>,
+    /// The consumer the request authenticated as (gateway `authn`).
+    pub(crate) consumer: Option<std::rc::Rc<str>>,
 }
 
 impl<'v> Outcome<'v> {
@@ -59,6 +61,7 @@ impl<'v> Outcome<'v> {
             bytes_out: 0,
             request_id: None,
             error: None,
+            consumer: None,
         }
     }
 
@@ -188,6 +191,7 @@ pub(crate) async fn handle<'v>(
         bytes_out: progress.bytes_out.get(),
         request_id: Some(request_id.clone()),
         error,
+        consumer: consumer_of(&req),
     };
     match result {
         Ok(upstream::Ended { keep: true }) => done(After::KeepAlive, progress.status.get(), None),
@@ -258,12 +262,18 @@ async fn reply<'v>(
     };
     Outcome {
         bytes_out,
+        consumer: consumer_of(piped.req),
         error: match local {
             Local::Error(e) => Some(e.to_string()),
             Local::Direct(_) => None,
         },
         ..Outcome::new(after, route, answer.status())
     }
+}
+
+/// The name of the consumer a request authenticated as, for its log line.
+pub(crate) fn consumer_of(req: &Req<'_>) -> Option<std::rc::Rc<str>> {
+    req.consumer.as_ref().map(|c| std::rc::Rc::clone(&c.name))
 }
 
 /// The ring-hash key of a request for a `ring_hash` cluster.

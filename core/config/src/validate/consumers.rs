@@ -1,0 +1,202 @@
+//! The gateway's keys: `[[consumers]]` and their API keys, a route's `authn`, and the `key`
+//! of a route's `rate_limit`. Each needs `[proxy] role = "gateway"` (a sidecar's pipeline
+//! has no stage that would read it, and a key it silently ignored would leave a route open).
+//! The parts of the gateway's contract not built yet (JWT, Redis) are refused by name.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::headers::header_name;
+use super::Validator;
+use crate::consumers::{sha256, ApiKeyAuthn, Authn, Consumer, ConsumerId, Consumers, Digest};
+use crate::model::Role;
+use crate::raw::{FileApiKey, FileConsumer, FileRateLimit, FileRoute};
+use crate::read::Slot;
+use crate::RateLimitKey;
+
+/// What a gateway-only key says when the role is not `gateway`.
+const GATEWAY_ONLY: &str =
+    "needs [proxy] role = \"gateway\": the sidecar's pipeline has no stage that reads it";
+
+/// The longest `{ key = "..." }`.
+const MAX_KEY_LEN: usize = 256;
+
+impl Validator {
+    /// `[[consumers]]`: every consumer, and one table from key digest to consumer.
+    pub(super) fn consumers(&mut self, role: Role, slots: &[Slot<FileConsumer>]) -> Consumers {
+        self.names("consumers", "consumer", slots, |c: &FileConsumer| &c.name);
+        let mut list = Vec::new();
+        // Where each digest was first given, for the duplicate's message.
+        let mut keys: HashMap<Digest, (ConsumerId, String)> = HashMap::new();
+        for (i, slot) in slots.iter().enumerate() {
+            let Slot::Ok(c) = slot else { continue };
+            let p = format!("consumers[{i}]");
+            if role != Role::Gateway {
+                self.err(&*p, GATEWAY_ONLY);
+            }
+            if c.jwt_subjects.is_some() {
+                self.err(
+                    format!("{p}.jwt_subjects"),
+                    "not supported yet: JWT authentication is not part of this version of the gateway role",
+                );
+            }
+            let rate_limit = c.rate_limit.as_ref().and_then(|r| {
+                let at = format!("{p}.rate_limit");
+                self.unkeyed(&at, r, "a consumer's own bucket");
+                self.rate_limit(&at, r)
+            });
+            let id = ConsumerId(list.len());
+            for (j, key) in c.api_keys.iter().flatten().enumerate() {
+                let at = format!("{p}.api_keys[{j}]");
+                let Some(digest) = self.api_key(&at, key) else {
+                    continue;
+                };
+                match keys.get(&digest) {
+                    Some((_, first)) => {
+                        let first = first.clone();
+                        self.err(
+                            at,
+                            format!("duplicate API key (also {first}): a key names one consumer"),
+                        );
+                    }
+                    None => {
+                        keys.insert(digest, (id, at));
+                    }
+                }
+            }
+            list.push(Consumer {
+                name: c.name.clone(),
+                rate_limit,
+            });
+        }
+        Consumers::new(list, keys.into_iter().map(|(d, (id, _))| (d, id)))
+    }
+
+    /// One `api_keys` element at `p`: its digest.
+    fn api_key(&mut self, p: &str, key: &FileApiKey) -> Option<Digest> {
+        match (&key.sha256, &key.key) {
+            (Some(hex), None) => match parse_digest(hex) {
+                Some(d) => Some(d),
+                None => self.fail(
+                    format!("{p}.sha256"),
+                    "must be 64 hexadecimal digits (a SHA-256 digest, e.g. from `printf %s \"$KEY\" | sha256sum`)",
+                ),
+            },
+            (None, Some(k)) => {
+                let visible = k.bytes().all(|b| (0x21..=0x7e).contains(&b));
+                if k.is_empty() || k.len() > MAX_KEY_LEN || !visible {
+                    return self.fail(
+                        format!("{p}.key"),
+                        format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters, without spaces"),
+                    );
+                }
+                Some(sha256(k.as_bytes()))
+            }
+            _ => self.fail(p, "needs exactly one of sha256 and key"),
+        }
+    }
+
+    /// A route's `authn` and its `rate_limit.key` (`name`: the route's name).
+    pub(super) fn gateway_route(
+        &mut self,
+        i: usize,
+        r: &FileRoute,
+        name: &str,
+        role: Role,
+        consumers: &Arc<Consumers>,
+    ) -> (Option<Authn>, RateLimitKey) {
+        let p = format!("routes[{i}]");
+        if r.matcher.as_ref().is_some_and(|m| m.consumers.is_some()) {
+            self.err(
+                format!("{p}.match.consumers"),
+                "not supported yet: routes cannot match on the consumer (authn runs once a route is chosen)",
+            );
+        }
+        let authn = r.authn.as_ref().and_then(|a| {
+            let at = format!("{p}.authn");
+            if role != Role::Gateway {
+                return self.fail(at, GATEWAY_ONLY);
+            }
+            if a.jwt.is_some() {
+                self.err(
+                    format!("{at}.jwt"),
+                    "not supported yet: JWT authentication is not part of this version of the gateway role",
+                );
+            }
+            let Some(k) = &a.api_key else {
+                return self.fail(at, "needs api_key (the one way to authenticate for now)");
+            };
+            let header = match header_name(k.header.as_deref().unwrap_or("x-api-key"), "read") {
+                Ok(h) => h,
+                Err(m) => return self.fail(format!("{at}.api_key.header"), m),
+            };
+            if let Some(q) = &k.query {
+                if q.is_empty() || q.bytes().any(|b| matches!(b, b'&' | b'=' | b'#' | b'%') || !b.is_ascii_graphic()) {
+                    return self.fail(
+                        format!("{at}.api_key.query"),
+                        format!("invalid query parameter name {q:?}: visible ASCII without & = # %"),
+                    );
+                }
+            }
+            Some(Authn::new(
+                ApiKeyAuthn::new(header, k.query.clone(), k.hide_credentials.unwrap_or(true)),
+                name.to_owned(),
+                Arc::clone(consumers),
+            ))
+        });
+        let key = match r.rate_limit.as_ref().and_then(|l| l.key.as_deref()) {
+            None | Some("route") => RateLimitKey::Route,
+            Some(written) => {
+                let at = format!("{p}.rate_limit.key");
+                let key = match written {
+                    "consumer" => Some(RateLimitKey::Consumer),
+                    "ip" => Some(RateLimitKey::Ip),
+                    _ => match written.strip_prefix("header:").map(|h| header_name(h, "read")) {
+                        Some(Ok(h)) => Some(RateLimitKey::Header(h)),
+                        Some(Err(m)) => self.fail(&*at, m),
+                        None => self.fail(
+                            &*at,
+                            format!("unknown key {written:?}, expected \"route\", \"consumer\", \"ip\" or \"header:<name>\""),
+                        ),
+                    },
+                };
+                if key.is_some() && role != Role::Gateway {
+                    self.err(&*at, GATEWAY_ONLY);
+                }
+                if key == Some(RateLimitKey::Consumer) && r.authn.is_none() {
+                    self.err(
+                        &*at,
+                        "a bucket per consumer needs the route's authn (nothing else says who the consumer is)",
+                    );
+                }
+                key.unwrap_or_default()
+            }
+        };
+        (authn, key)
+    }
+
+    /// A `rate_limit` at `p` that cannot have a `key` (`whose`: what its bucket is).
+    pub(super) fn unkeyed(&mut self, p: &str, r: &FileRateLimit, whose: &str) {
+        if r.key.is_some() {
+            self.err(
+                format!("{p}.key"),
+                format!("only a route's rate_limit has a key; this is {whose}"),
+            );
+        }
+    }
+}
+
+/// 64 hexadecimal digits (either case) as a digest.
+fn parse_digest(hex: &str) -> Option<Digest> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let digit = |c: u8| char::from(c).to_digit(16);
+        let (hi, lo) = (digit(*pair.first()?)?, digit(*pair.get(1)?)?);
+        *o = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    Some(out)
+}

@@ -1,0 +1,350 @@
+//! `AuthN`: a route's `authn` — the request proves which `[[consumers]]` entry it is with an
+//! API key, and the upstream learns the consumer's name (gateway role).
+//!
+//! Sits first among a gateway route's stages (after a CORS preflight, which carries no
+//! credential), before the consumer's and the route's rate limits: an unauthenticated
+//! request takes no token. Reads the route's `authn.api_key` (`header`, `query`,
+//! `hide_credentials`) and the configuration's consumers (`ringside_config::Consumers`:
+//! the key is hashed once and looked up in one map, whatever the number of consumers).
+//!
+//! - No key where the route looks (the header first, then the query parameter) → 401 with
+//!   `WWW-Authenticate: ApiKey realm="<route>"`; a key no consumer has → 401 too (gRPC:
+//!   UNAUTHENTICATED). Counted in `ringside_authn_failures_total` by route and reason.
+//! - A known key: `Req::consumer` is set (for the rate limits and the metrics), the upstream
+//!   gets `x-consumer-name`, and the credential is removed (the header, and the query
+//!   parameter through the request edits' `target`) unless `hide_credentials = false`. The next stage,
+//!   `ConsumerLimit`, counts it in `ringside_consumer_requests_total`.
+//! - On every gateway route, with `authn` or not, an incoming `x-consumer-name` is removed:
+//!   only the proxy says who the consumer is.
+
+use std::borrow::Cow;
+use std::rc::Rc;
+
+use ringside_config::{Authn, Route};
+
+use super::{Flow, Identified, Local, Req};
+use crate::cx::error::{AuthnFailure, ProxyError, Unauthenticated};
+
+/// The header that tells the upstream who the consumer is.
+pub(crate) const CONSUMER_HEADER: &str = "x-consumer-name";
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AuthN {
+    authn: Option<Authn>,
+    /// The consumers' names by `ConsumerId`, made once per view (handed to each request).
+    names: Vec<Rc<str>>,
+}
+
+impl AuthN {
+    pub(crate) fn compile(route: &Route) -> AuthN {
+        let names = route.authn.as_ref().map_or_else(Vec::new, |a| {
+            a.consumers
+                .list()
+                .iter()
+                .map(|c| Rc::from(c.name.as_str()))
+                .collect()
+        });
+        AuthN {
+            authn: route.authn.clone(),
+            names,
+        }
+    }
+
+    pub(crate) fn request<'v>(&self, req: &mut Req<'_>) -> Flow<'v> {
+        let head = req.head;
+        if head.header(CONSUMER_HEADER).is_some() {
+            remove(req, CONSUMER_HEADER);
+        }
+        let Some(authn) = &self.authn else {
+            return Flow::Next;
+        };
+        let k = &authn.api_key;
+        let (key, in_query) = match head.header(&k.header) {
+            Some(v) => (Some(Cow::Borrowed(v)), false),
+            None => (
+                k.query
+                    .as_deref()
+                    .and_then(|q| query_value(head.path_and_query(), q)),
+                true,
+            ),
+        };
+        let found = key.as_deref().map(|key| authn.consumers.by_api_key(key));
+        let id = match found {
+            Some(Some(id)) => id,
+            _ => {
+                let reason = match found {
+                    None => AuthnFailure::Missing,
+                    Some(_) => AuthnFailure::Unknown,
+                };
+                req.stats.authn_failed(&authn.realm, reason.label());
+                return Flow::Reply(Local::Error(ProxyError::Unauthenticated(Unauthenticated {
+                    reason,
+                    realm: authn.realm.as_str().into(),
+                })));
+            }
+        };
+        let Some(name) = self.names.get(id.0) else {
+            return Flow::Next;
+        };
+        if k.hide_credentials {
+            if !in_query {
+                remove(req, &k.header);
+            }
+            // The query parameter goes too, even when the header was the one used.
+            if let Some(q) = &k.query {
+                let target = head.path_and_query();
+                if in_query || query_value(target, q).is_some() {
+                    req.edits.target = Some(without_param(target, q).into());
+                }
+            }
+        }
+        req.edits
+            .add
+            .push((CONSUMER_HEADER.into(), name.as_bytes().to_vec()));
+        req.consumer = Some(Identified {
+            id,
+            name: Rc::clone(name),
+        });
+        Flow::Next
+    }
+}
+
+/// Removes a request header (once in the list).
+fn remove(req: &mut Req<'_>, name: &str) {
+    if !req.edits.removes(name.as_bytes()) {
+        req.edits.remove.push(name.into());
+    }
+}
+
+/// The percent-decoded value of the first query parameter `name` in `target`.
+fn query_value<'t>(target: &'t str, name: &str) -> Option<Cow<'t, [u8]>> {
+    let (_, query) = target.split_once('?')?;
+    query
+        .split('&')
+        .find_map(|pair| match pair.split_once('=') {
+            Some((n, v)) if n == name => Some(v),
+            _ => None,
+        })
+        .filter(|v| !v.is_empty())
+        .map(percent_decode)
+}
+
+/// `%XX` decoded (a `%` not followed by two hex digits is kept as it is).
+fn percent_decode(v: &str) -> Cow<'_, [u8]> {
+    if !v.contains('%') {
+        return Cow::Borrowed(v.as_bytes());
+    }
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let hex = |j: usize| b.get(j).and_then(|d| char::from(*d).to_digit(16));
+        match (c, hex(i + 1), hex(i + 2)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(u8::try_from(hi * 16 + lo).unwrap_or(b'?'));
+                i += 3;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `target` without any query parameter `name` (and without `?` when none is left).
+fn without_param(target: &str, name: &str) -> String {
+    let Some((path, query)) = target.split_once('?') else {
+        return target.to_owned();
+    };
+    let mut out = String::with_capacity(target.len());
+    out.push_str(path);
+    let mut sep = '?';
+    for pair in query.split('&') {
+        if pair.split_once('=').map_or(pair, |(n, _)| n) == name {
+            continue;
+        }
+        out.push(sep);
+        out.push_str(pair);
+        sep = '&';
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cx::metrics::ListenerStats;
+    use crate::cx::ClientConn;
+    use ringside_config::ListenerKind;
+
+    #[test]
+    fn query_parameters() {
+        assert_eq!(
+            query_value("/a?x=1&apikey=k%2Fy&z", "apikey").as_deref(),
+            Some(&b"k/y"[..])
+        );
+        assert_eq!(query_value("/a?apikeys=1", "apikey"), None);
+        assert_eq!(query_value("/a?apikey=", "apikey"), None);
+        assert_eq!(query_value("/a", "apikey"), None);
+        assert_eq!(percent_decode("a%zz%4").as_ref(), b"a%zz%4");
+        assert_eq!(without_param("/a?x=1&apikey=k&z", "apikey"), "/a?x=1&z");
+        assert_eq!(without_param("/a?apikey=k", "apikey"), "/a");
+        assert_eq!(without_param("/a?apikey=k&apikey=j&b", "apikey"), "/a?b");
+        assert_eq!(without_param("/a", "apikey"), "/a");
+    }
+
+    const CONFIG: &str = r#"
+        [proxy]
+        role = "gateway"
+
+        [[listeners]]
+        name = "public"
+        bind = "127.0.0.1:1"
+
+        [[consumers]]
+        name = "mobile"
+        api_keys = [ { sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" } ]
+
+        [[consumers]]
+        name = "web"
+        api_keys = [ { key = "web-key" } ]
+
+        [[routes]]
+        listener = "public"
+        name = "both"
+        match = { path_prefix = "/both" }
+        authn = { api_key = { query = "apikey" } }
+        cluster = "app"
+
+        [[routes]]
+        listener = "public"
+        name = "shown"
+        match = { path_prefix = "/shown" }
+        authn = { api_key = { header = "X-Key", query = "k", hide_credentials = false } }
+        cluster = "app"
+
+        [[routes]]
+        listener = "public"
+        name = "open"
+        cluster = "app"
+
+        [[clusters]]
+        name = "app"
+        endpoints = [ "127.0.0.1:2" ]
+    "#;
+
+    /// What `AuthN` of the route matching `text` does: the status it answers (0: it
+    /// passes), the consumer, the header edits and the target it sets.
+    fn run(text: &str) -> (u16, Option<String>, Vec<String>, Option<String>) {
+        let config = ringside_config::parse(CONFIG).unwrap();
+        let ListenerKind::Http(http) = &config.listeners[0].kind else {
+            panic!("http listener")
+        };
+        let head = crate::stage::test_head(text);
+        let route = http
+            .routes
+            .iter()
+            .find(|r| head.path().starts_with(&format!("/{}", r.name)) || r.name == "open")
+            .unwrap();
+        let stage = AuthN::compile(route);
+        let conn = ClientConn {
+            peer: "10.0.0.1:5000".parse().unwrap(),
+            tls: false,
+            identity: None,
+        };
+        let stats = ListenerStats::default();
+        let random = || 4;
+        let mut req = Req::new(&head, &conn, &stats, false, false, &random);
+        let status = match stage.request(&mut req) {
+            Flow::Next => 0,
+            Flow::Reply(Local::Error(e)) => e.status(),
+            Flow::Reply(Local::Direct(_)) => 1,
+        };
+        let mut edits: Vec<String> = req.edits.remove.iter().map(|n| format!("-{n}")).collect();
+        edits.extend(
+            req.edits
+                .add
+                .iter()
+                .map(|(n, v)| format!("+{n}={}", String::from_utf8_lossy(v))),
+        );
+        let consumer = req.consumer.map(|c| c.name.to_string());
+        (status, consumer, edits, req.edits.target.map(String::from))
+    }
+
+    #[test]
+    fn keys_from_the_header_and_the_query() {
+        // sha256("test") is mobile's; a plain key is web's.
+        let (status, consumer, edits, target) =
+            run("GET /both?a=1 HTTP/1.1\r\nHost: h\r\nX-Api-Key: test\r\n\r\n");
+        assert_eq!(
+            (status, consumer.as_deref(), target),
+            (0, Some("mobile"), None)
+        );
+        assert_eq!(edits, ["-x-api-key", "+x-consumer-name=mobile"]);
+        let (status, consumer, edits, target) =
+            run("GET /both?a=1&apikey=web-key HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!((status, consumer.as_deref()), (0, Some("web")));
+        assert_eq!(edits, ["+x-consumer-name=web"]);
+        assert_eq!(target.as_deref(), Some("/both?a=1"));
+        // Both given: the header is used, and neither goes upstream.
+        let (status, consumer, edits, target) =
+            run("GET /both?apikey=web-key HTTP/1.1\r\nHost: h\r\nX-Api-Key: test\r\n\r\n");
+        assert_eq!((status, consumer.as_deref()), (0, Some("mobile")));
+        assert_eq!(edits, ["-x-api-key", "+x-consumer-name=mobile"]);
+        assert_eq!(target.as_deref(), Some("/both"));
+    }
+
+    #[test]
+    fn missing_and_unknown_keys_are_refused() {
+        assert_eq!(run("GET /both HTTP/1.1\r\nHost: h\r\n\r\n").0, 401);
+        assert_eq!(
+            run("GET /both HTTP/1.1\r\nHost: h\r\nX-Api-Key: nope\r\n\r\n").0,
+            401
+        );
+        assert_eq!(
+            run("GET /both?apikey=nope HTTP/1.1\r\nHost: h\r\n\r\n").0,
+            401
+        );
+        // The header is looked at first: a wrong header key is not saved by the query.
+        assert_eq!(
+            run("GET /both?apikey=test HTTP/1.1\r\nHost: h\r\nX-Api-Key: nope\r\n\r\n").0,
+            401
+        );
+    }
+
+    #[test]
+    fn credentials_stay_with_hide_credentials_false() {
+        let (status, consumer, edits, target) =
+            run("GET /shown?k=test HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(
+            (status, consumer.as_deref(), target),
+            (0, Some("mobile"), None)
+        );
+        assert_eq!(edits, ["+x-consumer-name=mobile"]);
+        let (_, _, edits, _) = run("GET /shown HTTP/1.1\r\nHost: h\r\nx-key: web-key\r\n\r\n");
+        assert_eq!(edits, ["+x-consumer-name=web"]);
+    }
+
+    #[test]
+    fn a_forged_consumer_name_is_removed_on_every_route() {
+        let (status, consumer, edits, _) =
+            run("GET /open HTTP/1.1\r\nHost: h\r\nX-Consumer-Name: admin\r\n\r\n");
+        assert_eq!((status, consumer), (0, None));
+        assert_eq!(edits, ["-x-consumer-name"]);
+        let (status, consumer, edits, _) = run(
+            "GET /both HTTP/1.1\r\nHost: h\r\nX-Consumer-Name: admin\r\nX-Api-Key: web-key\r\n\r\n",
+        );
+        assert_eq!((status, consumer.as_deref()), (0, Some("web")));
+        assert_eq!(
+            edits,
+            ["-x-consumer-name", "-x-api-key", "+x-consumer-name=web"]
+        );
+        // Nothing to do on a clean request of an open route.
+        assert_eq!(
+            run("GET /open HTTP/1.1\r\nHost: h\r\n\r\n").2,
+            Vec::<String>::new()
+        );
+    }
+}
