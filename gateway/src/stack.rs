@@ -1,16 +1,55 @@
 //! The merged gateway-sidecar's pipeline: the sidecar's stages with the gateway's added at
 //! their places, one stage per line.
 //!
-//! `role = "gateway"` runs this stack. Today it is the sidecar's unchanged; the gateway
-//! stages (JWT and API-key authentication, rate limits, rewrites, CORS) go in here as they
-//! are built, each between the sidecar stages it must follow and precede.
+//! `role = "gateway"` runs this stack. Each gateway stage compiles to nothing on a route
+//! that does not configure it, so a gateway route without gateway keys costs what a sidecar
+//! route does. The stages live in `core/engine/src/stage/` (the engine dispatches stages
+//! statically, through one enum); this file decides where they run. A request of a gateway
+//! route meets:
+//!
+//! ```text
+//! listener: Limits, Authz, RateLimit
+//! route:    RateLimit, IpFilter, Cors, BodyLimit, Rewrite, HeaderEdits, Timeout, Fault,
+//!           Direct, Redirect
+//! ```
+//! Not built yet (issue 12): JWT and API-key authentication, consumers, per-consumer and
+//! global (Redis) rate limits. Authentication belongs after `Cors`, so that preflights,
+//! which carry no credentials, are answered before it.
 
-use ringside_engine::Stack;
+use ringside_engine::{RouteStep, Stack};
 
 /// The gateway's stages, built on the sidecar's (`ringside_proxy::stack::sidecar`).
 pub fn gateway(sidecar: Stack) -> Stack {
-    // Nothing of the gateway's own yet: the sidecar's stages serve the gateway role as they
-    // are (limits, authz, rate limits, header edits, timeout, fault injection, direct
-    // responses).
     sidecar
+        // The route's address filter right after its token bucket: a refused client is
+        // answered 403 before anything else of the route runs.
+        .route_after(RouteStep::RateLimit, RouteStep::IpFilter)
+        // CORS before any authentication: a preflight carries no credentials and is
+        // answered here (204 with the allow fields, or 403), never forwarded.
+        .route_after(RouteStep::IpFilter, RouteStep::Cors)
+        // The route's body limit lowers the listener's before anything is forwarded.
+        .route_after(RouteStep::Cors, RouteStep::BodyLimit)
+        // The upstream path and host, before the header edits, so that configured edits
+        // can still change what the rewrite adds (x-original-path).
+        .route_after(RouteStep::BodyLimit, RouteStep::Rewrite)
+        // A redirect route answers last, like a direct response, after the header edits
+        // and CORS, whose response fields it then carries.
+        .route_after(RouteStep::Direct, RouteStep::Redirect)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringside_engine::ListenerStep;
+
+    #[test]
+    fn the_gateway_stack_runs_every_gateway_key() {
+        let sidecar = Stack::new()
+            .listener(ListenerStep::Limits)
+            .route(RouteStep::RateLimit)
+            .route(RouteStep::HeaderEdits)
+            .route(RouteStep::Direct);
+        assert!(sidecar.check_gateway().is_err());
+        assert_eq!(gateway(sidecar).check_gateway(), Ok(()));
+    }
 }

@@ -10,6 +10,7 @@
 
 mod authz;
 mod check;
+pub mod edge;
 pub mod error;
 mod hash;
 pub mod headers;
@@ -22,6 +23,7 @@ pub mod retry;
 pub mod tls;
 mod validate;
 
+pub use edge::{Cidr, Cors, Edge, IpFilter, Origin, PathRewrite, Redirect, RedirectPath, Rewrite};
 pub use error::{ConfigError, ConfigErrors};
 pub use headers::{HeaderAction, HeaderAdd, HeaderEdits, TemplateInput, ValuePart, ValueTemplate};
 pub use model::*;

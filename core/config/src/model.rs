@@ -309,6 +309,9 @@ pub struct Route {
     pub fault: Option<Fault>,
     /// The route's token bucket (`rate_limit`), if any.
     pub rate_limit: Option<RateLimit>,
+    /// The gateway's request shaping (CORS, rewrite, address filter, body limit); empty on
+    /// a sidecar.
+    pub edge: crate::edge::Edge,
 }
 
 /// A route's fault injection. Percentages are from 0.0 to 100.0.
@@ -483,6 +486,8 @@ pub enum RouteAction {
         total: u64,
     },
     Direct(DirectResponse),
+    /// Gateway role only: answered with a redirect built from the request.
+    Redirect(crate::edge::Redirect),
 }
 
 #[derive(Debug, Clone)]

@@ -61,9 +61,11 @@ pub(crate) fn parse_and_validate(
         base_dir,
         material: Fnv64::new(),
         now: SystemTime::now(),
+        gateway: false,
     };
 
     let proxy = v.proxy(&raw.proxy);
+    v.gateway = proxy.role == Role::Gateway;
     // `mesh_given`: an identity was written, even a broken one, so that `mtls` elsewhere is
     // not also reported as lacking it.
     let (mesh, mesh_given) = match &raw.mesh {
@@ -213,6 +215,8 @@ struct Validator {
     material: Fnv64,
     /// Leaf certificates expired before this are rejected.
     now: SystemTime,
+    /// `[proxy] role = "gateway"`: the gateway's route keys are allowed.
+    gateway: bool,
 }
 
 impl Validator {
@@ -442,6 +446,7 @@ fn sort_key(path: &str) -> (usize, usize) {
 
 mod authz;
 mod cluster;
+mod edge;
 mod headers;
 #[cfg(test)]
 mod headers_tests;

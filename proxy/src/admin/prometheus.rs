@@ -279,21 +279,26 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
             e.sample("ringside_rate_limited_total", &labels, *n);
         }
     }
-    e.family(
-        "ringside_fault_injected_total",
-        Kind::Counter,
-        "Faults injected by routes' fault settings, by listener, route and kind (delay or abort).",
+    by_route(
+        &mut e,
+        t,
+        (
+            "ringside_fault_injected_total",
+            "Faults injected by routes' fault settings, by listener, route and kind (delay or abort).",
+            "kind",
+        ),
+        |lt| &lt.faults,
     );
-    for (listener, lt) in &t.listeners {
-        for ((route, kind), n) in &lt.faults {
-            let labels = [
-                ("listener", listener.as_str()),
-                ("route", route.as_str()),
-                ("kind", *kind),
-            ];
-            e.sample("ringside_fault_injected_total", &labels, *n);
-        }
-    }
+    by_route(
+        &mut e,
+        t,
+        (
+            "ringside_gateway_events_total",
+            "Gateway stage events, by listener, route and event: cors_preflight (a preflight answered 204), cors_origin_rejected (a request whose Origin the route's cors does not allow), redirect, ip_denied (403 by ip_allow/ip_deny).",
+            "event",
+        ),
+        |lt| &lt.gateway,
+    );
 
     e.family(
         "ringside_upstream_requests_total",
@@ -515,6 +520,29 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
     e.out
 }
 
+/// A counter family by listener, route and one more label (`family`: name, help, label).
+fn by_route(
+    e: &mut Exposition,
+    t: &Totals,
+    family: (&str, &str, &str),
+    counts: impl Fn(
+        &super::totals::ListenerTotals,
+    ) -> &std::collections::BTreeMap<(String, &'static str), u64>,
+) {
+    let (name, help, label) = family;
+    e.family(name, Kind::Counter, help);
+    for (listener, lt) in &t.listeners {
+        for ((route, value), n) in counts(lt) {
+            let labels = [
+                ("listener", listener.as_str()),
+                ("route", route.as_str()),
+                (label, *value),
+            ];
+            e.sample(name, &labels, *n);
+        }
+    }
+}
+
 fn process(e: &mut Exposition, p: &ProcessStats) {
     if let Some(v) = p.cpu_seconds {
         let name = "process_cpu_seconds_total";
@@ -682,6 +710,7 @@ mod tests {
                 authz_denied: 7,
                 rate_limited: vec![("api".into(), 3)],
                 faults: vec![("api".into(), "abort", 1)],
+                gateway: vec![("api".into(), "redirect", 4)],
             }],
             clusters: vec![ClusterReport {
                 cluster: "app".into(),
@@ -728,6 +757,7 @@ mod tests {
             r#"ringside_authz_denied_total{listener="in"} 14"#,
             r#"ringside_rate_limited_total{listener="in",route="api"} 6"#,
             r#"ringside_fault_injected_total{listener="in",route="api",kind="abort"} 2"#,
+            r#"ringside_gateway_events_total{listener="in",route="api",event="redirect"} 8"#,
             r#"ringside_circuit_breaker_overflows_total{cluster="app",limit="max_requests"} 10"#,
             r#"ringside_config_reload_total{result="invalid"} 1"#,
             r#"ringside_io_driver{driver="epoll"} 1"#,

@@ -32,6 +32,8 @@ pub struct ListenerTotals {
     pub rate_limited: BTreeMap<String, u64>,
     /// Faults injected, by (route, kind).
     pub faults: BTreeMap<(String, &'static str), u64>,
+    /// Gateway stage events, by (route, event).
+    pub gateway: BTreeMap<(String, &'static str), u64>,
 }
 
 impl ListenerTotals {
@@ -110,6 +112,9 @@ impl Totals {
                 }
                 for (route, kind, n) in &l.faults {
                     *lt.faults.entry((route.clone(), *kind)).or_insert(0) += n;
+                }
+                for (route, event, n) in &l.gateway {
+                    *lt.gateway.entry((route.clone(), *event)).or_insert(0) += n;
                 }
             }
             for c in &r.clusters {

@@ -574,6 +574,9 @@ pub enum Setup {
     /// The configuration with the header-edit keys (refused by a proxy that lacks them: then
     /// the rows on it fail, and the others still run).
     Edits,
+    /// `role = "gateway"` with the gateway's route keys (CORS, rewrites, redirects, address
+    /// filters, route body limits); refused like `Edits` by a proxy that lacks them.
+    Gateway,
 }
 
 /// One behaviour.

@@ -129,6 +129,9 @@ pub(crate) enum ProxyError {
     /// A cluster's circuit breaker is at this limit.
     #[error("cluster overloaded ({})", .0.key())]
     Overloaded(BreakerLimit),
+    /// A gateway stage refused the request (an address filter, a CORS origin): why.
+    #[error("{0}")]
+    Refused(&'static str),
 }
 
 impl ProxyError {
@@ -150,7 +153,7 @@ impl ProxyError {
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamInvalid(_) => 502,
             ProxyError::Timeout | ProxyError::PerTryTimeout => 504,
-            ProxyError::Forbidden => 403,
+            ProxyError::Forbidden | ProxyError::Refused(_) => 403,
             ProxyError::Retried => 502,
             ProxyError::ClientStream(_) => 400,
             ProxyError::UpstreamStream(_) => 502,
@@ -165,7 +168,7 @@ impl ProxyError {
     pub(crate) fn grpc_code(&self) -> u8 {
         match self {
             ProxyError::NoRoute | ProxyError::MethodNotAllowed | ProxyError::NotImplemented => 12,
-            ProxyError::Forbidden => 7,
+            ProxyError::Forbidden | ProxyError::Refused(_) => 7,
             ProxyError::Timeout | ProxyError::PerTryTimeout | ProxyError::HeadTimeout => 4,
             ProxyError::BodyTooLarge | ProxyError::HeadersTooLarge | ProxyError::UriTooLong => 8,
             ProxyError::NoHealthyEndpoint
@@ -205,6 +208,7 @@ impl ProxyError {
             | ProxyError::MethodNotAllowed
             | ProxyError::BodyTooLarge
             | ProxyError::Forbidden
+            | ProxyError::Refused(_)
             | ProxyError::NoHealthyEndpoint
             | ProxyError::RateLimited(_)
             | ProxyError::FaultAbort { .. }

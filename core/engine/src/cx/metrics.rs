@@ -94,6 +94,9 @@ pub(crate) struct ListenerStats {
     rate_limited: RefCell<HashMap<Box<str>, u64>>,
     /// Faults injected, by route and kind (`"delay"`, `"abort"`).
     faults: RefCell<HashMap<(Box<str>, &'static str), u64>>,
+    /// Gateway stage events, by route and event (`"cors_preflight"`,
+    /// `"cors_origin_rejected"`, `"redirect"`, `"ip_denied"`).
+    gateway: RefCell<HashMap<(Box<str>, &'static str), u64>>,
 }
 
 impl ListenerStats {
@@ -125,6 +128,15 @@ impl ListenerStats {
             .faults
             .borrow_mut()
             .entry((route.into(), kind))
+            .or_insert(0) += 1;
+    }
+
+    /// A gateway stage's `event` on a request of `route`.
+    pub(crate) fn gateway(&self, route: &str, event: &'static str) {
+        *self
+            .gateway
+            .borrow_mut()
+            .entry((route.into(), event))
             .or_insert(0) += 1;
     }
 }
@@ -289,6 +301,12 @@ impl WorkerStats {
                     .iter()
                     .map(|((route, kind), n)| (route.to_string(), *kind, *n))
                     .collect(),
+                gateway: l
+                    .gateway
+                    .borrow()
+                    .iter()
+                    .map(|((route, event), n)| (route.to_string(), *event, *n))
+                    .collect(),
             });
         }
         for (name, c) in self.clusters.borrow().iter() {
@@ -376,6 +394,8 @@ pub struct ListenerReport {
     pub rate_limited: Vec<(String, u64)>,
     /// Faults injected: (route, kind `"delay"` or `"abort"`, count).
     pub faults: Vec<(String, &'static str, u64)>,
+    /// Gateway stage events: (route, event, count).
+    pub gateway: Vec<(String, &'static str, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

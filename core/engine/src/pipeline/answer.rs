@@ -9,7 +9,8 @@
 //! end an HTTP/1.1 connection say `Connection: close`. Some errors carry fields of their
 //! own, in every form: a rate-limited request's 429 says when to come back (`retry-after`
 //! and the IETF draft's `ratelimit-limit`, `ratelimit-remaining`, `ratelimit-reset`), and a
-//! circuit breaker's 503 says `x-ringside-overloaded: true`.
+//! circuit breaker's 503 says `x-ringside-overloaded: true`. A redirect carries its
+//! `location` and an empty body.
 
 use bytes::Bytes;
 use h2::server::SendResponse;
@@ -44,6 +45,14 @@ impl<'a> Answer<'a> {
                 request_id: None,
                 grpc: None,
                 fields: Vec::new(),
+            },
+            Local::Redirect { status, location } => Answer {
+                status: *status,
+                content_type: TEXT,
+                body: Bytes::new(),
+                request_id: None,
+                grpc: None,
+                fields: vec![("location", location.clone())],
             },
         }
     }

@@ -83,8 +83,10 @@ pub(crate) fn decide<'v>(
     let cluster = match &route.action {
         RouteAction::Cluster(id) => *id,
         RouteAction::Weighted { targets, total } => pick_weighted(req.random, targets, *total),
-        // Answered by the Direct stage, which every stack has (`Stack::check`).
-        RouteAction::Direct(_) => {
+        // Answered by the Direct stage, which every stack has (`Stack::check`), or by the
+        // Redirect stage, which the gateway's has (`Stack::check_gateway`; only the gateway
+        // role accepts redirect routes).
+        RouteAction::Direct(_) | RouteAction::Redirect(_) => {
             return Decision::Reply {
                 route: &route.name,
                 local: Local::Error(ProxyError::NoRoute),
@@ -378,6 +380,11 @@ mod tests {
                     .collect();
                 format!("{route}:direct {} {}", d.status, added.join(","))
             }
+            Decision::Reply {
+                route,
+                local: Local::Redirect { status, .. },
+                ..
+            } => format!("{route}:redirect {status}"),
             Decision::Forward { route, cluster, .. } => {
                 format!("{}:forward {}", route.name, cluster.0)
             }
@@ -475,6 +482,10 @@ mod tests {
                     local: Local::Direct(d),
                     ..
                 } => d.status,
+                Decision::Reply {
+                    local: Local::Redirect { status, .. },
+                    ..
+                } => status,
                 Decision::Forward { .. } => 0,
             }
         };

@@ -5,6 +5,7 @@
 //! listener stages ─▶ route match ─▶ route stages ─▶ upstream call ─▶ response hooks (reverse)
 //!   Limits, Authz,                   RateLimit, HeaderEdits, Timeout,
 //!   RateLimit                        Fault, Direct
+//!                                    gateway: + IpFilter, Cors, BodyLimit, Rewrite, Redirect
 //! ```
 //! Which stages run, and in which order, is each role's [`Stack`] (`proxy/src/stack.rs`,
 //! `gateway/src/stack.rs`). A worker compiles the stack against every HTTP listener and route
@@ -15,11 +16,17 @@
 //! `crate::pipeline`.
 
 mod authz;
+mod cors;
 mod direct;
 mod fault;
+#[cfg(test)]
+mod gateway_tests;
 mod headers;
+mod ip_filter;
 mod limits;
 mod ratelimit;
+mod redirect;
+mod rewrite;
 mod timeout;
 
 use std::time::Duration;
@@ -59,6 +66,17 @@ pub enum RouteStep {
     Fault,
     /// The route's `direct_response`.
     Direct,
+    /// Gateway: the route's `ip_allow` / `ip_deny` (403).
+    IpFilter,
+    /// Gateway: the route's `[routes.cors]`: preflights answered, responses given the
+    /// allow fields.
+    Cors,
+    /// Gateway: the route's `max_request_body_bytes` (413), lowering the listener's.
+    BodyLimit,
+    /// Gateway: the route's `rewrite` of the upstream request's path and host.
+    Rewrite,
+    /// Gateway: the route's `redirect`.
+    Redirect,
 }
 
 /// The steps of one role's pipeline, in order. Built by each role's `stack.rs`.
@@ -89,6 +107,30 @@ impl Stack {
         self
     }
 
+    /// Inserts a step into every route's stages right after `after` (at the end if the stack
+    /// has no `after`).
+    pub fn route_after(mut self, after: RouteStep, step: RouteStep) -> Stack {
+        let at = self
+            .route
+            .iter()
+            .position(|s| *s == after)
+            .map_or(self.route.len(), |i| i + 1);
+        self.route.insert(at, step);
+        self
+    }
+
+    /// Inserts a step into the listener's stages right after `after` (at the end if the stack
+    /// has no `after`).
+    pub fn listener_after(mut self, after: ListenerStep, step: ListenerStep) -> Stack {
+        let at = self
+            .listener
+            .iter()
+            .position(|s| *s == after)
+            .map_or(self.listener.len(), |i| i + 1);
+        self.listener.insert(at, step);
+        self
+    }
+
     /// Whether the stack can serve every configuration: a `direct_response` route needs the
     /// `Direct` step.
     pub fn check(&self) -> Result<(), String> {
@@ -97,6 +139,27 @@ impl Stack {
                 "the stack has no RouteStep::Direct: direct_response routes could not answer"
                     .into(),
             );
+        }
+        Ok(())
+    }
+
+    /// Whether the stack can serve every gateway configuration: [`Stack::check`], and each
+    /// step the gateway's route keys need (validation lets those keys through only for
+    /// `role = "gateway"`, so this stack must run them all).
+    pub fn check_gateway(&self) -> Result<(), String> {
+        self.check()?;
+        for (step, key) in [
+            (RouteStep::IpFilter, "ip_allow/ip_deny"),
+            (RouteStep::Cors, "cors"),
+            (RouteStep::BodyLimit, "max_request_body_bytes"),
+            (RouteStep::Rewrite, "rewrite"),
+            (RouteStep::Redirect, "redirect"),
+        ] {
+            if !self.route.contains(&step) {
+                return Err(format!(
+                    "the gateway stack has no RouteStep::{step:?}: routes' {key} would be ignored"
+                ));
+            }
         }
         Ok(())
     }
@@ -135,6 +198,11 @@ pub(crate) enum Stage {
     Direct(direct::Direct),
     RateLimit(ratelimit::RateLimit),
     Fault(fault::Fault),
+    IpFilter(ip_filter::IpFilter),
+    Cors(cors::Cors),
+    BodyLimit(limits::BodyLimit),
+    Rewrite(rewrite::Rewrite),
+    Redirect(redirect::Redirect),
 }
 
 impl Stage {
@@ -147,6 +215,11 @@ impl Stage {
             Stage::Direct(s) => s.request(req),
             Stage::RateLimit(s) => s.request(req),
             Stage::Fault(s) => s.request(req),
+            Stage::IpFilter(s) => s.request(req),
+            Stage::Cors(s) => s.request(req),
+            Stage::BodyLimit(s) => s.request(req),
+            Stage::Rewrite(s) => s.request(req),
+            Stage::Redirect(s) => s.request(req),
         }
     }
 
@@ -159,12 +232,17 @@ impl Stage {
     ) {
         match self {
             Stage::Headers(s) => s.response(req, present, edits),
+            Stage::Cors(s) => s.response(req, edits),
             Stage::Limits(_)
             | Stage::Authz(_)
             | Stage::Timeout(_)
             | Stage::Direct(_)
             | Stage::RateLimit(_)
-            | Stage::Fault(_) => {}
+            | Stage::Fault(_)
+            | Stage::IpFilter(_)
+            | Stage::BodyLimit(_)
+            | Stage::Rewrite(_)
+            | Stage::Redirect(_) => {}
         }
     }
 
@@ -185,6 +263,11 @@ pub(crate) enum Flow<'v> {
 pub(crate) enum Local<'v> {
     Error(ProxyError),
     Direct(&'v DirectResponse),
+    /// A redirect route's answer: its status and `Location`.
+    Redirect {
+        status: u16,
+        location: String,
+    },
 }
 
 /// One request as the stages see it, whatever protocol it came on.
@@ -207,6 +290,9 @@ pub(crate) struct Req<'a> {
     pub(crate) delay: Option<Duration>,
     /// Set by `HeaderEdits`: what to change in the upstream request head.
     pub(crate) edits: Edits,
+    /// Set by `Rewrite`: the head to send upstream instead of `head` (another target or
+    /// host); see [`Req::upstream_head`].
+    pub(crate) rewritten: Option<RequestHead>,
 }
 
 impl<'a> Req<'a> {
@@ -230,7 +316,13 @@ impl<'a> Req<'a> {
             deadline: None,
             delay: None,
             edits: Edits::NONE,
+            rewritten: None,
         }
+    }
+
+    /// The head the upstream clients write: the stages' rewrite, else the request's own.
+    pub(crate) fn upstream_head(&self) -> &RequestHead {
+        self.rewritten.as_ref().unwrap_or(self.head)
     }
 
     /// The request's id: the client's `X-Request-Id`, else a new random UUID (made once).
@@ -361,7 +453,7 @@ fn route_stages(
                 headers::Headers::compile(&http.headers, &route.headers).map(Stage::Headers)
             }
             RouteStep::Timeout => match route.action {
-                RouteAction::Direct(_) => None,
+                RouteAction::Direct(_) | RouteAction::Redirect(_) => None,
                 _ => Some(Stage::Timeout(timeout::Timeout {
                     route: route.timeout,
                 })),
@@ -369,6 +461,33 @@ fn route_stages(
             RouteStep::Direct => match &route.action {
                 RouteAction::Direct(d) => Some(Stage::Direct(direct::Direct {
                     response: d.clone(),
+                })),
+                _ => None,
+            },
+            RouteStep::IpFilter => route.edge.ip.as_ref().map(|filter| {
+                Stage::IpFilter(ip_filter::IpFilter {
+                    route: route.name.as_str().into(),
+                    filter: filter.clone(),
+                })
+            }),
+            RouteStep::Cors => route
+                .edge
+                .cors
+                .as_ref()
+                .map(|policy| Stage::Cors(cors::Cors::compile(&route.name, policy))),
+            RouteStep::BodyLimit => route
+                .edge
+                .max_request_body_bytes
+                .map(|max_body| Stage::BodyLimit(limits::BodyLimit { max_body })),
+            RouteStep::Rewrite => route
+                .edge
+                .rewrite
+                .as_ref()
+                .map(|rule| Stage::Rewrite(rewrite::Rewrite { rule: rule.clone() })),
+            RouteStep::Redirect => match &route.action {
+                RouteAction::Redirect(rule) => Some(Stage::Redirect(redirect::Redirect {
+                    route: route.name.as_str().into(),
+                    rule: rule.clone(),
                 })),
                 _ => None,
             },

@@ -214,9 +214,12 @@ pub(crate) fn apply_edits(map: &mut HeaderMap, edits: &Edits) {
 }
 
 /// An HTTP/2 request forwarded to an HTTP/2 upstream: the same head, with the proxy's fields
-/// set and hop-by-hop fields (which HTTP/2 forbids anyway) removed.
+/// set and hop-by-hop fields (which HTTP/2 forbids anyway) removed. `head` is the neutral
+/// head the exchange carries: when a stage rewrote its target or authority
+/// (`RequestHead::retarget`), those replace the client's `:path` and `:authority`.
 pub(crate) fn request_h2_to_h2(
     parts: &http::request::Parts,
+    head: &RequestHead,
     scheme: &str,
     set: &[(&str, &[u8])],
     edits: &Edits,
@@ -236,6 +239,21 @@ pub(crate) fn request_h2_to_h2(
             uri.authority = Some(
                 http::uri::Authority::try_from(h.as_bytes())
                     .map_err(|e| ProxyError::BadRequest(e.to_string()))?,
+            );
+        }
+    }
+    let authority = uri.authority.as_ref().map(http::uri::Authority::as_str);
+    let path = uri.path_and_query.as_ref().map_or("/", |p| p.as_str());
+    if path != head.path_and_query() || (authority.is_some() && authority != head.authority()) {
+        uri.path_and_query = Some(
+            head.path_and_query()
+                .parse()
+                .map_err(|_| ProxyError::BadRequest("bad rewritten path".into()))?,
+        );
+        if let Some(a) = head.authority() {
+            uri.authority = Some(
+                a.parse()
+                    .map_err(|_| ProxyError::BadRequest("bad rewritten authority".into()))?,
             );
         }
     }
