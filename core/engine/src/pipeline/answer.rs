@@ -102,12 +102,17 @@ impl<'a> Answer<'a> {
 
     /// HTTP/1.1 bytes (gRPC does not run over HTTP/1.1: the plain status is used).
     pub(crate) fn h1(&self, out: &mut Vec<u8>, close: bool, head_only: bool, edits: &Edits) {
+        let write = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        };
+        // The answer's own fields, unless an edit removes them (an overwrite removes the
+        // name, then adds its value: the added fields are always written).
         let field = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
             if !edits.removes(name.as_bytes()) {
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(value);
-                out.extend_from_slice(b"\r\n");
+                write(out, name, value);
             }
         };
         out.extend_from_slice(b"HTTP/1.1 ");
@@ -129,7 +134,7 @@ impl<'a> Answer<'a> {
             field(out, name, value.as_bytes());
         }
         for (name, value) in &edits.add {
-            field(out, name, value);
+            write(out, name, value);
         }
         if close {
             out.extend_from_slice(b"Connection: close\r\n");
@@ -344,6 +349,16 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("Server:"));
         assert!(text.contains("x-served-by: ringside\r\n"));
+        // An overwrite (the name removed, then added) writes the added value.
+        let edits = Edits {
+            remove: vec!["content-type".into()],
+            add: vec![("content-type".into(), b"text/x".to_vec())],
+        };
+        let mut out = Vec::new();
+        Answer::of(&local, false, None).h1(&mut out, false, false, &edits);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("ontent-").count(), 2, "{text}");
+        assert!(text.contains("content-type: text/x\r\n"), "{text}");
         assert!(text.ends_with("\r\n\r\nhi"));
     }
 }
