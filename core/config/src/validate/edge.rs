@@ -350,6 +350,160 @@ mod tests {
         }
     }
 
+    const GATEWAY: &str = "[proxy]\nrole = \"gateway\"\n[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:1\"\n[[clusters]]\nname = \"app\"\nendpoints = [ \"127.0.0.1:2\" ]\n";
+
+    /// The errors of a gateway file with these routes (on listener `in`, cluster `app`).
+    fn route_errors(routes: &str) -> Vec<String> {
+        crate::validate::tests::errors(&format!("{GATEWAY}{routes}"))
+    }
+
+    #[test]
+    fn every_mistake_is_reported_with_its_path() {
+        let e = route_errors(
+            r#"
+[[routes]]
+listener = "in"
+match = { path_prefix = "/a/" }
+redirect = { scheme = "ftp", host = "h:80", port = 0, path = "/x", prefix = "/y/", status = 200 }
+
+[[routes]]
+listener = "in"
+match = { path_exact = "/b" }
+rewrite = { prefix = "/c/", regex = { pattern = "(", substitution = "/" } }
+cluster = "app"
+
+[[routes]]
+listener = "in"
+rewrite = { regex = { pattern = "^/(a)$", substitution = '/\2x' }, host = "*.h" }
+ip_allow = []
+ip_deny = [ "10.0.0.0/33", "nope" ]
+cluster = "app"
+
+[[routes]]
+listener = "in"
+direct_response = { status = 200 }
+rewrite = {}
+
+[[routes]]
+listener = "in"
+redirect = { path = "no-slash" }
+cluster = "app"
+timeout_ms = 5
+
+[[routes]]
+listener = "in"
+cluster = "app"
+
+[routes.cors]
+allow_origins = [ "https://a.example/path", "regex:(", "*" ]
+allow_methods = [ "GET POST" ]
+max_age_s = 86401
+allow_credentials = true
+
+[[routes]]
+listener = "in"
+cluster = "app"
+
+[routes.cors]
+allow_origins = []
+
+[[routes]]
+listener = "in"
+match = { path_exact = "/p" }
+rewrite = { prefix = "/q/" }
+cluster = "app"
+
+[[routes]]
+listener = "in"
+rewrite = { regex = { pattern = "(", substitution = "/" } }
+cluster = "app"
+"#,
+        );
+        let want = [
+            "routes[0].redirect.scheme: must be \"http\" or \"https\", got \"ftp\"",
+            "routes[0].redirect.host: invalid host \"h:80\": a host name or IP address without port (see port)",
+            "routes[0].redirect.port: must be from 1 to 65535, got 0",
+            "routes[0].redirect: at most one of path, prefix may be given",
+            "routes[0].redirect.status: must be 301, 302, 303, 307 or 308, got 200",
+            "routes[1].rewrite: at most one of prefix, regex may be given",
+            "routes[2].rewrite.regex.substitution: \\2 names a capture group the pattern does not have (it has 1)",
+            "routes[2].rewrite.host: invalid host \"*.h\": a host name or IP address, with an optional port",
+            "routes[2].ip_allow: must list at least one address block",
+            "routes[2].ip_deny[0]: invalid prefix length in \"10.0.0.0/33\": 0 to 32",
+            "routes[2].ip_deny[1]: invalid address block \"nope\": expected e.g. \"10.0.0.0/8\"",
+            "routes[3].rewrite: needs at least one of prefix, regex, host",
+            "routes[3].rewrite: not valid on a route that answers itself (no request goes upstream)",
+            "routes[4]: only one of cluster, weighted, direct_response, redirect may be given, found cluster, redirect",
+            "routes[4].timeout_ms: not valid on a redirect route (no upstream to wait for)",
+            "routes[4].redirect.path: must start with \"/\", got \"no-slash\"",
+            "routes[5].cors.allow_origins[0]: invalid origin \"https://a.example/path\": scheme://host[:port] (no path), \"*\", \"null\" or \"regex:…\"",
+            "routes[5].cors.allow_origins[1]: invalid regex \"(\": unclosed group",
+            "routes[5].cors.allow_credentials: cannot be true with \"*\" in allow_origins (browsers refuse credentials for a wildcard origin); list the origins",
+            "routes[5].cors.allow_methods[0]: invalid token \"GET POST\"",
+            "routes[5].cors.max_age_s: must be from 0 to 86400, got 86401",
+            "routes[6].cors.allow_origins: must list at least one origin",
+            "routes[7].rewrite.prefix: replaces the route's match.path_prefix, and this route does not match by path_prefix (use regex or path)",
+            "routes[8].rewrite.regex.pattern: invalid regex \"(\": unclosed group",
+        ];
+        for w in want {
+            assert!(
+                e.iter().any(|got| got == w),
+                "missing {w:?} in:\n{}",
+                e.join("\n")
+            );
+        }
+        assert_eq!(e.len(), want.len(), "{}", e.join("\n"));
+    }
+
+    #[test]
+    fn valid_keys_make_the_model() {
+        let c = crate::parse(&format!(
+            "{GATEWAY}{}",
+            r#"
+[[routes]]
+listener = "in"
+match = { path_prefix = "/api/" }
+rewrite = { regex = { pattern = "^/api/(.*)$", substitution = '/\1' }, host = "Up.Internal:81" }
+ip_deny = [ "::1" ]
+max_request_body_bytes = 0
+cluster = "app"
+
+[routes.cors]
+allow_origins = [ "null", "regex:https://x" ]
+allow_headers = [ "X-Token" ]
+
+[[routes]]
+listener = "in"
+match = { path_prefix = "/old/" }
+redirect = { prefix = "/new/", strip_query = true }
+"#
+        ))
+        .unwrap();
+        let crate::ListenerKind::Http(http) = &c.listeners[0].kind else {
+            panic!("http")
+        };
+        let edge = &http.routes[0].edge;
+        let rewrite = edge.rewrite.as_ref().unwrap();
+        assert_eq!(rewrite.host.as_deref(), Some("up.internal:81"));
+        assert_eq!(
+            rewrite.target("/api/a/b", "/api/a/b?q").as_deref(),
+            Some("/a/b?q")
+        );
+        assert!(!edge.ip.as_ref().unwrap().allows("::1".parse().unwrap()));
+        assert_eq!(edge.max_request_body_bytes, Some(0));
+        let cors = edge.cors.as_ref().unwrap();
+        assert!(cors.allows(b"null") && cors.allows(b"https://x") && !cors.allows(b"https://xy"));
+        assert_eq!(cors.allow_headers, "x-token");
+        let crate::RouteAction::Redirect(r) = &http.routes[1].action else {
+            panic!("redirect")
+        };
+        assert_eq!((r.status, r.strip_query), (301, true));
+        assert_eq!(
+            r.location(false, Some("h"), "/old/a", "/old/a?x"),
+            "http://h/new/a"
+        );
+    }
+
     #[test]
     fn substitutions_become_the_regex_crates() {
         assert_eq!(substitution("/\\1", 2).unwrap(), "/${1}");
