@@ -287,7 +287,7 @@ mod tests {
     }
     use crate::cx::metrics::ListenerStats;
     use crate::cx::ClientConn;
-    use crate::stage::{ListenerStep, RouteStep, Stack};
+    use crate::stage::Stack;
     use ringside_config::ListenerKind;
 
     const CONFIG: &str = r#"
@@ -324,15 +324,7 @@ mod tests {
 
     /// The sidecar's stack (`proxy/src/stack.rs`, which the engine cannot import).
     fn stack() -> Stack {
-        Stack::new()
-            .listener(ListenerStep::Limits)
-            .listener(ListenerStep::Authz)
-            .listener(ListenerStep::RateLimit)
-            .route(RouteStep::RateLimit)
-            .route(RouteStep::HeaderEdits)
-            .route(RouteStep::Timeout)
-            .route(RouteStep::Fault)
-            .route(RouteStep::Direct)
+        crate::stage::test_sidecar()
     }
 
     fn client() -> ClientConn {

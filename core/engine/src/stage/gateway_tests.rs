@@ -5,7 +5,7 @@
 use ringside_codec::Edits;
 use ringside_config::ListenerKind;
 
-use super::{Compiled, ListenerStep, Local, Req, RouteStep, Stack};
+use super::{Compiled, Local, Req, RouteStep, Stack};
 use crate::cx::metrics::ListenerStats;
 use crate::cx::ClientConn;
 use crate::pipeline::{decide, Decision, Piped};
@@ -63,15 +63,7 @@ const CONFIG: &str = r#"
 
 /// The sidecar's stack with the gateway's steps where `gateway/src/stack.rs` puts them.
 fn stack() -> Stack {
-    Stack::new()
-        .listener(ListenerStep::Limits)
-        .listener(ListenerStep::Authz)
-        .listener(ListenerStep::RateLimit)
-        .route(RouteStep::RateLimit)
-        .route(RouteStep::HeaderEdits)
-        .route(RouteStep::Timeout)
-        .route(RouteStep::Fault)
-        .route(RouteStep::Direct)
+    super::test_sidecar()
         .route_after(RouteStep::RateLimit, RouteStep::IpFilter)
         .route_after(RouteStep::IpFilter, RouteStep::Cors)
         .route_after(RouteStep::Cors, RouteStep::BodyLimit)

@@ -495,6 +495,21 @@ fn route_stages(
         .collect()
 }
 
+/// The sidecar's stack (`proxy/src/stack.rs`, which the engine cannot import), for the
+/// stage and pipeline tests.
+#[cfg(test)]
+pub(crate) fn test_sidecar() -> Stack {
+    Stack::new()
+        .listener(ListenerStep::Limits)
+        .listener(ListenerStep::Authz)
+        .listener(ListenerStep::RateLimit)
+        .route(RouteStep::RateLimit)
+        .route(RouteStep::HeaderEdits)
+        .route(RouteStep::Timeout)
+        .route(RouteStep::Fault)
+        .route(RouteStep::Direct)
+}
+
 /// A request head parsed from `text` under roomy limits (the stage and pipeline tests).
 #[cfg(test)]
 pub(crate) fn test_head(text: &str) -> RequestHead {
