@@ -1026,6 +1026,10 @@ fn rows() -> Vec<Row> {
             .on(Setup::Gateway)
             .send(Req::post("/gw/body/x").sized(&b"hello"[..]))
             .expect(Expect::own(413)),
+        row("route max_request_body_bytes: a streamed body over it, 413", "max_request_body_bytes = 4 on the route")
+            .on(Setup::Gateway)
+            .send(Req::post("/gw/body/x").streamed(x(5000)))
+            .expect(Expect::status(413).short_text().no_complete_request()),
         row("route max_request_body_bytes: a body within it passes", "max_request_body_bytes = 4 on the route")
             .on(Setup::Gateway)
             .send(Req::post("/gw/body/x").sized(&b"hey"[..]))
