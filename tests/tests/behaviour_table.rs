@@ -958,6 +958,8 @@ fn rows() -> Vec<Row> {
                 is_lit("access-control-max-age", "600"),
                 is_lit("access-control-allow-credentials", "true"),
                 is_lit("vary", "origin"),
+                absent("access-control-expose-headers"),
+                absent("content-type"),
             ])),
         row("CORS preflight from another origin: 403, no CORS fields", r#"allow_origins = [ "https://app.example.com", "regex:…" ]"#)
             .on(Setup::Gateway)

@@ -81,7 +81,8 @@ impl<'a> Answer<'a> {
     /// Whether the answer carries a field of this lower-case name (for response edits).
     pub(crate) fn has(&self, name: &str) -> bool {
         match name {
-            "server" | "content-type" => true,
+            "server" => true,
+            "content-type" => self.has_content_type(),
             "content-length" => self.content_length().is_some(),
             "x-request-id" => self.request_id.is_some(),
             "grpc-status" | "grpc-message" => self.grpc.is_some(),
@@ -94,6 +95,12 @@ impl<'a> Answer<'a> {
             100..=199 | 204 | 304 => None,
             _ => Some(self.body.len()),
         }
+    }
+
+    /// A `Content-Type` goes with a content (a length, or a body) only: not on a bodiless
+    /// 204, nor on a preflight's empty answer.
+    fn has_content_type(&self) -> bool {
+        self.content_length().is_some() || !self.body.is_empty()
     }
 
     fn sends_body(&self, head_only: bool) -> bool {
@@ -121,7 +128,7 @@ impl<'a> Answer<'a> {
         out.extend_from_slice(reason(self.status).as_bytes());
         out.extend_from_slice(b"\r\n");
         field(out, "Server", b"ringside");
-        if self.content_length().is_some() || !self.body.is_empty() {
+        if self.has_content_type() {
             field(out, "Content-Type", self.content_type.as_bytes());
         }
         if let Some(n) = self.content_length() {
@@ -183,7 +190,10 @@ impl<'a> Answer<'a> {
             respond.send_response(resp, true)?;
             return Ok(0);
         }
-        if let Ok(ct) = http::HeaderValue::from_str(self.content_type) {
+        if let (true, Ok(ct)) = (
+            self.has_content_type(),
+            http::HeaderValue::from_str(self.content_type),
+        ) {
             h.insert("content-type", ct);
         }
         if let Some(n) = self.content_length() {
