@@ -8,7 +8,7 @@
 //! route meets:
 //!
 //! ```text
-//! listener: Limits, Authz, RateLimit
+//! listener: Limits, IpFilter, Authz, RateLimit
 //! route:    RateLimit, IpFilter, Cors, BodyLimit, Rewrite, HeaderEdits, Timeout, Fault,
 //!           Direct, Redirect
 //! ```
@@ -16,11 +16,14 @@
 //! global (Redis) rate limits. Authentication belongs after `Cors`, so that preflights,
 //! which carry no credentials, are answered before it.
 
-use ringside_engine::{RouteStep, Stack};
+use ringside_engine::{ListenerStep, RouteStep, Stack};
 
 /// The gateway's stages, built on the sidecar's (`ringside_proxy::stack::sidecar`).
 pub fn gateway(sidecar: Stack) -> Stack {
     sidecar
+        // The listener's address filter first of all but the limits that need no lookup:
+        // a refused client learns nothing of the policy or the routes.
+        .listener_after(ListenerStep::Limits, ListenerStep::IpFilter)
         // The route's address filter right after its token bucket: a refused client is
         // answered 403 before anything else of the route runs.
         .route_after(RouteStep::RateLimit, RouteStep::IpFilter)
@@ -40,7 +43,6 @@ pub fn gateway(sidecar: Stack) -> Stack {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ringside_engine::ListenerStep;
 
     #[test]
     fn the_gateway_stack_runs_every_gateway_key() {

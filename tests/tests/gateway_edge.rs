@@ -205,6 +205,7 @@ fn a_sidecar_refuses_the_gateways_keys() {
 [[listeners]]
 name = "in"
 bind = "127.0.0.1:0"
+ip_deny = [ "192.0.2.0/24" ]
 
 [[routes]]
 listener = "in"
@@ -227,6 +228,7 @@ endpoints = [ "127.0.0.1:1" ]
 "#;
     let err = ringside_config::parse(text).unwrap_err().to_string();
     for line in [
+        "listeners[0].ip_deny: only the gateway role runs ip_deny; set [proxy] role = \"gateway\"",
         "routes[0].rewrite: only the gateway role runs rewrite; set [proxy] role = \"gateway\"",
         "routes[0].ip_allow: only the gateway role runs ip_allow",
         "routes[0].max_request_body_bytes: only the gateway role runs max_request_body_bytes",
@@ -238,3 +240,40 @@ endpoints = [ "127.0.0.1:1" ]
     let gateway = format!("[proxy]\nrole = \"gateway\"\n{text}");
     assert!(ringside_config::parse(&gateway).is_ok());
 }
+
+both_drivers!(
+    fn a_listeners_filter_refuses_before_routing(d) {
+        let origin = Origin::text("never");
+        let text = toml(
+            r#"
+role = "gateway"
+workers = 1
+
+[[listeners]]
+name = "in"
+bind = "127.0.0.1:0"
+ip_allow = [ "10.0.0.0/8" ]
+
+[[routes]]
+listener = "in"
+name = "all"
+cluster = "app"
+
+[[clusters]]
+name = "app"
+endpoints = [ "$origin" ]
+"#,
+            &[("origin", &origin.addr())],
+        );
+        let p = Proxy::start(d, &text);
+        let url = format!("http://{}/x", p.addr("in"));
+        for args in [vec![url.as_str()], vec!["--http2-prior-knowledge", url.as_str()]] {
+            let out = curl(&args);
+            assert_eq!(out.status, Some(403), "{out:?}");
+        }
+        assert!(origin.requests().is_empty());
+        assert!(eventually(WAIT, || {
+            events(&p.handle.metrics(), "") == vec![("ip_denied", 2)]
+        }));
+    }
+);

@@ -167,6 +167,8 @@ pub struct HttpListener {
     pub headers: crate::HeaderEdits,
     /// The listener's token bucket (`rate_limit`), if any.
     pub rate_limit: Option<RateLimit>,
+    /// Gateway: the listener's `ip_allow` / `ip_deny`, checked before routing.
+    pub ip: Option<crate::edge::IpFilter>,
 }
 
 /// HTTP/2 settings of a listener. Header list size is [`HttpLimits::max_header_bytes`].

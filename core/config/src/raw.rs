@@ -164,6 +164,12 @@ pub struct FileListener {
     /// [`FileRateLimit`]. Checked after `[[authz]]` (a denied request takes no token).
     /// Default: none (no limit, no cost).
     pub rate_limit: Option<FileRateLimit>,
+    /// HTTP, gateway role only. Client address blocks let in on this listener, checked
+    /// before routing and `[[authz]]`, like `routes[].ip_allow`. Default: all.
+    pub ip_allow: Option<Vec<String>>,
+    /// HTTP, gateway role only. Client address blocks refused on this listener (403),
+    /// checked before `ip_allow`. Default: none.
+    pub ip_deny: Option<Vec<String>>,
 }
 
 /// `listeners[].tls`.

@@ -7,7 +7,7 @@ use crate::check;
 use crate::edge::{
     Cidr, Cors, Edge, IpFilter, Origin, PathRewrite, Redirect, RedirectPath, Rewrite,
 };
-use crate::raw::{FileCors, FileRedirect, FileRewrite, FileRoute};
+use crate::raw::{FileCors, FileListener, FileRedirect, FileRewrite, FileRoute};
 
 /// The gateway keys of a route, and whether each is given.
 fn gateway_keys(r: &FileRoute) -> [(&'static str, bool); 6] {
@@ -27,38 +27,66 @@ fn path_prefix(r: &FileRoute) -> Option<&str> {
 }
 
 impl Validator {
-    /// The route's edge settings (`p`: `routes[i]`); keys given on a sidecar are errors.
-    pub(super) fn edge(&mut self, p: &str, r: &FileRoute) -> Edge {
-        if !self.gateway {
-            for (key, given) in gateway_keys(r) {
-                if given {
-                    self.err(
-                        format!("{p}.{key}"),
-                        format!("only the gateway role runs {key}; set [proxy] role = \"gateway\""),
-                    );
-                }
+    /// Each key given (`keys`: name, given) is an error unless the role is the gateway's.
+    fn gateway_only(&mut self, p: &str, keys: &[(&'static str, bool)]) {
+        if self.gateway {
+            return;
+        }
+        for (key, given) in keys {
+            if *given {
+                self.err(
+                    format!("{p}.{key}"),
+                    format!("only the gateway role runs {key}; set [proxy] role = \"gateway\""),
+                );
             }
         }
-        let rewrite = r
-            .rewrite
-            .as_ref()
-            .and_then(|w| self.rewrite(&format!("{p}.rewrite"), w, r));
-        let blocks = |v: &mut Self, key: &str, given: &Option<Vec<String>>| -> Vec<Cidr> {
+    }
+
+    /// `ip_allow` and `ip_deny` of a route or a listener (`p`).
+    fn ip_filter(
+        &mut self,
+        p: &str,
+        allow: &Option<Vec<String>>,
+        deny: &Option<Vec<String>>,
+    ) -> Option<IpFilter> {
+        let mut blocks = |key: &str, given: &Option<Vec<String>>| -> Vec<Cidr> {
             let mut out = Vec::new();
             for (j, s) in given.iter().flatten().enumerate() {
                 match Cidr::parse(s) {
                     Ok(c) => out.push(c),
-                    Err(m) => v.err(format!("{p}.{key}[{j}]"), m),
+                    Err(m) => self.err(format!("{p}.{key}[{j}]"), m),
                 }
             }
             if given.as_ref().is_some_and(Vec::is_empty) {
-                v.err(format!("{p}.{key}"), "must list at least one address block");
+                self.err(format!("{p}.{key}"), "must list at least one address block");
             }
             out
         };
-        let allow = blocks(self, "ip_allow", &r.ip_allow);
-        let deny = blocks(self, "ip_deny", &r.ip_deny);
-        let ip = (!allow.is_empty() || !deny.is_empty()).then(|| IpFilter::new(allow, deny));
+        let allow = blocks("ip_allow", allow);
+        let deny = blocks("ip_deny", deny);
+        (!allow.is_empty() || !deny.is_empty()).then(|| IpFilter::new(allow, deny))
+    }
+
+    /// An http listener's `ip_allow` and `ip_deny` (`p`: `listeners[i]`).
+    pub(super) fn listener_ip_filter(&mut self, p: &str, l: &FileListener) -> Option<IpFilter> {
+        self.gateway_only(
+            p,
+            &[
+                ("ip_allow", l.ip_allow.is_some()),
+                ("ip_deny", l.ip_deny.is_some()),
+            ],
+        );
+        self.ip_filter(p, &l.ip_allow, &l.ip_deny)
+    }
+
+    /// The route's edge settings (`p`: `routes[i]`); keys given on a sidecar are errors.
+    pub(super) fn edge(&mut self, p: &str, r: &FileRoute) -> Edge {
+        self.gateway_only(p, &gateway_keys(r));
+        let rewrite = r
+            .rewrite
+            .as_ref()
+            .and_then(|w| self.rewrite(&format!("{p}.rewrite"), w, r));
+        let ip = self.ip_filter(p, &r.ip_allow, &r.ip_deny);
         let cors = r
             .cors
             .as_ref()
@@ -453,6 +481,33 @@ cluster = "app"
             );
         }
         assert_eq!(e.len(), want.len(), "{}", e.join("\n"));
+    }
+
+    #[test]
+    fn listeners_filter_addresses_too() {
+        let e = crate::validate::tests::errors(
+            "[proxy]\nrole = \"gateway\"\n[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:1\"\nip_allow = [ \"::1/200\" ]\nip_deny = []\n[[listeners]]\nname = \"t\"\nbind = \"127.0.0.1:2\"\nprotocol = \"tcp\"\ncluster = \"app\"\nip_deny = [ \"::1\" ]\n[[clusters]]\nname = \"app\"\nendpoints = [ \"127.0.0.1:3\" ]\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "listeners[0].ip_allow[0]: invalid prefix length in \"::1/200\": 0 to 128",
+                "listeners[0].ip_deny: must list at least one address block",
+                "listeners[1].ip_deny: only valid on protocol = \"http\" listeners",
+            ]
+        );
+        let c = crate::parse(
+            "[proxy]\nrole = \"gateway\"\n[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:1\"\nip_deny = [ \"10.0.0.0/8\" ]\n",
+        )
+        .unwrap();
+        let crate::ListenerKind::Http(http) = &c.listeners[0].kind else {
+            panic!("http")
+        };
+        assert!(!http
+            .ip
+            .as_ref()
+            .unwrap()
+            .allows("10.1.2.3".parse().unwrap()));
     }
 
     #[test]

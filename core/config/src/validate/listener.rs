@@ -163,6 +163,7 @@ impl Validator {
             .rate_limit
             .as_ref()
             .and_then(|r| self.rate_limit(&format!("{p}.rate_limit"), r));
+        let ip = self.listener_ip_filter(p, l);
         Some(ListenerKind::Http(HttpListener {
             routes: Vec::new(),
             limits,
@@ -176,6 +177,7 @@ impl Validator {
             http2,
             headers,
             rate_limit,
+            ip,
         }))
     }
 
@@ -268,6 +270,8 @@ impl Validator {
                 l.response_headers_to_remove.is_some(),
             ),
             ("rate_limit", l.rate_limit.is_some()),
+            ("ip_allow", l.ip_allow.is_some()),
+            ("ip_deny", l.ip_deny.is_some()),
         ];
         for (key, present) in http_only {
             if present {

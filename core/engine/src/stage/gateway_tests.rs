@@ -5,7 +5,7 @@
 use ringside_codec::Edits;
 use ringside_config::ListenerKind;
 
-use super::{Compiled, Local, Req, RouteStep, Stack};
+use super::{Compiled, ListenerStep, Local, Req, RouteStep, Stack};
 use crate::cx::metrics::ListenerStats;
 use crate::cx::ClientConn;
 use crate::pipeline::{decide, Decision, Piped};
@@ -18,6 +18,7 @@ const CONFIG: &str = r#"
     name = "in"
     bind = "127.0.0.1:1"
     max_request_body_bytes = 1000
+    ip_deny = [ "192.0.2.0/24" ]
 
     [[routes]]
     listener = "in"
@@ -64,6 +65,7 @@ const CONFIG: &str = r#"
 /// The sidecar's stack with the gateway's steps where `gateway/src/stack.rs` puts them.
 fn stack() -> Stack {
     super::test_sidecar()
+        .listener_after(ListenerStep::Limits, ListenerStep::IpFilter)
         .route_after(RouteStep::RateLimit, RouteStep::IpFilter)
         .route_after(RouteStep::IpFilter, RouteStep::Cors)
         .route_after(RouteStep::Cors, RouteStep::BodyLimit)
@@ -254,6 +256,12 @@ fn addresses_are_filtered_deny_first() {
     assert_eq!(run(path, "10.1.0.1:1").said, "private:forward");
     assert_eq!(run(path, "10.0.0.9:1").said, "private:403");
     assert_eq!(run(path, "192.168.1.1:1").said, "private:403");
+    // The listener's filter refuses before any route matched.
+    assert_eq!(run(path, "192.0.2.7:1").said, ":403");
+    assert_eq!(
+        run("GET /v1/a/b HTTP/1.1\r\nHost: h\r\n\r\n", "192.0.2.7:1").said,
+        ":403"
+    );
 }
 
 #[test]

@@ -1,6 +1,8 @@
-//! `IpFilter`: a route's `ip_allow` and `ip_deny` (gateway role).
+//! `IpFilter`: a listener's or a route's `ip_allow` and `ip_deny` (gateway role).
 //!
-//! Sits first among a gateway route's own stages, right after the route's token bucket.
+//! Sits among the listener's stages right after `Limits` (before `[[authz]]` and routing;
+//! counted under the route `""`), and first among a gateway route's own stages, right after
+//! the route's token bucket.
 //! Reads the route's address blocks (`ringside_config::IpFilter`: deny checked first, then
 //! allow when given) and the connection's peer address (`Req::conn.peer`; a forwarded
 //! `X-Forwarded-For` is never trusted here). A refused client is answered 403 (gRPC

@@ -5,7 +5,7 @@
 //! listener stages ─▶ route match ─▶ route stages ─▶ upstream call ─▶ response hooks (reverse)
 //!   Limits, Authz,                   RateLimit, HeaderEdits, Timeout,
 //!   RateLimit                        Fault, Direct
-//!                                    gateway: + IpFilter, Cors, BodyLimit, Rewrite, Redirect
+//!   gateway: + IpFilter              gateway: + IpFilter, Cors, BodyLimit, Rewrite, Redirect
 //! ```
 //! Which stages run, and in which order, is each role's [`Stack`] (`proxy/src/stack.rs`,
 //! `gateway/src/stack.rs`). A worker compiles the stack against every HTTP listener and route
@@ -50,6 +50,8 @@ pub enum ListenerStep {
     Authz,
     /// The listener's `rate_limit`: a token bucket for the whole process (429).
     RateLimit,
+    /// Gateway: the listener's `ip_allow` / `ip_deny` (403), before routing.
+    IpFilter,
 }
 
 /// A step that runs for the requests of one route, after it matched.
@@ -148,6 +150,12 @@ impl Stack {
     /// `role = "gateway"`, so this stack must run them all).
     pub fn check_gateway(&self) -> Result<(), String> {
         self.check()?;
+        if !self.listener.contains(&ListenerStep::IpFilter) {
+            return Err(
+                "the gateway stack has no ListenerStep::IpFilter: listeners' ip_allow/ip_deny would be ignored"
+                    .into(),
+            );
+        }
         for (step, key) in [
             (RouteStep::IpFilter, "ip_allow/ip_deny"),
             (RouteStep::Cors, "cors"),
@@ -392,6 +400,13 @@ impl Compiled {
                     }),
                 ListenerStep::RateLimit => http.rate_limit.map(|limit| {
                     Stage::RateLimit(ratelimit::RateLimit::compile(limit, name, None, registry))
+                }),
+                // Counted under the route "" (none matched yet), like the listener's bucket.
+                ListenerStep::IpFilter => http.ip.as_ref().map(|filter| {
+                    Stage::IpFilter(ip_filter::IpFilter {
+                        route: "".into(),
+                        filter: filter.clone(),
+                    })
                 }),
             })
             .collect();
