@@ -24,7 +24,11 @@ impl IpFilter {
         }
         req.stats.gateway(&self.route, "ip_denied");
         Flow::Reply(Local::Error(ProxyError::Refused(
-            "the client's address is not allowed on this route",
+            if self.route.is_empty() {
+                "the client's address is not allowed on this listener"
+            } else {
+                "the client's address is not allowed on this route"
+            },
         )))
     }
 }
