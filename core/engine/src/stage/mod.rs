@@ -299,8 +299,9 @@ pub(crate) struct Req<'a> {
     /// Set by `HeaderEdits`: what to change in the upstream request head.
     pub(crate) edits: Edits,
     /// Set by `Rewrite`: the head to send upstream instead of `head` (another target or
-    /// host); see [`Req::upstream_head`].
-    pub(crate) rewritten: Option<RequestHead>,
+    /// host); see [`Req::upstream_head`]. Boxed: every request carries the field, few a
+    /// rewrite.
+    pub(crate) rewritten: Option<Box<RequestHead>>,
 }
 
 impl<'a> Req<'a> {
@@ -330,7 +331,7 @@ impl<'a> Req<'a> {
 
     /// The head the upstream clients write: the stages' rewrite, else the request's own.
     pub(crate) fn upstream_head(&self) -> &RequestHead {
-        self.rewritten.as_ref().unwrap_or(self.head)
+        self.rewritten.as_deref().unwrap_or(self.head)
     }
 
     /// The request's id: the client's `X-Request-Id`, else a new random UUID (made once).

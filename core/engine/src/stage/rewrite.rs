@@ -30,7 +30,7 @@ impl Rewrite {
             return Flow::Next;
         }
         match head.retarget(target.as_deref(), self.rule.host.as_deref()) {
-            Ok(rewritten) => req.rewritten = Some(rewritten),
+            Ok(rewritten) => req.rewritten = Some(Box::new(rewritten)),
             Err(e) => return Flow::Reply(Local::Error(ProxyError::from(e))),
         }
         if target.is_some() {
