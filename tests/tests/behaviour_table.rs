@@ -19,6 +19,9 @@
 //!   (`role = "gateway"`) with the same four listeners, `[[consumers]]`, routes with
 //!   `authn = { api_key = ... }` and a `rate_limit` keyed by a header; the edits proxy's
 //!   clusters.
+//! - **gateway** ([`GATEWAY_LISTENER`]): `role = "gateway"`, the same four listeners with
+//!   the gateway's route keys (CORS, rewrites, a redirect, address filters, a route body
+//!   limit).
 //!
 //! Identity: the TLS listeners verify client certificates against the mesh CA; a request
 //! that presents one (on the TLS columns) has the identity `spiffe://ringside.test/client`.
@@ -343,6 +346,78 @@ request_headers_to_add = [ { name = "x-env", value = "prod", action = "overwrite
 request_headers_to_remove = [ "x-debug" ]
 response_headers_to_add = [ { name = "x-served-by", value = "ringside" } ]
 response_headers_to_remove = [ "x-powered-by" ]
+"#;
+
+/// Every listener of the gateway proxy (`role = "gateway"`) and its routes: the gateway's
+/// request shaping (issue 12). Clusters as the edits proxy's.
+const GATEWAY_LISTENER: &str = r#"
+[[listeners]]
+name = "$L"
+bind = "127.0.0.1:0"
+$TLS
+
+[[routes]]
+listener = "$L"
+name = "cors"
+match = { path_prefix = "/gw/cors/" }
+cluster = "a-$up"
+
+[routes.cors]
+allow_origins = [ "https://app.example.com", "regex:^https://[a-z]+\\.example\\.org$" ]
+allow_methods = [ "GET", "POST" ]
+allow_headers = [ "authorization", "content-type" ]
+expose_headers = [ "x-request-id" ]
+max_age_s = 600
+allow_credentials = true
+
+[[routes]]
+listener = "$L"
+name = "prefix"
+match = { path_prefix = "/gw/api/orders/" }
+rewrite = { prefix = "/orders/" }
+cluster = "a-$up"
+
+[[routes]]
+listener = "$L"
+name = "regex"
+match = { path_prefix = "/gw/regex/" }
+rewrite = { regex = { pattern = "^/gw/regex/([a-z]+)/(.*)$", substitution = "/\\2/\\1" } }
+cluster = "a-$up"
+
+[[routes]]
+listener = "$L"
+name = "host"
+match = { path_prefix = "/gw/host/" }
+rewrite = { host = "backend.internal:8080" }
+cluster = "a-$up"
+
+[[routes]]
+listener = "$L"
+name = "moved"
+match = { path_prefix = "/gw/old/" }
+redirect = { scheme = "https", host = "new.example", prefix = "/gw/new/", status = 301 }
+
+[[routes]]
+listener = "$L"
+name = "deny"
+match = { path_prefix = "/gw/deny/" }
+ip_deny = [ "127.0.0.1/32" ]
+cluster = "a-$up"
+
+[[routes]]
+listener = "$L"
+name = "allow"
+match = { path_prefix = "/gw/allow/" }
+ip_allow = [ "127.0.0.0/8", "::1" ]
+ip_deny = [ "10.0.0.0/8" ]
+cluster = "a-$up"
+
+[[routes]]
+listener = "$L"
+name = "body"
+match = { path_prefix = "/gw/body/" }
+max_request_body_bytes = 4
+cluster = "a-$up"
 "#;
 
 const EDITS_CLUSTERS: &str = r#"
@@ -981,6 +1056,100 @@ fn rows() -> Vec<Row> {
             .after(Req::get("/consumers/keyed/first").header("x-tenant", "t1"))
             .send(Req::get("/consumers/keyed/x").header("x-tenant", "t1"))
             .expect(Expect::own(429).headers(vec![is_lit("ratelimit-limit", "1")])),
+        // --- The gateway's request shaping (the gateway proxy, role = "gateway").
+        row("CORS preflight from an allowed origin: 204 by the proxy", "[routes.cors] allow_origins, allow_methods, allow_headers, max_age_s, allow_credentials")
+            .on(Setup::Gateway)
+            .send(
+                Req::new("OPTIONS", "/gw/cors/x")
+                    .header("origin", "https://app.example.com")
+                    .header("access-control-request-method", "POST")
+                    .header("access-control-request-headers", "content-type"),
+            )
+            .expect(Expect::status(204).no_body().untouched().headers(vec![
+                is_lit("access-control-allow-origin", "https://app.example.com"),
+                is("access-control-allow-methods", &[lit("GET"), lit("POST")]),
+                is("access-control-allow-headers", &[lit("authorization"), lit("content-type")]),
+                is_lit("access-control-max-age", "600"),
+                is_lit("access-control-allow-credentials", "true"),
+                is_lit("vary", "origin"),
+                absent("access-control-expose-headers"),
+                absent("content-type"),
+            ])),
+        row("CORS preflight from another origin: 403, no CORS fields", r#"allow_origins = [ "https://app.example.com", "regex:…" ]"#)
+            .on(Setup::Gateway)
+            .send(
+                Req::new("OPTIONS", "/gw/cors/x")
+                    .header("origin", "https://evil.example")
+                    .header("access-control-request-method", "POST"),
+            )
+            .expect(Expect::own(403).headers(vec![absent("access-control-allow-origin"), absent("vary")])),
+        row("CORS request from an allowed origin (regex): origin echoed, vary", r#""regex:^https://[a-z]+\\.example\\.org$", expose_headers, allow_credentials"#)
+            .on(Setup::Gateway)
+            .send(Req::get("/gw/cors/x").header("origin", "https://shop.example.org"))
+            .expect(Expect::status(200).body("a").got(Got::a()).headers(vec![
+                is_lit("access-control-allow-origin", "https://shop.example.org"),
+                is_lit("access-control-expose-headers", "x-request-id"),
+                is_lit("access-control-allow-credentials", "true"),
+                is_lit("vary", "origin"),
+                absent("access-control-allow-methods"),
+            ])),
+        row("CORS request from another origin: forwarded, no CORS fields", "[routes.cors]")
+            .on(Setup::Gateway)
+            .send(Req::get("/gw/cors/x").header("origin", "https://shop.example.org.evil"))
+            .expect(Expect::status(200).body("a").got(Got::a()).headers(vec![
+                absent("access-control-allow-origin"),
+                absent("vary"),
+            ])),
+        row("rewrite prefix: the upstream path, query kept, x-original-path", r#"match = { path_prefix = "/gw/api/orders/" }, rewrite = { prefix = "/orders/" }"#)
+            .on(Setup::Gateway)
+            .send(Req::get("/gw/api/orders/7?x=1&y=2"))
+            .expect(Expect::status(200).body("a").got(Got::a().target("/orders/7?x=1&y=2").headers(vec![
+                is_lit("x-original-path", "/gw/api/orders/7?x=1&y=2"),
+                is_lit("host", AUTHORITY),
+            ]))),
+        row("rewrite regex: groups substituted, query kept", r#"rewrite = { regex = { pattern = "^/gw/regex/([a-z]+)/(.*)$", substitution = "/\\2/\\1" } }"#)
+            .on(Setup::Gateway)
+            .send(Req::get("/gw/regex/users/42?q=1"))
+            .expect(Expect::status(200).body("a").got(Got::a().target("/42/users?q=1").headers(vec![
+                is_lit("x-original-path", "/gw/regex/users/42?q=1"),
+            ]))),
+        row("rewrite host: Host / :authority replaced, path kept", r#"rewrite = { host = "backend.internal:8080" }"#)
+            .on(Setup::Gateway)
+            .send(Req::get("/gw/host/x?q=1"))
+            .expect(Expect::status(200).body("a").got(Got::a().target("/gw/host/x?q=1").headers(vec![
+                is_lit("host", "backend.internal:8080"),
+                absent("x-original-path"),
+            ]))),
+        row("redirect: 301 with a Location built from the request", r#"redirect = { scheme = "https", host = "new.example", prefix = "/gw/new/", status = 301 }"#)
+            .on(Setup::Gateway)
+            .send(Req::get("/gw/old/x?q=1"))
+            .expect(Expect::status(301).untouched().headers(vec![
+                is_lit("location", "https://new.example/gw/new/x?q=1"),
+            ])),
+        row("ip_deny: the client's address refused, 403", r#"ip_deny = [ "127.0.0.1/32" ]"#)
+            .on(Setup::Gateway)
+            .send(Req::get("/gw/deny/x"))
+            .expect(Expect::own(403)),
+        row("gRPC ip_deny: 7 PERMISSION_DENIED", r#"ip_deny = [ "127.0.0.1/32" ]"#)
+            .on(Setup::Gateway)
+            .send_by_proto(Form::NotApplicable(GRPC_IS_H2), Req::grpc("/gw/deny/grpc.Svc/Call"))
+            .expect(Expect::grpc(7).untouched()),
+        row("ip_allow: an address in the blocks passes", r#"ip_allow = [ "127.0.0.0/8", "::1" ], ip_deny = [ "10.0.0.0/8" ]"#)
+            .on(Setup::Gateway)
+            .send(Req::get("/gw/allow/x"))
+            .expect(Expect::status(200).body("a").got(Got::a())),
+        row("route max_request_body_bytes: a declared body over it, 413", "max_request_body_bytes = 4 on the route")
+            .on(Setup::Gateway)
+            .send(Req::post("/gw/body/x").sized(&b"hello"[..]))
+            .expect(Expect::own(413)),
+        row("route max_request_body_bytes: a streamed body over it, 413", "max_request_body_bytes = 4 on the route")
+            .on(Setup::Gateway)
+            .send(Req::post("/gw/body/x").streamed(x(5000)))
+            .expect(Expect::status(413).short_text().no_complete_request()),
+        row("route max_request_body_bytes: a body within it passes", "max_request_body_bytes = 4 on the route")
+            .on(Setup::Gateway)
+            .send(Req::post("/gw/body/x").sized(&b"hey"[..]))
+            .expect(Expect::status(200).body("a").got(Got::a().body(&b"hey"[..]))),
     ]
 }
 
@@ -1048,12 +1217,18 @@ fn run_table(d: Driver) {
             vars
         )
     );
+    // `full_config` opens `[proxy]`: the role goes right after it.
+    let gateway = format!(
+        "role = \"gateway\"\nworkers = 1\n{}",
+        config(&pki, GATEWAY_LISTENER, EDITS_CLUSTERS, vars)
+    );
     let world = World {
         driver: d,
         proxies: vec![
             (Setup::Core, World::start_proxy(d, &core)),
             (Setup::Edits, World::start_proxy(d, &edits)),
             (Setup::Consumers, World::start_proxy(d, &consumers)),
+            (Setup::Gateway, World::start_proxy(d, &gateway)),
         ],
         a_h1,
         b_h1,

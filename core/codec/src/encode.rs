@@ -95,8 +95,7 @@ pub fn write_request_head(
     );
     out.extend_from_slice(head.method().as_bytes());
     out.push(b' ');
-    let target = edits.target.as_deref().unwrap_or(head.path_and_query());
-    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(head.path_and_query().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     if let Some(authority) = head.authority() {
         if !in_set(set, b"host") {
@@ -321,9 +320,6 @@ fn write_set(out: &mut Vec<u8>, set: &[(&str, &[u8])], edits: &Edits) {
 pub struct Edits {
     pub remove: Vec<Box<str>>,
     pub add: Vec<(Box<str>, Vec<u8>)>,
-    /// A request's only: the path and query to send instead of the client's (a credential
-    /// taken out of the query string). `None`: the client's, unchanged.
-    pub target: Option<Box<str>>,
 }
 
 impl Edits {
@@ -331,11 +327,10 @@ impl Edits {
     pub const NONE: Edits = Edits {
         remove: Vec::new(),
         add: Vec::new(),
-        target: None,
     };
 
     pub fn is_empty(&self) -> bool {
-        self.remove.is_empty() && self.add.is_empty() && self.target.is_none()
+        self.remove.is_empty() && self.add.is_empty()
     }
 
     pub fn removes(&self, name: &[u8]) -> bool {
@@ -683,7 +678,6 @@ mod tests {
         let edits = Edits {
             remove: vec!["x-debug".into(), "x-b".into(), "x-request-id".into()],
             add: vec![("x-b".into(), b"3".to_vec()), ("x-a".into(), b"4".to_vec())],
-            target: None,
         };
         let mut out = Vec::new();
         write_request_head(&mut out, &head, &[("X-Request-Id", b"r")], &edits, false);
@@ -691,16 +685,6 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-b: 3\r\nx-a: 4\r\n\r\n"
         );
-        // A new target replaces the client's, and nothing else.
-        let edits = Edits {
-            target: Some("/new?q=1".into()),
-            ..Edits::NONE
-        };
-        let mut out = Vec::new();
-        write_request_head(&mut out, &head, &[], &edits, false);
-        assert!(String::from_utf8(out)
-            .unwrap()
-            .starts_with("GET /new?q=1 HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n"));
         let resp = res(
             "HTTP/1.1 200 OK\r\nX-Powered-By: p\r\nContent-Length: 0\r\n\r\n",
             "GET",
@@ -708,7 +692,6 @@ mod tests {
         let edits = Edits {
             remove: vec!["x-powered-by".into()],
             add: vec![("x-served-by".into(), b"ringside".to_vec())],
-            target: None,
         };
         let mut out = Vec::new();
         write_response_head(&mut out, &resp, &[], &edits, true);

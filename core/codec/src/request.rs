@@ -233,6 +233,52 @@ pub fn build_request<'f>(
     fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
     limits: &Limits,
 ) -> Result<RequestHead, RequestError> {
+    build_fields(method, target, 1, fields, limits)
+}
+
+impl RequestHead {
+    /// The same request with another origin-form `target` and/or `host` (an authority, port
+    /// included when it has one): method, version and every other field kept in order, and
+    /// checked by the same rules as [`build_request`]. `None` keeps the request's own
+    /// (`path_and_query()`, `authority()`). What a rewrite or a mirror's host suffix sends
+    /// upstream; both upstream clients write from the result.
+    pub fn retarget(
+        &self,
+        target: Option<&str>,
+        host: Option<&str>,
+    ) -> Result<RequestHead, RequestError> {
+        let target = target.unwrap_or(self.path_and_query());
+        let host = host.or(self.authority());
+        let fields = host
+            .map(|h| (&b"host"[..], h.as_bytes()))
+            .into_iter()
+            .chain(
+                self.headers()
+                    .filter(|(n, _)| !n.eq_ignore_ascii_case("host"))
+                    .map(|(n, v)| (n.as_bytes(), v)),
+            );
+        let minor = match self.version {
+            Version::Http10 => 0,
+            Version::Http11 => 1,
+        };
+        // The head passed the listener's limits already; these only bound the rebuild.
+        let limits = Limits {
+            max_header_bytes: usize::MAX,
+            max_headers: usize::MAX,
+            max_uri_bytes: usize::MAX,
+        };
+        build_fields(self.method(), target, minor, fields, &limits)
+    }
+}
+
+/// [`build_request`] for HTTP/1.`minor`.
+fn build_fields<'f>(
+    method: &str,
+    target: &str,
+    minor: u8,
+    fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
+    limits: &Limits,
+) -> Result<RequestHead, RequestError> {
     if target.len() > limits.max_uri_bytes {
         return Err(RequestError::UriTooLong);
     }
@@ -243,7 +289,11 @@ pub fn build_request<'f>(
     buf.extend_from_slice(method.as_bytes());
     buf.push(b' ');
     buf.extend_from_slice(target.as_bytes());
-    buf.extend_from_slice(b" HTTP/1.1\r\n");
+    buf.extend_from_slice(if minor == 0 {
+        b" HTTP/1.0\r\n"
+    } else {
+        b" HTTP/1.1\r\n"
+    });
     let mut spans: Vec<(usize, usize, usize, usize)> = Vec::new();
     for (name, value) in fields {
         if spans.len() >= limits.max_headers {
@@ -267,7 +317,7 @@ pub fn build_request<'f>(
     let line = RequestLine {
         method: text(method_at),
         target: text(target_at),
-        minor: 1,
+        minor,
     };
     let fields = spans.iter().map(|&(n_at, n_len, v_at, v_len)| {
         (

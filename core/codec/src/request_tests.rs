@@ -614,3 +614,32 @@ fn built_heads_keep_the_parser_rules() {
         Err(RequestError::Malformed(_))
     ));
 }
+
+#[test]
+fn retarget_keeps_version_fields_and_framing() {
+    let head = ok(b"POST http://Api.Example:8080/a/b?q=1 HTTP/1.0\r\nHost: other\r\nX-A: 1\r\nContent-Length: 3\r\n\r\n");
+    let moved = head.retarget(Some("/c?q=1"), None).unwrap();
+    assert_eq!(moved.version(), Version::Http10);
+    assert_eq!(moved.path_and_query(), "/c?q=1");
+    assert_eq!(moved.path(), "/c");
+    // The target's authority wins over the Host field, as it does upstream.
+    assert_eq!(moved.authority(), Some("Api.Example:8080"));
+    assert_eq!(moved.host(), Some("api.example"));
+    assert_eq!(moved.header("x-a"), Some(&b"1"[..]));
+    assert_eq!(moved.body(), BodyKind::Length(3));
+    let hosted = head.retarget(None, Some("svc.internal:9000")).unwrap();
+    assert_eq!(hosted.path_and_query(), "/a/b?q=1");
+    assert_eq!(hosted.host(), Some("svc.internal"));
+    assert_eq!(hosted.authority(), Some("svc.internal:9000"));
+    assert_eq!(
+        hosted
+            .headers()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
+            .count(),
+        1
+    );
+    assert!(matches!(
+        head.retarget(Some("/a b"), None),
+        Err(RequestError::Malformed(_))
+    ));
+}

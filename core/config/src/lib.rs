@@ -11,6 +11,7 @@
 mod authz;
 mod check;
 pub mod consumers;
+pub mod edge;
 pub mod error;
 mod hash;
 pub mod headers;
@@ -24,6 +25,7 @@ pub mod tls;
 mod validate;
 
 pub use consumers::{ApiKeyAuthn, Authn, Consumer, ConsumerId, Consumers, RateLimitKey};
+pub use edge::{Cidr, Cors, Edge, IpFilter, Origin, PathRewrite, Redirect, RedirectPath, Rewrite};
 pub use error::{ConfigError, ConfigErrors};
 pub use headers::{HeaderAction, HeaderAdd, HeaderEdits, TemplateInput, ValuePart, ValueTemplate};
 pub use model::*;

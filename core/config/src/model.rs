@@ -169,6 +169,8 @@ pub struct HttpListener {
     pub headers: crate::HeaderEdits,
     /// The listener's token bucket (`rate_limit`), if any.
     pub rate_limit: Option<RateLimit>,
+    /// Gateway: the listener's `ip_allow` / `ip_deny`, checked before routing.
+    pub ip: Option<crate::edge::IpFilter>,
 }
 
 /// HTTP/2 settings of a listener. Header list size is [`HttpLimits::max_header_bytes`].
@@ -315,6 +317,9 @@ pub struct Route {
     pub rate_limit_key: crate::RateLimitKey,
     /// Who may use the route (`authn`; gateway role).
     pub authn: Option<crate::Authn>,
+    /// The gateway's request shaping (CORS, rewrite, address filter, body limit); empty on
+    /// a sidecar.
+    pub edge: crate::edge::Edge,
 }
 
 /// A route's fault injection. Percentages are from 0.0 to 100.0.
@@ -489,6 +494,8 @@ pub enum RouteAction {
         total: u64,
     },
     Direct(DirectResponse),
+    /// Gateway role only: answered with a redirect built from the request.
+    Redirect(crate::edge::Redirect),
 }
 
 #[derive(Debug, Clone)]

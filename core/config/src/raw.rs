@@ -165,6 +165,12 @@ pub struct FileListener {
     /// [`FileRateLimit`]. Checked after `[[authz]]` (a denied request takes no token).
     /// Default: none (no limit, no cost).
     pub rate_limit: Option<FileRateLimit>,
+    /// HTTP, gateway role only. Client address blocks let in on this listener, checked
+    /// before routing and `[[authz]]`, like `routes[].ip_allow`. Default: all.
+    pub ip_allow: Option<Vec<String>>,
+    /// HTTP, gateway role only. Client address blocks refused on this listener (403),
+    /// checked before `ip_allow`. Default: none.
+    pub ip_deny: Option<Vec<String>>,
 }
 
 /// `listeners[].tls`.
@@ -374,6 +380,113 @@ pub struct FileRoute {
     /// query = "apikey" } }` admits requests carrying an API key of a `[[consumers]]` entry;
     /// see [`FileAuthn`]. An error unless `[proxy] role = "gateway"`. Default: none (anyone).
     pub authn: Option<FileAuthn>,
+    /// Gateway role only. Answer matching requests with a redirect built from the request:
+    /// `{ scheme = "https", status = 301 }`; see [`FileRedirect`]. Takes the place of
+    /// `cluster` (exactly one of `cluster`, `weighted`, `direct_response`, `redirect`).
+    pub redirect: Option<FileRedirect>,
+    /// Gateway role only. What the upstream request's path and host become:
+    /// `{ prefix = "/orders/" }`, `{ regex = { pattern = "^/api/(.*)$", substitution = "/\\1" } }`,
+    /// `{ host = "orders.internal" }`; see [`FileRewrite`]. Not on a `direct_response` or
+    /// `redirect` route.
+    pub rewrite: Option<FileRewrite>,
+    /// Gateway role only. Client address blocks let in (`[ "10.0.0.0/8", "::1" ]`, IPv4 and
+    /// IPv6; a bare address is one host). Given: every other address is refused with 403
+    /// (gRPC PERMISSION_DENIED). The client is the connection's peer. Default: all.
+    pub ip_allow: Option<Vec<String>>,
+    /// Gateway role only. Client address blocks refused with 403, checked before
+    /// `ip_allow`. Default: none.
+    pub ip_deny: Option<Vec<String>>,
+    /// Gateway role only. The most request body bytes this route takes, declared (413
+    /// before forwarding) or streamed (the stream is cut); the lower of it and the
+    /// listener's `max_request_body_bytes` applies. Default: the listener's.
+    pub max_request_body_bytes: Option<u64>,
+    /// Gateway role only. Cross-origin resource sharing (a sub-table, `[routes.cors]`); see
+    /// [`FileCors`]. Default: none (CORS requests are forwarded as they come).
+    pub cors: Option<FileCors>,
+}
+
+/// `routes[].redirect`: the proxy answers with `status` and a `Location` built from the
+/// request, each part replaced when given. The query is kept unless `strip_query`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRedirect {
+    /// `"http"` or `"https"`. Default: the request's (`https` on a TLS listener). When the
+    /// scheme changes and no `port` is given, the new scheme's default port is used.
+    pub scheme: Option<String>,
+    /// A host name or IP address, without port. Default: the request's host.
+    pub host: Option<String>,
+    /// 1 to 65535; left out of the location when it is the scheme's default. Default: the
+    /// request's port (none when the scheme changes).
+    pub port: Option<u64>,
+    /// The whole new path (`/login`), starting with `/`, no query. Not with `prefix`.
+    pub path: Option<String>,
+    /// Replaces the route's `match.path_prefix` (only on a route matching by
+    /// `path_prefix`). Not with `path`.
+    pub prefix: Option<String>,
+    /// Drop the request's query. Default `false`.
+    pub strip_query: Option<bool>,
+    /// 301, 302, 303, 307 or 308. Default 301.
+    pub status: Option<u16>,
+}
+
+/// `routes[].rewrite`: at least one key. The query string is kept; when the path changes
+/// the original path and query go upstream in `x-original-path`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRewrite {
+    /// Replaces the route's `match.path_prefix` (only on a route matching by
+    /// `path_prefix`): with `path_prefix = "/api/orders/"` and `prefix = "/orders/"`,
+    /// `/api/orders/7?x=1` goes upstream as `/orders/7?x=1`. Not with `regex`.
+    pub prefix: Option<String>,
+    /// Replaces every match of a regular expression in the path (not the query); see
+    /// [`FileRegexRewrite`]. Not with `prefix`.
+    pub regex: Option<FileRegexRewrite>,
+    /// The upstream request's `Host` (HTTP/1.1) or `:authority` (HTTP/2), with an optional
+    /// port: `"orders.internal"`, `"10.0.0.5:8080"`.
+    pub host: Option<String>,
+}
+
+/// `routes[].rewrite.regex`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRegexRewrite {
+    /// Required. A regular expression (Rust `regex` syntax, RE2-like), not anchored unless
+    /// it says so (`^…$`).
+    pub pattern: String,
+    /// Required. The replacement; `\1` to `\9` insert the pattern's capture groups (written
+    /// `"/\\1"` in a TOML basic string, `'/\1'` in a literal one), `\\` is a backslash.
+    pub substitution: String,
+}
+
+/// `[routes.cors]`: the route's answer to browsers' cross-origin requests (the Fetch
+/// standard's CORS protocol). A preflight (`OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`) from an allowed origin is answered 204 by the proxy with
+/// the allow fields; from any other origin it is answered 403 without them; neither is
+/// forwarded. Other requests are forwarded; the response to one from an allowed origin gets
+/// `access-control-allow-origin` (the request's origin), `-expose-headers`,
+/// `-allow-credentials` and `vary: origin`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCors {
+    /// Required, not empty. Each is an origin (`"https://app.example.com"`, compared
+    /// without regard to case), `"*"` (every origin), `"null"`, or `"regex:…"`: a regular
+    /// expression the whole origin must match (anchored whether or not it says `^…$`).
+    pub allow_origins: Vec<String>,
+    /// Methods a preflight allows (`access-control-allow-methods`), HTTP tokens. Default:
+    /// none sent (browsers then allow only GET, HEAD and POST).
+    pub allow_methods: Option<Vec<String>>,
+    /// Request header names a preflight allows (`access-control-allow-headers`). Default:
+    /// none sent.
+    pub allow_headers: Option<Vec<String>>,
+    /// Response header names scripts may read (`access-control-expose-headers`). Default:
+    /// none sent.
+    pub expose_headers: Option<Vec<String>>,
+    /// How long a browser may cache a preflight's answer (`access-control-max-age`), 0 to
+    /// 86400 seconds. Default: not sent (the browser's default, 5 s).
+    pub max_age_s: Option<u64>,
+    /// Let requests carry credentials (`access-control-allow-credentials: true`). An error
+    /// together with `"*"` in `allow_origins`. Default `false`.
+    pub allow_credentials: Option<bool>,
 }
 
 /// `routes[].authn` (gateway role): how a request proves which consumer it is.

@@ -62,9 +62,11 @@ pub(crate) fn parse_and_validate(
         base_dir,
         material: Fnv64::new(),
         now: SystemTime::now(),
+        gateway: false,
     };
 
     let proxy = v.proxy(&raw.proxy);
+    v.gateway = proxy.role == Role::Gateway;
     // `mesh_given`: an identity was written, even a broken one, so that `mtls` elsewhere is
     // not also reported as lacking it.
     let (mesh, mesh_given) = match &raw.mesh {
@@ -222,6 +224,8 @@ struct Validator {
     material: Fnv64,
     /// Leaf certificates expired before this are rejected.
     now: SystemTime,
+    /// `[proxy] role = "gateway"`: the gateway's route keys are allowed.
+    gateway: bool,
 }
 
 impl Validator {
@@ -454,6 +458,7 @@ mod cluster;
 mod consumers;
 #[cfg(test)]
 mod consumers_tests;
+mod edge;
 mod headers;
 #[cfg(test)]
 mod headers_tests;

@@ -150,9 +150,12 @@ pub fn start(config: Config, stacks: Stacks) -> Result<ServerHandle, StartError>
 
 /// [`start`], taking over inherited sockets where a listener's name and address match.
 pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle, StartError> {
-    for stack in [&options.stacks.sidecar, &options.stacks.gateway] {
-        stack.check().map_err(StartError::Stack)?;
-    }
+    options.stacks.sidecar.check().map_err(StartError::Stack)?;
+    options
+        .stacks
+        .gateway
+        .check_gateway()
+        .map_err(StartError::Stack)?;
     let stacks = Arc::new(options.stacks);
     let driver = runtime::resolve(config.proxy.driver).map_err(StartError::Driver)?;
     let fallback = config.proxy.driver == ringside_config::DriverChoice::Auto;

@@ -209,6 +209,7 @@ fn route_target(snap: &Snapshot, action: &RouteAction) -> String {
             format!("clusters {}", parts.join(", "))
         }
         RouteAction::Direct(d) => format!("direct response {}", d.status),
+        RouteAction::Redirect(r) => format!("redirect {}", r.status),
     }
 }
 

@@ -320,21 +320,26 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
             }
         }
     }
-    e.family(
-        "ringside_fault_injected_total",
-        Kind::Counter,
-        "Faults injected by routes' fault settings, by listener, route and kind (delay or abort).",
+    by_route(
+        &mut e,
+        t,
+        (
+            "ringside_fault_injected_total",
+            "Faults injected by routes' fault settings, by listener, route and kind (delay or abort).",
+            "kind",
+        ),
+        |lt| &lt.faults,
     );
-    for (listener, lt) in &t.listeners {
-        for ((route, kind), n) in &lt.faults {
-            let labels = [
-                ("listener", listener.as_str()),
-                ("route", route.as_str()),
-                ("kind", *kind),
-            ];
-            e.sample("ringside_fault_injected_total", &labels, *n);
-        }
-    }
+    by_route(
+        &mut e,
+        t,
+        (
+            "ringside_gateway_events_total",
+            "Gateway stage events, by listener, route and event: cors_preflight (a preflight answered 204), cors_origin_rejected (a request whose Origin the route's cors does not allow), redirect, ip_denied (403 by ip_allow/ip_deny).",
+            "event",
+        ),
+        |lt| &lt.gateway,
+    );
 
     e.family(
         "ringside_upstream_requests_total",
@@ -556,6 +561,29 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
     e.out
 }
 
+/// A counter family by listener, route and one more label (`family`: name, help, label).
+fn by_route(
+    e: &mut Exposition,
+    t: &Totals,
+    family: (&str, &str, &str),
+    counts: impl Fn(
+        &super::totals::ListenerTotals,
+    ) -> &std::collections::BTreeMap<(String, &'static str), u64>,
+) {
+    let (name, help, label) = family;
+    e.family(name, Kind::Counter, help);
+    for (listener, lt) in &t.listeners {
+        for ((route, value), n) in counts(lt) {
+            let labels = [
+                ("listener", listener.as_str()),
+                ("route", route.as_str()),
+                (label, *value),
+            ];
+            e.sample(name, &labels, *n);
+        }
+    }
+}
+
 fn process(e: &mut Exposition, p: &ProcessStats) {
     if let Some(v) = p.cpu_seconds {
         let name = "process_cpu_seconds_total";
@@ -731,6 +759,7 @@ mod tests {
                         rate_limited: 1,
                     },
                 )],
+                gateway: vec![("api".into(), "redirect", 4)],
             }],
             clusters: vec![ClusterReport {
                 cluster: "app".into(),
@@ -780,6 +809,7 @@ mod tests {
             r#"ringside_authn_failures_total{listener="in",route="api",reason="missing"} 4"#,
             r#"ringside_consumer_requests_total{listener="in",consumer="mobile"} 10"#,
             r#"ringside_consumer_rate_limited_total{listener="in",consumer="mobile"} 2"#,
+            r#"ringside_gateway_events_total{listener="in",route="api",event="redirect"} 8"#,
             r#"ringside_circuit_breaker_overflows_total{cluster="app",limit="max_requests"} 10"#,
             r#"ringside_config_reload_total{result="invalid"} 1"#,
             r#"ringside_io_driver{driver="epoll"} 1"#,

@@ -36,6 +36,8 @@ pub struct ListenerTotals {
     pub authn_failures: BTreeMap<(String, &'static str), u64>,
     /// By consumer: authenticated requests, and those its own bucket refused.
     pub consumers: BTreeMap<String, ConsumerCounts>,
+    /// Gateway stage events, by (route, event).
+    pub gateway: BTreeMap<(String, &'static str), u64>,
 }
 
 impl ListenerTotals {
@@ -124,6 +126,9 @@ impl Totals {
                     let sum = lt.consumers.entry(name.clone()).or_default();
                     sum.requests += c.requests;
                     sum.rate_limited += c.rate_limited;
+                }
+                for (route, event, n) in &l.gateway {
+                    *lt.gateway.entry((route.clone(), *event)).or_insert(0) += n;
                 }
             }
             for c in &r.clusters {

@@ -576,6 +576,9 @@ pub enum Setup {
     Edits,
     /// A gateway (`role = "gateway"`) with consumers, API-key routes and keyed rate limits.
     Consumers,
+    /// `role = "gateway"` with the gateway's route keys (CORS, rewrites, redirects, address
+    /// filters, route body limits); refused like `Edits` by a proxy that lacks them.
+    Gateway,
 }
 
 /// One behaviour.

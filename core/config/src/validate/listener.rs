@@ -164,6 +164,7 @@ impl Validator {
             self.unkeyed(&at, r, "the listener's one bucket");
             self.rate_limit(&at, r)
         });
+        let ip = self.listener_ip_filter(p, l);
         Some(ListenerKind::Http(HttpListener {
             routes: Vec::new(),
             limits,
@@ -177,6 +178,7 @@ impl Validator {
             http2,
             headers,
             rate_limit,
+            ip,
         }))
     }
 
@@ -269,6 +271,8 @@ impl Validator {
                 l.response_headers_to_remove.is_some(),
             ),
             ("rate_limit", l.rate_limit.is_some()),
+            ("ip_allow", l.ip_allow.is_some()),
+            ("ip_deny", l.ip_deny.is_some()),
         ];
         for (key, present) in http_only {
             if present {

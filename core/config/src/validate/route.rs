@@ -93,17 +93,18 @@ impl Validator {
                 ("cluster", r.cluster.is_some()),
                 ("weighted", r.weighted.is_some()),
                 ("direct_response", r.direct_response.is_some()),
+                ("redirect", r.redirect.is_some()),
             ]
             .into_iter()
             .filter_map(|(key, present)| present.then_some(key))
             .collect();
             match given.len() {
-                0 => v.err(&*p, "needs one of cluster, weighted, direct_response"),
+                0 => v.err(&*p, "needs one of cluster, weighted, direct_response, redirect"),
                 1 => {}
                 _ => v.err(
                     &*p,
                     format!(
-                        "only one of cluster, weighted, direct_response may be given, found {}",
+                        "only one of cluster, weighted, direct_response, redirect may be given, found {}",
                         given.join(", ")
                     ),
                 ),
@@ -122,23 +123,30 @@ impl Validator {
                 action = v
                     .direct(&format!("{p}.direct_response"), direct)
                     .map(RouteAction::Direct);
-                if r.timeout_ms.is_some() {
-                    v.err(
-                        format!("{p}.timeout_ms"),
-                        "not valid on a direct_response route (no upstream to wait for)",
-                    );
-                }
-                if r.retry.is_some() {
-                    v.err(
-                        format!("{p}.retry"),
-                        "not valid on a direct_response route (no upstream to retry)",
-                    );
-                }
-                if r.mirror.is_some() {
-                    v.err(
-                        format!("{p}.mirror"),
-                        "not valid on a direct_response route (no request goes upstream)",
-                    );
+            }
+            if let Some(redirect) = &r.redirect {
+                action = v
+                    .redirect(&format!("{p}.redirect"), redirect, r)
+                    .map(RouteAction::Redirect);
+            }
+            // A route that answers itself has no upstream to wait for, retry or copy to.
+            let answers = match (&r.direct_response, &r.redirect) {
+                (Some(_), _) => Some("direct_response"),
+                (None, Some(_)) => Some("redirect"),
+                (None, None) => None,
+            };
+            if let Some(kind) = answers {
+                for (key, given, why) in [
+                    ("timeout_ms", r.timeout_ms.is_some(), "no upstream to wait for"),
+                    ("retry", r.retry.is_some(), "no upstream to retry"),
+                    ("mirror", r.mirror.is_some(), "no request goes upstream"),
+                ] {
+                    if given {
+                        v.err(
+                            format!("{p}.{key}"),
+                            format!("not valid on a {kind} route ({why})"),
+                        );
+                    }
                 }
             }
             let timeout = r
@@ -165,16 +173,17 @@ impl Validator {
                 .fault
                 .as_ref()
                 .and_then(|f| v.fault(&format!("{p}.fault"), f));
-            if r.fault.is_some() && r.direct_response.is_some() {
+            if let (Some(kind), Some(_)) = (answers, &r.fault) {
                 v.err(
                     format!("{p}.fault"),
-                    "not valid on a direct_response route (no request is forwarded)",
+                    format!("not valid on a {kind} route (no request is forwarded)"),
                 );
             }
             let rate_limit = r
                 .rate_limit
                 .as_ref()
                 .and_then(|l| v.rate_limit(&format!("{p}.rate_limit"), l));
+            let edge = v.edge(&p, r);
             Some(Route {
                 name,
                 matcher: matcher?,
@@ -188,6 +197,7 @@ impl Validator {
                 // Set by `gateway_route` (validate/consumers.rs).
                 rate_limit_key: crate::RateLimitKey::Route,
                 authn: None,
+                edge,
             })
         });
         built.flatten()

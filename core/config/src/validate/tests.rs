@@ -629,11 +629,11 @@ fn route_actions() {
     };
     assert_eq!(
         errors(&route("")),
-        ["routes[0]: needs one of cluster, weighted, direct_response"]
+        ["routes[0]: needs one of cluster, weighted, direct_response, redirect"]
     );
     assert_eq!(
         errors(&route("cluster = \"c\"\ndirect_response = { status = 200 }")),
-        ["routes[0]: only one of cluster, weighted, direct_response may be given, found cluster, direct_response"]
+        ["routes[0]: only one of cluster, weighted, direct_response, redirect may be given, found cluster, direct_response"]
     );
     assert_eq!(
         errors(&route(

@@ -132,6 +132,9 @@ pub(crate) enum ProxyError {
     /// A route's `authn` found no credential, or one no consumer has.
     #[error("{}", .0.reason.message())]
     Unauthenticated(Unauthenticated),
+    /// A gateway stage refused the request (an address filter, a CORS origin): why.
+    #[error("{0}")]
+    Refused(&'static str),
 }
 
 /// Why a request was not authenticated (the reason label of
@@ -188,7 +191,7 @@ impl ProxyError {
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamInvalid(_) => 502,
             ProxyError::Timeout | ProxyError::PerTryTimeout => 504,
-            ProxyError::Forbidden => 403,
+            ProxyError::Forbidden | ProxyError::Refused(_) => 403,
             ProxyError::Retried => 502,
             ProxyError::ClientStream(_) => 400,
             ProxyError::UpstreamStream(_) => 502,
@@ -204,7 +207,7 @@ impl ProxyError {
     pub(crate) fn grpc_code(&self) -> u8 {
         match self {
             ProxyError::NoRoute | ProxyError::MethodNotAllowed | ProxyError::NotImplemented => 12,
-            ProxyError::Forbidden => 7,
+            ProxyError::Forbidden | ProxyError::Refused(_) => 7,
             ProxyError::Timeout | ProxyError::PerTryTimeout | ProxyError::HeadTimeout => 4,
             ProxyError::BodyTooLarge | ProxyError::HeadersTooLarge | ProxyError::UriTooLong => 8,
             ProxyError::NoHealthyEndpoint
@@ -245,6 +248,7 @@ impl ProxyError {
             | ProxyError::MethodNotAllowed
             | ProxyError::BodyTooLarge
             | ProxyError::Forbidden
+            | ProxyError::Refused(_)
             | ProxyError::NoHealthyEndpoint
             | ProxyError::RateLimited(_)
             | ProxyError::FaultAbort { .. }

@@ -99,6 +99,9 @@ pub(crate) struct ListenerStats {
     /// By consumer (names from the configuration, so bounded by it): authenticated
     /// requests, and those refused by the consumer's own bucket.
     consumers: RefCell<HashMap<Box<str>, ConsumerCounts>>,
+    /// Gateway stage events, by route and event (`"cors_preflight"`,
+    /// `"cors_origin_rejected"`, `"redirect"`, `"ip_denied"`).
+    gateway: RefCell<HashMap<(Box<str>, &'static str), u64>>,
 }
 
 /// One consumer's counters in one worker.
@@ -160,6 +163,15 @@ impl ListenerStats {
             .faults
             .borrow_mut()
             .entry((route.into(), kind))
+            .or_insert(0) += 1;
+    }
+
+    /// A gateway stage's `event` on a request of `route`.
+    pub(crate) fn gateway(&self, route: &str, event: &'static str) {
+        *self
+            .gateway
+            .borrow_mut()
+            .entry((route.into(), event))
             .or_insert(0) += 1;
     }
 }
@@ -336,6 +348,12 @@ impl WorkerStats {
                     .iter()
                     .map(|(name, c)| (name.to_string(), *c))
                     .collect(),
+                gateway: l
+                    .gateway
+                    .borrow()
+                    .iter()
+                    .map(|((route, event), n)| (route.to_string(), *event, *n))
+                    .collect(),
             });
         }
         for (name, c) in self.clusters.borrow().iter() {
@@ -428,6 +446,8 @@ pub struct ListenerReport {
     pub authn_failures: Vec<(String, &'static str, u64)>,
     /// By consumer: (name, authenticated requests and those its own bucket refused).
     pub consumers: Vec<(String, ConsumerCounts)>,
+    /// Gateway stage events: (route, event, count).
+    pub gateway: Vec<(String, &'static str, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -9,8 +9,9 @@
 //! end an HTTP/1.1 connection say `Connection: close`. Some errors carry fields of their
 //! own, in every form: a rate-limited request's 429 says when to come back (`retry-after`
 //! and the IETF draft's `ratelimit-limit`, `ratelimit-remaining`, `ratelimit-reset`), and a
-//! circuit breaker's 503 says `x-ringside-overloaded: true`, and a route's `authn` 401 says
-//! `www-authenticate: ApiKey realm="<route>"` (gRPC: UNAUTHENTICATED).
+//! circuit breaker's 503 says `x-ringside-overloaded: true`, a route's `authn` 401 says
+//! `www-authenticate: ApiKey realm="<route>"` (gRPC: UNAUTHENTICATED), and a redirect
+//! carries its `location` and an empty body.
 
 use bytes::Bytes;
 use h2::server::SendResponse;
@@ -46,6 +47,14 @@ impl<'a> Answer<'a> {
                 grpc: None,
                 fields: Vec::new(),
             },
+            Local::Redirect { status, location } => Answer {
+                status: *status,
+                content_type: TEXT,
+                body: Bytes::new(),
+                request_id: None,
+                grpc: None,
+                fields: vec![("location", location.clone())],
+            },
         }
     }
 
@@ -73,7 +82,8 @@ impl<'a> Answer<'a> {
     /// Whether the answer carries a field of this lower-case name (for response edits).
     pub(crate) fn has(&self, name: &str) -> bool {
         match name {
-            "server" | "content-type" => true,
+            "server" => true,
+            "content-type" => self.has_content_type(),
             "content-length" => self.content_length().is_some(),
             "x-request-id" => self.request_id.is_some(),
             "grpc-status" | "grpc-message" => self.grpc.is_some(),
@@ -88,18 +98,29 @@ impl<'a> Answer<'a> {
         }
     }
 
+    /// A `Content-Type` goes with a content (a length, or a body) only: not on a bodiless
+    /// 204, nor on a preflight's empty answer.
+    fn has_content_type(&self) -> bool {
+        self.content_length().is_some() || !self.body.is_empty()
+    }
+
     fn sends_body(&self, head_only: bool) -> bool {
         !head_only && self.content_length().is_some_and(|n| n > 0)
     }
 
     /// HTTP/1.1 bytes (gRPC does not run over HTTP/1.1: the plain status is used).
     pub(crate) fn h1(&self, out: &mut Vec<u8>, close: bool, head_only: bool, edits: &Edits) {
+        let write = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        };
+        // The answer's own fields, unless an edit removes them (an overwrite removes the
+        // name, then adds its value: the added fields are always written).
         let field = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
             if !edits.removes(name.as_bytes()) {
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(value);
-                out.extend_from_slice(b"\r\n");
+                write(out, name, value);
             }
         };
         out.extend_from_slice(b"HTTP/1.1 ");
@@ -108,7 +129,7 @@ impl<'a> Answer<'a> {
         out.extend_from_slice(reason(self.status).as_bytes());
         out.extend_from_slice(b"\r\n");
         field(out, "Server", b"ringside");
-        if self.content_length().is_some() || !self.body.is_empty() {
+        if self.has_content_type() {
             field(out, "Content-Type", self.content_type.as_bytes());
         }
         if let Some(n) = self.content_length() {
@@ -121,7 +142,7 @@ impl<'a> Answer<'a> {
             field(out, name, value.as_bytes());
         }
         for (name, value) in &edits.add {
-            field(out, name, value);
+            write(out, name, value);
         }
         if close {
             out.extend_from_slice(b"Connection: close\r\n");
@@ -170,7 +191,10 @@ impl<'a> Answer<'a> {
             respond.send_response(resp, true)?;
             return Ok(0);
         }
-        if let Ok(ct) = http::HeaderValue::from_str(self.content_type) {
+        if let (true, Ok(ct)) = (
+            self.has_content_type(),
+            http::HeaderValue::from_str(self.content_type),
+        ) {
             h.insert("content-type", ct);
         }
         if let Some(n) = self.content_length() {
@@ -357,13 +381,22 @@ mod tests {
         let edits = Edits {
             remove: vec!["server".into()],
             add: vec![("x-served-by".into(), b"ringside".to_vec())],
-            target: None,
         };
         let mut out = Vec::new();
         Answer::of(&local, false, None).h1(&mut out, false, false, &edits);
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("Server:"));
         assert!(text.contains("x-served-by: ringside\r\n"));
+        // An overwrite (the name removed, then added) writes the added value.
+        let edits = Edits {
+            remove: vec!["content-type".into()],
+            add: vec![("content-type".into(), b"text/x".to_vec())],
+        };
+        let mut out = Vec::new();
+        Answer::of(&local, false, None).h1(&mut out, false, false, &edits);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("ontent-").count(), 2, "{text}");
+        assert!(text.contains("content-type: text/x\r\n"), "{text}");
         assert!(text.ends_with("\r\n\r\nhi"));
     }
 }

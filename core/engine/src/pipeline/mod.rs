@@ -83,8 +83,10 @@ pub(crate) fn decide<'v>(
     let cluster = match &route.action {
         RouteAction::Cluster(id) => *id,
         RouteAction::Weighted { targets, total } => pick_weighted(req.random, targets, *total),
-        // Answered by the Direct stage, which every stack has (`Stack::check`).
-        RouteAction::Direct(_) => {
+        // Answered by the Direct stage, which every stack has (`Stack::check`), or by the
+        // Redirect stage, which the gateway's has (`Stack::check_gateway`; only the gateway
+        // role accepts redirect routes).
+        RouteAction::Direct(_) | RouteAction::Redirect(_) => {
             return Decision::Reply {
                 route: &route.name,
                 local: Local::Error(ProxyError::NoRoute),
@@ -324,7 +326,7 @@ mod tests {
     }
     use crate::cx::metrics::ListenerStats;
     use crate::cx::ClientConn;
-    use crate::stage::{ListenerStep, RouteStep, Stack};
+    use crate::stage::Stack;
     use ringside_config::ListenerKind;
 
     const CONFIG: &str = r#"
@@ -361,15 +363,7 @@ mod tests {
 
     /// The sidecar's stack (`proxy/src/stack.rs`, which the engine cannot import).
     fn stack() -> Stack {
-        Stack::new()
-            .listener(ListenerStep::Limits)
-            .listener(ListenerStep::Authz)
-            .listener(ListenerStep::RateLimit)
-            .route(RouteStep::RateLimit)
-            .route(RouteStep::HeaderEdits)
-            .route(RouteStep::Timeout)
-            .route(RouteStep::Fault)
-            .route(RouteStep::Direct)
+        crate::stage::test_sidecar()
     }
 
     fn client() -> ClientConn {
@@ -417,6 +411,11 @@ mod tests {
                     .collect();
                 format!("{route}:direct {} {}", d.status, added.join(","))
             }
+            Decision::Reply {
+                route,
+                local: Local::Redirect { status, .. },
+                ..
+            } => format!("{route}:redirect {status}"),
             Decision::Forward { route, cluster, .. } => {
                 format!("{}:forward {}", route.name, cluster.0)
             }
@@ -532,6 +531,10 @@ mod tests {
                 local: Local::Direct(d),
                 ..
             } => d.status,
+            Decision::Reply {
+                local: Local::Redirect { status, .. },
+                ..
+            } => status,
             Decision::Forward { .. } => 0,
         }
     }
@@ -568,6 +571,7 @@ mod tests {
     /// The gateway's route stages in their order (`gateway/src/stack.rs`, which the engine
     /// cannot import either).
     fn gateway_stack() -> Stack {
+        use crate::stage::RouteStep;
         Stack::new()
             .route(RouteStep::RateLimit)
             .route(RouteStep::Direct)

@@ -91,10 +91,16 @@ impl AuthN {
                 remove(req, &k.header);
             }
             // The query parameter goes too, even when the header was the one used.
+            // The upstream head then has the target without it (`Req::rewritten`, which a
+            // later `Rewrite` starts from).
             if let Some(q) = &k.query {
-                let target = head.path_and_query();
+                let base = req.upstream_head();
+                let target = base.path_and_query();
                 if in_query || query_value(target, q).is_some() {
-                    req.edits.target = Some(without_param(target, q).into());
+                    match base.retarget(Some(&without_param(target, q)), None) {
+                        Ok(h) => req.rewritten = Some(Box::new(h)),
+                        Err(e) => return Flow::Reply(Local::Error(ProxyError::from(e))),
+                    }
                 }
             }
         }
@@ -260,7 +266,7 @@ mod tests {
         let status = match stage.request(&mut req) {
             Flow::Next => 0,
             Flow::Reply(Local::Error(e)) => e.status(),
-            Flow::Reply(Local::Direct(_)) => 1,
+            Flow::Reply(Local::Direct(_) | Local::Redirect { .. }) => 1,
         };
         let mut edits: Vec<String> = req.edits.remove.iter().map(|n| format!("-{n}")).collect();
         edits.extend(
@@ -270,7 +276,12 @@ mod tests {
                 .map(|(n, v)| format!("+{n}={}", String::from_utf8_lossy(v))),
         );
         let consumer = req.consumer.map(|c| c.name.to_string());
-        (status, consumer, edits, req.edits.target.map(String::from))
+        (
+            status,
+            consumer,
+            edits,
+            req.rewritten.map(|h| h.path_and_query().to_string()),
+        )
     }
 
     #[test]

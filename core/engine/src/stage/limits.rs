@@ -24,12 +24,36 @@ impl Limits {
         if head.method() == "CONNECT" && !req.websocket {
             return Flow::Reply(Local::Error(ProxyError::MethodNotAllowed));
         }
-        if let (BodyKind::Length(n), Some(max)) = (head.body(), self.max_body) {
-            if n > max {
-                return Flow::Reply(Local::Error(ProxyError::BodyTooLarge));
-            }
+        if declared_over(req, self.max_body) {
+            return Flow::Reply(Local::Error(ProxyError::BodyTooLarge));
         }
         req.body_limit = self.max_body;
         Flow::Next
     }
+}
+
+/// A route's `max_request_body_bytes` (gateway role): sits among the route's stages after
+/// the IP filter and CORS, and lowers the limit `Limits` set (the lower of the two applies):
+/// 413 for a body declared larger, and the relays cut a streamed one at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BodyLimit {
+    pub(crate) max_body: u64,
+}
+
+impl BodyLimit {
+    pub(crate) fn request<'v>(&self, req: &mut Req<'_>) -> Flow<'v> {
+        let max = req
+            .body_limit
+            .map_or(self.max_body, |l| l.min(self.max_body));
+        if declared_over(req, Some(max)) {
+            return Flow::Reply(Local::Error(ProxyError::BodyTooLarge));
+        }
+        req.body_limit = Some(max);
+        Flow::Next
+    }
+}
+
+/// Whether the request declares a body longer than `max`.
+fn declared_over(req: &Req<'_>, max: Option<u64>) -> bool {
+    matches!((req.head.body(), max), (BodyKind::Length(n), Some(max)) if n > max)
 }

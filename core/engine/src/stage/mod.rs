@@ -3,9 +3,10 @@
 //!
 //! ```text
 //! listener stages ─▶ route match ─▶ route stages ─▶ upstream call ─▶ response hooks (reverse)
-//!   Limits, Authz,                   (AuthN, ConsumerRateLimit: gateway)
-//!   RateLimit                        RateLimit, HeaderEdits, Timeout,
-//!                                    Fault, Direct
+//!   Limits, Authz,                   RateLimit, HeaderEdits, Timeout,
+//!   RateLimit                        Fault, Direct
+//!   gateway: + IpFilter              gateway: + IpFilter, Cors, AuthN, ConsumerRateLimit,
+//!                                    BodyLimit, Rewrite, Redirect
 //! ```
 //! Which stages run, and in which order, is each role's [`Stack`] (`proxy/src/stack.rs`,
 //! `gateway/src/stack.rs`). A worker compiles the stack against every HTTP listener and route
@@ -18,11 +19,17 @@
 mod authn;
 mod authz;
 mod consumer_limit;
+mod cors;
 mod direct;
 mod fault;
+#[cfg(test)]
+mod gateway_tests;
 mod headers;
+mod ip_filter;
 mod limits;
 mod ratelimit;
+mod redirect;
+mod rewrite;
 mod timeout;
 
 use std::time::Duration;
@@ -46,6 +53,8 @@ pub enum ListenerStep {
     Authz,
     /// The listener's `rate_limit`: a token bucket for the whole process (429).
     RateLimit,
+    /// Gateway: the listener's `ip_allow` / `ip_deny` (403), before routing.
+    IpFilter,
 }
 
 /// A step that runs for the requests of one route, after it matched.
@@ -69,6 +78,17 @@ pub enum RouteStep {
     Fault,
     /// The route's `direct_response`.
     Direct,
+    /// Gateway: the route's `ip_allow` / `ip_deny` (403).
+    IpFilter,
+    /// Gateway: the route's `[routes.cors]`: preflights answered, responses given the
+    /// allow fields.
+    Cors,
+    /// Gateway: the route's `max_request_body_bytes` (413), lowering the listener's.
+    BodyLimit,
+    /// Gateway: the route's `rewrite` of the upstream request's path and host.
+    Rewrite,
+    /// Gateway: the route's `redirect`.
+    Redirect,
 }
 
 /// The steps of one role's pipeline, in order. Built by each role's `stack.rs`.
@@ -146,6 +166,33 @@ impl Stack {
         }
         Ok(())
     }
+
+    /// Whether the stack can serve every gateway configuration: [`Stack::check`], and each
+    /// step the gateway's route keys need (validation lets those keys through only for
+    /// `role = "gateway"`, so this stack must run them all).
+    pub fn check_gateway(&self) -> Result<(), String> {
+        self.check()?;
+        if !self.listener.contains(&ListenerStep::IpFilter) {
+            return Err(
+                "the gateway stack has no ListenerStep::IpFilter: listeners' ip_allow/ip_deny would be ignored"
+                    .into(),
+            );
+        }
+        for (step, key) in [
+            (RouteStep::IpFilter, "ip_allow/ip_deny"),
+            (RouteStep::Cors, "cors"),
+            (RouteStep::BodyLimit, "max_request_body_bytes"),
+            (RouteStep::Rewrite, "rewrite"),
+            (RouteStep::Redirect, "redirect"),
+        ] {
+            if !self.route.contains(&step) {
+                return Err(format!(
+                    "the gateway stack has no RouteStep::{step:?}: routes' {key} would be ignored"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The stack of each role; the running snapshot's `proxy.role` picks one.
@@ -183,6 +230,11 @@ pub(crate) enum Stage {
     Fault(fault::Fault),
     AuthN(authn::AuthN),
     ConsumerLimit(consumer_limit::ConsumerLimit),
+    IpFilter(ip_filter::IpFilter),
+    Cors(cors::Cors),
+    BodyLimit(limits::BodyLimit),
+    Rewrite(rewrite::Rewrite),
+    Redirect(redirect::Redirect),
 }
 
 impl Stage {
@@ -197,6 +249,11 @@ impl Stage {
             Stage::Fault(s) => s.request(req),
             Stage::AuthN(s) => s.request(req),
             Stage::ConsumerLimit(s) => s.request(req),
+            Stage::IpFilter(s) => s.request(req),
+            Stage::Cors(s) => s.request(req),
+            Stage::BodyLimit(s) => s.request(req),
+            Stage::Rewrite(s) => s.request(req),
+            Stage::Redirect(s) => s.request(req),
         }
     }
 
@@ -209,6 +266,7 @@ impl Stage {
     ) {
         match self {
             Stage::Headers(s) => s.response(req, present, edits),
+            Stage::Cors(s) => s.response(req, edits),
             Stage::Limits(_)
             | Stage::Authz(_)
             | Stage::Timeout(_)
@@ -216,7 +274,11 @@ impl Stage {
             | Stage::RateLimit(_)
             | Stage::Fault(_)
             | Stage::AuthN(_)
-            | Stage::ConsumerLimit(_) => {}
+            | Stage::ConsumerLimit(_)
+            | Stage::IpFilter(_)
+            | Stage::BodyLimit(_)
+            | Stage::Rewrite(_)
+            | Stage::Redirect(_) => {}
         }
     }
 
@@ -237,6 +299,11 @@ pub(crate) enum Flow<'v> {
 pub(crate) enum Local<'v> {
     Error(ProxyError),
     Direct(&'v DirectResponse),
+    /// A redirect route's answer: its status and `Location`.
+    Redirect {
+        status: u16,
+        location: String,
+    },
 }
 
 /// One request as the stages see it, whatever protocol it came on.
@@ -261,6 +328,10 @@ pub(crate) struct Req<'a> {
     pub(crate) edits: Edits,
     /// Set by `AuthN`: the consumer the request authenticated as (gateway role).
     pub(crate) consumer: Option<Identified>,
+    /// Set by `Rewrite`: the head to send upstream instead of `head` (another target or
+    /// host); see [`Req::upstream_head`]. Boxed: every request carries the field, few a
+    /// rewrite.
+    pub(crate) rewritten: Option<Box<RequestHead>>,
 }
 
 /// The consumer a request authenticated as.
@@ -292,7 +363,13 @@ impl<'a> Req<'a> {
             delay: None,
             edits: Edits::NONE,
             consumer: None,
+            rewritten: None,
         }
+    }
+
+    /// The head the upstream clients write: the stages' rewrite, else the request's own.
+    pub(crate) fn upstream_head(&self) -> &RequestHead {
+        self.rewritten.as_deref().unwrap_or(self.head)
     }
 
     /// The request's id: the client's `X-Request-Id`, else a new random UUID (made once).
@@ -363,6 +440,13 @@ impl Compiled {
                 ListenerStep::RateLimit => http.rate_limit.map(|limit| {
                     Stage::RateLimit(ratelimit::RateLimit::compile(limit, name, None, registry))
                 }),
+                // Counted under the route "" (none matched yet), like the listener's bucket.
+                ListenerStep::IpFilter => http.ip.as_ref().map(|filter| {
+                    Stage::IpFilter(ip_filter::IpFilter {
+                        route: "".into(),
+                        filter: filter.clone(),
+                    })
+                }),
             })
             .collect();
         let routes = http
@@ -428,7 +512,7 @@ fn route_stages(
                 headers::Headers::compile(&http.headers, &route.headers).map(Stage::Headers)
             }
             RouteStep::Timeout => match route.action {
-                RouteAction::Direct(_) => None,
+                RouteAction::Direct(_) | RouteAction::Redirect(_) => None,
                 _ => Some(Stage::Timeout(timeout::Timeout {
                     route: route.timeout,
                 })),
@@ -439,8 +523,50 @@ fn route_stages(
                 })),
                 _ => None,
             },
+            RouteStep::IpFilter => route.edge.ip.as_ref().map(|filter| {
+                Stage::IpFilter(ip_filter::IpFilter {
+                    route: route.name.as_str().into(),
+                    filter: filter.clone(),
+                })
+            }),
+            RouteStep::Cors => route
+                .edge
+                .cors
+                .as_ref()
+                .map(|policy| Stage::Cors(cors::Cors::compile(&route.name, policy))),
+            RouteStep::BodyLimit => route
+                .edge
+                .max_request_body_bytes
+                .map(|max_body| Stage::BodyLimit(limits::BodyLimit { max_body })),
+            RouteStep::Rewrite => route
+                .edge
+                .rewrite
+                .as_ref()
+                .map(|rule| Stage::Rewrite(rewrite::Rewrite { rule: rule.clone() })),
+            RouteStep::Redirect => match &route.action {
+                RouteAction::Redirect(rule) => Some(Stage::Redirect(redirect::Redirect {
+                    route: route.name.as_str().into(),
+                    rule: rule.clone(),
+                })),
+                _ => None,
+            },
         })
         .collect()
+}
+
+/// The sidecar's stack (`proxy/src/stack.rs`, which the engine cannot import), for the
+/// stage and pipeline tests.
+#[cfg(test)]
+pub(crate) fn test_sidecar() -> Stack {
+    Stack::new()
+        .listener(ListenerStep::Limits)
+        .listener(ListenerStep::Authz)
+        .listener(ListenerStep::RateLimit)
+        .route(RouteStep::RateLimit)
+        .route(RouteStep::HeaderEdits)
+        .route(RouteStep::Timeout)
+        .route(RouteStep::Fault)
+        .route(RouteStep::Direct)
 }
 
 /// A request head parsed from `text` under roomy limits (the stage and pipeline tests).

@@ -158,7 +158,7 @@ pub(crate) fn request_from_h1(
     let uri = Uri::builder()
         .scheme(scheme)
         .authority(authority)
-        .path_and_query(edits.target.as_deref().unwrap_or(head.path_and_query()))
+        .path_and_query(head.path_and_query())
         .build()
         .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
     let method = Method::from_bytes(head.method().as_bytes())
@@ -214,9 +214,12 @@ pub(crate) fn apply_edits(map: &mut HeaderMap, edits: &Edits) {
 }
 
 /// An HTTP/2 request forwarded to an HTTP/2 upstream: the same head, with the proxy's fields
-/// set and hop-by-hop fields (which HTTP/2 forbids anyway) removed.
+/// set and hop-by-hop fields (which HTTP/2 forbids anyway) removed. `head` is the neutral
+/// head the exchange carries: when a stage rewrote its target or authority
+/// (`RequestHead::retarget`), those replace the client's `:path` and `:authority`.
 pub(crate) fn request_h2_to_h2(
     parts: &http::request::Parts,
+    head: &RequestHead,
     scheme: &str,
     set: &[(&str, &[u8])],
     edits: &Edits,
@@ -231,17 +234,26 @@ pub(crate) fn request_h2_to_h2(
                 .map_err(|_| ProxyError::BadRequest("bad scheme".into()))?,
         );
     }
-    if let Some(target) = &edits.target {
-        uri.path_and_query = Some(
-            http::uri::PathAndQuery::try_from(&**target)
-                .map_err(|e| ProxyError::BadRequest(e.to_string()))?,
-        );
-    }
     if uri.authority.is_none() {
         if let Some(h) = parts.headers.get("host") {
             uri.authority = Some(
                 http::uri::Authority::try_from(h.as_bytes())
                     .map_err(|e| ProxyError::BadRequest(e.to_string()))?,
+            );
+        }
+    }
+    let authority = uri.authority.as_ref().map(http::uri::Authority::as_str);
+    let path = uri.path_and_query.as_ref().map_or("/", |p| p.as_str());
+    if path != head.path_and_query() || (authority.is_some() && authority != head.authority()) {
+        uri.path_and_query = Some(
+            head.path_and_query()
+                .parse()
+                .map_err(|_| ProxyError::BadRequest("bad rewritten path".into()))?,
+        );
+        if let Some(a) = head.authority() {
+            uri.authority = Some(
+                a.parse()
+                    .map_err(|_| ProxyError::BadRequest("bad rewritten authority".into()))?,
             );
         }
     }

@@ -50,7 +50,7 @@ pub(crate) async fn call(
             }
             convert::request_from_h1(head, scheme, x.set, edits)?
         }
-        Down::H2(d) => convert::request_h2_to_h2(d.parts, scheme, x.set, edits)?,
+        Down::H2(d) => convert::request_h2_to_h2(d.parts, head, scheme, x.set, edits)?,
     };
     let (lease, ep, addr) =
         super::h2_pool::acquire(client, cluster, state, x.hash, x.attempt.avoid).await?;

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use ringside_codec::{build_request, Edits, Limits, RequestHead};
+use ringside_codec::{Edits, RequestHead};
 use ringside_config::Cluster;
 
 use super::cluster::ClusterState;
@@ -90,18 +90,7 @@ fn with_host_suffix(head: &RequestHead, suffix: &str) -> Result<RequestHead, Pro
     };
     let (name, port) = host.split_at(split);
     let shadow = format!("{name}{suffix}{port}");
-    let fields = std::iter::once((&b"host"[..], shadow.as_bytes())).chain(
-        head.headers()
-            .filter(|(n, _)| !n.eq_ignore_ascii_case("host"))
-            .map(|(n, v)| (n.as_bytes(), v)),
-    );
-    // The head passed the listener's limits already; these only bound the rebuild.
-    let limits = Limits {
-        max_header_bytes: usize::MAX,
-        max_headers: usize::MAX,
-        max_uri_bytes: usize::MAX,
-    };
-    build_request(head.method(), head.path_and_query(), fields, &limits)
+    head.retarget(None, Some(&shadow))
         .map_err(|e| ProxyError::BadRequest(format!("mirror copy: {e:?}")))
 }
 
@@ -156,7 +145,7 @@ mod tests {
     use super::*;
 
     fn head(text: &str) -> RequestHead {
-        let limits = Limits {
+        let limits = ringside_codec::Limits {
             max_header_bytes: 8192,
             max_headers: 64,
             max_uri_bytes: 4096,

@@ -281,7 +281,7 @@ impl<'a> Call<'a> {
         let (set, n) = fields.set();
         let mirror = crate::downstream::mirror::choose(worker, route, head, self.websocket);
         let exchange = Exchange {
-            head,
+            head: req.upstream_head(),
             set: set.get(..n).unwrap_or_default(),
             edits: &req.edits,
             body_limit: req.body_limit,

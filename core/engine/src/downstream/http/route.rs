@@ -151,7 +151,7 @@ pub(crate) async fn handle<'v>(
     let piped = Piped { req: &req, stages };
     let mirror = crate::downstream::mirror::choose(worker, route, head, false);
     let exchange = Exchange {
-        head,
+        head: req.upstream_head(),
         set,
         edits: &req.edits,
         body_limit: req.body_limit,
@@ -249,7 +249,7 @@ async fn reply<'v>(
     let keep = shape.client_keep && !shape.has_body && !connect;
     let answer = Answer::of(local, false, None);
     let edits = match local {
-        Local::Direct(_) => piped.response_edits(&|n| answer.has(n)),
+        Local::Direct(_) | Local::Redirect { .. } => piped.response_edits(&|n| answer.has(n)),
         Local::Error(_) => Edits::NONE,
     };
     let mut out = Vec::with_capacity(256);
@@ -265,7 +265,7 @@ async fn reply<'v>(
         consumer: consumer_of(piped.req),
         error: match local {
             Local::Error(e) => Some(e.to_string()),
-            Local::Direct(_) => None,
+            Local::Direct(_) | Local::Redirect { .. } => None,
         },
         ..Outcome::new(after, route, answer.status())
     }
