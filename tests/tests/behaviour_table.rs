@@ -515,7 +515,9 @@ fn script(origin: &str, target: &str) -> Script {
     let path = target.split('?').next().unwrap_or("");
     match path {
         p if p.starts_with("/slow/") => s.delay = Duration::from_millis(1500),
-        "/breaker/stall" => s.delay = Duration::from_millis(400),
+        // Long enough for the next request to arrive on a loaded machine (a new TLS
+        // connection, a debug build, two cores shared with the test).
+        "/breaker/stall" => s.delay = Duration::from_millis(1200),
         p if p.starts_with("/echo/reset") => s.reset = true,
         "/echo/trailers" => {
             s.body = b"ok".to_vec();
