@@ -59,7 +59,7 @@ impl ConsumerLimit {
             return Flow::Next;
         };
         let bucket = self.buckets.get(consumer.id.0).and_then(Option::as_ref);
-        match bucket.map(|b| (b, b.take())) {
+        match bucket.map(|b| (b, b.take_at(b.since(req.now())))) {
             Some((b, Err(wait))) => {
                 req.stats.consumer(&consumer.name, true);
                 Flow::Reply(b.refusal(wait))

@@ -332,6 +332,9 @@ pub(crate) struct Req<'a> {
     /// host); see [`Req::upstream_head`]. Boxed: every request carries the field, few a
     /// rewrite.
     pub(crate) rewritten: Option<Box<RequestHead>>,
+    /// When the request's head was read (`Req::started_at`): stages that need the time read
+    /// this, not the clock (a clock read per stage per request adds up).
+    started: Option<std::time::Instant>,
 }
 
 /// The consumer a request authenticated as.
@@ -364,7 +367,19 @@ impl<'a> Req<'a> {
             edits: Edits::NONE,
             consumer: None,
             rewritten: None,
+            started: None,
         }
+    }
+
+    /// The request, begun at `t` (both protocols take the time once per request).
+    pub(crate) fn started_at(mut self, t: std::time::Instant) -> Self {
+        self.started = Some(t);
+        self
+    }
+
+    /// When the request began: the time given to [`Req::started_at`], else the clock now.
+    pub(crate) fn now(&self) -> std::time::Instant {
+        self.started.unwrap_or_else(std::time::Instant::now)
     }
 
     /// The head the upstream clients write: the stages' rewrite, else the request's own.

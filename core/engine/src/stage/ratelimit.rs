@@ -84,12 +84,9 @@ impl Bucket {
         }
     }
 
-    fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-
-    pub(crate) fn take(&self) -> Result<u32, u64> {
-        self.take_at(self.now())
+    /// `t` in nanoseconds since the bucket was made (0 for a time before that).
+    pub(crate) fn since(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// The answer to a request this bucket refused, `wait` nanoseconds before a token.
@@ -211,9 +208,9 @@ impl RateLimit {
 
     pub(crate) fn request<'v>(&self, req: &mut Req<'_>) -> Flow<'v> {
         let (taken, shape) = match &self.buckets {
-            Buckets::One(bucket) => (bucket.take(), &**bucket),
+            Buckets::One(bucket) => (bucket.take_at(bucket.since(req.now())), &**bucket),
             Buckets::Keyed(table, key) => {
-                let now = table.bucket.now();
+                let now = table.bucket.since(req.now());
                 let ip;
                 let by: &[u8] = match (key, &req.consumer) {
                     (RateLimitKey::Consumer, Some(c)) => c.name.as_bytes(),

@@ -151,7 +151,7 @@ pub(crate) fn response_from_h1(
 pub(crate) fn request_from_h1(
     head: &RequestHead,
     scheme: &str,
-    set: &[(&str, &[u8])],
+    set: &[(&'static str, &[u8])],
     edits: &Edits,
 ) -> Result<Request<()>, ProxyError> {
     let authority = head.authority().or(head.host()).unwrap_or("localhost");
@@ -186,9 +186,13 @@ pub(crate) fn request_from_h1(
 }
 
 /// Sets (replaces) the proxy's own request fields.
-pub(crate) fn set_fields(map: &mut HeaderMap, set: &[(&str, &[u8])]) -> Result<(), ProxyError> {
+pub(crate) fn set_fields(
+    map: &mut HeaderMap,
+    set: &[(&'static str, &[u8])],
+) -> Result<(), ProxyError> {
     for (name, value) in set {
-        let n = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+        // `from_bytes` lowers the case itself.
+        let n = HeaderName::from_bytes(name.as_bytes())
             .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
         let v =
             HeaderValue::from_bytes(value).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
@@ -221,7 +225,7 @@ pub(crate) fn request_h2_to_h2(
     parts: &http::request::Parts,
     head: &RequestHead,
     scheme: &str,
-    set: &[(&str, &[u8])],
+    set: &[(&'static str, &[u8])],
     edits: &Edits,
 ) -> Result<Request<()>, ProxyError> {
     let mut req = Request::new(());

@@ -90,7 +90,7 @@ pub(crate) const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) struct Exchange<'a> {
     pub(crate) head: &'a RequestHead,
     /// Headers the proxy sets on the upstream request (X-Forwarded-*, X-Request-Id...).
-    pub(crate) set: &'a [(&'a str, &'a [u8])],
+    pub(crate) set: &'a [(&'static str, &'a [u8])],
     /// The stages' edits of the request head.
     pub(crate) edits: &'a ringside_codec::Edits,
     /// The most request body bytes to forward (413 past it).
@@ -292,23 +292,10 @@ pub(crate) async fn upload_and_download<T>(
 }
 
 /// Calls the cluster, under the route's retry policy and with its mirror when it has them
-/// (`retry.rs`, `mirror.rs`).
-pub(crate) async fn call(
-    client: Client<'_>,
-    cluster: &Cluster,
-    state: &ClusterState,
-    x: &Exchange<'_>,
-    down: &mut Down<'_>,
-    progress: &Progress,
-) -> Result<Ended, ProxyError> {
-    if x.retry.is_none() && x.mirror.is_none() {
-        return call_once(client, cluster, state, x, down, progress).await;
-    }
-    // Not boxed: with the HTTP/2 client's future boxed (`call_once`), the retry loop around
-    // a try is no larger than that client's was, so this costs a request without a policy
-    // nothing and saves one with a policy an allocation and a move.
-    retry::call(client, cluster, state, x, down, progress).await
-}
+/// (`retry.rs`, `mirror.rs`); a request without either goes straight to [`call_once`]. One
+/// `async fn` in `retry.rs`, not a wrapper here: awaiting the retry loop's future from
+/// another would move it (a memcpy of its whole size) on every request.
+pub(crate) use retry::call;
 
 /// One try (or a mirrored copy): the cluster's HTTP/2 client for `protocol = "http2"`, and
 /// for `auto` over TLS (ALPN chooses) or from an HTTP/2 client; else its HTTP/1.1 client. A

@@ -133,8 +133,8 @@ const ATTEMPTS: [&str; 12] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", 
 /// The replay buffer of a route with a mirror and no retry policy.
 const MIRROR_BODY_BYTES: u64 = 64 * 1024;
 
-/// Calls the cluster under the route's retry policy (`x.retry`), copying the request to its
-/// mirror (`x.mirror`) first.
+/// Calls the cluster (`upstream::call`): once, or under the route's retry policy
+/// (`x.retry`), copying the request to its mirror (`x.mirror`) first.
 pub(crate) async fn call(
     client: Client<'_>,
     cluster: &Cluster,
@@ -143,11 +143,17 @@ pub(crate) async fn call(
     down: &mut Down<'_>,
     progress: &Progress,
 ) -> Result<Ended, ProxyError> {
+    if x.retry.is_none() && x.mirror.is_none() {
+        return super::call_once(client, cluster, state, x, down, progress).await;
+    }
     let policy = x.retry;
     let method_ok = policy.is_some_and(|p| p.allows_method(x.head.method()));
     let keep = policy.map_or(MIRROR_BODY_BYTES, |p| p.max_body_bytes);
     let kept = if method_ok || x.mirror.is_some() {
-        keep_body(down, x, keep).await?
+        match kept_at_once(down, x, keep) {
+            Some(kept) => kept,
+            None => keep_body(down, x, keep).await?,
+        }
     } else {
         Kept::Streamed
     };
@@ -213,12 +219,15 @@ pub(crate) async fn call(
             ..*x
         };
         progress.endpoint.set(None);
-        let result = per_try(
-            policy.per_try_timeout,
-            progress,
-            super::call_once(client, cluster, state, &attempt, down, progress),
-        )
-        .await;
+        // Without a per-try timeout the try is awaited as it is: wrapping it would move the
+        // client's future (a memcpy of its whole size) twice per request.
+        let result = match policy.per_try_timeout {
+            None => super::call_once(client, cluster, state, &attempt, down, progress).await,
+            limit => {
+                let once = super::call_once(client, cluster, state, &attempt, down, progress);
+                per_try(limit, progress, once).await
+            }
+        };
         if let (Some(ep), Some(slot)) = (progress.endpoint.get(), tried.get_mut(tries_made)) {
             *slot = ep;
             tries_made += 1;
@@ -350,7 +359,27 @@ pub(crate) fn backoff(policy: &RetryPolicy, n: u32, random: u64) -> Duration {
     Duration::from_millis(base + random % (ceiling - base + 1))
 }
 
-/// Reads the request body ahead when it can be kept whole within `max` bytes.
+/// What [`keep_body`] decides from the head alone, without reading (most requests have no
+/// body: they skip the read-ahead and its future); `None` when the body has to be read.
+fn kept_at_once(down: &Down<'_>, x: &Exchange<'_>, max: u64) -> Option<Kept> {
+    let head = x.head;
+    match (down, head.body()) {
+        (Down::Discard, _) => Some(Kept::Whole(None)),
+        (Down::H2(d), _) if d.websocket => Some(Kept::Streamed),
+        // An HTTP/2 request's head has no body when its HEADERS frame ended the stream
+        // (`convert::request_to_h1`); with a `content-length: 0` the stream is asked.
+        (Down::H2(_), BodyKind::Empty) => Some(Kept::Whole(None)),
+        (Down::H1(_), BodyKind::Empty | BodyKind::Length(0)) => Some(Kept::Whole(None)),
+        (_, BodyKind::Length(n)) if n > max => Some(Kept::Streamed),
+        (Down::H1(_), _) if head.expects_continue() || head.upgrade().is_some() => {
+            Some(Kept::Streamed)
+        }
+        _ => None,
+    }
+}
+
+/// Reads the request body ahead when it can be kept whole within `max` bytes (after
+/// [`kept_at_once`] found that it has to be read).
 async fn keep_body(down: &mut Down<'_>, x: &Exchange<'_>, max: u64) -> Result<Kept, ProxyError> {
     let head = x.head;
     let limit = x.body_limit;
@@ -358,14 +387,6 @@ async fn keep_body(down: &mut Down<'_>, x: &Exchange<'_>, max: u64) -> Result<Ke
         Down::Discard => Ok(Kept::Whole(None)),
         Down::H1(d) => {
             let kind = head.body();
-            match kind {
-                BodyKind::Empty | BodyKind::Length(0) => return Ok(Kept::Whole(None)),
-                BodyKind::Length(n) if n > max => return Ok(Kept::Streamed),
-                _ if head.expects_continue() || head.upgrade().is_some() => {
-                    return Ok(Kept::Streamed)
-                }
-                _ => {}
-            }
             // Read until the body is complete in the buffer, consuming nothing until then: a
             // body that turns out too big is still all there to stream.
             let cap = usize::try_from(max)
@@ -415,17 +436,8 @@ async fn keep_body(down: &mut Down<'_>, x: &Exchange<'_>, max: u64) -> Result<Ke
             }
         }
         Down::H2(d) => {
-            if d.body.is_end_stream() || d.websocket {
-                return Ok(if d.websocket {
-                    Kept::Streamed
-                } else {
-                    Kept::Whole(None)
-                });
-            }
-            if let BodyKind::Length(n) = head.body() {
-                if n > max {
-                    return Ok(Kept::Streamed);
-                }
+            if d.body.is_end_stream() {
+                return Ok(Kept::Whole(None));
             }
             let mut replay = Replay::default();
             let mut size = 0u64;

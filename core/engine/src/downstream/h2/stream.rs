@@ -105,6 +105,7 @@ pub(crate) async fn handle(
         trace: &trace,
         sent: &sent,
         consumer: &consumer,
+        started,
     };
     // A client that resets the stream (RST_STREAM) ends the exchange at once: the upstream
     // request is dropped instead of running to its end for nobody.
@@ -213,6 +214,8 @@ struct Call<'a> {
     sent: &'a Progress,
     /// Set once the pipeline ran: the consumer the request authenticated as (its log line).
     consumer: &'a Cell<Option<std::rc::Rc<str>>>,
+    /// When the stream's head arrived.
+    started: Instant,
 }
 
 impl<'a> Call<'a> {
@@ -234,7 +237,8 @@ impl<'a> Call<'a> {
             self.grpc,
             self.websocket,
             &random,
-        );
+        )
+        .started_at(self.started);
         let decision = pipeline::decide(self.compiled, self.http, &mut req);
         self.consumer
             .set(crate::downstream::http::route::consumer_of(&req));

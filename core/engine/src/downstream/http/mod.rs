@@ -243,6 +243,7 @@ async fn exchange(c: &mut Conn, head: RequestHead) -> After {
         trace: &trace,
         conn: &c.conn,
         stats,
+        started,
     };
     let outcome = route::handle(worker, &view, l, http, compiled, &incoming, &mut ds).await;
     stats.in_flight.set(stats.in_flight.get().saturating_sub(1));

@@ -80,6 +80,8 @@ pub(crate) struct Incoming<'a> {
     pub(crate) trace: &'a TraceContext,
     pub(crate) conn: &'a super::ClientConn,
     pub(crate) stats: &'a crate::cx::metrics::ListenerStats,
+    /// When the head was read.
+    pub(crate) started: std::time::Instant,
 }
 
 /// What the connection loop does after a request.
@@ -108,7 +110,8 @@ pub(crate) async fn handle<'v>(
     let has_body = !matches!(head.body(), BodyKind::Empty | BodyKind::Length(0));
     let head_only = head.method() == "HEAD";
     let random = || worker.cx.random();
-    let mut req = Req::new(head, incoming.conn, incoming.stats, false, false, &random);
+    let mut req = Req::new(head, incoming.conn, incoming.stats, false, false, &random)
+        .started_at(incoming.started);
     let (route, cluster, stages) = match pipeline::decide(compiled, http, &mut req) {
         Decision::Reply {
             route,
