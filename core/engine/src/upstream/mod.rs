@@ -44,10 +44,10 @@ pub(crate) mod retry;
 pub(crate) mod tunnel;
 
 use std::cell::{Cell, RefCell};
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ::h2::server::SendResponse;
@@ -248,46 +248,84 @@ pub(crate) struct Ended {
 /// upstream stopped reading (`upstream_stopped`) lets the response tell the rest. Once the
 /// response is complete, `wait_for_body()` says whether the rest of the body is still waited
 /// for (an HTTP/1.1 connection can only be reused after it). `upload_done`: there is no body.
-/// Returns the download's value and the upload's result (`None`: it did not finish).
-pub(crate) async fn upload_and_download<T>(
-    upload: impl Future<Output = Result<(), ProxyError>>,
+/// Resolves to the download's value and the upload's result (`None`: it did not finish).
+pub(crate) fn upload_and_download<T, U, D, W>(
+    upload: U,
     upload_done: bool,
-    download: impl Future<Output = Result<T, ProxyError>>,
+    download: D,
     upstream_stopped: fn(&ProxyError) -> bool,
-    wait_for_body: impl Fn() -> bool,
-) -> Result<(T, Option<Result<(), ProxyError>>), ProxyError> {
-    let mut upload_result: Option<Result<(), ProxyError>> = upload_done.then_some(Ok(()));
-    let mut download_result: Option<T> = None;
-    let mut upload = pin!(upload);
-    let mut download = pin!(download);
-    poll_fn(|cx| {
-        if upload_result.is_none() {
-            if let Poll::Ready(r) = upload.as_mut().poll(cx) {
+    wait_for_body: W,
+) -> UploadAndDownload<T, U, D, W>
+where
+    U: Future<Output = Result<(), ProxyError>>,
+    D: Future<Output = Result<T, ProxyError>>,
+    W: Fn() -> bool,
+{
+    UploadAndDownload {
+        upload,
+        download,
+        upload_result: upload_done.then_some(Ok(())),
+        download_result: None,
+        upstream_stopped,
+        wait_for_body,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`upload_and_download`]: a struct, so that both directions (most of an
+    /// exchange's state) are stored once, where an `async fn` would keep its arguments and
+    /// its pinned copies of them (two moves of both futures per request).
+    pub(crate) struct UploadAndDownload<T, U, D, W> {
+        #[pin]
+        upload: U,
+        #[pin]
+        download: D,
+        upload_result: Option<Result<(), ProxyError>>,
+        download_result: Option<T>,
+        upstream_stopped: fn(&ProxyError) -> bool,
+        wait_for_body: W,
+    }
+}
+
+impl<T, U, D, W> Future for UploadAndDownload<T, U, D, W>
+where
+    U: Future<Output = Result<(), ProxyError>>,
+    D: Future<Output = Result<T, ProxyError>>,
+    W: Fn() -> bool,
+{
+    type Output = Result<(T, Option<Result<(), ProxyError>>), ProxyError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if this.upload_result.is_none() {
+            if let Poll::Ready(r) = this.upload.poll(cx) {
                 match r {
-                    Err(e) if download_result.is_none() && !upstream_stopped(&e) => {
+                    Err(e) if this.download_result.is_none() && !(this.upstream_stopped)(&e) => {
                         return Poll::Ready(Err(e))
                     }
-                    r => upload_result = Some(r),
+                    r => *this.upload_result = Some(r),
                 }
             }
         }
-        if download_result.is_none() {
-            match download.as_mut().poll(cx) {
-                Poll::Ready(Ok(v)) => download_result = Some(v),
+        if this.download_result.is_none() {
+            match this.download.poll(cx) {
+                Poll::Ready(Ok(v)) => *this.download_result = Some(v),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {}
             }
         }
-        match (&upload_result, download_result.is_some()) {
-            (Some(_), true) => Poll::Ready(Ok(())),
-            (None, true) if !wait_for_body() => Poll::Ready(Ok(())),
-            _ => Poll::Pending,
+        let finished = match (&*this.upload_result, this.download_result.is_some()) {
+            (Some(_), true) => true,
+            (None, true) => !(this.wait_for_body)(),
+            _ => false,
+        };
+        if !finished {
+            return Poll::Pending;
         }
-    })
-    .await?;
-    match download_result {
-        Some(v) => Ok((v, upload_result)),
-        None => Err(ProxyError::UpstreamInvalid("no response".into())),
+        Poll::Ready(match this.download_result.take() {
+            Some(v) => Ok((v, this.upload_result.take())),
+            None => Err(ProxyError::UpstreamInvalid("no response".into())),
+        })
     }
 }
 
