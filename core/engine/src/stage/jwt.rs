@@ -241,8 +241,8 @@ fn verify(c: &Checker, token: &[u8], consumers: &Consumers) -> Result<Verified, 
     }
     let generation = c.keys.generation();
     let guard = c.keys.current();
+    // Before the first fetch succeeded: the fetcher is already trying (and retrying).
     let Some(set) = guard.as_ref() else {
-        c.keys.ask_refetch();
         return Err(JwtFailure::NoKeys);
     };
     let named: Vec<&ringside_config::jwt::Key> = match &header.kid {
