@@ -377,8 +377,9 @@ pub struct FileRoute {
     /// none.
     pub rate_limit: Option<FileRateLimit>,
     /// Gateway role only: who may use this route. `{ api_key = { header = "x-api-key",
-    /// query = "apikey" } }` admits requests carrying an API key of a `[[consumers]]` entry;
-    /// see [`FileAuthn`]. An error unless `[proxy] role = "gateway"`. Default: none (anyone).
+    /// query = "apikey" } }` admits requests carrying an API key of a `[[consumers]]` entry,
+    /// `{ jwt = [ "corp" ] }` those with a valid token of a `[[jwt_providers]]` entry; see
+    /// [`FileAuthn`]. An error unless `[proxy] role = "gateway"`. Default: none (anyone).
     pub authn: Option<FileAuthn>,
     /// Gateway role only. Answer matching requests with a redirect built from the request:
     /// `{ scheme = "https", status = 301 }`; see [`FileRedirect`]. Takes the place of
