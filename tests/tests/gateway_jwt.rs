@@ -26,19 +26,24 @@ fn claims() -> serde_json::Value {
 /// `corp`, and route `strict` (`/strict...`) those of `headers-only`, which looks for them
 /// in the `Authorization` header only (`keys`: both providers' `jwks...` lines).
 fn gateway(d: Driver, origin: &Origin, keys: &str) -> Proxy {
+    Proxy::start(d, &config(origin, keys, "orders-api"))
+}
+
+/// [`gateway`]'s configuration, with the providers' audience.
+fn config(origin: &Origin, keys: &str, audience: &str) -> String {
     let tail = format!(
         r#"
 [[jwt_providers]]
 name = "corp"
 issuer = "{ISSUER}"
-audiences = [ "orders-api" ]
+audiences = [ "{audience}" ]
 {keys}
 claims_to_headers = {{ sub = "x-user-id", "org.id" = "x-org-id" }}
 
 [[jwt_providers]]
 name = "headers-only"
 issuer = "{ISSUER}"
-audiences = [ "orders-api" ]
+audiences = [ "{audience}" ]
 {keys}
 from = [ "header:authorization:Bearer " ]
 
@@ -54,17 +59,14 @@ authn = {{ jwt = [ "headers-only" ] }}
 cluster = "app"
 "#
     );
-    Proxy::start(
-        d,
-        &basic_config(
-            &[origin.addr()],
-            Extra {
-                proxy: "role = \"gateway\"",
-                listener: "",
-                route: "match = { path_prefix = \"/x\" }\nauthn = { jwt = [ \"corp\" ] }",
-                cluster: &tail,
-            },
-        ),
+    basic_config(
+        &[origin.addr()],
+        Extra {
+            proxy: "role = \"gateway\"",
+            listener: "",
+            route: "match = { path_prefix = \"/x\" }\nauthn = { jwt = [ \"corp\" ] }",
+            cluster: &tail,
+        },
     )
 }
 
@@ -271,5 +273,33 @@ both_drivers!(
                 "missing"
             ]
         );
+    }
+);
+
+both_drivers!(
+    /// Keys from an `http://` loopback URI; a reload that changes the provider empties the
+    /// workers' caches of verified tokens (a token admitted before is checked again under the
+    /// new audience), and one that keeps it keeps its keys (no new fetch).
+    fn a_reload_that_changes_the_provider(d) {
+        let tokens = Tokens::make(&[("ed1", "OKP")], json!({ "ok": valid("ed1", "EdDSA") }));
+        let jwks = tokens.jwks(&["ed1"]);
+        let keys_origin = Origin::start(move |_| {
+            Reply::SendClose(http_response(200, &[("Content-Type", "application/json")], jwks.as_bytes()))
+        });
+        let o = Origin::text("hi");
+        let keys = format!("jwks_uri = \"http://{}/jwks.json\"", keys_origin.addr());
+        let p = gateway(d, &o, &keys);
+        let ok = tokens.get("ok");
+        until_status(&p, &ok, 200);
+        assert_eq!(call(&p, "/x", &ok, "").status, 200, "from the cache");
+        let fetched = keys_origin.requests().len();
+        // The same providers, another route line: the keys stay, nothing is fetched again.
+        let same = config(&o, &keys, "orders-api").replace("name = \"strict\"", "name = \"strict2\"");
+        p.reload(&same);
+        assert_eq!(call(&p, "/x", &ok, "").status, 200);
+        assert_eq!(keys_origin.requests().len(), fetched, "the keys were kept");
+        p.reload(&config(&o, &keys, "billing-api"));
+        // The new provider has its keys once fetched; the cached verification is gone.
+        until_status(&p, &ok, 403);
     }
 );

@@ -126,7 +126,7 @@ struct Control {
     listeners: HashMap<String, ListenerRecord>,
     /// The active health checks' prober (`upstream/health.rs`), one per process.
     prober: Option<crate::upstream::health::Prober>,
-    /// The JWT providers' key fetcher (`cx/jwks.rs`), one per process.
+    /// The JWT providers' key fetcher (`cx/jwks/`), one per process.
     fetcher: Option<crate::cx::jwks::Fetcher>,
 }
 

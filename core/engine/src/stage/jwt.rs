@@ -1,7 +1,7 @@
 //! `Jwt`: the JSON Web Token half of a route's `authn` (gateway role), run by `AuthN`.
 //!
 //! Reads the route's `authn.jwt` providers (`ringside_config::JwtProvider`) and their keys,
-//! shared for the whole process (`cx/jwks.rs`: read through an arc-swap, fetched off the
+//! shared for the whole process (`cx/jwks/`: read through an arc-swap, fetched off the
 //! workers). For each provider in order, the token is looked for where its `from` says
 //! (a header after a prefix, a query parameter, a cookie) and checked: at most
 //! [`MAX_TOKEN`] bytes, an accepted `alg` (never `none`; HS* only with a key written in the

@@ -129,7 +129,7 @@ pub(crate) fn server_config(
     Ok(Some(Arc::new(config)))
 }
 
-/// The client settings of a JWKS fetch (`cx/jwks.rs`): the server's certificate must chain
+/// The client settings of a JWKS fetch (`cx/jwks/`): the server's certificate must chain
 /// to `roots`; HTTP/1.1 only.
 pub(crate) fn jwks_client(roots: Arc<rustls::RootCertStore>) -> Result<Arc<ClientConfig>, String> {
     let mut config = ClientConfig::builder_with_provider(provider())

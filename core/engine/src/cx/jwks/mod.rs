@@ -16,8 +16,7 @@
 //! keys. A new key set bumps [`ProviderKeys::generation`], which invalidates the workers'
 //! cached verifications.
 
-use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, OnceLock};
@@ -27,9 +26,10 @@ use std::time::{Duration, Instant};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use ringside_config::{Config, JwksSource, JwtProvider, KeySet, RemoteJwks, Snapshot};
-use rustls_pki_types::ServerName;
 
 use crate::cx::shared::Registry;
+
+mod http;
 
 /// At most one refetch asked by the workers per provider in this time.
 pub(crate) const REFETCH_EVERY: Duration = Duration::from_secs(10);
@@ -41,8 +41,6 @@ const RETRY: Duration = Duration::from_secs(5);
 const IDLE: Duration = Duration::from_secs(1);
 /// One fetch (connect, TLS, request, response) takes at most this.
 const TIMEOUT: Duration = Duration::from_secs(5);
-/// The largest JWKS response read.
-const MAX_RESPONSE: usize = 1 << 20;
 const NEVER: u64 = u64::MAX;
 
 /// One provider's keys and counters, shared by the workers and the fetcher.
@@ -60,7 +58,7 @@ impl ProviderKeys {
     fn new(keys: Option<Arc<KeySet>>) -> ProviderKeys {
         ProviderKeys {
             keys: ArcSwapOption::new(keys),
-            generation: AtomicU64::new(0),
+            generation: AtomicU64::new(next_generation()),
             refetch: AtomicBool::new(false),
             asked: AtomicU64::new(NEVER),
             fetches: AtomicU64::new(0),
@@ -73,7 +71,7 @@ impl ProviderKeys {
         self.keys.load()
     }
 
-    /// Changes with every new key set.
+    /// Changes with every new key set (unique in the process).
     pub(crate) fn generation(&self) -> u64 {
         self.generation.load(Relaxed)
     }
@@ -97,9 +95,16 @@ impl ProviderKeys {
     fn publish(&self, set: KeySet) {
         if self.keys.load().as_deref() != Some(&set) {
             self.keys.store(Some(Arc::new(set)));
-            self.generation.fetch_add(1, Relaxed);
+            self.generation.store(next_generation(), Relaxed);
         }
     }
+}
+
+/// A number no key set of the process had before: a cached verification names the
+/// generation of the keys it was made with, whichever provider (old or new) they belong to.
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Relaxed)
 }
 
 /// Milliseconds since the first call (a monotonic clock all threads share).
@@ -224,7 +229,8 @@ fn targets_of(config: &Config, mut old: Vec<Target>, registry: &Registry) -> Vec
 /// Fetches one provider's keys and publishes them; how long until the next fetch.
 fn fetch_into(t: &Target) -> Duration {
     t.keys.fetches.fetch_add(1, Relaxed);
-    let got = fetch(&t.remote, t.tls.as_ref()).and_then(|body| KeySet::parse(&body, false));
+    let got = http::fetch(&t.remote, t.tls.as_ref(), TIMEOUT)
+        .and_then(|body| KeySet::parse(&body, false));
     match got {
         Ok(set) => {
             t.keys.publish(set);
@@ -237,137 +243,6 @@ fn fetch_into(t: &Target) -> Duration {
             t.remote.refresh.min(RETRY)
         }
     }
-}
-
-/// `GET` of the JWKS document: its body.
-fn fetch(
-    r: &RemoteJwks,
-    tls: Option<&Result<Arc<rustls::ClientConfig>, String>>,
-) -> Result<Vec<u8>, String> {
-    let deadline = Instant::now() + TIMEOUT;
-    let addrs = (r.host.as_str(), r.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("resolve {}: {e}", r.host))?;
-    let mut last = format!("{} has no address", r.host);
-    let mut tcp = None;
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, TIMEOUT) {
-            Ok(s) => {
-                tcp = Some(s);
-                break;
-            }
-            Err(e) => last = format!("connect {a}: {e}"),
-        }
-    }
-    let tcp = tcp.ok_or(last)?;
-    let authority = match (
-        r.host.contains(':'),
-        r.port == if r.https { 443 } else { 80 },
-    ) {
-        (true, true) => format!("[{}]", r.host),
-        (true, false) => format!("[{}]:{}", r.host, r.port),
-        (false, true) => r.host.clone(),
-        (false, false) => format!("{}:{}", r.host, r.port),
-    };
-    // HTTP/1.0: the body is never chunked.
-    let request = format!(
-        "GET {} HTTP/1.0\r\nHost: {authority}\r\nAccept: application/json\r\nUser-Agent: ringside-jwks\r\n\r\n",
-        r.path
-    );
-    let clock = tcp.try_clone().map_err(|e| e.to_string())?;
-    match tls {
-        None => exchange(tcp, &clock, request.as_bytes(), deadline),
-        Some(Err(e)) => Err(format!("tls: {e}")),
-        Some(Ok(config)) => {
-            let name = ServerName::try_from(r.host.clone()).map_err(|e| format!("tls: {e}"))?;
-            let conn = rustls::ClientConnection::new(Arc::clone(config), name)
-                .map_err(|e| format!("tls: {e}"))?;
-            exchange(
-                rustls::StreamOwned::new(conn, tcp),
-                &clock,
-                request.as_bytes(),
-                deadline,
-            )
-        }
-    }
-}
-
-/// Writes `request`, reads the response until its body is complete, and returns the body
-/// of a 200.
-fn exchange(
-    mut stream: impl Read + Write,
-    clock: &TcpStream,
-    request: &[u8],
-    deadline: Instant,
-) -> Result<Vec<u8>, String> {
-    let left = || {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err("timed out".to_string())
-        } else {
-            Ok(left)
-        }
-    };
-    clock
-        .set_write_timeout(Some(left()?))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(request)
-        .and_then(|()| stream.flush())
-        .map_err(|e| format!("write: {e}"))?;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 8192];
-    let mut head: Option<(u16, Option<u64>, usize)> = None;
-    loop {
-        if let Some((_, Some(len), start)) = head {
-            if got.len().saturating_sub(start) as u64 >= len {
-                break;
-            }
-        }
-        clock
-            .set_read_timeout(Some(left()?))
-            .map_err(|e| e.to_string())?;
-        let n = match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // A server that closes without TLS close_notify: the body ends there.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && head.is_some() => break,
-            Err(e) => return Err(format!("read: {e}")),
-        };
-        got.extend_from_slice(buf.get(..n).unwrap_or_default());
-        if got.len() > MAX_RESPONSE {
-            return Err(format!("response longer than {MAX_RESPONSE} bytes"));
-        }
-        if head.is_none() {
-            match ringside_codec::parse_response(&got, 64 * 1024, "GET") {
-                Ok(Some((h, start))) => {
-                    let len = match h.body() {
-                        ringside_codec::BodyKind::Length(n) => Some(n),
-                        ringside_codec::BodyKind::Empty => Some(0),
-                        _ => None,
-                    };
-                    head = Some((h.status(), len, start));
-                }
-                Ok(None) => {}
-                Err(e) => return Err(format!("invalid response: {e}")),
-            }
-        }
-    }
-    let Some((status, len, start)) = head else {
-        return Err("closed before a response".into());
-    };
-    if status != 200 {
-        return Err(format!("status {status}"));
-    }
-    let mut body = got.split_off(start.min(got.len()));
-    if let Some(len) = len {
-        if (body.len() as u64) < len {
-            return Err("response body cut short".into());
-        }
-        body.truncate(usize::try_from(len).unwrap_or(usize::MAX));
-    }
-    Ok(body)
 }
 
 /// One provider's fetch counters, for the metrics.
