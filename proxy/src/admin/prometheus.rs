@@ -284,7 +284,7 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
     e.family(
         "ringside_authn_failures_total",
         Kind::Counter,
-        "Requests refused by a route's authn (401 or gRPC UNAUTHENTICATED), by listener, route and reason (missing: no credential; unknown: a key no consumer has).",
+        "Requests refused by a route's authn (401 or gRPC UNAUTHENTICATED; 403 for jwt_audience), by listener, route and reason (missing: no credential; unknown: a key no consumer has; jwt_*: a token that does not pass).",
     );
     for (listener, lt) in &t.listeners {
         for ((route, reason), n) in &lt.authn_failures {

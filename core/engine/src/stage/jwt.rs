@@ -129,7 +129,12 @@ impl Jwt {
             let Some(found) = find(head, &c.config.from) else {
                 continue;
             };
-            let verified = match self.cache.get(&found.token, i, c.keys.generation(), now) {
+            // A token too long to be checked is not even looked up.
+            let cached = match found.token.len() {
+                n if n > MAX_TOKEN => None,
+                _ => self.cache.get(&found.token, i, c.keys.generation(), now),
+            };
+            let verified = match cached {
                 Some(v) => v,
                 None => match verify(c, &found.token, consumers) {
                     Ok(mut v) => {
@@ -245,12 +250,16 @@ fn verify(c: &Checker, token: &[u8], consumers: &Consumers) -> Result<Verified, 
     let Some(set) = guard.as_ref() else {
         return Err(JwtFailure::NoKeys);
     };
-    let named: Vec<&ringside_config::jwt::Key> = match &header.kid {
-        Some(kid) => set
-            .keys
-            .iter()
-            .filter(|k| k.kid.as_ref() == Some(kid))
-            .collect(),
+    // The key the `kid` names (failing that, the keys that have no `kid`); without a `kid`,
+    // every key that takes the algorithm.
+    let with_kid = |kid: Option<&String>| -> Vec<&ringside_config::jwt::Key> {
+        set.keys.iter().filter(|k| k.kid.as_ref() == kid).collect()
+    };
+    let named = match &header.kid {
+        Some(kid) => match with_kid(Some(kid)) {
+            exact if !exact.is_empty() => exact,
+            _ => with_kid(None),
+        },
         None => set.keys.iter().collect(),
     };
     if named.is_empty() {

@@ -34,6 +34,11 @@ jwks = '{{"keys":[{{"kty":"oct","kid":"k1","k":"{SECRET_B64}"}}]}}'
 from = [ "header:authorization:Bearer ", "query:access_token", "cookie:session" ]
 claims_to_headers = {{ sub = "x-user-id", "org.id" = "x-org-id" }}
 
+[[jwt_providers]]
+name = "no-kid"
+issuer = "https://id.example.com"
+jwks = '{{"keys":[{{"kty":"oct","k":"{SECRET_B64}"}}]}}'
+
 [[consumers]]
 name = "mobile-app"
 api_keys = [ {{ key = "mobile-key" }} ]
@@ -51,6 +56,13 @@ listener = "public"
 name = "jwt"
 cluster = "app"
 authn = {{ jwt = [ "corp" ] }}
+
+[[routes]]
+listener = "public"
+name = "no-kid"
+match = {{ path_prefix = "/no-kid" }}
+cluster = "app"
+authn = {{ jwt = [ "no-kid" ] }}
 
 [[clusters]]
 name = "app"
@@ -289,4 +301,10 @@ fn either_credential_admits() {
     assert_eq!((o.status, o.consumer.as_deref()), (0, Some("mobile-app")));
     let o = bearer(&s, &token(good()));
     assert_eq!((o.status, o.consumer.as_deref()), (0, Some("mobile-app")));
+}
+
+#[test]
+fn a_kid_the_keys_do_not_name_uses_the_keys_without_one() {
+    let s = stage("no-kid");
+    assert_eq!(bearer(&s, &token(good())).status, 0);
 }
