@@ -497,17 +497,22 @@ jwt_subjects = [ "client:mobile" ]
 [[consumers]]
 name = "limited"
 api_keys = [ { key = "limited-key" } ]
+jwt_subjects = [ "client:limited" ]
 rate_limit = { requests_per_second = 1, burst = 1 }
 "#;
 
 /// The JWT rows' keys (Ed25519, P-256) and tokens, made fresh by PyJWT for each run:
-/// `ok` (the consumer `mobile`), `expired`, `audience` (another audience's).
+/// `ok` (the consumer `mobile`), `limited` (the consumer `limited`), `expired`, `audience`
+/// (another audience's).
 fn jwt_tokens() -> Tokens {
     let claims = |exp: &str, aud: &str| serde_json::json!({ "iss": "https://id.example.com", "aud": aud, "sub": "client:mobile", "exp": exp });
+    let mut limited = claims("now+3600", "orders-api");
+    limited["sub"] = "client:limited".into();
     Tokens::make(
         &[("ed1", "OKP"), ("ec1", "EC")],
         serde_json::json!({
             "ok": { "key": "ed1", "alg": "EdDSA", "claims": claims("now+3600", "orders-api") },
+            "limited": { "key": "ed1", "alg": "EdDSA", "claims": limited },
             "expired": { "key": "ec1", "alg": "ES256", "claims": claims("now-600", "orders-api") },
             "audience": { "key": "ec1", "alg": "ES256", "claims": claims("now+3600", "billing") },
         }),
@@ -1099,6 +1104,11 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
             .on(Setup::Consumers)
             .send(Req::get("/consumers/jwt/x").header("authorization", &bearer("audience")))
             .expect(Expect::own(403)),
+        row("jwt: the token's consumer has its own bucket (429 once empty)", r#"jwt_subjects = [ "client:limited" ]; one request before"#)
+            .on(Setup::Consumers)
+            .after(Req::get("/consumers/jwt/first").header("authorization", &bearer("limited")))
+            .send(Req::get("/consumers/jwt/x").header("authorization", &bearer("limited")))
+            .expect(Expect::own(429).headers(vec![is_lit("ratelimit-limit", "1")])),
         row("gRPC with an invalid token: 16 UNAUTHENTICATED", "an expired token")
             .on(Setup::Consumers)
             .send_by_proto(
