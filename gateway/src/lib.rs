@@ -1,7 +1,7 @@
 //! The gateway role.
 //!
 //! `role = "gateway"` runs the pipeline assembled in [`stack`]: the sidecar's stages with the
-//! gateway's own inserted at their places (client address filters, CORS, API-key
+//! gateway's own inserted at their places (client address filters, CORS, JWT and API-key
 //! authentication and consumers, per-consumer and keyed rate limits, route body limits, path
 //! and host rewrites, redirects; see `stack.rs` for the order and docs/gateway.md), and
 //! different defaults (`workers` = number of cores instead of 1; see
@@ -11,6 +11,6 @@
 //! one enum with static dispatch, in `core/engine/src/stage/`, one file each); this crate
 //! decides where they run, reusing the sidecar's stages rather than copying them (STYLE.md
 //! §1). Configuration refuses their keys unless `[proxy] role = "gateway"`, so a sidecar
-//! never ignores them. JWT authentication and global (Redis) rate limits are not built yet.
+//! never ignores them. Global (Redis) rate limits are not built yet.
 
 pub mod stack;

@@ -12,7 +12,8 @@
 //! route:    IpFilter, Cors, AuthN, ConsumerRateLimit, RateLimit, BodyLimit, Rewrite,
 //!           HeaderEdits, Timeout, Fault, Direct, Redirect
 //! ```
-//! Not built yet (issue 12): JWT authentication and global (Redis) rate limits.
+//! `AuthN` checks a route's JWT (`stage/jwt.rs`) and API key. Not built yet (issue 12):
+//! global (Redis) rate limits.
 
 use ringside_engine::{ListenerStep, RouteStep, Stack};
 
@@ -28,9 +29,9 @@ pub fn gateway(sidecar: Stack) -> Stack {
         // CORS before any authentication: a preflight carries no credentials and is
         // answered here (204 with the allow fields, or 403), never forwarded.
         .route_after(RouteStep::IpFilter, RouteStep::Cors)
-        // Authentication before any token is taken: a request that is nobody's takes none of
-        // the route's bucket. Also removes a client's own `x-consumer-name` on every gateway
-        // route.
+        // Authentication (a JWT, an API key) before any token is taken: a request that is
+        // nobody's takes none of the route's bucket. Also removes a client's own
+        // `x-consumer-name` (and the claim headers of the route's JWT providers).
         .route_after(RouteStep::Cors, RouteStep::AuthN)
         // The consumer's own bucket right after it is known, before the route's (which may
         // be keyed by the consumer): a request its consumer may not make takes no token of

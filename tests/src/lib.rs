@@ -21,6 +21,7 @@
 pub mod certs;
 pub mod client;
 pub mod h2origin;
+pub mod jwt;
 pub mod origin;
 pub mod python;
 pub mod table;

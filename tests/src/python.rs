@@ -1,11 +1,12 @@
 //! Real Python gRPC and WebSocket peers (the scripts in `tests/python/`), run in the virtualenv
-//! `scripts/install-test-deps` makes (grpcio, websockets).
+//! `scripts/install-test-deps` makes (grpcio, websockets, PyJWT, cryptography).
 //!
 //! - [`PyServer::grpc`] / [`PyServer::grpc_tls`]: the `test.Echo` service of
 //!   `grpc_server.py` (methods `Unary`, `ServerStream`, `ClientStream`, `Bidi`, `Slow`; request
 //!   metadata `x-fail`, `x-echo`); [`PyServer::websocket`]: the echo server of `ws_server.py`.
 //!   Each listens on an ephemeral 127.0.0.1 port and is killed when dropped.
-//! - [`grpc_client`] and [`ws_client`] run one client session and return its JSON report.
+//! - [`grpc_client`] and [`ws_client`] run one client session and return its JSON report;
+//!   [`run_script`] runs any other script (`jwt_tokens.py`, PyJWT) the same way.
 //!   The scripts' docstrings describe their cases, arguments and reports.
 
 use std::io::{BufRead, BufReader, Read};
@@ -175,6 +176,12 @@ pub fn grpc_client(target: &str, case: &str, args: &[&str]) -> serde_json::Value
 /// `--timeout S`.
 pub fn ws_client(url: &str, args: &[&str]) -> serde_json::Value {
     run_client("ws_client.py", &[&[url], args].concat())
+}
+
+/// Runs `tests/python/SCRIPT ARGS` (killed after [`CLIENT_LIMIT`]) and returns the JSON of its
+/// last output line (`jwt_tokens.py`: see `crate::jwt::Tokens`).
+pub fn run_script(script: &str, args: &[&str]) -> serde_json::Value {
+    run_client(script, args)
 }
 
 fn run_client(script: &str, args: &[&str]) -> serde_json::Value {

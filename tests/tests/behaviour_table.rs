@@ -16,9 +16,9 @@
 //!   (`request_headers_to_add`, ...), and a route without a `name`. A proxy that does not
 //!   know these keys refuses the configuration: then only the rows on it fail.
 //! - **consumers** ([`CONSUMERS_LISTENER`], [`CONSUMERS`]): a gateway
-//!   (`role = "gateway"`) with the same four listeners, `[[consumers]]`, routes with
-//!   `authn = { api_key = ... }` and a `rate_limit` keyed by a header; the edits proxy's
-//!   clusters.
+//!   (`role = "gateway"`) with the same four listeners, `[[consumers]]`, a JWT provider,
+//!   routes with `authn = { api_key = ... }` or `{ jwt = [...], api_key = {} }` and a
+//!   `rate_limit` keyed by a header; the edits proxy's clusters.
 //! - **gateway** ([`GATEWAY_LISTENER`]): `role = "gateway"`, the same four listeners with
 //!   the gateway's route keys (CORS, rewrites, a redirect, address filters, a route body
 //!   limit).
@@ -39,6 +39,7 @@
 use std::time::{Duration, Instant};
 
 use ringside_tests::certs::TestPki;
+use ringside_tests::jwt::Tokens;
 use ringside_tests::table::{
     absent, by_tls, is, is_lit, lit, row, run, Check, Expect, Form, Got, Pick, Req, Row, Script,
     Setup, TlsClients, Up, Which, World, AUTHORITY, V,
@@ -464,24 +465,59 @@ rate_limit = { key = "header:x-tenant", requests_per_second = 1, burst = 1 }
 
 [[routes]]
 listener = "$L"
+name = "consumers-jwt"
+match = { path_prefix = "/consumers/jwt/" }
+cluster = "a-$up"
+authn = { jwt = [ "corp" ], api_key = {} }
+
+[[routes]]
+listener = "$L"
 name = "consumers-open"
 match = { path_prefix = "/consumers/" }
 cluster = "a-$up"
 "#;
 
 /// The consumers proxy's consumers (its clusters are the edits proxy's): `mobile` (its key
-/// given as a SHA-256: `printf %s mobile-key | sha256sum`) and `limited` (a plain key, one
-/// request a second).
+/// given as a SHA-256: `printf %s mobile-key | sha256sum`; also the JWT subject
+/// `client:mobile`) and `limited` (a plain key, one request a second); and the JWT provider
+/// `corp`, whose keys (`$jwks`) are made by PyJWT for each run ([`jwt_tokens`]).
 const CONSUMERS: &str = r#"
+[[jwt_providers]]
+name = "corp"
+issuer = "https://id.example.com"
+audiences = [ "orders-api" ]
+jwks = '$jwks'
+claims_to_headers = { sub = "x-user-id" }
+
 [[consumers]]
 name = "mobile"
 api_keys = [ { sha256 = "57d419be43e536f6ecfa7f54599e9050db0eca72598b456400601ae346403973" } ]
+jwt_subjects = [ "client:mobile" ]
 
 [[consumers]]
 name = "limited"
 api_keys = [ { key = "limited-key" } ]
+jwt_subjects = [ "client:limited" ]
 rate_limit = { requests_per_second = 1, burst = 1 }
 "#;
+
+/// The JWT rows' keys (Ed25519, P-256) and tokens, made fresh by PyJWT for each run:
+/// `ok` (the consumer `mobile`), `limited` (the consumer `limited`), `expired`, `audience`
+/// (another audience's).
+fn jwt_tokens() -> Tokens {
+    let claims = |exp: &str, aud: &str| serde_json::json!({ "iss": "https://id.example.com", "aud": aud, "sub": "client:mobile", "exp": exp });
+    let mut limited = claims("now+3600", "orders-api");
+    limited["sub"] = "client:limited".into();
+    Tokens::make(
+        &[("ed1", "OKP"), ("ec1", "EC")],
+        serde_json::json!({
+            "ok": { "key": "ed1", "alg": "EdDSA", "claims": claims("now+3600", "orders-api") },
+            "limited": { "key": "ed1", "alg": "EdDSA", "claims": limited },
+            "expired": { "key": "ec1", "alg": "ES256", "claims": claims("now-600", "orders-api") },
+            "audience": { "key": "ec1", "alg": "ES256", "claims": claims("now+3600", "billing") },
+        }),
+    )
+}
 
 /// What the origins answer, by path: `200` with their name as the body and `x-origin: NAME`,
 /// except for the paths below.
@@ -577,7 +613,8 @@ fn attempt(n: u32) -> Got {
 const GRPC_IS_H2: &str =
     "gRPC runs over HTTP/2 only (the same failure over HTTP/1.1 is its HTTP row)";
 
-fn rows() -> Vec<Row> {
+fn rows(jwt: &Tokens) -> Vec<Row> {
+    let bearer = |name: &str| format!("Bearer {}", jwt.get(name));
     let x = |n: usize| vec![b'x'; n];
     let many: Vec<(String, String)> = (0..50)
         .map(|i| (format!("x-h{i}"), i.to_string()))
@@ -1035,6 +1072,57 @@ fn rows() -> Vec<Row> {
             .on(Setup::Consumers)
             .send_by_proto(Form::NotApplicable(GRPC_IS_H2), Req::grpc("/consumers/header/grpc.Svc/Call"))
             .expect(Expect::grpc(16).untouched()),
+        // --- JWT (the consumers proxy's `consumers-jwt` route: a JWT or an API key).
+        row("jwt: a valid token passes; consumer and claim headers set, the token removed", r#"authn = { jwt = [ "corp" ], api_key = {} }; EdDSA token, sub = "client:mobile""#)
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/jwt/x").header("authorization", &bearer("ok")).header("x-user-id", "forged"))
+            .expect(Expect::status(200).body("a").got(Got::a().headers(vec![
+                is_lit("x-consumer-name", "mobile"),
+                is_lit("x-user-id", "client:mobile"),
+                absent("authorization"),
+            ]))),
+        row("jwt or api key: no credential is 401 with both challenges", r#"authn = { jwt = [ "corp" ], api_key = {} }"#)
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/jwt/x"))
+            // One field, two challenges (the table reads a field as a comma-separated list).
+            .expect(Expect::own(401).headers(vec![is(
+                "www-authenticate",
+                &[lit(r#"Bearer realm="consumers-jwt""#), lit(r#"ApiKey realm="consumers-jwt""#)],
+            )])),
+        row("jwt or api key: the api key admits too", r#"authn = { jwt = [ "corp" ], api_key = {} }; x-api-key"#)
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/jwt/x").header("x-api-key", "mobile-key"))
+            .expect(Expect::status(200).got(Got::a().headers(vec![is_lit("x-consumer-name", "mobile")]))),
+        row("jwt: an expired token is 401 invalid_token", "ES256 token, exp 10 minutes ago")
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/jwt/x").header("authorization", &bearer("expired")))
+            .expect(Expect::own(401).headers(vec![is(
+                "www-authenticate",
+                &[lit(r#"Bearer realm="consumers-jwt""#), lit(r#"error="invalid_token""#)],
+            )])),
+        row("jwt: another audience's token is 403", r#"audiences = [ "orders-api" ]; aud = "billing""#)
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/jwt/x").header("authorization", &bearer("audience")))
+            .expect(Expect::own(403)),
+        row("jwt: the token's consumer has its own bucket (429 once empty)", r#"jwt_subjects = [ "client:limited" ]; one request before"#)
+            .on(Setup::Consumers)
+            .after(Req::get("/consumers/jwt/first").header("authorization", &bearer("limited")))
+            .send(Req::get("/consumers/jwt/x").header("authorization", &bearer("limited")))
+            .expect(Expect::own(429).headers(vec![is_lit("ratelimit-limit", "1")])),
+        row("gRPC with an invalid token: 16 UNAUTHENTICATED", "an expired token")
+            .on(Setup::Consumers)
+            .send_by_proto(
+                Form::NotApplicable(GRPC_IS_H2),
+                Req::grpc("/consumers/jwt/grpc.Svc/Call").header("authorization", &bearer("expired")),
+            )
+            .expect(Expect::grpc(16).untouched()),
+        row("gRPC with another audience's token: 7 PERMISSION_DENIED", r#"aud = "billing""#)
+            .on(Setup::Consumers)
+            .send_by_proto(
+                Form::NotApplicable(GRPC_IS_H2),
+                Req::grpc("/consumers/jwt/grpc.Svc/Call").header("authorization", &bearer("audience")),
+            )
+            .expect(Expect::grpc(7).untouched()),
         row("consumer rate limit: 429 once the consumer's bucket is empty", "[[consumers]] rate_limit = { requests_per_second = 1, burst = 1 }; one request before")
             .on(Setup::Consumers)
             .after(Req::get("/consumers/header/first").header("x-api-key", "limited-key"))
@@ -1194,7 +1282,10 @@ fn run_table(d: Driver) {
     let (client_cert, client_key) = pki.leaf("client", &[], &[CLIENT_ID]);
     let (a_h1, b_h1, a_h2, b_h2) = World::origins(script);
     let dead = closed_port();
+    let jwt = jwt_tokens();
+    let jwks = jwt.jwks(&["ed1", "ec1"]);
     let vars: &[(&str, &dyn std::fmt::Display)] = &[
+        ("jwks", &jwks),
         ("a_h1", &a_h1.addr()),
         ("b_h1", &b_h1.addr()),
         ("a_h2", &a_h2.addr()),
@@ -1241,7 +1332,7 @@ fn run_table(d: Driver) {
     if let (_, Err(e)) = &world.proxies[0] {
         panic!("the core configuration must start:\n{e}\n--- config ---\n{core}");
     }
-    let failures = run(&world, &rows());
+    let failures = run(&world, &rows(&jwt));
     eprintln!(
         "{} table run in {:.1?} (set-up included)",
         d.toml(),

@@ -5,11 +5,13 @@
 //! validated), in one hash map from digest to consumer. A request's key is hashed once and
 //! looked up in that map: the cost does not grow with the number of consumers or keys, and
 //! no key is compared byte by byte with a secret (the digest of a presented key is not
-//! something a client can steer towards a stored one).
+//! something a client can steer towards a stored one). A consumer's `jwt_subjects` go in a
+//! second map, from a verified token's `sub` to the consumer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::jwt::JwtProvider;
 use crate::model::RateLimit;
 
 /// A SHA-256 digest.
@@ -43,6 +45,8 @@ pub struct ConsumerId(pub usize);
 pub struct Consumers {
     list: Vec<Consumer>,
     by_key: HashMap<Digest, ConsumerId>,
+    /// `jwt_subjects`: a verified token's `sub` → its consumer.
+    by_subject: HashMap<String, ConsumerId>,
 }
 
 impl Consumers {
@@ -51,7 +55,22 @@ impl Consumers {
         Consumers {
             list,
             by_key: keys.into_iter().collect(),
+            by_subject: HashMap::new(),
         }
+    }
+
+    /// With the consumers' JWT subjects (`validate()` refuses a subject given twice).
+    pub fn with_subjects(
+        mut self,
+        subjects: impl IntoIterator<Item = (String, ConsumerId)>,
+    ) -> Self {
+        self.by_subject = subjects.into_iter().collect();
+        self
+    }
+
+    /// The consumer a verified JWT's `sub` names: one hash lookup.
+    pub fn by_subject(&self, sub: &str) -> Option<ConsumerId> {
+        self.by_subject.get(sub).copied()
     }
 
     pub fn list(&self) -> &[Consumer] {
@@ -71,11 +90,14 @@ impl Consumers {
     }
 }
 
-/// A route's `authn` (gateway role).
+/// A route's `authn` (gateway role): an API key, JWT providers, or both (either admits).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Authn {
-    pub api_key: ApiKeyAuthn,
+    /// `api_key`: where the request carries its key.
+    pub api_key: Option<ApiKeyAuthn>,
+    /// `jwt`: the providers whose tokens the route accepts, in the order written.
+    pub jwt: Vec<Arc<JwtProvider>>,
     /// The realm of `WWW-Authenticate` on a 401: the route's name.
     pub realm: String,
     /// The configuration's consumers (shared by every route).
@@ -105,9 +127,15 @@ impl ApiKeyAuthn {
 }
 
 impl Authn {
-    pub fn new(api_key: ApiKeyAuthn, realm: String, consumers: Arc<Consumers>) -> Self {
+    pub fn new(
+        api_key: Option<ApiKeyAuthn>,
+        jwt: Vec<Arc<JwtProvider>>,
+        realm: String,
+        consumers: Arc<Consumers>,
+    ) -> Self {
         Authn {
             api_key,
+            jwt,
             realm,
             consumers,
         }

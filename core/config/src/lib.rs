@@ -15,6 +15,7 @@ pub mod edge;
 pub mod error;
 mod hash;
 pub mod headers;
+pub mod jwt;
 mod matching;
 mod material;
 pub mod model;
@@ -28,6 +29,7 @@ pub use consumers::{ApiKeyAuthn, Authn, Consumer, ConsumerId, Consumers, RateLim
 pub use edge::{Cidr, Cors, Edge, IpFilter, Origin, PathRewrite, Redirect, RedirectPath, Rewrite};
 pub use error::{ConfigError, ConfigErrors};
 pub use headers::{HeaderAction, HeaderAdd, HeaderEdits, TemplateInput, ValuePart, ValueTemplate};
+pub use jwt::{ClaimHeader, JwksSource, JwtProvider, KeySet, RemoteJwks, TokenSource};
 pub use model::*;
 pub use retry::{HeaderValueMatch, RetryBudget, RetryOn, RetryPolicy, RetryReason};
 pub use tls::{CertKey, ListenerTls, MeshIdentity, MtlsMode, UpstreamMtls, UpstreamTls};

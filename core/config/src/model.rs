@@ -38,6 +38,8 @@ pub struct Config {
     pub material_hash: u64,
     /// `[[consumers]]` and their API keys (gateway role; empty otherwise).
     pub consumers: std::sync::Arc<crate::Consumers>,
+    /// `[[jwt_providers]]`, by name (gateway role; empty otherwise).
+    pub jwt_providers: Vec<std::sync::Arc<crate::JwtProvider>>,
 }
 
 impl Config {

@@ -6,9 +6,9 @@
 //! applied. `validate` does all of that, so that each mistake is reported with its own path
 //! and message.
 //!
-//! A file has seven top-level keys, all optional: `[proxy]`, `[mesh]`, `[[listeners]]`,
-//! `[[routes]]`, `[[authz]]`, `[[clusters]]` and `[[consumers]]` (gateway role). Any other
-//! top-level key is an error. An empty
+//! A file has eight top-level keys, all optional: `[proxy]`, `[mesh]`, `[[listeners]]`,
+//! `[[routes]]`, `[[authz]]`, `[[clusters]]`, `[[consumers]]` and `[[jwt_providers]]`
+//! (gateway role). Any other top-level key is an error. An empty
 //! file is valid (it serves nothing).
 //!
 //! Certificate, key and CA files are named by path; a relative path is resolved against the
@@ -377,8 +377,9 @@ pub struct FileRoute {
     /// none.
     pub rate_limit: Option<FileRateLimit>,
     /// Gateway role only: who may use this route. `{ api_key = { header = "x-api-key",
-    /// query = "apikey" } }` admits requests carrying an API key of a `[[consumers]]` entry;
-    /// see [`FileAuthn`]. An error unless `[proxy] role = "gateway"`. Default: none (anyone).
+    /// query = "apikey" } }` admits requests carrying an API key of a `[[consumers]]` entry,
+    /// `{ jwt = [ "corp" ] }` those with a valid token of a `[[jwt_providers]]` entry; see
+    /// [`FileAuthn`]. An error unless `[proxy] role = "gateway"`. Default: none (anyone).
     pub authn: Option<FileAuthn>,
     /// Gateway role only. Answer matching requests with a redirect built from the request:
     /// `{ scheme = "https", status = 301 }`; see [`FileRedirect`]. Takes the place of
@@ -489,14 +490,17 @@ pub struct FileCors {
     pub allow_credentials: Option<bool>,
 }
 
-/// `routes[].authn` (gateway role): how a request proves which consumer it is.
+/// `routes[].authn` (gateway role): how a request proves who it is. At least one of
+/// `api_key` and `jwt`; with both, either credential admits the request (a JWT is looked
+/// for first). A request with neither is answered 401 with one `WWW-Authenticate` field
+/// holding both challenges (`Bearer realm="<route>", ApiKey realm="<route>"`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileAuthn {
-    /// Required (for now). An API key from a header and/or a query parameter; see
-    /// [`FileApiKeyAuthn`].
+    /// An API key from a header and/or a query parameter; see [`FileApiKeyAuthn`].
     pub api_key: Option<FileApiKeyAuthn>,
-    /// JWT providers (`[ "corp" ]`). Not supported yet: an error.
+    /// Names of `[[jwt_providers]]` whose tokens the route accepts (`[ "corp" ]`), tried in
+    /// order. Default: none.
     pub jwt: Option<Vec<String>>,
 }
 
@@ -530,12 +534,60 @@ pub struct FileConsumer {
     /// key, so that the file holds no secret) or `{ key = "..." }`. A key belongs to one
     /// consumer only. Default: none.
     pub api_keys: Option<Vec<FileApiKey>>,
-    /// JWT subjects that are this consumer. Not supported yet: an error.
+    /// JWT subjects (`sub` claims) that are this consumer: a request with a verified token
+    /// whose `sub` is one of them is this consumer's (`[ "client:mobile" ]`). A subject
+    /// belongs to one consumer only. A verified token whose `sub` is no consumer's is still
+    /// admitted, with no consumer. Default: none.
     pub jwt_subjects: Option<Vec<String>>,
     /// The consumer's own token bucket, for the whole process, taken by each of its
     /// authenticated requests on every route: `{ requests_per_second = 50, burst = 100 }`
     /// (no `key`). Default: none.
     pub rate_limit: Option<FileRateLimit>,
+}
+
+/// `[[jwt_providers]]` (gateway role): an issuer of JSON Web Tokens that routes accept
+/// (`routes[].authn.jwt`). Accepted algorithms: RS256/384/512, PS256/384/512, ES256/384,
+/// EdDSA (Ed25519), and HS256/384/512 only with a shared-secret (`oct`) key written in
+/// `jwks`; `alg: none` never. A token must carry `exp`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileJwtProvider {
+    /// Required. Unique among providers. 1 to 128 characters among `A-Z a-z 0-9 - _ .`.
+    pub name: String,
+    /// Required. The token's `iss` must equal it.
+    pub issuer: String,
+    /// The token's `aud` (a string or an array) must contain one of these; a token without
+    /// `aud` is then refused too (403). Default: none (`aud` is not checked).
+    pub audiences: Option<Vec<String>>,
+    /// Where to fetch the keys (a JWKS document): an `https://` URI, or `http://` to a
+    /// loopback address only. Fetched off the workers at start, every `jwks_refresh_s`, and
+    /// when a token names a `kid` the keys lack (at most once per 10 s). A failed fetch keeps
+    /// the last good keys. Exactly one of `jwks_uri`, `jwks_file` and `jwks`.
+    pub jwks_uri: Option<String>,
+    /// A JWKS document in a file, read when the configuration is loaded.
+    pub jwks_file: Option<String>,
+    /// A JWKS document inline (`jwks = '{"keys": [...]}'`). The one place an `oct`
+    /// (shared-secret, HS256) key is accepted.
+    pub jwks: Option<String>,
+    /// PEM CA certificates that sign the `jwks_uri` server's certificate. Default: the
+    /// system's roots.
+    pub jwks_ca: Option<String>,
+    /// Seconds between two fetches of `jwks_uri`, 1 to 86400. Default 600.
+    pub jwks_refresh_s: Option<u64>,
+    /// Where a request carries its token, looked at in order: `"header:<name>:<prefix>"`
+    /// (the value after the prefix, matched case-insensitively), `"query:<param>"`,
+    /// `"cookie:<name>"`. Default `[ "header:authorization:Bearer ", "query:access_token" ]`.
+    pub from: Option<Vec<String>>,
+    /// `true`: send the token on to the upstream. Default `false`: it is removed (the
+    /// header, query parameter or cookie it came in).
+    pub forward: Option<bool>,
+    /// Claims given to the upstream as request headers: `{ sub = "x-user-id", "org.id" =
+    /// "x-org-id" }` (a dotted name reaches into nested objects). String, number and
+    /// boolean claims only. A client's own copies of these headers are removed. Default:
+    /// none.
+    pub claims_to_headers: Option<BTreeMap<String, String>>,
+    /// How far `exp` and `nbf` may be off, 0 to 600 seconds. Default 60.
+    pub clock_skew_s: Option<u64>,
 }
 
 /// One element of `consumers[].api_keys`: exactly one of `sha256` and `key`.

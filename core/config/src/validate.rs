@@ -2,8 +2,8 @@
 //!
 //! Order of work: `[proxy]`, `[mesh]` (listeners and clusters with `mtls` need it), then
 //! clusters (so names resolve to [`ClusterId`]s), then listeners, then routes and `[[authz]]`
-//! rules (attached to their listener in file order). `[[consumers]]` come before routes,
-//! whose `authn` shares their key table. TLS material is read and checked on the
+//! rules (attached to their listener in file order). `[[consumers]]` and `[[jwt_providers]]`
+//! come before routes, whose `authn` shares their key table and names the providers. TLS material is read and checked on the
 //! way (`tls.rs`), relative paths resolved against the base directory. Each element is checked
 //! in full even when an earlier one failed; an element that did not even deserialize still
 //! lends its name, so references to it are not reported a second time as unknown. Errors are
@@ -91,6 +91,7 @@ pub(crate) fn parse_and_validate(
         .collect();
 
     let consumers = std::sync::Arc::new(v.consumers(proxy.role, &raw.consumers));
+    let providers = v.jwt_providers(proxy.role, &raw.jwt_providers);
 
     let listener_ids = v.names(
         "listeners",
@@ -147,7 +148,8 @@ pub(crate) fn parse_and_validate(
                 );
             }
         }
-        let (authn, rate_limit_key) = v.gateway_route(i, r, &name, proxy.role, &consumers);
+        let (authn, rate_limit_key) =
+            v.gateway_route(i, r, &name, proxy.role, &consumers, &providers);
         let route = v.route(i, r, name, &cluster_ids).map(|mut route| {
             route.authn = authn;
             route.rate_limit_key = rate_limit_key;
@@ -207,6 +209,11 @@ pub(crate) fn parse_and_validate(
             base_dir,
             material_hash,
             consumers,
+            jwt_providers: {
+                let mut list: Vec<_> = providers.into_values().flatten().collect();
+                list.sort_by(|a, b| a.name.cmp(&b.name));
+                list
+            },
         }),
         // Every element that failed recorded an error: unreachable, but never a panic.
         _ => Err(ConfigErrors::single(
@@ -465,6 +472,9 @@ mod headers_tests;
 mod health;
 #[cfg(test)]
 mod health_tests;
+mod jwt;
+#[cfg(test)]
+mod jwt_tests;
 mod listener;
 mod resilience;
 #[cfg(test)]

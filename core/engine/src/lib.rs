@@ -15,6 +15,7 @@ mod stage;
 mod upstream;
 mod worker;
 
+pub use cx::jwks::JwksStats;
 pub use cx::runtime::ActiveDriver;
 pub use cx::{metrics, telemetry};
 pub use server::{

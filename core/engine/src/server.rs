@@ -126,6 +126,8 @@ struct Control {
     listeners: HashMap<String, ListenerRecord>,
     /// The active health checks' prober (`upstream/health.rs`), one per process.
     prober: Option<crate::upstream::health::Prober>,
+    /// The JWT providers' key fetcher (`cx/jwks/`), one per process.
+    fetcher: Option<crate::cx::jwks::Fetcher>,
 }
 
 /// A running engine. Dropping it does not stop the workers: call [`ServerHandle::shutdown`].
@@ -279,6 +281,14 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
             None
         }
     };
+    let fetcher = match crate::cx::jwks::Fetcher::spawn(Arc::clone(&shared), Arc::clone(&registry))
+    {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the JWKS fetcher: jwks_uri keys will not be fetched");
+            None
+        }
+    };
     let shared_for_watch = Arc::clone(&shared);
     let handle = ServerHandle {
         shared,
@@ -291,6 +301,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
             workers: handles,
             listeners,
             prober,
+            fetcher,
         }),
         _tls_watch: watch_tls_files(&shared_for_watch),
     };
@@ -443,6 +454,12 @@ impl ServerHandle {
         self.shared.load_full()
     }
 
+    /// The JWT providers' JWKS fetch counters (`ringside_jwks_fetches_total`,
+    /// `ringside_jwks_fetch_failures_total`), for the providers of the served snapshot.
+    pub fn jwks(&self) -> Vec<crate::cx::jwks::JwksStats> {
+        crate::cx::jwks::report(&self.shared.load().config, &self.registry)
+    }
+
     /// Outlier ejections and health-check results of every cluster of the served snapshot,
     /// read from the process-wide marks (`upstream/outlier.rs`), with their counters.
     pub fn health(&self) -> Vec<crate::upstream::health::ClusterHealth> {
@@ -543,6 +560,9 @@ impl ServerHandle {
         if let Some(p) = &control.prober {
             p.wake();
         }
+        if let Some(f) = &control.fetcher {
+            f.wake();
+        }
         for name in &removed {
             for w in control.workers.iter_mut() {
                 w.send(Command::RemoveListener { name: name.clone() });
@@ -597,19 +617,29 @@ impl ServerHandle {
         if let Some(p) = &control.prober {
             p.stop();
         }
+        if let Some(f) = &control.fetcher {
+            f.stop();
+        }
     }
 
     /// Waits for every worker (and the health prober) to exit.
     pub fn wait(&self) {
-        let (workers, prober) = {
+        let (workers, prober, fetcher) = {
             let mut control = self.lock();
-            (std::mem::take(&mut control.workers), control.prober.take())
+            (
+                std::mem::take(&mut control.workers),
+                control.prober.take(),
+                control.fetcher.take(),
+            )
         };
         for w in workers {
             let _ = w.thread.join();
         }
         if let Some(p) = prober {
             p.join();
+        }
+        if let Some(f) = fetcher {
+            f.join();
         }
     }
 

@@ -31,6 +31,8 @@ pub struct Scrape<'a> {
     pub process: ProcessStats,
     /// Outlier ejections and health checks (`ServerHandle::health`), by cluster.
     pub health: Vec<ClusterHealth>,
+    /// JWKS fetches of the JWT providers (`ServerHandle::jwks`), by provider.
+    pub jwks: Vec<ringside_engine::JwksStats>,
 }
 
 /// The engine's telemetry counters (access log and span export).
@@ -282,7 +284,7 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
     e.family(
         "ringside_authn_failures_total",
         Kind::Counter,
-        "Requests refused by a route's authn (401 or gRPC UNAUTHENTICATED), by listener, route and reason (missing: no credential; unknown: a key no consumer has).",
+        "Requests refused by a route's authn (401 or gRPC UNAUTHENTICATED; 403 for jwt_audience), by listener, route and reason (missing: no credential; unknown: a key no consumer has; jwt_*: a token that does not pass).",
     );
     for (listener, lt) in &t.listeners {
         for ((route, reason), n) in &lt.authn_failures {
@@ -482,6 +484,7 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
     }
 
     health(&mut e, &s.health);
+    jwks(&mut e, &s.jwks);
 
     e.family(
         "ringside_config_generation",
@@ -690,6 +693,37 @@ fn health(e: &mut Exposition, health: &[ClusterHealth]) {
     }
 }
 
+/// The JWT providers' key fetches (process-wide counters), by provider.
+fn jwks(e: &mut Exposition, jwks: &[ringside_engine::JwksStats]) {
+    type Count = fn(&ringside_engine::JwksStats) -> u64;
+    let families: [(&str, Kind, &str, Count); 3] = [
+        (
+            "ringside_jwks_fetches_total",
+            Kind::Counter,
+            "Fetches of a JWT provider's jwks_uri, by provider.",
+            |j| j.fetches,
+        ),
+        (
+            "ringside_jwks_fetch_failures_total",
+            Kind::Counter,
+            "Failed fetches of a JWT provider's jwks_uri (the last good keys stay in use), by provider.",
+            |j| j.failures,
+        ),
+        (
+            "ringside_jwks_keys_loaded",
+            Kind::Gauge,
+            "1 when a JWT provider has keys to verify tokens with, by provider.",
+            |j| u64::from(j.has_keys),
+        ),
+    ];
+    for (name, kind, help, count) in families {
+        e.family(name, kind, help);
+        for j in jwks {
+            e.sample(name, &[("provider", &j.provider)], count(j));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -725,6 +759,12 @@ mod tests {
                     times_ejected: 2,
                     checked: Some(Checked::Unhealthy),
                 }],
+            }],
+            jwks: vec![ringside_engine::JwksStats {
+                provider: "corp".into(),
+                fetches: 7,
+                failures: 2,
+                has_keys: true,
             }],
         }
     }
@@ -807,6 +847,9 @@ mod tests {
             r#"ringside_rate_limited_total{listener="in",route="api"} 6"#,
             r#"ringside_fault_injected_total{listener="in",route="api",kind="abort"} 2"#,
             r#"ringside_authn_failures_total{listener="in",route="api",reason="missing"} 4"#,
+            r#"ringside_jwks_fetches_total{provider="corp"} 7"#,
+            r#"ringside_jwks_fetch_failures_total{provider="corp"} 2"#,
+            r#"ringside_jwks_keys_loaded{provider="corp"} 1"#,
             r#"ringside_consumer_requests_total{listener="in",consumer="mobile"} 10"#,
             r#"ringside_consumer_rate_limited_total{listener="in",consumer="mobile"} 2"#,
             r#"ringside_gateway_events_total{listener="in",route="api",event="redirect"} 8"#,

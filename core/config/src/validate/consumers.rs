@@ -1,7 +1,9 @@
 //! The gateway's keys: `[[consumers]]` and their API keys, a route's `authn`, and the `key`
 //! of a route's `rate_limit`. Each needs `[proxy] role = "gateway"` (a sidecar's pipeline
 //! has no stage that would read it, and a key it silently ignored would leave a route open).
-//! The parts of the gateway's contract not built yet (JWT, Redis) are refused by name.
+//! A route's `authn.jwt` names `[[jwt_providers]]` (`validate/jwt.rs`); a consumer's
+//! `jwt_subjects` go in their own table. The part of the gateway's contract not built yet
+//! (Redis) is refused by name.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,13 +11,14 @@ use std::sync::Arc;
 use super::headers::header_name;
 use super::Validator;
 use crate::consumers::{sha256, ApiKeyAuthn, Authn, Consumer, ConsumerId, Consumers, Digest};
+use crate::jwt::JwtProvider;
 use crate::model::Role;
-use crate::raw::{FileApiKey, FileConsumer, FileRateLimit, FileRoute};
+use crate::raw::{FileApiKey, FileApiKeyAuthn, FileConsumer, FileRateLimit, FileRoute};
 use crate::read::Slot;
 use crate::RateLimitKey;
 
 /// What a gateway-only key says when the role is not `gateway`.
-const GATEWAY_ONLY: &str =
+pub(super) const GATEWAY_ONLY: &str =
     "needs [proxy] role = \"gateway\": the sidecar's pipeline has no stage that reads it";
 
 /// The longest `{ key = "..." }`.
@@ -28,17 +31,12 @@ impl Validator {
         let mut list = Vec::new();
         // Where each digest was first given, for the duplicate's message.
         let mut keys: HashMap<Digest, (ConsumerId, String)> = HashMap::new();
+        let mut subjects: HashMap<String, (ConsumerId, String)> = HashMap::new();
         for (i, slot) in slots.iter().enumerate() {
             let Slot::Ok(c) = slot else { continue };
             let p = format!("consumers[{i}]");
             if role != Role::Gateway {
                 self.err(&*p, GATEWAY_ONLY);
-            }
-            if c.jwt_subjects.is_some() {
-                self.err(
-                    format!("{p}.jwt_subjects"),
-                    "not supported yet: JWT authentication is not part of this version of the gateway role",
-                );
             }
             let rate_limit = c.rate_limit.as_ref().and_then(|r| {
                 let at = format!("{p}.rate_limit");
@@ -64,12 +62,27 @@ impl Validator {
                     }
                 }
             }
+            for (j, sub) in c.jwt_subjects.iter().flatten().enumerate() {
+                let at = format!("{p}.jwt_subjects[{j}]");
+                if sub.is_empty() || sub.len() > MAX_KEY_LEN {
+                    self.err(at, format!("must be 1 to {MAX_KEY_LEN} characters"));
+                } else if let Some((_, first)) = subjects.get(sub) {
+                    let first = first.clone();
+                    self.err(
+                        at,
+                        format!("duplicate JWT subject {sub:?} (also {first}): a subject names one consumer"),
+                    );
+                } else {
+                    subjects.insert(sub.clone(), (id, at));
+                }
+            }
             list.push(Consumer {
                 name: c.name.clone(),
                 rate_limit,
             });
         }
         Consumers::new(list, keys.into_iter().map(|(d, (id, _))| (d, id)))
+            .with_subjects(subjects.into_iter().map(|(s, (id, _))| (s, id)))
     }
 
     /// One `api_keys` element at `p`: its digest.
@@ -104,6 +117,7 @@ impl Validator {
         name: &str,
         role: Role,
         consumers: &Arc<Consumers>,
+        providers: &HashMap<String, Option<Arc<JwtProvider>>>,
     ) -> (Option<Authn>, RateLimitKey) {
         let p = format!("routes[{i}]");
         if r.matcher.as_ref().is_some_and(|m| m.consumers.is_some()) {
@@ -117,29 +131,38 @@ impl Validator {
             if role != Role::Gateway {
                 return self.fail(at, GATEWAY_ONLY);
             }
-            if a.jwt.is_some() {
-                self.err(
-                    format!("{at}.jwt"),
-                    "not supported yet: JWT authentication is not part of this version of the gateway role",
-                );
-            }
-            let Some(k) = &a.api_key else {
-                return self.fail(at, "needs api_key (the one way to authenticate for now)");
-            };
-            let header = match header_name(k.header.as_deref().unwrap_or("x-api-key"), "read") {
-                Ok(h) => h,
-                Err(m) => return self.fail(format!("{at}.api_key.header"), m),
-            };
-            if let Some(q) = &k.query {
-                if q.is_empty() || q.bytes().any(|b| matches!(b, b'&' | b'=' | b'#' | b'%') || !b.is_ascii_graphic()) {
-                    return self.fail(
-                        format!("{at}.api_key.query"),
-                        format!("invalid query parameter name {q:?}: visible ASCII without & = # %"),
-                    );
+            let mut jwt = Vec::new();
+            let mut known = true;
+            for (j, provider) in a.jwt.iter().flatten().enumerate() {
+                match providers.get(provider) {
+                    Some(Some(p)) => jwt.push(Arc::clone(p)),
+                    // Invalid: its own error says why.
+                    Some(None) => known = false,
+                    None => {
+                        known = false;
+                        self.err(
+                            format!("{at}.jwt[{j}]"),
+                            format!("unknown JWT provider {provider:?}"),
+                        );
+                    }
                 }
             }
+            if a.jwt.as_ref().is_some_and(Vec::is_empty) {
+                return self.fail(format!("{at}.jwt"), "must name at least one JWT provider");
+            }
+            let api_key = match &a.api_key {
+                None if a.jwt.is_none() => {
+                    return self.fail(at, "needs api_key, jwt, or both");
+                }
+                None => None,
+                Some(k) => Some(self.api_key_authn(&at, k)?),
+            };
+            if !known {
+                return None;
+            }
             Some(Authn::new(
-                ApiKeyAuthn::new(header, k.query.clone(), k.hide_credentials.unwrap_or(true)),
+                api_key,
+                jwt,
                 name.to_owned(),
                 Arc::clone(consumers),
             ))
@@ -173,6 +196,30 @@ impl Validator {
             }
         };
         (authn, key)
+    }
+
+    /// A route's `authn.api_key` (`at`: the path of `authn`).
+    fn api_key_authn(&mut self, at: &str, k: &FileApiKeyAuthn) -> Option<ApiKeyAuthn> {
+        let header = match header_name(k.header.as_deref().unwrap_or("x-api-key"), "read") {
+            Ok(h) => h,
+            Err(m) => return self.fail(format!("{at}.api_key.header"), m),
+        };
+        if let Some(q) = &k.query {
+            if q.is_empty()
+                || q.bytes()
+                    .any(|b| matches!(b, b'&' | b'=' | b'#' | b'%') || !b.is_ascii_graphic())
+            {
+                return self.fail(
+                    format!("{at}.api_key.query"),
+                    format!("invalid query parameter name {q:?}: visible ASCII without & = # %"),
+                );
+            }
+        }
+        Some(ApiKeyAuthn::new(
+            header,
+            k.query.clone(),
+            k.hide_credentials.unwrap_or(true),
+        ))
     }
 
     /// A `rate_limit` at `p` that cannot have a `key` (`whose`: what its bucket is).

@@ -1,6 +1,6 @@
 //! The gateway's keys: consumers and API keys, `authn`, keyed rate limits — what is
 //! accepted, and every mistake with its path (the role check, duplicate keys, bad digests,
-//! the parts of the contract not built yet).
+//! the part of the contract not built yet).
 
 use super::tests::{errors, ok};
 use crate::consumers::sha256;
@@ -17,7 +17,7 @@ name = "local-app"
 endpoints = [ "127.0.0.1:9001" ]
 "#;
 
-/// The issue's contract for this slice, as written (without JWT and Redis).
+/// The issue's contract for the API-key slice, as written (JWT: `jwt_tests.rs`).
 const CONTRACT: &str = r#"
 [proxy]
 role = "gateway"
@@ -64,9 +64,10 @@ fn the_contract_keys_are_accepted() {
     };
     let orders = &http.routes[0];
     let authn = orders.authn.as_ref().expect("authn");
-    assert_eq!(authn.api_key.header, "x-api-key");
-    assert_eq!(authn.api_key.query.as_deref(), Some("apikey"));
-    assert!(authn.api_key.hide_credentials);
+    let key = authn.api_key.as_ref().expect("api_key");
+    assert_eq!(key.header, "x-api-key");
+    assert_eq!(key.query.as_deref(), Some("apikey"));
+    assert!(key.hide_credentials);
     assert_eq!(authn.realm, "orders-api");
     assert_eq!(orders.rate_limit_key, RateLimitKey::Consumer);
     assert_eq!(orders.rate_limit, Some(RateLimit::new(10, 20)));
@@ -85,7 +86,13 @@ fn defaults_header_x_api_key_and_hidden_credentials() {
     let ListenerKind::Http(http) = &c.listeners[0].kind else {
         panic!("http listener")
     };
-    let a = &http.routes[0].authn.as_ref().expect("authn").api_key;
+    let a = http.routes[0]
+        .authn
+        .as_ref()
+        .expect("authn")
+        .api_key
+        .as_ref()
+        .expect("api_key");
     assert_eq!(
         (a.header.as_str(), a.query.as_deref(), a.hide_credentials),
         ("x-api-key", None, true)
@@ -150,26 +157,22 @@ name = "a"
 }
 
 #[test]
-fn jwt_and_redis_are_refused_as_not_supported_yet() {
+fn redis_is_refused_as_not_supported_yet() {
     let text = format!(
         r#"{BASE}
 [proxy]
 role = "gateway"
-
-[[jwt_providers]]
-name = "corp"
 
 [[redis]]
 name = "limits"
 
 [[consumers]]
 name = "mobile-app"
-jwt_subjects = [ "client:mobile" ]
 
 [[routes]]
 listener = "public"
 match = {{ consumers = [ "mobile-app" ] }}
-authn = {{ jwt = [ "corp" ], api_key = {{ header = "x-api-key" }} }}
+authn = {{ api_key = {{ header = "x-api-key" }} }}
 rate_limit = {{ key = "consumer", requests_per_minute = 600, redis = "limits" }}
 cluster = "local-app"
 "#
@@ -177,9 +180,7 @@ cluster = "local-app"
     let found = errors(&text);
     let yet = "not supported yet";
     for (path, what) in [
-        ("jwt_providers: ", yet),
         ("redis: ", yet),
-        ("routes[0].authn.jwt: ", yet),
         ("routes[0].match.consumers: ", yet),
         ("routes[0].rate_limit.requests_per_minute: ", yet),
         ("routes[0].rate_limit.redis: ", yet),
@@ -187,7 +188,6 @@ cluster = "local-app"
             "routes[0].rate_limit: ",
             "missing field \"requests_per_second\"",
         ),
-        ("consumers[0].jwt_subjects: ", yet),
     ] {
         assert!(
             found
@@ -239,7 +239,7 @@ cluster = "local-app"
         errors(&text),
         [
             "listeners[1].rate_limit.key: only a route's rate_limit has a key; this is the listener's one bucket",
-            "routes[0].authn: needs api_key (the one way to authenticate for now)",
+            "routes[0].authn: needs api_key, jwt, or both",
             "routes[1].authn.api_key.header: invalid header name \"bad header\": must be an HTTP token such as \"x-env\"",
             "routes[2].rate_limit.key: a bucket per consumer needs the route's authn (nothing else says who the consumer is)",
             "routes[3].rate_limit.key: unknown key \"cookie:x\", expected \"route\", \"consumer\", \"ip\" or \"header:<name>\"",

@@ -17,23 +17,23 @@ use crate::raw::{FileCertKey, FileClusterMtls, FileClusterTls, FileListenerTls, 
 use crate::tls::{self, CertKey, ListenerTls, MeshIdentity, UpstreamMtls, UpstreamTls};
 
 /// The bytes of one file or inline PEM value, and how to name it in messages.
-struct Material {
+pub(super) struct Material {
     /// The resolved file; `None` for inline PEM.
     path: Option<PathBuf>,
-    bytes: Vec<u8>,
+    pub(super) bytes: Vec<u8>,
     /// `"a.pem"` as written, or `the inline PEM`.
-    what: String,
+    pub(super) what: String,
     /// The error path of the key it came from (`listeners[0].tls.certificates[0].cert`).
     at: String,
 }
 
 /// A `{ file, file_pem }` pair of keys: (file key, file value), (pem key, pem value).
-type Pair<'a> = ((&'a str, Option<&'a String>), (&'a str, Option<&'a String>));
+pub(super) type Pair<'a> = ((&'a str, Option<&'a String>), (&'a str, Option<&'a String>));
 
 impl Validator {
     /// `Ok(None)` when neither key of the pair is given; `Err` (recorded) when both are or
     /// the file cannot be read.
-    fn material(&mut self, p: &str, pair: Pair<'_>) -> Result<Option<Material>, ()> {
+    pub(super) fn material(&mut self, p: &str, pair: Pair<'_>) -> Result<Option<Material>, ()> {
         let ((file_key, file), (pem_key, pem)) = pair;
         match (file, pem) {
             (None, None) => Ok(None),

@@ -129,7 +129,8 @@ pub(crate) enum ProxyError {
     /// A cluster's circuit breaker is at this limit.
     #[error("cluster overloaded ({})", .0.key())]
     Overloaded(BreakerLimit),
-    /// A route's `authn` found no credential, or one no consumer has.
+    /// A route's `authn` found no credential, one no consumer has, or a token that does not
+    /// pass.
     #[error("{}", .0.reason.message())]
     Unauthenticated(Unauthenticated),
     /// A gateway stage refused the request (an address filter, a CORS origin): why.
@@ -145,6 +146,63 @@ pub(crate) enum AuthnFailure {
     Missing,
     /// A credential no consumer has.
     Unknown,
+    /// A JWT that does not pass.
+    Jwt(JwtFailure),
+}
+
+/// Why a JWT does not pass. Each is a 401 with `error="invalid_token"`, but
+/// [`JwtFailure::Audience`], which is a 403.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JwtFailure {
+    /// Longer than the most a token may be.
+    TooLarge,
+    /// Not three base64url parts of JSON, or an `alg` (such as `none`) never accepted.
+    Malformed,
+    /// An `alg` the key that would check it does not take.
+    Algorithm,
+    /// A `kid` none of the provider's keys has (a refetch is asked for).
+    UnknownKid,
+    /// The provider has no keys yet (its JWKS was never fetched).
+    NoKeys,
+    Signature,
+    Expired,
+    NotYetValid,
+    /// `iss` is not the provider's issuer, or there is none.
+    Issuer,
+    /// `aud` holds none of the provider's audiences (403).
+    Audience,
+}
+
+impl JwtFailure {
+    fn label(self) -> &'static str {
+        match self {
+            JwtFailure::TooLarge => "jwt_too_large",
+            JwtFailure::Malformed => "jwt_malformed",
+            JwtFailure::Algorithm => "jwt_algorithm",
+            JwtFailure::UnknownKid => "jwt_unknown_kid",
+            JwtFailure::NoKeys => "jwt_no_keys",
+            JwtFailure::Signature => "jwt_signature",
+            JwtFailure::Expired => "jwt_expired",
+            JwtFailure::NotYetValid => "jwt_not_yet_valid",
+            JwtFailure::Issuer => "jwt_issuer",
+            JwtFailure::Audience => "jwt_audience",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            JwtFailure::TooLarge => "invalid token: too large",
+            JwtFailure::Malformed => "invalid token: malformed",
+            JwtFailure::Algorithm => "invalid token: algorithm not accepted",
+            JwtFailure::UnknownKid => "invalid token: unknown key id",
+            JwtFailure::NoKeys => "invalid token: no keys to verify it yet",
+            JwtFailure::Signature => "invalid token: bad signature",
+            JwtFailure::Expired => "invalid token: expired",
+            JwtFailure::NotYetValid => "invalid token: not yet valid",
+            JwtFailure::Issuer => "invalid token: wrong issuer",
+            JwtFailure::Audience => "token not for this audience",
+        }
+    }
 }
 
 impl AuthnFailure {
@@ -153,23 +211,51 @@ impl AuthnFailure {
         match self {
             AuthnFailure::Missing => "missing",
             AuthnFailure::Unknown => "unknown",
+            AuthnFailure::Jwt(j) => j.label(),
         }
     }
 
     fn message(self) -> &'static str {
         match self {
-            AuthnFailure::Missing => "no API key found in the request",
+            AuthnFailure::Missing => "no credential found in the request",
             AuthnFailure::Unknown => "invalid API key",
+            AuthnFailure::Jwt(j) => j.message(),
         }
     }
 }
 
-/// What a refused request is told (401 with `WWW-Authenticate: ApiKey realm="..."`).
+/// What a refused request is told: 401 (403 for a token of another audience) with a
+/// `WWW-Authenticate` field naming the route's ways in (`pipeline/answer.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Unauthenticated {
     pub(crate) reason: AuthnFailure,
     /// The route's name.
     pub(crate) realm: Box<str>,
+    /// The route takes a bearer token (JWT).
+    pub(crate) bearer: bool,
+    /// The route takes an API key.
+    pub(crate) api_key: bool,
+}
+
+impl Unauthenticated {
+    /// The value of `WWW-Authenticate` (RFC 9110 §11.6.1, RFC 6750 §3): one challenge per
+    /// way the route takes, or the bearer one with `error="invalid_token"` for a bad token.
+    pub(crate) fn challenge(&self) -> String {
+        let r = &self.realm;
+        match self.reason {
+            AuthnFailure::Jwt(_) => format!("Bearer realm=\"{r}\", error=\"invalid_token\""),
+            AuthnFailure::Unknown => format!("ApiKey realm=\"{r}\""),
+            AuthnFailure::Missing => match (self.bearer, self.api_key) {
+                (true, true) => format!("Bearer realm=\"{r}\", ApiKey realm=\"{r}\""),
+                (true, false) => format!("Bearer realm=\"{r}\""),
+                _ => format!("ApiKey realm=\"{r}\""),
+            },
+        }
+    }
+
+    fn forbidden(&self) -> bool {
+        self.reason == AuthnFailure::Jwt(JwtFailure::Audience)
+    }
 }
 
 impl ProxyError {
@@ -198,6 +284,7 @@ impl ProxyError {
             ProxyError::RateLimited(_) => 429,
             ProxyError::FaultAbort { status, .. } => *status,
             ProxyError::Overloaded(_) => 503,
+            ProxyError::Unauthenticated(u) if u.forbidden() => 403,
             ProxyError::Unauthenticated(_) => 401,
         }
     }
@@ -221,6 +308,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) | ProxyError::VersionNotSupported => 13,
             ProxyError::RateLimited(_) => 8,
             ProxyError::Overloaded(_) => 14,
+            ProxyError::Unauthenticated(u) if u.forbidden() => 7,
             ProxyError::Unauthenticated(_) => 16,
             ProxyError::FaultAbort { status, grpc } => grpc.unwrap_or(match status {
                 400 => 13,

@@ -94,7 +94,8 @@ pub(crate) struct ListenerStats {
     rate_limited: RefCell<HashMap<Box<str>, u64>>,
     /// Faults injected, by route and kind (`"delay"`, `"abort"`).
     faults: RefCell<HashMap<(Box<str>, &'static str), u64>>,
-    /// Requests a route's `authn` refused, by route and reason (`"missing"`, `"unknown"`).
+    /// Requests a route's `authn` refused, by route and reason (`"missing"`, `"unknown"`,
+    /// `"jwt_*"`).
     authn_failures: RefCell<HashMap<(Box<str>, &'static str), u64>>,
     /// By consumer (names from the configuration, so bounded by it): authenticated
     /// requests, and those refused by the consumer's own bucket.
@@ -441,8 +442,8 @@ pub struct ListenerReport {
     pub rate_limited: Vec<(String, u64)>,
     /// Faults injected: (route, kind `"delay"` or `"abort"`, count).
     pub faults: Vec<(String, &'static str, u64)>,
-    /// Requests refused by a route's `authn`: (route, reason `"missing"` or `"unknown"`,
-    /// count).
+    /// Requests refused by a route's `authn`: (route, reason `"missing"`, `"unknown"` or a
+    /// JWT's `"jwt_*"`, count).
     pub authn_failures: Vec<(String, &'static str, u64)>,
     /// By consumer: (name, authenticated requests and those its own bucket refused).
     pub consumers: Vec<(String, ConsumerCounts)>,

@@ -15,6 +15,7 @@ pub(crate) mod deadline;
 pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod io;
+pub mod jwks;
 pub(crate) mod listen;
 pub mod metrics;
 pub(crate) mod runtime;

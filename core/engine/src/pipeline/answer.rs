@@ -226,9 +226,7 @@ fn fields_of(e: &ProxyError) -> Vec<(&'static str, String)> {
         ProxyError::Overloaded(_) => vec![("x-ringside-overloaded", "true".to_owned())],
         // RFC 9110 §11.6.1: a 401 says how to authenticate (Kong's key-auth names the
         // scheme `ApiKey` too). The realm is the route's name; route names are tokens.
-        ProxyError::Unauthenticated(u) => {
-            vec![("www-authenticate", format!("ApiKey realm=\"{}\"", u.realm))]
-        }
+        ProxyError::Unauthenticated(u) => vec![("www-authenticate", u.challenge())],
         _ => Vec::new(),
     }
 }
@@ -358,6 +356,8 @@ mod tests {
         let e = ProxyError::Unauthenticated(Unauthenticated {
             reason: AuthnFailure::Missing,
             realm: "orders-api".into(),
+            bearer: false,
+            api_key: true,
         });
         let text = h1(&Answer::error(&e, false, None), false, false);
         assert!(text.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{text}");
@@ -366,7 +366,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.ends_with("no API key found in the request\n"),
+            text.ends_with("no credential found in the request\n"),
             "{text}"
         );
         let grpc = Answer::error(&e, true, None);

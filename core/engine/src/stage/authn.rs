@@ -1,5 +1,5 @@
-//! `AuthN`: a route's `authn` — the request proves which `[[consumers]]` entry it is with an
-//! API key, and the upstream learns the consumer's name (gateway role).
+//! `AuthN`: a route's `authn` — the request proves who it is with a JWT (`stage/jwt.rs`)
+//! and/or an API key, and the upstream learns the consumer's name (gateway role).
 //!
 //! Sits first among a gateway route's stages (after a CORS preflight, which carries no
 //! credential), before the consumer's and the route's rate limits: an unauthenticated
@@ -7,9 +7,15 @@
 //! `hide_credentials`) and the configuration's consumers (`ringside_config::Consumers`:
 //! the key is hashed once and looked up in one map, whatever the number of consumers).
 //!
-//! - No key where the route looks (the header first, then the query parameter) → 401 with
-//!   `WWW-Authenticate: ApiKey realm="<route>"`; a key no consumer has → 401 too (gRPC:
-//!   UNAUTHENTICATED). Counted in `ringside_authn_failures_total` by route and reason.
+//! - A route with `jwt` looks for a token first (`Jwt`); one that passes admits the request
+//!   (its `sub` may name a consumer, else the request has none). Otherwise the API key, if
+//!   the route takes one: either credential admits.
+//! - No credential at all → 401 with `WWW-Authenticate` naming each way the route takes
+//!   (`Bearer realm="<route>", ApiKey realm="<route>"`); a key no consumer has → 401
+//!   (`ApiKey`); a bad token → 401 `Bearer realm="<route>", error="invalid_token"`, or 403
+//!   for another audience's (gRPC: UNAUTHENTICATED, PERMISSION_DENIED). A bad token with a
+//!   good key is admitted by the key. Counted in `ringside_authn_failures_total` by route
+//!   and reason (`missing`, `unknown`, `jwt_*`).
 //! - A known key: `Req::consumer` is set (for the rate limits and the metrics), the upstream
 //!   gets `x-consumer-name`, and the credential is removed (the header, and the query
 //!   parameter through the request edits' `target`) unless `hide_credentials = false`. The next stage,
@@ -20,10 +26,12 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
-use ringside_config::{Authn, Route};
+use ringside_config::{ApiKeyAuthn, Authn, ConsumerId, Route};
 
+use super::jwt::{Jwt, ProxyErrorOrJwt};
 use super::{Flow, Identified, Local, Req};
 use crate::cx::error::{AuthnFailure, ProxyError, Unauthenticated};
+use crate::cx::shared::Registry;
 
 /// The header that tells the upstream who the consumer is.
 pub(crate) const CONSUMER_HEADER: &str = "x-consumer-name";
@@ -33,10 +41,20 @@ pub(crate) struct AuthN {
     authn: Option<Authn>,
     /// The consumers' names by `ConsumerId`, made once per view (handed to each request).
     names: Vec<Rc<str>>,
+    /// The route's JWT providers, with this worker's cache of verified tokens.
+    jwt: Option<Jwt>,
+}
+
+/// What the route's API key says.
+enum KeyCheck {
+    Absent,
+    Unknown,
+    Admitted(ConsumerId),
+    Error(ProxyError),
 }
 
 impl AuthN {
-    pub(crate) fn compile(route: &Route) -> AuthN {
+    pub(crate) fn compile(route: &Route, registry: &Registry) -> AuthN {
         let names = route.authn.as_ref().map_or_else(Vec::new, |a| {
             a.consumers
                 .list()
@@ -44,9 +62,15 @@ impl AuthN {
                 .map(|c| Rc::from(c.name.as_str()))
                 .collect()
         });
+        let jwt = route
+            .authn
+            .as_ref()
+            .filter(|a| !a.jwt.is_empty())
+            .map(|a| Jwt::compile(&a.jwt, registry));
         AuthN {
             authn: route.authn.clone(),
             names,
+            jwt,
         }
     }
 
@@ -58,52 +82,43 @@ impl AuthN {
         let Some(authn) = &self.authn else {
             return Flow::Next;
         };
-        let k = &authn.api_key;
-        let (key, in_query) = match head.header(&k.header) {
-            Some(v) => (Some(Cow::Borrowed(v)), false),
-            None => (
-                k.query
-                    .as_deref()
-                    .and_then(|q| query_value(head.path_and_query(), q)),
-                true,
-            ),
-        };
-        let found = key.as_deref().map(|key| authn.consumers.by_api_key(key));
-        let id = match found {
-            Some(Some(id)) => id,
-            _ => {
-                let reason = match found {
-                    None => AuthnFailure::Missing,
-                    Some(_) => AuthnFailure::Unknown,
-                };
-                req.stats.authn_failed(&authn.realm, reason.label());
-                return Flow::Reply(Local::Error(ProxyError::Unauthenticated(Unauthenticated {
-                    reason,
-                    realm: authn.realm.as_str().into(),
-                })));
-            }
-        };
-        let Some(name) = self.names.get(id.0) else {
-            return Flow::Next;
-        };
-        if k.hide_credentials {
-            if !in_query {
-                remove(req, &k.header);
-            }
-            // The query parameter goes too, even when the header was the one used.
-            // The upstream head then has the target without it (`Req::rewritten`, which a
-            // later `Rewrite` starts from).
-            if let Some(q) = &k.query {
-                let base = req.upstream_head();
-                let target = base.path_and_query();
-                if in_query || query_value(target, q).is_some() {
-                    match base.retarget(Some(&without_param(target, q)), None) {
-                        Ok(h) => req.rewritten = Some(Box::new(h)),
-                        Err(e) => return Flow::Reply(Local::Error(ProxyError::from(e))),
-                    }
-                }
+        let mut jwt_failure = None;
+        if let Some(jwt) = &self.jwt {
+            jwt.scrub(req);
+            match jwt.authenticate(req, &authn.consumers) {
+                Some(Ok(consumer)) => return self.admit(req, consumer),
+                Some(Err(ProxyErrorOrJwt::Proxy(e))) => return Flow::Reply(Local::Error(e)),
+                Some(Err(ProxyErrorOrJwt::Jwt(f))) => jwt_failure = Some(f),
+                None => {}
             }
         }
+        let key = match &authn.api_key {
+            Some(k) => api_key(req, authn, k),
+            None => KeyCheck::Absent,
+        };
+        let reason = match (jwt_failure, key) {
+            // Either credential admits.
+            (_, KeyCheck::Admitted(id)) => return self.admit(req, Some(id)),
+            (_, KeyCheck::Error(e)) => return Flow::Reply(Local::Error(e)),
+            (Some(f), _) => AuthnFailure::Jwt(f),
+            (None, KeyCheck::Unknown) => AuthnFailure::Unknown,
+            (None, KeyCheck::Absent) => AuthnFailure::Missing,
+        };
+        req.stats.authn_failed(&authn.realm, reason.label());
+        Flow::Reply(Local::Error(ProxyError::Unauthenticated(Unauthenticated {
+            reason,
+            realm: authn.realm.as_str().into(),
+            bearer: self.jwt.is_some(),
+            api_key: authn.api_key.is_some(),
+        })))
+    }
+
+    /// The request is `consumer`'s (or nobody's: a token whose `sub` no consumer has).
+    fn admit<'v>(&self, req: &mut Req<'_>, consumer: Option<ConsumerId>) -> Flow<'v> {
+        let Some(name) = consumer.and_then(|id| Some((id, self.names.get(id.0)?))) else {
+            return Flow::Next;
+        };
+        let (id, name) = name;
         req.edits
             .add
             .push((CONSUMER_HEADER.into(), name.as_bytes().to_vec()));
@@ -115,15 +130,55 @@ impl AuthN {
     }
 }
 
+/// The route's API key: found where `k` says, looked up, and (when it admits) removed
+/// unless `hide_credentials = false`.
+fn api_key(req: &mut Req<'_>, authn: &Authn, k: &ApiKeyAuthn) -> KeyCheck {
+    let head = req.head;
+    let (key, in_query) = match head.header(&k.header) {
+        Some(v) => (Some(Cow::Borrowed(v)), false),
+        None => (
+            k.query
+                .as_deref()
+                .and_then(|q| query_value(head.path_and_query(), q)),
+            true,
+        ),
+    };
+    let Some(key) = key else {
+        return KeyCheck::Absent;
+    };
+    let Some(id) = authn.consumers.by_api_key(&key) else {
+        return KeyCheck::Unknown;
+    };
+    if k.hide_credentials {
+        if !in_query {
+            remove(req, &k.header);
+        }
+        // The query parameter goes too, even when the header was the one used.
+        // The upstream head then has the target without it (`Req::rewritten`, which a
+        // later `Rewrite` starts from).
+        if let Some(q) = &k.query {
+            let base = req.upstream_head();
+            let target = base.path_and_query();
+            if in_query || query_value(target, q).is_some() {
+                match base.retarget(Some(&without_param(target, q)), None) {
+                    Ok(h) => req.rewritten = Some(Box::new(h)),
+                    Err(e) => return KeyCheck::Error(ProxyError::from(e)),
+                }
+            }
+        }
+    }
+    KeyCheck::Admitted(id)
+}
+
 /// Removes a request header (once in the list).
-fn remove(req: &mut Req<'_>, name: &str) {
+pub(super) fn remove(req: &mut Req<'_>, name: &str) {
     if !req.edits.removes(name.as_bytes()) {
         req.edits.remove.push(name.into());
     }
 }
 
 /// The percent-decoded value of the first query parameter `name` in `target`.
-fn query_value<'t>(target: &'t str, name: &str) -> Option<Cow<'t, [u8]>> {
+pub(super) fn query_value<'t>(target: &'t str, name: &str) -> Option<Cow<'t, [u8]>> {
     let (_, query) = target.split_once('?')?;
     query
         .split('&')
@@ -160,7 +215,7 @@ fn percent_decode(v: &str) -> Cow<'_, [u8]> {
 }
 
 /// `target` without any query parameter `name` (and without `?` when none is left).
-fn without_param(target: &str, name: &str) -> String {
+pub(super) fn without_param(target: &str, name: &str) -> String {
     let Some((path, query)) = target.split_once('?') else {
         return target.to_owned();
     };
@@ -254,7 +309,7 @@ mod tests {
             .iter()
             .find(|r| head.path().starts_with(&format!("/{}", r.name)) || r.name == "open")
             .unwrap();
-        let stage = AuthN::compile(route);
+        let stage = AuthN::compile(route, &crate::cx::shared::Registry::default());
         let conn = ClientConn {
             peer: "10.0.0.1:5000".parse().unwrap(),
             tls: false,

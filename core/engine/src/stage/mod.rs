@@ -26,6 +26,7 @@ mod fault;
 mod gateway_tests;
 mod headers;
 mod ip_filter;
+mod jwt;
 mod limits;
 mod ratelimit;
 mod redirect;
@@ -506,7 +507,7 @@ fn route_stages(
         .route
         .iter()
         .filter_map(|step| match step {
-            RouteStep::AuthN => Some(Stage::AuthN(authn::AuthN::compile(route))),
+            RouteStep::AuthN => Some(Stage::AuthN(authn::AuthN::compile(route, registry))),
             RouteStep::ConsumerRateLimit => {
                 consumer_limit::ConsumerLimit::compile(route, registry).map(Stage::ConsumerLimit)
             }

@@ -129,6 +129,18 @@ pub(crate) fn server_config(
     Ok(Some(Arc::new(config)))
 }
 
+/// The client settings of a JWKS fetch (`cx/jwks/`): the server's certificate must chain
+/// to `roots`; HTTP/1.1 only.
+pub(crate) fn jwks_client(roots: Arc<rustls::RootCertStore>) -> Result<Arc<ClientConfig>, String> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// The rustls client configuration of cluster `c`; `Ok(None)` for a plaintext cluster.
 pub(crate) fn client_config(
     c: &Cluster,
