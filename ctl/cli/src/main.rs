@@ -97,6 +97,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 Request::Apply {
                     node: args.node.id.clone(),
                     config,
+                    no_wait: false,
                 },
             )?;
             show_applied(cli, &reply)
@@ -344,7 +345,7 @@ fn show_applied(cli: &Cli, reply: &Reply) -> Result<(), Failure> {
     if let Reply::Applied { nodes } = reply {
         let failed: Vec<&str> = nodes
             .iter()
-            .filter(|n| matches!(n.outcome, ringside_wire::PushOutcome::Failed { .. }))
+            .filter(|n| !n.outcome.is_ok())
             .map(|n| n.node.as_str())
             .collect();
         if !failed.is_empty() {

@@ -171,6 +171,9 @@ pub fn applied(nodes: &[NodeApplied]) -> String {
         let outcome = match &n.outcome {
             PushOutcome::Acked => "acknowledged".to_owned(),
             PushOutcome::NotConnected => "not connected (pushed when it connects)".to_owned(),
+            PushOutcome::Committed => "committed (not waited for)".to_owned(),
+            PushOutcome::Refused { message } => format!("REFUSED: {message}"),
+            PushOutcome::TimedOut { message } => format!("TIMED OUT: {message}"),
             PushOutcome::Failed { message } => format!("FAILED: {message}"),
         };
         out.push_str(&format!("{}: {what}, {outcome}\n", n.node));

@@ -220,7 +220,7 @@ fn a_failed_push_exits_non_zero() {
     assert_eq!(run.code, 1);
     assert_eq!(
         run.stdout,
-        "mute: generation 1, FAILED: no acknowledgement within 2s\n"
+        "mute: generation 1, TIMED OUT: no acknowledgement within 2s\n"
     );
     assert_eq!(run.stderr, "ringsidectl: not acknowledged by mute\n");
     drop(conn);

@@ -301,6 +301,7 @@ pub fn apply(ctld: &Ctld, node: Option<&str>, text: &str) -> Reply {
     ctld.call(Request::Apply {
         node: node.map(str::to_owned),
         config: text.to_owned(),
+        no_wait: false,
     })
 }
 
