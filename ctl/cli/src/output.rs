@@ -1,6 +1,6 @@
 //! Human output: aligned tables, times, and the one-line summaries of each reply.
 
-use ringside_wire::{ClusterHealth, CtldStatus, NodeApplied, ProxyStatus, PushOutcome};
+use ringside_wire::{ClusterHealth, CtldStatus, NodeApplied, NodeStatus, ProxyStatus, PushOutcome};
 
 /// Left-aligned columns separated by two spaces; the header row first.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -60,6 +60,7 @@ pub fn ctld_status(s: &CtldStatus) -> String {
                     },
                     acked,
                     n.acked_at.map_or_else(|| "-".into(), utc),
+                    source(n),
                     n.last_error.clone().unwrap_or_else(|| "-".into()),
                 ]
             })
@@ -72,6 +73,7 @@ pub fn ctld_status(s: &CtldStatus) -> String {
                 "GENERATION",
                 "ACKED",
                 "ACKED AT",
+                "SOURCE",
                 "LAST ERROR",
             ],
             &rows,
@@ -84,6 +86,16 @@ pub fn ctld_status(s: &CtldStatus) -> String {
                 out.push_str(&format!("  {}: {e}\n", f.file));
             }
         }
+    }
+    out
+}
+
+/// Who set a node's configuration, and the overrides on it: `file web-1.toml + endpoints api`.
+fn source(n: &NodeStatus) -> String {
+    let mut out = n.source.clone().unwrap_or_else(|| "-".into());
+    for o in &n.overrides {
+        out.push_str(" + ");
+        out.push_str(o);
     }
     out
 }
