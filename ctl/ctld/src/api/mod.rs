@@ -4,6 +4,8 @@
 //! from the state directory, and asks the reconciler for the rest.
 
 pub mod server;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

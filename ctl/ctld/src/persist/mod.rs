@@ -116,8 +116,12 @@ pub fn write_batch(store: &Store, batch: Vec<Op>) -> Done {
                 r
             }
             Op::Record(record) => {
+                // A record never names a generation whose text could not be written.
+                if failed_nodes.contains_key(&node) {
+                    continue;
+                }
                 let r = store.save_record(record);
-                if r.is_ok() && !failed_nodes.contains_key(&node) {
+                if r.is_ok() {
                     let current = record.current;
                     let d = out.durable.entry(node.clone()).or_default();
                     *d = (*d).max(current);
