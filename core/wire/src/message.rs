@@ -418,6 +418,9 @@ pub struct NodeStatus {
     /// Connected processes of the node (two during a hot upgrade).
     #[serde(default)]
     pub sessions: u32,
+    /// The last status (stats) each connected process reported, as ctld polls it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProxyStatus>,
 }
 
 /// A rejected file of ctld's config directory.

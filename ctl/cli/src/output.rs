@@ -79,6 +79,33 @@ pub fn ctld_status(s: &CtldStatus) -> String {
             &rows,
         ));
     }
+    let procs: Vec<Vec<String>> = s
+        .nodes
+        .iter()
+        .flat_map(|n| n.processes.iter().map(move |p| (n, p)))
+        .map(|(n, p)| {
+            vec![
+                n.node_id.clone(),
+                p.pid.to_string(),
+                p.generation.to_string(),
+                p.config_hash.clone(),
+                p.connections.to_string(),
+                duration(p.uptime_s),
+            ]
+        })
+        .collect();
+    if !procs.is_empty() {
+        out.push('\n');
+        let header = [
+            "NODE",
+            "PID",
+            "SERVES",
+            "CONFIG HASH",
+            "CONNECTIONS",
+            "UPTIME",
+        ];
+        out.push_str(&table(&header, &procs));
+    }
     if !s.config_dir_errors.is_empty() {
         out.push_str("\nrejected config files (nodes keep their configuration):\n");
         for f in &s.config_dir_errors {

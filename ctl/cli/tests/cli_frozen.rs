@@ -210,3 +210,43 @@ fn a_frozen_proxy_stalls_nothing_and_catches_up_on_sigcont() {
         run.stdout
     );
 }
+
+#[test]
+fn status_shows_each_process_stats_polled_beside_the_pushes() {
+    let dirs = Dirs::new();
+    let socket = dirs.tmp.path().join("ringside/ctld.sock");
+    let ctld = Ctld::start_at(&dirs, &socket, &["--stats-interval", "100ms"]);
+    let local = dirs.write("local.toml", &config("local"));
+    let proxy = Proxy::start(&socket, "s1", &local, dirs.tmp.path());
+    let pid = u64::from(proxy.pid());
+    let f = dirs.write("v.toml", &config("v"));
+    let sock = socket.to_string_lossy().into_owned();
+    let path = f.to_string_lossy().into_owned();
+    wait_for("s1 connected", WAIT, || {
+        ctld.node("s1").filter(|n| n.connected)
+    });
+    let run = ctl_in(dirs.tmp.path(), &["--socket", &sock, "apply", "-f", &path]).ok();
+    assert_eq!(run.stdout, "s1: generation 1, acknowledged\n");
+    let j = wait_for("stats of s1 serving generation 1", WAIT, || {
+        let j = ctl_in(dirs.tmp.path(), &["--socket", &sock, "status", "--json"])
+            .ok()
+            .json();
+        let p = &j["nodes"][0]["processes"][0];
+        (p["pid"].as_u64() == Some(pid) && p["generation"] == 1).then_some(j)
+    });
+    assert_eq!(j["nodes"][0]["processes"][0]["node_id"], "s1");
+    let text = ctl_in(dirs.tmp.path(), &["--socket", &sock, "status"])
+        .ok()
+        .stdout;
+    let row = text.lines().find(|l| l.contains(&pid.to_string())).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[..3], ["s1", pid.to_string().as_str(), "1"], "{text}");
+    // Changes still go through with stats requests in between.
+    for i in 0..5 {
+        let f = dirs.write("w.toml", &config(&format!("w{i}")));
+        let path = f.to_string_lossy().into_owned();
+        ctl_in(dirs.tmp.path(), &["--socket", &sock, "apply", "-f", &path]).ok();
+    }
+    drop(proxy);
+    drop(ctld);
+}

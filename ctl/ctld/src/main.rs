@@ -56,6 +56,10 @@ struct Args {
     /// edited for this long, is forgotten (e.g. `24h`, `30m`, `500ms`).
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = clock::parse_duration)]
     forget_after: Duration,
+    /// How often each connected process is asked for its status (stats), shown by
+    /// `ringsidectl status`; `0s` never.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = clock::parse_duration)]
+    stats_interval: Duration,
 }
 
 fn main() {
@@ -82,8 +86,10 @@ fn run() -> anyhow::Result<()> {
     let loaded = store.load_all().context("loading the state dir")?;
     tracing::info!(nodes = loaded.len(), "state loaded");
     let ack_timeout = Duration::from_millis(args.ack_timeout_ms.max(1));
+    let mut timing = Timing::new(ack_timeout);
+    timing.stats_every = Some(args.stats_interval).filter(|d| !d.is_zero());
     let settings = Settings {
-        timing: Timing::new(ack_timeout),
+        timing,
         keep: usize::try_from(args.keep_generations).unwrap_or(usize::MAX),
         forget_after: args.forget_after,
     };

@@ -194,6 +194,7 @@ fn every_message_round_trips() {
                 source: Some("file a.toml".into()),
                 overrides: vec!["endpoints api".into()],
                 sessions: 1,
+                processes: Vec::new(),
             }],
             config_dir_errors: vec![FileErrors {
                 file: "a.toml".into(),

@@ -47,7 +47,7 @@ impl Reconciler {
             // A node seen for the first time gets its file (its own or default.toml).
             self.apply_file(id, now);
         }
-        self.sessions.add(session, id, generation, tx);
+        self.sessions.add(session, id, generation, tx, now.mono);
         tracing::info!(
             node = id,
             role,
@@ -81,12 +81,17 @@ impl Reconciler {
     }
 
     pub(super) fn on_reply(&mut self, session: SessionId, id: u64, reply: Reply, now: Now) {
-        if let Some(r) = self.sessions.on_reply(session, id, reply, now.mono) {
-            let node = r.node.clone();
+        let Some(report) = self.sessions.on_reply(session, id, reply, now.mono) else {
+            return;
+        };
+        let Some(node) = self.sessions.node_of(session) else {
+            return;
+        };
+        if let Some(r) = report {
             self.on_report(r, now);
-            // The session is free again: push the node's target as it is now.
-            self.pump(&node, now);
         }
+        // The session is free again: push the node's target as it is now.
+        self.pump(&node, now);
     }
 
     /// A push's outcome: the node's status, the waiters.
@@ -259,6 +264,11 @@ impl Reconciler {
                     source: r.base_source.clone(),
                     overrides: r.overrides.iter().map(|o| o.target.key()).collect(),
                     sessions: u32::try_from(sessions).unwrap_or(u32::MAX),
+                    processes: self
+                        .sessions
+                        .of_node(id)
+                        .filter_map(|(_, s)| s.stats.clone())
+                        .collect(),
                 }
             })
             .collect();

@@ -124,7 +124,7 @@ fn pushes(rx: &Receiver<SessionCmd>) -> Vec<(u64, u64)> {
     rx.try_iter()
         .filter_map(|c| match c {
             SessionCmd::Push { id, generation, .. } => Some((id, generation)),
-            SessionCmd::Close => None,
+            SessionCmd::Stats { .. } | SessionCmd::Close => None,
         })
         .collect()
 }

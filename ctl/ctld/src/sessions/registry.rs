@@ -10,14 +10,17 @@
 //!   answer is still taken when it comes (a late ack updates what the session serves). A
 //!   session silent for the stall timeout is closed, and the proxy's reconnect resumes it;
 //! - a refused or unsendable push is retried with backoff (doubling), unless the target
-//!   changes meanwhile, which is pushed at once.
+//!   changes meanwhile, which is pushed at once;
+//! - a second kind of request, `status` (the process's stats), is sent every `stats_every`
+//!   when no push is due; a push always goes first, and a stats request in flight counts as
+//!   the one request in flight.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use ringside_wire::Reply;
+use ringside_wire::{ProxyStatus, Reply};
 
 pub type SessionId = u64;
 
@@ -29,6 +32,8 @@ pub enum SessionCmd {
         generation: u64,
         config: Arc<str>,
     },
+    /// Ask for the process's status (its stats).
+    Stats { id: u64 },
     /// Close the connection (the proxy reconnects).
     Close,
 }
@@ -40,6 +45,8 @@ pub struct Timing {
     pub stall: Duration,
     pub retry_min: Duration,
     pub retry_max: Duration,
+    /// How often an idle session is asked for its stats (None: never).
+    pub stats_every: Option<Duration>,
 }
 
 impl Timing {
@@ -49,6 +56,7 @@ impl Timing {
             stall: (ack_timeout * 10).max(Duration::from_secs(10)),
             retry_min: Duration::from_millis(500),
             retry_max: Duration::from_secs(30),
+            stats_every: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -86,14 +94,23 @@ pub struct Session {
     closing: bool,
     /// Pushes sent, for status and tests.
     pub pushes: u64,
+    /// The process's last status, and when to ask again.
+    pub stats: Option<ProxyStatus>,
+    stats_due: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct InFlight {
     id: u64,
-    generation: u64,
+    kind: Kind,
     sent_at: Instant,
     timed_out: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Push(u64),
+    Stats,
 }
 
 #[derive(Debug)]
@@ -110,7 +127,14 @@ impl Registry {
         }
     }
 
-    pub fn add(&mut self, id: SessionId, node: &str, served: u64, tx: Sender<SessionCmd>) {
+    pub fn add(
+        &mut self,
+        id: SessionId,
+        node: &str,
+        served: u64,
+        tx: Sender<SessionCmd>,
+        now: Instant,
+    ) {
         self.sessions.insert(
             id,
             Session {
@@ -124,8 +148,15 @@ impl Registry {
                 next_request: 1,
                 closing: false,
                 pushes: 0,
+                stats: None,
+                // The first stats after an interval: a new session's first push goes first.
+                stats_due: now + self.timing.stats_every.unwrap_or_default(),
             },
         );
+    }
+
+    pub fn node_of(&self, id: SessionId) -> Option<String> {
+        self.sessions.get(&id).map(|s| s.node.clone())
     }
 
     pub fn remove(&mut self, id: SessionId) -> Option<Session> {
@@ -146,84 +177,105 @@ impl Registry {
     }
 
     /// Pushes `target` to every session of `node` that does not serve it and may be pushed:
-    /// nothing in flight, no retry pending for that same generation.
+    /// nothing in flight, no retry pending for that same generation. A session with no push
+    /// due is asked for its stats when they are due.
     pub fn pump(
         &mut self,
         node: &str,
         target: Option<(u64, &Arc<str>)>,
         now: Instant,
     ) -> Vec<Report> {
-        let Some((generation, config)) = target else {
-            return Vec::new();
-        };
+        let t = self.timing;
         let mut reports = Vec::new();
         for (&sid, s) in self.sessions.iter_mut().filter(|(_, s)| s.node == node) {
-            if s.in_flight.is_some() || s.served == generation || s.closing {
+            if s.in_flight.is_some() || s.closing {
                 continue;
             }
-            if matches!(s.retry, Some((g, at)) if g == generation && now < at) {
-                continue;
-            }
-            s.next_request += 1;
-            let id = s.next_request;
-            let cmd = SessionCmd::Push {
-                id,
-                generation,
-                config: config.clone(),
-            };
-            match s.tx.try_send(cmd) {
-                Ok(()) => {
-                    s.pushes += 1;
-                    s.in_flight = Some(InFlight {
+            let push = target.filter(|(g, _)| {
+                *g != s.served && !matches!(s.retry, Some((r, at)) if r == *g && now < at)
+            });
+            let id = s.next_request + 1;
+            let (cmd, kind) = match push {
+                Some((generation, config)) => {
+                    let config = config.clone();
+                    let cmd = SessionCmd::Push {
                         id,
                         generation,
+                        config,
+                    };
+                    (cmd, Kind::Push(generation))
+                }
+                None if t.stats_every.is_some() && now >= s.stats_due => {
+                    (SessionCmd::Stats { id }, Kind::Stats)
+                }
+                None => continue,
+            };
+            s.next_request = id;
+            match (s.tx.try_send(cmd), kind) {
+                (Ok(()), _) => {
+                    if let Kind::Push(_) = kind {
+                        s.pushes += 1;
+                    }
+                    s.in_flight = Some(InFlight {
+                        id,
+                        kind,
                         sent_at: now,
                         timed_out: false,
                     });
                 }
-                Err(e) => {
-                    s.fail(generation, now, self.timing);
-                    reports.push(report(
-                        sid,
-                        s,
-                        generation,
-                        Outcome::Failed(format!("cannot send: {e}")),
-                    ));
+                (Err(e), Kind::Push(generation)) => {
+                    s.fail(generation, now, t);
+                    let outcome = Outcome::Failed(format!("cannot send: {e}"));
+                    reports.push(report(sid, s, generation, outcome));
                 }
+                (Err(_), Kind::Stats) => {}
+            }
+            if kind == Kind::Stats {
+                s.stats_due = now + t.stats_every.unwrap_or_default();
             }
         }
         reports
     }
 
-    /// A reply from session `sid` to request `id`. A reply to a push that timed out is still
-    /// taken (a late ack).
+    /// A reply from session `sid` to request `id`: the push's outcome (None for stats).
+    /// A reply to a request that timed out is still taken (a late ack). `None` when it
+    /// answers nothing in flight; else the session is free again (pump its node).
     pub fn on_reply(
         &mut self,
         sid: SessionId,
         id: u64,
         reply: Reply,
         now: Instant,
-    ) -> Option<Report> {
+    ) -> Option<Option<Report>> {
         let timing = self.timing;
         let s = self.sessions.get_mut(&sid)?;
         let f = match s.in_flight {
             Some(f) if f.id == id => f,
             _ => {
-                tracing::debug!(node = %s.node, id, "reply to no push in flight; ignored");
+                tracing::debug!(node = %s.node, id, "reply to no request in flight; ignored");
                 return None;
             }
         };
         s.in_flight = None;
+        let pushed = match f.kind {
+            Kind::Push(g) => g,
+            Kind::Stats => {
+                match reply {
+                    Reply::ProxyStatus(st) => s.stats = Some(st),
+                    other => tracing::debug!(node = %s.node, reply = other.name(), "no stats"),
+                }
+                return Some(None);
+            }
+        };
         let outcome = match reply {
-            Reply::Ack { generation } if generation == f.generation => {
+            Reply::Ack { generation } if generation == pushed => {
                 s.served = generation;
                 s.retry = None;
                 s.backoff = timing.retry_min;
                 Outcome::Acked
             }
             Reply::Ack { generation } => Outcome::Refused(format!(
-                "acknowledged generation {generation} instead of {}",
-                f.generation
+                "acknowledged generation {generation} instead of {pushed}"
             )),
             Reply::Error { message, errors } if errors.is_empty() => Outcome::Refused(message),
             Reply::Error { message, errors } => {
@@ -232,13 +284,13 @@ impl Registry {
             other => Outcome::Refused(format!("unexpected {} reply to push_config", other.name())),
         };
         if outcome != Outcome::Acked {
-            s.fail(f.generation, now, timing);
+            s.fail(pushed, now, timing);
         }
-        Some(report(sid, s, f.generation, outcome))
+        Some(Some(report(sid, s, pushed, outcome)))
     }
 
-    /// Timeouts and stalls at `now`. Returns the reports and the nodes with a retry due (to
-    /// pump).
+    /// Timeouts and stalls at `now`. Returns the reports and the nodes with a retry or
+    /// stats due (to pump).
     pub fn tick(&mut self, now: Instant) -> (Vec<Report>, Vec<String>) {
         let t = self.timing;
         let mut reports = Vec::new();
@@ -247,15 +299,19 @@ impl Registry {
             if let Some(f) = s.in_flight.as_mut() {
                 if !f.timed_out && now >= f.sent_at + t.ack_timeout {
                     f.timed_out = true;
-                    let g = f.generation;
-                    let msg = format!("no acknowledgement within {}", secs(t.ack_timeout));
-                    reports.push(report(sid, s, g, Outcome::TimedOut(msg)));
+                    if let Kind::Push(g) = f.kind {
+                        let msg = format!("no acknowledgement within {}", secs(t.ack_timeout));
+                        reports.push(report(sid, s, g, Outcome::TimedOut(msg)));
+                    }
                 } else if !s.closing && now >= f.sent_at + t.stall {
                     tracing::warn!(node = %s.node, session = sid, "no answer for {}; closing the session", secs(t.stall));
                     s.closing = true;
                     let _ = s.tx.try_send(SessionCmd::Close);
                 }
-            } else if matches!(s.retry, Some((_, at)) if now >= at) && !due.contains(&s.node) {
+            } else if (matches!(s.retry, Some((_, at)) if now >= at)
+                || (t.stats_every.is_some() && now >= s.stats_due))
+                && !due.contains(&s.node)
+            {
                 due.push(s.node.clone());
             }
         }
@@ -267,12 +323,15 @@ impl Registry {
         let t = self.timing;
         self.sessions
             .values()
-            .filter_map(|s| match (s.in_flight, s.retry) {
-                (Some(f), _) if !f.timed_out => Some(f.sent_at + t.ack_timeout),
-                (Some(f), _) if !s.closing => Some(f.sent_at + t.stall),
-                (Some(_), _) => None,
-                (None, Some((_, at))) => Some(at),
-                (None, None) => None,
+            .filter_map(|s| {
+                let stats = t.stats_every.map(|_| s.stats_due);
+                match (s.in_flight, s.retry) {
+                    (Some(f), _) if !f.timed_out => Some(f.sent_at + t.ack_timeout),
+                    (Some(f), _) if !s.closing => Some(f.sent_at + t.stall),
+                    (Some(_), _) => None,
+                    (None, Some((_, at))) => Some(stats.map_or(at, |d| d.min(at))),
+                    (None, None) => stats,
+                }
             })
             .min()
     }
@@ -287,7 +346,10 @@ impl Session {
     /// The generation in flight, if any.
     #[cfg(test)]
     pub fn in_flight(&self) -> Option<u64> {
-        self.in_flight.map(|f| f.generation)
+        self.in_flight.and_then(|f| match f.kind {
+            Kind::Push(g) => Some(g),
+            Kind::Stats => None,
+        })
     }
 }
 

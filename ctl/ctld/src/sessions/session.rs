@@ -87,6 +87,7 @@ pub fn run(
         let out = crossbeam_channel::select! {
             recv(cmd_rx) -> c => match c {
                 Ok(SessionCmd::Push { id, generation, config }) => Outgoing::Push { id, generation, config: config.to_string() },
+                Ok(SessionCmd::Stats { id }) => Outgoing::Stats { id },
                 Ok(SessionCmd::Close) | Err(_) => break,
             },
             recv(rx) -> o => match o {
@@ -104,6 +105,10 @@ pub fn run(
                 let request = Request::PushConfig { generation, config };
                 conn.send(&Frame::Request { id, request })
             }
+            Outgoing::Stats { id } => conn.send(&Frame::Request {
+                id,
+                request: Request::Status,
+            }),
             Outgoing::Refuse { id, request } => {
                 let msg = format!(
                     "{} is not served on a proxy's connection to ringside-ctld",
@@ -126,6 +131,9 @@ enum Outgoing {
         id: u64,
         generation: u64,
         config: String,
+    },
+    Stats {
+        id: u64,
     },
     Refuse {
         id: u64,
