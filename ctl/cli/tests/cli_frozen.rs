@@ -170,8 +170,18 @@ fn a_frozen_proxy_stalls_nothing_and_catches_up_on_sigcont() {
         .map(|(n, o)| (n.to_string(), o.to_string()))
         .collect();
     assert_eq!(got, want);
+    // So does an edit of every known node.
+    let started = Instant::now();
+    let run = fleet.ctl(&["weights", "api", "v1=50", "v2=50", "--json"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(outcomes(&run.json()), want);
     let latest = fleet.ctld.node("n1").unwrap().generation_desired;
-    assert_eq!(latest, 23);
+    assert_eq!(latest, 24);
     assert_eq!(
         fleet.pushes_to("n1") - pushes_before,
         1,
@@ -205,10 +215,11 @@ fn a_frozen_proxy_stalls_nothing_and_catches_up_on_sigcont() {
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
         &cells[..5],
-        ["n1", "sidecar", "yes", "23", "23"],
+        ["n1", "sidecar", "yes", "24", "24"],
         "{}",
         run.stdout
     );
+    assert!(row.contains("apply + weights inbound/api"), "{row}");
 }
 
 #[test]
