@@ -144,6 +144,7 @@ mod tests {
             request: Request::Apply {
                 node: None,
                 config: "x".repeat(MAX_FRAME),
+                no_wait: false,
             },
         };
         assert!(matches!(encode(&f), Err(WireError::FrameTooLarge { .. })));

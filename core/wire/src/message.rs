@@ -131,10 +131,14 @@ pub enum Request {
     /// New process → old process: it accepts on every listener. Old replies `Ok`, then drains.
     ReadyToServe,
     /// CLI → ctld: make `config` the configuration of `node` (every known node if absent).
+    /// With `no_wait`, the reply comes once the change is committed (durable), without
+    /// waiting for the nodes' acknowledgements.
     Apply {
         #[serde(default)]
         node: Option<String>,
         config: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        no_wait: bool,
     },
     /// CLI → ctld: what `Apply` with the same arguments would change. Reply `Diff`.
     Diff {
@@ -178,6 +182,19 @@ pub enum Request {
     /// CLI → proxy: the health of every cluster's endpoints (outlier ejection, active health
     /// checks). Reply `Health`.
     Health,
+    /// CLI → ctld: remove the operator's overrides (`endpoints`, `weights` edits) of `node`
+    /// (every known node if absent): the one named `key` (as `ctld_status` lists them), or
+    /// all of them. Reply `Applied`.
+    ClearOverrides {
+        #[serde(default)]
+        node: Option<String>,
+        #[serde(default)]
+        key: Option<String>,
+    },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Request {
@@ -198,6 +215,7 @@ impl Request {
             Request::Endpoints { .. } => "endpoints",
             Request::Weights { .. } => "weights",
             Request::Health => "health",
+            Request::ClearOverrides { .. } => "clear_overrides",
         }
     }
 }
@@ -389,6 +407,20 @@ pub struct NodeStatus {
     /// The last push failure (refusal, timeout), cleared by the next acknowledgement.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Who set the node's configuration (its base): `file web-1.toml`, `file default.toml`,
+    /// `apply`, `rollback to 3`. Absent while it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The operator's overrides layered on the base, by key: `endpoints api`,
+    /// `weights inbound/api`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+    /// Connected processes of the node (two during a hot upgrade).
+    #[serde(default)]
+    pub sessions: u32,
+    /// The last status (stats) each connected process reported, as ctld polls it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProxyStatus>,
 }
 
 /// A rejected file of ctld's config directory.
@@ -417,10 +449,28 @@ pub struct NodeApplied {
 pub enum PushOutcome {
     /// The node acknowledged the generation (or already served it).
     Acked,
+    /// The generation is committed (durable); nobody waited for the node (`no_wait`).
+    Committed,
     /// The node is not connected; it receives the generation when it connects.
     NotConnected,
-    /// The node refused the configuration or did not answer in time; it keeps its previous one.
+    /// The node refused the configuration; it keeps its previous one. ctld retries with
+    /// backoff.
+    Refused { message: String },
+    /// The node did not answer within the deadline. Its answer is still taken when it comes,
+    /// and it is pushed the latest generation then.
+    TimedOut { message: String },
+    /// Anything else: the node disconnected before answering, the state directory failed.
     Failed { message: String },
+}
+
+impl PushOutcome {
+    /// Acked, committed or not connected: nothing went wrong.
+    pub fn is_ok(&self) -> bool {
+        matches!(
+            self,
+            PushOutcome::Acked | PushOutcome::Committed | PushOutcome::NotConnected
+        )
+    }
 }
 
 #[cfg(test)]

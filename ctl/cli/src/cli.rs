@@ -33,8 +33,14 @@ pub enum Command {
     /// one process's state).
     Status,
     /// Validate FILE, make it the configuration of a node (or of every known node), wait for
-    /// the acknowledgements and print the new generations.
-    Apply(FileArgs),
+    /// the acknowledgements and print each node's generation and outcome.
+    Apply {
+        #[command(flatten)]
+        file: FileArgs,
+        /// Return once the change is committed (durable), without waiting for the nodes.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// What `apply` with the same arguments would change.
     Diff(FileArgs),
     /// Print a configuration ctld holds.
@@ -69,6 +75,9 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArg,
     },
+    /// The operator's overrides (`endpoints`, `weights` edits layered on a node's base).
+    #[command(subcommand)]
+    Overrides(Overrides),
     /// Drain a ringside process: stop accepting, finish in-flight requests, exit.
     Drain,
     /// Replace a ringside process by a new binary without dropping a connection.
@@ -96,6 +105,18 @@ pub enum Get {
         /// A generation from the node's history [default: the current one].
         #[arg(long, value_name = "N")]
         generation: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Overrides {
+    /// Remove one override (KEY as `status` lists it, e.g. "endpoints api"), or all: the
+    /// node goes back to its base (its file, or the last apply) with the others.
+    Clear {
+        /// The override's key [default: every override].
+        key: Option<String>,
+        #[command(flatten)]
+        node: NodeArg,
     },
 }
 

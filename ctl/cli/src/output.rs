@@ -1,6 +1,6 @@
 //! Human output: aligned tables, times, and the one-line summaries of each reply.
 
-use ringside_wire::{ClusterHealth, CtldStatus, NodeApplied, ProxyStatus, PushOutcome};
+use ringside_wire::{ClusterHealth, CtldStatus, NodeApplied, NodeStatus, ProxyStatus, PushOutcome};
 
 /// Left-aligned columns separated by two spaces; the header row first.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -60,6 +60,7 @@ pub fn ctld_status(s: &CtldStatus) -> String {
                     },
                     acked,
                     n.acked_at.map_or_else(|| "-".into(), utc),
+                    source(n),
                     n.last_error.clone().unwrap_or_else(|| "-".into()),
                 ]
             })
@@ -72,10 +73,38 @@ pub fn ctld_status(s: &CtldStatus) -> String {
                 "GENERATION",
                 "ACKED",
                 "ACKED AT",
+                "SOURCE",
                 "LAST ERROR",
             ],
             &rows,
         ));
+    }
+    let procs: Vec<Vec<String>> = s
+        .nodes
+        .iter()
+        .flat_map(|n| n.processes.iter().map(move |p| (n, p)))
+        .map(|(n, p)| {
+            vec![
+                n.node_id.clone(),
+                p.pid.to_string(),
+                p.generation.to_string(),
+                p.config_hash.clone(),
+                p.connections.to_string(),
+                duration(p.uptime_s),
+            ]
+        })
+        .collect();
+    if !procs.is_empty() {
+        out.push('\n');
+        let header = [
+            "NODE",
+            "PID",
+            "SERVES",
+            "CONFIG HASH",
+            "CONNECTIONS",
+            "UPTIME",
+        ];
+        out.push_str(&table(&header, &procs));
     }
     if !s.config_dir_errors.is_empty() {
         out.push_str("\nrejected config files (nodes keep their configuration):\n");
@@ -84,6 +113,16 @@ pub fn ctld_status(s: &CtldStatus) -> String {
                 out.push_str(&format!("  {}: {e}\n", f.file));
             }
         }
+    }
+    out
+}
+
+/// Who set a node's configuration, and the overrides on it: `file web-1.toml + endpoints api`.
+fn source(n: &NodeStatus) -> String {
+    let mut out = n.source.clone().unwrap_or_else(|| "-".into());
+    for o in &n.overrides {
+        out.push_str(" + ");
+        out.push_str(o);
     }
     out
 }
@@ -171,6 +210,9 @@ pub fn applied(nodes: &[NodeApplied]) -> String {
         let outcome = match &n.outcome {
             PushOutcome::Acked => "acknowledged".to_owned(),
             PushOutcome::NotConnected => "not connected (pushed when it connects)".to_owned(),
+            PushOutcome::Committed => "committed (not waited for)".to_owned(),
+            PushOutcome::Refused { message } => format!("REFUSED: {message}"),
+            PushOutcome::TimedOut { message } => format!("TIMED OUT: {message}"),
             PushOutcome::Failed { message } => format!("FAILED: {message}"),
         };
         out.push_str(&format!("{}: {what}, {outcome}\n", n.node));

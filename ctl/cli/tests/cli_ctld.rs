@@ -10,7 +10,7 @@ use common::*;
 #[test]
 fn apply_then_status_in_text_and_json() {
     let env = Env::start();
-    let _p = FakeProxy::connect(&env.socket(), "web-1");
+    let _p = FakeProxy::connect(&env.socket(), "web-1", 0);
     let file = env.write("web.toml", &config("one"));
     let run = env.ctl(&["apply", "-f", &file, "--node", "web-1"]).ok();
     assert_eq!(run.stdout, "web-1: generation 1, acknowledged\n");
@@ -113,7 +113,7 @@ fn an_invalid_file_is_refused_locally_with_every_error() {
 #[test]
 fn diff_get_rollback() {
     let env = Env::start();
-    let _p = FakeProxy::connect(&env.socket(), "a");
+    let _p = FakeProxy::connect(&env.socket(), "a", 0);
     let one = env.write("one.toml", &config("one"));
     let two = env.write("two.toml", &config("two"));
     env.ctl(&["apply", "-f", &one, "--node", "a"]).ok();
@@ -149,7 +149,7 @@ fn diff_get_rollback() {
 #[test]
 fn endpoints_and_weights() {
     let env = Env::start();
-    let p = FakeProxy::connect(&env.socket(), "a");
+    let p = FakeProxy::connect(&env.socket(), "a", 0);
     let f = env.write("c.toml", &config("x"));
     env.ctl(&["apply", "-f", &f, "--node", "a"]).ok();
 
@@ -176,7 +176,7 @@ fn endpoints_and_weights() {
         ),
         "{text}"
     );
-    assert_eq!(*p.pushes.lock().unwrap(), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(p.generations(), [1, 2, 3, 4, 5, 6]);
 
     let run = env.ctl(&["weights", "api", "v1"]);
     assert_eq!(run.code, 1);
@@ -220,8 +220,66 @@ fn a_failed_push_exits_non_zero() {
     assert_eq!(run.code, 1);
     assert_eq!(
         run.stdout,
-        "mute: generation 1, FAILED: no acknowledgement within 2s\n"
+        "mute: generation 1, TIMED OUT: no acknowledgement within 2s\n"
     );
     assert_eq!(run.stderr, "ringsidectl: not acknowledged by mute\n");
     drop(conn);
+}
+
+#[test]
+fn overrides_are_shown_with_their_source_and_cleared() {
+    let env = Env::start();
+    let _p = FakeProxy::connect(&env.socket(), "a", 0);
+    let f = env.write("c.toml", &config("x"));
+    env.ctl(&["apply", "-f", &f, "--node", "a"]).ok();
+    env.ctl(&["endpoints", "set", "v1", "127.0.0.1:9100"]).ok();
+    env.ctl(&["weights", "api", "v1=1", "v2=1"]).ok();
+
+    let run = env.ctl(&["status"]).ok();
+    assert!(
+        run.stdout.lines().next().unwrap().contains("SOURCE"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("apply + endpoints v1 + weights inbound/api"),
+        "{}",
+        run.stdout
+    );
+    let j = env.ctl(&["status", "--json"]).ok().json();
+    assert_eq!(j["nodes"][0]["source"], "apply");
+    assert_eq!(j["nodes"][0]["overrides"][0], "endpoints v1");
+    assert_eq!(j["nodes"][0]["sessions"], 1);
+
+    let run = env.ctl(&["overrides", "clear", "endpoints v1"]).ok();
+    assert_eq!(run.stdout, "a: generation 4, acknowledged\n");
+    let text = env.ctl(&["get", "config"]).ok().stdout;
+    assert!(
+        text.contains("127.0.0.1:9001") && text.contains("weight = 1 }"),
+        "{text}"
+    );
+    let run = env.ctl(&["overrides", "clear", "endpoints v1"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr,
+        "ringsidectl: node a has no override \"endpoints v1\"\n"
+    );
+    env.ctl(&["overrides", "clear"]).ok();
+    assert_eq!(env.ctl(&["get", "config"]).ok().stdout, config("x"));
+}
+
+#[test]
+fn apply_no_wait_returns_once_committed() {
+    let env = Env::start();
+    let f = env.write("c.toml", &config("x"));
+    let run = env
+        .ctl(&["apply", "-f", &f, "--node", "a", "--no-wait"])
+        .ok();
+    assert_eq!(run.stdout, "a: generation 1, committed (not waited for)\n");
+    let j = env
+        .ctl(&["apply", "-f", &f, "--node", "a", "--no-wait", "--json"])
+        .ok()
+        .json();
+    assert_eq!(j["nodes"][0]["outcome"]["type"], "committed");
 }

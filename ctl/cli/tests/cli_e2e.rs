@@ -42,14 +42,6 @@ fn hello(port: u16) -> Option<String> {
     out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn a_proxy_follows_ctld_through_apply_rollback_and_drains() {
     let env = Env::start();

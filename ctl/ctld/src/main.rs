@@ -1,28 +1,36 @@
-//! `ringside-ctld`: the per-host control daemon.
+//! `ringside-ctld`: the per-host control daemon, a reconciler.
 //!
 //! ```text
-//! config dir ──inotify──▶ configdir::scan ─┐
-//! ringsidectl ──▶ server ──▶ api ──────────┼─▶ Daemon::change ─▶ Store (state dir)
-//!                                          │                  └▶ session ─push_config─▶ proxy
-//! proxy ──hello──▶ server ──▶ session ─────┘
+//! sources/files ─┐                    ┌─▶ persist thread ─▶ state dir
+//! api (CLI) ─────┼─▶ reconciler ──────┤
+//! sessions ──────┘   (one thread,     └─▶ sessions/session ─push_config─▶ proxies
+//!   (hello, acks)     owns the state)
 //! ```
 //!
-//! Threads, not a runtime: this is not the data plane. See `docs/control-protocol.md`.
+//! Every arrow into the reconciler is one bounded channel of events; nothing it does waits
+//! on a disk or a socket. Threads, not a runtime: this is not the data plane. See
+//! `docs/control-protocol.md` and `ctl/README.md`.
 
 mod api;
-mod configdir;
-mod daemon;
+mod clock;
+mod desired;
 mod diff;
-mod edit;
-mod server;
-mod session;
-mod store;
+mod error;
+mod persist;
+mod reconciler;
+mod sessions;
+mod sources;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+
+use crate::clock::Now;
+use crate::reconciler::{Event, Handle, Reconciler, Settings};
+use crate::sessions::registry::Timing;
+use crate::sources::files;
 
 /// The ringside control daemon: owns every node's desired configuration, keeps it durable in
 /// the state directory and pushes it to ringside processes over a Unix socket.
@@ -41,6 +49,17 @@ struct Args {
     /// How long a node may take to acknowledge a configuration.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     ack_timeout_ms: u64,
+    /// Generations kept per node, in the history and as files; older ones are pruned.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    keep_generations: u64,
+    /// A node without a file of its own in the config directory, neither connected nor
+    /// edited for this long, is forgotten (e.g. `24h`, `30m`, `500ms`).
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = clock::parse_duration)]
+    forget_after: Duration,
+    /// How often each connected process is asked for its status (stats), shown by
+    /// `ringsidectl status`; `0s` never.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = clock::parse_duration)]
+    stats_interval: Duration,
 }
 
 fn main() {
@@ -63,13 +82,35 @@ fn run() -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&args.config_dir)
         .with_context(|| format!("config dir {}", args.config_dir.display()))?;
-    let store = store::Store::open(&args.state_dir).context("state dir")?;
-    let daemon = daemon::Daemon::open(
-        store,
-        &args.config_dir,
-        Duration::from_millis(args.ack_timeout_ms.max(1)),
-    )
-    .context("loading the state dir")?;
+    let store = persist::Store::open(&args.state_dir).context("state dir")?;
+    let loaded = store.load_all().context("loading the state dir")?;
+    tracing::info!(nodes = loaded.len(), "state loaded");
+    let ack_timeout = Duration::from_millis(args.ack_timeout_ms.max(1));
+    let mut timing = Timing::new(ack_timeout);
+    timing.stats_every = Some(args.stats_interval).filter(|d| !d.is_zero());
+    let settings = Settings {
+        timing,
+        keep: usize::try_from(args.keep_generations).unwrap_or(usize::MAX),
+        forget_after: args.forget_after,
+    };
+
+    let (events, inbox) = crossbeam_channel::bounded(reconciler::EVENTS);
+    // Unbounded, so that the reconciler never waits on the disk; it refuses changes when
+    // the persist thread is too far behind instead.
+    let (ops, ops_rx) = crossbeam_channel::unbounded();
+    let done_events = events.clone();
+    let persist = persist::spawn(store.clone(), ops_rx, move |done| {
+        let _ = done_events.send(Event::Persisted(done));
+    })?;
+    let reconciler = Reconciler::new(loaded, ops, settings, Now::system());
+    // The first scan is queued before anything else can happen.
+    let _ = events.send(Event::Scan(files::scan(&args.config_dir)));
+    std::thread::Builder::new()
+        .name("reconciler".into())
+        .spawn(move || reconciler.run(inbox))?;
+    let handle = Handle {
+        events: events.clone(),
+    };
     let listener = ringside_wire::bind_socket(&args.socket).context("control socket")?;
 
     // Signals first, so that a SIGTERM right after start is handled.
@@ -80,18 +121,19 @@ fn run() -> anyhow::Result<()> {
     ])
     .context("signal handlers")?;
 
-    let d = daemon.clone();
+    let api = api::Api {
+        handle: handle.clone(),
+        store,
+    };
     std::thread::Builder::new()
         .name("accept".into())
-        .spawn(move || server::accept_loop(d, listener))?;
-    let d = daemon.clone();
-    let dir = args.config_dir.clone();
+        .spawn(move || api::server::accept_loop(api, ack_timeout, listener))?;
+    let (dir, watch_events) = (args.config_dir.clone(), events.clone());
     std::thread::Builder::new()
         .name("watch".into())
         .spawn(move || {
-            configdir::watch(dir, Duration::from_secs(5), || {
-                d.rescan();
-                true
+            files::watch(dir.clone(), Duration::from_secs(5), || {
+                watch_events.send(Event::Scan(files::scan(&dir))).is_ok()
             })
         })?;
     tracing::info!(socket = %args.socket.display(), config_dir = %args.config_dir.display(), state_dir = %args.state_dir.display(), "ringside-ctld serving");
@@ -99,12 +141,22 @@ fn run() -> anyhow::Result<()> {
     for signal in signals.forever() {
         if signal == signal_hook::consts::SIGHUP {
             tracing::info!("SIGHUP: rescanning the config directory");
-            daemon.rescan();
+            let _ = events.send(Event::Scan(files::scan(&args.config_dir)));
             continue;
         }
         tracing::info!(signal, "shutting down");
-        // Hold the state lock so no write is half done, then leave.
-        let _frozen = daemon.freeze();
+        // Stop the reconciler, then let the persist thread finish what is queued.
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if events
+            .send_timeout(Event::Stop(tx), Duration::from_secs(2))
+            .is_ok()
+        {
+            let _ = rx.recv_timeout(Duration::from_secs(2));
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !persist.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = std::fs::remove_file(&args.socket);
         std::process::exit(0);
     }

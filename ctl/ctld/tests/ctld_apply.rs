@@ -134,7 +134,7 @@ fn a_refused_push_is_reported_and_the_node_keeps_its_configuration() {
     wait_for("connected", WAIT, || ctld.node("r").filter(|n| n.connected));
     let nodes = applied(apply(&ctld, Some("r"), &config("x")));
     match &nodes[0].outcome {
-        PushOutcome::Failed { message } => assert_eq!(
+        PushOutcome::Refused { message } => assert_eq!(
             message,
             "generation 1 not applied: listeners[0].bind: address in use"
         ),
@@ -159,7 +159,7 @@ fn a_push_without_ack_fails_after_the_timeout() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert_eq!(
         nodes[0].outcome,
-        PushOutcome::Failed {
+        PushOutcome::TimedOut {
             message: "no acknowledgement within 300ms".into()
         }
     );

@@ -108,6 +108,16 @@ fn every_message_round_trips() {
         Request::Apply {
             node: Some("a".into()),
             config: String::new(),
+            no_wait: false,
+        },
+        Request::Apply {
+            node: None,
+            config: "x".into(),
+            no_wait: true,
+        },
+        Request::ClearOverrides {
+            node: Some("a".into()),
+            key: Some("endpoints api".into()),
         },
         Request::Diff {
             node: None,
@@ -181,6 +191,10 @@ fn every_message_round_trips() {
                 generation_acked: Some(2),
                 acked_at: Some(1_700_000_000),
                 last_error: None,
+                source: Some("file a.toml".into()),
+                overrides: vec!["endpoints api".into()],
+                sessions: 1,
+                processes: Vec::new(),
             }],
             config_dir_errors: vec![FileErrors {
                 file: "a.toml".into(),
@@ -196,6 +210,32 @@ fn every_message_round_trips() {
                     message: "m".into(),
                 },
             }],
+        },
+        Reply::Applied {
+            nodes: vec![
+                NodeApplied {
+                    node: "b".into(),
+                    generation: 3,
+                    changed: true,
+                    outcome: PushOutcome::TimedOut {
+                        message: "t".into(),
+                    },
+                },
+                NodeApplied {
+                    node: "c".into(),
+                    generation: 1,
+                    changed: false,
+                    outcome: PushOutcome::Refused {
+                        message: "r".into(),
+                    },
+                },
+                NodeApplied {
+                    node: "d".into(),
+                    generation: 1,
+                    changed: true,
+                    outcome: PushOutcome::Committed,
+                },
+            ],
         },
         Reply::Health {
             clusters: vec![ClusterHealth {

@@ -1,9 +1,9 @@
 //! Harness for ringsidectl's tests: run the real `ringsidectl` binary against the real
-//! `ringside-ctld` (started on temporary directories) with fake proxies — threads speaking
-//! the wire protocol — on the other side, or against a fake proxy control socket.
-//! Every wait is bounded by [`WAIT`].
+//! `ringside-ctld` (started on temporary directories) with fake proxies on the other side,
+//! or against a fake proxy control socket. The shared parts (binaries, `FakeProxy`,
+//! `wait_for`, `config`) are in `ctl/testkit`.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -12,20 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ringside_wire::{Conn, Frame, Peer, Reply, Request};
-
-pub const WAIT: Duration = Duration::from_secs(10);
-
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(10));
-    }
-}
+pub use ringside_ctl_testkit::{
+    config, ctld_binary, free_port, ringside_binary, wait_for, FakeProxy, WAIT,
+};
+use ringside_wire::{Conn, Frame, Reply, Request};
 
 /// One run of ringsidectl.
 pub struct Run {
@@ -63,40 +53,6 @@ pub fn ctl_in(runtime: &Path, args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
-}
-
-/// The `ringside-ctld` binary. Cargo provides only this package's binary to its tests, so
-/// the daemon is looked up beside it, and built first if it is not there yet.
-pub fn ctld_binary() -> PathBuf {
-    sibling_binary("ringside-ctld", "ringside-ctld")
-}
-
-/// The `ringside` proxy binary, found or built the same way.
-pub fn ringside_binary() -> PathBuf {
-    sibling_binary("ringside-proxy", "ringside")
-}
-
-fn sibling_binary(package: &str, bin: &str) -> PathBuf {
-    let ctl = PathBuf::from(env!("CARGO_BIN_EXE_ringsidectl"));
-    let path = ctl.with_file_name(bin);
-    static BUILD: Mutex<()> = Mutex::new(());
-    let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        // target/<profile>/ringsidectl → the target dir is two levels up.
-        let profile_dir = ctl.parent().unwrap();
-        let target_dir = profile_dir.parent().unwrap();
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", package, "--bin", bin])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|p| p == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build -p {package} failed");
-    }
-    path
 }
 
 /// Temporary directories and a running ringside-ctld; stopped on drop.
@@ -168,51 +124,6 @@ impl Drop for Env {
     }
 }
 
-/// A fake proxy connected to ctld; acknowledges every push.
-pub struct FakeProxy {
-    pub pushes: Arc<Mutex<Vec<u64>>>,
-    stream: UnixStream,
-}
-
-impl FakeProxy {
-    pub fn connect(socket: &Path, node: &str) -> FakeProxy {
-        let mut conn = Conn::connect(socket).unwrap();
-        ringside_wire::client_handshake(
-            &mut conn,
-            Peer::Proxy {
-                node_id: node.into(),
-                role: "sidecar".into(),
-                generation: 0,
-            },
-        )
-        .unwrap();
-        let stream = conn.stream().try_clone().unwrap();
-        let pushes = Arc::new(Mutex::new(Vec::new()));
-        let p = pushes.clone();
-        thread::spawn(move || {
-            while let Ok(Frame::Request { id, request }) = conn.recv() {
-                let reply = match request {
-                    Request::PushConfig { generation, .. } => {
-                        p.lock().unwrap().push(generation);
-                        Reply::Ack { generation }
-                    }
-                    _ => Reply::error("not served"),
-                };
-                if conn.reply(id, reply).is_err() {
-                    return;
-                }
-            }
-        });
-        FakeProxy { pushes, stream }
-    }
-}
-
-impl Drop for FakeProxy {
-    fn drop(&mut self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
-    }
-}
-
 /// A fake proxy control socket: answers `status`, `drain`, `upgrade` with scripted replies
 /// and records every request.
 pub struct FakeControl {
@@ -272,32 +183,4 @@ pub fn proxy_status() -> ringside_wire::ProxyStatus {
         uptime_s: 125,
         pid: 100,
     }
-}
-
-pub fn config(body: &str) -> String {
-    format!(
-        r#"[[listeners]]
-name = "inbound"
-bind = "127.0.0.1:0"
-
-[[routes]]
-listener = "inbound"
-name = "api"
-weighted = [ {{ cluster = "v1", weight = 90 }}, {{ cluster = "v2", weight = 10 }} ]
-
-[[routes]]
-listener = "inbound"
-name = "hello"
-match = {{ path_exact = "/hello" }}
-direct_response = {{ status = 200, body = "{body}" }}
-
-[[clusters]]
-name = "v1"
-endpoints = [ "127.0.0.1:9001" ]
-
-[[clusters]]
-name = "v2"
-endpoints = [ "127.0.0.1:9002" ]
-"#
-    )
 }

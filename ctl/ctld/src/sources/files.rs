@@ -1,6 +1,8 @@
-//! The config directory: `DIR/<node-id>.toml` is a node's desired configuration,
-//! `DIR/default.toml` that of every node without its own file. Scanned at start and whenever
-//! inotify reports a change (plus a slow periodic rescan in case an event was missed).
+//! The files source. The config directory: `DIR/<node-id>.toml` is a node's desired
+//! configuration, `DIR/default.toml` that of every node without its own file. Scanned (and
+//! validated) on this source's own thread at start and whenever inotify reports a change
+//! (plus a slow periodic rescan in case an event was missed); each scan goes to the
+//! reconciler whole, which applies the files that changed.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -9,7 +11,9 @@ use std::time::Duration;
 
 use inotify::{Inotify, WatchMask};
 
-use crate::store::fnv64;
+use ringside_wire::FileErrors;
+
+use crate::persist::store::fnv64;
 
 /// The name of the file every node without its own file falls back to.
 pub const DEFAULT_FILE: &str = "default.toml";
@@ -19,7 +23,7 @@ pub const DEFAULT_FILE: &str = "default.toml";
 pub struct DirFile {
     /// File name, e.g. `web-1.toml`.
     pub name: String,
-    pub text: String,
+    pub text: std::sync::Arc<str>,
     /// [`fnv64`] of `text`.
     pub hash: String,
     /// Validation errors (`path: message`); empty when the file is valid.
@@ -77,7 +81,7 @@ pub fn scan(dir: &Path) -> Scan {
         let file = DirFile {
             hash: fnv64(&text),
             name: name.clone(),
-            text,
+            text: text.into(),
             errors,
         };
         if name == DEFAULT_FILE {
@@ -139,6 +143,36 @@ pub fn watch(dir: PathBuf, fallback: Duration, mut on_change: impl FnMut() -> bo
         }
         if !on_change() {
             return;
+        }
+    }
+}
+
+/// The rejected files of a scan, sorted by name.
+pub fn dir_errors(scan: &Scan) -> Vec<FileErrors> {
+    let mut out: Vec<FileErrors> = scan
+        .default
+        .iter()
+        .chain(scan.nodes.values())
+        .filter(|f| !f.errors.is_empty())
+        .map(|f| FileErrors {
+            file: f.name.clone(),
+            errors: f.errors.clone(),
+        })
+        .collect();
+    out.extend(scan.unreadable.iter().map(|(file, e)| FileErrors {
+        file: file.clone(),
+        errors: vec![e.clone()],
+    }));
+    out.sort_by(|a, b| a.file.cmp(&b.file));
+    out
+}
+
+/// Logs files that became invalid (not on every rescan).
+pub fn log_scan_changes(old: &Scan, new: &Scan) {
+    let old_errs = dir_errors(old);
+    for f in dir_errors(new) {
+        if !old_errs.contains(&f) {
+            tracing::error!(file = %f.file, errors = %f.errors.join("; "), "config file rejected; nodes keep their configuration");
         }
     }
 }

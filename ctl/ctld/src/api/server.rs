@@ -1,5 +1,5 @@
 //! Accepting connections: check the peer's uid, the handshake, then either a proxy session
-//! (`session.rs`) or a CLI's requests (`api.rs`), one thread per connection.
+//! (`sessions/session.rs`) or a CLI's requests (`api/mod.rs`), one thread per connection.
 
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use ringside_wire::{Conn, Frame, Peer, Reply, WireError};
 
-use crate::daemon::Daemon;
-use crate::{api, session};
+use super::Api;
+use crate::sessions::session;
 
 /// Most connections served at once; more are closed at accept.
 const MAX_CONNECTIONS: usize = 1024;
@@ -20,7 +20,7 @@ const CLI_IDLE: Duration = Duration::from_secs(600);
 
 pub const SERVER_NAME: &str = concat!("ringside-ctld ", env!("CARGO_PKG_VERSION"));
 
-pub fn accept_loop(daemon: Arc<Daemon>, listener: UnixListener) {
+pub fn accept_loop(api: Api, ack_timeout: Duration, listener: UnixListener) {
     let open = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         let stream = match stream {
@@ -36,11 +36,11 @@ pub fn accept_loop(daemon: Arc<Daemon>, listener: UnixListener) {
             continue;
         }
         open.fetch_add(1, Ordering::Relaxed);
-        let (daemon, open2) = (daemon.clone(), open.clone());
+        let (api, open2) = (api.clone(), open.clone());
         let spawned = std::thread::Builder::new()
             .name("conn".into())
             .spawn(move || {
-                serve(daemon, stream);
+                serve(&api, ack_timeout, stream);
                 open2.fetch_sub(1, Ordering::Relaxed);
             });
         if let Err(e) = spawned {
@@ -50,7 +50,7 @@ pub fn accept_loop(daemon: Arc<Daemon>, listener: UnixListener) {
     }
 }
 
-fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
+fn serve(api: &Api, ack_timeout: Duration, stream: UnixStream) {
     if let Err(e) = ringside_wire::check_peer(&stream) {
         tracing::warn!(error = %e, "connection refused");
         return;
@@ -72,14 +72,17 @@ fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
             node_id,
             role,
             generation,
-        }) => session::run(daemon, conn, node_id, role, generation),
-        Ok(Peer::Cli) => serve_cli(&daemon, conn),
+        }) => {
+            let events = api.handle.events.clone();
+            session::run(events, conn, node_id, role, generation, ack_timeout)
+        }
+        Ok(Peer::Cli) => serve_cli(api, conn),
         Err(WireError::Closed) => {}
         Err(e) => tracing::info!(error = %e, "handshake failed"),
     }
 }
 
-fn serve_cli(daemon: &Daemon, mut conn: Conn) {
+fn serve_cli(api: &Api, mut conn: Conn) {
     if conn.set_read_timeout(Some(CLI_IDLE)).is_err() {
         return;
     }
@@ -87,7 +90,7 @@ fn serve_cli(daemon: &Daemon, mut conn: Conn) {
         match conn.recv() {
             Ok(Frame::Request { id, request }) => {
                 let name = request.name();
-                let reply = api::handle(daemon, request);
+                let reply = api.handle(request);
                 if let Reply::Error { message, .. } = &reply {
                     tracing::info!(request = name, error = %message, "request refused");
                 }

@@ -1,14 +1,18 @@
 //! The state directory: everything ctld applied, durable and never renumbered.
 //!
 //! ```text
-//! STATE/nodes/<node-id>/<generation>.toml   the text of each generation (written first)
-//! STATE/nodes/<node-id>/node.json           current generation, history, last ack, file seen
+//! STATE/nodes/<node-id>/<generation>.toml   the text of each kept generation (written first)
+//! STATE/nodes/<node-id>/node.json           current generation, kept history, file seen,
+//!                                           base source and overrides (rewritten per commit)
+//! STATE/nodes/<node-id>/base.toml           the base the overrides are layered on
+//! STATE/nodes/<node-id>/live.json           last acknowledgement, last seen (small; per ack)
 //! ```
 //!
 //! Every write is atomic (temporary file, fsync, rename, fsync of the directory), so a crash
 //! leaves either the old or the new file. A generation file without a history entry (a crash
 //! between the two writes) still counts when the next number is chosen: numbers are never
-//! reused.
+//! reused. Older generations are pruned ([`Store::prune`]): `node.json` then names the oldest
+//! kept one in `pruned_below`, so numbering survives the pruning too.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,6 +20,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::desired::Override;
 
 /// What ctld remembers about one node (`node.json`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -27,14 +33,33 @@ pub struct NodeRecord {
     /// From the node's last hello.
     #[serde(default)]
     pub role: Option<String>,
-    /// Every generation, oldest first.
+    /// The kept generations, oldest first.
     #[serde(default)]
     pub history: Vec<GenerationMeta>,
-    #[serde(default)]
+    /// Written by earlier versions; now in `live.json`. Read once, never written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acked: Option<AckRecord>,
     /// The config-directory file whose content was last applied to this node.
     #[serde(default)]
     pub file: Option<FileSeen>,
+    /// Who set the base configuration (`file web-1.toml`, `apply`, `rollback to 3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_source: Option<String>,
+    /// The operator's overrides layered on the base.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<Override>,
+}
+
+/// What changes with every acknowledgement and connection (`live.json`), kept apart from
+/// `node.json` so an ack rewrites a few bytes, not the history.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveRecord {
+    #[serde(default)]
+    pub acked: Option<AckRecord>,
+    /// When the node was last connected or edited, seconds since the Unix epoch.
+    #[serde(default)]
+    pub seen_at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,11 +89,17 @@ pub struct FileSeen {
     pub hash: String,
 }
 
-/// A node loaded from disk: its record and the next free generation number.
+/// A node loaded from disk: its record, the next free generation number, and the texts the
+/// reconciler keeps in memory.
 #[derive(Debug, Clone)]
 pub struct LoadedNode {
     pub record: NodeRecord,
+    pub live: LiveRecord,
     pub next_generation: u64,
+    /// The current generation's text (None while it is 0).
+    pub current_text: Option<String>,
+    /// `base.toml`, else the current text.
+    pub base_text: Option<String>,
 }
 
 /// The state directory.
@@ -136,15 +167,67 @@ impl Store {
                 .max()
                 .unwrap_or(0);
             let next_generation = max_file.max(max_hist).max(record.current) + 1;
+            let mut live: LiveRecord = read_json(&path.join("live.json"))?.unwrap_or_default();
+            if live.acked.is_none() {
+                live.acked = record.acked;
+            }
+            let current_text = match record.current {
+                0 => None,
+                g => Some(self.read_generation(&id, g).map_err(|e| {
+                    io::Error::new(e.kind(), format!("node {id}: generation {g}: {e}"))
+                })?),
+            };
+            let base_text = match fs::read_to_string(path.join("base.toml")) {
+                Ok(t) => Some(t),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => current_text.clone(),
+                Err(e) => return Err(e),
+            };
             out.insert(
                 id,
                 LoadedNode {
                     record,
+                    live,
                     next_generation,
+                    current_text,
+                    base_text,
                 },
             );
         }
         Ok(out)
+    }
+
+    pub fn save_live(&self, id: &str, live: &LiveRecord) -> io::Result<()> {
+        let dir = self.node_dir(id);
+        fs::create_dir_all(&dir)?;
+        let bytes = serde_json::to_vec(live).map_err(io::Error::other)?;
+        atomic_write(&dir.join("live.json"), &bytes)
+    }
+
+    pub fn save_base(&self, id: &str, text: &str) -> io::Result<()> {
+        let dir = self.node_dir(id);
+        fs::create_dir_all(&dir)?;
+        atomic_write(&dir.join("base.toml"), text.as_bytes())
+    }
+
+    /// Removes the generation files of `id` below `keep_from`.
+    pub fn prune(&self, id: &str, keep_from: u64) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in fs::read_dir(self.node_dir(id))? {
+            let entry = entry?;
+            if generation_of(&entry.file_name()).is_some_and(|g| g < keep_from) {
+                fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes everything ctld kept about `id`.
+    pub fn forget(&self, id: &str) -> io::Result<()> {
+        match fs::remove_dir_all(self.node_dir(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Writes a generation's text (before the record that names it).
@@ -154,6 +237,8 @@ impl Store {
         atomic_write(&dir.join(format!("{generation}.toml")), text.as_bytes())
     }
 
+    /// Reads a generation's text. Generation files never change once written, so any thread
+    /// may read them.
     pub fn read_generation(&self, id: &str, generation: u64) -> io::Result<String> {
         fs::read_to_string(self.node_dir(id).join(format!("{generation}.toml")))
     }
@@ -171,16 +256,30 @@ impl Store {
 fn max_generation_file(dir: &Path) -> io::Result<u64> {
     let mut max = 0;
     for entry in fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        if let Some(n) = name
-            .to_str()
-            .and_then(|s| s.strip_suffix(".toml"))
-            .and_then(|s| s.parse::<u64>().ok())
-        {
+        if let Some(n) = generation_of(&entry?.file_name()) {
             max = max.max(n);
         }
     }
     Ok(max)
+}
+
+fn generation_of(name: &std::ffi::OsStr) -> Option<u64> {
+    name.to_str()
+        .and_then(|s| s.strip_suffix(".toml"))
+        .and_then(|s| s.parse::<u64>().ok())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+    }
 }
 
 fn remove_temporaries(dir: &Path) {
@@ -231,63 +330,4 @@ pub fn fnv64(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trip_and_next_generation() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        store.write_generation("a", 1, "one").unwrap();
-        store.write_generation("a", 2, "two").unwrap();
-        let rec = NodeRecord {
-            node_id: "a".into(),
-            current: 2,
-            history: vec![
-                GenerationMeta {
-                    generation: 1,
-                    created_at: 1,
-                    source: "apply".into(),
-                },
-                GenerationMeta {
-                    generation: 2,
-                    created_at: 2,
-                    source: "apply".into(),
-                },
-            ],
-            ..NodeRecord::default()
-        };
-        store.save_record(&rec).unwrap();
-        // A crash after writing generation 3's text but before its record:
-        store.write_generation("a", 3, "three").unwrap();
-        let all = Store::open(dir.path()).unwrap().load_all().unwrap();
-        assert_eq!(all["a"].record, rec);
-        assert_eq!(all["a"].next_generation, 4);
-        assert_eq!(store.read_generation("a", 2).unwrap(), "two");
-    }
-
-    #[test]
-    fn corrupt_record_is_an_error_not_a_fresh_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        fs::create_dir_all(dir.path().join("nodes/a")).unwrap();
-        fs::write(dir.path().join("nodes/a/node.json"), "{not json").unwrap();
-        assert!(store.load_all().is_err());
-    }
-
-    #[test]
-    fn atomic_write_leaves_no_temporary() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
-        atomic_write(&p, b"1").unwrap();
-        atomic_write(&p, b"2").unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"2");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn fnv_is_stable() {
-        assert_eq!(fnv64(""), "cbf29ce484222325");
-        assert_eq!(fnv64("a"), "af63dc4c8601ec8c");
-    }
-}
+mod tests;

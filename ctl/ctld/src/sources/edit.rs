@@ -88,12 +88,147 @@ pub fn weights(
     specs: &[WeightSpec],
 ) -> Result<String, String> {
     let mut doc = parse(text)?;
+    let target = route_listener(&mut doc, route, listener)?;
+    let mut result = Ok(());
+    with_route(&mut doc, route, &target, |t| {
+        result = edit_weights(t, route, specs)
+    });
+    result?;
+    Ok(doc.to_string())
+}
+
+/// The listener of route `route` (named, or `<listener>/<index>` with `listener` given);
+/// an error when there is none or the name is used on several listeners.
+pub fn resolve_route(text: &str, route: &str, listener: Option<&str>) -> Result<String, String> {
+    route_listener(&mut parse(text)?, route, listener)
+}
+
+/// The TOML text of a cluster's `endpoints` array, or a route's `weighted` array.
+pub fn get_value(text: &str, field: Field<'_>) -> Result<String, String> {
+    let mut doc = parse(text)?;
+    let mut found = None;
+    let key = field.key();
+    field.visit(&mut doc, |t| {
+        found = t.get(key).and_then(Item::as_value).map(|v| {
+            let mut v = v.clone();
+            v.decor_mut().clear();
+            v.to_string()
+        })
+    })?;
+    found.ok_or_else(|| format!("{} has no inline {key} list", field.describe()))
+}
+
+/// Sets a cluster's `endpoints` or a route's `weighted` (dropping its `cluster`) to `value`,
+/// a TOML array.
+pub fn set_value(text: &str, field: Field<'_>, value: &str) -> Result<String, String> {
+    let mut v = value
+        .parse::<Value>()
+        .map_err(|e| format!("{}: not a TOML value: {e}", field.describe()))?;
+    v.decor_mut().clear();
+    let mut doc = parse(text)?;
+    let key = field.key();
+    let route = matches!(field, Field::Weighted { .. });
+    let mut result = Ok(());
+    field.visit(&mut doc, |t| {
+        if route && t.contains_key("direct_response") {
+            result = Err(format!(
+                "{} answers with a direct_response",
+                field.describe()
+            ));
+            return;
+        }
+        if route {
+            t.remove("cluster");
+        }
+        t.insert(key, Item::Value(v.clone()));
+    })?;
+    result?;
+    Ok(doc.to_string())
+}
+
+/// A list in a configuration that an operator override replaces whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field<'a> {
+    /// `clusters[name = cluster].endpoints`
+    Endpoints { cluster: &'a str },
+    /// `routes[listener, name = route].weighted`
+    Weighted { listener: &'a str, route: &'a str },
+}
+
+impl Field<'_> {
+    fn key(&self) -> &'static str {
+        match self {
+            Field::Endpoints { .. } => "endpoints",
+            Field::Weighted { .. } => "weighted",
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Field::Endpoints { cluster } => format!("cluster {cluster:?}"),
+            Field::Weighted { listener, route } => format!("route {listener}/{route}"),
+        }
+    }
+
+    /// Calls `f` on the one table the field lives in; an error when it is not there.
+    fn visit(
+        &self,
+        doc: &mut DocumentMut,
+        mut f: impl FnMut(&mut dyn TableLike),
+    ) -> Result<(), String> {
+        let mut found = false;
+        match *self {
+            Field::Endpoints { cluster } => for_each_table(doc, "clusters", |t| {
+                if !found && name_of(t) == Some(cluster) {
+                    found = true;
+                    f(t);
+                }
+            }),
+            Field::Weighted { listener, route } => with_route(doc, route, listener, |t| {
+                found = true;
+                f(t);
+            }),
+        }
+        if found {
+            Ok(())
+        } else {
+            Err(format!("no {}", self.describe()))
+        }
+    }
+}
+
+/// Calls `f` on route `route` of listener `target`.
+fn with_route(
+    doc: &mut DocumentMut,
+    route: &str,
+    target: &str,
+    mut f: impl FnMut(&mut dyn TableLike),
+) {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for_each_table(doc, "routes", |t| {
+        let l = t
+            .get("listener")
+            .and_then(|i| i.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let index = next_index(&mut seen, &l);
+        if l == target && route_matches(t, &l, index, route, Some(target)) {
+            f(t);
+        }
+    });
+}
+
+fn route_listener(
+    doc: &mut DocumentMut,
+    route: &str,
+    listener: Option<&str>,
+) -> Result<String, String> {
     // First pass: which listeners have a route of that name? An unnamed route is named
     // `<listener>/<index>` (its position among its listener's routes), which the CLI passes
     // as listener and index.
     let mut listeners: Vec<String> = Vec::new();
     let mut seen: Vec<(String, usize)> = Vec::new();
-    for_each_table(&mut doc, "routes", |t| {
+    for_each_table(doc, "routes", |t| {
         let l = t.get("listener").and_then(|i| i.as_str()).unwrap_or("");
         let index = next_index(&mut seen, l);
         if route_matches(t, l, index, route, listener) {
@@ -115,22 +250,7 @@ pub fn weights(
             ))
         }
     }
-    let target = listeners.swap_remove(0);
-    let mut result = Ok(());
-    let mut seen: Vec<(String, usize)> = Vec::new();
-    for_each_table(&mut doc, "routes", |t| {
-        let l = t
-            .get("listener")
-            .and_then(|i| i.as_str())
-            .unwrap_or("")
-            .to_owned();
-        let index = next_index(&mut seen, &l);
-        if l == target && route_matches(t, &l, index, route, Some(&target)) {
-            result = edit_weights(t, route, specs);
-        }
-    });
-    result?;
-    Ok(doc.to_string())
+    Ok(listeners.swap_remove(0))
 }
 
 /// The position of the next route of listener `l` among that listener's routes.

@@ -179,3 +179,45 @@ fn weights_reach_an_unnamed_route_by_its_default_name() {
     assert!(weights(&text, "1", None, &[w("api-v2", 3)]).is_err());
     assert!(weights(&text, "0", Some("inbound"), &[w("api-v2", 3)]).is_err());
 }
+
+#[test]
+fn a_list_is_read_and_replaced_whole() {
+    let ep = Field::Endpoints { cluster: "api-v1" };
+    let v = get_value(BASE, ep).unwrap();
+    assert_eq!(
+        v,
+        r#"[ "127.0.0.1:9001", { address = "127.0.0.1:9002", weight = 2 } ]"#
+    );
+    let t = set_value(BASE, ep, r#"["127.0.0.1:1"]"#).unwrap();
+    assert!(t.contains("endpoints = [\"127.0.0.1:1\"]\n"), "{t}");
+    assert!(
+        t.contains("name = \"api-v1\" # stable"),
+        "comments kept: {t}"
+    );
+
+    // A route with one cluster becomes a weighted one.
+    let web = Field::Weighted {
+        listener: "inbound",
+        route: "web",
+    };
+    let t = set_value(BASE, web, r#"[{ cluster = "api-v2", weight = 1 }]"#).unwrap();
+    assert!(!t.contains("cluster = \"api-v1\"\n\n"), "{t}");
+    assert_eq!(
+        get_value(&t, web).unwrap(),
+        r#"[{ cluster = "api-v2", weight = 1 }]"#
+    );
+
+    let ping = Field::Weighted {
+        listener: "inbound",
+        route: "ping",
+    };
+    assert!(set_value(BASE, ping, "[]")
+        .unwrap_err()
+        .contains("direct_response"));
+    let gone = Field::Endpoints { cluster: "nope" };
+    assert_eq!(get_value(BASE, gone).unwrap_err(), "no cluster \"nope\"");
+    assert_eq!(
+        resolve_route(BASE, "api", None).unwrap(),
+        "inbound".to_owned()
+    );
+}

@@ -1,0 +1,166 @@
+//! The requests ringsidectl sends to ctld, each turned into one reply (semantics in
+//! `docs/control-protocol.md`). This runs on the CLI connection's own thread: it validates
+//! what it can (an `apply` once, a `rollback`'s old text), reads immutable generation files
+//! from the state directory, and asks the reconciler for the rest.
+
+pub mod server;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use ringside_wire::{Reply, Request};
+
+use crate::desired::Proposal;
+use crate::diff;
+use crate::error::{validate, CtldError};
+use crate::persist::Store;
+use crate::reconciler::{ApiCall, Change, EditSpec, Found, Handle, Purpose};
+
+/// What a CLI thread needs: the reconciler's handle and the state directory (read only).
+#[derive(Clone)]
+pub struct Api {
+    pub handle: Handle,
+    pub store: Store,
+}
+
+impl Api {
+    pub fn handle(&self, request: Request) -> Reply {
+        self.serve(request).unwrap_or_else(CtldError::into_reply)
+    }
+
+    fn serve(&self, request: Request) -> Result<Reply, CtldError> {
+        match request {
+            Request::Status => self.handle.ask(ApiCall::Status).map(Reply::CtldStatus),
+            Request::Apply {
+                node,
+                config,
+                no_wait,
+            } => {
+                // Validated once, here; an invalid file changes nothing.
+                validate(&config)?;
+                self.change(node, Change::Apply(Arc::from(config)), !no_wait)
+            }
+            Request::Diff { node, config } => {
+                let nodes = self
+                    .handle
+                    .ask(|reply| ApiCall::Current { node, reply })??;
+                let mut text = String::new();
+                for (id, generation, current) in nodes {
+                    let old_name = if generation == 0 {
+                        format!("{id} (no configuration)")
+                    } else {
+                        format!("{id} generation {generation}")
+                    };
+                    text.push_str(&diff::unified(
+                        current.as_deref().unwrap_or(""),
+                        &config,
+                        &old_name,
+                        &format!("{id} new"),
+                    ));
+                }
+                Ok(Reply::Diff { text })
+            }
+            Request::GetConfig { node, generation } => {
+                let found = self.lookup(node, generation, Purpose::Get)?;
+                let (node, generation, config) =
+                    found.into_iter().next().ok_or(CtldError::NoNodeYet)?;
+                Ok(Reply::Config {
+                    node,
+                    generation,
+                    config,
+                })
+            }
+            Request::Rollback { node, to } => {
+                let mut list = Vec::new();
+                for (id, to, text) in self.lookup(node.clone(), to, Purpose::Rollback)? {
+                    validate(&text).map_err(|e| e.for_node(&id, true))?;
+                    let source = format!("rollback to {to}");
+                    let p = Proposal::Base {
+                        text: Arc::from(text),
+                        source: source.clone(),
+                        file: None,
+                        validated: true,
+                    };
+                    list.push((id, p, source));
+                }
+                self.change(node, Change::PerNode(list), true)
+            }
+            Request::Endpoints {
+                op,
+                cluster,
+                addresses,
+                node,
+            } => {
+                let spec = EditSpec::Endpoints {
+                    op,
+                    cluster,
+                    addresses,
+                };
+                self.change(node, Change::Edit(spec), true)
+            }
+            Request::Weights {
+                route,
+                listener,
+                weights,
+                node,
+            } => {
+                let spec = EditSpec::Weights {
+                    route,
+                    listener,
+                    weights,
+                };
+                self.change(node, Change::Edit(spec), true)
+            }
+            Request::ClearOverrides { node, key } => {
+                self.change(node, Change::ClearOverrides(key), true)
+            }
+            other => Ok(Reply::error(format!(
+                "{} is not served by ringside-ctld",
+                other.name()
+            ))),
+        }
+    }
+
+    fn change(&self, node: Option<String>, change: Change, wait: bool) -> Result<Reply, CtldError> {
+        self.handle.ask(|reply| ApiCall::Change {
+            node,
+            change,
+            wait,
+            reply,
+        })
+    }
+
+    /// The generations to read, with their texts (from the reconciler when it has them,
+    /// else from the state directory).
+    fn lookup(
+        &self,
+        node: Option<String>,
+        generation: Option<u64>,
+        purpose: Purpose,
+    ) -> Result<Vec<(String, u64, String)>, CtldError> {
+        let found: Vec<Found> = self.handle.ask(|reply| ApiCall::Lookup {
+            node,
+            generation,
+            purpose,
+            reply,
+        })??;
+        found
+            .into_iter()
+            .map(|(id, g, text)| {
+                let text = match text {
+                    Some(t) => t.to_string(),
+                    None => self
+                        .store
+                        .read_generation(&id, g)
+                        .map_err(|e| CtldError::Read {
+                            node: id.clone(),
+                            generation: g,
+                            message: e.to_string(),
+                        })?,
+                };
+                Ok((id, g, text))
+            })
+            .collect()
+    }
+}
