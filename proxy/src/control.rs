@@ -193,8 +193,14 @@ fn connection(stream: UnixStream, ctx: &Context) {
                 clusters: ctx.health(),
             },
             Request::Drain => {
+                // The reply goes first: a drain with nothing in flight can end the process
+                // before a reply sent after it would be written.
+                let sent = conn.reply(id, Reply::Ok);
                 let _ = ctx.events.send(Event::DrainRequested);
-                Reply::Ok
+                if sent.is_err() {
+                    return;
+                }
+                continue;
             }
             Request::Upgrade { binary, args } => {
                 let (reply, drain) = crate::upgrade::run(ctx, &binary, args);
