@@ -460,8 +460,11 @@ mod tests {
         assert!(enc_req(s, set, false).contains("Host: rewritten\r\n"));
         // a set entry whose value could inject a header is skipped, short or long
         let long = format!("{}\r\nEvil: 1", "a".repeat(40));
-        let set: &[(&'static str, &[u8])] =
-            &[("X", b"a\r\nEvil: 1"), ("Y", long.as_bytes()), ("Z", b"a\0")];
+        let set: &[(&'static str, &[u8])] = &[
+            ("X", b"a\r\nEvil: 1"),
+            ("Y", long.as_bytes()),
+            ("Z", b"a\0"),
+        ];
         assert_eq!(
             enc_req(s, set, false),
             "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: spoofed\r\nx-request-id: 1\r\nA: b\r\n\r\n"

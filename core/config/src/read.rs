@@ -2,7 +2,7 @@
 //!
 //! The text is parsed into a `toml::Table` first (a syntax error is the only error that
 //! stops everything), then `[proxy]`, `[mesh]` and each element of `[[listeners]]`,
-//! `[[routes]]`, `[[authz]]`, `[[clusters]]` and `[[consumers]]` is deserialized on its own through `serde_path_to_error`, so that a typo in
+//! `[[routes]]`, `[[authz]]`, `[[clusters]]`, `[[consumers]]` and `[[redis]]` is deserialized on its own through `serde_path_to_error`, so that a typo in
 //! one element neither hides the mistakes in the others nor loses its path.
 
 use serde::de::DeserializeOwned;
@@ -10,11 +10,11 @@ use toml::Value;
 
 use crate::error::ConfigError;
 use crate::raw::{
-    FileAuthz, FileCluster, FileConsumer, FileListener, FileMesh, FileProxy, FileRoute,
+    FileAuthz, FileCluster, FileConsumer, FileListener, FileMesh, FileProxy, FileRedis, FileRoute,
 };
 
 /// The top-level keys, in the order errors are reported.
-pub(crate) const SECTIONS: [&str; 7] = [
+pub(crate) const SECTIONS: [&str; 8] = [
     "proxy",
     "mesh",
     "listeners",
@@ -22,14 +22,12 @@ pub(crate) const SECTIONS: [&str; 7] = [
     "authz",
     "clusters",
     "consumers",
+    "redis",
 ];
 
 /// Top-level keys of the gateway's contract that later work will accept; refused with a
 /// clear message until then.
-const NOT_YET: [(&str, &str); 2] = [
-    ("jwt_providers", "JWT authentication"),
-    ("redis", "global rate limits in Redis"),
-];
+const NOT_YET: [(&str, &str); 1] = [("jwt_providers", "JWT authentication")];
 
 /// One element of an array of tables.
 #[derive(Debug)]
@@ -53,6 +51,7 @@ pub(crate) struct RawFile {
     pub authz: Vec<Slot<FileAuthz>>,
     pub clusters: Vec<Slot<FileCluster>>,
     pub consumers: Vec<Slot<FileConsumer>>,
+    pub redis: Vec<Slot<FileRedis>>,
 }
 
 /// Reads `text`, appending every structural error (unknown key, wrong type, missing field) to
@@ -84,11 +83,12 @@ pub(crate) fn read(text: &str, errors: &mut Vec<ConfigError>) -> Option<RawFile>
             "authz" => raw.authz = elements(value, "authz", errors),
             "clusters" => raw.clusters = elements(value, "clusters", errors),
             "consumers" => raw.consumers = elements(value, "consumers", errors),
+            "redis" => raw.redis = elements(value, "redis", errors),
             _ => errors.push(ConfigError {
                 message: match NOT_YET.iter().find(|(k, _)| *k == key) {
                     Some((_, what)) => format!("not supported yet: {what} is not part of this version of the gateway role"),
                     None => format!(
-                        "unknown field \"{key}\", expected one of \"proxy\", \"mesh\", \"listeners\", \"routes\", \"authz\", \"clusters\", \"consumers\""
+                        "unknown field \"{key}\", expected one of \"proxy\", \"mesh\", \"listeners\", \"routes\", \"authz\", \"clusters\", \"consumers\", \"redis\""
                     ),
                 },
                 path: key,

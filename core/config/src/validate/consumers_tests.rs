@@ -1,6 +1,6 @@
 //! The gateway's keys: consumers and API keys, `authn`, keyed rate limits — what is
 //! accepted, and every mistake with its path (the role check, duplicate keys, bad digests,
-//! the parts of the contract not built yet).
+//! the part of the contract not built yet: JWT).
 
 use super::tests::{errors, ok};
 use crate::consumers::sha256;
@@ -149,8 +149,10 @@ name = "a"
     assert_eq!(sha256(b"test")[0], 0x9f);
 }
 
+/// JWT is not built yet: its keys are refused by name. (`[[redis]]` and a global
+/// `rate_limit` are accepted: validate/redis_tests.rs.)
 #[test]
-fn jwt_and_redis_are_refused_as_not_supported_yet() {
+fn jwt_is_refused_as_not_supported_yet() {
     let text = format!(
         r#"{BASE}
 [proxy]
@@ -161,6 +163,7 @@ name = "corp"
 
 [[redis]]
 name = "limits"
+address = "127.0.0.1:6379"
 
 [[consumers]]
 name = "mobile-app"
@@ -176,26 +179,18 @@ cluster = "local-app"
     );
     let found = errors(&text);
     let yet = "not supported yet";
-    for (path, what) in [
-        ("jwt_providers: ", yet),
-        ("redis: ", yet),
-        ("routes[0].authn.jwt: ", yet),
-        ("routes[0].match.consumers: ", yet),
-        ("routes[0].rate_limit.requests_per_minute: ", yet),
-        ("routes[0].rate_limit.redis: ", yet),
-        (
-            "routes[0].rate_limit: ",
-            "missing field \"requests_per_second\"",
-        ),
-        ("consumers[0].jwt_subjects: ", yet),
+    for path in [
+        "jwt_providers: ",
+        "routes[0].authn.jwt: ",
+        "routes[0].match.consumers: ",
+        "consumers[0].jwt_subjects: ",
     ] {
         assert!(
-            found
-                .iter()
-                .any(|e| e.starts_with(path) && e.contains(what)),
-            "{path}{what} in {found:#?}"
+            found.iter().any(|e| e.starts_with(path) && e.contains(yet)),
+            "{path}{yet} in {found:#?}"
         );
     }
+    assert_eq!(found.len(), 4, "{found:#?}");
 }
 
 #[test]
