@@ -12,7 +12,8 @@
 //! route:    IpFilter, Cors, AuthN, ConsumerRateLimit, RateLimit, BodyLimit, Rewrite,
 //!           HeaderEdits, Timeout, Fault, Direct, Redirect
 //! ```
-//! Not built yet (issue 12): JWT authentication and global (Redis) rate limits.
+//! The route's `RateLimit` step is a global limit kept in Redis when its `rate_limit` names a
+//! `[[redis]]` (`stage/global_limit.rs`). Not built yet (issue 12): JWT authentication.
 
 use ringside_engine::{ListenerStep, RouteStep, Stack};
 
