@@ -3,7 +3,8 @@
 //! per-consumer and per-header windows over HTTP/1.1 and h2, Redis killed (requests pass,
 //! counted) and started again (limiting resumes by itself), and `fail_closed`. Both gateways
 //! of a test are separate engines in this process: they share nothing but Redis, as two
-//! processes would. Every wait is bounded.
+//! processes would (proxy/tests/global_limits.rs runs two `ringside` processes). Every wait
+//! is bounded.
 
 #![allow(clippy::unwrap_used)] // test helpers, like #[test] bodies
 
