@@ -17,8 +17,8 @@
 //!   know these keys refuses the configuration: then only the rows on it fail.
 //! - **consumers** ([`CONSUMERS_LISTENER`], [`CONSUMERS`]): a gateway
 //!   (`role = "gateway"`) with the same four listeners, `[[consumers]]`, routes with
-//!   `authn = { api_key = ... }` and a `rate_limit` keyed by a header; the edits proxy's
-//!   clusters.
+//!   `authn = { api_key = ... }`, a `rate_limit` keyed by a header, and a global one kept
+//!   in a real `redis-server` (`[[redis]]`); the edits proxy's clusters.
 //! - **gateway** ([`GATEWAY_LISTENER`]): `role = "gateway"`, the same four listeners with
 //!   the gateway's route keys (CORS, rewrites, a redirect, address filters, a route body
 //!   limit).
@@ -464,6 +464,13 @@ rate_limit = { key = "header:x-tenant", requests_per_second = 1, burst = 1 }
 
 [[routes]]
 listener = "$L"
+name = "consumers-global"
+match = { path_prefix = "/consumers/global/" }
+cluster = "a-$up"
+rate_limit = { key = "header:x-tenant", requests_per_minute = 1, redis = "limits" }
+
+[[routes]]
+listener = "$L"
 name = "consumers-open"
 match = { path_prefix = "/consumers/" }
 cluster = "a-$up"
@@ -471,7 +478,7 @@ cluster = "a-$up"
 
 /// The consumers proxy's consumers (its clusters are the edits proxy's): `mobile` (its key
 /// given as a SHA-256: `printf %s mobile-key | sha256sum`) and `limited` (a plain key, one
-/// request a second).
+/// request a second); and the `[[redis]]` of its global rate limit (a real redis-server).
 const CONSUMERS: &str = r#"
 [[consumers]]
 name = "mobile"
@@ -481,6 +488,10 @@ api_keys = [ { sha256 = "57d419be43e536f6ecfa7f54599e9050db0eca72598b456400601ae
 name = "limited"
 api_keys = [ { key = "limited-key" } ]
 rate_limit = { requests_per_second = 1, burst = 1 }
+
+[[redis]]
+name = "limits"
+address = "$redis"
 "#;
 
 /// What the origins answer, by path: `200` with their name as the body and `x-origin: NAME`,
@@ -1058,6 +1069,28 @@ fn rows() -> Vec<Row> {
             .after(Req::get("/consumers/keyed/first").header("x-tenant", "t1"))
             .send(Req::get("/consumers/keyed/x").header("x-tenant", "t1"))
             .expect(Expect::own(429).headers(vec![is_lit("ratelimit-limit", "1")])),
+        // The consumers proxy has one worker: the request before and the row's are counted
+        // by the same worker, whose own count refuses the second at once (what other
+        // workers and proxies let through is gateway_global_limits.rs's). Every cell uses
+        // the one window of x-tenant: global; a minute that ends between a cell's two
+        // requests (about 1 in 60 000) would let its second through.
+        row("global rate limit (Redis): 429 once the window is full", r#"rate_limit = { key = "header:x-tenant", requests_per_minute = 1, redis = "limits" }; one request before"#)
+            .on(Setup::Consumers)
+            .after(Req::get("/consumers/global/first").header("x-tenant", "global"))
+            .send(Req::get("/consumers/global/x").header("x-tenant", "global"))
+            .expect(Expect::own(429).headers(vec![
+                is_lit("ratelimit-limit", "1"),
+                is_lit("ratelimit-remaining", "0"),
+                Check::SameAs("retry-after", "ratelimit-reset"),
+            ])),
+        row("gRPC global rate limit (Redis): 8 RESOURCE_EXHAUSTED", r#"rate_limit = { key = "header:x-tenant", requests_per_minute = 1, redis = "limits" }; one request before"#)
+            .on(Setup::Consumers)
+            .after(Req::get("/consumers/global/first").header("x-tenant", "global-grpc"))
+            .send_by_proto(
+                Form::NotApplicable(GRPC_IS_H2),
+                Req::grpc("/consumers/global/grpc.Svc/Call").header("x-tenant", "global-grpc"),
+            )
+            .expect(Expect::grpc(8).untouched()),
         // --- The gateway's request shaping (the gateway proxy, role = "gateway").
         row("CORS preflight from an allowed origin: 204 by the proxy", "[routes.cors] allow_origins, allow_methods, allow_headers, max_age_s, allow_credentials")
             .on(Setup::Gateway)
@@ -1194,7 +1227,10 @@ fn run_table(d: Driver) {
     let (client_cert, client_key) = pki.leaf("client", &[], &[CLIENT_ID]);
     let (a_h1, b_h1, a_h2, b_h2) = World::origins(script);
     let dead = closed_port();
+    // The consumers proxy's global rate limit counts here.
+    let redis = ringside_tests::redis::Redis::start();
     let vars: &[(&str, &dyn std::fmt::Display)] = &[
+        ("redis", &redis.addr),
         ("a_h1", &a_h1.addr()),
         ("b_h1", &b_h1.addr()),
         ("a_h2", &a_h2.addr()),
