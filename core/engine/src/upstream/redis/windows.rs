@@ -52,6 +52,8 @@ pub(crate) struct Flush {
 /// The counts of every window this worker admitted requests to.
 #[derive(Debug, Default)]
 pub(crate) struct Windows {
+    /// SipHash with a random key (std's default), not Fx: the keys carry what clients send
+    /// (header values), and must not be chosen to collide.
     counts: HashMap<Box<[u8]>, Count>,
     /// Keys with `unflushed > 0`.
     dirty: usize,
