@@ -78,7 +78,7 @@ fn config(origin: SocketAddr, redis: SocketAddr) -> String {
          [[routes]]\nlistener = \"in\"\nname = \"all\"\ncluster = \"app\"\n\
          rate_limit = {{ key = \"header:x-tenant\", requests_per_minute = {LIMIT}, redis = \"limits\" }}\n\
          [[clusters]]\nname = \"app\"\nendpoints = [\"{origin}\"]\n\
-         [[redis]]\nname = \"limits\"\naddress = \"{redis}\"\ntimeout_ms = 200\n",
+         [[redis]]\nname = \"limits\"\naddress = \"{redis}\"\ntimeout_ms = 1000\n",
         proxy = proxy_section(WORKERS as usize),
     )
 }

@@ -478,7 +478,8 @@ cluster = "a-$up"
 
 /// The consumers proxy's consumers (its clusters are the edits proxy's): `mobile` (its key
 /// given as a SHA-256: `printf %s mobile-key | sha256sum`) and `limited` (a plain key, one
-/// request a second); and the `[[redis]]` of its global rate limit (a real redis-server).
+/// request a second); and the `[[redis]]` of its global rate limit (a real redis-server;
+/// `timeout_ms` roomy, since a batch that times out on a busy machine would fail open).
 const CONSUMERS: &str = r#"
 [[consumers]]
 name = "mobile"
@@ -492,6 +493,7 @@ rate_limit = { requests_per_second = 1, burst = 1 }
 [[redis]]
 name = "limits"
 address = "$redis"
+timeout_ms = 1000
 "#;
 
 /// What the origins answer, by path: `200` with their name as the body and `x-origin: NAME`,

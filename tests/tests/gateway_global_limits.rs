@@ -24,11 +24,11 @@ fn get_with(path: &str, headers: &str) -> Vec<u8> {
 }
 
 /// A gateway with two workers in front of `origin`, whose route `all` gets `route` lines;
-/// `[[redis]] limits` is `redis` (`timeout_ms` 200: the test machine may be busy), and
-/// `tail` is appended (consumers).
+/// `[[redis]] limits` is `redis` (`timeout_ms` 1000: a batch that timed out on a busy test
+/// machine would fail open), and `tail` is appended (consumers).
 fn gateway(d: Driver, origin: &Origin, redis: SocketAddr, route: &str, tail: &str) -> Proxy {
     let tail =
-        format!("{tail}\n[[redis]]\nname = \"limits\"\naddress = \"{redis}\"\ntimeout_ms = 200\n");
+        format!("{tail}\n[[redis]]\nname = \"limits\"\naddress = \"{redis}\"\ntimeout_ms = 1000\n");
     Proxy::start(
         d,
         &basic_config(
