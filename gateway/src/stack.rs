@@ -12,8 +12,9 @@
 //! route:    IpFilter, Cors, AuthN, ConsumerRateLimit, RateLimit, BodyLimit, Rewrite,
 //!           HeaderEdits, Timeout, Fault, Direct, Redirect
 //! ```
-//! `AuthN` checks a route's JWT (`stage/jwt.rs`) and API key. Not built yet (issue 12):
-//! global (Redis) rate limits.
+//! `AuthN` checks a route's JWT (`stage/jwt.rs`) and API key. The route's `RateLimit` step is
+//! a global limit kept in Redis when its `rate_limit` names a `[[redis]]`
+//! (`stage/global_limit.rs`).
 
 use ringside_engine::{ListenerStep, RouteStep, Stack};
 

@@ -10,6 +10,8 @@
 //! - [`origin::Origin`] is a scripted HTTP/1.1 server that records every request it received
 //!   and counts its connections; [`h2origin::H2Origin`] is its HTTP/2 (h2c) counterpart;
 //!   [`origin::TcpEcho`] is a raw TCP echo server.
+//! - [`redis::Redis`] is a real `redis-server` on a loopback port (global rate limits),
+//!   stopped and started again at will.
 //! - [`client::Client`] sends exact bytes and reads one response at a time.
 //! - [`table`] runs the behaviour table (`tests/behaviour_table.rs`): every row over every
 //!   downstream and upstream protocol.
@@ -24,6 +26,7 @@ pub mod h2origin;
 pub mod jwt;
 pub mod origin;
 pub mod python;
+pub mod redis;
 pub mod table;
 pub mod tools;
 

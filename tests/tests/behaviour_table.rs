@@ -17,8 +17,9 @@
 //!   know these keys refuses the configuration: then only the rows on it fail.
 //! - **consumers** ([`CONSUMERS_LISTENER`], [`CONSUMERS`]): a gateway
 //!   (`role = "gateway"`) with the same four listeners, `[[consumers]]`, a JWT provider,
-//!   routes with `authn = { api_key = ... }` or `{ jwt = [...], api_key = {} }` and a
-//!   `rate_limit` keyed by a header; the edits proxy's clusters.
+//!   routes with `authn = { api_key = ... }` or `{ jwt = [...], api_key = {} }`, a
+//!   `rate_limit` keyed by a header, and a global one kept in a real `redis-server`
+//!   (`[[redis]]`); the edits proxy's clusters.
 //! - **gateway** ([`GATEWAY_LISTENER`]): `role = "gateway"`, the same four listeners with
 //!   the gateway's route keys (CORS, rewrites, a redirect, address filters, a route body
 //!   limit).
@@ -472,6 +473,13 @@ authn = { jwt = [ "corp" ], api_key = {} }
 
 [[routes]]
 listener = "$L"
+name = "consumers-global"
+match = { path_prefix = "/consumers/global/" }
+cluster = "a-$up"
+rate_limit = { key = "header:x-tenant", requests_per_minute = 1, redis = "limits" }
+
+[[routes]]
+listener = "$L"
 name = "consumers-open"
 match = { path_prefix = "/consumers/" }
 cluster = "a-$up"
@@ -479,8 +487,10 @@ cluster = "a-$up"
 
 /// The consumers proxy's consumers (its clusters are the edits proxy's): `mobile` (its key
 /// given as a SHA-256: `printf %s mobile-key | sha256sum`; also the JWT subject
-/// `client:mobile`) and `limited` (a plain key, one request a second); and the JWT provider
-/// `corp`, whose keys (`$jwks`) are made by PyJWT for each run ([`jwt_tokens`]).
+/// `client:mobile`) and `limited` (a plain key, one request a second); the JWT provider
+/// `corp`, whose keys (`$jwks`) are made by PyJWT for each run ([`jwt_tokens`]); and the
+/// `[[redis]]` of its global rate limit (a real redis-server; `timeout_ms` roomy, since a
+/// batch that times out on a busy machine would fail open).
 const CONSUMERS: &str = r#"
 [[jwt_providers]]
 name = "corp"
@@ -499,6 +509,11 @@ name = "limited"
 api_keys = [ { key = "limited-key" } ]
 jwt_subjects = [ "client:limited" ]
 rate_limit = { requests_per_second = 1, burst = 1 }
+
+[[redis]]
+name = "limits"
+address = "$redis"
+timeout_ms = 1000
 "#;
 
 /// The JWT rows' keys (Ed25519, P-256) and tokens, made fresh by PyJWT for each run:
@@ -1146,6 +1161,28 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
             .after(Req::get("/consumers/keyed/first").header("x-tenant", "t1"))
             .send(Req::get("/consumers/keyed/x").header("x-tenant", "t1"))
             .expect(Expect::own(429).headers(vec![is_lit("ratelimit-limit", "1")])),
+        // The consumers proxy has one worker: the request before and the row's are counted
+        // by the same worker, whose own count refuses the second at once (what other
+        // workers and proxies let through is gateway_global_limits.rs's). Every cell uses
+        // the one window of x-tenant: global; a minute that ends between a cell's two
+        // requests (about 1 in 60 000) would let its second through.
+        row("global rate limit (Redis): 429 once the window is full", r#"rate_limit = { key = "header:x-tenant", requests_per_minute = 1, redis = "limits" }; one request before"#)
+            .on(Setup::Consumers)
+            .after(Req::get("/consumers/global/first").header("x-tenant", "global"))
+            .send(Req::get("/consumers/global/x").header("x-tenant", "global"))
+            .expect(Expect::own(429).headers(vec![
+                is_lit("ratelimit-limit", "1"),
+                is_lit("ratelimit-remaining", "0"),
+                Check::SameAs("retry-after", "ratelimit-reset"),
+            ])),
+        row("gRPC global rate limit (Redis): 8 RESOURCE_EXHAUSTED", r#"rate_limit = { key = "header:x-tenant", requests_per_minute = 1, redis = "limits" }; one request before"#)
+            .on(Setup::Consumers)
+            .after(Req::get("/consumers/global/first").header("x-tenant", "global-grpc"))
+            .send_by_proto(
+                Form::NotApplicable(GRPC_IS_H2),
+                Req::grpc("/consumers/global/grpc.Svc/Call").header("x-tenant", "global-grpc"),
+            )
+            .expect(Expect::grpc(8).untouched()),
         // --- The gateway's request shaping (the gateway proxy, role = "gateway").
         row("CORS preflight from an allowed origin: 204 by the proxy", "[routes.cors] allow_origins, allow_methods, allow_headers, max_age_s, allow_credentials")
             .on(Setup::Gateway)
@@ -1284,8 +1321,11 @@ fn run_table(d: Driver) {
     let dead = closed_port();
     let jwt = jwt_tokens();
     let jwks = jwt.jwks(&["ed1", "ec1"]);
+    // The consumers proxy's global rate limit counts here.
+    let redis = ringside_tests::redis::Redis::start();
     let vars: &[(&str, &dyn std::fmt::Display)] = &[
         ("jwks", &jwks),
+        ("redis", &redis.addr),
         ("a_h1", &a_h1.addr()),
         ("b_h1", &b_h1.addr()),
         ("a_h2", &a_h2.addr()),

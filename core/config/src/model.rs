@@ -40,6 +40,9 @@ pub struct Config {
     pub consumers: std::sync::Arc<crate::Consumers>,
     /// `[[jwt_providers]]`, by name (gateway role; empty otherwise).
     pub jwt_providers: Vec<std::sync::Arc<crate::JwtProvider>>,
+    /// `[[redis]]`: the servers that keep global rate limits (gateway role; empty
+    /// otherwise).
+    pub redis: Vec<RedisServer>,
 }
 
 impl Config {
@@ -315,8 +318,12 @@ pub struct Route {
     pub fault: Option<Fault>,
     /// The route's token bucket (`rate_limit`), if any.
     pub rate_limit: Option<RateLimit>,
-    /// What `rate_limit` keeps a bucket for (`rate_limit.key`; gateway role).
+    /// What `rate_limit` keeps a bucket for (`rate_limit.key`; gateway role); also what
+    /// `global_rate_limit` counts by.
     pub rate_limit_key: crate::RateLimitKey,
+    /// The route's global limit (`rate_limit` with `redis`; gateway role), if any. A route
+    /// has this or `rate_limit`, never both.
+    pub global_rate_limit: Option<GlobalRateLimit>,
     /// Who may use the route (`authn`; gateway role).
     pub authn: Option<crate::Authn>,
     /// The gateway's request shaping (CORS, rewrite, address filter, body limit); empty on
@@ -398,6 +405,51 @@ impl RateLimit {
         RateLimit {
             requests_per_second,
             burst,
+        }
+    }
+}
+
+/// A `[[redis]]`: a Redis server that keeps global rate limits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct RedisServer {
+    pub name: String,
+    pub address: std::net::SocketAddr,
+    /// The longest a connect or a batch of counts may take (1 ms to 10 s).
+    pub timeout: Duration,
+}
+
+impl RedisServer {
+    pub fn new(name: impl Into<String>, address: std::net::SocketAddr, timeout: Duration) -> Self {
+        RedisServer {
+            name: name.into(),
+            address,
+            timeout,
+        }
+    }
+}
+
+/// A route's global rate limit: at most `limit` requests per fixed window of
+/// `window_secs`, counted in `redis` by every proxy that shares it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct GlobalRateLimit {
+    pub redis: RedisServer,
+    /// Requests per window, >= 1.
+    pub limit: u32,
+    /// 1 (`requests_per_second`) or 60 (`requests_per_minute`).
+    pub window_secs: u32,
+    /// Refuse (503) instead of letting requests through while Redis is unreachable.
+    pub fail_closed: bool,
+}
+
+impl GlobalRateLimit {
+    pub fn new(redis: RedisServer, limit: u32, window_secs: u32, fail_closed: bool) -> Self {
+        GlobalRateLimit {
+            redis,
+            limit,
+            window_secs,
+            fail_closed,
         }
     }
 }

@@ -655,10 +655,13 @@ pub struct FileFaultAbort {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileRateLimit {
-    /// Required. Tokens added per second, 1 to 1000000000.
+    /// Tokens added per second, 1 to 1000000000 (with `redis`: requests per one-second
+    /// window, 1 to 4294967295). Required unless `requests_per_minute` is given (with
+    /// `redis`, exactly one of the two).
     pub requests_per_second: Option<u64>,
     /// Size of the bucket (the most requests let through at once after a quiet spell), 1
-    /// to 4294967295. Default: `requests_per_second` (one second's worth).
+    /// to 4294967295. Default: `requests_per_second` (one second's worth). Not with `redis`
+    /// (a window has no burst).
     pub burst: Option<u64>,
     /// A route's only (gateway role): what gets a bucket of its own. `"route"` (one bucket
     /// for the route, the default), `"consumer"` (one per consumer; the route needs
@@ -667,12 +670,32 @@ pub struct FileRateLimit {
     /// buckets live in a fixed table of 4096 per route: keys that hash to the same slot
     /// share a bucket (see docs/config.md).
     pub key: Option<String>,
-    /// A limit per minute. Not supported yet (global limits): an error.
+    /// With `redis` only: requests per one-minute window, 1 to 4294967295 (a local limit
+    /// is `requests_per_second`).
     pub requests_per_minute: Option<u64>,
-    /// A `[[redis]]` to share the limit between proxies. Not supported yet: an error.
+    /// A route's only (gateway role): the name of a `[[redis]]` that keeps this limit for
+    /// every ringside sharing it (a global limit: fixed windows counted in Redis). Default:
+    /// none (a local token bucket).
     pub redis: Option<String>,
-    /// What to do when Redis is down. Not supported yet: an error.
+    /// With `redis` only: refuse requests (503, `x-ringside-overloaded: true`; gRPC
+    /// UNAVAILABLE) while Redis is unreachable or slower than its `timeout_ms`, instead of
+    /// letting them through. Default false (fail open).
     pub fail_closed: Option<bool>,
+}
+
+/// `[[redis]]` (gateway role): a Redis server that keeps global rate limits (a route's
+/// `rate_limit.redis`). Each worker keeps one connection to it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRedis {
+    /// Required. Referenced by routes' `rate_limit.redis`.
+    pub name: String,
+    /// Required. The server's `IP:port` (no host names: a worker never resolves names).
+    pub address: String,
+    /// The longest a connect or a batch of counts may take, 1 to 10000 ms; beyond it the
+    /// connection is closed and the limits fail open (or closed) until it is back.
+    /// Default 20.
+    pub timeout_ms: Option<u64>,
 }
 
 /// `routes[].mirror`: shadow traffic. Fire-and-forget: the copy never changes the main

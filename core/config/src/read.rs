@@ -2,7 +2,7 @@
 //!
 //! The text is parsed into a `toml::Table` first (a syntax error is the only error that
 //! stops everything), then `[proxy]`, `[mesh]` and each element of `[[listeners]]`,
-//! `[[routes]]`, `[[authz]]`, `[[clusters]]`, `[[consumers]]` and `[[jwt_providers]]` is deserialized on its own through `serde_path_to_error`, so that a typo in
+//! `[[routes]]`, `[[authz]]`, `[[clusters]]`, `[[consumers]]`, `[[jwt_providers]]` and `[[redis]]` is deserialized on its own through `serde_path_to_error`, so that a typo in
 //! one element neither hides the mistakes in the others nor loses its path.
 
 use serde::de::DeserializeOwned;
@@ -11,11 +11,11 @@ use toml::Value;
 use crate::error::ConfigError;
 use crate::raw::{
     FileAuthz, FileCluster, FileConsumer, FileJwtProvider, FileListener, FileMesh, FileProxy,
-    FileRoute,
+    FileRedis, FileRoute,
 };
 
 /// The top-level keys, in the order errors are reported.
-pub(crate) const SECTIONS: [&str; 8] = [
+pub(crate) const SECTIONS: [&str; 9] = [
     "proxy",
     "mesh",
     "listeners",
@@ -24,11 +24,8 @@ pub(crate) const SECTIONS: [&str; 8] = [
     "clusters",
     "consumers",
     "jwt_providers",
+    "redis",
 ];
-
-/// Top-level keys of the gateway's contract that later work will accept; refused with a
-/// clear message until then.
-const NOT_YET: [(&str, &str); 1] = [("redis", "global rate limits in Redis")];
 
 /// One element of an array of tables.
 #[derive(Debug)]
@@ -53,6 +50,7 @@ pub(crate) struct RawFile {
     pub clusters: Vec<Slot<FileCluster>>,
     pub consumers: Vec<Slot<FileConsumer>>,
     pub jwt_providers: Vec<Slot<FileJwtProvider>>,
+    pub redis: Vec<Slot<FileRedis>>,
 }
 
 /// Reads `text`, appending every structural error (unknown key, wrong type, missing field) to
@@ -85,13 +83,11 @@ pub(crate) fn read(text: &str, errors: &mut Vec<ConfigError>) -> Option<RawFile>
             "clusters" => raw.clusters = elements(value, "clusters", errors),
             "consumers" => raw.consumers = elements(value, "consumers", errors),
             "jwt_providers" => raw.jwt_providers = elements(value, "jwt_providers", errors),
+            "redis" => raw.redis = elements(value, "redis", errors),
             _ => errors.push(ConfigError {
-                message: match NOT_YET.iter().find(|(k, _)| *k == key) {
-                    Some((_, what)) => format!("not supported yet: {what} is not part of this version of the gateway role"),
-                    None => format!(
-                        "unknown field \"{key}\", expected one of \"proxy\", \"mesh\", \"listeners\", \"routes\", \"authz\", \"clusters\", \"consumers\", \"jwt_providers\""
-                    ),
-                },
+                message: format!(
+                    "unknown field \"{key}\", expected one of \"proxy\", \"mesh\", \"listeners\", \"routes\", \"authz\", \"clusters\", \"consumers\", \"jwt_providers\", \"redis\""
+                ),
                 path: key,
             }),
         }

@@ -2,8 +2,9 @@
 //!
 //! Order of work: `[proxy]`, `[mesh]` (listeners and clusters with `mtls` need it), then
 //! clusters (so names resolve to [`ClusterId`]s), then listeners, then routes and `[[authz]]`
-//! rules (attached to their listener in file order). `[[consumers]]` and `[[jwt_providers]]`
-//! come before routes, whose `authn` shares their key table and names the providers. TLS material is read and checked on the
+//! rules (attached to their listener in file order). `[[consumers]]`, `[[jwt_providers]]` and
+//! `[[redis]]` come before routes, whose `authn` shares the consumers' key table and names the
+//! providers, and whose global `rate_limit` names a `[[redis]]`. TLS material is read and checked on the
 //! way (`tls.rs`), relative paths resolved against the base directory. Each element is checked
 //! in full even when an earlier one failed; an element that did not even deserialize still
 //! lends its name, so references to it are not reported a second time as unknown. Errors are
@@ -92,6 +93,7 @@ pub(crate) fn parse_and_validate(
 
     let consumers = std::sync::Arc::new(v.consumers(proxy.role, &raw.consumers));
     let providers = v.jwt_providers(proxy.role, &raw.jwt_providers);
+    let redis = v.redis_servers(proxy.role, &raw.redis);
 
     let listener_ids = v.names(
         "listeners",
@@ -150,9 +152,13 @@ pub(crate) fn parse_and_validate(
         }
         let (authn, rate_limit_key) =
             v.gateway_route(i, r, &name, proxy.role, &consumers, &providers);
+        let global = r.rate_limit.as_ref().and_then(|l| {
+            v.global_rate_limit(&format!("routes[{i}].rate_limit"), l, proxy.role, &redis)
+        });
         let route = v.route(i, r, name, &cluster_ids).map(|mut route| {
             route.authn = authn;
             route.rate_limit_key = rate_limit_key;
+            route.global_rate_limit = global;
             route
         });
         if let (Some(l), Some(route)) = (target, route) {
@@ -214,6 +220,7 @@ pub(crate) fn parse_and_validate(
                 list.sort_by(|a, b| a.name.cmp(&b.name));
                 list
             },
+            redis: redis.list(&raw.redis),
         }),
         // Every element that failed recorded an error: unreachable, but never a panic.
         _ => Err(ConfigErrors::single(
@@ -476,6 +483,9 @@ mod jwt;
 #[cfg(test)]
 mod jwt_tests;
 mod listener;
+mod redis;
+#[cfg(test)]
+mod redis_tests;
 mod resilience;
 #[cfg(test)]
 mod resilience_tests;

@@ -26,3 +26,4 @@ pub use stage::{ListenerStep, RouteStep, Stack, Stacks};
 pub use upstream::balance;
 pub use upstream::health::{ClusterHealth, EndpointHealth};
 pub use upstream::outlier::Checked;
+pub use upstream::redis::RedisHealth;

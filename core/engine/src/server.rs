@@ -466,6 +466,12 @@ impl ServerHandle {
         crate::upstream::health::report(&self.shared.load().config, &self.registry)
     }
 
+    /// Every `[[redis]]` of the served snapshot with its counters (global rate limits:
+    /// failures, workers connected, batches answered), for the whole process.
+    pub fn redis(&self) -> Vec<crate::upstream::redis::RedisHealth> {
+        crate::upstream::redis::report(&self.shared.load().config, &self.registry)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Control> {
         self.control.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use ringside_engine::metrics::{ConsumerCounts, Histogram, BUCKETS};
-use ringside_engine::{Checked, ClusterHealth};
+use ringside_engine::{Checked, ClusterHealth, RedisHealth};
 
 use super::process::ProcessStats;
 use super::totals::{Totals, ERROR_CLASS};
@@ -33,6 +33,8 @@ pub struct Scrape<'a> {
     pub health: Vec<ClusterHealth>,
     /// JWKS fetches of the JWT providers (`ServerHandle::jwks`), by provider.
     pub jwks: Vec<ringside_engine::JwksStats>,
+    /// The global rate limits' Redis servers (`ServerHandle::redis`).
+    pub redis: Vec<RedisHealth>,
 }
 
 /// The engine's telemetry counters (access log and span export).
@@ -485,6 +487,7 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
 
     health(&mut e, &s.health);
     jwks(&mut e, &s.jwks);
+    redis(&mut e, &s.redis);
 
     e.family(
         "ringside_config_generation",
@@ -724,6 +727,37 @@ fn jwks(e: &mut Exposition, jwks: &[ringside_engine::JwksStats]) {
     }
 }
 
+/// The global rate limits' Redis servers (process-wide counters), by `[[redis]]` name.
+fn redis(e: &mut Exposition, servers: &[RedisHealth]) {
+    type Count = fn(&RedisHealth) -> u64;
+    let families: [(&str, Kind, &str, Count); 3] = [
+        (
+            "ringside_ratelimit_redis_failures_total",
+            Kind::Counter,
+            "Connects and batches of global rate-limit counts that failed or took longer than timeout_ms, by redis; meanwhile requests fail open (or closed).",
+            |r| r.failures,
+        ),
+        (
+            "ringside_ratelimit_redis_connected_workers",
+            Kind::Gauge,
+            "Workers connected to the redis now (each worker keeps one connection).",
+            |r| r.connected_workers,
+        ),
+        (
+            "ringside_ratelimit_redis_syncs_total",
+            Kind::Counter,
+            "Batches of global rate-limit counts the redis answered.",
+            |r| r.syncs,
+        ),
+    ];
+    for (name, kind, help, count) in families {
+        e.family(name, kind, help);
+        for r in servers {
+            e.sample(name, &[("redis", &r.name)], count(r));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -765,6 +799,12 @@ mod tests {
                 fetches: 7,
                 failures: 2,
                 has_keys: true,
+            }],
+            redis: vec![RedisHealth {
+                name: "limits".into(),
+                failures: 3,
+                connected_workers: 2,
+                syncs: 40,
             }],
         }
     }
@@ -865,6 +905,9 @@ mod tests {
             r#"ringside_upstream_health_check_failures_total{cluster="app"} 5"#,
             r#"ringside_upstream_health_transitions_total{cluster="app",to="healthy"} 1"#,
             r#"ringside_upstream_health_transitions_total{cluster="app",to="unhealthy"} 2"#,
+            r#"ringside_ratelimit_redis_failures_total{redis="limits"} 3"#,
+            r#"ringside_ratelimit_redis_connected_workers{redis="limits"} 2"#,
+            r#"ringside_ratelimit_redis_syncs_total{redis="limits"} 40"#,
         ] {
             assert!(
                 text.lines().any(|l| l == line),

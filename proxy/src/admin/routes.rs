@@ -106,6 +106,7 @@ fn metrics(admin: &Admin, accept: Option<&str>) -> Response {
         process: process::read(),
         health: handle.health(),
         jwks: handle.jwks(),
+        redis: handle.redis(),
     };
     let openmetrics = prometheus::wants_openmetrics(accept);
     let content_type = if openmetrics {

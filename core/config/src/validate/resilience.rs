@@ -62,18 +62,25 @@ impl Validator {
         })
     }
 
-    /// A `rate_limit` at `p`.
+    /// A local `rate_limit` at `p` (a token bucket). A route's limit with `redis` is a
+    /// global one instead (`global_rate_limit`, validate/redis.rs); anywhere else `redis` is
+    /// an error.
     pub(super) fn rate_limit(&mut self, p: &str, r: &FileRateLimit) -> Option<RateLimit> {
         self.clean(|v| {
+            if r.redis.is_some() {
+                v.err(
+                    format!("{p}.redis"),
+                    "only a route's rate_limit can be global (kept in Redis)",
+                );
+            }
             for (key, given) in [
                 ("requests_per_minute", r.requests_per_minute.is_some()),
-                ("redis", r.redis.is_some()),
                 ("fail_closed", r.fail_closed.is_some()),
             ] {
-                if given {
+                if given && r.redis.is_none() {
                     v.err(
                         format!("{p}.{key}"),
-                        "not supported yet: global rate limits (Redis) are not part of this version; use requests_per_second for a local limit",
+                        "only for a global limit (with redis = \"<name of a [[redis]]>\"); a local limit is requests_per_second and burst",
                     );
                 }
             }

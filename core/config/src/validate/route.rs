@@ -179,9 +179,11 @@ impl Validator {
                     format!("not valid on a {kind} route (no request is forwarded)"),
                 );
             }
+            // A limit with `redis` is global: `global_rate_limit` (validate/redis.rs).
             let rate_limit = r
                 .rate_limit
                 .as_ref()
+                .filter(|l| l.redis.is_none())
                 .and_then(|l| v.rate_limit(&format!("{p}.rate_limit"), l));
             let edge = v.edge(&p, r);
             Some(Route {
@@ -196,6 +198,8 @@ impl Validator {
                 rate_limit,
                 // Set by `gateway_route` (validate/consumers.rs).
                 rate_limit_key: crate::RateLimitKey::Route,
+                // Set by `global_rate_limit` (validate/redis.rs).
+                global_rate_limit: None,
                 authn: None,
                 edge,
             })

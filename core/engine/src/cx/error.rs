@@ -136,6 +136,9 @@ pub(crate) enum ProxyError {
     /// A gateway stage refused the request (an address filter, a CORS origin): why.
     #[error("{0}")]
     Refused(&'static str),
+    /// A route's global rate limit with `fail_closed` cannot reach its Redis.
+    #[error("rate limit unavailable: redis unreachable")]
+    LimitUnavailable,
 }
 
 /// Why a request was not authenticated (the reason label of
@@ -283,7 +286,7 @@ impl ProxyError {
             ProxyError::UpstreamStream(_) => 502,
             ProxyError::RateLimited(_) => 429,
             ProxyError::FaultAbort { status, .. } => *status,
-            ProxyError::Overloaded(_) => 503,
+            ProxyError::Overloaded(_) | ProxyError::LimitUnavailable => 503,
             ProxyError::Unauthenticated(u) if u.forbidden() => 403,
             ProxyError::Unauthenticated(_) => 401,
         }
@@ -307,7 +310,7 @@ impl ProxyError {
             ProxyError::ClientGone | ProxyError::ClientIo(_) | ProxyError::ClientStream(_) => 1,
             ProxyError::BadRequest(_) | ProxyError::VersionNotSupported => 13,
             ProxyError::RateLimited(_) => 8,
-            ProxyError::Overloaded(_) => 14,
+            ProxyError::Overloaded(_) | ProxyError::LimitUnavailable => 14,
             ProxyError::Unauthenticated(u) if u.forbidden() => 7,
             ProxyError::Unauthenticated(_) => 16,
             ProxyError::FaultAbort { status, grpc } => grpc.unwrap_or(match status {
@@ -341,6 +344,7 @@ impl ProxyError {
             | ProxyError::RateLimited(_)
             | ProxyError::FaultAbort { .. }
             | ProxyError::Overloaded(_)
+            | ProxyError::LimitUnavailable
             | ProxyError::Unauthenticated(_) => Side::Policy,
             ProxyError::Connect(_)
             | ProxyError::UpstreamClosedEarly

@@ -9,7 +9,8 @@
 //! end an HTTP/1.1 connection say `Connection: close`. Some errors carry fields of their
 //! own, in every form: a rate-limited request's 429 says when to come back (`retry-after`
 //! and the IETF draft's `ratelimit-limit`, `ratelimit-remaining`, `ratelimit-reset`), and a
-//! circuit breaker's 503 says `x-ringside-overloaded: true`, a route's `authn` 401 says
+//! circuit breaker's 503 says `x-ringside-overloaded: true` (so does a global rate limit's
+//! that fails closed, with `retry-after: 1`), a route's `authn` 401 says
 //! `www-authenticate: ApiKey realm="<route>"` (gRPC: UNAUTHENTICATED), and a redirect
 //! carries its `location` and an empty body.
 
@@ -224,6 +225,12 @@ fn fields_of(e: &ProxyError) -> Vec<(&'static str, String)> {
             ]
         }
         ProxyError::Overloaded(_) => vec![("x-ringside-overloaded", "true".to_owned())],
+        // A global limit that cannot reach Redis and fails closed: overloaded too, and
+        // worth a try again in a second.
+        ProxyError::LimitUnavailable => vec![
+            ("retry-after", "1".to_owned()),
+            ("x-ringside-overloaded", "true".to_owned()),
+        ],
         // RFC 9110 §11.6.1: a 401 says how to authenticate (Kong's key-auth names the
         // scheme `ApiKey` too). The realm is the route's name; route names are tokens.
         ProxyError::Unauthenticated(u) => vec![("www-authenticate", u.challenge())],

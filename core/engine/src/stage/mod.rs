@@ -4,7 +4,7 @@
 //! ```text
 //! listener stages ─▶ route match ─▶ route stages ─▶ upstream call ─▶ response hooks (reverse)
 //!   Limits, Authz,                   RateLimit, HeaderEdits, Timeout,
-//!   RateLimit                        Fault, Direct
+//!   RateLimit                        Fault, Direct (RateLimit: GlobalLimit with redis)
 //!   gateway: + IpFilter              gateway: + IpFilter, Cors, AuthN, ConsumerRateLimit,
 //!                                    BodyLimit, Rewrite, Redirect
 //! ```
@@ -24,6 +24,7 @@ mod direct;
 mod fault;
 #[cfg(test)]
 mod gateway_tests;
+mod global_limit;
 mod headers;
 mod ip_filter;
 mod jwt;
@@ -69,7 +70,8 @@ pub enum RouteStep {
     /// (429; gateway role).
     ConsumerRateLimit,
     /// The route's `rate_limit`: a token bucket for the whole process (429), or one per
-    /// key (`rate_limit.key`: consumer, client address, header value).
+    /// key (`rate_limit.key`: consumer, client address, header value); with `redis`, a
+    /// global limit instead (fixed windows counted in Redis; gateway role).
     RateLimit,
     /// Listener and route `*_headers_to_add` / `*_headers_to_remove`.
     HeaderEdits,
@@ -228,6 +230,7 @@ pub(crate) enum Stage {
     Timeout(timeout::Timeout),
     Direct(direct::Direct),
     RateLimit(ratelimit::RateLimit),
+    GlobalLimit(global_limit::GlobalLimit),
     Fault(fault::Fault),
     AuthN(authn::AuthN),
     ConsumerLimit(consumer_limit::ConsumerLimit),
@@ -247,6 +250,7 @@ impl Stage {
             Stage::Timeout(s) => s.request(req),
             Stage::Direct(s) => s.request(req),
             Stage::RateLimit(s) => s.request(req),
+            Stage::GlobalLimit(s) => s.request(req),
             Stage::Fault(s) => s.request(req),
             Stage::AuthN(s) => s.request(req),
             Stage::ConsumerLimit(s) => s.request(req),
@@ -273,6 +277,7 @@ impl Stage {
             | Stage::Timeout(_)
             | Stage::Direct(_)
             | Stage::RateLimit(_)
+            | Stage::GlobalLimit(_)
             | Stage::Fault(_)
             | Stage::AuthN(_)
             | Stage::ConsumerLimit(_)
@@ -284,9 +289,11 @@ impl Stage {
     }
 
     /// Takes over the per-worker state of the same stage in the previous view when this
-    /// stage's configuration is unchanged. No stage of today keeps per-worker state: a
-    /// token bucket is process-wide and found again in the `Registry` by its key (listener,
-    /// route and settings), so a reload that keeps them keeps the bucket.
+    /// stage's configuration is unchanged. No stage of today needs to: a token bucket is
+    /// process-wide and found again in the `Registry` by its key (listener, route and
+    /// settings), so a reload that keeps them keeps the bucket; a global limit's counts
+    /// are its worker's client of the `[[redis]]` (`upstream/redis/`), found again by the
+    /// server's settings.
     fn carry(&mut self, _old: &Stage) {}
 }
 
@@ -511,15 +518,22 @@ fn route_stages(
             RouteStep::ConsumerRateLimit => {
                 consumer_limit::ConsumerLimit::compile(route, registry).map(Stage::ConsumerLimit)
             }
-            RouteStep::RateLimit => route.rate_limit.map(|limit| {
-                Stage::RateLimit(ratelimit::RateLimit::compile_keyed(
+            RouteStep::RateLimit => match (&route.global_rate_limit, route.rate_limit) {
+                (Some(global), _) => Some(Stage::GlobalLimit(global_limit::GlobalLimit::compile(
+                    global,
+                    &route.rate_limit_key,
+                    &route.name,
+                    registry,
+                ))),
+                (None, Some(limit)) => Some(Stage::RateLimit(ratelimit::RateLimit::compile_keyed(
                     limit,
                     &route.rate_limit_key,
                     listener,
                     &route.name,
                     registry,
-                ))
-            }),
+                ))),
+                (None, None) => None,
+            },
             RouteStep::Fault => route
                 .fault
                 .as_ref()

@@ -212,16 +212,14 @@ impl RateLimit {
             Buckets::Keyed(table, key) => {
                 let now = table.bucket.since(req.now());
                 let ip;
-                let by: &[u8] = match (key, &req.consumer) {
-                    (RateLimitKey::Consumer, Some(c)) => c.name.as_bytes(),
-                    (RateLimitKey::Header(h), _) if req.head.header(h).is_some() => {
-                        req.head.header(h).unwrap_or_default()
-                    }
-                    // By client address (and so the header key of a request without it).
-                    _ => {
-                        ip = ip_bytes(req.conn.peer.ip());
+                let by: &[u8] = match key_of(key, req) {
+                    KeyOf::Consumer(name) => name.as_bytes(),
+                    KeyOf::Header(value) => value,
+                    KeyOf::Ip(addr) => {
+                        ip = ip_bytes(addr);
                         &ip
                     }
+                    KeyOf::Route => b"",
                 };
                 (table.take_at(by, now), &table.bucket)
             }
@@ -233,6 +231,33 @@ impl RateLimit {
                 Flow::Reply(shape.refusal(wait))
             }
         }
+    }
+}
+
+/// What a keyed limit counts a request by (`rate_limit.key`): the local buckets here and the
+/// global windows (`global_limit.rs`) key requests the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyOf<'r> {
+    /// One count for the route.
+    Route,
+    Consumer(&'r str),
+    /// The value of the key's header.
+    Header(&'r [u8]),
+    /// The client's address: `key = "ip"`, and the consumer or header key of a request
+    /// without a consumer or without the header.
+    Ip(std::net::IpAddr),
+}
+
+/// The key a request of a limit keyed by `key` counts under.
+pub(crate) fn key_of<'r>(key: &RateLimitKey, req: &'r Req<'_>) -> KeyOf<'r> {
+    match (key, &req.consumer) {
+        (RateLimitKey::Route, _) => KeyOf::Route,
+        (RateLimitKey::Consumer, Some(c)) => KeyOf::Consumer(&c.name),
+        (RateLimitKey::Header(h), _) => match req.head.header(h) {
+            Some(value) => KeyOf::Header(value),
+            None => KeyOf::Ip(req.conn.peer.ip()),
+        },
+        _ => KeyOf::Ip(req.conn.peer.ip()),
     }
 }
 

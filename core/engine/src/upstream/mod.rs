@@ -39,6 +39,7 @@ pub(crate) mod health;
 pub(crate) mod mirror;
 pub(crate) mod outlier;
 pub(crate) mod pool;
+pub(crate) mod redis;
 pub(crate) mod relay;
 pub(crate) mod retry;
 pub(crate) mod tunnel;
