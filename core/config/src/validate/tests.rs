@@ -375,7 +375,7 @@ endpoints = [ "nope" ]
 #[test]
 fn unknown_keys_are_errors_everywhere() {
     let cases = [
-        ("[[listener]]\nname = \"l\"\n", "listener: unknown field \"listener\", expected one of \"proxy\", \"mesh\", \"listeners\", \"routes\", \"authz\", \"clusters\", \"consumers\", \"redis\""),
+        ("[[listener]]\nname = \"l\"\n", "listener: unknown field \"listener\", expected one of \"proxy\", \"mesh\", \"listeners\", \"routes\", \"authz\", \"clusters\", \"consumers\", \"jwt_providers\", \"redis\""),
         ("[proxy]\nworkres = 2\n", "proxy.workres: unknown field \"workres\""),
         (
             "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:1\"\nbnid = \"x\"\n",
