@@ -10,13 +10,14 @@
 //!
 //! Checked: the consumer and claim headers the app gets (and no token), the caller identity
 //! B hands to the orders service, refusals at A (no token) and at B (plaintext, a wrong
-//! identity), the consumer's rate limit, a mesh peer on A's inbound listener, and that the
-//! app has exactly one proxy in front of it.
+//! identity), the consumer's rate limit, a mesh peer on A's inbound listener, the outbound
+//! listener's retries across the mesh, and that the app has exactly one proxy in front of it.
 
 #![allow(clippy::unwrap_used)] // test helpers, like #[test] bodies
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use serde_json::json;
@@ -71,6 +72,8 @@ struct Shop {
     orders: Origin,
     a: Proxy,
     b: Proxy,
+    /// How many of the orders service's next answers are 503s.
+    orders_fail: Arc<AtomicUsize>,
     _jwks: JwksServer,
 }
 
@@ -88,8 +91,19 @@ impl Shop {
         let (jc, jk) = pki.leaf("jwks", &["127.0.0.1"], &[]);
         let jwks = JwksServer::start(&jc, &jk, &tokens.jwks(&["rsa1"]));
 
-        // The orders service: records what reaches it, answers with the target it got.
-        let orders = Origin::start(|r| ok(&format!("order at {}", r.target)));
+        // The orders service: records what reaches it, answers with the target it got (or
+        // 503, as many times as `orders_fail` says).
+        let orders_fail = Arc::new(AtomicUsize::new(0));
+        let fail = Arc::clone(&orders_fail);
+        let orders = Origin::start(move |r| {
+            let failing = fail
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if failing {
+                return Reply::Send(http_response(503, &[], b"busy"));
+            }
+            ok(&format!("order at {}", r.target))
+        });
         // B: the orders pod's sidecar. Strict mTLS; only the storefront identity may call.
         let (oc, ok_) = pki.leaf("orders", &[], &[ORDERS]);
         let b = Proxy::start(
@@ -163,6 +177,7 @@ impl Shop {
             orders,
             a,
             b,
+            orders_fail,
             _jwks: jwks,
         };
         // The keys are fetched by a thread of A's own: wait for the first good answer.
@@ -312,21 +327,46 @@ both_drivers!(
     /// not called.
     fn the_consumer_limit(d) {
         let shop = Shop::start(d, "rate_limit = { requests_per_second = 1, burst = 3 }");
-        // The warm-up call of `start` took one token (one more may have come back since).
+        // The warm-up call of `start` took one token; one comes back every second.
         let app_n = shop.app.requests().len();
+        let started = std::time::Instant::now();
         let mut statuses = Vec::new();
-        for _ in 0..5 {
+        while statuses.len() < 10 && !statuses.contains(&429) {
             let r = shop.call("--http1.1", "/api/shop/cart", &shop.bearer());
             if r.status == Some(429) {
                 assert!(r.stdout.to_ascii_lowercase().contains("retry-after:"), "{r:?}");
             }
             statuses.push(r.status.unwrap());
         }
-        let passed = statuses.iter().filter(|s| **s == 200).count();
-        assert!(statuses.contains(&429), "{statuses:?}");
-        assert!((2..=3).contains(&passed), "burst 3, one used: {statuses:?}");
-        assert_eq!(statuses[..passed], vec![200; passed][..], "{statuses:?}");
+        let refilled = started.elapsed().as_secs() as usize + 1;
+        let passed = statuses.len() - 1;
+        assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+        assert!(statuses[..passed].iter().all(|s| *s == 200), "{statuses:?}");
+        assert!((2..=3 + refilled).contains(&passed), "burst 3: {statuses:?}");
         assert_eq!(shop.app.requests().len(), app_n + passed);
+    }
+);
+
+both_drivers!(
+    /// The outbound listener's resilience, across the mesh: a 503 of the orders service is
+    /// retried by A (gateway-error), over mTLS again, and the app gets the second answer.
+    fn the_outbound_retries(d) {
+        let shop = Shop::start(d, MOBILE_LIMIT);
+        let orders_n = shop.orders.requests().len();
+        shop.orders_fail.store(1, Ordering::SeqCst);
+        let r = shop.call("--http2", "/api/shop/cart", &shop.bearer());
+        assert_eq!(r.status, Some(200), "{r:?}");
+        assert!(r.stdout.ends_with("app got 200: order at /orders/7"), "{r:?}");
+        let seen = shop.orders.requests();
+        assert_eq!(seen.len(), orders_n + 2, "the first try and its retry");
+        for s in &seen[orders_n..] {
+            assert_eq!(s.header("x-forwarded-client-cert"), Some(&*format!("URI={STOREFRONT}")));
+        }
+        // Two failures are retried twice (attempts = 2); three reach the app as the 503.
+        shop.orders_fail.store(3, Ordering::SeqCst);
+        let r = shop.call("--http1.1", "/api/shop/cart", &shop.bearer());
+        assert!(r.stdout.ends_with("app got 503: busy"), "{r:?}");
+        assert_eq!(shop.orders.requests().len(), orders_n + 5);
     }
 );
 
