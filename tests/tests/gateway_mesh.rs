@@ -131,8 +131,10 @@ impl Shop {
             let Some(addr) = out.get() else {
                 return Reply::Send(http_response(503, &[], b"outbound not known yet"));
             };
-            let got = Client::connect(*addr)
-                .request(b"GET http://orders/orders/7 HTTP/1.1\r\nHost: orders\r\n\r\n");
+            let got = Client::connect(*addr).request(
+                b"GET http://orders/orders/7 HTTP/1.1\r\nHost: orders\r\n\
+                      x-consumer-name: mobile-app\r\nx-user-id: client:mobile\r\n\r\n",
+            );
             ok(&format!("app got {}: {}", got.status, got.text()))
         });
 
@@ -262,12 +264,22 @@ both_drivers!(
             let seen = shop.orders.request(orders0 + i);
             assert_eq!(seen.target, "/orders/7");
             assert_eq!(seen.header("host"), Some("orders"));
+            // What the app passes on: its own headers, but never a consumer name, which a
+            // gateway removes on every route (the outbound one too).
+            assert!(!seen.has_header("x-consumer-name"), "{seen:?}");
+            assert_eq!(seen.header("x-user-id"), Some("client:mobile"));
             assert_eq!(
                 seen.header("x-forwarded-client-cert"),
                 Some(&*format!("URI={STOREFRONT}"))
             );
         }
         let (app_n, orders_n) = (shop.app.requests().len(), shop.orders.requests().len());
+
+        // The outbound listener knows only the services it routes.
+        let r = Client::connect(shop.a.addr("outbound"))
+            .request(b"GET http://inventory/x HTTP/1.1\r\nHost: inventory\r\n\r\n");
+        assert_eq!(r.status, 404);
+        assert_eq!(shop.orders.requests().len(), orders_n);
 
         // No credential: refused at A, the app never sees it. Same for a preflight, which A
         // answers itself.
