@@ -115,7 +115,9 @@ both_drivers!(
         // plus what reaches it while one batch is on its way, after the window is full.
         let workers = 2 * WORKERS;
         let flush_at = LIMIT.div_ceil(64);
-        let bound = workers * (flush_at + 10);
+        // The requests that reach a worker during two round trips: 20 allows for a machine
+        // busy enough to delay the sync task (seen: 16 over in a quiet run, 64 under load).
+        let bound = workers * (flush_at + 20);
         eprintln!(
             "global limit {LIMIT}/min, {workers} workers in 2 gateways: {passed} let through \
              ({pa} + {pb}), overshoot {} ({:.1}%), {} refused; bound {bound}",
