@@ -125,9 +125,9 @@ struct Control {
     workers: Vec<WorkerHandle>,
     listeners: HashMap<String, ListenerRecord>,
     /// The active health checks' prober (`upstream/health.rs`), one per process.
-    prober: Option<crate::upstream::health::Prober>,
+    prober: Option<crate::cx::background::Background>,
     /// The JWT providers' key fetcher (`cx/jwks/`), one per process.
-    fetcher: Option<crate::cx::jwks::Fetcher>,
+    fetcher: Option<crate::cx::background::Background>,
 }
 
 /// A running engine. Dropping it does not stop the workers: call [`ServerHandle::shutdown`].
@@ -271,18 +271,14 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         });
     }
     drop(ready_tx);
-    let prober = match crate::upstream::health::Prober::spawn(
-        Arc::clone(&shared),
-        Arc::clone(&registry),
-    ) {
+    let prober = match crate::upstream::health::spawn(Arc::clone(&shared), Arc::clone(&registry)) {
         Ok(p) => Some(p),
         Err(e) => {
             tracing::error!(error = %e, "cannot start the health prober: active health checks are off");
             None
         }
     };
-    let fetcher = match crate::cx::jwks::Fetcher::spawn(Arc::clone(&shared), Arc::clone(&registry))
-    {
+    let fetcher = match crate::cx::jwks::spawn(Arc::clone(&shared), Arc::clone(&registry)) {
         Ok(f) => Some(f),
         Err(e) => {
             tracing::error!(error = %e, "cannot start the JWKS fetcher: jwks_uri keys will not be fetched");

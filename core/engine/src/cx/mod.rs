@@ -10,6 +10,7 @@
 //! process (`shared`: breaker counters, token buckets, budgets, health marks). Nothing here
 //! imports a higher layer.
 
+pub(crate) mod background;
 pub(crate) mod conn;
 pub(crate) mod deadline;
 pub(crate) mod error;

@@ -16,19 +16,18 @@
 //! counts failed checks and transitions in the cluster's `ClusterMarks`. This file also
 //! gathers those marks for the admin endpoint ([`report`]).
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{RecvTimeoutError, Sender};
 use ringside_config::{Cluster, Config, HealthCheck, HealthCheckKind, Snapshot};
 use rustls_pki_types::ServerName;
 
 use super::outlier::{self, Checked, ClusterMarks, EndpointMarks};
+use crate::cx::background::{exchange, Background};
 use crate::cx::shared::Registry;
 
 /// Most checks running at once.
@@ -36,67 +35,31 @@ const PARALLEL: usize = 64;
 /// Longest sleep between two looks at the snapshot (a reload wakes the prober sooner; a
 /// certificate rotation published by the file watcher is seen within this).
 const IDLE: Duration = Duration::from_secs(1);
-/// Most bytes read for a check's response head.
-const MAX_HEAD: usize = 16 * 1024;
 
-/// The running prober: [`Prober::wake`] after a reload, [`Prober::stop`] then
-/// [`Prober::join`] at shutdown.
-pub(crate) struct Prober {
-    signal: Sender<Signal>,
-    thread: JoinHandle<()>,
-}
-
-enum Signal {
-    /// A new snapshot is published: look at it now.
-    Reload,
-    Stop,
-}
-
-impl Prober {
-    /// Starts the prober thread.
-    pub(crate) fn spawn(
-        shared: Arc<ArcSwap<Snapshot>>,
-        registry: Arc<Registry>,
-    ) -> io::Result<Prober> {
-        let (signal, signals) = crossbeam_channel::bounded::<Signal>(4);
-        let thread = std::thread::Builder::new()
-            .name("ringside-health".into())
-            .spawn(move || {
-                let mut targets: Vec<Target> = Vec::new();
-                let mut seen: Option<Arc<Snapshot>> = None;
-                loop {
-                    let snap = shared.load_full();
-                    if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap)) {
-                        targets = targets_of(&snap.config, targets, &registry);
-                        seen = Some(snap);
-                    }
-                    round(&mut targets);
-                    let now = Instant::now();
-                    let next = targets.iter().map(|t| t.next).min();
-                    let wait = next.map_or(IDLE, |n| n.saturating_duration_since(now).min(IDLE));
-                    match signals.recv_timeout(wait) {
-                        Ok(Signal::Reload) | Err(RecvTimeoutError::Timeout) => {}
-                        Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                }
-            })?;
-        Ok(Prober { signal, thread })
-    }
-
-    /// Has the prober look at the published snapshot now.
-    pub(crate) fn wake(&self) {
-        let _ = self.signal.try_send(Signal::Reload);
-    }
-
-    /// Tells the prober to stop (after the checks under way, each bounded by its timeout).
-    pub(crate) fn stop(&self) {
-        let _ = self.signal.send(Signal::Stop);
-    }
-
-    /// Waits for the prober to stop.
-    pub(crate) fn join(self) {
-        let _ = self.thread.join();
-    }
+/// Starts the prober thread (`ringside-health`): [`Background::wake`] it after a reload,
+/// [`Background::stop`] then [`Background::join`] it at shutdown.
+pub(crate) fn spawn(
+    shared: Arc<ArcSwap<Snapshot>>,
+    registry: Arc<Registry>,
+) -> io::Result<Background> {
+    Background::spawn("ringside-health", move |signals| {
+        let mut targets: Vec<Target> = Vec::new();
+        let mut seen: Option<Arc<Snapshot>> = None;
+        loop {
+            let snap = shared.load_full();
+            if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap)) {
+                targets = targets_of(&snap.config, targets, &registry);
+                seen = Some(snap);
+            }
+            round(&mut targets);
+            let now = Instant::now();
+            let next = targets.iter().map(|t| t.next).min();
+            let wait = next.map_or(IDLE, |n| n.saturating_duration_since(now).min(IDLE));
+            if !signals.wait(wait) {
+                break;
+            }
+        }
+    })
 }
 
 /// One endpoint to check.
@@ -280,7 +243,7 @@ fn probe(t: &Target) -> Result<(), String> {
     );
     let clock = tcp.try_clone().map_err(|e| e.to_string())?;
     let status = match &t.tls {
-        None => exchange(tcp, &clock, request.as_bytes(), deadline),
+        None => exchange(tcp, &clock, request.as_bytes(), deadline, None),
         Some(Err(e)) => return Err(format!("tls: {e}")),
         Some(Ok((config, name))) => {
             let conn = rustls::ClientConnection::new(Arc::clone(config), name.clone())
@@ -290,57 +253,15 @@ fn probe(t: &Target) -> Result<(), String> {
                 &clock,
                 request.as_bytes(),
                 deadline,
+                None,
             )
         }
-    }?;
+    }?
+    .status;
     if expected.contains(&status) {
         Ok(())
     } else {
         Err(format!("status {status}"))
-    }
-}
-
-/// Writes `request` and reads the response head's status, before `deadline` (`clock` is the
-/// socket under `stream`, to bound each read and write by the time left).
-fn exchange(
-    mut stream: impl Read + Write,
-    clock: &TcpStream,
-    request: &[u8],
-    deadline: Instant,
-) -> Result<u16, String> {
-    let left = || {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err("timed out".to_string())
-        } else {
-            Ok(left)
-        }
-    };
-    clock
-        .set_write_timeout(Some(left()?))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(request)
-        .and_then(|()| stream.flush())
-        .map_err(|e| format!("write: {e}"))?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 2048];
-    loop {
-        clock
-            .set_read_timeout(Some(left()?))
-            .map_err(|e| e.to_string())?;
-        let n = match stream.read(&mut buf) {
-            Ok(0) => return Err("closed before a response".into()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("read: {e}")),
-        };
-        head.extend_from_slice(buf.get(..n).unwrap_or_default());
-        match ringside_codec::parse_response(&head, MAX_HEAD, "GET") {
-            Ok(Some((h, _))) => return Ok(h.status()),
-            Ok(None) => {}
-            Err(e) => return Err(format!("invalid response: {e}")),
-        }
     }
 }
 
@@ -433,6 +354,7 @@ pub(crate) fn report(config: &Config, registry: &Registry) -> Vec<ClusterHealth>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     fn config(endpoint: SocketAddr, check: &str) -> Config {

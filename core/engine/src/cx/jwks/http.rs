@@ -3,12 +3,13 @@
 //! body is never chunked), and the body of a `200`, at most [`MAX_RESPONSE`] bytes, all
 //! within one deadline. Redirects are not followed.
 
-use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringside_config::RemoteJwks;
+
+use crate::cx::background::{exchange, Response};
 use rustls_pki_types::ServerName;
 
 /// The largest JWKS response read.
@@ -52,96 +53,34 @@ pub(super) fn fetch(
     );
     let clock = tcp.try_clone().map_err(|e| e.to_string())?;
     match tls {
-        None => exchange(tcp, &clock, request.as_bytes(), deadline),
+        None => ok_body(exchange(
+            tcp,
+            &clock,
+            request.as_bytes(),
+            deadline,
+            Some(MAX_RESPONSE),
+        )),
         Some(Err(e)) => Err(format!("tls: {e}")),
         Some(Ok(config)) => {
             let name = ServerName::try_from(r.host.clone()).map_err(|e| format!("tls: {e}"))?;
             let conn = rustls::ClientConnection::new(Arc::clone(config), name)
                 .map_err(|e| format!("tls: {e}"))?;
-            exchange(
+            ok_body(exchange(
                 rustls::StreamOwned::new(conn, tcp),
                 &clock,
                 request.as_bytes(),
                 deadline,
-            )
+                Some(MAX_RESPONSE),
+            ))
         }
     }
 }
 
-/// Writes `request`, reads the response until its body is complete, and returns the body
-/// of a 200.
-fn exchange(
-    mut stream: impl Read + Write,
-    clock: &TcpStream,
-    request: &[u8],
-    deadline: Instant,
-) -> Result<Vec<u8>, String> {
-    let left = || {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err("timed out".to_string())
-        } else {
-            Ok(left)
-        }
-    };
-    clock
-        .set_write_timeout(Some(left()?))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(request)
-        .and_then(|()| stream.flush())
-        .map_err(|e| format!("write: {e}"))?;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 8192];
-    let mut head: Option<(u16, Option<u64>, usize)> = None;
-    loop {
-        if let Some((_, Some(len), start)) = head {
-            if got.len().saturating_sub(start) as u64 >= len {
-                break;
-            }
-        }
-        clock
-            .set_read_timeout(Some(left()?))
-            .map_err(|e| e.to_string())?;
-        let n = match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // A server that closes without TLS close_notify: the body ends there.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && head.is_some() => break,
-            Err(e) => return Err(format!("read: {e}")),
-        };
-        got.extend_from_slice(buf.get(..n).unwrap_or_default());
-        if got.len() > MAX_RESPONSE {
-            return Err(format!("response longer than {MAX_RESPONSE} bytes"));
-        }
-        if head.is_none() {
-            match ringside_codec::parse_response(&got, 64 * 1024, "GET") {
-                Ok(Some((h, start))) => {
-                    let len = match h.body() {
-                        ringside_codec::BodyKind::Length(n) => Some(n),
-                        ringside_codec::BodyKind::Empty => Some(0),
-                        _ => None,
-                    };
-                    head = Some((h.status(), len, start));
-                }
-                Ok(None) => {}
-                Err(e) => return Err(format!("invalid response: {e}")),
-            }
-        }
+/// The body of a 200.
+fn ok_body(response: Result<Response, String>) -> Result<Vec<u8>, String> {
+    let response = response?;
+    if response.status != 200 {
+        return Err(format!("status {}", response.status));
     }
-    let Some((status, len, start)) = head else {
-        return Err("closed before a response".into());
-    };
-    if status != 200 {
-        return Err(format!("status {status}"));
-    }
-    let mut body = got.split_off(start.min(got.len()));
-    if let Some(len) = len {
-        if (body.len() as u64) < len {
-            return Err("response body cut short".into());
-        }
-        body.truncate(usize::try_from(len).unwrap_or(usize::MAX));
-    }
-    Ok(body)
+    Ok(response.body)
 }

@@ -20,13 +20,12 @@ use std::io;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use crossbeam_channel::{RecvTimeoutError, Sender};
 use ringside_config::{Config, JwksSource, JwtProvider, KeySet, RemoteJwks, Snapshot};
 
+use crate::cx::background::Background;
 use crate::cx::shared::Registry;
 
 mod http;
@@ -129,18 +128,6 @@ pub(crate) fn keys_for(p: &JwtProvider, registry: &Registry) -> Arc<ProviderKeys
     })
 }
 
-/// The running fetcher: [`Fetcher::wake`] after a reload, [`Fetcher::stop`] then
-/// [`Fetcher::join`] at shutdown.
-pub(crate) struct Fetcher {
-    signal: Sender<Signal>,
-    thread: JoinHandle<()>,
-}
-
-enum Signal {
-    Reload,
-    Stop,
-}
-
 /// One provider whose keys are fetched.
 struct Target {
     name: String,
@@ -151,53 +138,36 @@ struct Target {
     next: Instant,
 }
 
-impl Fetcher {
-    pub(crate) fn spawn(
-        shared: Arc<ArcSwap<Snapshot>>,
-        registry: Arc<Registry>,
-    ) -> io::Result<Fetcher> {
-        let (signal, signals) = crossbeam_channel::bounded::<Signal>(4);
-        let thread = std::thread::Builder::new()
-            .name("ringside-jwks".into())
-            .spawn(move || {
-                let mut targets: Vec<Target> = Vec::new();
-                let mut seen: Option<Arc<Snapshot>> = None;
-                loop {
-                    let snap = shared.load_full();
-                    if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap)) {
-                        targets = targets_of(&snap.config, targets, &registry);
-                        seen = Some(snap);
-                    }
-                    for t in &mut targets {
-                        let asked = t.keys.refetch.swap(false, Relaxed);
-                        if asked || t.next <= Instant::now() {
-                            t.next = Instant::now() + fetch_into(t);
-                        }
-                    }
-                    let wait = match targets.iter().map(|t| t.next).min() {
-                        None => IDLE,
-                        Some(n) => n.saturating_duration_since(Instant::now()).min(POLL),
-                    };
-                    match signals.recv_timeout(wait) {
-                        Ok(Signal::Reload) | Err(RecvTimeoutError::Timeout) => {}
-                        Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-                    }
+/// Starts the fetcher thread (`ringside-jwks`): [`Background::wake`] it after a reload,
+/// [`Background::stop`] then [`Background::join`] it at shutdown.
+pub(crate) fn spawn(
+    shared: Arc<ArcSwap<Snapshot>>,
+    registry: Arc<Registry>,
+) -> io::Result<Background> {
+    Background::spawn("ringside-jwks", move |signals| {
+        let mut targets: Vec<Target> = Vec::new();
+        let mut seen: Option<Arc<Snapshot>> = None;
+        loop {
+            let snap = shared.load_full();
+            if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap)) {
+                targets = targets_of(&snap.config, targets, &registry);
+                seen = Some(snap);
+            }
+            for t in &mut targets {
+                let asked = t.keys.refetch.swap(false, Relaxed);
+                if asked || t.next <= Instant::now() {
+                    t.next = Instant::now() + fetch_into(t);
                 }
-            })?;
-        Ok(Fetcher { signal, thread })
-    }
-
-    pub(crate) fn wake(&self) {
-        let _ = self.signal.try_send(Signal::Reload);
-    }
-
-    pub(crate) fn stop(&self) {
-        let _ = self.signal.send(Signal::Stop);
-    }
-
-    pub(crate) fn join(self) {
-        let _ = self.thread.join();
-    }
+            }
+            let wait = match targets.iter().map(|t| t.next).min() {
+                None => IDLE,
+                Some(n) => n.saturating_duration_since(Instant::now()).min(POLL),
+            };
+            if !signals.wait(wait) {
+                break;
+            }
+        }
+    })
 }
 
 /// The remote providers of `config`, keeping the schedule of those `old` already had.
