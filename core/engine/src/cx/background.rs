@@ -8,7 +8,11 @@ use std::net::TcpStream;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use ringside_config::Snapshot;
 
 /// A running background thread: [`Background::wake`] after a reload, [`Background::stop`]
 /// then [`Background::join`] at shutdown.
@@ -62,6 +66,22 @@ impl Background {
     /// Waits for the thread to stop.
     pub(crate) fn join(self) {
         let _ = self.thread.join();
+    }
+}
+
+/// The snapshot a background thread last looked at.
+#[derive(Default)]
+pub(crate) struct Seen(Option<Arc<Snapshot>>);
+
+impl Seen {
+    /// The published snapshot, when it is not the one seen last (it is from then on).
+    pub(crate) fn changed(&mut self, shared: &ArcSwap<Snapshot>) -> Option<Arc<Snapshot>> {
+        let snap = shared.load_full();
+        if self.0.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap)) {
+            return None;
+        }
+        self.0 = Some(Arc::clone(&snap));
+        Some(snap)
     }
 }
 

@@ -27,7 +27,7 @@ use ringside_config::{Cluster, Config, HealthCheck, HealthCheckKind, Snapshot};
 use rustls_pki_types::ServerName;
 
 use super::outlier::{self, Checked, ClusterMarks, EndpointMarks};
-use crate::cx::background::{exchange, Background};
+use crate::cx::background::{exchange, Background, Seen};
 use crate::cx::shared::Registry;
 
 /// Most checks running at once.
@@ -44,12 +44,10 @@ pub(crate) fn spawn(
 ) -> io::Result<Background> {
     Background::spawn("ringside-health", move |signals| {
         let mut targets: Vec<Target> = Vec::new();
-        let mut seen: Option<Arc<Snapshot>> = None;
+        let mut seen = Seen::default();
         loop {
-            let snap = shared.load_full();
-            if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap)) {
+            if let Some(snap) = seen.changed(&shared) {
                 targets = targets_of(&snap.config, targets, &registry);
-                seen = Some(snap);
             }
             round(&mut targets);
             let now = Instant::now();

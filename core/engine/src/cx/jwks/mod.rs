@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use ringside_config::{Config, JwksSource, JwtProvider, KeySet, RemoteJwks, Snapshot};
 
-use crate::cx::background::Background;
+use crate::cx::background::{Background, Seen};
 use crate::cx::shared::Registry;
 
 mod http;
@@ -146,12 +146,10 @@ pub(crate) fn spawn(
 ) -> io::Result<Background> {
     Background::spawn("ringside-jwks", move |signals| {
         let mut targets: Vec<Target> = Vec::new();
-        let mut seen: Option<Arc<Snapshot>> = None;
+        let mut seen = Seen::default();
         loop {
-            let snap = shared.load_full();
-            if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap)) {
+            if let Some(snap) = seen.changed(&shared) {
                 targets = targets_of(&snap.config, targets, &registry);
-                seen = Some(snap);
             }
             for t in &mut targets {
                 let asked = t.keys.refetch.swap(false, Relaxed);
