@@ -274,7 +274,8 @@ class Direct(Target):
     caps = ("h1", "h2c", "tls")
     is_proxy = False
 
-    def start(self, tools, work, cpus, origin, cert, key, pem, listeners=None, max_conns=0):
+    def start(self, tools, work, cpus, origin, cert, key, pem, listeners=None, max_conns=0,
+              extra=None):
         self.ports = {k: v for k, v in origin.ports.items()
                       if listeners is None or k in listeners}
 
