@@ -19,7 +19,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from . import log, measure, tools
+from . import gateway, log, measure, tools
 from .main import make_bodies, make_cert, placement, raise_fd_limit, run_load
 from .proxies import PROXIES, Origin
 from .scenarios import BODIES, FULL, full_list
@@ -52,6 +52,8 @@ class Bench:
         self.targets = []
         self.origin = None
         self.work = None
+        # Made when a gateway target is first started; from then on every load carries them.
+        self.extra, self.headers = {}, ()
 
     def __enter__(self):
         signal.signal(signal.SIGTERM, _interrupt)
@@ -92,13 +94,16 @@ class Bench:
         if not target.supports(listener):
             raise RuntimeError(f"{name} does not serve {listener} here: "
                                f"{target.skipped.get(listener, 'not one of its protocols')}")
+        if target.gateway and not self.headers:
+            creds = gateway.Credentials(self.tl.openssl, self.work)
+            self.extra, self.headers = creds.values(), tuple(creds.headers())
         self.targets.append(target)
         try:
             # Room for the largest scenario's connections (500) on both sides, as perf/run.
             target.start(self.tl, self.work, self.proxy_cpus, self.origin, self.cert,
                          self.key, self.pem, tuple(dict.fromkeys(("h1", listener))),
-                         max_conns=1500)
-            target.check("/128B", BODIES["128B"], self.tl)
+                         max_conns=1500, extra=self.extra)
+            target.check("/128B", BODIES["128B"], self.tl, self.headers)
         except RuntimeError as e:
             tail = ""
             if target.proc:
@@ -118,7 +123,8 @@ class Bench:
     def load(self, target, sc, seconds, warmup=0.0):
         """The scenario's load, as perf/run sends it, for `seconds`; returns the load
         generator's figures (requests, rps, latency percentiles, errors)."""
-        return run_load(self.tl, self.load_cpus, target, sc, seconds, warmup, self.work)()
+        return run_load(self.tl, self.load_cpus, target, sc, seconds, warmup, self.work,
+                        self.headers)()
 
     def load_n(self, target, sc, requests):
         """Exactly `requests` requests with h2load (over HTTP/1.1 with --h1 where the scenario
@@ -130,4 +136,4 @@ class Bench:
         url = sc.url(target.ports[sc.port])
         return measure.run_h2load(self.tl, self.load_cpus, url, sc.conns, sc.streams, None,
                                   self.work / "h2load.log", requests=requests,
-                                  h1=sc.tool == "wrk")
+                                  h1=sc.tool == "wrk", headers=self.headers)

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import log, measure, report, svg, tools
+from . import gateway, log, measure, report, svg, tools
 from .proxies import PROXIES, Direct, Origin, RingsideBase
 from .scenarios import BODIES, FULL, QUICK, full_list
 
@@ -192,21 +192,24 @@ def round_order(slots_, rnd):
     return [list(reversed(sl)) if len(sl) > 1 and rnd % 2 else sl for sl in rotated]
 
 
-def run_load(tl, load_cpus, target, sc, duration, warmup, work):
+def run_load(tl, load_cpus, target, sc, duration, warmup, work, headers=()):
+    """headers: (name, value) pairs every request carries (the gateway credentials; wrk and
+    h2load only: the fixed-rate client sends none)."""
     port = target.ports[sc.port]
     if sc.tool == "wrk":
         if warmup >= 1:  # wrk counts whole seconds
-            measure.run_wrk(tl, load_cpus, sc.url(port), sc.conns, round(warmup))
-        return lambda: measure.run_wrk(tl, load_cpus, sc.url(port), sc.conns, duration)
+            measure.run_wrk(tl, load_cpus, sc.url(port), sc.conns, round(warmup), headers)
+        return lambda: measure.run_wrk(tl, load_cpus, sc.url(port), sc.conns, duration,
+                                       headers)
     if sc.tool == "fixedrate":
         return lambda: measure.run_fixedrate(tl, load_cpus, port, sc.path, sc.conns, sc.rate,
                                              duration, warmup)
     if sc.tool == "h2load":
         if warmup > 0:
             measure.run_h2load(tl, load_cpus, sc.url(port), sc.conns, sc.streams,
-                               f"{int(warmup * 1000)}ms", work / "h2load.log")
+                               f"{int(warmup * 1000)}ms", work / "h2load.log", headers=headers)
         return lambda: measure.run_h2load(tl, load_cpus, sc.url(port), sc.conns, sc.streams,
-                                          duration, work / "h2load.log")
+                                          duration, work / "h2load.log", headers=headers)
     raise ValueError(sc.tool)
 
 
@@ -223,6 +226,9 @@ class Suite:
         self.origin = None
         self.cert = self.key = self.pem = None
         self.runs, self.memory, self.failures, self.affinity = [], [], [], {}
+        # A run with a gateway target: its credentials' template values, and the headers
+        # every request of every target then carries (gateway.py).
+        self.extra, self.headers = {}, ()
 
     def memory_step_s(self):
         return 3 + self.idle_conns / 4000
@@ -240,7 +246,8 @@ class Suite:
             # Room for the idle connections, or for the largest scenario's connections on
             # both sides (500 clients, 500 upstream).
             target.start(self.tl, self.work, self.proxy_cpus, self.origin, self.cert, self.key,
-                         self.pem, listeners, max_conns=max(self.idle_conns, 1000) + 500)
+                         self.pem, listeners, max_conns=max(self.idle_conns, 1000) + 500,
+                         extra=self.extra)
             return True
         except (RuntimeError, OSError) as e:
             self.fail(target, rnd, f"start: {e}")
@@ -259,7 +266,7 @@ class Suite:
             time.sleep(0.5)
             m = {"round": rnd, "target": target.name, "idle_kib": measure.rss_kib(pids)}
             socks, fails = measure.open_idle_connections(target.ports["h1"], self.idle_conns,
-                                                         "/128B")
+                                                         "/128B", headers=self.headers)
             try:
                 time.sleep(1.0)
                 m["with_conns_kib"] = measure.rss_kib(pids)
@@ -290,9 +297,9 @@ class Suite:
         if not self.start(target, rnd, listeners):
             return
         try:
-            target.check("/128B", BODIES["128B"], self.tl)
+            target.check("/128B", BODIES["128B"], self.tl, self.headers)
             for sc in scenarios:
-                if sc.port in target.ports:
+                if sc.port in target.ports and target.why_not(sc) is None:
                     self.scenario(target, rnd, where, sc)
             if target.is_proxy and peak:
                 pids = target.pids()
@@ -332,7 +339,7 @@ class Suite:
         for attempt in (1, 2):
             try:
                 go = run_load(self.tl, self.load_cpus, target, sc, self.duration, self.warmup,
-                              self.work)
+                              self.work, () if sc.tool == "fixedrate" else self.headers)
                 pids = target.pids()
                 before = _cpu_sample(pids, self.origin, self.proxy_cpus, self.load_cpus)
                 r = go()
@@ -404,7 +411,7 @@ def main(argv=None):
     proxy_cpus, load_cpus = placement(args)
     os.sched_setaffinity(0, load_cpus)  # the orchestrator stays off the proxy's CPU
     idle_conns = raise_fd_limit(args.idle_conns or mode.idle_conns)
-    tl = tools.ensure(args, need_envoy="envoy" in names)
+    tl = tools.ensure(args, need_envoy=any(n.startswith("envoy") for n in names))
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else RESULTS_DIR / (stamp + ("-quick" if args.quick else ""))
@@ -451,6 +458,9 @@ def main(argv=None):
         for proto, why in t.skipped.items():
             if any(s.port == proto for s in scenarios):
                 log.warn(f"{t.name}: no {proto} scenarios: {why}")
+        if t.gateway and any(s.tool == "fixedrate" for s in scenarios):
+            log.warn(f"{t.name}: no fixed-rate scenarios: the fixed-rate client sends no "
+                     "credentials")
     h1 = [s for s in scenarios if s.port == "h1"]
     other = [s for s in scenarios if s.port != "h1"]
     # The memory measurement goes with the HTTP/1.1 scenarios (it uses the h1 listener):
@@ -458,9 +468,15 @@ def main(argv=None):
     with_memory = bool(h1)
     suite = Suite(tl, duration, warmup, idle_conns, proxy_cpus, load_cpus, work)
     suite.wait_quiet = args.wait_quiet
+    if any(t.gateway for t in targets):
+        creds = gateway.Credentials(tl.openssl, work)
+        suite.extra, suite.headers = creds.values(), tuple(creds.headers())
+        meta["request_headers"] = creds.describe()
+        log.info("gateway targets in the run: every request of every target (wrk, h2load) "
+                 "carries " + "; ".join(creds.describe()))
     steps, planned = 0, 0.0
     for t in targets:
-        n = sum(1 for s in scenarios if t.supports(s.port))
+        n = sum(1 for s in scenarios if t.why_not(s) is None)
         mem = t.is_proxy and with_memory
         steps += n + (1 if mem else 0)
         planned += n * suite.scenario_step_s() + (suite.memory_step_s() + 2 if mem else 0)
@@ -492,7 +508,7 @@ def main(argv=None):
                     for target in slot:
                         suite.measure_load(target, rnd, where(target), h1, ("h1",), peak=True)
                 for target in slot:
-                    if any(target.supports(s.port) for s in other):
+                    if any(target.why_not(s) is None for s in other):
                         suite.measure_load(target, rnd, where(target), other)
     except KeyboardInterrupt:
         suite.failures.append({"target": "-", "round": -1, "scenario": "",
@@ -518,7 +534,7 @@ def main(argv=None):
     md = report.markdown(data)
     (out / "results.md").write_text(md)
     print(md)
-    for line in report.baseline_summary(data):
+    for line in report.baseline_summary(data) + report.gateway_summary(data):
         log.info(line)
     log.info(f"results in {out}/: results.md, results.json, latency.svg, throughput.svg, "
              "memory.svg, configs/, logs/")

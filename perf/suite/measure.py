@@ -157,10 +157,17 @@ def _run(argv, cpus, timeout):
     return p.stdout
 
 
-def run_wrk(tools, cpus, url, conns, duration):
-    """Closed loop: conns connections, each sending its next request when the last answered."""
+def _header_args(headers):
+    """-H NAME: VALUE for each header (wrk and h2load take the same form)."""
+    return [a for k, v in headers for a in ("-H", f"{k}: {v}")]
+
+
+def run_wrk(tools, cpus, url, conns, duration, headers=()):
+    """Closed loop: conns connections, each sending its next request when the last answered.
+    headers: (name, value) pairs every request carries."""
     out = _run([tools.wrk, "-t1", f"-c{conns}", f"-d{duration}s", "--timeout", "5s",
-                "--latency", "-s", str(WRK_LUA), url], cpus, timeout=duration + 30)
+                "--latency", *_header_args(headers), "-s", str(WRK_LUA), url], cpus,
+               timeout=duration + 30)
     m = re.search(r"^RESULT (\{.*\})$", out, re.M)
     if not m:
         raise LoadError(f"wrk printed no result: {out[-500:]}")
@@ -207,22 +214,25 @@ def _seconds(d):
     return float(d)
 
 
-def h2load_argv(h2load, url, conns, streams, duration, log_file=None, requests=None, h1=False):
+def h2load_argv(h2load, url, conns, streams, duration, log_file=None, requests=None, h1=False,
+                headers=()):
     # -N: a connection stuck (e.g. in its TLS handshake) is dropped instead of holding h2load
     # past its duration.
     amount = ["-n", str(requests)] if requests else ["-D", str(duration)]
     logging = ["--log-file", str(log_file)] if log_file else []
     return [h2load, "-t1", f"-c{conns}", f"-m{streams}", *amount, "-N5s",
-            *(["--h1"] if h1 else []), *logging, url]
+            *(["--h1"] if h1 else []), *_header_args(headers), *logging, url]
 
 
-def run_h2load(tools, cpus, url, conns, streams, duration, log_file, requests=None, h1=False):
+def run_h2load(tools, cpus, url, conns, streams, duration, log_file, requests=None, h1=False,
+               headers=()):
     """h2 (h2c with prior knowledge for http://, ALPN h2 for https://), conns x streams.
     duration: seconds, or a string with a unit ("200ms"). requests: instead of a duration,
-    exactly that many requests (-n). h1: HTTP/1.1 instead of h2 (--h1)."""
+    exactly that many requests (-n). h1: HTTP/1.1 instead of h2 (--h1). headers: (name,
+    value) pairs every request carries."""
     timeout = 600 if requests else _seconds(duration) + 20
-    out = _run(h2load_argv(tools.h2load, url, conns, streams, duration, log_file, requests, h1),
-               cpus, timeout=timeout)
+    out = _run(h2load_argv(tools.h2load, url, conns, streams, duration, log_file, requests, h1,
+                           headers), cpus, timeout=timeout)
     m = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", out)
     req = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
                     r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
@@ -276,11 +286,13 @@ def _read_response(sock):
     return int(head.split(b" ", 2)[1])
 
 
-def open_idle_connections(port, count, path, batch=200, deadline_s=120):
-    """Opens `count` keep-alive connections, sends one request on each and reads its answer,
-    and leaves them open. Returns (sockets, failures). The caller closes the sockets."""
+def open_idle_connections(port, count, path, batch=200, deadline_s=120, headers=()):
+    """Opens `count` keep-alive connections, sends one request (with `headers`) on each and
+    reads its answer, and leaves them open. Returns (sockets, failures). The caller closes
+    the sockets."""
     socks, failures = [], 0
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers)
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}\r\n".encode()
     end = time.monotonic() + deadline_s
     while len(socks) + failures < count and time.monotonic() < end:
         group = []

@@ -114,9 +114,10 @@ def wait_listening(proc, ports, timeout=20.0):
                 time.sleep(0.05)
 
 
-def http_get(port, path, timeout=5.0, tls=False):
+def http_get(port, path, timeout=5.0, tls=False, headers=()):
     """One HTTP/1.1 GET over a fresh connection (tls: over TLS with ALPN http/1.1, the
-    certificate not verified); returns (status, body length)."""
+    certificate not verified), with `headers` (name, value) added; returns (status, body
+    length)."""
     with socket.create_connection((HOST, port), timeout=timeout) as raw:
         s = raw
         if tls:
@@ -125,7 +126,8 @@ def http_get(port, path, timeout=5.0, tls=False):
             ctx.verify_mode = ssl.CERT_NONE
             ctx.set_alpn_protocols(["http/1.1"])
             s = ctx.wrap_socket(raw, server_hostname="localhost")
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers)
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n{extra}Connection: close\r\n\r\n"
                   .encode())
         data = b""
         while True:
@@ -138,11 +140,13 @@ def http_get(port, path, timeout=5.0, tls=False):
     return status, len(body)
 
 
-def h2_get(tools, url):
-    """One h2 GET with h2load (prior knowledge for http://, ALPN h2 for https://); returns
-    (200 or the failure, body bytes). h2load prints the application data it received."""
+def h2_get(tools, url, headers=()):
+    """One h2 GET with h2load (prior knowledge for http://, ALPN h2 for https://), with
+    `headers` added; returns (200 or the failure, body bytes). h2load prints the application
+    data it received."""
+    hs = [a for k, v in headers for a in ("-H", f"{k}: {v}")]
     try:
-        p = subprocess.run([tools.h2load, "-n1", "-c1", "-t1", "-N5s", url],
+        p = subprocess.run([tools.h2load, "-n1", "-c1", "-t1", "-N5s", *hs, url],
                            capture_output=True, text=True, timeout=20)
     except subprocess.TimeoutExpired:
         return "no answer in 20 s", 0
@@ -181,6 +185,9 @@ class Target:
     label = ""
     caps = ("h1",)
     is_proxy = True
+    # A gateway target (ringside-gateway, envoy-gateway, ...) admits only requests with the
+    # run's credentials (gateway.py): a run with one sends them to every target.
+    gateway = False
 
     def __init__(self):
         self.ports = {}
@@ -193,14 +200,24 @@ class Target:
     def supports(self, proto):
         return proto in self.caps and proto not in self.skipped
 
+    def why_not(self, sc):
+        """None when this target runs scenario `sc`, else why not (reported beside n/a)."""
+        if not self.supports(sc.port):
+            return self.skipped.get(sc.port, "")
+        if self.gateway and sc.tool == "fixedrate":
+            return "the fixed-rate client sends no credentials"
+        return None
+
     def pids(self):
         return self.proc.pids() if self.proc else []
 
-    def start(self, tools, work, cpus, origin, cert, key, pem, listeners=None, max_conns=2000):
+    def start(self, tools, work, cpus, origin, cert, key, pem, listeners=None, max_conns=2000,
+              extra=None):
         """Starts the proxy with a listener for each protocol in `listeners` it serves (all
         of them by default) and waits until every listener accepts connections. max_conns:
         the client connections it must accept (nginx preallocates that many slots, so it
-        is the run's need, not a large round number)."""
+        is the run's need, not a large round number). extra: more template values (the
+        gateway credentials' values)."""
         self.ports = {cap: free_port() for cap in self.caps
                       if self.supports(cap) and (listeners is None or cap in listeners)}
         values = dict(listeners=tuple(self.ports), work=work, origin=f"{HOST}:{origin.ports['h1']}", origin_ip=HOST,
@@ -208,23 +225,26 @@ class Target:
                       max_conns=max_conns, nofile=nofile_limit(),
                       haproxy_maxconn=min(max_conns, (nofile_limit() - 100) // 2),
                       port_h1=self.ports.get("h1", 0), port_h2c=self.ports.get("h2c", 0),
-                      port_tls=self.ports.get("tls", 0))
+                      port_tls=self.ports.get("tls", 0), name=self.name, **(extra or {}))
         argv = self.command(tools, work, values)
         self.proc = Process(self.name, argv, cpus, str(work / f"{self.name}.log"))
         wait_listening(self.proc, self.ports.values())
         time.sleep(0.3)  # let worker processes and threads finish starting
         self.proc.record_tree()
 
-    def check(self, path, size, tools=None):
-        """One request on every listener it has, in the protocol the scenarios use there:
-        HTTP/1.1 on h1; h2 with prior knowledge on h2c; on TLS, HTTP/1.1 (ALPN http/1.1)
-        and h2 (ALPN h2). A listener that answers wrongly fails the run instead of producing
-        a table full of errors."""
-        checks = [("h1", "HTTP/1.1", lambda p: http_get(p, path))]
+    def check(self, path, size, tools=None, headers=()):
+        """One request (with `headers`) on every listener it has, in the protocol the
+        scenarios use there: HTTP/1.1 on h1; h2 with prior knowledge on h2c; on TLS, HTTP/1.1
+        (ALPN http/1.1) and h2 (ALPN h2). A listener that answers wrongly fails the run
+        instead of producing a table full of errors."""
+        hs = headers
+        checks = [("h1", "HTTP/1.1", lambda p: http_get(p, path, headers=hs))]
         if tools is not None:
-            checks += [("h2c", "h2c", lambda p: h2_get(tools, f"http://{HOST}:{p}{path}")),
-                       ("tls", "HTTP/1.1 over TLS", lambda p: http_get(p, path, tls=True)),
-                       ("tls", "h2 over TLS", lambda p: h2_get(tools, f"https://{HOST}:{p}{path}"))]
+            checks += [("h2c", "h2c", lambda p: h2_get(tools, f"http://{HOST}:{p}{path}", hs)),
+                       ("tls", "HTTP/1.1 over TLS",
+                        lambda p: http_get(p, path, tls=True, headers=hs)),
+                       ("tls", "h2 over TLS",
+                        lambda p: h2_get(tools, f"https://{HOST}:{p}{path}", hs))]
         for port, what, get in checks:
             if port not in self.ports:
                 continue
@@ -254,7 +274,8 @@ class Direct(Target):
     caps = ("h1", "h2c", "tls")
     is_proxy = False
 
-    def start(self, tools, work, cpus, origin, cert, key, pem, listeners=None, max_conns=0):
+    def start(self, tools, work, cpus, origin, cert, key, pem, listeners=None, max_conns=0,
+              extra=None):
         self.ports = {k: v for k, v in origin.ports.items()
                       if listeners is None or k in listeners}
 
@@ -310,6 +331,39 @@ class RingsideResilience(Ringside):
         return [tools.ringside, "run", "--config", cfg, "--log-level", "warn"]
 
 
+class RingsideGateway(Ringside):
+    """ringside with a gateway route (issue 12): `role = "gateway"`, a JWT provider and an API
+    key on the route (`authn`, either admits), a consumer, a local token bucket far above the
+    load and CORS. The run's requests carry a valid token, the key and an allowed Origin; the
+    token admits (a cached check: SHA-256 and one lookup after the first request) and names
+    the consumer. Its distance to `ringside` (a plain route) is the gateway's cost per
+    request. Not in the default set of proxies."""
+
+    name = "ringside-gateway"
+    label = "ringside (gateway: JWT + API key route, rate limit, CORS)"
+    gateway = True
+    authn = '{ jwt = [ "perf" ], api_key = { header = "x-api-key" } }'
+    authn_what = ("a JWT (provider `perf`) or an API key (`x-api-key`), either admits: the"
+                  "\n#   requests carry both and the token admits, the key is not looked up")
+
+    def command(self, tools, work, values):
+        values = dict(values, authn=self.authn, authn_what=self.authn_what)
+        cfg = self.render("ringside-gateway.toml", work, values, stem=self.name)
+        return [tools.ringside, "run", "--config", cfg, "--log-level", "warn"]
+
+
+class RingsideGatewayKey(RingsideGateway):
+    """ringside-gateway with only the API key on the route: the key (from the same requests)
+    is hashed, looked up and removed; the token goes to the origin unread. Not in the default
+    set of proxies."""
+
+    name = "ringside-gateway-key"
+    label = "ringside (gateway: API-key route, rate limit, CORS)"
+    authn = '{ api_key = { header = "x-api-key" } }'
+    authn_what = ("an API key (`x-api-key`): hashed, looked up, removed; the token the requests"
+                  "\n#   also carry goes to the origin unread")
+
+
 class Nginx(Target):
     name = "nginx"
     label = "nginx"
@@ -353,8 +407,25 @@ class Envoy(Target):
                 "-l", "warn", "--log-path", str(work / "envoy-error.log")]
 
 
+class EnvoyGateway(Envoy):
+    """Envoy doing the gateway route's work (templates/envoy-gateway.yaml): cors, jwt_authn
+    (local JWKS, verified tokens cached), an RBAC header match for the API key,
+    local_ratelimit. Not in the default set of proxies."""
+
+    name = "envoy-gateway"
+    label = "Envoy (gateway: jwt_authn, RBAC API key, local_ratelimit, cors)"
+    gateway = True
+
+    def command(self, tools, work, values):
+        cfg = self.render("envoy-gateway.yaml", work, values)
+        return [tools.envoy, "-c", cfg, "--concurrency", "1", "--disable-hot-restart",
+                "-l", "warn", "--log-path", str(work / "envoy-gateway-error.log")]
+
+
 PROXIES = {"ringside": Ringside, "nginx": Nginx, "haproxy": Haproxy, "envoy": Envoy,
-           "ringside-obs": RingsideObs, "ringside-resilience": RingsideResilience}
+           "ringside-obs": RingsideObs, "ringside-resilience": RingsideResilience,
+           "ringside-gateway": RingsideGateway, "ringside-gateway-key": RingsideGatewayKey,
+           "envoy-gateway": EnvoyGateway}
 
 
 def nofile_limit():

@@ -30,8 +30,9 @@ def build(meta, targets, scenarios, runs, memory, failures):
         per = {}
         for t in targets:
             rs = [r for r in runs if r["scenario"] == sc.id and r["target"] == t.name]
-            if not t.supports(sc.port):
-                per[t.name] = {"na": True, "why": t.skipped.get(sc.port, "")}
+            why = t.why_not(sc)
+            if why is not None:
+                per[t.name] = {"na": True, "why": why}
                 continue
             if not rs:
                 per[t.name] = {"failed": True}
@@ -95,7 +96,84 @@ def build(meta, targets, scenarios, runs, memory, failures):
     data["goals"] = goals(data, scenarios)
     if any(t.name == BASE for t in targets):
         data["baseline"] = baseline(scenarios, runs, memory)
+    gw = gateway(scenarios, runs, {t.name for t in targets})
+    if gw:
+        data["gateway"] = gw
     return data
+
+
+# ---------------------------------------------------------------- gateway stages (issue 12)
+
+# (gateway target, compared with, the issue's limit on the CPU-per-request ratio or None)
+GATEWAY_PAIRS = (
+    ("ringside-gateway", "ringside", 1.15),
+    ("ringside-gateway-key", "ringside", 1.15),
+    ("ringside-gateway", "envoy-gateway", 1.0),
+    ("ringside-gateway-key", "envoy-gateway", 1.0),
+    ("envoy-gateway", "envoy", None),
+)
+
+
+def gateway(scenarios, runs, names):
+    """The gateway targets against the plain route and against Envoy doing the same work:
+    CPU per request and req/s, as _ab (medians, ratio of the medians, per-round ratios: the
+    two of a pair ran in the same round, not back to back)."""
+    out = {}
+    for sc in scenarios:
+        rows = []
+        for a, b, limit in GATEWAY_PAIRS:
+            if a not in names or b not in names:
+                continue
+            ra = [r for r in runs if r["scenario"] == sc.id and r["target"] == a]
+            rb = [r for r in runs if r["scenario"] == sc.id and r["target"] == b]
+            if not (ra and rb):
+                continue
+            cpu = _ab(ra, rb, "cpu_s_per_1k")
+            met = None if limit is None or cpu["ratio"] is None else cpu["ratio"] <= limit
+            rows.append({"target": a, "against": b, "limit": limit, "met": met, "cpu": cpu,
+                         "rps": _ab(ra, rb, "rps")})
+        if rows:
+            out[sc.id] = rows
+    return out
+
+
+def gateway_markdown(data):
+    gw = data.get("gateway")
+    if not gw:
+        return []
+    hs = data["meta"].get("request_headers") or []
+    lines = ["## Gateway stages (issue 12)", "",
+             "Every request of every target carried " + "; ".join(f"`{h}`" for h in hs)
+             + ". CPU: proxy CPU seconds per 1000 requests, median (min–max) of the rounds. "
+             "*a/b*: ratio of the medians, then (lowest–highest) of the per-round ratios. "
+             "Goals (issue 12): the gateway route at most 1.15× the plain route's CPU per "
+             "request, and below Envoy's with the same work.", "",
+             "| scenario | a | b | CPU s/1k a | CPU s/1k b | CPU a/b | goal | met | req/s a/b |",
+             "|---|---|---|---|---|---|---|---|---|"]
+
+    def cpu(st):
+        return fmt_spread(st, lambda x: f"{x:.4f}")
+    for sid, rows in gw.items():
+        for r in rows:
+            goal = "—" if r["limit"] is None else (
+                f"≤ {r['limit']}×" if r["limit"] != 1.0 else "< 1×")
+            met = "—" if r["met"] is None else ("yes" if r["met"] else "**no**")
+            lines.append(f"| {sid} | {r['target']} | {r['against']} | "
+                         f"{cpu(r['cpu']['new'])} | {cpu(r['cpu']['base'])} | "
+                         f"**{fmt_ratio(r['cpu'])}** | {goal} | {met} | {fmt_ratio(r['rps'])} |")
+    return lines + [""]
+
+
+def gateway_summary(data):
+    gw = data.get("gateway")
+    if not gw:
+        return []
+    out = ["gateway CPU per request (ratio of medians; per-round min-max):"]
+    for sid, rows in gw.items():
+        for r in rows:
+            out.append(f"  {sid:18s} {r['target']:20s} / {r['against']:16s} "
+                       f"{fmt_ratio(r['cpu'])}")
+    return out
 
 
 # ---------------------------------------------------------------- --baseline: A/B
@@ -345,6 +423,7 @@ def markdown(data):
             lines.append(f"| {g['goal']} | {val} | {op} {lim} | {met} |")
         lines.append("")
     lines += baseline_markdown(data)
+    lines += gateway_markdown(data)
     targets = data["targets"]
     lines += ["## Throughput, latency, CPU", "",
               "req/s: median (min–max) of the rounds. × nginx and of direct: ratios of the "

@@ -14,7 +14,9 @@ from xml.sax.saxutils import escape
 
 COLORS = {"direct": "#888888", "ringside": "#d62728", "ringside-base": "#ff9896",
           "nginx": "#2ca02c",
-          "haproxy": "#1f77b4", "envoy": "#9467bd"}
+          "haproxy": "#1f77b4", "envoy": "#9467bd",
+          "ringside-gateway": "#ff7f0e", "ringside-gateway-key": "#bcbd22",
+          "envoy-gateway": "#c5b0d5"}
 FONT = "font-family='DejaVu Sans, Helvetica, Arial, sans-serif'"
 PCTS = (("p50_us", "p50", 2), ("p90_us", "p90", 10), ("p99_us", "p99", 100),
         ("p999_us", "p99.9", 1000), ("max_us", "max", 10000))
