@@ -28,14 +28,26 @@ pub use upstream::health::{ClusterHealth, EndpointHealth};
 pub use upstream::outlier::Checked;
 
 /// Entry points for the cargo-fuzz targets in `fuzz/` (not an API: no stability, hidden from
-/// the docs). They reach the HTTP/2 ⇄ HTTP/1.1 head conversion (`upstream/convert.rs`), which
-/// sees a client's or an upstream's fields, without a runtime or a connection; errors are
-/// returned as text.
+/// the docs). They reach, without a runtime or a connection, the HTTP/2 ⇄ HTTP/1.1 head
+/// conversion (`upstream/convert.rs`), which sees a client's or an upstream's fields, and the
+/// JWT check (`stage/jwt.rs`), which sees a client's token; errors are returned as text.
 #[doc(hidden)]
 pub mod fuzzing {
     use ringside_codec::{Edits, Limits, RequestHead, ResponseHead};
 
     use crate::upstream::convert;
+
+    /// A client's JWT checked against `provider` (its keys from the configuration) as a route
+    /// checks it; on success, the claim headers it would send upstream.
+    pub fn jwt_verify(
+        provider: &std::sync::Arc<ringside_config::JwtProvider>,
+        consumers: &ringside_config::Consumers,
+        token: &[u8],
+    ) -> Result<Vec<(String, Vec<u8>)>, String> {
+        let registry = crate::cx::shared::Registry::default();
+        crate::stage::check_token(provider, &registry, consumers, token)
+            .map_err(|e| format!("{e:?}"))
+    }
 
     /// An HTTP/2 request head (as the h2 crate hands it over) → the neutral HTTP/1.1 head.
     pub fn request_to_h1(
