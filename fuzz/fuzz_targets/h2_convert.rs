@@ -19,8 +19,8 @@
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Uri};
 use libfuzzer_sys::fuzz_target;
-use ringside_codec::fuzzing::{exercise_request, LIMITS};
-use ringside_codec::parse_response;
+use ringside_codec::fuzzing::{exercise_request, field_lines, LIMITS};
+use ringside_codec::{parse_response, ResponseError, MAX_RESPONSE_HEADERS};
 use ringside_engine::fuzzing::{
     request_from_h1, request_h2_to_h2, request_to_h1, response_from_h1, write_h1_response_head,
 };
@@ -96,6 +96,8 @@ fn response(data: &[u8]) {
                 assert_eq!(n, out.len());
                 assert_eq!(back.status(), head.status());
             }
+            // At the field limit, the writer's own fields push it over (as in http1_response).
+            Err(ResponseError::TooLarge) if field_lines(&out) > MAX_RESPONSE_HEADERS => {}
             other => panic!(
                 "written HTTP/1.1 head does not parse: {other:?}\n{}",
                 String::from_utf8_lossy(&out)

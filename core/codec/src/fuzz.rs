@@ -208,3 +208,24 @@ fn samples_are_valid() {
         assert!(scan_whole(s).unwrap().1);
     }
 }
+
+/// Found by the http1_response fuzz target: a response head with exactly
+/// `MAX_RESPONSE_HEADERS` fields is accepted, and re-encoded with the proxy's `via` it has
+/// one field more than a ringside hop accepts. The property allows that (the limit is the
+/// limit) instead of panicking; this pins both halves.
+#[test]
+fn a_head_at_the_field_limit_grows_past_it_when_forwarded() {
+    let mut head = b"HTTP/1.1 302 Found\r\n".to_vec();
+    for i in 0..crate::MAX_RESPONSE_HEADERS {
+        head.extend_from_slice(format!("Set-Cookie: c{i}=1\r\n").as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
+    let (h, _) = parse_response(&head, 1 << 20, "GET").unwrap().unwrap();
+    let mut out = Vec::new();
+    crate::write_response_head(&mut out, &h, &[("via", b"r")], &crate::Edits::NONE, true);
+    assert!(matches!(
+        parse_response(&out, 1 << 20, "GET"),
+        Err(crate::ResponseError::TooLarge)
+    ));
+    check_response_bytes(&head);
+}

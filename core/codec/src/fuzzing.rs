@@ -16,7 +16,7 @@
 use crate::{
     parse_request, parse_response, write_request_head, write_response_head,
     write_response_head_dechunked, BodyKind, ChunkError, ChunkedScanner, Edits, Limits,
-    RequestHead, ResponseHead, Version,
+    RequestHead, ResponseError, ResponseHead, Version, MAX_RESPONSE_HEADERS,
 };
 
 /// The limits the properties parse with (a proxy's defaults, smaller).
@@ -82,6 +82,10 @@ pub fn exercise_response(h: &ResponseHead, method: &str) {
         write_response_head(&mut out, h, &[("via", b"r")], &Edits::NONE, keep_alive);
         let (back, n) = match parse_response(&out, 1 << 20, method) {
             Ok(Some(x)) => x,
+            // The proxy's own fields (`via`, `connection`) can push a head that was at the
+            // field limit past it: the next hop may refuse what this one accepted (found by
+            // the http1_response target; docs/hardening.md).
+            Err(ResponseError::TooLarge) if field_lines(&out) > MAX_RESPONSE_HEADERS => continue,
             other => panic!(
                 "encoded response does not parse: {other:?}\n{}",
                 String::from_utf8_lossy(&out)
@@ -96,7 +100,19 @@ pub fn exercise_response(h: &ResponseHead, method: &str) {
     }
     let mut out = Vec::new();
     write_response_head_dechunked(&mut out, h, &[], &Edits::NONE);
-    assert!(parse_response(&out, 1 << 20, method).is_ok());
+    let back = parse_response(&out, 1 << 20, method);
+    assert!(
+        back.is_ok() || field_lines(&out) > MAX_RESPONSE_HEADERS,
+        "{back:?}"
+    );
+}
+
+/// The field lines of an encoded head (its lines but the start line and the final empty one).
+pub fn field_lines(head: &[u8]) -> usize {
+    head.windows(2)
+        .filter(|w| w == b"\r\n")
+        .count()
+        .saturating_sub(2)
 }
 
 /// What scanning a chunked body gave: bytes consumed, whether it ended, the chunk data and
