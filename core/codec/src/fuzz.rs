@@ -1,5 +1,6 @@
-//! The fuzz harness (proptest; cargo-fuzz would need nightly): random bytes and random
-//! mutations of valid messages go through every parser and encoder.
+//! The proptest half of the fuzz harness: random bytes and random mutations of valid messages
+//! go through every parser and encoder, on every `cargo test`. The coverage-guided half is
+//! `fuzz/` (cargo-fuzz); both check the properties in `fuzzing.rs`.
 //!
 //! Invariant checked: never panics; rejects via an error. Beyond that, properties that catch
 //! wrong answers rather than crashes: a prefix of a parseable head is "need more", the chunked
@@ -8,17 +9,11 @@
 
 use proptest::prelude::*;
 
-use crate::{
-    parse_request, parse_response, write_request_head, write_response_head,
-    write_response_head_dechunked, BodyKind, ChunkedScanner, Limits, RequestHead, ResponseHead,
-    Version,
+use crate::fuzzing::{
+    check_chunked, check_request_bytes, check_request_prefix, check_response_bytes,
+    check_response_prefix, exercise_request, exercise_response, scan_whole, LIMITS, METHODS,
 };
-
-const LIMITS: Limits = Limits {
-    max_header_bytes: 8192,
-    max_headers: 64,
-    max_uri_bytes: 4096,
-};
+use crate::{parse_request, parse_response};
 
 const REQUESTS: &[&[u8]] = &[
     b"GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n",
@@ -46,8 +41,6 @@ const CHUNKED: &[&[u8]] = &[
     b"0\r\n\r\n",
     b"000A \t;a\r\n0123456789\r\n0;e\r\nA: b\r\nC:\r\n\r\n",
 ];
-
-const METHODS: &[&str] = &["GET", "HEAD", "POST", "CONNECT", "OPTIONS"];
 
 /// Bytes that sit on the edges of the grammar.
 const TOKENS: &[&[u8]] = &[
@@ -130,155 +123,6 @@ fn mutated(samples: &'static [&'static [u8]]) -> impl Strategy<Value = Vec<u8>> 
         .prop_map(move |(i, ms)| mutate(samples[i], &ms))
 }
 
-/// Calls every accessor and both encoders; checks the encoded head parses back.
-fn exercise_request(h: &RequestHead) {
-    let _ = (h.method(), h.is_idempotent(), h.version(), h.target());
-    let _ = (h.path(), h.host(), h.keep_alive(), h.expects_continue());
-    let _ = (h.header("host"), h.header("content-length"), h.upgrade());
-    assert!(h.path_and_query().starts_with(h.path()));
-    assert!(!h.path_and_query().contains('#'));
-    assert_eq!(h.headers().count(), h.headers.len());
-    for (name, value) in h.headers() {
-        assert!(!name.is_empty());
-        assert!(!value.contains(&b'\r') && !value.contains(&b'\n'));
-    }
-    for upgrade in [false, true] {
-        let mut out = Vec::new();
-        write_request_head(
-            &mut out,
-            h,
-            &[("x-fwd", b"1")],
-            &crate::Edits::NONE,
-            upgrade,
-        );
-        if h.version() == Version::Http10 && h.authority().is_none() {
-            continue; // goes out without Host: not a valid HTTP/1.1 request by itself
-        }
-        let big = Limits {
-            max_header_bytes: 1 << 20,
-            max_headers: 1000,
-            max_uri_bytes: 1 << 20,
-        };
-        let (back, n) = match parse_request(&out, &big) {
-            Ok(Some(x)) => x,
-            other => panic!(
-                "encoded request does not parse: {other:?}\n{}",
-                String::from_utf8_lossy(&out)
-            ),
-        };
-        assert_eq!(n, out.len());
-        assert_eq!(back.method(), h.method());
-        assert_eq!(back.path_and_query(), h.path_and_query());
-        assert_eq!(back.authority(), h.authority());
-        assert_eq!(back.host(), h.host());
-        assert_eq!(back.body(), h.body());
-        assert_eq!(back.header("x-fwd"), Some(&b"1"[..]));
-    }
-}
-
-fn exercise_response(h: &ResponseHead, method: &str) {
-    let _ = (h.status(), h.version(), h.reason(), h.keep_alive());
-    let _ = (h.is_informational(), h.header("content-length"));
-    assert_eq!(h.headers().count(), h.headers.len());
-    for keep_alive in [false, true] {
-        let mut out = Vec::new();
-        write_response_head(
-            &mut out,
-            h,
-            &[("via", b"r")],
-            &crate::Edits::NONE,
-            keep_alive,
-        );
-        let (back, n) = match parse_response(&out, 1 << 20, method) {
-            Ok(Some(x)) => x,
-            other => panic!(
-                "encoded response does not parse: {other:?}\n{}",
-                String::from_utf8_lossy(&out)
-            ),
-        };
-        assert_eq!(n, out.len());
-        assert_eq!(back.status(), h.status());
-        assert_eq!(back.body(), h.body());
-        if !h.is_informational() && (!keep_alive || h.body() == BodyKind::UntilClose) {
-            assert!(!back.keep_alive());
-        }
-    }
-    let mut out = Vec::new();
-    write_response_head_dechunked(&mut out, h, &[], &crate::Edits::NONE);
-    assert!(parse_response(&out, 1 << 20, method).is_ok());
-}
-
-/// Scans `input` whole: Ok((consumed, done, data)) or Err.
-fn scan_whole(input: &[u8]) -> Result<(usize, bool, Vec<u8>), ()> {
-    let mut s = ChunkedScanner::new();
-    let mut data = Vec::new();
-    let r = s
-        .scan(input, |r| data.extend_from_slice(&input[r]))
-        .map_err(|_| ())?;
-    assert!(r.consumed <= input.len());
-    assert!(r.done || r.consumed == input.len());
-    assert_eq!(s.data_bytes(), data.len() as u64);
-    Ok((r.consumed, r.done, data))
-}
-
-/// Scans `input` in pieces cut at `cuts`.
-fn scan_split(input: &[u8], cuts: &[usize]) -> Result<(usize, bool, Vec<u8>), ()> {
-    let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
-    points.push(0);
-    points.push(input.len());
-    points.sort_unstable();
-    let mut s = ChunkedScanner::new();
-    let mut data = Vec::new();
-    let mut consumed = 0;
-    for w in points.windows(2) {
-        let piece = &input[w[0]..w[1]];
-        let r = s
-            .scan(piece, |r| data.extend_from_slice(&piece[r]))
-            .map_err(|_| ())?;
-        consumed += r.consumed;
-        if r.done {
-            return Ok((consumed, true, data));
-        }
-        assert_eq!(r.consumed, piece.len());
-    }
-    Ok((consumed, false, data))
-}
-
-fn check_request_bytes(input: &[u8]) {
-    let full = parse_request(input, &LIMITS);
-    if let Ok(Some((h, n))) = &full {
-        assert!(*n <= input.len());
-        exercise_request(h);
-    }
-    // Small limits walk the size-limit branches.
-    for limits in [
-        Limits {
-            max_header_bytes: 40,
-            max_headers: 2,
-            max_uri_bytes: 8,
-        },
-        Limits {
-            max_header_bytes: 0,
-            max_headers: 0,
-            max_uri_bytes: 0,
-        },
-    ] {
-        if let Ok(Some((h, _))) = parse_request(input, &limits) {
-            exercise_request(&h);
-        }
-    }
-}
-
-fn check_response_bytes(input: &[u8]) {
-    for method in METHODS {
-        if let Ok(Some((h, n))) = parse_response(input, 8192, method) {
-            assert!(n <= input.len());
-            exercise_response(&h, method);
-        }
-        let _ = parse_response(input, 16, method);
-    }
-}
-
 /// 2048 cases per property by default; `PROPTEST_CASES=N` for a longer fuzzing run.
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -331,30 +175,12 @@ proptest! {
 
     #[test]
     fn prefix_of_parseable_request_needs_more(input in mutated(REQUESTS), cut in any::<usize>()) {
-        let full = parse_request(&input, &LIMITS);
-        let cut = cut % (input.len() + 1);
-        let prefix = parse_request(&input[..cut], &LIMITS);
-        match (&full, &prefix) {
-            (Ok(Some((_, n))), Ok(None)) => prop_assert!(cut < *n),
-            (Ok(Some((_, n))), Ok(Some((_, m)))) => prop_assert_eq!(n, m),
-            (Ok(Some(_)), Err(e)) => prop_assert!(false, "prefix failed with {:?}", e),
-            (_, Ok(Some((_, m)))) => prop_assert!(false, "prefix parsed ({}) but full: {:?}", m, full),
-            _ => {}
-        }
+        check_request_prefix(&input, cut);
     }
 
     #[test]
     fn prefix_of_parseable_response_needs_more(input in mutated(RESPONSES), cut in any::<usize>()) {
-        let full = parse_response(&input, 8192, "GET");
-        let cut = cut % (input.len() + 1);
-        let prefix = parse_response(&input[..cut], 8192, "GET");
-        match (&full, &prefix) {
-            (Ok(Some((_, n))), Ok(None)) => prop_assert!(cut < *n),
-            (Ok(Some((_, n))), Ok(Some((_, m)))) => prop_assert_eq!(n, m),
-            (Ok(Some(_)), Err(e)) => prop_assert!(false, "prefix failed with {:?}", e),
-            (_, Ok(Some((_, m)))) => prop_assert!(false, "prefix parsed ({}) but full: {:?}", m, full),
-            _ => {}
-        }
+        check_response_prefix(&input, cut);
     }
 
     #[test]
@@ -362,10 +188,7 @@ proptest! {
         input in prop_oneof![mutated(CHUNKED), prop::collection::vec(any::<u8>(), 0..300)],
         cuts in prop::collection::vec(any::<usize>(), 0..8),
     ) {
-        let whole = scan_whole(&input);
-        prop_assert_eq!(&whole, &scan_split(&input, &cuts));
-        let every: Vec<usize> = (0..input.len()).collect();
-        prop_assert_eq!(&whole, &scan_split(&input, &every));
+        check_chunked(&input, &cuts);
     }
 }
 
@@ -384,4 +207,25 @@ fn samples_are_valid() {
     for s in CHUNKED {
         assert!(scan_whole(s).unwrap().1);
     }
+}
+
+/// Found by the http1_response fuzz target: a response head with exactly
+/// `MAX_RESPONSE_HEADERS` fields is accepted, and re-encoded with the proxy's `via` it has
+/// one field more than a ringside hop accepts. The property allows that (the limit is the
+/// limit) instead of panicking; this pins both halves.
+#[test]
+fn a_head_at_the_field_limit_grows_past_it_when_forwarded() {
+    let mut head = b"HTTP/1.1 302 Found\r\n".to_vec();
+    for i in 0..crate::MAX_RESPONSE_HEADERS {
+        head.extend_from_slice(format!("Set-Cookie: c{i}=1\r\n").as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
+    let (h, _) = parse_response(&head, 1 << 20, "GET").unwrap().unwrap();
+    let mut out = Vec::new();
+    crate::write_response_head(&mut out, &h, &[("via", b"r")], &crate::Edits::NONE, true);
+    assert!(matches!(
+        parse_response(&out, 1 << 20, "GET"),
+        Err(crate::ResponseError::TooLarge)
+    ));
+    check_response_bytes(&head);
 }

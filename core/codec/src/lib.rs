@@ -15,16 +15,21 @@
 //! Heads are tokenized by `httparse` (strict configuration) and copied once into a `Bytes`;
 //! accessors return slices of it through stored offsets: no allocation per header.
 //!
-//! Fuzzing: cargo-fuzz needs a nightly toolchain, which the project's machines lack, so the
-//! fuzz harness is the proptest suite in `fuzz.rs` (`cargo test -p ringside-codec`): random
-//! bytes and random mutations of valid requests, responses and chunked bodies go through every
-//! parser and encoder, asserting the invariant above. 2048 cases per property by default; a
-//! longer run: `PROPTEST_CASES=3000000 cargo test -p ringside-codec --release fuzz`.
+//! Fuzzing, two harnesses over the same properties (`fuzzing.rs`: never panics, encoded heads
+//! parse back, prefixes need more, chunked scanning is split-independent):
+//! - the proptest suite in `fuzz.rs`, on every `cargo test -p ringside-codec`: random bytes and
+//!   random mutations of valid requests, responses and chunked bodies, 2048 cases per property
+//!   (`PROPTEST_CASES=N` for more);
+//! - the coverage-guided cargo-fuzz targets in `fuzz/` (`fuzz/run`, docs/hardening.md), which
+//!   build this crate with the `fuzzing` feature.
 
 mod chunked;
 mod encode;
 #[cfg(test)]
 mod fuzz;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod header;
 mod request;
 mod response;

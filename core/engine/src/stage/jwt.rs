@@ -234,6 +234,25 @@ fn strip(req: &mut Req<'_>, found: &Found<'_>) -> Result<(), ProxyError> {
     Ok(())
 }
 
+/// [`verify`] for the fuzz target (`crate::fuzzing::jwt_verify`): `token` checked against
+/// `provider` as a route checks it, and the claim headers it would send upstream.
+pub(crate) fn check_token(
+    provider: &Arc<JwtProvider>,
+    registry: &Registry,
+    consumers: &Consumers,
+    token: &[u8],
+) -> Result<Vec<(String, Vec<u8>)>, JwtFailure> {
+    let c = Checker {
+        config: Arc::clone(provider),
+        keys: jwks::keys_for(provider, registry),
+    };
+    let v = verify(&c, token, consumers)?;
+    Ok(v.headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.clone()))
+        .collect())
+}
+
 /// Checks `token` against provider `c`.
 fn verify(c: &Checker, token: &[u8], consumers: &Consumers) -> Result<Verified, JwtFailure> {
     if token.len() > MAX_TOKEN {

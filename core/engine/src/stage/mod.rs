@@ -34,6 +34,8 @@ mod redirect;
 mod rewrite;
 mod timeout;
 
+pub(crate) use jwt::check_token;
+
 use std::time::Duration;
 
 use ringside_codec::{Edits, RequestHead};
