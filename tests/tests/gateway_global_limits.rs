@@ -229,6 +229,9 @@ both_drivers!(
         // The worker learns it when it next sends counts; from then on, everything passes.
         assert_eq!(c.request(&tenant("t2")).status, 200);
         assert!(eventually(WAIT, || p.handle.redis()[0].failures > 0));
+        // Each worker learns it when its own batch fails (the failure counted may be another
+        // worker's): until then this connection's worker still counts t2 (limit 2) locally.
+        assert!(eventually(WAIT, || c.request(&tenant("t2")).status == 200));
         assert_eq!(statuses(&mut c, &tenant("t2"), 10), [200; 10]);
         assert_eq!(statuses(&mut c, &tenant("t1"), 3), [200; 3], "even a full window");
         assert!(events(&p.handle.metrics(), "ratelimit_fail_open") >= 13);
