@@ -504,6 +504,11 @@ pub struct RouteMatch {
     /// The client's verified identity must be one of these (exact, or a prefix ending in
     /// `*`); empty: any client, with or without an identity.
     pub principals: Vec<String>,
+    /// Gateway role: the request's consumer, as the route's own `authn` identifies it, must
+    /// be one of these; empty: any request. Not checked by [`RouteMatch::matches`]: the
+    /// pipeline checks it after the other conditions hold (it needs the route's credentials
+    /// checked, which is the engine's work).
+    pub consumers: Vec<crate::ConsumerId>,
 }
 
 #[derive(Debug)]

@@ -849,8 +849,12 @@ pub struct FileMatch {
     /// or a prefix ending in `*`. A request without a verified identity (plaintext on a
     /// permissive listener, any other listener) never matches a route that has principals.
     pub principals: Option<Vec<String>>,
-    /// Routing by consumer (gateway role). Not supported yet: an error (a route's `authn`
-    /// runs after the route is chosen).
+    /// Gateway role: `[[consumers]]` names. The route matches only a request whose
+    /// credential, checked by this route's `authn` (required), is one of these consumers'.
+    /// Any other request (another consumer's, or one without a valid credential) goes on to
+    /// the next route, as for any condition that does not hold. Checked after the other
+    /// conditions. A CORS preflight carries no credential: give the route without
+    /// `consumers` that catches the rest the same `cors`.
     pub consumers: Option<Vec<String>>,
 }
 

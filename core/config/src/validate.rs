@@ -150,14 +150,14 @@ pub(crate) fn parse_and_validate(
                 );
             }
         }
-        let (authn, rate_limit_key) =
-            v.gateway_route(i, r, &name, proxy.role, &consumers, &providers);
+        let gateway = v.gateway_route(i, r, &name, proxy.role, &consumers, &providers);
         let global = r.rate_limit.as_ref().and_then(|l| {
             v.global_rate_limit(&format!("routes[{i}].rate_limit"), l, proxy.role, &redis)
         });
         let route = v.route(i, r, name, &cluster_ids).map(|mut route| {
-            route.authn = authn;
-            route.rate_limit_key = rate_limit_key;
+            route.authn = gateway.authn;
+            route.rate_limit_key = gateway.rate_limit_key;
+            route.matcher.consumers = gateway.consumers;
             route.global_rate_limit = global;
             route
         });

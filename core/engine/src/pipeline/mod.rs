@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! listener stages ─▶ first matching route ─▶ route stages ─▶ Forward(cluster) | Reply
+//!                     (`match.consumers`: the route's credentials checked, kept for its AuthN)
 //! Forward ─▶ forward: a fault's delay, then the upstream call, within the deadline
 //! response head ─▶ Piped::response_edits (the stages that ran, in reverse) ─▶ client
 //! ```
@@ -51,19 +52,20 @@ pub(crate) fn decide<'v>(
         }
     }
     let head = req.head;
+    let conn = req.conn;
     let view = RequestView {
         method: head.method(),
         host: head.host(),
         path: head.path(),
         header: |name: &str| head.header(name),
-        principal: req.conn.identity.as_deref(),
+        principal: conn.identity.as_deref(),
     };
-    let Some((i, route)) = http
-        .routes
-        .iter()
-        .enumerate()
-        .find(|(_, r)| r.matcher.matches(&view))
-    else {
+    // A route's `match.consumers` is checked last, with that route's own credentials.
+    let Some((i, route)) = http.routes.iter().enumerate().find(|(i, r)| {
+        r.matcher.matches(&view)
+            && (r.matcher.consumers.is_empty()
+                || compiled.consumer_matches(*i, &r.matcher.consumers, req))
+    }) else {
         return Decision::Reply {
             route: "",
             local: Local::Error(ProxyError::NoRoute),

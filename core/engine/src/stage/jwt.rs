@@ -83,12 +83,6 @@ struct Verified {
     headers: Rc<[(Box<str>, Vec<u8>)]>,
 }
 
-/// A token found in the request, and where.
-struct Found<'h> {
-    token: Cow<'h, [u8]>,
-    source: &'h TokenSource,
-}
-
 impl Jwt {
     pub(crate) fn compile(providers: &[Arc<JwtProvider>], registry: &Registry) -> Jwt {
         Jwt {
@@ -115,31 +109,31 @@ impl Jwt {
         }
     }
 
-    /// `None`: no provider found a token. Otherwise the token's consumer (if its `sub` is
-    /// one's), with the request's edits made, or why the token does not pass.
-    pub(crate) fn authenticate(
+    /// `None`: no provider found a token. Otherwise the token that passed, or why the
+    /// first one that says most does not. Changes nothing in the request (the cache
+    /// aside): [`Jwt::apply`] does, once the request is admitted.
+    pub(crate) fn check(
         &self,
-        req: &mut Req<'_>,
+        head: &ringside_codec::RequestHead,
         consumers: &Consumers,
-    ) -> Option<Result<Option<ConsumerId>, ProxyErrorOrJwt>> {
-        let head = req.head;
+    ) -> Option<Result<Passed, JwtFailure>> {
         let now = unix_now();
         let mut failure: Option<JwtFailure> = None;
         for (i, c) in self.providers.iter().enumerate() {
-            let Some(found) = find(head, &c.config.from) else {
+            let Some((source, token)) = find(head, &c.config.from) else {
                 continue;
             };
             // A token too long to be checked is not even looked up.
-            let cached = match found.token.len() {
+            let cached = match token.len() {
                 n if n > MAX_TOKEN => None,
-                _ => self.cache.get(&found.token, i, c.keys.generation(), now),
+                _ => self.cache.get(&token, i, c.keys.generation(), now),
             };
             let verified = match cached {
                 Some(v) => v,
-                None => match verify(c, &found.token, consumers) {
+                None => match verify(c, &token, consumers) {
                     Ok(mut v) => {
                         v.provider = i;
-                        self.cache.put(&found.token, v.clone(), now);
+                        self.cache.put(&token, v.clone(), now);
                         v
                     }
                     Err(f) => {
@@ -151,30 +145,55 @@ impl Jwt {
                     }
                 },
             };
-            if !c.config.forward {
-                if let Err(e) = strip(req, &found) {
-                    return Some(Err(ProxyErrorOrJwt::Proxy(e)));
-                }
-            }
-            for (name, value) in verified.headers.iter() {
-                req.edits.add.push((name.clone(), value.clone()));
-            }
-            return Some(Ok(verified.consumer));
+            return Some(Ok(Passed { source, verified }));
         }
-        failure.map(|f| Err(ProxyErrorOrJwt::Jwt(f)))
+        failure.map(Err)
+    }
+
+    /// Makes the request edits of a token that passed: the token removed (unless the
+    /// provider forwards it) and its claims' headers added. Returns its consumer.
+    pub(crate) fn apply(
+        &self,
+        req: &mut Req<'_>,
+        passed: &Passed,
+    ) -> Result<Option<ConsumerId>, ProxyError> {
+        let v = &passed.verified;
+        let Some(c) = self.providers.get(v.provider) else {
+            return Ok(None);
+        };
+        if !c.config.forward {
+            if let Some(source) = c.config.from.get(passed.source) {
+                strip(req, source)?;
+            }
+        }
+        for (name, value) in v.headers.iter() {
+            req.edits.add.push((name.clone(), value.clone()));
+        }
+        Ok(v.consumer)
     }
 }
 
-/// Why `authenticate` refused.
-pub(crate) enum ProxyErrorOrJwt {
-    Jwt(JwtFailure),
-    /// The request cannot be forwarded without its token (its target would not be valid).
-    Proxy(ProxyError),
+/// A token that passed a route's check: where it was (an index in its provider's `from`)
+/// and what it gives.
+#[derive(Debug)]
+pub(crate) struct Passed {
+    source: usize,
+    verified: Verified,
 }
 
-/// The first place of `from` holding a token.
-fn find<'h>(head: &'h ringside_codec::RequestHead, from: &'h [TokenSource]) -> Option<Found<'h>> {
-    from.iter().find_map(|source| {
+impl Passed {
+    /// The consumer whose `jwt_subjects` has the token's `sub`.
+    pub(crate) fn consumer(&self) -> Option<ConsumerId> {
+        self.verified.consumer
+    }
+}
+
+/// The first place of `from` holding a token: its index in `from`, and the token.
+fn find<'h>(
+    head: &'h ringside_codec::RequestHead,
+    from: &[TokenSource],
+) -> Option<(usize, Cow<'h, [u8]>)> {
+    from.iter().enumerate().find_map(|(i, source)| {
         let token: Cow<'h, [u8]> = match source {
             TokenSource::Header { name, prefix } => {
                 let v = head.header(name)?;
@@ -188,7 +207,7 @@ fn find<'h>(head: &'h ringside_codec::RequestHead, from: &'h [TokenSource]) -> O
             TokenSource::Query(q) => query_value(head.path_and_query(), q)?,
             TokenSource::Cookie(name) => Cow::Borrowed(cookie(head, name)?),
         };
-        (!token.is_empty()).then_some(Found { token, source })
+        (!token.is_empty()).then_some((i, token))
     })
 }
 
@@ -206,8 +225,8 @@ fn cookie<'h>(head: &'h ringside_codec::RequestHead, name: &str) -> Option<&'h [
 }
 
 /// Removes the token from where it was found.
-fn strip(req: &mut Req<'_>, found: &Found<'_>) -> Result<(), ProxyError> {
-    match found.source {
+fn strip(req: &mut Req<'_>, source: &TokenSource) -> Result<(), ProxyError> {
+    match source {
         TokenSource::Header { name, .. } => remove(req, name),
         TokenSource::Query(q) => {
             let base = req.upstream_head();
