@@ -409,7 +409,10 @@ mod tests {
                 let added: Vec<String> = edits
                     .add
                     .iter()
-                    .map(|(n, v)| format!("{n}={}", String::from_utf8_lossy(v)))
+                    .map(|(n, v)| {
+                        let (n, v) = (String::from_utf8_lossy(n), String::from_utf8_lossy(v));
+                        format!("{n}={v}")
+                    })
                     .collect();
                 format!("{route}:direct {} {}", d.status, added.join(","))
             }
@@ -453,7 +456,13 @@ mod tests {
         assert_eq!(deadline, Some(std::time::Duration::from_millis(1500)));
         // Listener edit appended, then the route's overwrite replaced it and the client's.
         assert!(edits.removes(b"x-debug") && edits.removes(b"x-l"));
-        assert_eq!(edits.add, vec![("x-l".into(), b"route".to_vec())]);
+        assert_eq!(
+            edits.add,
+            vec![(
+                bytes::Bytes::from_static(b"x-l"),
+                bytes::Bytes::from_static(b"route")
+            )]
+        );
         // An unnamed route is named after its listener and position; its direct answer
         // gets the response edits.
         let (said, _, deadline) = run("GET /direct HTTP/1.1\r\nHost: h\r\nX-In: v\r\n\r\n");

@@ -5,7 +5,9 @@
 //! credential), before the consumer's and the route's rate limits: an unauthenticated
 //! request takes no token. Reads the route's `authn.api_key` (`header`, `query`,
 //! `hide_credentials`) and the configuration's consumers (`ringside_config::Consumers`:
-//! the key is hashed once and looked up in one map, whatever the number of consumers).
+//! the key is hashed once and looked up in one map, whatever the number of consumers; a key
+//! that admitted is kept in the worker's table of the route's keys, `seen.rs`, so a repeat
+//! costs one FxHash and one comparison instead of a SHA-256).
 //!
 //! - A route with `jwt` looks for a token first (`Jwt`); one that passes admits the request
 //!   (its `sub` may name a consumer, else the request has none). Otherwise the API key, if
@@ -26,10 +28,13 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
+use bytes::Bytes;
+
 use ringside_codec::RequestHead;
 use ringside_config::{ApiKeyAuthn, Authn, ConsumerId, Route};
 
 use super::jwt::{Jwt, Passed};
+use super::seen::Seen;
 use super::{Flow, Identified, Local, Req};
 use crate::cx::error::{AuthnFailure, ProxyError, Unauthenticated};
 use crate::cx::shared::Registry;
@@ -40,10 +45,15 @@ pub(crate) const CONSUMER_HEADER: &str = "x-consumer-name";
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct AuthN {
     authn: Option<Authn>,
-    /// The consumers' names by `ConsumerId`, made once per view (handed to each request).
-    names: Vec<Rc<str>>,
+    /// The consumers' names by `ConsumerId`, made once per view (handed to each request),
+    /// and as the value of `x-consumer-name`.
+    names: Vec<(Rc<str>, Bytes)>,
+    /// The API key's header name, as an edit removes it.
+    key_header: Bytes,
     /// The route's JWT providers, with this worker's cache of verified tokens.
     jwt: Option<Jwt>,
+    /// API keys this worker already found a consumer for (a repeat key is not hashed).
+    keys: Seen<ConsumerId>,
 }
 
 /// What a request's credentials say to a route's `authn`, before anything in the request
@@ -79,9 +89,17 @@ impl AuthN {
             a.consumers
                 .list()
                 .iter()
-                .map(|c| Rc::from(c.name.as_str()))
+                .map(|c| {
+                    let value = Bytes::copy_from_slice(c.name.as_bytes());
+                    (Rc::from(c.name.as_str()), value)
+                })
                 .collect()
         });
+        let key_header = route
+            .authn
+            .as_ref()
+            .and_then(|a| a.api_key.as_ref())
+            .map_or_else(Bytes::new, |k| Bytes::copy_from_slice(k.header.as_bytes()));
         let jwt = route
             .authn
             .as_ref()
@@ -90,7 +108,9 @@ impl AuthN {
         AuthN {
             authn: route.authn.clone(),
             names,
+            key_header,
             jwt,
+            keys: Seen::default(),
         }
     }
 
@@ -108,7 +128,7 @@ impl AuthN {
         }
         let key = authn.api_key.as_ref().and_then(|k| find_key(head, k));
         Some(match (jwt_failure, key) {
-            (_, Some((key, in_query))) => match authn.consumers.by_api_key(&key) {
+            (_, Some((key, in_query))) => match self.consumer_by_key(authn, &key) {
                 Some(id) => Verdict::Key { id, in_query },
                 None => {
                     Verdict::Refused(jwt_failure.map_or(AuthnFailure::Unknown, AuthnFailure::Jwt))
@@ -119,10 +139,21 @@ impl AuthN {
         })
     }
 
+    /// The consumer whose API key is `key`: from this worker's table of keys it admitted,
+    /// else hashed and looked up (and kept when it admits).
+    fn consumer_by_key(&self, authn: &Authn, key: &[u8]) -> Option<ConsumerId> {
+        if let Some(id) = self.keys.get(key) {
+            return Some(id);
+        }
+        let id = authn.consumers.by_api_key(key)?;
+        self.keys.put(key, id, |_| true);
+        Some(id)
+    }
+
     pub(crate) fn request<'v>(&self, req: &mut Req<'_>) -> Flow<'v> {
         let head = req.head;
         if head.header(CONSUMER_HEADER).is_some() {
-            remove(req, CONSUMER_HEADER);
+            remove(req, Bytes::from_static(CONSUMER_HEADER.as_bytes()));
         }
         let Some(authn) = &self.authn else {
             return Flow::Next;
@@ -145,7 +176,7 @@ impl AuthN {
                 None => None,
             },
             Verdict::Key { id, in_query } => match authn.api_key.as_ref() {
-                Some(k) => match hide_key(req, k, in_query) {
+                Some(k) => match hide_key(req, k, &self.key_header, in_query) {
                     Ok(()) => Some(id),
                     Err(e) => return Flow::Reply(Local::Error(e)),
                 },
@@ -169,10 +200,11 @@ impl AuthN {
         let Some(name) = consumer.and_then(|id| Some((id, self.names.get(id.0)?))) else {
             return Flow::Next;
         };
-        let (id, name) = name;
-        req.edits
-            .add
-            .push((CONSUMER_HEADER.into(), name.as_bytes().to_vec()));
+        let (id, (name, value)) = name;
+        req.edits.add.push((
+            Bytes::from_static(CONSUMER_HEADER.as_bytes()),
+            Bytes::clone(value),
+        ));
         req.consumer = Some(Identified {
             id,
             name: Rc::clone(name),
@@ -193,13 +225,19 @@ fn find_key<'h>(head: &'h RequestHead, k: &ApiKeyAuthn) -> Option<(Cow<'h, [u8]>
     }
 }
 
-/// An admitting key removed from the upstream request, unless `hide_credentials = false`.
-fn hide_key(req: &mut Req<'_>, k: &ApiKeyAuthn, in_query: bool) -> Result<(), ProxyError> {
+/// An admitting key removed from the upstream request, unless `hide_credentials = false`
+/// (`header`: `k.header` as an edit names it).
+fn hide_key(
+    req: &mut Req<'_>,
+    k: &ApiKeyAuthn,
+    header: &Bytes,
+    in_query: bool,
+) -> Result<(), ProxyError> {
     if !k.hide_credentials {
         return Ok(());
     }
     if !in_query {
-        remove(req, &k.header);
+        remove(req, Bytes::clone(header));
     }
     // The query parameter goes too, even when the header was the one used.
     // The upstream head then has the target without it (`Req::rewritten`, which a
@@ -216,10 +254,8 @@ fn hide_key(req: &mut Req<'_>, k: &ApiKeyAuthn, in_query: bool) -> Result<(), Pr
 }
 
 /// Removes a request header (once in the list).
-pub(super) fn remove(req: &mut Req<'_>, name: &str) {
-    if !req.edits.removes(name.as_bytes()) {
-        req.edits.remove.push(name.into());
-    }
+pub(super) fn remove(req: &mut Req<'_>, name: Bytes) {
+    req.edits.remove_field(name);
 }
 
 /// The percent-decoded value of the first query parameter `name` in `target`.
@@ -368,13 +404,16 @@ mod tests {
             Flow::Reply(Local::Error(e)) => e.status(),
             Flow::Reply(Local::Direct(_) | Local::Redirect { .. }) => 1,
         };
-        let mut edits: Vec<String> = req.edits.remove.iter().map(|n| format!("-{n}")).collect();
-        edits.extend(
-            req.edits
-                .add
-                .iter()
-                .map(|(n, v)| format!("+{n}={}", String::from_utf8_lossy(v))),
-        );
+        let mut edits: Vec<String> = req
+            .edits
+            .remove
+            .iter()
+            .map(|n| format!("-{}", String::from_utf8_lossy(n)))
+            .collect();
+        edits.extend(req.edits.add.iter().map(|(n, v)| {
+            let (n, v) = (String::from_utf8_lossy(n), String::from_utf8_lossy(v));
+            format!("+{n}={v}")
+        }));
         let consumer = req.consumer.map(|c| c.name.to_string());
         (
             status,

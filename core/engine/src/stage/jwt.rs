@@ -14,15 +14,14 @@
 //! `claims_to_headers` go upstream (a client's copies are removed on every request of the
 //! route); the token itself is removed unless `forward = true`.
 //!
-//! Cost: a verified token is kept in this worker's cache (one per route and view, no lock),
-//! keyed by its own bytes, until its `exp` (plus the skew) or until the provider's keys
-//! change, at most [`CACHE_ENTRIES`] entries. A repeat request costs one hash of the token
-//! (FxHash) and one comparison of its bytes, not a signature check. (Keyed by a SHA-256, a
-//! hit cost 19k instructions of digest; only verified tokens are ever inserted, so a client
-//! cannot fill the table with colliding keys.)
+//! Cost: a verified token is kept in this worker's table of the route's verified credentials
+//! (`seen.rs`) until its `exp` (plus the skew) or until the provider's keys change. A repeat
+//! request costs one hash of the token (FxHash) and one comparison of its bytes, not a
+//! signature check. (Keyed by a SHA-256, a hit cost 19k instructions of digest.)
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+
+use bytes::Bytes;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -34,6 +33,7 @@ use ringside_config::{ConsumerId, Consumers, JwtProvider, TokenSource};
 use serde_json::Value;
 
 use super::authn::{query_value, remove, without_param};
+use super::seen::Seen;
 use super::Req;
 use crate::cx::error::{JwtFailure, ProxyError};
 use crate::cx::jwks::{self, ProviderKeys};
@@ -41,21 +41,41 @@ use crate::cx::shared::Registry;
 
 /// The longest token checked (a longer one is refused unread).
 pub(crate) const MAX_TOKEN: usize = 8 * 1024;
-/// Verified tokens kept per route and worker.
-pub(crate) const CACHE_ENTRIES: usize = 1024;
 /// The longest claim value given to the upstream as a header.
 const MAX_CLAIM_VALUE: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Jwt {
     providers: Vec<Checker>,
-    cache: TokenCache,
+    /// Tokens this worker verified for the route.
+    cache: Seen<Verified>,
 }
 
 #[derive(Clone)]
 struct Checker {
     config: Arc<JwtProvider>,
     keys: Arc<ProviderKeys>,
+    /// For each place of `config.from`, the header's name as an edit names it (empty for a
+    /// query parameter or a cookie).
+    from_headers: Vec<Bytes>,
+}
+
+impl Checker {
+    fn new(provider: &Arc<JwtProvider>, registry: &Registry) -> Checker {
+        let from_headers = provider
+            .from
+            .iter()
+            .map(|source| match source {
+                TokenSource::Header { name, .. } => Bytes::copy_from_slice(name.as_bytes()),
+                TokenSource::Query(_) | TokenSource::Cookie(_) => Bytes::new(),
+            })
+            .collect();
+        Checker {
+            config: Arc::clone(provider),
+            keys: jwks::keys_for(provider, registry),
+            from_headers,
+        }
+    }
 }
 
 impl std::fmt::Debug for Checker {
@@ -80,7 +100,7 @@ struct Verified {
     /// `exp` plus the skew, in Unix seconds.
     until: u64,
     consumer: Option<ConsumerId>,
-    headers: Rc<[(Box<str>, Vec<u8>)]>,
+    headers: Rc<[(Bytes, Bytes)]>,
 }
 
 impl Jwt {
@@ -88,12 +108,9 @@ impl Jwt {
         Jwt {
             providers: providers
                 .iter()
-                .map(|p| Checker {
-                    config: Arc::clone(p),
-                    keys: jwks::keys_for(p, registry),
-                })
+                .map(|p| Checker::new(p, registry))
                 .collect(),
-            cache: TokenCache::default(),
+            cache: Seen::default(),
         }
     }
 
@@ -103,7 +120,7 @@ impl Jwt {
         for c in &self.providers {
             for claim in &c.config.claims_to_headers {
                 if head.header(&claim.header).is_some() {
-                    remove(req, &claim.header);
+                    remove(req, Bytes::copy_from_slice(claim.header.as_bytes()));
                 }
             }
         }
@@ -126,14 +143,16 @@ impl Jwt {
             // A token too long to be checked is not even looked up.
             let cached = match token.len() {
                 n if n > MAX_TOKEN => None,
-                _ => self.cache.get(&token, i, c.keys.generation(), now),
+                _ => self.cache.get(&token).filter(|v| {
+                    v.provider == i && v.generation == c.keys.generation() && now < v.until
+                }),
             };
             let verified = match cached {
                 Some(v) => v,
                 None => match verify(c, &token, consumers) {
                     Ok(mut v) => {
                         v.provider = i;
-                        self.cache.put(&token, v.clone(), now);
+                        self.cache.put(&token, v.clone(), |e| now < e.until);
                         v
                     }
                     Err(f) => {
@@ -163,7 +182,12 @@ impl Jwt {
         };
         if !c.config.forward {
             if let Some(source) = c.config.from.get(passed.source) {
-                strip(req, source)?;
+                let name = c
+                    .from_headers
+                    .get(passed.source)
+                    .cloned()
+                    .unwrap_or_default();
+                strip(req, source, name)?;
             }
         }
         for (name, value) in v.headers.iter() {
@@ -224,10 +248,11 @@ fn cookie<'h>(head: &'h ringside_codec::RequestHead, name: &str) -> Option<&'h [
         })
 }
 
-/// Removes the token from where it was found.
-fn strip(req: &mut Req<'_>, source: &TokenSource) -> Result<(), ProxyError> {
+/// Removes the token from where it was found (`header`: a header source's name, as an
+/// edit names it).
+fn strip(req: &mut Req<'_>, source: &TokenSource, header: Bytes) -> Result<(), ProxyError> {
     match source {
-        TokenSource::Header { name, .. } => remove(req, name),
+        TokenSource::Header { .. } => remove(req, header),
         TokenSource::Query(q) => {
             let base = req.upstream_head();
             let h = base.retarget(Some(&without_param(base.path_and_query(), q)), None)?;
@@ -244,9 +269,10 @@ fn strip(req: &mut Req<'_>, source: &TokenSource) -> Result<(), ProxyError> {
                     !p.is_empty() && p.split(|b| *b == b'=').next() != Some(name.as_bytes())
                 })
                 .collect();
-            remove(req, "cookie");
+            let cookie = Bytes::from_static(b"cookie");
+            remove(req, cookie.clone());
             if !rest.is_empty() {
-                req.edits.add.push(("cookie".into(), rest.join(&b"; "[..])));
+                req.edits.add.push((cookie, rest.join(&b"; "[..]).into()));
             }
         }
     }
@@ -261,14 +287,11 @@ pub(crate) fn check_token(
     consumers: &Consumers,
     token: &[u8],
 ) -> Result<Vec<(String, Vec<u8>)>, JwtFailure> {
-    let c = Checker {
-        config: Arc::clone(provider),
-        keys: jwks::keys_for(provider, registry),
-    };
+    let c = Checker::new(provider, registry);
     let v = verify(&c, token, consumers)?;
     Ok(v.headers
         .iter()
-        .map(|(n, v)| (n.to_string(), v.clone()))
+        .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.to_vec()))
         .collect())
 }
 
@@ -355,7 +378,7 @@ fn verified(p: &JwtProvider, claims: &Value, consumers: &Consumers, generation: 
         .get("sub")
         .and_then(Value::as_str)
         .and_then(|sub| consumers.by_subject(sub));
-    let headers: Vec<(Box<str>, Vec<u8>)> = p
+    let headers: Vec<(Bytes, Bytes)> = p
         .claims_to_headers
         .iter()
         .filter_map(|c| {
@@ -370,7 +393,10 @@ fn verified(p: &JwtProvider, claims: &Value, consumers: &Consumers, generation: 
                 && text
                     .bytes()
                     .all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
-            fits.then(|| (c.header.as_str().into(), text.into_bytes()))
+            fits.then(|| {
+                let name = Bytes::copy_from_slice(c.header.as_bytes());
+                (name, Bytes::from(text.into_bytes()))
+            })
         })
         .collect();
     Verified {
@@ -386,60 +412,6 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Verified tokens by their bytes, for one route in one worker's view (a reload builds a
-/// new view, and with it an empty cache).
-#[derive(Default)]
-struct TokenCache {
-    map: RefCell<rustc_hash::FxHashMap<Box<[u8]>, Verified>>,
-}
-
-impl TokenCache {
-    fn get(&self, token: &[u8], provider: usize, generation: u64, now: u64) -> Option<Verified> {
-        let map = self.map.borrow();
-        if map.is_empty() {
-            return None;
-        }
-        map.get(token)
-            .filter(|v| v.provider == provider && v.generation == generation && now < v.until)
-            .cloned()
-    }
-
-    fn put(&self, token: &[u8], v: Verified, now: u64) {
-        let mut map = self.map.borrow_mut();
-        if map.len() >= CACHE_ENTRIES {
-            map.retain(|_, e| now < e.until);
-        }
-        if map.len() >= CACHE_ENTRIES {
-            // Still full of live tokens: drop an eighth, whichever come first.
-            let drop: Vec<Box<[u8]>> = map.keys().take(CACHE_ENTRIES / 8).cloned().collect();
-            for k in drop {
-                map.remove(&k);
-            }
-        }
-        map.insert(token.into(), v);
-    }
-}
-
-impl Clone for TokenCache {
-    /// A copy of a stage starts with an empty cache.
-    fn clone(&self) -> Self {
-        TokenCache::default()
-    }
-}
-
-impl PartialEq for TokenCache {
-    /// The cache is not configuration.
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl std::fmt::Debug for TokenCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TokenCache({})", self.map.borrow().len())
-    }
 }
 
 #[cfg(test)]

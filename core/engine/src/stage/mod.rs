@@ -32,6 +32,7 @@ mod limits;
 mod ratelimit;
 mod redirect;
 mod rewrite;
+mod seen;
 mod timeout;
 
 pub(crate) use jwt::check_token;
