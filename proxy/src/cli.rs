@@ -279,6 +279,8 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
         );
     }
     crate::notify::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
+    // Serving: the code only start-up ran need not stay mapped.
+    crate::footprint::release_startup_code();
     {
         let tx = tx.clone();
         std::thread::Builder::new()
