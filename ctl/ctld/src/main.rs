@@ -84,7 +84,12 @@ fn run() -> anyhow::Result<()> {
         .with_context(|| format!("config dir {}", args.config_dir.display()))?;
     let store = persist::Store::open(&args.state_dir).context("state dir")?;
     let loaded = store.load_all().context("loading the state dir")?;
-    tracing::info!(nodes = loaded.len(), "state loaded");
+    let rollout = store.load_rollout().context("loading the rollout")?;
+    tracing::info!(
+        nodes = loaded.len(),
+        rollout = rollout.as_ref().map(|r| r.id),
+        "state loaded"
+    );
     let ack_timeout = Duration::from_millis(args.ack_timeout_ms.max(1));
     let mut timing = Timing::new(ack_timeout);
     timing.stats_every = Some(args.stats_interval).filter(|d| !d.is_zero());
@@ -102,7 +107,7 @@ fn run() -> anyhow::Result<()> {
     let persist = persist::spawn(store.clone(), ops_rx, move |done| {
         let _ = done_events.send(Event::Persisted(done));
     })?;
-    let reconciler = Reconciler::new(loaded, ops, settings, Now::system());
+    let reconciler = Reconciler::new(loaded, rollout, ops, settings, Now::system());
     // The first scan is queued before anything else can happen.
     let _ = events.send(Event::Scan(files::scan(&args.config_dir)));
     std::thread::Builder::new()
