@@ -347,7 +347,14 @@ fn a_bad_change_rolls_back_after_its_first_step_and_only_canaries_served_it() {
     let canary = &r.nodes[0];
     assert_eq!(canary.node, "web-1");
     let restored = canary.restored.unwrap();
-    fleet.wait_served(restored);
+    wait_for(
+        "web-1 acknowledges its old configuration back",
+        LONG,
+        || {
+            let n = fleet.ctld().node("web-1").unwrap();
+            (n.generation_acked == Some(restored) && n.generation_desired == restored).then_some(())
+        },
+    );
     wait_for("web-1 back on v1", LONG, || {
         (get(fleet.node("web-1"), "/hello") == (200, "v1".into())).then_some(())
     });

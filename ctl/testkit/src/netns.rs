@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use crate::procs::{ringside_binary, terminate};
+use crate::{wait_for, WAIT};
 
 /// A `ringside` process in a new network namespace (loopback up); stopped on drop.
 pub struct NsProxy {
@@ -47,11 +48,22 @@ impl NsProxy {
             .stderr(log)
             .spawn()
             .expect("start ringside in a network namespace (unshare --net needs CAP_SYS_ADMIN)");
-        NsProxy {
+        let p = NsProxy {
             child: Some(child),
             node: node.to_owned(),
             control,
-        }
+        };
+        // Serving: its namespace is made (until then /proc/PID/ns/net may be ours).
+        wait_for("the proxy's control socket", WAIT, || {
+            std::os::unix::net::UnixStream::connect(&p.control).ok()
+        });
+        let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+        assert_ne!(
+            std::fs::read_link(p.netns()).unwrap(),
+            ours,
+            "a namespace of its own"
+        );
+        p
     }
 
     /// The process's pid (unshare and sh exec into ringside: one pid throughout).
