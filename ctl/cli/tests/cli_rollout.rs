@@ -27,7 +27,8 @@ const PORT: u16 = 8080;
 const ORIGIN: u16 = 9500;
 const LONG: Duration = Duration::from_secs(40);
 
-fn v1() -> String {
+/// The listener every node binds, and a `/hello` route doing `action`.
+fn hello(action: &str) -> String {
     format!(
         r#"[[listeners]]
 name = "inbound"
@@ -37,9 +38,13 @@ bind = "127.0.0.1:{PORT}"
 listener = "inbound"
 name = "hello"
 match = {{ path_exact = "/hello" }}
-direct_response = {{ status = 200, body = "v1" }}
+{action}
 "#
     )
+}
+
+fn v1() -> String {
+    hello(r#"direct_response = { status = 200, body = "v1" }"#)
 }
 
 /// v1 plus a direct-response route.
@@ -59,20 +64,8 @@ direct_response = {{ status = 200, body = "new" }}
 /// `/hello` goes to an origin that answers 500.
 fn bad() -> String {
     format!(
-        r#"[[listeners]]
-name = "inbound"
-bind = "127.0.0.1:{PORT}"
-
-[[routes]]
-listener = "inbound"
-name = "hello"
-match = {{ path_exact = "/hello" }}
-cluster = "broken"
-
-[[clusters]]
-name = "broken"
-endpoints = [ "127.0.0.1:{ORIGIN}" ]
-"#
+        "{}\n[[clusters]]\nname = \"broken\"\nendpoints = [ \"127.0.0.1:{ORIGIN}\" ]\n",
+        hello(r#"cluster = "broken""#)
     )
 }
 
@@ -325,6 +318,48 @@ fn a_good_change_reaches_every_selected_node_in_three_steps() {
     let text = fleet.ctl(&["rollout", "status"]).ok().stdout;
     assert!(text.contains("state        completed"), "{text}");
     assert!(text.contains("canary    2"), "{text}");
+
+    // --selector on an everyday change: api-1 only.
+    let webs: Vec<u64> = (1..=4)
+        .map(|i| {
+            fleet
+                .ctld()
+                .node(&format!("web-{i}"))
+                .unwrap()
+                .generation_desired
+        })
+        .collect();
+    let file = fleet.dirs.write("api.toml", &good());
+    let file = file.to_string_lossy().into_owned();
+    let run = fleet
+        .ctl(&["apply", "-f", &file, "--selector", "app=api"])
+        .ok();
+    assert_eq!(run.stdout, "api-1: generation 2, acknowledged\n");
+    wait_for("api-1's new route", LONG, || {
+        (get(api, "/new").0 == 200).then_some(())
+    });
+    for (i, g) in webs.iter().enumerate() {
+        let n = fleet.ctld().node(&format!("web-{}", i + 1)).unwrap();
+        assert_eq!(n.generation_desired, *g);
+    }
+    let both = fleet.ctl(&[
+        "apply",
+        "-f",
+        &file,
+        "--node",
+        "web-1",
+        "--selector",
+        "app=web",
+    ]);
+    assert_eq!(both.code, 2, "--node or --selector: {}", both.stderr);
+    let none = fleet.ctl(&["apply", "-f", &file, "--selector", "app=db"]);
+    assert_eq!(none.code, 1);
+    assert!(
+        none.stderr
+            .contains("no known node matches the selector app=db"),
+        "{}",
+        none.stderr
+    );
 }
 
 #[test]
