@@ -242,6 +242,7 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
         started: std::time::Instant::now(),
         node_id: Some(node_id.clone()),
         node_labels: cli.node_labels.iter().cloned().collect(),
+        uses_ctld: ctld.is_some(),
         ctld_connected: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         control_path: control_path.clone(),
         reloads: Arc::new(ReloadCounts::default()),

@@ -25,7 +25,9 @@ pub struct Context {
     pub node_id: Option<String>,
     /// `--node-label` flags, laid over the served configuration's `proxy.labels`.
     pub node_labels: ringside_wire::Labels,
-    /// Whether the served configuration came from ctld (then `generation` is ctld's).
+    /// Whether the proxy was started with a ctld socket.
+    pub uses_ctld: bool,
+    /// Whether the session with ctld is up.
     pub ctld_connected: Arc<AtomicBool>,
     pub control_path: PathBuf,
     /// Outcomes of configuration reloads (SIGHUP and ctld pushes), for the admin endpoint.

@@ -86,6 +86,8 @@ struct Node {
 struct Fleet {
     dirs: Dirs,
     socket: PathBuf,
+    /// ctld's `--metrics` address.
+    metrics: String,
     ctld: Option<Ctld>,
     nodes: Vec<Node>,
     stop: Arc<AtomicBool>,
@@ -97,7 +99,8 @@ impl Fleet {
         let dirs = Dirs::new();
         dirs.write_config("default.toml", &v1());
         let socket = dirs.tmp.path().join("ringside/ctld.sock");
-        let ctld = Ctld::start_at(&dirs, &socket, &[]);
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let ctld = Ctld::start_at(&dirs, &socket, &["--metrics", &metrics]);
         let local = dirs.write("local.toml", &v1());
         let stop = Arc::new(AtomicBool::new(false));
         let names = (1..=web)
@@ -114,6 +117,7 @@ impl Fleet {
         let fleet = Fleet {
             dirs,
             socket,
+            metrics,
             ctld: Some(ctld),
             nodes,
             stop,
@@ -185,6 +189,17 @@ impl Fleet {
 
     fn wait_rollout(&self, what: &str, f: impl Fn(&RolloutStatus) -> bool) -> RolloutStatus {
         wait_for(what, LONG, || Some(self.rollout()).filter(|r| f(r)))
+    }
+
+    /// ctld's `/metrics`.
+    fn scrape(&self) -> String {
+        let mut s = TcpStream::connect(&self.metrics).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        out
     }
 
     fn node(&self, name: &str) -> &Node {
@@ -405,6 +420,17 @@ fn a_bad_change_rolls_back_after_its_first_step_and_only_canaries_served_it() {
         }
     }
     assert!(r.nodes[1..].iter().all(|n| n.after.is_none()));
+    let metrics = fleet.scrape();
+    for line in [
+        r#"ringside_ctld_rollout_decisions_total{action="rollback"} 1"#,
+        r#"ringside_ctld_rollout_decisions_total{action="promote"} 0"#,
+        r#"ringside_ctld_rollout_state{rollout="1",state="rolled_back"} 1"#,
+        r#"ringside_ctld_rollout_state{rollout="1",state="watching"} 0"#,
+        r#"ringside_ctld_node_connected{node="web-4"} 1"#,
+        r#"ringside_ctld_rollout_error_rate_percent{rollout="1",group="baseline"} 0"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 }
 
 #[test]

@@ -60,6 +60,10 @@ struct Args {
     /// `ringsidectl status`; `0s` never.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = clock::parse_duration)]
     stats_interval: Duration,
+    /// Serve Prometheus metrics (nodes, pushes, rollouts) on `http://ADDR/metrics`, e.g.
+    /// `127.0.0.1:9902`. Default: none.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 fn main() {
@@ -117,6 +121,15 @@ fn run() -> anyhow::Result<()> {
         events: events.clone(),
     };
     let listener = ringside_wire::bind_socket(&args.socket).context("control socket")?;
+    if let Some(addr) = args.metrics {
+        let metrics =
+            std::net::TcpListener::bind(addr).with_context(|| format!("--metrics {addr}"))?;
+        tracing::info!(metrics = %metrics.local_addr()?, "metrics endpoint serving");
+        let handle = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || api::metrics::serve(handle, metrics))?;
+    }
 
     // Signals first, so that a SIGTERM right after start is handled.
     let mut signals = signal_hook::iterator::Signals::new([

@@ -3,6 +3,7 @@
 //! what it can (an `apply` once, a `rollback`'s old text), reads immutable generation files
 //! from the state directory, and asks the reconciler for the rest.
 
+pub mod metrics;
 pub mod server;
 #[cfg(test)]
 mod tests;

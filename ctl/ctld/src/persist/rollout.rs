@@ -25,6 +25,15 @@ pub enum RolloutState {
 }
 
 impl RolloutState {
+    pub const ALL: [RolloutState; 6] = [
+        RolloutState::Pushing,
+        RolloutState::Watching,
+        RolloutState::Paused,
+        RolloutState::Completed,
+        RolloutState::RolledBack,
+        RolloutState::Aborted,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             RolloutState::Pushing => "pushing",

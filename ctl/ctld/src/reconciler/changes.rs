@@ -90,6 +90,9 @@ impl Reconciler {
             } => {
                 let _ = reply.send(self.lookup(&pick, generation, purpose));
             }
+            ApiCall::Metrics(reply) => {
+                let _ = reply.send(self.metrics());
+            }
             ApiCall::Rollout { call, reply } => {
                 let _ = reply.send(self.rollout_call(call, now));
             }

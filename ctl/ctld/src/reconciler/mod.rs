@@ -14,6 +14,7 @@
 //! `rollout/` the progressive rollout, which holds some nodes back while others are judged.
 
 mod changes;
+pub mod metrics;
 mod nodes;
 mod rollout;
 #[cfg(test)]
@@ -89,6 +90,8 @@ pub enum ApiCall {
         purpose: Purpose,
         reply: Sender<Result<Vec<Found>, CtldError>>,
     },
+    /// What `/metrics` shows.
+    Metrics(Sender<metrics::Metrics>),
     /// `rollout_*`: the rollout as it stands after the call.
     Rollout {
         call: RolloutCall,
@@ -135,6 +138,7 @@ pub struct Reconciler {
     settings: Settings,
     /// The current rollout, or the last one.
     rollout: Option<rollout::Live>,
+    counters: metrics::Counters,
 }
 
 impl Reconciler {
@@ -174,6 +178,7 @@ impl Reconciler {
             pending_writes: 0,
             settings,
             rollout: None,
+            counters: metrics::Counters::default(),
         };
         if let Some(rec) = rollout {
             r.rollout_loaded(rec, now);

@@ -129,6 +129,13 @@ impl Reconciler {
             Outcome::TimedOut(message) => PushOutcome::TimedOut { message },
             Outcome::Failed(message) => PushOutcome::Failed { message },
         };
+        let name = match &outcome {
+            PushOutcome::Acked => "acked",
+            PushOutcome::Refused { .. } => "refused",
+            PushOutcome::TimedOut { .. } => "timed_out",
+            _ => "failed",
+        };
+        *self.counters.pushes.entry(name).or_insert(0) += 1;
         if let Some(n) = self.nodes.get_mut(&r.node) {
             match &outcome {
                 PushOutcome::Acked => {

@@ -318,7 +318,7 @@ impl Reconciler {
     }
 
     /// Ends the rollout; the config files held meanwhile apply now.
-    fn finish(&mut self, state: RolloutState, action: &str, why: String, now: Now) {
+    fn finish(&mut self, state: RolloutState, action: &'static str, why: String, now: Now) {
         let Some(l) = self.rollout.as_mut() else {
             return;
         };
@@ -345,11 +345,12 @@ impl Reconciler {
     }
 
     /// Logs, records and persists one decision.
-    fn decide(&mut self, action: &str, reason: String, now: Now) {
+    fn decide(&mut self, action: &'static str, reason: String, now: Now) {
         let Some(l) = self.rollout.as_mut() else {
             return;
         };
         tracing::info!(rollout = l.rec.id, step = l.rec.step, action, %reason, "rollout decision");
+        *self.counters.decisions.entry(action).or_insert(0) += 1;
         l.rec.decisions.push(RolloutDecision {
             at: now.unix,
             action: action.to_owned(),

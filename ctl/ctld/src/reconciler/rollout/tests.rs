@@ -242,6 +242,15 @@ fn a_bad_change_rolls_back_the_canaries_with_the_numbers() {
         assert_eq!(f.serves(n), "v1", "{n}");
     }
     assert_eq!(actions(&r), ["start", "rollback"]);
+    let m = f.w.r.metrics();
+    assert!(m.decisions.contains(&("rollback", 1)) && m.decisions.contains(&("promote", 0)));
+    let fig = m.rollout.unwrap();
+    assert_eq!((fig.state, fig.rates.len()), ("rolled_back", 2));
+    assert!(
+        m.pushes.iter().any(|(o, n)| *o == "acked" && *n >= 7),
+        "{:?}",
+        m.pushes
+    );
     // Ended: the nodes take changes again.
     let reply = f.w.apply(Some("web-2"), "v3");
     f.settle();
