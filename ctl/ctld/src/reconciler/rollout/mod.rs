@@ -94,7 +94,8 @@ impl Reconciler {
     }
 
     /// The record loaded at start: a rollout under way resumes its step with a fresh window.
-    pub(super) fn rollout_loaded(&mut self, rec: RolloutRecord, now: Now) {
+    pub(super) fn rollout_loaded(&mut self, mut rec: RolloutRecord, now: Now) {
+        self.catch_up(&mut rec);
         let moving = !rec.state.ended() && rec.state != RolloutState::Paused;
         let deadline = now.mono + self.ack_wait() + RECONNECT_GRACE;
         self.rollout = Some(Live {
@@ -109,6 +110,35 @@ impl Reconciler {
             let step = self.rollout.as_ref().map_or(0, |l| l.rec.step);
             let why = format!("ringside-ctld restarted: step {step} starts a fresh window");
             self.decide("resume", why, now);
+        }
+    }
+
+    /// The record is written after the generations it names: a crash between the two leaves
+    /// nodes whose current generation the rollout made but the record does not say. Their
+    /// history does (its source), so the record catches up.
+    fn catch_up(&self, rec: &mut RolloutRecord) {
+        let (step, back) = (
+            format!("rollout {} step ", rec.id),
+            format!("rollout {} ", rec.id),
+        );
+        for n in &mut rec.nodes {
+            let Some(d) = self.nodes.get(&n.node).map(|x| &x.desired) else {
+                continue;
+            };
+            let current = d.current();
+            let made = |prefix: &str| {
+                d.record
+                    .history
+                    .iter()
+                    .any(|g| g.generation == current && g.source.starts_with(prefix))
+            };
+            if n.after.is_none() && current > n.before && made(&step) {
+                tracing::info!(node = %n.node, generation = current, "rollout record catches up");
+                n.after = Some(current);
+            } else if n.after.is_some_and(|a| current > a) && n.restored.is_none() && made(&back) {
+                tracing::info!(node = %n.node, generation = current, "rollout record catches up");
+                n.restored = Some(current);
+            }
         }
     }
 

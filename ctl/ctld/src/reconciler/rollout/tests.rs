@@ -350,3 +350,31 @@ fn bad_specs_and_selectors_are_refused() {
     assert_eq!(r.state, "completed");
     assert_eq!(f.serves("web-1"), "v2");
 }
+
+#[test]
+fn a_restart_resumes_the_step_and_the_record_catches_up_with_the_generations() {
+    let mut f = Fleet::new(4);
+    f.call(RolloutCall::Start(spec(&[25, 50, 100]))).unwrap();
+    f.settle();
+    f.window(200, 0);
+    assert_eq!(f.rollout().step, 2);
+    // What a crash between the step's commits and the record's write leaves on disk.
+    let mut rec = (*f.w.rollout_saved.clone().unwrap()).clone();
+    let web2 = rec.nodes.iter_mut().find(|n| n.node == "web-2").unwrap();
+    let made = web2.after.take().unwrap();
+    rec.state = crate::persist::RolloutState::Watching;
+    f.w.r.rollout = None;
+    f.w.r.rollout_loaded(rec, f.w.now);
+    f.settle();
+    let r = f.rollout();
+    assert_eq!(r.nodes[1].after, Some(made), "caught up from the history");
+    assert_eq!(
+        (r.state.as_str(), r.step),
+        ("watching", 2),
+        "a fresh window"
+    );
+    assert_eq!(actions(&r), ["start", "promote", "resume"]);
+    assert!(r.decisions[2].reason.contains("restarted"));
+    f.window(200, 0);
+    assert_eq!(f.rollout().state, "completed");
+}
