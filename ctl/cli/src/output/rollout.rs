@@ -92,3 +92,75 @@ fn group(name: &str, g: &GroupRate) -> Vec<String> {
         format!("{:.2}%", g.rate_pct),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use ringside_wire::{Judgement, RolloutDecision, RolloutNode};
+
+    use super::*;
+
+    #[test]
+    fn a_rolled_back_rollout_reads_in_one_screen() {
+        let g = |nodes, requests, errors, rate_pct| GroupRate {
+            nodes,
+            requests,
+            errors,
+            rate_pct,
+        };
+        let node = |name: &str, after, restored| RolloutNode {
+            node: name.into(),
+            before: 1,
+            after,
+            restored,
+            acked: restored.or(Some(1)),
+        };
+        let r = RolloutStatus {
+            id: 3,
+            state: "rolled_back".into(),
+            reason: Some("step 1: canary 48.50% …".into()),
+            step: 1,
+            steps: vec![10, 50, 100],
+            selector: [("app".to_owned(), "web".to_owned())].into(),
+            interval_ms: 2000,
+            max_error_increase: 1.0,
+            min_requests: 50,
+            started_at: 1_767_225_600,
+            window_left_ms: None,
+            nodes: vec![node("web-1", Some(2), Some(3)), node("web-2", None, None)],
+            last_judgement: Some(Judgement {
+                step: 1,
+                window_ms: 2003,
+                canary: g(1, 200, 97, 48.5),
+                baseline: Some(g(8, 1612, 0, 0.0)),
+            }),
+            decisions: vec![RolloutDecision {
+                at: 1_767_225_602,
+                action: "rollback".into(),
+                reason: "step 1: canary 48.50% …".into(),
+            }],
+        };
+        assert_eq!(
+            rollout(&r),
+            "rollout      3
+state        rolled_back
+step         1 of 3 (10%, 50%, 100%)
+selector     app=web
+judged by    2000 ms windows, at most +1 points, at least 50 requests
+started      2026-01-01 00:00:00Z
+reason       step 1: canary 48.50% …
+
+last window (step 1, 2003 ms):
+GROUP     NODES  REQUESTS  5XX  RATE
+canary    1      200       97   48.50%
+baseline  8      1612      0    0.00%
+
+NODE   ON        BEFORE  NEW  RESTORED  ACKED
+web-1  restored  1       2    3         3
+web-2  old       1       -    -         1
+
+decisions:
+  2026-01-01 00:00:02Z  rollback  step 1: canary 48.50% …
+"
+        );
+    }
+}
