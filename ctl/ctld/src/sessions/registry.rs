@@ -402,4 +402,4 @@ pub fn secs(d: Duration) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -11,6 +11,7 @@ use crate::desired::tests::config;
 use crate::error::CtldError;
 use crate::reconciler::tests::World;
 use crate::reconciler::{ApiCall, Change, Event, Pick, RolloutCall};
+use crate::sessions::registry::tests::proxy_status;
 use crate::sessions::registry::SessionCmd;
 
 const INTERVAL: Duration = Duration::from_secs(60);
@@ -125,20 +126,9 @@ impl Fleet {
 
 fn stats(p: &Proxy) -> ProxyStatus {
     ProxyStatus {
-        node_id: None,
         labels: p.labels.clone(),
         traffic: Some(p.traffic),
-        role: "sidecar".into(),
-        generation: 0,
-        config_hash: String::new(),
-        driver: "epoll".into(),
-        workers: 1,
-        listeners: Vec::new(),
-        connections: 0,
-        draining: false,
-        ctld_connected: true,
-        uptime_s: 1,
-        pid: 1000 + p.session as u32,
+        ..proxy_status(1000 + p.session as u32)
     }
 }
 

@@ -191,8 +191,22 @@ fn stats_are_asked_when_no_push_is_due_and_never_before_one() {
     // A push waits for the stats request in flight, like for any request.
     assert!(r.pump("a", Some((2, &text())), t0 + every).is_empty());
     assert!(rx.try_recv().is_err());
-    let status = ringside_wire::Reply::ProxyStatus(ringside_wire::ProxyStatus {
-        node_id: Some("a".into()),
+    let status = ringside_wire::Reply::ProxyStatus(proxy_status(42));
+    assert_eq!(r.on_reply(1, id, status, t0 + every), Some(None));
+    assert_eq!(r.session(1).unwrap().stats.as_ref().unwrap().pid, 42);
+    r.pump("a", Some((2, &text())), t0 + every);
+    assert_eq!(pushes(&rx).iter().map(|p| p.1).collect::<Vec<_>>(), [2]);
+    assert_eq!(
+        r.session(1).unwrap().pushes,
+        2,
+        "stats requests are not pushes"
+    );
+}
+
+/// A process's status as a proxy answers `status` (the reconciler's tests use it too).
+pub(crate) fn proxy_status(pid: u32) -> ringside_wire::ProxyStatus {
+    ringside_wire::ProxyStatus {
+        node_id: None,
         labels: Default::default(),
         traffic: None,
         role: "sidecar".into(),
@@ -205,15 +219,6 @@ fn stats_are_asked_when_no_push_is_due_and_never_before_one() {
         draining: false,
         ctld_connected: true,
         uptime_s: 1,
-        pid: 42,
-    });
-    assert_eq!(r.on_reply(1, id, status, t0 + every), Some(None));
-    assert_eq!(r.session(1).unwrap().stats.as_ref().unwrap().pid, 42);
-    r.pump("a", Some((2, &text())), t0 + every);
-    assert_eq!(pushes(&rx).iter().map(|p| p.1).collect::<Vec<_>>(), [2]);
-    assert_eq!(
-        r.session(1).unwrap().pushes,
-        2,
-        "stats requests are not pushes"
-    );
+        pid,
+    }
 }
