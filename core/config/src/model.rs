@@ -122,6 +122,8 @@ pub struct ProxySettings {
     pub ctld: Option<std::path::PathBuf>,
     /// The node id to present to ctld, if set in the file.
     pub node_id: Option<String>,
+    /// This node's labels (`proxy.labels`), checked.
+    pub labels: crate::labels::Labels,
     /// This proxy's control socket, if set in the file (else a default path).
     pub control_socket: Option<std::path::PathBuf>,
     /// The admin endpoint's address, if any.

@@ -46,6 +46,12 @@ pub struct FileProxy {
     /// 1 to 128 characters among `A-Z a-z 0-9 - _ .`. The `--node-id` flag overrides it.
     /// Default: the host name.
     pub node_id: Option<String>,
+    /// This node's labels, presented to ctld in its hello and shown by `ringsidectl status`,
+    /// where selectors (`--selector app=web,zone=a`) pick nodes by them, e.g.
+    /// `labels = { app = "web", zone = "a" }`. A key is 1 to 63 characters among
+    /// `A-Z a-z 0-9 - _ . /`, a value 0 to 63 among `A-Z a-z 0-9 - _ .`; at most 64 labels.
+    /// `--node-label KEY=VALUE` flags are laid over them. Default: none.
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
     /// Path of this proxy's own control socket (status, drain, upgrade; mode 0600). Default:
     /// `$XDG_RUNTIME_DIR/ringside/proxy.sock`, else `/run/ringside/proxy.sock`.
     pub control_socket: Option<String>,

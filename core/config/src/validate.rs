@@ -326,6 +326,16 @@ impl Validator {
                 self.err("proxy.node_id", m);
             }
         }
+        let labels = p.labels.clone().unwrap_or_default();
+        if labels.len() > crate::labels::MAX_LABELS {
+            let max = crate::labels::MAX_LABELS;
+            self.err("proxy.labels", format!("at most {max} labels"));
+        }
+        for (k, v) in &labels {
+            if let Err(m) = crate::labels::check_label(k, v) {
+                self.err(format!("proxy.labels.{k}"), m);
+            }
+        }
         let admin = p
             .admin
             .as_deref()
@@ -367,6 +377,7 @@ impl Validator {
             drain_timeout,
             ctld,
             node_id: p.node_id.clone(),
+            labels,
             control_socket,
             admin,
             trace_sample_rate,
