@@ -247,6 +247,7 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
         let admin = Arc::new(crate::admin::Admin {
             ctx: ctx.clone(),
             log,
+            loopback: crate::admin::loopback(&listener),
         });
         match crate::admin::serve(listener, admin) {
             Ok(()) => tracing::info!(admin = %addr, "admin endpoint serving"),

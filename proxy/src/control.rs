@@ -107,6 +107,24 @@ impl Context {
         self.handle.health().into_iter().map(wire).collect()
     }
 
+    /// The running configuration's text, secrets included (this socket is the operator's:
+    /// mode 0600, peer uid checked); `ringsidectl get config` redacts it unless
+    /// `--show-secrets`. Only the running generation is kept here.
+    pub fn config(&self, generation: Option<u64>) -> Reply {
+        let snap = self.handle.snapshot();
+        match generation {
+            Some(g) if g != snap.generation => Reply::error(format!(
+                "this process keeps only the generation it serves ({}), not {g}",
+                snap.generation
+            )),
+            _ => Reply::Config {
+                node: self.node_id.clone().unwrap_or_default(),
+                generation: snap.generation,
+                config: snap.config.source.clone(),
+            },
+        }
+    }
+
     pub fn status(&self) -> ProxyStatus {
         let snap = self.handle.snapshot();
         let role = match snap.config.proxy.role {
@@ -192,6 +210,7 @@ fn connection(stream: UnixStream, ctx: &Context) {
             Request::Health => Reply::Health {
                 clusters: ctx.health(),
             },
+            Request::GetConfig { generation, .. } => ctx.config(generation),
             Request::Drain => {
                 // The reply goes first: a drain with nothing in flight can end the process
                 // before a reply sent after it would be written.

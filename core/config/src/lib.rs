@@ -21,6 +21,7 @@ mod material;
 pub mod model;
 pub mod raw;
 mod read;
+pub mod redact;
 pub mod retry;
 pub mod tls;
 mod validate;

@@ -369,6 +369,7 @@ impl Validator {
             node_id: p.node_id.clone(),
             control_socket,
             admin,
+            admin_full_access: p.admin_full_access.unwrap_or(false),
             trace_sample_rate,
             otlp_endpoint,
         }

@@ -13,7 +13,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
-    /// One ringside process's control socket (for status, drain, upgrade, endpoints show)
+    /// One ringside process's control socket (for status, drain, upgrade, endpoints show,
+    /// get config)
     /// [default for drain/upgrade/endpoints show: $XDG_RUNTIME_DIR/ringside/proxy.sock, else
     /// /run/ringside/proxy.sock].
     #[arg(long, global = true, value_name = "PATH")]
@@ -98,13 +99,18 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum Get {
-    /// A node's current configuration, or one of its history.
+    /// A node's current configuration, or one of its history (with --proxy: the configuration
+    /// that one ringside process serves), secrets redacted unless --show-secrets.
     Config {
         #[command(flatten)]
         node: NodeArg,
         /// A generation from the node's history [default: the current one].
         #[arg(long, value_name = "N")]
         generation: Option<u64>,
+        /// Print private keys, API keys and JWKS secrets as they are; by default they are
+        /// replaced by "[redacted]".
+        #[arg(long)]
+        show_secrets: bool,
     },
 }
 

@@ -58,7 +58,11 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Status => status::status(cli),
         Command::Apply { file, no_wait } => config::apply(cli, file, *no_wait),
         Command::Diff(args) => config::diff(cli, args),
-        Command::Get(Get::Config { node, generation }) => config::get(cli, node, *generation),
+        Command::Get(Get::Config {
+            node,
+            generation,
+            show_secrets,
+        }) => config::get(cli, node, *generation, *show_secrets),
         Command::Rollback { node, to } => config::rollback(cli, node, *to),
         Command::Endpoints {
             op,
