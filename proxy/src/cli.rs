@@ -239,6 +239,7 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
         ctld_connected: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         control_path: control_path.clone(),
         reloads: Arc::new(ReloadCounts::default()),
+        log: log.clone(),
     });
     if let Some(listener) = admin {
         let addr = listener

@@ -182,6 +182,12 @@ pub enum Request {
     /// CLI → proxy: the health of every cluster's endpoints (outlier ejection, active health
     /// checks). Reply `Health`.
     Health,
+    /// CLI → proxy: the log filter (`level` absent), or a new one (`"debug"`,
+    /// `"info,ringside_engine=debug"`). Reply `LogLevel`, or an error for a bad filter.
+    LogLevel {
+        #[serde(default)]
+        level: Option<String>,
+    },
     /// CLI → ctld: remove the operator's overrides (`endpoints`, `weights` edits) of `node`
     /// (every known node if absent): the one named `key` (as `ctld_status` lists them), or
     /// all of them. Reply `Applied`.
@@ -215,6 +221,7 @@ impl Request {
             Request::Endpoints { .. } => "endpoints",
             Request::Weights { .. } => "weights",
             Request::Health => "health",
+            Request::LogLevel { .. } => "log_level",
             Request::ClearOverrides { .. } => "clear_overrides",
         }
     }
@@ -262,6 +269,8 @@ pub enum Reply {
     Upgraded { old_pid: u32, new_pid: u32 },
     /// Reply to `Health`: every cluster of the served configuration, in its order.
     Health { clusters: Vec<ClusterHealth> },
+    /// Reply to `LogLevel`: the filter in force (after the change, if one was asked).
+    LogLevel { level: String },
 }
 
 impl Reply {
@@ -296,6 +305,7 @@ impl Reply {
             Reply::Listeners { .. } => "listeners",
             Reply::Upgraded { .. } => "upgraded",
             Reply::Health { .. } => "health",
+            Reply::LogLevel { .. } => "log_level",
         }
     }
 }

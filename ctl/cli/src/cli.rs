@@ -14,7 +14,7 @@ pub struct Cli {
     pub socket: Option<PathBuf>,
 
     /// One ringside process's control socket (for status, drain, upgrade, endpoints show,
-    /// get config)
+    /// get config, log-level)
     /// [default for drain/upgrade/endpoints show: $XDG_RUNTIME_DIR/ringside/proxy.sock, else
     /// /run/ringside/proxy.sock].
     #[arg(long, global = true, value_name = "PATH")]
@@ -81,6 +81,12 @@ pub enum Command {
     Overrides(Overrides),
     /// Drain a ringside process: stop accepting, finish in-flight requests, exit.
     Drain,
+    /// Print a ringside process's log filter, or set it (`debug`, `warn`,
+    /// `info,ringside_engine=debug`): what the admin endpoint's `/log-level` does.
+    LogLevel {
+        /// The new filter [default: print the current one].
+        level: Option<String>,
+    },
     /// Replace a ringside process by a new binary without dropping a connection.
     Upgrade {
         /// The new ringside binary.

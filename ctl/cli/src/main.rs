@@ -87,6 +87,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             edits::clear_overrides(cli, key.as_deref(), node)
         }
         Command::Drain => proxy::drain(cli),
+        Command::LogLevel { level } => proxy::log_level(cli, level.as_deref()),
         Command::Upgrade { binary, args } => proxy::upgrade(cli, binary, args),
     }
 }

@@ -250,6 +250,24 @@ fn get_config_shows_secrets_only_when_asked() {
     assert_eq!(shown.stdout, text);
     let run = env.ctl(&["get", "config", "--proxy", &sock, "--generation", "7"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
+
+    // The log level, as the admin endpoint's /log-level does it, but over the socket.
+    assert_eq!(
+        env.ctl(&["log-level", "--proxy", &sock]).ok().stdout,
+        "info\n"
+    );
+    let set = env.ctl(&["log-level", "warn,ringside_engine=debug", "--proxy", &sock]);
+    assert_eq!(
+        set.ok().stdout,
+        "ringside_engine=debug,warn\n",
+        "as the filter spells it"
+    );
+    assert_eq!(
+        env.ctl(&["log-level", "--proxy", &sock]).ok().stdout,
+        "ringside_engine=debug,warn\n"
+    );
+    let bad = env.ctl(&["log-level", "loud", "--proxy", &sock]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
     let _ = proxy.kill();
     let _ = proxy.wait();
 }

@@ -147,6 +147,10 @@ fn every_message_round_trips() {
             node: None,
         },
         Request::Health,
+        Request::LogLevel { level: None },
+        Request::LogLevel {
+            level: Some("info,ringside_engine=debug".into()),
+        },
     ];
     for (i, request) in requests.into_iter().enumerate() {
         round_trip(Frame::Request {
@@ -250,6 +254,9 @@ fn every_message_round_trips() {
                     check: Some("healthy".into()),
                 }],
             }],
+        },
+        Reply::LogLevel {
+            level: "warn".into(),
         },
         Reply::Diff {
             text: "-a\n+b\n".into(),
