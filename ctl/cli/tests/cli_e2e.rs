@@ -151,13 +151,7 @@ fn endpoints_show_reports_health_checks_and_ejections() {
     );
     let control = env.tmp.path().join("health.sock");
     let control_arg = control.to_string_lossy().into_owned();
-    let mut proxy = Command::new(ringside_binary())
-        .args(["run", "--config", &file, "--control-socket", &control_arg])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut proxy = run_proxy(&file, &control, &[]);
     let show = |json: bool| {
         let mut args = vec!["endpoints", "show", "app", "--proxy", &control_arg];
         if json {
@@ -188,34 +182,33 @@ fn endpoints_show_reports_health_checks_and_ejections() {
 }
 
 /// A configuration whose route sends a credential upstream and whose consumer has an API key.
-fn with_secrets(port: u16) -> String {
-    format!(
-        r#"[proxy]
+/// Its listener takes port 0: a port from `free_port` could be another test's dead endpoint.
+fn with_secrets() -> String {
+    r#"[proxy]
 role = "gateway"
 workers = 1
 
 [[listeners]]
 name = "inbound"
-bind = "127.0.0.1:{port}"
+bind = "127.0.0.1:0"
 
 [[routes]]
 listener = "inbound"
 name = "hello"
-request_headers_to_add = [ {{ name = "authorization", value = "Bearer tok-9d2f" }} ]
-direct_response = {{ status = 200, body = "hi" }}
+request_headers_to_add = [ { name = "authorization", value = "Bearer tok-9d2f" } ]
+direct_response = { status = 200, body = "hi" }
 
 [[consumers]]
 name = "app"
-api_keys = [ {{ key = "sk-live-5e1b" }} ]
+api_keys = [ { key = "sk-live-5e1b" } ]
 "#
-    )
+    .to_string()
 }
 
 #[test]
 fn get_config_shows_secrets_only_when_asked() {
     let env = Env::start();
-    let port = free_port();
-    let text = with_secrets(port);
+    let text = with_secrets();
     let file = env.write("secret.toml", &text);
     let _fake = FakeProxy::connect(&env.socket(), "n1", 0);
     env.ctl(&["apply", "-f", &file, "--node", "n1"]).ok();
