@@ -51,8 +51,9 @@ pub struct FileProxy {
     pub control_socket: Option<String>,
     /// Address of the admin HTTP endpoint (`/metrics`, `/ready`, `/live`, `/config`,
     /// `/clusters`, `/log-level`, a status page at `/`), e.g. `"127.0.0.1:9901"`. It is its own
-    /// listener, never a data-plane port; keep it on loopback or a management network. It is
-    /// bound at start and not changed by reloads. Default: none (no admin endpoint).
+    /// listener, never a data-plane port. On an address that is not loopback it serves only
+    /// `/metrics`, `/ready` and `/live` (see `admin_full_access`). It is bound at start and
+    /// not changed by reloads. Default: none (no admin endpoint).
     pub admin: Option<String>,
     /// `true`: serve every admin path on an `admin` address that is not loopback. Default
     /// `false`: bound beyond loopback (`0.0.0.0:9901`, a pod IP), the admin endpoint serves
