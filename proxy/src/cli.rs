@@ -32,6 +32,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "ID")]
     pub node_id: Option<String>,
 
+    /// A label of this node, KEY=VALUE, laid over `proxy.labels` (repeatable). ctld's
+    /// selectors (`--selector app=web`) match them.
+    #[arg(long = "node-label", global = true, value_name = "KEY=VALUE", value_parser = ringside_config::labels::parse_label)]
+    pub node_labels: Vec<(String, String)>,
+
     /// This proxy's control socket (overrides `proxy.control_socket`).
     #[arg(long, global = true, value_name = "PATH")]
     pub control_socket: Option<PathBuf>,
@@ -236,6 +241,8 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
         events: tx.clone(),
         started: std::time::Instant::now(),
         node_id: Some(node_id.clone()),
+        node_labels: cli.node_labels.iter().cloned().collect(),
+        uses_ctld: ctld.is_some(),
         ctld_connected: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         control_path: control_path.clone(),
         reloads: Arc::new(ReloadCounts::default()),
@@ -281,6 +288,8 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
         );
     }
     crate::notify::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
+    // Serving: the code only start-up ran need not stay mapped.
+    crate::footprint::release_startup_code();
     {
         let tx = tx.clone();
         std::thread::Builder::new()

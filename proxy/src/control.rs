@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use ringside_engine::ServerHandle;
 use ringside_wire::{
-    check_peer, server_handshake, Conn, Frame, ListenerStatus, ProxyStatus, Reply, Request,
+    check_peer, server_handshake, Conn, Frame, ListenerStatus, ProxyStatus, Reply, Request, Traffic,
 };
 
 use crate::cli::Event;
@@ -24,7 +24,11 @@ pub struct Context {
     pub events: Sender<Event>,
     pub started: Instant,
     pub node_id: Option<String>,
-    /// Whether the served configuration came from ctld (then `generation` is ctld's).
+    /// `--node-label` flags, laid over the served configuration's `proxy.labels`.
+    pub node_labels: ringside_wire::Labels,
+    /// Whether the proxy was started with a ctld socket.
+    pub uses_ctld: bool,
+    /// Whether the session with ctld is up.
     pub ctld_connected: Arc<AtomicBool>,
     pub control_path: PathBuf,
     /// Outcomes of configuration reloads (SIGHUP and ctld pushes), for the admin endpoint.
@@ -147,6 +151,36 @@ impl Context {
         }
     }
 
+    /// This node's labels: the served configuration's, with the flags laid over them.
+    pub fn labels(&self) -> ringside_wire::Labels {
+        let mut labels = self.handle.snapshot().config.proxy.labels.clone();
+        labels.extend(self.node_labels.clone());
+        labels
+    }
+
+    /// Requests answered and 5xx answers since start, for ctld's rollouts.
+    fn traffic(&self) -> Traffic {
+        let mut t = Traffic::default();
+        for r in self.handle.metrics() {
+            for c in &r.requests {
+                t.requests += c.count;
+                if c.status >= 500 {
+                    t.responses_5xx += c.count;
+                }
+            }
+            for e in r.clusters.iter().flat_map(|c| &c.endpoints) {
+                for (status, n) in &e.responses {
+                    t.upstream_requests += n;
+                    if *status >= 500 {
+                        t.upstream_5xx += n;
+                    }
+                }
+                t.upstream_requests += e.errors;
+            }
+        }
+        t
+    }
+
     pub fn status(&self) -> ProxyStatus {
         let snap = self.handle.snapshot();
         let role = match snap.config.proxy.role {
@@ -171,6 +205,8 @@ impl Context {
             .collect();
         ProxyStatus {
             node_id: self.node_id.clone(),
+            labels: self.labels(),
+            traffic: Some(self.traffic()),
             role: role.into(),
             generation: snap.generation,
             config_hash: format!("{:016x}", snap.config.content_hash),

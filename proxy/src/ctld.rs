@@ -69,6 +69,7 @@ fn session(
             node_id: node_id.into(),
             role: role.into(),
             generation,
+            labels: ctx.labels(),
         },
     )
     .map_err(|e| e.to_string())?;

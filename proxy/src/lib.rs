@@ -18,6 +18,7 @@ pub mod admin;
 pub mod cli;
 pub mod control;
 pub mod ctld;
+mod footprint;
 pub mod notify;
 pub mod stack;
 pub mod upgrade;

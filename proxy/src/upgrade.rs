@@ -176,6 +176,7 @@ pub fn inherit(node_id: &str, role: &str) -> Result<Option<Handover>, String> {
             node_id: node_id.into(),
             role: role.into(),
             generation: 0,
+            labels: Default::default(),
         },
     )
     .map_err(|e| format!("upgrade handshake: {e}"))?;

@@ -440,6 +440,7 @@ fn a_failed_upgrade_keeps_the_old_process_serving() {
 struct FakeCtld {
     conn: Conn,
     hello_generation: u64,
+    hello_labels: ringside_wire::Labels,
 }
 
 impl FakeCtld {
@@ -451,6 +452,7 @@ impl FakeCtld {
         let Peer::Proxy {
             generation,
             node_id,
+            labels,
             ..
         } = peer
         else {
@@ -460,6 +462,7 @@ impl FakeCtld {
         FakeCtld {
             conn,
             hello_generation: generation,
+            hello_labels: labels,
         }
     }
 
@@ -547,6 +550,78 @@ fn the_proxy_reconnects_to_ctld_and_keeps_serving_meanwhile() {
             "the proxy says which generation it serves"
         );
     });
+}
+
+/// One request on a connection of its own; the status line's code.
+fn status_of_one_request(addr: SocketAddr) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn labels_go_in_the_hello_and_request_counters_in_the_status_ctld_polls() {
+    let dir = TempDir::new();
+    let socket = dir.path("ctld.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let labelled = |body: &str, labels: &str| {
+        direct(body).replacen(
+            "[proxy]\n",
+            &format!("[proxy]\nlabels = {{ {labels} }}\n"),
+            1,
+        )
+    };
+    let p = Proxy::start(
+        &dir,
+        &labelled("g0", "app = \"web\", zone = \"b\""),
+        &[
+            "--ctld",
+            socket.to_str().unwrap(),
+            "--node-id",
+            "node-a",
+            "--node-label",
+            "zone=a",
+        ],
+    );
+    let mut ctld = FakeCtld::accept(&listener);
+    let pairs = |l: &ringside_wire::Labels| ringside_config::labels::format_labels(l);
+    assert_eq!(pairs(&ctld.hello_labels), "app=web,zone=a", "the flag wins");
+    // A pushed configuration's labels, the 5xx it answers and the requests: in the status.
+    let failing = labelled("g1", "app = \"api\"").replace("status = 200", "status = 503");
+    assert_eq!(ctld.push(1, failing), Reply::Ack { generation: 1 });
+    for _ in 0..3 {
+        assert_eq!(status_of_one_request(p.addr), 503);
+    }
+    assert_eq!(ctld.push(2, direct("g2")), Reply::Ack { generation: 2 });
+    for _ in 0..2 {
+        assert_eq!(status_of_one_request(p.addr), 200);
+    }
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        let Reply::ProxyStatus(s) = ctld.conn.call(Request::Status).unwrap() else {
+            panic!("proxy_status expected")
+        };
+        let t = s.traffic.unwrap();
+        if t.requests == 5 || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let t = status.traffic.unwrap();
+    assert_eq!((t.requests, t.responses_5xx), (5, 3), "{t:?}");
+    assert_eq!(
+        (t.upstream_requests, t.upstream_5xx),
+        (0, 0),
+        "direct responses only"
+    );
+    assert_eq!(
+        pairs(&status.labels),
+        "zone=a",
+        "g2 has no labels; the flag stays"
+    );
 }
 
 fn load_why(t: &Tally) -> String {

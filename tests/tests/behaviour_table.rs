@@ -432,11 +432,22 @@ idle_timeout_ms = 5000
 name = "a-h2"
 protocol = "http2"
 endpoints = ["$a_h2"]
+
+[[clusters]]
+name = "b-h1"
+endpoints = ["$b_h1"]
+idle_timeout_ms = 5000
+
+[[clusters]]
+name = "b-h2"
+protocol = "http2"
+endpoints = ["$b_h2"]
 "#;
 
 /// Every listener of the consumers proxy (a gateway) and its routes: API-key
 /// authentication from a header (the default `x-api-key`) or also the query string, a
-/// consumer with its own bucket, a route keyed by a header, and an open route.
+/// consumer with its own bucket, a route keyed by a header, a route only the consumer
+/// `mobile` matches (to `b`) before one for everyone else (to `a`), and an open route.
 const CONSUMERS_LISTENER: &str = r#"
 [[listeners]]
 name = "$L"
@@ -473,6 +484,20 @@ authn = { jwt = [ "corp" ], api_key = {} }
 
 [[routes]]
 listener = "$L"
+name = "consumers-premium"
+match = { path_prefix = "/consumers/routed/", consumers = [ "mobile" ] }
+cluster = "b-$up"
+authn = { jwt = [ "corp" ], api_key = {} }
+
+[[routes]]
+listener = "$L"
+name = "consumers-routed"
+match = { path_prefix = "/consumers/routed/" }
+cluster = "a-$up"
+authn = { jwt = [ "corp" ], api_key = {} }
+
+[[routes]]
+listener = "$L"
 name = "consumers-global"
 match = { path_prefix = "/consumers/global/" }
 cluster = "a-$up"
@@ -487,7 +512,7 @@ cluster = "a-$up"
 
 /// The consumers proxy's consumers (its clusters are the edits proxy's): `mobile` (its key
 /// given as a SHA-256: `printf %s mobile-key | sha256sum`; also the JWT subject
-/// `client:mobile`) and `limited` (a plain key, one request a second); the JWT provider
+/// `client:mobile`), `web` (a plain key) and `limited` (a plain key, one request a second); the JWT provider
 /// `corp`, whose keys (`$jwks`) are made by PyJWT for each run ([`jwt_tokens`]); and the
 /// `[[redis]]` of its global rate limit (a real redis-server; `timeout_ms` roomy, since a
 /// batch that times out on a busy machine would fail open).
@@ -503,6 +528,10 @@ claims_to_headers = { sub = "x-user-id" }
 name = "mobile"
 api_keys = [ { sha256 = "57d419be43e536f6ecfa7f54599e9050db0eca72598b456400601ae346403973" } ]
 jwt_subjects = [ "client:mobile" ]
+
+[[consumers]]
+name = "web"
+api_keys = [ { key = "web-key" } ]
 
 [[consumers]]
 name = "limited"
@@ -1087,6 +1116,36 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
             .on(Setup::Consumers)
             .send_by_proto(Form::NotApplicable(GRPC_IS_H2), Req::grpc("/consumers/header/grpc.Svc/Call"))
             .expect(Expect::grpc(16).untouched()),
+        // --- Routing by consumer (`match.consumers`): `mobile` to b, everyone else to a.
+        row("match.consumers: the named consumer's key takes its route", r#"match = { consumers = [ "mobile" ] }; x-api-key of mobile"#)
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/routed/x").header("x-api-key", "mobile-key"))
+            .expect(Expect::status(200).body("b").got(Got::b().headers(vec![
+                is_lit("x-consumer-name", "mobile"),
+                absent("x-api-key"),
+            ]))),
+        row("match.consumers: the named consumer's token takes its route", r#"match = { consumers = [ "mobile" ] }; token with sub client:mobile"#)
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/routed/x").header("authorization", &bearer("ok")))
+            .expect(Expect::status(200).body("b").got(Got::b().headers(vec![
+                is_lit("x-consumer-name", "mobile"),
+                is_lit("x-user-id", "client:mobile"),
+                absent("authorization"),
+            ]))),
+        row("match.consumers: another consumer goes on to the next route", r#"match = { consumers = [ "mobile" ] }; x-api-key of web"#)
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/routed/x").header("x-api-key", "web-key").header("x-consumer-name", "mobile"))
+            .expect(Expect::status(200).body("a").got(Got::a().headers(vec![
+                is_lit("x-consumer-name", "web"),
+                absent("x-api-key"),
+            ]))),
+        row("match.consumers: no credential goes on to the next route, which answers 401", r#"match = { consumers = [ "mobile" ] }"#)
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/routed/x"))
+            .expect(Expect::own(401).headers(vec![is(
+                "www-authenticate",
+                &[lit(r#"Bearer realm="consumers-routed""#), lit(r#"ApiKey realm="consumers-routed""#)],
+            )])),
         // --- JWT (the consumers proxy's `consumers-jwt` route: a JWT or an API key).
         row("jwt: a valid token passes; consumer and claim headers set, the token removed", r#"authn = { jwt = [ "corp" ], api_key = {} }; EdDSA token, sub = "client:mobile""#)
             .on(Setup::Consumers)

@@ -9,6 +9,8 @@
 //! written after the received fields. An entry whose name is not a token or whose value holds
 //! CR, LF or NUL is skipped (no header injection through a computed value).
 
+use bytes::Bytes;
+
 use crate::header::{is_fixed_hop_by_hop, is_tchar, list, Hdr};
 use crate::{BodyKind, RequestHead, ResponseHead};
 
@@ -91,6 +93,7 @@ pub fn write_request_head(
         head.buf
             .len()
             .saturating_add(set_len(set))
+            .saturating_add(edits.added_len())
             .saturating_add(64),
     );
     out.extend_from_slice(head.method().as_bytes());
@@ -178,6 +181,7 @@ fn write_response(
         head.buf
             .len()
             .saturating_add(set_len(set))
+            .saturating_add(edits.added_len())
             .saturating_add(64),
     );
     let status = head.status();
@@ -323,8 +327,8 @@ fn write_set(out: &mut Vec<u8>, set: &[(&'static str, &[u8])], edits: &Edits) {
     }
     for (name, value) in &edits.add {
         // Names from the configuration or a stage: checked here, whatever made them.
-        if !name.is_empty() && name.bytes().all(is_tchar) && value_ok(value) {
-            field(out, name.as_bytes(), value);
+        if !name.is_empty() && name.iter().copied().all(is_tchar) && value_ok(value) {
+            field(out, name, value);
         }
     }
 }
@@ -333,10 +337,14 @@ fn write_set(out: &mut Vec<u8>, set: &[(&'static str, &[u8])], edits: &Edits) {
 /// `remove` are left out (the message's own and the proxy's), then the fields in `add` are
 /// written after all others, in order. Names are compared case-insensitively. Framing and
 /// hop-by-hop fields are the writer's and cannot be edited (configuration refuses them).
+///
+/// Names and values are `Bytes`, so that a stage adding a fixed field (`vary: origin`,
+/// `Bytes::from_static`) or one it keeps from the configuration (a clone: a reference
+/// count) allocates nothing for it.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Edits {
-    pub remove: Vec<Box<str>>,
-    pub add: Vec<(Box<str>, Vec<u8>)>,
+    pub remove: Vec<Bytes>,
+    pub add: Vec<(Bytes, Bytes)>,
 }
 
 impl Edits {
@@ -351,9 +359,31 @@ impl Edits {
     }
 
     pub fn removes(&self, name: &[u8]) -> bool {
-        self.remove
-            .iter()
-            .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
+        self.remove.iter().any(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    /// Removes the fields named `name` (listed once).
+    pub fn remove_field(&mut self, name: Bytes) {
+        if !self.removes(&name) {
+            self.remove.push(name);
+        }
+    }
+
+    /// Sets `name` to `value`: any field of that name, the message's or an earlier edit's,
+    /// is replaced.
+    pub fn overwrite(&mut self, name: Bytes, value: Bytes) {
+        self.add.retain(|(n, _)| *n != name);
+        self.remove_field(name.clone());
+        self.add.push((name, value));
+    }
+
+    /// The bytes the added fields take in a head.
+    fn added_len(&self) -> usize {
+        self.add.iter().fold(0usize, |acc, (n, v)| {
+            acc.saturating_add(n.len())
+                .saturating_add(v.len())
+                .saturating_add(4)
+        })
     }
 }
 
@@ -710,7 +740,10 @@ mod tests {
         let head = req("GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nX-Debug: y\r\nX-B: 2\r\n\r\n");
         let edits = Edits {
             remove: vec!["x-debug".into(), "x-b".into(), "x-request-id".into()],
-            add: vec![("x-b".into(), b"3".to_vec()), ("x-a".into(), b"4".to_vec())],
+            add: vec![
+                (Bytes::from_static(b"x-b"), Bytes::from_static(b"3")),
+                (Bytes::from_static(b"x-a"), Bytes::from_static(b"4")),
+            ],
         };
         let mut out = Vec::new();
         write_request_head(&mut out, &head, &[("X-Request-Id", b"r")], &edits, false);
@@ -724,7 +757,10 @@ mod tests {
         );
         let edits = Edits {
             remove: vec!["x-powered-by".into()],
-            add: vec![("x-served-by".into(), b"ringside".to_vec())],
+            add: vec![(
+                Bytes::from_static(b"x-served-by"),
+                Bytes::from_static(b"ringside"),
+            )],
         };
         let mut out = Vec::new();
         write_response_head(&mut out, &resp, &[], &edits, true);

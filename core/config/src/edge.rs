@@ -105,34 +105,6 @@ impl Cors {
             Origin::Regex(re) => re.is_match(origin),
         })
     }
-
-    /// The fields a response gets for an allowed `origin`: a preflight's answer
-    /// (`preflight`) or an actual request's response. Each replaces any field of that name
-    /// the response had; `vary: origin` is added beside any `vary` it had.
-    pub fn fields<'a>(
-        &'a self,
-        origin: &'a [u8],
-        preflight: bool,
-    ) -> Vec<(&'static str, &'a [u8])> {
-        let mut out = vec![("access-control-allow-origin", origin)];
-        if self.allow_credentials {
-            out.push(("access-control-allow-credentials", b"true"));
-        }
-        let lists: &[(&'static str, &'a str)] = if preflight {
-            &[
-                ("access-control-allow-methods", &self.allow_methods),
-                ("access-control-allow-headers", &self.allow_headers),
-            ]
-        } else {
-            &[("access-control-expose-headers", &self.expose_headers)]
-        };
-        for (name, value) in lists {
-            if !value.is_empty() {
-                out.push((*name, value.as_bytes()));
-            }
-        }
-        out
-    }
 }
 
 /// How a path is rewritten (`rewrite.prefix`, `rewrite.regex`, `redirect.prefix`).
@@ -566,19 +538,6 @@ mod tests {
         assert!(cors.allows(b"https://shop.example.org"));
         assert!(!cors.allows(b"https://shop.example.org.evil"));
         assert!(!cors.allows(b"\xff"));
-        let pre = cors.fields(b"https://a", true);
-        let names: Vec<&str> = pre.iter().map(|(n, _)| *n).collect();
-        assert_eq!(
-            names,
-            [
-                "access-control-allow-origin",
-                "access-control-allow-credentials",
-                "access-control-allow-methods",
-                "access-control-allow-headers"
-            ]
-        );
-        let actual = cors.fields(b"https://a", false);
-        assert_eq!(actual.len(), 2, "no expose-headers configured");
         let any = Cors::new(
             vec![Origin::Any],
             String::new(),
@@ -588,12 +547,5 @@ mod tests {
             false,
         );
         assert!(any.allows(b"https://anything"));
-        assert_eq!(
-            any.fields(b"o", false),
-            vec![
-                ("access-control-allow-origin", &b"o"[..]),
-                ("access-control-expose-headers", b"x-id"),
-            ]
-        );
     }
 }

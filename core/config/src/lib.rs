@@ -17,11 +17,13 @@
 mod authz;
 mod check;
 pub mod consumers;
+pub mod duration;
 pub mod edge;
 pub mod error;
 mod hash;
 pub mod headers;
 pub mod jwt;
+pub mod labels;
 mod matching;
 mod material;
 pub mod model;

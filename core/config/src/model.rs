@@ -124,6 +124,8 @@ pub struct ProxySettings {
     pub ctld: Option<std::path::PathBuf>,
     /// The node id to present to ctld, if set in the file.
     pub node_id: Option<String>,
+    /// This node's labels (`proxy.labels`), checked.
+    pub labels: crate::labels::Labels,
     /// This proxy's control socket, if set in the file (else a default path).
     pub control_socket: Option<std::path::PathBuf>,
     /// The admin endpoint's address, if any.
@@ -508,6 +510,11 @@ pub struct RouteMatch {
     /// The client's verified identity must be one of these (exact, or a prefix ending in
     /// `*`); empty: any client, with or without an identity.
     pub principals: Vec<String>,
+    /// Gateway role: the request's consumer, as the route's own `authn` identifies it, must
+    /// be one of these; empty: any request. Not checked by [`RouteMatch::matches`]: the
+    /// pipeline checks it after the other conditions hold (it needs the route's credentials
+    /// checked, which is the engine's work).
+    pub consumers: Vec<crate::ConsumerId>,
 }
 
 #[derive(Debug)]

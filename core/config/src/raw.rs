@@ -46,6 +46,12 @@ pub struct FileProxy {
     /// 1 to 128 characters among `A-Z a-z 0-9 - _ .`. The `--node-id` flag overrides it.
     /// Default: the host name.
     pub node_id: Option<String>,
+    /// This node's labels, presented to ctld in its hello and shown by `ringsidectl status`,
+    /// where selectors (`--selector app=web,zone=a`) pick nodes by them, e.g.
+    /// `labels = { app = "web", zone = "a" }`. A key is 1 to 63 characters among
+    /// `A-Z a-z 0-9 - _ . /`, a value 0 to 63 among `A-Z a-z 0-9 - _ .`; at most 64 labels.
+    /// `--node-label KEY=VALUE` flags are laid over them. Default: none.
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
     /// Path of this proxy's own control socket (status, drain, upgrade; mode 0600). Default:
     /// `$XDG_RUNTIME_DIR/ringside/proxy.sock`, else `/run/ringside/proxy.sock`.
     pub control_socket: Option<String>,
@@ -857,8 +863,12 @@ pub struct FileMatch {
     /// or a prefix ending in `*`. A request without a verified identity (plaintext on a
     /// permissive listener, any other listener) never matches a route that has principals.
     pub principals: Option<Vec<String>>,
-    /// Routing by consumer (gateway role). Not supported yet: an error (a route's `authn`
-    /// runs after the route is chosen).
+    /// Gateway role: `[[consumers]]` names. The route matches only a request whose
+    /// credential, checked by this route's `authn` (required), is one of these consumers'.
+    /// Any other request (another consumer's, or one without a valid credential) goes on to
+    /// the next route, as for any condition that does not hold. Checked after the other
+    /// conditions. A CORS preflight carries no credential: give the route without
+    /// `consumers` that catches the rest the same `cors`.
     pub consumers: Option<Vec<String>>,
 }
 

@@ -150,14 +150,14 @@ pub(crate) fn parse_and_validate(
                 );
             }
         }
-        let (authn, rate_limit_key) =
-            v.gateway_route(i, r, &name, proxy.role, &consumers, &providers);
+        let gateway = v.gateway_route(i, r, &name, proxy.role, &consumers, &providers);
         let global = r.rate_limit.as_ref().and_then(|l| {
             v.global_rate_limit(&format!("routes[{i}].rate_limit"), l, proxy.role, &redis)
         });
         let route = v.route(i, r, name, &cluster_ids).map(|mut route| {
-            route.authn = authn;
-            route.rate_limit_key = rate_limit_key;
+            route.authn = gateway.authn;
+            route.rate_limit_key = gateway.rate_limit_key;
+            route.matcher.consumers = gateway.consumers;
             route.global_rate_limit = global;
             route
         });
@@ -326,6 +326,16 @@ impl Validator {
                 self.err("proxy.node_id", m);
             }
         }
+        let labels = p.labels.clone().unwrap_or_default();
+        if labels.len() > crate::labels::MAX_LABELS {
+            let max = crate::labels::MAX_LABELS;
+            self.err("proxy.labels", format!("at most {max} labels"));
+        }
+        for (k, v) in &labels {
+            if let Err(m) = crate::labels::check_label(k, v) {
+                self.err(format!("proxy.labels.{k}"), m);
+            }
+        }
         let admin = p
             .admin
             .as_deref()
@@ -367,6 +377,7 @@ impl Validator {
             drain_timeout,
             ctld,
             node_id: p.node_id.clone(),
+            labels,
             control_socket,
             admin,
             admin_full_access: p.admin_full_access.unwrap_or(false),

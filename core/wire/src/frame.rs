@@ -145,6 +145,7 @@ mod tests {
             id: 1,
             request: Request::Apply {
                 node: None,
+                selector: None,
                 config: "x".repeat(MAX_FRAME),
                 no_wait: false,
             },

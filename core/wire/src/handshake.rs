@@ -111,6 +111,7 @@ mod tests {
                 node_id: "n1".into(),
                 role: "sidecar".into(),
                 generation: 4,
+                labels: Default::default(),
             },
         )
         .unwrap();
@@ -121,7 +122,8 @@ mod tests {
             Peer::Proxy {
                 node_id: "n1".into(),
                 role: "sidecar".into(),
-                generation: 4
+                generation: 4,
+                labels: Default::default(),
             }
         );
     }

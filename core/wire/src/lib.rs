@@ -11,6 +11,7 @@
 //! - [`message`]: every [`Request`] and [`Reply`], closed with `deny_unknown_fields`.
 //! - [`conn`]: [`Conn`], a blocking connection over a `UnixStream` (`send`, `recv`, `call`,
 //!   fd passing with SCM_RIGHTS).
+//! - `rollout`: the rollout's request and status shapes, and a proxy's traffic counters.
 //! - [`handshake`]: the version handshake every connection starts with.
 //! - [`socket`]: binding (mode 0600), peer credentials, default socket paths.
 //!
@@ -29,6 +30,7 @@ mod fd;
 pub mod frame;
 pub mod handshake;
 pub mod message;
+mod rollout;
 pub mod socket;
 
 pub use conn::Conn;

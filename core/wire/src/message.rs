@@ -6,7 +6,20 @@
 //! frame, never silently ignored. The one exception serde imposes: messages without fields
 //! (`status`, `drain`, `ok`, `cli`…) ignore extra fields. Optional fields may be omitted.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+pub use crate::rollout::{
+    GroupRate, Judgement, RolloutDecision, RolloutNode, RolloutSpec, RolloutStatus, Traffic,
+};
+
+/// A node's labels, or a selector (a node matches when it carries every pair), by key.
+pub type Labels = BTreeMap<String, String>;
+
+fn no_labels(l: &Labels) -> bool {
+    l.is_empty()
+}
 
 /// One frame: a request or the reply to one. `id` pairs them: every request gets exactly one
 /// reply carrying the same id. On the wire: `{"id":1,"request":{…}}` or `{"id":1,"reply":{…}}`.
@@ -81,6 +94,9 @@ pub enum Peer {
         /// The ctld generation of the configuration it serves; 0 when it serves a
         /// configuration it did not receive from ctld (a file, the embedded default).
         generation: u64,
+        /// The node's labels (`proxy.labels`, `--node-label`); selectors match them.
+        #[serde(default, skip_serializing_if = "no_labels")]
+        labels: Labels,
     },
     /// `ringsidectl` (or any operator tool).
     Cli,
@@ -136,6 +152,9 @@ pub enum Request {
     Apply {
         #[serde(default)]
         node: Option<String>,
+        /// Instead of `node`: every known node whose labels match.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        selector: Option<Labels>,
         config: String,
         #[serde(default, skip_serializing_if = "is_false")]
         no_wait: bool,
@@ -144,6 +163,8 @@ pub enum Request {
     Diff {
         #[serde(default)]
         node: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        selector: Option<Labels>,
         config: String,
     },
     /// CLI → ctld: a node's current configuration, or one of its history. Reply `Config`.
@@ -158,6 +179,8 @@ pub enum Request {
     Rollback {
         #[serde(default)]
         node: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        selector: Option<Labels>,
         #[serde(default)]
         to: Option<u64>,
     },
@@ -168,6 +191,8 @@ pub enum Request {
         addresses: Vec<String>,
         #[serde(default)]
         node: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        selector: Option<Labels>,
     },
     /// CLI → ctld: set the weights of a weighted route. `listener` disambiguates a route name
     /// used on several listeners. Reply `Applied`.
@@ -178,6 +203,8 @@ pub enum Request {
         weights: Vec<WeightSpec>,
         #[serde(default)]
         node: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        selector: Option<Labels>,
     },
     /// CLI → proxy: the health of every cluster's endpoints (outlier ejection, active health
     /// checks). Reply `Health`.
@@ -194,9 +221,23 @@ pub enum Request {
     ClearOverrides {
         #[serde(default)]
         node: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        selector: Option<Labels>,
         #[serde(default)]
         key: Option<String>,
     },
+    /// CLI → ctld: start a progressive rollout of `spec.config` (docs/ctld-rollout.md).
+    /// Reply `Rollout` once the first step is committed.
+    RolloutStart(RolloutSpec),
+    /// CLI → ctld: the current (or last) rollout. Reply `Rollout`.
+    RolloutStatus,
+    /// CLI → ctld: hold the rollout at its step (no promotion, no judgement). Reply `Rollout`.
+    RolloutPause,
+    /// CLI → ctld: continue a paused rollout with a fresh window. Reply `Rollout`.
+    RolloutResume,
+    /// CLI → ctld: stop the rollout and give every node it changed its generation from
+    /// before the rollout (as a new generation). Reply `Rollout`.
+    RolloutAbort,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -223,6 +264,11 @@ impl Request {
             Request::Health => "health",
             Request::LogLevel { .. } => "log_level",
             Request::ClearOverrides { .. } => "clear_overrides",
+            Request::RolloutStart(_) => "rollout_start",
+            Request::RolloutStatus => "rollout_status",
+            Request::RolloutPause => "rollout_pause",
+            Request::RolloutResume => "rollout_resume",
+            Request::RolloutAbort => "rollout_abort",
         }
     }
 }
@@ -269,6 +315,9 @@ pub enum Reply {
     Upgraded { old_pid: u32, new_pid: u32 },
     /// Reply to `Health`: every cluster of the served configuration, in its order.
     Health { clusters: Vec<ClusterHealth> },
+    /// Reply to the `rollout_*` requests: the current rollout, else the last one (None when
+    /// there never was one).
+    Rollout { rollout: Option<Box<RolloutStatus>> },
     /// Reply to `LogLevel`: the filter in force (after the change, if one was asked).
     LogLevel { level: String },
 }
@@ -305,6 +354,7 @@ impl Reply {
             Reply::Listeners { .. } => "listeners",
             Reply::Upgraded { .. } => "upgraded",
             Reply::Health { .. } => "health",
+            Reply::Rollout { .. } => "rollout",
             Reply::LogLevel { .. } => "log_level",
         }
     }
@@ -328,6 +378,12 @@ pub struct ProxyStatus {
     /// Absent when the proxy was started without a node id.
     #[serde(default)]
     pub node_id: Option<String>,
+    /// The node's labels.
+    #[serde(default, skip_serializing_if = "no_labels")]
+    pub labels: Labels,
+    /// Request counters since the process started (what a rollout judges by).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<Traffic>,
     pub role: String,
     /// The ctld generation served, 0 when the configuration did not come from ctld.
     pub generation: u64,
@@ -405,6 +461,13 @@ pub struct NodeStatus {
     /// From the node's last hello; absent if it never connected.
     #[serde(default)]
     pub role: Option<String>,
+    /// From the node's last hello (kept in the state directory).
+    #[serde(default, skip_serializing_if = "no_labels")]
+    pub labels: Labels,
+    /// The rollout holding this node, when one is under way: `"new"` (serves the rolled-out
+    /// configuration) or `"old"` (waits for a later step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
     pub connected: bool,
     /// The node's current generation in ctld (0: ctld has no configuration for it).
     pub generation_desired: u64,

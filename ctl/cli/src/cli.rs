@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ringside_wire::Labels;
 
 /// ringsidectl: operate ringside-ctld and ringside processes over their Unix sockets.
 #[derive(Debug, Parser)]
@@ -30,9 +31,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Nodes, role, generation served, acknowledged or not, last error (or, with --proxy,
-    /// one process's state).
-    Status,
+    /// Nodes, labels, role, generation served, acknowledged or not, last error (or, with
+    /// --proxy, one process's state).
+    Status {
+        /// Only the nodes whose labels match, KEY=VALUE[,KEY=VALUE...].
+        #[arg(long, value_name = "KEY=VALUE,...", value_parser = ringside_config::labels::parse_selector)]
+        selector: Option<Labels>,
+    },
     /// Validate FILE, make it the configuration of a node (or of every known node), wait for
     /// the acknowledgements and print each node's generation and outcome.
     Apply {
@@ -50,7 +55,7 @@ pub enum Command {
     /// Go back to an earlier generation (as a new generation).
     Rollback {
         #[command(flatten)]
-        node: NodeArg,
+        node: Targets,
         /// The generation whose content to restore [default: the one before the current one].
         #[arg(long, value_name = "N")]
         to: Option<u64>,
@@ -64,7 +69,7 @@ pub enum Command {
         #[arg(value_name = "ADDR")]
         addresses: Vec<String>,
         #[command(flatten)]
-        node: NodeArg,
+        node: Targets,
     },
     /// Set weights of a weighted route (a weight of 0 sends a cluster nothing).
     Weights {
@@ -74,7 +79,7 @@ pub enum Command {
         #[arg(value_name = "CLUSTER=W", required = true)]
         weights: Vec<String>,
         #[command(flatten)]
-        node: NodeArg,
+        node: Targets,
     },
     /// The operator's overrides (`endpoints`, `weights` edits layered on a node's base).
     #[command(subcommand)]
@@ -96,6 +101,10 @@ pub enum Command {
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<String>,
     },
+    /// Progressive rollouts: a configuration to a share of the nodes at a time, judged by
+    /// their error rate against the others'.
+    #[command(subcommand)]
+    Rollout(Rollout),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -121,6 +130,46 @@ pub enum Get {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum Rollout {
+    /// Start a rollout of FILE to the selected nodes, step by step.
+    Start {
+        /// The configuration file (TOML).
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+        /// The nodes, KEY=VALUE[,KEY=VALUE...] [default: every known node].
+        #[arg(long, value_name = "KEY=VALUE,...", value_parser = ringside_config::labels::parse_selector)]
+        selector: Option<Labels>,
+        /// Cumulative shares of the selected nodes in percent, increasing, ending at 100.
+        #[arg(
+            long,
+            value_name = "P,P,...",
+            value_delimiter = ',',
+            default_value = "10,50,100"
+        )]
+        steps: Vec<u32>,
+        /// How long each step is watched before it is judged (e.g. 60s, 5m).
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = ringside_config::duration::parse_duration)]
+        interval: std::time::Duration,
+        /// Roll back when the canary nodes' error rate exceeds the others' by more than
+        /// this many percentage points.
+        #[arg(long, value_name = "POINTS", default_value_t = 1.0)]
+        max_error_increase: f64,
+        /// Requests each group must serve in a window for it to be judged; fewer, and the
+        /// rollout pauses.
+        #[arg(long, value_name = "N", default_value_t = 200)]
+        min_requests: u64,
+    },
+    /// The current (or last) rollout: step, nodes on each generation, both error rates.
+    Status,
+    /// Hold the rollout at its step.
+    Pause,
+    /// Continue a paused rollout (with a fresh window).
+    Resume,
+    /// Stop the rollout and give every node it changed its configuration from before.
+    Abort,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Overrides {
     /// Remove one override (KEY as `status` lists it, e.g. "endpoints api"), or all: the
     /// node goes back to its base (its file, or the last apply) with the others.
@@ -128,7 +177,7 @@ pub enum Overrides {
         /// The override's key [default: every override].
         key: Option<String>,
         #[command(flatten)]
-        node: NodeArg,
+        node: Targets,
     },
 }
 
@@ -138,7 +187,18 @@ pub struct FileArgs {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: PathBuf,
     #[command(flatten)]
-    pub node: NodeArg,
+    pub node: Targets,
+}
+
+/// The nodes a change is for: one by name, those whose labels match, or every known node.
+#[derive(Debug, Args)]
+pub struct Targets {
+    /// The node to act on [default: every known node].
+    #[arg(long = "node", value_name = "ID", conflicts_with = "selector")]
+    pub id: Option<String>,
+    /// The known nodes whose labels match, KEY=VALUE[,KEY=VALUE...] (every pair must match).
+    #[arg(long, value_name = "KEY=VALUE,...", value_parser = ringside_config::labels::parse_selector)]
+    pub selector: Option<Labels>,
 }
 
 #[derive(Debug, Args)]

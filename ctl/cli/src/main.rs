@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, Get, Op, Overrides, Shell};
-use commands::{config, edits, proxy, status, Failure};
+use commands::{config, edits, proxy, rollout, status, Failure};
 use ringside_wire::{EndpointOp, Reply};
 
 fn main() -> ExitCode {
@@ -55,7 +55,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Status => status::status(cli),
+        Command::Status { selector } => status::status(cli, selector.as_ref()),
+        Command::Rollout(r) => rollout::rollout(cli, r),
         Command::Apply { file, no_wait } => config::apply(cli, file, *no_wait),
         Command::Diff(args) => config::diff(cli, args),
         Command::Get(Get::Config {

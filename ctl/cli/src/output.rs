@@ -1,5 +1,9 @@
 //! Human output: aligned tables, times, and the one-line summaries of each reply.
 
+mod rollout;
+
+pub use rollout::rollout;
+
 use ringside_wire::{ClusterHealth, CtldStatus, NodeApplied, NodeStatus, ProxyStatus, PushOutcome};
 
 /// Left-aligned columns separated by two spaces; the header row first.
@@ -49,8 +53,13 @@ pub fn ctld_status(s: &CtldStatus) -> String {
                     Some(g) => format!("{g} (behind)"),
                     None => "-".into(),
                 };
+                let labels = match n.labels.is_empty() {
+                    true => "-".to_owned(),
+                    false => ringside_config::labels::format_labels(&n.labels),
+                };
                 vec![
                     n.node_id.clone(),
+                    labels,
                     n.role.clone().unwrap_or_else(|| "-".into()),
                     if n.connected { "yes" } else { "no" }.into(),
                     if n.generation_desired == 0 {
@@ -68,6 +77,7 @@ pub fn ctld_status(s: &CtldStatus) -> String {
         out.push_str(&table(
             &[
                 "NODE",
+                "LABELS",
                 "ROLE",
                 "CONNECTED",
                 "GENERATION",

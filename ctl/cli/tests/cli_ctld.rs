@@ -19,14 +19,14 @@ fn apply_then_status_in_text_and_json() {
     let mut lines = run.stdout.lines();
     let header = lines.next().unwrap();
     assert!(
-        header.starts_with("NODE   ROLE     CONNECTED  GENERATION  ACKED  ACKED AT"),
+        header.starts_with("NODE   LABELS  ROLE     CONNECTED  GENERATION  ACKED  ACKED AT"),
         "{}",
         run.stdout
     );
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
-        &row[..5],
-        ["web-1", "sidecar", "yes", "1", "1"],
+        &row[..6],
+        ["web-1", "-", "sidecar", "yes", "1", "1"],
         "{}",
         run.stdout
     );
@@ -212,6 +212,7 @@ fn a_failed_push_exits_non_zero() {
             node_id: "mute".into(),
             role: "sidecar".into(),
             generation: 0,
+            labels: Default::default(),
         },
     )
     .unwrap();

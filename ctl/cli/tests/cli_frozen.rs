@@ -214,8 +214,8 @@ fn a_frozen_proxy_stalls_nothing_and_catches_up_on_sigcont() {
         .to_owned();
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
-        &cells[..5],
-        ["n1", "sidecar", "yes", "24", "24"],
+        &cells[..6],
+        ["n1", "-", "sidecar", "yes", "24", "24"],
         "{}",
         run.stdout
     );

@@ -20,6 +20,13 @@ pub enum CtldError {
     NoNodeYet,
     #[error("{count} nodes are known ({names}): name one with --node")]
     Ambiguous { count: usize, names: String },
+    #[error("no known node matches the selector {0}")]
+    NoMatch(String),
+    /// A rollout refused: already one under way, a bad spec, nothing to pause.
+    #[error("{0}")]
+    Rollout(String),
+    #[error("node {node} is in rollout {id}: pause or abort it, or wait for it to end")]
+    InRollout { node: String, id: u64 },
     #[error("unknown node {0:?}")]
     UnknownNode(String),
     #[error("node {0} has no configuration yet")]

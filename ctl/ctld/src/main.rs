@@ -60,6 +60,10 @@ struct Args {
     /// `ringsidectl status`; `0s` never.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = clock::parse_duration)]
     stats_interval: Duration,
+    /// Serve Prometheus metrics (nodes, pushes, rollouts) on `http://ADDR/metrics`, e.g.
+    /// `127.0.0.1:9902`. Default: none.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 fn main() {
@@ -84,7 +88,12 @@ fn run() -> anyhow::Result<()> {
         .with_context(|| format!("config dir {}", args.config_dir.display()))?;
     let store = persist::Store::open(&args.state_dir).context("state dir")?;
     let loaded = store.load_all().context("loading the state dir")?;
-    tracing::info!(nodes = loaded.len(), "state loaded");
+    let rollout = store.load_rollout().context("loading the rollout")?;
+    tracing::info!(
+        nodes = loaded.len(),
+        rollout = rollout.as_ref().map(|r| r.id),
+        "state loaded"
+    );
     let ack_timeout = Duration::from_millis(args.ack_timeout_ms.max(1));
     let mut timing = Timing::new(ack_timeout);
     timing.stats_every = Some(args.stats_interval).filter(|d| !d.is_zero());
@@ -102,7 +111,7 @@ fn run() -> anyhow::Result<()> {
     let persist = persist::spawn(store.clone(), ops_rx, move |done| {
         let _ = done_events.send(Event::Persisted(done));
     })?;
-    let reconciler = Reconciler::new(loaded, ops, settings, Now::system());
+    let reconciler = Reconciler::new(loaded, rollout, ops, settings, Now::system());
     // The first scan is queued before anything else can happen.
     let _ = events.send(Event::Scan(files::scan(&args.config_dir)));
     std::thread::Builder::new()
@@ -112,6 +121,15 @@ fn run() -> anyhow::Result<()> {
         events: events.clone(),
     };
     let listener = ringside_wire::bind_socket(&args.socket).context("control socket")?;
+    if let Some(addr) = args.metrics {
+        let metrics =
+            std::net::TcpListener::bind(addr).with_context(|| format!("--metrics {addr}"))?;
+        tracing::info!(metrics = %metrics.local_addr()?, "metrics endpoint serving");
+        let handle = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || api::metrics::serve(handle, metrics))?;
+    }
 
     // Signals first, so that a SIGTERM right after start is handled.
     let mut signals = signal_hook::iterator::Signals::new([

@@ -217,6 +217,7 @@ fn diff_shows_what_would_change() {
     applied(apply(&ctld, Some("a"), &config("one")));
     let diff = |text: &str| match ctld.call(Request::Diff {
         node: Some("a".into()),
+        selector: None,
         config: text.into(),
     }) {
         Reply::Diff { text } => text,

@@ -78,6 +78,7 @@ fn a_bad_node_id_is_refused_at_hello() {
             node_id: "../etc".into(),
             role: "sidecar".into(),
             generation: 0,
+            labels: Default::default(),
         },
     )
     .unwrap_err();

@@ -61,6 +61,7 @@ fn rollback_creates_a_new_generation_with_old_content() {
     let rollback = |to| {
         ctld.call(Request::Rollback {
             node: Some("a".into()),
+            selector: None,
             to,
         })
     };
@@ -78,6 +79,7 @@ fn rollback_creates_a_new_generation_with_old_content() {
     assert_eq!(
         ctld.call(Request::Rollback {
             node: Some("new".into()),
+            selector: None,
             to: None
         }),
         Reply::error("node new has no configuration yet")
@@ -99,6 +101,7 @@ fn endpoint_edits_keep_comments_and_make_generations() {
             cluster: "v1".into(),
             addresses: addrs.iter().map(|s| s.to_string()).collect(),
             node: Some("a".into()),
+            selector: None,
         })
     };
     let nodes = applied(edit(EndpointOp::Add, &["127.0.0.1:9003"]));
@@ -156,6 +159,7 @@ fn weight_edits_shift_traffic() {
                 })
                 .collect(),
             node: Some("a".into()),
+            selector: None,
         })
     };
     let nodes = applied(weights("api", &[("v1", 50), ("v2", 50)]));
@@ -193,6 +197,7 @@ fn edits_need_a_current_configuration() {
             cluster: "v1".into(),
             addresses: vec!["127.0.0.1:1".into()],
             node: Some("nobody".into()),
+            selector: None,
         }),
         Reply::error("node nobody has no configuration yet")
     );

@@ -44,6 +44,7 @@ impl FakeProxy {
                 node_id: node.into(),
                 role: "sidecar".into(),
                 generation,
+                labels: Default::default(),
             },
         )
         .unwrap();

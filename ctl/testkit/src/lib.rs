@@ -1,18 +1,21 @@
 //! The harness shared by `ctl/ctld/tests` and `ctl/cli/tests`: the real binaries (found
 //! beside the running test, built when missing), a running
 //! `ringside-ctld` on temporary directories, fake proxies (threads speaking the protocol),
-//! the real `ringside` proxy as a process that can be frozen, and bounded waits. Every wait
+//! the real `ringside` proxy as a process that can be frozen or run in a network namespace of
+//! its own, and bounded waits. Every wait
 //! is bounded by [`WAIT`]; every process is stopped by its pid.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test harness: a failure is a panic
 
 mod fake;
+mod netns;
 mod procs;
 
 use std::thread;
 use std::time::{Duration, Instant};
 
 pub use fake::{Behaviour, FakeProxy};
+pub use netns::{in_netns, NsProxy};
 pub use procs::{applied, binary, ctld_binary, ringside_binary, signal, Ctld, Dirs, Proxy};
 
 pub const WAIT: Duration = Duration::from_secs(10);

@@ -58,7 +58,7 @@ pub fn signal(pid: u32, sig: i32) {
 }
 
 /// SIGTERM, then SIGKILL after [`WAIT`]; the exit status.
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+pub(crate) fn terminate(child: &mut Child) -> std::process::ExitStatus {
     signal(child.id(), libc::SIGCONT);
     signal(child.id(), libc::SIGTERM);
     let deadline = Instant::now() + WAIT;
@@ -198,6 +198,7 @@ impl Ctld {
     pub fn apply(&self, node: Option<&str>, text: &str) -> Reply {
         self.call(Request::Apply {
             node: node.map(str::to_owned),
+            selector: None,
             config: text.to_owned(),
             no_wait: false,
         })

@@ -27,6 +27,8 @@ pub struct Scrape<'a> {
     pub driver: String,
     pub workers: usize,
     pub draining: bool,
+    /// Whether the ctld session is up; None when the process takes no configuration from ctld.
+    pub ctld_connected: Option<bool>,
     pub telemetry: Telemetry,
     pub process: ProcessStats,
     /// Outlier ejections and health checks (`ServerHandle::health`), by cluster.
@@ -535,6 +537,15 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
     );
     e.sample("ringside_draining", &[], u64::from(s.draining));
 
+    if let Some(up) = s.ctld_connected {
+        e.family(
+            "ringside_ctld_connected",
+            Kind::Gauge,
+            "1 while the session with ringside-ctld is up, 0 while the proxy serves its last good configuration without it (only with --ctld).",
+        );
+        e.sample("ringside_ctld_connected", &[], u64::from(up));
+    }
+
     e.family(
         "ringside_build_info",
         Kind::Gauge,
@@ -788,6 +799,7 @@ mod tests {
             driver: "epoll".into(),
             workers: 2,
             draining: false,
+            ctld_connected: Some(false),
             telemetry: Telemetry::default(),
             process: ProcessStats {
                 cpu_seconds: Some(1.5),
@@ -912,6 +924,7 @@ mod tests {
             r#"ringside_config_reload_total{result="invalid"} 1"#,
             r#"ringside_io_driver{driver="epoll"} 1"#,
             "ringside_config_generation 3",
+            "ringside_ctld_connected 0",
             "process_cpu_seconds_total 1.5",
             r#"ringside_upstream_ejections_total{cluster="app"} 3"#,
             r#"ringside_upstream_endpoints_ejected{cluster="app"} 1"#,

@@ -105,6 +105,12 @@ fn metrics(admin: &Admin, accept: Option<&str>) -> Response {
         driver: handle.driver().to_string(),
         workers: handle.workers(),
         draining: handle.draining(),
+        ctld_connected: admin.ctx.uses_ctld.then(|| {
+            admin
+                .ctx
+                .ctld_connected
+                .load(std::sync::atomic::Ordering::Relaxed)
+        }),
         telemetry: Telemetry {
             log_lines_written: load(&tel.log_lines_written),
             log_lines_dropped: load(&tel.log_lines_dropped),

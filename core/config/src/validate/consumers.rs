@@ -2,8 +2,8 @@
 //! of a route's `rate_limit`. Each needs `[proxy] role = "gateway"` (a sidecar's pipeline
 //! has no stage that would read it, and a key it silently ignored would leave a route open).
 //! A route's `authn.jwt` names `[[jwt_providers]]` (`validate/jwt.rs`); a consumer's
-//! `jwt_subjects` go in their own table. The part of the gateway's contract not built yet
-//! (Redis) is refused by name.
+//! `jwt_subjects` go in their own table. A route's `match.consumers` names consumers and
+//! needs the route's `authn` (the pipeline checks it with that route's credentials).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +16,14 @@ use crate::model::Role;
 use crate::raw::{FileApiKey, FileApiKeyAuthn, FileConsumer, FileRateLimit, FileRoute};
 use crate::read::Slot;
 use crate::RateLimitKey;
+
+/// What `gateway_route` found in one route.
+pub(super) struct GatewayRoute {
+    pub(super) authn: Option<Authn>,
+    pub(super) rate_limit_key: RateLimitKey,
+    /// `match.consumers`, resolved (empty: any request).
+    pub(super) consumers: Vec<ConsumerId>,
+}
 
 /// What a gateway-only key says when the role is not `gateway`.
 pub(super) const GATEWAY_ONLY: &str =
@@ -109,7 +117,8 @@ impl Validator {
         }
     }
 
-    /// A route's `authn` and its `rate_limit.key` (`name`: the route's name).
+    /// A route's `authn`, its `rate_limit.key` and its `match.consumers` (`name`: the
+    /// route's name).
     pub(super) fn gateway_route(
         &mut self,
         i: usize,
@@ -118,14 +127,9 @@ impl Validator {
         role: Role,
         consumers: &Arc<Consumers>,
         providers: &HashMap<String, Option<Arc<JwtProvider>>>,
-    ) -> (Option<Authn>, RateLimitKey) {
+    ) -> GatewayRoute {
         let p = format!("routes[{i}]");
-        if r.matcher.as_ref().is_some_and(|m| m.consumers.is_some()) {
-            self.err(
-                format!("{p}.match.consumers"),
-                "not supported yet: routes cannot match on the consumer (authn runs once a route is chosen)",
-            );
-        }
+        let matched = self.match_consumers(&p, r, role, consumers);
         let authn = r.authn.as_ref().and_then(|a| {
             let at = format!("{p}.authn");
             if role != Role::Gateway {
@@ -195,7 +199,49 @@ impl Validator {
                 key.unwrap_or_default()
             }
         };
-        (authn, key)
+        GatewayRoute {
+            authn,
+            rate_limit_key: key,
+            consumers: matched,
+        }
+    }
+
+    /// A route's `match.consumers`: known consumers' names, on a route whose `authn` can
+    /// tell who the consumer is.
+    fn match_consumers(
+        &mut self,
+        p: &str,
+        r: &FileRoute,
+        role: Role,
+        consumers: &Consumers,
+    ) -> Vec<ConsumerId> {
+        let Some(names) = r.matcher.as_ref().and_then(|m| m.consumers.as_ref()) else {
+            return Vec::new();
+        };
+        let at = format!("{p}.match.consumers");
+        if role != Role::Gateway {
+            self.err(at, GATEWAY_ONLY);
+            return Vec::new();
+        }
+        if r.authn.is_none() {
+            self.err(
+                at,
+                "matching on the consumer needs the route's authn (nothing else says who the consumer is)",
+            );
+            return Vec::new();
+        }
+        if names.is_empty() {
+            self.err(at, "must name at least one consumer");
+            return Vec::new();
+        }
+        let mut ids = Vec::with_capacity(names.len());
+        for (j, name) in names.iter().enumerate() {
+            match consumers.list().iter().position(|c| &c.name == name) {
+                Some(k) => ids.push(ConsumerId(k)),
+                None => self.err(format!("{at}[{j}]"), format!("unknown consumer {name:?}")),
+            }
+        }
+        ids
     }
 
     /// A route's `authn.api_key` (`at`: the path of `authn`).

@@ -1,6 +1,6 @@
 //! The gateway's keys: consumers and API keys, `authn`, keyed rate limits — what is
 //! accepted, and every mistake with its path (the role check, duplicate keys, bad digests,
-//! the part of the contract not built yet: `match.consumers`).
+//! `match.consumers`).
 
 use super::tests::{errors, ok};
 use crate::consumers::sha256;
@@ -156,10 +156,9 @@ name = "a"
     assert_eq!(sha256(b"test")[0], 0x9f);
 }
 
-/// `match.consumers` is not built yet: refused by name, beside the keys that are (JWT:
-/// validate/jwt tests; `[[redis]]` and a global `rate_limit`: validate/redis_tests.rs).
+/// `match.consumers`: resolved to consumer ids on a gateway route with `authn`.
 #[test]
-fn match_consumers_is_refused_as_not_supported_yet() {
+fn match_consumers_names_known_consumers() {
     let text = format!(
         r#"{BASE}
 [proxy]
@@ -172,22 +171,91 @@ address = "127.0.0.1:6379"
 [[consumers]]
 name = "mobile-app"
 
+[[consumers]]
+name = "web"
+
 [[routes]]
 listener = "public"
-match = {{ consumers = [ "mobile-app" ] }}
+match = {{ consumers = [ "web", "mobile-app" ] }}
 authn = {{ api_key = {{ header = "x-api-key" }} }}
 rate_limit = {{ key = "consumer", requests_per_minute = 600, redis = "limits" }}
 cluster = "local-app"
+
+[[routes]]
+listener = "public"
+authn = {{ api_key = {{ header = "x-api-key" }} }}
+cluster = "local-app"
 "#
     );
-    let found = errors(&text);
-    let yet = "not supported yet";
-    let path = "routes[0].match.consumers: ";
-    assert!(
-        found.iter().any(|e| e.starts_with(path) && e.contains(yet)),
-        "{path}{yet} in {found:#?}"
+    let config = ok(&text);
+    let ListenerKind::Http(http) = &config.listeners[0].kind else {
+        panic!("an http listener")
+    };
+    assert_eq!(
+        http.routes[0].matcher.consumers,
+        [ConsumerId(1), ConsumerId(0)]
     );
-    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(http.routes[1].matcher.consumers.is_empty());
+}
+
+#[test]
+fn match_consumers_mistakes() {
+    let gateway = |route: &str| {
+        format!(
+            r#"{BASE}
+[proxy]
+role = "gateway"
+
+[[consumers]]
+name = "web"
+
+[[routes]]
+listener = "public"
+{route}
+cluster = "local-app"
+"#
+        )
+    };
+    let path = "routes[0].match.consumers";
+    let cases = [
+        (
+            gateway(r#"match = { consumers = [ "web" ] }"#),
+            format!("{path}: matching on the consumer needs the route's authn"),
+        ),
+        (
+            gateway(
+                r#"match = { consumers = [] }
+authn = { api_key = {} }"#,
+            ),
+            format!("{path}: must name at least one consumer"),
+        ),
+        (
+            gateway(
+                r#"match = { consumers = [ "web", "nobody" ] }
+authn = { api_key = {} }"#,
+            ),
+            format!("{path}[1]: unknown consumer \"nobody\""),
+        ),
+        (
+            format!(
+                r#"{BASE}
+[[routes]]
+listener = "public"
+match = {{ consumers = [ "web" ] }}
+cluster = "local-app"
+"#
+            ),
+            format!("{path}: needs [proxy] role = \"gateway\""),
+        ),
+    ];
+    for (text, want) in cases {
+        let found = errors(&text);
+        assert!(
+            found.iter().any(|e| e.starts_with(&want)),
+            "{want} in {found:#?}"
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+    }
 }
 
 #[test]

@@ -251,6 +251,8 @@ impl Validator {
                 method,
                 headers,
                 principals,
+                // Set by `gateway_route` (validate/consumers.rs).
+                consumers: Vec::new(),
             }
         })
     }

@@ -933,3 +933,22 @@ fn control_plane_keys_are_read_and_checked() {
     assert!(e[0].starts_with("proxy.ctld: invalid socket path"), "{e:?}");
     assert!(e[1].starts_with("proxy.node_id: "), "{e:?}");
 }
+
+#[test]
+fn node_labels_are_read_and_checked() {
+    let c = ok("[proxy]\nlabels = { app = \"web\", zone = \"eu-1a\" }\n");
+    let got: Vec<(&str, &str)> = c
+        .proxy
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(got, [("app", "web"), ("zone", "eu-1a")]);
+    let e = errors("[proxy]\nlabels = { \"bad key\" = \"x\", app = \"a b\" }\n");
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e[0].starts_with("proxy.labels.app: invalid value"), "{e:?}");
+    assert!(
+        e[1].starts_with("proxy.labels.bad key: invalid label key"),
+        "{e:?}"
+    );
+}

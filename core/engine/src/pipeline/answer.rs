@@ -111,8 +111,8 @@ impl<'a> Answer<'a> {
 
     /// HTTP/1.1 bytes (gRPC does not run over HTTP/1.1: the plain status is used).
     pub(crate) fn h1(&self, out: &mut Vec<u8>, close: bool, head_only: bool, edits: &Edits) {
-        let write = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
-            out.extend_from_slice(name.as_bytes());
+        let write = |out: &mut Vec<u8>, name: &[u8], value: &[u8]| {
+            out.extend_from_slice(name);
             out.extend_from_slice(b": ");
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
@@ -121,7 +121,7 @@ impl<'a> Answer<'a> {
         // name, then adds its value: the added fields are always written).
         let field = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
             if !edits.removes(name.as_bytes()) {
-                write(out, name, value);
+                write(out, name.as_bytes(), value);
             }
         };
         out.extend_from_slice(b"HTTP/1.1 ");
@@ -386,8 +386,11 @@ mod tests {
         let d = DirectResponse::new(200, "hi".into(), "text/plain".into());
         let local = Local::Direct(&d);
         let edits = Edits {
-            remove: vec!["server".into()],
-            add: vec![("x-served-by".into(), b"ringside".to_vec())],
+            remove: vec![Bytes::from_static(b"server")],
+            add: vec![(
+                Bytes::from_static(b"x-served-by"),
+                Bytes::from_static(b"ringside"),
+            )],
         };
         let mut out = Vec::new();
         Answer::of(&local, false, None).h1(&mut out, false, false, &edits);
@@ -396,8 +399,11 @@ mod tests {
         assert!(text.contains("x-served-by: ringside\r\n"));
         // An overwrite (the name removed, then added) writes the added value.
         let edits = Edits {
-            remove: vec!["content-type".into()],
-            add: vec![("content-type".into(), b"text/x".to_vec())],
+            remove: vec![Bytes::from_static(b"content-type")],
+            add: vec![(
+                Bytes::from_static(b"content-type"),
+                Bytes::from_static(b"text/x"),
+            )],
         };
         let mut out = Vec::new();
         Answer::of(&local, false, None).h1(&mut out, false, false, &edits);

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! listener stages ─▶ first matching route ─▶ route stages ─▶ Forward(cluster) | Reply
+//!                     (`match.consumers`: the route's credentials checked, kept for its AuthN)
 //! Forward ─▶ forward: a fault's delay, then the upstream call, within the deadline
 //! response head ─▶ Piped::response_edits (the stages that ran, in reverse) ─▶ client
 //! ```
@@ -51,19 +52,20 @@ pub(crate) fn decide<'v>(
         }
     }
     let head = req.head;
+    let conn = req.conn;
     let view = RequestView {
         method: head.method(),
         host: head.host(),
         path: head.path(),
         header: |name: &str| head.header(name),
-        principal: req.conn.identity.as_deref(),
+        principal: conn.identity.as_deref(),
     };
-    let Some((i, route)) = http
-        .routes
-        .iter()
-        .enumerate()
-        .find(|(_, r)| r.matcher.matches(&view))
-    else {
+    // A route's `match.consumers` is checked last, with that route's own credentials.
+    let Some((i, route)) = http.routes.iter().enumerate().find(|(i, r)| {
+        r.matcher.matches(&view)
+            && (r.matcher.consumers.is_empty()
+                || compiled.consumer_matches(*i, &r.matcher.consumers, req))
+    }) else {
         return Decision::Reply {
             route: "",
             local: Local::Error(ProxyError::NoRoute),
@@ -407,7 +409,10 @@ mod tests {
                 let added: Vec<String> = edits
                     .add
                     .iter()
-                    .map(|(n, v)| format!("{n}={}", String::from_utf8_lossy(v)))
+                    .map(|(n, v)| {
+                        let (n, v) = (String::from_utf8_lossy(n), String::from_utf8_lossy(v));
+                        format!("{n}={v}")
+                    })
                     .collect();
                 format!("{route}:direct {} {}", d.status, added.join(","))
             }
@@ -451,7 +456,13 @@ mod tests {
         assert_eq!(deadline, Some(std::time::Duration::from_millis(1500)));
         // Listener edit appended, then the route's overwrite replaced it and the client's.
         assert!(edits.removes(b"x-debug") && edits.removes(b"x-l"));
-        assert_eq!(edits.add, vec![("x-l".into(), b"route".to_vec())]);
+        assert_eq!(
+            edits.add,
+            vec![(
+                bytes::Bytes::from_static(b"x-l"),
+                bytes::Bytes::from_static(b"route")
+            )]
+        );
         // An unnamed route is named after its listener and position; its direct answer
         // gets the response edits.
         let (said, _, deadline) = run("GET /direct HTTP/1.1\r\nHost: h\r\nX-In: v\r\n\r\n");

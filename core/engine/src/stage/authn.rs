@@ -5,7 +5,9 @@
 //! credential), before the consumer's and the route's rate limits: an unauthenticated
 //! request takes no token. Reads the route's `authn.api_key` (`header`, `query`,
 //! `hide_credentials`) and the configuration's consumers (`ringside_config::Consumers`:
-//! the key is hashed once and looked up in one map, whatever the number of consumers).
+//! the key is hashed once and looked up in one map, whatever the number of consumers; a key
+//! that admitted is kept in the worker's table of the route's keys, `seen.rs`, so a repeat
+//! costs one FxHash and one comparison instead of a SHA-256).
 //!
 //! - A route with `jwt` looks for a token first (`Jwt`); one that passes admits the request
 //!   (its `sub` may name a consumer, else the request has none). Otherwise the API key, if
@@ -26,9 +28,13 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
+use bytes::Bytes;
+
+use ringside_codec::RequestHead;
 use ringside_config::{ApiKeyAuthn, Authn, ConsumerId, Route};
 
-use super::jwt::{Jwt, ProxyErrorOrJwt};
+use super::jwt::{Jwt, Passed};
+use super::seen::Seen;
 use super::{Flow, Identified, Local, Req};
 use crate::cx::error::{AuthnFailure, ProxyError, Unauthenticated};
 use crate::cx::shared::Registry;
@@ -39,18 +45,42 @@ pub(crate) const CONSUMER_HEADER: &str = "x-consumer-name";
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct AuthN {
     authn: Option<Authn>,
-    /// The consumers' names by `ConsumerId`, made once per view (handed to each request).
-    names: Vec<Rc<str>>,
+    /// The consumers' names by `ConsumerId`, made once per view (handed to each request),
+    /// and as the value of `x-consumer-name`.
+    names: Vec<(Rc<str>, Bytes)>,
+    /// The API key's header name, as an edit removes it.
+    key_header: Bytes,
     /// The route's JWT providers, with this worker's cache of verified tokens.
     jwt: Option<Jwt>,
+    /// API keys this worker already found a consumer for (a repeat key is not hashed).
+    keys: Seen<ConsumerId>,
 }
 
-/// What the route's API key says.
-enum KeyCheck {
-    Absent,
-    Unknown,
-    Admitted(ConsumerId),
-    Error(ProxyError),
+/// What a request's credentials say to a route's `authn`, before anything in the request
+/// is changed ([`AuthN::check`]). The pipeline checks a route with `match.consumers` this
+/// way while it matches, and keeps the verdict of the route it chose for that route's
+/// `AuthN` stage (`Req::checked`), so the credential is checked once.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// A token passed (it admits, with or without a consumer).
+    Token(Passed),
+    /// A consumer's API key, found in the query string or in the header.
+    Key {
+        id: ConsumerId,
+        in_query: bool,
+    },
+    Refused(AuthnFailure),
+}
+
+impl Verdict {
+    /// The consumer the request is, if it is admitted as one.
+    pub(crate) fn consumer(&self) -> Option<ConsumerId> {
+        match self {
+            Verdict::Token(passed) => passed.consumer(),
+            Verdict::Key { id, .. } => Some(*id),
+            Verdict::Refused(_) => None,
+        }
+    }
 }
 
 impl AuthN {
@@ -59,9 +89,17 @@ impl AuthN {
             a.consumers
                 .list()
                 .iter()
-                .map(|c| Rc::from(c.name.as_str()))
+                .map(|c| {
+                    let value = Bytes::copy_from_slice(c.name.as_bytes());
+                    (Rc::from(c.name.as_str()), value)
+                })
                 .collect()
         });
+        let key_header = route
+            .authn
+            .as_ref()
+            .and_then(|a| a.api_key.as_ref())
+            .map_or_else(Bytes::new, |k| Bytes::copy_from_slice(k.header.as_bytes()));
         let jwt = route
             .authn
             .as_ref()
@@ -70,47 +108,91 @@ impl AuthN {
         AuthN {
             authn: route.authn.clone(),
             names,
+            key_header,
             jwt,
+            keys: Seen::default(),
         }
+    }
+
+    /// What the request's credentials say to this route (`None`: the route has no
+    /// `authn`). A token first; when none passes, the API key: either admits.
+    pub(crate) fn check(&self, head: &RequestHead) -> Option<Verdict> {
+        let authn = self.authn.as_ref()?;
+        let mut jwt_failure = None;
+        if let Some(jwt) = &self.jwt {
+            match jwt.check(head, &authn.consumers) {
+                Some(Ok(passed)) => return Some(Verdict::Token(passed)),
+                Some(Err(f)) => jwt_failure = Some(f),
+                None => {}
+            }
+        }
+        let key = authn.api_key.as_ref().and_then(|k| find_key(head, k));
+        Some(match (jwt_failure, key) {
+            (_, Some((key, in_query))) => match self.consumer_by_key(authn, &key) {
+                Some(id) => Verdict::Key { id, in_query },
+                None => {
+                    Verdict::Refused(jwt_failure.map_or(AuthnFailure::Unknown, AuthnFailure::Jwt))
+                }
+            },
+            (Some(f), None) => Verdict::Refused(AuthnFailure::Jwt(f)),
+            (None, None) => Verdict::Refused(AuthnFailure::Missing),
+        })
+    }
+
+    /// The consumer whose API key is `key`: from this worker's table of keys it admitted,
+    /// else hashed and looked up (and kept when it admits).
+    fn consumer_by_key(&self, authn: &Authn, key: &[u8]) -> Option<ConsumerId> {
+        if let Some(id) = self.keys.get(key) {
+            return Some(id);
+        }
+        let id = authn.consumers.by_api_key(key)?;
+        self.keys.put(key, id, |_| true);
+        Some(id)
     }
 
     pub(crate) fn request<'v>(&self, req: &mut Req<'_>) -> Flow<'v> {
         let head = req.head;
         if head.header(CONSUMER_HEADER).is_some() {
-            remove(req, CONSUMER_HEADER);
+            remove(req, Bytes::from_static(CONSUMER_HEADER.as_bytes()));
         }
         let Some(authn) = &self.authn else {
             return Flow::Next;
         };
-        let mut jwt_failure = None;
         if let Some(jwt) = &self.jwt {
             jwt.scrub(req);
-            match jwt.authenticate(req, &authn.consumers) {
-                Some(Ok(consumer)) => return self.admit(req, consumer),
-                Some(Err(ProxyErrorOrJwt::Proxy(e))) => return Flow::Reply(Local::Error(e)),
-                Some(Err(ProxyErrorOrJwt::Jwt(f))) => jwt_failure = Some(f),
-                None => {}
-            }
         }
-        let key = match &authn.api_key {
-            Some(k) => api_key(req, authn, k),
-            None => KeyCheck::Absent,
+        // Checked while matching (`match.consumers`), or now.
+        let verdict = match req.checked.take() {
+            Some(v) => *v,
+            None => match self.check(head) {
+                Some(v) => v,
+                None => return Flow::Next,
+            },
         };
-        let reason = match (jwt_failure, key) {
-            // Either credential admits.
-            (_, KeyCheck::Admitted(id)) => return self.admit(req, Some(id)),
-            (_, KeyCheck::Error(e)) => return Flow::Reply(Local::Error(e)),
-            (Some(f), _) => AuthnFailure::Jwt(f),
-            (None, KeyCheck::Unknown) => AuthnFailure::Unknown,
-            (None, KeyCheck::Absent) => AuthnFailure::Missing,
+        let admitted = match verdict {
+            Verdict::Token(passed) => match self.jwt.as_ref().map(|j| j.apply(req, &passed)) {
+                Some(Ok(consumer)) => consumer,
+                Some(Err(e)) => return Flow::Reply(Local::Error(e)),
+                None => None,
+            },
+            Verdict::Key { id, in_query } => match authn.api_key.as_ref() {
+                Some(k) => match hide_key(req, k, &self.key_header, in_query) {
+                    Ok(()) => Some(id),
+                    Err(e) => return Flow::Reply(Local::Error(e)),
+                },
+                None => Some(id),
+            },
+            Verdict::Refused(reason) => {
+                req.stats.authn_failed(&authn.realm, reason.label());
+                return Flow::Reply(Local::Error(ProxyError::Unauthenticated(Unauthenticated {
+                    reason,
+                    realm: authn.realm.as_str().into(),
+                    bearer: self.jwt.is_some(),
+                    api_key: authn.api_key.is_some(),
+                })));
+            }
         };
-        req.stats.authn_failed(&authn.realm, reason.label());
-        Flow::Reply(Local::Error(ProxyError::Unauthenticated(Unauthenticated {
-            reason,
-            realm: authn.realm.as_str().into(),
-            bearer: self.jwt.is_some(),
-            api_key: authn.api_key.is_some(),
-        })))
+        self.admit(req, admitted)
     }
 
     /// The request is `consumer`'s (or nobody's: a token whose `sub` no consumer has).
@@ -118,10 +200,11 @@ impl AuthN {
         let Some(name) = consumer.and_then(|id| Some((id, self.names.get(id.0)?))) else {
             return Flow::Next;
         };
-        let (id, name) = name;
-        req.edits
-            .add
-            .push((CONSUMER_HEADER.into(), name.as_bytes().to_vec()));
+        let (id, (name, value)) = name;
+        req.edits.add.push((
+            Bytes::from_static(CONSUMER_HEADER.as_bytes()),
+            Bytes::clone(value),
+        ));
         req.consumer = Some(Identified {
             id,
             name: Rc::clone(name),
@@ -130,51 +213,49 @@ impl AuthN {
     }
 }
 
-/// The route's API key: found where `k` says, looked up, and (when it admits) removed
-/// unless `hide_credentials = false`.
-fn api_key(req: &mut Req<'_>, authn: &Authn, k: &ApiKeyAuthn) -> KeyCheck {
-    let head = req.head;
-    let (key, in_query) = match head.header(&k.header) {
-        Some(v) => (Some(Cow::Borrowed(v)), false),
-        None => (
-            k.query
-                .as_deref()
-                .and_then(|q| query_value(head.path_and_query(), q)),
-            true,
-        ),
-    };
-    let Some(key) = key else {
-        return KeyCheck::Absent;
-    };
-    let Some(id) = authn.consumers.by_api_key(&key) else {
-        return KeyCheck::Unknown;
-    };
-    if k.hide_credentials {
-        if !in_query {
-            remove(req, &k.header);
-        }
-        // The query parameter goes too, even when the header was the one used.
-        // The upstream head then has the target without it (`Req::rewritten`, which a
-        // later `Rewrite` starts from).
-        if let Some(q) = &k.query {
-            let base = req.upstream_head();
-            let target = base.path_and_query();
-            if in_query || query_value(target, q).is_some() {
-                match base.retarget(Some(&without_param(target, q)), None) {
-                    Ok(h) => req.rewritten = Some(Box::new(h)),
-                    Err(e) => return KeyCheck::Error(ProxyError::from(e)),
-                }
-            }
+/// The API key where `k` says (the header first), and whether it came from the query.
+fn find_key<'h>(head: &'h RequestHead, k: &ApiKeyAuthn) -> Option<(Cow<'h, [u8]>, bool)> {
+    match head.header(&k.header) {
+        Some(v) => Some((Cow::Borrowed(v), false)),
+        None => k
+            .query
+            .as_deref()
+            .and_then(|q| query_value(head.path_and_query(), q))
+            .map(|v| (v, true)),
+    }
+}
+
+/// An admitting key removed from the upstream request, unless `hide_credentials = false`
+/// (`header`: `k.header` as an edit names it).
+fn hide_key(
+    req: &mut Req<'_>,
+    k: &ApiKeyAuthn,
+    header: &Bytes,
+    in_query: bool,
+) -> Result<(), ProxyError> {
+    if !k.hide_credentials {
+        return Ok(());
+    }
+    if !in_query {
+        remove(req, Bytes::clone(header));
+    }
+    // The query parameter goes too, even when the header was the one used.
+    // The upstream head then has the target without it (`Req::rewritten`, which a
+    // later `Rewrite` starts from).
+    if let Some(q) = &k.query {
+        let base = req.upstream_head();
+        let target = base.path_and_query();
+        if in_query || query_value(target, q).is_some() {
+            let h = base.retarget(Some(&without_param(target, q)), None)?;
+            req.rewritten = Some(Box::new(h));
         }
     }
-    KeyCheck::Admitted(id)
+    Ok(())
 }
 
 /// Removes a request header (once in the list).
-pub(super) fn remove(req: &mut Req<'_>, name: &str) {
-    if !req.edits.removes(name.as_bytes()) {
-        req.edits.remove.push(name.into());
-    }
+pub(super) fn remove(req: &mut Req<'_>, name: Bytes) {
+    req.edits.remove_field(name);
 }
 
 /// The percent-decoded value of the first query parameter `name` in `target`.
@@ -323,13 +404,16 @@ mod tests {
             Flow::Reply(Local::Error(e)) => e.status(),
             Flow::Reply(Local::Direct(_) | Local::Redirect { .. }) => 1,
         };
-        let mut edits: Vec<String> = req.edits.remove.iter().map(|n| format!("-{n}")).collect();
-        edits.extend(
-            req.edits
-                .add
-                .iter()
-                .map(|(n, v)| format!("+{n}={}", String::from_utf8_lossy(v))),
-        );
+        let mut edits: Vec<String> = req
+            .edits
+            .remove
+            .iter()
+            .map(|n| format!("-{}", String::from_utf8_lossy(n)))
+            .collect();
+        edits.extend(req.edits.add.iter().map(|(n, v)| {
+            let (n, v) = (String::from_utf8_lossy(n), String::from_utf8_lossy(v));
+            format!("+{n}={v}")
+        }));
         let consumer = req.consumer.map(|c| c.name.to_string());
         (
             status,

@@ -14,6 +14,7 @@
 //! `cors_preflight` (answered) and `cors_origin_rejected` (a request whose origin is not
 //! allowed, preflight or not).
 
+use bytes::Bytes;
 use ringside_codec::{Edits, RequestHead};
 use ringside_config::DirectResponse;
 
@@ -25,7 +26,11 @@ pub(crate) struct Cors {
     pub(crate) route: Box<str>,
     pub(crate) policy: ringside_config::Cors,
     /// `max_age_s` as text.
-    max_age: Option<String>,
+    max_age: Option<Bytes>,
+    /// The policy's lists as the fields carry them (empty: the field is not sent).
+    allow_methods: Bytes,
+    allow_headers: Bytes,
+    expose_headers: Bytes,
     /// The preflight's answer: 204, no body.
     preflight: DirectResponse,
 }
@@ -48,7 +53,10 @@ impl Cors {
         Cors {
             route: route.into(),
             policy: policy.clone(),
-            max_age: policy.max_age_s.map(|s| s.to_string()),
+            max_age: policy.max_age_s.map(|s| Bytes::from(s.to_string())),
+            allow_methods: Bytes::copy_from_slice(policy.allow_methods.as_bytes()),
+            allow_headers: Bytes::copy_from_slice(policy.allow_headers.as_bytes()),
+            expose_headers: Bytes::copy_from_slice(policy.expose_headers.as_bytes()),
             preflight: DirectResponse::new(204, bytes::Bytes::new(), String::new()),
         }
     }
@@ -84,12 +92,37 @@ impl Cors {
             return;
         }
         let preflight = is_preflight(head);
-        for (name, value) in self.policy.fields(origin, preflight) {
-            super::rewrite::overwrite(edits, name, value);
+        edits.overwrite(
+            Bytes::from_static(b"access-control-allow-origin"),
+            Bytes::copy_from_slice(origin),
+        );
+        if self.policy.allow_credentials {
+            edits.overwrite(
+                Bytes::from_static(b"access-control-allow-credentials"),
+                Bytes::from_static(b"true"),
+            );
+        }
+        let lists: &[(&'static str, &Bytes)] = if preflight {
+            &[
+                ("access-control-allow-methods", &self.allow_methods),
+                ("access-control-allow-headers", &self.allow_headers),
+            ]
+        } else {
+            &[("access-control-expose-headers", &self.expose_headers)]
+        };
+        for (name, value) in lists {
+            if !value.is_empty() {
+                edits.overwrite(Bytes::from_static(name.as_bytes()), Bytes::clone(value));
+            }
         }
         if let (true, Some(age)) = (preflight, &self.max_age) {
-            super::rewrite::overwrite(edits, "access-control-max-age", age.as_bytes());
+            edits.overwrite(
+                Bytes::from_static(b"access-control-max-age"),
+                Bytes::clone(age),
+            );
         }
-        edits.add.push(("vary".into(), b"origin".to_vec()));
+        edits
+            .add
+            .push((Bytes::from_static(b"vary"), Bytes::from_static(b"origin")));
     }
 }

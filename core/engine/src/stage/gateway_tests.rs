@@ -126,7 +126,10 @@ fn run(text: &str, peer: &str) -> Seen {
         .response_edits(&|_| false)
         .add
         .iter()
-        .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v).into_owned()))
+        .map(|(n, v)| {
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (text(n), text(v))
+        })
         .collect();
     Seen {
         said,
@@ -219,7 +222,10 @@ fn rewrites_change_the_upstream_head_only() {
     assert!(seen.edits.removes(b"x-original-path"));
     assert_eq!(
         seen.edits.add,
-        vec![("x-original-path".into(), b"/api/orders/7?x=1".to_vec())]
+        vec![(
+            bytes::Bytes::from_static(b"x-original-path"),
+            bytes::Bytes::from_static(b"/api/orders/7?x=1")
+        )]
     );
     let seen = run("GET /v1/users/42?q HTTP/1.1\r\nHost: h\r\n\r\n", CLIENT);
     assert_eq!(

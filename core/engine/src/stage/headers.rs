@@ -12,6 +12,7 @@
 //! `%DOWNSTREAM_REMOTE_ADDRESS%` and `%REQUEST_ID%` (see `ringside_config::headers`).
 //! No metrics; no errors (configuration refuses what could not be applied).
 
+use bytes::Bytes;
 use ringside_codec::Edits;
 use ringside_config::{HeaderAction, HeaderAdd, HeaderEdits, TemplateInput};
 
@@ -20,8 +21,9 @@ use super::{Flow, Req};
 /// One edit, in the order it applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Op {
-    Remove(Box<str>),
-    Add(HeaderAdd),
+    Remove(Bytes),
+    /// The field's name (kept as `Bytes`: adding it copies nothing), and what to add.
+    Add(Bytes, HeaderAdd),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,8 +42,16 @@ impl Headers {
                    add: fn(&HeaderEdits) -> &Vec<HeaderAdd>| {
             let mut ops = Vec::new();
             for level in [listener, route] {
-                ops.extend(remove(level).iter().map(|n| Op::Remove(n.as_str().into())));
-                ops.extend(add(level).iter().cloned().map(Op::Add));
+                ops.extend(
+                    remove(level)
+                        .iter()
+                        .map(|n| Op::Remove(Bytes::copy_from_slice(n.as_bytes()))),
+                );
+                ops.extend(
+                    add(level)
+                        .iter()
+                        .map(|a| Op::Add(Bytes::copy_from_slice(a.name.as_bytes()), a.clone())),
+                );
             }
             ops
         };
@@ -100,11 +110,9 @@ fn resolve<'a, H: Fn(&str) -> Option<&'a [u8]>>(
         match op {
             Op::Remove(name) => {
                 edits.add.retain(|(n, _)| n != name);
-                if !edits.removes(name.as_bytes()) {
-                    edits.remove.push(name.clone());
-                }
+                edits.remove_field(name.clone());
             }
-            Op::Add(add) => {
+            Op::Add(field, add) => {
                 let mut value = Vec::new();
                 add.value.render(&mut value, input);
                 if value.is_empty() {
@@ -115,18 +123,16 @@ fn resolve<'a, H: Fn(&str) -> Option<&'a [u8]>>(
                     HeaderAction::Append => {}
                     HeaderAction::AddIfAbsent => {
                         let kept = present(name) && !edits.removes(name.as_bytes());
-                        if kept || edits.add.iter().any(|(n, _)| &**n == name) {
+                        if kept || edits.add.iter().any(|(n, _)| n == field) {
                             continue;
                         }
                     }
                     HeaderAction::Overwrite => {
-                        edits.add.retain(|(n, _)| &**n != name);
-                        if !edits.removes(name.as_bytes()) {
-                            edits.remove.push(name.into());
-                        }
+                        edits.add.retain(|(n, _)| n != field);
+                        edits.remove_field(field.clone());
                     }
                 }
-                edits.add.push((name.into(), value));
+                edits.add.push((field.clone(), value.into()));
             }
         }
     }
@@ -147,6 +153,10 @@ mod tests {
         }
     }
 
+    fn op(add: HeaderAdd) -> Op {
+        Op::Add(Bytes::copy_from_slice(add.name.as_bytes()), add)
+    }
+
     fn run(ops: &[Op], present: &[&str]) -> Edits {
         let mut edits = Edits::default();
         let input = TemplateInput {
@@ -161,19 +171,23 @@ mod tests {
     #[test]
     fn actions_follow_envoy() {
         let ops = [
-            Op::Add(add("x-a", "1", HeaderAction::Append)),
-            Op::Add(add("x-p", "2", HeaderAction::AddIfAbsent)),
-            Op::Add(add("x-n", "3", HeaderAction::AddIfAbsent)),
-            Op::Add(add("x-n", "4", HeaderAction::AddIfAbsent)),
-            Op::Add(add("x-o", "5", HeaderAction::Overwrite)),
-            Op::Add(add("x-e", "", HeaderAction::Overwrite)),
+            op(add("x-a", "1", HeaderAction::Append)),
+            op(add("x-p", "2", HeaderAction::AddIfAbsent)),
+            op(add("x-n", "3", HeaderAction::AddIfAbsent)),
+            op(add("x-n", "4", HeaderAction::AddIfAbsent)),
+            op(add("x-o", "5", HeaderAction::Overwrite)),
+            op(add("x-e", "", HeaderAction::Overwrite)),
         ];
         let e = run(&ops, &["x-p", "x-o", "x-e"]);
-        assert_eq!(e.remove, vec![Box::<str>::from("x-o")]);
-        let added: Vec<(&str, &[u8])> = e.add.iter().map(|(n, v)| (&**n, &v[..])).collect();
+        assert_eq!(e.remove, vec![Bytes::from_static(b"x-o")]);
+        let added: Vec<(&[u8], &[u8])> = e.add.iter().map(|(n, v)| (&n[..], &v[..])).collect();
         assert_eq!(
             added,
-            vec![("x-a", &b"1"[..]), ("x-n", b"3"), ("x-o", b"5")]
+            vec![
+                (&b"x-a"[..], &b"1"[..]),
+                (&b"x-n"[..], &b"3"[..]),
+                (&b"x-o"[..], &b"5"[..])
+            ]
         );
     }
 
@@ -196,9 +210,9 @@ mod tests {
         );
         let h = Headers::compile(&listener, &route).unwrap();
         let e = run(&h.request, &[]);
-        let added: Vec<&str> = e.add.iter().map(|(n, _)| &**n).collect();
-        assert_eq!(added, vec!["x-k"]);
-        assert_eq!(e.add[0].1, b"k");
+        let added: Vec<&[u8]> = e.add.iter().map(|(n, _)| &n[..]).collect();
+        assert_eq!(added, vec![&b"x-k"[..]]);
+        assert_eq!(e.add[0].1, &b"k"[..]);
         assert!(e.removes(b"x-l"));
         assert!(Headers::compile(&HeaderEdits::default(), &HeaderEdits::default()).is_none());
     }

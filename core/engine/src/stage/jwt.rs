@@ -14,15 +14,14 @@
 //! `claims_to_headers` go upstream (a client's copies are removed on every request of the
 //! route); the token itself is removed unless `forward = true`.
 //!
-//! Cost: a verified token is kept in this worker's cache (one per route and view, no lock),
-//! keyed by its own bytes, until its `exp` (plus the skew) or until the provider's keys
-//! change, at most [`CACHE_ENTRIES`] entries. A repeat request costs one hash of the token
-//! (FxHash) and one comparison of its bytes, not a signature check. (Keyed by a SHA-256, a
-//! hit cost 19k instructions of digest; only verified tokens are ever inserted, so a client
-//! cannot fill the table with colliding keys.)
+//! Cost: a verified token is kept in this worker's table of the route's verified credentials
+//! (`seen.rs`) until its `exp` (plus the skew) or until the provider's keys change. A repeat
+//! request costs one hash of the token (FxHash) and one comparison of its bytes, not a
+//! signature check. (Keyed by a SHA-256, a hit cost 19k instructions of digest.)
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+
+use bytes::Bytes;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -34,6 +33,7 @@ use ringside_config::{ConsumerId, Consumers, JwtProvider, TokenSource};
 use serde_json::Value;
 
 use super::authn::{query_value, remove, without_param};
+use super::seen::Seen;
 use super::Req;
 use crate::cx::error::{JwtFailure, ProxyError};
 use crate::cx::jwks::{self, ProviderKeys};
@@ -41,21 +41,41 @@ use crate::cx::shared::Registry;
 
 /// The longest token checked (a longer one is refused unread).
 pub(crate) const MAX_TOKEN: usize = 8 * 1024;
-/// Verified tokens kept per route and worker.
-pub(crate) const CACHE_ENTRIES: usize = 1024;
 /// The longest claim value given to the upstream as a header.
 const MAX_CLAIM_VALUE: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Jwt {
     providers: Vec<Checker>,
-    cache: TokenCache,
+    /// Tokens this worker verified for the route.
+    cache: Seen<Verified>,
 }
 
 #[derive(Clone)]
 struct Checker {
     config: Arc<JwtProvider>,
     keys: Arc<ProviderKeys>,
+    /// For each place of `config.from`, the header's name as an edit names it (empty for a
+    /// query parameter or a cookie).
+    from_headers: Vec<Bytes>,
+}
+
+impl Checker {
+    fn new(provider: &Arc<JwtProvider>, registry: &Registry) -> Checker {
+        let from_headers = provider
+            .from
+            .iter()
+            .map(|source| match source {
+                TokenSource::Header { name, .. } => Bytes::copy_from_slice(name.as_bytes()),
+                TokenSource::Query(_) | TokenSource::Cookie(_) => Bytes::new(),
+            })
+            .collect();
+        Checker {
+            config: Arc::clone(provider),
+            keys: jwks::keys_for(provider, registry),
+            from_headers,
+        }
+    }
 }
 
 impl std::fmt::Debug for Checker {
@@ -80,13 +100,7 @@ struct Verified {
     /// `exp` plus the skew, in Unix seconds.
     until: u64,
     consumer: Option<ConsumerId>,
-    headers: Rc<[(Box<str>, Vec<u8>)]>,
-}
-
-/// A token found in the request, and where.
-struct Found<'h> {
-    token: Cow<'h, [u8]>,
-    source: &'h TokenSource,
+    headers: Rc<[(Bytes, Bytes)]>,
 }
 
 impl Jwt {
@@ -94,12 +108,9 @@ impl Jwt {
         Jwt {
             providers: providers
                 .iter()
-                .map(|p| Checker {
-                    config: Arc::clone(p),
-                    keys: jwks::keys_for(p, registry),
-                })
+                .map(|p| Checker::new(p, registry))
                 .collect(),
-            cache: TokenCache::default(),
+            cache: Seen::default(),
         }
     }
 
@@ -109,37 +120,39 @@ impl Jwt {
         for c in &self.providers {
             for claim in &c.config.claims_to_headers {
                 if head.header(&claim.header).is_some() {
-                    remove(req, &claim.header);
+                    remove(req, Bytes::copy_from_slice(claim.header.as_bytes()));
                 }
             }
         }
     }
 
-    /// `None`: no provider found a token. Otherwise the token's consumer (if its `sub` is
-    /// one's), with the request's edits made, or why the token does not pass.
-    pub(crate) fn authenticate(
+    /// `None`: no provider found a token. Otherwise the token that passed, or why the
+    /// first one that says most does not. Changes nothing in the request (the cache
+    /// aside): [`Jwt::apply`] does, once the request is admitted.
+    pub(crate) fn check(
         &self,
-        req: &mut Req<'_>,
+        head: &ringside_codec::RequestHead,
         consumers: &Consumers,
-    ) -> Option<Result<Option<ConsumerId>, ProxyErrorOrJwt>> {
-        let head = req.head;
+    ) -> Option<Result<Passed, JwtFailure>> {
         let now = unix_now();
         let mut failure: Option<JwtFailure> = None;
         for (i, c) in self.providers.iter().enumerate() {
-            let Some(found) = find(head, &c.config.from) else {
+            let Some((source, token)) = find(head, &c.config.from) else {
                 continue;
             };
             // A token too long to be checked is not even looked up.
-            let cached = match found.token.len() {
+            let cached = match token.len() {
                 n if n > MAX_TOKEN => None,
-                _ => self.cache.get(&found.token, i, c.keys.generation(), now),
+                _ => self.cache.get(&token).filter(|v| {
+                    v.provider == i && v.generation == c.keys.generation() && now < v.until
+                }),
             };
             let verified = match cached {
                 Some(v) => v,
-                None => match verify(c, &found.token, consumers) {
+                None => match verify(c, &token, consumers) {
                     Ok(mut v) => {
                         v.provider = i;
-                        self.cache.put(&found.token, v.clone(), now);
+                        self.cache.put(&token, v.clone(), |e| now < e.until);
                         v
                     }
                     Err(f) => {
@@ -151,30 +164,60 @@ impl Jwt {
                     }
                 },
             };
-            if !c.config.forward {
-                if let Err(e) = strip(req, &found) {
-                    return Some(Err(ProxyErrorOrJwt::Proxy(e)));
-                }
-            }
-            for (name, value) in verified.headers.iter() {
-                req.edits.add.push((name.clone(), value.clone()));
-            }
-            return Some(Ok(verified.consumer));
+            return Some(Ok(Passed { source, verified }));
         }
-        failure.map(|f| Err(ProxyErrorOrJwt::Jwt(f)))
+        failure.map(Err)
+    }
+
+    /// Makes the request edits of a token that passed: the token removed (unless the
+    /// provider forwards it) and its claims' headers added. Returns its consumer.
+    pub(crate) fn apply(
+        &self,
+        req: &mut Req<'_>,
+        passed: &Passed,
+    ) -> Result<Option<ConsumerId>, ProxyError> {
+        let v = &passed.verified;
+        let Some(c) = self.providers.get(v.provider) else {
+            return Ok(None);
+        };
+        if !c.config.forward {
+            if let Some(source) = c.config.from.get(passed.source) {
+                let name = c
+                    .from_headers
+                    .get(passed.source)
+                    .cloned()
+                    .unwrap_or_default();
+                strip(req, source, name)?;
+            }
+        }
+        for (name, value) in v.headers.iter() {
+            req.edits.add.push((name.clone(), value.clone()));
+        }
+        Ok(v.consumer)
     }
 }
 
-/// Why `authenticate` refused.
-pub(crate) enum ProxyErrorOrJwt {
-    Jwt(JwtFailure),
-    /// The request cannot be forwarded without its token (its target would not be valid).
-    Proxy(ProxyError),
+/// A token that passed a route's check: where it was (an index in its provider's `from`)
+/// and what it gives.
+#[derive(Debug)]
+pub(crate) struct Passed {
+    source: usize,
+    verified: Verified,
 }
 
-/// The first place of `from` holding a token.
-fn find<'h>(head: &'h ringside_codec::RequestHead, from: &'h [TokenSource]) -> Option<Found<'h>> {
-    from.iter().find_map(|source| {
+impl Passed {
+    /// The consumer whose `jwt_subjects` has the token's `sub`.
+    pub(crate) fn consumer(&self) -> Option<ConsumerId> {
+        self.verified.consumer
+    }
+}
+
+/// The first place of `from` holding a token: its index in `from`, and the token.
+fn find<'h>(
+    head: &'h ringside_codec::RequestHead,
+    from: &[TokenSource],
+) -> Option<(usize, Cow<'h, [u8]>)> {
+    from.iter().enumerate().find_map(|(i, source)| {
         let token: Cow<'h, [u8]> = match source {
             TokenSource::Header { name, prefix } => {
                 let v = head.header(name)?;
@@ -188,7 +231,7 @@ fn find<'h>(head: &'h ringside_codec::RequestHead, from: &'h [TokenSource]) -> O
             TokenSource::Query(q) => query_value(head.path_and_query(), q)?,
             TokenSource::Cookie(name) => Cow::Borrowed(cookie(head, name)?),
         };
-        (!token.is_empty()).then_some(Found { token, source })
+        (!token.is_empty()).then_some((i, token))
     })
 }
 
@@ -205,10 +248,11 @@ fn cookie<'h>(head: &'h ringside_codec::RequestHead, name: &str) -> Option<&'h [
         })
 }
 
-/// Removes the token from where it was found.
-fn strip(req: &mut Req<'_>, found: &Found<'_>) -> Result<(), ProxyError> {
-    match found.source {
-        TokenSource::Header { name, .. } => remove(req, name),
+/// Removes the token from where it was found (`header`: a header source's name, as an
+/// edit names it).
+fn strip(req: &mut Req<'_>, source: &TokenSource, header: Bytes) -> Result<(), ProxyError> {
+    match source {
+        TokenSource::Header { .. } => remove(req, header),
         TokenSource::Query(q) => {
             let base = req.upstream_head();
             let h = base.retarget(Some(&without_param(base.path_and_query(), q)), None)?;
@@ -225,9 +269,10 @@ fn strip(req: &mut Req<'_>, found: &Found<'_>) -> Result<(), ProxyError> {
                     !p.is_empty() && p.split(|b| *b == b'=').next() != Some(name.as_bytes())
                 })
                 .collect();
-            remove(req, "cookie");
+            let cookie = Bytes::from_static(b"cookie");
+            remove(req, cookie.clone());
             if !rest.is_empty() {
-                req.edits.add.push(("cookie".into(), rest.join(&b"; "[..])));
+                req.edits.add.push((cookie, rest.join(&b"; "[..]).into()));
             }
         }
     }
@@ -242,14 +287,11 @@ pub(crate) fn check_token(
     consumers: &Consumers,
     token: &[u8],
 ) -> Result<Vec<(String, Vec<u8>)>, JwtFailure> {
-    let c = Checker {
-        config: Arc::clone(provider),
-        keys: jwks::keys_for(provider, registry),
-    };
+    let c = Checker::new(provider, registry);
     let v = verify(&c, token, consumers)?;
     Ok(v.headers
         .iter()
-        .map(|(n, v)| (n.to_string(), v.clone()))
+        .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.to_vec()))
         .collect())
 }
 
@@ -336,7 +378,7 @@ fn verified(p: &JwtProvider, claims: &Value, consumers: &Consumers, generation: 
         .get("sub")
         .and_then(Value::as_str)
         .and_then(|sub| consumers.by_subject(sub));
-    let headers: Vec<(Box<str>, Vec<u8>)> = p
+    let headers: Vec<(Bytes, Bytes)> = p
         .claims_to_headers
         .iter()
         .filter_map(|c| {
@@ -351,7 +393,10 @@ fn verified(p: &JwtProvider, claims: &Value, consumers: &Consumers, generation: 
                 && text
                     .bytes()
                     .all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
-            fits.then(|| (c.header.as_str().into(), text.into_bytes()))
+            fits.then(|| {
+                let name = Bytes::copy_from_slice(c.header.as_bytes());
+                (name, Bytes::from(text.into_bytes()))
+            })
         })
         .collect();
     Verified {
@@ -367,60 +412,6 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Verified tokens by their bytes, for one route in one worker's view (a reload builds a
-/// new view, and with it an empty cache).
-#[derive(Default)]
-struct TokenCache {
-    map: RefCell<rustc_hash::FxHashMap<Box<[u8]>, Verified>>,
-}
-
-impl TokenCache {
-    fn get(&self, token: &[u8], provider: usize, generation: u64, now: u64) -> Option<Verified> {
-        let map = self.map.borrow();
-        if map.is_empty() {
-            return None;
-        }
-        map.get(token)
-            .filter(|v| v.provider == provider && v.generation == generation && now < v.until)
-            .cloned()
-    }
-
-    fn put(&self, token: &[u8], v: Verified, now: u64) {
-        let mut map = self.map.borrow_mut();
-        if map.len() >= CACHE_ENTRIES {
-            map.retain(|_, e| now < e.until);
-        }
-        if map.len() >= CACHE_ENTRIES {
-            // Still full of live tokens: drop an eighth, whichever come first.
-            let drop: Vec<Box<[u8]>> = map.keys().take(CACHE_ENTRIES / 8).cloned().collect();
-            for k in drop {
-                map.remove(&k);
-            }
-        }
-        map.insert(token.into(), v);
-    }
-}
-
-impl Clone for TokenCache {
-    /// A copy of a stage starts with an empty cache.
-    fn clone(&self) -> Self {
-        TokenCache::default()
-    }
-}
-
-impl PartialEq for TokenCache {
-    /// The cache is not configuration.
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl std::fmt::Debug for TokenCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TokenCache({})", self.map.borrow().len())
-    }
 }
 
 #[cfg(test)]

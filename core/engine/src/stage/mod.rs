@@ -32,6 +32,7 @@ mod limits;
 mod ratelimit;
 mod redirect;
 mod rewrite;
+mod seen;
 mod timeout;
 
 pub(crate) use jwt::check_token;
@@ -338,6 +339,10 @@ pub(crate) struct Req<'a> {
     pub(crate) edits: Edits,
     /// Set by `AuthN`: the consumer the request authenticated as (gateway role).
     pub(crate) consumer: Option<Identified>,
+    /// Set by the pipeline when it chose a route by `match.consumers`: what the route's
+    /// credentials said, taken by that route's `AuthN` (so they are checked once). Boxed:
+    /// few requests carry one.
+    pub(crate) checked: Option<Box<authn::Verdict>>,
     /// Set by `Rewrite`: the head to send upstream instead of `head` (another target or
     /// host); see [`Req::upstream_head`]. Boxed: every request carries the field, few a
     /// rewrite.
@@ -376,6 +381,7 @@ impl<'a> Req<'a> {
             delay: None,
             edits: Edits::NONE,
             consumer: None,
+            checked: None,
             rewritten: None,
             started: None,
         }
@@ -440,6 +446,31 @@ pub(crate) struct Compiled {
 }
 
 impl Compiled {
+    /// Whether route `i`'s own `authn` says the request is one of `consumers` (a route's
+    /// `match.consumers`). When it does, the verdict is kept in the request for that
+    /// route's `AuthN` stage, which runs next.
+    pub(crate) fn consumer_matches(
+        &self,
+        i: usize,
+        consumers: &[ringside_config::ConsumerId],
+        req: &mut Req<'_>,
+    ) -> bool {
+        let authn = self.routes.get(i).and_then(|stages| {
+            stages.iter().find_map(|s| match s {
+                Stage::AuthN(a) => Some(a),
+                _ => None,
+            })
+        });
+        let Some(verdict) = authn.and_then(|a| a.check(req.head)) else {
+            return false;
+        };
+        let admitted = verdict.consumer().is_some_and(|c| consumers.contains(&c));
+        if admitted {
+            req.checked = Some(Box::new(verdict));
+        }
+        admitted
+    }
+
     /// `registry` holds the state a stage shares with the other workers for the whole process.
     pub(crate) fn build(
         stack: &Stack,

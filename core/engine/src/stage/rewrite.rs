@@ -12,8 +12,6 @@
 //! came. No metrics; a rewritten head the codec refuses (none the configuration allows)
 //! answers 400.
 
-use ringside_codec::Edits;
-
 use super::{Flow, Local, Req};
 use crate::cx::error::ProxyError;
 
@@ -37,18 +35,11 @@ impl Rewrite {
             Err(e) => return Flow::Reply(Local::Error(ProxyError::from(e))),
         }
         if target.is_some() {
-            overwrite(&mut req.edits, "x-original-path", original.as_bytes());
+            req.edits.overwrite(
+                bytes::Bytes::from_static(b"x-original-path"),
+                bytes::Bytes::copy_from_slice(original.as_bytes()),
+            );
         }
         Flow::Next
     }
-}
-
-/// Sets `name` to `value` in `edits`: any field of that name, the message's or an earlier
-/// edit's, is replaced.
-pub(crate) fn overwrite(edits: &mut Edits, name: &str, value: &[u8]) {
-    edits.add.retain(|(n, _)| &**n != name);
-    if !edits.removes(name.as_bytes()) {
-        edits.remove.push(name.into());
-    }
-    edits.add.push((name.into(), value.to_vec()));
 }

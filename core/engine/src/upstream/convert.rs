@@ -205,13 +205,12 @@ pub(crate) fn set_fields(
 /// Names and values were checked by configuration; one that still does not fit is skipped.
 pub(crate) fn apply_edits(map: &mut HeaderMap, edits: &Edits) {
     for name in &edits.remove {
-        map.remove(&**name);
+        if let Ok(n) = HeaderName::from_bytes(name) {
+            map.remove(&n);
+        }
     }
     for (name, value) in &edits.add {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
             map.append(n, v);
         }
     }
@@ -328,7 +327,7 @@ pub(crate) fn write_h1_response_head(
         out.extend_from_slice(b"\r\n");
     }
     for (name, value) in &edits.add {
-        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");

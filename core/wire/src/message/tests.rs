@@ -20,12 +20,37 @@ fn documented_shapes() {
                 node_id: "web-1".into(),
                 role: "sidecar".into(),
                 generation: 0,
+                labels: Default::default(),
             },
         },
     };
     assert_eq!(
         json(&hello),
         r#"{"id":1,"request":{"type":"hello","version":1,"peer":{"type":"proxy","node_id":"web-1","role":"sidecar","generation":0}}}"#
+    );
+    let labelled = decode_body(
+        br#"{"id":1,"request":{"type":"hello","version":1,"peer":{"type":"proxy","node_id":"web-1","role":"sidecar","generation":0,"labels":{"app":"web"}}}}"#,
+    )
+    .unwrap();
+    let Frame::Request {
+        request:
+            Request::Hello {
+                peer: Peer::Proxy { labels, .. },
+                ..
+            },
+        ..
+    } = labelled
+    else {
+        panic!("{labelled:?}");
+    };
+    assert_eq!(labels.get("app").map(String::as_str), Some("web"));
+    let start = decode_body(
+        br#"{"id":5,"request":{"type":"rollout_start","config":"x","selector":{"app":"web"},"steps":[10,50,100],"interval_ms":60000,"max_error_increase":1.0,"min_requests":200}}"#,
+    )
+    .unwrap();
+    assert!(
+        matches!(&start, Frame::Request { request: Request::RolloutStart(s), .. } if s.steps == [10, 50, 100]),
+        "{start:?}"
     );
     let err = Frame::Reply {
         id: 2,
@@ -42,6 +67,7 @@ fn documented_shapes() {
             cluster: "api".into(),
             addresses: vec!["10.0.0.1:80".into()],
             node: None,
+            selector: None,
         },
     };
     assert_eq!(
@@ -107,20 +133,24 @@ fn every_message_round_trips() {
         Request::ReadyToServe,
         Request::Apply {
             node: Some("a".into()),
+            selector: None,
             config: String::new(),
             no_wait: false,
         },
         Request::Apply {
             node: None,
+            selector: None,
             config: "x".into(),
             no_wait: true,
         },
         Request::ClearOverrides {
             node: Some("a".into()),
+            selector: None,
             key: Some("endpoints api".into()),
         },
         Request::Diff {
             node: None,
+            selector: None,
             config: "x".into(),
         },
         Request::GetConfig {
@@ -129,6 +159,7 @@ fn every_message_round_trips() {
         },
         Request::Rollback {
             node: None,
+            selector: None,
             to: Some(1),
         },
         Request::Endpoints {
@@ -136,6 +167,7 @@ fn every_message_round_trips() {
             cluster: "c".into(),
             addresses: vec![],
             node: None,
+            selector: None,
         },
         Request::Weights {
             route: "r".into(),
@@ -145,8 +177,27 @@ fn every_message_round_trips() {
                 weight: 0,
             }],
             node: None,
+            selector: None,
         },
         Request::Health,
+        Request::Apply {
+            node: None,
+            selector: Some([("app".to_owned(), "web".to_owned())].into()),
+            config: "x".into(),
+            no_wait: false,
+        },
+        Request::RolloutStart(RolloutSpec {
+            config: "x".into(),
+            selector: [("zone".to_owned(), "a".to_owned())].into(),
+            steps: vec![10, 50, 100],
+            interval_ms: 60_000,
+            max_error_increase: 1.5,
+            min_requests: 200,
+        }),
+        Request::RolloutStatus,
+        Request::RolloutPause,
+        Request::RolloutResume,
+        Request::RolloutAbort,
         Request::LogLevel { level: None },
         Request::LogLevel {
             level: Some("info,ringside_engine=debug".into()),
@@ -159,6 +210,45 @@ fn every_message_round_trips() {
         });
     }
     let replies = vec![
+        Reply::Rollout { rollout: None },
+        Reply::Rollout {
+            rollout: Some(Box::new(RolloutStatus {
+                id: 1,
+                state: "rolled_back".into(),
+                reason: Some("canary 5.0% > baseline 0.0% + 1.0".into()),
+                step: 1,
+                steps: vec![50, 100],
+                selector: Labels::new(),
+                interval_ms: 1000,
+                max_error_increase: 1.0,
+                min_requests: 10,
+                started_at: 1_700_000_000,
+                window_left_ms: None,
+                nodes: vec![RolloutNode {
+                    node: "a".into(),
+                    before: 1,
+                    after: Some(2),
+                    restored: Some(3),
+                    acked: Some(3),
+                }],
+                last_judgement: Some(Judgement {
+                    step: 1,
+                    window_ms: 1000,
+                    canary: GroupRate {
+                        nodes: 1,
+                        requests: 20,
+                        errors: 1,
+                        rate_pct: 5.0,
+                    },
+                    baseline: None,
+                }),
+                decisions: vec![RolloutDecision {
+                    at: 1,
+                    action: "rollback".into(),
+                    reason: "r".into(),
+                }],
+            })),
+        },
         Reply::HelloOk {
             version: 1,
             server: "s".into(),
@@ -170,6 +260,13 @@ fn every_message_round_trips() {
         },
         Reply::ProxyStatus(ProxyStatus {
             node_id: None,
+            labels: [("app".to_owned(), "web".to_owned())].into(),
+            traffic: Some(Traffic {
+                requests: 10,
+                responses_5xx: 1,
+                upstream_requests: 9,
+                upstream_5xx: 1,
+            }),
             role: "sidecar".into(),
             generation: 0,
             config_hash: "00000000000000ff".into(),
@@ -190,6 +287,8 @@ fn every_message_round_trips() {
             nodes: vec![NodeStatus {
                 node_id: "a".into(),
                 role: Some("sidecar".into()),
+                labels: Default::default(),
+                rollout: None,
                 connected: true,
                 generation_desired: 2,
                 generation_acked: Some(2),

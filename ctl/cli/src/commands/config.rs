@@ -5,12 +5,13 @@ use std::path::Path;
 use ringside_wire::{Reply, Request};
 
 use super::{call, ctld, show, show_applied, Failure};
-use crate::cli::{Cli, FileArgs, NodeArg};
+use crate::cli::{Cli, FileArgs, NodeArg, Targets};
 
 pub fn apply(cli: &Cli, args: &FileArgs, no_wait: bool) -> Result<(), Failure> {
     let config = read_valid(&args.file)?;
     let request = Request::Apply {
         node: args.node.id.clone(),
+        selector: args.node.selector.clone(),
         config,
         no_wait,
     };
@@ -21,6 +22,7 @@ pub fn diff(cli: &Cli, args: &FileArgs) -> Result<(), Failure> {
     let config = read_valid(&args.file)?;
     let request = Request::Diff {
         node: args.node.id.clone(),
+        selector: args.node.selector.clone(),
         config,
     };
     show(cli, &ctld(cli, request)?, |r| match r {
@@ -55,9 +57,10 @@ pub fn get(
     })
 }
 
-pub fn rollback(cli: &Cli, node: &NodeArg, to: Option<u64>) -> Result<(), Failure> {
+pub fn rollback(cli: &Cli, node: &Targets, to: Option<u64>) -> Result<(), Failure> {
     let request = Request::Rollback {
         node: node.id.clone(),
+        selector: node.selector.clone(),
         to,
     };
     show_applied(cli, &ctld(cli, request)?)
@@ -65,7 +68,7 @@ pub fn rollback(cli: &Cli, node: &NodeArg, to: Option<u64>) -> Result<(), Failur
 
 /// Reads and validates a configuration file locally; an invalid one is refused with every
 /// error before anything is contacted.
-fn read_valid(path: &Path) -> Result<String, Failure> {
+pub(super) fn read_valid(path: &Path) -> Result<String, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::new(format!("{}: cannot read: {e}", path.display())))?;
     if let Err(errs) = ringside_config::parse(&text) {

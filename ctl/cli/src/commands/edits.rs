@@ -4,14 +4,14 @@
 use ringside_wire::{EndpointOp, Request, WeightSpec};
 
 use super::{ctld, show_applied, Failure};
-use crate::cli::{Cli, NodeArg};
+use crate::cli::{Cli, Targets};
 
 pub fn endpoints(
     cli: &Cli,
     op: EndpointOp,
     cluster: &str,
     addresses: &[String],
-    node: &NodeArg,
+    node: &Targets,
 ) -> Result<(), Failure> {
     if addresses.is_empty() && op != EndpointOp::Set {
         return Err(Failure::new("name at least one address (IP:port)"));
@@ -28,11 +28,12 @@ pub fn endpoints(
         cluster: cluster.to_owned(),
         addresses: addresses.to_vec(),
         node: node.id.clone(),
+        selector: node.selector.clone(),
     };
     show_applied(cli, &ctld(cli, request)?)
 }
 
-pub fn weights(cli: &Cli, route: &str, weights: &[String], node: &NodeArg) -> Result<(), Failure> {
+pub fn weights(cli: &Cli, route: &str, weights: &[String], node: &Targets) -> Result<(), Failure> {
     let (listener, route) = match route.split_once('/') {
         Some((l, r)) => (Some(l.to_owned()), r.to_owned()),
         None => (None, route.to_owned()),
@@ -46,13 +47,15 @@ pub fn weights(cli: &Cli, route: &str, weights: &[String], node: &NodeArg) -> Re
         listener,
         weights,
         node: node.id.clone(),
+        selector: node.selector.clone(),
     };
     show_applied(cli, &ctld(cli, request)?)
 }
 
-pub fn clear_overrides(cli: &Cli, key: Option<&str>, node: &NodeArg) -> Result<(), Failure> {
+pub fn clear_overrides(cli: &Cli, key: Option<&str>, node: &Targets) -> Result<(), Failure> {
     let request = Request::ClearOverrides {
         node: node.id.clone(),
+        selector: node.selector.clone(),
         key: key.map(str::to_owned),
     };
     show_applied(cli, &ctld(cli, request)?)

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod edits;
 pub mod proxy;
+pub mod rollout;
 pub mod status;
 
 use std::io::Write;

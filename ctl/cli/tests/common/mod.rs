@@ -167,6 +167,8 @@ impl FakeControl {
 pub fn proxy_status() -> ringside_wire::ProxyStatus {
     ringside_wire::ProxyStatus {
         node_id: Some("web-1".into()),
+        labels: Default::default(),
+        traffic: None,
         role: "sidecar".into(),
         generation: 7,
         config_hash: "00000000deadbeef".into(),

@@ -3,6 +3,7 @@
 //! what it can (an `apply` once, a `rollback`'s old text), reads immutable generation files
 //! from the state directory, and asks the reconciler for the rest.
 
+pub mod metrics;
 pub mod server;
 #[cfg(test)]
 mod tests;
@@ -15,7 +16,7 @@ use crate::desired::Proposal;
 use crate::diff;
 use crate::error::{validate, CtldError};
 use crate::persist::Store;
-use crate::reconciler::{ApiCall, Change, EditSpec, Found, Handle, Purpose};
+use crate::reconciler::{ApiCall, Change, EditSpec, Found, Handle, Pick, Purpose, RolloutCall};
 
 /// What a CLI thread needs: the reconciler's handle and the state directory (read only).
 #[derive(Clone)]
@@ -34,17 +35,24 @@ impl Api {
             Request::Status => self.handle.ask(ApiCall::Status).map(Reply::CtldStatus),
             Request::Apply {
                 node,
+                selector,
                 config,
                 no_wait,
             } => {
                 // Validated once, here; an invalid file changes nothing.
                 validate(&config)?;
-                self.change(node, Change::Apply(Arc::from(config)), !no_wait)
+                let pick = Pick { node, selector };
+                self.change(pick, Change::Apply(Arc::from(config)), !no_wait)
             }
-            Request::Diff { node, config } => {
+            Request::Diff {
+                node,
+                selector,
+                config,
+            } => {
+                let pick = Pick { node, selector };
                 let nodes = self
                     .handle
-                    .ask(|reply| ApiCall::Current { node, reply })??;
+                    .ask(|reply| ApiCall::Current { pick, reply })??;
                 let mut text = String::new();
                 for (id, generation, current) in nodes {
                     let old_name = if generation == 0 {
@@ -62,7 +70,11 @@ impl Api {
                 Ok(Reply::Diff { text })
             }
             Request::GetConfig { node, generation } => {
-                let found = self.lookup(node, generation, Purpose::Get)?;
+                let pick = Pick {
+                    node,
+                    selector: None,
+                };
+                let found = self.lookup(pick, generation, Purpose::Get)?;
                 let (node, generation, config) =
                     found.into_iter().next().ok_or(CtldError::NoNodeYet)?;
                 Ok(Reply::Config {
@@ -71,9 +83,10 @@ impl Api {
                     config,
                 })
             }
-            Request::Rollback { node, to } => {
+            Request::Rollback { node, selector, to } => {
+                let pick = Pick { node, selector };
                 let mut list = Vec::new();
-                for (id, to, text) in self.lookup(node.clone(), to, Purpose::Rollback)? {
+                for (id, to, text) in self.lookup(pick.clone(), to, Purpose::Rollback)? {
                     validate(&text).map_err(|e| e.for_node(&id, true))?;
                     let source = format!("rollback to {to}");
                     let p = Proposal::Base {
@@ -84,37 +97,50 @@ impl Api {
                     };
                     list.push((id, p, source));
                 }
-                self.change(node, Change::PerNode(list), true)
+                self.change(pick, Change::PerNode(list), true)
             }
             Request::Endpoints {
                 op,
                 cluster,
                 addresses,
                 node,
+                selector,
             } => {
                 let spec = EditSpec::Endpoints {
                     op,
                     cluster,
                     addresses,
                 };
-                self.change(node, Change::Edit(spec), true)
+                self.change(Pick { node, selector }, Change::Edit(spec), true)
             }
             Request::Weights {
                 route,
                 listener,
                 weights,
                 node,
+                selector,
             } => {
                 let spec = EditSpec::Weights {
                     route,
                     listener,
                     weights,
                 };
-                self.change(node, Change::Edit(spec), true)
+                self.change(Pick { node, selector }, Change::Edit(spec), true)
             }
-            Request::ClearOverrides { node, key } => {
-                self.change(node, Change::ClearOverrides(key), true)
+            Request::ClearOverrides {
+                node,
+                selector,
+                key,
+            } => self.change(Pick { node, selector }, Change::ClearOverrides(key), true),
+            Request::RolloutStart(spec) => {
+                // Validated once, here, like an apply.
+                validate(&spec.config)?;
+                self.rollout(RolloutCall::Start(spec))
             }
+            Request::RolloutStatus => self.rollout(RolloutCall::Status),
+            Request::RolloutPause => self.rollout(RolloutCall::Pause),
+            Request::RolloutResume => self.rollout(RolloutCall::Resume),
+            Request::RolloutAbort => self.rollout(RolloutCall::Abort),
             other => Ok(Reply::error(format!(
                 "{} is not served by ringside-ctld",
                 other.name()
@@ -122,9 +148,18 @@ impl Api {
         }
     }
 
-    fn change(&self, node: Option<String>, change: Change, wait: bool) -> Result<Reply, CtldError> {
+    fn rollout(&self, call: RolloutCall) -> Result<Reply, CtldError> {
+        let rollout = self
+            .handle
+            .ask(|reply| ApiCall::Rollout { call, reply })??;
+        Ok(Reply::Rollout {
+            rollout: rollout.map(Box::new),
+        })
+    }
+
+    fn change(&self, pick: Pick, change: Change, wait: bool) -> Result<Reply, CtldError> {
         self.handle.ask(|reply| ApiCall::Change {
-            node,
+            pick,
             change,
             wait,
             reply,
@@ -135,12 +170,12 @@ impl Api {
     /// else from the state directory).
     fn lookup(
         &self,
-        node: Option<String>,
+        pick: Pick,
         generation: Option<u64>,
         purpose: Purpose,
     ) -> Result<Vec<(String, u64, String)>, CtldError> {
         let found: Vec<Found> = self.handle.ask(|reply| ApiCall::Lookup {
-            node,
+            pick,
             generation,
             purpose,
             reply,

@@ -72,9 +72,16 @@ fn serve(api: &Api, ack_timeout: Duration, stream: UnixStream) {
             node_id,
             role,
             generation,
+            labels,
         }) => {
             let events = api.handle.events.clone();
-            session::run(events, conn, node_id, role, generation, ack_timeout)
+            let hello = session::Hello {
+                node: node_id,
+                role,
+                generation,
+                labels,
+            };
+            session::run(events, conn, hello, ack_timeout)
         }
         Ok(Peer::Cli) => serve_cli(api, conn),
         Err(WireError::Closed) => {}

@@ -25,7 +25,13 @@ fn start(dir: &std::path::Path) -> Api {
         keep: 50,
         forget_after: Duration::from_secs(3600),
     };
-    let r = Reconciler::new(store.load_all().unwrap(), ops, settings, Now::system());
+    let r = Reconciler::new(
+        store.load_all().unwrap(),
+        None,
+        ops,
+        settings,
+        Now::system(),
+    );
     std::thread::spawn(move || r.run(inbox));
     Api {
         handle: Handle { events },
@@ -36,6 +42,7 @@ fn start(dir: &std::path::Path) -> Api {
 fn apply(api: &Api, body: &str) -> Reply {
     api.handle(Request::Apply {
         node: Some("a".into()),
+        selector: None,
         config: config(body),
         no_wait: false,
     })
@@ -54,6 +61,7 @@ fn apply_rollback_and_get_read_old_generations_from_disk() {
     let api = start(dir.path());
     let refused = api.handle(Request::Apply {
         node: Some("a".into()),
+        selector: None,
         config: "[proxy]\nworkers = 0\n".into(),
         no_wait: false,
     });
@@ -74,6 +82,7 @@ fn apply_rollback_and_get_read_old_generations_from_disk() {
     );
     let rolled = api.handle(Request::Rollback {
         node: None,
+        selector: None,
         to: None,
     });
     assert_eq!(generation(rolled).0, 3);
@@ -91,6 +100,7 @@ fn apply_rollback_and_get_read_old_generations_from_disk() {
     );
     let clear = api.handle(Request::ClearOverrides {
         node: Some("a".into()),
+        selector: None,
         key: Some("endpoints v9".into()),
     });
     assert_eq!(

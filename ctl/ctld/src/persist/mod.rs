@@ -6,6 +6,7 @@
 //! A batch coalesces the small records: of several `node.json` or `live.json` writes of one
 //! node queued together, only the last is written.
 
+pub mod rollout;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 
+pub use rollout::{RolloutNodeRecord, RolloutRecord, RolloutState};
 pub use store::{AckRecord, FileSeen, GenerationMeta, LiveRecord, LoadedNode, NodeRecord, Store};
 
 /// Most operations written in one batch.
@@ -45,6 +47,8 @@ pub enum Op {
     Forget {
         node: String,
     },
+    /// The rollout's record (`rollout.json`).
+    Rollout(Arc<RolloutRecord>),
 }
 
 impl Op {
@@ -56,6 +60,8 @@ impl Op {
             | Op::Prune { node, .. }
             | Op::Forget { node } => node,
             Op::Record(r) => &r.node_id,
+            // Not a valid node id: the rollout's writes never mix with a node's.
+            Op::Rollout(_) => "",
         }
     }
 }
@@ -135,6 +141,7 @@ pub fn write_batch(store: &Store, batch: Vec<Op>) -> Done {
                 out.durable.remove(&node);
                 store.forget(&node)
             }
+            Op::Rollout(r) => store.save_rollout(r),
         };
         if let Err(e) = result {
             tracing::error!(node = %node, error = %e, "cannot write the state directory");
@@ -154,6 +161,7 @@ fn superseded(batch: &[Op]) -> Vec<bool> {
             Op::Record(_) => 1,
             Op::Live { .. } => 2,
             Op::Base { .. } => 3,
+            Op::Rollout(_) => 4,
             Op::Forget { node } => {
                 later.retain(|(n, _), _| n != node);
                 continue;

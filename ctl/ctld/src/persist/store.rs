@@ -6,6 +6,7 @@
 //!                                           base source and overrides (rewritten per commit)
 //! STATE/nodes/<node-id>/base.toml           the base the overrides are layered on
 //! STATE/nodes/<node-id>/live.json           last acknowledgement, last seen (small; per ack)
+//! STATE/rollout.json                        the current or last rollout (`rollout.rs`)
 //! ```
 //!
 //! Every write is atomic (temporary file, fsync, rename, fsync of the directory), so a crash
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::desired::Override;
+use crate::persist::RolloutRecord;
 
 /// What ctld remembers about one node (`node.json`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -33,6 +35,9 @@ pub struct NodeRecord {
     /// From the node's last hello.
     #[serde(default)]
     pub role: Option<String>,
+    /// From the node's last hello or status: what selectors match.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: ringside_wire::Labels,
     /// The kept generations, oldest first.
     #[serde(default)]
     pub history: Vec<GenerationMeta>,
@@ -241,6 +246,17 @@ impl Store {
     /// may read them.
     pub fn read_generation(&self, id: &str, generation: u64) -> io::Result<String> {
         fs::read_to_string(self.node_dir(id).join(format!("{generation}.toml")))
+    }
+
+    /// The current or last rollout, if there ever was one.
+    pub fn load_rollout(&self) -> io::Result<Option<RolloutRecord>> {
+        read_json(&self.root.join("rollout.json"))
+    }
+
+    pub fn save_rollout(&self, rollout: &RolloutRecord) -> io::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(rollout).map_err(io::Error::other)?;
+        bytes.push(b'\n');
+        atomic_write(&self.root.join("rollout.json"), &bytes)
     }
 
     pub fn save_record(&self, record: &NodeRecord) -> io::Result<()> {

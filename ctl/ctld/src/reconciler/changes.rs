@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
-use ringside_wire::{PushOutcome, Reply};
+use ringside_wire::{Labels, PushOutcome, Reply};
 
 use super::waiters::{Entry, State, Waiter, DEADLINE_GRACE};
 use super::{ApiCall, Reconciler};
@@ -28,6 +28,14 @@ pub enum Change {
 }
 
 pub use crate::sources::cli::EditSpec;
+
+/// The nodes a request is for: the one named (created if new), else every known node whose
+/// labels match the selector, else every known node.
+#[derive(Debug, Clone, Default)]
+pub struct Pick {
+    pub node: Option<String>,
+    pub selector: Option<Labels>,
+}
 
 /// A node's id, current generation and text (None while it has none).
 pub type Current = (String, u64, Option<Arc<str>>);
@@ -52,18 +60,18 @@ impl Reconciler {
                 let _ = reply.send(self.status());
             }
             ApiCall::Change {
-                node,
+                pick,
                 change,
                 wait,
                 reply,
-            } => match self.change(node.as_deref(), change, wait, reply.clone(), now) {
+            } => match self.change(&pick, change, wait, reply.clone(), now) {
                 Ok(()) => {}
                 Err(e) => {
                     let _ = reply.send(e.into_reply());
                 }
             },
-            ApiCall::Current { node, reply } => {
-                let r = self.targets(node.as_deref()).map(|ids| {
+            ApiCall::Current { pick, reply } => {
+                let r = self.targets(&pick).map(|ids| {
                     ids.into_iter()
                         .map(|id| {
                             let n = self.nodes.get(&id).map(|n| &n.desired);
@@ -75,31 +83,54 @@ impl Reconciler {
                 let _ = reply.send(r);
             }
             ApiCall::Lookup {
-                node,
+                pick,
                 generation,
                 purpose,
                 reply,
             } => {
-                let _ = reply.send(self.lookup(node.as_deref(), generation, purpose));
+                let _ = reply.send(self.lookup(&pick, generation, purpose));
+            }
+            ApiCall::Metrics(reply) => {
+                let _ = reply.send(self.metrics());
+            }
+            ApiCall::Rollout { call, reply } => {
+                let _ = reply.send(self.rollout_call(call, now));
             }
         }
     }
 
-    /// The nodes a request targets: the one named (created if new), else every known node.
-    pub(super) fn targets(&self, node: Option<&str>) -> Result<Vec<String>, CtldError> {
-        match node {
-            Some(id) => {
+    /// The nodes a request targets (see [`Pick`]).
+    pub(super) fn targets(&self, pick: &Pick) -> Result<Vec<String>, CtldError> {
+        match (&pick.node, &pick.selector) {
+            (Some(id), _) => {
                 ringside_wire::validate_node_id(id).map_err(CtldError::BadNodeId)?;
                 Ok(vec![id.to_owned()])
             }
-            None if self.nodes.is_empty() => Err(CtldError::NoNodeKnown),
-            None => Ok(self.nodes.keys().cloned().collect()),
+            (None, _) if self.nodes.is_empty() => Err(CtldError::NoNodeKnown),
+            (None, Some(selector)) => {
+                let ids: Vec<String> = self.selected(selector);
+                if ids.is_empty() {
+                    let s = ringside_config::labels::format_labels(selector);
+                    return Err(CtldError::NoMatch(s));
+                }
+                Ok(ids)
+            }
+            (None, None) => Ok(self.nodes.keys().cloned().collect()),
         }
+    }
+
+    /// The known nodes whose labels match `selector`, sorted.
+    pub(super) fn selected(&self, selector: &Labels) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| ringside_config::labels::matches(selector, &n.desired.record.labels))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     fn change(
         &mut self,
-        node: Option<&str>,
+        pick: &Pick,
         change: Change,
         wait: bool,
         reply: Sender<Reply>,
@@ -109,7 +140,7 @@ impl Reconciler {
         let proposals: Vec<(String, Proposal, String)> = match change {
             Change::PerNode(list) => list,
             Change::Apply(text) => self
-                .targets(node)?
+                .targets(pick)?
                 .into_iter()
                 .map(|id| {
                     let p = Proposal::Base {
@@ -122,7 +153,7 @@ impl Reconciler {
                 })
                 .collect(),
             Change::Edit(spec) => {
-                let ids = self.targets(node)?;
+                let ids = self.targets(pick)?;
                 let multi = ids.len() > 1;
                 let mut out = Vec::new();
                 for id in ids {
@@ -138,7 +169,7 @@ impl Reconciler {
                     Some(k) => format!("clear override {k}"),
                     None => "clear overrides".into(),
                 };
-                self.targets(node)?
+                self.targets(pick)?
                     .into_iter()
                     .map(|id| {
                         (
@@ -150,6 +181,10 @@ impl Reconciler {
                     .collect()
             }
         };
+        // A rollout owns its nodes' configuration until it ends.
+        for (id, _, _) in &proposals {
+            self.not_in_rollout(id)?;
+        }
         // Plan every node first: one refusal and nothing is committed.
         let multi = proposals.len() > 1;
         let mut plans = Vec::new();
@@ -225,11 +260,11 @@ impl Reconciler {
 
     fn lookup(
         &self,
-        node: Option<&str>,
+        pick: &Pick,
         generation: Option<u64>,
         purpose: Purpose,
     ) -> Result<Vec<Found>, CtldError> {
-        let ids = match (purpose, node) {
+        let ids = match (purpose, pick.node.as_deref()) {
             (Purpose::Get, Some(id)) => vec![id.to_owned()],
             (Purpose::Get, None) => match self.nodes.len() {
                 0 => return Err(CtldError::NoNodeYet),
@@ -242,7 +277,7 @@ impl Reconciler {
                     });
                 }
             },
-            (Purpose::Rollback, node) => self.targets(node)?,
+            (Purpose::Rollback, _) => self.targets(pick)?,
         };
         let mut out = Vec::new();
         for id in ids {

@@ -10,10 +10,13 @@
 //! ```
 //!
 //! `changes.rs` handles the CLI's requests and the waits for their outcomes; `nodes.rs` the
-//! proxies' sessions, the config directory, persistence reports, forgetting and status.
+//! proxies' sessions, the config directory, persistence reports, forgetting and status;
+//! `rollout/` the progressive rollout, which holds some nodes back while others are judged.
 
 mod changes;
+pub mod metrics;
 mod nodes;
+mod rollout;
 #[cfg(test)]
 mod tests;
 mod waiters;
@@ -23,14 +26,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use ringside_wire::{CtldStatus, Reply};
+use ringside_wire::{CtldStatus, Labels, Reply, RolloutSpec, RolloutStatus};
 
-pub use changes::{Change, Current, EditSpec, Found, Purpose};
+pub use changes::{Change, Current, EditSpec, Found, Pick, Purpose};
 
 use crate::clock::Now;
 use crate::desired::NodeDesired;
 use crate::error::CtldError;
-use crate::persist::{Done, LiveRecord, LoadedNode, Op};
+use crate::persist::{Done, LiveRecord, LoadedNode, Op, RolloutRecord};
 use crate::sessions::registry::{Registry, SessionCmd, SessionId, Timing};
 use crate::sources::files::Scan;
 
@@ -50,6 +53,7 @@ pub enum Event {
         node: String,
         role: String,
         generation: u64,
+        labels: Labels,
         tx: Sender<SessionCmd>,
     },
     Reply {
@@ -69,23 +73,40 @@ pub enum Event {
 pub enum ApiCall {
     Status(Sender<CtldStatus>),
     Change {
-        node: Option<String>,
+        pick: Pick,
         change: Change,
         wait: bool,
         reply: Sender<Reply>,
     },
     /// The current text of each target (for `diff`).
     Current {
-        node: Option<String>,
+        pick: Pick,
         reply: Sender<Result<Vec<Current>, CtldError>>,
     },
     /// Which generation `get config` or `rollback` reads, per target.
     Lookup {
-        node: Option<String>,
+        pick: Pick,
         generation: Option<u64>,
         purpose: Purpose,
         reply: Sender<Result<Vec<Found>, CtldError>>,
     },
+    /// What `/metrics` shows.
+    Metrics(Sender<metrics::Metrics>),
+    /// `rollout_*`: the rollout as it stands after the call.
+    Rollout {
+        call: RolloutCall,
+        reply: Sender<Result<Option<RolloutStatus>, CtldError>>,
+    },
+}
+
+/// What the operator asks of the rollout.
+pub enum RolloutCall {
+    /// Validated by the caller.
+    Start(RolloutSpec),
+    Status,
+    Pause,
+    Resume,
+    Abort,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -115,12 +136,16 @@ pub struct Reconciler {
     persist: Sender<Op>,
     pending_writes: usize,
     settings: Settings,
+    /// The current rollout, or the last one.
+    rollout: Option<rollout::Live>,
+    counters: metrics::Counters,
 }
 
 impl Reconciler {
     /// The state loaded from disk; `persist` is the persist thread's queue.
     pub fn new(
         loaded: BTreeMap<String, LoadedNode>,
+        rollout: Option<RolloutRecord>,
         persist: Sender<Op>,
         settings: Settings,
         now: Now,
@@ -144,7 +169,7 @@ impl Reconciler {
                 (id, node)
             })
             .collect();
-        Reconciler {
+        let mut r = Reconciler {
             nodes,
             sessions: Registry::new(settings.timing),
             scan: Scan::default(),
@@ -152,7 +177,13 @@ impl Reconciler {
             persist,
             pending_writes: 0,
             settings,
+            rollout: None,
+            counters: metrics::Counters::default(),
+        };
+        if let Some(rec) = rollout {
+            r.rollout_loaded(rec, now);
         }
+        r
     }
 
     /// Handles events until `Stop` (or until every sender is gone).
@@ -187,8 +218,9 @@ impl Reconciler {
                 node,
                 role,
                 generation,
+                labels,
                 tx,
-            } => self.on_connected(session, &node, &role, generation, tx, now),
+            } => self.on_connected(session, &node, (&role, labels), generation, tx, now),
             Event::Reply { session, id, reply } => self.on_reply(session, id, reply, now),
             Event::Disconnected { session } => self.on_disconnected(session, now),
             Event::Persisted(done) => self.on_persisted(done, now),
@@ -208,6 +240,7 @@ impl Reconciler {
             self.pump(&node, now);
         }
         self.expire_waiters(now);
+        self.rollout_tick(now);
         self.forget_unseen(now);
     }
 
@@ -217,6 +250,9 @@ impl Reconciler {
             wake = wake.min(t);
         }
         if let Some(t) = self.waiters.iter().map(|w| w.deadline).min() {
+            wake = wake.min(t);
+        }
+        if let Some(t) = self.rollout_wake() {
             wake = wake.min(t);
         }
         wake

@@ -3,7 +3,7 @@
 //! change: status, forgetting.
 
 use crossbeam_channel::Sender;
-use ringside_wire::{CtldStatus, FileErrors, NodeStatus, PushOutcome, Reply};
+use ringside_wire::{CtldStatus, FileErrors, Labels, NodeStatus, PushOutcome, Reply};
 
 use super::{Node, Reconciler};
 use crate::clock::Now;
@@ -17,7 +17,7 @@ impl Reconciler {
         &mut self,
         session: SessionId,
         id: &str,
-        role: &str,
+        (role, labels): (&str, Labels),
         generation: u64,
         tx: Sender<SessionCmd>,
         now: Now,
@@ -27,9 +27,11 @@ impl Reconciler {
         node.seen = now.mono;
         node.live.seen_at = now.unix;
         let mut ops = Vec::new();
-        if node.desired.record.role.as_deref() != Some(role) {
-            node.desired.record.role = Some(role.to_owned());
-            ops.push(Op::Record(node.desired.record.clone()));
+        let record = &mut node.desired.record;
+        if record.role.as_deref() != Some(role) || record.labels != labels {
+            record.role = Some(role.to_owned());
+            record.labels = labels;
+            ops.push(Op::Record(record.clone()));
         }
         let current = node.desired.current();
         if generation != 0 && generation == current {
@@ -87,11 +89,36 @@ impl Reconciler {
         let Some(node) = self.sessions.node_of(session) else {
             return;
         };
+        if report.is_none() {
+            self.labels_from_stats(session, &node);
+        }
         if let Some(r) = report {
             self.on_report(r, now);
         }
         // The session is free again: push the node's target as it is now.
         self.pump(&node, now);
+    }
+
+    /// A process's status carries its labels: a pushed `proxy.labels` changes them.
+    fn labels_from_stats(&mut self, session: SessionId, id: &str) {
+        let Some(labels) = self
+            .sessions
+            .session(session)
+            .and_then(|s| s.stats.as_ref())
+            .map(|st| st.labels.clone())
+        else {
+            return;
+        };
+        let Some(n) = self.nodes.get_mut(id) else {
+            return;
+        };
+        if n.desired.record.labels != labels {
+            let shown = ringside_config::labels::format_labels(&labels);
+            tracing::info!(node = id, labels = %shown, "labels changed");
+            n.desired.record.labels = labels;
+            let op = Op::Record(n.desired.record.clone());
+            self.write(vec![op]);
+        }
     }
 
     /// A push's outcome: the node's status, the waiters.
@@ -102,6 +129,13 @@ impl Reconciler {
             Outcome::TimedOut(message) => PushOutcome::TimedOut { message },
             Outcome::Failed(message) => PushOutcome::Failed { message },
         };
+        let name = match &outcome {
+            PushOutcome::Acked => "acked",
+            PushOutcome::Refused { .. } => "refused",
+            PushOutcome::TimedOut { .. } => "timed_out",
+            _ => "failed",
+        };
+        *self.counters.pushes.entry(name).or_insert(0) += 1;
         if let Some(n) = self.nodes.get_mut(&r.node) {
             match &outcome {
                 PushOutcome::Acked => {
@@ -178,6 +212,10 @@ impl Reconciler {
         let Some(file) = self.scan.file_for(id) else {
             return;
         };
+        if self.in_rollout(id) {
+            tracing::info!(node = id, file = %file.name, "config file held until the rollout ends");
+            return;
+        }
         if !file.errors.is_empty() {
             return;
         }
@@ -224,6 +262,7 @@ impl Reconciler {
             .iter()
             .filter(|(id, n)| {
                 !self.scan.nodes.contains_key(*id)
+                    && !self.in_rollout(id)
                     && self.sessions.of_node(id).next().is_none()
                     && now.mono.saturating_duration_since(n.seen) >= after
             })
@@ -256,6 +295,8 @@ impl Reconciler {
                 NodeStatus {
                     node_id: id.clone(),
                     role: r.role.clone(),
+                    labels: r.labels.clone(),
+                    rollout: self.rollout_side(id).map(str::to_owned),
                     connected: sessions > 0,
                     generation_desired: r.current,
                     generation_acked: n.live.acked.map(|a| a.generation),

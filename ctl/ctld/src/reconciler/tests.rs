@@ -13,16 +13,18 @@ use crate::desired::tests::config;
 use crate::persist::Done;
 use crate::sources::files::DirFile;
 
-const ACK: Duration = Duration::from_secs(1);
+pub(super) const ACK: Duration = Duration::from_secs(1);
 
-struct World {
-    r: Reconciler,
+pub(super) struct World {
+    pub(super) r: Reconciler,
     ops: Receiver<Op>,
-    now: Now,
+    pub(super) now: Now,
+    /// The last rollout record written.
+    pub(super) rollout_saved: Option<Arc<crate::persist::RolloutRecord>>,
 }
 
 impl World {
-    fn new() -> World {
+    pub(super) fn new() -> World {
         let (tx, ops) = crossbeam_channel::unbounded();
         let settings = Settings {
             timing: Timing::new(ACK),
@@ -31,45 +33,61 @@ impl World {
         };
         let now = Now::system();
         World {
-            r: Reconciler::new(BTreeMap::new(), tx, settings, now),
+            r: Reconciler::new(BTreeMap::new(), None, tx, settings, now),
             ops,
             now,
+            rollout_saved: None,
         }
     }
 
-    fn step(&mut self, d: Duration) {
+    pub(super) fn step(&mut self, d: Duration) {
         self.now = self.now.after(d);
         self.r.tick(self.now);
     }
 
-    fn event(&mut self, e: Event) {
+    pub(super) fn event(&mut self, e: Event) {
         self.r.handle(e, self.now);
         self.r.tick(self.now);
     }
 
     /// Plays the persist thread: everything queued is now on disk.
-    fn persist(&mut self) {
+    pub(super) fn persist(&mut self) {
         let batch: Vec<Op> = self.ops.try_iter().collect();
         let mut done = Done {
             ops: batch.len(),
             ..Done::default()
         };
         for op in batch {
-            if let Op::Record(r) = op {
-                let d = done.durable.entry(r.node_id.clone()).or_default();
-                *d = (*d).max(r.current);
+            match op {
+                Op::Record(r) => {
+                    let d = done.durable.entry(r.node_id.clone()).or_default();
+                    *d = (*d).max(r.current);
+                }
+                Op::Rollout(r) => self.rollout_saved = Some(r),
+                _ => {}
             }
         }
         self.event(Event::Persisted(done));
     }
 
     fn connect(&mut self, session: SessionId, node: &str, generation: u64) -> Receiver<SessionCmd> {
+        self.connect_labelled(session, node, generation, Labels::new())
+    }
+
+    pub(super) fn connect_labelled(
+        &mut self,
+        session: SessionId,
+        node: &str,
+        generation: u64,
+        labels: Labels,
+    ) -> Receiver<SessionCmd> {
         let (tx, rx) = crossbeam_channel::bounded(4);
         self.event(Event::Connected {
             session,
             node: node.into(),
             role: "sidecar".into(),
             generation,
+            labels,
             tx,
         });
         rx
@@ -84,10 +102,13 @@ impl World {
         });
     }
 
-    fn change(&mut self, node: Option<&str>, change: Change) -> Receiver<Reply> {
+    pub(super) fn change(&mut self, node: Option<&str>, change: Change) -> Receiver<Reply> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.event(Event::Api(ApiCall::Change {
-            node: node.map(str::to_owned),
+            pick: Pick {
+                node: node.map(str::to_owned),
+                selector: None,
+            },
             change,
             wait: true,
             reply,
@@ -95,18 +116,18 @@ impl World {
         rx
     }
 
-    fn apply(&mut self, node: Option<&str>, body: &str) -> Receiver<Reply> {
+    pub(super) fn apply(&mut self, node: Option<&str>, body: &str) -> Receiver<Reply> {
         self.change(node, Change::Apply(Arc::from(config(body))))
     }
 
-    fn status(&mut self, node: &str) -> NodeStatus {
+    pub(super) fn status(&mut self, node: &str) -> NodeStatus {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.event(Event::Api(ApiCall::Status(tx)));
         let s = rx.try_recv().unwrap();
         s.nodes.into_iter().find(|n| n.node_id == node).unwrap()
     }
 
-    fn scan(&mut self, name: &str, text: &str) {
+    pub(super) fn scan(&mut self, name: &str, text: &str) {
         let file = DirFile {
             name: format!("{name}.toml"),
             text: Arc::from(text),
@@ -129,7 +150,7 @@ fn pushes(rx: &Receiver<SessionCmd>) -> Vec<(u64, u64)> {
         .collect()
 }
 
-fn outcomes(rx: &Receiver<Reply>) -> Vec<(String, u64, PushOutcome)> {
+pub(super) fn outcomes(rx: &Receiver<Reply>) -> Vec<(String, u64, PushOutcome)> {
     match rx.try_recv() {
         Ok(Reply::Applied { nodes }) => nodes
             .into_iter()

@@ -13,7 +13,8 @@
 //!   changes meanwhile, which is pushed at once;
 //! - a second kind of request, `status` (the process's stats), is sent every `stats_every`
 //!   when no push is due; a push always goes first, and a stats request in flight counts as
-//!   the one request in flight.
+//!   the one request in flight. A rollout asks for fresh stats at once ([`Registry::ask_stats`])
+//!   to open and close its windows.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -94,9 +95,12 @@ pub struct Session {
     closing: bool,
     /// Pushes sent, for status and tests.
     pub pushes: u64,
-    /// The process's last status, and when to ask again.
+    /// The process's last status, when it came, and when to ask again.
     pub stats: Option<ProxyStatus>,
+    pub stats_at: Option<Instant>,
     stats_due: Instant,
+    /// Asked for by a rollout: sent as soon as nothing else is in flight.
+    stats_asked: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -149,8 +153,10 @@ impl Registry {
                 closing: false,
                 pushes: 0,
                 stats: None,
+                stats_at: None,
                 // The first stats after an interval: a new session's first push goes first.
                 stats_due: now + self.timing.stats_every.unwrap_or_default(),
+                stats_asked: false,
             },
         );
     }
@@ -163,9 +169,30 @@ impl Registry {
         self.sessions.remove(&id)
     }
 
-    #[cfg(test)]
-    pub fn get(&self, id: SessionId) -> Option<&Session> {
+    pub fn session(&self, id: SessionId) -> Option<&Session> {
         self.sessions.get(&id)
+    }
+
+    /// Asks every session of `node` for its stats as soon as it is free (pump the node).
+    pub fn ask_stats(&mut self, node: &str) {
+        for s in self.sessions.values_mut().filter(|s| s.node == node) {
+            s.stats_asked = true;
+        }
+    }
+
+    /// The traffic counters of every process of `node` by pid, if the node has a session
+    /// and each of its sessions reported them since `since`.
+    pub fn fresh_traffic(
+        &self,
+        node: &str,
+        since: Instant,
+    ) -> Option<BTreeMap<u32, ringside_wire::Traffic>> {
+        let mut out = BTreeMap::new();
+        for (_, s) in self.of_node(node) {
+            let st = s.stats.as_ref().filter(|_| s.stats_at >= Some(since))?;
+            out.insert(st.pid, st.traffic?);
+        }
+        (!out.is_empty()).then_some(out)
     }
 
     /// The sessions of `node`.
@@ -205,7 +232,7 @@ impl Registry {
                     };
                     (cmd, Kind::Push(generation))
                 }
-                None if t.stats_every.is_some() && now >= s.stats_due => {
+                None if s.stats_asked || (t.stats_every.is_some() && now >= s.stats_due) => {
                     (SessionCmd::Stats { id }, Kind::Stats)
                 }
                 None => continue,
@@ -232,6 +259,7 @@ impl Registry {
             }
             if kind == Kind::Stats {
                 s.stats_due = now + t.stats_every.unwrap_or_default();
+                s.stats_asked = false;
             }
         }
         reports
@@ -261,7 +289,10 @@ impl Registry {
             Kind::Push(g) => g,
             Kind::Stats => {
                 match reply {
-                    Reply::ProxyStatus(st) => s.stats = Some(st),
+                    Reply::ProxyStatus(st) => {
+                        s.stats = Some(st);
+                        s.stats_at = Some(now);
+                    }
                     other => tracing::debug!(node = %s.node, reply = other.name(), "no stats"),
                 }
                 return Some(None);
@@ -371,4 +402,4 @@ pub fn secs(d: Duration) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use ringside_wire::{Conn, Frame, Reply, Request, WireError};
+use ringside_wire::{Conn, Frame, Labels, Reply, Request, WireError};
 
 use super::registry::{SessionCmd, SessionId};
 use crate::reconciler::Event;
@@ -20,15 +20,22 @@ const COMMANDS: usize = 4;
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
+/// What the proxy said in its hello.
+pub struct Hello {
+    pub node: String,
+    pub role: String,
+    pub generation: u64,
+    pub labels: Labels,
+}
+
 /// Serves one proxy connection until it closes.
-pub fn run(
-    events: Sender<Event>,
-    mut conn: Conn,
-    node: String,
-    role: String,
-    generation: u64,
-    write_timeout: Duration,
-) {
+pub fn run(events: Sender<Event>, mut conn: Conn, hello: Hello, write_timeout: Duration) {
+    let Hello {
+        node,
+        role,
+        generation,
+        labels,
+    } = hello;
     let session: SessionId = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = crossbeam_channel::bounded::<Outgoing>(COMMANDS);
     let (cmd_tx, cmd_rx) = crossbeam_channel::bounded::<SessionCmd>(COMMANDS);
@@ -46,6 +53,7 @@ pub fn run(
         node: node.clone(),
         role,
         generation,
+        labels,
         tx: cmd_tx,
     };
     // Registered before the reader starts, so that its end is always seen after it.

@@ -52,15 +52,15 @@ fn a_late_ack_is_taken() {
         reports[0].outcome,
         Outcome::TimedOut("no acknowledgement within 1s".into())
     );
-    assert_eq!(r.get(1).unwrap().served, 0);
+    assert_eq!(r.session(1).unwrap().served, 0);
     // The answer comes after the timeout: it still counts.
     let late = r
         .on_reply(1, id, Reply::Ack { generation: 5 }, t0 + ACK * 3)
         .unwrap()
         .unwrap();
     assert_eq!((late.generation, late.outcome), (5, Outcome::Acked));
-    assert_eq!(r.get(1).unwrap().served, 5);
-    assert_eq!(r.get(1).unwrap().in_flight(), None);
+    assert_eq!(r.session(1).unwrap().served, 5);
+    assert_eq!(r.session(1).unwrap().in_flight(), None);
 }
 
 #[test]
@@ -80,7 +80,7 @@ fn changes_during_a_push_are_coalesced_to_the_latest() {
     r.pump("a", Some((21, &text())), t0);
     r.pump("a", Some((21, &text())), t0);
     assert_eq!(pushes(&rx).iter().map(|p| p.1).collect::<Vec<_>>(), [21]);
-    assert_eq!(r.get(1).unwrap().pushes, 2);
+    assert_eq!(r.session(1).unwrap().pushes, 2);
 }
 
 #[test]
@@ -119,7 +119,7 @@ fn a_refused_push_is_retried_with_backoff() {
     r.pump("a", Some((2, &cfg)), t1);
     let [(id, 2)] = pushes(&rx)[..] else { panic!() };
     r.on_reply(1, id, Reply::Ack { generation: 2 }, t1).unwrap();
-    assert_eq!(r.get(1).unwrap().served, 2);
+    assert_eq!(r.session(1).unwrap().served, 2);
     // Nothing left to retry: the next thing is the stats.
     assert_eq!(r.next_wake(), Some(t0 + Duration::from_secs(10)));
 }
@@ -191,8 +191,24 @@ fn stats_are_asked_when_no_push_is_due_and_never_before_one() {
     // A push waits for the stats request in flight, like for any request.
     assert!(r.pump("a", Some((2, &text())), t0 + every).is_empty());
     assert!(rx.try_recv().is_err());
-    let status = ringside_wire::Reply::ProxyStatus(ringside_wire::ProxyStatus {
-        node_id: Some("a".into()),
+    let status = ringside_wire::Reply::ProxyStatus(proxy_status(42));
+    assert_eq!(r.on_reply(1, id, status, t0 + every), Some(None));
+    assert_eq!(r.session(1).unwrap().stats.as_ref().unwrap().pid, 42);
+    r.pump("a", Some((2, &text())), t0 + every);
+    assert_eq!(pushes(&rx).iter().map(|p| p.1).collect::<Vec<_>>(), [2]);
+    assert_eq!(
+        r.session(1).unwrap().pushes,
+        2,
+        "stats requests are not pushes"
+    );
+}
+
+/// A process's status as a proxy answers `status` (the reconciler's tests use it too).
+pub(crate) fn proxy_status(pid: u32) -> ringside_wire::ProxyStatus {
+    ringside_wire::ProxyStatus {
+        node_id: None,
+        labels: Default::default(),
+        traffic: None,
         role: "sidecar".into(),
         generation: 1,
         config_hash: "0".repeat(16),
@@ -203,11 +219,6 @@ fn stats_are_asked_when_no_push_is_due_and_never_before_one() {
         draining: false,
         ctld_connected: true,
         uptime_s: 1,
-        pid: 42,
-    });
-    assert_eq!(r.on_reply(1, id, status, t0 + every), Some(None));
-    assert_eq!(r.get(1).unwrap().stats.as_ref().unwrap().pid, 42);
-    r.pump("a", Some((2, &text())), t0 + every);
-    assert_eq!(pushes(&rx).iter().map(|p| p.1).collect::<Vec<_>>(), [2]);
-    assert_eq!(r.get(1).unwrap().pushes, 2, "stats requests are not pushes");
+        pid,
+    }
 }
