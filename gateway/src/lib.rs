@@ -13,4 +13,10 @@
 //! §1). Configuration refuses their keys unless `[proxy] role = "gateway"`, so a sidecar
 //! never ignores them. Global (Redis) rate limits are not built yet.
 
+// Nothing panics on input (ARCHITECTURE.md, "Invariants"); `unwrap_used` is the workspace's.
+#![cfg_attr(
+    not(test),
+    deny(clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
 pub mod stack;

@@ -246,6 +246,7 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
         ctld_connected: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         control_path: control_path.clone(),
         reloads: Arc::new(ReloadCounts::default()),
+        log: log.clone(),
     });
     if let Some(listener) = admin {
         let addr = listener
@@ -254,6 +255,7 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
         let admin = Arc::new(crate::admin::Admin {
             ctx: ctx.clone(),
             log,
+            loopback: crate::admin::loopback(&listener),
         });
         match crate::admin::serve(listener, admin) {
             Ok(()) => tracing::info!(admin = %addr, "admin endpoint serving"),
@@ -348,7 +350,7 @@ fn host_name() -> String {
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
     let name = if rc == 0 {
         let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
+        String::from_utf8_lossy(buf.get(..end).unwrap_or_default()).into_owned()
     } else {
         String::new()
     };

@@ -1,4 +1,5 @@
-//! This proxy's own control socket: `status`, `drain` and `upgrade` for ringsidectl, served
+//! This proxy's own control socket: `status`, `health`, `get_config`, `log_level`, `drain`
+//! and `upgrade` for ringsidectl, served
 //! on a thread of its own (never a worker). The socket is created with mode 0600 and every
 //! peer's uid is checked (root or our own); the first exchange is the version handshake and
 //! every request gets exactly one reply (docs/control-protocol.md).
@@ -32,6 +33,8 @@ pub struct Context {
     pub control_path: PathBuf,
     /// Outcomes of configuration reloads (SIGHUP and ctld pushes), for the admin endpoint.
     pub reloads: Arc<ReloadCounts>,
+    /// The run-time log filter; `None` when logging could not be set up with one.
+    pub log: Option<Arc<crate::admin::LogLevel>>,
 }
 
 /// How a configuration reload ended.
@@ -109,6 +112,43 @@ impl Context {
                 .collect(),
         };
         self.handle.health().into_iter().map(wire).collect()
+    }
+
+    /// The running configuration's text, secrets included (this socket is the operator's:
+    /// mode 0600, peer uid checked); `ringsidectl get config` redacts it unless
+    /// `--show-secrets`. Only the running generation is kept here.
+    pub fn config(&self, generation: Option<u64>) -> Reply {
+        let snap = self.handle.snapshot();
+        match generation {
+            Some(g) if g != snap.generation => Reply::error(format!(
+                "this process keeps only the generation it serves ({}), not {g}",
+                snap.generation
+            )),
+            _ => Reply::Config {
+                node: self.node_id.clone().unwrap_or_default(),
+                generation: snap.generation,
+                config: snap.config.source.clone(),
+            },
+        }
+    }
+
+    /// `ringsidectl log-level [LEVEL]`: the filter, or a new one (like `POST /log-level`).
+    pub fn log_level(&self, level: Option<&str>) -> Reply {
+        let Some(log) = &self.log else {
+            return Reply::error("the log level cannot be changed in this process");
+        };
+        match level {
+            None => Reply::LogLevel {
+                level: log.current(),
+            },
+            Some(spec) => match log.set(spec) {
+                Ok(now) => {
+                    tracing::info!(level = %now, "log level changed over the control socket");
+                    Reply::LogLevel { level: now }
+                }
+                Err(e) => Reply::error(e),
+            },
+        }
     }
 
     /// This node's labels: the served configuration's, with the flags laid over them.
@@ -228,6 +268,8 @@ fn connection(stream: UnixStream, ctx: &Context) {
             Request::Health => Reply::Health {
                 clusters: ctx.health(),
             },
+            Request::GetConfig { generation, .. } => ctx.config(generation),
+            Request::LogLevel { level } => ctx.log_level(level.as_deref()),
             Request::Drain => {
                 // The reply goes first: a drain with nothing in flight can end the process
                 // before a reply sent after it would be written.

@@ -8,6 +8,12 @@
 //! `notify` speaks systemd's readiness protocol. `admin` serves the admin endpoint (metrics,
 //! readiness, configuration, clusters, log level, status page).
 
+// Nothing panics on input (ARCHITECTURE.md, "Invariants"); `unwrap_used` is the workspace's.
+#![cfg_attr(
+    not(test),
+    deny(clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
 pub mod admin;
 pub mod cli;
 pub mod control;

@@ -1,6 +1,12 @@
 //! The `ringside` binary. Everything lives in the library (`ringside_proxy::cli`) so the
 //! integration tests exercise the same code.
 
+// Nothing panics on input (ARCHITECTURE.md, "Invariants"); `unwrap_used` is the workspace's.
+#![cfg_attr(
+    not(test),
+    deny(clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -190,6 +190,22 @@ impl Proxy {
             .unwrap_or_else(|| panic!("no listener named {listener:?}"))
     }
 
+    /// A listener's counter or gauge summed over the workers, e.g.
+    /// `p.listener_total("in", |l| l.open)`.
+    pub fn listener_total(
+        &self,
+        listener: &str,
+        f: impl Fn(&ringside_engine::metrics::ListenerReport) -> u64,
+    ) -> u64 {
+        self.handle
+            .metrics()
+            .iter()
+            .flat_map(|w| w.listeners.iter())
+            .filter(|l| l.listener == listener)
+            .map(f)
+            .sum()
+    }
+
     /// Reloads with `text` on the same driver.
     pub fn reload(&self, text: &str) -> Reloaded {
         match self.handle.reload(parse(self.driver, text)) {

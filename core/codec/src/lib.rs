@@ -23,12 +23,20 @@
 //! - the coverage-guided cargo-fuzz targets in `fuzz/` (`fuzz/run`, docs/hardening.md), which
 //!   build this crate with the `fuzzing` feature.
 
+// Nothing panics on input (ARCHITECTURE.md, "Invariants"); `unwrap_used` is the workspace's.
+#![cfg_attr(
+    not(test),
+    deny(clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
 mod chunked;
 mod encode;
 #[cfg(test)]
 mod fuzz;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
+// Property checks for the fuzz targets: a failed property is a panic on purpose.
+#[allow(clippy::panic, clippy::indexing_slicing)]
 pub mod fuzzing;
 mod header;
 mod request;

@@ -8,6 +8,12 @@
 //! This crate never depends on the runtime: `ctl/`, fuzz targets and config tests build
 //! without monoio.
 
+// Nothing panics on input (ARCHITECTURE.md, "Invariants"); `unwrap_used` is the workspace's.
+#![cfg_attr(
+    not(test),
+    deny(clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
 mod authz;
 mod check;
 pub mod consumers;
@@ -23,6 +29,7 @@ mod material;
 pub mod model;
 pub mod raw;
 mod read;
+pub mod redact;
 pub mod retry;
 pub mod tls;
 mod validate;

@@ -47,6 +47,8 @@ pub struct Config {
 
 impl Config {
     pub fn cluster(&self, id: ClusterId) -> &Cluster {
+        // A `ClusterId` is made only by validating this configuration: it is in range.
+        #[allow(clippy::indexing_slicing)]
         &self.clusters[id.0]
     }
 
@@ -128,6 +130,8 @@ pub struct ProxySettings {
     pub control_socket: Option<std::path::PathBuf>,
     /// The admin endpoint's address, if any.
     pub admin: Option<SocketAddr>,
+    /// `admin_full_access`: every admin path is served on a non-loopback `admin` too.
+    pub admin_full_access: bool,
     /// Fraction of new traces sampled (0.0 to 1.0).
     pub trace_sample_rate: f64,
     /// OTLP/HTTP collector to export spans to, if any.

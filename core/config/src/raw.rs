@@ -57,9 +57,16 @@ pub struct FileProxy {
     pub control_socket: Option<String>,
     /// Address of the admin HTTP endpoint (`/metrics`, `/ready`, `/live`, `/config`,
     /// `/clusters`, `/log-level`, a status page at `/`), e.g. `"127.0.0.1:9901"`. It is its own
-    /// listener, never a data-plane port; keep it on loopback or a management network. It is
-    /// bound at start and not changed by reloads. Default: none (no admin endpoint).
+    /// listener, never a data-plane port. On an address that is not loopback it serves only
+    /// `/metrics`, `/ready` and `/live` (see `admin_full_access`). It is bound at start and
+    /// not changed by reloads. Default: none (no admin endpoint).
     pub admin: Option<String>,
+    /// `true`: serve every admin path on an `admin` address that is not loopback. Default
+    /// `false`: bound beyond loopback (`0.0.0.0:9901`, a pod IP), the admin endpoint serves
+    /// only `/metrics`, `/ready` and `/live` and answers 404 to the rest (`/config`,
+    /// `/clusters`, `/stats`, the status page, `/log-level`), which stay on a loopback
+    /// `admin` and behind `ringsidectl`. Read on every request, so a reload changes it.
+    pub admin_full_access: Option<bool>,
     /// Fraction of new traces (requests arriving without `traceparent` or B3 headers) that
     /// are sampled, from 0.0 to 1.0. A request that carries trace context keeps its sampling
     /// decision. Default 1.0.
@@ -106,8 +113,9 @@ pub struct FileListener {
     /// The cluster a `tcp` listener forwards every connection to. Required for `tcp`, an
     /// error on an `http` listener (whose routes name clusters instead).
     pub cluster: Option<String>,
-    /// Accepted connections per worker; at the limit the worker stops accepting until one
-    /// closes. At least 1. Default 10000.
+    /// Open connections per worker. Past it, a new connection is accepted and closed at once
+    /// (counted in `ringside_downstream_connections_overflow_total`); the open ones go on
+    /// being served. At least 1. Default 10000.
     pub max_connections: Option<u64>,
     /// Milliseconds a connection may stay idle (HTTP: no request in flight; TCP: no bytes
     /// either way) before it is closed. Default 60000.

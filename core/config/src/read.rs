@@ -168,10 +168,11 @@ fn serde_error(base: &str, e: &serde_path_to_error::Error<toml::de::Error>) -> C
             Segment::Unknown => path.push_str(".?"),
         }
     }
-    ConfigError {
-        path,
-        message: humanize(e.inner().message().trim()),
+    let mut message = humanize(e.inner().message().trim());
+    if crate::redact::is_secret_path(&path) {
+        message = crate::redact::redact_quoted(&message);
     }
+    ConfigError { path, message }
 }
 
 /// Rewrites serde's wording for users: backtick-quoted values become double-quoted strings or

@@ -380,6 +380,7 @@ impl Validator {
             labels,
             control_socket,
             admin,
+            admin_full_access: p.admin_full_access.unwrap_or(false),
             trace_sample_rate,
             otlp_endpoint,
         }

@@ -5,6 +5,12 @@
 //! upstream pools and balancer state), and returns a [`ServerHandle`] to reload, drain and
 //! wait. See ARCHITECTURE.md and docs/life-of-a-request.md for the map.
 
+// Nothing panics on input (ARCHITECTURE.md, "Invariants"); `unwrap_used` is the workspace's.
+#![cfg_attr(
+    not(test),
+    deny(clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
 // Layers, each importing only the ones above it in this list (ARCHITECTURE.md, "Layers";
 // tests/layers.rs checks it).
 mod cx;

@@ -184,7 +184,11 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         });
         let (group, bound) = match taken {
             Some(mut group) => {
-                let bound = group[0].local_addr().map_err(bind_err)?;
+                // `taken` keeps only non-empty groups.
+                let bound = group
+                    .first()
+                    .map_or_else(|| Err(io::ErrorKind::NotFound.into()), |s| s.local_addr())
+                    .map_err(bind_err)?;
                 // Fewer inherited sockets than workers: add sockets to the same group.
                 while group.len() < workers {
                     group.push(crate::cx::listen::bind_one(bound).map_err(bind_err)?);
@@ -198,7 +202,9 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         for (i, s) in group.into_iter().enumerate() {
             let w = i % workers;
             dups.push((w, s.try_clone().map_err(bind_err)?));
-            sockets[w].push((l.name.clone(), s));
+            if let Some(own) = sockets.get_mut(w) {
+                own.push((l.name.clone(), s));
+            }
         }
         let tcp = matches!(l.kind, ListenerKind::Tcp { .. });
         listeners.insert(
@@ -242,7 +248,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
             commands: rx,
             wake: worker_end,
         };
-        let cpu = (!cpus.is_empty()).then(|| cpus[id % cpus.len()]);
+        let cpu = cpus.get(id % cpus.len().max(1)).copied();
         let ready = ready_tx.clone();
         let thread = std::thread::Builder::new()
             .name(format!("ringside-w{id}"))

@@ -210,26 +210,29 @@ async fn accept_loop(
         if worker.cx.draining() || stop.is_fired() {
             break;
         }
-        let limit = worker
-            .views
-            .current()
-            .listener(&name)
-            .map_or(0, |l| l.max_connections);
-        if open.get() >= limit.max(1) {
-            either(
-                worker.cx.closed.wait(),
-                either(worker.cx.drain.wait(), stop.wait()),
-            )
-            .await;
-            continue;
-        }
         let (res, _) = until(
             |h| listener.cancelable_accept(h),
             either(worker.cx.drain.wait(), stop.wait()),
         )
         .await;
         match res {
-            Ok((stream, peer)) => spawn_connection(&worker, &name, &open, stream, peer),
+            Ok((stream, peer)) => {
+                // Past `max_connections` a newcomer is closed at once and counted, rather
+                // than left in the kernel's queue where it would wait, unanswered, for a
+                // slot that a flood keeps taking; the open connections go on being served.
+                let limit = worker
+                    .views
+                    .current()
+                    .listener(&name)
+                    .map_or(0, |l| l.max_connections);
+                if open.get() >= limit.max(1) {
+                    let stats = worker.cx.stats.listener(&name);
+                    stats.overflow.set(stats.overflow.get() + 1);
+                    drop(stream);
+                } else {
+                    spawn_connection(&worker, &name, &open, stream, peer);
+                }
+            }
             Err(e) if is_canceled(&e) => break,
             Err(e) => {
                 // EMFILE/ENFILE/ENOBUFS: back off instead of spinning on the error.

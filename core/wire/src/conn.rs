@@ -165,7 +165,8 @@ impl Conn {
         let mut header = [0u8; HEADER_LEN];
         let mut got = 0;
         while got < HEADER_LEN {
-            let n = fd::recvmsg(sock, &mut header[got..], &mut fds).map_err(|e| {
+            let rest = header.get_mut(got..).unwrap_or_default();
+            let n = fd::recvmsg(sock, rest, &mut fds).map_err(|e| {
                 if got == 0 && fds.is_empty() {
                     WireError::from_read(e)
                 } else {
@@ -186,7 +187,8 @@ impl Conn {
         let mut body = vec![0u8; len];
         let mut got = 0;
         while got < len {
-            let n = fd::recvmsg(sock, &mut body[got..], &mut fds).map_err(WireError::Io)?;
+            let rest = body.get_mut(got..).unwrap_or_default();
+            let n = fd::recvmsg(sock, rest, &mut fds).map_err(WireError::Io)?;
             if n == 0 {
                 return Err(eof_inside_frame());
             }

@@ -37,7 +37,9 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>> {
         return Err(WireError::FrameTooLarge { len });
     }
     let prefix = (len as u32).to_be_bytes();
-    out[..HEADER_LEN].copy_from_slice(&prefix);
+    if let Some(head) = out.get_mut(..HEADER_LEN) {
+        head.copy_from_slice(&prefix);
+    }
     Ok(out)
 }
 
@@ -48,7 +50,7 @@ pub fn read_frame(r: &mut impl Read) -> Result<Frame> {
     let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < HEADER_LEN {
-        match r.read(&mut header[got..]) {
+        match r.read(header.get_mut(got..).unwrap_or_default()) {
             Ok(0) if got == 0 => return Err(WireError::Closed),
             Ok(0) => {
                 return Err(WireError::Io(std::io::Error::new(

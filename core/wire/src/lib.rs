@@ -18,6 +18,12 @@
 //! The crate is runtime-free: blocking std I/O, no monoio, so `ctl/` and the proxy's control
 //! thread share it. Nothing here panics on any byte sequence a peer sends.
 
+// Nothing panics on input (ARCHITECTURE.md, "Invariants"); `unwrap_used` is the workspace's.
+#![cfg_attr(
+    not(test),
+    deny(clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
 pub mod conn;
 pub mod error;
 mod fd;

@@ -209,6 +209,12 @@ pub enum Request {
     /// CLI → proxy: the health of every cluster's endpoints (outlier ejection, active health
     /// checks). Reply `Health`.
     Health,
+    /// CLI → proxy: the log filter (`level` absent), or a new one (`"debug"`,
+    /// `"info,ringside_engine=debug"`). Reply `LogLevel`, or an error for a bad filter.
+    LogLevel {
+        #[serde(default)]
+        level: Option<String>,
+    },
     /// CLI → ctld: remove the operator's overrides (`endpoints`, `weights` edits) of `node`
     /// (every known node if absent): the one named `key` (as `ctld_status` lists them), or
     /// all of them. Reply `Applied`.
@@ -256,6 +262,7 @@ impl Request {
             Request::Endpoints { .. } => "endpoints",
             Request::Weights { .. } => "weights",
             Request::Health => "health",
+            Request::LogLevel { .. } => "log_level",
             Request::ClearOverrides { .. } => "clear_overrides",
             Request::RolloutStart(_) => "rollout_start",
             Request::RolloutStatus => "rollout_status",
@@ -311,6 +318,8 @@ pub enum Reply {
     /// Reply to the `rollout_*` requests: the current rollout, else the last one (None when
     /// there never was one).
     Rollout { rollout: Option<Box<RolloutStatus>> },
+    /// Reply to `LogLevel`: the filter in force (after the change, if one was asked).
+    LogLevel { level: String },
 }
 
 impl Reply {
@@ -346,6 +355,7 @@ impl Reply {
             Reply::Upgraded { .. } => "upgraded",
             Reply::Health { .. } => "health",
             Reply::Rollout { .. } => "rollout",
+            Reply::LogLevel { .. } => "log_level",
         }
     }
 }

@@ -14,7 +14,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
-    /// One ringside process's control socket (for status, drain, upgrade, endpoints show)
+    /// One ringside process's control socket (for status, drain, upgrade, endpoints show,
+    /// get config, log-level)
     /// [default for drain/upgrade/endpoints show: $XDG_RUNTIME_DIR/ringside/proxy.sock, else
     /// /run/ringside/proxy.sock].
     #[arg(long, global = true, value_name = "PATH")]
@@ -85,6 +86,12 @@ pub enum Command {
     Overrides(Overrides),
     /// Drain a ringside process: stop accepting, finish in-flight requests, exit.
     Drain,
+    /// Print a ringside process's log filter, or set it (`debug`, `warn`,
+    /// `info,ringside_engine=debug`): what the admin endpoint's `/log-level` does.
+    LogLevel {
+        /// The new filter [default: print the current one].
+        level: Option<String>,
+    },
     /// Replace a ringside process by a new binary without dropping a connection.
     Upgrade {
         /// The new ringside binary.
@@ -107,13 +114,18 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum Get {
-    /// A node's current configuration, or one of its history.
+    /// A node's current configuration, or one of its history (with --proxy: the configuration
+    /// that one ringside process serves), secrets redacted unless --show-secrets.
     Config {
         #[command(flatten)]
         node: NodeArg,
         /// A generation from the node's history [default: the current one].
         #[arg(long, value_name = "N")]
         generation: Option<u64>,
+        /// Print private keys, API keys and JWKS secrets as they are; by default they are
+        /// replaced by "[redacted]".
+        #[arg(long)]
+        show_secrets: bool,
     },
 }
 

@@ -59,7 +59,11 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Rollout(r) => rollout::rollout(cli, r),
         Command::Apply { file, no_wait } => config::apply(cli, file, *no_wait),
         Command::Diff(args) => config::diff(cli, args),
-        Command::Get(Get::Config { node, generation }) => config::get(cli, node, *generation),
+        Command::Get(Get::Config {
+            node,
+            generation,
+            show_secrets,
+        }) => config::get(cli, node, *generation, *show_secrets),
         Command::Rollback { node, to } => config::rollback(cli, node, *to),
         Command::Endpoints {
             op,
@@ -84,6 +88,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             edits::clear_overrides(cli, key.as_deref(), node)
         }
         Command::Drain => proxy::drain(cli),
+        Command::LogLevel { level } => proxy::log_level(cli, level.as_deref()),
         Command::Upgrade { binary, args } => proxy::upgrade(cli, binary, args),
     }
 }

@@ -5,9 +5,11 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -26,6 +28,19 @@ match = {{ path_exact = "/hello" }}
 direct_response = {{ status = 200, body = "{body}" }}
 "#
     )
+}
+
+/// `ringside run --config FILE --control-socket CONTROL EXTRA...`, output discarded.
+fn run_proxy(file: &str, control: &Path, extra: &[&OsStr]) -> Child {
+    Command::new(ringside_binary())
+        .args(["run", "--config", file, "--control-socket"])
+        .arg(control)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 /// GET /hello through the proxy: the body of a 200, or None.
@@ -48,17 +63,17 @@ fn a_proxy_follows_ctld_through_apply_rollback_and_drains() {
     let port = free_port();
     let file = env.write("local.toml", &site(port, "from file"));
     let control = env.tmp.path().join("ringside/proxy.sock");
-    let mut proxy = Command::new(ringside_binary())
-        .args(["run", "--config", &file, "--node-id", "n1"])
-        .arg("--ctld")
-        .arg(env.socket())
-        .arg("--control-socket")
-        .arg(&control)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let ctld = env.socket();
+    let mut proxy = run_proxy(
+        &file,
+        &control,
+        &[
+            "--node-id".as_ref(),
+            "n1".as_ref(),
+            "--ctld".as_ref(),
+            ctld.as_os_str(),
+        ],
+    );
 
     // It serves its file and connects to ctld (which has nothing for it yet).
     wait_for("the proxy serving its file", WAIT, || {
@@ -136,13 +151,7 @@ fn endpoints_show_reports_health_checks_and_ejections() {
     );
     let control = env.tmp.path().join("health.sock");
     let control_arg = control.to_string_lossy().into_owned();
-    let mut proxy = Command::new(ringside_binary())
-        .args(["run", "--config", &file, "--control-socket", &control_arg])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut proxy = run_proxy(&file, &control, &[]);
     let show = |json: bool| {
         let mut args = vec!["endpoints", "show", "app", "--proxy", &control_arg];
         if json {
@@ -170,4 +179,88 @@ fn endpoints_show_reports_health_checks_and_ejections() {
     assert_eq!(run.code, 1);
     proxy.kill().unwrap();
     proxy.wait().unwrap();
+}
+
+/// A configuration whose route sends a credential upstream and whose consumer has an API key.
+/// Its listener takes port 0: a port from `free_port` could be another test's dead endpoint.
+fn with_secrets() -> String {
+    r#"[proxy]
+role = "gateway"
+workers = 1
+
+[[listeners]]
+name = "inbound"
+bind = "127.0.0.1:0"
+
+[[routes]]
+listener = "inbound"
+name = "hello"
+request_headers_to_add = [ { name = "authorization", value = "Bearer tok-9d2f" } ]
+direct_response = { status = 200, body = "hi" }
+
+[[consumers]]
+name = "app"
+api_keys = [ { key = "sk-live-5e1b" } ]
+"#
+    .to_string()
+}
+
+#[test]
+fn get_config_shows_secrets_only_when_asked() {
+    let env = Env::start();
+    let text = with_secrets();
+    let file = env.write("secret.toml", &text);
+    let _fake = FakeProxy::connect(&env.socket(), "n1", 0);
+    env.ctl(&["apply", "-f", &file, "--node", "n1"]).ok();
+    let redacted = |out: &str| {
+        assert!(
+            !out.contains("tok-9d2f") && !out.contains("sk-live-5e1b"),
+            "{out}"
+        );
+        assert_eq!(out.matches("[redacted]").count(), 2, "{out}");
+    };
+    // From ctld: redacted in text and JSON, as it is with --show-secrets.
+    redacted(&env.ctl(&["get", "config"]).ok().stdout);
+    let j = env.ctl(&["get", "config", "--json"]).ok().json();
+    redacted(j["config"].as_str().unwrap());
+    assert_eq!(
+        env.ctl(&["get", "config", "--show-secrets"]).ok().stdout,
+        text
+    );
+
+    // From the proxy itself, over its control socket.
+    let control = env.tmp.path().join("p.sock");
+    let mut proxy = run_proxy(&file, &control, &[]);
+    let sock = control.to_string_lossy().into_owned();
+    let out = wait_for("the proxy's control socket", WAIT, || {
+        let run = env.ctl(&["get", "config", "--proxy", &sock]);
+        (run.code == 0).then_some(run.stdout)
+    });
+    redacted(&out);
+    let shown = env
+        .ctl(&["get", "config", "--proxy", &sock, "--show-secrets"])
+        .ok();
+    assert_eq!(shown.stdout, text);
+    let run = env.ctl(&["get", "config", "--proxy", &sock, "--generation", "7"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+
+    // The log level, as the admin endpoint's /log-level does it, but over the socket.
+    assert_eq!(
+        env.ctl(&["log-level", "--proxy", &sock]).ok().stdout,
+        "info\n"
+    );
+    let set = env.ctl(&["log-level", "warn,ringside_engine=debug", "--proxy", &sock]);
+    assert_eq!(
+        set.ok().stdout,
+        "ringside_engine=debug,warn\n",
+        "as the filter spells it"
+    );
+    assert_eq!(
+        env.ctl(&["log-level", "--proxy", &sock]).ok().stdout,
+        "ringside_engine=debug,warn\n"
+    );
+    let bad = env.ctl(&["log-level", "loud", "--proxy", &sock]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    let _ = proxy.kill();
+    let _ = proxy.wait();
 }

@@ -101,7 +101,7 @@ fn proxy_option_on_a_daemon_command_is_an_error() {
     assert_eq!(run.code, 1);
     assert_eq!(
         run.stderr,
-        "ringsidectl: rollback is a ringside-ctld command; --proxy is for status, drain and upgrade\n"
+        "ringsidectl: rollback is a ringside-ctld command; --proxy is for status, drain, upgrade, endpoints show, get config and log-level\n"
     );
 }
 

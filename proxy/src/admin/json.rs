@@ -11,9 +11,12 @@ use serde_json::{json, Map, Value};
 
 use super::totals::{ClusterTotals, EndpointTotals, Totals};
 
-/// `GET /config`: generation, content hash and the configuration's TOML source as JSON.
+/// `GET /config`: generation, content hash and the configuration's TOML source as JSON, its
+/// secrets (private keys, API keys, JWKS secrets, credential header values) replaced by
+/// `"[redacted]"` (`ringside_config::redact`).
 pub fn config(snap: &Snapshot) -> Result<Value, String> {
-    let table: toml::Table = toml::from_str(&snap.config.source)
+    let source = ringside_config::redact::redact_source(&snap.config.source)?;
+    let table: toml::Table = toml::from_str(&source)
         .map_err(|e| format!("the running configuration's source does not parse: {e}"))?;
     Ok(json!({
         "generation": snap.generation,

@@ -19,6 +19,11 @@
 //! | `GET /clusters` | endpoints, connections, counters, health | [`json`] |
 //! | `GET`/`POST /log-level` | read or change the log filter | [`log_level`] |
 //! | `GET /`, `GET /stats` | the status page and the JSON it polls | `status.html`, [`json`] |
+//!
+//! Bound beyond loopback, only `/metrics`, `/ready` and `/live` are served (404 for the
+//! rest) unless `proxy.admin_full_access = true`. `/config` never shows a secret: private
+//! keys, API keys and JWKS secrets read `"[redacted]"` (`ringside_config::redact`);
+//! `ringsidectl get config --show-secrets` over the control socket is the way to see them.
 
 pub mod http;
 pub mod json;
@@ -47,6 +52,29 @@ pub struct Admin {
     pub ctx: Arc<Context>,
     /// `None` when logging could not be set up with a changeable filter.
     pub log: Option<Arc<LogLevel>>,
+    /// The listener is bound to a loopback address (see [`loopback`]).
+    pub loopback: bool,
+}
+
+impl Admin {
+    /// Whether every path is served, or only [`PUBLIC_PATHS`]: beyond loopback, only with
+    /// `proxy.admin_full_access = true` (read from the running snapshot, so a reload
+    /// changes it).
+    pub fn full_access(&self) -> bool {
+        self.loopback || self.ctx.handle.snapshot().config.proxy.admin_full_access
+    }
+}
+
+/// What an admin endpoint bound beyond loopback serves without `admin_full_access`: what a
+/// scraper and a kubelet need, nothing that shows the configuration or changes the process.
+pub const PUBLIC_PATHS: [&str; 3] = ["/metrics", "/ready", "/live"];
+
+/// Whether the listener's address is loopback (`127.0.0.0/8`, `::1`, or `::ffff:127.x`).
+/// `0.0.0.0` and `::` are not: they take connections from everywhere.
+pub fn loopback(listener: &TcpListener) -> bool {
+    listener
+        .local_addr()
+        .is_ok_and(|a| a.ip().to_canonical().is_loopback())
 }
 
 /// Binds the admin listener.

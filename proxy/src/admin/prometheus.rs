@@ -266,6 +266,19 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
         );
     }
     e.family(
+        "ringside_downstream_connections_overflow_total",
+        Kind::Counter,
+        "Connections closed as soon as accepted because their worker had the listener's max_connections open, by listener.",
+    );
+    for l in &listeners {
+        let n = t.listeners.get(*l).map_or(0, |x| x.overflow);
+        e.sample(
+            "ringside_downstream_connections_overflow_total",
+            &[("listener", l)],
+            n,
+        );
+    }
+    e.family(
         "ringside_authz_denied_total",
         Kind::Counter,
         "Requests denied by the listener's authorization policy (403 or gRPC PERMISSION_DENIED).",
@@ -841,6 +854,7 @@ mod tests {
                 in_flight: 1,
                 tls_failures: 5,
                 authz_denied: 7,
+                overflow: 4,
                 rate_limited: vec![("api".into(), 3)],
                 faults: vec![("api".into(), "abort", 1)],
                 authn_failures: vec![("api".into(), "missing", 2)],
@@ -895,6 +909,7 @@ mod tests {
             r#"ringside_mirror_requests_total{cluster="app",result="answered"} 8"#,
             "# TYPE ringside_downstream_tls_handshake_failures_total counter",
             r#"ringside_downstream_tls_handshake_failures_total{listener="in"} 10"#,
+            r#"ringside_downstream_connections_overflow_total{listener="in"} 8"#,
             r#"ringside_authz_denied_total{listener="in"} 14"#,
             r#"ringside_rate_limited_total{listener="in",route="api"} 6"#,
             r#"ringside_fault_injected_total{listener="in",route="api",kind="abort"} 2"#,

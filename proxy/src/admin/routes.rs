@@ -14,6 +14,13 @@ use crate::control::ReloadResult;
 pub const STATUS_PAGE: &str = include_str!("status.html");
 
 pub fn handle(admin: &Admin, req: &Request) -> Response {
+    if !super::PUBLIC_PATHS.contains(&req.path.as_str()) && !admin.full_access() {
+        return Response::text(
+            404,
+            "not found; on a non-loopback address the admin endpoint serves /metrics, /ready \
+             and /live only (proxy.admin_full_access = true serves the rest)",
+        );
+    }
     let allow = match req.path.as_str() {
         "/" | "/stats" | "/metrics" | "/ready" | "/live" | "/config" | "/clusters" => "GET, HEAD",
         "/log-level" => "GET, HEAD, POST",
@@ -37,6 +44,7 @@ pub fn handle(admin: &Admin, req: &Request) -> Response {
         ("GET", "/ready") => ready(admin),
         ("GET", "/live") => Response::text(200, "live"),
         ("GET", "/config") => match json::config(&admin.ctx.handle.snapshot()) {
+            // Secrets redacted: see `json::config`.
             Ok(v) => Response::json(&v),
             Err(e) => Response::text(500, e),
         },

@@ -28,6 +28,8 @@ pub struct ListenerTotals {
     pub in_flight: u64,
     pub tls_failures: u64,
     pub authz_denied: u64,
+    /// Connections closed at accept past `max_connections`.
+    pub overflow: u64,
     /// Requests refused by a token bucket, by route ("" for the listener's own).
     pub rate_limited: BTreeMap<String, u64>,
     /// Faults injected, by (route, kind).
@@ -111,6 +113,7 @@ impl Totals {
                 lt.in_flight += l.in_flight;
                 lt.tls_failures += l.tls_failures;
                 lt.authz_denied += l.authz_denied;
+                lt.overflow += l.overflow;
                 for (route, n) in &l.rate_limited {
                     *lt.rate_limited.entry(route.clone()).or_insert(0) += n;
                 }

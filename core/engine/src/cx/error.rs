@@ -364,6 +364,7 @@ impl ProxyError {
             ProxyError::UpstreamStream(e) if e.reason() == Some(h2::Reason::REFUSED_STREAM) => {
                 Retry::Safe
             }
+            _ if self.unprocessed() => Retry::Safe,
             ProxyError::UpstreamClosedEarly
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamInvalid(_)
@@ -371,6 +372,14 @@ impl ProxyError {
             | ProxyError::UpstreamStream(_) => Retry::IfIdempotent,
             _ => Retry::Never,
         }
+    }
+
+    /// An HTTP/2 stream the upstream said it never processed: its GOAWAY's last stream ID is
+    /// below the stream (h2 fails exactly those streams with the remote GOAWAY; the ones it
+    /// processed end on the connection, or with a broken pipe when it closes), or the stream
+    /// could not be opened because the connection had received GOAWAY.
+    pub(crate) fn unprocessed(&self) -> bool {
+        matches!(self, ProxyError::UpstreamStream(e) if e.is_go_away() && e.is_remote())
     }
 
     /// Whether the client can still be sent a response (it is not the one that went away).

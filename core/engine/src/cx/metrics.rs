@@ -90,6 +90,8 @@ pub(crate) struct ListenerStats {
     pub(crate) tls_failures: Cell<u64>,
     /// Requests denied by the listener's authorization policy.
     pub(crate) authz_denied: Cell<u64>,
+    /// Connections closed at accept because the worker had `max_connections` open.
+    pub(crate) overflow: Cell<u64>,
     /// Requests refused by a token bucket, by route (empty: the listener's own bucket).
     rate_limited: RefCell<HashMap<Box<str>, u64>>,
     /// Faults injected, by route and kind (`"delay"`, `"abort"`).
@@ -325,6 +327,7 @@ impl WorkerStats {
                 in_flight: l.in_flight.get(),
                 tls_failures: l.tls_failures.get(),
                 authz_denied: l.authz_denied.get(),
+                overflow: l.overflow.get(),
                 rate_limited: l
                     .rate_limited
                     .borrow()
@@ -437,6 +440,8 @@ pub struct ListenerReport {
     pub tls_failures: u64,
     /// Requests denied by the authorization policy.
     pub authz_denied: u64,
+    /// Connections closed at accept past `max_connections`.
+    pub overflow: u64,
     /// Requests refused by a token bucket: (route, count); route empty for the listener's
     /// own bucket.
     pub rate_limited: Vec<(String, u64)>,

@@ -106,10 +106,11 @@ fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
         return None;
     }
     let mut out = [0u8; N];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let &[hi, lo] = pair else { return None };
+        let hi = (hi as char).to_digit(16)?;
+        let lo = (lo as char).to_digit(16)?;
+        *o = (hi * 16 + lo) as u8;
     }
     Some(out)
 }
@@ -121,18 +122,14 @@ fn parse_traceparent(v: &[u8]) -> Option<([u8; 16], [u8; 8], bool)> {
     if v.len() < 55 || v.iter().any(u8::is_ascii_uppercase) {
         return None;
     }
-    let version = unhex::<1>(&v[0..2])?[0];
-    if version == 0xff
-        || (version == 0 && v.len() != 55)
-        || v[2] != b'-'
-        || v[35] != b'-'
-        || v[52] != b'-'
-    {
+    let [version] = unhex::<1>(v.get(0..2)?)?;
+    let dash = |i: usize| v.get(i) == Some(&b'-');
+    if version == 0xff || (version == 0 && v.len() != 55) || !dash(2) || !dash(35) || !dash(52) {
         return None;
     }
-    let trace: [u8; 16] = unhex(&v[3..35])?;
-    let span: [u8; 8] = unhex(&v[36..52])?;
-    let flags = unhex::<1>(&v[53..55])?[0];
+    let trace: [u8; 16] = unhex(v.get(3..35)?)?;
+    let span: [u8; 8] = unhex(v.get(36..52)?)?;
+    let [flags] = unhex::<1>(v.get(53..55)?)?;
     if trace == [0; 16] || span == [0; 8] {
         return None;
     }

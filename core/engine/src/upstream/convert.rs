@@ -386,7 +386,8 @@ fn base64(data: &[u8]) -> Vec<u8> {
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= c.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize]);
+                // A six-bit index into the 64-letter alphabet.
+                out.extend(T.get(((n >> (18 - 6 * i)) & 63) as usize));
             } else {
                 out.push(b'=');
             }

@@ -28,7 +28,43 @@ use crate::upstream::cluster::ClusterState;
 use crate::upstream::convert;
 use crate::upstream::relay::{h2_to_h2, next_data, send_all, trailers, RelayError};
 
+/// One exchange on a stream. A stream the upstream never processed — above the last stream
+/// ID of its GOAWAY, or opened on a connection it had already sent GOAWAY on — is tried once
+/// more on another connection (RFC 9113 §6.8: it is safe whatever the method), when its
+/// request can be sent again: no body, or a body kept in memory, and nothing of the response
+/// went to the client. The GOAWAY'd connection takes no new stream; the streams it did
+/// process finish on it.
 pub(crate) async fn call(
+    client: Client<'_>,
+    cluster: &Cluster,
+    state: &ClusterState,
+    x: &Exchange<'_>,
+    down: &mut Down<'_>,
+    progress: &Progress,
+) -> Result<Ended, ProxyError> {
+    let resendable = x.attempt.replay.is_some() || no_body(x, down);
+    let mut tried = false;
+    loop {
+        match call_once(client, cluster, state, x, down, progress).await {
+            Err(e) if e.unprocessed() && resendable && !tried && !progress.head_sent.get() => {
+                tracing::debug!(cluster = %cluster.name, error = %e, "upstream h2 stream not processed (GOAWAY); trying a new connection");
+                tried = true;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// The client's request has nothing to send after its head (a kept body aside).
+fn no_body(x: &Exchange<'_>, down: &Down<'_>) -> bool {
+    match down {
+        Down::H1(_) => BodyState::new(x.head.body()).is_done(),
+        Down::H2(d) => d.body.is_end_stream() && d.pending.is_empty(),
+        Down::Discard => true,
+    }
+}
+
+async fn call_once(
     client: Client<'_>,
     cluster: &Cluster,
     state: &ClusterState,
@@ -62,20 +98,16 @@ pub(crate) async fn call(
         Some(_) => BodyState::Done,
         None => BodyState::new(head.body()),
     };
-    let eos = match (replay, &*down) {
-        (Some(r), _) => r.is_empty(),
-        (None, Down::H1(_)) => h1_body.is_done(),
-        (None, Down::H2(d)) => d.body.is_end_stream() && d.pending.is_empty(),
-        (None, Down::Discard) => true,
+    let eos = match replay {
+        Some(r) => r.is_empty(),
+        None => no_body(x, down),
     };
-    let mut sender = lease
-        .sender()
-        .ready()
-        .await
-        .map_err(ProxyError::UpstreamStream)?;
-    let (resp_fut, mut up_send) = sender
-        .send_request(req, eos)
-        .map_err(ProxyError::UpstreamStream)?;
+    let opened = match lease.sender().ready().await {
+        Ok(mut sender) => sender.send_request(req, eos),
+        Err(e) => Err(e),
+    };
+    let (resp_fut, mut up_send) =
+        opened.map_err(|e| lease.failed(ProxyError::UpstreamStream(e)))?;
     let limit = x.body_limit;
     let idle = x.idle;
     let sent = Cell::new(0u64);
@@ -115,8 +147,8 @@ pub(crate) async fn call(
         active.failed(e, false);
     }
     drop(active);
+    let (close, upload_result) = outcome.map_err(|e| lease.failed(e))?;
     drop(lease);
-    let (close, upload_result) = outcome?;
     let body_complete = matches!(upload_result, Some(Ok(())));
     Ok(Ended {
         keep: !close && body_complete,

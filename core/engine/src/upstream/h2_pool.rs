@@ -51,6 +51,15 @@ impl Lease {
     pub(crate) fn sender(&self) -> SendRequest<Bytes> {
         self.conn.send.clone()
     }
+
+    /// Passes a failed exchange's error through; when it says the upstream sent GOAWAY, the
+    /// connection takes no new stream (its task still finishes the streams in flight).
+    pub(crate) fn failed(&self, e: ProxyError) -> ProxyError {
+        if e.unprocessed() {
+            self.conn.closed.set(true);
+        }
+        e
+    }
 }
 
 impl Drop for Lease {

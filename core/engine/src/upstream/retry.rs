@@ -505,6 +505,8 @@ impl Budget {
     }
 
     fn slot(&self, now: u64) -> &Slot {
+        // `slots` has WINDOW_S elements and the index is taken modulo WINDOW_S.
+        #[allow(clippy::indexing_slicing)]
         let slot = &self.slots[(now % WINDOW_S) as usize];
         let seen = slot.second.load(Relaxed);
         if seen != now

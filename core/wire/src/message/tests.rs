@@ -198,6 +198,10 @@ fn every_message_round_trips() {
         Request::RolloutPause,
         Request::RolloutResume,
         Request::RolloutAbort,
+        Request::LogLevel { level: None },
+        Request::LogLevel {
+            level: Some("info,ringside_engine=debug".into()),
+        },
     ];
     for (i, request) in requests.into_iter().enumerate() {
         round_trip(Frame::Request {
@@ -349,6 +353,9 @@ fn every_message_round_trips() {
                     check: Some("healthy".into()),
                 }],
             }],
+        },
+        Reply::LogLevel {
+            level: "warn".into(),
         },
         Reply::Diff {
             text: "-a\n+b\n".into(),

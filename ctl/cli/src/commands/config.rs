@@ -4,7 +4,7 @@ use std::path::Path;
 
 use ringside_wire::{Reply, Request};
 
-use super::{ctld, show, show_applied, Failure};
+use super::{call, ctld, show, show_applied, Failure};
 use crate::cli::{Cli, FileArgs, NodeArg, Targets};
 
 pub fn apply(cli: &Cli, args: &FileArgs, no_wait: bool) -> Result<(), Failure> {
@@ -32,12 +32,26 @@ pub fn diff(cli: &Cli, args: &FileArgs) -> Result<(), Failure> {
     })
 }
 
-pub fn get(cli: &Cli, node: &NodeArg, generation: Option<u64>) -> Result<(), Failure> {
+/// `get config`: from ctld, or with `--proxy` from that ringside process; secrets are
+/// replaced by "[redacted]" here, in the text and the JSON alike, unless `show_secrets`.
+pub fn get(
+    cli: &Cli,
+    node: &NodeArg,
+    generation: Option<u64>,
+    show_secrets: bool,
+) -> Result<(), Failure> {
     let request = Request::GetConfig {
         node: node.id.clone(),
         generation,
     };
-    show(cli, &ctld(cli, request)?, |r| match r {
+    let mut reply = match &cli.proxy {
+        Some(path) => call(path, "ringside", request)?,
+        None => ctld(cli, request)?,
+    };
+    if let (Reply::Config { config, .. }, false) = (&mut reply, show_secrets) {
+        *config = ringside_config::redact::redact_source(config).map_err(Failure::new)?;
+    }
+    show(cli, &reply, |r| match r {
         Reply::Config { config, .. } => Some(config.clone()),
         _ => None,
     })

@@ -45,7 +45,7 @@ pub fn proxy_path(cli: &Cli) -> PathBuf {
 pub fn ctld(cli: &Cli, request: Request) -> Result<Reply, Failure> {
     if cli.proxy.is_some() {
         return Err(Failure::new(format!(
-            "{} is a ringside-ctld command; --proxy is for status, drain and upgrade",
+            "{} is a ringside-ctld command; --proxy is for status, drain, upgrade, endpoints show, get config and log-level",
             request.name()
         )));
     }

@@ -1,4 +1,5 @@
-//! Commands for one ringside process (`--proxy`): `drain`, `upgrade`, `endpoints show`.
+//! Commands for one ringside process (`--proxy`): `drain`, `upgrade`, `endpoints show`,
+//! `log-level`.
 
 use std::path::Path;
 
@@ -12,6 +13,18 @@ pub fn drain(cli: &Cli) -> Result<(), Failure> {
     let reply = call(&proxy_path(cli), "ringside", Request::Drain)?;
     show(cli, &reply, |r| match r {
         Reply::Ok => Some("draining\n".into()),
+        _ => None,
+    })
+}
+
+/// `log-level [LEVEL]`: the process's log filter, or a new one.
+pub fn log_level(cli: &Cli, level: Option<&str>) -> Result<(), Failure> {
+    let request = Request::LogLevel {
+        level: level.map(str::to_string),
+    };
+    let reply = call(&proxy_path(cli), "ringside", request)?;
+    show(cli, &reply, |r| match r {
+        Reply::LogLevel { level } => Some(format!("{level}\n")),
         _ => None,
     })
 }

@@ -7,7 +7,9 @@
 //! `request_id`, `trace_id`, `client`, `peer_identity` (the verified client identity on an mTLS
 //! listener, else null), `consumer` (gateway: the consumer the request authenticated as,
 //! else null), `error`. The combined format is Apache/nginx's,
-//! with `bytes_out` as the size.
+//! with `bytes_out` as the size. The values of credential query parameters (`access_token`,
+//! `apikey`, ...: `ringside_config::redact::is_credential_name`) in `path` and the
+//! `Referer` read `[redacted]`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ringside_codec::{RequestHead, Version};
+use ringside_config::redact::redact_query;
 use ringside_config::LogFormat;
 
 use super::route::Outcome;
@@ -74,7 +77,11 @@ fn json(e: &Entry<'_>) -> String {
     field(&mut s, "route", (!o.route.is_empty()).then_some(o.route));
     field(&mut s, "method", Some(e.head.method()));
     field(&mut s, "authority", e.head.authority());
-    field(&mut s, "path", Some(e.head.path_and_query()));
+    field(
+        &mut s,
+        "path",
+        Some(&*redact_query(e.head.path_and_query())),
+    );
     field(&mut s, "protocol", Some(protocol(e)));
     s.push_str(&format!(
         ",\"status\":{},\"bytes_in\":{},\"bytes_out\":{}",
@@ -111,7 +118,7 @@ fn json(e: &Entry<'_>) -> String {
 fn combined(e: &Entry<'_>) -> String {
     let quoted = |v: Option<&[u8]>| -> String {
         match v {
-            Some(v) => String::from_utf8_lossy(v)
+            Some(v) => redact_query(&String::from_utf8_lossy(v))
                 .replace('\\', "\\\\")
                 .replace('"', "\\\""),
             None => "-".into(),
@@ -122,7 +129,7 @@ fn combined(e: &Entry<'_>) -> String {
         e.peer.ip(),
         clf_time(e.time),
         e.head.method(),
-        e.head.path_and_query().replace('"', "%22"),
+        redact_query(e.head.path_and_query()).replace('"', "%22"),
         protocol(e),
         e.outcome.status,
         e.outcome.bytes_out,
