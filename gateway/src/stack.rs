@@ -9,9 +9,11 @@
 //!
 //! ```text
 //! listener: Limits, IpFilter, Authz, RateLimit
-//! route:    IpFilter, Cors, AuthN, ConsumerRateLimit, RateLimit, BodyLimit, Rewrite,
+//! route:    IpFilter, Cors, AuthN, Authz, ConsumerRateLimit, RateLimit, BodyLimit, Rewrite,
 //!           HeaderEdits, Timeout, Fault, Direct, Redirect
 //! ```
+//! The listener's `Authz` moves to the route's, after `AuthN`, on a listener whose
+//! `[[authz]]` rules name consumers (only `AuthN` knows the consumer).
 //! `AuthN` checks a route's JWT (`stage/jwt.rs`) and API key. The route's `RateLimit` step is
 //! a global limit kept in Redis when its `rate_limit` names a `[[redis]]`
 //! (`stage/global_limit.rs`).
@@ -34,10 +36,13 @@ pub fn gateway(sidecar: Stack) -> Stack {
         // nobody's takes none of the route's bucket. Also removes a client's own
         // `x-consumer-name` (and the claim headers of the route's JWT providers).
         .route_after(RouteStep::Cors, RouteStep::AuthN)
-        // The consumer's own bucket right after it is known, before the route's (which may
-        // be keyed by the consumer): a request its consumer may not make takes no token of
-        // the route (and counts the consumer's requests).
-        .route_after(RouteStep::AuthN, RouteStep::ConsumerRateLimit)
+        // `[[authz]]` rules that name consumers, once the consumer is known (a listener
+        // without such rules decides before routing, as the sidecar does).
+        .route_after(RouteStep::AuthN, RouteStep::Authz)
+        // The consumer's own bucket right after it is known and allowed, before the route's
+        // (which may be keyed by the consumer): a request its consumer may not make takes
+        // no token of the route (and counts the consumer's requests).
+        .route_after(RouteStep::Authz, RouteStep::ConsumerRateLimit)
         // The route's body limit lowers the listener's before anything is forwarded.
         .route_after(RouteStep::RateLimit, RouteStep::BodyLimit)
         // The upstream path and host, before the header edits, so that configured edits

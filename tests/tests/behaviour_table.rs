@@ -482,6 +482,11 @@ match = { path_prefix = "/consumers/jwt/" }
 cluster = "a-$up"
 authn = { jwt = [ "corp" ], api_key = {} }
 
+[[authz]]
+listener = "$L"
+action = "deny"
+consumers = [ "blocked" ]
+
 [[routes]]
 listener = "$L"
 name = "consumers-premium"
@@ -512,7 +517,7 @@ cluster = "a-$up"
 
 /// The consumers proxy's consumers (its clusters are the edits proxy's): `mobile` (its key
 /// given as a SHA-256: `printf %s mobile-key | sha256sum`; also the JWT subject
-/// `client:mobile`), `web` (a plain key) and `limited` (a plain key, one request a second); the JWT provider
+/// `client:mobile`), `web` (a plain key), `blocked` (a plain key, denied by the listeners' `[[authz]]`) and `limited` (a plain key, one request a second); the JWT provider
 /// `corp`, whose keys (`$jwks`) are made by PyJWT for each run ([`jwt_tokens`]); and the
 /// `[[redis]]` of its global rate limit (a real redis-server; `timeout_ms` roomy, since a
 /// batch that times out on a busy machine would fail open).
@@ -532,6 +537,10 @@ jwt_subjects = [ "client:mobile" ]
 [[consumers]]
 name = "web"
 api_keys = [ { key = "web-key" } ]
+
+[[consumers]]
+name = "blocked"
+api_keys = [ { key = "blocked-key" } ]
 
 [[consumers]]
 name = "limited"
@@ -1116,6 +1125,17 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
             .on(Setup::Consumers)
             .send_by_proto(Form::NotApplicable(GRPC_IS_H2), Req::grpc("/consumers/header/grpc.Svc/Call"))
             .expect(Expect::grpc(16).untouched()),
+        row("authz naming a consumer: its requests are denied 403 after authn", r#"[[authz]] action = "deny", consumers = [ "blocked" ]"#)
+            .on(Setup::Consumers)
+            .send(Req::get("/consumers/header/x").header("x-api-key", "blocked-key"))
+            .expect(Expect::own(403)),
+        row("authz naming a consumer: gRPC gets 7 PERMISSION_DENIED", r#"consumers = [ "blocked" ]"#)
+            .on(Setup::Consumers)
+            .send_by_proto(
+                Form::NotApplicable(GRPC_IS_H2),
+                Req::grpc("/consumers/header/grpc.Svc/Call").header("x-api-key", "blocked-key"),
+            )
+            .expect(Expect::grpc(7).untouched()),
         // --- Routing by consumer (`match.consumers`): `mobile` to b, everyone else to a.
         row("match.consumers: the named consumer's key takes its route", r#"match = { consumers = [ "mobile" ] }; x-api-key of mobile"#)
             .on(Setup::Consumers)

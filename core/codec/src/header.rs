@@ -136,7 +136,10 @@ static TCHAR: [bool; 256] = {
     let mut i = 0;
     while i < 256 {
         let b = i as u8;
-        table[i] = b.is_ascii_alphanumeric()
+        // `i < 256`, the table's length: the loop's bound. (`get_mut` is not `const`.)
+        #[allow(clippy::indexing_slicing)]
+        let slot = &mut table[i];
+        *slot = b.is_ascii_alphanumeric()
             || matches!(
                 b,
                 b'!' | b'#'

@@ -44,6 +44,7 @@ mod tests {
             paths: Vec::new(),
             methods: Vec::new(),
             headers: Vec::new(),
+            consumers: Vec::new(),
         }
     }
 
@@ -70,7 +71,7 @@ mod tests {
             ],
             default: AuthzAction::Deny,
         };
-        let d = |p, path| authz.decide(p, "GET", path, no_headers);
+        let d = |p, path| authz.decide(None, p, "GET", path, no_headers);
         assert_eq!(d(Some(EVIL), "/admin/users"), AuthzAction::Deny);
         assert_eq!(d(Some(EVIL), "/shop"), AuthzAction::Allow);
         assert_eq!(d(Some(CART), "/admin/users"), AuthzAction::Allow);
@@ -85,7 +86,7 @@ mod tests {
     #[test]
     fn empty_rule_matches_everything_and_default_is_allow() {
         assert_eq!(
-            Authz::default().decide(None, "POST", "/x", no_headers),
+            Authz::default().decide(None, None, "POST", "/x", no_headers),
             AuthzAction::Allow
         );
         let deny_all = Authz {
@@ -93,7 +94,7 @@ mod tests {
             default: AuthzAction::Allow,
         };
         assert_eq!(
-            deny_all.decide(None, "GET", "/", no_headers),
+            deny_all.decide(None, None, "GET", "/", no_headers),
             AuthzAction::Deny
         );
     }
@@ -110,13 +111,25 @@ mod tests {
         };
         let prod = |name: &str| (name == "x-env").then_some(&b"prod"[..]);
         let dev = |name: &str| (name == "x-env").then_some(&b"dev"[..]);
-        assert_eq!(authz.decide(None, "GET", "/", prod), AuthzAction::Allow);
-        assert_eq!(authz.decide(None, "HEAD", "/", prod), AuthzAction::Allow);
-        assert_eq!(authz.decide(None, "get", "/", prod), AuthzAction::Deny);
-        assert_eq!(authz.decide(None, "POST", "/", prod), AuthzAction::Deny);
-        assert_eq!(authz.decide(None, "GET", "/", dev), AuthzAction::Deny);
         assert_eq!(
-            authz.decide(None, "GET", "/", no_headers),
+            authz.decide(None, None, "GET", "/", prod),
+            AuthzAction::Allow
+        );
+        assert_eq!(
+            authz.decide(None, None, "HEAD", "/", prod),
+            AuthzAction::Allow
+        );
+        assert_eq!(
+            authz.decide(None, None, "get", "/", prod),
+            AuthzAction::Deny
+        );
+        assert_eq!(
+            authz.decide(None, None, "POST", "/", prod),
+            AuthzAction::Deny
+        );
+        assert_eq!(authz.decide(None, None, "GET", "/", dev), AuthzAction::Deny);
+        assert_eq!(
+            authz.decide(None, None, "GET", "/", no_headers),
             AuthzAction::Deny
         );
     }
@@ -131,11 +144,11 @@ mod tests {
             default: AuthzAction::Deny,
         };
         assert_eq!(
-            authz.decide(Some(CART), "GET", "/", no_headers),
+            authz.decide(None, Some(CART), "GET", "/", no_headers),
             AuthzAction::Allow
         );
         assert_eq!(
-            authz.decide(None, "GET", "/", no_headers),
+            authz.decide(None, None, "GET", "/", no_headers),
             AuthzAction::Deny
         );
     }

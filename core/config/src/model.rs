@@ -236,6 +236,8 @@ pub struct AuthzRule {
     pub methods: Vec<String>,
     /// Lower-case header names with the exact value their first field must carry.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// Gateway role: the request's consumer is one of these (empty: any request).
+    pub consumers: Vec<crate::ConsumerId>,
 }
 
 /// A listener's authorization: rules in file order, first match wins, else `default`.
@@ -259,8 +261,13 @@ impl Authz {
     /// The action for a request. `principal` is the peer's verified identity (`None`
     /// without one: such a request never matches a rule with principals); `path` excludes
     /// the query string; `header` looks a header up by lower-case name.
+    ///
+    /// `consumer` is the request's consumer (gateway role), known once the route's `authn`
+    /// ran: a listener whose rules name consumers ([`Authz::names_consumers`]) is decided
+    /// then.
     pub fn decide<'h>(
         &self,
+        consumer: Option<crate::ConsumerId>,
         principal: Option<&str>,
         method: &str,
         path: &str,
@@ -268,8 +275,17 @@ impl Authz {
     ) -> AuthzAction {
         self.rules
             .iter()
-            .find(|r| crate::authz::rule_matches(r, principal, method, path, &header))
+            .find(|r| {
+                (r.consumers.is_empty() || consumer.is_some_and(|c| r.consumers.contains(&c)))
+                    && crate::authz::rule_matches(r, principal, method, path, &header)
+            })
             .map_or(self.default, |r| r.action)
+    }
+
+    /// Whether a rule needs the request's consumer (then the gateway decides after the
+    /// route's `authn`).
+    pub fn names_consumers(&self) -> bool {
+        self.rules.iter().any(|r| !r.consumers.is_empty())
     }
 }
 

@@ -296,6 +296,11 @@ pub struct FileAuthz {
     /// Header name → value: each header must be present with exactly this first value.
     /// Names are case-insensitive.
     pub headers: Option<BTreeMap<String, String>>,
+    /// Gateway role: `[[consumers]]` names; the request's consumer (as the matched route's
+    /// `authn` identifies it) is one of these. A request without a consumer never matches
+    /// a rule with `consumers`. When any rule of a listener has `consumers`, the listener's
+    /// rules are decided after the route's `authn` instead of before routing.
+    pub consumers: Option<Vec<String>>,
 }
 
 /// Values of `authz.action` and `listeners[].authz_default`.

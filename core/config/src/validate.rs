@@ -181,7 +181,10 @@ pub(crate) fn parse_and_validate(
             &listener_ids,
             &raw.listeners,
         );
-        let rule = v.authz_rule(i, a);
+        let rule = v.authz_rule(i, a).map(|mut rule| {
+            rule.consumers = v.authz_consumers(i, a, proxy.role, &consumers);
+            rule
+        });
         if let (Some(l), Some(rule)) = (target, rule) {
             if let Some(Some(Listener {
                 kind: ListenerKind::Http(http),

@@ -65,6 +65,8 @@ impl Validator {
                 paths,
                 methods,
                 headers,
+                // Set by `authz_consumers` (validate/consumers.rs).
+                consumers: Vec::new(),
             }
         })
     }

@@ -230,6 +230,35 @@ impl Validator {
             );
             return Vec::new();
         }
+        self.consumer_ids(&at, names, consumers)
+    }
+
+    /// An `[[authz]]` rule's `consumers`: known consumers' names (gateway role).
+    pub(super) fn authz_consumers(
+        &mut self,
+        i: usize,
+        a: &crate::raw::FileAuthz,
+        role: Role,
+        consumers: &Consumers,
+    ) -> Vec<ConsumerId> {
+        let Some(names) = a.consumers.as_ref() else {
+            return Vec::new();
+        };
+        let at = format!("authz[{i}].consumers");
+        if role != Role::Gateway {
+            self.err(at, GATEWAY_ONLY);
+            return Vec::new();
+        }
+        self.consumer_ids(&at, names, consumers)
+    }
+
+    /// Consumers named at `at`: at least one, each known.
+    fn consumer_ids(
+        &mut self,
+        at: &str,
+        names: &[String],
+        consumers: &Consumers,
+    ) -> Vec<ConsumerId> {
         if names.is_empty() {
             self.err(at, "must name at least one consumer");
             return Vec::new();

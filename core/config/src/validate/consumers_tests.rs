@@ -307,3 +307,63 @@ cluster = "local-app"
         ]
     );
 }
+
+/// `[[authz]] consumers`: resolved on a gateway; the listener's policy then names consumers.
+#[test]
+fn authz_rules_name_consumers() {
+    let text = format!(
+        r#"{BASE}
+[proxy]
+role = "gateway"
+
+[[consumers]]
+name = "mobile-app"
+
+[[consumers]]
+name = "web"
+
+[[authz]]
+listener = "public"
+action = "deny"
+consumers = [ "web" ]
+
+[[routes]]
+listener = "public"
+authn = {{ api_key = {{}} }}
+cluster = "local-app"
+"#
+    );
+    let config = ok(&text);
+    let ListenerKind::Http(http) = &config.listeners[0].kind else {
+        panic!("an http listener")
+    };
+    assert_eq!(http.authz.rules[0].consumers, [ConsumerId(1)]);
+    assert!(http.authz.names_consumers());
+    use crate::AuthzAction::{Allow, Deny};
+    let decide = |c| http.authz.decide(c, None, "GET", "/", |_| None);
+    assert_eq!(decide(Some(ConsumerId(1))), Deny);
+    assert_eq!(decide(Some(ConsumerId(0))), Allow);
+    assert_eq!(decide(None), Allow);
+
+    let found = errors(&text.replace("[ \"web\" ]", "[ \"web\", \"nobody\" ]"));
+    assert_eq!(
+        found,
+        ["authz[0].consumers[1]: unknown consumer \"nobody\""],
+        "{found:#?}"
+    );
+    let sidecar = format!(
+        r#"{BASE}
+[[authz]]
+listener = "public"
+action = "deny"
+consumers = [ "web" ]
+"#
+    );
+    let found = errors(&sidecar);
+    assert!(
+        found
+            .iter()
+            .any(|e| e.starts_with("authz[0].consumers: needs [proxy] role = \"gateway\"")),
+        "{found:#?}"
+    );
+}

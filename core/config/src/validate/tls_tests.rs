@@ -162,15 +162,16 @@ fn the_contract_of_the_brief_validates_into_the_model() {
     let evil = "spiffe://cluster.local/ns/shop/sa/evil";
     let env = |n: &str| (n == "x-env").then_some(&b"prod"[..]);
     assert_eq!(
-        http.authz.decide(Some(evil), "GET", "/admin/x", env),
+        http.authz.decide(None, Some(evil), "GET", "/admin/x", env),
         AuthzAction::Deny
     );
     assert_eq!(
-        http.authz.decide(Some(SPIFFE), "GET", "/admin/x", env),
+        http.authz
+            .decide(None, Some(SPIFFE), "GET", "/admin/x", env),
         AuthzAction::Allow
     );
     assert_eq!(
-        http.authz.decide(Some(SPIFFE), "PUT", "/", env),
+        http.authz.decide(None, Some(SPIFFE), "PUT", "/", env),
         AuthzAction::Deny
     );
 

@@ -5,6 +5,11 @@
 //! `authz_default`; matches on the client's verified identity (mesh mTLS), method, path and
 //! headers. A denial answers 403 (gRPC: PERMISSION_DENIED) and is counted in
 //! `ringside_authz_denied_total`.
+//!
+//! Gateway role: a rule may name consumers, whom only the route's `AuthN` knows. A listener
+//! with such a rule decides its whole policy (the same rules, in order) as a route stage
+//! right after `AuthN` instead (`RouteStep::Authz`), as Envoy's RBAC runs after
+//! `jwt_authn` and Kong's ACL after its auth plugins.
 
 use ringside_config::AuthzAction;
 
@@ -20,6 +25,7 @@ impl Authz {
     pub(crate) fn request<'v>(&self, req: &mut Req<'_>) -> Flow<'v> {
         let head = req.head;
         let decision = self.policy.decide(
+            req.consumer.as_ref().map(|c| c.id),
             req.conn.identity.as_deref(),
             head.method(),
             head.path(),

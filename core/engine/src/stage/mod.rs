@@ -69,6 +69,9 @@ pub enum RouteStep {
     /// The route's `authn` (401), which names the request's consumer; on every route, an
     /// incoming `x-consumer-name` removed (gateway role).
     AuthN,
+    /// Gateway: the listener's `[[authz]]` policy when a rule names consumers (then it is
+    /// decided here, once `AuthN` named the consumer, and not as a listener stage).
+    Authz,
     /// The consumer's own `rate_limit`: a token bucket per consumer for the whole process
     /// (429; gateway role).
     ConsumerRateLimit,
@@ -186,6 +189,7 @@ impl Stack {
         }
         for (step, key) in [
             (RouteStep::IpFilter, "ip_allow/ip_deny"),
+            (RouteStep::Authz, "consumer rules of [[authz]]"),
             (RouteStep::Cors, "cors"),
             (RouteStep::BodyLimit, "max_request_body_bytes"),
             (RouteStep::Rewrite, "rewrite"),
@@ -486,8 +490,11 @@ impl Compiled {
                 ListenerStep::Limits => Some(Stage::Limits(limits::Limits {
                     max_body: http.limits.max_request_body_bytes,
                 })),
-                ListenerStep::Authz => (!http.authz.rules.is_empty()
-                    || http.authz.default != ringside_config::AuthzAction::Allow)
+                // A policy naming consumers is decided after the route's AuthN
+                // (`RouteStep::Authz`).
+                ListenerStep::Authz => (!http.authz.names_consumers()
+                    && (!http.authz.rules.is_empty()
+                        || http.authz.default != ringside_config::AuthzAction::Allow))
                     .then(|| {
                         Stage::Authz(authz::Authz {
                             policy: http.authz.clone(),
@@ -548,6 +555,11 @@ fn route_stages(
         .iter()
         .filter_map(|step| match step {
             RouteStep::AuthN => Some(Stage::AuthN(authn::AuthN::compile(route, registry))),
+            RouteStep::Authz => http.authz.names_consumers().then(|| {
+                Stage::Authz(authz::Authz {
+                    policy: http.authz.clone(),
+                })
+            }),
             RouteStep::ConsumerRateLimit => {
                 consumer_limit::ConsumerLimit::compile(route, registry).map(Stage::ConsumerLimit)
             }
