@@ -404,16 +404,7 @@ mod tests {
             Flow::Reply(Local::Error(e)) => e.status(),
             Flow::Reply(Local::Direct(_) | Local::Redirect { .. }) => 1,
         };
-        let mut edits: Vec<String> = req
-            .edits
-            .remove
-            .iter()
-            .map(|n| format!("-{}", String::from_utf8_lossy(n)))
-            .collect();
-        edits.extend(req.edits.add.iter().map(|(n, v)| {
-            let (n, v) = (String::from_utf8_lossy(n), String::from_utf8_lossy(v));
-            format!("+{n}={v}")
-        }));
+        let edits = crate::stage::test_edits(&req.edits);
         let consumer = req.consumer.map(|c| c.name.to_string());
         (
             status,

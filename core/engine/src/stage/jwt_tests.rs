@@ -128,16 +128,7 @@ fn run(stage: &AuthN, text: &str) -> Outcome {
         }
         Flow::Reply(_) => (1, None),
     };
-    let mut edits: Vec<String> = req
-        .edits
-        .remove
-        .iter()
-        .map(|n| format!("-{}", String::from_utf8_lossy(n)))
-        .collect();
-    edits.extend(req.edits.add.iter().map(|(n, v)| {
-        let (n, v) = (String::from_utf8_lossy(n), String::from_utf8_lossy(v));
-        format!("+{n}={v}")
-    }));
+    let edits = crate::stage::test_edits(&req.edits);
     Outcome {
         status,
         challenge,

@@ -644,6 +644,19 @@ pub(crate) fn test_sidecar() -> Stack {
         .route(RouteStep::Direct)
 }
 
+/// Header edits as text, in order: `-name` for each removal, then `+name=value` (the stage
+/// tests).
+#[cfg(test)]
+pub(crate) fn test_edits(edits: &ringside_codec::Edits) -> Vec<String> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let removed = edits.remove.iter().map(|n| format!("-{}", text(n)));
+    let added = edits
+        .add
+        .iter()
+        .map(|(n, v)| format!("+{}={}", text(n), text(v)));
+    removed.chain(added).collect()
+}
+
 /// A request head parsed from `text` under roomy limits (the stage and pipeline tests).
 #[cfg(test)]
 pub(crate) fn test_head(text: &str) -> RequestHead {
