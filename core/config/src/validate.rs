@@ -484,6 +484,7 @@ fn sort_key(path: &str) -> (usize, usize) {
 
 mod authz;
 mod cluster;
+mod connect;
 mod consumers;
 #[cfg(test)]
 mod consumers_tests;
