@@ -402,7 +402,8 @@ mod tests {
 
     #[test]
     fn connect_routes_take_connect_only_and_on_their_ports() {
-        let tunnel = matcher(r#"{ connect = true, host = "api.example.com", ports = [443, 8443] }"#);
+        let tunnel =
+            matcher(r#"{ connect = true, host = "api.example.com", ports = [443, 8443] }"#);
         let plain = matcher("{}");
         let connect = |host: &'static str, port: u16| Req {
             method: "CONNECT",

@@ -28,19 +28,17 @@ impl Validator {
             self.err(format!("{p}.ports"), "ports are 1 to 65535, found 0");
         }
         if connect {
-            for (key, given, why) in [
-                ("path_prefix", m.path_prefix.is_some(), "a CONNECT has no path"),
-                ("path_exact", m.path_exact.is_some(), "a CONNECT has no path"),
-                ("path_regex", m.path_regex.is_some(), "a CONNECT has no path"),
-                ("method", m.method.is_some(), "the method is CONNECT"),
-            ] {
-                if given {
-                    self.err(
-                        format!("{p}.{key}"),
-                        format!("not valid with connect = true ({why})"),
-                    );
-                }
-            }
+            let no_path = "a CONNECT has no path";
+            self.not_on(
+                p,
+                "not valid with connect = true",
+                [
+                    ("path_prefix", m.path_prefix.is_some(), no_path),
+                    ("path_exact", m.path_exact.is_some(), no_path),
+                    ("path_regex", m.path_regex.is_some(), no_path),
+                    ("method", m.method.is_some(), "the method is CONNECT"),
+                ],
+            );
         }
         (connect, ports)
     }
@@ -50,21 +48,24 @@ impl Validator {
     pub(super) fn connect_route(&mut self, p: &str, r: &FileRoute) -> Option<RouteAction> {
         let connect = r.matcher.as_ref().and_then(|m| m.connect).unwrap_or(false);
         if connect {
-            for (key, given, why) in [
-                ("direct_response", r.direct_response.is_some(), "a tunnel goes somewhere"),
-                ("redirect", r.redirect.is_some(), "a tunnel goes somewhere"),
-                ("retry", r.retry.is_some(), "a tunnel's bytes are not kept"),
-                ("mirror", r.mirror.is_some(), "a tunnel's bytes are not copied"),
-                ("rewrite", r.rewrite.is_some(), "a tunnel has no path or host to rewrite"),
-                ("cors", r.cors.is_some(), "a tunnel is not a browser's request"),
-            ] {
-                if given {
-                    self.err(
-                        format!("{p}.{key}"),
-                        format!("not valid on a connect route ({why})"),
-                    );
-                }
-            }
+            let somewhere = "a tunnel goes somewhere";
+            let no_copy = "a tunnel's bytes are not kept";
+            self.not_on(
+                p,
+                "not valid on a connect route",
+                [
+                    ("direct_response", r.direct_response.is_some(), somewhere),
+                    ("redirect", r.redirect.is_some(), somewhere),
+                    ("retry", r.retry.is_some(), no_copy),
+                    ("mirror", r.mirror.is_some(), no_copy),
+                    (
+                        "rewrite",
+                        r.rewrite.is_some(),
+                        "a tunnel has no path to rewrite",
+                    ),
+                    ("cors", r.cors.is_some(), "a tunnel is no browser's request"),
+                ],
+            );
         }
         let to = r.tunnel_to.as_deref()?;
         if to != "authority" {
@@ -81,7 +82,10 @@ impl Validator {
         }
         let host = r.matcher.as_ref().and_then(|m| m.host.as_deref());
         let is_ip = host.is_some_and(|h| {
-            let h = h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h);
+            let h = h
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(h);
             h.parse::<std::net::IpAddr>().is_ok()
         });
         if !is_ip {
@@ -92,6 +96,15 @@ impl Validator {
             );
         }
         Some(RouteAction::Authority)
+    }
+
+    /// An error at `p.KEY` for each key given: `"{message} ({why})"`.
+    fn not_on<const N: usize>(&mut self, p: &str, message: &str, keys: [(&str, bool, &str); N]) {
+        for (key, given, why) in keys {
+            if given {
+                self.err(format!("{p}.{key}"), format!("{message} ({why})"));
+            }
+        }
     }
 }
 
@@ -129,7 +142,8 @@ mod tests {
         assert_eq!(r.matcher.ports, [443]);
         let r = route("match = { connect = true, host = \"10.0.0.7\" }\ntunnel_to = \"authority\"");
         assert!(matches!(r.action, RouteAction::Authority));
-        let r = route("match = { connect = true, host = \"[fd00::7]\" }\ntunnel_to = \"authority\"");
+        let r =
+            route("match = { connect = true, host = \"[fd00::7]\" }\ntunnel_to = \"authority\"");
         assert!(matches!(r.action, RouteAction::Authority));
     }
 
