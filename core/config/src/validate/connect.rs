@@ -135,6 +135,19 @@ mod tests {
         http.routes.remove(0)
     }
 
+    /// Every ```toml block of docs/https-proxy.md is a valid configuration.
+    #[test]
+    fn the_examples_of_docs_https_proxy_md_are_valid() {
+        const DOC: &str = include_str!("../../../../docs/https-proxy.md");
+        let blocks = super::super::edge::tests::toml_blocks(DOC);
+        assert!(!blocks.is_empty(), "no example found");
+        for body in &blocks {
+            if let Err(e) = crate::parse(body) {
+                panic!("docs example is invalid:\n{e}\n{body}");
+            }
+        }
+    }
+
     #[test]
     fn a_connect_route_takes_a_cluster_or_its_authority() {
         let r = route("match = { connect = true, host = \"api.example.com\", ports = [443] }\ncluster = \"c\"");
