@@ -298,6 +298,9 @@ both_drivers!(
         refused("CONNECT echo.example.test HTTP/1.1\r\nHost: echo.example.test\r\n\r\n", 400);
         refused("CONNECT /x HTTP/1.1\r\nHost: echo.example.test:7\r\n\r\n", 400);
         refused("CONNECT http://echo.example.test:7/ HTTP/1.1\r\nHost: echo.example.test:7\r\n\r\n", 400);
+        // A declared body: what follows the head is the tunnel's, so it is refused.
+        refused("CONNECT echo.example.test:7 HTTP/1.1\r\nHost: echo.example.test:7\r\nContent-Length: 5\r\n\r\nhello", 400);
+        refused("CONNECT echo.example.test:7 HTTP/1.1\r\nHost: echo.example.test:7\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
         assert_eq!(s.echo.connections(), 0, "nothing refused was forwarded");
         // A tunnel route takes only CONNECTs: a GET for its host goes to the ordinary route.
         let mut c = Client::connect(s.p.addr("in"));

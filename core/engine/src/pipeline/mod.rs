@@ -15,7 +15,7 @@
 pub(crate) mod answer;
 pub(crate) mod view;
 
-use ringside_codec::Edits;
+use ringside_codec::{BodyKind, Edits};
 use ringside_config::{ClusterId, HttpListener, RequestView, Route, RouteAction};
 
 use crate::cx::error::ProxyError;
@@ -59,6 +59,15 @@ pub(crate) fn decide<'v>(
     http: &'v HttpListener,
     req: &mut Req<'_>,
 ) -> Decision<'v> {
+    if req.connect && !matches!(req.head.body(), BodyKind::Empty | BodyKind::Length(0)) {
+        // What follows a CONNECT's head is the tunnel's: a declared body would make two
+        // parties read the same bytes two ways.
+        return Decision::Reply {
+            route: "",
+            local: Local::Error(ProxyError::BadRequest("a CONNECT has no content".into())),
+            stages: &[],
+        };
+    }
     for stage in &compiled.listener {
         if let Flow::Reply(local) = stage.request(req) {
             return Decision::Reply {
@@ -594,6 +603,11 @@ mod tests {
         assert_eq!(connect("evil.example.com:443", ""), "403");
         assert_eq!(connect("10.0.0.7:5432", ""), "ip Authority");
         assert_eq!(connect("10.0.0.8:5432", ""), "403");
+        // What follows the head is the tunnel's: a declared body is malformed.
+        assert_eq!(
+            connect("api.example.com:443", "Content-Length: 3\r\n"),
+            "400"
+        );
         // The listener's policy applies to a tunnel as to any request.
         assert_eq!(connect("api.example.com:443", "X-Deny: 1\r\n"), "403");
         // Other requests never meet a connect route.
