@@ -617,6 +617,60 @@ mod tests {
         );
     }
 
+    /// Gateway: the listener's address filter and bucket refuse CONNECTs as any request.
+    #[test]
+    fn a_connect_meets_the_listeners_filters_and_bucket() {
+        let config = ringside_config::parse(
+            r#"
+            [proxy]
+            role = "gateway"
+
+            [[listeners]]
+            name = "in"
+            bind = "127.0.0.1:1"
+            ip_allow = [ "10.0.0.0/8" ]
+            rate_limit = { requests_per_second = 1, burst = 1 }
+
+            [[routes]]
+            listener = "in"
+            name = "api"
+            match = { connect = true, host = "api.example.com" }
+            cluster = "api"
+
+            [[clusters]]
+            name = "api"
+            endpoints = [ "127.0.0.1:2" ]
+            "#,
+        )
+        .unwrap();
+        use crate::stage::ListenerStep;
+        let stack = Stack::new()
+            .listener(ListenerStep::Limits)
+            .listener(ListenerStep::IpFilter)
+            .listener(ListenerStep::Authz)
+            .listener(ListenerStep::RateLimit);
+        let (http, compiled) = compile(&config, &stack);
+        let inside = client();
+        let outside = ClientConn {
+            peer: "192.0.2.1:5000".parse().unwrap(),
+            ..client()
+        };
+        let worker = crate::cx::metrics::WorkerStats::default();
+        let stats = worker.listener(&std::rc::Rc::from("in"));
+        let random = || 4;
+        let head = crate::stage::test_head(
+            "CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n",
+        );
+        let status = |conn: &ClientConn| {
+            let mut req = Req::new(&head, conn, &stats, false, false, &random);
+            status_of(decide(&compiled, http, &mut req))
+        };
+        // Refused by address before the bucket: it takes no token.
+        assert_eq!(status(&outside), 403);
+        assert_eq!(status(&inside), 0, "tunnelled");
+        assert_eq!(status(&inside), 429);
+    }
+
     /// A listener bucket of 3, a route bucket of 1 in front of an abort on every request.
     const LIMITED: &str = r#"
         [[listeners]]
