@@ -159,13 +159,16 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "is_false")]
         no_wait: bool,
     },
-    /// CLI → ctld: what `Apply` with the same arguments would change. Reply `Diff`.
+    /// CLI → ctld: what `Apply` with the same arguments would change. Reply `Diff`, whose
+    /// text shows secrets as `[redacted]` unless `show_secrets`.
     Diff {
         #[serde(default)]
         node: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         selector: Option<Labels>,
         config: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        show_secrets: bool,
     },
     /// CLI → ctld: a node's current configuration, or one of its history. Reply `Config`.
     GetConfig {

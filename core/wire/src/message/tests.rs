@@ -152,6 +152,7 @@ fn every_message_round_trips() {
             node: None,
             selector: None,
             config: "x".into(),
+            show_secrets: true,
         },
         Request::GetConfig {
             node: Some("a".into()),
