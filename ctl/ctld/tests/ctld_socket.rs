@@ -56,15 +56,34 @@ fn version_mismatch_is_refused() {
     c.set_read_timeout(Some(WAIT)).unwrap();
     let reply = c
         .call(Request::Hello {
-            version: 2,
+            version: 3,
             peer: Peer::Cli,
         })
         .unwrap();
     assert_eq!(
         reply,
-        Reply::error("unsupported protocol version 2 (this side speaks 1)")
+        Reply::error("unsupported protocol version 3 (this side speaks 1 to 2)")
     );
     assert!(c.recv().is_err(), "closed after the refusal");
+}
+
+#[test]
+fn a_version_1_cli_is_answered_in_version_1() {
+    let dirs = Dirs::new();
+    let ctld = Ctld::start(&dirs);
+    let mut c = Conn::connect(&ctld.socket).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    let reply = c
+        .call(Request::Hello {
+            version: 1,
+            peer: Peer::Cli,
+        })
+        .unwrap();
+    assert!(
+        matches!(reply, Reply::HelloOk { version: 1, .. }),
+        "{reply:?}"
+    );
+    assert!(matches!(c.call(Request::Status), Ok(Reply::CtldStatus(_))));
 }
 
 #[test]

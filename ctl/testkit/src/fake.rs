@@ -59,7 +59,7 @@ impl FakeProxy {
                 Request::PushConfig { generation, config } => {
                     p.lock().unwrap().push((generation, config, Instant::now()));
                     match behaviour {
-                        Behaviour::Ack => Reply::Ack { generation },
+                        Behaviour::Ack => Reply::ack(generation),
                         Behaviour::Refuse => Reply::Error {
                             message: format!("generation {generation} not applied"),
                             errors: vec!["listeners[0].bind: address in use".into()],

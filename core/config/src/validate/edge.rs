@@ -387,7 +387,7 @@ mod tests {
             .collect();
         assert!(blocks.len() >= 4, "{} blocks", blocks.len());
         for b in &blocks {
-            if let Err(e) = crate::parse(b) {
+            if let Err(e) = crate::parse(&crate::validate::tests::with_listener(b)) {
                 panic!("docs/gateway.md example is invalid:\n{e}\n{b}");
             }
         }

@@ -98,7 +98,7 @@ impl World {
         self.event(Event::Reply {
             session,
             id,
-            reply: Reply::Ack { generation },
+            reply: Reply::ack(generation),
         });
     }
 
