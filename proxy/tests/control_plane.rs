@@ -436,6 +436,16 @@ fn a_failed_upgrade_keeps_the_old_process_serving() {
     });
 }
 
+impl Proxy {
+    /// [`Proxy::start`] as node `node-a` of a ctld whose socket is the listener returned.
+    fn start_with_ctld(dir: &TempDir, config: &str) -> (Proxy, UnixListener) {
+        let socket = dir.path("ctld.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let args = ["--ctld", socket.to_str().unwrap(), "--node-id", "node-a"];
+        (Proxy::start(dir, config, &args), listener)
+    }
+}
+
 /// A stand-in for ringside-ctld: accepts one proxy and pushes configurations to it.
 struct FakeCtld {
     conn: Conn,
@@ -477,13 +487,7 @@ impl FakeCtld {
 fn a_hundred_pushes_under_load_lose_nothing_and_reach_open_connections() {
     on_both_drivers(|| {
         let dir = TempDir::new();
-        let socket = dir.path("ctld.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
-        let p = Proxy::start(
-            &dir,
-            &direct("g0"),
-            &["--ctld", socket.to_str().unwrap(), "--node-id", "node-a"],
-        );
+        let (p, listener) = Proxy::start_with_ctld(&dir, &direct("g0"));
         let mut ctld = FakeCtld::accept(&listener);
         assert_eq!(
             ctld.hello_generation, 0,
@@ -532,13 +536,7 @@ fn a_hundred_pushes_under_load_lose_nothing_and_reach_open_connections() {
 fn the_proxy_reconnects_to_ctld_and_keeps_serving_meanwhile() {
     on_both_drivers(|| {
         let dir = TempDir::new();
-        let socket = dir.path("ctld.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
-        let p = Proxy::start(
-            &dir,
-            &direct("g0"),
-            &["--ctld", socket.to_str().unwrap(), "--node-id", "node-a"],
-        );
+        let (p, listener) = Proxy::start_with_ctld(&dir, &direct("g0"));
         let mut ctld = FakeCtld::accept(&listener);
         assert_eq!(ctld.push(7, direct("g7")), Reply::ack(7));
         drop(ctld); // the daemon goes away
@@ -555,13 +553,7 @@ fn the_proxy_reconnects_to_ctld_and_keeps_serving_meanwhile() {
 #[test]
 fn the_ack_names_the_keys_that_wait_for_a_restart_except_to_a_version_1_ctld() {
     let dir = TempDir::new();
-    let socket = dir.path("ctld.sock");
-    let listener = UnixListener::bind(&socket).unwrap();
-    let p = Proxy::start(
-        &dir,
-        &direct("g0"),
-        &["--ctld", socket.to_str().unwrap(), "--node-id", "node-a"],
-    );
+    let (p, listener) = Proxy::start_with_ctld(&dir, &direct("g0"));
     let one_worker = |body: &str| direct(body).replace("workers = 2", "workers = 1");
     let mut ctld = FakeCtld::accept(&listener);
     assert_eq!(ctld.conn.version(), 2);
@@ -580,34 +572,29 @@ fn the_ack_names_the_keys_that_wait_for_a_restart_except_to_a_version_1_ctld() {
 
     // A ctld of protocol version 1 refuses the hello; the proxy says it again in version 1
     // and never sends it the new field.
-    let (stream, _) = listener.accept().unwrap();
-    let mut old = Conn::new(stream);
-    old.set_read_timeout(Some(WAIT)).unwrap();
-    let Ok(ringside_wire::Frame::Request {
-        id,
-        request: Request::Hello { version: 2, .. },
-    }) = old.recv()
-    else {
-        panic!("a version 2 hello expected")
+    let hello = |answer: Reply| {
+        let (stream, _) = listener.accept().unwrap();
+        let mut old = Conn::new(stream);
+        old.set_read_timeout(Some(WAIT)).unwrap();
+        let Ok(ringside_wire::Frame::Request {
+            id,
+            request: Request::Hello { version, .. },
+        }) = old.recv()
+        else {
+            panic!("a hello expected")
+        };
+        old.reply(id, answer).unwrap();
+        (old, version)
     };
     let refusal = "unsupported protocol version 2 (this side speaks 1)";
-    old.reply(id, Reply::error(refusal)).unwrap();
+    let (old, version) = hello(Reply::error(refusal));
+    assert_eq!(version, 2);
     drop(old);
-    let (stream, _) = listener.accept().unwrap();
-    let mut old = Conn::new(stream);
-    old.set_read_timeout(Some(WAIT)).unwrap();
-    let Ok(ringside_wire::Frame::Request {
-        id,
-        request: Request::Hello { version: 1, .. },
-    }) = old.recv()
-    else {
-        panic!("a version 1 hello expected")
-    };
-    let ok = Reply::HelloOk {
+    let (mut old, version) = hello(Reply::HelloOk {
         version: 1,
         server: "ringside-ctld 0.0.1".into(),
-    };
-    old.reply(id, ok).unwrap();
+    });
+    assert_eq!(version, 1);
     let request_config = Request::PushConfig {
         generation: 3,
         config: one_worker("g3"),

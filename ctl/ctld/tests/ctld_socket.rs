@@ -48,18 +48,23 @@ fn a_second_daemon_on_the_same_socket_refuses_to_start() {
     assert!(err.contains("another process is listening on it"), "{err}");
 }
 
+/// A CLI connection that said hello in protocol `version`, and the answer.
+fn hello(ctld: &Ctld, version: u32) -> (Conn, Reply) {
+    let mut c = Conn::connect(&ctld.socket).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    let hello = Request::Hello {
+        version,
+        peer: Peer::Cli,
+    };
+    let reply = c.call(hello).unwrap();
+    (c, reply)
+}
+
 #[test]
 fn version_mismatch_is_refused() {
     let dirs = Dirs::new();
     let ctld = Ctld::start(&dirs);
-    let mut c = Conn::connect(&ctld.socket).unwrap();
-    c.set_read_timeout(Some(WAIT)).unwrap();
-    let reply = c
-        .call(Request::Hello {
-            version: 3,
-            peer: Peer::Cli,
-        })
-        .unwrap();
+    let (mut c, reply) = hello(&ctld, 3);
     assert_eq!(
         reply,
         Reply::error("unsupported protocol version 3 (this side speaks 1 to 2)")
@@ -71,14 +76,7 @@ fn version_mismatch_is_refused() {
 fn a_version_1_cli_is_answered_in_version_1() {
     let dirs = Dirs::new();
     let ctld = Ctld::start(&dirs);
-    let mut c = Conn::connect(&ctld.socket).unwrap();
-    c.set_read_timeout(Some(WAIT)).unwrap();
-    let reply = c
-        .call(Request::Hello {
-            version: 1,
-            peer: Peer::Cli,
-        })
-        .unwrap();
+    let (mut c, reply) = hello(&ctld, 1);
     assert!(
         matches!(reply, Reply::HelloOk { version: 1, .. }),
         "{reply:?}"
