@@ -85,6 +85,24 @@ fn a_version_1_cli_is_answered_in_version_1() {
 }
 
 #[test]
+fn keys_waiting_for_a_restart_are_shown_in_version_2_only() {
+    let dirs = Dirs::new();
+    let ctld = Ctld::start(&dirs);
+    let waiting = Behaviour::AckWaiting("proxy.workers");
+    let _p = FakeProxy::connect_with(&ctld.socket, "n", 0, waiting);
+    ctld.apply(Some("n"), &config("x"));
+    let node = ctld.node("n").unwrap();
+    assert_eq!(node.pending_restart, ["proxy.workers"]);
+    // A version 1 CLI would refuse the unknown field: it is not sent.
+    let (mut c, _) = hello(&ctld, 1);
+    let Ok(Reply::CtldStatus(s)) = c.call(Request::Status) else {
+        panic!("ctld_status expected")
+    };
+    assert!(s.nodes[0].pending_restart.is_empty());
+    assert_eq!(s.nodes[0].generation_acked, Some(1));
+}
+
+#[test]
 fn a_bad_node_id_is_refused_at_hello() {
     let dirs = Dirs::new();
     let ctld = Ctld::start(&dirs);
