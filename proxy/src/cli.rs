@@ -47,7 +47,7 @@ pub struct Cli {
     /// With `--ctld` and no `--config`: exit with an error when no configuration has come
     /// from ctld within this long (`30s`, `2m`). Default: wait for as long as it takes
     /// (a supervisor restarting the process would only wait again).
-    #[arg(long, global = true, value_name = "DURATION", value_parser = ringside_config::duration::parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = ringside_config::duration::parse_duration, requires = "ctld", conflicts_with = "config")]
     pub bootstrap_timeout: Option<Duration>,
 
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter such as

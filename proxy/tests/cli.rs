@@ -364,6 +364,40 @@ fn unknown_argument_is_a_usage_error() {
 }
 
 #[test]
+fn the_bootstrap_timeout_needs_ctld_alone_and_a_duration() {
+    let dir = TempDir::new();
+    let file = dir.write("ok.toml", &direct_config("hi"));
+    let file = file.to_str().unwrap();
+    for (args, says) in [
+        (vec!["run", "--bootstrap-timeout", "30s"], "--ctld"),
+        (
+            vec![
+                "run",
+                "--ctld",
+                "/x",
+                "--config",
+                file,
+                "--bootstrap-timeout",
+                "30s",
+            ],
+            "--config",
+        ),
+        (
+            vec!["run", "--ctld", "/x", "--bootstrap-timeout", "30"],
+            "missing unit",
+        ),
+    ] {
+        let out = ringside().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn run_with_an_invalid_file_exits_1_with_the_errors() {
     let dir = TempDir::new();
     let path = dir.write(

@@ -208,11 +208,36 @@ fn a_proxy_started_from_ctld_binds_nothing_until_its_configuration_arrives() {
         },
     );
 
+    // A hot upgrade through the pushed control socket: the new process, started with the
+    // same flags (no --config), takes the listening sockets and starts on ctld's push.
+    let control_arg = control.to_string_lossy().into_owned();
+    let binary = ringside_binary().to_string_lossy().into_owned();
     let run = env
-        .ctl(&["drain", "--proxy", &control.to_string_lossy()])
+        .ctl(&["upgrade", "--proxy", &control_arg, "--binary", &binary])
         .ok();
+    let new_pid: u32 = run
+        .stdout
+        .split("to pid ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(wait_exit(&mut proxy).success(), "the old process drains");
+    assert_eq!(hello(port).as_deref(), Some("v3"));
+    let j = proxy_json(&env);
+    assert_eq!(
+        (j["pid"].as_u64(), j["generation"].as_u64()),
+        (Some(u64::from(new_pid)), Some(3))
+    );
+
+    let run = env.ctl(&["drain", "--proxy", &control_arg]).ok();
     assert_eq!(run.stdout, "draining\n");
-    assert!(wait_exit(&mut proxy).success());
+    // Not our child: gone once its /proc entry is (or it is a zombie of its new parent).
+    wait_for("the new process to exit", WAIT, || {
+        let stat = std::fs::read_to_string(format!("/proc/{new_pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
+        matches!(state, None | Some('Z')).then_some(())
+    });
 }
 
 #[test]
