@@ -83,10 +83,11 @@ fn admin_status(port: u16, path: &str) -> Option<u16> {
     out.get(9..12)?.parse().ok()
 }
 
-/// What ctld pushes to web-1: its listener, admin endpoint and control socket.
+/// What ctld pushes to web-1: its workers, driver, listener, admin endpoint and control
+/// socket.
 fn pushed(port: u16, admin: u16, control: &Path, workers: usize, body: &str) -> String {
     format!(
-        "[proxy]\nworkers = {workers}\nadmin = \"127.0.0.1:{admin}\"\ncontrol_socket = \"{}\"\n\n{}",
+        "[proxy]\nworkers = {workers}\ndriver = \"epoll\"\nadmin = \"127.0.0.1:{admin}\"\ncontrol_socket = \"{}\"\n\n{}",
         control.display(),
         site(port, body)
     )
@@ -151,6 +152,7 @@ fn a_proxy_started_from_ctld_binds_nothing_until_its_configuration_arrives() {
         (Some(1), Some(1))
     );
     assert_eq!(j["ctld_connected"], true);
+    assert_eq!(j["driver"], "epoll", "the pushed driver, not auto's choice");
 
     // A push that changes `workers`: the rest applies, the key waits for a restart.
     let v2 = env.write("v2.toml", &pushed(port, admin, &control, 2, "v2"));
