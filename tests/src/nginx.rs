@@ -7,6 +7,7 @@
 //! buffering).
 
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -80,6 +81,9 @@ impl Nginx {
 
     fn try_start(origin: SocketAddr) -> Result<Nginx, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        // Run as root, nginx's worker is `nobody`: it must reach its temporary directories.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
         let addr = closed_port();
         let conf = NGINX_CONF
             .replace("$prefix", &dir.path().display().to_string())
