@@ -177,7 +177,7 @@ const EXPECTED: &[Expected] = &[
     },
     Expected {
         case: "absolute-form",
-        why: "both send origin-form with the target's host (RFC 9112 §3.2.2, RFC 9110 §7.2)",
+        why: "both send origin-form with the target's host (RFC 9112 §3.2.2, §3.2.1)",
         ringside: (
             "GET /abs?q=1 HTTP/1.1 [Host: absolute.test]",
             "200 [Content-Type: text/plain, Content-Length: 2] body \"ok\" | open",
