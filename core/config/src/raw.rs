@@ -185,6 +185,12 @@ pub struct FileListener {
     /// HTTP, gateway role only. Client address blocks refused on this listener (403),
     /// checked before `ip_allow`. Default: none.
     pub ip_deny: Option<Vec<String>>,
+    /// `true`: connections reach this listener through an iptables `REDIRECT` (traffic
+    /// interception, as with Istio's sidecar; see deploy/interception/). Each accepted
+    /// connection's original destination is read (`SO_ORIGINAL_DST`, IPv4 and IPv6; no
+    /// capability needed), logged as `original_dst`, and is where a cluster with
+    /// `kind = "original_dst"` forwards. Default `false`.
+    pub transparent: Option<bool>,
 }
 
 /// `listeners[].tls`.
@@ -963,6 +969,19 @@ pub struct FileCluster {
     /// `{ max_connections = 1024, max_pending_requests = 1024, max_requests = 1024 }`; see
     /// [`FileCircuitBreaker`]. Default: none (no limits, no cost).
     pub circuit_breaker: Option<FileCircuitBreaker>,
+    /// Where the endpoints come from: `"static"` (the `endpoints` list) or `"original_dst"`
+    /// (each connection goes to the address it was going to before iptables redirected it
+    /// to a `transparent` listener; no `endpoints`, `lb` or `health_check`, and only
+    /// listeners with `transparent = true` may use it). Default `"static"`.
+    pub kind: Option<FileClusterKind>,
+}
+
+/// Values of `clusters[].kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileClusterKind {
+    Static,
+    OriginalDst,
 }
 
 /// `clusters[].circuit_breaker`: each limit at least 1; a limit not given is not enforced

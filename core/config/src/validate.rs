@@ -196,6 +196,8 @@ pub(crate) fn parse_and_validate(
         }
     }
 
+    v.original_dst_users(&raw);
+
     let material_hash = v.material.finish();
     let base_dir = v.base_dir;
     let mut errors = v.errors;
@@ -498,6 +500,9 @@ mod jwt;
 #[cfg(test)]
 mod jwt_tests;
 mod listener;
+mod original_dst;
+#[cfg(test)]
+mod original_dst_tests;
 mod redis;
 #[cfg(test)]
 mod redis_tests;

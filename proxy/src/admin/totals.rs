@@ -61,6 +61,8 @@ pub struct ClusterTotals {
     pub mirrors: BTreeMap<&'static str, u64>,
     /// Requests refused by the circuit breaker, by limit (`"max_requests"`...).
     pub overflows: BTreeMap<&'static str, u64>,
+    /// Requests or connections an `original_dst` cluster refused as loops.
+    pub original_dst_loops: u64,
 }
 
 impl ClusterTotals {
@@ -149,6 +151,7 @@ impl Totals {
                 for (limit, n) in &c.overflows {
                     *ct.overflows.entry(*limit).or_insert(0) += n;
                 }
+                ct.original_dst_loops += c.original_dst_loops;
                 for e in &c.endpoints {
                     let et = ct.endpoints.entry(e.address).or_default();
                     for (status, n) in &e.responses {

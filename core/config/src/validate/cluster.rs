@@ -111,6 +111,7 @@ impl Validator {
                     .as_ref()
                     .and_then(|b| v.circuit_breaker(&format!("{p}.circuit_breaker"), b)),
                 fingerprint: 0,
+                original_dst: v.original_dst_kind(&p, c),
             }
         })?;
         cluster.fingerprint = cluster_fingerprint(&cluster);

@@ -196,6 +196,9 @@ pub(crate) struct ClusterStats {
     retry_outcomes: [Cell<u64>; RetryOutcome::ALL.len()],
     /// Copies mirrored to this cluster, by result (like `MirrorResult::ALL`).
     mirrors: [Cell<u64>; MirrorResult::ALL.len()],
+    /// Requests or connections an `original_dst` cluster refused because their original
+    /// destination was the proxy itself.
+    original_dst_loops: Cell<u64>,
     /// Requests refused by the circuit breaker, by limit (`BreakerLimit::ALL`'s order).
     overflows: [Cell<u64>; 3],
 }
@@ -261,6 +264,11 @@ impl ClusterStats {
     #[cfg(test)]
     pub(crate) fn overflows(&self, limit: BreakerLimit) -> u64 {
         self.overflow_cell(limit).map_or(0, Cell::get)
+    }
+
+    pub(crate) fn original_dst_loop(&self) {
+        self.original_dst_loops
+            .set(self.original_dst_loops.get() + 1);
     }
 
     pub(crate) fn started(&self, endpoint: SocketAddr) {
@@ -414,6 +422,7 @@ impl WorkerStats {
                     .filter(|(_, n)| n.get() > 0)
                     .map(|(l, n)| (l.key(), n.get()))
                     .collect(),
+                original_dst_loops: c.original_dst_loops.get(),
             });
         }
         r
@@ -485,6 +494,9 @@ pub struct ClusterReport {
     pub mirrors: Vec<(&'static str, u64)>,
     /// Requests refused by the circuit breaker: (limit key, e.g. `"max_requests"`, count).
     pub overflows: Vec<(&'static str, u64)>,
+    /// Requests or connections an `original_dst` cluster refused: their original destination
+    /// was the proxy itself.
+    pub original_dst_loops: u64,
 }
 
 /// What became of a request a route mirrors to this cluster.

@@ -18,6 +18,7 @@ pub(crate) mod tcp;
 
 use ringside_config::Cluster;
 
+use crate::cx::original_dst::OriginalDst;
 use crate::cx::Cx;
 use crate::pipeline::view::{View, Views};
 use crate::upstream::{Client, Upstreams};
@@ -32,13 +33,15 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// What an upstream client needs to call cluster `idx` of `view`: TLS settings are looked
-    /// up only for a cluster that has them.
+    /// What an upstream client needs to call cluster `idx` of `view` for a client connection
+    /// whose original destination is `original_dst` (`transparent` listeners): TLS settings
+    /// are looked up only for a cluster that has them.
     pub(crate) fn client<'a>(
         &'a self,
         view: &'a View,
         cluster: &Cluster,
         idx: usize,
+        original_dst: Option<OriginalDst>,
     ) -> Client<'a> {
         let tls = if cluster.tls.is_some() || cluster.mtls.is_some() {
             view.tls.client(idx)
@@ -49,6 +52,7 @@ impl Worker {
             cx: &self.cx,
             up: &self.up,
             tls,
+            original_dst,
         }
     }
 }
