@@ -394,9 +394,15 @@ impl<'a> Active<'a> {
         progress: &'a Progress,
     ) -> Active<'a> {
         state.balancer.request_started(idx);
-        stats.started(addr);
         progress.upstream.set(Some(addr));
         progress.endpoint.set(Some(idx));
+        // An original destination's series are bounded (`ClusterStats::destination`).
+        let addr = if idx == original_dst::INDEX {
+            stats.destination(addr)
+        } else {
+            addr
+        };
+        stats.started(addr);
         Active {
             state,
             idx,
@@ -544,7 +550,8 @@ where
             Ok(conn) => Ok((conn, original_dst::INDEX)),
             Err(e @ ProxyError::Overloaded(_)) => Err(e),
             Err(e) => {
-                cx.stats.cluster(&cluster.name).connect_failure(addr);
+                let stats = cx.stats.cluster(&cluster.name);
+                stats.connect_failure(stats.destination(addr));
                 tracing::warn!(cluster = %cluster.name, original_dst = %addr, error = %e, "connect failed");
                 Err(e)
             }
