@@ -1,13 +1,8 @@
 //! Traffic interception: `transparent` listeners and `kind = "original_dst"` clusters, what
 //! is accepted and every mistake with its path.
 
-use super::tests::errors;
-use crate::model::{Config, ListenerKind};
-use crate::parse;
-
-fn ok(text: &str) -> Config {
-    parse(text).unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
-}
+use super::tests::{errors, ok};
+use crate::model::ListenerKind;
 
 const BASE: &str = r#"
 [[listeners]]

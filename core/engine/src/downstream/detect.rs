@@ -211,30 +211,19 @@ pub(crate) async fn serve_tcp(
             l.idle_timeout.min(Duration::from_secs(10))
         });
     drop(view);
-    let Some(tls) = tls else {
-        let (r, w) = stream.into_split();
-        return crate::downstream::tcp::serve(
-            worker,
-            listener,
-            ConnRead::Plain(r),
-            ConnWrite::Plain(w),
-            peer,
-            dst,
-        )
-        .await;
+    let (r, w) = match tls {
+        None => {
+            let (r, w) = stream.into_split();
+            (ConnRead::Plain(r), ConnWrite::Plain(w))
+        }
+        Some(tls) => {
+            let handshake = handshake(&stats, tls, stream, Vec::new(), peer, dst, timeout);
+            let Some((tls, _conn)) = handshake.await else {
+                return;
+            };
+            let (r, w) = split_poll(tls);
+            (ConnRead::Tls(r), ConnWrite::Tls(w))
+        }
     };
-    let Some((tls, _conn)) = handshake(&stats, tls, stream, Vec::new(), peer, dst, timeout).await
-    else {
-        return;
-    };
-    let (r, w) = split_poll(tls);
-    crate::downstream::tcp::serve(
-        worker,
-        listener,
-        ConnRead::Tls(r),
-        ConnWrite::Tls(w),
-        peer,
-        dst,
-    )
-    .await;
+    crate::downstream::tcp::serve(worker, listener, r, w, peer, dst).await;
 }
