@@ -28,7 +28,8 @@ impl OriginalDst {
         match read(fd, local.is_ipv6()) {
             Ok(addr) => Some(OriginalDst {
                 addr,
-                to_self: addr == local,
+                // IP and port: an IPv6 address's flow label and scope are not the place.
+                to_self: addr.ip() == local.ip() && addr.port() == local.port(),
             }),
             Err(e) => {
                 tracing::debug!(%local, error = %e, "no original destination");
@@ -38,7 +39,8 @@ impl OriginalDst {
     }
 }
 
-/// `getsockopt(SOL_IP, SO_ORIGINAL_DST)` or `getsockopt(SOL_IPV6, IP6T_SO_ORIGINAL_DST)`.
+/// `getsockopt(SOL_IP, SO_ORIGINAL_DST)` or `getsockopt(SOL_IPV6, IP6T_SO_ORIGINAL_DST)`
+/// (listening sockets are `IPV6_V6ONLY`: an IPv6 socket never carries an IPv4 connection).
 fn read(fd: RawFd, v6: bool) -> io::Result<SocketAddr> {
     if v6 {
         let a: libc::sockaddr_in6 = getsockopt(fd, libc::SOL_IPV6, libc::IP6T_SO_ORIGINAL_DST)?;
