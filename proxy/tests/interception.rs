@@ -5,7 +5,8 @@
 //! (curl, a plain TCP client) running as root dial the origin's own address: the connection
 //! goes through ringside, the origin sees ringside's headers, and the access log records the
 //! original destination. Inbound too (the network dialling the pod's port), the loop guard,
-//! TCP listeners, and `--clean`. Both drivers; IPv4 and IPv6; HTTP/1.1 and h2c.
+//! TCP listeners, and `--clean`. Both drivers; IPv4 and IPv6; HTTP/1.1 and h2c from the
+//! client, HTTP/1.1 and HTTP/2 (another ringside as the origin) to the destination.
 //!
 //! Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN), curl and iptables (scripts/install-test-deps):
 //! a test that cannot make its namespaces fails and says why. CI runs as root.
@@ -278,6 +279,11 @@ direct_response = {{ status = 403 }}
 
 [[routes]]
 listener = "outbound"
+match = {{ path_prefix = "/h2c" }}
+cluster = "passthrough-h2"
+
+[[routes]]
+listener = "outbound"
 name = "by-host"
 match = {{ host = "10.77.0.2" }}
 cluster = "passthrough"
@@ -299,9 +305,41 @@ request_headers_to_add = [ {{ name = "x-route", value = "inbound" }} ]
 [[clusters]]
 name = "passthrough"
 kind = "original_dst"
+
+[[clusters]]
+name = "passthrough-h2"
+kind = "original_dst"
+protocol = "http2"
 "#,
         proxy = proxy_section(1)
     )
+}
+
+/// An HTTP/2 (h2c) origin in the network: another ringside answering by itself, with an
+/// access log of what it got.
+fn h2_origin(pod: &Pod, dir: &TempDir, log: &Path) -> Ringside {
+    let config = format!(
+        r#"{proxy}
+[[listeners]]
+name = "origin"
+bind = "0.0.0.0:8090"
+access_log = {{ path = "{log}" }}
+
+[[routes]]
+listener = "origin"
+direct_response = {{ status = 200, body = "h2 origin" }}
+"#,
+        proxy = proxy_section(1),
+        log = log.display()
+    );
+    let mut origin = Ringside::start_as(
+        pod.net.command(env!("CARGO_BIN_EXE_ringside")),
+        dir,
+        &config,
+        &[],
+    );
+    origin.listener("origin");
+    origin
 }
 
 #[test]
@@ -322,6 +360,9 @@ fn http_clients_reach_their_destination_through_ringside() {
         let mut rs = pod.ringside(&dir, &http_config(&log), &[]);
         rs.listener("outbound");
         let admin = rs.admin();
+        let origin_dir = TempDir::new();
+        let origin_log = origin_dir.0.join("access.log");
+        let _h2_origin = h2_origin(&pod, &origin_dir, &origin_log);
 
         // Outbound, IPv4, HTTP/1.1: routed by the original host, forwarded to the origin.
         let (status, body) = curl(&pod.app, &["http://10.77.0.2:8080/v4"]);
@@ -344,6 +385,15 @@ fn http_clients_reach_their_destination_through_ringside() {
         let line = logged(&log, "/h2");
         assert_eq!(line["protocol"], "HTTP/2", "{line}");
         assert_eq!(line["original_dst"], "10.77.0.2:8080", "{line}");
+
+        // HTTP/1.1 from the client, HTTP/2 to the original destination (`protocol = "http2"`).
+        let (status, body) = curl(&pod.app, &["http://10.77.0.2:8090/h2c/x"]);
+        assert_eq!((status, body.as_str()), (200, "h2 origin"));
+        let sent = logged(&log, "/h2c/x");
+        assert_eq!(sent["upstream"], "10.77.0.2:8090", "{sent}");
+        let got = logged(&origin_log, "/h2c/x");
+        assert_eq!(got["protocol"], "HTTP/2", "{got}");
+        assert_eq!(got["request_id"], sent["request_id"], "{got}");
 
         // IPv6.
         let (status, body) = curl(&pod.app, &["http://[fd77::2]:8080/v6"]);
