@@ -348,13 +348,22 @@ fn http_clients_reach_their_destination_through_ringside() {
         let pod = Pod::new();
         http_origin(&pod.net, "[::]:8080", "origin");
         http_origin(&pod.app, "0.0.0.0:8081", "workload");
-        pod.rules(&[
+        let rules = [
             "--proxy-gid",
             PROXY_GID,
             "--include-inbound-ports",
             "8081",
             "--ipv6",
-        ]);
+        ];
+        pod.rules(&rules);
+        // Installing again replaces the rules (one jump from OUTPUT per family).
+        pod.rules(&rules);
+        let nat = pod.nat_rules();
+        assert_eq!(
+            nat.matches("-A OUTPUT -p tcp -j RINGSIDE_OUTPUT").count(),
+            2,
+            "{nat}"
+        );
         let dir = TempDir::new();
         let log = dir.0.join("access.log");
         let mut rs = pod.ringside(&dir, &http_config(&log), &[]);
