@@ -215,6 +215,18 @@ cluster = "checked-$up"
 
 [[routes]]
 listener = "$L"
+name = "zoned"
+match = { path_prefix = "/zoned/" }
+cluster = "zoned-$up"
+
+[[routes]]
+listener = "$L"
+name = "spilled"
+match = { path_prefix = "/spilled/" }
+cluster = "spilled-$up"
+
+[[routes]]
+listener = "$L"
 name = "echo"
 match = { path_prefix = "/echo/" }
 cluster = "a-$up"
@@ -330,6 +342,36 @@ name = "limited-h2"
 protocol = "http2"
 endpoints = ["$a_h2"]
 circuit_breaker = { max_requests = 1 }
+
+[[clusters]]
+name = "zoned-h1"
+zone_aware = true
+endpoints = [{ address = "$a_h1", zone = "z1" }, { address = "$b_h1", zone = "z2" }]
+idle_timeout_ms = 5000
+
+[[clusters]]
+name = "zoned-h2"
+protocol = "http2"
+zone_aware = true
+endpoints = [{ address = "$a_h2", zone = "z1" }, { address = "$b_h2", zone = "z2" }]
+
+[[clusters]]
+name = "spilled-h1"
+zone_aware = true
+endpoints = [{ address = "$dead", zone = "z1" }, { address = "$b_h1", zone = "z2" }]
+idle_timeout_ms = 5000
+[clusters.health_check]
+tcp = true
+interval_ms = 100
+
+[[clusters]]
+name = "spilled-h2"
+protocol = "http2"
+zone_aware = true
+endpoints = [{ address = "$dead", zone = "z1" }, { address = "$b_h2", zone = "z2" }]
+[clusters.health_check]
+tcp = true
+interval_ms = 100
 
 [[clusters]]
 name = "checked-h1"
@@ -835,6 +877,12 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
         row("health-checked cluster with a dead endpoint serves", r#"route checked: cluster "checked-$up" = [a closed port, a], health_check tcp"#)
             .send(Req::get("/checked/x"))
             .expect(Expect::status(200).body("a").got(Got::a().method("GET").target("/checked/x"))),
+        row("zone-aware: the proxy's zone takes every request (100 requests)", r#"route zoned: cluster "zoned-$up", zone_aware = true, [a in z1 (the proxy's zone), b in z2]"#)
+            .repeat(Req::get("/zoned/x"), 100)
+            .expect(Expect::status(200).counts(100, 0)),
+        row("zone-aware: no local endpoint in rotation spills to the other zone (100 requests)", r#"route spilled: cluster "spilled-$up", zone_aware = true, [a closed port in z1, b in z2], health_check tcp"#)
+            .repeat(Req::get("/spilled/x"), 100)
+            .expect(Expect::status(200).counts(0, 100)),
         row("504 route timeout", "route slow: timeout_ms = 300; the origin answers after 1.5 s")
             .send(Req::get("/slow/x"))
             .expect(Expect::status(504).short_text().not_before(ms(250)).got(Got::a())),
@@ -1433,11 +1481,16 @@ fn run_table(d: Driver) {
         ("b_h2", &b_h2.addr()),
         ("dead", &dead),
     ];
-    let core = config(
-        &pki,
-        &format!("{CORE_LISTENER}{CORE_ROUTES}"),
-        CORE_CLUSTERS,
-        vars,
+    // `[proxy]` keys come first (the harness opens the file with `[proxy]`): the zone of the
+    // zone-aware rows.
+    let core = format!(
+        "zone = \"z1\"\n{}",
+        config(
+            &pki,
+            &format!("{CORE_LISTENER}{CORE_ROUTES}"),
+            CORE_CLUSTERS,
+            vars,
+        )
     );
     let edits = config(&pki, EDITS_LISTENER, EDITS_CLUSTERS, vars);
     // `[proxy]` keys come first (the harness opens the file with `[proxy]`). One worker, as

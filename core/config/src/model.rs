@@ -120,6 +120,8 @@ pub struct ProxySettings {
     pub workers: usize,
     pub driver: DriverChoice,
     pub drain_timeout: Duration,
+    /// This proxy's zone (`proxy.zone`), if set.
+    pub zone: Option<String>,
     /// The ctld socket to take configuration from, if any.
     pub ctld: Option<std::path::PathBuf>,
     /// The node id to present to ctld, if set in the file.
@@ -631,6 +633,10 @@ pub struct Cluster {
     pub mtls: Option<UpstreamMtls>,
     /// Process-wide limits (`circuit_breaker`), if any.
     pub circuit_breaker: Option<CircuitBreaker>,
+    /// The zones its endpoints name, each once, in order of first appearance.
+    pub zones: Vec<String>,
+    /// `zone_aware`, if set.
+    pub zone_aware: Option<ZoneAware>,
     /// Hash of everything above: equal fingerprints mean per-worker state (balancer, pools)
     /// can be carried over a reload.
     pub fingerprint: u64,
@@ -708,6 +714,23 @@ pub struct Endpoint {
     pub address: SocketAddr,
     /// >= 1.
     pub weight: u32,
+    /// The endpoint's zone: an index into its cluster's `zones`.
+    pub zone: Option<ZoneId>,
+}
+
+/// An index into [`Cluster::zones`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ZoneId(pub u16);
+
+/// `clusters[].zone_aware`: requests stay in the proxy's zone while enough of it is healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ZoneAware {
+    /// The proxy's own zone (`[proxy] zone`) in the cluster's `zones`; `None` when no
+    /// endpoint of the cluster is in it (then every request goes to the other zones).
+    pub local: Option<ZoneId>,
+    /// 0 to 100.
+    pub min_healthy_percent: u8,
 }
 
 /// `clusters[].protocol`.

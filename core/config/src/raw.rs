@@ -52,6 +52,10 @@ pub struct FileProxy {
     /// `A-Z a-z 0-9 - _ . /`, a value 0 to 63 among `A-Z a-z 0-9 - _ .`; at most 64 labels.
     /// `--node-label KEY=VALUE` flags are laid over them. Default: none.
     pub labels: Option<std::collections::BTreeMap<String, String>>,
+    /// This proxy's zone (its locality: an availability zone, a rack, a node), 1 to 128
+    /// characters among `A-Z a-z 0-9 - _ .`. Clusters with `zone_aware = true` prefer the
+    /// endpoints whose `zone` is this one. Default: none.
+    pub zone: Option<String>,
     /// Path of this proxy's own control socket (status, drain, upgrade; mode 0600). Default:
     /// `$XDG_RUNTIME_DIR/ringside/proxy.sock`, else `/run/ringside/proxy.sock`.
     pub control_socket: Option<String>,
@@ -969,9 +973,19 @@ pub struct FileCluster {
     /// `{ max_connections = 1024, max_pending_requests = 1024, max_requests = 1024 }`; see
     /// [`FileCircuitBreaker`]. Default: none (no limits, no cost).
     pub circuit_breaker: Option<FileCircuitBreaker>,
+    /// `true`: keep requests on the endpoints in this proxy's own zone (`[proxy] zone`, which
+    /// it requires) while at least `zone_min_healthy_percent` of their weight is in rotation;
+    /// below that, the local zone takes the share it can (its healthy percent ÷ the minimum)
+    /// and the rest spills over to the other zones in proportion to their weights, as in
+    /// Envoy's zone-aware routing. Endpoints without a `zone` count as other zones. An error
+    /// with `lb = "ring_hash"` (it would break the ring's consistency). Default `false`.
+    pub zone_aware: Option<bool>,
+    /// With `zone_aware`: the share of the local zone's endpoint weight, in percent (0 to
+    /// 100), that must be in rotation for every request to stay local. Default 70.
+    pub zone_min_healthy_percent: Option<u64>,
     /// Where the endpoints come from: `"static"` (the `endpoints` list) or `"original_dst"`
     /// (each connection goes to the address it was going to before iptables redirected it
-    /// to a `transparent` listener; no `endpoints`, `lb` or `health_check`, and only
+    /// to a `transparent` listener; no `endpoints`, `lb`, `health_check` or `zone_aware`, and only
     /// listeners with `transparent = true` may use it). Default `"static"`.
     pub kind: Option<FileClusterKind>,
 }
@@ -1108,7 +1122,7 @@ pub enum FileLb {
 pub enum FileEndpoint {
     /// `"IP:port"`, weight 1.
     Address(String),
-    /// `{ address = "IP:port", weight = N }`.
+    /// `{ address = "IP:port", weight = N, zone = "z1" }`.
     Table(FileEndpointTable),
 }
 
@@ -1121,6 +1135,9 @@ pub struct FileEndpointTable {
     /// Relative share of traffic (for `round_robin`, `random` and `ring_hash`), 1 to 10000.
     /// Default 1.
     pub weight: Option<u32>,
+    /// The endpoint's zone, for `zone_aware` clusters and the per-zone request counters; 1 to
+    /// 128 characters among `A-Z a-z 0-9 - _ .`. Default: none.
+    pub zone: Option<String>,
 }
 
 impl FileEndpoint {

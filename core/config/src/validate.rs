@@ -86,7 +86,7 @@ pub(crate) fn parse_and_validate(
         .iter()
         .enumerate()
         .map(|(i, slot)| match slot {
-            Slot::Ok(c) => v.cluster(i, c, mesh_given),
+            Slot::Ok(c) => v.cluster(i, c, mesh_given, proxy.zone.as_deref()),
             Slot::Broken { .. } => None,
         })
         .collect();
@@ -331,6 +331,11 @@ impl Validator {
                 self.err("proxy.node_id", m);
             }
         }
+        if let Some(zone) = &p.zone {
+            if let Err(m) = crate::check::name(zone) {
+                self.err("proxy.zone", m);
+            }
+        }
         let labels = p.labels.clone().unwrap_or_default();
         if labels.len() > crate::labels::MAX_LABELS {
             let max = crate::labels::MAX_LABELS;
@@ -382,6 +387,7 @@ impl Validator {
             drain_timeout,
             ctld,
             node_id: p.node_id.clone(),
+            zone: p.zone.clone(),
             labels,
             control_socket,
             admin,
@@ -516,3 +522,5 @@ mod tests;
 mod tls;
 #[cfg(test)]
 mod tls_tests;
+#[cfg(test)]
+mod zones_tests;

@@ -479,6 +479,18 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
     }
 
     e.family(
+        "ringside_upstream_zone_requests_total",
+        Kind::Counter,
+        "Exchanges with a cluster's endpoints, by cluster and the endpoint's zone (endpoints with a zone only).",
+    );
+    for (cluster, ct) in &t.clusters {
+        for (zone, n) in &ct.zones {
+            let labels = [("cluster", cluster.as_str()), ("zone", zone.as_str())];
+            e.sample("ringside_upstream_zone_requests_total", &labels, *n);
+        }
+    }
+
+    e.family(
         "ringside_original_dst_loops_total",
         Kind::Counter,
         "Requests (502) or TCP connections (closed) an original_dst cluster refused because their original destination was the proxy itself, by cluster.",
@@ -897,6 +909,7 @@ mod tests {
                 retry_outcomes: vec![("over-budget", 1)],
                 mirrors: vec![("answered", 4)],
                 overflows: vec![("max_requests", 5)],
+                zones: vec![("z1".into(), 6)],
                 original_dst_loops: 6,
             }],
         };
@@ -938,6 +951,7 @@ mod tests {
             r#"ringside_consumer_rate_limited_total{listener="in",consumer="mobile"} 2"#,
             r#"ringside_gateway_events_total{listener="in",route="api",event="redirect"} 8"#,
             r#"ringside_circuit_breaker_overflows_total{cluster="app",limit="max_requests"} 10"#,
+            r#"ringside_upstream_zone_requests_total{cluster="app",zone="z1"} 12"#,
             r#"ringside_original_dst_loops_total{cluster="app"} 12"#,
             r#"ringside_config_reload_total{result="invalid"} 1"#,
             r#"ringside_io_driver{driver="epoll"} 1"#,

@@ -61,6 +61,8 @@ pub struct ClusterTotals {
     pub mirrors: BTreeMap<&'static str, u64>,
     /// Requests refused by the circuit breaker, by limit (`"max_requests"`...).
     pub overflows: BTreeMap<&'static str, u64>,
+    /// Exchanges with endpoints that have a zone, by zone.
+    pub zones: BTreeMap<String, u64>,
     /// Requests or connections an `original_dst` cluster refused as loops.
     pub original_dst_loops: u64,
 }
@@ -150,6 +152,9 @@ impl Totals {
                 }
                 for (limit, n) in &c.overflows {
                     *ct.overflows.entry(*limit).or_insert(0) += n;
+                }
+                for (zone, n) in &c.zones {
+                    *ct.zones.entry(zone.clone()).or_insert(0) += n;
                 }
                 ct.original_dst_loops += c.original_dst_loops;
                 for e in &c.endpoints {

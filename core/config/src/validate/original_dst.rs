@@ -22,6 +22,7 @@ impl Validator {
             ),
             ("lb", c.lb.is_some()),
             ("health_check", c.health_check.is_some()),
+            ("zone_aware", c.zone_aware.is_some()),
         ];
         for (key, present) in own_endpoints {
             if present {

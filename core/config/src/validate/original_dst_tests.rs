@@ -59,13 +59,16 @@ transparent = true
 #[test]
 fn an_original_dst_cluster_has_no_endpoints_of_its_own() {
     let e = errors(&format!(
-        r#"{BASE}
+        r#"[proxy]
+zone = "z1"
+{BASE}
 [[clusters]]
 name = "bad"
 kind = "original_dst"
 endpoints = [ "127.0.0.1:9002" ]
 lb = "random"
 health_check = {{ tcp = true }}
+zone_aware = true
 "#
     ));
     let why =
@@ -76,6 +79,7 @@ health_check = {{ tcp = true }}
             format!("clusters[2].endpoints: {why}"),
             format!("clusters[2].lb: {why}"),
             format!("clusters[2].health_check: {why}"),
+            format!("clusters[2].zone_aware: {why}"),
         ]
     );
 }

@@ -210,6 +210,8 @@ pub(crate) struct ClusterStats {
     original_dst_loops: Cell<u64>,
     /// Requests refused by the circuit breaker, by limit (`BreakerLimit::ALL`'s order).
     overflows: [Cell<u64>; 3],
+    /// Exchanges with an endpoint that has a zone, by zone.
+    zones: RefCell<HashMap<Rc<str>, u64>>,
 }
 
 impl ClusterStats {
@@ -273,6 +275,17 @@ impl ClusterStats {
     #[cfg(test)]
     pub(crate) fn overflows(&self, limit: BreakerLimit) -> u64 {
         self.overflow_cell(limit).map_or(0, Cell::get)
+    }
+
+    /// An exchange started with an endpoint in `zone`.
+    pub(crate) fn zone_request(&self, zone: &Rc<str>) {
+        let mut zones = self.zones.borrow_mut();
+        match zones.get_mut(zone) {
+            Some(n) => *n += 1,
+            None => {
+                zones.insert(Rc::clone(zone), 1);
+            }
+        }
     }
 
     /// The endpoint an `original_dst` cluster's exchange with `addr` is counted under:
@@ -445,6 +458,12 @@ impl WorkerStats {
                     .filter(|(_, n)| n.get() > 0)
                     .map(|(l, n)| (l.key(), n.get()))
                     .collect(),
+                zones: c
+                    .zones
+                    .borrow()
+                    .iter()
+                    .map(|(z, n)| (z.to_string(), *n))
+                    .collect(),
                 original_dst_loops: c.original_dst_loops.get(),
             });
         }
@@ -517,6 +536,8 @@ pub struct ClusterReport {
     pub mirrors: Vec<(&'static str, u64)>,
     /// Requests refused by the circuit breaker: (limit key, e.g. `"max_requests"`, count).
     pub overflows: Vec<(&'static str, u64)>,
+    /// Exchanges with endpoints that have a zone: (zone, count).
+    pub zones: Vec<(String, u64)>,
     /// Requests or connections an `original_dst` cluster refused: their original destination
     /// was the proxy itself.
     pub original_dst_loops: u64,
