@@ -156,7 +156,7 @@ fn cluster(c: &Cluster, t: Option<&ClusterTotals>, h: Option<&ClusterHealth>) ->
         .filter(|ep| health_of(ep).is_none_or(EndpointHealth::in_rotation))
         .count();
     let count = |f: fn(&ClusterHealth) -> u64| h.map_or(0, f);
-    json!({
+    let v = json!({
         "name": c.name,
         "lb": lb_name(c.lb),
         "connect_timeout_ms": millis(c.connect_timeout),
@@ -167,14 +167,25 @@ fn cluster(c: &Cluster, t: Option<&ClusterTotals>, h: Option<&ClusterHealth>) ->
         "ejections": count(|h| h.ejections),
         "panic_requests": count(|h| h.panic_requests),
         "health_check_failures": count(|h| h.check_failures),
-        "requests": sum(EndpointTotals::requests),
-        "responses_5xx": sum(|e| e.class("5xx")),
-        "errors": sum(|e| e.errors),
-        "connect_failures": sum(|e| e.connect_failures),
-        "active": sum(|e| e.active),
-        "idle": sum(|e| e.idle),
         "endpoints": endpoints,
-    })
+    });
+    with_counters(v, sum)
+}
+
+/// `v` (a cluster's object) with the counters summed over its endpoints by `sum`.
+fn with_counters(mut v: Value, sum: impl Fn(fn(&EndpointTotals) -> u64) -> u64) -> Value {
+    if let Value::Object(o) = &mut v {
+        o.insert("requests".into(), sum(EndpointTotals::requests).into());
+        o.insert("responses_5xx".into(), sum(|e| e.class("5xx")).into());
+        o.insert("errors".into(), sum(|e| e.errors).into());
+        o.insert(
+            "connect_failures".into(),
+            sum(|e| e.connect_failures).into(),
+        );
+        o.insert("active".into(), sum(|e| e.active).into());
+        o.insert("idle".into(), sum(|e| e.idle).into());
+    }
+    v
 }
 
 /// A cluster of `kind = "original_dst"`: no balancing and no health, its destinations in
@@ -187,19 +198,14 @@ fn original_dst_cluster(c: &Cluster, t: Option<&ClusterTotals>) -> Value {
         .flatten()
         .map(|(address, stats)| endpoint(address.to_string(), None, stats, None))
         .collect();
-    json!({
+    let v = json!({
         "name": c.name,
         "kind": "original_dst",
         "connect_timeout_ms": millis(c.connect_timeout),
         "original_dst_loops": t.map_or(0, |t| t.original_dst_loops),
-        "requests": sum(EndpointTotals::requests),
-        "responses_5xx": sum(|e| e.class("5xx")),
-        "errors": sum(|e| e.errors),
-        "connect_failures": sum(|e| e.connect_failures),
-        "active": sum(|e| e.active),
-        "idle": sum(|e| e.idle),
         "endpoints": destinations,
-    })
+    });
+    with_counters(v, sum)
 }
 
 /// `GET /clusters`: `health` is `ServerHandle::health`.
