@@ -122,6 +122,8 @@ pub struct ProxySettings {
     pub drain_timeout: Duration,
     /// This proxy's zone (`proxy.zone`), if set.
     pub zone: Option<String>,
+    /// `proxy.memory_limit_mib`, in bytes.
+    pub memory_limit: Option<u64>,
     /// The ctld socket to take configuration from, if any.
     pub ctld: Option<std::path::PathBuf>,
     /// The node id to present to ctld, if set in the file.

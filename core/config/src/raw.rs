@@ -52,6 +52,11 @@ pub struct FileProxy {
     /// `A-Z a-z 0-9 - _ . /`, a value 0 to 63 among `A-Z a-z 0-9 - _ .`; at most 64 labels.
     /// `--node-label KEY=VALUE` flags are laid over them. Default: none.
     pub labels: Option<std::collections::BTreeMap<String, String>>,
+    /// A memory ceiling for the whole process, in MiB (8 to 1048576): as its resident memory
+    /// (RSS) passes 90% of it, idle keep-alive connections are closed, oldest first; at it,
+    /// new connections are closed as soon as they are accepted. Requests in flight are never
+    /// cut. RSS is sampled every 50 ms by a thread of its own. Default: none (no ceiling).
+    pub memory_limit_mib: Option<u64>,
     /// This proxy's zone (its locality: an availability zone, a rack, a node), 1 to 128
     /// characters among `A-Z a-z 0-9 - _ .`. Clusters with `zone_aware = true` prefer the
     /// endpoints whose `zone` is this one. Default: none.

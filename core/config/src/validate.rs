@@ -24,6 +24,11 @@ use crate::raw::{FileCluster, FileDriver, FileListener, FileProxy, FileRole, Fil
 use crate::read::{self, Slot, SECTIONS};
 
 /// Defaults, in the units of the file.
+/// `proxy.memory_limit_mib`'s bounds: below 8 MiB the process's own start-up footprint is
+/// over the ceiling; the top is 1 TiB.
+const MIN_MEMORY_LIMIT_MIB: u64 = 8;
+const MAX_MEMORY_LIMIT_MIB: u64 = 1 << 20;
+
 mod default {
     pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
     pub const MAX_CONNECTIONS: u64 = 10_000;
@@ -331,6 +336,19 @@ impl Validator {
                 self.err("proxy.node_id", m);
             }
         }
+        let memory_limit = p.memory_limit_mib.and_then(|mib| {
+            if (MIN_MEMORY_LIMIT_MIB..=MAX_MEMORY_LIMIT_MIB).contains(&mib) {
+                Some(mib << 20)
+            } else {
+                self.err(
+                    "proxy.memory_limit_mib",
+                    format!(
+                        "must be from {MIN_MEMORY_LIMIT_MIB} to {MAX_MEMORY_LIMIT_MIB}, got {mib}"
+                    ),
+                );
+                None
+            }
+        });
         if let Some(zone) = &p.zone {
             if let Err(m) = crate::check::name(zone) {
                 self.err("proxy.zone", m);
@@ -388,6 +406,7 @@ impl Validator {
             ctld,
             node_id: p.node_id.clone(),
             zone: p.zone.clone(),
+            memory_limit,
             labels,
             control_socket,
             admin,

@@ -128,6 +128,8 @@ struct Control {
     prober: Option<crate::cx::background::Background>,
     /// The JWT providers' key fetcher (`cx/jwks/`), one per process.
     fetcher: Option<crate::cx::background::Background>,
+    /// The memory ceiling's sampler (`cx/memory.rs`), started once a configuration sets one.
+    sampler: Option<crate::cx::background::Background>,
 }
 
 /// A running engine. Dropping it does not stop the workers: call [`ServerHandle::shutdown`].
@@ -138,6 +140,8 @@ pub struct ServerHandle {
     telemetry: crate::cx::telemetry::Telemetry,
     /// State the workers share for the whole process (`cx/shared.rs`).
     registry: Arc<crate::cx::shared::Registry>,
+    /// The process's memory figures (`cx/memory.rs`), as the workers see them.
+    memory: Arc<crate::cx::memory::Memory>,
     control: Mutex<Control>,
     draining: std::sync::atomic::AtomicBool,
     /// Re-reads certificate files when they change on disk (rotation without a reload).
@@ -225,6 +229,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
     let telemetry = crate::cx::telemetry::Telemetry::new(shared.clone());
     telemetry.ensure(&shared.load().config);
     let registry = Arc::new(crate::cx::shared::Registry::default());
+    let memory = registry.get(crate::cx::memory::KEY, crate::cx::memory::Memory::default);
     let cpus = runtime::allowed_cpus();
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<(usize, io::Result<()>)>(workers);
     let mut handles = Vec::with_capacity(workers);
@@ -291,6 +296,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
             None
         }
     };
+    let sampler = start_sampler(&shared, &memory);
     let shared_for_watch = Arc::clone(&shared);
     let handle = ServerHandle {
         shared,
@@ -299,11 +305,13 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         draining: std::sync::atomic::AtomicBool::new(false),
         telemetry,
         registry,
+        memory,
         control: Mutex::new(Control {
             workers: handles,
             listeners,
             prober,
             fetcher,
+            sampler,
         }),
         _tls_watch: watch_tls_files(&shared_for_watch),
     };
@@ -464,6 +472,12 @@ impl ServerHandle {
 
     /// Outlier ejections and health-check results of every cluster of the served snapshot,
     /// read from the process-wide marks (`upstream/outlier.rs`), with their counters.
+    /// The memory ceiling and the last sampled resident size, in bytes (`None`: no
+    /// ceiling).
+    pub fn memory(&self) -> Option<crate::cx::memory::MemoryReport> {
+        self.memory.figures()
+    }
+
     pub fn health(&self) -> Vec<crate::upstream::health::ClusterHealth> {
         crate::upstream::health::report(&self.shared.load().config, &self.registry)
     }
@@ -571,6 +585,10 @@ impl ServerHandle {
         if let Some(f) = &control.fetcher {
             f.wake();
         }
+        match &control.sampler {
+            Some(s) => s.wake(),
+            None => control.sampler = start_sampler(&self.shared, &self.memory),
+        }
         for name in &removed {
             for w in control.workers.iter_mut() {
                 w.send(Command::RemoveListener { name: name.clone() });
@@ -628,16 +646,20 @@ impl ServerHandle {
         if let Some(f) = &control.fetcher {
             f.stop();
         }
+        if let Some(s) = &control.sampler {
+            s.stop();
+        }
     }
 
     /// Waits for every worker (and the health prober) to exit.
     pub fn wait(&self) {
-        let (workers, prober, fetcher) = {
+        let (workers, prober, fetcher, sampler) = {
             let mut control = self.lock();
             (
                 std::mem::take(&mut control.workers),
                 control.prober.take(),
                 control.fetcher.take(),
+                control.sampler.take(),
             )
         };
         for w in workers {
@@ -648,6 +670,9 @@ impl ServerHandle {
         }
         if let Some(f) = fetcher {
             f.join();
+        }
+        if let Some(s) = sampler {
+            s.join();
         }
     }
 
@@ -662,4 +687,20 @@ impl ServerHandle {
 /// (port 0 in the configuration accepts any port on the same IP).
 fn same_listener(bind: SocketAddr, actual: SocketAddr) -> bool {
     bind == actual || (bind.port() == 0 && bind.ip() == actual.ip())
+}
+
+/// Starts the memory ceiling's sampler when the published configuration sets a ceiling (it
+/// then follows reloads, and keeps running if a later one clears the ceiling).
+fn start_sampler(
+    shared: &Arc<ArcSwap<Snapshot>>,
+    memory: &Arc<crate::cx::memory::Memory>,
+) -> Option<crate::cx::background::Background> {
+    shared.load().config.proxy.memory_limit?;
+    match crate::cx::memory::spawn(Arc::clone(shared), Arc::clone(memory)) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the memory sampler: memory_limit_mib is not enforced");
+            None
+        }
+    }
 }

@@ -325,6 +325,10 @@ pub(crate) struct WorkerStats {
     clusters: RefCell<HashMap<Rc<str>, Rc<ClusterStats>>>,
     /// Connections accepted by this worker since it started.
     pub(crate) accepted: Cell<u64>,
+    /// Idle connections closed because memory was short (`cx/memory.rs`).
+    pub(crate) memory_shed: Cell<u64>,
+    /// Connections closed as soon as accepted because memory was at its ceiling.
+    pub(crate) memory_refused: Cell<u64>,
 }
 
 impl WorkerStats {
@@ -351,6 +355,8 @@ impl WorkerStats {
         let mut r = WorkerReport {
             worker,
             accepted: self.accepted.get(),
+            memory_shed: self.memory_shed.get(),
+            memory_refused: self.memory_refused.get(),
             ..WorkerReport::default()
         };
         for (name, l) in self.listeners.borrow().iter() {
@@ -614,6 +620,10 @@ impl RetryOutcome {
 pub struct WorkerReport {
     pub worker: usize,
     pub accepted: u64,
+    /// Idle connections closed because memory was short.
+    pub memory_shed: u64,
+    /// Connections closed as soon as accepted because memory was at its ceiling.
+    pub memory_refused: u64,
     pub requests: Vec<RequestCount>,
     pub listeners: Vec<ListenerReport>,
     pub clusters: Vec<ClusterReport>,

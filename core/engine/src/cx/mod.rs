@@ -7,8 +7,10 @@
 //! type (`error`), worker-local events (`event`), per-worker counters (`metrics`), trace
 //! context (`trace`), access-log and span export threads (`telemetry`), rustls contexts
 //! (`tls`), listening socket groups (`listen`), an intercepted connection's original
-//! destination (`original_dst`), and what every worker shares for the whole
-//! process (`shared`: breaker counters, token buckets, budgets, health marks). Nothing here
+//! destination (`original_dst`), what every worker shares for the whole
+//! process (`shared`: breaker counters, token buckets, budgets, health marks), and the
+//! memory ceiling (`memory`: the sampler thread and the level; `idle`: a worker's idle
+//! connections, oldest first, which it sheds). Nothing here
 //! imports a higher layer.
 
 pub(crate) mod background;
@@ -16,9 +18,11 @@ pub(crate) mod conn;
 pub(crate) mod deadline;
 pub(crate) mod error;
 pub(crate) mod event;
+pub(crate) mod idle;
 pub(crate) mod io;
 pub mod jwks;
 pub(crate) mod listen;
+pub mod memory;
 pub mod metrics;
 pub(crate) mod original_dst;
 pub(crate) mod runtime;
@@ -51,6 +55,8 @@ pub(crate) struct Cx {
     pub(crate) accepting: Cell<usize>,
     /// Open connections of this worker, readable by the control thread (status).
     pub(crate) gauge: Arc<std::sync::atomic::AtomicU64>,
+    /// The process's memory figures and level (`memory.rs`).
+    pub(crate) memory: Arc<memory::Memory>,
     rng: Cell<u64>,
 }
 
@@ -59,6 +65,7 @@ impl Cx {
         id: usize,
         telemetry: telemetry::Telemetry,
         gauge: Arc<std::sync::atomic::AtomicU64>,
+        memory: Arc<memory::Memory>,
         seed: u64,
     ) -> Cx {
         Cx {
@@ -71,6 +78,7 @@ impl Cx {
             connections: Cell::new(0),
             accepting: Cell::new(0),
             gauge,
+            memory,
             rng: Cell::new(seed),
         }
     }
