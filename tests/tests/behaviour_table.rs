@@ -819,9 +819,12 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
         row("404 no route", "no route matches /nowhere")
             .send(Req::get("/nowhere"))
             .expect(Expect::own(404)),
-        row("405 CONNECT (not extended CONNECT)", "(none: ringside is not a forward proxy)")
+        row("403 CONNECT no route allows", "(none: no route has match.connect)")
             .send(Req::new("CONNECT", "example.com:443").authority("example.com:443"))
-            .expect(Expect::own(405)),
+            .expect(Expect::own(403)),
+        row("400 CONNECT without a port", "(none: the parsers' rules)")
+            .send(Req::new("CONNECT", "example.com").authority("example.com"))
+            .expect(Expect::own(400)),
         row("408 request head timeout", "listener: request_head_timeout_ms = 1000")
             .send_by_proto(
                 Form::Stall("GET /echo/slowloris HTTP/1.1\r\nHost: ringside.test\r\nx-cell: $CELL\r\n".into()),

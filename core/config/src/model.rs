@@ -538,6 +538,11 @@ pub struct RouteMatch {
     /// pipeline checks it after the other conditions hold (it needs the route's credentials
     /// checked, which is the engine's work).
     pub consumers: Vec<crate::ConsumerId>,
+    /// `match.connect`: the route takes `CONNECT` tunnels, and only those (a route without
+    /// it never takes one).
+    pub connect: bool,
+    /// `match.ports`: a CONNECT's authority port must be one of these; empty: any port.
+    pub ports: Vec<u16>,
 }
 
 #[derive(Debug)]
@@ -562,6 +567,10 @@ where
     pub header: H,
     /// The client's verified identity (mesh mTLS), if any.
     pub principal: Option<&'a str>,
+    /// A `CONNECT` tunnel request (not an RFC 8441 extended CONNECT).
+    pub connect: bool,
+    /// A CONNECT's authority port (`None` for any other request).
+    pub port: Option<u16>,
 }
 
 impl RouteMatch {
@@ -584,6 +593,9 @@ pub enum RouteAction {
     Direct(DirectResponse),
     /// Gateway role only: answered with a redirect built from the request.
     Redirect(crate::edge::Redirect),
+    /// A CONNECT route's `tunnel_to = "authority"`: a tunnel to the address the request
+    /// names (its host is an IP address: the route's `match.host` is one).
+    Authority,
 }
 
 #[derive(Debug, Clone)]

@@ -438,6 +438,13 @@ pub struct FileRoute {
     /// Gateway role only. Cross-origin resource sharing (a sub-table, `[routes.cors]`); see
     /// [`FileCors`]. Default: none (CORS requests are forwarded as they come).
     pub cors: Option<FileCors>,
+    /// A `match.connect` route only, in place of `cluster`: `"authority"` tunnels to the
+    /// address the CONNECT names instead of a cluster's endpoint (Envoy's dynamic forward
+    /// proxy, without DNS). The route's `match.host` is required and must be an IP address
+    /// (`"10.0.0.7"`, `"[fd00::7]"`): a worker never waits for DNS, so a host name is
+    /// tunnelled to through a cluster whose endpoints are its addresses. The tunnel thus
+    /// reaches that one address, on the ports `match.ports` allows.
+    pub tunnel_to: Option<String>,
 }
 
 /// `routes[].redirect`: the proxy answers with `status` and a `Location` built from the
@@ -890,6 +897,19 @@ pub struct FileMatch {
     /// conditions. A CORS preflight carries no credential: give the route without
     /// `consumers` that catches the rest the same `cors`.
     pub consumers: Option<Vec<String>>,
+    /// `true`: the route takes `CONNECT` requests (the tunnels `HTTPS_PROXY` clients ask
+    /// for, over HTTP/1.1 and HTTP/2), and only those; a route without it never takes one,
+    /// and a `CONNECT` no route takes is refused with 403. `host` is then the authority's
+    /// host (`CONNECT api.example.com:443` has host `api.example.com`). The route answers
+    /// `200` and relays bytes both ways to an endpoint of its `cluster` (or `weighted`), or
+    /// to the authority itself with `tunnel_to = "authority"`. Not with `path_*` or
+    /// `method`; the route takes no `direct_response`, `redirect`, `retry`, `mirror`,
+    /// `rewrite` or `cors`. An RFC 8441 extended CONNECT (a WebSocket over HTTP/2) is not a
+    /// tunnel: ordinary routes take it. Default `false`.
+    pub connect: Option<bool>,
+    /// With `connect = true` only: the authority's port must be one of these (1 to 65535),
+    /// e.g. `[ 443 ]`. Default: any port.
+    pub ports: Option<Vec<u16>>,
 }
 
 /// One element of `routes[].weighted`.

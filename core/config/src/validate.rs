@@ -511,6 +511,7 @@ fn sort_key(path: &str) -> (usize, usize) {
 
 mod authz;
 mod cluster;
+mod connect;
 mod consumers;
 #[cfg(test)]
 mod consumers_tests;

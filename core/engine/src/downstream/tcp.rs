@@ -18,7 +18,7 @@ use crate::downstream::Worker;
 use crate::upstream::balance::request_hash;
 use crate::upstream::connect_any;
 use crate::upstream::pool::Upstream;
-use crate::upstream::tunnel::{tunnel, End};
+use crate::upstream::tunnel::{tunnel, End, Moved};
 
 pub(crate) async fn serve(
     worker: Rc<Worker>,
@@ -46,11 +46,11 @@ pub(crate) async fn serve(
         .as_ref()
         .filter(|k| matches!(k, HashKey::SourceIp))
         .and_then(|k| request_hash(k, |_| None, peer.ip()));
-    let original_dst = dst.map(|d| tracing::field::display(d.addr));
     let client = worker.client(&view, c, cluster.0, dst);
     let up: Upstream = match connect_any(client, c, state, hash).await {
         Ok((up, _)) => up,
         Err(e) => {
+            let original_dst = dst.map(|d| tracing::field::display(d.addr));
             tracing::warn!(listener = %listener, cluster = %c.name, %peer, original_dst, error = %e, "tcp: no upstream");
             return;
         }
@@ -63,7 +63,7 @@ pub(crate) async fn serve(
         mut buf,
         ..
     } = up;
-    let res = tunnel(
+    let (moved, res) = tunnel(
         End {
             r: &mut cr,
             w: &mut cw,
@@ -77,12 +77,27 @@ pub(crate) async fn serve(
         idle,
     )
     .await;
+    closed(&listener, peer, dst, moved, &res);
+}
+
+/// The log line of a tunnel that ended (a TCP listener's connection, a CONNECT tunnel):
+/// bytes sent (client to upstream) and received, and the error that ended it, if any; on a
+/// `transparent` listener, the connection's original destination.
+pub(crate) fn closed(
+    listener: &str,
+    peer: SocketAddr,
+    dst: Option<OriginalDst>,
+    moved: Moved,
+    res: &std::io::Result<()>,
+) {
+    let (sent, received) = (moved.a_to_b, moved.b_to_a);
+    let original_dst = dst.map(|d| tracing::field::display(d.addr));
     match res {
-        Ok(moved) => tracing::debug!(
-            listener = %listener, %peer, original_dst, sent = moved.a_to_b, received = moved.b_to_a, "tcp connection closed"
-        ),
+        Ok(()) => {
+            tracing::debug!(listener, %peer, original_dst, sent, received, "tcp connection closed")
+        }
         Err(e) => {
-            tracing::debug!(listener = %listener, %peer, original_dst, error = %e, "tcp connection ended")
+            tracing::debug!(listener, %peer, original_dst, sent, received, error = %e, "tcp connection ended")
         }
     }
 }
