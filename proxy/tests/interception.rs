@@ -277,9 +277,10 @@ listener = "outbound"
 match = {{ path_prefix = "/private" }}
 direct_response = {{ status = 403 }}
 
+# Routed by the original destination's port.
 [[routes]]
 listener = "outbound"
-match = {{ path_prefix = "/h2c" }}
+match = {{ ports = [ 8090 ] }}
 cluster = "passthrough-h2"
 
 [[routes]]
@@ -395,7 +396,8 @@ fn http_clients_reach_their_destination_through_ringside() {
         assert_eq!(line["protocol"], "HTTP/2", "{line}");
         assert_eq!(line["original_dst"], "10.77.0.2:8080", "{line}");
 
-        // HTTP/1.1 from the client, HTTP/2 to the original destination (`protocol = "http2"`).
+        // HTTP/1.1 from the client, HTTP/2 to the original destination (`protocol = "http2"`),
+        // on a route that matches its port.
         let (status, body) = curl(&pod.app, &["http://10.77.0.2:8090/h2c/x"]);
         assert_eq!((status, body.as_str()), (200, "h2 origin"));
         let sent = logged(&log, "/h2c/x");

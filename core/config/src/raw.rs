@@ -907,8 +907,10 @@ pub struct FileMatch {
     /// `rewrite` or `cors`. An RFC 8441 extended CONNECT (a WebSocket over HTTP/2) is not a
     /// tunnel: ordinary routes take it. Default `false`.
     pub connect: Option<bool>,
-    /// With `connect = true` only: the authority's port must be one of these (1 to 65535),
-    /// e.g. `[ 443 ]`. Default: any port.
+    /// With `connect = true`: the authority's port must be one of these (1 to 65535), e.g.
+    /// `[ 443 ]`. On a listener with `transparent = true`, for other requests: the port of
+    /// the connection's original destination must be one of these. An error anywhere else.
+    /// Default: any port.
     pub ports: Option<Vec<u16>>,
 }
 

@@ -201,7 +201,7 @@ pub(crate) fn parse_and_validate(
         }
     }
 
-    v.original_dst_users(&raw);
+    v.transparent_only(&raw);
 
     let material_hash = v.material.finish();
     let base_dir = v.base_dir;

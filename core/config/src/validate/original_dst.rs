@@ -1,6 +1,7 @@
 //! Traffic interception: clusters of `kind = "original_dst"` have no endpoints of their own
 //! (each connection goes where it was going before iptables redirected it), so they are used
-//! only from listeners with `transparent = true`, whose connections carry that destination.
+//! only from listeners with `transparent = true`, whose connections carry that destination;
+//! so is `match.ports` outside CONNECT routes (the original destination's port).
 
 use std::collections::{HashMap, HashSet};
 
@@ -35,10 +36,11 @@ impl Validator {
         true
     }
 
-    /// A tcp listener or a route that names an `original_dst` cluster must be on a listener
-    /// with `transparent = true` (elsewhere a connection has no original destination); a
-    /// mirror never goes to one (a copy would go where the request already went).
-    pub(super) fn original_dst_users(&mut self, raw: &RawFile) {
+    /// What only a `transparent` listener's connections have, an original destination, may
+    /// be used only there: a tcp listener or a route that names an `original_dst` cluster
+    /// (a mirror never goes to one: a copy would go where the request already went), and
+    /// `match.ports` outside CONNECT routes (the original destination's port).
+    pub(super) fn transparent_only(&mut self, raw: &RawFile) {
         let original: HashSet<&str> = raw
             .clusters
             .iter()
@@ -47,9 +49,6 @@ impl Validator {
                 _ => None,
             })
             .collect();
-        if original.is_empty() {
-            return;
-        }
         let listeners: HashMap<&str, &FileListener> = raw
             .listeners
             .iter()
@@ -87,6 +86,15 @@ impl Validator {
             };
             if transparent(l) {
                 continue;
+            }
+            let ports = r.matcher.as_ref().filter(|m| m.connect != Some(true));
+            if ports.is_some_and(|m| m.ports.is_some()) {
+                self.err(
+                    format!("{p}.match.ports"),
+                    "only with connect = true, or on a listener with transparent = true (the port \
+                     of a CONNECT's authority, or of an intercepted connection's original \
+                     destination; other requests are routed by host alone)",
+                );
             }
             if let Some(c) = r.cluster.as_ref().filter(|c| original.contains(&***c)) {
                 self.err(format!("{p}.cluster"), needs_transparent(c, &l.name));

@@ -34,6 +34,11 @@ cluster = "orders"
 
 [[routes]]
 listener = "outbound"
+match = {{ ports = [ 8080, 8443 ] }}
+cluster = "passthrough"
+
+[[routes]]
+listener = "outbound"
 cluster = "passthrough"
 
 [[listeners]]
@@ -50,6 +55,10 @@ transparent = true
     assert_eq!(kinds, [true, false]);
     assert!(c.clusters[0].endpoints.is_empty());
     assert!(matches!(c.listeners[2].kind, ListenerKind::Tcp { .. }));
+    let ListenerKind::Http(http) = &c.listeners[0].kind else {
+        panic!("http")
+    };
+    assert_eq!(http.routes[1].matcher.ports, [8080, 8443]);
     // Changing the kind changes the fingerprint (per-worker state is not carried over).
     let other = ok(&BASE.replace("kind = \"original_dst\"", "kind = \"static\""));
     assert!(!other.clusters[0].original_dst);
@@ -101,6 +110,11 @@ listener = "outbound"
 cluster = "orders"
 mirror = {{ cluster = "passthrough" }}
 
+[[routes]]
+listener = "plain"
+match = {{ ports = [ 8080 ] }}
+cluster = "orders"
+
 [[listeners]]
 name = "tcp-plain"
 bind = "127.0.0.1:15003"
@@ -118,6 +132,7 @@ cluster = "passthrough"
             format!("routes[0].cluster: {}", needs("plain")),
             format!("routes[1].weighted[1].cluster: {}", needs("plain")),
             "routes[2].mirror.cluster: cluster \"passthrough\" has kind = \"original_dst\": a mirror needs endpoints of its own".to_string(),
+            "routes[3].match.ports: only with connect = true, or on a listener with transparent = true (the port of a CONNECT's authority, or of an intercepted connection's original destination; other requests are routed by host alone)".to_string(),
         ]
     );
 }
