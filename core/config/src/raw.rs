@@ -6,10 +6,10 @@
 //! applied. `validate` does all of that, so that each mistake is reported with its own path
 //! and message.
 //!
-//! A file has eight top-level keys, all optional: `[proxy]`, `[mesh]`, `[[listeners]]`,
+//! A file has eight top-level keys: `[proxy]`, `[mesh]`, `[[listeners]]`,
 //! `[[routes]]`, `[[authz]]`, `[[clusters]]`, `[[consumers]]` and `[[jwt_providers]]`
-//! (gateway role). Any other top-level key is an error. An empty
-//! file is valid (it serves nothing).
+//! (gateway role). Any other top-level key is an error. Only `[[listeners]]` is required
+//! (at least one): an empty or truncated file would serve nothing.
 //!
 //! Certificate, key and CA files are named by path; a relative path is resolved against the
 //! directory of the configuration file (or the current directory when the text did not come

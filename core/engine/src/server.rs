@@ -494,8 +494,9 @@ impl ServerHandle {
 
     /// Publishes a new configuration. Listeners that appear are bound (a bind failure rejects
     /// the whole reload and changes nothing); listeners that disappear stop accepting;
-    /// existing keep-alive connections see the new routes on their next request. Worker count
-    /// and driver changes need a restart and are logged.
+    /// existing keep-alive connections see the new routes on their next request. The worker
+    /// count and the driver stay as they started: the caller reports changes to them
+    /// (`proxy/src/settings.rs`).
     pub fn reload(&self, config: Config) -> Result<Reloaded, ReloadError> {
         self.reload_as(config, None)
     }
@@ -529,13 +530,6 @@ impl ServerHandle {
                 return Ok(Reloaded::Applied(g));
             }
             return Ok(Reloaded::Unchanged(current.generation));
-        }
-        if config.proxy.workers != current.config.proxy.workers
-            || config.proxy.driver != current.config.proxy.driver
-        {
-            tracing::warn!(
-                "changes to proxy.workers or proxy.driver take effect at the next restart"
-            );
         }
         let mut added = Vec::new();
         let mut kept = Vec::new();

@@ -390,7 +390,7 @@ pub(crate) mod tests {
         let blocks = toml_blocks(DOC);
         assert!(blocks.len() >= 4, "{} blocks", blocks.len());
         for b in &blocks {
-            if let Err(e) = crate::parse(b) {
+            if let Err(e) = crate::parse(&crate::validate::tests::with_listener(b)) {
                 panic!("docs/gateway.md example is invalid:\n{e}\n{b}");
             }
         }

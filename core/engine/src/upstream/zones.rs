@@ -165,7 +165,8 @@ mod tests {
             .map(|(i, z)| format!("{{ address = \"127.0.0.1:{}\", zone = \"{z}\" }}", 1000 + i))
             .collect();
         let text = format!(
-            "[proxy]\nzone = \"z1\"\n[[clusters]]\nname = \"app\"\nzone_aware = true\n\
+            "[proxy]\nzone = \"z1\"\n[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n\
+             [[clusters]]\nname = \"app\"\nzone_aware = true\n\
              zone_min_healthy_percent = {min}\nendpoints = [ {} ]\n",
             endpoints.join(", ")
         );

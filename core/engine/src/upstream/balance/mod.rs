@@ -266,6 +266,10 @@ mod tests {
     fn new_reads_the_validated_cluster() {
         let config = ringside_config::parse(
             r#"
+[[listeners]]
+name = "in"
+bind = "127.0.0.1:0"
+
 [[clusters]]
 name = "weighted"
 endpoints = [{ address = "127.0.0.1:1001", weight = 2 }, "127.0.0.1:1002"]
