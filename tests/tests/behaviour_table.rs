@@ -11,7 +11,8 @@
 //!   plaintext one (HTTP/1.1 and h2c) and a TLS one (`mtls = "permissive"`: ALPN h2 or
 //!   http/1.1, a client certificate optional) for each upstream protocol; the same routes on
 //!   each, whose clusters are `NAME-h1` or `NAME-h2` (`protocol = "http2"`) after the
-//!   listener's upstream.
+//!   listener's upstream. They are `transparent` (nothing redirects to them: an
+//!   `original_dst` cluster has nowhere to go).
 //! - **edits** ([`EDITS_LISTENER`]): the same four listeners with the header-edit keys
 //!   (`request_headers_to_add`, ...), and a route without a `name`. A proxy that does not
 //!   know these keys refuses the configuration: then only the rows on it fail.
@@ -62,6 +63,7 @@ max_uri_bytes = 512
 max_header_bytes = 4096
 max_headers = 40
 request_head_timeout_ms = 1000
+transparent = true
 
 [[authz]]
 listener = "$L"
@@ -154,6 +156,12 @@ listener = "$L"
 name = "dead"
 match = { path_prefix = "/dead/" }
 cluster = "dead-$up"
+
+[[routes]]
+listener = "$L"
+name = "original-dst"
+match = { path_prefix = "/original-dst/" }
+cluster = "original-dst-$up"
 
 [[routes]]
 listener = "$L"
@@ -313,6 +321,15 @@ name = "empty-h1"
 [[clusters]]
 name = "empty-h2"
 protocol = "http2"
+
+[[clusters]]
+name = "original-dst-h1"
+kind = "original_dst"
+
+[[clusters]]
+name = "original-dst-h2"
+protocol = "http2"
+kind = "original_dst"
 
 [[clusters]]
 name = "limited-h1"
@@ -852,6 +869,11 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
         row("502 upstream resets", "route echo; the origin closes (h1) or resets the stream (h2)")
             .send(Req::post("/echo/reset").sized("x"))
             .expect(Expect::status(502).short_text().got(Got::a().method("POST"))),
+        // The listener is `transparent`, but nothing redirected the connection: its original
+        // destination, if the kernel tracks one, is the listener itself (a loop).
+        row("502 original_dst without a redirect", r#"route original-dst: cluster "original-dst-$up" (kind = "original_dst")"#)
+            .send(Req::get("/original-dst/x"))
+            .expect(Expect::own(502)),
         row("503 no endpoint", r#"route empty: cluster "empty-$up" has no endpoints"#)
             .send(Req::get("/empty/x"))
             .expect(Expect::own(503)),

@@ -73,6 +73,9 @@ pub(crate) fn cluster_fingerprint(cluster: &Cluster) -> u64 {
         Some(HashKey::Header(n)) => write!(h, "hash_key=header:{}:{n};", n.len()),
         Some(HashKey::Cookie(n)) => write!(h, "hash_key=cookie:{}:{n};", n.len()),
     };
+    if cluster.original_dst {
+        h.write(b"kind=original_dst;");
+    }
     let _ = write!(h, "endpoints={};", cluster.endpoints.len());
     for e in &cluster.endpoints {
         let _ = write!(h, "{}*{};", e.address, e.weight);

@@ -157,6 +157,9 @@ pub struct Listener {
     pub tls: Option<ListenerTls>,
     /// Mesh mTLS with [`Config::mesh`] (validation guarantees it is present).
     pub mtls: Option<MtlsMode>,
+    /// Connections arrive through an iptables `REDIRECT`: their original destination is
+    /// read at accept (`transparent`).
+    pub transparent: bool,
 }
 
 // A configuration holds a handful of listeners, built once per reload and read by
@@ -654,6 +657,9 @@ pub struct Cluster {
     /// Caps the retries routes make to this cluster, for the whole process (not in the
     /// fingerprint: the budget's state is keyed by its own settings).
     pub retry_budget: crate::RetryBudget,
+    /// `kind = "original_dst"`: no endpoints; each connection goes to its client
+    /// connection's original destination (a `transparent` listener's).
+    pub original_dst: bool,
 }
 
 /// `clusters[].outlier_detection`: consecutive failures that eject an endpoint, and for how

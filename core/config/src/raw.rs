@@ -194,6 +194,12 @@ pub struct FileListener {
     /// HTTP, gateway role only. Client address blocks refused on this listener (403),
     /// checked before `ip_allow`. Default: none.
     pub ip_deny: Option<Vec<String>>,
+    /// `true`: connections reach this listener through an iptables `REDIRECT` (traffic
+    /// interception, as with Istio's sidecar; see deploy/interception/). Each accepted
+    /// connection's original destination is read (`SO_ORIGINAL_DST`, IPv4 and IPv6; no
+    /// capability needed), logged as `original_dst`, and is where a cluster with
+    /// `kind = "original_dst"` forwards. Default `false`.
+    pub transparent: Option<bool>,
 }
 
 /// `listeners[].tls`.
@@ -901,8 +907,10 @@ pub struct FileMatch {
     /// `rewrite` or `cors`. An RFC 8441 extended CONNECT (a WebSocket over HTTP/2) is not a
     /// tunnel: ordinary routes take it. Default `false`.
     pub connect: Option<bool>,
-    /// With `connect = true` only: the authority's port must be one of these (1 to 65535),
-    /// e.g. `[ 443 ]`. Default: any port.
+    /// With `connect = true`: the authority's port must be one of these (1 to 65535), e.g.
+    /// `[ 443 ]`. On a listener with `transparent = true`, for other requests: the port of
+    /// the connection's original destination must be one of these. An error anywhere else.
+    /// Default: any port.
     pub ports: Option<Vec<u16>>,
 }
 
@@ -1002,6 +1010,19 @@ pub struct FileCluster {
     /// With `zone_aware`: the share of the local zone's endpoint weight, in percent (0 to
     /// 100), that must be in rotation for every request to stay local. Default 70.
     pub zone_min_healthy_percent: Option<u64>,
+    /// Where the endpoints come from: `"static"` (the `endpoints` list) or `"original_dst"`
+    /// (each connection goes to the address it was going to before iptables redirected it
+    /// to a `transparent` listener; no `endpoints`, `lb`, `health_check` or `zone_aware`, and only
+    /// listeners with `transparent = true` may use it). Default `"static"`.
+    pub kind: Option<FileClusterKind>,
+}
+
+/// Values of `clusters[].kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileClusterKind {
+    Static,
+    OriginalDst,
 }
 
 /// `clusters[].circuit_breaker`: each limit at least 1; a limit not given is not enforced

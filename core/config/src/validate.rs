@@ -201,6 +201,8 @@ pub(crate) fn parse_and_validate(
         }
     }
 
+    v.transparent_only(&raw);
+
     let material_hash = v.material.finish();
     let base_dir = v.base_dir;
     let mut errors = v.errors;
@@ -524,6 +526,9 @@ mod jwt;
 #[cfg(test)]
 mod jwt_tests;
 mod listener;
+mod original_dst;
+#[cfg(test)]
+mod original_dst_tests;
 mod redis;
 #[cfg(test)]
 mod redis_tests;

@@ -8,6 +8,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use ringside_config::{ListenerKind, Snapshot};
 use crate::cx::event::Event;
 use crate::cx::io::{either, is_canceled, until};
 use crate::cx::memory::Level;
+use crate::cx::original_dst::OriginalDst;
 use crate::cx::Cx;
 use crate::downstream::Worker;
 use crate::pipeline::view::Views;
@@ -274,7 +276,7 @@ async fn accept_loop(
 /// One connection from the accept queue without waiting (`accept4` with `SOCK_NONBLOCK`), or
 /// `None` when the queue is empty.
 fn accept_queued(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
-    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::fd::FromRawFd;
     // SAFETY: accept4 on our listening fd with null address pointers returns a new fd or -1;
     // nothing else is read or written.
     let fd = unsafe {
@@ -325,6 +327,13 @@ fn spawn_connection(
         stats: stats.clone(),
     };
     let abort = worker.cx.abort.clone();
+    // Once per connection, and only on a listener that asks for it (`transparent`).
+    let dst = if listener.transparent {
+        let local = stream.local_addr().ok();
+        local.and_then(|local| OriginalDst::of(stream.as_raw_fd(), local))
+    } else {
+        None
+    };
     // Each connection races its work against the worker's abort event (drain timeout):
     // when it fires the work is dropped, closing both sockets; the guard then counts it out.
     match &listener.kind {
@@ -335,6 +344,7 @@ fn spawn_connection(
                 name.clone(),
                 stream,
                 peer,
+                dst,
                 stats,
             ));
             monoio::spawn(async move {
@@ -349,6 +359,7 @@ fn spawn_connection(
                 name.clone(),
                 stream,
                 peer,
+                dst,
                 stats,
             ));
             monoio::spawn(async move {
@@ -377,6 +388,7 @@ async fn housekeeping(worker: Rc<Worker>, trim: Option<fn()>) {
         ticks += 1;
         if ticks.is_multiple_of(per_second) && !worker.cx.draining() {
             worker.up.pool.sweep();
+            worker.up.h2.sweep();
         }
     }
 }

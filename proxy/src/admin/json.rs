@@ -120,8 +120,11 @@ fn health_check(h: &HealthCheck) -> Value {
 }
 
 /// One configured cluster with its endpoints (in configuration order), their counters and
-/// their health.
+/// their health. An `original_dst` cluster's endpoints are the destinations it has counted.
 fn cluster(c: &Cluster, t: Option<&ClusterTotals>, h: Option<&ClusterHealth>) -> Value {
+    if c.original_dst {
+        return original_dst_cluster(c, t);
+    }
     let none = EndpointTotals::default();
     let health_of =
         |ep: &Endpoint| h.and_then(|h| h.endpoints.iter().find(|e| e.address == ep.address));
@@ -153,7 +156,7 @@ fn cluster(c: &Cluster, t: Option<&ClusterTotals>, h: Option<&ClusterHealth>) ->
         .filter(|ep| health_of(ep).is_none_or(EndpointHealth::in_rotation))
         .count();
     let count = |f: fn(&ClusterHealth) -> u64| h.map_or(0, f);
-    json!({
+    let v = json!({
         "name": c.name,
         "lb": lb_name(c.lb),
         "connect_timeout_ms": millis(c.connect_timeout),
@@ -164,14 +167,45 @@ fn cluster(c: &Cluster, t: Option<&ClusterTotals>, h: Option<&ClusterHealth>) ->
         "ejections": count(|h| h.ejections),
         "panic_requests": count(|h| h.panic_requests),
         "health_check_failures": count(|h| h.check_failures),
-        "requests": sum(EndpointTotals::requests),
-        "responses_5xx": sum(|e| e.class("5xx")),
-        "errors": sum(|e| e.errors),
-        "connect_failures": sum(|e| e.connect_failures),
-        "active": sum(|e| e.active),
-        "idle": sum(|e| e.idle),
         "endpoints": endpoints,
-    })
+    });
+    with_counters(v, sum)
+}
+
+/// `v` (a cluster's object) with the counters summed over its endpoints by `sum`.
+fn with_counters(mut v: Value, sum: impl Fn(fn(&EndpointTotals) -> u64) -> u64) -> Value {
+    if let Value::Object(o) = &mut v {
+        o.insert("requests".into(), sum(EndpointTotals::requests).into());
+        o.insert("responses_5xx".into(), sum(|e| e.class("5xx")).into());
+        o.insert("errors".into(), sum(|e| e.errors).into());
+        o.insert(
+            "connect_failures".into(),
+            sum(|e| e.connect_failures).into(),
+        );
+        o.insert("active".into(), sum(|e| e.active).into());
+        o.insert("idle".into(), sum(|e| e.idle).into());
+    }
+    v
+}
+
+/// A cluster of `kind = "original_dst"`: no balancing and no health, its destinations in
+/// address order.
+fn original_dst_cluster(c: &Cluster, t: Option<&ClusterTotals>) -> Value {
+    let sum = |f: fn(&EndpointTotals) -> u64| t.map_or(0, |t| t.sum(f));
+    let destinations: Vec<Value> = t
+        .map(|t| &t.endpoints)
+        .into_iter()
+        .flatten()
+        .map(|(address, stats)| endpoint(address.to_string(), None, stats, None))
+        .collect();
+    let v = json!({
+        "name": c.name,
+        "kind": "original_dst",
+        "connect_timeout_ms": millis(c.connect_timeout),
+        "original_dst_loops": t.map_or(0, |t| t.original_dst_loops),
+        "endpoints": destinations,
+    });
+    with_counters(v, sum)
 }
 
 /// `GET /clusters`: `health` is `ServerHandle::health`.
@@ -360,5 +394,36 @@ endpoints = ["127.0.0.1:9", { address = "127.0.0.1:10", weight = 3 }]
         assert_eq!(c["endpoints"][1]["weight"], 3);
         assert_eq!(c["endpoints"][0]["health"], "healthy");
         assert_eq!(c["healthy_endpoints"], 2);
+    }
+
+    #[test]
+    fn an_original_dst_cluster_lists_its_destinations() {
+        let text = CONFIG.replace(
+            "lb = \"least_request\"\nendpoints = [\"127.0.0.1:9\", { address = \"127.0.0.1:10\", weight = 3 }]",
+            "kind = \"original_dst\"",
+        );
+        let text = text.replace(
+            "bind = \"127.0.0.1:0\"",
+            "bind = \"127.0.0.1:0\"\ntransparent = true",
+        );
+        let snap = Snapshot {
+            generation: 1,
+            config: ringside_config::parse(&text).unwrap(),
+        };
+        let mut t = Totals::default();
+        let ct = t.clusters.entry("app".into()).or_default();
+        ct.original_dst_loops = 2;
+        let to: std::net::SocketAddr = "10.0.3.7:8080".parse().unwrap();
+        let ep = ct.endpoints.entry(to).or_default();
+        ep.errors = 1;
+        ep.connect_failures = 3;
+        let v = clusters(&snap, &t, &[]);
+        let c = &v["clusters"][0];
+        assert_eq!(c["kind"], "original_dst");
+        assert_eq!(c["original_dst_loops"], 2);
+        assert_eq!(c["errors"], 1);
+        assert_eq!(c["connect_failures"], 3);
+        assert_eq!(c["endpoints"][0]["address"], "10.0.3.7:8080");
+        assert_eq!(c["endpoints"][0]["weight"], Value::Null);
     }
 }

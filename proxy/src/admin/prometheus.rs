@@ -493,6 +493,22 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
     }
 
     e.family(
+        "ringside_original_dst_loops_total",
+        Kind::Counter,
+        "Requests (502) or TCP connections (closed) an original_dst cluster refused because their original destination was the proxy itself, by cluster.",
+    );
+    for (cluster, ct) in &t.clusters {
+        if ct.original_dst_loops > 0 {
+            let labels = [("cluster", cluster.as_str())];
+            e.sample(
+                "ringside_original_dst_loops_total",
+                &labels,
+                ct.original_dst_loops,
+            );
+        }
+    }
+
+    e.family(
         "ringside_upstream_connections",
         Kind::Gauge,
         "Upstream connections, by cluster and state (active: carrying a request; idle: pooled).",
@@ -940,6 +956,7 @@ mod tests {
                 mirrors: vec![("answered", 4)],
                 overflows: vec![("max_requests", 5)],
                 zones: vec![("z1".into(), 6)],
+                original_dst_loops: 6,
             }],
         };
         Totals::merge(&[w(0), w(1)])
@@ -981,6 +998,7 @@ mod tests {
             r#"ringside_gateway_events_total{listener="in",route="api",event="redirect"} 8"#,
             r#"ringside_circuit_breaker_overflows_total{cluster="app",limit="max_requests"} 10"#,
             r#"ringside_upstream_zone_requests_total{cluster="app",zone="z1"} 12"#,
+            r#"ringside_original_dst_loops_total{cluster="app"} 12"#,
             r#"ringside_config_reload_total{result="invalid"} 1"#,
             r#"ringside_io_driver{driver="epoll"} 1"#,
             "ringside_memory_limit_bytes 67108864",

@@ -67,6 +67,8 @@ pub struct ClusterTotals {
     pub overflows: BTreeMap<&'static str, u64>,
     /// Exchanges with endpoints that have a zone, by zone.
     pub zones: BTreeMap<String, u64>,
+    /// Requests or connections an `original_dst` cluster refused as loops.
+    pub original_dst_loops: u64,
 }
 
 impl ClusterTotals {
@@ -160,6 +162,7 @@ impl Totals {
                 for (zone, n) in &c.zones {
                     *ct.zones.entry(zone.clone()).or_insert(0) += n;
                 }
+                ct.original_dst_loops += c.original_dst_loops;
                 for e in &c.endpoints {
                     let et = ct.endpoints.entry(e.address).or_default();
                     for (status, n) in &e.responses {

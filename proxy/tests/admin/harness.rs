@@ -60,8 +60,19 @@ pub struct Ringside {
 
 impl Ringside {
     pub fn start(dir: &TempDir, config: &str, extra: &[&str]) -> Ringside {
+        Ringside::start_as(
+            Command::new(env!("CARGO_BIN_EXE_ringside")),
+            dir,
+            config,
+            extra,
+        )
+    }
+
+    /// As [`Ringside::start`], with `command` running the binary (`ip netns exec NS setpriv
+    /// ... ringside`, say).
+    pub fn start_as(mut command: Command, dir: &TempDir, config: &str, extra: &[&str]) -> Ringside {
         let path = dir.write("ringside.toml", config);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringside"))
+        let mut child = command
             .args(extra)
             .arg("run")
             .arg("--config")

@@ -119,6 +119,7 @@ impl Validator {
                 zones,
                 zone_aware,
                 fingerprint: 0,
+                original_dst: v.original_dst_kind(&p, c),
             }
         })?;
         cluster.fingerprint = cluster_fingerprint(&cluster);

@@ -7,17 +7,11 @@ use crate::model::RouteAction;
 use crate::raw::{FileMatch, FileRoute};
 
 impl Validator {
-    /// `match.connect` and `match.ports` of the route whose `match` is at `p`.
+    /// `match.connect` and `match.ports` of the route whose `match` is at `p` (`ports`
+    /// without `connect` needs a `transparent` listener: `original_dst.rs` checks it).
     pub(super) fn connect_match(&mut self, p: &str, m: &FileMatch) -> (bool, Vec<u16>) {
         let connect = m.connect.unwrap_or(false);
         let ports = m.ports.clone().unwrap_or_default();
-        if m.ports.is_some() && !connect {
-            self.err(
-                format!("{p}.ports"),
-                "only with connect = true (the port of a CONNECT's authority; other requests \
-                 are routed by host alone)",
-            );
-        }
         if m.ports.as_ref().is_some_and(Vec::is_empty) {
             self.err(
                 format!("{p}.ports"),
@@ -171,7 +165,7 @@ mod tests {
         };
         said(
             "match = { ports = [443] }\ncluster = \"c\"",
-            "routes[0].match.ports: only with connect = true",
+            "routes[0].match.ports: only with connect = true, or on a listener with transparent = true",
         );
         said(
             "match = { connect = true, ports = [] }\ncluster = \"c\"",

@@ -103,6 +103,7 @@ impl Validator {
                 idle_timeout,
                 tls,
                 mtls,
+                transparent: l.transparent.unwrap_or(false),
             })
         });
         built.flatten()

@@ -137,6 +137,10 @@ pub(crate) enum ProxyError {
     /// A route's global rate limit with `fail_closed` cannot reach its Redis.
     #[error("rate limit unavailable: redis unreachable")]
     LimitUnavailable,
+    /// A cluster of `kind = "original_dst"` has nowhere to send the request: why (the
+    /// connection was not redirected, or its original destination is the proxy itself).
+    #[error("no original destination: {0}")]
+    NoOriginalDst(&'static str),
 }
 
 /// Why a request was not authenticated (the reason label of
@@ -275,7 +279,8 @@ impl ProxyError {
             ProxyError::Connect(_)
             | ProxyError::UpstreamClosedEarly
             | ProxyError::UpstreamIo(_)
-            | ProxyError::UpstreamInvalid(_) => 502,
+            | ProxyError::UpstreamInvalid(_)
+            | ProxyError::NoOriginalDst(_) => 502,
             ProxyError::Timeout | ProxyError::PerTryTimeout => 504,
             ProxyError::Forbidden | ProxyError::Refused(_) => 403,
             ProxyError::Retried => 502,
@@ -303,6 +308,7 @@ impl ProxyError {
             | ProxyError::UpstreamIo(_)
             | ProxyError::UpstreamInvalid(_)
             | ProxyError::UpstreamStream(_)
+            | ProxyError::NoOriginalDst(_)
             | ProxyError::Retried => 14,
             ProxyError::ClientGone | ProxyError::ClientIo(_) | ProxyError::ClientStream(_) => 1,
             ProxyError::BadRequest(_) | ProxyError::VersionNotSupported => 13,
@@ -341,6 +347,7 @@ impl ProxyError {
             | ProxyError::FaultAbort { .. }
             | ProxyError::Overloaded(_)
             | ProxyError::LimitUnavailable
+            | ProxyError::NoOriginalDst(_)
             | ProxyError::Unauthenticated(_) => Side::Policy,
             ProxyError::Connect(_)
             | ProxyError::UpstreamClosedEarly

@@ -179,6 +179,15 @@ impl ListenerStats {
     }
 }
 
+/// Distinct destinations of an `original_dst` cluster that a worker keeps series for.
+pub(crate) const MAX_DESTINATIONS: usize = 1024;
+
+/// The endpoint the destinations past [`MAX_DESTINATIONS`] are counted under.
+pub const OTHER_DESTINATIONS: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
+
 /// One cluster's counters in one worker.
 #[derive(Default)]
 pub(crate) struct ClusterStats {
@@ -196,6 +205,9 @@ pub(crate) struct ClusterStats {
     retry_outcomes: [Cell<u64>; RetryOutcome::ALL.len()],
     /// Copies mirrored to this cluster, by result (like `MirrorResult::ALL`).
     mirrors: [Cell<u64>; MirrorResult::ALL.len()],
+    /// Requests or connections an `original_dst` cluster refused because their original
+    /// destination was the proxy itself.
+    original_dst_loops: Cell<u64>,
     /// Requests refused by the circuit breaker, by limit (`BreakerLimit::ALL`'s order).
     overflows: [Cell<u64>; 3],
     /// Exchanges with an endpoint that has a zone, by zone.
@@ -274,6 +286,25 @@ impl ClusterStats {
                 zones.insert(Rc::clone(zone), 1);
             }
         }
+    }
+
+    /// The endpoint an `original_dst` cluster's exchange with `addr` is counted under:
+    /// `addr` itself for the first [`MAX_DESTINATIONS`] destinations this worker saw, then
+    /// [`OTHER_DESTINATIONS`] (destinations come and go; the series must not grow forever).
+    pub(crate) fn destination(&self, addr: SocketAddr) -> SocketAddr {
+        let active = self.active.borrow();
+        let failures = self.connect_failures.borrow();
+        let known = active.contains_key(&addr) || failures.contains_key(&addr);
+        if known || active.len().max(failures.len()) < MAX_DESTINATIONS {
+            addr
+        } else {
+            OTHER_DESTINATIONS
+        }
+    }
+
+    pub(crate) fn original_dst_loop(&self) {
+        self.original_dst_loops
+            .set(self.original_dst_loops.get() + 1);
     }
 
     pub(crate) fn started(&self, endpoint: SocketAddr) {
@@ -439,6 +470,7 @@ impl WorkerStats {
                     .iter()
                     .map(|(z, n)| (z.to_string(), *n))
                     .collect(),
+                original_dst_loops: c.original_dst_loops.get(),
             });
         }
         r
@@ -512,6 +544,9 @@ pub struct ClusterReport {
     pub overflows: Vec<(&'static str, u64)>,
     /// Exchanges with endpoints that have a zone: (zone, count).
     pub zones: Vec<(String, u64)>,
+    /// Requests or connections an `original_dst` cluster refused: their original destination
+    /// was the proxy itself.
+    pub original_dst_loops: u64,
 }
 
 /// What became of a request a route mirrors to this cluster.
@@ -625,6 +660,19 @@ mod tests {
         assert_eq!(*cum.last().unwrap(), 3); // +Inf holds everything
         assert!(cum.windows(2).all(|w| w[0] <= w[1]));
         assert!((h.sum_seconds - 20.0031).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_original_dst_cluster_keeps_series_for_so_many_destinations() {
+        let c = ClusterStats::default();
+        let at = |i: usize| SocketAddr::from(([10, 0, (i / 256) as u8, (i % 256) as u8], 80));
+        for i in 0..MAX_DESTINATIONS {
+            assert_eq!(c.destination(at(i)), at(i));
+            c.started(at(i));
+        }
+        // A destination seen before keeps its series; a new one is counted with the others.
+        assert_eq!(c.destination(at(7)), at(7));
+        assert_eq!(c.destination(at(MAX_DESTINATIONS)), OTHER_DESTINATIONS);
     }
 
     #[test]

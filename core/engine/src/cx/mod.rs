@@ -6,7 +6,8 @@
 //! (`io`), the one place owned-buffer and poll-style I/O meet (`conn`), the data path's error
 //! type (`error`), worker-local events (`event`), per-worker counters (`metrics`), trace
 //! context (`trace`), access-log and span export threads (`telemetry`), rustls contexts
-//! (`tls`), listening socket groups (`listen`), what every worker shares for the whole
+//! (`tls`), listening socket groups (`listen`), an intercepted connection's original
+//! destination (`original_dst`), what every worker shares for the whole
 //! process (`shared`: breaker counters, token buckets, budgets, health marks), and the
 //! memory ceiling (`memory`: the sampler thread and the level; `idle`: a worker's idle
 //! connections, oldest first, which it sheds). Nothing here
@@ -23,6 +24,7 @@ pub mod jwks;
 pub(crate) mod listen;
 pub mod memory;
 pub mod metrics;
+pub(crate) mod original_dst;
 pub(crate) mod runtime;
 pub mod shared;
 pub mod telemetry;
@@ -102,4 +104,7 @@ pub(crate) struct ClientConn {
     pub(crate) tls: bool,
     /// The verified identity (URI SAN) of a client certificate (mesh mTLS).
     pub(crate) identity: Option<Rc<str>>,
+    /// Where the connection was going before iptables redirected it (`transparent`
+    /// listeners only).
+    pub(crate) original_dst: Option<original_dst::OriginalDst>,
 }

@@ -26,6 +26,7 @@ use ringside_config::{Listener, Route};
 
 use crate::cx::error::ProxyError;
 use crate::cx::io::write_vec_timeout;
+use crate::cx::ClientConn;
 use crate::downstream::http::route::{consumer_of, After, Downstream, Outcome, CLIENT_CLOSED};
 use crate::downstream::Worker;
 use crate::pipeline::answer::{tunnel_h1, tunnel_h2, Answer};
@@ -51,8 +52,7 @@ pub(crate) async fn h1<'v>(
 ) -> Outcome<'v> {
     let req = piped.req;
     let started = Instant::now();
-    let mut up = match pipeline::forward(req, open(worker, view, to, req.head, req.conn.peer)).await
-    {
+    let mut up = match pipeline::forward(req, open(worker, view, to, req.head, req.conn)).await {
         Ok(up) => up,
         Err(e) => {
             tracing::debug!(route = %route.name, peer = %req.conn.peer, error = %e, "connect: no tunnel");
@@ -88,7 +88,7 @@ pub(crate) async fn h1<'v>(
         buf: &mut *ds.buf,
     };
     let (moved, res) = tunnel(client, End { r, w, buf }, l.idle_timeout).await;
-    crate::downstream::tcp::closed(&l.name, req.conn.peer, moved, &res);
+    crate::downstream::tcp::closed(&l.name, req.conn.peer, req.conn.original_dst, moved, &res);
     outcome.bytes_in = moved.a_to_b;
     outcome.bytes_out = head + moved.b_to_a;
     outcome.error = res.err().map(|e| e.to_string());
@@ -110,7 +110,7 @@ pub(crate) async fn h2(
 ) -> Result<(), ProxyError> {
     let req = piped.req;
     let started = Instant::now();
-    let mut up = pipeline::forward(req, open(worker, view, to, req.head, req.conn.peer)).await?;
+    let mut up = pipeline::forward(req, open(worker, view, to, req.head, req.conn)).await?;
     sent.upstream.set(Some(up.addr));
     sent.upstream_time.set(Some(started.elapsed()));
     let stream = tunnel_h2(&mut respond.borrow_mut(), &piped.response_edits(&|_| false))
@@ -122,19 +122,26 @@ pub(crate) async fn h2(
         a_to_b: sent.bytes_in.get(),
         b_to_a: sent.bytes_out.get(),
     };
-    crate::downstream::tcp::closed(&l.name, req.conn.peer, moved, &Ok(()));
+    crate::downstream::tcp::closed(
+        &l.name,
+        req.conn.peer,
+        req.conn.original_dst,
+        moved,
+        &Ok(()),
+    );
     Ok(())
 }
 
 /// The tunnel's upstream connection: an endpoint of the cluster, through the Balance loop
 /// as a TCP listener's (breaker, ejection, TLS when the cluster has it), or the address
-/// the authority names (its host is an IP address: the route's `match.host` is one).
+/// the authority names (its host is an IP address: the route's `match.host` is one). A
+/// cluster of `kind = "original_dst"` goes where the client connection was going.
 async fn open(
     worker: &Rc<Worker>,
     view: &View,
     to: TunnelTo,
     head: &RequestHead,
-    peer: SocketAddr,
+    conn: &ClientConn,
 ) -> Result<Upstream, ProxyError> {
     match to {
         TunnelTo::Cluster(id) => {
@@ -143,8 +150,9 @@ async fn open(
             else {
                 return Err(ProxyError::NoHealthyEndpoint);
             };
-            let hash = crate::downstream::http::route::request_hash_of(c, head, peer);
-            let (up, _) = connect_any(worker.client(view, c, id.0), c, state, hash).await?;
+            let hash = crate::downstream::http::route::request_hash_of(c, head, conn.peer);
+            let client = worker.client(view, c, id.0, conn.original_dst);
+            let (up, _) = connect_any(client, c, state, hash).await?;
             Ok(up)
         }
         TunnelTo::Authority => {

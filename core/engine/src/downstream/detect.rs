@@ -13,6 +13,8 @@
 //!   verified identity (the URI SAN of its certificate) is recorded for authorization,
 //!   X-Forwarded-Client-Cert and the access log.
 //! - TCP listeners with TLS terminate it and forward the plaintext bytes.
+//! - On a `transparent` listener the connection's original destination (read at accept,
+//!   `worker.rs`) goes with it into `ClientConn`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,6 +28,7 @@ use ringside_config::{ListenerKind, MtlsMode};
 
 use crate::cx::conn::{into_poll, split_poll, ConnRead, ConnWrite, Prefixed, ServerTls};
 use crate::cx::metrics::ListenerStats;
+use crate::cx::original_dst::OriginalDst;
 use crate::downstream::http::{self, ClientConn};
 use crate::downstream::Worker;
 
@@ -40,6 +43,7 @@ pub(crate) fn serve_http(
     listener: Rc<str>,
     stream: TcpStream,
     peer: SocketAddr,
+    dst: Option<OriginalDst>,
     stats: Rc<ListenerStats>,
 ) -> Pin<Box<dyn Future<Output = ()>>> {
     let _ = stream.set_nodelay(true);
@@ -55,9 +59,17 @@ pub(crate) fn serve_http(
     let permissive = l.mtls == Some(MtlsMode::Permissive);
     drop(view);
     match tls {
-        None => Box::pin(plain(worker, listener, stream, Vec::new(), peer, stats)),
+        None => Box::pin(plain(
+            worker,
+            listener,
+            stream,
+            Vec::new(),
+            peer,
+            dst,
+            stats,
+        )),
         Some(tls) => Box::pin(tls_http(
-            worker, listener, tls, permissive, stream, peer, stats, timeout,
+            worker, listener, tls, permissive, stream, peer, dst, stats, timeout,
         )),
     }
 }
@@ -72,6 +84,7 @@ async fn tls_http(
     permissive: bool,
     mut stream: TcpStream,
     peer: SocketAddr,
+    dst: Option<OriginalDst>,
     stats: Rc<ListenerStats>,
     timeout: Duration,
 ) {
@@ -82,10 +95,10 @@ async fn tls_http(
             _ => return,
         };
         if first.first() != Some(&TLS_HANDSHAKE) {
-            return plain(worker, listener, stream, first, peer, stats).await;
+            return plain(worker, listener, stream, first, peer, dst, stats).await;
         }
     }
-    let Some((tls, conn)) = handshake(&stats, tls, stream, first, peer, timeout).await else {
+    let Some((tls, conn)) = handshake(&stats, tls, stream, first, peer, dst, timeout).await else {
         return;
     };
     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
@@ -112,12 +125,14 @@ fn plain(
     stream: TcpStream,
     first: Vec<u8>,
     peer: SocketAddr,
+    original_dst: Option<OriginalDst>,
     stats: Rc<ListenerStats>,
 ) -> impl Future<Output = ()> {
     let conn = Rc::new(ClientConn {
         peer,
         tls: false,
         identity: None,
+        original_dst,
     });
     let (r, w) = stream.into_split();
     let mut c = http::Conn::new(
@@ -140,6 +155,7 @@ async fn handshake(
     stream: TcpStream,
     first: Vec<u8>,
     peer: SocketAddr,
+    original_dst: Option<OriginalDst>,
     timeout: Duration,
 ) -> Option<(ServerTls, Rc<ClientConn>)> {
     let poll = match into_poll(stream) {
@@ -173,6 +189,7 @@ async fn handshake(
         peer,
         tls: true,
         identity,
+        original_dst,
     });
     Some((tls, conn))
 }
@@ -183,6 +200,7 @@ pub(crate) async fn serve_tcp(
     listener: Rc<str>,
     stream: TcpStream,
     peer: SocketAddr,
+    dst: Option<OriginalDst>,
     stats: Rc<ListenerStats>,
 ) {
     let view = worker.views.current();
@@ -193,21 +211,19 @@ pub(crate) async fn serve_tcp(
             l.idle_timeout.min(Duration::from_secs(10))
         });
     drop(view);
-    let Some(tls) = tls else {
-        let (r, w) = stream.into_split();
-        return crate::downstream::tcp::serve(
-            worker,
-            listener,
-            ConnRead::Plain(r),
-            ConnWrite::Plain(w),
-            peer,
-        )
-        .await;
+    let (r, w) = match tls {
+        None => {
+            let (r, w) = stream.into_split();
+            (ConnRead::Plain(r), ConnWrite::Plain(w))
+        }
+        Some(tls) => {
+            let handshake = handshake(&stats, tls, stream, Vec::new(), peer, dst, timeout);
+            let Some((tls, _conn)) = handshake.await else {
+                return;
+            };
+            let (r, w) = split_poll(tls);
+            (ConnRead::Tls(r), ConnWrite::Tls(w))
+        }
     };
-    let Some((tls, _conn)) = handshake(&stats, tls, stream, Vec::new(), peer, timeout).await else {
-        return;
-    };
-    let (r, w) = split_poll(tls);
-    crate::downstream::tcp::serve(worker, listener, ConnRead::Tls(r), ConnWrite::Tls(w), peer)
-        .await;
+    crate::downstream::tcp::serve(worker, listener, r, w, peer, dst).await;
 }

@@ -100,7 +100,7 @@ impl Mirror for MirrorTo {
                 .and_then(|i| Some((i, view.snap.config.clusters.get(i)?, view.clusters.get(i)?)))
             {
                 Some((i, c, state)) => {
-                    match run(worker.client(&view, c, i), c, state, &copy, limit).await {
+                    match run(worker.client(&view, c, i, None), c, state, &copy, limit).await {
                         Ok(_) => MirrorResult::Answered,
                         Err(e) => {
                             tracing::debug!(cluster = %cluster, error = %e, "mirrored request failed");

@@ -19,6 +19,7 @@ pub(crate) mod tcp;
 
 use ringside_config::Cluster;
 
+use crate::cx::original_dst::OriginalDst;
 use crate::cx::Cx;
 use crate::pipeline::view::{View, Views};
 use crate::upstream::{Client, Upstreams};
@@ -33,13 +34,15 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// What an upstream client needs to call cluster `idx` of `view`: TLS settings are looked
-    /// up only for a cluster that has them.
+    /// What an upstream client needs to call cluster `idx` of `view` for a client connection
+    /// whose original destination is `original_dst` (`transparent` listeners): TLS settings
+    /// are looked up only for a cluster that has them.
     pub(crate) fn client<'a>(
         &'a self,
         view: &'a View,
         cluster: &Cluster,
         idx: usize,
+        original_dst: Option<OriginalDst>,
     ) -> Client<'a> {
         let tls = if cluster.tls.is_some() || cluster.mtls.is_some() {
             view.tls.client(idx)
@@ -50,6 +53,7 @@ impl Worker {
             cx: &self.cx,
             up: &self.up,
             tls,
+            original_dst,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! Pipeline: accept ─▶ balance (source-IP hash for ring_hash) ─▶ connect (next endpoint on
 //! failure, passive ejection) ─▶ `tunnel` (half-close aware, idle timeout from the listener).
 //! Reads `listeners[].cluster` and `idle_timeout_ms`; a connection that cannot reach any
-//! endpoint is closed.
+//! endpoint is closed. On a `transparent` listener the connection's original destination is
+//! in its log lines (`original_dst`) and is where an `original_dst` cluster connects.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -12,6 +13,7 @@ use ringside_config::{HashKey, ListenerKind};
 
 use crate::cx::conn::{ConnRead, ConnWrite};
 use crate::cx::io::ReadBuf;
+use crate::cx::original_dst::OriginalDst;
 use crate::downstream::Worker;
 use crate::upstream::balance::request_hash;
 use crate::upstream::connect_any;
@@ -24,6 +26,7 @@ pub(crate) async fn serve(
     mut cr: ConnRead,
     mut cw: ConnWrite,
     peer: SocketAddr,
+    dst: Option<OriginalDst>,
 ) {
     let view = worker.views.current();
     let Some(l) = view.listener(&listener) else {
@@ -43,10 +46,12 @@ pub(crate) async fn serve(
         .as_ref()
         .filter(|k| matches!(k, HashKey::SourceIp))
         .and_then(|k| request_hash(k, |_| None, peer.ip()));
-    let up: Upstream = match connect_any(worker.client(&view, c, cluster.0), c, state, hash).await {
+    let client = worker.client(&view, c, cluster.0, dst);
+    let up: Upstream = match connect_any(client, c, state, hash).await {
         Ok((up, _)) => up,
         Err(e) => {
-            tracing::warn!(listener = %listener, cluster = %c.name, %peer, error = %e, "tcp: no upstream");
+            let original_dst = dst.map(|d| tracing::field::display(d.addr));
+            tracing::warn!(listener = %listener, cluster = %c.name, %peer, original_dst, error = %e, "tcp: no upstream");
             return;
         }
     };
@@ -72,17 +77,27 @@ pub(crate) async fn serve(
         idle,
     )
     .await;
-    closed(&listener, peer, moved, &res);
+    closed(&listener, peer, dst, moved, &res);
 }
 
 /// The log line of a tunnel that ended (a TCP listener's connection, a CONNECT tunnel):
-/// bytes sent (client to upstream) and received, and the error that ended it, if any.
-pub(crate) fn closed(listener: &str, peer: SocketAddr, moved: Moved, res: &std::io::Result<()>) {
+/// bytes sent (client to upstream) and received, and the error that ended it, if any; on a
+/// `transparent` listener, the connection's original destination.
+pub(crate) fn closed(
+    listener: &str,
+    peer: SocketAddr,
+    dst: Option<OriginalDst>,
+    moved: Moved,
+    res: &std::io::Result<()>,
+) {
     let (sent, received) = (moved.a_to_b, moved.b_to_a);
+    let original_dst = dst.map(|d| tracing::field::display(d.addr));
     match res {
-        Ok(()) => tracing::debug!(listener, %peer, sent, received, "tcp connection closed"),
+        Ok(()) => {
+            tracing::debug!(listener, %peer, original_dst, sent, received, "tcp connection closed")
+        }
         Err(e) => {
-            tracing::debug!(listener, %peer, sent, received, error = %e, "tcp connection ended")
+            tracing::debug!(listener, %peer, original_dst, sent, received, error = %e, "tcp connection ended")
         }
     }
 }

@@ -86,10 +86,12 @@ pub(crate) fn decide<'v>(
         header: |name: &str| head.header(name),
         principal: conn.identity.as_deref(),
         connect: req.connect,
+        // A CONNECT's authority's; otherwise an intercepted connection's original
+        // destination's (`transparent` listeners).
         port: if req.connect {
             authority_port(head)
         } else {
-            None
+            conn.original_dst.map(|d| d.addr.port())
         },
     };
     // A route's `match.consumers` is checked last, with that route's own credentials.
@@ -430,6 +432,7 @@ mod tests {
             peer: "10.0.0.1:5000".parse().unwrap(),
             tls: false,
             identity: None,
+            original_dst: None,
         }
     }
 

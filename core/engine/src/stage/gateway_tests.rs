@@ -96,6 +96,7 @@ fn run(text: &str, peer: &str) -> Seen {
         peer: peer.parse().unwrap(),
         tls: false,
         identity: None,
+        original_dst: None,
     };
     let stats = ListenerStats::default();
     let random = || 4;

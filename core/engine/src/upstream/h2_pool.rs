@@ -11,7 +11,8 @@
 //! mTLS) are the TLS contexts' job (`crate::cx::tls`).
 
 use std::cell::{Cell, RefCell};
-// Fx, not SipHash: looked up per request; keys are configured endpoints.
+// Fx, not SipHash: looked up per request; keys are configured endpoints (or original
+// destinations, `original_dst.rs`: `sweep` forgets those no connection is open to).
 use rustc_hash::FxHashMap as HashMap;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -115,6 +116,15 @@ impl H2Pool {
         }
     }
 
+    /// Forgets the endpoints no connection is open or opening to (once a second, from the
+    /// worker's housekeeping): an `original_dst` cluster's destinations come and go.
+    pub(crate) fn sweep(&self) {
+        self.endpoints.borrow_mut().retain(|_, ep| {
+            ep.conns.retain(|c| !c.closed.get());
+            !ep.conns.is_empty() || ep.connecting.is_some()
+        });
+    }
+
     /// Ends a connection attempt (successful or not) and wakes the requests waiting on it.
     fn opened(&self, cluster: &str, addr: SocketAddr, conn: Option<Rc<H2Conn>>) {
         let mut endpoints = self.endpoints.borrow_mut();
@@ -151,16 +161,11 @@ pub(crate) async fn acquire(
     hash: Option<u64>,
     avoid: &[usize],
 ) -> Result<(Lease, usize, SocketAddr), ProxyError> {
-    let (conn, idx) = crate::upstream::try_endpoints(
-        client.cx,
-        cluster,
-        state,
-        hash,
-        avoid,
-        |_, addr| async move {
+    let ((conn, addr), idx) =
+        crate::upstream::try_endpoints(client, cluster, state, hash, avoid, |_, addr| async move {
             loop {
                 match client.up.h2.find(&cluster.name, addr) {
-                    Found::Conn(c) => return Ok(c),
+                    Found::Conn(c) => return Ok((c, addr)),
                     Found::Wait(e) => e.wait().await,
                     Found::Open => {
                         // A guard, so that a request dropped mid-connect (its deadline)
@@ -174,19 +179,14 @@ pub(crate) async fn acquire(
                         let slot = crate::upstream::connection_slot(client.cx, cluster, state)?;
                         let r = connect(client, cluster, addr, slot).await;
                         opening.conn = r.as_ref().ok().map(Rc::clone);
-                        return r;
+                        return r.map(|c| (c, addr));
                     }
                 }
             }
-        },
-    )
-    .await?;
+        })
+        .await?;
     conn.in_flight.set(conn.in_flight.get() + 1);
     conn.last_used.set(Instant::now());
-    let addr = cluster.endpoints.get(idx).map_or_else(
-        || std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-        |e| e.address,
-    );
     Ok((Lease { conn }, idx, addr))
 }
 

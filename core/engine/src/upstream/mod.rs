@@ -37,6 +37,7 @@ pub(crate) mod h2;
 pub(crate) mod h2_pool;
 pub(crate) mod health;
 pub(crate) mod mirror;
+pub(crate) mod original_dst;
 pub(crate) mod outlier;
 pub(crate) mod pool;
 pub(crate) mod redis;
@@ -81,6 +82,9 @@ pub(crate) struct Client<'a> {
     pub(crate) cx: &'a Cx,
     pub(crate) up: &'a Upstreams,
     pub(crate) tls: Option<&'a std::sync::Arc<rustls::ClientConfig>>,
+    /// The client connection's original destination (`transparent` listeners): where a
+    /// cluster of `kind = "original_dst"` sends it.
+    pub(crate) original_dst: Option<crate::cx::original_dst::OriginalDst>,
 }
 
 /// Longest wait for the response head, or between two reads of a body, when the route sets
@@ -391,12 +395,18 @@ impl<'a> Active<'a> {
         progress: &'a Progress,
     ) -> Active<'a> {
         state.balancer.request_started(idx);
+        progress.upstream.set(Some(addr));
+        progress.endpoint.set(Some(idx));
+        // An original destination's series are bounded (`ClusterStats::destination`).
+        let addr = if idx == original_dst::INDEX {
+            stats.destination(addr)
+        } else {
+            addr
+        };
         stats.started(addr);
         if let Some(zone) = state.zone(idx) {
             stats.zone_request(zone);
         }
-        progress.upstream.set(Some(addr));
-        progress.endpoint.set(Some(idx));
         Active {
             state,
             idx,
@@ -476,31 +486,24 @@ pub(crate) async fn acquire(
         0
     };
     let tls = tls.as_ref();
-    try_endpoints(
-        client.cx,
-        cluster,
-        state,
-        hash,
-        avoid,
-        |_, addr| async move {
-            if reuse != Reuse::No {
-                if let Some(conn) = client.up.pool.take(addr, tls_key, reuse == Reuse::Trusted) {
-                    return Ok(conn);
-                }
+    try_endpoints(client, cluster, state, hash, avoid, |_, addr| async move {
+        if reuse != Reuse::No {
+            if let Some(conn) = client.up.pool.take(addr, tls_key, reuse == Reuse::Trusted) {
+                return Ok(conn);
             }
-            let slot = connection_slot(client.cx, cluster, state)?;
-            let up_tls = tls.map(|config| UpTls {
-                config: std::sync::Arc::clone(config),
-                name: crate::cx::tls::sni_for(cluster, addr),
-                key: tls_key,
-            });
-            let mut up = Upstream::connect_with(addr, cluster.connect_timeout, up_tls)
-                .await
-                .map_err(ProxyError::Connect)?;
-            up.slot = slot;
-            Ok(up)
-        },
-    )
+        }
+        let slot = connection_slot(client.cx, cluster, state)?;
+        let up_tls = tls.map(|config| UpTls {
+            config: std::sync::Arc::clone(config),
+            name: crate::cx::tls::sni_for(cluster, addr),
+            key: tls_key,
+        });
+        let mut up = Upstream::connect_with(addr, cluster.connect_timeout, up_tls)
+            .await
+            .map_err(ProxyError::Connect)?;
+        up.slot = slot;
+        Ok(up)
+    })
     .await
 }
 
@@ -524,9 +527,11 @@ pub(crate) fn connection_slot(
 /// request's earlier tries, unless nothing else is left; any endpoint when none is in
 /// rotation: panic mode), runs `connect` on it, and on failure counts and records it (which
 /// may eject the endpoint) and tries another, up to `MAX_CONNECT_ATTEMPTS`. Returns the
-/// connection and the endpoint's index.
+/// connection and the endpoint's index. A cluster of `kind = "original_dst"` has no
+/// balancer: it connects to the client connection's original destination (`original_dst.rs`,
+/// index `original_dst::INDEX`).
 pub(crate) async fn try_endpoints<T, F, Fut>(
-    cx: &Cx,
+    client: Client<'_>,
     cluster: &Cluster,
     state: &ClusterState,
     hash: Option<u64>,
@@ -537,11 +542,25 @@ where
     F: FnMut(usize, std::net::SocketAddr) -> Fut,
     Fut: std::future::Future<Output = Result<T, ProxyError>>,
 {
+    let cx = client.cx;
     let _pending = breaker::hold(
         state.breaker.as_deref(),
         BreakerLimit::PendingRequests,
         || cx.stats.cluster(&cluster.name),
     )?;
+    if cluster.original_dst {
+        let addr = original_dst::destination(cx, cluster, client.original_dst)?;
+        return match connect(original_dst::INDEX, addr).await {
+            Ok(conn) => Ok((conn, original_dst::INDEX)),
+            Err(e @ ProxyError::Overloaded(_)) => Err(e),
+            Err(e) => {
+                let stats = cx.stats.cluster(&cluster.name);
+                stats.connect_failure(stats.destination(addr));
+                tracing::warn!(cluster = %cluster.name, original_dst = %addr, error = %e, "connect failed");
+                Err(e)
+            }
+        };
+    }
     let mut tried: Vec<usize> = Vec::new();
     let mut last_err = None;
     let mut panic = false;

@@ -316,7 +316,7 @@ impl<'a> Call<'a> {
         // Boxed: the upstream call is most of a stream task's state, and the task is moved
         // into its spawn before it runs; a stream the pipeline answers never pays for it.
         let fut = Box::pin(upstream::call(
-            worker.client(self.view, c, cluster.0),
+            worker.client(self.view, c, cluster.0, conn.original_dst),
             c,
             state,
             &exchange,

@@ -4,8 +4,9 @@
 //! JSON lines carry: `time` (start, RFC 3339 UTC), `duration_ms`, `listener`, `route`,
 //! `method`, `authority`, `path`, `protocol`, `status`, `bytes_in` (request body bytes sent
 //! upstream), `bytes_out` (bytes written to the client), `upstream`, `upstream_duration_ms`,
-//! `request_id`, `trace_id`, `client`, `peer_identity` (the verified client identity on an mTLS
-//! listener, else null), `consumer` (gateway: the consumer the request authenticated as,
+//! `request_id`, `trace_id`, `client`, `original_dst` (where the client was going before
+//! iptables redirected it to a `transparent` listener, else null), `peer_identity` (the
+//! verified client identity on an mTLS listener, else null), `consumer` (gateway: the consumer the request authenticated as,
 //! else null), `error`. The combined format is Apache/nginx's,
 //! with `bytes_out` as the size. The values of credential query parameters (`access_token`,
 //! `apikey`, ...: `ringside_config::redact::is_credential_name`) in `path` and the
@@ -32,6 +33,8 @@ pub(crate) struct Entry<'a> {
     pub(crate) peer: SocketAddr,
     /// The client's verified identity (mesh mTLS).
     pub(crate) identity: Option<&'a str>,
+    /// Where the connection was going before it was redirected (`transparent` listeners).
+    pub(crate) original_dst: Option<SocketAddr>,
     /// The request came over HTTP/2.
     pub(crate) h2: bool,
     pub(crate) trace: &'a TraceContext,
@@ -107,6 +110,11 @@ fn json(e: &Entry<'_>) -> String {
     );
     field(&mut s, "trace_id", Some(&e.trace.trace_id_hex()));
     field(&mut s, "client", Some(&e.peer.ip().to_string()));
+    field(
+        &mut s,
+        "original_dst",
+        e.original_dst.map(|a| a.to_string()).as_deref(),
+    );
     field(&mut s, "peer_identity", e.identity);
     field(&mut s, "consumer", o.consumer.as_deref());
     field(&mut s, "error", o.error.as_deref());
@@ -201,6 +209,15 @@ mod tests {
     use crate::downstream::http::route::{After, Outcome};
 
     fn line_for(h2: bool, identity: Option<&str>, format: LogFormat) -> String {
+        line_to(h2, identity, None, format)
+    }
+
+    fn line_to(
+        h2: bool,
+        identity: Option<&str>,
+        original_dst: Option<SocketAddr>,
+        format: LogFormat,
+    ) -> String {
         let limits = ringside_codec::Limits {
             max_header_bytes: 4096,
             max_headers: 32,
@@ -221,6 +238,7 @@ mod tests {
                 head: &head,
                 peer: "127.0.0.1:9".parse().unwrap(),
                 identity,
+                original_dst,
                 h2,
                 trace: &trace,
                 outcome: &outcome,
@@ -240,5 +258,14 @@ mod tests {
         assert!(j.contains(r#""consumer":null,"error""#), "{j}");
         let c = line_for(true, None, LogFormat::Combined);
         assert!(c.contains("\"GET /x HTTP/2\""), "{c}");
+    }
+
+    #[test]
+    fn records_the_original_destination() {
+        let j = line_for(false, None, LogFormat::Json);
+        assert!(j.contains(r#""original_dst":null"#), "{j}");
+        let to = "[fd00::7]:8443".parse().ok();
+        let j = line_to(false, None, to, LogFormat::Json);
+        assert!(j.contains(r#""original_dst":"[fd00::7]:8443""#), "{j}");
     }
 }

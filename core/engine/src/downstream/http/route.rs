@@ -181,7 +181,7 @@ pub(crate) async fn handle<'v>(
             client_keep,
         });
         let fut = upstream::call(
-            worker.client(view, c, cluster.0),
+            worker.client(view, c, cluster.0, incoming.conn.original_dst),
             c,
             state,
             &exchange,
