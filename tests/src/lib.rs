@@ -22,6 +22,7 @@
 
 pub mod certs;
 pub mod client;
+pub mod dns;
 pub mod h2origin;
 pub mod jwt;
 pub mod origin;

@@ -77,6 +77,10 @@ pub(crate) fn cluster_fingerprint(cluster: &Cluster) -> u64 {
     for e in &cluster.endpoints {
         let _ = write!(h, "{}*{};", e.address, e.weight);
     }
+    let _ = write!(h, "names={};dns={:?};", cluster.names.len(), cluster.dns);
+    for n in &cluster.names {
+        let _ = write!(h, "{}:{n}*{};", n.host.len(), n.endpoint.weight);
+    }
     let protocol = match cluster.protocol {
         UpstreamProtocol::Http1 => "http1",
         UpstreamProtocol::Http2 => "http2",

@@ -61,6 +61,8 @@ pub struct ClusterTotals {
     pub mirrors: BTreeMap<&'static str, u64>,
     /// Requests refused by the circuit breaker, by limit (`"max_requests"`...).
     pub overflows: BTreeMap<&'static str, u64>,
+    /// Requests answered 503 because the cluster's host names had not resolved.
+    pub unresolved: u64,
 }
 
 impl ClusterTotals {
@@ -149,6 +151,7 @@ impl Totals {
                 for (limit, n) in &c.overflows {
                     *ct.overflows.entry(*limit).or_insert(0) += n;
                 }
+                ct.unresolved += c.unresolved;
                 for e in &c.endpoints {
                     let et = ct.endpoints.entry(e.address).or_default();
                     for (status, n) in &e.responses {

@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 
 use super::{default, Validator};
 use crate::check::{self, MAX_ENDPOINT_WEIGHT};
+use crate::dns::{self, DnsMode, NamedEndpoint};
 use crate::hash::cluster_fingerprint;
 use crate::model::{Cluster, Endpoint, Lb, UpstreamProtocol};
-use crate::raw::{FileCluster, FileEndpoint, FileLb, FileUpstreamProtocol};
+use crate::raw::{FileCluster, FileDnsMode, FileEndpoint, FileLb, FileUpstreamProtocol};
 
 impl Validator {
     pub(super) fn cluster(
@@ -25,7 +26,7 @@ impl Validator {
                 Some(FileLb::Random) => Lb::Random,
                 Some(FileLb::RingHash) => Lb::RingHash,
             };
-            let endpoints = v.endpoints(&p, c.endpoints.as_deref().unwrap_or_default());
+            let (endpoints, names) = v.endpoints(&p, c.endpoints.as_deref().unwrap_or_default());
             let hash_key = match (lb, &c.hash_key) {
                 (Lb::RingHash, None) => {
                     v.err(
@@ -87,6 +88,12 @@ impl Validator {
                 name: c.name.clone(),
                 lb,
                 endpoints,
+                names,
+                dns: match c.dns {
+                    None | Some(FileDnsMode::Strict) => DnsMode::Strict,
+                    Some(FileDnsMode::Logical) => DnsMode::Logical,
+                },
+                resolved: 0,
                 connect_timeout: v.timeout(
                     format!("{p}.connect_timeout_ms"),
                     c.connect_timeout_ms,
@@ -117,9 +124,12 @@ impl Validator {
         Some(cluster)
     }
 
-    fn endpoints(&mut self, p: &str, raw: &[FileEndpoint]) -> Vec<Endpoint> {
+    /// The `IP:port` endpoints, and the `host:port` ones.
+    fn endpoints(&mut self, p: &str, raw: &[FileEndpoint]) -> (Vec<Endpoint>, Vec<NamedEndpoint>) {
         let mut endpoints: Vec<Endpoint> = Vec::with_capacity(raw.len());
+        let mut names: Vec<NamedEndpoint> = Vec::new();
         let mut first_index: HashMap<SocketAddr, usize> = HashMap::new();
+        let mut first_name: HashMap<(String, u16), usize> = HashMap::new();
         for (j, e) in raw.iter().enumerate() {
             let (ap, weight) = match e {
                 FileEndpoint::Address(_) => (format!("{p}.endpoints[{j}]"), 1),
@@ -134,12 +144,15 @@ impl Validator {
                     (format!("{p}.endpoints[{j}].address"), weight)
                 }
             };
-            let address = match check::socket_addr(e.address()) {
-                Ok(a) => a,
-                Err(m) => {
-                    self.err(ap, m);
-                    continue;
-                }
+            let (address, host) = match check::socket_addr(e.address()) {
+                Ok(a) => (a, None),
+                Err(m) => match dns::endpoint_name(e.address()) {
+                    Some((host, port)) => (dns::placeholder(port), Some(host)),
+                    None => {
+                        self.err(ap, m);
+                        continue;
+                    }
+                },
             };
             if address.port() == 0 {
                 self.err(
@@ -150,6 +163,23 @@ impl Validator {
                     ),
                 );
             }
+            let endpoint = Endpoint { address, weight };
+            if let Some(host) = host {
+                let key = (host.clone(), address.port());
+                if let Some(first) = first_name.get(&key) {
+                    self.err(
+                        ap,
+                        format!(
+                            "duplicate endpoint {}:{} (also endpoints[{first}])",
+                            key.0, key.1
+                        ),
+                    );
+                } else {
+                    first_name.insert(key, j);
+                }
+                names.push(NamedEndpoint::new(host, endpoint));
+                continue;
+            }
             if let Some(first) = first_index.get(&address) {
                 self.err(
                     ap,
@@ -158,8 +188,8 @@ impl Validator {
             } else {
                 first_index.insert(address, j);
             }
-            endpoints.push(Endpoint { address, weight });
+            endpoints.push(endpoint);
         }
-        endpoints
+        (endpoints, names)
     }
 }

@@ -198,6 +198,8 @@ pub(crate) struct ClusterStats {
     mirrors: [Cell<u64>; MirrorResult::ALL.len()],
     /// Requests refused by the circuit breaker, by limit (`BreakerLimit::ALL`'s order).
     overflows: [Cell<u64>; 3],
+    /// Requests answered 503 because the cluster's host names had not resolved.
+    unresolved: Cell<u64>,
 }
 
 impl ClusterStats {
@@ -261,6 +263,10 @@ impl ClusterStats {
     #[cfg(test)]
     pub(crate) fn overflows(&self, limit: BreakerLimit) -> u64 {
         self.overflow_cell(limit).map_or(0, Cell::get)
+    }
+
+    pub(crate) fn unresolved(&self) {
+        self.unresolved.set(self.unresolved.get() + 1);
     }
 
     pub(crate) fn started(&self, endpoint: SocketAddr) {
@@ -414,6 +420,7 @@ impl WorkerStats {
                     .filter(|(_, n)| n.get() > 0)
                     .map(|(l, n)| (l.key(), n.get()))
                     .collect(),
+                unresolved: c.unresolved.get(),
             });
         }
         r
@@ -485,6 +492,8 @@ pub struct ClusterReport {
     pub mirrors: Vec<(&'static str, u64)>,
     /// Requests refused by the circuit breaker: (limit key, e.g. `"max_requests"`, count).
     pub overflows: Vec<(&'static str, u64)>,
+    /// Requests answered 503 because none of the cluster's host names had resolved.
+    pub unresolved: u64,
 }
 
 /// What became of a request a route mirrors to this cluster.
