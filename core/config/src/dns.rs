@@ -171,6 +171,12 @@ impl Config {
     }
 }
 
+/// Whether `value` is an address `clusters[].endpoints` accepts: `"IP:port"` or
+/// `"host:port"` (port 0 aside, which validation rejects with its own message).
+pub fn is_endpoint_address(value: &str) -> bool {
+    value.parse::<SocketAddr>().is_ok() || endpoint_name(value).is_some()
+}
+
 /// `"host:port"` as an endpoint: the lower-cased host and the port, when the host is a DNS
 /// name (labels of `A-Z a-z 0-9 - _`, 1 to 63 characters, not starting or ending with `-`;
 /// 253 characters at most; an optional final dot; a last label not all digits, so that a
