@@ -249,3 +249,28 @@ both_drivers!(
         assert!(eventually(WAIT, || bodies(addr, 1) == only("B")), "never served after resolving");
     }
 );
+
+both_drivers!(
+    fn tls_to_a_named_host_verifies_that_name(d) {
+        // The upstream: ringside terminating TLS with a certificate for app.test only (no IP
+        // SAN), in front of an origin.
+        let pki = ringside_tests::certs::TestPki::new();
+        let (cert, key) = pki.leaf("app", &["app.test"], &[]);
+        let origin = Origin::text("over tls");
+        let tls = format!(
+            "tls = {{ certificates = [ {{ cert = \"{}\", key = \"{}\" }} ] }}",
+            cert.display(),
+            key.display()
+        );
+        let upstream = Proxy::start(
+            d,
+            &basic_config(&[origin.addr()], Extra { listener: &tls, ..Extra::default() }),
+        );
+        let dns = Dnsmasq::start("127.0.0.1 app.test\n");
+        // No `sni`: the one host the endpoints name is sent and verified.
+        let cluster = format!("tls = {{ ca = \"{}\" }}", pki.ca_path().display());
+        let p = Proxy::start(d, &config(&dns, "app.test", upstream.addr("in").port(), &cluster));
+        let r = Client::connect(p.addr("in")).request(&get("/"));
+        assert_eq!((r.status, r.text()), (200, "over tls".to_string()));
+    }
+);

@@ -8,7 +8,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::hash::cluster_fingerprint;
+use rustls_pki_types::ServerName;
+
 use crate::model::{Cluster, Config, Endpoint};
+use crate::tls::UpstreamTls;
 
 /// `[dns]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +174,23 @@ impl Config {
     }
 }
 
+/// `tls` without `sni` for a cluster whose endpoints all name one host (and no `IP:port`):
+/// that host is sent and verified, as a client connecting by that name would.
+pub(crate) fn default_sni(
+    mut tls: UpstreamTls,
+    endpoints: &[Endpoint],
+    names: &[NamedEndpoint],
+) -> UpstreamTls {
+    let Some(first) = names.first() else {
+        return tls;
+    };
+    if tls.sni.is_none() && endpoints.is_empty() && names.iter().all(|n| n.host == first.host) {
+        let host = first.host.strip_suffix('.').unwrap_or(&first.host);
+        tls.sni = ServerName::try_from(host.to_string()).ok();
+    }
+    tls
+}
+
 /// Whether `value` is an address `clusters[].endpoints` accepts: `"IP:port"` or
 /// `"host:port"` (port 0 aside, which validation rejects with its own message).
 pub fn is_endpoint_address(value: &str) -> bool {
@@ -297,6 +317,39 @@ mod tests {
         assert!(config.set_resolved(&|_| None));
         assert_eq!(config.clusters[0].endpoints.len(), 1);
         assert_eq!(config.clusters[0].fingerprint, before);
+    }
+
+    #[test]
+    fn tls_to_one_named_host_verifies_that_name() {
+        let sni = |endpoints: &str, tls: &str| {
+            let text = format!(
+                "[[clusters]]\nname = \"c\"\nendpoints = [ {endpoints} ]\ntls = {{ {tls} }}\n"
+            );
+            cluster(&text).clusters[0]
+                .tls
+                .as_ref()
+                .unwrap()
+                .sni
+                .as_ref()
+                .map(|s| s.to_str().into_owned())
+        };
+        assert_eq!(
+            sni(
+                r#""API.example.com:443", { address = "api.example.com:8443", weight = 2 }"#,
+                ""
+            ),
+            Some("api.example.com".into())
+        );
+        assert_eq!(
+            sni(r#""api.example.com:443""#, ""),
+            Some("api.example.com".into())
+        );
+        assert_eq!(sni(r#""a.example.com:443", "b.example.com:443""#, ""), None);
+        assert_eq!(sni(r#""a.example.com:443", "10.0.0.1:443""#, ""), None);
+        assert_eq!(
+            sni(r#""a.example.com:443""#, r#"sni = "other.example""#),
+            Some("other.example".into())
+        );
     }
 
     #[test]

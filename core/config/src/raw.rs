@@ -1057,8 +1057,9 @@ pub struct FileClusterTls {
     pub ca: Option<String>,
     /// The same PEM text inline.
     pub ca_pem: Option<String>,
-    /// Server name sent (SNI) and verified, a DNS name or an IP address. Default: the
-    /// endpoint's IP address is verified and no SNI is sent.
+    /// Server name sent (SNI) and verified, a DNS name or an IP address. Default: for a
+    /// cluster whose endpoints all name one host (`"api.example.com:443"`), that host;
+    /// otherwise the endpoint's IP address is verified and no SNI is sent.
     pub sni: Option<String>,
     /// PEM file with a client certificate chain to present. `cert`/`cert_pem` and
     /// `key`/`key_pem` go together: both or neither.

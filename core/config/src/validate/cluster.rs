@@ -66,7 +66,11 @@ impl Validator {
                 Some(FileUpstreamProtocol::Http2) => UpstreamProtocol::Http2,
                 Some(FileUpstreamProtocol::Auto) => UpstreamProtocol::Auto,
             };
-            let tls = c.tls.as_ref().and_then(|t| v.upstream_tls(&format!("{p}.tls"), t));
+            let tls = c
+                .tls
+                .as_ref()
+                .and_then(|t| v.upstream_tls(&format!("{p}.tls"), t))
+                .map(|t| dns::default_sni(t, &endpoints, &names));
             let mtls = c.mtls.as_ref().and_then(|m| v.upstream_mtls(&format!("{p}.mtls"), m));
             if c.mtls.is_some() && c.tls.is_some() {
                 v.err(
