@@ -274,3 +274,23 @@ both_drivers!(
         assert_eq!((r.status, r.text()), (200, "over tls".to_string()));
     }
 );
+
+both_drivers!(
+    fn without_servers_the_system_resolver_is_used(d) {
+        // No [dns] servers: /etc/resolv.conf and /etc/hosts. `localhost.` (a final dot: no
+        // search domain is tried) is answered by the resolver itself (RFC 6761), so nothing
+        // leaves the machine; `logical` takes its IPv4 address first.
+        let origin = Origin::text("local");
+        let text = format!(
+            "[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n\
+             [[routes]]\nlistener = \"in\"\nname = \"all\"\ncluster = \"app\"\n\
+             [[clusters]]\nname = \"app\"\ndns = \"logical\"\nendpoints = [ \"localhost.:{}\" ]\n",
+            origin.addr().port()
+        );
+        let p = Proxy::start(d, &text);
+        let r = Client::connect(p.addr("in")).request(&get("/"));
+        assert_eq!((r.status, r.text()), (200, "local".to_string()));
+        let s = dns_stats(&p, "localhost.");
+        assert_eq!(s.addresses.first(), Some(&"127.0.0.1".parse().unwrap()), "{s:?}");
+    }
+);

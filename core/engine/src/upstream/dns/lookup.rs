@@ -5,8 +5,9 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use hickory_resolver::config::NameServerConfig;
-use hickory_resolver::config::{ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::config::{
+    LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::TokioResolver;
 use ringside_config::DnsSettings;
@@ -104,11 +105,22 @@ impl Lookup {
 }
 
 /// The resolver: `[dns] servers` alone when given, else `/etc/resolv.conf` with
-/// `/etc/hosts` read first. Its own cache keeps answers within the same TTL bounds.
+/// `/etc/hosts` read first (without a readable `/etc/resolv.conf`, `/etc/hosts` alone, and
+/// `localhost` which it answers itself). Its own cache keeps answers within the same TTL
+/// bounds. Both A and AAAA are asked, IPv4 addresses first (what `logical` takes).
 fn build(settings: &DnsSettings) -> Result<TokioResolver, String> {
     let provider = TokioRuntimeProvider::default();
     let mut builder = if settings.servers.is_empty() {
-        TokioResolver::builder(provider).map_err(|e| format!("/etc/resolv.conf: {e}"))?
+        match TokioResolver::builder(TokioRuntimeProvider::default()) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "dns: cannot read /etc/resolv.conf; names resolve from /etc/hosts only");
+                TokioResolver::builder_with_config(
+                    ResolverConfig::from_name_servers(Vec::new()),
+                    provider,
+                )
+            }
+        }
     } else {
         let servers = settings
             .servers
@@ -129,6 +141,7 @@ fn build(settings: &DnsSettings) -> Result<TokioResolver, String> {
         b
     };
     let opts: &mut ResolverOpts = builder.options_mut();
+    opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
     opts.timeout = TIMEOUT;
     opts.attempts = ATTEMPTS;
     opts.positive_min_ttl = Some(settings.min_ttl);
