@@ -2,25 +2,28 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ringside_config::{Config, ConfigErrors};
-use ringside_engine::{Reloaded, ServerHandle};
+use ringside_engine::Reloaded;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::admin::LogLevel;
-use crate::control::{ReloadCounts, ReloadResult};
+use crate::control::{Context, ReloadResult};
 
 /// ringside: a thread-per-core L4/L7 proxy — service-mesh sidecar and API gateway.
 #[derive(Debug, Parser)]
 #[command(name = "ringside", version, about, long_about = None)]
 pub struct Cli {
     /// Configuration file (TOML). Without it ringside serves its embedded default
-    /// configuration (see the README).
+    /// configuration (see the README), or, with `--ctld`, waits for ctld's.
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -41,6 +44,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub control_socket: Option<PathBuf>,
 
+    /// With `--ctld` and no `--config`: exit with an error when no configuration has come
+    /// from ctld within this long (`30s`, `2m`). Default: wait for as long as it takes
+    /// (a supervisor restarting the process would only wait again).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = ringside_config::duration::parse_duration, requires = "ctld", conflicts_with = "config")]
+    pub bootstrap_timeout: Option<Duration>,
+
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter such as
     /// "ringside_engine=debug"). Overrides RUST_LOG. Logs go to stderr.
     #[arg(long, global = true, value_name = "LEVEL")]
@@ -48,6 +57,17 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The process settings the command line sets over the configuration.
+    pub fn overrides(&self) -> crate::settings::Overrides {
+        crate::settings::Overrides {
+            ctld: self.ctld.clone(),
+            node_id: self.node_id.clone(),
+            control_socket: self.control_socket.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,7 +136,7 @@ fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
     }
 }
 
-fn source_name(path: Option<&Path>) -> String {
+pub(crate) fn source_name(path: Option<&Path>) -> String {
     path.map_or_else(
         || "embedded default configuration".to_string(),
         |p| p.display().to_string(),
@@ -154,35 +174,16 @@ pub enum Event {
     /// `ringsidectl drain`, or the end of a successful upgrade.
     DrainRequested,
     Drained,
+    /// ringside-ctld's first configuration, for a process started with `--ctld` alone.
+    FirstConfig(Box<crate::ctld::FirstConfig>),
+    /// How the wait for the first configuration goes (`connected`, `unavailable: …`).
+    CtldState(String),
 }
 
 fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
-    let path = cli.config.as_deref();
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(errors) => {
-            print_errors(path, &errors);
-            return ExitCode::FAILURE;
-        }
-    };
-    let node_id = cli
-        .node_id
-        .clone()
-        .or_else(|| config.proxy.node_id.clone())
-        .unwrap_or_else(host_name);
-    let ctld = cli.ctld.clone().or_else(|| config.proxy.ctld.clone());
-    let control_path = cli
-        .control_socket
-        .clone()
-        .or_else(|| config.proxy.control_socket.clone())
-        .unwrap_or_else(ringside_wire::default_proxy_socket);
-    let role = match config.proxy.role {
-        ringside_config::Role::Sidecar => "sidecar",
-        ringside_config::Role::Gateway => "gateway",
-    };
     let (tx, rx) = std::sync::mpsc::channel();
-    // Register signal handlers before any worker starts, so a SIGTERM sent right after the
-    // process appears is a drain, not a kill.
+    // Register signal handlers before anything starts, so a SIGTERM sent right after the
+    // process appears is a drain (or, while waiting for ctld, an exit), not a kill.
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])
     {
         Ok(s) => s,
@@ -191,105 +192,6 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Started by a hot upgrade: take the old process's listening sockets first.
-    let mut handover = match crate::upgrade::inherit(&node_id, role) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("ringside: upgrade: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let inherited = handover
-        .as_mut()
-        .map(crate::upgrade::Handover::take_sockets)
-        .unwrap_or_default();
-    // The admin listener is bound before the workers start, so a port in use stops the start
-    // cleanly; a hot upgrade's new process joins the old one's port (SO_REUSEPORT).
-    let admin = match config.proxy.admin {
-        Some(addr) => match crate::admin::bind(addr, handover.is_some()) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                eprintln!("ringside: cannot bind the admin endpoint (proxy.admin) {addr}: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
-    };
-    let options = ringside_engine::StartOptions {
-        inherited,
-        trim,
-        ..ringside_engine::StartOptions::new(crate::stack::stacks())
-    };
-    let handle = match ringside_engine::start_with(config, options) {
-        Ok(h) => Arc::new(h),
-        Err(e) => {
-            eprintln!("ringside: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    announce(&handle, path);
-    let upgraded = handover.is_some();
-    if let Some(h) = handover {
-        // Become the unit's main process before the old one leaves (systemd).
-        crate::notify::notify(&format!("MAINPID={}", std::process::id()));
-        if let Err(e) = h.ready() {
-            tracing::warn!(error = %e, "upgrade: the old process did not acknowledge; serving anyway");
-        }
-    }
-    let ctx = Arc::new(crate::control::Context {
-        handle: handle.clone(),
-        events: tx.clone(),
-        started: std::time::Instant::now(),
-        node_id: Some(node_id.clone()),
-        node_labels: cli.node_labels.iter().cloned().collect(),
-        uses_ctld: ctld.is_some(),
-        ctld_connected: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        control_path: control_path.clone(),
-        reloads: Arc::new(ReloadCounts::default()),
-        log: log.clone(),
-    });
-    if let Some(listener) = admin {
-        let addr = listener
-            .local_addr()
-            .map_or_else(|e| e.to_string(), |a| a.to_string());
-        let admin = Arc::new(crate::admin::Admin {
-            ctx: ctx.clone(),
-            log,
-            loopback: crate::admin::loopback(&listener),
-        });
-        match crate::admin::serve(listener, admin) {
-            Ok(()) => tracing::info!(admin = %addr, "admin endpoint serving"),
-            Err(e) => {
-                eprintln!("ringside: cannot start the admin endpoint: {e}");
-                handle.shutdown();
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    if upgraded {
-        // The old process's control socket is ours now: replace the file.
-        let _ = std::fs::remove_file(&control_path);
-    }
-    match ringside_wire::bind_socket(&control_path) {
-        Ok(listener) => {
-            tracing::info!(socket = %control_path.display(), "control socket");
-            crate::control::serve(listener, ctx.clone());
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no control socket (status, drain and upgrade need it)")
-        }
-    }
-    if let Some(socket) = ctld {
-        crate::ctld::spawn(
-            socket,
-            node_id,
-            ctx.clone(),
-            Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        );
-    }
-    crate::notify::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
-    // Serving: the code only start-up ran need not stay mapped.
-    crate::footprint::release_startup_code();
     {
         let tx = tx.clone();
         std::thread::Builder::new()
@@ -303,6 +205,50 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
             })
             .ok();
     }
+    let path = cli.config.as_deref();
+    let ctx = match (path, cli.ctld.as_ref()) {
+        // Nothing is bound until ctld's first configuration.
+        (None, Some(socket)) => match crate::bootstrap::wait(cli, socket, &tx, &rx, log, trim) {
+            Ok(ctx) => ctx,
+            Err(code) => return code,
+        },
+        _ => {
+            let config = match load(path) {
+                Ok(c) => c,
+                Err(errors) => {
+                    print_errors(path, &errors);
+                    return ExitCode::FAILURE;
+                }
+            };
+            let source = crate::start::Source::File(cli.config.clone());
+            let ctx = match crate::start::start(cli, config, &source, &tx, log, trim) {
+                Ok(ctx) => ctx,
+                Err(e) => {
+                    eprintln!("ringside: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if let Some(socket) = ctx.settings.ctld.clone() {
+                let node_id = ctx.settings.node_id.clone();
+                crate::ctld::spawn(
+                    socket,
+                    node_id,
+                    ctx.clone(),
+                    Arc::new(AtomicBool::new(false)),
+                );
+            }
+            ctx
+        }
+    };
+    serve(path, &ctx, &tx, &rx)
+}
+
+/// The serving process's event loop: signals, drain requests, the end of the drain.
+fn serve(path: Option<&Path>, ctx: &Context, tx: &Sender<Event>, rx: &Receiver<Event>) -> ExitCode {
+    let handle = &ctx.handle;
+    crate::notify::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
+    // Serving: the code only start-up ran need not stay mapped.
+    crate::footprint::release_startup_code();
     let mut draining = false;
     while let Ok(event) = rx.recv() {
         match event {
@@ -310,7 +256,7 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
                 tracing::info!("SIGUSR1: reopening access logs");
                 handle.reopen_logs();
             }
-            Event::Signal(SIGHUP) => reload(&handle, path, &ctx.reloads),
+            Event::Signal(SIGHUP) => reload(ctx, path),
             Event::Signal(_) | Event::DrainRequested if !draining => {
                 draining = true;
                 tracing::info!("draining: no new connections, finishing in-flight requests");
@@ -331,11 +277,11 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
                 tracing::warn!(signal = sig, "second signal during drain: exiting now");
                 return ExitCode::SUCCESS;
             }
-            Event::DrainRequested => {}
+            Event::DrainRequested | Event::FirstConfig(_) | Event::CtldState(_) => {}
             Event::Drained => {
                 tracing::info!("drained; exiting");
                 if !crate::upgrade::handed_over() {
-                    let _ = std::fs::remove_file(&control_path);
+                    let _ = std::fs::remove_file(&ctx.control_path);
                 }
                 return ExitCode::SUCCESS;
             }
@@ -344,45 +290,20 @@ fn run(cli: &Cli, log: Option<Arc<LogLevel>>, trim: Option<fn()>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into buf.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let name = if rc == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(buf.get(..end).unwrap_or_default()).into_owned()
-    } else {
-        String::new()
-    };
-    if ringside_wire::validate_node_id(&name).is_ok() {
-        name
-    } else {
-        "ringside".into()
-    }
-}
-
-fn announce(handle: &ServerHandle, path: Option<&Path>) {
-    let snap = handle.snapshot();
-    for l in &snap.config.listeners {
-        let addr = handle
-            .local_addr(&l.name)
-            .map_or_else(|| l.bind.to_string(), |a| a.to_string());
-        tracing::info!(listener = %l.name, address = %addr, "listening");
-    }
-    tracing::info!(
-        config = %source_name(path),
-        generation = snap.generation,
-        driver = %handle.driver(),
-        workers = handle.workers(),
-        "serving"
-    );
-}
-
-fn reload(handle: &ServerHandle, path: Option<&Path>, reloads: &ReloadCounts) {
+fn reload(ctx: &Context, path: Option<&Path>) {
     let Some(p) = path else {
-        tracing::info!("SIGHUP: running on the embedded default configuration; nothing to re-read");
+        if ctx.uses_ctld {
+            tracing::info!(
+                "SIGHUP: the configuration comes from ringside-ctld; nothing to re-read"
+            );
+        } else {
+            tracing::info!(
+                "SIGHUP: running on the embedded default configuration; nothing to re-read"
+            );
+        }
         return;
     };
+    let reloads = &ctx.reloads;
     match ringside_config::load_file(p) {
         Err(errors) => {
             reloads.record(ReloadResult::Invalid);
@@ -391,22 +312,26 @@ fn reload(handle: &ServerHandle, path: Option<&Path>, reloads: &ReloadCounts) {
             }
             tracing::error!(file = %p.display(), "reload rejected; the running configuration stays");
         }
-        Ok(config) => match handle.reload(config) {
-            Ok(r) => {
-                reloads.record(ReloadResult::Ok);
-                match r {
-                    Reloaded::Applied(g) => {
-                        tracing::info!(generation = g, "configuration reloaded")
+        Ok(config) => {
+            let pending = ctx.pending_restart(&config);
+            match ctx.handle.reload(config) {
+                Ok(r) => {
+                    reloads.record(ReloadResult::Ok);
+                    match r {
+                        Reloaded::Applied(g) => {
+                            tracing::info!(generation = g, "configuration reloaded")
+                        }
+                        Reloaded::Unchanged(g) => {
+                            tracing::info!(generation = g, "configuration unchanged")
+                        }
                     }
-                    Reloaded::Unchanged(g) => {
-                        tracing::info!(generation = g, "configuration unchanged")
-                    }
+                    Context::log_pending_restart(&pending);
+                }
+                Err(e) => {
+                    reloads.record(ReloadResult::Failed);
+                    tracing::error!(error = %e, "reload rejected; the running configuration stays")
                 }
             }
-            Err(e) => {
-                reloads.record(ReloadResult::Failed);
-                tracing::error!(error = %e, "reload rejected; the running configuration stays")
-            }
-        },
+        }
     }
 }

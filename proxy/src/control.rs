@@ -35,6 +35,10 @@ pub struct Context {
     pub reloads: Arc<ReloadCounts>,
     /// The run-time log filter; `None` when logging could not be set up with one.
     pub log: Option<Arc<crate::admin::LogLevel>>,
+    /// What the command line sets over the configuration.
+    pub flags: crate::settings::Overrides,
+    /// The process settings this process started with (they change only by a restart).
+    pub settings: crate::settings::ProcessSettings,
 }
 
 /// How a configuration reload ended.
@@ -93,6 +97,21 @@ impl ReloadCounts {
 }
 
 impl Context {
+    /// The keys of `config` that would wait for a restart.
+    pub fn pending_restart(&self, config: &ringside_config::Config) -> Vec<String> {
+        self.settings.pending(&self.flags, config)
+    }
+
+    /// Logs the keys of an applied configuration that wait for a restart, if any.
+    pub fn log_pending_restart(keys: &[String]) {
+        if !keys.is_empty() {
+            tracing::warn!(
+                keys = %keys.join(", "),
+                "applied, except these keys: they take effect at the next restart"
+            );
+        }
+    }
+
     /// Every cluster's endpoint health, for `ringsidectl endpoints show`.
     pub fn health(&self) -> Vec<ringside_wire::ClusterHealth> {
         let wire = |c: ringside_engine::ClusterHealth| ringside_wire::ClusterHealth {

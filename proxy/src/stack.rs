@@ -10,8 +10,8 @@ use ringside_engine::{ListenerStep, RouteStep, Stack, Stacks};
 /// The sidecar's stages.
 pub fn sidecar() -> Stack {
     Stack::new()
-        // Refuse what no route may serve (CONNECT, a declared body over the limit) before
-        // anything else reads the request; hands the body limit to the relays.
+        // Refuse what no route may serve (a declared body over the limit) before anything
+        // else reads the request; hands the body limit to the relays.
         .listener(ListenerStep::Limits)
         // The listener's [[authz]] policy decides before routing: a denied client learns
         // nothing about the routes.

@@ -303,6 +303,20 @@ endpoints = ["10.0.0.1"]
 }
 
 #[test]
+fn check_refuses_a_file_without_listeners() {
+    let dir = TempDir::new();
+    for (name, content) in [("empty.toml", ""), ("cut.toml", "[proxy]\nworkers = 1\n")] {
+        let out = check(&dir.write(name, content));
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("{name}: listeners: at least one is required")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn check_of_a_missing_file_fails() {
     let dir = TempDir::new();
     let out = check(&dir.0.join("nope.toml"));
@@ -347,6 +361,40 @@ fn unknown_argument_is_a_usage_error() {
     let out = ringside().arg("--no-such-flag").output().unwrap();
     assert!(!out.status.success());
     assert!(!text(&out.stderr).is_empty());
+}
+
+#[test]
+fn the_bootstrap_timeout_needs_ctld_alone_and_a_duration() {
+    let dir = TempDir::new();
+    let file = dir.write("ok.toml", &direct_config("hi"));
+    let file = file.to_str().unwrap();
+    for (args, says) in [
+        (vec!["run", "--bootstrap-timeout", "30s"], "--ctld"),
+        (
+            vec![
+                "run",
+                "--ctld",
+                "/x",
+                "--config",
+                file,
+                "--bootstrap-timeout",
+                "30s",
+            ],
+            "--config",
+        ),
+        (
+            vec!["run", "--ctld", "/x", "--bootstrap-timeout", "30"],
+            "missing unit",
+        ),
+    ] {
+        let out = ringside().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
 }
 
 #[test]
@@ -513,28 +561,42 @@ fn sighup_with_an_invalid_file_keeps_the_running_config() {
     let mut run = Running::run_config(&path);
     let addr = run.listening("in");
     assert_eq!(http(addr, "/").2, "one");
-    dir.write(
-        "live.toml",
-        "[[listeners]]\nname = \"in\"\nbind = \"not an address\"\n",
-    );
-    run.signal("HUP");
-    let rejected = run.wait_log("reload rejected", WAIT);
-    assert!(
-        rejected.is_some(),
-        "the bad file is reported; log:\n{}",
-        run.log_text()
-    );
-    assert!(
-        run.log_text().contains("listeners[0].bind"),
-        "with its path; log:\n{}",
-        run.log_text()
-    );
-    assert_eq!(
-        http(addr, "/").2,
-        "one",
-        "the old configuration still serves"
-    );
-    assert!(matches!(run.child.try_wait(), Ok(None)), "still running");
+    // A bad address; an empty file, and one cut short, would close every listener.
+    let cases = [
+        (
+            "[[listeners]]\nname = \"in\"\nbind = \"not an address\"\n",
+            "listeners[0].bind",
+        ),
+        ("", "listeners: at least one is required"),
+        (
+            "[proxy]\ndrain_timeout_ms = 5000\n",
+            "listeners: at least one is required",
+        ),
+    ];
+    for (i, (content, error)) in cases.into_iter().enumerate() {
+        dir.write("live.toml", content);
+        run.signal("HUP");
+        let deadline = Instant::now() + WAIT;
+        while run.log_text().matches("reload rejected").count() <= i && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            run.log_text().matches("reload rejected").count() > i,
+            "the bad file is reported; log:\n{}",
+            run.log_text()
+        );
+        assert!(
+            run.log_text().contains(error),
+            "with its path ({error}); log:\n{}",
+            run.log_text()
+        );
+        assert_eq!(
+            http(addr, "/").2,
+            "one",
+            "the old configuration still serves"
+        );
+        assert!(matches!(run.child.try_wait(), Ok(None)), "still running");
+    }
     run.signal("TERM");
     assert!(run.wait_exit(WAIT).success());
 }

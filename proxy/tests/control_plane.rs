@@ -436,6 +436,16 @@ fn a_failed_upgrade_keeps_the_old_process_serving() {
     });
 }
 
+impl Proxy {
+    /// [`Proxy::start`] as node `node-a` of a ctld whose socket is the listener returned.
+    fn start_with_ctld(dir: &TempDir, config: &str) -> (Proxy, UnixListener) {
+        let socket = dir.path("ctld.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let args = ["--ctld", socket.to_str().unwrap(), "--node-id", "node-a"];
+        (Proxy::start(dir, config, &args), listener)
+    }
+}
+
 /// A stand-in for ringside-ctld: accepts one proxy and pushes configurations to it.
 struct FakeCtld {
     conn: Conn,
@@ -477,13 +487,7 @@ impl FakeCtld {
 fn a_hundred_pushes_under_load_lose_nothing_and_reach_open_connections() {
     on_both_drivers(|| {
         let dir = TempDir::new();
-        let socket = dir.path("ctld.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
-        let p = Proxy::start(
-            &dir,
-            &direct("g0"),
-            &["--ctld", socket.to_str().unwrap(), "--node-id", "node-a"],
-        );
+        let (p, listener) = Proxy::start_with_ctld(&dir, &direct("g0"));
         let mut ctld = FakeCtld::accept(&listener);
         assert_eq!(
             ctld.hello_generation, 0,
@@ -499,7 +503,7 @@ fn a_hundred_pushes_under_load_lose_nothing_and_reach_open_connections() {
         let mut keep = BufReader::new(TcpStream::connect(p.addr).unwrap());
         for g in 1..=100u64 {
             let reply = ctld.push(g, direct(&format!("g{g}")));
-            assert_eq!(reply, Reply::Ack { generation: g });
+            assert_eq!(reply, Reply::ack(g));
             // An open keep-alive connection follows the new route at once, and so does a new one.
             assert_eq!(request(&mut keep).map(|r| r.0), Some(format!("g{g}")));
             let mut fresh = BufReader::new(TcpStream::connect(p.addr).unwrap());
@@ -532,15 +536,9 @@ fn a_hundred_pushes_under_load_lose_nothing_and_reach_open_connections() {
 fn the_proxy_reconnects_to_ctld_and_keeps_serving_meanwhile() {
     on_both_drivers(|| {
         let dir = TempDir::new();
-        let socket = dir.path("ctld.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
-        let p = Proxy::start(
-            &dir,
-            &direct("g0"),
-            &["--ctld", socket.to_str().unwrap(), "--node-id", "node-a"],
-        );
+        let (p, listener) = Proxy::start_with_ctld(&dir, &direct("g0"));
         let mut ctld = FakeCtld::accept(&listener);
-        assert_eq!(ctld.push(7, direct("g7")), Reply::Ack { generation: 7 });
+        assert_eq!(ctld.push(7, direct("g7")), Reply::ack(7));
         drop(ctld); // the daemon goes away
         let mut s = BufReader::new(TcpStream::connect(p.addr).unwrap());
         assert_eq!(request(&mut s).map(|r| r.0), Some("g7".to_string()));
@@ -550,6 +548,59 @@ fn the_proxy_reconnects_to_ctld_and_keeps_serving_meanwhile() {
             "the proxy says which generation it serves"
         );
     });
+}
+
+#[test]
+fn the_ack_names_the_keys_that_wait_for_a_restart_except_to_a_version_1_ctld() {
+    let dir = TempDir::new();
+    let (p, listener) = Proxy::start_with_ctld(&dir, &direct("g0"));
+    let one_worker = |body: &str| direct(body).replace("workers = 2", "workers = 1");
+    let mut ctld = FakeCtld::accept(&listener);
+    assert_eq!(ctld.conn.version(), 2);
+    assert_eq!(ctld.push(1, direct("g1")), Reply::ack(1));
+    let reply = ctld.push(2, one_worker("g2"));
+    assert_eq!(
+        reply,
+        Reply::Ack {
+            generation: 2,
+            pending_restart: vec!["proxy.workers".into()],
+        }
+    );
+    let mut s = BufReader::new(TcpStream::connect(p.addr).unwrap());
+    assert_eq!(request(&mut s).map(|r| r.0), Some("g2".to_string()));
+    drop(ctld);
+
+    // A ctld of protocol version 1 refuses the hello; the proxy says it again in version 1
+    // and never sends it the new field.
+    let hello = |answer: Reply| {
+        let (stream, _) = listener.accept().unwrap();
+        let mut old = Conn::new(stream);
+        old.set_read_timeout(Some(WAIT)).unwrap();
+        let Ok(ringside_wire::Frame::Request {
+            id,
+            request: Request::Hello { version, .. },
+        }) = old.recv()
+        else {
+            panic!("a hello expected")
+        };
+        old.reply(id, answer).unwrap();
+        (old, version)
+    };
+    let refusal = "unsupported protocol version 2 (this side speaks 1)";
+    let (old, version) = hello(Reply::error(refusal));
+    assert_eq!(version, 2);
+    drop(old);
+    let (mut old, version) = hello(Reply::HelloOk {
+        version: 1,
+        server: "ringside-ctld 0.0.1".into(),
+    });
+    assert_eq!(version, 1);
+    let request_config = Request::PushConfig {
+        generation: 3,
+        config: one_worker("g3"),
+    };
+    assert_eq!(old.call(request_config).unwrap(), Reply::ack(3));
+    assert_eq!(request(&mut s).map(|r| r.0), Some("g3".to_string()));
 }
 
 /// One request on a connection of its own; the status line's code.
@@ -591,11 +642,11 @@ fn labels_go_in_the_hello_and_request_counters_in_the_status_ctld_polls() {
     assert_eq!(pairs(&ctld.hello_labels), "app=web,zone=a", "the flag wins");
     // A pushed configuration's labels, the 5xx it answers and the requests: in the status.
     let failing = labelled("g1", "app = \"api\"").replace("status = 200", "status = 503");
-    assert_eq!(ctld.push(1, failing), Reply::Ack { generation: 1 });
+    assert_eq!(ctld.push(1, failing), Reply::ack(1));
     for _ in 0..3 {
         assert_eq!(status_of_one_request(p.addr), 503);
     }
-    assert_eq!(ctld.push(2, direct("g2")), Reply::Ack { generation: 2 });
+    assert_eq!(ctld.push(2, direct("g2")), Reply::ack(2));
     for _ in 0..2 {
         assert_eq!(status_of_one_request(p.addr), 200);
     }

@@ -207,6 +207,18 @@ cluster = "checked-$up"
 
 [[routes]]
 listener = "$L"
+name = "zoned"
+match = { path_prefix = "/zoned/" }
+cluster = "zoned-$up"
+
+[[routes]]
+listener = "$L"
+name = "spilled"
+match = { path_prefix = "/spilled/" }
+cluster = "spilled-$up"
+
+[[routes]]
+listener = "$L"
 name = "echo"
 match = { path_prefix = "/echo/" }
 cluster = "a-$up"
@@ -313,6 +325,36 @@ name = "limited-h2"
 protocol = "http2"
 endpoints = ["$a_h2"]
 circuit_breaker = { max_requests = 1 }
+
+[[clusters]]
+name = "zoned-h1"
+zone_aware = true
+endpoints = [{ address = "$a_h1", zone = "z1" }, { address = "$b_h1", zone = "z2" }]
+idle_timeout_ms = 5000
+
+[[clusters]]
+name = "zoned-h2"
+protocol = "http2"
+zone_aware = true
+endpoints = [{ address = "$a_h2", zone = "z1" }, { address = "$b_h2", zone = "z2" }]
+
+[[clusters]]
+name = "spilled-h1"
+zone_aware = true
+endpoints = [{ address = "$dead", zone = "z1" }, { address = "$b_h1", zone = "z2" }]
+idle_timeout_ms = 5000
+[clusters.health_check]
+tcp = true
+interval_ms = 100
+
+[[clusters]]
+name = "spilled-h2"
+protocol = "http2"
+zone_aware = true
+endpoints = [{ address = "$dead", zone = "z1" }, { address = "$b_h2", zone = "z2" }]
+[clusters.health_check]
+tcp = true
+interval_ms = 100
 
 [[clusters]]
 name = "checked-h1"
@@ -760,9 +802,12 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
         row("404 no route", "no route matches /nowhere")
             .send(Req::get("/nowhere"))
             .expect(Expect::own(404)),
-        row("405 CONNECT (not extended CONNECT)", "(none: ringside is not a forward proxy)")
+        row("403 CONNECT no route allows", "(none: no route has match.connect)")
             .send(Req::new("CONNECT", "example.com:443").authority("example.com:443"))
-            .expect(Expect::own(405)),
+            .expect(Expect::own(403)),
+        row("400 CONNECT without a port", "(none: the parsers' rules)")
+            .send(Req::new("CONNECT", "example.com").authority("example.com"))
+            .expect(Expect::own(400)),
         row("408 request head timeout", "listener: request_head_timeout_ms = 1000")
             .send_by_proto(
                 Form::Stall("GET /echo/slowloris HTTP/1.1\r\nHost: ringside.test\r\nx-cell: $CELL\r\n".into()),
@@ -813,6 +858,12 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
         row("health-checked cluster with a dead endpoint serves", r#"route checked: cluster "checked-$up" = [a closed port, a], health_check tcp"#)
             .send(Req::get("/checked/x"))
             .expect(Expect::status(200).body("a").got(Got::a().method("GET").target("/checked/x"))),
+        row("zone-aware: the proxy's zone takes every request (100 requests)", r#"route zoned: cluster "zoned-$up", zone_aware = true, [a in z1 (the proxy's zone), b in z2]"#)
+            .repeat(Req::get("/zoned/x"), 100)
+            .expect(Expect::status(200).counts(100, 0)),
+        row("zone-aware: no local endpoint in rotation spills to the other zone (100 requests)", r#"route spilled: cluster "spilled-$up", zone_aware = true, [a closed port in z1, b in z2], health_check tcp"#)
+            .repeat(Req::get("/spilled/x"), 100)
+            .expect(Expect::status(200).counts(0, 100)),
         row("504 route timeout", "route slow: timeout_ms = 300; the origin answers after 1.5 s")
             .send(Req::get("/slow/x"))
             .expect(Expect::status(504).short_text().not_before(ms(250)).got(Got::a())),
@@ -1411,11 +1462,16 @@ fn run_table(d: Driver) {
         ("b_h2", &b_h2.addr()),
         ("dead", &dead),
     ];
-    let core = config(
-        &pki,
-        &format!("{CORE_LISTENER}{CORE_ROUTES}"),
-        CORE_CLUSTERS,
-        vars,
+    // `[proxy]` keys come first (the harness opens the file with `[proxy]`): the zone of the
+    // zone-aware rows.
+    let core = format!(
+        "zone = \"z1\"\n{}",
+        config(
+            &pki,
+            &format!("{CORE_LISTENER}{CORE_ROUTES}"),
+            CORE_CLUSTERS,
+            vars,
+        )
     );
     let edits = config(&pki, EDITS_LISTENER, EDITS_CLUSTERS, vars);
     // `[proxy]` keys come first (the harness opens the file with `[proxy]`). One worker, as

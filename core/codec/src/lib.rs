@@ -43,6 +43,7 @@ mod request;
 mod response;
 
 pub use chunked::{ChunkedScanner, MAX_CHUNK_SIZE_LINE, MAX_TRAILER_BYTES};
+pub use encode::field as write_field;
 pub use encode::{
     canonical_reason, write_request_head, write_response_head, write_response_head_dechunked, Edits,
 };

@@ -273,8 +273,12 @@ mod tests {
         assert_eq!(endpoint_name(&format!("{}:80", "a".repeat(64))), None);
     }
 
+    /// `text` with a listener (a configuration needs one).
     fn cluster(text: &str) -> Config {
-        crate::parse(text).unwrap()
+        crate::parse(&format!(
+            "{text}\n[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:1\"\n"
+        ))
+        .unwrap()
     }
 
     #[test]

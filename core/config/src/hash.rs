@@ -76,6 +76,17 @@ pub(crate) fn cluster_fingerprint(cluster: &Cluster) -> u64 {
     let _ = write!(h, "endpoints={};", cluster.endpoints.len());
     for e in &cluster.endpoints {
         let _ = write!(h, "{}*{};", e.address, e.weight);
+        if let Some(z) = e.zone {
+            let _ = write!(h, "zone={};", z.0);
+        }
+    }
+    let _ = write!(h, "zones={};", cluster.zones.len());
+    for z in &cluster.zones {
+        let _ = write!(h, "{}:{z};", z.len());
+    }
+    if let Some(z) = cluster.zone_aware {
+        let local = z.local.map_or(-1, |l| i32::from(l.0));
+        let _ = write!(h, "zone_aware={local}/{};", z.min_healthy_percent);
     }
     let _ = write!(h, "names={};dns={:?};", cluster.names.len(), cluster.dns);
     for n in &cluster.names {

@@ -10,6 +10,13 @@ pub(crate) fn matches<'a, H>(m: &RouteMatch, req: &RequestView<'a, H>) -> bool
 where
     H: Fn(&str) -> Option<&'a [u8]>,
 {
+    // A CONNECT only ever meets `connect` routes, and they nothing else.
+    if m.connect != req.connect {
+        return false;
+    }
+    if !m.ports.is_empty() && !req.port.is_some_and(|p| m.ports.contains(&p)) {
+        return false;
+    }
     if let Some(method) = &m.method {
         // Methods are case-sensitive (RFC 9110 §9.1).
         if req.method != method {
@@ -75,7 +82,7 @@ mod tests {
         let text = format!(
             "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\n\
              [[routes]]\nlistener = \"l\"\nname = \"r\"\nmatch = {table}\n\
-             direct_response = {{ status = 200 }}\n"
+             cluster = \"c\"\n[[clusters]]\nname = \"c\"\nendpoints = [\"127.0.0.1:9\"]\n"
         );
         let mut config = crate::parse(&text).unwrap_or_else(|e| panic!("{e}"));
         let listener = config.listeners.remove(0);
@@ -90,6 +97,7 @@ mod tests {
         host: Option<&'a str>,
         path: &'a str,
         headers: &'a [(&'a str, &'a str)],
+        port: Option<u16>,
     }
 
     const GET: Req<'static> = Req {
@@ -97,6 +105,7 @@ mod tests {
         host: None,
         path: "/",
         headers: &[],
+        port: None,
     };
 
     fn check(m: &RouteMatch, r: &Req<'_>) -> bool {
@@ -112,6 +121,8 @@ mod tests {
                     .map(|(_, v)| v.as_bytes())
             },
             principal: None,
+            connect: r.method == "CONNECT",
+            port: r.port,
         };
         m.matches(&view)
     }
@@ -390,6 +401,36 @@ mod tests {
     }
 
     #[test]
+    fn connect_routes_take_connect_only_and_on_their_ports() {
+        let tunnel =
+            matcher(r#"{ connect = true, host = "api.example.com", ports = [443, 8443] }"#);
+        let plain = matcher("{}");
+        let connect = |host: &'static str, port: u16| Req {
+            method: "CONNECT",
+            host: Some(host),
+            path: "",
+            port: Some(port),
+            ..GET
+        };
+        assert!(check(&tunnel, &connect("api.example.com", 443)));
+        assert!(check(&tunnel, &connect("api.example.com", 8443)));
+        assert!(!check(&tunnel, &connect("api.example.com", 22)));
+        assert!(!check(&tunnel, &connect("other.example.com", 443)));
+        // A route without `connect` never takes a CONNECT, even one that takes everything;
+        // a CONNECT route takes nothing else.
+        assert!(!check(&plain, &connect("api.example.com", 443)));
+        assert!(!check(
+            &tunnel,
+            &Req {
+                host: Some("api.example.com"),
+                ..GET
+            }
+        ));
+        let any_port = matcher(r#"{ connect = true }"#);
+        assert!(check(&any_port, &connect("x", 1)));
+    }
+
+    #[test]
     fn all_conditions_must_hold() {
         let m = matcher(
             r#"{ host = "api.local", path_prefix = "/v1/", method = "GET", headers = { "x-canary" = "1" } }"#,
@@ -399,6 +440,7 @@ mod tests {
             host: Some("api.local"),
             path: "/v1/x",
             headers: &[("x-canary", "1")],
+            port: None,
         };
         assert!(check(&m, &hit));
         assert!(!check(

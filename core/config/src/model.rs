@@ -122,6 +122,10 @@ pub struct ProxySettings {
     pub workers: usize,
     pub driver: DriverChoice,
     pub drain_timeout: Duration,
+    /// This proxy's zone (`proxy.zone`), if set.
+    pub zone: Option<String>,
+    /// `proxy.memory_limit_mib`, in bytes.
+    pub memory_limit: Option<u64>,
     /// The ctld socket to take configuration from, if any.
     pub ctld: Option<std::path::PathBuf>,
     /// The node id to present to ctld, if set in the file.
@@ -533,6 +537,11 @@ pub struct RouteMatch {
     /// pipeline checks it after the other conditions hold (it needs the route's credentials
     /// checked, which is the engine's work).
     pub consumers: Vec<crate::ConsumerId>,
+    /// `match.connect`: the route takes `CONNECT` tunnels, and only those (a route without
+    /// it never takes one).
+    pub connect: bool,
+    /// `match.ports`: a CONNECT's authority port must be one of these; empty: any port.
+    pub ports: Vec<u16>,
 }
 
 #[derive(Debug)]
@@ -557,6 +566,10 @@ where
     pub header: H,
     /// The client's verified identity (mesh mTLS), if any.
     pub principal: Option<&'a str>,
+    /// A `CONNECT` tunnel request (not an RFC 8441 extended CONNECT).
+    pub connect: bool,
+    /// A CONNECT's authority port (`None` for any other request).
+    pub port: Option<u16>,
 }
 
 impl RouteMatch {
@@ -579,6 +592,9 @@ pub enum RouteAction {
     Direct(DirectResponse),
     /// Gateway role only: answered with a redirect built from the request.
     Redirect(crate::edge::Redirect),
+    /// A CONNECT route's `tunnel_to = "authority"`: a tunnel to the address the request
+    /// names (its host is an IP address: the route's `match.host` is one).
+    Authority,
 }
 
 #[derive(Debug, Clone)]
@@ -638,6 +654,10 @@ pub struct Cluster {
     pub mtls: Option<UpstreamMtls>,
     /// Process-wide limits (`circuit_breaker`), if any.
     pub circuit_breaker: Option<CircuitBreaker>,
+    /// The zones its endpoints name, each once, in order of first appearance.
+    pub zones: Vec<String>,
+    /// `zone_aware`, if set.
+    pub zone_aware: Option<ZoneAware>,
     /// Hash of everything above: equal fingerprints mean per-worker state (balancer, pools)
     /// can be carried over a reload.
     pub fingerprint: u64,
@@ -712,6 +732,23 @@ pub struct Endpoint {
     pub address: SocketAddr,
     /// >= 1.
     pub weight: u32,
+    /// The endpoint's zone: an index into its cluster's `zones`.
+    pub zone: Option<ZoneId>,
+}
+
+/// An index into [`Cluster::zones`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ZoneId(pub u16);
+
+/// `clusters[].zone_aware`: requests stay in the proxy's zone while enough of it is healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ZoneAware {
+    /// The proxy's own zone (`[proxy] zone`) in the cluster's `zones`; `None` when no
+    /// endpoint of the cluster is in it (then every request goes to the other zones).
+    pub local: Option<ZoneId>,
+    /// 0 to 100.
+    pub min_healthy_percent: u8,
 }
 
 /// `clusters[].protocol`.

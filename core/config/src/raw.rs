@@ -6,10 +6,10 @@
 //! applied. `validate` does all of that, so that each mistake is reported with its own path
 //! and message.
 //!
-//! A file has these top-level keys, all optional: `[proxy]`, `[mesh]`, `[[listeners]]`,
-//! `[[routes]]`, `[[authz]]`, `[[clusters]]`, `[[consumers]]`, `[[jwt_providers]]` and
-//! `[[redis]]` (gateway role), and `[dns]`. Any other top-level key is an error. An empty
-//! file is valid (it serves nothing).
+//! A file has these top-level keys: `[proxy]`, `[mesh]`, `[[listeners]]`, `[[routes]]`,
+//! `[[authz]]`, `[[clusters]]`, `[[consumers]]`, `[[jwt_providers]]` and `[[redis]]`
+//! (gateway role), and `[dns]`. Any other top-level key is an error. Only `[[listeners]]` is
+//! required (at least one): an empty or truncated file would serve nothing.
 //!
 //! Certificate, key and CA files are named by path; a relative path is resolved against the
 //! directory of the configuration file (or the current directory when the text did not come
@@ -52,6 +52,15 @@ pub struct FileProxy {
     /// `A-Z a-z 0-9 - _ . /`, a value 0 to 63 among `A-Z a-z 0-9 - _ .`; at most 64 labels.
     /// `--node-label KEY=VALUE` flags are laid over them. Default: none.
     pub labels: Option<std::collections::BTreeMap<String, String>>,
+    /// A memory ceiling for the whole process, in MiB (8 to 1048576): as its resident memory
+    /// (RSS) passes 90% of it, idle keep-alive connections are closed, oldest first; at it,
+    /// new connections are closed as soon as they are accepted. Requests in flight are never
+    /// cut. RSS is sampled every 50 ms by a thread of its own. Default: none (no ceiling).
+    pub memory_limit_mib: Option<u64>,
+    /// This proxy's zone (its locality: an availability zone, a rack, a node), 1 to 128
+    /// characters among `A-Z a-z 0-9 - _ .`. Clusters with `zone_aware = true` prefer the
+    /// endpoints whose `zone` is this one. Default: none.
+    pub zone: Option<String>,
     /// Path of this proxy's own control socket (status, drain, upgrade; mode 0600). Default:
     /// `$XDG_RUNTIME_DIR/ringside/proxy.sock`, else `/run/ringside/proxy.sock`.
     pub control_socket: Option<String>,
@@ -423,6 +432,13 @@ pub struct FileRoute {
     /// Gateway role only. Cross-origin resource sharing (a sub-table, `[routes.cors]`); see
     /// [`FileCors`]. Default: none (CORS requests are forwarded as they come).
     pub cors: Option<FileCors>,
+    /// A `match.connect` route only, in place of `cluster`: `"authority"` tunnels to the
+    /// address the CONNECT names instead of a cluster's endpoint (Envoy's dynamic forward
+    /// proxy, without DNS). The route's `match.host` is required and must be an IP address
+    /// (`"10.0.0.7"`, `"[fd00::7]"`): a worker never waits for DNS, so a host name is
+    /// tunnelled to through a cluster whose endpoints are its addresses. The tunnel thus
+    /// reaches that one address, on the ports `match.ports` allows.
+    pub tunnel_to: Option<String>,
 }
 
 /// `routes[].redirect`: the proxy answers with `status` and a `Location` built from the
@@ -875,6 +891,19 @@ pub struct FileMatch {
     /// conditions. A CORS preflight carries no credential: give the route without
     /// `consumers` that catches the rest the same `cors`.
     pub consumers: Option<Vec<String>>,
+    /// `true`: the route takes `CONNECT` requests (the tunnels `HTTPS_PROXY` clients ask
+    /// for, over HTTP/1.1 and HTTP/2), and only those; a route without it never takes one,
+    /// and a `CONNECT` no route takes is refused with 403. `host` is then the authority's
+    /// host (`CONNECT api.example.com:443` has host `api.example.com`). The route answers
+    /// `200` and relays bytes both ways to an endpoint of its `cluster` (or `weighted`), or
+    /// to the authority itself with `tunnel_to = "authority"`. Not with `path_*` or
+    /// `method`; the route takes no `direct_response`, `redirect`, `retry`, `mirror`,
+    /// `rewrite` or `cors`. An RFC 8441 extended CONNECT (a WebSocket over HTTP/2) is not a
+    /// tunnel: ordinary routes take it. Default `false`.
+    pub connect: Option<bool>,
+    /// With `connect = true` only: the authority's port must be one of these (1 to 65535),
+    /// e.g. `[ 443 ]`. Default: any port.
+    pub ports: Option<Vec<u16>>,
 }
 
 /// One element of `routes[].weighted`.
@@ -969,6 +998,16 @@ pub struct FileCluster {
     /// `{ max_connections = 1024, max_pending_requests = 1024, max_requests = 1024 }`; see
     /// [`FileCircuitBreaker`]. Default: none (no limits, no cost).
     pub circuit_breaker: Option<FileCircuitBreaker>,
+    /// `true`: keep requests on the endpoints in this proxy's own zone (`[proxy] zone`, which
+    /// it requires) while at least `zone_min_healthy_percent` of their weight is in rotation;
+    /// below that, the local zone takes the share it can (its healthy percent ÷ the minimum)
+    /// and the rest spills over to the other zones in proportion to their weights, as in
+    /// Envoy's zone-aware routing. Endpoints without a `zone` count as other zones. An error
+    /// with `lb = "ring_hash"` (it would break the ring's consistency). Default `false`.
+    pub zone_aware: Option<bool>,
+    /// With `zone_aware`: the share of the local zone's endpoint weight, in percent (0 to
+    /// 100), that must be in rotation for every request to stay local. Default 70.
+    pub zone_min_healthy_percent: Option<u64>,
 }
 
 /// `clusters[].circuit_breaker`: each limit at least 1; a limit not given is not enforced
@@ -1096,7 +1135,7 @@ pub enum FileLb {
 pub enum FileEndpoint {
     /// `"IP:port"`, weight 1.
     Address(String),
-    /// `{ address = "IP:port", weight = N }`.
+    /// `{ address = "IP:port", weight = N, zone = "z1" }`.
     Table(FileEndpointTable),
 }
 
@@ -1109,6 +1148,9 @@ pub struct FileEndpointTable {
     /// Relative share of traffic (for `round_robin`, `random` and `ring_hash`), 1 to 10000.
     /// Default 1.
     pub weight: Option<u32>,
+    /// The endpoint's zone, for `zone_aware` clusters and the per-zone request counters; 1 to
+    /// 128 characters among `A-Z a-z 0-9 - _ .`. Default: none.
+    pub zone: Option<String>,
 }
 
 impl FileEndpoint {

@@ -24,6 +24,11 @@ use crate::raw::{FileCluster, FileDriver, FileListener, FileProxy, FileRole, Fil
 use crate::read::{self, Slot, SECTIONS};
 
 /// Defaults, in the units of the file.
+/// `proxy.memory_limit_mib`'s bounds: below 8 MiB the process's own start-up footprint is
+/// over the ceiling; the top is 1 TiB.
+const MIN_MEMORY_LIMIT_MIB: u64 = 8;
+const MAX_MEMORY_LIMIT_MIB: u64 = 1 << 20;
+
 mod default {
     pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
     pub const MAX_CONNECTIONS: u64 = 10_000;
@@ -86,7 +91,7 @@ pub(crate) fn parse_and_validate(
         .iter()
         .enumerate()
         .map(|(i, slot)| match slot {
-            Slot::Ok(c) => v.cluster(i, c, mesh_given),
+            Slot::Ok(c) => v.cluster(i, c, mesh_given, proxy.zone.as_deref()),
             Slot::Broken { .. } => None,
         })
         .collect();
@@ -331,6 +336,24 @@ impl Validator {
                 self.err("proxy.node_id", m);
             }
         }
+        let memory_limit = p.memory_limit_mib.and_then(|mib| {
+            if (MIN_MEMORY_LIMIT_MIB..=MAX_MEMORY_LIMIT_MIB).contains(&mib) {
+                Some(mib << 20)
+            } else {
+                self.err(
+                    "proxy.memory_limit_mib",
+                    format!(
+                        "must be from {MIN_MEMORY_LIMIT_MIB} to {MAX_MEMORY_LIMIT_MIB}, got {mib}"
+                    ),
+                );
+                None
+            }
+        });
+        if let Some(zone) = &p.zone {
+            if let Err(m) = crate::check::name(zone) {
+                self.err("proxy.zone", m);
+            }
+        }
         let labels = p.labels.clone().unwrap_or_default();
         if labels.len() > crate::labels::MAX_LABELS {
             let max = crate::labels::MAX_LABELS;
@@ -382,6 +405,8 @@ impl Validator {
             drain_timeout,
             ctld,
             node_id: p.node_id.clone(),
+            zone: p.zone.clone(),
+            memory_limit,
             labels,
             control_socket,
             admin,
@@ -486,6 +511,7 @@ fn sort_key(path: &str) -> (usize, usize) {
 
 mod authz;
 mod cluster;
+mod connect;
 mod consumers;
 #[cfg(test)]
 mod consumers_tests;
@@ -514,3 +540,5 @@ mod tests;
 mod tls;
 #[cfg(test)]
 mod tls_tests;
+#[cfg(test)]
+mod zones_tests;

@@ -22,6 +22,7 @@ mod upstream;
 mod worker;
 
 pub use cx::jwks::JwksStats;
+pub use cx::memory::{Level as MemoryLevel, MemoryReport};
 pub use cx::runtime::ActiveDriver;
 pub use cx::{metrics, telemetry};
 pub use server::{

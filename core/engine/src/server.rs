@@ -130,6 +130,8 @@ struct Control {
     fetcher: Option<crate::cx::background::Background>,
     /// The endpoint names' resolver (`upstream/dns/`), one per process.
     resolver: Option<crate::cx::background::Background>,
+    /// The memory ceiling's sampler (`cx/memory.rs`), started once a configuration sets one.
+    sampler: Option<crate::cx::background::Background>,
 }
 
 /// A running engine. Dropping it does not stop the workers: call [`ServerHandle::shutdown`].
@@ -142,6 +144,8 @@ pub struct ServerHandle {
     registry: Arc<crate::cx::shared::Registry>,
     /// The resolver's answers: a reload fills its configuration from them.
     answers: Arc<crate::upstream::dns::Answers>,
+    /// The process's memory figures (`cx/memory.rs`), as the workers see them.
+    memory: Arc<crate::cx::memory::Memory>,
     control: Mutex<Control>,
     draining: std::sync::atomic::AtomicBool,
     /// Re-reads certificate files when they change on disk (rotation without a reload).
@@ -231,6 +235,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
     let registry = Arc::new(crate::cx::shared::Registry::default());
     let answers = Arc::new(crate::upstream::dns::Answers::default());
     let resolver = start_resolver(&shared, &answers);
+    let memory = registry.get(crate::cx::memory::KEY, crate::cx::memory::Memory::default);
     let cpus = runtime::allowed_cpus();
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<(usize, io::Result<()>)>(workers);
     let mut handles = Vec::with_capacity(workers);
@@ -297,6 +302,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
             None
         }
     };
+    let sampler = start_sampler(&shared, &memory);
     let shared_for_watch = Arc::clone(&shared);
     let answers_for_watch = Arc::clone(&answers);
     let handle = ServerHandle {
@@ -307,12 +313,14 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         telemetry,
         registry,
         answers,
+        memory,
         control: Mutex::new(Control {
             workers: handles,
             listeners,
             prober,
             fetcher,
             resolver,
+            sampler,
         }),
         _tls_watch: watch_tls_files(&shared_for_watch, answers_for_watch),
     };
@@ -478,6 +486,12 @@ impl ServerHandle {
 
     /// Outlier ejections and health-check results of every cluster of the served snapshot,
     /// read from the process-wide marks (`upstream/outlier.rs`), with their counters.
+    /// The memory ceiling and the last sampled resident size, in bytes (`None`: no
+    /// ceiling).
+    pub fn memory(&self) -> Option<crate::cx::memory::MemoryReport> {
+        self.memory.figures()
+    }
+
     pub fn health(&self) -> Vec<crate::upstream::health::ClusterHealth> {
         crate::upstream::health::report(&self.shared.load().config, &self.registry)
     }
@@ -500,8 +514,9 @@ impl ServerHandle {
 
     /// Publishes a new configuration. Listeners that appear are bound (a bind failure rejects
     /// the whole reload and changes nothing); listeners that disappear stop accepting;
-    /// existing keep-alive connections see the new routes on their next request. Worker count
-    /// and driver changes need a restart and are logged.
+    /// existing keep-alive connections see the new routes on their next request. The worker
+    /// count and the driver stay as they started: the caller reports changes to them
+    /// (`proxy/src/settings.rs`).
     pub fn reload(&self, config: Config) -> Result<Reloaded, ReloadError> {
         self.reload_as(config, None)
     }
@@ -538,13 +553,6 @@ impl ServerHandle {
                 return Ok(Reloaded::Applied(g));
             }
             return Ok(Reloaded::Unchanged(current.generation));
-        }
-        if config.proxy.workers != current.config.proxy.workers
-            || config.proxy.driver != current.config.proxy.driver
-        {
-            tracing::warn!(
-                "changes to proxy.workers or proxy.driver take effect at the next restart"
-            );
         }
         let mut added = Vec::new();
         let mut kept = Vec::new();
@@ -597,6 +605,10 @@ impl ServerHandle {
         drop(dns);
         if let Some(r) = &control.resolver {
             r.wake();
+        }
+        match &control.sampler {
+            Some(s) => s.wake(),
+            None => control.sampler = start_sampler(&self.shared, &self.memory),
         }
         for name in &removed {
             for w in control.workers.iter_mut() {
@@ -658,17 +670,21 @@ impl ServerHandle {
         if let Some(r) = &control.resolver {
             r.stop();
         }
+        if let Some(s) = &control.sampler {
+            s.stop();
+        }
     }
 
     /// Waits for every worker (and the health prober) to exit.
     pub fn wait(&self) {
-        let (workers, prober, fetcher, resolver) = {
+        let (workers, prober, fetcher, resolver, sampler) = {
             let mut control = self.lock();
             (
                 std::mem::take(&mut control.workers),
                 control.prober.take(),
                 control.fetcher.take(),
                 control.resolver.take(),
+                control.sampler.take(),
             )
         };
         for w in workers {
@@ -682,6 +698,9 @@ impl ServerHandle {
         }
         if let Some(r) = resolver {
             r.join();
+        }
+        if let Some(s) = sampler {
+            s.join();
         }
     }
 
@@ -724,4 +743,20 @@ fn start_resolver(
 /// (port 0 in the configuration accepts any port on the same IP).
 fn same_listener(bind: SocketAddr, actual: SocketAddr) -> bool {
     bind == actual || (bind.port() == 0 && bind.ip() == actual.ip())
+}
+
+/// Starts the memory ceiling's sampler when the published configuration sets a ceiling (it
+/// then follows reloads, and keeps running if a later one clears the ceiling).
+fn start_sampler(
+    shared: &Arc<ArcSwap<Snapshot>>,
+    memory: &Arc<crate::cx::memory::Memory>,
+) -> Option<crate::cx::background::Background> {
+    shared.load().config.proxy.memory_limit?;
+    match crate::cx::memory::spawn(Arc::clone(shared), Arc::clone(memory)) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the memory sampler: memory_limit_mib is not enforced");
+            None
+        }
+    }
 }

@@ -22,6 +22,7 @@ use ringside_config::{ListenerKind, Snapshot};
 
 use crate::cx::event::Event;
 use crate::cx::io::{either, is_canceled, until};
+use crate::cx::memory::Level;
 use crate::cx::Cx;
 use crate::downstream::Worker;
 use crate::pipeline::view::Views;
@@ -83,7 +84,14 @@ pub(crate) async fn main(init: WorkerInit, ready: impl FnOnce()) {
         .map_or(0, |d| d.as_nanos() as u64)
         ^ ((init.id as u64) << 48);
     let worker = Rc::new(Worker {
-        cx: Cx::new(init.id, init.telemetry, init.gauge, seed),
+        cx: Cx::new(
+            init.id,
+            init.telemetry,
+            init.gauge,
+            init.registry
+                .get(crate::cx::memory::KEY, crate::cx::memory::Memory::default),
+            seed,
+        ),
         up: Upstreams::default(),
         views: Views::new(init.shared, init.stacks, init.registry),
         mirrors: Cell::new(0),
@@ -229,6 +237,11 @@ async fn accept_loop(
                     let stats = worker.cx.stats.listener(&name);
                     stats.overflow.set(stats.overflow.get() + 1);
                     drop(stream);
+                } else if worker.cx.memory.level() == Level::Refuse {
+                    // At the memory ceiling: closed at once, like an overflow.
+                    let refused = &worker.cx.stats.memory_refused;
+                    refused.set(refused.get() + 1);
+                    drop(stream);
                 } else {
                     spawn_connection(&worker, &name, &open, stream, peer);
                 }
@@ -360,9 +373,35 @@ async fn housekeeping(worker: Rc<Worker>, trim: Option<fn()>) {
         if let Some(trim) = trim {
             trim();
         }
+        shed(&worker);
         ticks += 1;
         if ticks.is_multiple_of(per_second) && !worker.cx.draining() {
             worker.up.pool.sweep();
         }
     }
 }
+
+/// While memory is short (`cx/memory.rs`), closes this worker's longest-idle connections: an
+/// eighth of them per tick, at least [`SHED_AT_LEAST`], so the resident size falls within a
+/// few ticks and the next sample decides whether to go on.
+fn shed(worker: &Worker) {
+    if worker.cx.memory.level() < Level::Shed {
+        return;
+    }
+    let idle = crate::cx::idle::live();
+    if idle == 0 {
+        return;
+    }
+    let n = crate::cx::idle::shed_oldest((idle / 8).max(SHED_AT_LEAST));
+    let shed = &worker.cx.stats.memory_shed;
+    shed.set(shed.get() + n as u64);
+    tracing::debug!(
+        worker = worker.cx.id,
+        shed = n,
+        idle,
+        "memory ceiling: idle connections shed"
+    );
+}
+
+/// The fewest idle connections a worker sheds per tick while memory is short.
+const SHED_AT_LEAST: usize = 16;

@@ -23,11 +23,26 @@ use crate::MAX_FDS;
 pub struct Conn {
     stream: UnixStream,
     next_id: u64,
+    /// The protocol version agreed in the handshake ([`crate::PROTOCOL_VERSION`] before it).
+    version: u32,
 }
 
 impl Conn {
     pub fn new(stream: UnixStream) -> Conn {
-        Conn { stream, next_id: 1 }
+        Conn {
+            stream,
+            next_id: 1,
+            version: crate::PROTOCOL_VERSION,
+        }
+    }
+
+    /// The protocol version agreed in the handshake: what this side may send the peer.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    pub(crate) fn set_version(&mut self, version: u32) {
+        self.version = version;
     }
 
     /// Connects to the socket at `path` (no handshake; see [`crate::client_handshake`]).
@@ -49,6 +64,7 @@ impl Conn {
         Ok(Conn {
             stream: self.stream.try_clone()?,
             next_id: self.next_id,
+            version: self.version,
         })
     }
 

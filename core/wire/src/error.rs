@@ -24,7 +24,7 @@ pub enum WireError {
     #[error("protocol error: {0}")]
     Protocol(String),
     /// The peers speak different protocol versions.
-    #[error("unsupported protocol version {theirs} (this side speaks {ours})")]
+    #[error("unsupported protocol version {theirs} (this side speaks {min} to {ours})", min = crate::MIN_PROTOCOL_VERSION)]
     VersionMismatch { ours: u32, theirs: u32 },
     /// The connecting process's uid is neither root nor ours.
     #[error("peer uid {uid} is not allowed (only root and uid {ours})")]

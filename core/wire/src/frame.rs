@@ -117,7 +117,7 @@ mod tests {
         };
         let b = Frame::Reply {
             id: 2,
-            reply: Reply::Ack { generation: 3 },
+            reply: Reply::ack(3),
         };
         let mut bytes = encode(&a).unwrap();
         bytes.extend(encode(&b).unwrap());

@@ -1,11 +1,14 @@
 //! The version handshake: the first request on every connection is `Hello`, from the side
-//! that connected; the other side answers `HelloOk` or, for another protocol version, an
-//! `Error` ("unsupported protocol version N (this side speaks 1)") and closes.
+//! that connected, naming the newest protocol version it speaks; the other side answers
+//! `HelloOk` with that version when it speaks it too (any of [`MIN_PROTOCOL_VERSION`] to
+//! [`PROTOCOL_VERSION`]), or an `Error` ("unsupported protocol version N (this side speaks
+//! 1 to 2)") and closes. Both sides keep the agreed version in their [`Conn`]
+//! ([`Conn::version`]) and send a version 1 peer nothing version 2 added.
 
 use crate::conn::Conn;
 use crate::error::{Result, WireError};
 use crate::message::{Frame, Peer, Reply, Request};
-use crate::PROTOCOL_VERSION;
+use crate::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 
 /// What the server said in its `HelloOk`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,25 +18,36 @@ pub struct HelloOk {
     pub server: String,
 }
 
-/// Says hello as `peer`. An `Error` reply (e.g. a version mismatch) is [`WireError::Remote`].
+/// Says hello as `peer`, offering [`PROTOCOL_VERSION`]. An `Error` reply (e.g. a version
+/// mismatch) is [`WireError::Remote`].
 pub fn client_handshake(conn: &mut Conn, peer: Peer) -> Result<HelloOk> {
-    let reply = conn.call(Request::Hello {
-        version: PROTOCOL_VERSION,
-        peer,
-    })?;
+    client_handshake_at(conn, peer, PROTOCOL_VERSION)
+}
+
+/// [`client_handshake`] offering `version`: a client that an older server refused with
+/// "unsupported protocol version" says hello again on a new connection with an older one.
+pub fn client_handshake_at(conn: &mut Conn, peer: Peer, version: u32) -> Result<HelloOk> {
+    let reply = conn.call(Request::Hello { version, peer })?;
     match reply.check()? {
-        Reply::HelloOk { version, server } if version == PROTOCOL_VERSION => {
-            Ok(HelloOk { version, server })
+        Reply::HelloOk { version: v, server } if (MIN_PROTOCOL_VERSION..=version).contains(&v) => {
+            conn.set_version(v);
+            Ok(HelloOk { version: v, server })
         }
-        Reply::HelloOk { version, .. } => Err(WireError::VersionMismatch {
-            ours: PROTOCOL_VERSION,
-            theirs: version,
+        Reply::HelloOk { version: v, .. } => Err(WireError::VersionMismatch {
+            ours: version,
+            theirs: v,
         }),
         other => Err(WireError::Protocol(format!(
             "hello_ok expected, got {}",
             other.name()
         ))),
     }
+}
+
+/// Whether `err` is a server's refusal of the version a client offered (the server then
+/// closed the connection): the client may try again with an older one.
+pub fn is_version_refusal(err: &WireError) -> bool {
+    matches!(err, WireError::Remote { message, .. } if message.starts_with("unsupported protocol version"))
 }
 
 /// Waits for the peer's `Hello` and answers it, naming this side `server` (e.g.
@@ -56,7 +70,7 @@ pub fn server_handshake_with(
             id,
             request: Request::Hello { version, peer },
         } => {
-            if version != PROTOCOL_VERSION {
+            if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) {
                 let err = WireError::VersionMismatch {
                     ours: PROTOCOL_VERSION,
                     theirs: version,
@@ -72,10 +86,11 @@ pub fn server_handshake_with(
             conn.reply(
                 id,
                 Reply::HelloOk {
-                    version: PROTOCOL_VERSION,
+                    version,
                     server: server.to_owned(),
                 },
             )?;
+            conn.set_version(version);
             Ok(peer)
         }
         Frame::Request { id, request } => {
@@ -138,17 +153,17 @@ mod tests {
         });
         let reply = c
             .call(Request::Hello {
-                version: 2,
+                version: 3,
                 peer: Peer::Cli,
             })
             .unwrap();
         assert_eq!(
             reply,
-            Reply::error("unsupported protocol version 2 (this side speaks 1)")
+            Reply::error("unsupported protocol version 3 (this side speaks 1 to 2)")
         );
         assert!(matches!(
             server.join().unwrap(),
-            Err(WireError::VersionMismatch { ours: 1, theirs: 2 })
+            Err(WireError::VersionMismatch { ours: 2, theirs: 3 })
         ));
         assert!(matches!(c.recv(), Err(WireError::Closed)));
     }
@@ -172,9 +187,38 @@ mod tests {
         let err = client_handshake(&mut c, Peer::Cli).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unsupported protocol version 9 (this side speaks 1)"
+            "unsupported protocol version 9 (this side speaks 1 to 2)"
         );
         server.join().unwrap();
+    }
+
+    #[test]
+    fn a_version_1_client_is_answered_version_1() {
+        let (mut c, mut s) = pair();
+        let server = thread::spawn(move || {
+            server_handshake(&mut s, "x").unwrap();
+            s.version()
+        });
+        let ok = client_handshake_at(&mut c, Peer::Cli, 1).unwrap();
+        assert_eq!((ok.version, c.version()), (1, 1));
+        assert_eq!(server.join().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_version_1_server_refusal_is_recognised() {
+        let (mut c, mut s) = pair();
+        // What a server speaking only version 1 answers a version 2 hello.
+        let server = thread::spawn(move || {
+            let Frame::Request { id, .. } = s.recv().unwrap() else {
+                panic!()
+            };
+            let msg = "unsupported protocol version 2 (this side speaks 1)";
+            s.reply(id, Reply::error(msg)).unwrap();
+        });
+        let err = client_handshake(&mut c, Peer::Cli).unwrap_err();
+        assert!(is_version_refusal(&err), "{err}");
+        server.join().unwrap();
+        assert!(!is_version_refusal(&WireError::Closed));
     }
 
     #[test]

@@ -36,15 +36,24 @@ pub mod socket;
 pub use conn::Conn;
 pub use error::WireError;
 pub use frame::{decode_body, decode_len, encode, read_frame, write_frame};
-pub use handshake::{client_handshake, server_handshake, server_handshake_with, HelloOk};
+pub use handshake::{
+    client_handshake, client_handshake_at, is_version_refusal, server_handshake,
+    server_handshake_with, HelloOk,
+};
 pub use message::*;
 pub use socket::{
     bind_socket, check_peer, connect, default_ctld_socket, default_proxy_socket, find_socket,
     peer_uid,
 };
 
-/// The protocol version this build speaks; the first request of every connection names it.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The newest protocol version this build speaks; the first request of every connection
+/// names the connecting side's. Version 2 added `ack.pending_restart` and
+/// `node_status.pending_restart`.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The oldest protocol version this build still speaks: a server answers a version 1 hello
+/// with version 1 and sends it nothing version 2 added.
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
 
 /// Largest frame body in bytes (16 MiB). A peer that declares a larger one is disconnected.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;

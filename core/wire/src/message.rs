@@ -131,7 +131,7 @@ pub enum Request {
     /// Any peer → proxy (reply `ProxyStatus`) or CLI → ctld (reply `CtldStatus`).
     Status,
     /// ctld → proxy, down the connection the proxy opened: serve this configuration.
-    /// Reply `Ack { generation }` once it is published, `Error` if refused.
+    /// Reply `Ack` once it is published, `Error` if refused.
     PushConfig { generation: u64, config: String },
     /// CLI → proxy: drain and exit. Reply `Ok` when draining has begun.
     Drain,
@@ -159,13 +159,16 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "is_false")]
         no_wait: bool,
     },
-    /// CLI → ctld: what `Apply` with the same arguments would change. Reply `Diff`.
+    /// CLI → ctld: what `Apply` with the same arguments would change. Reply `Diff`, whose
+    /// text shows secrets as `[redacted]` unless `show_secrets`.
     Diff {
         #[serde(default)]
         node: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         selector: Option<Labels>,
         config: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        show_secrets: bool,
     },
     /// CLI → ctld: a node's current configuration, or one of its history. Reply `Config`.
     GetConfig {
@@ -302,8 +305,14 @@ pub enum Reply {
         generation: u64,
         config: String,
     },
-    /// The proxy serves `generation` (reply to `PushConfig`).
-    Ack { generation: u64 },
+    /// The proxy serves `generation` (reply to `PushConfig`). `pending_restart` names the
+    /// keys of it that wait for a restart (`proxy.workers`…): the process still runs with
+    /// the values it started with. Protocol version 2; never sent to a version 1 peer.
+    Ack {
+        generation: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pending_restart: Vec<String>,
+    },
     /// Reply to `TakeListeners`; the fds travel as SCM_RIGHTS ancillary data, in this order:
     /// one per element of `listeners`, then the control socket's if `control_socket`.
     Listeners {
@@ -328,6 +337,14 @@ impl Reply {
         Reply::Error {
             message: message.into(),
             errors: Vec::new(),
+        }
+    }
+
+    /// An `Ack` of `generation` with no key waiting for a restart.
+    pub fn ack(generation: u64) -> Reply {
+        Reply::Ack {
+            generation,
+            pending_restart: Vec::new(),
         }
     }
 
@@ -488,6 +505,10 @@ pub struct NodeStatus {
     /// `weights inbound/api`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
+    /// Keys of the acknowledged configuration that wait for the node's restart (from its
+    /// last `ack`). Protocol version 2; never sent to a version 1 peer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_restart: Vec<String>,
     /// Connected processes of the node (two during a hot upgrade).
     #[serde(default)]
     pub sessions: u32,

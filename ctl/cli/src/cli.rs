@@ -47,8 +47,16 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
-    /// What `apply` with the same arguments would change.
-    Diff(FileArgs),
+    /// What `apply` with the same arguments would change; secrets redacted unless
+    /// --show-secrets.
+    Diff {
+        #[command(flatten)]
+        file: FileArgs,
+        /// Print private keys, API keys and JWKS secrets as they are; by default they are
+        /// replaced by "[redacted]" (a change to one is then said, not shown).
+        #[arg(long)]
+        show_secrets: bool,
+    },
     /// Print a configuration ctld holds.
     #[command(subcommand)]
     Get(Get),

@@ -58,7 +58,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Status { selector } => status::status(cli, selector.as_ref()),
         Command::Rollout(r) => rollout::rollout(cli, r),
         Command::Apply { file, no_wait } => config::apply(cli, file, *no_wait),
-        Command::Diff(args) => config::diff(cli, args),
+        Command::Diff { file, show_secrets } => config::diff(cli, file, *show_secrets),
         Command::Get(Get::Config {
             node,
             generation,

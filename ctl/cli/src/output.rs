@@ -116,6 +116,18 @@ pub fn ctld_status(s: &CtldStatus) -> String {
         ];
         out.push_str(&table(&header, &procs));
     }
+    let restart: Vec<&NodeStatus> = s
+        .nodes
+        .iter()
+        .filter(|n| !n.pending_restart.is_empty())
+        .collect();
+    if !restart.is_empty() {
+        out.push_str("\nkeys waiting for a restart (the node runs the values it started with):\n");
+        for n in restart {
+            let keys = n.pending_restart.join(", ");
+            out.push_str(&format!("  {}: {keys}\n", n.node_id));
+        }
+    }
     if !s.config_dir_errors.is_empty() {
         out.push_str("\nrejected config files (nodes keep their configuration):\n");
         for f in &s.config_dir_errors {

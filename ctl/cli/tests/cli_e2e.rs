@@ -6,29 +6,11 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// A config with one listener on `port` whose `/hello` answers `body`.
-fn site(port: u16, body: &str) -> String {
-    format!(
-        r#"[[listeners]]
-name = "inbound"
-bind = "127.0.0.1:{port}"
-
-[[routes]]
-listener = "inbound"
-name = "hello"
-match = {{ path_exact = "/hello" }}
-direct_response = {{ status = 200, body = "{body}" }}
-"#
-    )
-}
 
 /// `ringside run --config FILE --control-socket CONTROL EXTRA...`, output discarded.
 fn run_proxy(file: &str, control: &Path, extra: &[&OsStr]) -> Child {
@@ -41,20 +23,6 @@ fn run_proxy(file: &str, control: &Path, extra: &[&OsStr]) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-/// GET /hello through the proxy: the body of a 200, or None.
-fn hello(port: u16) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(WAIT)).ok()?;
-    s.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    if !out.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
 }
 
 #[test]

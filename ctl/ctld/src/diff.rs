@@ -1,4 +1,4 @@
-//! What `apply` would change: a unified line diff per node.
+//! What `apply` would change: a unified line diff per node, secrets redacted unless asked.
 
 use similar::TextDiff;
 
@@ -19,9 +19,58 @@ pub fn unified(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
     out
 }
 
+/// [`unified`], of the redacted texts unless `show_secrets` (`ringside_config::redact`): a
+/// change to a secret alone is then said in a line of its own rather than shown.
+pub fn shown(old: &str, new: &str, old_name: &str, new_name: &str, show_secrets: bool) -> String {
+    if show_secrets {
+        return unified(old, new, old_name, new_name);
+    }
+    // A text that does not parse cannot be redacted line by line: none of it is shown.
+    let redact = |t: &str| {
+        ringside_config::redact::redact_source(t).unwrap_or_else(|_| {
+            "# (the configuration does not parse; shown with --show-secrets)\n".to_string()
+        })
+    };
+    let (old_r, new_r) = (redact(old), redact(new));
+    let mut out = unified(&old_r, &new_r, old_name, new_name);
+    if old != new && old_r == new_r {
+        out.push_str(&format!(
+            "{new_name}: secrets changed ([redacted]; shown with --show-secrets)\n"
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_redacted_unless_asked() {
+        let old = "[[consumers]]\nname = \"a\"\napi_keys = [{ key = \"k-old-secret\" }]\nx = 1\n";
+        let new = "[[consumers]]\nname = \"a\"\napi_keys = [{ key = \"k-new-secret\" }]\nx = 2\n";
+        let d = shown(old, new, "old", "new", false);
+        assert!(!d.contains("secret"), "{d}");
+        assert!(d.contains("-x = 1") && d.contains("+x = 2"), "{d}");
+        let shown_all = shown(old, new, "old", "new", true);
+        assert!(
+            shown_all.contains("+api_keys = [{ key = \"k-new-secret\" }]"),
+            "{shown_all}"
+        );
+        // Only a secret changed: said, not shown.
+        let only = shown(
+            old,
+            &old.replace("old-secret", "new-secret"),
+            "old",
+            "new",
+            false,
+        );
+        assert_eq!(
+            only,
+            "new: secrets changed ([redacted]; shown with --show-secrets)\n"
+        );
+        assert_eq!(shown(old, old, "old", "new", false), "");
+    }
 
     #[test]
     fn shows_changed_lines_with_headers() {

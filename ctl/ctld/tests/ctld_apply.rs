@@ -219,6 +219,7 @@ fn diff_shows_what_would_change() {
         node: Some("a".into()),
         selector: None,
         config: text.into(),
+        show_secrets: false,
     }) {
         Reply::Diff { text } => text,
         other => panic!("{other:?}"),

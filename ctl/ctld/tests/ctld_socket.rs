@@ -48,23 +48,58 @@ fn a_second_daemon_on_the_same_socket_refuses_to_start() {
     assert!(err.contains("another process is listening on it"), "{err}");
 }
 
+/// A CLI connection that said hello in protocol `version`, and the answer.
+fn hello(ctld: &Ctld, version: u32) -> (Conn, Reply) {
+    let mut c = Conn::connect(&ctld.socket).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    let hello = Request::Hello {
+        version,
+        peer: Peer::Cli,
+    };
+    let reply = c.call(hello).unwrap();
+    (c, reply)
+}
+
 #[test]
 fn version_mismatch_is_refused() {
     let dirs = Dirs::new();
     let ctld = Ctld::start(&dirs);
-    let mut c = Conn::connect(&ctld.socket).unwrap();
-    c.set_read_timeout(Some(WAIT)).unwrap();
-    let reply = c
-        .call(Request::Hello {
-            version: 2,
-            peer: Peer::Cli,
-        })
-        .unwrap();
+    let (mut c, reply) = hello(&ctld, 3);
     assert_eq!(
         reply,
-        Reply::error("unsupported protocol version 2 (this side speaks 1)")
+        Reply::error("unsupported protocol version 3 (this side speaks 1 to 2)")
     );
     assert!(c.recv().is_err(), "closed after the refusal");
+}
+
+#[test]
+fn a_version_1_cli_is_answered_in_version_1() {
+    let dirs = Dirs::new();
+    let ctld = Ctld::start(&dirs);
+    let (mut c, reply) = hello(&ctld, 1);
+    assert!(
+        matches!(reply, Reply::HelloOk { version: 1, .. }),
+        "{reply:?}"
+    );
+    assert!(matches!(c.call(Request::Status), Ok(Reply::CtldStatus(_))));
+}
+
+#[test]
+fn keys_waiting_for_a_restart_are_shown_in_version_2_only() {
+    let dirs = Dirs::new();
+    let ctld = Ctld::start(&dirs);
+    let waiting = Behaviour::AckWaiting("proxy.workers");
+    let _p = FakeProxy::connect_with(&ctld.socket, "n", 0, waiting);
+    ctld.apply(Some("n"), &config("x"));
+    let node = ctld.node("n").unwrap();
+    assert_eq!(node.pending_restart, ["proxy.workers"]);
+    // A version 1 CLI would refuse the unknown field: it is not sent.
+    let (mut c, _) = hello(&ctld, 1);
+    let Ok(Reply::CtldStatus(s)) = c.call(Request::Status) else {
+        panic!("ctld_status expected")
+    };
+    assert!(s.nodes[0].pending_restart.is_empty());
+    assert_eq!(s.nodes[0].generation_acked, Some(1));
 }
 
 #[test]

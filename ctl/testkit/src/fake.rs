@@ -15,6 +15,8 @@ use crate::{wait_for, WAIT};
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Behaviour {
     Ack,
+    /// Acknowledge, naming this key as waiting for a restart.
+    AckWaiting(&'static str),
     Refuse,
     Ignore,
 }
@@ -59,7 +61,11 @@ impl FakeProxy {
                 Request::PushConfig { generation, config } => {
                     p.lock().unwrap().push((generation, config, Instant::now()));
                     match behaviour {
-                        Behaviour::Ack => Reply::Ack { generation },
+                        Behaviour::Ack => Reply::ack(generation),
+                        Behaviour::AckWaiting(key) => Reply::Ack {
+                            generation,
+                            pending_restart: vec![key.into()],
+                        },
                         Behaviour::Refuse => Reply::Error {
                             message: format!("generation {generation} not applied"),
                             errors: vec!["listeners[0].bind: address in use".into()],

@@ -63,8 +63,9 @@ endpoints = [ "127.0.0.1:9002" ]
     )
 }
 
-/// A configuration that does not validate.
-pub const INVALID: &str = "[proxy]\nworkers = 0\n";
+/// A configuration that does not validate, for one reason (`proxy.workers`).
+pub const INVALID: &str =
+    "[proxy]\nworkers = 0\n[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n";
 
 /// A free TCP port on loopback (bound then released).
 pub fn free_port() -> u16 {

@@ -213,6 +213,7 @@ fn route_target(snap: &Snapshot, action: &RouteAction) -> String {
         }
         RouteAction::Direct(d) => format!("direct response {}", d.status),
         RouteAction::Redirect(r) => format!("redirect {}", r.status),
+        RouteAction::Authority => "tunnel to the authority".to_string(),
     }
 }
 

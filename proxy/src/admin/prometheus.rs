@@ -39,6 +39,8 @@ pub struct Scrape<'a> {
     pub redis: Vec<RedisHealth>,
     /// Endpoint host names and their lookups (`ServerHandle::dns`).
     pub dns: Vec<ringside_engine::DnsStats>,
+    /// The memory ceiling and the last sampled resident size (`ServerHandle::memory`).
+    pub memory: Option<ringside_engine::MemoryReport>,
 }
 
 /// The engine's telemetry counters (access log and span export).
@@ -497,6 +499,18 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
     }
 
     e.family(
+        "ringside_upstream_zone_requests_total",
+        Kind::Counter,
+        "Exchanges with a cluster's endpoints, by cluster and the endpoint's zone (endpoints with a zone only).",
+    );
+    for (cluster, ct) in &t.clusters {
+        for (zone, n) in &ct.zones {
+            let labels = [("cluster", cluster.as_str()), ("zone", zone.as_str())];
+            e.sample("ringside_upstream_zone_requests_total", &labels, *n);
+        }
+    }
+
+    e.family(
         "ringside_upstream_connections",
         Kind::Gauge,
         "Upstream connections, by cluster and state (active: carrying a request; idle: pooled).",
@@ -545,6 +559,43 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
         "The I/O driver the workers run on (1 for the one in use).",
     );
     e.sample("ringside_io_driver", &[("driver", &s.driver)], 1u64);
+
+    if let Some(m) = s.memory {
+        e.family(
+            "ringside_memory_limit_bytes",
+            Kind::Gauge,
+            "The memory ceiling ([proxy] memory_limit_mib): idle connections are shed from 90% of it, new ones refused at it.",
+        );
+        e.sample("ringside_memory_limit_bytes", &[], m.limit);
+        e.family(
+            "ringside_memory_resident_bytes",
+            Kind::Gauge,
+            "The resident size the memory ceiling was last compared with (sampled every 50 ms).",
+        );
+        e.sample("ringside_memory_resident_bytes", &[], m.resident);
+        e.family(
+            "ringside_memory_level",
+            Kind::Gauge,
+            "What the memory ceiling does now: 0 nothing, 1 sheds idle connections (past 90%), 2 also refuses new ones (at the ceiling).",
+        );
+        e.sample("ringside_memory_level", &[], m.level as u64);
+    }
+    e.family(
+        "ringside_memory_shed_connections_total",
+        Kind::Counter,
+        "Idle keep-alive connections closed, oldest first, because resident memory passed 90% of the ceiling.",
+    );
+    e.sample("ringside_memory_shed_connections_total", &[], t.memory_shed);
+    e.family(
+        "ringside_memory_refused_connections_total",
+        Kind::Counter,
+        "Connections closed as soon as accepted because resident memory was at the ceiling.",
+    );
+    e.sample(
+        "ringside_memory_refused_connections_total",
+        &[],
+        t.memory_refused,
+    );
 
     e.family("ringside_workers", Kind::Gauge, "Worker threads.");
     e.sample("ringside_workers", &[], s.workers as u64);
@@ -858,6 +909,11 @@ mod tests {
             workers: 2,
             draining: false,
             ctld_connected: Some(false),
+            memory: Some(ringside_engine::MemoryReport {
+                limit: 64 << 20,
+                resident: 60 << 20,
+                level: ringside_engine::MemoryLevel::Shed,
+            }),
             telemetry: Telemetry::default(),
             process: ProcessStats {
                 cpu_seconds: Some(1.5),
@@ -907,6 +963,8 @@ mod tests {
         let w = |id| WorkerReport {
             worker: id,
             accepted: 2,
+            memory_shed: 3,
+            memory_refused: 0,
             requests: vec![RequestCount {
                 listener: "in".into(),
                 route: "a\"b\\c\nd".into(),
@@ -948,6 +1006,7 @@ mod tests {
                 mirrors: vec![("answered", 4)],
                 overflows: vec![("max_requests", 5)],
                 unresolved: 3,
+                zones: vec![("z1".into(), 6)],
             }],
         };
         Totals::merge(&[w(0), w(1)])
@@ -989,8 +1048,13 @@ mod tests {
             r#"ringside_gateway_events_total{listener="in",route="api",event="redirect"} 8"#,
             r#"ringside_circuit_breaker_overflows_total{cluster="app",limit="max_requests"} 10"#,
             r#"ringside_cluster_unresolved_requests_total{cluster="app"} 6"#,
+            r#"ringside_upstream_zone_requests_total{cluster="app",zone="z1"} 12"#,
             r#"ringside_config_reload_total{result="invalid"} 1"#,
             r#"ringside_io_driver{driver="epoll"} 1"#,
+            "ringside_memory_limit_bytes 67108864",
+            "ringside_memory_resident_bytes 62914560",
+            "ringside_memory_level 1",
+            "ringside_memory_shed_connections_total 6",
             "ringside_config_generation 3",
             "ringside_ctld_connected 0",
             "process_cpu_seconds_total 1.5",

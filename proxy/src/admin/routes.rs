@@ -122,6 +122,7 @@ fn metrics(admin: &Admin, accept: Option<&str>) -> Response {
         jwks: handle.jwks(),
         redis: handle.redis(),
         dns: handle.dns(),
+        memory: handle.memory(),
     };
     let openmetrics = prometheus::wants_openmetrics(accept);
     let content_type = if openmetrics {

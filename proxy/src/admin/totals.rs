@@ -15,6 +15,10 @@ pub struct Totals {
     pub workers: usize,
     /// Connections accepted, by worker id.
     pub accepted: BTreeMap<usize, u64>,
+    /// Idle connections closed because memory was short (`[proxy] memory_limit_mib`).
+    pub memory_shed: u64,
+    /// Connections closed as soon as accepted because memory was at its ceiling.
+    pub memory_refused: u64,
     /// Requests by (listener, route, code class); route "" when no route matched.
     pub requests: BTreeMap<(String, String, &'static str), u64>,
     pub listeners: BTreeMap<String, ListenerTotals>,
@@ -63,6 +67,8 @@ pub struct ClusterTotals {
     pub overflows: BTreeMap<&'static str, u64>,
     /// Requests answered 503 because the cluster's host names had not resolved.
     pub unresolved: u64,
+    /// Exchanges with endpoints that have a zone, by zone.
+    pub zones: BTreeMap<String, u64>,
 }
 
 impl ClusterTotals {
@@ -104,6 +110,8 @@ impl Totals {
         };
         for r in reports {
             *t.accepted.entry(r.worker).or_insert(0) += r.accepted;
+            t.memory_shed += r.memory_shed;
+            t.memory_refused += r.memory_refused;
             for c in &r.requests {
                 let key = (c.listener.clone(), c.route.clone(), code_class(c.status));
                 *t.requests.entry(key).or_insert(0) += c.count;
@@ -152,6 +160,9 @@ impl Totals {
                     *ct.overflows.entry(*limit).or_insert(0) += n;
                 }
                 ct.unresolved += c.unresolved;
+                for (zone, n) in &c.zones {
+                    *ct.zones.entry(zone.clone()).or_insert(0) += n;
+                }
                 for e in &c.endpoints {
                     let et = ct.endpoints.entry(e.address).or_default();
                     for (status, n) in &e.responses {
@@ -193,6 +204,8 @@ mod tests {
         WorkerReport {
             worker: id,
             accepted: ok,
+            memory_shed: 0,
+            memory_refused: 0,
             requests: vec![
                 RequestCount {
                     listener: "in".into(),

@@ -332,6 +332,37 @@ impl H2Conn {
         })
     }
 
+    /// Opens a `CONNECT authority` stream (RFC 9113 §8.5: `:method` and `:authority` only);
+    /// returns the response status and, on a 2xx, the stream's two halves (the tunnel).
+    #[allow(clippy::type_complexity)]
+    pub async fn connect_tunnel(
+        &self,
+        authority: &str,
+    ) -> Result<(u16, Option<(h2::SendStream<Bytes>, h2::RecvStream)>), String> {
+        let req = http::Request::builder()
+            .method("CONNECT")
+            .uri(authority)
+            .body(())
+            .map_err(|e| format!("building the request: {e}"))?;
+        let mut send = monoio::time::timeout(WAIT, self.send.clone().ready())
+            .await
+            .map_err(|_| "no stream available".to_string())?
+            .map_err(|e| format!("connection failed: {e}"))?;
+        let (resp, stream) = send
+            .send_request(req, false)
+            .map_err(|e| format!("sending the CONNECT: {e}"))?;
+        let resp = monoio::time::timeout(WAIT, resp)
+            .await
+            .map_err(|_| "no response within the wait".to_string())?
+            .map_err(|e| format!("stream failed before a response: {e}"))?;
+        let status = resp.status().as_u16();
+        let tunnel = resp
+            .status()
+            .is_success()
+            .then(|| (stream, resp.into_body()));
+        Ok((status, tunnel))
+    }
+
     /// Sends `req` on a new stream and reads the whole response (body and trailers).
     pub async fn request(&self, req: &Req, cell: &str) -> Result<Resp, String> {
         let target = req.target.replace("$CELL", cell);
@@ -459,8 +490,8 @@ impl H2Conn {
     }
 }
 
-/// A runtime for the HTTP/2 client of one cell.
-pub(crate) fn client_runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
+/// A runtime for the HTTP/2 client of one cell (or of a test of its own).
+pub fn client_runtime() -> monoio::Runtime<monoio::time::TimeDriver<monoio::LegacyDriver>> {
     monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
         .enable_timer()
         .build()

@@ -460,9 +460,9 @@ pub struct Expect {
     pub closes: bool,
     /// The response did not come sooner (a timeout, not an immediate answer).
     pub min_elapsed: Option<Duration>,
-    /// For [`Traffic::Repeat`]: each of origins a and b answered between this many requests
-    /// (counted by the response's `x-origin`).
-    pub split: Option<(usize, usize)>,
+    /// For [`Traffic::Repeat`]: origins a and b answered between this many requests each,
+    /// `[a, b]` (counted by the response's `x-origin`).
+    pub split: Option<[(usize, usize); 2]>,
 }
 
 impl Expect {
@@ -557,8 +557,15 @@ impl Expect {
         self
     }
 
+    /// Each of origins a and b answered `min` to `max` of the repeated requests.
     pub fn split(mut self, min: usize, max: usize) -> Expect {
-        self.split = Some((min, max));
+        self.split = Some([(min, max), (min, max)]);
+        self
+    }
+
+    /// Origin a answered exactly `a` of the repeated requests and origin b exactly `b`.
+    pub fn counts(mut self, a: usize, b: usize) -> Expect {
+        self.split = Some([(a, a), (b, b)]);
         self
     }
 }

@@ -617,8 +617,10 @@ fn run_exchange(
         if ex.repeats.len() != *n {
             problems.push(format!("{} of {n} requests answered", ex.repeats.len()));
         }
-        if let Some((min, max)) = e.split {
-            for (name, c) in [("a", counts.0), ("b", counts.1)] {
+        if let Some(ranges) = e.split {
+            for ((name, c), (min, max)) in
+                [("a", counts.0), ("b", counts.1)].into_iter().zip(ranges)
+            {
                 if c < min || c > max {
                     problems.push(format!(
                         "origin {name} answered {c} of {n} (a {}, b {}), expected {min} to {max}",

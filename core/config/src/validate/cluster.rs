@@ -8,8 +8,11 @@ use super::{default, Validator};
 use crate::check::{self, MAX_ENDPOINT_WEIGHT};
 use crate::dns::{self, DnsMode, NamedEndpoint};
 use crate::hash::cluster_fingerprint;
-use crate::model::{Cluster, Endpoint, Lb, UpstreamProtocol};
+use crate::model::{Cluster, Endpoint, Lb, UpstreamProtocol, ZoneAware, ZoneId};
 use crate::raw::{FileCluster, FileDnsMode, FileEndpoint, FileLb, FileUpstreamProtocol};
+
+/// `zone_min_healthy_percent`'s default (Envoy's overprovisioning factor of 1.4, inverted).
+const DEFAULT_ZONE_MIN_HEALTHY_PERCENT: u64 = 70;
 
 impl Validator {
     pub(super) fn cluster(
@@ -17,6 +20,7 @@ impl Validator {
         i: usize,
         c: &FileCluster,
         mesh_given: bool,
+        proxy_zone: Option<&str>,
     ) -> Option<Cluster> {
         let p = format!("clusters[{i}]");
         let mut cluster = self.clean(|v| {
@@ -26,7 +30,9 @@ impl Validator {
                 Some(FileLb::Random) => Lb::Random,
                 Some(FileLb::RingHash) => Lb::RingHash,
             };
-            let (endpoints, names) = v.endpoints(&p, c.endpoints.as_deref().unwrap_or_default());
+            let (endpoints, names, zones) =
+                v.endpoints(&p, c.endpoints.as_deref().unwrap_or_default());
+            let zone_aware = v.zone_aware(&p, c, lb, &zones, proxy_zone);
             let hash_key = match (lb, &c.hash_key) {
                 (Lb::RingHash, None) => {
                     v.err(
@@ -121,6 +127,8 @@ impl Validator {
                     .circuit_breaker
                     .as_ref()
                     .and_then(|b| v.circuit_breaker(&format!("{p}.circuit_breaker"), b)),
+                zones,
+                zone_aware,
                 fingerprint: 0,
             }
         })?;
@@ -128,10 +136,15 @@ impl Validator {
         Some(cluster)
     }
 
-    /// The `IP:port` endpoints, and the `host:port` ones.
-    fn endpoints(&mut self, p: &str, raw: &[FileEndpoint]) -> (Vec<Endpoint>, Vec<NamedEndpoint>) {
+    /// The `IP:port` endpoints, the `host:port` ones, and the zones they name (each once).
+    fn endpoints(
+        &mut self,
+        p: &str,
+        raw: &[FileEndpoint],
+    ) -> (Vec<Endpoint>, Vec<NamedEndpoint>, Vec<String>) {
         let mut endpoints: Vec<Endpoint> = Vec::with_capacity(raw.len());
         let mut names: Vec<NamedEndpoint> = Vec::new();
+        let mut zones: Vec<String> = Vec::new();
         let mut first_index: HashMap<SocketAddr, usize> = HashMap::new();
         let mut first_name: HashMap<(String, u16), usize> = HashMap::new();
         for (j, e) in raw.iter().enumerate() {
@@ -167,7 +180,18 @@ impl Validator {
                     ),
                 );
             }
-            let endpoint = Endpoint { address, weight };
+            let zone = match e {
+                FileEndpoint::Table(t) => t
+                    .zone
+                    .as_deref()
+                    .and_then(|z| self.zone_id(format!("{p}.endpoints[{j}].zone"), z, &mut zones)),
+                FileEndpoint::Address(_) => None,
+            };
+            let endpoint = Endpoint {
+                address,
+                weight,
+                zone,
+            };
             if let Some(host) = host {
                 let key = (host.clone(), address.port());
                 if let Some(first) = first_name.get(&key) {
@@ -194,6 +218,79 @@ impl Validator {
             }
             endpoints.push(endpoint);
         }
-        (endpoints, names)
+        (endpoints, names, zones)
+    }
+
+    /// The index of `zone` in `zones`, added if new.
+    fn zone_id(&mut self, path: String, zone: &str, zones: &mut Vec<String>) -> Option<ZoneId> {
+        if let Err(m) = check::name(zone) {
+            self.err(path, m);
+            return None;
+        }
+        let i = match zones.iter().position(|z| z == zone) {
+            Some(i) => i,
+            None => {
+                zones.push(zone.to_owned());
+                zones.len() - 1
+            }
+        };
+        // At most one zone per endpoint, and endpoints are far fewer than 65536.
+        u16::try_from(i).ok().map(ZoneId)
+    }
+
+    /// `zone_aware` and `zone_min_healthy_percent`.
+    fn zone_aware(
+        &mut self,
+        p: &str,
+        c: &FileCluster,
+        lb: Lb,
+        zones: &[String],
+        proxy_zone: Option<&str>,
+    ) -> Option<ZoneAware> {
+        if c.zone_aware != Some(true) {
+            if c.zone_min_healthy_percent.is_some() {
+                self.err(
+                    format!("{p}.zone_min_healthy_percent"),
+                    "only valid with zone_aware = true",
+                );
+            }
+            return None;
+        }
+        let percent = c
+            .zone_min_healthy_percent
+            .unwrap_or(DEFAULT_ZONE_MIN_HEALTHY_PERCENT);
+        let min_healthy_percent = match u8::try_from(percent) {
+            Ok(n) if n <= 100 => n,
+            _ => {
+                self.err(
+                    format!("{p}.zone_min_healthy_percent"),
+                    format!("must be from 0 to 100, got {percent}"),
+                );
+                return None;
+            }
+        };
+        if lb == Lb::RingHash {
+            self.err(
+                format!("{p}.zone_aware"),
+                "cannot be used with lb = \"ring_hash\": choosing a zone first would break the ring's consistency",
+            );
+            return None;
+        }
+        let Some(own) = proxy_zone else {
+            self.err(
+                format!("{p}.zone_aware"),
+                "requires [proxy] zone (the zone this proxy runs in)",
+            );
+            return None;
+        };
+        let local = zones
+            .iter()
+            .position(|z| z == own)
+            .and_then(|i| u16::try_from(i).ok())
+            .map(ZoneId);
+        Some(ZoneAware {
+            local,
+            min_healthy_percent,
+        })
     }
 }

@@ -358,17 +358,13 @@ fn substitution(written: &str, groups: usize) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::substitution;
 
-    /// Every ```toml block of docs/gateway.md is a valid configuration.
-    #[test]
-    fn the_examples_of_docs_gateway_md_are_valid() {
-        const DOC: &str = include_str!("../../../../docs/gateway.md");
-        // A block may sit indented in a list item: it ends at its closing fence, and its
-        // lines lose the fence's indentation.
-        let blocks: Vec<String> = DOC
-            .split("```toml\n")
+    /// The ```toml blocks of a Markdown document. A block may sit indented in a list item:
+    /// it ends at its closing fence, and its lines lose the fence's indentation.
+    pub(crate) fn toml_blocks(doc: &str) -> Vec<String> {
+        doc.split("```toml\n")
             .skip(1)
             .map(|b| {
                 let lines: Vec<&str> = b.lines().take_while(|l| l.trim() != "```").collect();
@@ -384,10 +380,17 @@ mod tests {
                     .collect::<Vec<_>>()
                     .join("\n")
             })
-            .collect();
+            .collect()
+    }
+
+    /// Every ```toml block of docs/gateway.md is a valid configuration.
+    #[test]
+    fn the_examples_of_docs_gateway_md_are_valid() {
+        const DOC: &str = include_str!("../../../../docs/gateway.md");
+        let blocks = toml_blocks(DOC);
         assert!(blocks.len() >= 4, "{} blocks", blocks.len());
         for b in &blocks {
-            if let Err(e) = crate::parse(b) {
+            if let Err(e) = crate::parse(&crate::validate::tests::with_listener(b)) {
                 panic!("docs/gateway.md example is invalid:\n{e}\n{b}");
             }
         }

@@ -7,7 +7,8 @@ use crate::model::{Config, ListenerKind};
 use crate::parse;
 
 fn ok(text: &str) -> Config {
-    parse(text).unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
+    parse(&super::tests::with_listener(text))
+        .unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
 }
 
 fn http(c: &Config, listener: usize) -> &crate::HttpListener {

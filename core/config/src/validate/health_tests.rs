@@ -9,7 +9,7 @@ use crate::parse;
 const CLUSTER: &str = "[[clusters]]\nname = \"c\"\nendpoints = [ \"127.0.0.1:1\" ]\n";
 
 fn cluster(extra: &str) -> crate::Cluster {
-    let text = format!("{CLUSTER}{extra}");
+    let text = super::tests::with_listener(&format!("{CLUSTER}{extra}"));
     match parse(&text) {
         Ok(mut c) => c.clusters.remove(0),
         Err(e) => panic!("expected a valid config, got:\n{e}\n{text}"),

@@ -270,13 +270,15 @@ fn token_source(s: &str) -> Result<TokenSource, String> {
 
 /// `http(s)://host[:port][/path]` → (https, host, port, path).
 fn parse_uri(uri: &str) -> Result<(bool, String, u16, String), String> {
+    // Error messages quote the URI without the values of credential query parameters.
+    let shown = crate::redact::redact_query(uri);
     let (https, rest) = if let Some(r) = uri.strip_prefix("https://") {
         (true, r)
     } else if let Some(r) = uri.strip_prefix("http://") {
         (false, r)
     } else {
         return Err(format!(
-            "invalid URI {uri:?}: must start with https:// (or http:// to loopback)"
+            "invalid URI {shown:?}: must start with https:// (or http:// to loopback)"
         ));
     };
     let (authority, path) = match rest.find(['/', '?']) {
@@ -291,14 +293,14 @@ fn parse_uri(uri: &str) -> Result<(bool, String, u16, String), String> {
     if authority.contains('@') || path.contains('#') || path.bytes().any(|b| !b.is_ascii_graphic())
     {
         return Err(format!(
-            "invalid URI {uri:?}: no user info, fragment or spaces"
+            "invalid URI {shown:?}: no user info, fragment or spaces"
         ));
     }
     let default_port = if https { 443 } else { 80 };
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6
             .split_once(']')
-            .ok_or(format!("invalid URI {uri:?}: unclosed ["))?;
+            .ok_or(format!("invalid URI {shown:?}: unclosed ["))?;
         (host, after.strip_prefix(':'))
     } else {
         match authority.rsplit_once(':') {
@@ -312,14 +314,14 @@ fn parse_uri(uri: &str) -> Result<(bool, String, u16, String), String> {
             .parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
-            .ok_or(format!("invalid port in {uri:?}"))?,
+            .ok_or(format!("invalid port in {shown:?}"))?,
     };
     if host.is_empty()
         || !host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
     {
-        return Err(format!("invalid host in {uri:?}"));
+        return Err(format!("invalid host in {shown:?}"));
     }
     Ok((https, host.to_ascii_lowercase(), port, path))
 }

@@ -24,7 +24,12 @@ use crate::read::Slot;
 impl Validator {
     /// No two listeners may bind overlapping addresses: with `SO_REUSEPORT` the kernel would
     /// accept both and split connections between them.
+    /// A proxy with no listener serves nothing: an empty or truncated file is a mistake,
+    /// and a reload with one would close every listener. So at least one is required.
     pub(super) fn binds(&mut self, slots: &[Slot<FileListener>]) {
+        if slots.is_empty() {
+            self.err("listeners", "at least one is required");
+        }
         let mut seen: Vec<(usize, SocketAddr)> = Vec::new();
         for (i, slot) in slots.iter().enumerate() {
             let Slot::Ok(l) = slot else { continue };

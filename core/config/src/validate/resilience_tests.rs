@@ -8,7 +8,8 @@ use crate::model::{CircuitBreaker, Config, ListenerKind, RateLimit};
 use crate::parse;
 
 fn ok(text: &str) -> Config {
-    parse(text).unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
+    parse(&super::tests::with_listener(text))
+        .unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
 }
 
 const BASE: &str = r#"

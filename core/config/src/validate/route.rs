@@ -94,6 +94,7 @@ impl Validator {
                 ("weighted", r.weighted.is_some()),
                 ("direct_response", r.direct_response.is_some()),
                 ("redirect", r.redirect.is_some()),
+                ("tunnel_to", r.tunnel_to.is_some()),
             ]
             .into_iter()
             .filter_map(|(key, present)| present.then_some(key))
@@ -128,6 +129,9 @@ impl Validator {
                 action = v
                     .redirect(&format!("{p}.redirect"), redirect, r)
                     .map(RouteAction::Redirect);
+            }
+            if let Some(tunnel) = v.connect_route(&p, r) {
+                action = Some(tunnel);
             }
             // A route that answers itself has no upstream to wait for, retry or copy to.
             let answers = match (&r.direct_response, &r.redirect) {
@@ -245,6 +249,7 @@ impl Validator {
             }
             let headers = v.header_conditions(p, m.headers.as_ref());
             let principals = v.principals(p, m.principals.as_ref());
+            let (connect, ports) = v.connect_match(p, m);
             RouteMatch {
                 host,
                 path,
@@ -253,6 +258,8 @@ impl Validator {
                 principals,
                 // Set by `gateway_route` (validate/consumers.rs).
                 consumers: Vec::new(),
+                connect,
+                ports,
             }
         })
     }

@@ -65,13 +65,23 @@ lb = "least_request"
 endpoints = [ "[::1]:5432" ]
 "#;
 
-pub(super) fn ok(text: &str) -> Config {
-    parse(text).unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
+/// `text`, with [`LISTENER`] after it when it has no listener of its own (a configuration
+/// needs at least one; the text is about something else).
+pub(super) fn with_listener(text: &str) -> String {
+    if text.contains("[[listeners]]") {
+        text.to_owned()
+    } else {
+        format!("{text}\n{LISTENER}")
+    }
 }
 
-/// Every error, rendered `path: message`.
+pub(super) fn ok(text: &str) -> Config {
+    parse(&with_listener(text)).unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
+}
+
+/// Every error, rendered `path: message` (of `text` with a listener, when it has none).
 pub(super) fn errors(text: &str) -> Vec<String> {
-    match parse(text) {
+    match parse(&with_listener(text)) {
         Ok(_) => panic!("expected errors, the config is valid:\n{text}"),
         Err(e) => e.0.iter().map(ToString::to_string).collect(),
     }
@@ -184,9 +194,24 @@ fn the_default_config_serves_a_welcome_page_on_8080() {
 }
 
 #[test]
-fn an_empty_file_is_valid_and_serves_nothing() {
+fn an_empty_file_is_refused_it_would_serve_nothing() {
+    for text in [
+        "",
+        "[proxy]\nworkers = 2\n",
+        "# truncated\n[[clusters]]\nname = \"c\"\nendpoints = [ \"127.0.0.1:1\" ]\n",
+    ] {
+        let got: Vec<String> = match parse(text) {
+            Ok(_) => panic!("valid without listeners:\n{text}"),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        };
+        assert_eq!(got, ["listeners: at least one is required"], "{text}");
+    }
+}
+
+#[test]
+fn the_defaults_of_a_file_with_one_listener() {
     let c = ok("");
-    assert!(c.listeners.is_empty());
+    assert_eq!(c.listeners.len(), 1);
     assert!(c.clusters.is_empty());
     assert_eq!(c.proxy.role, Role::Sidecar);
     assert_eq!(c.proxy.workers, 1);
@@ -904,7 +929,7 @@ fn the_examples_of_docs_config_md_are_true() {
             invalid += 1;
         } else {
             // Certificate files named by the examples exist in the fixture directory.
-            if let Err(e) = crate::parse_in(body, pki.path()) {
+            if let Err(e) = crate::parse_in(&with_listener(body), pki.path()) {
                 panic!("docs example is invalid:\n{e}\n{body}");
             }
             valid += 1;

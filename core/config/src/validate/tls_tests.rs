@@ -74,11 +74,12 @@ pub(super) fn pki() -> tempfile::TempDir {
 }
 
 fn ok_in(dir: &Path, text: &str) -> Config {
-    parse_in(text, dir).unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
+    parse_in(&super::tests::with_listener(text), dir)
+        .unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
 }
 
 fn errors_in(dir: &Path, text: &str) -> Vec<String> {
-    match parse_in(text, dir) {
+    match parse_in(&super::tests::with_listener(text), dir) {
         Ok(_) => panic!("expected errors, the config is valid:\n{text}"),
         Err(e) => e.0.iter().map(ToString::to_string).collect(),
     }
@@ -253,12 +254,12 @@ fn inline_pem_is_accepted_and_counts_as_material() {
         read("id-key.pem"),
         read("ca.pem")
     );
-    let c = parse(&text).unwrap();
+    let c = parse(&super::tests::with_listener(&text)).unwrap();
     let mesh = c.mesh.as_ref().unwrap();
     assert_eq!(mesh.spiffe_id, SPIFFE);
     assert!(mesh.identity.cert_path.is_none() && mesh.trust_bundle_path.is_none());
     assert!(c.tls_files().is_empty());
-    assert_ne!(c.material_hash, parse("").unwrap().material_hash);
+    assert_ne!(c.material_hash, super::tests::ok("").material_hash);
 }
 
 #[test]

@@ -71,8 +71,6 @@ pub(crate) enum ProxyError {
     BadRequest(String),
     #[error("no route matched")]
     NoRoute,
-    #[error("method not allowed")]
-    MethodNotAllowed,
     #[error("request head timeout")]
     HeadTimeout,
     #[error("request body too large")]
@@ -266,7 +264,6 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(_) => 400,
             ProxyError::NoRoute => 404,
-            ProxyError::MethodNotAllowed => 405,
             ProxyError::HeadTimeout => 408,
             ProxyError::BodyTooLarge => 413,
             ProxyError::UriTooLong => 414,
@@ -296,7 +293,7 @@ impl ProxyError {
     /// its HTTP-to-gRPC mapping).
     pub(crate) fn grpc_code(&self) -> u8 {
         match self {
-            ProxyError::NoRoute | ProxyError::MethodNotAllowed | ProxyError::NotImplemented => 12,
+            ProxyError::NoRoute | ProxyError::NotImplemented => 12,
             ProxyError::Forbidden | ProxyError::Refused(_) => 7,
             ProxyError::Timeout | ProxyError::PerTryTimeout | ProxyError::HeadTimeout => 4,
             ProxyError::BodyTooLarge | ProxyError::HeadersTooLarge | ProxyError::UriTooLong => 8,
@@ -336,7 +333,6 @@ impl ProxyError {
             | ProxyError::ClientIo(_)
             | ProxyError::ClientStream(_) => Side::Downstream,
             ProxyError::NoRoute
-            | ProxyError::MethodNotAllowed
             | ProxyError::BodyTooLarge
             | ProxyError::Forbidden
             | ProxyError::Refused(_)

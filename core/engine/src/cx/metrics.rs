@@ -200,6 +200,8 @@ pub(crate) struct ClusterStats {
     overflows: [Cell<u64>; 3],
     /// Requests answered 503 because the cluster's host names had not resolved.
     unresolved: Cell<u64>,
+    /// Exchanges with an endpoint that has a zone, by zone.
+    zones: RefCell<HashMap<Rc<str>, u64>>,
 }
 
 impl ClusterStats {
@@ -269,6 +271,17 @@ impl ClusterStats {
         self.unresolved.set(self.unresolved.get() + 1);
     }
 
+    /// An exchange started with an endpoint in `zone`.
+    pub(crate) fn zone_request(&self, zone: &Rc<str>) {
+        let mut zones = self.zones.borrow_mut();
+        match zones.get_mut(zone) {
+            Some(n) => *n += 1,
+            None => {
+                zones.insert(Rc::clone(zone), 1);
+            }
+        }
+    }
+
     pub(crate) fn started(&self, endpoint: SocketAddr) {
         *self.active.borrow_mut().entry(endpoint).or_insert(0) += 1;
     }
@@ -287,6 +300,10 @@ pub(crate) struct WorkerStats {
     clusters: RefCell<HashMap<Rc<str>, Rc<ClusterStats>>>,
     /// Connections accepted by this worker since it started.
     pub(crate) accepted: Cell<u64>,
+    /// Idle connections closed because memory was short (`cx/memory.rs`).
+    pub(crate) memory_shed: Cell<u64>,
+    /// Connections closed as soon as accepted because memory was at its ceiling.
+    pub(crate) memory_refused: Cell<u64>,
 }
 
 impl WorkerStats {
@@ -313,6 +330,8 @@ impl WorkerStats {
         let mut r = WorkerReport {
             worker,
             accepted: self.accepted.get(),
+            memory_shed: self.memory_shed.get(),
+            memory_refused: self.memory_refused.get(),
             ..WorkerReport::default()
         };
         for (name, l) in self.listeners.borrow().iter() {
@@ -421,6 +440,12 @@ impl WorkerStats {
                     .map(|(l, n)| (l.key(), n.get()))
                     .collect(),
                 unresolved: c.unresolved.get(),
+                zones: c
+                    .zones
+                    .borrow()
+                    .iter()
+                    .map(|(z, n)| (z.to_string(), *n))
+                    .collect(),
             });
         }
         r
@@ -494,6 +519,8 @@ pub struct ClusterReport {
     pub overflows: Vec<(&'static str, u64)>,
     /// Requests answered 503 because none of the cluster's host names had resolved.
     pub unresolved: u64,
+    /// Exchanges with endpoints that have a zone: (zone, count).
+    pub zones: Vec<(String, u64)>,
 }
 
 /// What became of a request a route mirrors to this cluster.
@@ -567,6 +594,10 @@ impl RetryOutcome {
 pub struct WorkerReport {
     pub worker: usize,
     pub accepted: u64,
+    /// Idle connections closed because memory was short.
+    pub memory_shed: u64,
+    /// Connections closed as soon as accepted because memory was at its ceiling.
+    pub memory_refused: u64,
     pub requests: Vec<RequestCount>,
     pub listeners: Vec<ListenerReport>,
     pub clusters: Vec<ClusterReport>,

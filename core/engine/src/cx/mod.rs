@@ -6,8 +6,10 @@
 //! (`io`), the one place owned-buffer and poll-style I/O meet (`conn`), the data path's error
 //! type (`error`), worker-local events (`event`), per-worker counters (`metrics`), trace
 //! context (`trace`), access-log and span export threads (`telemetry`), rustls contexts
-//! (`tls`), listening socket groups (`listen`), and what every worker shares for the whole
-//! process (`shared`: breaker counters, token buckets, budgets, health marks). Nothing here
+//! (`tls`), listening socket groups (`listen`), what every worker shares for the whole
+//! process (`shared`: breaker counters, token buckets, budgets, health marks), and the
+//! memory ceiling (`memory`: the sampler thread and the level; `idle`: a worker's idle
+//! connections, oldest first, which it sheds). Nothing here
 //! imports a higher layer.
 
 pub(crate) mod background;
@@ -15,9 +17,11 @@ pub(crate) mod conn;
 pub(crate) mod deadline;
 pub(crate) mod error;
 pub(crate) mod event;
+pub(crate) mod idle;
 pub(crate) mod io;
 pub mod jwks;
 pub(crate) mod listen;
+pub mod memory;
 pub mod metrics;
 pub(crate) mod runtime;
 pub mod shared;
@@ -49,6 +53,8 @@ pub(crate) struct Cx {
     pub(crate) accepting: Cell<usize>,
     /// Open connections of this worker, readable by the control thread (status).
     pub(crate) gauge: Arc<std::sync::atomic::AtomicU64>,
+    /// The process's memory figures and level (`memory.rs`).
+    pub(crate) memory: Arc<memory::Memory>,
     rng: Cell<u64>,
 }
 
@@ -57,6 +63,7 @@ impl Cx {
         id: usize,
         telemetry: telemetry::Telemetry,
         gauge: Arc<std::sync::atomic::AtomicU64>,
+        memory: Arc<memory::Memory>,
         seed: u64,
     ) -> Cx {
         Cx {
@@ -69,6 +76,7 @@ impl Cx {
             connections: Cell::new(0),
             accepting: Cell::new(0),
             gauge,
+            memory,
             rng: Cell::new(seed),
         }
     }

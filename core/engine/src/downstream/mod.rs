@@ -10,6 +10,7 @@
 //! [`Worker`] is what a connection's tasks share: the runtime context (layer 1), the
 //! upstream connections (layer 2) and the view of the current snapshot (layer 3).
 
+pub(crate) mod connect;
 pub(crate) mod detect;
 pub(crate) mod h2;
 pub(crate) mod http;

@@ -16,7 +16,7 @@ use crate::downstream::Worker;
 use crate::upstream::balance::request_hash;
 use crate::upstream::connect_any;
 use crate::upstream::pool::Upstream;
-use crate::upstream::tunnel::{tunnel, End};
+use crate::upstream::tunnel::{tunnel, End, Moved};
 
 pub(crate) async fn serve(
     worker: Rc<Worker>,
@@ -58,7 +58,7 @@ pub(crate) async fn serve(
         mut buf,
         ..
     } = up;
-    let res = tunnel(
+    let (moved, res) = tunnel(
         End {
             r: &mut cr,
             w: &mut cw,
@@ -72,10 +72,17 @@ pub(crate) async fn serve(
         idle,
     )
     .await;
+    closed(&listener, peer, moved, &res);
+}
+
+/// The log line of a tunnel that ended (a TCP listener's connection, a CONNECT tunnel):
+/// bytes sent (client to upstream) and received, and the error that ended it, if any.
+pub(crate) fn closed(listener: &str, peer: SocketAddr, moved: Moved, res: &std::io::Result<()>) {
+    let (sent, received) = (moved.a_to_b, moved.b_to_a);
     match res {
-        Ok(moved) => tracing::debug!(
-            listener = %listener, %peer, sent = moved.a_to_b, received = moved.b_to_a, "tcp connection closed"
-        ),
-        Err(e) => tracing::debug!(listener = %listener, %peer, error = %e, "tcp connection ended"),
+        Ok(()) => tracing::debug!(listener, %peer, sent, received, "tcp connection closed"),
+        Err(e) => {
+            tracing::debug!(listener, %peer, sent, received, error = %e, "tcp connection ended")
+        }
     }
 }

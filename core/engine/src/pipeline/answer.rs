@@ -111,12 +111,7 @@ impl<'a> Answer<'a> {
 
     /// HTTP/1.1 bytes (gRPC does not run over HTTP/1.1: the plain status is used).
     pub(crate) fn h1(&self, out: &mut Vec<u8>, close: bool, head_only: bool, edits: &Edits) {
-        let write = |out: &mut Vec<u8>, name: &[u8], value: &[u8]| {
-            out.extend_from_slice(name);
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
-        };
+        let write = ringside_codec::write_field;
         // The answer's own fields, unless an edit removes them (an overwrite removes the
         // name, then adds its value: the added fields are always written).
         let field = |out: &mut Vec<u8>, name: &str, value: &[u8]| {
@@ -210,6 +205,29 @@ impl<'a> Answer<'a> {
         }
         Ok(0)
     }
+}
+
+/// The answer to a CONNECT once its tunnel is open, as HTTP/1.1 bytes: `200 Connection
+/// established` with the route's added response fields and no content fields (a 2xx to
+/// CONNECT has neither `Content-Length` nor `Transfer-Encoding`, RFC 9110 §9.3.6); the
+/// tunnel's bytes follow.
+pub(crate) fn tunnel_h1(out: &mut Vec<u8>, edits: &Edits) {
+    out.extend_from_slice(b"HTTP/1.1 200 Connection established\r\n");
+    for (name, value) in &edits.add {
+        ringside_codec::write_field(out, name, value);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The same on an HTTP/2 stream: `:status 200`, the stream left open for the tunnel's DATA
+/// frames (RFC 9113 §8.5).
+pub(crate) fn tunnel_h2(
+    respond: &mut SendResponse<Bytes>,
+    edits: &Edits,
+) -> Result<h2::SendStream<Bytes>, h2::Error> {
+    let mut resp = http::Response::new(());
+    crate::upstream::convert::apply_edits(resp.headers_mut(), edits);
+    respond.send_response(resp, false)
 }
 
 /// The fields an error's answer carries besides the usual ones.

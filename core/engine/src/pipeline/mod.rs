@@ -1,11 +1,13 @@
 //! Layer 3 (with `stage/`): the one request pipeline every HTTP protocol runs: the HTTP/1.1 connection loop
 //! (`http/route.rs`) and the HTTP/2 stream task (`h2/stream.rs`) build a [`Req`] from their
 //! wire form and call [`decide`]; both answer a [`Decision::Reply`] through `answer.rs` and
-//! hand a [`Decision::Forward`] to the upstream call with the same [`Piped`] request.
+//! hand a [`Decision::Forward`] to the upstream call with the same [`Piped`] request, and a
+//! [`Decision::Tunnel`] (a CONNECT) to `downstream/connect.rs`.
 //!
 //! ```text
 //! listener stages ─▶ first matching route ─▶ route stages ─▶ Forward(cluster) | Reply
-//!                     (`match.consumers`: the route's credentials checked, kept for its AuthN)
+//!                     (`match.consumers`: the route's credentials checked,  | Tunnel
+//!                      kept for its AuthN; a CONNECT meets `match.connect` routes only)
 //! Forward ─▶ forward: a fault's delay, then the upstream call, within the deadline
 //! response head ─▶ Piped::response_edits (the stages that ran, in reverse) ─▶ client
 //! ```
@@ -13,7 +15,7 @@
 pub(crate) mod answer;
 pub(crate) mod view;
 
-use ringside_codec::Edits;
+use ringside_codec::{BodyKind, Edits};
 use ringside_config::{ClusterId, HttpListener, RequestView, Route, RouteAction};
 
 use crate::cx::error::ProxyError;
@@ -34,6 +36,21 @@ pub(crate) enum Decision<'v> {
         cluster: ClusterId,
         stages: &'v [Stage],
     },
+    /// A CONNECT a `match.connect` route took: open a tunnel (`downstream/connect.rs`).
+    Tunnel {
+        route: &'v Route,
+        to: TunnelTo,
+        stages: &'v [Stage],
+    },
+}
+
+/// Where a CONNECT's tunnel goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TunnelTo {
+    /// An endpoint of this cluster.
+    Cluster(ClusterId),
+    /// The address the request names (`tunnel_to = "authority"`).
+    Authority,
 }
 
 /// Runs the listener's stages, matches the route and runs its stages.
@@ -42,6 +59,15 @@ pub(crate) fn decide<'v>(
     http: &'v HttpListener,
     req: &mut Req<'_>,
 ) -> Decision<'v> {
+    if req.connect && !matches!(req.head.body(), BodyKind::Empty | BodyKind::Length(0)) {
+        // What follows a CONNECT's head is the tunnel's: a declared body would make two
+        // parties read the same bytes two ways.
+        return Decision::Reply {
+            route: "",
+            local: Local::Error(ProxyError::BadRequest("a CONNECT has no content".into())),
+            stages: &[],
+        };
+    }
     for stage in &compiled.listener {
         if let Flow::Reply(local) = stage.request(req) {
             return Decision::Reply {
@@ -59,6 +85,12 @@ pub(crate) fn decide<'v>(
         path: head.path(),
         header: |name: &str| head.header(name),
         principal: conn.identity.as_deref(),
+        connect: req.connect,
+        port: if req.connect {
+            authority_port(head)
+        } else {
+            None
+        },
     };
     // A route's `match.consumers` is checked last, with that route's own credentials.
     let Some((i, route)) = http.routes.iter().enumerate().find(|(i, r)| {
@@ -66,9 +98,14 @@ pub(crate) fn decide<'v>(
             && (r.matcher.consumers.is_empty()
                 || compiled.consumer_matches(*i, &r.matcher.consumers, req))
     }) else {
+        let e = if req.connect {
+            ProxyError::Refused("no route allows a tunnel to this authority")
+        } else {
+            ProxyError::NoRoute
+        };
         return Decision::Reply {
             route: "",
-            local: Local::Error(ProxyError::NoRoute),
+            local: Local::Error(e),
             stages: &[],
         };
     };
@@ -85,6 +122,13 @@ pub(crate) fn decide<'v>(
     let cluster = match &route.action {
         RouteAction::Cluster(id) => *id,
         RouteAction::Weighted { targets, total } => pick_weighted(req.random, targets, *total),
+        RouteAction::Authority => {
+            return Decision::Tunnel {
+                route,
+                to: TunnelTo::Authority,
+                stages,
+            }
+        }
         // Answered by the Direct stage, which every stack has (`Stack::check`), or by the
         // Redirect stage, which the gateway's has (`Stack::check_gateway`; only the gateway
         // role accepts redirect routes).
@@ -98,11 +142,24 @@ pub(crate) fn decide<'v>(
     };
     // A forwarded request always carries an id (`X-Request-Id`, `%REQUEST_ID%`).
     req.request_id();
+    if req.connect {
+        return Decision::Tunnel {
+            route,
+            to: TunnelTo::Cluster(cluster),
+            stages,
+        };
+    }
     Decision::Forward {
         route,
         cluster,
         stages,
     }
+}
+
+/// The port of a CONNECT's authority (`host:port`, the port required by the parsers).
+fn authority_port(head: &ringside_codec::RequestHead) -> Option<u16> {
+    let (_, port) = head.authority()?.rsplit_once(':')?;
+    port.parse().ok()
 }
 
 /// Forwards a request that `decide` sent to a cluster: waits the delay a `Fault` stage set,
@@ -376,18 +433,25 @@ mod tests {
         }
     }
 
-    /// Runs `decide` on `text`; returns what it decided, in words, and the request edits.
-    fn run(text: &str) -> (String, Edits, Option<std::time::Duration>) {
-        let config = ringside_config::parse(CONFIG).unwrap();
+    /// The first listener of `config` and `stack` compiled for it.
+    fn compile<'c>(
+        config: &'c ringside_config::Config,
+        stack: &Stack,
+    ) -> (&'c HttpListener, Compiled) {
         let ListenerKind::Http(http) = &config.listeners[0].kind else {
             panic!("http listener")
         };
-        let compiled = Compiled::build(
-            &stack(),
-            &config.listeners[0],
+        let registry = crate::cx::shared::Registry::default();
+        (
             http,
-            &crate::cx::shared::Registry::default(),
-        );
+            Compiled::build(stack, &config.listeners[0], http, &registry),
+        )
+    }
+
+    /// Runs `decide` on `text`; returns what it decided, in words, and the request edits.
+    fn run(text: &str) -> (String, Edits, Option<std::time::Duration>) {
+        let config = ringside_config::parse(CONFIG).unwrap();
+        let (http, compiled) = compile(&config, &stack());
         let head = crate::stage::test_head(text);
         let conn = client();
         let stats = ListenerStats::default();
@@ -424,17 +488,19 @@ mod tests {
             Decision::Forward { route, cluster, .. } => {
                 format!("{}:forward {}", route.name, cluster.0)
             }
+            Decision::Tunnel { route, to, .. } => format!("{}:tunnel {to:?}", route.name),
         };
         (said, req.edits.clone(), req.deadline)
     }
 
     #[test]
     fn limits_then_authz_then_route() {
-        // A CONNECT is refused before the policy is asked, and so is a declared body over
-        // the limit; a denied path gets 403 even though no route serves it.
+        // A CONNECT no route takes is refused (403, not 404 nor 405); a declared body over
+        // the limit is refused before the policy is asked; a denied path gets 403 even
+        // though no route serves it.
         assert_eq!(
             run("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n").0,
-            ":405"
+            ":403"
         );
         assert_eq!(
             run("POST /api HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n").0,
@@ -468,6 +534,141 @@ mod tests {
         let (said, _, deadline) = run("GET /direct HTTP/1.1\r\nHost: h\r\nX-In: v\r\n\r\n");
         assert_eq!(said, "in/0:direct 204 x-r=v");
         assert_eq!(deadline, None);
+    }
+
+    const TUNNELS: &str = r#"
+        [[listeners]]
+        name = "in"
+        bind = "127.0.0.1:1"
+
+        [[authz]]
+        listener = "in"
+        action = "deny"
+        headers = { "x-deny" = "1" }
+
+        [[routes]]
+        listener = "in"
+        name = "api"
+        match = { connect = true, host = "api.example.com", ports = [443] }
+        cluster = "api"
+
+        [[routes]]
+        listener = "in"
+        name = "ip"
+        match = { connect = true, host = "10.0.0.7" }
+        tunnel_to = "authority"
+
+        [[routes]]
+        listener = "in"
+        name = "all"
+        cluster = "api"
+
+        [[clusters]]
+        name = "api"
+        endpoints = [ "127.0.0.1:2" ]
+    "#;
+
+    /// CONNECTs meet `match.connect` routes only, by host and port, after the listener's
+    /// stages; anything else no route allows is 403, even beside a route that takes all.
+    #[test]
+    fn a_connect_meets_connect_routes_only() {
+        let config = ringside_config::parse(TUNNELS).unwrap();
+        let (http, compiled) = compile(&config, &stack());
+        let conn = client();
+        let stats = ListenerStats::default();
+        let random = || 4;
+        let said = |text: &str| {
+            let head = crate::stage::test_head(text);
+            let mut req = Req::new(&head, &conn, &stats, false, false, &random);
+            match decide(&compiled, http, &mut req) {
+                Decision::Tunnel { route, to, .. } => format!("{} {to:?}", route.name),
+                Decision::Forward { route, .. } => format!("{} forward", route.name),
+                d => status_of(d).to_string(),
+            }
+        };
+        let connect = |authority: &str, extra: &str| {
+            said(&format!(
+                "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{extra}\r\n"
+            ))
+        };
+        assert_eq!(
+            connect("api.example.com:443", ""),
+            "api Cluster(ClusterId(0))"
+        );
+        assert_eq!(
+            connect("API.Example.com:443", ""),
+            "api Cluster(ClusterId(0))"
+        );
+        assert_eq!(connect("api.example.com:22", ""), "403");
+        assert_eq!(connect("evil.example.com:443", ""), "403");
+        assert_eq!(connect("10.0.0.7:5432", ""), "ip Authority");
+        assert_eq!(connect("10.0.0.8:5432", ""), "403");
+        // What follows the head is the tunnel's: a declared body is malformed.
+        assert_eq!(
+            connect("api.example.com:443", "Content-Length: 3\r\n"),
+            "400"
+        );
+        // The listener's policy applies to a tunnel as to any request.
+        assert_eq!(connect("api.example.com:443", "X-Deny: 1\r\n"), "403");
+        // Other requests never meet a connect route.
+        assert_eq!(
+            said("GET / HTTP/1.1\r\nHost: api.example.com\r\n\r\n"),
+            "all forward"
+        );
+    }
+
+    /// Gateway: the listener's address filter and bucket refuse CONNECTs as any request.
+    #[test]
+    fn a_connect_meets_the_listeners_filters_and_bucket() {
+        let config = ringside_config::parse(
+            r#"
+            [proxy]
+            role = "gateway"
+
+            [[listeners]]
+            name = "in"
+            bind = "127.0.0.1:1"
+            ip_allow = [ "10.0.0.0/8" ]
+            rate_limit = { requests_per_second = 1, burst = 1 }
+
+            [[routes]]
+            listener = "in"
+            name = "api"
+            match = { connect = true, host = "api.example.com" }
+            cluster = "api"
+
+            [[clusters]]
+            name = "api"
+            endpoints = [ "127.0.0.1:2" ]
+            "#,
+        )
+        .unwrap();
+        use crate::stage::ListenerStep;
+        let stack = Stack::new()
+            .listener(ListenerStep::Limits)
+            .listener(ListenerStep::IpFilter)
+            .listener(ListenerStep::Authz)
+            .listener(ListenerStep::RateLimit);
+        let (http, compiled) = compile(&config, &stack);
+        let inside = client();
+        let outside = ClientConn {
+            peer: "192.0.2.1:5000".parse().unwrap(),
+            ..client()
+        };
+        let worker = crate::cx::metrics::WorkerStats::default();
+        let stats = worker.listener(&std::rc::Rc::from("in"));
+        let random = || 4;
+        let head = crate::stage::test_head(
+            "CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n",
+        );
+        let status = |conn: &ClientConn| {
+            let mut req = Req::new(&head, conn, &stats, false, false, &random);
+            status_of(decide(&compiled, http, &mut req))
+        };
+        // Refused by address before the bucket: it takes no token.
+        assert_eq!(status(&outside), 403);
+        assert_eq!(status(&inside), 0, "tunnelled");
+        assert_eq!(status(&inside), 429);
     }
 
     /// A listener bucket of 3, a route bucket of 1 in front of an abort on every request.
@@ -504,11 +705,7 @@ mod tests {
     #[test]
     fn buckets_come_before_faults_and_after_authz() {
         let config = ringside_config::parse(LIMITED).unwrap();
-        let ListenerKind::Http(http) = &config.listeners[0].kind else {
-            panic!("http listener")
-        };
-        let registry = crate::cx::shared::Registry::default();
-        let compiled = Compiled::build(&stack(), &config.listeners[0], http, &registry);
+        let (http, compiled) = compile(&config, &stack());
         let conn = client();
         let stats = ListenerStats::default();
         let random = || 4;
@@ -546,7 +743,7 @@ mod tests {
                 local: Local::Redirect { status, .. },
                 ..
             } => status,
-            Decision::Forward { .. } => 0,
+            Decision::Forward { .. } | Decision::Tunnel { .. } => 0,
         }
     }
 
@@ -594,11 +791,7 @@ mod tests {
     #[test]
     fn authn_then_the_consumer_bucket_then_the_route_bucket() {
         let config = ringside_config::parse(GATEWAY).unwrap();
-        let ListenerKind::Http(http) = &config.listeners[0].kind else {
-            panic!("http listener")
-        };
-        let registry = crate::cx::shared::Registry::default();
-        let compiled = Compiled::build(&gateway_stack(), &config.listeners[0], http, &registry);
+        let (http, compiled) = compile(&config, &gateway_stack());
         let conn = client();
         let worker = crate::cx::metrics::WorkerStats::default();
         let stats = worker.listener(&std::rc::Rc::from("public"));

@@ -128,7 +128,9 @@ fn retried_clusters(snap: &Snapshot) -> Vec<bool> {
             let ids: Vec<usize> = match &route.action {
                 RouteAction::Cluster(id) => vec![id.0],
                 RouteAction::Weighted { targets, .. } => targets.iter().map(|t| t.0 .0).collect(),
-                RouteAction::Direct(_) | RouteAction::Redirect(_) => Vec::new(),
+                RouteAction::Direct(_) | RouteAction::Redirect(_) | RouteAction::Authority => {
+                    Vec::new()
+                }
             };
             for id in ids {
                 if let Some(r) = retried.get_mut(id) {

@@ -114,6 +114,7 @@ fn run(text: &str, peer: &str) -> Seen {
             stages,
         ),
         Decision::Forward { route, stages, .. } => (format!("{}:forward", route.name), stages),
+        Decision::Tunnel { route, stages, .. } => (format!("{}:tunnel", route.name), stages),
     };
     let upstream = said.ends_with(":forward").then(|| {
         let up = req.upstream_head();

@@ -3,10 +3,10 @@
 //! Sits first among the listener's stages. Reads the listener's `max_request_body_bytes` and
 //! answers 413 for a body declared larger (Content-Length on HTTP/1.1, `content-length` on
 //! HTTP/2); a body that turns out larger while it streams is cut by the body relays with the
-//! same limit (`Req::body_limit`). Answers 405 to `CONNECT` (ringside is not a forward proxy),
-//! except an RFC 8441 extended CONNECT for a WebSocket over HTTP/2. Head limits (414, 431,
-//! 408) are the protocols' own, applied while the head is read. Counted in the listener's
-//! request metrics under the status it answers.
+//! same limit (`Req::body_limit`). Head limits (414, 431, 408) are the protocols' own,
+//! applied while the head is read. Counted in the listener's request metrics under the
+//! status it answers. (A `CONNECT` is not refused here: only `match.connect` routes take
+//! one, and the pipeline answers 403 when none does.)
 
 use ringside_codec::BodyKind;
 
@@ -20,10 +20,6 @@ pub(crate) struct Limits {
 
 impl Limits {
     pub(crate) fn request<'v>(&self, req: &mut Req<'_>) -> Flow<'v> {
-        let head = req.head;
-        if head.method() == "CONNECT" && !req.websocket {
-            return Flow::Reply(Local::Error(ProxyError::MethodNotAllowed));
-        }
         if declared_over(req, self.max_body) {
             return Flow::Reply(Local::Error(ProxyError::BodyTooLarge));
         }

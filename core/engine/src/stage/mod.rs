@@ -51,8 +51,8 @@ use crate::cx::ClientConn;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ListenerStep {
-    /// `CONNECT` refused (405), declared body over `max_request_body_bytes` (413), and the
-    /// limit handed to the body relays.
+    /// Declared body over `max_request_body_bytes` (413), and the limit handed to the body
+    /// relays.
     Limits,
     /// The listener's `[[authz]]` policy (403).
     Authz,
@@ -328,8 +328,9 @@ pub(crate) struct Req<'a> {
     pub(crate) stats: &'a ListenerStats,
     /// `application/grpc...`: failures answer in gRPC's trailers-only form.
     pub(crate) grpc: bool,
-    /// An RFC 8441 extended CONNECT for a WebSocket (HTTP/2).
-    pub(crate) websocket: bool,
+    /// A `CONNECT` tunnel (not an RFC 8441 extended CONNECT for a WebSocket, which
+    /// `Req::new` is told of): only `match.connect` routes take it.
+    pub(crate) connect: bool,
     /// Source of randomness for a generated request id.
     pub(crate) random: &'a dyn Fn() -> u64,
     request_id: Option<Vec<u8>>,
@@ -377,7 +378,8 @@ impl<'a> Req<'a> {
             conn,
             stats,
             grpc,
-            websocket,
+            // The one method comparison a request pays for tunnels.
+            connect: !websocket && head.method() == "CONNECT",
             random,
             request_id: None,
             body_limit: None,

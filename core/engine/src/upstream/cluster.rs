@@ -6,6 +6,7 @@
 //! budget are unchanged (`pipeline/view.rs`).
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use super::balance::Balancer;
 use super::breaker::Breaker;
 use super::outlier::{self, Checked, ClusterMarks, EndpointMarks, Outcome};
 use super::retry::Budget;
+use super::zones::{self, Zones};
 use crate::cx::shared::Registry;
 
 /// This worker's state for one cluster.
@@ -35,6 +37,10 @@ pub(crate) struct ClusterState {
     pub(crate) breaker: Option<Arc<Breaker>>,
     /// A request found the cluster's host names unresolved (logged once per state).
     unresolved_logged: std::cell::Cell<bool>,
+    /// `zone_aware`: the local zone (`zones.rs`).
+    zones: Option<Zones>,
+    /// Each endpoint's zone name, when any endpoint has one (per-zone counters).
+    zone_names: Option<Vec<Option<Rc<str>>>>,
 }
 
 impl ClusterState {
@@ -56,6 +62,8 @@ impl ClusterState {
                 .collect(),
             counters: registry.get(&outlier::cluster_key(&c.name), Default::default),
             unresolved_logged: std::cell::Cell::new(false),
+            zones: Zones::of(c),
+            zone_names: zones::names(c),
         }
     }
 
@@ -66,6 +74,31 @@ impl ClusterState {
         if !self.unresolved_logged.replace(true) {
             tracing::warn!(cluster = %self.name, "no endpoint name of the cluster has resolved yet: answering 503 (see ringside_dns_lookup_failures_total)");
         }
+    }
+
+    /// Picks an endpoint for one request among those `usable` allows: from the proxy's zone
+    /// or the others, as a zone-aware cluster's healthy share decides (`zones.rs`), else by
+    /// the balancer alone.
+    pub(crate) fn pick(
+        &self,
+        hash: Option<u64>,
+        usable: impl Fn(usize) -> bool,
+        now: &dyn Fn() -> u64,
+    ) -> Option<usize> {
+        let Some(zones) = &self.zones else {
+            return self.balancer.pick(hash, usable);
+        };
+        let share = zones.local_share(|i| self.in_rotation(i, now));
+        let local =
+            share >= zones::WHOLE || (share > 0 && self.balancer.below(zones::WHOLE) < share);
+        zones
+            .pick_side(local, &self.balancer, hash, &usable)
+            .or_else(|| zones.pick_side(!local, &self.balancer, hash, &usable))
+    }
+
+    /// Endpoint `i`'s zone, if it has one.
+    pub(crate) fn zone(&self, i: usize) -> Option<&Rc<str>> {
+        self.zone_names.as_ref()?.get(i)?.as_ref()
     }
 
     /// Whether this state can serve `c` in a new view (`retried` as for [`ClusterState::new`]).

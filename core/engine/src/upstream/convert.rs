@@ -84,7 +84,7 @@ pub(crate) fn request_to_h1(
         fields.push((b"connection", b"upgrade"));
         fields.push((b"upgrade", b"websocket"));
         fields.push((b"sec-websocket-key", key));
-    } else if body && !parts.headers.contains_key("content-length") {
+    } else if body && !parts.headers.contains_key("content-length") && !is_tunnel(parts) {
         fields.push((b"transfer-encoding", b"chunked"));
     }
     let limits = Limits {
@@ -93,6 +93,11 @@ pub(crate) fn request_to_h1(
         ..*limits
     };
     Ok(build_request(method, target, fields.into_iter(), &limits)?)
+}
+
+/// A classic CONNECT: its DATA frames are a tunnel's bytes, not a request body.
+fn is_tunnel(parts: &http::request::Parts) -> bool {
+    parts.method == Method::CONNECT && parts.extensions.get::<h2::ext::Protocol>().is_none()
 }
 
 /// Names listed in a `Connection` field, which are hop-by-hop too.

@@ -18,12 +18,9 @@
 //! it is idempotent and has no body — nothing was lost, so nothing can be duplicated.
 
 use std::cell::Cell;
-use std::future::{poll_fn, Future};
-use std::pin::pin;
-use std::task::Poll;
 
 use bytes::Bytes;
-use h2::{RecvStream, SendStream};
+use h2::SendStream;
 use ringside_codec::{
     parse_response, write_request_head, write_response_head, BodyKind, Edits, ResponseHead, Version,
 };
@@ -43,7 +40,7 @@ use crate::upstream::cluster::ClusterState;
 use crate::upstream::convert;
 use crate::upstream::pool::Upstream;
 use crate::upstream::relay::{next_data, send_all, trailers, RelayError};
-use crate::upstream::tunnel::{tunnel, End};
+use crate::upstream::tunnel::{h2_tunnel, tunnel, End};
 
 /// Largest response head accepted from an upstream.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -627,60 +624,6 @@ async fn relay_to_h2(
         None => down.send_data(Bytes::new(), true),
     }
     .map_err(ProxyError::ClientStream)
-}
-
-/// WebSocket bytes both ways between an HTTP/2 stream and an upgraded HTTP/1.1 connection.
-async fn h2_tunnel(
-    body: &mut RecvStream,
-    mut down: SendStream<Bytes>,
-    up: &mut Upstream,
-    idle: std::time::Duration,
-    progress: &Progress,
-) {
-    let Upstream { r, w, buf, .. } = up;
-    let mut to_up = pin!(async {
-        while let Ok(Some(data)) = next_data(body, idle).await {
-            let n = data.len();
-            if write_vec_timeout(w, data.to_vec(), idle).await.is_err() {
-                break;
-            }
-            let _ = body.flow_control().release_capacity(n);
-        }
-        let _ = monoio::io::AsyncWriteRent::shutdown(w).await;
-    });
-    let mut to_client = pin!(async {
-        loop {
-            if !buf.is_empty() {
-                let chunk = Bytes::copy_from_slice(buf.data());
-                let n = chunk.len();
-                if send_all(&mut down, chunk).await.is_err() {
-                    return;
-                }
-                progress.bytes_out.set(progress.bytes_out.get() + n as u64);
-                buf.consume(n);
-            }
-            match buf.fill(r, BODY_CHUNK, crate::cx::io::sleep(idle)).await {
-                Ok(Fill::Data) | Ok(Fill::Full) => {}
-                _ => break,
-            }
-        }
-        let _ = down.send_data(Bytes::new(), true);
-    });
-    let (mut a, mut b) = (false, false);
-    poll_fn(|cx| {
-        if !a && to_up.as_mut().poll(cx).is_ready() {
-            a = true;
-        }
-        if !b && to_client.as_mut().poll(cx).is_ready() {
-            b = true;
-        }
-        if a && b {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
 }
 
 fn is_reset(e: &std::io::Error) -> bool {

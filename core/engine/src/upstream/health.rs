@@ -357,7 +357,8 @@ mod tests {
 
     fn config(endpoint: SocketAddr, check: &str) -> Config {
         let text = format!(
-            "[[clusters]]\nname = \"c\"\nendpoints = [ \"{endpoint}\" ]\n[clusters.health_check]\n{check}"
+            "[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n\
+             [[clusters]]\nname = \"c\"\nendpoints = [ \"{endpoint}\" ]\n[clusters.health_check]\n{check}"
         );
         ringside_config::parse(&text).unwrap()
     }

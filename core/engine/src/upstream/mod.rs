@@ -44,6 +44,7 @@ pub(crate) mod redis;
 pub(crate) mod relay;
 pub(crate) mod retry;
 pub(crate) mod tunnel;
+pub(crate) mod zones;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -392,6 +393,9 @@ impl<'a> Active<'a> {
     ) -> Active<'a> {
         state.balancer.request_started(idx);
         stats.started(addr);
+        if let Some(zone) = state.zone(idx) {
+            stats.zone_request(zone);
+        }
         progress.upstream.set(Some(addr));
         progress.endpoint.set(Some(idx));
         Active {
@@ -551,11 +555,8 @@ where
         let clock = std::cell::OnceCell::new();
         let now = || *clock.get_or_init(outlier::now_ms);
         let usable = |i: usize| !tried.contains(&i) && (panic || state.in_rotation(i, &now));
-        let mut pick = match state
-            .balancer
-            .pick(hash, |i| usable(i) && !avoid.contains(&i))
-        {
-            None if !avoid.is_empty() => state.balancer.pick(hash, usable),
+        let mut pick = match state.pick(hash, |i| usable(i) && !avoid.contains(&i), &now) {
+            None if !avoid.is_empty() => state.pick(hash, usable, &now),
             pick => pick,
         };
         if pick.is_none() && tried.is_empty() && !panic && !cluster.endpoints.is_empty() {

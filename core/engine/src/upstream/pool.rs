@@ -59,7 +59,6 @@ pub(crate) struct UpTls {
 
 impl Upstream {
     /// Connects with a deadline; sets TCP_NODELAY.
-    #[cfg(test)]
     pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Upstream> {
         Upstream::connect_with(addr, timeout, None).await
     }

@@ -18,14 +18,11 @@ fn call_pairs_request_and_reply_by_id() {
                 panic!("request expected")
             };
             assert_eq!(request, Request::Status);
-            s.reply(id, Reply::Ack { generation: id }).unwrap();
+            s.reply(id, Reply::ack(id)).unwrap();
         }
     });
     for want in 1..=3 {
-        assert_eq!(
-            c.call(Request::Status).unwrap(),
-            Reply::Ack { generation: want }
-        );
+        assert_eq!(c.call(Request::Status).unwrap(), Reply::ack(want));
     }
     server.join().unwrap();
 }

@@ -152,6 +152,7 @@ fn every_message_round_trips() {
             node: None,
             selector: None,
             config: "x".into(),
+            show_secrets: true,
         },
         Request::GetConfig {
             node: Some("a".into()),
@@ -296,6 +297,7 @@ fn every_message_round_trips() {
                 last_error: None,
                 source: Some("file a.toml".into()),
                 overrides: vec!["endpoints api".into()],
+                pending_restart: vec!["proxy.workers".into()],
                 sessions: 1,
                 processes: Vec::new(),
             }],
@@ -365,7 +367,11 @@ fn every_message_round_trips() {
             generation: 1,
             config: "".into(),
         },
-        Reply::Ack { generation: 7 },
+        Reply::ack(7),
+        Reply::Ack {
+            generation: 8,
+            pending_restart: vec!["proxy.workers".into(), "proxy.driver".into()],
+        },
         Reply::Listeners {
             listeners: vec![],
             control_socket: false,
@@ -388,4 +394,21 @@ fn unit_messages_tolerate_extra_fields() {
     // serde cannot close the unit variants of an internally tagged enum (`status`, `ok`,
     // `cli`…): extra fields there are ignored. Documented in docs/control-protocol.md.
     assert!(decode_body(br#"{"id":1,"request":{"type":"status","x":1}}"#).is_ok());
+}
+
+/// Version 2 only adds fields: an `ack` without keys waiting for a restart is the version 1
+/// frame, byte for byte, and a version 1 `ack` reads as one with none.
+#[test]
+fn version_2_acks_read_and_write_as_version_1_when_nothing_waits() {
+    let v1 = r#"{"type":"ack","generation":7}"#;
+    assert_eq!(serde_json::to_string(&Reply::ack(7)).unwrap(), v1);
+    assert_eq!(serde_json::from_str::<Reply>(v1).unwrap(), Reply::ack(7));
+    let v2 = r#"{"type":"ack","generation":7,"pending_restart":["proxy.workers"]}"#;
+    assert_eq!(
+        serde_json::from_str::<Reply>(v2).unwrap(),
+        Reply::Ack {
+            generation: 7,
+            pending_restart: vec!["proxy.workers".into()],
+        }
+    );
 }

@@ -18,12 +18,13 @@ pub fn apply(cli: &Cli, args: &FileArgs, no_wait: bool) -> Result<(), Failure> {
     show_applied(cli, &ctld(cli, request)?)
 }
 
-pub fn diff(cli: &Cli, args: &FileArgs) -> Result<(), Failure> {
+pub fn diff(cli: &Cli, args: &FileArgs, show_secrets: bool) -> Result<(), Failure> {
     let config = read_valid(&args.file)?;
     let request = Request::Diff {
         node: args.node.id.clone(),
         selector: args.node.selector.clone(),
         config,
+        show_secrets,
     };
     show(cli, &ctld(cli, request)?, |r| match r {
         Reply::Diff { text } if text.is_empty() => Some("no changes\n".into()),

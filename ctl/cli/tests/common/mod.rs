@@ -5,6 +5,8 @@
 
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -185,4 +187,34 @@ pub fn proxy_status() -> ringside_wire::ProxyStatus {
         uptime_s: 125,
         pid: 100,
     }
+}
+
+/// A config with one listener on `port` whose `/hello` answers `body`.
+pub fn site(port: u16, body: &str) -> String {
+    format!(
+        r#"[[listeners]]
+name = "inbound"
+bind = "127.0.0.1:{port}"
+
+[[routes]]
+listener = "inbound"
+name = "hello"
+match = {{ path_exact = "/hello" }}
+direct_response = {{ status = 200, body = "{body}" }}
+"#
+    )
+}
+
+/// GET /hello through the proxy: the body of a 200, or None.
+pub fn hello(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(WAIT)).ok()?;
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    if !out.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
 }

@@ -48,6 +48,7 @@ impl Api {
                 node,
                 selector,
                 config,
+                show_secrets,
             } => {
                 let pick = Pick { node, selector };
                 let nodes = self
@@ -60,11 +61,13 @@ impl Api {
                     } else {
                         format!("{id} generation {generation}")
                     };
-                    text.push_str(&diff::unified(
-                        current.as_deref().unwrap_or(""),
+                    let current = current.as_deref().unwrap_or("");
+                    text.push_str(&diff::shown(
+                        current,
                         &config,
                         &old_name,
                         &format!("{id} new"),
+                        show_secrets,
                     ));
                 }
                 Ok(Reply::Diff { text })

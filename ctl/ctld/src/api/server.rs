@@ -97,7 +97,10 @@ fn serve_cli(api: &Api, mut conn: Conn) {
         match conn.recv() {
             Ok(Frame::Request { id, request }) => {
                 let name = request.name();
-                let reply = api.handle(request);
+                let mut reply = api.handle(request);
+                if conn.version() < 2 {
+                    for_version_1(&mut reply);
+                }
                 if let Reply::Error { message, .. } = &reply {
                     tracing::info!(request = name, error = %message, "request refused");
                 }
@@ -114,6 +117,16 @@ fn serve_cli(api: &Api, mut conn: Conn) {
                 tracing::info!(error = %e, "CLI connection closed");
                 return;
             }
+        }
+    }
+}
+
+/// Drops what protocol version 2 added from a reply to a version 1 CLI, which would refuse
+/// the unknown field.
+fn for_version_1(reply: &mut Reply) {
+    if let Reply::CtldStatus(status) = reply {
+        for node in &mut status.nodes {
+            node.pending_restart.clear();
         }
     }
 }

@@ -68,8 +68,11 @@ fn apply_rollback_and_get_read_old_generations_from_disk() {
     assert_eq!(
         refused,
         Reply::Error {
-            message: "configuration refused (1 error)".into(),
-            errors: vec!["proxy.workers: must be from 1 to 1024, got 0".into()],
+            message: "configuration refused (2 errors)".into(),
+            errors: vec![
+                "proxy.workers: must be from 1 to 1024, got 0".into(),
+                "listeners: at least one is required".into(),
+            ],
         }
     );
     assert_eq!(

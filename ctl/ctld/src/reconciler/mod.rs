@@ -126,6 +126,8 @@ struct Node {
     /// Last connected, disconnected or edited.
     seen: Instant,
     last_error: Option<String>,
+    /// Keys of the last acknowledged generation that wait for the node's restart.
+    pending_restart: Vec<String>,
 }
 
 pub struct Reconciler {
@@ -165,6 +167,7 @@ impl Reconciler {
                     live,
                     seen,
                     last_error: None,
+                    pending_restart: Vec::new(),
                 };
                 (id, node)
             })

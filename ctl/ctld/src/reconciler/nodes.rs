@@ -33,6 +33,11 @@ impl Reconciler {
             record.labels = labels;
             ops.push(Op::Record(record.clone()));
         }
+        if generation == 0 {
+            // A process that serves nothing from ctld yet (a restart, the new process of an
+            // upgrade): its next ack says what waits for a restart, if anything.
+            node.pending_restart.clear();
+        }
         let current = node.desired.current();
         if generation != 0 && generation == current {
             node.live.acked = Some(AckRecord {
@@ -99,26 +104,33 @@ impl Reconciler {
         self.pump(&node, now);
     }
 
-    /// A process's status carries its labels: a pushed `proxy.labels` changes them.
+    /// A process's status carries its labels and role: a pushed `proxy.labels` or
+    /// `proxy.role` changes them, and a proxy that started from ctld said hello before it
+    /// had a role (`unconfigured`).
     fn labels_from_stats(&mut self, session: SessionId, id: &str) {
-        let Some(labels) = self
+        let Some((role, labels)) = self
             .sessions
             .session(session)
             .and_then(|s| s.stats.as_ref())
-            .map(|st| st.labels.clone())
+            .map(|st| (st.role.clone(), st.labels.clone()))
         else {
             return;
         };
         let Some(n) = self.nodes.get_mut(id) else {
             return;
         };
-        if n.desired.record.labels != labels {
+        let record = &mut n.desired.record;
+        if record.labels == labels && record.role.as_deref() == Some(role.as_str()) {
+            return;
+        }
+        if record.labels != labels {
             let shown = ringside_config::labels::format_labels(&labels);
             tracing::info!(node = id, labels = %shown, "labels changed");
-            n.desired.record.labels = labels;
-            let op = Op::Record(n.desired.record.clone());
-            self.write(vec![op]);
         }
+        record.labels = labels;
+        record.role = Some(role);
+        let op = Op::Record(record.clone());
+        self.write(vec![op]);
     }
 
     /// A push's outcome: the node's status, the waiters.
@@ -145,6 +157,11 @@ impl Reconciler {
                         at: now.unix,
                     });
                     n.last_error = None;
+                    if !r.pending_restart.is_empty() {
+                        let keys = r.pending_restart.join(", ");
+                        tracing::warn!(node = %r.node, generation = r.generation, keys = %keys, "applied; these keys wait for the node's restart");
+                    }
+                    n.pending_restart = r.pending_restart.clone();
                     let op = Op::Live {
                         node: r.node.clone(),
                         live: n.live,
@@ -282,6 +299,7 @@ impl Reconciler {
             live: Default::default(),
             seen: now.mono,
             last_error: None,
+            pending_restart: Vec::new(),
         })
     }
 
@@ -304,6 +322,7 @@ impl Reconciler {
                     last_error: n.last_error.clone(),
                     source: r.base_source.clone(),
                     overrides: r.overrides.iter().map(|o| o.target.key()).collect(),
+                    pending_restart: n.pending_restart.clone(),
                     sessions: u32::try_from(sessions).unwrap_or(u32::MAX),
                     processes: self
                         .sessions

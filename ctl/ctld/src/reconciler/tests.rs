@@ -98,7 +98,7 @@ impl World {
         self.event(Event::Reply {
             session,
             id,
-            reply: Reply::Ack { generation },
+            reply: Reply::ack(generation),
         });
     }
 
@@ -174,6 +174,38 @@ fn a_push_waits_for_the_disk_then_the_apply_waits_for_the_ack() {
     w.ack(1, p);
     assert_eq!(outcomes(&reply), [("a".into(), 1, PushOutcome::Acked)]);
     assert_eq!(w.status("a").generation_acked, Some(1));
+}
+
+#[test]
+fn the_keys_an_ack_says_wait_for_a_restart_stay_until_a_fresh_process_connects() {
+    let mut w = World::new();
+    let s1 = w.connect(1, "a", 0);
+    w.apply(Some("a"), "one");
+    w.persist();
+    let [(id, generation)] = pushes(&s1)[..] else {
+        panic!()
+    };
+    let pending_restart = vec!["proxy.workers".to_owned()];
+    w.event(Event::Reply {
+        session: 1,
+        id,
+        reply: Reply::Ack {
+            generation,
+            pending_restart: pending_restart.clone(),
+        },
+    });
+    assert_eq!(w.status("a").pending_restart, pending_restart);
+    // The same process reconnecting (it says what it serves) still waits for its restart.
+    w.event(Event::Disconnected { session: 1 });
+    let _s2 = w.connect(2, "a", generation);
+    assert_eq!(w.status("a").pending_restart, pending_restart);
+    // A restarted process (generation 0) starts on the configuration: nothing waits.
+    w.event(Event::Disconnected { session: 2 });
+    let s3 = w.connect(3, "a", 0);
+    assert!(w.status("a").pending_restart.is_empty());
+    let [p] = pushes(&s3)[..] else { panic!() };
+    w.ack(3, p);
+    assert!(w.status("a").pending_restart.is_empty());
 }
 
 #[test]

@@ -79,6 +79,8 @@ pub struct Report {
     pub node: String,
     pub generation: u64,
     pub outcome: Outcome,
+    /// With `Acked`: the keys of the generation that wait for the process's restart.
+    pub pending_restart: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -298,14 +300,19 @@ impl Registry {
                 return Some(None);
             }
         };
+        let mut pending = Vec::new();
         let outcome = match reply {
-            Reply::Ack { generation } if generation == pushed => {
+            Reply::Ack {
+                generation,
+                pending_restart,
+            } if generation == pushed => {
                 s.served = generation;
                 s.retry = None;
                 s.backoff = timing.retry_min;
+                pending = pending_restart;
                 Outcome::Acked
             }
-            Reply::Ack { generation } => Outcome::Refused(format!(
+            Reply::Ack { generation, .. } => Outcome::Refused(format!(
                 "acknowledged generation {generation} instead of {pushed}"
             )),
             Reply::Error { message, errors } if errors.is_empty() => Outcome::Refused(message),
@@ -317,7 +324,9 @@ impl Registry {
         if outcome != Outcome::Acked {
             s.fail(pushed, now, timing);
         }
-        Some(Some(report(sid, s, pushed, outcome)))
+        let mut r = report(sid, s, pushed, outcome);
+        r.pending_restart = pending;
+        Some(Some(r))
     }
 
     /// Timeouts and stalls at `now`. Returns the reports and the nodes with a retry or
@@ -390,6 +399,7 @@ fn report(session: SessionId, s: &Session, generation: u64, outcome: Outcome) ->
         node: s.node.clone(),
         generation,
         outcome,
+        pending_restart: Vec::new(),
     }
 }
 

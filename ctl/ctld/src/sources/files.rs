@@ -185,9 +185,18 @@ mod tests {
     fn scan_classifies_files() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        fs::write(d.join("default.toml"), "").unwrap();
-        fs::write(d.join("web-1.toml"), "[proxy]\nworkers = 0\n").unwrap();
-        fs::write(d.join("web-2.toml"), "[proxy]\nworkers = 2\n").unwrap();
+        let listener = "[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n";
+        fs::write(d.join("default.toml"), listener).unwrap();
+        fs::write(
+            d.join("web-1.toml"),
+            format!("[proxy]\nworkers = 0\n{listener}"),
+        )
+        .unwrap();
+        fs::write(
+            d.join("web-2.toml"),
+            format!("[proxy]\nworkers = 2\n{listener}"),
+        )
+        .unwrap();
         fs::write(d.join("notes.txt"), "x").unwrap();
         fs::write(d.join(".web-3.toml.swp"), "x").unwrap();
         fs::write(d.join("bad name.toml"), "").unwrap();

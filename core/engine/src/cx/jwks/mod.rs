@@ -206,7 +206,9 @@ fn fetch_into(t: &Target) -> Duration {
         }
         Err(e) => {
             t.keys.failures.fetch_add(1, Relaxed);
-            tracing::warn!(provider = %t.name, uri = %t.remote.uri, error = %e,
+            // A credential in the URI's query (`?access_token=...`) is not logged.
+            let uri = ringside_config::redact::redact_query(&t.remote.uri);
+            tracing::warn!(provider = %t.name, uri = %uri, error = %e,
                 "JWKS fetch failed; the last good keys stay in use");
             t.remote.refresh.min(RETRY)
         }

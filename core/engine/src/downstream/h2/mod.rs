@@ -129,6 +129,10 @@ pub(crate) async fn serve<T>(
     let mut tick = crate::cx::io::sleep(Duration::from_millis(250));
     let mut drain = worker.cx.drain.wait();
     let mut tripped = resets.tripped.wait();
+    // Under a memory ceiling, a connection without streams may be shed (`cx/idle.rs`): it
+    // then says GOAWAY like a drain.
+    let limited = worker.cx.memory.limited();
+    let mut shed: Option<crate::cx::idle::IdleWait> = None;
     loop {
         let next = poll_fn(|cx| {
             if let Poll::Ready(r) = h2c.poll_accept(cx) {
@@ -145,6 +149,11 @@ pub(crate) async fn serve<T>(
                     return Poll::Ready(Next::Pong(r.is_ok()));
                 }
             }
+            if let Some(w) = shed.as_mut() {
+                if std::pin::Pin::new(w).poll(cx).is_ready() {
+                    return Poll::Ready(Next::Shed);
+                }
+            }
             if std::pin::Pin::new(&mut tick).poll(cx).is_ready() {
                 return Poll::Ready(Next::Tick);
             }
@@ -155,6 +164,7 @@ pub(crate) async fn serve<T>(
             Next::Stream(Some(Ok(accepted))) => {
                 let (req, respond) = *accepted;
                 idle_since = None;
+                shed = None;
                 let ctx = Rc::clone(&ctx);
                 let abort = worker.cx.abort.clone();
                 let task = Box::pin(stream::handle(ctx, req, respond));
@@ -182,6 +192,13 @@ pub(crate) async fn serve<T>(
                 going_away = true;
                 h2c.graceful_shutdown();
             }
+            Next::Shed => {
+                shed = None;
+                if !going_away {
+                    going_away = true;
+                    h2c.graceful_shutdown();
+                }
+            }
             Next::Pong(ok) => {
                 if !ok {
                     break;
@@ -206,7 +223,11 @@ pub(crate) async fn serve<T>(
                 }
                 if h2c.has_streams() {
                     idle_since = None;
+                    shed = None;
                 } else {
+                    if limited && !going_away && shed.is_none() {
+                        shed = Some(crate::cx::idle::wait(true));
+                    }
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if !going_away && since.elapsed() >= idle {
                         going_away = true;
@@ -229,6 +250,8 @@ enum Next {
     Stream(Option<Result<Box<Accepted>, h2::Error>>),
     Flood,
     Drain,
+    /// The memory ceiling sheds this idle connection.
+    Shed,
     Tick,
     /// A keepalive PONG arrived (`false`: the connection failed meanwhile).
     Pong(bool),

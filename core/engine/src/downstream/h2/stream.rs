@@ -272,6 +272,15 @@ impl<'a> Call<'a> {
                 cluster,
                 stages,
             } => (route, cluster, stages),
+            Decision::Tunnel { route, to, stages } => {
+                let piped = Piped { req: &req, stages };
+                let (view, l) = (self.view, self.l);
+                // Boxed, as the upstream call below: most streams never take this branch.
+                let tunnel = crate::downstream::connect::h2(
+                    worker, view, l, to, &piped, body, respond, self.sent,
+                );
+                return (&route.name, Box::pin(tunnel).await, None);
+            }
         };
         let (Some(c), Some(state)) = (
             self.view.snap.config.clusters.get(cluster.0),

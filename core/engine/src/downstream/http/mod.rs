@@ -443,9 +443,14 @@ async fn read_head(
 /// (`cx::deadline`), not a buffer and a timer. When bytes arrive the buffer is allocated
 /// again and the head is read as usual: one more operation, for an idle connection only.
 async fn cold_wait(c: &mut Conn, end: Instant) -> Result<bool, ProxyError> {
+    // Under a memory ceiling, the worker may shed the connection while it waits.
+    let limited = c.worker.cx.memory.limited();
     let stop = pin!(either(
-        crate::cx::deadline::sleep_until(end),
-        drain_grace(&c.worker)
+        either(
+            crate::cx::deadline::sleep_until(end),
+            drain_grace(&c.worker)
+        ),
+        crate::cx::idle::wait(limited)
     ));
     match c.r.wait_readable(&mut c.buf, INITIAL_BUF, stop).await {
         Ok(Fill::Stopped) => Ok(false),

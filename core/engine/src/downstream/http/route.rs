@@ -126,6 +126,12 @@ pub(crate) async fn handle<'v>(
             };
             return reply(ds, l, &piped, route, &local, shape).await;
         }
+        Decision::Tunnel { route, to, stages } => {
+            let piped = Piped { req: &req, stages };
+            // Boxed: a rare branch, kept out of every request's future.
+            let tunnel = crate::downstream::connect::h1(worker, view, l, route, to, &piped, ds);
+            return Box::pin(tunnel).await;
+        }
         Decision::Forward {
             route,
             cluster,
@@ -239,7 +245,7 @@ struct Shape {
 
 /// Writes the proxy's own answer (an error, or a direct response with the route's response
 /// edits). The connection stays only when the client asked and no body is pending; a
-/// refused CONNECT always closes it (its bytes would be read as the next request).
+/// refused CONNECT always closes it (what follows it would be read as the next request).
 async fn reply<'v>(
     ds: &mut Downstream<'_>,
     l: &Listener,
@@ -248,8 +254,7 @@ async fn reply<'v>(
     local: &Local<'_>,
     shape: Shape,
 ) -> Outcome<'v> {
-    let connect = matches!(local, Local::Error(ProxyError::MethodNotAllowed));
-    let keep = shape.client_keep && !shape.has_body && !connect;
+    let keep = shape.client_keep && !shape.has_body && !piped.req.connect;
     let answer = Answer::of(local, false, None);
     let edits = match local {
         Local::Direct(_) | Local::Redirect { .. } => piped.response_edits(&|n| answer.has(n)),

@@ -68,6 +68,11 @@ impl Balancer {
         Balancer::from_parts(cluster.lb, &endpoint_parts(cluster), rng::seed())
     }
 
+    /// Builds from `(address, weight)` pairs (a subset of a cluster's endpoints).
+    pub(crate) fn with_parts(lb: Lb, endpoints: &[(SocketAddr, u32)]) -> Balancer {
+        Balancer::from_parts(lb, endpoints, rng::seed())
+    }
+
     /// Builds from `(address, weight)` pairs with a given PRNG seed (tests pin the seed).
     /// A weight of 0 (which validation rejects) counts as 1.
     fn from_parts(lb: Lb, endpoints: &[(SocketAddr, u32)], seed: u64) -> Balancer {
@@ -117,6 +122,11 @@ impl Balancer {
                 None => fallback.pick(&self.rng, &usable),
             },
         }
+    }
+
+    /// A number in `0..n` from this balancer's generator (zone-aware picks draw with it).
+    pub(crate) fn below(&self, n: u64) -> u64 {
+        self.rng.below(n)
     }
 
     /// Request accounting for least_request (cheap no-ops for the others).
@@ -300,6 +310,10 @@ mod tests {
     fn new_reads_the_validated_cluster() {
         let config = ringside_config::parse(
             r#"
+[[listeners]]
+name = "in"
+bind = "127.0.0.1:0"
+
 [[clusters]]
 name = "weighted"
 endpoints = [{ address = "127.0.0.1:1001", weight = 2 }, "127.0.0.1:1002"]

@@ -69,7 +69,7 @@ impl Fleet {
             for p in self.nodes.values() {
                 for cmd in p.rx.try_iter() {
                     let reply = match cmd {
-                        SessionCmd::Push { id, generation, .. } => (id, Reply::Ack { generation }),
+                        SessionCmd::Push { id, generation, .. } => (id, Reply::ack(generation)),
                         SessionCmd::Stats { id } => (id, Reply::ProxyStatus(stats(p))),
                         SessionCmd::Close => continue,
                     };

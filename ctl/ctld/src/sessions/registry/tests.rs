@@ -55,7 +55,7 @@ fn a_late_ack_is_taken() {
     assert_eq!(r.session(1).unwrap().served, 0);
     // The answer comes after the timeout: it still counts.
     let late = r
-        .on_reply(1, id, Reply::Ack { generation: 5 }, t0 + ACK * 3)
+        .on_reply(1, id, Reply::ack(5), t0 + ACK * 3)
         .unwrap()
         .unwrap();
     assert_eq!((late.generation, late.outcome), (5, Outcome::Acked));
@@ -75,7 +75,7 @@ fn changes_during_a_push_are_coalesced_to_the_latest() {
         assert!(r.pump("a", Some((g, &text())), t0).is_empty());
     }
     assert!(pushes(&rx).is_empty());
-    r.on_reply(1, id, Reply::Ack { generation: 1 }, t0).unwrap();
+    r.on_reply(1, id, Reply::ack(1), t0).unwrap();
     // The session is free: it gets the target as it is now, once.
     r.pump("a", Some((21, &text())), t0);
     r.pump("a", Some((21, &text())), t0);
@@ -118,7 +118,7 @@ fn a_refused_push_is_retried_with_backoff() {
     // A new target does not wait for the backoff.
     r.pump("a", Some((2, &cfg)), t1);
     let [(id, 2)] = pushes(&rx)[..] else { panic!() };
-    r.on_reply(1, id, Reply::Ack { generation: 2 }, t1).unwrap();
+    r.on_reply(1, id, Reply::ack(2), t1).unwrap();
     assert_eq!(r.session(1).unwrap().served, 2);
     // Nothing left to retry: the next thing is the stats.
     assert_eq!(r.next_wake(), Some(t0 + Duration::from_secs(10)));
@@ -141,16 +141,13 @@ fn two_sessions_of_one_node_are_pushed_and_answer_on_their_own() {
         panic!()
     };
     assert!(pushes(&new).is_empty(), "one push in flight per session");
-    r.on_reply(2, id, Reply::Ack { generation: 3 }, t0).unwrap();
-    r.on_reply(1, old_id, Reply::Ack { generation: 4 }, t0)
-        .unwrap();
+    r.on_reply(2, id, Reply::ack(3), t0).unwrap();
+    r.on_reply(1, old_id, Reply::ack(4), t0).unwrap();
     r.pump("a", Some((4, &text())), t0);
     assert_eq!(pushes(&new).iter().map(|p| p.1).collect::<Vec<_>>(), [4]);
     assert_eq!(r.of_node("a").count(), 2);
     // A reply with another session's request id is no answer.
-    assert!(r
-        .on_reply(1, 99, Reply::Ack { generation: 4 }, t0)
-        .is_none());
+    assert!(r.on_reply(1, 99, Reply::ack(4), t0).is_none());
 }
 
 #[test]
@@ -180,7 +177,7 @@ fn stats_are_asked_when_no_push_is_due_and_never_before_one() {
     let [SessionCmd::Push { id, .. }] = cmds[..] else {
         panic!("{cmds:?}")
     };
-    r.on_reply(1, id, Reply::Ack { generation: 1 }, t0 + every);
+    r.on_reply(1, id, Reply::ack(1), t0 + every);
     // Nothing to push: the stats.
     assert_eq!(r.tick(t0 + every).1, ["a"]);
     r.pump("a", Some((1, &text())), t0 + every);
