@@ -287,7 +287,7 @@ mod tests {
             r#"
             [[clusters]]
             name = "c"
-            endpoints = [ "10.0.0.1:80", "a.test:80", { address = "b.test:81", weight = 5 } ]
+            endpoints = [ "10.0.0.1:80", "a.test:80", { address = "b.test:81", weight = 5, zone = "z1" } ]
             "#,
         );
         assert!(!config.clusters[0].unresolved());
@@ -316,6 +316,16 @@ mod tests {
             ]
         );
         assert_eq!(c.resolved, 2);
+        let zone = |i: usize| {
+            c.endpoints[i]
+                .zone
+                .map(|z| c.zones[usize::from(z.0)].as_str())
+        };
+        assert_eq!(
+            (zone(1), zone(2)),
+            (None, Some("z1")),
+            "the configured zone is kept"
+        );
         assert_ne!(c.fingerprint, before);
         assert!(!config.set_resolved(&answer), "same answer, same endpoints");
         assert!(config.set_resolved(&|_| None));

@@ -946,7 +946,7 @@ pub struct FileCluster {
     /// answered 503.
     pub endpoints: Option<Vec<FileEndpoint>>,
     /// How a `"host:port"` endpoint becomes endpoints: `"strict"`, every A and AAAA record
-    /// of the answer is an endpoint with the configured endpoint's weight (Envoy's
+    /// of the answer is an endpoint with the configured endpoint's weight and zone (Envoy's
     /// STRICT_DNS); `"logical"`, one endpoint per name, the first address of the answer, kept
     /// while later answers still hold it (Envoy's LOGICAL_DNS). Default `"strict"`.
     pub dns: Option<FileDnsMode>,
