@@ -4,7 +4,10 @@
 Echoes every text and binary message. Text "close" closes the connection with code 4000,
 reason "bye"; text "path" is answered with "path:" + the request path of the handshake.
 
-Usage: ws_server.py
+With --plain it is a pure echo (no special messages) that never pings on its own, for the
+conformance run (ws_conformance.py), whose outcomes must not depend on a keepalive timer.
+
+Usage: ws_server.py [--plain]
 Listens on 127.0.0.1, an ephemeral port; prints "PORT <n>" as its first line of stdout, then
 serves until stdin closes or SIGTERM.
 """
@@ -15,6 +18,7 @@ import sys
 import threading
 
 from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed
 
 
 async def echo(ws):
@@ -28,7 +32,16 @@ async def echo(ws):
         await ws.send(message)
 
 
+async def plain_echo(ws):
+    try:
+        async for message in ws:
+            await ws.send(message)
+    except ConnectionClosed:
+        pass  # how it closed is the client's to see, not a failure of the server
+
+
 async def main():
+    plain = "--plain" in sys.argv[1:]
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, done.set)
@@ -39,7 +52,9 @@ async def main():
 
     # A daemon thread, not the loop's executor: exiting must not wait for a blocked read.
     threading.Thread(target=wait_stdin, daemon=True).start()
-    async with serve(echo, "127.0.0.1", 0, max_size=64 << 20) as server:
+    handler, keepalive = (plain_echo, None) if plain else (echo, 20)
+    async with serve(handler, "127.0.0.1", 0, max_size=64 << 20,
+                     ping_interval=keepalive) as server:
         port = server.sockets[0].getsockname()[1]
         print("PORT %d" % port, flush=True)
         await done.wait()

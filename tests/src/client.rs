@@ -16,6 +16,8 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// The body, de-chunked.
     pub body: Vec<u8>,
+    /// The trailer fields of a chunked body, in order.
+    pub trailers: Vec<(String, String)>,
 }
 
 impl Response {
@@ -37,6 +39,9 @@ impl Response {
             .is_some_and(|v| v.eq_ignore_ascii_case("close"))
     }
 }
+
+/// Header or trailer fields, in order.
+type Fields = Vec<(String, String)>;
 
 pub struct Client {
     s: TcpStream,
@@ -164,6 +169,7 @@ impl Client {
             head,
             headers,
             body: Vec::new(),
+            trailers: Vec::new(),
         };
         if method == "HEAD" || status < 200 || status == 204 || status == 304 {
             return Ok(resp);
@@ -172,7 +178,7 @@ impl Client {
             .header("transfer-encoding")
             .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
         {
-            resp.body = self.read_chunked()?;
+            (resp.body, resp.trailers) = self.read_chunked()?;
         } else if let Some(n) = resp.header("content-length") {
             let n: usize = n
                 .parse()
@@ -267,7 +273,8 @@ impl Client {
         take_line(&mut self.s, &mut self.buf)
     }
 
-    fn read_chunked(&mut self) -> io::Result<Vec<u8>> {
+    /// A chunked body: (the data, the trailer fields).
+    fn read_chunked(&mut self) -> io::Result<(Vec<u8>, Fields)> {
         let mut body = Vec::new();
         loop {
             let line = self.take_line()?;
@@ -279,8 +286,16 @@ impl Client {
                 )
             })?;
             if size == 0 {
-                while !self.take_line()?.is_empty() {}
-                return Ok(body);
+                let mut trailers = Vec::new();
+                loop {
+                    let line = self.take_line()?;
+                    if line.is_empty() {
+                        return Ok((body, trailers));
+                    }
+                    if let Some((n, v)) = line.split_once(':') {
+                        trailers.push((n.to_string(), v.trim().to_string()));
+                    }
+                }
             }
             let data = self.take(size + 2)?;
             if &data[size..] != b"\r\n" {

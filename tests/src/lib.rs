@@ -13,6 +13,9 @@
 //! - [`redis::Redis`] is a real `redis-server` on a loopback port (global rate limits),
 //!   stopped and started again at will.
 //! - [`client::Client`] sends exact bytes and reads one response at a time.
+//! - [`nginx::Nginx`] is a real nginx reverse proxy in front of an origin, for differential
+//!   tests (`tests/http1_against_nginx.rs`); [`differential::play`] records what the origin
+//!   and the client saw of one exchange through a proxy.
 //! - [`table`] runs the behaviour table (`tests/behaviour_table.rs`): every row over every
 //!   downstream and upstream protocol.
 //!
@@ -22,9 +25,11 @@
 
 pub mod certs;
 pub mod client;
+pub mod differential;
 pub mod dns;
 pub mod h2origin;
 pub mod jwt;
+pub mod nginx;
 pub mod origin;
 pub mod python;
 pub mod redis;

@@ -3,9 +3,11 @@
 //!
 //! - [`PyServer::grpc`] / [`PyServer::grpc_tls`]: the `test.Echo` service of
 //!   `grpc_server.py` (methods `Unary`, `ServerStream`, `ClientStream`, `Bidi`, `Slow`; request
-//!   metadata `x-fail`, `x-echo`); [`PyServer::websocket`]: the echo server of `ws_server.py`.
+//!   metadata `x-fail`, `x-echo`); [`PyServer::websocket`]: the echo server of `ws_server.py`
+//!   ([`PyServer::websocket_plain`]: a pure echo that never pings on its own).
 //!   Each listens on an ephemeral 127.0.0.1 port and is killed when dropped.
 //! - [`grpc_client`] and [`ws_client`] run one client session and return its JSON report;
+//!   [`ws_conformance`] runs the WebSocket conformance cases against several targets;
 //!   [`run_script`] runs any other script (`jwt_tokens.py`, PyJWT) the same way.
 //!   The scripts' docstrings describe their cases, arguments and reports.
 
@@ -86,6 +88,12 @@ impl PyServer {
     /// `ws_server.py`: a WebSocket echo server.
     pub fn websocket() -> PyServer {
         PyServer::spawn("ws_server.py", &[])
+    }
+
+    /// `ws_server.py --plain`: a WebSocket echo server without special messages or keepalive
+    /// pings (the conformance run's).
+    pub fn websocket_plain() -> PyServer {
+        PyServer::spawn("ws_server.py", &["--plain".as_ref()])
     }
 
     /// Runs `tests/python/SCRIPT ARGS` and waits (at most [`START_LIMIT`]) for its first
@@ -178,6 +186,26 @@ pub fn ws_client(url: &str, args: &[&str]) -> serde_json::Value {
     run_client("ws_client.py", &[&[url], args].concat())
 }
 
+/// How long a [`ws_conformance`] run may take (the full list sends 16 MiB messages three
+/// times over).
+pub const CONFORMANCE_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs `ws_conformance.py` (killed after [`CONFORMANCE_LIMIT`]) against `targets`, each
+/// `NAME=HOST:PORT` or `NAME=HOST:PORT:tls` (the first is the reference), and returns its JSON:
+/// `{"cases", "full", "targets", "categories", "endings", "differences"}`. `ca` verifies the
+/// `:tls` targets (as `localhost`); `full` runs the full case list instead of the short one.
+pub fn ws_conformance(targets: &[String], ca: Option<&Path>, full: bool) -> serde_json::Value {
+    let mut args: Vec<String> = targets.iter().map(|t| format!("--target={t}")).collect();
+    if let Some(ca) = ca {
+        args.push(format!("--ca={}", ca.display()));
+    }
+    if full {
+        args.push("--full".into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_client_within("ws_conformance.py", &args, CONFORMANCE_LIMIT)
+}
+
 /// Runs `tests/python/SCRIPT ARGS` (killed after [`CLIENT_LIMIT`]) and returns the JSON of its
 /// last output line (`jwt_tokens.py`: see `crate::jwt::Tokens`).
 pub fn run_script(script: &str, args: &[&str]) -> serde_json::Value {
@@ -185,7 +213,11 @@ pub fn run_script(script: &str, args: &[&str]) -> serde_json::Value {
 }
 
 fn run_client(script: &str, args: &[&str]) -> serde_json::Value {
-    let out = run_bounded(python_command(script).args(args), CLIENT_LIMIT);
+    run_client_within(script, args, CLIENT_LIMIT)
+}
+
+fn run_client_within(script: &str, args: &[&str], limit: Duration) -> serde_json::Value {
+    let out = run_bounded(python_command(script).args(args), limit);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
