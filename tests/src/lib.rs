@@ -26,6 +26,7 @@
 pub mod certs;
 pub mod client;
 pub mod differential;
+pub mod dns;
 pub mod h2origin;
 pub mod jwt;
 pub mod nginx;

@@ -136,8 +136,22 @@ impl Origin {
         })
     }
 
+    /// Answers every request `200 OK` with `body`, listening on `addr` (another loopback
+    /// address than 127.0.0.1, or port 0 for any).
+    pub fn text_at(addr: std::net::SocketAddr, body: &'static str) -> Origin {
+        Origin::accepting_on(listen_at(addr), move |stream, conn, rec| {
+            serve(stream, conn, rec, &move |_: &Request| ok(body))
+        })
+    }
+
     fn accepting(f: impl Fn(TcpStream, usize, &Recorded) + Send + Sync + 'static) -> Origin {
-        let listener = listen();
+        Origin::accepting_on(listen(), f)
+    }
+
+    fn accepting_on(
+        listener: TcpListener,
+        f: impl Fn(TcpStream, usize, &Recorded) + Send + Sync + 'static,
+    ) -> Origin {
         let addr = listener.local_addr().unwrap();
         let rec = Arc::new(Recorded::default());
         let f = Arc::new(f);
@@ -478,9 +492,12 @@ pub fn echo_until_eof(mut s: TcpStream, goodbye: &[u8]) {
 /// HTTP/1.1 upstreams) would overflow std's default backlog of 128, and the connects the
 /// kernel drops then time out in the proxy as 502s that say nothing about the proxy.
 fn listen() -> TcpListener {
+    listen_at("127.0.0.1:0".parse().unwrap())
+}
+
+fn listen_at(addr: std::net::SocketAddr) -> TcpListener {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_reuse_address(true).unwrap();
-    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
     socket.bind(&addr.into()).unwrap();
     socket.listen(4096).unwrap();
     socket.into()

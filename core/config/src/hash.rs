@@ -91,6 +91,10 @@ pub(crate) fn cluster_fingerprint(cluster: &Cluster) -> u64 {
         let local = z.local.map_or(-1, |l| i32::from(l.0));
         let _ = write!(h, "zone_aware={local}/{};", z.min_healthy_percent);
     }
+    let _ = write!(h, "names={};dns={:?};", cluster.names.len(), cluster.dns);
+    for n in &cluster.names {
+        let _ = write!(h, "{}:{n}*{};", n.host.len(), n.endpoint.weight);
+    }
     let protocol = match cluster.protocol {
         UpstreamProtocol::Http1 => "http1",
         UpstreamProtocol::Http2 => "http2",

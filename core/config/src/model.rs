@@ -43,6 +43,8 @@ pub struct Config {
     /// `[[redis]]`: the servers that keep global rate limits (gateway role; empty
     /// otherwise).
     pub redis: Vec<RedisServer>,
+    /// `[dns]`: how endpoint host names are resolved.
+    pub dns: crate::dns::DnsSettings,
 }
 
 impl Config {
@@ -622,7 +624,15 @@ impl DirectResponse {
 pub struct Cluster {
     pub name: String,
     pub lb: Lb,
+    /// The `IP:port` endpoints as written, then the addresses `names` resolved to (the last
+    /// `resolved` of them; see [`Cluster::set_resolved`]).
     pub endpoints: Vec<Endpoint>,
+    /// The `host:port` endpoints, resolved by the engine's resolver thread.
+    pub names: Vec<crate::dns::NamedEndpoint>,
+    /// How `names` become endpoints.
+    pub dns: crate::dns::DnsMode,
+    /// How many of `endpoints`, at its end, came from `names`.
+    pub resolved: usize,
     pub connect_timeout: Duration,
     /// Required for `Lb::RingHash`, absent otherwise.
     pub hash_key: Option<HashKey>,

@@ -6,10 +6,10 @@
 //! applied. `validate` does all of that, so that each mistake is reported with its own path
 //! and message.
 //!
-//! A file has eight top-level keys: `[proxy]`, `[mesh]`, `[[listeners]]`,
-//! `[[routes]]`, `[[authz]]`, `[[clusters]]`, `[[consumers]]` and `[[jwt_providers]]`
-//! (gateway role). Any other top-level key is an error. Only `[[listeners]]` is required
-//! (at least one): an empty or truncated file would serve nothing.
+//! A file has these top-level keys: `[proxy]`, `[mesh]`, `[[listeners]]`, `[[routes]]`,
+//! `[[authz]]`, `[[clusters]]`, `[[consumers]]`, `[[jwt_providers]]` and `[[redis]]`
+//! (gateway role), and `[dns]`. Any other top-level key is an error. Only `[[listeners]]` is
+//! required (at least one): an empty or truncated file would serve nothing.
 //!
 //! Certificate, key and CA files are named by path; a relative path is resolved against the
 //! directory of the configuration file (or the current directory when the text did not come
@@ -947,11 +947,17 @@ pub struct FileCluster {
     /// (weighted) or `"ring_hash"` (consistent hashing on `hash_key`). Default
     /// `"round_robin"`.
     pub lb: Option<FileLb>,
-    /// The upstream addresses: each `"IP:port"` (weight 1) or
-    /// `{ address = "IP:port", weight = N }`. No host names, no port 0, no duplicates.
+    /// The upstream addresses: each `"IP:port"` or `"host:port"` (weight 1), or
+    /// `{ address = "IP:port", weight = N }`. A host name is resolved off the workers, by
+    /// the process's resolver thread (see `dns` and [`FileDns`]). No port 0, no duplicates.
     /// Default: none; a cluster without endpoints is valid and requests routed to it are
     /// answered 503.
     pub endpoints: Option<Vec<FileEndpoint>>,
+    /// How a `"host:port"` endpoint becomes endpoints: `"strict"`, every A and AAAA record
+    /// of the answer is an endpoint with the configured endpoint's weight and zone (Envoy's
+    /// STRICT_DNS); `"logical"`, one endpoint per name, the first address of the answer, kept
+    /// while later answers still hold it (Envoy's LOGICAL_DNS). Default `"strict"`.
+    pub dns: Option<FileDnsMode>,
     /// Milliseconds allowed to establish an upstream connection. Default 1000.
     pub connect_timeout_ms: Option<u64>,
     /// What `ring_hash` hashes: `"header:NAME"` (the request header's first value),
@@ -1111,8 +1117,9 @@ pub struct FileClusterTls {
     pub ca: Option<String>,
     /// The same PEM text inline.
     pub ca_pem: Option<String>,
-    /// Server name sent (SNI) and verified, a DNS name or an IP address. Default: the
-    /// endpoint's IP address is verified and no SNI is sent.
+    /// Server name sent (SNI) and verified, a DNS name or an IP address. Default: for a
+    /// cluster whose endpoints all name one host (`"api.example.com:443"`), that host;
+    /// otherwise the endpoint's IP address is verified and no SNI is sent.
     pub sni: Option<String>,
     /// PEM file with a client certificate chain to present. `cert`/`cert_pem` and
     /// `key`/`key_pem` go together: both or neither.
@@ -1157,7 +1164,7 @@ pub enum FileEndpoint {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileEndpointTable {
-    /// Required. `"IP:port"`.
+    /// Required. `"IP:port"` or `"host:port"`.
     pub address: String,
     /// Relative share of traffic (for `round_robin`, `random` and `ring_hash`), 1 to 10000.
     /// Default 1.
@@ -1206,4 +1213,29 @@ impl<'de> Deserialize<'de> for FileEndpoint {
 
         deserializer.deserialize_any(EndpointVisitor)
     }
+}
+
+/// Values of `clusters[].dns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileDnsMode {
+    Strict,
+    Logical,
+}
+
+/// `[dns]`: how the resolver thread resolves endpoint host names. Every key optional.
+/// Each name is looked up again when its answer's TTL runs out (clamped to
+/// `min_ttl_s..=max_ttl_s`); a failed lookup keeps the last good addresses and is counted.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDns {
+    /// Name servers, each `"IP:port"` (UDP, then TCP for a truncated answer), e.g.
+    /// `[ "127.0.0.1:5353" ]`. Given, they replace `/etc/resolv.conf` and `/etc/hosts`
+    /// entirely. Default: the servers and search domains of `/etc/resolv.conf`, with
+    /// `/etc/hosts` read first.
+    pub servers: Option<Vec<String>>,
+    /// Shortest time an answer is kept, in seconds, 1 to 86400. Default 1.
+    pub min_ttl_s: Option<u64>,
+    /// Longest time an answer is kept, in seconds, `min_ttl_s` to 86400. Default 300.
+    pub max_ttl_s: Option<u64>,
 }

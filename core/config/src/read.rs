@@ -2,7 +2,7 @@
 //!
 //! The text is parsed into a `toml::Table` first (a syntax error is the only error that
 //! stops everything), then `[proxy]`, `[mesh]` and each element of `[[listeners]]`,
-//! `[[routes]]`, `[[authz]]`, `[[clusters]]`, `[[consumers]]`, `[[jwt_providers]]` and `[[redis]]` is deserialized on its own through `serde_path_to_error`, so that a typo in
+//! `[[routes]]`, `[[authz]]`, `[[clusters]]`, `[[consumers]]`, `[[jwt_providers]]`, `[[redis]]` and `[dns]` is deserialized on its own through `serde_path_to_error`, so that a typo in
 //! one element neither hides the mistakes in the others nor loses its path.
 
 use serde::de::DeserializeOwned;
@@ -10,12 +10,12 @@ use toml::Value;
 
 use crate::error::ConfigError;
 use crate::raw::{
-    FileAuthz, FileCluster, FileConsumer, FileJwtProvider, FileListener, FileMesh, FileProxy,
-    FileRedis, FileRoute,
+    FileAuthz, FileCluster, FileConsumer, FileDns, FileJwtProvider, FileListener, FileMesh,
+    FileProxy, FileRedis, FileRoute,
 };
 
 /// The top-level keys, in the order errors are reported.
-pub(crate) const SECTIONS: [&str; 9] = [
+pub(crate) const SECTIONS: [&str; 10] = [
     "proxy",
     "mesh",
     "listeners",
@@ -25,6 +25,7 @@ pub(crate) const SECTIONS: [&str; 9] = [
     "consumers",
     "jwt_providers",
     "redis",
+    "dns",
 ];
 
 /// One element of an array of tables.
@@ -51,6 +52,7 @@ pub(crate) struct RawFile {
     pub consumers: Vec<Slot<FileConsumer>>,
     pub jwt_providers: Vec<Slot<FileJwtProvider>>,
     pub redis: Vec<Slot<FileRedis>>,
+    pub dns: FileDns,
 }
 
 /// Reads `text`, appending every structural error (unknown key, wrong type, missing field) to
@@ -84,9 +86,14 @@ pub(crate) fn read(text: &str, errors: &mut Vec<ConfigError>) -> Option<RawFile>
             "consumers" => raw.consumers = elements(value, "consumers", errors),
             "jwt_providers" => raw.jwt_providers = elements(value, "jwt_providers", errors),
             "redis" => raw.redis = elements(value, "redis", errors),
+            "dns" => {
+                if let Some(dns) = element(value, "dns", errors) {
+                    raw.dns = dns;
+                }
+            }
             _ => errors.push(ConfigError {
                 message: format!(
-                    "unknown field \"{key}\", expected one of \"proxy\", \"mesh\", \"listeners\", \"routes\", \"authz\", \"clusters\", \"consumers\", \"jwt_providers\", \"redis\""
+                    "unknown field \"{key}\", expected one of \"proxy\", \"mesh\", \"listeners\", \"routes\", \"authz\", \"clusters\", \"consumers\", \"jwt_providers\", \"redis\", \"dns\""
                 ),
                 path: key,
             }),

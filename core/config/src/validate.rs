@@ -99,6 +99,7 @@ pub(crate) fn parse_and_validate(
     let consumers = std::sync::Arc::new(v.consumers(proxy.role, &raw.consumers));
     let providers = v.jwt_providers(proxy.role, &raw.jwt_providers);
     let redis = v.redis_servers(proxy.role, &raw.redis);
+    let dns = v.dns(&raw.dns);
 
     let listener_ids = v.names(
         "listeners",
@@ -231,6 +232,7 @@ pub(crate) fn parse_and_validate(
                 list
             },
             redis: redis.list(&raw.redis),
+            dns,
         }),
         // Every element that failed recorded an error: unreachable, but never a panic.
         _ => Err(ConfigErrors::single(
@@ -515,6 +517,7 @@ mod connect;
 mod consumers;
 #[cfg(test)]
 mod consumers_tests;
+mod dns;
 mod edge;
 mod headers;
 #[cfg(test)]

@@ -31,6 +31,7 @@ pub use server::{
 };
 pub use stage::{ListenerStep, RouteStep, Stack, Stacks};
 pub use upstream::balance;
+pub use upstream::dns::DnsStats;
 pub use upstream::health::{ClusterHealth, EndpointHealth};
 pub use upstream::outlier::Checked;
 pub use upstream::redis::RedisHealth;

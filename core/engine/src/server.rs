@@ -128,6 +128,8 @@ struct Control {
     prober: Option<crate::cx::background::Background>,
     /// The JWT providers' key fetcher (`cx/jwks/`), one per process.
     fetcher: Option<crate::cx::background::Background>,
+    /// The endpoint names' resolver (`upstream/dns/`), one per process.
+    resolver: Option<crate::cx::background::Background>,
     /// The memory ceiling's sampler (`cx/memory.rs`), started once a configuration sets one.
     sampler: Option<crate::cx::background::Background>,
 }
@@ -140,6 +142,8 @@ pub struct ServerHandle {
     telemetry: crate::cx::telemetry::Telemetry,
     /// State the workers share for the whole process (`cx/shared.rs`).
     registry: Arc<crate::cx::shared::Registry>,
+    /// The resolver's answers: a reload fills its configuration from them.
+    answers: Arc<crate::upstream::dns::Answers>,
     /// The process's memory figures (`cx/memory.rs`), as the workers see them.
     memory: Arc<crate::cx::memory::Memory>,
     control: Mutex<Control>,
@@ -229,6 +233,8 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
     let telemetry = crate::cx::telemetry::Telemetry::new(shared.clone());
     telemetry.ensure(&shared.load().config);
     let registry = Arc::new(crate::cx::shared::Registry::default());
+    let answers = Arc::new(crate::upstream::dns::Answers::default());
+    let resolver = start_resolver(&shared, &answers);
     let memory = registry.get(crate::cx::memory::KEY, crate::cx::memory::Memory::default);
     let cpus = runtime::allowed_cpus();
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<(usize, io::Result<()>)>(workers);
@@ -298,6 +304,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
     };
     let sampler = start_sampler(&shared, &memory);
     let shared_for_watch = Arc::clone(&shared);
+    let answers_for_watch = Arc::clone(&answers);
     let handle = ServerHandle {
         shared,
         driver,
@@ -305,15 +312,17 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         draining: std::sync::atomic::AtomicBool::new(false),
         telemetry,
         registry,
+        answers,
         memory,
         control: Mutex::new(Control {
             workers: handles,
             listeners,
             prober,
             fetcher,
+            resolver,
             sampler,
         }),
-        _tls_watch: watch_tls_files(&shared_for_watch),
+        _tls_watch: watch_tls_files(&shared_for_watch, answers_for_watch),
     };
     for _ in 0..workers {
         match ready_rx.recv() {
@@ -342,7 +351,10 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
 /// generation (new handshakes use the new certificates; open connections are untouched). A
 /// change that does not validate (say, a certificate written without its key yet) is logged
 /// and the running material keeps serving.
-fn watch_tls_files(shared: &Arc<ArcSwap<Snapshot>>) -> Option<crate::cx::tls::Watcher> {
+fn watch_tls_files(
+    shared: &Arc<ArcSwap<Snapshot>>,
+    answers: Arc<crate::upstream::dns::Answers>,
+) -> Option<crate::cx::tls::Watcher> {
     let files = Arc::clone(shared);
     let publish = Arc::clone(shared);
     let watcher = crate::cx::tls::spawn_watcher(
@@ -350,7 +362,9 @@ fn watch_tls_files(shared: &Arc<ArcSwap<Snapshot>>) -> Option<crate::cx::tls::Wa
         move || {
             let current = publish.load_full();
             match ringside_config::reload_material(&current.config) {
-                Ok(next) if next.material_hash != current.config.material_hash => {
+                Ok(mut next) if next.material_hash != current.config.material_hash => {
+                    let dns = answers.lock();
+                    crate::upstream::dns::Answers::fill(&dns, &mut next);
                     if let Err(e) = crate::cx::tls::TlsContexts::try_build(&next) {
                         tracing::error!(error = %e, "tls: new certificate material rejected");
                         return;
@@ -482,6 +496,12 @@ impl ServerHandle {
         crate::upstream::health::report(&self.shared.load().config, &self.registry)
     }
 
+    /// Every host name the served snapshot's endpoints name, with its addresses and lookup
+    /// counters (`ringside_dns_*`).
+    pub fn dns(&self) -> Vec<crate::upstream::dns::DnsStats> {
+        self.answers.report(&self.shared.load().config)
+    }
+
     /// Every `[[redis]]` of the served snapshot with its counters (global rate limits:
     /// failures, workers connected, batches answered), for the whole process.
     pub fn redis(&self) -> Vec<crate::upstream::redis::RedisHealth> {
@@ -505,10 +525,13 @@ impl ServerHandle {
     /// numbers generations itself) instead of the next one.
     pub fn reload_as(
         &self,
-        config: Config,
+        mut config: Config,
         generation: Option<u64>,
     ) -> Result<Reloaded, ReloadError> {
         let mut control = self.lock();
+        // Held until published, so that the resolver does not publish in between.
+        let dns = self.answers.lock();
+        crate::upstream::dns::Answers::fill(&dns, &mut config);
         let current = self.shared.load_full();
         crate::cx::tls::TlsContexts::try_build(&config).map_err(ReloadError::Tls)?;
         if current.config.material_hash != config.material_hash
@@ -579,6 +602,10 @@ impl ServerHandle {
         if let Some(f) = &control.fetcher {
             f.wake();
         }
+        drop(dns);
+        if let Some(r) = &control.resolver {
+            r.wake();
+        }
         match &control.sampler {
             Some(s) => s.wake(),
             None => control.sampler = start_sampler(&self.shared, &self.memory),
@@ -640,6 +667,9 @@ impl ServerHandle {
         if let Some(f) = &control.fetcher {
             f.stop();
         }
+        if let Some(r) = &control.resolver {
+            r.stop();
+        }
         if let Some(s) = &control.sampler {
             s.stop();
         }
@@ -647,12 +677,13 @@ impl ServerHandle {
 
     /// Waits for every worker (and the health prober) to exit.
     pub fn wait(&self) {
-        let (workers, prober, fetcher, sampler) = {
+        let (workers, prober, fetcher, resolver, sampler) = {
             let mut control = self.lock();
             (
                 std::mem::take(&mut control.workers),
                 control.prober.take(),
                 control.fetcher.take(),
+                control.resolver.take(),
                 control.sampler.take(),
             )
         };
@@ -665,6 +696,9 @@ impl ServerHandle {
         if let Some(f) = fetcher {
             f.join();
         }
+        if let Some(r) = resolver {
+            r.join();
+        }
         if let Some(s) = sampler {
             s.join();
         }
@@ -674,6 +708,34 @@ impl ServerHandle {
     pub fn shutdown(&self) {
         self.begin_drain();
         self.wait();
+    }
+}
+
+/// How long a start waits for the first answers of the endpoints' host names before the
+/// workers serve (a cluster whose names have not resolved by then answers 503 until they do).
+const FIRST_ANSWERS: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Starts the resolver thread and, when an endpoint names a host, waits for its first round
+/// of answers, at most [`FIRST_ANSWERS`].
+fn start_resolver(
+    shared: &Arc<ArcSwap<Snapshot>>,
+    answers: &Arc<crate::upstream::dns::Answers>,
+) -> Option<crate::cx::background::Background> {
+    let (first, first_done) = crossbeam_channel::bounded(1);
+    let names = !shared.load().config.dns_hosts().is_empty();
+    match crate::upstream::dns::spawn(Arc::clone(shared), Arc::clone(answers), first) {
+        Ok(r) => {
+            if names && first_done.recv_timeout(FIRST_ANSWERS).is_err() {
+                tracing::warn!(
+                    "dns: endpoint names not answered within {FIRST_ANSWERS:?}; serving, their clusters answer 503 until they resolve"
+                );
+            }
+            Some(r)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the resolver: endpoint host names will not resolve");
+            None
+        }
     }
 }
 

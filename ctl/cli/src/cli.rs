@@ -73,7 +73,7 @@ pub enum Command {
     Endpoints {
         op: Op,
         cluster: String,
-        /// Addresses, IP:port.
+        /// Addresses, IP:port or host:port.
         #[arg(value_name = "ADDR")]
         addresses: Vec<String>,
         #[command(flatten)]

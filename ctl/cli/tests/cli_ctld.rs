@@ -154,12 +154,20 @@ fn endpoints_and_weights() {
     env.ctl(&["apply", "-f", &f, "--node", "a"]).ok();
 
     let run = env
-        .ctl(&["endpoints", "add", "v1", "127.0.0.1:9003", "127.0.0.1:9004"])
+        .ctl(&[
+            "endpoints",
+            "add",
+            "v1",
+            "127.0.0.1:9003",
+            "orders.internal:9004",
+        ])
         .ok();
     assert_eq!(run.stdout, "a: generation 2, acknowledged\n");
     let text = env.ctl(&["get", "config"]).ok().stdout;
     assert!(
-        text.contains(r#"endpoints = [ "127.0.0.1:9001", "127.0.0.1:9003", "127.0.0.1:9004" ]"#),
+        text.contains(
+            r#"endpoints = [ "127.0.0.1:9001", "127.0.0.1:9003", "orders.internal:9004" ]"#
+        ),
         "{text}"
     );
     env.ctl(&["endpoints", "remove", "v1", "127.0.0.1:9001", "--node", "a"])
@@ -185,11 +193,11 @@ fn endpoints_and_weights() {
         "{}",
         run.stderr
     );
-    let run = env.ctl(&["endpoints", "add", "v1", "localhost:80"]);
+    let run = env.ctl(&["endpoints", "add", "v1", "localhost"]);
     assert_eq!(run.code, 1);
     assert_eq!(
         run.stderr,
-        "ringsidectl: invalid socket address \"localhost:80\" (expected IP:port)\n"
+        "ringsidectl: invalid endpoint address \"localhost\" (expected IP:port or host:port)\n"
     );
     let run = env.ctl(&["weights", "api", "v1=0", "v2=0"]);
     assert_eq!(run.code, 1);

@@ -37,6 +37,8 @@ pub struct Scrape<'a> {
     pub jwks: Vec<ringside_engine::JwksStats>,
     /// The global rate limits' Redis servers (`ServerHandle::redis`).
     pub redis: Vec<RedisHealth>,
+    /// Endpoint host names and their lookups (`ServerHandle::dns`).
+    pub dns: Vec<ringside_engine::DnsStats>,
     /// The memory ceiling and the last sampled resident size (`ServerHandle::memory`).
     pub memory: Option<ringside_engine::MemoryReport>,
 }
@@ -481,6 +483,22 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
     }
 
     e.family(
+        "ringside_cluster_unresolved_requests_total",
+        Kind::Counter,
+        "Requests answered 503 because none of the cluster's endpoint host names had resolved yet, by cluster.",
+    );
+    for (cluster, ct) in &t.clusters {
+        if ct.unresolved > 0 {
+            let labels = [("cluster", cluster.as_str())];
+            e.sample(
+                "ringside_cluster_unresolved_requests_total",
+                &labels,
+                ct.unresolved,
+            );
+        }
+    }
+
+    e.family(
         "ringside_upstream_zone_requests_total",
         Kind::Counter,
         "Exchanges with a cluster's endpoints, by cluster and the endpoint's zone (endpoints with a zone only).",
@@ -533,6 +551,7 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
     health(&mut e, &s.health);
     jwks(&mut e, &s.jwks);
     redis(&mut e, &s.redis);
+    dns(&mut e, &s.dns);
 
     e.family(
         "ringside_config_generation",
@@ -789,8 +808,7 @@ fn health(e: &mut Exposition, health: &[ClusterHealth]) {
 
 /// The JWT providers' key fetches (process-wide counters), by provider.
 fn jwks(e: &mut Exposition, jwks: &[ringside_engine::JwksStats]) {
-    type Count = fn(&ringside_engine::JwksStats) -> u64;
-    let families: [(&str, Kind, &str, Count); 3] = [
+    let families: [Family<ringside_engine::JwksStats>; 3] = [
         (
             "ringside_jwks_fetches_total",
             Kind::Counter,
@@ -810,18 +828,12 @@ fn jwks(e: &mut Exposition, jwks: &[ringside_engine::JwksStats]) {
             |j| u64::from(j.has_keys),
         ),
     ];
-    for (name, kind, help, count) in families {
-        e.family(name, kind, help);
-        for j in jwks {
-            e.sample(name, &[("provider", &j.provider)], count(j));
-        }
-    }
+    per_item(e, &families, jwks, "provider", |j| &j.provider);
 }
 
 /// The global rate limits' Redis servers (process-wide counters), by `[[redis]]` name.
 fn redis(e: &mut Exposition, servers: &[RedisHealth]) {
-    type Count = fn(&RedisHealth) -> u64;
-    let families: [(&str, Kind, &str, Count); 3] = [
+    let families: [Family<RedisHealth>; 3] = [
         (
             "ringside_ratelimit_redis_failures_total",
             Kind::Counter,
@@ -841,10 +853,56 @@ fn redis(e: &mut Exposition, servers: &[RedisHealth]) {
             |r| r.syncs,
         ),
     ];
+    per_item(e, &families, servers, "redis", |r| &r.name);
+}
+
+/// The endpoint host names the resolver thread looks up (process-wide counters), by host.
+fn dns(e: &mut Exposition, hosts: &[ringside_engine::DnsStats]) {
+    let families: [Family<ringside_engine::DnsStats>; 4] = [
+        (
+            "ringside_dns_lookups_total",
+            Kind::Counter,
+            "Lookups of an endpoint host name, by host.",
+            |d| d.lookups,
+        ),
+        (
+            "ringside_dns_lookup_failures_total",
+            Kind::Counter,
+            "Lookups of an endpoint host name that failed (the last good addresses were kept), by host.",
+            |d| d.failures,
+        ),
+        (
+            "ringside_dns_changes_total",
+            Kind::Counter,
+            "Answers that changed an endpoint host name's addresses, by host.",
+            |d| d.changes,
+        ),
+        (
+            "ringside_dns_addresses",
+            Kind::Gauge,
+            "Addresses an endpoint host name resolves to now (0: it never resolved), by host.",
+            |d| d.addresses.len() as u64,
+        ),
+    ];
+    per_item(e, &families, hosts, "host", |d| &d.host);
+}
+
+/// A metric family of process-wide counters: name, kind, help, and the value of one item.
+type Family<T> = (&'static str, Kind, &'static str, fn(&T) -> u64);
+
+/// Declares each of `families` and gives it one sample per item,
+/// labelled `label` = `name_of(item)`.
+fn per_item<T>(
+    e: &mut Exposition,
+    families: &[Family<T>],
+    items: &[T],
+    label: &str,
+    name_of: fn(&T) -> &str,
+) {
     for (name, kind, help, count) in families {
-        e.family(name, kind, help);
-        for r in servers {
-            e.sample(name, &[("redis", &r.name)], count(r));
+        e.family(name, *kind, help);
+        for item in items {
+            e.sample(name, &[(label, name_of(item))], count(item));
         }
     }
 }
@@ -903,6 +961,14 @@ mod tests {
                 connected_workers: 2,
                 syncs: 40,
             }],
+            dns: vec![ringside_engine::DnsStats {
+                host: "orders.internal".into(),
+                addresses: vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()],
+                lookups: 9,
+                failures: 1,
+                changes: 2,
+                last_error: None,
+            }],
         }
     }
 
@@ -955,6 +1021,7 @@ mod tests {
                 retry_outcomes: vec![("over-budget", 1)],
                 mirrors: vec![("answered", 4)],
                 overflows: vec![("max_requests", 5)],
+                unresolved: 3,
                 zones: vec![("z1".into(), 6)],
                 original_dst_loops: 6,
             }],
@@ -997,6 +1064,7 @@ mod tests {
             r#"ringside_consumer_rate_limited_total{listener="in",consumer="mobile"} 2"#,
             r#"ringside_gateway_events_total{listener="in",route="api",event="redirect"} 8"#,
             r#"ringside_circuit_breaker_overflows_total{cluster="app",limit="max_requests"} 10"#,
+            r#"ringside_cluster_unresolved_requests_total{cluster="app"} 6"#,
             r#"ringside_upstream_zone_requests_total{cluster="app",zone="z1"} 12"#,
             r#"ringside_original_dst_loops_total{cluster="app"} 12"#,
             r#"ringside_config_reload_total{result="invalid"} 1"#,
@@ -1018,6 +1086,10 @@ mod tests {
             r#"ringside_ratelimit_redis_failures_total{redis="limits"} 3"#,
             r#"ringside_ratelimit_redis_connected_workers{redis="limits"} 2"#,
             r#"ringside_ratelimit_redis_syncs_total{redis="limits"} 40"#,
+            r#"ringside_dns_lookups_total{host="orders.internal"} 9"#,
+            r#"ringside_dns_lookup_failures_total{host="orders.internal"} 1"#,
+            r#"ringside_dns_changes_total{host="orders.internal"} 2"#,
+            r#"ringside_dns_addresses{host="orders.internal"} 2"#,
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -121,6 +121,7 @@ fn metrics(admin: &Admin, accept: Option<&str>) -> Response {
         health: handle.health(),
         jwks: handle.jwks(),
         redis: handle.redis(),
+        dns: handle.dns(),
         memory: handle.memory(),
     };
     let openmetrics = prometheus::wants_openmetrics(accept);

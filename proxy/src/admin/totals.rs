@@ -65,6 +65,8 @@ pub struct ClusterTotals {
     pub mirrors: BTreeMap<&'static str, u64>,
     /// Requests refused by the circuit breaker, by limit (`"max_requests"`...).
     pub overflows: BTreeMap<&'static str, u64>,
+    /// Requests answered 503 because the cluster's host names had not resolved.
+    pub unresolved: u64,
     /// Exchanges with endpoints that have a zone, by zone.
     pub zones: BTreeMap<String, u64>,
     /// Requests or connections an `original_dst` cluster refused as loops.
@@ -159,6 +161,7 @@ impl Totals {
                 for (limit, n) in &c.overflows {
                     *ct.overflows.entry(*limit).or_insert(0) += n;
                 }
+                ct.unresolved += c.unresolved;
                 for (zone, n) in &c.zones {
                     *ct.zones.entry(zone.clone()).or_insert(0) += n;
                 }

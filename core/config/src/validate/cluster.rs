@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 
 use super::{default, Validator};
 use crate::check::{self, MAX_ENDPOINT_WEIGHT};
+use crate::dns::{self, DnsMode, NamedEndpoint};
 use crate::hash::cluster_fingerprint;
 use crate::model::{Cluster, Endpoint, Lb, UpstreamProtocol, ZoneAware, ZoneId};
-use crate::raw::{FileCluster, FileEndpoint, FileLb, FileUpstreamProtocol};
+use crate::raw::{FileCluster, FileDnsMode, FileEndpoint, FileLb, FileUpstreamProtocol};
 
 /// `zone_min_healthy_percent`'s default (Envoy's overprovisioning factor of 1.4, inverted).
 const DEFAULT_ZONE_MIN_HEALTHY_PERCENT: u64 = 70;
@@ -29,7 +30,7 @@ impl Validator {
                 Some(FileLb::Random) => Lb::Random,
                 Some(FileLb::RingHash) => Lb::RingHash,
             };
-            let (endpoints, zones) =
+            let (endpoints, names, zones) =
                 v.endpoints(&p, c.endpoints.as_deref().unwrap_or_default());
             let zone_aware = v.zone_aware(&p, c, lb, &zones, proxy_zone);
             let hash_key = match (lb, &c.hash_key) {
@@ -71,7 +72,11 @@ impl Validator {
                 Some(FileUpstreamProtocol::Http2) => UpstreamProtocol::Http2,
                 Some(FileUpstreamProtocol::Auto) => UpstreamProtocol::Auto,
             };
-            let tls = c.tls.as_ref().and_then(|t| v.upstream_tls(&format!("{p}.tls"), t));
+            let tls = c
+                .tls
+                .as_ref()
+                .and_then(|t| v.upstream_tls(&format!("{p}.tls"), t))
+                .map(|t| dns::default_sni(t, &endpoints, &names));
             let mtls = c.mtls.as_ref().and_then(|m| v.upstream_mtls(&format!("{p}.mtls"), m));
             if c.mtls.is_some() && c.tls.is_some() {
                 v.err(
@@ -93,6 +98,12 @@ impl Validator {
                 name: c.name.clone(),
                 lb,
                 endpoints,
+                names,
+                dns: match c.dns {
+                    None | Some(FileDnsMode::Strict) => DnsMode::Strict,
+                    Some(FileDnsMode::Logical) => DnsMode::Logical,
+                },
+                resolved: 0,
                 connect_timeout: v.timeout(
                     format!("{p}.connect_timeout_ms"),
                     c.connect_timeout_ms,
@@ -126,11 +137,17 @@ impl Validator {
         Some(cluster)
     }
 
-    /// The endpoints, and the zones they name (each once).
-    fn endpoints(&mut self, p: &str, raw: &[FileEndpoint]) -> (Vec<Endpoint>, Vec<String>) {
+    /// The `IP:port` endpoints, the `host:port` ones, and the zones they name (each once).
+    fn endpoints(
+        &mut self,
+        p: &str,
+        raw: &[FileEndpoint],
+    ) -> (Vec<Endpoint>, Vec<NamedEndpoint>, Vec<String>) {
         let mut endpoints: Vec<Endpoint> = Vec::with_capacity(raw.len());
+        let mut names: Vec<NamedEndpoint> = Vec::new();
         let mut zones: Vec<String> = Vec::new();
         let mut first_index: HashMap<SocketAddr, usize> = HashMap::new();
+        let mut first_name: HashMap<(String, u16), usize> = HashMap::new();
         for (j, e) in raw.iter().enumerate() {
             let (ap, weight) = match e {
                 FileEndpoint::Address(_) => (format!("{p}.endpoints[{j}]"), 1),
@@ -145,12 +162,15 @@ impl Validator {
                     (format!("{p}.endpoints[{j}].address"), weight)
                 }
             };
-            let address = match check::socket_addr(e.address()) {
-                Ok(a) => a,
-                Err(m) => {
-                    self.err(ap, m);
-                    continue;
-                }
+            let (address, host) = match check::socket_addr(e.address()) {
+                Ok(a) => (a, None),
+                Err(m) => match dns::endpoint_name(e.address()) {
+                    Some((host, port)) => (dns::placeholder(port), Some(host)),
+                    None => {
+                        self.err(ap, m);
+                        continue;
+                    }
+                },
             };
             if address.port() == 0 {
                 self.err(
@@ -161,6 +181,34 @@ impl Validator {
                     ),
                 );
             }
+            let zone = match e {
+                FileEndpoint::Table(t) => t
+                    .zone
+                    .as_deref()
+                    .and_then(|z| self.zone_id(format!("{p}.endpoints[{j}].zone"), z, &mut zones)),
+                FileEndpoint::Address(_) => None,
+            };
+            let endpoint = Endpoint {
+                address,
+                weight,
+                zone,
+            };
+            if let Some(host) = host {
+                let key = (host.clone(), address.port());
+                if let Some(first) = first_name.get(&key) {
+                    self.err(
+                        ap,
+                        format!(
+                            "duplicate endpoint {}:{} (also endpoints[{first}])",
+                            key.0, key.1
+                        ),
+                    );
+                } else {
+                    first_name.insert(key, j);
+                }
+                names.push(NamedEndpoint::new(host, endpoint));
+                continue;
+            }
             if let Some(first) = first_index.get(&address) {
                 self.err(
                     ap,
@@ -169,20 +217,9 @@ impl Validator {
             } else {
                 first_index.insert(address, j);
             }
-            let zone = match e {
-                FileEndpoint::Table(t) => t
-                    .zone
-                    .as_deref()
-                    .and_then(|z| self.zone_id(format!("{p}.endpoints[{j}].zone"), z, &mut zones)),
-                FileEndpoint::Address(_) => None,
-            };
-            endpoints.push(Endpoint {
-                address,
-                weight,
-                zone,
-            });
+            endpoints.push(endpoint);
         }
-        (endpoints, zones)
+        (endpoints, names, zones)
     }
 
     /// The index of `zone` in `zones`, added if new.

@@ -482,8 +482,8 @@ fn bad_addresses() {
         );
     }
     assert_eq!(
-        errors("[[clusters]]\nname = \"c\"\nendpoints = [ { address = \"host:80\" } ]\n"),
-        ["clusters[0].endpoints[0].address: invalid socket address \"host:80\""]
+        errors("[[clusters]]\nname = \"c\"\nendpoints = [ { address = \"host:x\" } ]\n"),
+        ["clusters[0].endpoints[0].address: invalid socket address \"host:x\""]
     );
     assert_eq!(
         errors("[[clusters]]\nname = \"c\"\nendpoints = [ \"127.0.0.1:0\" ]\n"),

@@ -210,6 +210,8 @@ pub(crate) struct ClusterStats {
     original_dst_loops: Cell<u64>,
     /// Requests refused by the circuit breaker, by limit (`BreakerLimit::ALL`'s order).
     overflows: [Cell<u64>; 3],
+    /// Requests answered 503 because the cluster's host names had not resolved.
+    unresolved: Cell<u64>,
     /// Exchanges with an endpoint that has a zone, by zone.
     zones: RefCell<HashMap<Rc<str>, u64>>,
 }
@@ -275,6 +277,10 @@ impl ClusterStats {
     #[cfg(test)]
     pub(crate) fn overflows(&self, limit: BreakerLimit) -> u64 {
         self.overflow_cell(limit).map_or(0, Cell::get)
+    }
+
+    pub(crate) fn unresolved(&self) {
+        self.unresolved.set(self.unresolved.get() + 1);
     }
 
     /// An exchange started with an endpoint in `zone`.
@@ -464,6 +470,7 @@ impl WorkerStats {
                     .filter(|(_, n)| n.get() > 0)
                     .map(|(l, n)| (l.key(), n.get()))
                     .collect(),
+                unresolved: c.unresolved.get(),
                 zones: c
                     .zones
                     .borrow()
@@ -542,6 +549,8 @@ pub struct ClusterReport {
     pub mirrors: Vec<(&'static str, u64)>,
     /// Requests refused by the circuit breaker: (limit key, e.g. `"max_requests"`, count).
     pub overflows: Vec<(&'static str, u64)>,
+    /// Requests answered 503 because none of the cluster's host names had resolved.
+    pub unresolved: u64,
     /// Exchanges with endpoints that have a zone: (zone, count).
     pub zones: Vec<(String, u64)>,
     /// Requests or connections an `original_dst` cluster refused: their original destination

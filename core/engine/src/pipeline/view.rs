@@ -5,7 +5,9 @@
 //! When the pointer changes, the worker builds a new [`View`]: the snapshot plus its own
 //! per-cluster state (balancer, handles on the endpoints' process-wide health marks, taken
 //! from the registry here). State of a cluster whose fingerprint did not change is carried
-//! over, so a reload that touches one route does not reset every round-robin position; an
+//! over, so a reload that touches one route does not reset every round-robin position (a
+//! cluster whose endpoints changed gets a new balancer that takes over what the old one knew
+//! of the endpoints that stay: `Balancer::carry`); an
 //! ejected endpoint stays ejected through any reload that keeps it (its marks are keyed by
 //! cluster name and address).
 
@@ -55,7 +57,12 @@ impl View {
             .zip(retried)
             .map(|(c, retried)| match old.get(c.name.as_str()) {
                 Some(s) if s.fits(c, retried) => Rc::clone(s),
-                _ => Rc::new(ClusterState::new(c, registry, retried)),
+                Some(s) => {
+                    let mut state = ClusterState::new(c, registry, retried);
+                    state.balancer.carry(&s.balancer);
+                    Rc::new(state)
+                }
+                None => Rc::new(ClusterState::new(c, registry, retried)),
             })
             .collect();
         let tls = crate::cx::tls::TlsContexts::build(&snap.config);

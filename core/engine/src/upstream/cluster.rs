@@ -35,6 +35,8 @@ pub(crate) struct ClusterState {
     pub(crate) retry_budget: Option<Arc<Budget>>,
     /// The cluster's `circuit_breaker`, the same one in every worker; `None`: no limits.
     pub(crate) breaker: Option<Arc<Breaker>>,
+    /// A request found the cluster's host names unresolved (logged once per state).
+    unresolved_logged: std::cell::Cell<bool>,
     /// `zone_aware`: the local zone (`zones.rs`).
     zones: Option<Zones>,
     /// Each endpoint's zone name, when any endpoint has one (per-zone counters).
@@ -59,8 +61,18 @@ impl ClusterState {
                 .map(|e| registry.get(&outlier::endpoint_key(&c.name, e.address), Default::default))
                 .collect(),
             counters: registry.get(&outlier::cluster_key(&c.name), Default::default),
+            unresolved_logged: std::cell::Cell::new(false),
             zones: Zones::of(c),
             zone_names: zones::names(c),
+        }
+    }
+
+    /// Counts a request answered 503 because none of the cluster's host names has resolved
+    /// yet (and it has no `IP:port` endpoint); logs it the first time.
+    pub(crate) fn unresolved(&self, stats: &crate::cx::metrics::ClusterStats) {
+        stats.unresolved();
+        if !self.unresolved_logged.replace(true) {
+            tracing::warn!(cluster = %self.name, "no endpoint name of the cluster has resolved yet: answering 503 (see ringside_dns_lookup_failures_total)");
         }
     }
 

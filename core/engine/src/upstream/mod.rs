@@ -32,6 +32,7 @@ pub(crate) mod body;
 pub(crate) mod breaker;
 pub(crate) mod cluster;
 pub(crate) mod convert;
+pub(crate) mod dns;
 pub(crate) mod h1;
 pub(crate) mod h2;
 pub(crate) mod h2_pool;
@@ -560,6 +561,10 @@ where
                 Err(e)
             }
         };
+    }
+    if cluster.unresolved() {
+        state.unresolved(&cx.stats.cluster(&cluster.name));
+        return Err(ProxyError::NoHealthyEndpoint);
     }
     let mut tried: Vec<usize> = Vec::new();
     let mut last_err = None;

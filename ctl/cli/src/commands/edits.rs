@@ -17,9 +17,9 @@ pub fn endpoints(
         return Err(Failure::new("name at least one address (IP:port)"));
     }
     for a in addresses {
-        if a.parse::<std::net::SocketAddr>().is_err() {
+        if !ringside_config::dns::is_endpoint_address(a) {
             return Err(Failure::new(format!(
-                "invalid socket address {a:?} (expected IP:port)"
+                "invalid endpoint address {a:?} (expected IP:port or host:port)"
             )));
         }
     }

@@ -15,6 +15,8 @@
 //! endpoint).
 
 use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
 
 use super::random::WeightedRandom;
 use super::rng::Rng;
@@ -23,8 +25,9 @@ use super::rng::Rng;
 pub(super) struct LeastRequest {
     candidates: WeightedRandom,
     weights: Vec<u32>,
-    /// Requests in flight per endpoint, on this worker.
-    active: Vec<Cell<u32>>,
+    /// Requests in flight per endpoint, on this worker (shared with the balancer this one
+    /// replaced, for the endpoints both have: see [`LeastRequest::carry`]).
+    active: Vec<Rc<Cell<u32>>>,
 }
 
 impl LeastRequest {
@@ -32,7 +35,20 @@ impl LeastRequest {
         LeastRequest {
             candidates: WeightedRandom::new(weights),
             weights: weights.to_vec(),
-            active: weights.iter().map(|_| Cell::new(0)).collect(),
+            active: weights.iter().map(|_| Rc::default()).collect(),
+        }
+    }
+
+    /// Shares `old`'s active counts for the endpoints both have (by address: `mine` and
+    /// `theirs` are the endpoints' addresses): requests still in flight on `old` end on the
+    /// counts this one reads.
+    pub(super) fn carry(&mut self, mine: &[SocketAddr], old: &LeastRequest, theirs: &[SocketAddr]) {
+        for (slot, address) in self.active.iter_mut().zip(mine) {
+            if let Some(i) = theirs.iter().position(|a| a == address) {
+                if let Some(count) = old.active.get(i) {
+                    *slot = Rc::clone(count);
+                }
+            }
         }
     }
 
@@ -53,7 +69,7 @@ impl LeastRequest {
     }
 
     fn load(&self, i: usize) -> (u64, u64) {
-        let active = self.active.get(i).map_or(0, Cell::get);
+        let active = self.active.get(i).map_or(0, |a| a.get());
         let weight = self.weights.get(i).copied().unwrap_or(1);
         (u64::from(active), u64::from(weight))
     }

@@ -50,6 +50,8 @@ use round_robin::RoundRobin;
 pub struct Balancer {
     algorithm: Algorithm,
     rng: Rng,
+    /// The endpoints' addresses, indexed like the cluster's endpoints.
+    addresses: Vec<SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -86,7 +88,24 @@ impl Balancer {
                 Algorithm::RingHash(RingHash::new(&endpoints), WeightedRandom::new(&weights))
             }
         };
-        Balancer { algorithm, rng }
+        let addresses = endpoints.iter().map(|&(a, _)| a).collect();
+        Balancer {
+            algorithm,
+            rng,
+            addresses,
+        }
+    }
+
+    /// Takes over what `old` (the balancer of the same cluster before its endpoints changed:
+    /// a reload, a DNS answer) knows of the endpoints both have, by address: least_request's
+    /// active counts, shared from then on. Round robin's rotation and ring hash's ring are
+    /// made anew from the new endpoints (a ring keeps the points of the endpoints that stay).
+    pub fn carry(&mut self, old: &Balancer) {
+        if let (Algorithm::LeastRequest(new), Algorithm::LeastRequest(previous)) =
+            (&mut self.algorithm, &old.algorithm)
+        {
+            new.carry(&self.addresses, previous, &old.addresses);
+        }
     }
 
     /// Picks an endpoint index (into cluster.endpoints) for one request.
@@ -189,6 +208,31 @@ mod tests {
             .enumerate()
             .map(|(i, &w)| (SocketAddr::from(([10, 0, 0, i as u8 + 1], 8080)), w))
             .collect()
+    }
+
+    #[test]
+    fn least_request_counts_follow_the_addresses_that_stay() {
+        let a = |i: u8| (SocketAddr::from(([10, 0, 0, i], 80)), 1);
+        let old = Balancer::from_parts(Lb::LeastRequest, &[a(1), a(2)], 1);
+        for _ in 0..5 {
+            old.request_started(0); // 10.0.0.1 busy
+        }
+        // 10.0.0.2 leaves, 10.0.0.3 comes; 10.0.0.1 moves to index 1.
+        let mut new = Balancer::from_parts(Lb::LeastRequest, &[a(3), a(1)], 1);
+        new.carry(&old);
+        for _ in 0..20 {
+            assert_eq!(
+                new.pick(None, |_| true),
+                Some(0),
+                "the busy endpoint is avoided"
+            );
+        }
+        // Requests in flight on the old balancer end on the shared count.
+        for _ in 0..5 {
+            old.request_finished(0);
+        }
+        new.request_started(0);
+        assert_eq!(new.pick(None, |_| true), Some(1));
     }
 
     #[test]
