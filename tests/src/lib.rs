@@ -269,3 +269,20 @@ pub fn read_retrying(s: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Res
         }
     }
 }
+
+/// How many of `n` requests, sent one after another on one connection to listener `in`,
+/// each origin answered, by body (every answer must be 200).
+pub fn spread(
+    p: &Proxy,
+    n: usize,
+    request: impl Fn(usize) -> Vec<u8>,
+) -> std::collections::HashMap<String, usize> {
+    let mut c = Client::connect(p.addr("in"));
+    let mut seen = std::collections::HashMap::new();
+    for i in 0..n {
+        let r = c.request(&request(i));
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        *seen.entry(r.text()).or_insert(0) += 1;
+    }
+    seen
+}

@@ -10,18 +10,6 @@ fn three() -> (Origin, Origin, Origin) {
     (Origin::text("a"), Origin::text("b"), Origin::text("c"))
 }
 
-/// How many of `n` requests each endpoint answered, by body.
-fn spread(p: &Proxy, n: usize, request: impl Fn(usize) -> Vec<u8>) -> HashMap<String, usize> {
-    let mut c = Client::connect(p.addr("in"));
-    let mut seen = HashMap::new();
-    for i in 0..n {
-        let r = c.request(&request(i));
-        assert_eq!(r.status, 200, "request {i}: {}", r.text());
-        *seen.entry(r.text()).or_insert(0) += 1;
-    }
-    seen
-}
-
 fn count(seen: &HashMap<String, usize>, who: &str) -> usize {
     seen.get(who).copied().unwrap_or(0)
 }

@@ -23,18 +23,6 @@ fn health_checked(name: &'static str, healthy: &Arc<AtomicBool>) -> Origin {
     })
 }
 
-/// How many of `n` requests each origin answered, by body.
-fn spread(p: &Proxy, n: usize) -> HashMap<String, usize> {
-    let mut c = Client::connect(p.addr("in"));
-    let mut seen = HashMap::new();
-    for i in 0..n {
-        let r = c.request(&get("/"));
-        assert_eq!(r.status, 200, "request {i}: {}", r.text());
-        *seen.entry(r.text()).or_insert(0) += 1;
-    }
-    seen
-}
-
 fn count(seen: &HashMap<String, usize>, who: &[&str]) -> usize {
     who.iter().map(|w| seen.get(*w).copied().unwrap_or(0)).sum()
 }
@@ -120,7 +108,7 @@ fn scenario(d: Driver, lb: &str) {
     }
 
     // All local endpoints healthy: every request stays in z1, spread over the three.
-    let seen = spread(&p, N);
+    let seen = spread(&p, N, |_| get("/"));
     assert_eq!(count(&seen, &LOCAL), N, "{lb}: {seen:?}");
     for a in LOCAL {
         assert!(count(&seen, &[a]) >= 250, "{lb}: {seen:?}");
@@ -130,7 +118,7 @@ fn scenario(d: Driver, lb: &str) {
     // 1,000; sd 6.8), the rest split between z2 and z3.
     flags[0].store(false, SeqCst);
     assert!(eventually(WAIT, || checked(&p, 0) == Some(Checked::Unhealthy)));
-    let seen = spread(&p, N);
+    let seen = spread(&p, N, |_| get("/"));
     let local = count(&seen, &LOCAL);
     assert_eq!(count(&seen, &["a1"]), 0, "{lb}: {seen:?}");
     assert!(
@@ -146,7 +134,7 @@ fn scenario(d: Driver, lb: &str) {
     // about equally (262 each; sd 13.9).
     flags[1].store(false, SeqCst);
     assert!(eventually(WAIT, || checked(&p, 1) == Some(Checked::Unhealthy)));
-    let seen = spread(&p, N);
+    let seen = spread(&p, N, |_| get("/"));
     let local = count(&seen, &LOCAL);
     assert_eq!(count(&seen, &["a1", "a2"]), 0, "{lb}: {seen:?}");
     assert!(
@@ -163,7 +151,7 @@ fn scenario(d: Driver, lb: &str) {
     // No local endpoint left: everything spills, in proportion.
     flags[2].store(false, SeqCst);
     assert!(eventually(WAIT, || checked(&p, 2) == Some(Checked::Unhealthy)));
-    let seen = spread(&p, N);
+    let seen = spread(&p, N, |_| get("/"));
     assert_eq!(count(&seen, &LOCAL), 0, "{lb}: {seen:?}");
     for other in ["b", "c"] {
         assert!(
@@ -182,7 +170,7 @@ fn scenario(d: Driver, lb: &str) {
             "endpoint {i}"
         );
     }
-    let seen = spread(&p, 100);
+    let seen = spread(&p, 100, |_| get("/"));
     assert_eq!(count(&seen, &LOCAL), 100, "{lb}: {seen:?}");
 
     // Every exchange was counted under its endpoint's zone.
