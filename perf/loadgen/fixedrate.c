@@ -15,6 +15,13 @@
 // are counted as timeouts and recorded with the latency they had reached (a lower bound).
 // Prints one line of JSON on stdout; latencies are in microseconds.
 //
+// Connections behave as an HTTP/1.1 client's should (RFC 9112 §9.3, §9.6): after a response
+// with `Connection: close` the next request goes on a new connection, and a GET sent on a
+// reused connection that the server closed before answering any of it (the keep-alive race a
+// draining or restarting server opens) is sent again on a new connection, as curl and browsers
+// do. Those resends are counted as `retried_on_close`, not as errors; a connection that fails
+// any other way is an error (`errors_connect`).
+//
 // Build: cc -O2 -o fixedrate fixedrate.c (perf/suite/tools.py does it).
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -46,6 +53,8 @@ struct conn {
     int in_body;
     int64_t body_left;
     int status;
+    int close_after;     // the response in flight said `Connection: close`
+    uint64_t served;     // responses completed on this connection
 };
 
 static int64_t now_ns(void) {
@@ -65,7 +74,7 @@ static size_t req_len;
 
 static int64_t *lat;
 static size_t nlat, caplat;
-static uint64_t errors_conn, errors_status, errors_parse, reconnects;
+static uint64_t errors_conn, errors_status, errors_parse, reconnects, retried_on_close;
 static uint64_t completed_all; // warm-up included
 
 static void die(const char *what) {
@@ -100,6 +109,8 @@ static void open_conn(int c) {
     conns[c].st = CONNECTING;
     conns[c].head_len = 0;
     conns[c].in_body = 0;
+    conns[c].close_after = 0;
+    conns[c].served = 0;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)c};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl");
 }
@@ -120,19 +131,32 @@ static void fail_conn(int c) {
     open_conn(c);
 }
 
+// The server closed a reused connection before sending any of the response to the request in
+// flight: send that request again on a new connection (it stays next in the queue).
+static void retry_conn(int c) {
+    retried_on_close++;
+    conns[c].st = IDLE; // so fail_conn does not count it as an error
+    fail_conn(c);
+}
+
+// Whether the request in flight on c can be resent: nothing of its response has arrived, and
+// the connection had served an earlier one (a fresh connection that closes is an error).
+static int resendable(const struct conn *k) {
+    return k->st == BUSY && !k->in_body && k->head_len == 0 && k->served > 0;
+}
+
 static void send_next(int c) {
     struct conn *k = &conns[c];
     if (k->st != IDLE || k->next >= k->due) return;
     k->sched_ns = sched_of(c, k->next);
     ssize_t n = send(k->fd, req, req_len, MSG_NOSIGNAL);
-    if (n != (ssize_t)req_len) {
-        k->st = BUSY; // so fail_conn counts the request
-        fail_conn(c);
-        return;
-    }
     k->st = BUSY;
     k->head_len = 0;
     k->in_body = 0;
+    if (n != (ssize_t)req_len) {
+        if (resendable(k)) retry_conn(c);
+        else fail_conn(c); // counts the request
+    }
 }
 
 static void finish_request(int c) {
@@ -140,8 +164,23 @@ static void finish_request(int c) {
     if (k->status < 200 || k->status > 399) errors_status++;
     record(k->sched_ns, now_ns());
     k->next++;
+    k->served++;
     k->st = IDLE;
+    if (k->close_after) { // the server closes this one: the next request goes on a new one
+        close_conn(c);
+        reconnects++;
+        open_conn(c);
+        return;
+    }
     send_next(c);
+}
+
+// Whether [p, end) contains word, ignoring case (a Connection header's token list).
+static int has_token(const char *p, const char *end, const char *word) {
+    size_t w = strlen(word);
+    for (; p + w <= end; p++)
+        if (strncasecmp(p, word, w) == 0) return 1;
+    return 0;
 }
 
 // Parses the head in k->head; returns 1 when complete, 0 when more is needed, -1 on error.
@@ -152,6 +191,7 @@ static int parse_head(struct conn *k, size_t *head_end) {
     if (k->head_len < 12 || memcmp(k->head, "HTTP/1.", 7) != 0) return -1;
     k->status = atoi(k->head + 9);
     k->body_left = -1;
+    k->close_after = 0;
     char *p = k->head;
     char *stop = k->head + *head_end;
     while (p < stop) {
@@ -160,6 +200,9 @@ static int parse_head(struct conn *k, size_t *head_end) {
         if (eol - p > 15 && strncasecmp(p, "content-length:", 15) == 0)
             k->body_left = strtoll(p + 15, NULL, 10);
         if (eol - p > 18 && strncasecmp(p, "transfer-encoding:", 18) == 0) return -1;
+        if (eol - p > 11 && strncasecmp(p, "connection:", 11) == 0 &&
+            has_token(p + 11, eol, "close"))
+            k->close_after = 1;
         p = eol + 2;
     }
     if (k->body_left < 0) k->body_left = 0; // e.g. 204/304; we never ask for anything else
@@ -178,6 +221,10 @@ static void on_readable(int c) {
             n = recv(k->fd, scratch, sizeof scratch, 0);
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n <= 0 && resendable(k)) {
+            retry_conn(c);
+            return;
+        }
         if (n <= 0 || k->st != BUSY) { // closed, error, or bytes nobody asked for
             fail_conn(c);
             return;
@@ -364,13 +411,14 @@ int main(int argc, char **argv) {
            "\"requests_total\":%llu,"
            "\"rate_achieved\":%.1f,\"errors_connect\":%llu,\"errors_status\":%llu,"
            "\"errors_parse\":%llu,\"timeouts\":%llu,\"reconnects\":%llu,"
+           "\"retried_on_close\":%llu,"
            "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
            "\"mean_us\":%.1f}\n",
            nconns, rate, dur, (unsigned long long)completed, (unsigned long long)completed_all,
            (double)completed / dur,
            (unsigned long long)errors_conn, (unsigned long long)errors_status,
            (unsigned long long)errors_parse, (unsigned long long)timeouts,
-           (unsigned long long)reconnects, pct(50), pct(90), pct(99), pct(99.9),
+           (unsigned long long)reconnects, (unsigned long long)retried_on_close, pct(50), pct(90), pct(99), pct(99.9),
            nlat ? (double)lat[nlat - 1] / 1000.0 : 0.0, nlat ? sum / (double)nlat / 1000.0 : 0.0);
     return 0;
 }
