@@ -652,6 +652,9 @@ fn try_number(origin: &str, path: &str) -> u32 {
     }
 }
 
+/// The `Date` the origin sends on `/echo/dated` (RFC 9110's own example).
+const ORIGIN_DATE: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+
 fn script(origin: &str, target: &str) -> Script {
     let mut s = Script {
         status: 200,
@@ -685,6 +688,7 @@ fn script(origin: &str, target: &str) -> Script {
             ];
         }
         p if p.starts_with("/edit/") => s.headers.push(h("x-powered-by", "php")),
+        "/echo/dated" => s.headers.push(h("date", ORIGIN_DATE)),
         // A misbehaving origin, `/retry/MODE/CELL`: the first try (or every try for
         // `always503`) fails as MODE says; the next ones are answered normally.
         p if p.starts_with("/retry/") || p.starts_with("/retry-grpc/") => {
@@ -1161,6 +1165,21 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
             .on(Setup::Edits)
             .send(Req::get("/edit/resp"))
             .expect(Expect::status(200).body("a").headers(vec![is_lit("x-served-by", "ringside"), absent("x-powered-by")]).got(Got::a())),
+
+        // --- Date (RFC 9110 §6.6.1): an origin with a clock sends it in its 2xx-4xx answers,
+        // and a recipient forwarding a response without one appends one. nginx does both.
+        row("Date: added to a forwarded response without one", "route echo; the origin sends no Date")
+            .send(Req::get("/echo/undated"))
+            .expect(Expect::status(200).body("a").headers(vec![Check::Date("date", None)]).got(Got::a())),
+        row("Date: the origin's is kept", "route echo; the origin sends its own Date")
+            .send(Req::get("/echo/dated"))
+            .expect(Expect::status(200).body("a").headers(vec![Check::Date("date", Some(ORIGIN_DATE))]).got(Got::a())),
+        row("Date: on ringside's own answers", "no route matches /nowhere: the 404 is ringside's")
+            .send(Req::get("/nowhere/date"))
+            .expect(Expect::own(404).headers(vec![Check::Date("date", None)])),
+        row("Date: on a direct response", r#"direct_response = { status = 200, body = "hello" }"#)
+            .send(Req::get("/direct/200"))
+            .expect(Expect::status(200).body("hello").headers(vec![Check::Date("date", None)]).untouched()),
 
         // --- Consumers and API keys (the consumers proxy, a gateway).
         row("api key: none is 401 with WWW-Authenticate", "authn = { api_key = {} }")

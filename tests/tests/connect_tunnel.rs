@@ -16,7 +16,19 @@ use ringside_tests::table::{client_runtime, H2Conn, TlsClients};
 use ringside_tests::tools::{run_bounded, CURL_LIMIT};
 use ringside_tests::*;
 
-const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
+/// The tunnel's answer: `200 Connection established` and its `date` (RFC 9110 §6.6.1), whose
+/// IMF-fixdate is always 29 bytes long.
+const ESTABLISHED_LEN: usize = "HTTP/1.1 200 Connection established\r\nDate: \r\n\r\n".len() + 29;
+
+/// Reads the tunnel's answer off `c` and checks it.
+fn read_established(c: &mut Client) {
+    let head = String::from_utf8(c.read_exact_bytes(ESTABLISHED_LEN)).unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 200 Connection established\r\nDate: ")
+            && head.ends_with(" GMT\r\n\r\n"),
+        "{head:?}"
+    );
+}
 
 /// The front proxy: listener `in` (with `listener` lines), a tunnel route per origin, the
 /// listener's policy denying `x-deny: 1`, and an ordinary route taking every other request.
@@ -254,7 +266,7 @@ both_drivers!(
         let mut c = Client::connect(s.p.addr("in"));
         // Bytes pipelined after the head are the tunnel's first bytes.
         c.send(b"CONNECT echo.example.test:7 HTTP/1.1\r\nHost: echo.example.test:7\r\n\r\nhello");
-        assert_eq!(c.read_exact_bytes(ESTABLISHED.len()), ESTABLISHED);
+        read_established(&mut c);
         assert_eq!(c.read_exact_bytes(5), b"hello");
         let data = pattern(3, 1 << 20);
         let mut w = c.stream().try_clone().unwrap();
@@ -266,13 +278,13 @@ both_drivers!(
         assert_eq!(c.read_to_close(), b"bye\n", "the origin's reply after our FIN arrives");
         let line = logged(&s.log, "echo");
         assert_eq!(line["bytes_in"], 5 + (1 << 20));
-        assert_eq!(line["bytes_out"], (ESTABLISHED.len() + 5 + (1 << 20) + 4) as u64);
+        assert_eq!(line["bytes_out"], (ESTABLISHED_LEN + 5 + (1 << 20) + 4) as u64);
         assert_eq!(line["upstream"], s.echo.addr().to_string());
         // `tunnel_to = "authority"`: the address the CONNECT names.
         let mut c = Client::connect(s.p.addr("in"));
         let target = s.echo.addr();
         c.send(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\nping").as_bytes());
-        assert_eq!(c.read_exact_bytes(ESTABLISHED.len()), ESTABLISHED);
+        read_established(&mut c);
         assert_eq!(c.read_exact_bytes(4), b"ping");
         assert_eq!(s.echo.connections(), 2);
     }

@@ -153,10 +153,10 @@ struct Expected {
 const EXPECTED: &[Expected] = &[
     Expected {
         case: "plain GET (what each proxy adds)",
-        why: "ringside adds its forwarding and tracing headers, nginx its Date and Server (RFC 9110 §6.6.1; findings: Via, Date)",
+        why: "ringside adds its forwarding and tracing headers upstream, and Date to a response without one; nginx replaces the Date and adds Server (RFC 9110 §6.6.1; finding: Via)",
         ringside: (
             "GET /plain HTTP/1.1 [Host: example.test, User-Agent: diff, Accept: */*, X-Forwarded-For: 127.0.0.1, X-Forwarded-Proto: http, X-Request-Id: <uuid>, traceparent: <traceparent>]",
-            "200 [Content-Type: text/plain, Content-Length: 2] body \"ok\" | open",
+            "200 [Content-Type: text/plain, Date: <date>, Content-Length: 2] body \"ok\" | open",
         ),
         nginx: (
             "GET /plain HTTP/1.1 [Host: example.test, User-Agent: diff, Accept: */*]",

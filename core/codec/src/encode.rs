@@ -363,6 +363,11 @@ impl Edits {
         self.remove.iter().any(|n| n.eq_ignore_ascii_case(name))
     }
 
+    /// Whether the edits remove, set or add a field named `name`.
+    pub fn touches(&self, name: &[u8]) -> bool {
+        self.removes(name) || self.add.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
     /// Removes the fields named `name` (listed once).
     pub fn remove_field(&mut self, name: Bytes) {
         if !self.removes(&name) {

@@ -21,6 +21,7 @@ mod stage;
 mod upstream;
 mod worker;
 
+pub use cx::date::imf_fixdate;
 pub use cx::jwks::JwksStats;
 pub use cx::memory::{Level as MemoryLevel, MemoryReport};
 pub use cx::runtime::ActiveDriver;

@@ -332,6 +332,9 @@ pub enum Check {
     SameAs(&'static str, &'static str),
     /// The first check on plaintext columns, the second on TLS columns.
     ByTls(Box<Check>, Box<Check>),
+    /// One field, an IMF-fixdate (RFC 9110 §5.6.7): this one, or (`None`) now, give or take
+    /// ten seconds.
+    Date(&'static str, Option<&'static str>),
 }
 
 pub fn is(name: &'static str, values: &[V]) -> Check {

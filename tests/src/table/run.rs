@@ -236,6 +236,30 @@ pub(crate) fn check_fields(
                 vec![]
             }
         }
+        Check::Date(name, want) => {
+            let got: Vec<&String> = fields
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+                .collect();
+            let ok = match (got.as_slice(), want) {
+                ([v], Some(want)) => v.as_str() == *want,
+                ([v], None) => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    (now.saturating_sub(10)..=now + 1)
+                        .any(|t| ringside_engine::imf_fixdate(t) == v.as_str())
+                }
+                _ => false,
+            };
+            if ok {
+                vec![]
+            } else {
+                let want = want.unwrap_or("one current IMF-fixdate");
+                vec![format!("{what} {name}: {got:?}, expected {want:?}")]
+            }
+        }
         Check::Uuid(name) => {
             let got = header_values(fields, name);
             if got.len() == 1 && is_uuid(&got[0]) {

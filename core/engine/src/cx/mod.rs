@@ -4,7 +4,7 @@
 //! numbers); [`ClientConn`] what a request may need to know of its client's connection. The
 //! modules: the I/O driver (`runtime`), cancel-safe I/O helpers and the bounded read buffer
 //! (`io`), the one place owned-buffer and poll-style I/O meet (`conn`), the data path's error
-//! type (`error`), worker-local events (`event`), per-worker counters (`metrics`), trace
+//! type (`error`), the `Date` field of responses (`date`), worker-local events (`event`), per-worker counters (`metrics`), trace
 //! context (`trace`), access-log and span export threads (`telemetry`), rustls contexts
 //! (`tls`), listening socket groups (`listen`), an intercepted connection's original
 //! destination (`original_dst`), what every worker shares for the whole
@@ -15,6 +15,7 @@
 
 pub(crate) mod background;
 pub(crate) mod conn;
+pub(crate) mod date;
 pub(crate) mod deadline;
 pub(crate) mod error;
 pub(crate) mod event;

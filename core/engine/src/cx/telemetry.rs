@@ -334,7 +334,7 @@ pub(crate) fn clf_time(t: SystemTime) -> String {
 }
 
 /// UTC calendar fields from Unix seconds (Howard Hinnant's days-from-civil, inverted).
-fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
+pub(crate) fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;

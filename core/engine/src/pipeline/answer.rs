@@ -12,7 +12,8 @@
 //! circuit breaker's 503 says `x-ringside-overloaded: true` (so does a global rate limit's
 //! that fails closed, with `retry-after: 1`), a route's `authn` 401 says
 //! `www-authenticate: ApiKey realm="<route>"` (gRPC: UNAUTHENTICATED), and a redirect
-//! carries its `location` and an empty body.
+//! carries its `location` and an empty body. Every answer has its `Date` (RFC 9110 §6.6.1),
+//! unless a route's response edits remove it.
 
 use bytes::Bytes;
 use h2::server::SendResponse;
@@ -83,7 +84,7 @@ impl<'a> Answer<'a> {
     /// Whether the answer carries a field of this lower-case name (for response edits).
     pub(crate) fn has(&self, name: &str) -> bool {
         match name {
-            "server" => true,
+            "server" | "date" => true,
             "content-type" => self.has_content_type(),
             "content-length" => self.content_length().is_some(),
             "x-request-id" => self.request_id.is_some(),
@@ -125,6 +126,7 @@ impl<'a> Answer<'a> {
         out.extend_from_slice(reason(self.status).as_bytes());
         out.extend_from_slice(b"\r\n");
         field(out, "Server", b"ringside");
+        field(out, "Date", &crate::cx::date::now());
         if self.has_content_type() {
             field(out, "Content-Type", self.content_type.as_bytes());
         }
@@ -163,6 +165,9 @@ impl<'a> Answer<'a> {
         }
         let h = resp.headers_mut();
         h.insert("server", http::HeaderValue::from_static("ringside"));
+        if let Ok(date) = http::HeaderValue::from_maybe_shared(crate::cx::date::now()) {
+            h.insert("date", date);
+        }
         if let Some(id) = self
             .request_id
             .and_then(|v| http::HeaderValue::from_bytes(v).ok())

@@ -15,6 +15,7 @@
 pub(crate) mod answer;
 pub(crate) mod view;
 
+use bytes::Bytes;
 use ringside_codec::{BodyKind, Edits};
 use ringside_config::{ClusterId, HttpListener, RequestView, Route, RouteAction};
 
@@ -236,10 +237,19 @@ pub(crate) struct Piped<'a> {
 impl Piped<'_> {
     /// The edits the stages make to a response head; `present` tells whether the response
     /// carries a field of that lower-case name.
+    ///
+    /// A response without `Date` gets one (RFC 9110 §6.6.1), unless a stage removes or sets
+    /// it: this is the one place every response ringside sends passes, forwarded or its own,
+    /// HTTP/1.1 or HTTP/2.
     pub(crate) fn response_edits(&self, present: &dyn Fn(&str) -> bool) -> Edits {
         let mut edits = Edits::NONE;
         for stage in self.stages.iter().rev() {
             stage.response(self.req, present, &mut edits);
+        }
+        if !present("date") && !edits.touches(b"date") {
+            edits
+                .add
+                .push((Bytes::from_static(b"Date"), crate::cx::date::now()));
         }
         edits
     }
@@ -368,6 +378,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_response_without_date_gets_one() {
+        let config = ringside_config::parse(CONFIG).unwrap();
+        let (http, compiled) = compile(&config, &stack());
+        let head = crate::stage::test_head("GET /direct HTTP/1.1\r\nHost: h\r\n\r\n");
+        let conn = client();
+        let stats = ListenerStats::default();
+        let random = || 4;
+        let mut req = Req::new(&head, &conn, &stats, false, false, &random);
+        let Decision::Reply { stages, .. } = decide(&compiled, http, &mut req) else {
+            panic!("a direct answer")
+        };
+        let piped = Piped { req: &req, stages };
+        let dates = |e: &Edits| {
+            e.add
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(b"date"))
+                .count()
+        };
+        assert_eq!(dates(&piped.response_edits(&|_| false)), 1);
+        // The response has its own: it is kept, not doubled.
+        assert_eq!(dates(&piped.response_edits(&|n| n == "date")), 0);
+    }
+
+    #[test]
     fn ip_addresses_are_written_as_display_writes_them() {
         for ip in [
             "0.0.0.0",
@@ -472,7 +506,8 @@ mod tests {
                 stages,
             } => {
                 let piped = Piped { req: &req, stages };
-                let edits = piped.response_edits(&|_| false);
+                // An answer that has its `Date`: only the stages' edits are left.
+                let edits = piped.response_edits(&|n| n == "date");
                 let added: Vec<String> = edits
                     .add
                     .iter()
