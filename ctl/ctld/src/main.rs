@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Every arrow into the reconciler is one bounded channel of events; nothing it does waits
-//! on a disk or a socket. Threads, not a runtime: this is not the data plane. See
+//! on a disk or a socket. Threads, not a runtime: this is not the data plane (the xDS source
+//! alone runs gRPC on a tokio runtime of its own thread, `sources/xds/`). See
 //! `docs/control-protocol.md` and `ctl/README.md`.
 
 mod api;

@@ -4,7 +4,7 @@
 //! never block it. So `status` answers while a proxy is frozen or the disk is slow.
 //!
 //! ```text
-//! sources (files, CLI edits) ─▶ desired (plan → commit, generations) ─▶ target per node
+//! sources (files, CLI edits, xDS) ─▶ desired (plan → commit, generations) ─▶ target per node
 //!     ─▶ sessions (one push in flight, coalesced, retried) ─▶ proxies
 //!     └▶ persist thread (state dir, retention) ─▶ Persisted ─▶ target
 //! ```
