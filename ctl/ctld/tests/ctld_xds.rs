@@ -117,6 +117,7 @@ fn xds_resources_route_requests_and_changes_under_load_lose_nothing() {
             "ringside_ctld_xds_connected{node=\"n1\"} 1",
             "ringside_ctld_xds_ignored_total{what=\"http_filter:istio.stats\"}",
             "ringside_ctld_xds_ignored_total{what=\"http_filter:envoy.filters.http.fault\"}",
+            "ringside_ctld_xds_ignored_total{what=\"field:track_remaining\"}",
             "ringside_ctld_xds_responses_total{type=\"rds\",outcome=\"ack\"}",
         ] {
             assert!(metrics.contains(line), "{driver}: {line} in\n{metrics}");

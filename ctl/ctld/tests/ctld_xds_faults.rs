@@ -50,6 +50,16 @@ fn xds_bad_resources_are_nacked_by_field_and_the_proxy_keeps_serving() {
         let r = with_routes(&m, bad);
         expect_nack(&mut m, "bad-field", r, "route_config \"r1\": virtual_hosts[0].routes[1].route.hash_policy: not supported by ringside");
 
+        let first = m.ads.state()["nacks"][0].clone();
+        assert_eq!(
+            first["version"], "v1",
+            "a NACK carries the last accepted version"
+        );
+        assert_ne!(
+            first["nonce"], "",
+            "and the nonce of the response it refuses"
+        );
+
         let mut r = resources_v1(m.port, &m.a1, &m.b);
         let lua = json!({"name": "envoy.filters.http.lua"});
         r["lds"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"] =

@@ -8,14 +8,22 @@ use serde_json::{json, Value};
 const HCM: &str =
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
+/// An EDS cluster with Istio's "unlimited" circuit breakers.
 pub fn eds_cluster(name: &str) -> Value {
+    let max = u32::MAX;
     json!({"name": name, "type": "EDS", "connect_timeout": "1s",
-        "eds_cluster_config": {"eds_config": {"ads": {}}}})
+        "eds_cluster_config": {"eds_config": {"ads": {}}},
+        "circuit_breakers": {"thresholds": [{"max_connections": max, "max_pending_requests": max,
+            "max_requests": max, "max_retries": max, "track_remaining": true}]}})
 }
 
+/// A STATIC cluster with outlier detection and a TCP health check.
 pub fn static_cluster(name: &str, addr: SocketAddr) -> Value {
     json!({"name": name, "type": "STATIC", "connect_timeout": "1s", "lb_policy": "LEAST_REQUEST",
-        "load_assignment": load_assignment(name, &[(addr, 1, "z1")])})
+        "load_assignment": load_assignment(name, &[(addr, 1, "z1")]),
+        "outlier_detection": {"consecutive_5xx": 3, "interval": "5s", "enforcing_success_rate": 0},
+        "health_checks": [{"timeout": "0.5s", "interval": "1s", "unhealthy_threshold": 3,
+            "healthy_threshold": 1, "tcp_health_check": {}}]})
 }
 
 /// `(address, weight, zone)` each.

@@ -3,7 +3,8 @@
 //! `ClusterLoadAssignment` named by `eds_cluster_config.service_name`, else the cluster's
 //! name), ORIGINAL_DST (`kind = "original_dst"`). `lb_policy` ROUND_ROBIN, LEAST_REQUEST,
 //! RANDOM (CLUSTER_PROVIDED with ORIGINAL_DST); `connect_timeout`; the upstream HTTP version
-//! from `typed_extension_protocol_options`.
+//! from `typed_extension_protocol_options`; circuit breakers, outlier detection and health
+//! checks (`resilience.rs`).
 
 use std::mem::take;
 
@@ -16,7 +17,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_optio
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
 use prost::Message;
 
-use super::{endpoints, int, ms, name, string, Table};
+use super::{endpoints, int, ms, name, resilience, string, Table};
 use crate::sources::xds::ignore;
 use crate::sources::xds::nack::{leftover, unsupported, Res};
 
@@ -97,6 +98,20 @@ pub fn cluster(mut c: Cluster, ignored: &mut Vec<String>) -> Res<TCluster> {
             });
             return Err(unsupported(&format!("{at}.lb_policy"), what));
         }
+    }
+    if let Some(cb) = c.circuit_breakers.take() {
+        let cat = format!("{at}.circuit_breakers");
+        if let Some(b) = resilience::circuit_breaker(cb, &cat, ignored)? {
+            t.insert("circuit_breaker".into(), toml::Value::Table(b));
+        }
+    }
+    if let Some(o) = c.outlier_detection.take() {
+        let o = resilience::outlier_detection(o, &format!("{at}.outlier_detection"))?;
+        t.insert("outlier_detection".into(), toml::Value::Table(o));
+    }
+    let checks = take(&mut c.health_checks);
+    if let Some(h) = resilience::health_check(checks, &format!("{at}.health_checks"))? {
+        t.insert("health_check".into(), toml::Value::Table(h));
     }
     if let Some(d) = c.connect_timeout.take() {
         t.insert("connect_timeout_ms".into(), int(ms(&d)));

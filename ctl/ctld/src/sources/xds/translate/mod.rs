@@ -9,6 +9,7 @@ pub mod clusters;
 pub mod endpoints;
 mod headers;
 pub mod listeners;
+mod resilience;
 mod route_action;
 pub mod routes;
 
