@@ -20,6 +20,8 @@ use crate::reconciler::Event;
 
 pub const BACKOFF_BASE: Duration = Duration::from_millis(250);
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// The largest response taken (tonic's default is 4 MiB; a mesh's CDS is bigger).
+const MAX_RESPONSE: usize = 256 << 20;
 /// Opening a connection to the server may take this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -80,7 +82,8 @@ async fn stream(
             )
         }
     };
-    let mut client = AggregatedDiscoveryServiceClient::new(channel);
+    let mut client =
+        AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(MAX_RESPONSE);
     let (tx, rx) = mpsc::channel::<DiscoveryRequest>(64);
     for r in state.opening() {
         let _ = tx.send(r).await;

@@ -354,3 +354,7 @@ fn each<M: Message + Default>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -35,7 +35,7 @@ pub struct Translated {
 pub enum Built {
     /// The whole configuration's `[[listeners]]`, `[[routes]]` and `[[clusters]]`.
     Ready(String),
-    /// Something referenced is not received yet (an EDS or RDS resource).
+    /// Something is not received yet: a listener, an EDS or RDS resource.
     Waiting(String),
     /// A route or listener names a cluster that CDS does not have.
     Missing(String),
@@ -43,6 +43,11 @@ pub enum Built {
 
 /// Puts the resources together. An error: two xDS names that make the same ringside name.
 pub fn build(t: &Translated) -> Result<Built, String> {
+    if t.listeners.is_empty() {
+        // A ringside configuration has at least one listener: until LDS gives one (or
+        // while it gives none), the node keeps what it has.
+        return Ok(Built::Waiting("a listener (LDS)".into()));
+    }
     let mut listeners = Vec::new();
     let mut routes = Vec::new();
     let mut clusters = Vec::new();
