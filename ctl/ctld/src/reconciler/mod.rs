@@ -211,11 +211,16 @@ impl Reconciler {
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             let now = Now::system();
+            // What may add a node or change a file (forgetting is seen by the count).
+            let membership = matches!(
+                event,
+                Some(Event::Scan(_) | Event::Connected { .. } | Event::Api(_))
+            );
             if let Some(e) = event {
                 self.handle(e, now);
             }
             self.tick(now);
-            self.xds_publish();
+            self.xds_nodes_changed(membership);
         }
     }
 

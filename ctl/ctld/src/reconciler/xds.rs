@@ -13,6 +13,8 @@ use crate::sources::xds::{Templates, Update};
 
 pub struct Link {
     templates: watch::Sender<Templates>,
+    /// How many nodes the xDS thread was last told of.
+    told: usize,
     /// The last proposal of each node.
     pub bases: BTreeMap<String, Update>,
 }
@@ -22,6 +24,7 @@ impl Reconciler {
     pub fn with_xds(mut self, templates: watch::Sender<Templates>) -> Reconciler {
         self.xds = Some(Link {
             templates,
+            told: 0,
             bases: BTreeMap::new(),
         });
         self.xds_publish();
@@ -40,11 +43,25 @@ impl Reconciler {
         self.apply_file(&id, now);
     }
 
+    /// After an event that may have added a node or changed a file (`membership`), or when
+    /// the count of nodes changed (forgetting): [`Self::xds_publish`].
+    pub(super) fn xds_nodes_changed(&mut self, membership: bool) {
+        let count = self.nodes.len();
+        if self
+            .xds
+            .as_ref()
+            .is_some_and(|l| membership || l.told != count)
+        {
+            self.xds_publish();
+        }
+    }
+
     /// Sends the xDS thread the nodes and templates, when they changed (never blocks).
-    pub(super) fn xds_publish(&mut self) {
+    fn xds_publish(&mut self) {
         let Some(link) = self.xds.as_mut() else {
             return;
         };
+        link.told = self.nodes.len();
         link.bases.retain(|id, _| self.nodes.contains_key(id));
         let scan = &self.scan;
         let nodes = &self.nodes;
