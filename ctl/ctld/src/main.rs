@@ -172,8 +172,10 @@ fn run() -> anyhow::Result<()> {
         }
         None => None,
     };
+    // With --xds the files are templates (sources/xds), and are validated as such.
+    let templates = args.xds.is_some();
     // The first scan is queued before anything else can happen.
-    let _ = events.send(Event::Scan(files::scan(&args.config_dir)));
+    let _ = events.send(Event::Scan(files::scan(&args.config_dir, templates)));
     std::thread::Builder::new()
         .name("reconciler".into())
         .spawn(move || reconciler.run(inbox))?;
@@ -211,7 +213,9 @@ fn run() -> anyhow::Result<()> {
         .name("watch".into())
         .spawn(move || {
             files::watch(dir.clone(), Duration::from_secs(5), || {
-                watch_events.send(Event::Scan(files::scan(&dir))).is_ok()
+                watch_events
+                    .send(Event::Scan(files::scan(&dir, templates)))
+                    .is_ok()
             })
         })?;
     tracing::info!(socket = %args.socket.display(), config_dir = %args.config_dir.display(), state_dir = %args.state_dir.display(), "ringside-ctld serving");
@@ -219,7 +223,7 @@ fn run() -> anyhow::Result<()> {
     for signal in signals.forever() {
         if signal == signal_hook::consts::SIGHUP {
             tracing::info!("SIGHUP: rescanning the config directory");
-            let _ = events.send(Event::Scan(files::scan(&args.config_dir)));
+            let _ = events.send(Event::Scan(files::scan(&args.config_dir, templates)));
             continue;
         }
         tracing::info!(signal, "shutting down");

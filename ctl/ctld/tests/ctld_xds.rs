@@ -12,6 +12,7 @@ mod xds;
 
 use std::time::{Duration, Instant};
 
+use common::*;
 use serde_json::json;
 use xds::*;
 
@@ -123,6 +124,23 @@ fn xds_resources_route_requests_and_changes_under_load_lose_nothing() {
             assert!(metrics.contains(line), "{driver}: {line} in\n{metrics}");
         }
         assert!(m.ads.nacks().is_empty(), "{:?}", m.ads.nacks());
+
+        // A change of the node's file (the template) makes the configuration again.
+        let before = m.ctld().node("n1").unwrap().generation_desired;
+        let template =
+            format!("[proxy]\ndriver = \"{driver}\"\nworkers = 1\nlabels = {{ app = \"web\" }}\n");
+        m.dirs.write_config("default.toml", &template);
+        wait_for("the template's labels served", WAIT, || {
+            let n = m.ctld().node("n1")?;
+            (n.labels.get("app").map(String::as_str) == Some("web")
+                && n.generation_acked > Some(before))
+            .then_some(())
+        });
+        assert_eq!(
+            body(port, "/new/7").as_deref(),
+            Some("b"),
+            "{driver}: xDS routes kept"
+        );
         drop(m);
     }
 }

@@ -227,7 +227,7 @@ impl Reconciler {
     }
 
     /// Applies the base of `id` if it changed since last applied: what xDS proposed for it
-    /// (with `--xds`), else its config-dir file if that is valid.
+    /// (with `--xds`), else (without) its config-dir file if that is valid.
     pub(super) fn apply_file(&mut self, id: &str, now: Now) {
         let from_xds = self.xds.as_ref().map(|x| x.bases.get(id));
         let (seen, source, text) = match from_xds {
@@ -238,19 +238,14 @@ impl Reconciler {
                 };
                 (seen, format!("xds {}", u.version), u.text.clone())
             }
-            other => {
+            // With --xds a file is a template, never a configuration alone: the node keeps
+            // what it has (after a restart, the persisted xDS base) until xDS sends one.
+            Some(None) => return,
+            None => {
                 let Some(file) = self.scan.file_for(id) else {
                     return;
                 };
                 if !file.errors.is_empty() {
-                    return;
-                }
-                let node_file = self
-                    .nodes
-                    .get(id)
-                    .and_then(|n| n.desired.record.file.as_ref());
-                if other.is_some() && node_file.is_some_and(|f| f.name == xds::SOURCE_NAME) {
-                    // Served from xDS before a restart: kept until xDS sends again.
                     return;
                 }
                 let seen = FileSeen {

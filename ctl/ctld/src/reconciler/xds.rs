@@ -1,7 +1,8 @@
 //! The reconciler's side of the xDS source (`sources/xds/`): it tells the xDS thread which
 //! nodes exist and each one's template (its file), and takes the configurations it proposes.
-//! A node's xDS configuration is its base from then on, as a file's would be (`apply_file`
-//! prefers it); after a restart, the persisted one is kept until xDS sends another.
+//! A node's xDS configuration is its base, as a file's is without `--xds` (`apply_file`);
+//! files are only templates then, and after a restart the persisted base is kept until xDS
+//! sends another.
 
 use std::collections::BTreeMap;
 

@@ -30,6 +30,8 @@ pub fn ctld_args(url: &str, metrics: u16) -> Vec<String> {
         "sidecar~127.0.0.1~{node}.test~test.svc.cluster.local",
         "--xds-metadata",
         "NAMESPACE=test",
+        "--stats-interval",
+        "200ms",
         "--metrics",
         &format!("127.0.0.1:{metrics}"),
     ]
@@ -60,6 +62,11 @@ impl Mesh {
         let proxy = Proxy::start_from_ctld(&ctld.socket, "n1", dirs.tmp.path());
         wait_for("the xDS routes served", WAIT, || {
             (body(port, "/a/x").as_deref() == Some("a1")).then_some(())
+        });
+        // The process settings came from the template (the node's file).
+        wait_for("the proxy on the template's driver", WAIT, || {
+            let n = ctld.node("n1")?;
+            (n.processes.first()?.driver == driver).then_some(())
         });
         Mesh {
             proxy: Some(proxy),

@@ -48,6 +48,7 @@ pub fn listener(name: &str, port: u16, route_config: &str) -> Value {
         "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
             "typed_config": {"@type": HCM, "stat_prefix": "inbound",
                 "rds": {"config_source": {"ads": {}}, "route_config_name": route_config},
+                "upgrade_configs": [{"upgrade_type": "websocket"}],
                 "http_filters": http_filters(&[])}}]}]})
 }
 

@@ -39,9 +39,20 @@ use crate::reconciler::Event;
 /// Each known node's template: the text of its file (its own or `default.toml`), if any.
 pub type Templates = BTreeMap<String, Option<Arc<str>>>;
 
-/// The name a proposal carries as its "file" (`persist::FileSeen`): a node whose base came
-/// from xDS keeps it across restarts until xDS sends another.
+/// The name an xDS base is recorded under as the node's "file" (`persist::FileSeen`, with
+/// the hash of its text): a new proposal is applied when that hash changes.
 pub const SOURCE_NAME: &str = "xds";
+
+/// Validation errors of a config-dir file as a template: the file as the xDS source uses it
+/// (without its listeners, routes, clusters and authz), with one listener standing for
+/// those xDS gives.
+pub fn template_errors(text: &str) -> Vec<String> {
+    let stand_in = "[[listeners]]\nname = \"xds\"\nbind = \"127.0.0.1:0\"\n";
+    match ringside_config::parse(&translate::compose(Some(text), stand_in)) {
+        Ok(_) => Vec::new(),
+        Err(errs) => errs.0.iter().map(ToString::to_string).collect(),
+    }
+}
 
 /// `--xds` and its companions.
 #[derive(Debug, Clone)]

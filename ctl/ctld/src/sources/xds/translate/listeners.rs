@@ -219,6 +219,12 @@ fn http(mut h: HttpConnectionManager, at: &str, ignored: &mut Vec<String>) -> Re
         Some(RouteSpecifier::RouteConfig(rc)) => RouteSource::Inline(route_config(rc, ignored)?),
         _ => return Err(format!("{at}: rds or route_config is required by ringside")),
     };
+    // WebSocket upgrades are relayed by every ringside listener.
+    h.upgrade_configs.retain(|u| {
+        !(u.upgrade_type.eq_ignore_ascii_case("websocket")
+            && u.filters.is_empty()
+            && u.enabled.as_ref().is_none_or(|e| e.value))
+    });
     let fields = [
         ("stat_prefix", !take(&mut h.stat_prefix).is_empty()),
         ("access_log", !take(&mut h.access_log).is_empty()),

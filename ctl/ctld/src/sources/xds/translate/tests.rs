@@ -415,6 +415,22 @@ fn route_actions() {
 }
 
 #[test]
+fn a_template_needs_no_listener_but_must_otherwise_validate() {
+    use crate::sources::xds::template_errors;
+    assert!(template_errors("[proxy]\nworkers = 1\n").is_empty());
+    assert!(template_errors("").is_empty());
+    let with_bad_listener = "[[listeners]]\nname = \"x y\"\nbind = \"nowhere\"\n";
+    assert!(
+        template_errors(with_bad_listener).is_empty(),
+        "its listeners are xDS's"
+    );
+    assert_eq!(
+        template_errors("[proxy]\nworkers = 0\n"),
+        ["proxy.workers: must be from 1 to 1024, got 0"]
+    );
+}
+
+#[test]
 fn compose_keeps_the_templates_process_settings_only() {
     let template =
         "[proxy]\nworkers = 2\n\n[[listeners]]\nname = \"old\"\nbind = \"127.0.0.1:1\"\n";
