@@ -4,7 +4,7 @@
 //! name), ORIGINAL_DST (`kind = "original_dst"`). `lb_policy` ROUND_ROBIN, LEAST_REQUEST,
 //! RANDOM (CLUSTER_PROVIDED with ORIGINAL_DST); `connect_timeout`; the upstream HTTP version
 //! from `typed_extension_protocol_options`; circuit breakers, outlier detection and health
-//! checks (`resilience.rs`).
+//! checks (`resilience.rs`); upstream TLS (`tls.rs`).
 
 use std::mem::take;
 
@@ -17,7 +17,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_optio
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
 use prost::Message;
 
-use super::{endpoints, int, ms, name, resilience, string, Table};
+use super::{endpoints, int, ms, name, resilience, string, tls, Table};
 use crate::sources::xds::ignore;
 use crate::sources::xds::nack::{leftover, unsupported, Res};
 
@@ -112,6 +112,11 @@ pub fn cluster(mut c: Cluster, ignored: &mut Vec<String>) -> Res<TCluster> {
     let checks = take(&mut c.health_checks);
     if let Some(h) = resilience::health_check(checks, &format!("{at}.health_checks"))? {
         t.insert("health_check".into(), toml::Value::Table(h));
+    }
+    if let Some(ts) = c.transport_socket.take() {
+        if let Some(tls) = tls::upstream(ts, &format!("{at}.transport_socket"))? {
+            t.insert("tls".into(), toml::Value::Table(tls));
+        }
     }
     if let Some(d) = c.connect_timeout.take() {
         t.insert("connect_timeout_ms".into(), int(ms(&d)));

@@ -1,7 +1,8 @@
 //! LDS (`Listener`) → `[[listeners]]`: the socket address → `bind`; one filter chain whose
 //! terminal network filter is a `HttpConnectionManager` (`protocol = "http"`; routes by RDS
 //! over ADS or inline) or a `tcp_proxy` (`protocol = "tcp"`, `cluster`, `idle_timeout`). The
-//! `original_dst` listener filter → `transparent = true`. Filters of the ignore list are
+//! `original_dst` listener filter → `transparent = true`; a TLS transport socket → `tls`
+//! (`tls.rs`). Filters of the ignore list are
 //! skipped and counted; any other filter is refused by name.
 
 use std::mem::take;
@@ -22,7 +23,7 @@ use toml::Value;
 
 use super::endpoints::socket_address;
 use super::routes::{route_config, TRouteConfig};
-use super::{int, ms, name, string, Table};
+use super::{int, ms, name, string, tls, Table};
 use crate::sources::xds::ignore;
 use crate::sources::xds::nack::{leftover, unsupported, Res};
 
@@ -93,6 +94,11 @@ pub fn listener(mut l: Listener, ignored: &mut Vec<String>) -> Res<TListener> {
     }
     chain.name.clear();
     chain.metadata = None;
+    if let Some(ts) = chain.transport_socket.take() {
+        if let Some(tls) = tls::downstream(ts, &format!("{cat}.transport_socket"))? {
+            t.insert("tls".into(), Value::Table(tls));
+        }
+    }
     let mut terminal = None;
     for (i, f) in take(&mut chain.filters).into_iter().enumerate() {
         let fat = format!("{cat}.filters[{i}]");

@@ -12,6 +12,7 @@ pub mod listeners;
 mod resilience;
 mod route_action;
 pub mod routes;
+mod tls;
 
 use std::collections::BTreeMap;
 
