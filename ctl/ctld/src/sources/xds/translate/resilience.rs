@@ -189,3 +189,7 @@ pub fn health_check(checks: Vec<HealthCheck>, at: &str) -> Res<Option<Table>> {
     leftover(&hc, &at)?;
     Ok(Some(out))
 }
+
+#[cfg(test)]
+#[path = "resilience_tests.rs"]
+mod tests;
