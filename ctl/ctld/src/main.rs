@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! sources/files ─┐                    ┌─▶ persist thread ─▶ state dir
+//! sources/xds ───┤                    │
 //! api (CLI) ─────┼─▶ reconciler ──────┤
 //! sessions ──────┘   (one thread,     └─▶ sessions/session ─push_config─▶ proxies
 //!   (hello, acks)     owns the state)
 //! ```
 //!
 //! Every arrow into the reconciler is one bounded channel of events; nothing it does waits
-//! on a disk or a socket. Threads, not a runtime: this is not the data plane. See
+//! on a disk or a socket. Threads, not a runtime: this is not the data plane (the xDS source
+//! alone runs gRPC on a tokio runtime of its own thread, `sources/xds/`). See
 //! `docs/control-protocol.md` and `ctl/README.md`.
 
 mod api;
@@ -30,7 +32,7 @@ use clap::Parser;
 use crate::clock::Now;
 use crate::reconciler::{Event, Handle, Reconciler, Settings};
 use crate::sessions::registry::Timing;
-use crate::sources::files;
+use crate::sources::{files, xds};
 
 /// The ringside control daemon: owns every node's desired configuration, keeps it durable in
 /// the state directory and pushes it to ringside processes over a Unix socket.
@@ -64,6 +66,47 @@ struct Args {
     /// `127.0.0.1:9902`. Default: none.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Take every node's listeners, routes and clusters from this xDS server (ADS over
+    /// plaintext gRPC), e.g. `http://istiod.istio-system:15010`; see docs/xds.md.
+    #[arg(long, value_name = "URL", value_parser = parse_xds_url)]
+    xds: Option<String>,
+    /// The xDS node id sent for each node; `{node}` is replaced by the ringside node id
+    /// (Istio: `sidecar~10.0.0.7~{node}.shop~shop.svc.cluster.local`).
+    #[arg(
+        long,
+        value_name = "TEMPLATE",
+        default_value = "{node}",
+        requires = "xds"
+    )]
+    xds_node_id: String,
+    /// The xDS node's cluster (Istio: the workload's service name).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "ringside",
+        requires = "xds"
+    )]
+    xds_cluster: String,
+    /// A string in the xDS node's metadata (Istio reads `NAMESPACE`, `CLUSTER_ID`, ...);
+    /// repeated for several.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value, requires = "xds")]
+    xds_metadata: Vec<(String, String)>,
+}
+
+fn parse_xds_url(s: &str) -> Result<String, String> {
+    match s.strip_prefix("http://") {
+        Some(rest) if !rest.is_empty() => Ok(s.trim_end_matches('/').to_owned()),
+        _ => Err(format!(
+            "{s:?}: write the server as http://HOST:PORT (TLS to the xDS server is not supported yet)"
+        )),
+    }
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?}: write KEY=VALUE")),
+    }
 }
 
 fn main() {
@@ -111,9 +154,28 @@ fn run() -> anyhow::Result<()> {
     let persist = persist::spawn(store.clone(), ops_rx, move |done| {
         let _ = done_events.send(Event::Persisted(done));
     })?;
-    let reconciler = Reconciler::new(loaded, rollout, ops, settings, Now::system());
+    let mut reconciler = Reconciler::new(loaded, rollout, ops, settings, Now::system());
+    let xds_stats = match &args.xds {
+        Some(address) => {
+            let (templates, watched) = tokio::sync::watch::channel(Default::default());
+            reconciler = reconciler.with_xds(templates);
+            let stats = std::sync::Arc::new(xds::Stats::default());
+            let settings = xds::Settings {
+                address: address.clone(),
+                node_id: args.xds_node_id.clone(),
+                cluster: args.xds_cluster.clone(),
+                metadata: args.xds_metadata.clone(),
+            };
+            xds::spawn(settings, watched, events.clone(), stats.clone()).context("xds thread")?;
+            tracing::info!(server = %address, "xDS source on");
+            Some(stats)
+        }
+        None => None,
+    };
+    // With --xds the files are templates (sources/xds), and are validated as such.
+    let templates = args.xds.is_some();
     // The first scan is queued before anything else can happen.
-    let _ = events.send(Event::Scan(files::scan(&args.config_dir)));
+    let _ = events.send(Event::Scan(files::scan(&args.config_dir, templates)));
     std::thread::Builder::new()
         .name("reconciler".into())
         .spawn(move || reconciler.run(inbox))?;
@@ -128,7 +190,7 @@ fn run() -> anyhow::Result<()> {
         let handle = handle.clone();
         std::thread::Builder::new()
             .name("metrics".into())
-            .spawn(move || api::metrics::serve(handle, metrics))?;
+            .spawn(move || api::metrics::serve(handle, xds_stats, metrics))?;
     }
 
     // Signals first, so that a SIGTERM right after start is handled.
@@ -151,7 +213,9 @@ fn run() -> anyhow::Result<()> {
         .name("watch".into())
         .spawn(move || {
             files::watch(dir.clone(), Duration::from_secs(5), || {
-                watch_events.send(Event::Scan(files::scan(&dir))).is_ok()
+                watch_events
+                    .send(Event::Scan(files::scan(&dir, templates)))
+                    .is_ok()
             })
         })?;
     tracing::info!(socket = %args.socket.display(), config_dir = %args.config_dir.display(), state_dir = %args.state_dir.display(), "ringside-ctld serving");
@@ -159,7 +223,7 @@ fn run() -> anyhow::Result<()> {
     for signal in signals.forever() {
         if signal == signal_hook::consts::SIGHUP {
             tracing::info!("SIGHUP: rescanning the config directory");
-            let _ = events.send(Event::Scan(files::scan(&args.config_dir)));
+            let _ = events.send(Event::Scan(files::scan(&args.config_dir, templates)));
             continue;
         }
         tracing::info!(signal, "shutting down");

@@ -236,11 +236,23 @@ pub struct Proxy {
 impl Proxy {
     /// `ringside run --config CONFIG --node-id NODE --ctld CTLD --control-socket DIR/NODE.sock`.
     pub fn start(ctld: &Path, node: &str, config: &Path, dir: &Path) -> Proxy {
+        Proxy::spawn(ctld, node, Some(config), dir)
+    }
+
+    /// Without `--config`: it binds nothing until ctld's first push, and takes its process
+    /// settings (`[proxy] driver`, `workers`) from it.
+    pub fn start_from_ctld(ctld: &Path, node: &str, dir: &Path) -> Proxy {
+        Proxy::spawn(ctld, node, None, dir)
+    }
+
+    fn spawn(ctld: &Path, node: &str, config: Option<&Path>, dir: &Path) -> Proxy {
         let control = dir.join(format!("{node}.sock"));
-        let child = Command::new(ringside_binary())
-            .arg("run")
-            .arg("--config")
-            .arg(config)
+        let mut cmd = Command::new(ringside_binary());
+        cmd.arg("run");
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let child = cmd
             .args(["--node-id", node])
             .arg("--ctld")
             .arg(ctld)

@@ -13,29 +13,34 @@
 //! | `ringside_ctld_rollout_step` | gauge | `rollout` |
 //! | `ringside_ctld_rollout_error_rate_percent` | gauge | `rollout`, `group` |
 //! | `ringside_ctld_rollout_decisions_total` | counter | `action` |
+//!
+//! With `--xds`, the xDS source's figures follow (`sources/xds/stats.rs`).
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use crate::persist::RolloutState;
 use crate::reconciler::metrics::Metrics;
 use crate::reconciler::{ApiCall, Handle};
+use crate::sources::xds;
 
 const MAX_HEAD: usize = 8 * 1024;
 
 /// Serves `listener` until the process exits.
-pub fn serve(handle: Handle, listener: TcpListener) {
+pub fn serve(handle: Handle, xds: Option<Arc<xds::Stats>>, listener: TcpListener) {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
-        if let Err(e) = answer(&handle, stream) {
+        if let Err(e) = answer(&handle, xds.as_deref(), stream) {
             tracing::debug!(error = %e, "metrics request");
         }
     }
 }
 
-fn answer(handle: &Handle, mut s: TcpStream) -> std::io::Result<()> {
+fn answer(handle: &Handle, xds: Option<&xds::Stats>, mut s: TcpStream) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
     s.set_write_timeout(Some(Duration::from_secs(2)))?;
     let mut head = Vec::new();
@@ -51,7 +56,13 @@ fn answer(handle: &Handle, mut s: TcpStream) -> std::io::Result<()> {
     let target = line.split_whitespace().take(2).collect::<Vec<_>>();
     let (status, body) = match target.as_slice() {
         ["GET", "/metrics"] => match handle.ask(ApiCall::Metrics) {
-            Ok(m) => ("200 OK", render(&m)),
+            Ok(m) => {
+                let mut body = render(&m);
+                if let Some(x) = xds {
+                    x.render(&mut body);
+                }
+                ("200 OK", body)
+            }
             Err(e) => ("503 Service Unavailable", format!("{e}\n")),
         },
         _ => ("404 Not Found", "GET /metrics\n".to_owned()),

@@ -4,7 +4,7 @@
 //! never block it. So `status` answers while a proxy is frozen or the disk is slow.
 //!
 //! ```text
-//! sources (files, CLI edits) ─▶ desired (plan → commit, generations) ─▶ target per node
+//! sources (files, CLI edits, xDS) ─▶ desired (plan → commit, generations) ─▶ target per node
 //!     ─▶ sessions (one push in flight, coalesced, retried) ─▶ proxies
 //!     └▶ persist thread (state dir, retention) ─▶ Persisted ─▶ target
 //! ```
@@ -20,6 +20,7 @@ mod rollout;
 #[cfg(test)]
 mod tests;
 mod waiters;
+mod xds;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub enum Event {
         session: SessionId,
     },
     Persisted(Done),
+    /// A node's configuration from the xDS source, validated.
+    Xds(crate::sources::xds::Update),
     /// Stop; answered once the reconciler let go of the persist queue.
     Stop(Sender<()>),
 }
@@ -141,6 +144,8 @@ pub struct Reconciler {
     /// The current rollout, or the last one.
     rollout: Option<rollout::Live>,
     counters: metrics::Counters,
+    /// With `--xds`: the xDS source's link (`xds.rs`).
+    xds: Option<xds::Link>,
 }
 
 impl Reconciler {
@@ -182,6 +187,7 @@ impl Reconciler {
             settings,
             rollout: None,
             counters: metrics::Counters::default(),
+            xds: None,
         };
         if let Some(rec) = rollout {
             r.rollout_loaded(rec, now);
@@ -205,10 +211,16 @@ impl Reconciler {
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             let now = Now::system();
+            // What may add a node or change a file (forgetting is seen by the count).
+            let membership = matches!(
+                event,
+                Some(Event::Scan(_) | Event::Connected { .. } | Event::Api(_))
+            );
             if let Some(e) = event {
                 self.handle(e, now);
             }
             self.tick(now);
+            self.xds_nodes_changed(membership);
         }
     }
 
@@ -227,6 +239,7 @@ impl Reconciler {
             Event::Reply { session, id, reply } => self.on_reply(session, id, reply, now),
             Event::Disconnected { session } => self.on_disconnected(session, now),
             Event::Persisted(done) => self.on_persisted(done, now),
+            Event::Xds(update) => self.on_xds(update, now),
             Event::Stop(done) => {
                 let _ = done.send(());
             }

@@ -8,9 +8,11 @@ use ringside_wire::{CtldStatus, FileErrors, Labels, NodeStatus, PushOutcome, Rep
 use super::{Node, Reconciler};
 use crate::clock::Now;
 use crate::desired::{NodeDesired, Proposal};
+use crate::persist::store::fnv64;
 use crate::persist::{AckRecord, Done, FileSeen, Op};
 use crate::sessions::registry::{Outcome, Report, SessionCmd, SessionId};
 use crate::sources::files::{dir_errors, log_scan_changes, Scan};
+use crate::sources::xds;
 
 impl Reconciler {
     pub(super) fn on_connected(
@@ -224,24 +226,39 @@ impl Reconciler {
         }
     }
 
-    /// Applies the config-dir file of `id` if it is valid and changed since last applied.
+    /// Applies the base of `id` if it changed since last applied: what xDS proposed for it
+    /// (with `--xds`), else (without) its config-dir file if that is valid.
     pub(super) fn apply_file(&mut self, id: &str, now: Now) {
-        let Some(file) = self.scan.file_for(id) else {
-            return;
+        let from_xds = self.xds.as_ref().map(|x| x.bases.get(id));
+        let (seen, source, text) = match from_xds {
+            Some(Some(u)) => {
+                let seen = FileSeen {
+                    name: xds::SOURCE_NAME.into(),
+                    hash: fnv64(&u.text),
+                };
+                (seen, format!("xds {}", u.version), u.text.clone())
+            }
+            // With --xds a file is a template, never a configuration alone: the node keeps
+            // what it has (after a restart, the persisted xDS base) until xDS sends one.
+            Some(None) => return,
+            None => {
+                let Some(file) = self.scan.file_for(id) else {
+                    return;
+                };
+                if !file.errors.is_empty() {
+                    return;
+                }
+                let seen = FileSeen {
+                    name: file.name.clone(),
+                    hash: file.hash.clone(),
+                };
+                (seen, format!("file {}", file.name), file.text.clone())
+            }
         };
         if self.in_rollout(id) {
-            tracing::info!(node = id, file = %file.name, "config file held until the rollout ends");
+            tracing::info!(node = id, source, "new base held until the rollout ends");
             return;
         }
-        if !file.errors.is_empty() {
-            return;
-        }
-        let seen = FileSeen {
-            name: file.name.clone(),
-            hash: file.hash.clone(),
-        };
-        let source = format!("file {}", file.name);
-        let text = file.text.clone();
         let Some(node) = self.nodes.get(id) else {
             return;
         };
@@ -262,7 +279,7 @@ impl Reconciler {
                 self.commit(id, plan, now);
             }
             Err(e) => {
-                tracing::error!(node = id, error = %e, "the file with the operator's overrides is refused; the node keeps its configuration");
+                tracing::error!(node = id, error = %e, "the new base with the operator's overrides is refused; the node keeps its configuration");
                 if let Some(n) = self.nodes.get_mut(id) {
                     n.last_error = Some(format!("{source}: {e}"));
                 }

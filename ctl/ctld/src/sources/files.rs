@@ -47,9 +47,11 @@ impl Scan {
     }
 }
 
-/// Reads every `*.toml` of `dir` and validates it. Hidden files and editors' temporaries
-/// (`.name.toml.swp`, `name.toml~`) are not `*.toml` or start with a dot, so they are skipped.
-pub fn scan(dir: &Path) -> Scan {
+/// Reads every `*.toml` of `dir` and validates it: as a configuration, or with `templates`
+/// (ctld's `--xds`) as the template of one (`sources/xds`). Hidden files and editors'
+/// temporaries (`.name.toml.swp`, `name.toml~`) are not `*.toml` or start with a dot, so they
+/// are skipped.
+pub fn scan(dir: &Path, templates: bool) -> Scan {
     let mut out = Scan::default();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -74,9 +76,13 @@ pub fn scan(dir: &Path) -> Scan {
                 continue;
             }
         };
-        let errors = match ringside_config::parse(&text) {
-            Ok(_) => Vec::new(),
-            Err(errs) => errs.0.iter().map(ToString::to_string).collect(),
+        let errors = if templates {
+            crate::sources::xds::template_errors(&text)
+        } else {
+            match ringside_config::parse(&text) {
+                Ok(_) => Vec::new(),
+                Err(errs) => errs.0.iter().map(ToString::to_string).collect(),
+            }
         };
         let file = DirFile {
             hash: fnv64(&text),
@@ -200,7 +206,7 @@ mod tests {
         fs::write(d.join("notes.txt"), "x").unwrap();
         fs::write(d.join(".web-3.toml.swp"), "x").unwrap();
         fs::write(d.join("bad name.toml"), "").unwrap();
-        let s = scan(d);
+        let s = scan(d, false);
         assert!(s.default.as_ref().unwrap().errors.is_empty());
         assert_eq!(
             s.nodes["web-1"].errors,

@@ -7,8 +7,10 @@
 //!   into overrides; `apply` and `rollback` are whole bases;
 //! - `edit.rs`: the `toml_edit` surgery both need, comments kept.
 //!
-//! xDS, when it comes, is one more source here (`xds/`), proposing bases like a file.
+//! - `xds/`: an xDS management server (`--xds`), proposing bases like a file: per node, its
+//!   listeners, routes and clusters laid after its file's other sections.
 
 pub mod cli;
 pub mod edit;
 pub mod files;
+pub mod xds;

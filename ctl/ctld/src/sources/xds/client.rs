@@ -1,0 +1,208 @@
+//! One node's ADS stream: connect, send the opening subscriptions, answer every response
+//! (`state.rs` decides what), hand each new configuration to the reconciler. When the
+//! stream fails or cannot be opened, wait (exponential backoff from [`BACKOFF_BASE`] to
+//! [`BACKOFF_CAP`], each wait random in the upper half of its ceiling; back to the base once
+//! a stream got a response) and open
+//! a new one. The reconciler keeps serving the last configuration all along.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::state::NodeState;
+use super::{Settings, Stats, Templates, Update};
+use crate::reconciler::Event;
+
+pub const BACKOFF_BASE: Duration = Duration::from_millis(250);
+pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// The largest response taken (tonic's default is 4 MiB; a mesh's CDS is bigger).
+const MAX_RESPONSE: usize = 256 << 20;
+/// Opening a connection to the server may take this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the node's stream until the task is aborted.
+pub async fn run(
+    node: String,
+    settings: Arc<Settings>,
+    mut templates: watch::Receiver<Templates>,
+    events: Sender<Event>,
+    stats: Arc<Stats>,
+) {
+    let template = templates.borrow_and_update().get(&node).cloned().flatten();
+    let mut state = NodeState::new(settings.xds_node(&node), template);
+    let mut rng = Jitter::new(&node);
+    let mut failures = 0u32;
+    loop {
+        let got = stream(
+            &node,
+            &settings,
+            &mut state,
+            &mut templates,
+            &events,
+            &stats,
+        )
+        .await;
+        stats.connected(&node, false);
+        stats.failure(&node);
+        let (answered, error) = got;
+        if answered {
+            failures = 0;
+        }
+        failures = failures.saturating_add(1);
+        let wait = rng.backoff(failures);
+        tracing::warn!(node, error = %error, retry_in = ?wait, "xDS stream ended; the node keeps its configuration");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// One stream, until it fails: whether any response came, and why it ended.
+async fn stream(
+    node: &str,
+    settings: &Settings,
+    state: &mut NodeState,
+    templates: &mut watch::Receiver<Templates>,
+    events: &Sender<Event>,
+    stats: &Stats,
+) -> (bool, String) {
+    let endpoint = match tonic::transport::Endpoint::from_shared(settings.address.clone()) {
+        Ok(e) => e.connect_timeout(CONNECT_TIMEOUT),
+        Err(e) => return (false, format!("address {}: {e}", settings.address)),
+    };
+    let channel = match endpoint.connect().await {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                false,
+                format!("cannot connect to {}: {e}", settings.address),
+            )
+        }
+    };
+    let mut client =
+        AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(MAX_RESPONSE);
+    let (tx, rx) = mpsc::channel::<DiscoveryRequest>(64);
+    for r in state.opening() {
+        let _ = tx.send(r).await;
+    }
+    let mut inbound = match client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(e) => return (false, format!("stream refused: {e}")),
+    };
+    stats.connected(node, true);
+    tracing::info!(node, server = %settings.address, "xDS stream open");
+    let mut answered = false;
+    loop {
+        tokio::select! {
+            msg = inbound.message() => {
+                let resp = match msg {
+                    Ok(Some(r)) => r,
+                    Ok(None) => return (answered, "the server closed the stream".into()),
+                    Err(e) => return (answered, format!("{e}")),
+                };
+                answered = true;
+                let version = resp.version_info.clone();
+                let step = state.on_response(resp);
+                if let Some((kind, outcome)) = step.outcome {
+                    stats.response(kind.label(), outcome);
+                    stats.ignored(&step.ignored);
+                    match (outcome, &step.detail) {
+                        ("nack", Some(d)) => tracing::warn!(node, r#type = kind.label(), version, error = %d, "xDS response refused (NACK)"),
+                        (_, Some(d)) => tracing::info!(node, r#type = kind.label(), version, waiting_for = %d, "xDS response accepted; the configuration is not complete yet"),
+                        _ => tracing::debug!(node, r#type = kind.label(), version, "xDS response accepted"),
+                    }
+                }
+                for r in step.requests {
+                    if tx.send(r).await.is_err() {
+                        return (answered, "the request stream closed".into());
+                    }
+                }
+                if let Some(text) = step.publish {
+                    propose(node, text, &version, events);
+                }
+            }
+            changed = templates.changed() => {
+                if changed.is_err() {
+                    return (answered, "ctld is stopping".into());
+                }
+                let template = templates.borrow_and_update().get(node).cloned().flatten();
+                match state.set_template(template) {
+                    Some(Ok(text)) => propose(node, text, "template", events),
+                    Some(Err(e)) => tracing::error!(node, error = %e, "the node's file with the xDS configuration is refused; the node keeps its configuration"),
+                    None => {}
+                }
+            }
+        }
+    }
+}
+
+fn propose(node: &str, text: Arc<str>, version: &str, events: &Sender<Event>) {
+    tracing::info!(node, version, "xDS configuration complete; proposing it");
+    let _ = events.send(Event::Xds(Update {
+        node: node.to_owned(),
+        text,
+        version: version.to_owned(),
+    }));
+}
+
+/// xorshift64*, seeded per node and start time: enough to spread reconnects.
+struct Jitter(u64);
+
+impl Jitter {
+    fn new(node: &str) -> Jitter {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in node.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Jitter((h ^ t) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// The wait after the `n`th failure in a row: uniform in [ceiling/2, ceiling], the
+    /// ceiling doubling from the base up to the cap.
+    fn backoff(&mut self, n: u32) -> Duration {
+        let ceiling = BACKOFF_BASE
+            .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+            .min(BACKOFF_CAP);
+        let ms = ceiling.as_millis() as u64;
+        let half = ms / 2;
+        Duration::from_millis(half + self.next() % (ms - half + 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let mut j = Jitter::new("n1");
+        for n in 1..40u32 {
+            let ceiling = BACKOFF_BASE
+                .saturating_mul(1u32 << (n - 1).min(16))
+                .min(BACKOFF_CAP);
+            let w = j.backoff(n);
+            assert!(
+                w <= ceiling && w >= ceiling / 2,
+                "{n}: {w:?} of {ceiling:?}"
+            );
+        }
+        let waits: std::collections::BTreeSet<_> = (0..20).map(|_| j.backoff(30)).collect();
+        assert!(waits.len() > 10, "jittered: {waits:?}");
+    }
+}

@@ -1,0 +1,191 @@
+//! xDS resources → a ringside configuration. Each resource is translated on its own when it
+//! arrives (`listeners.rs`, `routes.rs`, `clusters.rs`, `endpoints.rs`; a field ringside
+//! cannot honour fails it, naming the field); [`build`] then puts the accepted resources
+//! together into the `[[listeners]]`, `[[routes]]` and `[[clusters]]` of one TOML text, laid
+//! after the node's template (its file's other sections: `[proxy]`, `[dns]`, `[mesh]`...).
+//! The caller validates the result with ringside's own validation, as a file is.
+
+pub mod clusters;
+pub mod endpoints;
+mod headers;
+pub mod listeners;
+mod resilience;
+mod route_action;
+pub mod routes;
+mod tls;
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::google::protobuf::Duration;
+use toml::Value;
+
+pub use toml::Table;
+
+/// Every accepted resource, translated, by its xDS name.
+#[derive(Debug, Clone, Default)]
+pub struct Translated {
+    pub clusters: BTreeMap<String, clusters::TCluster>,
+    /// By cluster (or EDS service) name.
+    pub endpoints: BTreeMap<String, Vec<Value>>,
+    pub listeners: BTreeMap<String, listeners::TListener>,
+    pub routes: BTreeMap<String, routes::TRouteConfig>,
+}
+
+/// What [`build`] made of the resources.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Built {
+    /// The whole configuration's `[[listeners]]`, `[[routes]]` and `[[clusters]]`.
+    Ready(String),
+    /// Something is not received yet: a listener, an EDS or RDS resource.
+    Waiting(String),
+    /// A route or listener names a cluster that CDS does not have.
+    Missing(String),
+}
+
+/// Puts the resources together. An error: two xDS names that make the same ringside name.
+pub fn build(t: &Translated) -> Result<Built, String> {
+    if t.listeners.is_empty() {
+        // A ringside configuration has at least one listener: until LDS gives one (or
+        // while it gives none), the node keeps what it has.
+        return Ok(Built::Waiting("a listener (LDS)".into()));
+    }
+    let mut listeners = Vec::new();
+    let mut routes = Vec::new();
+    let mut clusters = Vec::new();
+    let mut used: BTreeMap<String, String> = BTreeMap::new();
+    for (xds_name, l) in &t.listeners {
+        unique(&mut used, "listener", xds_name, &l.name)?;
+        let mut table = l.table.clone();
+        let route_config = match &l.routes {
+            listeners::RouteSource::None => None,
+            listeners::RouteSource::Inline(rc) => Some(rc),
+            listeners::RouteSource::Rds(name) => match t.routes.get(name) {
+                Some(rc) => Some(rc),
+                None => return Ok(Built::Waiting(format!("route_config {name:?}"))),
+            },
+        };
+        if let Some(c) = &l.tcp_cluster {
+            if !t.clusters.contains_key(c) {
+                return Ok(Built::Missing(format!(
+                    "listener {xds_name:?}: cluster {c:?} is not among the clusters (CDS)"
+                )));
+            }
+        }
+        if let Some(rc) = route_config {
+            for c in &rc.clusters {
+                if !t.clusters.contains_key(c) {
+                    return Ok(Built::Missing(format!(
+                        "route_config {:?}: cluster {c:?} is not among the clusters (CDS)",
+                        rc.name
+                    )));
+                }
+            }
+            table.extend(rc.listener_edits.clone());
+            for r in &rc.routes {
+                let mut r = r.clone();
+                r.insert("listener".into(), Value::String(l.name.clone()));
+                routes.push(Value::Table(r));
+            }
+        }
+        listeners.push(Value::Table(table));
+    }
+    for (xds_name, c) in &t.clusters {
+        unique(&mut used, "cluster", xds_name, &c.name)?;
+        let mut table = c.table.clone();
+        if let Some(service) = &c.eds {
+            match t.endpoints.get(service) {
+                Some(eps) => {
+                    table.insert("endpoints".into(), Value::Array(eps.clone()));
+                }
+                None => {
+                    return Ok(Built::Waiting(format!(
+                        "cluster_load_assignment {service:?}"
+                    )))
+                }
+            }
+        }
+        clusters.push(Value::Table(table));
+    }
+    let mut doc = Table::new();
+    for (key, list) in [
+        ("listeners", listeners),
+        ("routes", routes),
+        ("clusters", clusters),
+    ] {
+        if !list.is_empty() {
+            doc.insert(key.into(), Value::Array(list));
+        }
+    }
+    toml::to_string(&doc)
+        .map(Built::Ready)
+        .map_err(|e| format!("cannot write the configuration: {e}"))
+}
+
+/// Listeners and clusters share no namespace in ringside, but a name must stay unique within
+/// its kind once made a ringside name.
+fn unique(
+    used: &mut BTreeMap<String, String>,
+    kind: &str,
+    xds_name: &str,
+    name: &str,
+) -> Result<(), String> {
+    let key = format!("{kind} {name}");
+    match used.insert(key, xds_name.to_owned()) {
+        Some(other) if other != xds_name => Err(format!(
+            "{kind} {xds_name:?}: its ringside name {name:?} is also that of {kind} {other:?}"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The node's configuration: the template's own sections, then the xDS ones. The template's
+/// `listeners`, `routes` and `clusters` (and what names them: `authz`) are left out.
+pub fn compose(template: Option<&str>, xds: &str) -> String {
+    let mut out = String::new();
+    if let Some(t) = template {
+        if let Ok(mut doc) = t.parse::<toml_edit::DocumentMut>() {
+            for key in ["listeners", "routes", "clusters", "authz"] {
+                doc.remove(key);
+            }
+            out.push_str(&doc.to_string());
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str(xds);
+    out
+}
+
+/// A ringside name for an xDS one: characters ringside names do not take (Istio's
+/// `outbound|8080||orders.shop.svc.cluster.local`) become `_`.
+pub fn name(xds: &str) -> String {
+    xds.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A protobuf duration in milliseconds (negative ones are 0; validation bounds the rest).
+pub fn ms(d: &Duration) -> i64 {
+    (d.seconds.max(0))
+        .saturating_mul(1000)
+        .saturating_add(i64::from(d.nanos.max(0) / 1_000_000))
+}
+
+/// `n` as a TOML integer.
+pub fn int(n: impl Into<i64>) -> Value {
+    Value::Integer(n.into())
+}
+
+pub fn string(s: impl Into<String>) -> Value {
+    Value::String(s.into())
+}
+
+#[cfg(test)]
+mod tests;

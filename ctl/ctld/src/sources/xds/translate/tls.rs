@@ -1,0 +1,180 @@
+//! TLS transport sockets with their material inline or in files (no SDS yet):
+//! `UpstreamTlsContext` on a cluster → `tls` (`cert`/`key`, `ca`, `sni`; inline PEM →
+//! `cert_pem`, `key_pem`, `ca_pem`), `DownstreamTlsContext` on a listener's filter chain →
+//! `tls.certificates`. A `raw_buffer` socket is plaintext.
+
+use std::mem::take;
+
+use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
+use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
+use envoy_types::pb::envoy::config::core::v3::{DataSource, TransportSocket};
+use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CommonTlsContext, DownstreamTlsContext, TlsCertificate, UpstreamTlsContext,
+};
+use prost::{Message, Name};
+use toml::Value;
+
+use super::{string, Table};
+use crate::sources::xds::nack::{leftover, unsupported, Res};
+
+/// The ALPN protocols ringside negotiates itself (from the listener, or the cluster's
+/// `protocol`): a context listing only these changes nothing.
+const OWN_ALPN: &[&str] = &["h2", "http/1.1"];
+
+/// A cluster's `tls` table; `None` for a plaintext (`raw_buffer`) socket.
+pub fn upstream(ts: TransportSocket, at: &str) -> Res<Option<Table>> {
+    let Some(mut u) = context::<UpstreamTlsContext>(ts, at)? else {
+        return Ok(None);
+    };
+    let mut t = Table::new();
+    let sni = take(&mut u.sni);
+    if !sni.is_empty() {
+        t.insert("sni".into(), string(sni));
+    }
+    if let Some(c) = u.common_tls_context.take() {
+        let mut certs = common(c, &mut t, &format!("{at}.common_tls_context"))?;
+        if certs.len() > 1 {
+            return Err(unsupported(
+                &format!("{at}.common_tls_context.tls_certificates"),
+                "more than one client certificate",
+            ));
+        }
+        if let Some(cert) = certs.pop() {
+            t.extend(cert);
+        }
+    }
+    leftover(&u, at)?;
+    Ok(Some(t))
+}
+
+/// A listener's `tls` table; `None` for a plaintext (`raw_buffer`) socket.
+pub fn downstream(ts: TransportSocket, at: &str) -> Res<Option<Table>> {
+    let Some(mut d) = context::<DownstreamTlsContext>(ts, at)? else {
+        return Ok(None);
+    };
+    if d.require_client_certificate.take().is_some_and(|b| b.value) {
+        return Err(unsupported(
+            &format!("{at}.require_client_certificate"),
+            "client certificates on a listener's own TLS (mesh mTLS is listeners[].mtls)",
+        ));
+    }
+    let mut ca = Table::new();
+    let certs = match d.common_tls_context.take() {
+        Some(c) => common(c, &mut ca, &format!("{at}.common_tls_context"))?,
+        None => Vec::new(),
+    };
+    if !ca.is_empty() {
+        return Err(unsupported(
+            &format!("{at}.common_tls_context.validation_context"),
+            "verifying clients on a listener's own TLS",
+        ));
+    }
+    leftover(&d, at)?;
+    let mut t = Table::new();
+    t.insert(
+        "certificates".into(),
+        Value::Array(certs.into_iter().map(Value::Table).collect()),
+    );
+    Ok(Some(t))
+}
+
+fn context<M: Message + Name + Default>(ts: TransportSocket, at: &str) -> Res<Option<M>> {
+    let Some(ConfigType::TypedConfig(any)) = ts.config_type else {
+        return Err(format!("{at}.typed_config: required by ringside"));
+    };
+    if any.type_url == RawBuffer::type_url() {
+        return Ok(None);
+    }
+    if any.type_url != M::type_url() {
+        return Err(unsupported(
+            at,
+            format!("transport socket {}", any.type_url),
+        ));
+    }
+    M::decode(any.value.as_slice())
+        .map(Some)
+        .map_err(|e| format!("{at}.typed_config: cannot decode: {e}"))
+}
+
+/// The certificates (`cert`/`key` tables) of `c`; its CA goes into `t` (`ca`, `ca_pem`).
+fn common(mut c: CommonTlsContext, t: &mut Table, at: &str) -> Res<Vec<Table>> {
+    let mut certs = Vec::new();
+    for (i, mut tc) in take(&mut c.tls_certificates).into_iter().enumerate() {
+        certs.push(certificate(
+            &mut tc,
+            &format!("{at}.tls_certificates[{i}]"),
+        )?);
+    }
+    match c.validation_context_type.take() {
+        None => {}
+        Some(ValidationContextType::ValidationContext(mut v)) => {
+            let vat = format!("{at}.validation_context");
+            material(
+                v.trusted_ca.take(),
+                ("ca", "ca_pem"),
+                t,
+                &format!("{vat}.trusted_ca"),
+            )?;
+            leftover(&v, &vat)?;
+        }
+        Some(_) => {
+            return Err(unsupported(
+                &format!("{at}.validation_context_type"),
+                "a validation context from SDS or a provider",
+            ))
+        }
+    }
+    if c.alpn_protocols
+        .iter()
+        .all(|p| OWN_ALPN.contains(&p.as_str()))
+    {
+        c.alpn_protocols.clear();
+    }
+    leftover(&c, at)?;
+    Ok(certs)
+}
+
+fn certificate(tc: &mut TlsCertificate, at: &str) -> Res<Table> {
+    let mut t = Table::new();
+    let chain = tc.certificate_chain.take();
+    material(
+        chain,
+        ("cert", "cert_pem"),
+        &mut t,
+        &format!("{at}.certificate_chain"),
+    )?;
+    let key = tc.private_key.take();
+    material(
+        key,
+        ("key", "key_pem"),
+        &mut t,
+        &format!("{at}.private_key"),
+    )?;
+    leftover(tc, at)?;
+    Ok(t)
+}
+
+/// A file name → `keys.0`, inline PEM → `keys.1`.
+fn material(ds: Option<DataSource>, keys: (&str, &str), t: &mut Table, at: &str) -> Res<()> {
+    let Some(mut ds) = ds else {
+        return Err(format!("{at}: required by ringside"));
+    };
+    let (key, value) = match ds.specifier.take() {
+        Some(Specifier::Filename(f)) => (keys.0, f),
+        Some(Specifier::InlineString(s)) => (keys.1, s),
+        Some(Specifier::InlineBytes(b)) => (
+            keys.1,
+            String::from_utf8(b).map_err(|_| format!("{at}.inline_bytes: not PEM text"))?,
+        ),
+        _ => return Err(unsupported(at, "material from the environment")),
+    };
+    leftover(&ds, at)?;
+    t.insert(key.into(), string(value));
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;

@@ -1,0 +1,116 @@
+//! TLS transport sockets: what each becomes, and what is refused.
+
+#![allow(clippy::unwrap_used)]
+
+use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
+use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
+use envoy_types::pb::envoy::config::core::v3::{DataSource, TransportSocket};
+use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
+    TlsCertificate, UpstreamTlsContext,
+};
+use envoy_types::pb::google::protobuf::{Any, BoolValue};
+use prost::{Message, Name};
+
+use super::*;
+
+fn socket<M: Message + Name>(m: &M) -> TransportSocket {
+    TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(ConfigType::TypedConfig(Any {
+            type_url: M::type_url(),
+            value: m.encode_to_vec(),
+        })),
+    }
+}
+
+fn file(f: &str) -> Option<DataSource> {
+    Some(DataSource {
+        specifier: Some(Specifier::Filename(f.into())),
+        ..DataSource::default()
+    })
+}
+
+fn inline(s: &str) -> Option<DataSource> {
+    Some(DataSource {
+        specifier: Some(Specifier::InlineString(s.into())),
+        ..DataSource::default()
+    })
+}
+
+fn shown(t: Option<Table>) -> String {
+    toml::Value::Table(t.unwrap()).to_string()
+}
+
+#[test]
+fn upstream_tls_with_files_sni_and_a_ca() {
+    let ctx = UpstreamTlsContext {
+        sni: "orders.internal".into(),
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificates: vec![TlsCertificate {
+                certificate_chain: file("/etc/certs/client.pem"),
+                private_key: file("/etc/certs/client-key.pem"),
+                ..TlsCertificate::default()
+            }],
+            validation_context_type: Some(ValidationContextType::ValidationContext(
+                CertificateValidationContext {
+                    trusted_ca: inline("-----BEGIN CERTIFICATE-----"),
+                    ..CertificateValidationContext::default()
+                },
+            )),
+            alpn_protocols: vec!["h2".into()],
+            ..CommonTlsContext::default()
+        }),
+        ..UpstreamTlsContext::default()
+    };
+    assert_eq!(
+        shown(upstream(socket(&ctx), "c").unwrap()),
+        "{ ca_pem = \"-----BEGIN CERTIFICATE-----\", cert = \"/etc/certs/client.pem\", key = \"/etc/certs/client-key.pem\", sni = \"orders.internal\" }"
+    );
+    assert_eq!(upstream(socket(&RawBuffer::default()), "c").unwrap(), None);
+
+    let sds = UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_sds_secret_configs: vec![SdsSecretConfig::default()],
+            ..CommonTlsContext::default()
+        }),
+        ..UpstreamTlsContext::default()
+    };
+    assert_eq!(
+        upstream(socket(&sds), "cluster \"c\".transport_socket").unwrap_err(),
+        "cluster \"c\".transport_socket.common_tls_context.tls_certificate_sds_secret_configs: not supported by ringside"
+    );
+}
+
+#[test]
+fn downstream_tls_certificates_and_no_client_verification() {
+    let cert = TlsCertificate {
+        certificate_chain: inline("CERT"),
+        private_key: inline("KEY"),
+        ..TlsCertificate::default()
+    };
+    let ctx = DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificates: vec![cert],
+            ..CommonTlsContext::default()
+        }),
+        ..DownstreamTlsContext::default()
+    };
+    assert_eq!(
+        shown(downstream(socket(&ctx), "l").unwrap()),
+        "{ certificates = [{ cert_pem = \"CERT\", key_pem = \"KEY\" }] }"
+    );
+    let mtls = DownstreamTlsContext {
+        require_client_certificate: Some(BoolValue { value: true }),
+        ..ctx
+    };
+    assert!(downstream(socket(&mtls), "l")
+        .unwrap_err()
+        .starts_with("l.require_client_certificate: client certificates"));
+    assert_eq!(
+        upstream(socket(&DownstreamTlsContext::default()), "c").unwrap_err(),
+        "c: transport socket type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext is not supported by ringside"
+    );
+}

@@ -1,0 +1,227 @@
+"""A real xDS management server for ringside-ctld's tests: ADS (state of the world) over
+plaintext gRPC on an ephemeral 127.0.0.1 port, with grpcio and xds-protos (Envoy's own
+generated protos).
+
+Prints one JSON line, {"port": N}, once it serves. Then reads commands on stdin, one JSON
+object per line, and answers each with one JSON line on stdout:
+
+- {"op": "set", "version": "v1", "resources": {"cds": [...], "eds": [...], "lds": [...],
+  "rds": [...]}}: the resources, in Envoy's JSON form (typed configs with "@type"),
+  replace the server's; every open stream is sent each type it subscribed to, in Envoy's
+  order (CDS, EDS, LDS, RDS). A resource {"@bytes": "HEX"} is sent as those bytes (a
+  malformed resource). Answer {"ok": true} (or {"error": "..."}).
+- {"op": "reset"}: every open stream is ended with UNAVAILABLE.
+- {"op": "state"}: {"streams": [{"node": ..., "cluster": ..., "metadata": {...},
+  "opened": unix time}], "opened": [unix time of every stream opened], "acks": {"cds": version, ...}, "nacks": [{"type": ..., "version":
+  ..., "nonce": ..., "error": ...}]}: what ctld said.
+
+Exits when stdin closes (so it dies with the test).
+"""
+
+import json
+import queue
+import sys
+import threading
+import time
+from concurrent import futures
+
+import grpc
+from google.protobuf import any_pb2, json_format
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+
+# Typed configs the tests' resources name, imported so that "@type" resolves.
+from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: F401
+from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
+from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noqa: F401
+    http_connection_manager_pb2,
+)
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
+
+KINDS = {
+    "cds": ("type.googleapis.com/envoy.config.cluster.v3.Cluster", cluster_pb2.Cluster, "name"),
+    "eds": (
+        "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+        endpoint_pb2.ClusterLoadAssignment,
+        "cluster_name",
+    ),
+    "lds": ("type.googleapis.com/envoy.config.listener.v3.Listener", listener_pb2.Listener, "name"),
+    "rds": (
+        "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+        route_pb2.RouteConfiguration,
+        "name",
+    ),
+}
+ORDER = ["cds", "eds", "lds", "rds"]
+KIND_OF = {url: kind for kind, (url, _, _) in KINDS.items()}
+
+lock = threading.Lock()
+resources = {kind: [] for kind in ORDER}  # kind -> [(name, Any)]
+version = "0"
+nonce_counter = [0]
+streams = []
+all_streams = []  # the opening time of every stream, in order
+acks = {}
+nacks = []
+
+
+class Stream:
+    def __init__(self, context):
+        self.context = context
+        self.out = queue.Queue()
+        self.names = {}  # kind -> requested names (None: wildcard)
+        self.node = None
+        self.opened = time.time()
+
+    def send(self, kind):
+        """Queues the kind's resources as one response (under `lock`)."""
+        url, _, _ = KINDS[kind]
+        names = self.names.get(kind)
+        nonce_counter[0] += 1
+        resp = discovery_pb2.DiscoveryResponse(
+            version_info=version, type_url=url, nonce=str(nonce_counter[0])
+        )
+        for name, any_msg in resources[kind]:
+            if not names or name in names:
+                resp.resources.append(any_msg)
+        self.out.put(resp)
+
+
+def on_request(stream, req):
+    kind = KIND_OF.get(req.type_url)
+    with lock:
+        if req.HasField("node") and stream.node is None:
+            stream.node = req.node
+        if kind is None:
+            return
+        if req.HasField("error_detail"):
+            nacks.append(
+                {
+                    "type": kind,
+                    "version": req.version_info,
+                    "nonce": req.response_nonce,
+                    "error": req.error_detail.message,
+                }
+            )
+        elif req.response_nonce:
+            acks[kind] = req.version_info
+        names = sorted(req.resource_names)
+        if kind not in stream.names or stream.names[kind] != names:
+            stream.names[kind] = names
+            stream.send(kind)
+
+
+class Ads(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
+    def StreamAggregatedResources(self, request_iterator, context):
+        stream = Stream(context)
+        with lock:
+            streams.append(stream)
+            all_streams.append(stream.opened)
+
+        def read():
+            try:
+                for req in request_iterator:
+                    on_request(stream, req)
+            except Exception:  # the stream ended
+                pass
+            stream.out.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            while True:
+                try:
+                    item = stream.out.get(timeout=0.2)
+                except queue.Empty:
+                    if not context.is_active():
+                        return
+                    continue
+                if item is None:
+                    return
+                if item == "reset":
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "reset by the test")
+                yield item
+        finally:
+            with lock:
+                if stream in streams:
+                    streams.remove(stream)
+
+
+
+def command(cmd):
+    global version
+    op = cmd.get("op")
+    if op == "set":
+        parsed = {}
+        for kind in ORDER:
+            _, cls, key = KINDS[kind]
+            out = []
+            for d in cmd.get("resources", {}).get(kind, []):
+                if "@bytes" in d:
+                    # A malformed resource: these bytes as the value of an Any of this type.
+                    raw = bytes.fromhex(d["@bytes"])
+                    out.append((d.get("name", ""), any_pb2.Any(type_url=KINDS[kind][0], value=raw)))
+                    continue
+                msg = json_format.ParseDict(d, cls())
+                packed = any_pb2.Any()
+                packed.Pack(msg)
+                out.append((getattr(msg, key), packed))
+            parsed[kind] = out
+        with lock:
+            version = str(cmd.get("version", version))
+            resources.update(parsed)
+            for s in streams:
+                for kind in ORDER:
+                    if kind in s.names:
+                        s.send(kind)
+        return {"ok": True}
+    if op == "reset":
+        with lock:
+            for s in streams:
+                s.out.put("reset")
+        return {"ok": True}
+    if op == "state":
+        with lock:
+            return {
+                "streams": [
+                    {
+                        "node": s.node.id if s.node else None,
+                        "cluster": s.node.cluster if s.node else None,
+                        "metadata": json_format.MessageToDict(s.node.metadata) if s.node else None,
+                        "opened": s.opened,
+                    }
+                    for s in streams
+                ],
+                "opened": list(all_streams),
+                "acks": dict(acks),
+                "nacks": list(nacks),
+            }
+    return {"error": f"unknown op {op!r}"}
+
+
+def main():
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(Ads(), server)
+    # --port N: serve on that port again (a restarted server); else an ephemeral one.
+    want = sys.argv[sys.argv.index("--port") + 1] if "--port" in sys.argv else "0"
+    port = server.add_insecure_port(f"127.0.0.1:{want}")
+    server.start()
+    print(json.dumps({"port": port}), flush=True)
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            answer = command(json.loads(line))
+        except Exception as e:  # a bad command is the test's bug: say so
+            answer = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(answer), flush=True)
+    server.stop(0)
+
+
+if __name__ == "__main__":
+    main()
