@@ -1,13 +1,18 @@
 //! The xDS tests' peers: the real ADS management server (`tests/xds/ads_server.py`, grpcio
 //! and xds-protos in the test virtualenv), HTTP origins that answer their name, a client,
-//! and the Envoy resources the tests send, in Envoy's JSON form.
+//! and the Envoy resources the tests send, in Envoy's JSON form; a real Envoy fed by the
+//! same server (`envoy.rs`).
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
+mod envoy;
 mod mesh;
+mod referee;
 mod resources;
 
+pub use envoy::*;
 pub use mesh::*;
+pub use referee::*;
 pub use resources::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,11 +31,16 @@ pub struct Ads {
     pub port: u16,
 }
 
-fn python() -> PathBuf {
-    let env = std::env::var_os("RINGSIDE_PYENV").map_or_else(
+/// The test virtualenv (`scripts/install-test-deps`).
+fn pyenv() -> PathBuf {
+    std::env::var_os("RINGSIDE_PYENV").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pyenv"),
         PathBuf::from,
-    );
+    )
+}
+
+fn python() -> PathBuf {
+    let env = pyenv();
     let python = env.join("bin/python");
     assert!(
         python.exists(),
@@ -100,6 +110,14 @@ impl Ads {
         self.call(json!({"op": "set", "version": version, "resources": resources}));
     }
 
+    /// As `set`, with resources of their own for some nodes (`{"NODE ID": {"lds": [...]}}`).
+    pub fn set_per_node(&mut self, version: &str, resources: Value, per_node: Value) {
+        self.call(
+            json!({"op": "set", "version": version, "resources": resources,
+            "per_node": per_node}),
+        );
+    }
+
     pub fn reset(&mut self) {
         self.call(json!({"op": "reset"}));
     }
@@ -158,9 +176,28 @@ impl Origin {
         });
         Origin { addr }
     }
+
+    /// An origin that answers `origin=NAME path=PATH` (the request target it saw).
+    pub fn echo(name: &'static str) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    serve_with(conn, |path| format!("origin={name} path={path}"))
+                });
+            }
+        });
+        Origin { addr }
+    }
 }
 
-fn serve(mut conn: TcpStream, name: &str) {
+fn serve(conn: TcpStream, name: &str) {
+    serve_with(conn, |_| name.to_owned());
+}
+
+/// Answers each request of a keep-alive connection with `body(request target)`.
+fn serve_with(mut conn: TcpStream, body: impl Fn(&str) -> String) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -171,7 +208,10 @@ fn serve(mut conn: TcpStream, name: &str) {
             }
         }
         let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
         buf.drain(..end);
+        let target = head.split_whitespace().nth(1).unwrap_or_default();
+        let name = body(target);
         let reply = format!(
             "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n\r\n{name}",
             name.len()
