@@ -224,9 +224,22 @@ fn serve_with(mut conn: TcpStream, body: impl Fn(&str) -> String) {
 
 /// `GET path` on a new connection: `(status, body)`, or `None` if the exchange failed.
 pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    exchange(port, path, headers).map(|(status, _, body)| (status, body))
+}
+
+/// `GET target` with `headers` (and `host: svc.test` unless they have a host) on a new
+/// connection: `(status, head, body)`, or `None` if the exchange failed.
+pub fn exchange(
+    port: u16,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nhost: svc.test\r\nconnection: close\r\n");
+    let mut req = format!("GET {target} HTTP/1.1\r\nconnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str("host: svc.test\r\n");
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -234,9 +247,9 @@ pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, Stri
     s.write_all(req.as_bytes()).ok()?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).ok()?;
-    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-    let body = resp.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head.to_owned(), body.to_owned()))
 }
 
 /// The body of a 200 answer to `GET path`.

@@ -3,13 +3,9 @@
 //! origin and path it reached (`Origin::echo`), the location of a redirect, or the body of
 //! a direct response.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
-use super::{eds_cluster, load_assignment, Origin};
+use super::{eds_cluster, exchange, load_assignment, Origin};
 
 const HCM: &str =
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -124,24 +120,10 @@ pub const CASES: &[Case] = &[
 /// direct responses), or `-` for the proxy's own answers (a 404: their bodies differ).
 pub type Seen = (u16, String, String);
 
-/// `GET target` with `headers` (and `host: svc.test` unless they have a host) to
-/// `127.0.0.1:port` on a new connection.
+/// What `GET target` with `headers` to `127.0.0.1:port` shows (`exchange`).
 pub fn fetch(port: u16, target: &str, headers: &[(&str, &str)]) -> Option<Seen> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut req = format!("GET {target} HTTP/1.1\r\nconnection: close\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req.push_str("host: svc.test\r\n");
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let (head, body) = resp.split_once("\r\n\r\n")?;
-    let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
+    let (status, head, body) = exchange(port, target, headers)?;
+    let body = body.as_str();
     let location = head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.eq_ignore_ascii_case("location")
