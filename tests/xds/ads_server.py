@@ -9,11 +9,14 @@ object per line, and answers each with one JSON line on stdout:
   "rds": [...]}}: the resources, in Envoy's JSON form (typed configs with "@type"),
   replace the server's; every open stream is sent each type it subscribed to, in Envoy's
   order (CDS, EDS, LDS, RDS). A resource {"@bytes": "HEX"} is sent as those bytes (a
-  malformed resource). Answer {"ok": true} (or {"error": "..."}).
+  malformed resource). Optional "per_node": {"NODE ID": {"lds": [...]}, ...}: the stream
+  of that node is sent these instead of the common ones of those kinds (two clients, such
+  as ctld and Envoy, each bind listener ports of their own). Answer {"ok": true, "sent":
+  unix time the responses were queued} (or {"error": "..."}).
 - {"op": "reset"}: every open stream is ended with UNAVAILABLE.
 - {"op": "state"}: {"streams": [{"node": ..., "cluster": ..., "metadata": {...},
-  "opened": unix time}], "opened": [unix time of every stream opened], "acks": {"cds": version, ...}, "nacks": [{"type": ..., "version":
-  ..., "nonce": ..., "error": ...}]}: what ctld said.
+  "opened": unix time}], "opened": [unix time of every stream opened], "acks": {"cds": version, ...}, "nacks": [{"node": ..., "type": ...,
+  "version": ..., "nonce": ..., "error": ...}]}: what ctld said.
 
 Exits when stdin closes (so it dies with the test).
 """
@@ -62,6 +65,7 @@ KIND_OF = {url: kind for kind, (url, _, _) in KINDS.items()}
 
 lock = threading.Lock()
 resources = {kind: [] for kind in ORDER}  # kind -> [(name, Any)]
+per_node = {}  # node id -> {kind -> [(name, Any)]}: that node's own resources of the kind
 version = "0"
 nonce_counter = [0]
 streams = []
@@ -86,7 +90,8 @@ class Stream:
         resp = discovery_pb2.DiscoveryResponse(
             version_info=version, type_url=url, nonce=str(nonce_counter[0])
         )
-        for name, any_msg in resources[kind]:
+        own = per_node.get(self.node.id, {}) if self.node else {}
+        for name, any_msg in own.get(kind, resources[kind]):
             if not names or name in names:
                 resp.resources.append(any_msg)
         self.out.put(resp)
@@ -102,6 +107,7 @@ def on_request(stream, req):
         if req.HasField("error_detail"):
             nacks.append(
                 {
+                    "node": stream.node.id if stream.node else None,
                     "type": kind,
                     "version": req.version_info,
                     "nonce": req.response_nonce,
@@ -152,33 +158,45 @@ class Ads(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 
 
 
+def parse(kinds):
+    """{kind: [JSON resource]} → {kind: [(name, Any)]}, for the kinds given."""
+    parsed = {}
+    for kind in ORDER:
+        if kind not in kinds:
+            continue
+        _, cls, key = KINDS[kind]
+        out = []
+        for d in kinds[kind]:
+            if "@bytes" in d:
+                # A malformed resource: these bytes as the value of an Any of this type.
+                raw = bytes.fromhex(d["@bytes"])
+                out.append((d.get("name", ""), any_pb2.Any(type_url=KINDS[kind][0], value=raw)))
+                continue
+            msg = json_format.ParseDict(d, cls())
+            packed = any_pb2.Any()
+            packed.Pack(msg)
+            out.append((getattr(msg, key), packed))
+        parsed[kind] = out
+    return parsed
+
+
 def command(cmd):
     global version
     op = cmd.get("op")
     if op == "set":
-        parsed = {}
-        for kind in ORDER:
-            _, cls, key = KINDS[kind]
-            out = []
-            for d in cmd.get("resources", {}).get(kind, []):
-                if "@bytes" in d:
-                    # A malformed resource: these bytes as the value of an Any of this type.
-                    raw = bytes.fromhex(d["@bytes"])
-                    out.append((d.get("name", ""), any_pb2.Any(type_url=KINDS[kind][0], value=raw)))
-                    continue
-                msg = json_format.ParseDict(d, cls())
-                packed = any_pb2.Any()
-                packed.Pack(msg)
-                out.append((getattr(msg, key), packed))
-            parsed[kind] = out
+        parsed = parse(cmd.get("resources", {}))
+        parsed = {kind: parsed.get(kind, []) for kind in ORDER}
+        nodes = {node: parse(kinds) for node, kinds in cmd.get("per_node", {}).items()}
         with lock:
             version = str(cmd.get("version", version))
             resources.update(parsed)
+            per_node.clear()
+            per_node.update(nodes)
             for s in streams:
                 for kind in ORDER:
                     if kind in s.names:
                         s.send(kind)
-        return {"ok": True}
+        return {"ok": True, "sent": time.time()}
     if op == "reset":
         with lock:
             for s in streams:

@@ -1,13 +1,18 @@
 //! The xDS tests' peers: the real ADS management server (`tests/xds/ads_server.py`, grpcio
 //! and xds-protos in the test virtualenv), HTTP origins that answer their name, a client,
-//! and the Envoy resources the tests send, in Envoy's JSON form.
+//! and the Envoy resources the tests send, in Envoy's JSON form; a real Envoy fed by the
+//! same server (`envoy.rs`).
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
+mod envoy;
 mod mesh;
+mod referee;
 mod resources;
 
+pub use envoy::*;
 pub use mesh::*;
+pub use referee::*;
 pub use resources::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,11 +31,16 @@ pub struct Ads {
     pub port: u16,
 }
 
-fn python() -> PathBuf {
-    let env = std::env::var_os("RINGSIDE_PYENV").map_or_else(
+/// The test virtualenv (`scripts/install-test-deps`).
+fn pyenv() -> PathBuf {
+    std::env::var_os("RINGSIDE_PYENV").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pyenv"),
         PathBuf::from,
-    );
+    )
+}
+
+fn python() -> PathBuf {
+    let env = pyenv();
     let python = env.join("bin/python");
     assert!(
         python.exists(),
@@ -100,6 +110,14 @@ impl Ads {
         self.call(json!({"op": "set", "version": version, "resources": resources}));
     }
 
+    /// As `set`, with resources of their own for some nodes (`{"NODE ID": {"lds": [...]}}`).
+    pub fn set_per_node(&mut self, version: &str, resources: Value, per_node: Value) {
+        self.call(
+            json!({"op": "set", "version": version, "resources": resources,
+            "per_node": per_node}),
+        );
+    }
+
     pub fn reset(&mut self) {
         self.call(json!({"op": "reset"}));
     }
@@ -158,9 +176,28 @@ impl Origin {
         });
         Origin { addr }
     }
+
+    /// An origin that answers `origin=NAME path=PATH` (the request target it saw).
+    pub fn echo(name: &'static str) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    serve_with(conn, |path| format!("origin={name} path={path}"))
+                });
+            }
+        });
+        Origin { addr }
+    }
 }
 
-fn serve(mut conn: TcpStream, name: &str) {
+fn serve(conn: TcpStream, name: &str) {
+    serve_with(conn, |_| name.to_owned());
+}
+
+/// Answers each request of a keep-alive connection with `body(request target)`.
+fn serve_with(mut conn: TcpStream, body: impl Fn(&str) -> String) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -171,7 +208,10 @@ fn serve(mut conn: TcpStream, name: &str) {
             }
         }
         let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
         buf.drain(..end);
+        let target = head.split_whitespace().nth(1).unwrap_or_default();
+        let name = body(target);
         let reply = format!(
             "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n\r\n{name}",
             name.len()
@@ -184,9 +224,22 @@ fn serve(mut conn: TcpStream, name: &str) {
 
 /// `GET path` on a new connection: `(status, body)`, or `None` if the exchange failed.
 pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
+    exchange(port, path, headers).map(|(status, _, body)| (status, body))
+}
+
+/// `GET target` with `headers` (and `host: svc.test` unless they have a host) on a new
+/// connection: `(status, head, body)`, or `None` if the exchange failed.
+pub fn exchange(
+    port: u16,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nhost: svc.test\r\nconnection: close\r\n");
+    let mut req = format!("GET {target} HTTP/1.1\r\nconnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str("host: svc.test\r\n");
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -194,9 +247,9 @@ pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, Stri
     s.write_all(req.as_bytes()).ok()?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).ok()?;
-    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-    let body = resp.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head.to_owned(), body.to_owned()))
 }
 
 /// The body of a 200 answer to `GET path`.

@@ -108,9 +108,10 @@ async fn stream(
                 };
                 answered = true;
                 let version = resp.version_info.clone();
+                let start = std::time::Instant::now();
                 let step = state.on_response(resp);
                 if let Some((kind, outcome)) = step.outcome {
-                    stats.response(kind.label(), outcome);
+                    stats.response(kind.label(), outcome, start.elapsed());
                     stats.ignored(&step.ignored);
                     match (outcome, &step.detail) {
                         ("nack", Some(d)) => tracing::warn!(node, r#type = kind.label(), version, error = %d, "xDS response refused (NACK)"),

@@ -4,12 +4,14 @@
 //! |---|---|---|
 //! | `ringside_ctld_xds_connected` | gauge | `node` |
 //! | `ringside_ctld_xds_responses_total` | counter | `type` (`cds`, `eds`, `lds`, `rds`), `outcome` (`ack`, `nack`) |
+//! | `ringside_ctld_xds_translate_seconds_total` | counter | `type` |
 //! | `ringside_ctld_xds_ignored_total` | counter | `what` (`http_filter:istio.stats`, `field:access_log`, ...) |
 //! | `ringside_ctld_xds_stream_failures_total` | counter | `node` |
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::time::Duration;
 
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -20,6 +22,8 @@ pub struct Stats {
 struct Inner {
     connected: BTreeMap<String, bool>,
     responses: BTreeMap<(&'static str, &'static str), u64>,
+    /// Seconds spent on the responses of each type: decode, translate, check, validate.
+    translate: BTreeMap<&'static str, f64>,
     ignored: BTreeMap<String, u64>,
     failures: BTreeMap<String, u64>,
 }
@@ -44,8 +48,12 @@ impl Stats {
         });
     }
 
-    pub fn response(&self, kind: &'static str, outcome: &'static str) {
-        self.with(|i| *i.responses.entry((kind, outcome)).or_insert(0) += 1);
+    /// A response of type `kind` answered with `outcome` after `took` of ctld's work.
+    pub fn response(&self, kind: &'static str, outcome: &'static str, took: Duration) {
+        self.with(|i| {
+            *i.responses.entry((kind, outcome)).or_insert(0) += 1;
+            *i.translate.entry(kind).or_insert(0.0) += took.as_secs_f64();
+        });
     }
 
     pub fn ignored(&self, what: &[String]) {
@@ -93,6 +101,14 @@ impl Stats {
                 let n = i.responses.get(&(kind, outcome)).copied().unwrap_or(0);
                 let _ = writeln!(o, "ringside_ctld_xds_responses_total{{type=\"{kind}\",outcome=\"{outcome}\"}} {n}");
             }
+        }
+        family(o, "ringside_ctld_xds_translate_seconds_total", "counter", "Seconds ctld spent on xDS responses by type: decoding, translating, checking and validating them.");
+        for kind in ["cds", "eds", "lds", "rds"] {
+            let s = i.translate.get(kind).copied().unwrap_or(0.0);
+            let _ = writeln!(
+                o,
+                "ringside_ctld_xds_translate_seconds_total{{type=\"{kind}\"}} {s}"
+            );
         }
         family(o, "ringside_ctld_xds_ignored_total", "counter", "Filters and fields of accepted xDS resources that ringside ignores (docs/xds.md), per occurrence.");
         for (what, n) in &i.ignored {

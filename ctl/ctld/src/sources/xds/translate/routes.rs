@@ -5,6 +5,7 @@
 //! `safe_regex` and exact `headers`. The configuration's own header edits become the
 //! listener's.
 
+use std::collections::HashSet;
 use std::mem::take;
 
 use envoy_types::pb::envoy::config::route::v3::header_matcher::HeaderMatchSpecifier;
@@ -75,7 +76,8 @@ pub fn route_config(mut rc: RouteConfiguration, ignored: &mut Vec<String>) -> Re
         vhost_routes.push((vname, routes));
     }
     hosts.sort_by_key(|h| (h.0, h.1));
-    let mut names: Vec<String> = Vec::new();
+    // A set: a route configuration may hold thousands of routes, each written once per domain.
+    let mut names: HashSet<String> = HashSet::new();
     for (_, _, i, host) in hosts {
         let Some((vname, routes)) = vhost_routes.get(i) else {
             continue;
@@ -92,7 +94,7 @@ pub fn route_config(mut rc: RouteConfiguration, ignored: &mut Vec<String>) -> Re
                 dup += 1;
                 n = format!("{base}.{dup}");
             }
-            names.push(n.clone());
+            names.insert(n.clone());
             r.insert("name".into(), string(n));
             if let Some(h) = &host {
                 let m = r

@@ -179,6 +179,8 @@ fn virtual_hosts_become_hosts_in_envoys_order() {
             vh("wild", &["*.b.example"], "c"),
             vh("wilder", &["*.example"], "c"),
             vh("exact", &["a.example", "a.example:80"], "a"),
+            // A route written once per domain: the copies' names are made unique.
+            vh("two", &["x.example", "y.example"], "a"),
         ],
         ..RouteConfiguration::default()
     };
@@ -198,12 +200,14 @@ fn virtual_hosts_become_hosts_in_envoys_order() {
         hosts,
         [
             "exact.0 a.example",
+            "two.0 x.example",
+            "two.0.2 y.example",
             "wild.0 *.b.example",
             "wilder.0 *.example",
             "any.0 *"
         ]
     );
-    assert_eq!(t.clusters, ["d", "c", "c", "a"]);
+    assert_eq!(t.clusters, ["d", "c", "c", "a", "a"]);
     let bad = RouteConfiguration {
         name: "r2".into(),
         virtual_hosts: vec![vh("v", &["a.*"], "a")],

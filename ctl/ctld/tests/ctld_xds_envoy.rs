@@ -1,0 +1,126 @@
+//! Envoy as the referee of ctld's xDS translation: one ADS server (`tests/xds/ads_server.py`)
+//! feeds the same resources to ctld (→ a real `ringside` proxy, on each I/O driver) and to a
+//! real Envoy (the binary perf/ uses); each binds a listener port of its own (the server
+//! sends each node its own listener). The same requests through both must give the same
+//! status and reach the same origin with the same path (or the same redirect location, or
+//! the same direct response), and a 70/30 split must give both proxies shares within a
+//! binomial 99.9% interval of 70% and of each other. The comparison table is printed
+//! (`-- --nocapture`) and kept in docs/xds.md.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod xds;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use xds::*;
+
+/// Envoy's node id; ctld's node `n1` is `sidecar~127.0.0.1~n1.test~...` (`ctld_args`).
+const REFEREE: &str = "referee";
+/// Requests per proxy for the 70/30 split.
+const SPLIT_N: u32 = 400;
+/// z of a two-sided 99.9% interval.
+const Z: f64 = 3.29;
+
+#[test]
+fn envoy_and_ringside_answer_the_same_resources_alike() {
+    for driver in DRIVERS {
+        let mut ads = Ads::start();
+        let (a, b) = (Origin::echo("a"), Origin::echo("b"));
+        let (rport, eport, metrics) = (free_port(), free_port(), free_port());
+        let mut resources = referee_resources(&a, &b);
+        resources["lds"] = json!([referee_listener(rport)]);
+        let own = json!({REFEREE: {"lds": [referee_listener(eport)]}});
+        ads.set_per_node("v1", resources, own);
+
+        let dirs = Dirs::new();
+        // Rewrites and redirects are the gateway role's.
+        let template = format!("[proxy]\nrole = \"gateway\"\ndriver = \"{driver}\"\nworkers = 1\n");
+        dirs.write_config("default.toml", &template);
+        let ctld = start_ctld(&dirs, &ctld_args(&ads.url(), metrics));
+        let proxy = Proxy::start_from_ctld(&ctld.socket, "n1", dirs.tmp.path());
+        let envoy = Envoy::start(REFEREE, ads.port);
+        for (who, port) in [("ringside", rport), ("envoy", eport)] {
+            wait_for(
+                &format!("{who} serving the xDS routes"),
+                Duration::from_secs(30),
+                || {
+                    (fetch(port, "/ping", &[]).map(|s| s.2).as_deref() == Some("pong"))
+                        .then_some(())
+                },
+            );
+        }
+        assert!(ads.nacks().is_empty(), "{driver}: {:?}", ads.nacks());
+
+        let mut table = vec![
+            "| case | request | Envoy status | Envoy origin | Envoy path | ringside status | ringside origin | ringside path | agree |".to_owned(),
+            "|---|---|---|---|---|---|---|---|---|".to_owned(),
+        ];
+        let mut disagree = Vec::new();
+        for (what, target, headers) in CASES {
+            let e = fetch(eport, target, headers).unwrap_or_else(|| panic!("envoy: {what}"));
+            let r = fetch(rport, target, headers).unwrap_or_else(|| panic!("ringside: {what}"));
+            let request = match headers.first() {
+                Some((k, v)) => format!("`{target}` `{k}: {v}`"),
+                None => format!("`{target}`"),
+            };
+            table.push(format!(
+                "| {what} | {request} | {} | {} | `{}` | {} | {} | `{}` | {} |",
+                e.0,
+                e.1,
+                e.2,
+                r.0,
+                r.1,
+                r.2,
+                yes(e == r)
+            ));
+            if e != r {
+                disagree.push(format!("{what}: envoy {e:?}, ringside {r:?}"));
+            }
+        }
+
+        // The 70/30 split: each proxy's share of `a` within the binomial interval of 0.7,
+        // and the two shares within the interval of their difference.
+        let share = |port: u16| {
+            let hits = (0..SPLIT_N)
+                .filter(|_| fetch(port, "/split70", &[]).unwrap().1 == "a")
+                .count();
+            hits as f64 / f64::from(SPLIT_N)
+        };
+        let (se, sr) = (share(eport), share(rport));
+        let n = f64::from(SPLIT_N);
+        let one = Z * (0.7 * 0.3 / n).sqrt();
+        let both = Z * (2.0 * 0.7 * 0.3 / n).sqrt();
+        let agree = (se - 0.7).abs() <= one && (sr - 0.7).abs() <= one && (se - sr).abs() <= both;
+        table.push(format!(
+            "| 70/30 split, {SPLIT_N} requests | `/split70` | 200 | a {:.1}% | b {:.1}% | 200 | a {:.1}% | b {:.1}% | {} |",
+            se * 100.0, (1.0 - se) * 100.0, sr * 100.0, (1.0 - sr) * 100.0, yes(agree)
+        ));
+        if !agree {
+            disagree.push(format!(
+                "70/30: envoy {se}, ringside {sr} (each within ±{one:.3} of 0.7, apart by at most {both:.3})"
+            ));
+        }
+        println!(
+            "{driver}: Envoy and ringside, the same xDS resources\n{}",
+            table.join("\n")
+        );
+        assert!(disagree.is_empty(), "{driver}: {disagree:#?}");
+        assert!(ads.nacks().is_empty(), "{driver}: {:?}", ads.nacks());
+        // Stop by pid: the proxies first, then ctld; the server exits when dropped.
+        drop(envoy);
+        drop(proxy);
+        drop(ctld);
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "**no**"
+    }
+}

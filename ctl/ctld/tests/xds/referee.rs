@@ -1,0 +1,143 @@
+//! The resources both ringside (through ctld) and Envoy are fed in the referee test, the
+//! deterministic requests sent to both, and what an answer shows: its status, and the
+//! origin and path it reached (`Origin::echo`), the location of a redirect, or the body of
+//! a direct response.
+
+use serde_json::{json, Value};
+
+use super::{eds_cluster, exchange, load_assignment, Origin};
+
+const HCM: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+/// The EDS cluster's name, as Istio names one.
+pub const A: &str = "outbound|80||a.test.svc.cluster.local";
+
+/// A listener on 127.0.0.1:`port` whose HCM takes route configuration `r1` from RDS, with
+/// the router only (Envoy refuses Istio's own filters, which it does not have).
+pub fn referee_listener(port: u16) -> Value {
+    json!({"name": "http", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {"@type": HCM, "stat_prefix": "referee",
+                "rds": {"config_source": {"ads": {}}, "route_config_name": "r1"},
+                "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}]}]})
+}
+
+/// Every resource but the listener: cluster `A` (EDS) on origin `a`, `b` (STATIC) on `b`,
+/// and route configuration `r1`.
+pub fn referee_resources(a: &Origin, b: &Origin) -> Value {
+    let split = |name: &str, path: &str, wa: u32, wb: u32| {
+        json!({"name": name, "match": {"path": path}, "route": {"weighted_clusters": {"clusters": [
+            {"name": A, "weight": wa}, {"name": "b", "weight": wb}]}}})
+    };
+    let to = |cluster: &str| json!({"cluster": cluster});
+    let routes = vec![
+        json!({"name": "canary", "match": {"prefix": "/", "headers": [{"name": "x-canary", "string_match": {"exact": "1"}}]}, "route": to("b")}),
+        json!({"name": "exact", "match": {"path": "/exact"}, "route": to("b")}),
+        json!({"name": "prefix", "match": {"prefix": "/a/"}, "route": to(A)}),
+        json!({"name": "bare-prefix", "match": {"prefix": "/pre"}, "route": to("b")}),
+        json!({"name": "regex", "match": {"safe_regex": {"regex": "/re/[0-9]+"}}, "route": to("b")}),
+        split("split100", "/split100", 100, 0),
+        split("split0", "/split0", 0, 100),
+        split("split70", "/split70", 70, 30),
+        json!({"name": "rewrite", "match": {"prefix": "/rw/"}, "route": {"cluster": A, "prefix_rewrite": "/v2/"}}),
+        json!({"name": "strip", "match": {"prefix": "/strip/"}, "route": {"cluster": "b", "prefix_rewrite": "/"}}),
+        json!({"name": "regex-rewrite", "match": {"prefix": "/rx/"}, "route": {"cluster": A,
+            "regex_rewrite": {"pattern": {"regex": "^/rx/([a-z]+)/(.*)$"}, "substitution": "/\\2/\\1"}}}),
+        json!({"name": "ping", "match": {"path": "/ping"}, "direct_response": {"status": 200, "body": {"inline_string": "pong"}}}),
+        json!({"name": "gone", "match": {"path": "/gone"}, "direct_response": {"status": 410, "body": {"inline_string": "gone"}}}),
+        json!({"name": "old", "match": {"path": "/old"}, "redirect": {"path_redirect": "/new"}}),
+        json!({"name": "secure", "match": {"prefix": "/secure/"}, "redirect": {"https_redirect": true, "response_code": "FOUND"}}),
+        json!({"name": "moved", "match": {"path": "/moved"}, "redirect": {"host_redirect": "other.test",
+            "port_redirect": 8080, "strip_query": true, "response_code": "TEMPORARY_REDIRECT"}}),
+        json!({"name": "docs", "match": {"prefix": "/docs/"}, "redirect": {"prefix_rewrite": "/manual/", "response_code": "PERMANENT_REDIRECT"}}),
+    ];
+    json!({
+        "cds": [eds_cluster(A), {"name": "b", "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": load_assignment("b", &[(b.addr, 1, "z1")])}],
+        "eds": [load_assignment(A, &[(a.addr, 1, "z1")])],
+        "rds": [{"name": "r1", "virtual_hosts": [
+            {"name": "exact", "domains": ["exact.test"], "routes": [json!({"match": {"prefix": "/"}, "route": to(A)})]},
+            {"name": "wild", "domains": ["*.wild.test"], "routes": [json!({"match": {"prefix": "/"}, "route": to("b")})]},
+            {"name": "all", "domains": ["*"], "routes": routes}]}],
+    })
+}
+
+/// A deterministic case: `(what, request target, headers)`.
+pub type Case = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+/// The deterministic cases.
+pub const CASES: &[Case] = &[
+    ("prefix route", "/a/x", &[]),
+    ("exact path route", "/exact", &[]),
+    ("exact path, longer path", "/exact/more", &[]),
+    ("exact path, with a query", "/exact?x=1", &[]),
+    ("string prefix, not a segment", "/prefix", &[]),
+    ("header route", "/x", &[("x-canary", "1")]),
+    ("header route, header absent", "/x", &[]),
+    ("header route, name in capitals", "/x", &[("X-Canary", "1")]),
+    ("header route, other value", "/x", &[("x-canary", "2")]),
+    ("regex route", "/re/42", &[]),
+    ("regex route, no whole match", "/re/4x", &[]),
+    ("100/0 split", "/split100", &[]),
+    ("0/100 split", "/split0", &[]),
+    (
+        "virtual host, exact domain",
+        "/x",
+        &[("host", "exact.test")],
+    ),
+    (
+        "virtual host, wildcard domain",
+        "/x",
+        &[("host", "api.wild.test")],
+    ),
+    (
+        "virtual host, wildcard needs a label",
+        "/x",
+        &[("host", "wild.test")],
+    ),
+    ("prefix rewrite", "/rw/x?q=1", &[]),
+    ("prefix rewrite to /", "/strip/x/y", &[]),
+    ("regex rewrite", "/rx/abc/def", &[]),
+    ("direct response 200", "/ping", &[]),
+    ("direct response 410", "/gone", &[]),
+    ("path redirect", "/old?x=1", &[]),
+    ("https redirect, 302", "/secure/p?x=1", &[]),
+    (
+        "host and port redirect, strip query, 307",
+        "/moved?x=1",
+        &[],
+    ),
+    ("prefix redirect, 308", "/docs/a/b", &[]),
+];
+
+/// What an answer shows: `(status, origin, path)`. The origin is the echo origin's name,
+/// `redirect` (the path is the `location`), `direct` (the path is the body of one of the
+/// direct responses), or `-` for the proxy's own answers (a 404: their bodies differ).
+pub type Seen = (u16, String, String);
+
+/// What `GET target` with `headers` to `127.0.0.1:port` shows (`exchange`).
+pub fn fetch(port: u16, target: &str, headers: &[(&str, &str)]) -> Option<Seen> {
+    let (status, head, body) = exchange(port, target, headers)?;
+    let body = body.as_str();
+    let location = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("location")
+            .then(|| v.trim().to_owned())
+    });
+    let seen = if let Some(rest) = body.strip_prefix("origin=") {
+        let (name, path) = rest.split_once(" path=")?;
+        (status, name.to_owned(), path.to_owned())
+    } else if let Some(loc) = location {
+        (status, "redirect".into(), loc)
+    } else if ["pong", "gone"].contains(&body) {
+        (status, "direct".into(), body.to_owned())
+    } else {
+        (status, "-".into(), "-".into())
+    };
+    Some(seen)
+}
