@@ -2,7 +2,8 @@
 //! response makes (an ACK or a NACK, a new configuration to propose, new subscriptions).
 //!
 //! Subscriptions follow Envoy's order: CDS and LDS are asked for at once (wildcard); EDS
-//! for the clusters CDS named, RDS for the route configurations LDS named, each re-asked when
+//! for the clusters CDS named, RDS for the route configurations LDS named, SDS for the secrets
+//! both name (`Secret`: certificates and CAs of TLS contexts), each re-asked when
 //! that set changes. Each response is state of the world for its type: its resources replace
 //! that type's. A response is ACKed when each of its resources translates and the
 //! configuration they make with the others passes ringside's validation, or waits for a
@@ -17,6 +18,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::protobuf::Any;
 use envoy_types::pb::google::rpc::Status;
@@ -24,17 +26,18 @@ use prost::{Message, Name};
 
 use super::translate::{self, listeners::RouteSource, Built, Translated};
 
-/// The four resource types, in the order Envoy subscribes to them.
+/// The five resource types, in the order Envoy subscribes to them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     Cds,
     Eds,
     Lds,
     Rds,
+    Sds,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Cds, Kind::Eds, Kind::Lds, Kind::Rds];
+    pub const ALL: [Kind; 5] = [Kind::Cds, Kind::Eds, Kind::Lds, Kind::Rds, Kind::Sds];
 
     pub fn type_url(self) -> String {
         match self {
@@ -42,6 +45,7 @@ impl Kind {
             Kind::Eds => ClusterLoadAssignment::type_url(),
             Kind::Lds => Listener::type_url(),
             Kind::Rds => RouteConfiguration::type_url(),
+            Kind::Sds => Secret::type_url(),
         }
     }
 
@@ -51,6 +55,7 @@ impl Kind {
             Kind::Eds => "eds",
             Kind::Lds => "lds",
             Kind::Rds => "rds",
+            Kind::Sds => "sds",
         }
     }
 
@@ -250,8 +255,9 @@ impl NodeState {
             .collect();
         rds.sort();
         rds.dedup();
+        let sds = self.res.secret_names();
         let mut out = Vec::new();
-        for (k, names) in [(Kind::Eds, eds), (Kind::Rds, rds)] {
+        for (k, names) in [(Kind::Eds, eds), (Kind::Rds, rds), (Kind::Sds, sds)] {
             let sub = self.subs.entry(k).or_default();
             if sub.names != names {
                 sub.names = names;
@@ -334,6 +340,14 @@ fn replace(
                 let xds_name = rc.name.clone();
                 let tr = translate::routes::route_config(rc, ignored)?;
                 t.routes.insert(xds_name, tr);
+                Ok(())
+            })?;
+        }
+        Kind::Sds => {
+            t.secrets.clear();
+            each(resources, |s: Secret| {
+                let xds_name = s.name.clone();
+                t.secrets.insert(xds_name, translate::secrets::secret(s)?);
                 Ok(())
             })?;
         }

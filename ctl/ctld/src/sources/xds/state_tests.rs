@@ -248,8 +248,131 @@ fn a_nack_keeps_the_last_version_and_the_resources() {
 
     // A type never asked for is NACKed by its own type URL.
     let mut odd = response(Kind::Cds, "1", "n8", Vec::new());
-    odd.type_url = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret".into();
+    odd.type_url = "type.googleapis.com/envoy.service.runtime.v3.Runtime".into();
     let step = s.on_response(odd);
     assert!(step.requests[0].error_detail.is_some());
     assert_eq!(step.requests[0].response_nonce, "n8");
+}
+
+fn tls_listener(rds: &str, secret: &str) -> Any {
+    use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier;
+    use envoy_types::pb::envoy::config::core::v3::{
+        transport_socket, AggregatedConfigSource, ConfigSource, TransportSocket,
+    };
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
+    };
+    let ctx = DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
+                name: secret.into(),
+                sds_config: Some(ConfigSource {
+                    config_source_specifier: Some(ConfigSourceSpecifier::Ads(
+                        AggregatedConfigSource::default(),
+                    )),
+                    ..ConfigSource::default()
+                }),
+            }],
+            ..CommonTlsContext::default()
+        }),
+        ..DownstreamTlsContext::default()
+    };
+    let mut l = Listener::decode(listener(rds).value.as_slice()).unwrap();
+    l.filter_chains[0].transport_socket = Some(TransportSocket {
+        name: "tls".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(any(&ctx))),
+    });
+    any(&l)
+}
+
+/// A self-signed certificate and its key, PEM.
+fn pem() -> (String, String) {
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    (c.cert.pem(), c.key_pair.serialize_pem())
+}
+
+fn secret(name: &str, (cert, key): &(String, String)) -> Any {
+    use envoy_types::pb::envoy::config::core::v3::{data_source::Specifier, DataSource};
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{secret, TlsCertificate};
+    let inline = |s: &str| {
+        Some(DataSource {
+            specifier: Some(Specifier::InlineString(s.into())),
+            ..DataSource::default()
+        })
+    };
+    any(&Secret {
+        name: name.into(),
+        r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+            certificate_chain: inline(cert),
+            private_key: inline(key),
+            ..TlsCertificate::default()
+        })),
+    })
+}
+
+#[test]
+fn sds_secrets_are_asked_for_awaited_and_rotated() {
+    let mut s = NodeState::new(Node::default(), None);
+    s.opening();
+    s.on_response(response(Kind::Cds, "1", "n1", vec![eds_cluster("a")]));
+    s.on_response(response(Kind::Eds, "1", "n2", vec![cla("a")]));
+    s.on_response(response(
+        Kind::Rds,
+        "1",
+        "n3",
+        vec![routes("r1", "a", false)],
+    ));
+    let step = s.on_response(response(
+        Kind::Lds,
+        "1",
+        "n4",
+        vec![tls_listener("r1", "cert")],
+    ));
+    assert_eq!(step.outcome, Some((Kind::Lds, "ack")), "{:?}", step.detail);
+    assert_eq!(step.publish, None);
+    assert_eq!(step.detail.as_deref(), Some("secret \"cert\""));
+    let asked = shown(&step.requests);
+    assert!(
+        asked.contains(&(
+            Some(Kind::Sds),
+            String::new(),
+            String::new(),
+            vec!["cert".into()],
+            false
+        )),
+        "{asked:?}"
+    );
+
+    let (one, two) = (pem(), pem());
+    let step = s.on_response(response(Kind::Sds, "1", "n5", vec![secret("cert", &one)]));
+    assert_eq!(step.outcome, Some((Kind::Sds, "ack")), "{:?}", step.detail);
+    let text = step.publish.unwrap();
+    let doc: toml::Table = text.parse().unwrap();
+    let certs = &doc["listeners"][0]["tls"]["certificates"];
+    assert_eq!(
+        certs[0]["cert_pem"].as_str(),
+        Some(one.0.as_str()),
+        "{text}"
+    );
+    assert_eq!(certs[0]["key_pem"].as_str(), Some(one.1.as_str()), "{text}");
+    assert!(!text.contains("sds_"), "{text}");
+
+    // Rotation: a new version of the secret is a new configuration.
+    let step = s.on_response(response(Kind::Sds, "2", "n6", vec![secret("cert", &two)]));
+    let doc: toml::Table = step.publish.unwrap().parse().unwrap();
+    let certs = &doc["listeners"][0]["tls"]["certificates"];
+    assert_eq!(certs[0]["cert_pem"].as_str(), Some(two.0.as_str()));
+
+    // Unsupported secret fields are refused by field; the last secret stays.
+    let mut bad = Secret::decode(secret("cert", &pem()).value.as_slice()).unwrap();
+    if let Some(envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::secret::Type::TlsCertificate(tc)) = &mut bad.r#type {
+        tc.password = tc.private_key.clone();
+    }
+    let step = s.on_response(response(Kind::Sds, "3", "n7", vec![any(&bad)]));
+    assert_eq!(step.outcome, Some((Kind::Sds, "nack")));
+    assert_eq!(
+        step.detail.as_deref(),
+        Some("secret \"cert\".tls_certificate.password: not supported by ringside")
+    );
+    assert_eq!(shown(&step.requests)[0].1, "2");
 }

@@ -3,7 +3,7 @@
 //! | metric | type | labels |
 //! |---|---|---|
 //! | `ringside_ctld_xds_connected` | gauge | `node` |
-//! | `ringside_ctld_xds_responses_total` | counter | `type` (`cds`, `eds`, `lds`, `rds`), `outcome` (`ack`, `nack`) |
+//! | `ringside_ctld_xds_responses_total` | counter | `type` (`cds`, `eds`, `lds`, `rds`, `sds`), `outcome` (`ack`, `nack`) |
 //! | `ringside_ctld_xds_translate_seconds_total` | counter | `type` |
 //! | `ringside_ctld_xds_ignored_total` | counter | `what` (`http_filter:istio.stats`, `field:access_log`, ...) |
 //! | `ringside_ctld_xds_stream_failures_total` | counter | `node` |
@@ -96,14 +96,14 @@ impl Stats {
             "counter",
             "xDS responses by type and by what ctld answered (ack, nack).",
         );
-        for kind in ["cds", "eds", "lds", "rds"] {
+        for kind in ["cds", "eds", "lds", "rds", "sds"] {
             for outcome in ["ack", "nack"] {
                 let n = i.responses.get(&(kind, outcome)).copied().unwrap_or(0);
                 let _ = writeln!(o, "ringside_ctld_xds_responses_total{{type=\"{kind}\",outcome=\"{outcome}\"}} {n}");
             }
         }
         family(o, "ringside_ctld_xds_translate_seconds_total", "counter", "Seconds ctld spent on xDS responses by type: decoding, translating, checking and validating them.");
-        for kind in ["cds", "eds", "lds", "rds"] {
+        for kind in ["cds", "eds", "lds", "rds", "sds"] {
             let s = i.translate.get(kind).copied().unwrap_or(0.0);
             let _ = writeln!(
                 o,

@@ -12,6 +12,7 @@ pub mod listeners;
 mod resilience;
 mod route_action;
 pub mod routes;
+pub mod secrets;
 mod tls;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,35 @@ pub struct Translated {
     pub endpoints: BTreeMap<String, Vec<Value>>,
     pub listeners: BTreeMap<String, listeners::TListener>,
     pub routes: BTreeMap<String, routes::TRouteConfig>,
+    /// SDS secrets by name.
+    pub secrets: BTreeMap<String, secrets::TSecret>,
+}
+
+impl Translated {
+    /// The SDS secrets the listeners and clusters refer to, sorted, once each.
+    pub fn secret_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let tables = self.listeners.values().map(|l| &l.table);
+        for t in tables.chain(self.clusters.values().map(|c| &c.table)) {
+            if let Some(tls) = t.get("tls").and_then(Value::as_table) {
+                secrets::names(tls, &mut out);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// Replaces the SDS references of `table`'s `tls` by the secrets; `Some(waiting)` when one is
+/// not received yet.
+fn resolve_secrets(table: &mut Table, t: &Translated, at: &str) -> Result<Option<Built>, String> {
+    if let Some(Value::Table(tls)) = table.get_mut("tls") {
+        if let Err(name) = secrets::resolve(tls, &t.secrets, at)? {
+            return Ok(Some(Built::Waiting(format!("secret {name:?}"))));
+        }
+    }
+    Ok(None)
 }
 
 /// What [`build`] made of the resources.
@@ -36,7 +66,7 @@ pub struct Translated {
 pub enum Built {
     /// The whole configuration's `[[listeners]]`, `[[routes]]` and `[[clusters]]`.
     Ready(String),
-    /// Something is not received yet: a listener, an EDS or RDS resource.
+    /// Something is not received yet: a listener, an EDS, RDS or SDS resource.
     Waiting(String),
     /// A route or listener names a cluster that CDS does not have.
     Missing(String),
@@ -56,6 +86,9 @@ pub fn build(t: &Translated) -> Result<Built, String> {
     for (xds_name, l) in &t.listeners {
         unique(&mut used, "listener", xds_name, &l.name)?;
         let mut table = l.table.clone();
+        if let Some(w) = resolve_secrets(&mut table, t, &format!("listener {xds_name:?}"))? {
+            return Ok(w);
+        }
         let route_config = match &l.routes {
             listeners::RouteSource::None => None,
             listeners::RouteSource::Inline(rc) => Some(rc),
@@ -92,6 +125,9 @@ pub fn build(t: &Translated) -> Result<Built, String> {
     for (xds_name, c) in &t.clusters {
         unique(&mut used, "cluster", xds_name, &c.name)?;
         let mut table = c.table.clone();
+        if let Some(w) = resolve_secrets(&mut table, t, &format!("cluster {xds_name:?}"))? {
+            return Ok(w);
+        }
         if let Some(service) = &c.eds {
             match t.endpoints.get(service) {
                 Some(eps) => {

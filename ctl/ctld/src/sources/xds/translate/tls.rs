@@ -1,7 +1,9 @@
-//! TLS transport sockets with their material inline or in files (no SDS yet):
+//! TLS transport sockets with their material inline, in files or from SDS over ADS:
 //! `UpstreamTlsContext` on a cluster → `tls` (`cert`/`key`, `ca`, `sni`; inline PEM →
 //! `cert_pem`, `key_pem`, `ca_pem`), `DownstreamTlsContext` on a listener's filter chain →
-//! `tls.certificates`. A `raw_buffer` socket is plaintext.
+//! `tls.certificates`. A `raw_buffer` socket is plaintext. A secret named by
+//! `tls_certificate_sds_secret_configs` or `validation_context_sds_secret_config` is left as
+//! a reference (`secrets.rs`) that [`super::build`] replaces with the `Secret` SDS gave.
 
 use std::mem::take;
 
@@ -11,11 +13,13 @@ use envoy_types::pb::envoy::config::core::v3::{DataSource, TransportSocket};
 use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    CommonTlsContext, DownstreamTlsContext, TlsCertificate, UpstreamTlsContext,
+    CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, TlsCertificate,
+    UpstreamTlsContext,
 };
 use prost::{Message, Name};
 use toml::Value;
 
+use super::secrets::{sds_reference, CA_REF, CERT_REF};
 use super::{string, Table};
 use crate::sources::xds::nack::{leftover, unsupported, Res};
 
@@ -107,22 +111,28 @@ fn common(mut c: CommonTlsContext, t: &mut Table, at: &str) -> Res<Vec<Table>> {
             &format!("{at}.tls_certificates[{i}]"),
         )?);
     }
+    for (i, sds) in take(&mut c.tls_certificate_sds_secret_configs)
+        .into_iter()
+        .enumerate()
+    {
+        let at = format!("{at}.tls_certificate_sds_secret_configs[{i}]");
+        let mut cert = Table::new();
+        cert.insert(CERT_REF.into(), string(sds_reference(sds, &at)?));
+        certs.push(cert);
+    }
     match c.validation_context_type.take() {
         None => {}
+        Some(ValidationContextType::ValidationContextSdsSecretConfig(sds)) => {
+            let at = format!("{at}.validation_context_sds_secret_config");
+            t.insert(CA_REF.into(), string(sds_reference(sds, &at)?));
+        }
         Some(ValidationContextType::ValidationContext(mut v)) => {
-            let vat = format!("{at}.validation_context");
-            material(
-                v.trusted_ca.take(),
-                ("ca", "ca_pem"),
-                t,
-                &format!("{vat}.trusted_ca"),
-            )?;
-            leftover(&v, &vat)?;
+            validation(&mut v, t, &format!("{at}.validation_context"))?;
         }
         Some(_) => {
             return Err(unsupported(
                 &format!("{at}.validation_context_type"),
-                "a validation context from SDS or a provider",
+                "a combined validation context or a provider",
             ))
         }
     }
@@ -136,7 +146,18 @@ fn common(mut c: CommonTlsContext, t: &mut Table, at: &str) -> Res<Vec<Table>> {
     Ok(certs)
 }
 
-fn certificate(tc: &mut TlsCertificate, at: &str) -> Res<Table> {
+/// A validation context's trusted CA → `ca` / `ca_pem` in `t`.
+pub(super) fn validation(v: &mut CertificateValidationContext, t: &mut Table, at: &str) -> Res<()> {
+    material(
+        v.trusted_ca.take(),
+        ("ca", "ca_pem"),
+        t,
+        &format!("{at}.trusted_ca"),
+    )?;
+    leftover(v, at)
+}
+
+pub(super) fn certificate(tc: &mut TlsCertificate, at: &str) -> Res<Table> {
     let mut t = Table::new();
     let chain = tc.certificate_chain.take();
     material(
@@ -157,7 +178,12 @@ fn certificate(tc: &mut TlsCertificate, at: &str) -> Res<Table> {
 }
 
 /// A file name → `keys.0`, inline PEM → `keys.1`.
-fn material(ds: Option<DataSource>, keys: (&str, &str), t: &mut Table, at: &str) -> Res<()> {
+pub(super) fn material(
+    ds: Option<DataSource>,
+    keys: (&str, &str),
+    t: &mut Table,
+    at: &str,
+) -> Res<()> {
     let Some(mut ds) = ds else {
         return Err(format!("{at}: required by ringside"));
     };

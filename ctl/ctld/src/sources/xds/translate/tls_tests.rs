@@ -2,9 +2,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier;
 use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
 use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
-use envoy_types::pb::envoy::config::core::v3::{DataSource, TransportSocket};
+use envoy_types::pb::envoy::config::core::v3::{
+    AggregatedConfigSource, ConfigSource, DataSource, TransportSocket,
+};
 use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
@@ -71,16 +74,39 @@ fn upstream_tls_with_files_sni_and_a_ca() {
     );
     assert_eq!(upstream(socket(&RawBuffer::default()), "c").unwrap(), None);
 
-    let sds = UpstreamTlsContext {
+    let sds = |source: Option<ConfigSourceSpecifier>| UpstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
-            tls_certificate_sds_secret_configs: vec![SdsSecretConfig::default()],
+            tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
+                name: "client".into(),
+                sds_config: Some(ConfigSource {
+                    config_source_specifier: source,
+                    ..ConfigSource::default()
+                }),
+            }],
+            validation_context_type: Some(ValidationContextType::ValidationContextSdsSecretConfig(
+                SdsSecretConfig {
+                    name: "ROOTCA".into(),
+                    sds_config: Some(ConfigSource {
+                        config_source_specifier: Some(ConfigSourceSpecifier::Ads(
+                            AggregatedConfigSource::default(),
+                        )),
+                        ..ConfigSource::default()
+                    }),
+                },
+            )),
             ..CommonTlsContext::default()
         }),
         ..UpstreamTlsContext::default()
     };
+    let ads = Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource::default()));
     assert_eq!(
-        upstream(socket(&sds), "cluster \"c\".transport_socket").unwrap_err(),
-        "cluster \"c\".transport_socket.common_tls_context.tls_certificate_sds_secret_configs: not supported by ringside"
+        shown(upstream(socket(&sds(ads)), "c").unwrap()),
+        "{ sds_tls_certificate = \"client\", sds_validation_context = \"ROOTCA\" }"
+    );
+    let path = Some(ConfigSourceSpecifier::PathConfigSource(Default::default()));
+    assert_eq!(
+        upstream(socket(&sds(path)), "cluster \"c\".transport_socket").unwrap_err(),
+        "cluster \"c\".transport_socket.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config: a secret from elsewhere than ADS is not supported by ringside"
     );
 }
 
