@@ -45,6 +45,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noq
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2  # noqa: F401
 
 KINDS = {
     "cds": ("type.googleapis.com/envoy.config.cluster.v3.Cluster", cluster_pb2.Cluster, "name"),
@@ -59,8 +60,13 @@ KINDS = {
         route_pb2.RouteConfiguration,
         "name",
     ),
+    "sds": (
+        "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+        secret_pb2.Secret,
+        "name",
+    ),
 }
-ORDER = ["cds", "eds", "lds", "rds"]
+ORDER = ["cds", "eds", "lds", "rds", "sds"]
 KIND_OF = {url: kind for kind, (url, _, _) in KINDS.items()}
 
 lock = threading.Lock()
