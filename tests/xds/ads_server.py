@@ -232,7 +232,20 @@ def main():
     ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(Ads(), server)
     # --port N: serve on that port again (a restarted server); else an ephemeral one.
     want = sys.argv[sys.argv.index("--port") + 1] if "--port" in sys.argv else "0"
-    port = server.add_insecure_port(f"127.0.0.1:{want}")
+    if "--tls" in sys.argv:
+        # --tls CERT KEY [--client-ca CA]: TLS, and with a client CA, mTLS (client
+        # certificates required).
+        i = sys.argv.index("--tls")
+        cert, key = (open(p, "rb").read() for p in sys.argv[i + 1 : i + 3])
+        ca = None
+        if "--client-ca" in sys.argv:
+            ca = open(sys.argv[sys.argv.index("--client-ca") + 1], "rb").read()
+        creds = grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+        )
+        port = server.add_secure_port(f"127.0.0.1:{want}", creds)
+    else:
+        port = server.add_insecure_port(f"127.0.0.1:{want}")
     server.start()
     print(json.dumps({"port": port}), flush=True)
     for line in sys.stdin:

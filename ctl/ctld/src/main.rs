@@ -66,8 +66,9 @@ struct Args {
     /// `127.0.0.1:9902`. Default: none.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
-    /// Take every node's listeners, routes and clusters from this xDS server (ADS over
-    /// plaintext gRPC), e.g. `http://istiod.istio-system:15010`; see docs/xds.md.
+    /// Take every node's listeners, routes and clusters from this xDS server (ADS over gRPC:
+    /// `http://` plaintext, `https://` TLS), e.g. `http://istiod.istio-system:15010`; see
+    /// docs/xds.md.
     #[arg(long, value_name = "URL", value_parser = parse_xds_url)]
     xds: Option<String>,
     /// The xDS node id sent for each node; `{node}` is replaced by the ringside node id
@@ -91,13 +92,25 @@ struct Args {
     /// repeated for several.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value, requires = "xds")]
     xds_metadata: Vec<(String, String)>,
+    /// PEM CA bundle that verifies an `https://` xDS server (default: the system's roots).
+    #[arg(long, value_name = "FILE", requires = "xds")]
+    xds_ca: Option<std::path::PathBuf>,
+    /// PEM client certificate chain presented to an `https://` xDS server (mTLS).
+    #[arg(long, value_name = "FILE", requires = "xds_key")]
+    xds_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of `--xds-cert`.
+    #[arg(long, value_name = "FILE", requires = "xds_cert")]
+    xds_key: Option<std::path::PathBuf>,
 }
 
 fn parse_xds_url(s: &str) -> Result<String, String> {
-    match s.strip_prefix("http://") {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"));
+    match rest {
         Some(rest) if !rest.is_empty() => Ok(s.trim_end_matches('/').to_owned()),
         _ => Err(format!(
-            "{s:?}: write the server as http://HOST:PORT (TLS to the xDS server is not supported yet)"
+            "{s:?}: write the server as http://HOST:PORT or https://HOST:PORT"
         )),
     }
 }
@@ -165,6 +178,11 @@ fn run() -> anyhow::Result<()> {
                 node_id: args.xds_node_id.clone(),
                 cluster: args.xds_cluster.clone(),
                 metadata: args.xds_metadata.clone(),
+                tls: xds::tls::client_config(
+                    address,
+                    args.xds_ca.as_deref(),
+                    args.xds_cert.as_deref().zip(args.xds_key.as_deref()),
+                )?,
             };
             xds::spawn(settings, watched, events.clone(), stats.clone()).context("xds thread")?;
             tracing::info!(server = %address, "xDS source on");

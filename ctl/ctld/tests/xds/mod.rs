@@ -57,6 +57,11 @@ impl Ads {
 
     /// On `port` again (a restarted server), else an ephemeral port.
     pub fn start_on(port: Option<u16>) -> Ads {
+        Ads::start_with(port, &[])
+    }
+
+    /// As `start_on`, with more arguments (`--tls CERT KEY`, `--client-ca CA`).
+    pub fn start_with(port: Option<u16>, args: &[&std::ffi::OsStr]) -> Ads {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/xds/ads_server.py");
         let mut cmd = Command::new(python());
         cmd.arg(script)
@@ -65,6 +70,7 @@ impl Ads {
         if let Some(p) = port {
             cmd.args(["--port", &p.to_string()]);
         }
+        cmd.args(args);
         for name in ["http_proxy", "https_proxy", "all_proxy", "grpc_proxy"] {
             cmd.env_remove(name).env_remove(name.to_uppercase());
         }

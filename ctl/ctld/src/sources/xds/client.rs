@@ -69,16 +69,26 @@ async fn stream(
     events: &Sender<Event>,
     stats: &Stats,
 ) -> (bool, String) {
-    let endpoint = match tonic::transport::Endpoint::from_shared(settings.address.clone()) {
+    let mut endpoint = match tonic::transport::Endpoint::from_shared(settings.address.clone()) {
         Ok(e) => e.connect_timeout(CONNECT_TIMEOUT),
         Err(e) => return (false, format!("address {}: {e}", settings.address)),
     };
+    if let Some(tls) = &settings.tls {
+        endpoint = match endpoint.tls_config(tls.clone()) {
+            Ok(e) => e,
+            Err(e) => return (false, format!("TLS settings: {}", super::tls::chain(&e))),
+        };
+    }
     let channel = match endpoint.connect().await {
         Ok(c) => c,
         Err(e) => {
             return (
                 false,
-                format!("cannot connect to {}: {e}", settings.address),
+                format!(
+                    "cannot connect to {}: {}",
+                    settings.address,
+                    super::tls::chain(&e)
+                ),
             )
         }
     };
@@ -93,7 +103,7 @@ async fn stream(
         .await
     {
         Ok(r) => r.into_inner(),
-        Err(e) => return (false, format!("stream refused: {e}")),
+        Err(e) => return (false, format!("stream refused: {}", super::tls::chain(&e))),
     };
     stats.connected(node, true);
     tracing::info!(node, server = %settings.address, "xDS stream open");

@@ -1,4 +1,4 @@
-//! The xDS source: `ringside-ctld --xds http://HOST:PORT` takes every node's listeners,
+//! The xDS source: `ringside-ctld --xds http://HOST:PORT` (or `https://`, `tls.rs`) takes every node's listeners,
 //! routes and clusters from an xDS management server (istiod, Envoy Gateway, any
 //! go-control-plane server), as istio-agent does for Envoy: the proxies keep their Unix
 //! socket protocol and never speak gRPC.
@@ -22,6 +22,7 @@ pub mod ignore;
 pub mod nack;
 pub mod state;
 pub mod stats;
+pub mod tls;
 pub mod translate;
 
 use std::collections::{BTreeMap, HashMap};
@@ -57,8 +58,10 @@ pub fn template_errors(text: &str) -> Vec<String> {
 /// `--xds` and its companions.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `http://host:port`.
+    /// `http://host:port` or `https://host:port`.
     pub address: String,
+    /// With `https://`: the server's verification and the client certificate (`tls.rs`).
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
     /// The xDS node id, `{node}` replaced by the ringside node id.
     pub node_id: String,
     /// The xDS node's cluster.
