@@ -139,3 +139,52 @@ fn one(t: &mut Table, secrets: &BTreeMap<String, TSecret>, at: &str) -> Res<Resu
     }
     Ok(Ok(()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(pairs: &[(&str, &str)]) -> Table {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+            .collect()
+    }
+
+    #[test]
+    fn a_clusters_certificate_and_ca_come_from_their_secrets() {
+        let mut tls = table(&[(CERT_REF, "client"), (CA_REF, "ROOTCA"), ("sni", "a")]);
+        let mut names = Vec::new();
+        super::names(&tls, &mut names);
+        assert_eq!(names, ["client", "ROOTCA"]);
+        let mut secrets = BTreeMap::new();
+        secrets.insert(
+            "client".to_owned(),
+            TSecret::Certificate(table(&[("cert_pem", "C"), ("key_pem", "K")])),
+        );
+        let mut waiting = tls.clone();
+        assert_eq!(
+            resolve(&mut waiting, &secrets, "c"),
+            Ok(Err("ROOTCA".into()))
+        );
+        secrets.insert(
+            "ROOTCA".to_owned(),
+            TSecret::Ca(table(&[("ca", "/ca.pem")])),
+        );
+        assert_eq!(resolve(&mut tls, &secrets, "c"), Ok(Ok(())));
+        assert_eq!(
+            tls,
+            table(&[
+                ("ca", "/ca.pem"),
+                ("cert_pem", "C"),
+                ("key_pem", "K"),
+                ("sni", "a")
+            ])
+        );
+        let mut crossed = table(&[(CA_REF, "client")]);
+        assert_eq!(
+            resolve(&mut crossed, &secrets, "cluster \"c\""),
+            Err("cluster \"c\": secret \"client\" is not a validation_context".into())
+        );
+    }
+}
