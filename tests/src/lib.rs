@@ -241,8 +241,30 @@ pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// An address on 127.0.0.1 where nothing listens (bound, then released).
+/// An address on 127.0.0.1 where nothing listens, and nothing will for the rest of the test
+/// process: connecting to it is refused.
+///
+/// The port stays reserved by a socket that is bound without `SO_REUSEADDR` and never
+/// listens, so no listener of this process or of another (another test's proxy, an origin, a
+/// redis) can take it between the moment it is picked and the moment a request goes to it. A
+/// port bound and then released is not dead: tests run in parallel, and the kernel hands
+/// released ports out again.
 pub fn closed_port() -> SocketAddr {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    // Held until the process exits: one descriptor per dead port.
+    std::mem::forget(socket);
+    addr
+}
+
+/// A port on 127.0.0.1 that was free a moment ago, for a server started by a test (nginx,
+/// redis) that must bind it itself. Another process can take it first; callers that care
+/// retry.
+pub fn free_port() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

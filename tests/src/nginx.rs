@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{closed_port, eventually, WAIT};
+use crate::{eventually, free_port, WAIT};
 
 /// The configuration, `$prefix`, `$port` and `$origin` filled in by [`Nginx::start`].
 pub const NGINX_CONF: &str = "\
@@ -84,7 +84,7 @@ impl Nginx {
         // Run as root, nginx's worker is `nobody`: it must reach its temporary directories.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .map_err(|e| e.to_string())?;
-        let addr = closed_port();
+        let addr = free_port();
         let conf = NGINX_CONF
             .replace("$prefix", &dir.path().display().to_string())
             .replace("$port", &addr.port().to_string())

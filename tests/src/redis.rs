@@ -19,7 +19,7 @@ pub struct Redis {
 impl Redis {
     /// Starts a server on a free loopback port and waits until it answers `PING`.
     pub fn start() -> Redis {
-        let addr = crate::closed_port();
+        let addr = crate::free_port();
         let mut r = Redis {
             child: None,
             addr,

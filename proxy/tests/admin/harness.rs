@@ -308,10 +308,18 @@ impl Origin {
     }
 }
 
-/// An address on which nothing listens (connections are refused).
+/// An address on which nothing listens (connections are refused) for the rest of the test
+/// process: a socket bound without `SO_REUSEADDR` that never listens keeps the port, so no
+/// listener started by a test running in parallel can take it.
 pub fn refused_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    std::mem::forget(socket); // held until the process exits
+    addr
 }
 
 /// One sample of a text exposition.
