@@ -11,11 +11,19 @@ use std::sync::atomic::Ordering;
 use ringside_tests::*;
 use serde_json::Value;
 
-fn temp_log(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ringside-obs-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("access.log")
+/// A fresh directory for one test's access log, removed when the guard drops.
+struct TempLog {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn temp_log(name: &str) -> TempLog {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("ringside-obs-{name}-"))
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("access.log");
+    TempLog { _dir: dir, path }
 }
 
 fn lines(path: &Path, n: usize) -> Vec<String> {
@@ -53,7 +61,8 @@ fn trace_id_of(traceparent: &str) -> &str {
 both_drivers!(
     fn json_lines_match_the_requests(d) {
         let o = Origin::text("hello");
-        let log = temp_log(&format!("json-{}", d.toml()));
+        let log_dir = temp_log(&format!("json-{}", d.toml()));
+        let log = log_dir.path.clone();
         let p = Proxy::start(d, &config(&o, &log, "json", ""));
         let mut c = Client::connect(p.addr("in"));
         assert_eq!(c.request(&get("/app/x?q=1")).status, 200);
@@ -87,7 +96,8 @@ both_drivers!(
         // The writer thread starts only when a configuration has an access log: a proxy
         // started without one must still log after a reload adds it.
         let o = Origin::text("hello");
-        let log = temp_log(&format!("reload-{}", d.toml()));
+        let log_dir = temp_log(&format!("reload-{}", d.toml()));
+        let log = log_dir.path.clone();
         let without = config(&o, &log, "json", "").replace(
             &format!("access_log = {{ path = \"{}\", format = \"json\" }}\n", log.display()),
             "",
@@ -106,7 +116,8 @@ both_drivers!(
 both_drivers!(
     fn combined_lines_and_reopen_after_rotation(d) {
         let o = Origin::text("hello");
-        let log = temp_log(&format!("combined-{}", d.toml()));
+        let log_dir = temp_log(&format!("combined-{}", d.toml()));
+        let log = log_dir.path.clone();
         let p = Proxy::start(d, &config(&o, &log, "combined", ""));
         let mut c = Client::connect(p.addr("in"));
         assert_eq!(c.request(b"GET /app/a HTTP/1.1\r\nHost: t\r\nUser-Agent: probe/1\r\n\r\n").status, 200);
@@ -127,7 +138,8 @@ both_drivers!(
 both_drivers!(
     fn trace_context_is_continued_or_started(d) {
         let o = Origin::text("hello");
-        let log = temp_log(&format!("trace-{}", d.toml()));
+        let log_dir = temp_log(&format!("trace-{}", d.toml()));
+        let log = log_dir.path.clone();
         let p = Proxy::start(d, &config(&o, &log, "json", ""));
         let mut c = Client::connect(p.addr("in"));
         let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -154,7 +166,8 @@ both_drivers!(
     fn sampled_spans_go_to_the_collector(d) {
         let collector = Origin::start(|_| ok(""));
         let o = Origin::text("hello");
-        let log = temp_log(&format!("otlp-{}", d.toml()));
+        let log_dir = temp_log(&format!("otlp-{}", d.toml()));
+        let log = log_dir.path.clone();
         let extra = format!("otlp_endpoint = \"{}\"\ntrace_sample_rate = 1.0", collector.addr());
         let p = Proxy::start(d, &config(&o, &log, "json", &extra));
         let mut c = Client::connect(p.addr("in"));
@@ -177,7 +190,8 @@ both_drivers!(
 both_drivers!(
     fn spans_are_dropped_and_counted_when_the_collector_is_down(d) {
         let o = Origin::text("hello");
-        let log = temp_log(&format!("down-{}", d.toml()));
+        let log_dir = temp_log(&format!("down-{}", d.toml()));
+        let log = log_dir.path.clone();
         let extra = format!("otlp_endpoint = \"{}\"", closed_port());
         let p = Proxy::start(d, &config(&o, &log, "json", &extra));
         let mut c = Client::connect(p.addr("in"));
