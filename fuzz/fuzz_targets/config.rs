@@ -21,7 +21,9 @@ use ringside_config::{parse_in, reload_material, Snapshot};
 fn base_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("ringside-fuzz-config-{}", std::process::id()));
+        // One empty directory shared by every run (nothing is ever written to it): libFuzzer
+        // ends the process with exit(), so a per-process directory would be left behind.
+        let dir = std::env::temp_dir().join("ringside-fuzz-config-empty");
         std::fs::create_dir_all(&dir).expect("create the fuzz base directory");
         dir
     })
