@@ -147,6 +147,39 @@ both_drivers!(
     }
 );
 
+both_drivers!(
+    fn keepalive_waits_its_timeout_for_the_pong(d) {
+        let o = Origin::text("ok");
+        let listener = "http2 = { keepalive_interval_ms = 200, keepalive_timeout_ms = 1500 }";
+        let p = Proxy::start(d, &basic_config(&[o.addr()], Extra { listener, ..Extra::default() }));
+        let mut s = TcpStream::connect(p.addr("in")).unwrap();
+        s.write_all(PREFACE).unwrap();
+        s.write_all(&frame(0x4, 0, 0, &[])).unwrap();
+        let started = Instant::now();
+        s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+        let mut chunk = [0u8; 4096];
+        let mut pinged = None;
+        loop {
+            match s.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if pinged.is_none() && chunk[..n].windows(2).any(|w| w == [0x06, 0x00]) {
+                        pinged = Some(started.elapsed());
+                    }
+                }
+                Err(e) => panic!("not closed: {e}"),
+            }
+        }
+        let closed = started.elapsed();
+        let pinged = pinged.expect("a PING frame was sent");
+        assert!(pinged < Duration::from_secs(1), "the PING after the 200 ms interval: {pinged:?}");
+        assert!(
+            closed >= pinged + Duration::from_millis(1400) && closed < Duration::from_secs(4),
+            "closed 1.5 s after the unanswered PING, not one interval after it: PING at {pinged:?}, closed at {closed:?}"
+        );
+    }
+);
+
 /// Opens streams in batches, lets the proxy accept them (each one is waiting on the slow
 /// upstream), then resets them: h2's own Rapid Reset guard only counts streams reset
 /// *before* they are accepted, so what cuts this client off is ringside's per-second limit.

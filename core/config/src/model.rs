@@ -209,6 +209,9 @@ pub struct Http2Settings {
     pub max_resets_per_second: u32,
     /// PING interval on idle connections; `None`: no PINGs.
     pub keepalive_interval: Option<Duration>,
+    /// How long a PING waits for its PONG before the connection is closed; `None`: the
+    /// interval. Only with `keepalive_interval`.
+    pub keepalive_timeout: Option<Duration>,
 }
 
 impl Default for Http2Settings {
@@ -220,6 +223,7 @@ impl Default for Http2Settings {
             max_frame_size: 16_384,
             max_resets_per_second: 200,
             keepalive_interval: None,
+            keepalive_timeout: None,
         }
     }
 }

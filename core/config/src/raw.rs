@@ -256,6 +256,9 @@ pub struct FileHttp2 {
     /// Milliseconds between PINGs sent on an idle connection to check the client is alive.
     /// Default: none (no PINGs).
     pub keepalive_interval_ms: Option<u64>,
+    /// Milliseconds a keepalive PING waits for its PONG before the connection is closed.
+    /// Requires `keepalive_interval_ms`. Default: the interval.
+    pub keepalive_timeout_ms: Option<u64>,
 }
 
 /// `[mesh]`: this proxy's place in a service mesh.

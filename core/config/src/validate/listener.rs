@@ -236,11 +236,21 @@ impl Validator {
                 (1, u64::from(u32::MAX)),
             ),
             keepalive_interval: None,
+            keepalive_timeout: None,
         };
+        if h.keepalive_timeout_ms.is_some() && h.keepalive_interval_ms.is_none() {
+            self.err(
+                format!("{p}.keepalive_timeout_ms"),
+                "requires keepalive_interval_ms (without it no PINGs are sent)",
+            );
+        }
         Http2Settings {
             keepalive_interval: h
                 .keepalive_interval_ms
                 .map(|ms| self.timeout(format!("{p}.keepalive_interval_ms"), Some(ms), ms.max(1))),
+            keepalive_timeout: h
+                .keepalive_timeout_ms
+                .map(|ms| self.timeout(format!("{p}.keepalive_timeout_ms"), Some(ms), ms.max(1))),
             ..settings
         }
     }

@@ -99,7 +99,7 @@ bind = "0.0.0.0:15006"
 protocol = "http"
 mtls = "strict"
 authz_default = "deny"
-http2 = { max_concurrent_streams = 50, keepalive_interval_ms = 20000 }
+http2 = { max_concurrent_streams = 50, keepalive_interval_ms = 20000, keepalive_timeout_ms = 5000 }
 
 [mesh]
 identity = { cert = "id.pem", key = "id-key.pem", trust_bundle = "ca.pem" }
@@ -159,6 +159,10 @@ fn the_contract_of_the_brief_validates_into_the_model() {
     assert_eq!(
         http.http2.keepalive_interval,
         Some(std::time::Duration::from_secs(20))
+    );
+    assert_eq!(
+        http.http2.keepalive_timeout,
+        Some(std::time::Duration::from_secs(5))
     );
     let evil = "spiffe://cluster.local/ns/shop/sa/evil";
     let env = |n: &str| (n == "x-env").then_some(&b"prod"[..]);
@@ -386,7 +390,12 @@ fn http2_settings_are_bounded() {
 [[listeners]]
 name = "l"
 bind = "127.0.0.1:0"
-http2 = { max_concurrent_streams = 0, initial_stream_window_bytes = 2147483648, initial_connection_window_bytes = 1000, max_frame_bytes = 16777216, max_resets_per_second = 0, keepalive_interval_ms = 0 }
+http2 = { max_concurrent_streams = 0, initial_stream_window_bytes = 2147483648, initial_connection_window_bytes = 1000, max_frame_bytes = 16777216, max_resets_per_second = 0, keepalive_interval_ms = 0, keepalive_timeout_ms = 0 }
+
+[[listeners]]
+name = "m"
+bind = "127.0.0.1:0"
+http2 = { keepalive_timeout_ms = 1000 }
 "#,
     );
     let p = "listeners[0].http2";
@@ -403,6 +412,8 @@ http2 = { max_concurrent_streams = 0, initial_stream_window_bytes = 2147483648, 
             format!("{p}.max_frame_bytes: must be from 16384 to 16777215, got 16777216"),
             format!("{p}.max_resets_per_second: must be from 1 to 4294967295, got 0"),
             format!("{p}.keepalive_interval_ms: must be greater than 0"),
+            format!("{p}.keepalive_timeout_ms: must be greater than 0"),
+            "listeners[1].http2.keepalive_timeout_ms: requires keepalive_interval_ms (without it no PINGs are sent)".to_owned(),
         ]
     );
 }

@@ -91,6 +91,7 @@ pub(crate) async fn serve<T>(
     let handshake_timeout = http.limits.request_head_timeout;
     let idle = l.idle_timeout;
     let keepalive = s.keepalive_interval;
+    let pong_timeout = s.keepalive_timeout.or(keepalive);
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(s.max_concurrent_streams)
         .initial_window_size(s.initial_stream_window)
@@ -120,7 +121,8 @@ pub(crate) async fn serve<T>(
         resets: Rc::clone(&resets),
     });
     // Keepalive: a PING on a connection without streams every `keepalive`; no PONG within
-    // another interval closes the connection (the client is gone).
+    // `pong_timeout` (the interval unless configured) closes the connection (the client is
+    // gone).
     let mut ping = keepalive.and_then(|_| h2c.ping_pong());
     let mut ping_sent: Option<Instant> = None;
     let mut last_ping = Instant::now();
@@ -208,8 +210,10 @@ pub(crate) async fn serve<T>(
             }
             Next::Tick => {
                 tick = crate::cx::io::sleep(Duration::from_millis(250));
-                if let (Some(interval), Some(pp)) = (keepalive, ping.as_mut()) {
-                    let missed = ping_sent.is_some_and(|t| t.elapsed() >= interval);
+                if let (Some(interval), Some(pong_timeout), Some(pp)) =
+                    (keepalive, pong_timeout, ping.as_mut())
+                {
+                    let missed = ping_sent.is_some_and(|t| t.elapsed() >= pong_timeout);
                     if missed {
                         tracing::debug!(peer = %ctx.conn.peer, "h2: no PONG to a keepalive PING; closing");
                         break;
