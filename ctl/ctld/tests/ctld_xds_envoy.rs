@@ -20,6 +20,9 @@ use xds::*;
 
 /// Envoy's node id; ctld's node `n1` is `sidecar~127.0.0.1~n1.test~...` (`ctld_args`).
 const REFEREE: &str = "referee";
+/// A request's extra header fields.
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 /// Requests per proxy for the 70/30 split.
 const SPLIT_N: u32 = 400;
 /// z of a two-sided 99.9% interval.
@@ -78,6 +81,55 @@ fn envoy_and_ringside_answer_the_same_resources_alike() {
                 yes(e == r)
             ));
             if e != r {
+                disagree.push(format!("{what}: envoy {e:?}, ringside {r:?}"));
+            }
+        }
+
+        // The HCM's connection settings: the Server header from `server_name`, and the
+        // header limits (431 past either).
+        let server = |port: u16| {
+            let (status, head, _) = exchange(port, "/a/x", &[]).unwrap();
+            let value = head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("server")
+                    .then(|| v.trim().to_owned())
+            });
+            (status, value.unwrap_or_default())
+        };
+        let (e, r) = (server(eport), server(rport));
+        table.push(format!(
+            "| `server_name: {SERVER_NAME}` | `/a/x` | {} | server: {} | | {} | server: {} | | {} |",
+            e.0, e.1, r.0, r.1, yes(e == r && e.1 == SERVER_NAME)
+        ));
+        if e != r || e.1 != SERVER_NAME {
+            disagree.push(format!("server_name: envoy {e:?}, ringside {r:?}"));
+        }
+        let names: Vec<String> = (0..MAX_HEADERS + 10).map(|i| format!("x-h{i}")).collect();
+        let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "1")).collect();
+        let big = "v".repeat(MAX_HEADERS_KB * 1024 + 1024);
+        let limits: [(&str, String, Headers<'_>); 2] = [
+            (
+                "more fields than `max_headers_count`",
+                format!("{} fields", many.len() + 2),
+                many,
+            ),
+            (
+                "a head over `max_request_headers_kb`",
+                format!("a {} KiB field", big.len() / 1024),
+                vec![("x-big", big.as_str())],
+            ),
+        ];
+        for (what, request, headers) in &limits {
+            let status = |port: u16| exchange(port, "/a/x", headers).map(|(s, _, _)| s);
+            let (e, r) = (status(eport), status(rport));
+            let shown = |s: Option<u16>| s.map_or("closed".to_owned(), |s| s.to_string());
+            table.push(format!(
+                "| {what} | `/a/x`, {request} | {} | | | {} | | | {} |",
+                shown(e),
+                shown(r),
+                yes(e == r && e == Some(431))
+            ));
+            if e != r || e != Some(431) {
                 disagree.push(format!("{what}: envoy {e:?}, ringside {r:?}"));
             }
         }

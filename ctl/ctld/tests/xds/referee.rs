@@ -13,12 +13,26 @@ const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v
 /// The EDS cluster's name, as Istio names one.
 pub const A: &str = "outbound|80||a.test.svc.cluster.local";
 
+/// The `server_name` of the referee's HCM.
+pub const SERVER_NAME: &str = "referee-edge";
+/// Its `common_http_protocol_options.max_headers_count` and `max_request_headers_kb`.
+pub const MAX_HEADERS: usize = 50;
+pub const MAX_HEADERS_KB: usize = 32;
+
 /// A listener on 127.0.0.1:`port` whose HCM takes route configuration `r1` from RDS, with
-/// the router only (Envoy refuses Istio's own filters, which it does not have).
+/// the router only (Envoy refuses Istio's own filters, which it does not have), and the
+/// connection settings a control plane sends (limits, timeouts, `server_name`).
 pub fn referee_listener(port: u16) -> Value {
     json!({"name": "http", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
         "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
             "typed_config": {"@type": HCM, "stat_prefix": "referee",
+                "server_name": SERVER_NAME,
+                "use_remote_address": true,
+                "common_http_protocol_options": {"idle_timeout": "300s", "max_headers_count": MAX_HEADERS},
+                "max_request_headers_kb": MAX_HEADERS_KB,
+                "request_headers_timeout": "5s",
+                "http2_protocol_options": {"max_concurrent_streams": 64,
+                    "connection_keepalive": {"interval": "30s", "timeout": "5s"}},
                 "rds": {"config_source": {"ads": {}}, "route_config_name": "r1"},
                 "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}]}]})
 }

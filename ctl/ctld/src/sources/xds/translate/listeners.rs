@@ -2,7 +2,8 @@
 //! terminal network filter is a `HttpConnectionManager` (`protocol = "http"`; routes by RDS
 //! over ADS or inline) or a `tcp_proxy` (`protocol = "tcp"`, `cluster`, `idle_timeout`). The
 //! `original_dst` listener filter → `transparent = true`; a TLS transport socket → `tls`
-//! (`tls.rs`). Filters of the ignore list are
+//! (`tls.rs`); the HCM's connection settings → the listener's limits and timeouts
+//! (`hcm.rs`). Filters of the ignore list are
 //! skipped and counted; any other filter is refused by name.
 
 use std::mem::take;
@@ -23,7 +24,7 @@ use toml::Value;
 
 use super::endpoints::socket_address;
 use super::routes::{route_config, TRouteConfig};
-use super::{int, ms, name, string, tls, Table};
+use super::{hcm, int, ms, name, string, tls, Table};
 use crate::sources::xds::ignore;
 use crate::sources::xds::nack::{leftover, unsupported, Res};
 
@@ -157,7 +158,7 @@ fn network_filter(
     if any.type_url == HttpConnectionManager::type_url() {
         let hcm = typed::<HttpConnectionManager>(&any, at)?;
         t.insert("protocol".into(), string("http"));
-        return Ok((http(hcm, at, ignored)?, None));
+        return Ok((http(hcm, at, t, ignored)?, None));
     }
     if any.type_url == TcpProxy::type_url() {
         let mut p = typed::<TcpProxy>(&any, at)?;
@@ -189,7 +190,12 @@ fn network_filter(
     ))
 }
 
-fn http(mut h: HttpConnectionManager, at: &str, ignored: &mut Vec<String>) -> Res<RouteSource> {
+fn http(
+    mut h: HttpConnectionManager,
+    at: &str,
+    t: &mut Table,
+    ignored: &mut Vec<String>,
+) -> Res<RouteSource> {
     match CodecType::try_from(h.codec_type) {
         Ok(CodecType::Auto | CodecType::Http1 | CodecType::Http2) => h.codec_type = 0,
         _ => return Err(unsupported(&format!("{at}.codec_type"), "HTTP/3")),
@@ -237,6 +243,7 @@ fn http(mut h: HttpConnectionManager, at: &str, ignored: &mut Vec<String>) -> Re
         ("tracing", h.tracing.take().is_some()),
     ];
     ignore::fields(ignored, &fields);
+    hcm::settings(&mut h, at, t, ignored)?;
     leftover(&h, at)?;
     Ok(routes)
 }

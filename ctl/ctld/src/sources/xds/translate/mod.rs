@@ -7,6 +7,9 @@
 
 pub mod clusters;
 pub mod endpoints;
+mod hcm;
+#[cfg(test)]
+mod hcm_tests;
 mod headers;
 pub mod listeners;
 mod resilience;
