@@ -215,6 +215,12 @@ cluster = "checked-$up"
 
 [[routes]]
 listener = "$L"
+name = "nopanic"
+match = { path_prefix = "/nopanic/" }
+cluster = "nopanic-$up"
+
+[[routes]]
+listener = "$L"
 name = "zoned"
 match = { path_prefix = "/zoned/" }
 cluster = "zoned-$up"
@@ -281,8 +287,9 @@ cluster = "limited-$up"
 "#;
 
 /// The clusters of the core proxy: `a` and `b` per upstream protocol, one whose only endpoint
-/// refuses connections, one without endpoints, and one with a dead endpoint beside `a` that an
-/// active health check keeps out of rotation. Pooled HTTP/1.1 connections are dropped
+/// refuses connections, one without endpoints, one with a dead endpoint beside `a` that an
+/// active health check keeps out of rotation, and one whose only (dead, checked) endpoint is
+/// out of rotation with panic mode off. Pooled HTTP/1.1 connections are dropped
 /// after 5 s idle, before the harness origin closes them (10 s): a request on a connection
 /// the origin has just closed is no behaviour of a row.
 const CORE_CLUSTERS: &str = r#"
@@ -385,6 +392,23 @@ interval_ms = 100
 name = "checked-h2"
 protocol = "http2"
 endpoints = ["$dead", "$a_h2"]
+[clusters.health_check]
+tcp = true
+interval_ms = 100
+
+[[clusters]]
+name = "nopanic-h1"
+endpoints = ["$dead"]
+panic_threshold_percent = 0
+[clusters.health_check]
+tcp = true
+interval_ms = 100
+
+[[clusters]]
+name = "nopanic-h2"
+protocol = "http2"
+endpoints = ["$dead"]
+panic_threshold_percent = 0
 [clusters.health_check]
 tcp = true
 interval_ms = 100
@@ -884,6 +908,11 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
         row("health-checked cluster with a dead endpoint serves", r#"route checked: cluster "checked-$up" = [a closed port, a], health_check tcp"#)
             .send(Req::get("/checked/x"))
             .expect(Expect::status(200).body("a").got(Got::a().method("GET").target("/checked/x"))),
+        // By this row the health check (every 100 ms since the proxy started) has found the
+        // closed port; panic mode would try it anyway (502).
+        row("503 no endpoint in rotation, panic_threshold_percent = 0", r#"route nopanic: cluster "nopanic-$up" = [a closed port], health_check tcp"#)
+            .send(Req::get("/nopanic/x"))
+            .expect(Expect::own(503)),
         row("zone-aware: the proxy's zone takes every request (100 requests)", r#"route zoned: cluster "zoned-$up", zone_aware = true, [a in z1 (the proxy's zone), b in z2]"#)
             .repeat(Req::get("/zoned/x"), 100)
             .expect(Expect::status(200).counts(100, 0)),

@@ -1,6 +1,7 @@
 //! Outlier ejection and active health checks (issue 11): an endpoint answering 5xx is ejected
 //! and let back after its ejection time; resets count as gateway failures (and eject nothing
-//! without `outlier_detection`); panic mode when every endpoint is out; at most
+//! without `outlier_detection`); panic mode when every endpoint is out, or below
+//! `panic_threshold_percent`, and none with a threshold of 0; at most
 //! `max_ejection_percent` ejected; an endpoint whose `/healthz` flips leaves rotation and
 //! comes back; a TCP check finds a closed port; a TLS cluster is checked over TLS; two workers
 //! see the same marks; marks survive reloads and the prober follows them; `/clusters` shows
@@ -133,6 +134,64 @@ both_drivers!(
         }
         assert!(seen.contains(&"a".to_string()) && seen.contains(&"b".to_string()), "{seen:?}");
         assert_eq!(cluster(&p).panic_requests, 4);
+    }
+);
+
+both_drivers!(
+    fn panic_threshold_0_answers_503_when_all_are_ejected(d) {
+        let failing = flag(true);
+        let (a, b) = (flaky("a", &failing), flaky("b", &failing));
+        let extra = Extra {
+            cluster: "panic_threshold_percent = 0\n[clusters.outlier_detection]\nconsecutive_5xx = 1\nbase_ejection_ms = 60000\nmax_ejection_percent = 100\n",
+            ..Extra::default()
+        };
+        let p = Proxy::start(d, &basic_config(&[a.addr(), b.addr()], extra));
+        for _ in 0..2 {
+            assert_eq!(once(&p).0, 503);
+        }
+        assert!(eventually(WAIT, || recorded(&p) == 2));
+        assert!(cluster(&p).endpoints.iter().all(|e| !e.in_rotation()));
+        failing.store(false, SeqCst);
+        // Both out and no panic mode: the proxy's own 503, never the (now healthy) origins.
+        for _ in 0..4 {
+            let (status, body) = once(&p);
+            assert_eq!(status, 503);
+            assert!(body != "a" && body != "b", "{body:?}");
+        }
+        assert_eq!(recorded(&p), 2, "nothing more reached an endpoint");
+        assert_eq!(cluster(&p).panic_requests, 0);
+    }
+);
+
+both_drivers!(
+    fn below_panic_threshold_percent_every_endpoint_takes_requests(d) {
+        let failing = flag(true);
+        let (a, b) = (flaky("a", &failing), Origin::text("b"));
+        // a is ejected after one 503 and stays out; half the weight is then in rotation,
+        // under the threshold of 60: panic mode sends to a and b alike.
+        let extra = Extra {
+            cluster: "panic_threshold_percent = 60\n[clusters.outlier_detection]\nconsecutive_5xx = 1\nbase_ejection_ms = 60000\nmax_ejection_percent = 50\n",
+            ..Extra::default()
+        };
+        let p = Proxy::start(d, &basic_config(&[a.addr(), b.addr()], extra));
+        let mut sent = 0;
+        while cluster(&p).ejections == 0 {
+            once(&p);
+            sent += 1;
+            assert!(eventually(WAIT, || recorded(&p) == sent));
+            assert!(sent < 10, "a was never ejected");
+        }
+        assert!(!cluster(&p).endpoints[0].in_rotation());
+        failing.store(false, SeqCst);
+        let before = cluster(&p).panic_requests;
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            let (status, body) = once(&p);
+            assert_eq!(status, 200);
+            seen.push(body);
+        }
+        assert!(seen.contains(&"a".to_string()) && seen.contains(&"b".to_string()), "{seen:?}");
+        assert_eq!(cluster(&p).panic_requests - before, 6);
     }
 );
 

@@ -674,6 +674,10 @@ pub struct Cluster {
     /// `kind = "original_dst"`: no endpoints; each connection goes to its client
     /// connection's original destination (a `transparent` listener's).
     pub original_dst: bool,
+    /// `panic_threshold_percent` (0 to 100): panic mode while the weight in rotation is
+    /// below it; `Some(0)` never. `None`: panic mode only when nothing is in rotation. Read
+    /// per request (not in the fingerprint).
+    pub panic_threshold_percent: Option<u8>,
 }
 
 /// `clusters[].outlier_detection`: consecutive failures that eject an endpoint, and for how

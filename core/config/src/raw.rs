@@ -1019,6 +1019,11 @@ pub struct FileCluster {
     /// With `zone_aware`: the share of the local zone's endpoint weight, in percent (0 to
     /// 100), that must be in rotation for every request to stay local. Default 70.
     pub zone_min_healthy_percent: Option<u64>,
+    /// Panic mode's threshold, in percent (0 to 100) of the endpoints' weight in rotation:
+    /// below it, a request may go to any endpoint, in rotation or not (Envoy's
+    /// `healthy_panic_threshold`). 0: never; a cluster with no endpoint in rotation answers
+    /// 503. Default: panic mode only when no endpoint is in rotation.
+    pub panic_threshold_percent: Option<u64>,
     /// Where the endpoints come from: `"static"` (the `endpoints` list) or `"original_dst"`
     /// (each connection goes to the address it was going to before iptables redirected it
     /// to a `transparent` listener; no `endpoints`, `lb`, `health_check` or `zone_aware`, and only

@@ -131,6 +131,18 @@ impl Validator {
                 zone_aware,
                 fingerprint: 0,
                 original_dst: v.original_dst_kind(&p, c),
+                panic_threshold_percent: c.panic_threshold_percent.and_then(|n| {
+                    match u8::try_from(n) {
+                        Ok(n) if n <= 100 => Some(n),
+                        _ => {
+                            v.err(
+                                format!("{p}.panic_threshold_percent"),
+                                format!("must be from 0 to 100, got {n}"),
+                            );
+                            None
+                        }
+                    }
+                }),
             }
         })?;
         cluster.fingerprint = cluster_fingerprint(&cluster);

@@ -568,7 +568,22 @@ where
     }
     let mut tried: Vec<usize> = Vec::new();
     let mut last_err = None;
-    let mut panic = false;
+    // `panic_threshold_percent`: below it, panic mode from the first pick.
+    let mut panic = match cluster.panic_threshold_percent {
+        Some(min) if min > 0 => {
+            let clock = std::cell::OnceCell::new();
+            let below =
+                below_threshold(cluster, state, min, &|| *clock.get_or_init(outlier::now_ms));
+            if below {
+                state.panicked();
+                tracing::debug!(cluster = %cluster.name, "weight in rotation below panic_threshold_percent: panic mode");
+            }
+            below
+        }
+        _ => false,
+    };
+    // With `panic_threshold_percent = 0`, never: no endpoint in rotation is a 503.
+    let may_panic = cluster.panic_threshold_percent != Some(0);
     loop {
         // The clock is read at most once per pick, and only if an endpoint was ever ejected.
         let clock = std::cell::OnceCell::new();
@@ -578,7 +593,12 @@ where
             None if !avoid.is_empty() => state.pick(hash, usable, &now),
             pick => pick,
         };
-        if pick.is_none() && tried.is_empty() && !panic && !cluster.endpoints.is_empty() {
+        if pick.is_none()
+            && tried.is_empty()
+            && !panic
+            && may_panic
+            && !cluster.endpoints.is_empty()
+        {
             // Nothing in rotation: every endpoint rather than none.
             panic = true;
             state.panicked();
@@ -610,6 +630,24 @@ where
             }
         }
     }
+}
+
+/// Whether the weight of the endpoints in rotation is below `min` percent of the cluster's.
+fn below_threshold(
+    cluster: &Cluster,
+    state: &ClusterState,
+    min: u8,
+    now: &dyn Fn() -> u64,
+) -> bool {
+    let (mut up, mut all) = (0u64, 0u64);
+    for (i, e) in cluster.endpoints.iter().enumerate() {
+        let w = u64::from(e.weight.max(1));
+        all += w;
+        if state.in_rotation(i, now) {
+            up += w;
+        }
+    }
+    up * 100 < all * u64::from(min)
 }
 
 /// A fresh connection (TCP listeners never pool).

@@ -3,8 +3,8 @@
 //! `ClusterLoadAssignment` named by `eds_cluster_config.service_name`, else the cluster's
 //! name), ORIGINAL_DST (`kind = "original_dst"`). `lb_policy` ROUND_ROBIN, LEAST_REQUEST,
 //! RANDOM (CLUSTER_PROVIDED with ORIGINAL_DST); `connect_timeout`; the upstream HTTP version
-//! from `typed_extension_protocol_options`; circuit breakers, outlier detection and health
-//! checks (`resilience.rs`); upstream TLS (`tls.rs`).
+//! from `typed_extension_protocol_options`; circuit breakers, outlier detection, health
+//! checks and the panic threshold (`resilience.rs`); upstream TLS (`tls.rs`).
 
 use std::mem::take;
 
@@ -108,6 +108,11 @@ pub fn cluster(mut c: Cluster, ignored: &mut Vec<String>) -> Res<TCluster> {
     if let Some(o) = c.outlier_detection.take() {
         let o = resilience::outlier_detection(o, &format!("{at}.outlier_detection"))?;
         t.insert("outlier_detection".into(), toml::Value::Table(o));
+    }
+    let panic =
+        resilience::panic_threshold(c.common_lb_config.take(), &format!("{at}.common_lb_config"))?;
+    if kind != DiscoveryType::OriginalDst {
+        t.insert("panic_threshold_percent".into(), int(panic));
     }
     let checks = take(&mut c.health_checks);
     if let Some(h) = resilience::health_check(checks, &format!("{at}.health_checks"))? {

@@ -1,11 +1,13 @@
-//! A cluster's `circuit_breakers`, `outlier_detection` and `health_checks` → ringside's
-//! `circuit_breaker`, `outlier_detection` and `health_check`. Envoy's defaults are written
+//! A cluster's `circuit_breakers`, `outlier_detection`, `health_checks` and
+//! `common_lb_config.healthy_panic_threshold` → ringside's `circuit_breaker`,
+//! `outlier_detection`, `health_check` and `panic_threshold_percent`. Envoy's defaults are written
 //! out where Envoy's and ringside's differ (a threshold left unset is 1024, gateway-failure
 //! ejection is off unless enforced); what ringside has no equivalent of is NACKed by field.
 
 use std::mem::take;
 
 use envoy_types::pb::envoy::config::cluster::v3::circuit_breakers::Thresholds;
+use envoy_types::pb::envoy::config::cluster::v3::cluster::CommonLbConfig;
 use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, OutlierDetection};
 use envoy_types::pb::envoy::config::core::v3::health_check::HealthChecker;
 use envoy_types::pb::envoy::config::core::v3::{HealthCheck, RequestMethod, RoutingPriority};
@@ -193,3 +195,27 @@ pub fn health_check(checks: Vec<HealthCheck>, at: &str) -> Res<Option<Table>> {
 #[cfg(test)]
 #[path = "resilience_tests.rs"]
 mod tests;
+
+/// Envoy's `healthy_panic_threshold` when a cluster sets none.
+const ENVOY_PANIC_THRESHOLD: u8 = 50;
+
+/// `common_lb_config` → `panic_threshold_percent`: its `healthy_panic_threshold` (whole
+/// percents), else Envoy's default of 50, written out because ringside's own default (panic
+/// mode only when nothing is in rotation) differs. Anything else in it is NACKed.
+pub fn panic_threshold(c: Option<CommonLbConfig>, at: &str) -> Res<u8> {
+    let Some(mut c) = c else {
+        return Ok(ENVOY_PANIC_THRESHOLD);
+    };
+    let threshold = match c.healthy_panic_threshold.take() {
+        None => ENVOY_PANIC_THRESHOLD,
+        Some(p) if p.value.fract() == 0.0 && (0.0..=100.0).contains(&p.value) => p.value as u8,
+        Some(p) => {
+            return Err(unsupported(
+                &format!("{at}.healthy_panic_threshold"),
+                format!("{} (ringside takes a whole percent from 0 to 100)", p.value),
+            ))
+        }
+    };
+    leftover(&c, at)?;
+    Ok(threshold)
+}

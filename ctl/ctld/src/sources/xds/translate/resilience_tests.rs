@@ -130,3 +130,47 @@ fn circuit_breakers_outlier_detection_and_health_checks() {
         "cluster \"hc\".health_checks[0]: a health check other than http and tcp is not supported by ringside"
     );
 }
+
+#[test]
+fn the_panic_threshold_is_envoys_unless_set_and_zero_turns_panic_mode_off() {
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::common_lb_config::{
+        LocalityConfigSpecifier, LocalityWeightedLbConfig,
+    };
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::CommonLbConfig;
+    use envoy_types::pb::envoy::r#type::v3::Percent;
+    let with = |lb: Option<CommonLbConfig>| {
+        let c = Cluster {
+            name: "c".into(),
+            common_lb_config: lb,
+            ..Cluster::default()
+        };
+        clusters::cluster(c, &mut Vec::new())
+            .map(|t| t.table["panic_threshold_percent"].as_integer().unwrap())
+    };
+    let threshold = |value: f64| CommonLbConfig {
+        healthy_panic_threshold: Some(Percent { value }),
+        ..CommonLbConfig::default()
+    };
+    assert_eq!(with(None), Ok(50), "Envoy's default, written out");
+    // Istio sends an empty one, and a threshold of 0 with outlier detection.
+    assert_eq!(with(Some(CommonLbConfig::default())), Ok(50));
+    assert_eq!(with(Some(threshold(0.0))), Ok(0));
+    assert_eq!(with(Some(threshold(100.0))), Ok(100));
+    assert_eq!(
+        with(Some(threshold(33.5))),
+        Err("cluster \"c\".common_lb_config.healthy_panic_threshold: 33.5 (ringside takes a whole percent from 0 to 100) is not supported by ringside".into())
+    );
+    let weighted = CommonLbConfig {
+        locality_config_specifier: Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(
+            LocalityWeightedLbConfig::default(),
+        )),
+        ..CommonLbConfig::default()
+    };
+    assert_eq!(
+        with(Some(weighted)),
+        Err(
+            "cluster \"c\".common_lb_config.locality_config_specifier: not supported by ringside"
+                .into()
+        )
+    );
+}

@@ -108,7 +108,7 @@ fn clusters_by_discovery_type_and_lb_policy() {
     assert_eq!(t.eds.as_deref(), Some("outbound|80||a.svc"));
     assert_eq!(
         toml::to_string(&t.table).unwrap(),
-        "connect_timeout_ms = 2000\nlb = \"least_request\"\nname = \"outbound_80__a.svc\"\n"
+        "connect_timeout_ms = 2000\nlb = \"least_request\"\nname = \"outbound_80__a.svc\"\npanic_threshold_percent = 50\n"
     );
     let dns = Cluster {
         name: "ext".into(),
