@@ -294,3 +294,22 @@ both_drivers!(
         assert_eq!(s.addresses.first(), Some(&"127.0.0.1".parse().unwrap()), "{s:?}");
     }
 );
+
+both_drivers!(
+    fn a_reload_that_names_the_first_host_starts_resolving_it(d) {
+        // No host name at start: the process starts its resolver thread only when a reload
+        // names one.
+        let (_a, _b, port) = origins();
+        let dns = Dnsmasq::start("127.0.0.3 app.test\n");
+        let p = Proxy::start(d, &config(&dns, "127.0.0.2", port, ""));
+        let addr = p.addr("in");
+        assert_eq!(bodies(addr, 2), only("A"));
+        let generation = p.handle.generation();
+        assert_eq!(
+            p.reload(&config(&dns, "app.test", port, "")),
+            Reloaded::Applied(generation + 1)
+        );
+        assert!(eventually(WAIT, || bodies(addr, 2) == only("B")), "app.test never resolved");
+        assert_eq!(dns_stats(&p, "app.test").addresses.len(), 1);
+    }
+);

@@ -196,6 +196,25 @@ both_drivers!(
 );
 
 both_drivers!(
+    fn a_reload_that_adds_the_first_health_check_starts_the_prober(d) {
+        let a = Origin::text("a");
+        let dead = closed_port();
+        let p = Proxy::start(d, &basic_config(&[a.addr(), dead], Extra::default()));
+        assert_eq!(cluster(&p).endpoints[1].checked, None, "nothing is checked yet");
+        let extra = Extra {
+            cluster: "[clusters.health_check]\ntcp = true\ninterval_ms = 100\n",
+            ..Extra::default()
+        };
+        p.reload(&basic_config(&[a.addr(), dead], extra));
+        assert!(
+            eventually(WAIT, || checked(&p, 1) == Some(Checked::Unhealthy)),
+            "the prober never checked the closed port"
+        );
+        assert!(eventually(WAIT, || checked(&p, 0) == Some(Checked::Healthy)));
+    }
+);
+
+both_drivers!(
     fn no_more_than_max_ejection_percent_is_ejected(d) {
         let failing = flag(true);
         let (a, b, c) = (flaky("a", &failing), flaky("b", &failing), flaky("c", &failing));

@@ -124,11 +124,14 @@ impl StartOptions {
 struct Control {
     workers: Vec<WorkerHandle>,
     listeners: HashMap<String, ListenerRecord>,
-    /// The active health checks' prober (`upstream/health.rs`), one per process.
+    /// The active health checks' prober (`upstream/health.rs`), one per process, started
+    /// once a configuration has a `health_check`.
     prober: Option<crate::cx::background::Background>,
-    /// The JWT providers' key fetcher (`cx/jwks/`), one per process.
+    /// The JWT providers' key fetcher (`cx/jwks/`), one per process, started once a
+    /// configuration has a `jwks_uri`.
     fetcher: Option<crate::cx::background::Background>,
-    /// The endpoint names' resolver (`upstream/dns/`), one per process.
+    /// The endpoint names' resolver (`upstream/dns/`), one per process, started once a
+    /// configuration names a host.
     resolver: Option<crate::cx::background::Background>,
     /// The memory ceiling's sampler (`cx/memory.rs`), started once a configuration sets one.
     sampler: Option<crate::cx::background::Background>,
@@ -234,7 +237,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
     telemetry.ensure(&shared.load().config);
     let registry = Arc::new(crate::cx::shared::Registry::default());
     let answers = Arc::new(crate::upstream::dns::Answers::default());
-    let resolver = start_resolver(&shared, &answers);
+    let resolver = start_resolver(&shared, &answers, true);
     let memory = registry.get(crate::cx::memory::KEY, crate::cx::memory::Memory::default);
     let cpus = runtime::allowed_cpus();
     let (ready_tx, ready_rx) = crossbeam_channel::bounded::<(usize, io::Result<()>)>(workers);
@@ -288,20 +291,8 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
         });
     }
     drop(ready_tx);
-    let prober = match crate::upstream::health::spawn(Arc::clone(&shared), Arc::clone(&registry)) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the health prober: active health checks are off");
-            None
-        }
-    };
-    let fetcher = match crate::cx::jwks::spawn(Arc::clone(&shared), Arc::clone(&registry)) {
-        Ok(f) => Some(f),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the JWKS fetcher: jwks_uri keys will not be fetched");
-            None
-        }
-    };
+    let prober = start_prober(&shared, &registry);
+    let fetcher = start_fetcher(&shared, &registry);
     let sampler = start_sampler(&shared, &memory);
     let shared_for_watch = Arc::clone(&shared);
     let answers_for_watch = Arc::clone(&answers);
@@ -596,15 +587,19 @@ impl ServerHandle {
         let generation = generation.unwrap_or(current.generation + 1);
         self.telemetry.ensure(&config);
         self.shared.store(Arc::new(Snapshot { generation, config }));
-        if let Some(p) = &control.prober {
-            p.wake();
+        // Each background thread looks at the new snapshot, or starts if it now has work.
+        match &control.prober {
+            Some(p) => p.wake(),
+            None => control.prober = start_prober(&self.shared, &self.registry),
         }
-        if let Some(f) = &control.fetcher {
-            f.wake();
+        match &control.fetcher {
+            Some(f) => f.wake(),
+            None => control.fetcher = start_fetcher(&self.shared, &self.registry),
         }
         drop(dns);
-        if let Some(r) = &control.resolver {
-            r.wake();
+        match &control.resolver {
+            Some(r) => r.wake(),
+            None => control.resolver = start_resolver(&self.shared, &self.answers, false),
         }
         match &control.sampler {
             Some(s) => s.wake(),
@@ -715,17 +710,22 @@ impl ServerHandle {
 /// workers serve (a cluster whose names have not resolved by then answers 503 until they do).
 const FIRST_ANSWERS: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Starts the resolver thread and, when an endpoint names a host, waits for its first round
-/// of answers, at most [`FIRST_ANSWERS`].
+/// Starts the resolver thread when an endpoint of the published configuration names a host
+/// (an idle process keeps no thread, runtime or resolver it does not need) and, with
+/// `wait` (at start), waits for its first round of answers, at most [`FIRST_ANSWERS`]. After
+/// a reload, as after a reload of a running resolver, such clusters answer 503 until then.
 fn start_resolver(
     shared: &Arc<ArcSwap<Snapshot>>,
     answers: &Arc<crate::upstream::dns::Answers>,
+    wait: bool,
 ) -> Option<crate::cx::background::Background> {
+    if shared.load().config.dns_hosts().is_empty() {
+        return None;
+    }
     let (first, first_done) = crossbeam_channel::bounded(1);
-    let names = !shared.load().config.dns_hosts().is_empty();
     match crate::upstream::dns::spawn(Arc::clone(shared), Arc::clone(answers), first) {
         Ok(r) => {
-            if names && first_done.recv_timeout(FIRST_ANSWERS).is_err() {
+            if wait && first_done.recv_timeout(FIRST_ANSWERS).is_err() {
                 tracing::warn!(
                     "dns: endpoint names not answered within {FIRST_ANSWERS:?}; serving, their clusters answer 503 until they resolve"
                 );
@@ -743,6 +743,48 @@ fn start_resolver(
 /// (port 0 in the configuration accepts any port on the same IP).
 fn same_listener(bind: SocketAddr, actual: SocketAddr) -> bool {
     bind == actual || (bind.port() == 0 && bind.ip() == actual.ip())
+}
+
+/// Starts the health prober when the published configuration has an active health check (it
+/// then follows reloads, and keeps running if a later one has none).
+fn start_prober(
+    shared: &Arc<ArcSwap<Snapshot>>,
+    registry: &Arc<crate::cx::shared::Registry>,
+) -> Option<crate::cx::background::Background> {
+    let config = &shared.load().config;
+    if !config.clusters.iter().any(|c| c.health_check.is_some()) {
+        return None;
+    }
+    match crate::upstream::health::spawn(Arc::clone(shared), Arc::clone(registry)) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the health prober: active health checks are off");
+            None
+        }
+    }
+}
+
+/// Starts the JWKS fetcher when the published configuration has a provider with a
+/// `jwks_uri` (it then follows reloads, and keeps running if a later one has none).
+fn start_fetcher(
+    shared: &Arc<ArcSwap<Snapshot>>,
+    registry: &Arc<crate::cx::shared::Registry>,
+) -> Option<crate::cx::background::Background> {
+    let config = &shared.load().config;
+    let remote = config
+        .jwt_providers
+        .iter()
+        .any(|p| matches!(p.keys, ringside_config::JwksSource::Remote(_)));
+    if !remote {
+        return None;
+    }
+    match crate::cx::jwks::spawn(Arc::clone(shared), Arc::clone(registry)) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the JWKS fetcher: jwks_uri keys will not be fetched");
+            None
+        }
+    }
 }
 
 /// Starts the memory ceiling's sampler when the published configuration sets a ceiling (it
