@@ -154,6 +154,27 @@ both_drivers!(
     }
 );
 
+both_drivers!(
+    fn files_of_a_reload_that_brings_the_first_certificate_are_watched(d) {
+        // No certificate at start (so no file watcher yet); a reload makes the listener TLS.
+        let pki = TestPki::new();
+        let (a, ak) = pki.leaf("first", &["a.test"], &[]);
+        let o = Origin::echo();
+        let p = Proxy::start(d, &basic_config(&[o.addr()], Extra::default()));
+        let generation = p.handle.generation();
+        assert_eq!(p.reload(&tls_config(o.addr(), &[(&a, &ak)])), Reloaded::Applied(generation + 1));
+        assert!(served_subject(p.addr("in"), "a.test").contains("first"));
+        let (a2, ak2) = pki.leaf("second", &["a.test"], &[]);
+        std::fs::copy(&a2, &a).unwrap();
+        std::fs::copy(&ak2, &ak).unwrap();
+        assert!(
+            eventually(Duration::from_secs(10), || served_subject(p.addr("in"), "a.test")
+                .contains("second")),
+            "the files named by the reload are watched"
+        );
+    }
+);
+
 /// A blocking rustls client holding one keep-alive connection.
 struct TlsClient {
     stream: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,

@@ -135,6 +135,9 @@ struct Control {
     resolver: Option<crate::cx::background::Background>,
     /// The memory ceiling's sampler (`cx/memory.rs`), started once a configuration sets one.
     sampler: Option<crate::cx::background::Background>,
+    /// Re-reads certificate files when they change on disk (rotation without a reload),
+    /// started once a configuration names one.
+    tls_watch: Option<crate::cx::tls::Watcher>,
 }
 
 /// A running engine. Dropping it does not stop the workers: call [`ServerHandle::shutdown`].
@@ -151,8 +154,6 @@ pub struct ServerHandle {
     memory: Arc<crate::cx::memory::Memory>,
     control: Mutex<Control>,
     draining: std::sync::atomic::AtomicBool,
-    /// Re-reads certificate files when they change on disk (rotation without a reload).
-    _tls_watch: Option<crate::cx::tls::Watcher>,
 }
 
 /// Binds every listener, starts `config.proxy.workers` pinned workers and returns once all of
@@ -294,8 +295,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
     let prober = start_prober(&shared, &registry);
     let fetcher = start_fetcher(&shared, &registry);
     let sampler = start_sampler(&shared, &memory);
-    let shared_for_watch = Arc::clone(&shared);
-    let answers_for_watch = Arc::clone(&answers);
+    let tls_watch = watch_tls_files(&shared, &answers);
     let handle = ServerHandle {
         shared,
         driver,
@@ -312,8 +312,8 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
             fetcher,
             resolver,
             sampler,
+            tls_watch,
         }),
-        _tls_watch: watch_tls_files(&shared_for_watch, answers_for_watch),
     };
     for _ in 0..workers {
         match ready_rx.recv() {
@@ -341,11 +341,16 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
 /// the configuration is validated again with the new material and published under the same
 /// generation (new handshakes use the new certificates; open connections are untouched). A
 /// change that does not validate (say, a certificate written without its key yet) is logged
-/// and the running material keeps serving.
+/// and the running material keeps serving. Started only once a configuration names such a
+/// file (at start, or at the reload that brings the first one).
 fn watch_tls_files(
     shared: &Arc<ArcSwap<Snapshot>>,
-    answers: Arc<crate::upstream::dns::Answers>,
+    answers: &Arc<crate::upstream::dns::Answers>,
 ) -> Option<crate::cx::tls::Watcher> {
+    if shared.load().config.tls_files().is_empty() {
+        return None;
+    }
+    let answers = Arc::clone(answers);
     let files = Arc::clone(shared);
     let publish = Arc::clone(shared);
     let watcher = crate::cx::tls::spawn_watcher(
@@ -604,6 +609,10 @@ impl ServerHandle {
         match &control.sampler {
             Some(s) => s.wake(),
             None => control.sampler = start_sampler(&self.shared, &self.memory),
+        }
+        // A running watcher reads the file list of each snapshot itself.
+        if control.tls_watch.is_none() {
+            control.tls_watch = watch_tls_files(&self.shared, &self.answers);
         }
         for name in &removed {
             for w in control.workers.iter_mut() {
