@@ -29,7 +29,11 @@ struct Redis {
 
 impl Redis {
     fn start() -> Redis {
-        let addr = refused_addr();
+        // A port free a moment ago (redis-server binds it itself).
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let dir = TempDir::new();
         let child = Command::new("redis-server")
             .args(["--port", &addr.port().to_string(), "--bind", "127.0.0.1"])
