@@ -1,6 +1,8 @@
-"""A real xDS management server for ringside-ctld's tests: ADS (state of the world) over
-plaintext gRPC on an ephemeral 127.0.0.1 port, with grpcio and xds-protos (Envoy's own
-generated protos).
+"""A real xDS management server for ringside-ctld's tests: ADS over plaintext gRPC on an
+ephemeral 127.0.0.1 port, state of the world (StreamAggregatedResources) and incremental
+(DeltaAggregatedResources: each response carries what changed since the last one the
+stream was sent, by resource, and the names removed), with grpcio and xds-protos (Envoy's
+own generated protos).
 
 Prints one JSON line, {"port": N}, once it serves. Then reads commands on stdin, one JSON
 object per line, and answers each with one JSON line on stdout:
@@ -15,12 +17,13 @@ object per line, and answers each with one JSON line on stdout:
   unix time the responses were queued} (or {"error": "..."}).
 - {"op": "reset"}: every open stream is ended with UNAVAILABLE.
 - {"op": "state"}: {"streams": [{"node": ..., "cluster": ..., "metadata": {...},
-  "opened": unix time}], "opened": [unix time of every stream opened], "acks": {"cds": version, ...}, "nacks": [{"node": ..., "type": ...,
+  "opened": unix time, "delta": true if incremental}], "opened": [unix time of every stream opened], "acks": {"cds": version, ...}, "nacks": [{"node": ..., "type": ...,
   "version": ..., "nonce": ..., "error": ...}]}: what ctld said.
 
 Exits when stdin closes (so it dies with the test).
 """
 
+import hashlib
 import json
 import queue
 import sys
@@ -103,6 +106,101 @@ class Stream:
         self.out.put(resp)
 
 
+class DeltaStream:
+    """An incremental stream: what it subscribed to, and what it was sent (or said it has)."""
+
+    def __init__(self, context):
+        self.context = context
+        self.out = queue.Queue()
+        self.names = {}  # kind -> subscribed names (None: wildcard)
+        self.has = {}  # kind -> {name: resource version} the client has
+        self.pending = {}  # kind -> nonce of the response not answered yet
+        self.versions = {}  # nonce -> the server's version when it was sent
+        self.node = None
+        self.opened = time.time()
+        self.delta = True
+
+    def send(self, kind):
+        """Queues what changed for the kind since the last response (under `lock`); the first
+        response of a kind is sent even when empty."""
+        url, _, _ = KINDS[kind]
+        names = self.names.get(kind)
+        own = per_node.get(self.node.id, {}) if self.node else {}
+        current = {
+            name: any_msg
+            for name, any_msg in own.get(kind, resources[kind])
+            if names is None or name in names
+        }
+        has = self.has.get(kind)
+        first = has is None
+        has = has or {}
+        resp = discovery_pb2.DeltaDiscoveryResponse(system_version_info=version, type_url=url)
+        for name, any_msg in current.items():
+            v = hashlib.sha256(any_msg.value).hexdigest()[:16]
+            if has.get(name) != v:
+                resp.resources.append(
+                    discovery_pb2.Resource(name=name, version=v, resource=any_msg)
+                )
+                has[name] = v
+        for name in [n for n in has if n not in current]:
+            resp.removed_resources.append(name)
+            del has[name]
+        self.has[kind] = has
+        if first or resp.resources or resp.removed_resources:
+            nonce_counter[0] += 1
+            resp.nonce = str(nonce_counter[0])
+            self.pending[kind] = resp.nonce
+            self.versions[resp.nonce] = version
+            self.out.put(resp)
+        elif kind not in self.pending:
+            # Nothing changed for a client that acknowledged everything: it is current.
+            acks[kind] = version
+
+
+def on_delta_request(stream, req):
+    kind = KIND_OF.get(req.type_url)
+    with lock:
+        if req.HasField("node") and stream.node is None:
+            stream.node = req.node
+        if kind is None:
+            return
+        answered = stream.versions.get(req.response_nonce, version)
+        if req.response_nonce and stream.pending.get(kind) == req.response_nonce:
+            del stream.pending[kind]
+        if req.HasField("error_detail"):
+            nacks.append(
+                {
+                    "node": stream.node.id if stream.node else None,
+                    "type": kind,
+                    "version": answered,
+                    "nonce": req.response_nonce,
+                    "error": req.error_detail.message,
+                }
+            )
+        elif req.response_nonce:
+            acks[kind] = answered
+        first = kind not in stream.names
+        if first:
+            stream.has[kind] = dict(req.initial_resource_versions) or None
+            wildcard = kind in ("cds", "lds") and not req.resource_names_subscribe
+            stream.names[kind] = None if wildcard else set()
+        names = stream.names[kind]
+        changed = first
+        if names is not None:
+            for n in req.resource_names_subscribe:
+                if n not in names:
+                    names.add(n)
+                    changed = True
+            for n in req.resource_names_unsubscribe:
+                if n in names:
+                    names.discard(n)
+                    # The client forgets it; nothing to say about it later.
+                    (stream.has.get(kind) or {}).pop(n, None)
+                    changed = True
+        if changed:
+            stream.send(kind)
+
+
 def on_request(stream, req):
     kind = KIND_OF.get(req.type_url)
     with lock:
@@ -130,38 +228,45 @@ def on_request(stream, req):
 
 class Ads(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     def StreamAggregatedResources(self, request_iterator, context):
-        stream = Stream(context)
-        with lock:
-            streams.append(stream)
-            all_streams.append(stream.opened)
+        return serve(Stream(context), on_request, request_iterator, context)
 
-        def read():
-            try:
-                for req in request_iterator:
-                    on_request(stream, req)
-            except Exception:  # the stream ended
-                pass
-            stream.out.put(None)
+    def DeltaAggregatedResources(self, request_iterator, context):
+        return serve(DeltaStream(context), on_delta_request, request_iterator, context)
 
-        threading.Thread(target=read, daemon=True).start()
+
+def serve(stream, on_request, request_iterator, context):
+    """Reads the stream's requests on a thread of their own (`on_request`) and yields what
+    they and the commands queue, until the stream ends."""
+    with lock:
+        streams.append(stream)
+        all_streams.append(stream.opened)
+
+    def read():
         try:
-            while True:
-                try:
-                    item = stream.out.get(timeout=0.2)
-                except queue.Empty:
-                    if not context.is_active():
-                        return
-                    continue
-                if item is None:
-                    return
-                if item == "reset":
-                    context.abort(grpc.StatusCode.UNAVAILABLE, "reset by the test")
-                yield item
-        finally:
-            with lock:
-                if stream in streams:
-                    streams.remove(stream)
+            for req in request_iterator:
+                on_request(stream, req)
+        except Exception:  # the stream ended
+            pass
+        stream.out.put(None)
 
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        while True:
+            try:
+                item = stream.out.get(timeout=0.2)
+            except queue.Empty:
+                if not context.is_active():
+                    return
+                continue
+            if item is None:
+                return
+            if item == "reset":
+                context.abort(grpc.StatusCode.UNAVAILABLE, "reset by the test")
+            yield item
+    finally:
+        with lock:
+            if stream in streams:
+                streams.remove(stream)
 
 
 def parse(kinds):
@@ -217,6 +322,7 @@ def command(cmd):
                         "cluster": s.node.cluster if s.node else None,
                         "metadata": json_format.MessageToDict(s.node.metadata) if s.node else None,
                         "opened": s.opened,
+                        "delta": getattr(s, "delta", False),
                     }
                     for s in streams
                 ],

@@ -92,6 +92,10 @@ struct Args {
     /// repeated for several.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value, requires = "xds")]
     xds_metadata: Vec<(String, String)>,
+    /// Incremental xDS (`DeltaAggregatedResources`: each response carries only what changed)
+    /// instead of state of the world; what istiod and Envoy Gateway offer their proxies.
+    #[arg(long, requires = "xds")]
+    xds_delta: bool,
     /// PEM CA bundle that verifies an `https://` xDS server (default: the system's roots).
     #[arg(long, value_name = "FILE", requires = "xds")]
     xds_ca: Option<std::path::PathBuf>,
@@ -178,6 +182,7 @@ fn run() -> anyhow::Result<()> {
                 node_id: args.xds_node_id.clone(),
                 cluster: args.xds_cluster.clone(),
                 metadata: args.xds_metadata.clone(),
+                delta: args.xds_delta,
                 tls: xds::tls::client_config(
                     address,
                     args.xds_ca.as_deref(),

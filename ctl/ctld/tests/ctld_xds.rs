@@ -10,10 +10,7 @@
 mod common;
 mod xds;
 
-use std::time::{Duration, Instant};
-
 use common::*;
-use serde_json::json;
 use xds::*;
 
 #[test]
@@ -51,67 +48,7 @@ fn xds_resources_route_requests_and_changes_under_load_lose_nothing() {
             node.source
         );
 
-        // Load while the server shifts the split to b, adds a route and moves a's only
-        // endpoint from a1 to a2.
-        let load = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(4) && out.len() < 600 {
-                for path in ["/split", "/a/x"] {
-                    out.push((path, get(port, path, &[])));
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            out
-        });
-        std::thread::sleep(Duration::from_millis(800));
-        let v2 = json!({
-            "cds": [eds_cluster("outbound|80||a.test.svc.cluster.local"), static_cluster("b", m.b.addr)],
-            "eds": [load_assignment("outbound|80||a.test.svc.cluster.local", &[(m.a2.addr, 1, "z1")])],
-            "lds": [listener("0.0.0.0_80", port, "r1")],
-            "rds": [route_config("r1", routes(0, 100, true))],
-        });
-        m.ads.set("v2", v2);
-        let results = load.join().unwrap();
-        assert!(results.len() >= 200, "{driver}: {} requests", results.len());
-        let failed: Vec<_> = results
-            .iter()
-            .filter(
-                |(_, r)| !matches!(r, Some((200, b)) if ["a1", "a2", "b"].contains(&b.as_str())),
-            )
-            .collect();
-        assert!(
-            failed.is_empty(),
-            "{driver}: {} failed: {:?}",
-            failed.len(),
-            &failed[..failed.len().min(5)]
-        );
-        // Traffic followed: the last answers are the new ones.
-        let last = |p: &str| {
-            results
-                .iter()
-                .rev()
-                .find(|(path, _)| *path == p)
-                .unwrap()
-                .1
-                .clone()
-                .unwrap()
-                .1
-        };
-        assert_eq!(last("/split"), "b", "{driver}");
-        assert_eq!(last("/a/x"), "a2", "{driver}");
-        assert!(
-            results
-                .iter()
-                .any(|(p, r)| *p == "/split" && r.as_ref().unwrap().1 == "a1"),
-            "{driver}: the load started before the change"
-        );
-        assert_eq!(body(port, "/new/7").as_deref(), Some("b"), "{driver}");
-        assert_eq!(
-            get(port, "/new/x", &[]).map(|r| r.0),
-            Some(404),
-            "{driver}: regex is whole-path"
-        );
+        shift_under_load(&mut m, driver);
         wait_acked(&mut m.ads, "v2");
         let metrics = m.metrics();
         for line in [

@@ -1,4 +1,5 @@
-//! One node's ADS stream: connect, send the opening subscriptions, answer every response
+//! One node's ADS stream (state of the world, or incremental with `--xds-delta`): connect,
+//! send the opening subscriptions, answer every response
 //! (`state.rs` decides what), hand each new configuration to the reconciler. When the
 //! stream fails or cannot be opened, wait (exponential backoff from [`BACKOFF_BASE`] to
 //! [`BACKOFF_CAP`], each wait random in the upper half of its ceiling; back to the base once
@@ -10,11 +11,13 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
-use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::state::NodeState;
+use super::state::{NodeState, Request, Response};
 use super::{Settings, Stats, Templates, Update};
 use crate::reconciler::Event;
 
@@ -34,7 +37,7 @@ pub async fn run(
     stats: Arc<Stats>,
 ) {
     let template = templates.borrow_and_update().get(&node).cloned().flatten();
-    let mut state = NodeState::new(settings.xds_node(&node), template);
+    let mut state = NodeState::new(settings.xds_node(&node), template, settings.delta);
     let mut rng = Jitter::new(&node);
     let mut failures = 0u32;
     loop {
@@ -94,15 +97,8 @@ async fn stream(
     };
     let mut client =
         AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(MAX_RESPONSE);
-    let (tx, rx) = mpsc::channel::<DiscoveryRequest>(64);
-    for r in state.opening() {
-        let _ = tx.send(r).await;
-    }
-    let mut inbound = match client
-        .stream_aggregated_resources(ReceiverStream::new(rx))
-        .await
-    {
-        Ok(r) => r.into_inner(),
+    let (out, mut inbound) = match open(&mut client, settings.delta, state.opening()).await {
+        Ok(opened) => opened,
         Err(e) => return (false, format!("stream refused: {}", super::tls::chain(&e))),
     };
     stats.connected(node, true);
@@ -117,9 +113,9 @@ async fn stream(
                     Err(e) => return (answered, format!("{e}")),
                 };
                 answered = true;
-                let version = resp.version_info.clone();
+                let version = resp.version().to_owned();
                 let start = std::time::Instant::now();
-                let step = state.on_response(resp);
+                let step = state.on(resp);
                 if let Some((kind, outcome)) = step.outcome {
                     stats.response(kind.label(), outcome, start.elapsed());
                     stats.ignored(&step.ignored);
@@ -130,7 +126,7 @@ async fn stream(
                     }
                 }
                 for r in step.requests {
-                    if tx.send(r).await.is_err() {
+                    if !out.send(r).await {
                         return (answered, "the request stream closed".into());
                     }
                 }
@@ -150,6 +146,68 @@ async fn stream(
                 }
             }
         }
+    }
+}
+
+/// The request side of a stream, in its protocol.
+enum Outbound {
+    Sotw(mpsc::Sender<DiscoveryRequest>),
+    Delta(mpsc::Sender<DeltaDiscoveryRequest>),
+}
+
+impl Outbound {
+    /// Queues `r`: `false` once the stream is gone. (`NodeState` makes requests of the
+    /// stream's own protocol only.)
+    async fn send(&self, r: Request) -> bool {
+        match (self, r) {
+            (Outbound::Sotw(tx), Request::Sotw(r)) => tx.send(r).await.is_ok(),
+            (Outbound::Delta(tx), Request::Delta(r)) => tx.send(r).await.is_ok(),
+            _ => false,
+        }
+    }
+}
+
+/// The response side of a stream.
+enum Inbound {
+    Sotw(tonic::Streaming<DiscoveryResponse>),
+    Delta(tonic::Streaming<DeltaDiscoveryResponse>),
+}
+
+impl Inbound {
+    async fn message(&mut self) -> Result<Option<Response>, tonic::Status> {
+        match self {
+            Inbound::Sotw(s) => Ok(s.message().await?.map(Response::Sotw)),
+            Inbound::Delta(s) => Ok(s.message().await?.map(Response::Delta)),
+        }
+    }
+}
+
+/// Opens the ADS stream of the protocol asked for, its opening requests queued first.
+async fn open(
+    client: &mut AggregatedDiscoveryServiceClient<tonic::transport::Channel>,
+    delta: bool,
+    opening: Vec<Request>,
+) -> Result<(Outbound, Inbound), tonic::Status> {
+    if delta {
+        let (tx, rx) = mpsc::channel(64);
+        let out = Outbound::Delta(tx);
+        for r in opening {
+            out.send(r).await;
+        }
+        let stream = client
+            .delta_aggregated_resources(ReceiverStream::new(rx))
+            .await?;
+        Ok((out, Inbound::Delta(stream.into_inner())))
+    } else {
+        let (tx, rx) = mpsc::channel(64);
+        let out = Outbound::Sotw(tx);
+        for r in opening {
+            out.send(r).await;
+        }
+        let stream = client
+            .stream_aggregated_resources(ReceiverStream::new(rx))
+            .await?;
+        Ok((out, Inbound::Sotw(stream.into_inner())))
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! - One thread (`xds`) with its own current-thread tokio runtime, as the proxy's DNS thread
 //!   has; tonic and prost live in ctld only.
-//! - One ADS stream (state of the world) per node ctld knows (`client.rs`), with the node's
+//! - One ADS stream (state of the world, or incremental with `--xds-delta`) per node ctld
+//!   knows (`client.rs`), with the node's
 //!   id (or `--xds-node-id` made of it), `--xds-cluster` and `--xds-metadata` as an Istio
 //!   sidecar sends them.
 //! - Each response is translated (`translate/`), checked (`state.rs`: ACK, or NACK naming the
@@ -68,6 +69,8 @@ pub struct Settings {
     pub cluster: String,
     /// The xDS node's metadata (string values).
     pub metadata: Vec<(String, String)>,
+    /// Incremental xDS (`DeltaAggregatedResources`) rather than state of the world.
+    pub delta: bool,
 }
 
 impl Settings {

@@ -9,6 +9,13 @@
 //! configuration they make with the others passes ringside's validation, or waits for a
 //! resource not received yet; it is NACKed otherwise (`error_detail` names the resource and
 //! the field, or the validation's path and reason), and the previous resources stay.
+//!
+//! Incremental (delta) xDS (`--xds-delta`) carries the same conversation in other messages:
+//! a response names the resources that changed and those removed; the node keeps the
+//! accepted resources of each type by name, applies the change to a copy, and checks the
+//! whole set of that type exactly as a state-of-the-world response (so both protocols share
+//! one path); the copy replaces the kept set on ACK only. Subscriptions change by names
+//! added and removed, and a new stream says which versions the node has.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +26,9 @@ use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
 use envoy_types::pb::google::protobuf::Any;
 use envoy_types::pb::google::rpc::Status;
 use prost::{Message, Name};
@@ -69,11 +78,35 @@ impl Kind {
     }
 }
 
+/// A request on the stream, in its protocol.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Sotw(DiscoveryRequest),
+    Delta(DeltaDiscoveryRequest),
+}
+
+/// A response from the stream, in its protocol.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    Sotw(DiscoveryResponse),
+    Delta(DeltaDiscoveryResponse),
+}
+
+impl Response {
+    /// The version the server gives the response (logs, the configuration's history).
+    pub fn version(&self) -> &str {
+        match self {
+            Response::Sotw(r) => &r.version_info,
+            Response::Delta(r) => &r.system_version_info,
+        }
+    }
+}
+
 /// What one response makes.
 #[derive(Debug, Default)]
 pub struct Step {
     /// To send, in order: the ACK or NACK, then any changed subscription.
-    pub requests: Vec<DiscoveryRequest>,
+    pub requests: Vec<Request>,
     /// A new configuration (the node's template and the xDS sections), validated.
     pub publish: Option<Arc<str>>,
     /// `(type, "ack" | "nack")`.
@@ -94,7 +127,11 @@ struct Sub {
 
 pub struct NodeState {
     node: Node,
+    /// Incremental xDS rather than state of the world.
+    delta: bool,
     res: Translated,
+    /// Delta only: the accepted resources of each type, by name, with their versions.
+    raw: BTreeMap<Kind, BTreeMap<String, (String, Any)>>,
     subs: BTreeMap<Kind, Sub>,
     template: Option<Arc<str>>,
     /// The last configuration published.
@@ -104,10 +141,12 @@ pub struct NodeState {
 }
 
 impl NodeState {
-    pub fn new(node: Node, template: Option<Arc<str>>) -> NodeState {
+    pub fn new(node: Node, template: Option<Arc<str>>, delta: bool) -> NodeState {
         NodeState {
             node,
+            delta,
             res: Translated::default(),
+            raw: BTreeMap::new(),
             subs: BTreeMap::new(),
             template,
             published: None,
@@ -117,18 +156,113 @@ impl NodeState {
 
     /// The requests that open a stream: every subscription, with the versions accepted on
     /// earlier streams (a server may then skip what the node has).
-    pub fn opening(&mut self) -> Vec<DiscoveryRequest> {
+    pub fn opening(&mut self) -> Vec<Request> {
         for k in [Kind::Cds, Kind::Lds] {
             self.subs.entry(k).or_default();
         }
         let mut out = Vec::new();
         for (k, s) in &mut self.subs {
             s.nonce.clear();
-            if k.wildcard() || !s.names.is_empty() {
-                out.push(request(&self.node, *k, s, None));
+            if !k.wildcard() && s.names.is_empty() {
+                continue;
             }
+            out.push(if self.delta {
+                let has = self.raw.get(k).into_iter().flatten();
+                Request::Delta(DeltaDiscoveryRequest {
+                    node: Some(self.node.clone()),
+                    type_url: k.type_url(),
+                    // None for a wildcard type: Envoy's "legacy" wildcard subscription.
+                    resource_names_subscribe: if k.wildcard() {
+                        Vec::new()
+                    } else {
+                        s.names.clone()
+                    },
+                    initial_resource_versions: has
+                        .map(|(name, (v, _))| (name.clone(), v.clone()))
+                        .collect(),
+                    ..DeltaDiscoveryRequest::default()
+                })
+            } else {
+                Request::Sotw(request(&self.node, *k, s, None))
+            });
         }
         out
+    }
+
+    /// A response of either protocol.
+    pub fn on(&mut self, resp: Response) -> Step {
+        match resp {
+            Response::Sotw(r) => self.on_response(r),
+            Response::Delta(r) => self.on_delta(r),
+        }
+    }
+
+    /// An incremental response: its changes applied to a copy of the type's resources, the
+    /// whole set then checked as a state-of-the-world response; the copy is kept on ACK.
+    pub fn on_delta(&mut self, resp: DeltaDiscoveryResponse) -> Step {
+        let Some(kind) = Kind::of(&resp.type_url) else {
+            return self.unknown_type(resp.type_url, resp.nonce);
+        };
+        let mut next = self.raw.get(&kind).cloned().unwrap_or_default();
+        for name in &resp.removed_resources {
+            next.remove(name);
+        }
+        for r in resp.resources {
+            match r.resource {
+                Some(any) => {
+                    next.insert(r.name, (r.version, any));
+                }
+                // A name the server has no resource for.
+                None => {
+                    next.remove(&r.name);
+                }
+            }
+        }
+        let all: Vec<Any> = next.values().map(|(_, any)| any.clone()).collect();
+        let step = self.apply(kind, &all, resp.nonce, resp.system_version_info);
+        if step.outcome == Some((kind, "ack")) {
+            self.raw.insert(kind, next);
+        }
+        step
+    }
+
+    /// NACKs a response of a type ctld never asked for, so the server knows.
+    fn unknown_type(&self, type_url: String, nonce: String) -> Step {
+        let error = format!("type {type_url} is not supported by ringside");
+        let r = if self.delta {
+            Request::Delta(DeltaDiscoveryRequest {
+                node: Some(self.node.clone()),
+                type_url,
+                response_nonce: nonce,
+                error_detail: Some(status(error)),
+                ..DeltaDiscoveryRequest::default()
+            })
+        } else {
+            let mut r = request(&self.node, Kind::Cds, &Sub::default(), Some(error));
+            r.type_url = type_url;
+            r.response_nonce = nonce;
+            Request::Sotw(r)
+        };
+        Step {
+            requests: vec![r],
+            ..Step::default()
+        }
+    }
+
+    /// The ACK or NACK of the last response of `kind`.
+    fn answer(&self, kind: Kind, error: Option<String>) -> Request {
+        let sub = self.subs.get(&kind).cloned().unwrap_or_default();
+        if self.delta {
+            Request::Delta(DeltaDiscoveryRequest {
+                node: Some(self.node.clone()),
+                type_url: kind.type_url(),
+                response_nonce: sub.nonce,
+                error_detail: error.map(status),
+                ..DeltaDiscoveryRequest::default()
+            })
+        } else {
+            Request::Sotw(request(&self.node, kind, &sub, error))
+        }
     }
 
     /// The node's template changed: the configuration is made again.
@@ -144,35 +278,28 @@ impl NodeState {
         }
     }
 
+    /// A state-of-the-world response.
     pub fn on_response(&mut self, resp: DiscoveryResponse) -> Step {
-        let mut step = Step::default();
         let Some(kind) = Kind::of(&resp.type_url) else {
-            // A type ctld never asked for: NACK it so the server knows.
-            let s = Sub::default();
-            let mut r = request(
-                &self.node,
-                Kind::Cds,
-                &s,
-                Some(format!(
-                    "type {} is not supported by ringside",
-                    resp.type_url
-                )),
-            );
-            r.type_url = resp.type_url;
-            r.response_nonce = resp.nonce;
-            step.requests.push(r);
-            return step;
+            return self.unknown_type(resp.type_url, resp.nonce);
         };
+        self.apply(kind, &resp.resources, resp.nonce, resp.version_info)
+    }
+
+    /// `resources`, every resource of `kind` now: translated, checked with the others, and
+    /// answered.
+    fn apply(&mut self, kind: Kind, resources: &[Any], nonce: String, version: String) -> Step {
+        let mut step = Step::default();
         let mut next = self.res.clone();
         let mut ignored = Vec::new();
-        let applied = replace(&mut next, kind, &resp.resources, &mut ignored)
+        let applied = replace(&mut next, kind, resources, &mut ignored)
             .and_then(|()| self.check(&next, kind));
         let sub = self.subs.entry(kind).or_default();
-        sub.nonce = resp.nonce.clone();
+        sub.nonce = nonce;
         match applied {
             Ok((built, publish)) => {
-                sub.version = resp.version_info.clone();
-                step.requests.push(request(&self.node, kind, sub, None));
+                sub.version = version;
+                step.requests.push(self.answer(kind, None));
                 step.outcome = Some((kind, "ack"));
                 step.ignored = ignored;
                 self.res = next;
@@ -186,8 +313,7 @@ impl NodeState {
                 step.requests.extend(self.resubscribe());
             }
             Err(e) => {
-                step.requests
-                    .push(request(&self.node, kind, sub, Some(e.clone())));
+                step.requests.push(self.answer(kind, Some(e.clone())));
                 step.outcome = Some((kind, "nack"));
                 step.detail = Some(e);
             }
@@ -234,8 +360,8 @@ impl NodeState {
         Some(text)
     }
 
-    /// EDS and RDS requests for a changed set of names.
-    fn resubscribe(&mut self) -> Vec<DiscoveryRequest> {
+    /// EDS, RDS and SDS requests for a changed set of names.
+    fn resubscribe(&mut self) -> Vec<Request> {
         let mut eds: Vec<String> = self
             .res
             .clusters
@@ -259,12 +385,56 @@ impl NodeState {
         let mut out = Vec::new();
         for (k, names) in [(Kind::Eds, eds), (Kind::Rds, rds), (Kind::Sds, sds)] {
             let sub = self.subs.entry(k).or_default();
-            if sub.names != names {
-                sub.names = names;
-                out.push(request(&self.node, k, sub, None));
+            if sub.names == names {
+                continue;
             }
+            let old = std::mem::replace(&mut sub.names, names.clone());
+            if !self.delta {
+                out.push(Request::Sotw(request(&self.node, k, sub, None)));
+                continue;
+            }
+            let added: Vec<String> = names.iter().filter(|n| !old.contains(n)).cloned().collect();
+            let gone: Vec<String> = old.into_iter().filter(|n| !names.contains(n)).collect();
+            // What the node no longer asks for is forgotten: a server says nothing more of it.
+            for n in &gone {
+                if let Some(kept) = self.raw.get_mut(&k) {
+                    kept.remove(n);
+                }
+                forget(&mut self.res, k, n);
+            }
+            out.push(Request::Delta(DeltaDiscoveryRequest {
+                type_url: k.type_url(),
+                resource_names_subscribe: added,
+                resource_names_unsubscribe: gone,
+                ..DeltaDiscoveryRequest::default()
+            }));
         }
         out
+    }
+}
+
+/// Drops the translated resource `name` of a type subscribed by name.
+fn forget(t: &mut Translated, kind: Kind, name: &str) {
+    match kind {
+        Kind::Eds => {
+            t.endpoints.remove(name);
+        }
+        Kind::Rds => {
+            t.routes.remove(name);
+        }
+        Kind::Sds => {
+            t.secrets.remove(name);
+        }
+        Kind::Cds | Kind::Lds => {}
+    }
+}
+
+/// A NACK's `error_detail`: INVALID_ARGUMENT, as Envoy sends.
+fn status(message: String) -> Status {
+    Status {
+        code: 3,
+        message,
+        details: Vec::new(),
     }
 }
 
@@ -279,12 +449,7 @@ fn request(node: &Node, kind: Kind, s: &Sub, error: Option<String>) -> Discovery
         },
         type_url: kind.type_url(),
         response_nonce: s.nonce.clone(),
-        error_detail: error.map(|message| Status {
-            // INVALID_ARGUMENT, as Envoy sends.
-            code: 3,
-            message,
-            details: Vec::new(),
-        }),
+        error_detail: error.map(status),
         ..DiscoveryRequest::default()
     }
 }

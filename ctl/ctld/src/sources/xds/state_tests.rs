@@ -17,6 +17,8 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     HttpConnectionManager, Rds,
 };
 
+use envoy_types::pb::envoy::service::discovery::v3::DeltaDiscoveryResponse;
+
 use super::*;
 
 fn any<M: Message + Name>(m: &M) -> Any {
@@ -107,8 +109,17 @@ fn cla(name: &str) -> Any {
 /// (type, version, nonce, names, error) of a request.
 type Shown = (Option<Kind>, String, String, Vec<String>, bool);
 
-fn shown(reqs: &[DiscoveryRequest]) -> Vec<Shown> {
+/// A state-of-the-world request.
+fn sotw(r: &Request) -> &DiscoveryRequest {
+    match r {
+        Request::Sotw(r) => r,
+        Request::Delta(r) => panic!("a delta request on a state-of-the-world stream: {r:?}"),
+    }
+}
+
+fn shown(reqs: &[Request]) -> Vec<Shown> {
     reqs.iter()
+        .map(sotw)
         .map(|r| {
             let kind = Kind::of(&r.type_url);
             let v = (r.version_info.clone(), r.response_nonce.clone());
@@ -125,7 +136,11 @@ fn shown(reqs: &[DiscoveryRequest]) -> Vec<Shown> {
 
 #[test]
 fn subscribes_in_envoys_order_and_publishes_only_a_complete_configuration() {
-    let mut s = NodeState::new(Node::default(), Some("[proxy]\nworkers = 1\n".into()));
+    let mut s = NodeState::new(
+        Node::default(),
+        Some("[proxy]\nworkers = 1\n".into()),
+        false,
+    );
     let open = shown(&s.opening());
     assert_eq!(
         open.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -185,7 +200,7 @@ fn subscribes_in_envoys_order_and_publishes_only_a_complete_configuration() {
 
 #[test]
 fn a_nack_keeps_the_last_version_and_the_resources() {
-    let mut s = NodeState::new(Node::default(), None);
+    let mut s = NodeState::new(Node::default(), None, false);
     s.opening();
     s.on_response(response(Kind::Cds, "1", "n1", vec![eds_cluster("a")]));
     let step = s.on_response(response(Kind::Eds, "1", "n2", vec![cla("a")]));
@@ -217,7 +232,7 @@ fn a_nack_keeps_the_last_version_and_the_resources() {
         )]
     );
     assert_eq!(
-        step.requests[0].error_detail.as_ref().unwrap().message,
+        sotw(&step.requests[0]).error_detail.as_ref().unwrap().message,
         "route_config \"r1\": virtual_hosts[0].routes[0].route.hash_policy: not supported by ringside"
     );
     let step = s.on_response(response(
@@ -250,8 +265,8 @@ fn a_nack_keeps_the_last_version_and_the_resources() {
     let mut odd = response(Kind::Cds, "1", "n8", Vec::new());
     odd.type_url = "type.googleapis.com/envoy.service.runtime.v3.Runtime".into();
     let step = s.on_response(odd);
-    assert!(step.requests[0].error_detail.is_some());
-    assert_eq!(step.requests[0].response_nonce, "n8");
+    assert!(sotw(&step.requests[0]).error_detail.is_some());
+    assert_eq!(sotw(&step.requests[0]).response_nonce, "n8");
 }
 
 fn tls_listener(rds: &str, secret: &str) -> Any {
@@ -312,7 +327,7 @@ fn secret(name: &str, (cert, key): &(String, String)) -> Any {
 
 #[test]
 fn sds_secrets_are_asked_for_awaited_and_rotated() {
-    let mut s = NodeState::new(Node::default(), None);
+    let mut s = NodeState::new(Node::default(), None, false);
     s.opening();
     s.on_response(response(Kind::Cds, "1", "n1", vec![eds_cluster("a")]));
     s.on_response(response(Kind::Eds, "1", "n2", vec![cla("a")]));
@@ -375,4 +390,166 @@ fn sds_secrets_are_asked_for_awaited_and_rotated() {
         Some("secret \"cert\".tls_certificate.password: not supported by ringside")
     );
     assert_eq!(shown(&step.requests)[0].1, "2");
+}
+
+fn delta(
+    kind: Kind,
+    nonce: &str,
+    resources: Vec<(&str, &str, Any)>,
+    removed: &[&str],
+) -> DeltaDiscoveryResponse {
+    use envoy_types::pb::envoy::service::discovery::v3::Resource;
+    DeltaDiscoveryResponse {
+        system_version_info: nonce.into(),
+        type_url: kind.type_url(),
+        nonce: nonce.into(),
+        resources: resources
+            .into_iter()
+            .map(|(name, version, any)| Resource {
+                name: name.into(),
+                version: version.into(),
+                resource: Some(any),
+                ..Resource::default()
+            })
+            .collect(),
+        removed_resources: removed.iter().map(|n| (*n).to_owned()).collect(),
+        ..DeltaDiscoveryResponse::default()
+    }
+}
+
+/// (type, nonce, subscribed, unsubscribed, error) of an incremental request.
+type DeltaShown = (Option<Kind>, String, Vec<String>, Vec<String>, bool);
+
+fn delta_shown(reqs: &[Request]) -> Vec<DeltaShown> {
+    reqs.iter()
+        .map(|r| match r {
+            Request::Delta(r) => (
+                Kind::of(&r.type_url),
+                r.response_nonce.clone(),
+                r.resource_names_subscribe.clone(),
+                r.resource_names_unsubscribe.clone(),
+                r.error_detail.is_some(),
+            ),
+            Request::Sotw(r) => panic!("a state-of-the-world request on a delta stream: {r:?}"),
+        })
+        .collect()
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|n| (*n).to_owned()).collect()
+}
+
+#[test]
+fn delta_applies_changes_and_removals_and_subscribes_by_difference() {
+    let mut s = NodeState::new(Node::default(), None, true);
+    let open = delta_shown(&s.opening());
+    assert_eq!(
+        open,
+        [
+            (Some(Kind::Cds), String::new(), vec![], vec![], false),
+            (Some(Kind::Lds), String::new(), vec![], vec![], false),
+        ],
+        "CDS and LDS by wildcard"
+    );
+    let step = s.on_delta(delta(
+        Kind::Cds,
+        "n1",
+        vec![("a", "1", eds_cluster("a"))],
+        &[],
+    ));
+    assert_eq!(step.outcome, Some((Kind::Cds, "ack")));
+    assert_eq!(
+        delta_shown(&step.requests),
+        [
+            (Some(Kind::Cds), "n1".into(), vec![], vec![], false),
+            (Some(Kind::Eds), String::new(), names(&["a"]), vec![], false),
+        ]
+    );
+    s.on_delta(delta(Kind::Eds, "n2", vec![("a", "1", cla("a"))], &[]));
+    let step = s.on_delta(delta(
+        Kind::Lds,
+        "n3",
+        vec![("l", "1", listener("r1"))],
+        &[],
+    ));
+    assert_eq!(
+        delta_shown(&step.requests)[1].2,
+        names(&["r1"]),
+        "RDS asked for r1"
+    );
+    let step = s.on_delta(delta(
+        Kind::Rds,
+        "n4",
+        vec![("r1", "1", routes("r1", "a", false))],
+        &[],
+    ));
+    assert!(step.publish.is_some(), "{:?}", step.detail);
+
+    // A second cluster in a response of its own: the first stays, EDS adds only b.
+    let step = s.on_delta(delta(
+        Kind::Cds,
+        "n5",
+        vec![("b", "1", eds_cluster("b"))],
+        &[],
+    ));
+    assert_eq!(step.outcome, Some((Kind::Cds, "ack")));
+    assert_eq!(
+        delta_shown(&step.requests)[1],
+        (Some(Kind::Eds), String::new(), names(&["b"]), vec![], false)
+    );
+    let step = s.on_delta(delta(Kind::Eds, "n6", vec![("b", "1", cla("b"))], &[]));
+    assert_eq!(step.outcome, Some((Kind::Eds, "ack")));
+    let text = step.publish.expect("a and b");
+    assert!(
+        text.contains("name = \"a\"") && text.contains("name = \"b\""),
+        "{text}"
+    );
+
+    // A change the node refuses: NACKed, and the kept set is the one before it.
+    let step = s.on_delta(delta(
+        Kind::Rds,
+        "n7",
+        vec![("r1", "2", routes("r1", "a", true))],
+        &[],
+    ));
+    assert_eq!(step.outcome, Some((Kind::Rds, "nack")));
+    assert_eq!(
+        delta_shown(&step.requests),
+        [(Some(Kind::Rds), "n7".into(), vec![], vec![], true)]
+    );
+    // Removing a: the routes still name it (kept from before the NACK), so the configuration
+    // waits; EDS drops a.
+    let step = s.on_delta(delta(Kind::Cds, "n8", vec![], &["a"]));
+    assert_eq!(step.outcome, Some((Kind::Cds, "ack")));
+    assert!(step.publish.is_none());
+    assert_eq!(
+        delta_shown(&step.requests)[1],
+        (Some(Kind::Eds), String::new(), vec![], names(&["a"]), false)
+    );
+    let step = s.on_delta(delta(
+        Kind::Rds,
+        "n9",
+        vec![("r1", "3", routes("r1", "b", false))],
+        &[],
+    ));
+    assert_eq!(step.outcome, Some((Kind::Rds, "ack")), "{:?}", step.detail);
+    let text = step.publish.expect("b only");
+    assert!(
+        !text.contains("name = \"a\"") && text.contains("name = \"b\""),
+        "{text}"
+    );
+
+    // A new stream says what the node has.
+    let reopened = s.opening();
+    let versions = |kind: Kind| match reopened
+        .iter()
+        .find(|r| matches!(r, Request::Delta(d) if d.type_url == kind.type_url()))
+    {
+        Some(Request::Delta(d)) => d.initial_resource_versions.clone(),
+        _ => panic!("no {kind:?} request"),
+    };
+    assert_eq!(versions(Kind::Cds).get("b").map(String::as_str), Some("1"));
+    assert!(!versions(Kind::Cds).contains_key("a"));
+    assert_eq!(versions(Kind::Rds).get("r1").map(String::as_str), Some("3"));
+    assert_eq!(versions(Kind::Eds).len(), 1);
 }
