@@ -164,21 +164,9 @@ def on_delta_request(stream, req):
             stream.node = req.node
         if kind is None:
             return
-        answered = stream.versions.get(req.response_nonce, version)
         if req.response_nonce and stream.pending.get(kind) == req.response_nonce:
             del stream.pending[kind]
-        if req.HasField("error_detail"):
-            nacks.append(
-                {
-                    "node": stream.node.id if stream.node else None,
-                    "type": kind,
-                    "version": answered,
-                    "nonce": req.response_nonce,
-                    "error": req.error_detail.message,
-                }
-            )
-        elif req.response_nonce:
-            acks[kind] = answered
+        record_answer(stream, kind, req, stream.versions.get(req.response_nonce, version))
         first = kind not in stream.names
         if first:
             stream.has[kind] = dict(req.initial_resource_versions) or None
@@ -201,6 +189,22 @@ def on_delta_request(stream, req):
             stream.send(kind)
 
 
+def record_answer(stream, kind, req, answered):
+    """Records a request's NACK, or its ACK of version `answered` (under `lock`)."""
+    if req.HasField("error_detail"):
+        nacks.append(
+            {
+                "node": stream.node.id if stream.node else None,
+                "type": kind,
+                "version": answered,
+                "nonce": req.response_nonce,
+                "error": req.error_detail.message,
+            }
+        )
+    elif req.response_nonce:
+        acks[kind] = answered
+
+
 def on_request(stream, req):
     kind = KIND_OF.get(req.type_url)
     with lock:
@@ -208,18 +212,7 @@ def on_request(stream, req):
             stream.node = req.node
         if kind is None:
             return
-        if req.HasField("error_detail"):
-            nacks.append(
-                {
-                    "node": stream.node.id if stream.node else None,
-                    "type": kind,
-                    "version": req.version_info,
-                    "nonce": req.response_nonce,
-                    "error": req.error_detail.message,
-                }
-            )
-        elif req.response_nonce:
-            acks[kind] = req.version_info
+        record_answer(stream, kind, req, req.version_info)
         names = sorted(req.resource_names)
         if kind not in stream.names or stream.names[kind] != names:
             stream.names[kind] = names
