@@ -31,15 +31,17 @@ pub fn envoy_binary() -> PathBuf {
 
 impl Envoy {
     /// Envoy as node `node` of the ADS server on `ads_port`: CDS and LDS over ADS (so EDS
-    /// and RDS too), admin on an ephemeral port, one worker thread.
-    pub fn start(node: &str, ads_port: u16) -> Envoy {
+    /// and RDS too), admin on an ephemeral port, one worker thread; with `delta`,
+    /// incremental xDS (`DELTA_GRPC`).
+    pub fn start(node: &str, ads_port: u16, delta: bool) -> Envoy {
         let dir = tempfile::tempdir().unwrap();
         let opts = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
         let bootstrap = json!({
             "node": {"id": node, "cluster": "referee"},
             "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
             "dynamic_resources": {
-                "ads_config": {"api_type": "GRPC", "transport_api_version": "V3",
+                "ads_config": {"api_type": if delta { "DELTA_GRPC" } else { "GRPC" },
+                    "transport_api_version": "V3",
                     "grpc_services": [{"envoy_grpc": {"cluster_name": "ads"}}]},
                 "cds_config": {"ads": {}, "resource_api_version": "V3"},
                 "lds_config": {"ads": {}, "resource_api_version": "V3"}},
