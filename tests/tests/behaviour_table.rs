@@ -1096,6 +1096,11 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
         row("X-Forwarded-Proto sent by the client is kept", "(none)")
             .send(Req::get("/echo/xfp").header("x-forwarded-proto", "https"))
             .expect(Expect::status(200).got(Got::a().headers(vec![is_lit("x-forwarded-proto", "https")]))),
+        // Only the proxy vouches for a client's identity: without a verified client
+        // certificate, the client's own X-Forwarded-Client-Cert is removed (Envoy's SANITIZE).
+        row("X-Forwarded-Client-Cert sent by the client is removed", "(none)")
+            .send(Req::get("/echo/xfcc").header("x-forwarded-client-cert", "URI=spiffe://evil.test/admin"))
+            .expect(Expect::status(200).got(Got::a().headers(vec![absent("x-forwarded-client-cert")]))),
         row("X-Request-Id sent by the client is kept", "(none)")
             .send(Req::get("/echo/rid").header("x-request-id", "rid-123"))
             .expect(Expect::status(200).got(Got::a().headers(vec![is_lit("x-request-id", "rid-123")]))),

@@ -319,10 +319,12 @@ fn value_ok(value: &[u8]) -> bool {
     }
 }
 
-/// The proxy's own fields (unless an edit removed them), then the fields the edits add.
+/// The proxy's own fields (unless an edit removed them), then the fields the edits add. A
+/// set field with an empty value is withheld: the message's own of that name was left out,
+/// and none is written.
 fn write_set(out: &mut Vec<u8>, set: &[(&'static str, &[u8])], edits: &Edits) {
     for (name, value) in set {
-        if set_entry_ok(name, value) && !edits.removes(name.as_bytes()) {
+        if !value.is_empty() && set_entry_ok(name, value) && !edits.removes(name.as_bytes()) {
             field(out, name.as_bytes(), value);
         }
     }

@@ -280,8 +280,9 @@ pub(crate) fn pick_weighted(
 
 /// The request fields the proxy sets upstream: X-Forwarded-For (appended), X-Forwarded-Proto
 /// (kept, else `http`/`https`), X-Request-Id (kept, else a new UUID), the trace context, and
-/// on an mTLS listener X-Forwarded-Client-Cert with the client's verified identity (replacing
-/// whatever the client sent: only the proxy vouches for identities).
+/// X-Forwarded-Client-Cert: the client's verified identity on an mTLS connection, else
+/// none; whatever the client sent is removed either way (only the proxy vouches for
+/// identities; Envoy's SANITIZE_SET).
 pub(crate) struct ProxyFields<'r> {
     /// The request's id, as the request keeps it (`Req::request_id`).
     pub(crate) request_id: &'r [u8],
@@ -329,7 +330,8 @@ impl<'r> ProxyFields<'r> {
     }
 
     /// The fields as `(name, value)` pairs, on the stack (this runs per request): take
-    /// `.0[..n]` of the returned `(array, n)`.
+    /// `.0[..n]` of the returned `(array, n)`. An empty X-Forwarded-Client-Cert is one the
+    /// proxy withholds: the writers remove the client's and send none.
     pub(crate) fn set(&self) -> ([(&'static str, &[u8]); 5], usize) {
         let [xff, proto, traceparent, xfcc] = self.ends;
         let part = |from: usize, to: usize| self.values.get(from..to).unwrap_or_default();
@@ -340,7 +342,7 @@ impl<'r> ProxyFields<'r> {
             ("traceparent", part(proto, traceparent)),
             ("X-Forwarded-Client-Cert", part(traceparent, xfcc)),
         ];
-        (set, if xfcc == traceparent { 4 } else { 5 })
+        (set, 5)
     }
 }
 

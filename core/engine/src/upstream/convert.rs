@@ -190,7 +190,8 @@ pub(crate) fn request_from_h1(
     Ok(out)
 }
 
-/// Sets (replaces) the proxy's own request fields.
+/// Sets (replaces) the proxy's own request fields; one with an empty value is withheld (the
+/// client's is removed, none is set).
 pub(crate) fn set_fields(
     map: &mut HeaderMap,
     set: &[(&'static str, &[u8])],
@@ -199,6 +200,10 @@ pub(crate) fn set_fields(
         // `from_bytes` lowers the case itself.
         let n = HeaderName::from_bytes(name.as_bytes())
             .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+        if value.is_empty() {
+            map.remove(&n);
+            continue;
+        }
         let v =
             HeaderValue::from_bytes(value).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
         map.insert(n, v);
