@@ -120,3 +120,24 @@ endpoints = [ "127.0.0.1:1" ]
         ["clusters[0].endpoints[0].region: unknown field \"region\", expected one of \"address\", \"weight\", \"zone\""]
     );
 }
+
+#[test]
+fn panic_threshold_percent_is_read_and_bounded() {
+    let text = |v: u64| {
+        format!("{LISTENER}[[clusters]]\nname = \"app\"\npanic_threshold_percent = {v}\nendpoints = [ \"127.0.0.1:1\" ]\n")
+    };
+    assert_eq!(ok(&text(0)).clusters[0].panic_threshold_percent, Some(0));
+    assert_eq!(
+        ok(&text(100)).clusters[0].panic_threshold_percent,
+        Some(100)
+    );
+    assert_eq!(
+        ok(&format!("{LISTENER}[[clusters]]\nname = \"app\"\n")).clusters[0]
+            .panic_threshold_percent,
+        None
+    );
+    assert_eq!(
+        errors(&text(101)),
+        ["clusters[0].panic_threshold_percent: must be from 0 to 100, got 101"]
+    );
+}
