@@ -3,8 +3,10 @@
 //! Invariant: never panics on any bytes; a head it cannot accept is rejected with a
 //! `RequestError`. Properties (`ringside_codec::fuzzing`, shared with the proptest suite):
 //! every accessor of a parsed head works, the head encoded for the next hop parses back to the
-//! same method, target, authority and framing, and a prefix of a parseable head is "need
-//! more", never an error or a shorter head.
+//! same method, target, authority and framing, a prefix of a parseable head is "need
+//! more", never an error or a shorter head, and the listener path rules (normalized, slashes
+//! merged, escaped slashes kept or unescaped) change only the path, leave no dot segment or
+//! `//`, and give the same path again at a next hop.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -422,6 +422,20 @@ name = "$L"
 bind = "127.0.0.1:0"
 $TLS
 request_headers_to_add = [ { name = "x-l", value = "listener" }, { name = "x-seq", value = "listener" } ]
+normalize_path = true
+merge_slashes = true
+escaped_slashes = "reject"
+
+[[authz]]
+listener = "$L"
+action = "deny"
+paths = ["/norm/admin"]
+
+[[routes]]
+listener = "$L"
+name = "norm"
+match = { path_prefix = "/norm/" }
+cluster = "a-$up"
 
 [[routes]]
 listener = "$L"
@@ -1199,6 +1213,33 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
             .on(Setup::Edits)
             .send(Req::get("/edit/resp"))
             .expect(Expect::status(200).body("a").headers(vec![is_lit("x-served-by", "ringside"), absent("x-powered-by")]).got(Got::a())),
+
+        // --- Path rules (the edits proxy's listeners: normalize_path, merge_slashes,
+        // escaped_slashes = "reject"): routing, [[authz]] and the origin see one path.
+        row("normalize_path: dot segments removed before routing and upstream", "normalize_path = true")
+            .on(Setup::Edits)
+            .send(Req::get("/norm/x/../y/./z"))
+            .expect(Expect::status(200).body("a").got(Got::a().target("/norm/y/z"))),
+        row("normalize_path: /public/../admin meets the /admin authz rule", r#"normalize_path = true; [[authz]] deny paths = ["/norm/admin"]"#)
+            .on(Setup::Edits)
+            .send(Req::get("/norm/public/../admin"))
+            .expect(Expect::own(403)),
+        row("normalize_path: unreserved escapes decoded, others upper-cased, query untouched", "normalize_path = true")
+            .on(Setup::Edits)
+            .send(Req::get("/norm/%7Eu%2d/%e2%82%ac/%2e%2E/v?q=/../%41"))
+            .expect(Expect::status(200).body("a").got(Got::a().target("/norm/~u-/v?q=/../%41"))),
+        row("normalize_path: a broken escape is 400, never forwarded", "normalize_path = true")
+            .on(Setup::Edits)
+            .send(Req::get("/norm/%zz"))
+            .expect(Expect::own(400)),
+        row("merge_slashes: runs of / become one", "merge_slashes = true")
+            .on(Setup::Edits)
+            .send(Req::get("/norm//a///b/"))
+            .expect(Expect::status(200).body("a").got(Got::a().target("/norm/a/b/"))),
+        row("escaped_slashes = \"reject\": %2F is 400, never forwarded", r#"escaped_slashes = "reject""#)
+            .on(Setup::Edits)
+            .send(Req::get("/norm/a%2fb"))
+            .expect(Expect::own(400)),
 
         // --- Date (RFC 9110 §6.6.1): an origin with a clock sends it in its 2xx-4xx answers,
         // and a recipient forwarding a response without one appends one. nginx does both.

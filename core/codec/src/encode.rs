@@ -418,6 +418,7 @@ mod tests {
         max_header_bytes: 8192,
         max_headers: 100,
         max_uri_bytes: 4096,
+        path: crate::PathRules::NONE,
     };
 
     fn req(s: &str) -> RequestHead {

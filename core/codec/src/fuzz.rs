@@ -24,6 +24,8 @@ const REQUESTS: &[&[u8]] = &[
     b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
     b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
     b"OPTIONS HTTPS://A.b HTTP/1.1\r\nHost: a\r\nProxy-Authorization: x\r\n\r\n",
+    b"GET /a/./b/../%2e%2E//c%2f%7e%41?q=/../ HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET http://h//x/%5c..%2F/y/. HTTP/1.1\r\nHost: h\r\n\r\n",
 ];
 
 const RESPONSES: &[&[u8]] = &[

@@ -8,6 +8,8 @@
 //!
 //! - an encoded head parses back to the same message (method, target, authority, framing);
 //! - a prefix of a parseable head is "need more", never an error or another head;
+//! - a listener's path rules change only the path, leave no dot segment or `//`, and give the
+//!   same path again at a next hop with the same rules;
 //! - the chunked scanner gives the same answer (consumed, done, data, trailers, or the same error) however its
 //!   input is split.
 //!
@@ -15,8 +17,9 @@
 
 use crate::{
     parse_request, parse_response, write_request_head, write_response_head,
-    write_response_head_dechunked, BodyKind, ChunkError, ChunkedScanner, Edits, Limits,
-    RequestHead, ResponseError, ResponseHead, Version, MAX_RESPONSE_HEADERS,
+    write_response_head_dechunked, BodyKind, ChunkError, ChunkedScanner, Edits, EscapedSlashes,
+    Limits, PathRules, RequestError, RequestHead, ResponseError, ResponseHead, Version,
+    MAX_RESPONSE_HEADERS,
 };
 
 /// The limits the properties parse with (a proxy's defaults, smaller).
@@ -24,6 +27,7 @@ pub const LIMITS: Limits = Limits {
     max_header_bytes: 8192,
     max_headers: 64,
     max_uri_bytes: 4096,
+    path: crate::PathRules::NONE,
 };
 
 /// Limits no encoded head of a parsed one exceeds.
@@ -31,6 +35,7 @@ const BIG: Limits = Limits {
     max_header_bytes: 1 << 20,
     max_headers: 1000,
     max_uri_bytes: 1 << 20,
+    path: crate::PathRules::NONE,
 };
 
 /// The request methods a response is parsed against (its framing depends on it).
@@ -188,15 +193,66 @@ pub fn check_request_bytes(input: &[u8]) {
             max_header_bytes: 40,
             max_headers: 2,
             max_uri_bytes: 8,
+            path: crate::PathRules::NONE,
         },
         Limits {
             max_header_bytes: 0,
             max_headers: 0,
             max_uri_bytes: 0,
+            path: crate::PathRules::NONE,
         },
     ] {
         if let Ok(Some((h, _))) = parse_request(input, &limits) {
             exercise_request(&h);
+        }
+    }
+    check_path_rules(input);
+}
+
+/// Path rules ([`PathRules`]): a head parsed with them is the head parsed without, but for
+/// its path: no dot segment (normalizing), no `//` (merging), never longer, and forwarded to
+/// a next hop with the same rules it keeps that path (the rules are idempotent).
+fn check_path_rules(input: &[u8]) {
+    let Ok(Some((plain, _))) = parse_request(input, &LIMITS) else {
+        return;
+    };
+    for escaped_slashes in [EscapedSlashes::Keep, EscapedSlashes::Unescape] {
+        let rules = PathRules {
+            normalize: true,
+            merge_slashes: true,
+            escaped_slashes,
+        };
+        let limits = Limits {
+            path: rules,
+            ..LIMITS
+        };
+        let h = match parse_request(input, &limits) {
+            Ok(Some((h, _))) => h,
+            // Only the path's escapes can refuse it.
+            Err(RequestError::Malformed("invalid percent-encoding in the path")) => {
+                assert!(plain.path().contains('%'), "{}", plain.path());
+                continue;
+            }
+            other => panic!("parsed without path rules, not with them: {other:?}"),
+        };
+        exercise_request(&h);
+        assert_eq!(h.method(), plain.method());
+        assert_eq!(h.target(), plain.target());
+        assert_eq!(h.authority(), plain.authority());
+        assert_eq!(h.body(), plain.body());
+        assert!(h.path().len() <= plain.path().len());
+        let query = |pq: &str| pq.find('?').map(|i| pq[i..].to_owned());
+        assert_eq!(query(h.path_and_query()), query(plain.path_and_query()));
+        let path = h.path();
+        if path.starts_with('/') && h.method() != "CONNECT" {
+            assert!(!path.contains("//"), "{path}");
+            assert!(!path.split('/').any(|s| s == "." || s == ".."), "{path}");
+            assert_eq!(rules.apply(path.as_bytes()), Ok(None), "{path}");
+        }
+        let mut out = Vec::new();
+        write_request_head(&mut out, &h, &[], &Edits::NONE, false);
+        if let Ok(Some((again, _))) = parse_request(&out, &Limits { path: rules, ..BIG }) {
+            assert_eq!(again.path_and_query(), h.path_and_query());
         }
     }
 }

@@ -9,6 +9,8 @@
 //!   given the request method (RFC 9112 §6.3).
 //! - [`ChunkedScanner`] (`chunked.rs`): incremental chunked-body validator for bodies that
 //!   are forwarded verbatim.
+//! - [`PathRules`] (`path.rs`): what a listener does to request paths (dot segments, escapes,
+//!   merged slashes), applied by the parsers so that routing and the next hop see one path.
 //! - [`write_request_head`], [`write_response_head`], [`write_response_head_dechunked`]
 //!   (`encode.rs`): re-serialize a head for the next hop without hop-by-hop fields.
 //!
@@ -39,6 +41,7 @@ mod fuzz;
 #[allow(clippy::panic, clippy::indexing_slicing)]
 pub mod fuzzing;
 mod header;
+mod path;
 mod request;
 mod response;
 
@@ -48,15 +51,19 @@ pub use encode::{
     canonical_reason, write_request_head, write_response_head, write_response_head_dechunked, Edits,
 };
 pub use header::is_tchar;
+pub use path::{EscapedSlashes, PathRules};
 pub use request::{build_request, parse_request, RequestHead};
 pub use response::{parse_response, ResponseHead, MAX_RESPONSE_HEADERS};
 
-/// Limits applied while parsing a request head.
+/// Limits applied while parsing a request head, and the path rules.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_header_bytes: usize,
     pub max_headers: usize,
     pub max_uri_bytes: usize,
+    /// What the listener does to the request's path (`path.rs`): applied to the head's
+    /// `path()` and `path_and_query()`, never to its `target()`.
+    pub path: PathRules,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use crate::header::{
     as_str, authority_host_len, is_value_byte, line_endings_ok, parse_content_length, trim_ows,
     ConnFlags, Hdr, Scratch, Span, TeState, TeVerdict,
 };
-use crate::{BodyKind, Limits, RequestError, Version};
+use crate::{BodyKind, Limits, PathRules, RequestError, Version};
 
 /// Room for the method, spaces and version beyond `max_uri_bytes` on an incomplete line.
 const REQUEST_LINE_SLACK: usize = 64;
@@ -272,6 +272,8 @@ impl RequestHead {
             max_header_bytes: usize::MAX,
             max_headers: usize::MAX,
             max_uri_bytes: usize::MAX,
+            // The path is the listener's already (or the rewrite's, which sends what it says).
+            path: PathRules::NONE,
         };
         build_fields(self.method(), target, minor, fields, &limits)
     }
@@ -478,21 +480,36 @@ fn build<'h>(
         None => None,
     };
     let host_needs_lower = host_src.is_some_and(|h| h.get(head).iter().any(u8::is_ascii_uppercase));
+    // The listener's path rules, on an origin-form path (also an absolute-form target's);
+    // `Some`: the new path and the query as sent.
+    let fixed = if limits.path.is_none() || method == "CONNECT" || !pq.prefix.is_empty() {
+        None
+    } else {
+        fixed_path(pq.rest.get(head), &limits.path)?
+    };
 
     // One allocation: the head, then any synthesized bytes.
-    let pq_len = pq.prefix.len().saturating_add(pq.rest.get(head).len());
+    let pq_len = match &fixed {
+        Some(f) => f.len(),
+        None => pq.prefix.len().saturating_add(pq.rest.get(head).len()),
+    };
     let host_extra = match (host_needs_lower, host_src) {
         (true, Some(h)) => h.get(head).len(),
         _ => 0,
     };
-    let synth_pq = !pq.prefix.is_empty();
+    let synth_pq = !pq.prefix.is_empty() || fixed.is_some();
     let extra = if synth_pq { pq_len } else { 0 }.saturating_add(host_extra);
     let mut owned = BytesMut::with_capacity(n.saturating_add(extra));
     owned.put_slice(head);
     let path_and_query = if synth_pq {
         let at = owned.len();
-        owned.put_slice(pq.prefix);
-        owned.put_slice(pq.rest.get(head));
+        match &fixed {
+            Some(f) => owned.put_slice(f),
+            None => {
+                owned.put_slice(pq.prefix);
+                owned.put_slice(pq.rest.get(head));
+            }
+        }
         Span::at(at, pq_len).ok_or(RequestError::HeadersTooLarge)?
     } else {
         pq.rest
@@ -540,6 +557,22 @@ fn build<'h>(
         expects_continue: http11 && expect_continue,
     };
     Ok((head, n))
+}
+
+/// `path_and_query` (origin-form) with its path under `rules`: `None` when it stays as sent.
+fn fixed_path(pq: &[u8], rules: &PathRules) -> Result<Option<Vec<u8>>, RequestError> {
+    let end = pq.iter().position(|&b| b == b'?').unwrap_or(pq.len());
+    let (path, query) = (
+        pq.get(..end).unwrap_or(pq),
+        pq.get(end..).unwrap_or_default(),
+    );
+    if path.first() != Some(&b'/') {
+        return Ok(None);
+    }
+    Ok(rules.apply(path)?.map(|mut p| {
+        p.extend_from_slice(query);
+        p
+    }))
 }
 
 /// `method` as a constant when it is one of RFC 9110's (and PATCH).

@@ -6,6 +6,7 @@ const LIMITS: Limits = Limits {
     max_header_bytes: 8192,
     max_headers: 100,
     max_uri_bytes: 4096,
+    path: crate::PathRules::NONE,
 };
 
 fn parse(s: &[u8]) -> Result<Option<(RequestHead, usize)>, RequestError> {
@@ -218,6 +219,7 @@ fn size_limits() {
         max_header_bytes: 200,
         max_headers: 3,
         max_uri_bytes: 50,
+        path: crate::PathRules::NONE,
     };
     let p = |s: &[u8]| parse_request(s, &limits);
     // target longer than max_uri, complete or not
@@ -241,6 +243,7 @@ fn size_limits() {
         max_header_bytes: 100,
         max_headers: 3,
         max_uri_bytes: 1000,
+        path: crate::PathRules::NONE,
     };
     let line = format!("GET /{}", "a".repeat(200));
     assert_eq!(
@@ -288,6 +291,7 @@ fn many_headers_spill_to_heap() {
         max_header_bytes: 65536,
         max_headers: 300,
         max_uri_bytes: 100,
+        path: crate::PathRules::NONE,
     };
     let mut s = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
     for i in 0..299 {
@@ -527,6 +531,7 @@ fn zero_limits_do_not_panic() {
         max_header_bytes: 0,
         max_headers: 0,
         max_uri_bytes: 0,
+        path: crate::PathRules::NONE,
     };
     assert!(parse_request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &limits).is_err());
     assert!(matches!(parse_request(b"", &limits), Ok(None)));

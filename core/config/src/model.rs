@@ -333,6 +333,21 @@ pub struct HttpLimits {
     pub request_head_timeout: Duration,
     /// Request body size; 413 beyond. `None`: unlimited (bodies stream).
     pub max_request_body_bytes: Option<u64>,
+    /// `normalize_path`, `merge_slashes`, `escaped_slashes`: what the parsers do to a
+    /// request's path before anything reads it.
+    pub path: ringside_codec::PathRules,
+}
+
+impl HttpLimits {
+    /// What both protocols parse a request head with.
+    pub fn codec(&self) -> ringside_codec::Limits {
+        ringside_codec::Limits {
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
+            max_uri_bytes: self.max_uri_bytes,
+            path: self.path,
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -146,6 +146,20 @@ pub struct FileListener {
     /// HTTP only. Maximum request body size in bytes; answered 413 beyond. 0 allows no body.
     /// Default: unlimited (bodies stream through).
     pub max_request_body_bytes: Option<u64>,
+    /// HTTP only. `true`: each request's path is normalized as RFC 3986 §6 says before
+    /// routing, `[[authz]]` and the upstream see it: percent-encoded unreserved characters
+    /// decoded (`%7E` → `~`), other escapes upper-cased, `.` and `..` segments removed
+    /// (`/a/../b` → `/b`); a `%` without two hex digits is answered 400. The query is not
+    /// touched. Envoy's `normalize_path`. Default `false` (the path goes on as sent).
+    pub normalize_path: Option<bool>,
+    /// HTTP only. `true`: runs of `/` in the path are merged into one (`//a///b` → `/a/b`),
+    /// after `normalize_path`. Envoy's `merge_slashes`. Default `false`.
+    pub merge_slashes: Option<bool>,
+    /// HTTP only. What an escaped slash (`%2F`, `%5C`) in the path does: `"keep"` (the
+    /// default: it is not a separator), `"reject"` (answered 400) or `"unescape"` (decoded to
+    /// `/` or `\` before `normalize_path`, so it separates segments). Envoy's
+    /// `path_with_escaped_slashes_action`.
+    pub escaped_slashes: Option<FileEscapedSlashes>,
     /// HTTP only. One line per request to a file: `{ path = "/var/log/ringside/in.log",
     /// format = "json" }` (`format`: `"json"`, the default, or `"combined"`, Apache/nginx
     /// style; `path = "-"` is standard output). Lines go through a bounded buffer to a writer
@@ -319,6 +333,15 @@ pub struct FileAuthz {
     /// a rule with `consumers`. When any rule of a listener has `consumers`, the listener's
     /// rules are decided after the route's `authn` instead of before routing.
     pub consumers: Option<Vec<String>>,
+}
+
+/// Values of `listeners[].escaped_slashes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileEscapedSlashes {
+    Keep,
+    Reject,
+    Unescape,
 }
 
 /// Values of `authz.action` and `listeners[].authz_default`.

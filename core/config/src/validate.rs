@@ -529,6 +529,8 @@ mod jwt;
 #[cfg(test)]
 mod jwt_tests;
 mod listener;
+#[cfg(test)]
+mod listener_tests;
 mod original_dst;
 #[cfg(test)]
 mod original_dst_tests;

@@ -10,8 +10,11 @@ use crate::model::{
     AccessLog, Authz, AuthzAction, Http2Settings, HttpLimits, HttpListener, Listener, ListenerKind,
     LogFormat,
 };
-use crate::raw::{FileHttp2, FileListener, FileLogFormat, FileMtlsMode, FileProtocol};
+use crate::raw::{
+    FileEscapedSlashes, FileHttp2, FileListener, FileLogFormat, FileMtlsMode, FileProtocol,
+};
 use crate::tls::MtlsMode;
+use ringside_codec::{EscapedSlashes, PathRules};
 
 /// Largest HTTP/2 flow-control window (RFC 9113 §6.9.1).
 const MAX_WINDOW: u64 = (1 << 31) - 1;
@@ -138,6 +141,15 @@ impl Validator {
                 default::REQUEST_HEAD_TIMEOUT_MS,
             ),
             max_request_body_bytes: l.max_request_body_bytes,
+            path: PathRules {
+                normalize: l.normalize_path.unwrap_or(false),
+                merge_slashes: l.merge_slashes.unwrap_or(false),
+                escaped_slashes: match l.escaped_slashes {
+                    None | Some(FileEscapedSlashes::Keep) => EscapedSlashes::Keep,
+                    Some(FileEscapedSlashes::Reject) => EscapedSlashes::Reject,
+                    Some(FileEscapedSlashes::Unescape) => EscapedSlashes::Unescape,
+                },
+            },
         };
         let access_log = l.access_log.as_ref().and_then(|a| {
             if a.path.is_empty() || a.path.contains('\0') {
@@ -270,6 +282,9 @@ impl Validator {
             ("max_headers", l.max_headers.is_some()),
             ("max_uri_bytes", l.max_uri_bytes.is_some()),
             ("max_request_body_bytes", l.max_request_body_bytes.is_some()),
+            ("normalize_path", l.normalize_path.is_some()),
+            ("merge_slashes", l.merge_slashes.is_some()),
+            ("escaped_slashes", l.escaped_slashes.is_some()),
             ("access_log", l.access_log.is_some()),
             ("authz_default", l.authz_default.is_some()),
             ("http2", l.http2.is_some()),

@@ -666,6 +666,7 @@ pub(crate) fn test_head(text: &str) -> RequestHead {
         max_header_bytes: 8192,
         max_headers: 64,
         max_uri_bytes: 4096,
+        path: ringside_codec::PathRules::NONE,
     };
     match ringside_codec::parse_request(text.as_bytes(), &limits) {
         Ok(Some((head, _))) => head,

@@ -149,6 +149,7 @@ mod tests {
             max_header_bytes: 8192,
             max_headers: 64,
             max_uri_bytes: 4096,
+            path: ringside_codec::PathRules::NONE,
         };
         ringside_codec::parse_request(text.as_bytes(), &limits)
             .unwrap()

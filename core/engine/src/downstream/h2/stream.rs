@@ -22,7 +22,7 @@ use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
 use http::Request;
-use ringside_codec::{Edits, Limits, RequestHead};
+use ringside_codec::{Edits, RequestHead};
 use ringside_config::{HttpListener, Listener};
 
 use super::Resets;
@@ -69,11 +69,7 @@ pub(crate) async fn handle(
             .extensions
             .get::<h2::ext::Protocol>()
             .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"));
-    let limits = Limits {
-        max_header_bytes: http.limits.max_header_bytes,
-        max_headers: http.limits.max_headers,
-        max_uri_bytes: http.limits.max_uri_bytes,
-    };
+    let limits = http.limits.codec();
     let ws_key = websocket.then(|| convert::websocket_key(|| worker.cx.random()));
     let head =
         match convert::request_to_h1(&parts, !body.is_end_stream(), ws_key.as_deref(), &limits) {

@@ -222,6 +222,7 @@ mod tests {
             max_header_bytes: 4096,
             max_headers: 32,
             max_uri_bytes: 1024,
+            path: ringside_codec::PathRules::NONE,
         };
         let (head, _) =
             ringside_codec::parse_request(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n", &limits)

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 use monoio::time::Instant;
-use ringside_codec::{parse_request, Limits, RequestHead};
+use ringside_codec::{parse_request, RequestHead};
 use ringside_config::{HttpListener, Listener, ListenerKind};
 
 use crate::cx::conn::{ConnRead, ConnWrite};
@@ -369,11 +369,7 @@ async fn read_head(
     http: &HttpListener,
     first: Option<Instant>,
 ) -> Result<Option<Read>, ProxyError> {
-    let limits = Limits {
-        max_header_bytes: http.limits.max_header_bytes,
-        max_headers: http.limits.max_headers,
-        max_uri_bytes: http.limits.max_uri_bytes,
-    };
+    let limits = http.limits.codec();
     let cap = http.limits.max_header_bytes.saturating_add(4096);
     let head_timeout = http.limits.request_head_timeout;
     // The first request of a connection must arrive within the head timeout of the accept

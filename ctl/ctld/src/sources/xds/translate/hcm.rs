@@ -11,6 +11,7 @@
 //! | `http2_protocol_options` streams, windows, `connection_keepalive` | `http2` |
 //! | `http_protocol_options.accept_http_10`, `allow_absolute_url: true` | (what ringside does) |
 //! | `server_name` under `server_header_transformation` | a `server` response edit |
+//! | `normalize_path`, `merge_slashes`, `path_with_escaped_slashes_action` (not `UNESCAPE_AND_REDIRECT`) | `normalize_path`, `merge_slashes`, `escaped_slashes` |
 //! | `use_remote_address`, `generate_request_id: true`, `preserve_external_request_id` | (what ringside does; `use_remote_address: false` is counted) |
 
 use std::mem::take;
@@ -18,7 +19,9 @@ use std::mem::take;
 use envoy_types::pb::envoy::config::core::v3::{
     Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions, KeepaliveSettings,
 };
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::ServerHeaderTransformation;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::{
+    PathWithEscapedSlashesAction, ServerHeaderTransformation,
+};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use toml::Value;
 
@@ -57,6 +60,7 @@ pub fn settings(
         http1(o, &format!("{at}.http_protocol_options"))?;
     }
     server(h, at, t)?;
+    path(h, at, t)?;
     // ringside takes the peer's address as the client's and appends it to X-Forwarded-For,
     // as Envoy does with `use_remote_address: true`. With `false` Envoy would not append.
     if h.use_remote_address.take().is_some_and(|b| !b.value) {
@@ -172,5 +176,39 @@ fn server(h: &mut HttpConnectionManager, at: &str, t: &mut Table) -> Res<()> {
         "response_headers_to_add".into(),
         Value::Array(vec![Value::Table(edit)]),
     );
+    Ok(())
+}
+
+/// What the listener does to request paths: Envoy's three settings are ringside's three keys
+/// (docs/config.md). A `false` or default writes nothing (ringside's default is Envoy's).
+fn path(h: &mut HttpConnectionManager, at: &str, t: &mut Table) -> Res<()> {
+    if h.normalize_path.take().is_some_and(|b| b.value) {
+        t.insert("normalize_path".into(), Value::Boolean(true));
+    }
+    if take(&mut h.merge_slashes) {
+        t.insert("merge_slashes".into(), Value::Boolean(true));
+    }
+    let action = take(&mut h.path_with_escaped_slashes_action);
+    let value = match PathWithEscapedSlashesAction::try_from(action) {
+        Ok(
+            PathWithEscapedSlashesAction::ImplementationSpecificDefault
+            | PathWithEscapedSlashesAction::KeepUnchanged,
+        ) => return Ok(()),
+        Ok(PathWithEscapedSlashesAction::RejectRequest) => "reject",
+        Ok(PathWithEscapedSlashesAction::UnescapeAndForward) => "unescape",
+        Ok(PathWithEscapedSlashesAction::UnescapeAndRedirect) => {
+            return Err(unsupported(
+                &format!("{at}.path_with_escaped_slashes_action"),
+                "UNESCAPE_AND_REDIRECT (ringside keeps, rejects or unescapes and forwards)",
+            ))
+        }
+        Err(_) => {
+            return Err(unsupported(
+                &format!("{at}.path_with_escaped_slashes_action"),
+                format!("value {action}"),
+            ))
+        }
+    };
+    t.insert("escaped_slashes".into(), string(value));
     Ok(())
 }

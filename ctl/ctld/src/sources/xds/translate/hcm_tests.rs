@@ -12,7 +12,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::{
-    RouteSpecifier, ServerHeaderTransformation,
+    PathWithEscapedSlashesAction, RouteSpecifier, ServerHeaderTransformation,
 };
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, Rds,
@@ -120,6 +120,8 @@ fn istio_like_settings_become_the_listeners_limits_and_validate() {
         h.use_remote_address = bool_v(true);
         h.generate_request_id = bool_v(true);
         h.preserve_external_request_id = true;
+        // Istio's default `pathNormalization` (BASE).
+        h.normalize_path = bool_v(true);
     });
     let table = translate(h).unwrap();
     assert_eq!(
@@ -129,6 +131,7 @@ idle_timeout_ms = 3600000
 max_header_bytes = 98304
 max_headers = 80
 name = "l"
+normalize_path = true
 protocol = "http"
 request_head_timeout_ms = 5000
 
@@ -158,6 +161,7 @@ value = "istio-envoy"
     };
     assert_eq!(http.limits.max_header_bytes, 96 * 1024);
     assert_eq!(http.limits.max_headers, 80);
+    assert!(http.limits.path.normalize);
     assert_eq!(http.http2.max_concurrent_streams, 250);
     assert_eq!(
         http.http2.keepalive_timeout,
@@ -210,8 +214,15 @@ fn zero_means_none_in_envoy_and_is_refused_or_bounded() {
 fn what_ringside_cannot_honour_is_nacked_by_field() {
     let cases: Vec<(HttpConnectionManager, &str)> = vec![
         (
-            hcm(|h| h.normalize_path = bool_v(true)),
-            "normalize_path: not supported by ringside",
+            hcm(|h| {
+                h.path_with_escaped_slashes_action =
+                    PathWithEscapedSlashesAction::UnescapeAndRedirect as i32
+            }),
+            "path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT (ringside keeps, rejects or unescapes and forwards) is not supported by ringside",
+        ),
+        (
+            hcm(|h| h.path_with_escaped_slashes_action = 9),
+            "path_with_escaped_slashes_action: value 9 is not supported by ringside",
         ),
         (
             hcm(|h| h.stream_idle_timeout = secs(300)),
@@ -288,4 +299,40 @@ fn use_remote_address_false_is_counted_not_refused() {
         !ignored.contains(&"field:use_remote_address".to_owned()),
         "{ignored:?}"
     );
+}
+
+#[test]
+fn path_settings_become_the_listener_path_rules() {
+    let t = translate(hcm(|h| {
+        h.normalize_path = bool_v(true);
+        h.merge_slashes = true;
+        h.path_with_escaped_slashes_action =
+            PathWithEscapedSlashesAction::UnescapeAndForward as i32;
+    }))
+    .unwrap();
+    for line in [
+        "normalize_path = true\n",
+        "merge_slashes = true\n",
+        "escaped_slashes = \"unescape\"\n",
+    ] {
+        assert!(t.contains(line), "{line} in {t}");
+    }
+    let t = translate(hcm(|h| {
+        h.path_with_escaped_slashes_action = PathWithEscapedSlashesAction::RejectRequest as i32
+    }))
+    .unwrap();
+    assert!(t.contains("escaped_slashes = \"reject\"\n"), "{t}");
+    // Envoy's defaults (and `false`) are ringside's: nothing written.
+    for h in [
+        hcm(|h| h.normalize_path = bool_v(false)),
+        hcm(|h| {
+            h.path_with_escaped_slashes_action = PathWithEscapedSlashesAction::KeepUnchanged as i32
+        }),
+        hcm(|_| {}),
+    ] {
+        let t = translate(h).unwrap();
+        for key in ["normalize_path", "merge_slashes", "escaped_slashes"] {
+            assert!(!t.contains(key), "{key} in {t}");
+        }
+    }
 }

@@ -1,0 +1,66 @@
+//! A listener's path rules: `normalize_path`, `merge_slashes`, `escaped_slashes`.
+
+use ringside_codec::{EscapedSlashes, PathRules};
+
+use super::tests::{errors, ok};
+use crate::ListenerKind;
+
+const CLUSTER: &str = "[[clusters]]\nname = \"c\"\nendpoints = [ \"127.0.0.1:1\" ]\n";
+
+fn rules(keys: &str) -> PathRules {
+    let config = ok(&format!(
+        "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\n{keys}\n{CLUSTER}"
+    ));
+    match &config.listeners[0].kind {
+        ListenerKind::Http(h) => h.limits.path,
+        ListenerKind::Tcp { .. } => panic!("not http"),
+    }
+}
+
+#[test]
+fn path_rules_are_read_and_default_to_none() {
+    assert_eq!(rules(""), PathRules::NONE);
+    assert_eq!(
+        rules("normalize_path = true\nmerge_slashes = true\nescaped_slashes = \"unescape\""),
+        PathRules {
+            normalize: true,
+            merge_slashes: true,
+            escaped_slashes: EscapedSlashes::Unescape,
+        }
+    );
+    assert_eq!(
+        rules("escaped_slashes = \"reject\"").escaped_slashes,
+        EscapedSlashes::Reject
+    );
+    assert_eq!(
+        rules("escaped_slashes = \"keep\"\nnormalize_path = false"),
+        PathRules::NONE
+    );
+    // Both protocols parse with them.
+    let c = ok(&format!(
+        "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\nnormalize_path = true\n{CLUSTER}"
+    ));
+    let ListenerKind::Http(h) = &c.listeners[0].kind else {
+        panic!("not http")
+    };
+    assert!(h.limits.codec().path.normalize);
+}
+
+#[test]
+fn path_rules_are_refused_with_their_path() {
+    assert_eq!(
+        errors(&format!(
+            "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\nescaped_slashes = \"decode\"\n{CLUSTER}"
+        )),
+        ["listeners[0].escaped_slashes: unknown variant \"decode\", expected one of \"keep\", \"reject\", \"unescape\""]
+    );
+    assert_eq!(
+        errors(&format!(
+            "[[listeners]]\nname = \"t\"\nbind = \"127.0.0.1:0\"\nprotocol = \"tcp\"\ncluster = \"c\"\nnormalize_path = true\nmerge_slashes = false\n{CLUSTER}"
+        )),
+        [
+            "listeners[0].normalize_path: only valid on protocol = \"http\" listeners",
+            "listeners[0].merge_slashes: only valid on protocol = \"http\" listeners",
+        ]
+    );
+}
