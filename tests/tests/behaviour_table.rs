@@ -425,6 +425,7 @@ request_headers_to_add = [ { name = "x-l", value = "listener" }, { name = "x-seq
 normalize_path = true
 merge_slashes = true
 escaped_slashes = "reject"
+forward_client_cert = "append_forward"
 
 [[authz]]
 listener = "$L"
@@ -454,6 +455,7 @@ const GATEWAY_LISTENER: &str = r#"
 name = "$L"
 bind = "127.0.0.1:0"
 $TLS
+forward_client_cert = "forward_only"
 
 [[routes]]
 listener = "$L"
@@ -1240,6 +1242,35 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
             .on(Setup::Edits)
             .send(Req::get("/norm/a%2fb"))
             .expect(Expect::own(400)),
+
+        // --- forward_client_cert other than the default (Envoy's forward_client_cert_details):
+        // only a client whose certificate ringside verified (the TLS columns, with one)
+        // gets its X-Forwarded-Client-Cert through.
+        row("forward_client_cert = append_forward: a verified client's kept, ringside's appended", r#"forward_client_cert = "append_forward""#)
+            .on(Setup::Edits)
+            .send(Req::get("/norm/xfcc").client_cert().header("x-forwarded-client-cert", "By=spiffe://front.test;URI=spiffe://user.test"))
+            .expect(Expect::status(200).body("a").got(Got::a().headers(vec![by_tls(
+                absent("x-forwarded-client-cert"),
+                is("x-forwarded-client-cert", &[lit("By=spiffe://front.test;URI=spiffe://user.test"), lit(&format!("URI={CLIENT_ID}"))]),
+            )]))),
+        row("forward_client_cert = append_forward: without the client's, ringside's alone", r#"forward_client_cert = "append_forward""#)
+            .on(Setup::Edits)
+            .send(Req::get("/norm/xfcc").client_cert())
+            .expect(Expect::status(200).body("a").got(Got::a().headers(vec![by_tls(
+                absent("x-forwarded-client-cert"),
+                is_lit("x-forwarded-client-cert", &format!("URI={CLIENT_ID}")),
+            )]))),
+        row("forward_client_cert = append_forward: an unverified client's removed", r#"forward_client_cert = "append_forward""#)
+            .on(Setup::Edits)
+            .send(Req::get("/norm/xfcc").header("x-forwarded-client-cert", "URI=spiffe://evil.test/admin"))
+            .expect(Expect::status(200).body("a").got(Got::a().headers(vec![absent("x-forwarded-client-cert")]))),
+        row("forward_client_cert = forward_only: a verified client's as sent, nothing added", r#"forward_client_cert = "forward_only""#)
+            .on(Setup::Gateway)
+            .send(Req::get("/gw/body/xfcc").client_cert().header("x-forwarded-client-cert", "By=spiffe://front.test;URI=spiffe://user.test"))
+            .expect(Expect::status(200).body("a").got(Got::a().headers(vec![by_tls(
+                absent("x-forwarded-client-cert"),
+                is_lit("x-forwarded-client-cert", "By=spiffe://front.test;URI=spiffe://user.test"),
+            )]))),
 
         // --- Date (RFC 9110 §6.6.1): an origin with a clock sends it in its 2xx-4xx answers,
         // and a recipient forwarding a response without one appends one. nginx does both.

@@ -191,6 +191,26 @@ pub struct HttpListener {
     pub rate_limit: Option<RateLimit>,
     /// Gateway: the listener's `ip_allow` / `ip_deny`, checked before routing.
     pub ip: Option<crate::edge::IpFilter>,
+    /// What becomes of a request's `X-Forwarded-Client-Cert` (`forward_client_cert`).
+    pub forward_client_cert: ForwardClientCert,
+}
+
+/// `listeners[].forward_client_cert`: Envoy's `forward_client_cert_details`. "Verified" is
+/// a connection whose client certificate ringside verified (mesh mTLS): its identity is
+/// what ringside vouches for, as `URI=<identity>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardClientCert {
+    /// The client's removed; none set.
+    Sanitize,
+    /// The client's removed; ringside's set for a verified client.
+    #[default]
+    SanitizeSet,
+    /// A verified client's kept and ringside's appended; others' removed.
+    AppendForward,
+    /// A verified client's forwarded as sent; others' removed.
+    ForwardOnly,
+    /// Forwarded as sent from any client.
+    AlwaysForwardOnly,
 }
 
 /// HTTP/2 settings of a listener. Header list size is [`HttpLimits::max_header_bytes`].

@@ -160,6 +160,15 @@ pub struct FileListener {
     /// `/` or `\` before `normalize_path`, so it separates segments). Envoy's
     /// `path_with_escaped_slashes_action`.
     pub escaped_slashes: Option<FileEscapedSlashes>,
+    /// HTTP only. What becomes of `X-Forwarded-Client-Cert` (XFCC): `"sanitize_set"` (the
+    /// default: a client's is removed; on a connection whose client certificate was
+    /// verified, ringside sets its own, `URI=<identity>`), `"sanitize"` (removed, none
+    /// set), `"append_forward"` (verified clients: theirs kept and ringside's appended after
+    /// a comma; others: removed), `"forward_only"` (verified clients: theirs forwarded as
+    /// sent; others: removed) or `"always_forward_only"` (forwarded as sent, from any
+    /// client: only for a listener whose clients are trusted proxies). Envoy's
+    /// `forward_client_cert_details`.
+    pub forward_client_cert: Option<FileForwardClientCert>,
     /// HTTP only. One line per request to a file: `{ path = "/var/log/ringside/in.log",
     /// format = "json" }` (`format`: `"json"`, the default, or `"combined"`, Apache/nginx
     /// style; `path = "-"` is standard output). Lines go through a bounded buffer to a writer
@@ -333,6 +342,17 @@ pub struct FileAuthz {
     /// a rule with `consumers`. When any rule of a listener has `consumers`, the listener's
     /// rules are decided after the route's `authn` instead of before routing.
     pub consumers: Option<Vec<String>>,
+}
+
+/// Values of `listeners[].forward_client_cert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileForwardClientCert {
+    Sanitize,
+    SanitizeSet,
+    AppendForward,
+    ForwardOnly,
+    AlwaysForwardOnly,
 }
 
 /// Values of `listeners[].escaped_slashes`.

@@ -7,11 +7,12 @@ use super::headers::EditKeys;
 use super::{default, Validator};
 use crate::check;
 use crate::model::{
-    AccessLog, Authz, AuthzAction, Http2Settings, HttpLimits, HttpListener, Listener, ListenerKind,
-    LogFormat,
+    AccessLog, Authz, AuthzAction, ForwardClientCert, Http2Settings, HttpLimits, HttpListener,
+    Listener, ListenerKind, LogFormat,
 };
 use crate::raw::{
-    FileEscapedSlashes, FileHttp2, FileListener, FileLogFormat, FileMtlsMode, FileProtocol,
+    FileEscapedSlashes, FileForwardClientCert, FileHttp2, FileListener, FileLogFormat,
+    FileMtlsMode, FileProtocol,
 };
 use crate::tls::MtlsMode;
 use ringside_codec::{EscapedSlashes, PathRules};
@@ -197,6 +198,15 @@ impl Validator {
             headers,
             rate_limit,
             ip,
+            forward_client_cert: match l.forward_client_cert {
+                None | Some(FileForwardClientCert::SanitizeSet) => ForwardClientCert::SanitizeSet,
+                Some(FileForwardClientCert::Sanitize) => ForwardClientCert::Sanitize,
+                Some(FileForwardClientCert::AppendForward) => ForwardClientCert::AppendForward,
+                Some(FileForwardClientCert::ForwardOnly) => ForwardClientCert::ForwardOnly,
+                Some(FileForwardClientCert::AlwaysForwardOnly) => {
+                    ForwardClientCert::AlwaysForwardOnly
+                }
+            },
         }))
     }
 
@@ -285,6 +295,7 @@ impl Validator {
             ("normalize_path", l.normalize_path.is_some()),
             ("merge_slashes", l.merge_slashes.is_some()),
             ("escaped_slashes", l.escaped_slashes.is_some()),
+            ("forward_client_cert", l.forward_client_cert.is_some()),
             ("access_log", l.access_log.is_some()),
             ("authz_default", l.authz_default.is_some()),
             ("http2", l.http2.is_some()),

@@ -1,9 +1,10 @@
-//! A listener's path rules: `normalize_path`, `merge_slashes`, `escaped_slashes`.
+//! A listener's path rules (`normalize_path`, `merge_slashes`, `escaped_slashes`) and
+//! `forward_client_cert`.
 
 use ringside_codec::{EscapedSlashes, PathRules};
 
 use super::tests::{errors, ok};
-use crate::ListenerKind;
+use crate::{ForwardClientCert, ListenerKind};
 
 const CLUSTER: &str = "[[clusters]]\nname = \"c\"\nendpoints = [ \"127.0.0.1:1\" ]\n";
 
@@ -62,5 +63,34 @@ fn path_rules_are_refused_with_their_path() {
             "listeners[0].normalize_path: only valid on protocol = \"http\" listeners",
             "listeners[0].merge_slashes: only valid on protocol = \"http\" listeners",
         ]
+    );
+}
+
+#[test]
+fn forward_client_cert_is_read_and_defaults_to_sanitize_set() {
+    let mode = |keys: &str| {
+        let config = ok(&format!(
+            "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\n{keys}\n{CLUSTER}"
+        ));
+        match &config.listeners[0].kind {
+            ListenerKind::Http(h) => h.forward_client_cert,
+            ListenerKind::Tcp { .. } => panic!("not http"),
+        }
+    };
+    assert_eq!(mode(""), ForwardClientCert::SanitizeSet);
+    for (value, want) in [
+        ("sanitize", ForwardClientCert::Sanitize),
+        ("sanitize_set", ForwardClientCert::SanitizeSet),
+        ("append_forward", ForwardClientCert::AppendForward),
+        ("forward_only", ForwardClientCert::ForwardOnly),
+        ("always_forward_only", ForwardClientCert::AlwaysForwardOnly),
+    ] {
+        assert_eq!(mode(&format!("forward_client_cert = \"{value}\"")), want);
+    }
+    assert_eq!(
+        errors(&format!(
+            "[[listeners]]\nname = \"t\"\nbind = \"127.0.0.1:0\"\nprotocol = \"tcp\"\ncluster = \"c\"\nforward_client_cert = \"sanitize\"\n{CLUSTER}"
+        )),
+        ["listeners[0].forward_client_cert: only valid on protocol = \"http\" listeners"]
     );
 }

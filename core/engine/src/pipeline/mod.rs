@@ -17,7 +17,9 @@ pub(crate) mod view;
 
 use bytes::Bytes;
 use ringside_codec::{BodyKind, Edits};
-use ringside_config::{ClusterId, HttpListener, RequestView, Route, RouteAction};
+use ringside_config::{
+    ClusterId, ForwardClientCert, HttpListener, RequestView, Route, RouteAction,
+};
 
 use crate::cx::error::ProxyError;
 use crate::stage::{Compiled, Flow, Local, Req, Stage};
@@ -280,9 +282,9 @@ pub(crate) fn pick_weighted(
 
 /// The request fields the proxy sets upstream: X-Forwarded-For (appended), X-Forwarded-Proto
 /// (kept, else `http`/`https`), X-Request-Id (kept, else a new UUID), the trace context, and
-/// X-Forwarded-Client-Cert: the client's verified identity on an mTLS connection, else
-/// none; whatever the client sent is removed either way (only the proxy vouches for
-/// identities; Envoy's SANITIZE_SET).
+/// X-Forwarded-Client-Cert as the listener's `forward_client_cert` says (by default the
+/// client's verified identity on an mTLS connection, else none, whatever the client sent
+/// removed: only the proxy vouches for identities; Envoy's SANITIZE_SET).
 pub(crate) struct ProxyFields<'r> {
     /// The request's id, as the request keeps it (`Req::request_id`).
     pub(crate) request_id: &'r [u8],
@@ -291,13 +293,40 @@ pub(crate) struct ProxyFields<'r> {
     /// Where each value ends in `values`: X-Forwarded-For, X-Forwarded-Proto, traceparent,
     /// X-Forwarded-Client-Cert.
     ends: [usize; 4],
+    /// The client's X-Forwarded-Client-Cert goes on as sent: the proxy sets none.
+    xfcc_as_sent: bool,
 }
 
 impl<'r> ProxyFields<'r> {
     /// The fields for a forwarded request (`decide` gave it its id).
-    pub(crate) fn new(req: &'r Req<'_>, trace: &crate::cx::trace::TraceContext) -> Self {
+    pub(crate) fn new(
+        req: &'r Req<'_>,
+        trace: &crate::cx::trace::TraceContext,
+        xfcc: ForwardClientCert,
+    ) -> Self {
         let request_id = req.request_id_if_known().unwrap_or_default();
         let (head, conn) = (req.head, req.conn);
+        // Envoy's rules: the client's as sent (ALWAYS_FORWARD_ONLY; FORWARD_ONLY from a
+        // verified client), the client's followed by the proxy's (APPEND_FORWARD, verified),
+        // only the proxy's (SANITIZE_SET, verified), or none.
+        let verified = conn
+            .identity
+            .as_ref()
+            .filter(|_| xfcc != ForwardClientCert::Sanitize);
+        let xfcc_as_sent = xfcc == ForwardClientCert::AlwaysForwardOnly
+            || (xfcc == ForwardClientCert::ForwardOnly && verified.is_some());
+        let prev_xfcc = match (xfcc, verified) {
+            (ForwardClientCert::AppendForward, Some(_)) => head
+                .header("x-forwarded-client-cert")
+                .filter(|p| !p.is_empty()),
+            _ => None,
+        };
+        let own_xfcc = verified.filter(|_| {
+            matches!(
+                xfcc,
+                ForwardClientCert::SanitizeSet | ForwardClientCert::AppendForward
+            )
+        });
         let prev_xff = head.header("x-forwarded-for").filter(|p| !p.is_empty());
         let scheme: &[u8] = if conn.tls { b"https" } else { b"http" };
         let proto = head.header("x-forwarded-proto").unwrap_or(scheme);
@@ -306,7 +335,8 @@ impl<'r> ProxyFields<'r> {
                 + 40
                 + proto.len()
                 + 55
-                + conn.identity.as_ref().map_or(0, |id| id.len() + 4),
+                + own_xfcc.map_or(0, |id| id.len() + 4)
+                + prev_xfcc.map_or(0, |p| p.len() + 1),
         );
         if let Some(prev) = prev_xff {
             v.extend_from_slice(prev);
@@ -318,7 +348,11 @@ impl<'r> ProxyFields<'r> {
         let proto = v.len();
         trace.write_traceparent(&mut v);
         let traceparent = v.len();
-        if let Some(id) = &conn.identity {
+        if let Some(id) = own_xfcc {
+            if let Some(prev) = prev_xfcc {
+                v.extend_from_slice(prev);
+                v.push(b',');
+            }
             v.extend_from_slice(b"URI=");
             v.extend_from_slice(id.as_bytes());
         }
@@ -326,12 +360,14 @@ impl<'r> ProxyFields<'r> {
             request_id,
             ends: [xff, proto, traceparent, v.len()],
             values: v,
+            xfcc_as_sent,
         }
     }
 
     /// The fields as `(name, value)` pairs, on the stack (this runs per request): take
     /// `.0[..n]` of the returned `(array, n)`. An empty X-Forwarded-Client-Cert is one the
-    /// proxy withholds: the writers remove the client's and send none.
+    /// proxy withholds: the writers remove the client's and send none. Left out of the
+    /// `n` (it is last), the client's goes on as sent.
     pub(crate) fn set(&self) -> ([(&'static str, &[u8]); 5], usize) {
         let [xff, proto, traceparent, xfcc] = self.ends;
         let part = |from: usize, to: usize| self.values.get(from..to).unwrap_or_default();
@@ -342,7 +378,7 @@ impl<'r> ProxyFields<'r> {
             ("traceparent", part(proto, traceparent)),
             ("X-Forwarded-Client-Cert", part(traceparent, xfcc)),
         ];
-        (set, 5)
+        (set, if self.xfcc_as_sent { 4 } else { 5 })
     }
 }
 

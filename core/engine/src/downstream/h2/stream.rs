@@ -284,7 +284,7 @@ impl<'a> Call<'a> {
         ) else {
             return (&route.name, Err(ProxyError::NoHealthyEndpoint), None);
         };
-        let fields = ProxyFields::new(&req, self.trace);
+        let fields = ProxyFields::new(&req, self.trace, self.http.forward_client_cert);
         let request_id = Some(fields.request_id.to_vec());
         let piped = Piped { req: &req, stages };
         let (set, n) = fields.set();

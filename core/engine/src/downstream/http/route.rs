@@ -152,7 +152,7 @@ pub(crate) async fn handle<'v>(
         };
         return reply(ds, l, &piped, &route.name, &local, shape).await;
     };
-    let fields = ProxyFields::new(&req, trace);
+    let fields = ProxyFields::new(&req, trace, http.forward_client_cert);
     let (set, n) = fields.set();
     let set = set.get(..n).unwrap_or_default();
     let request_id = fields.request_id.to_vec();

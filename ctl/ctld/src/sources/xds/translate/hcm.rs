@@ -11,6 +11,7 @@
 //! | `http2_protocol_options` streams, windows, `connection_keepalive` | `http2` |
 //! | `http_protocol_options.accept_http_10`, `allow_absolute_url: true` | (what ringside does) |
 //! | `server_name` under `server_header_transformation` | a `server` response edit |
+//! | `forward_client_cert_details` (`set_current_client_cert_details.uri` only) | `forward_client_cert` |
 //! | `normalize_path`, `merge_slashes`, `path_with_escaped_slashes_action` (not `UNESCAPE_AND_REDIRECT`) | `normalize_path`, `merge_slashes`, `escaped_slashes` |
 //! | `use_remote_address`, `generate_request_id: true`, `preserve_external_request_id` | (what ringside does; `use_remote_address: false` is counted) |
 
@@ -20,7 +21,7 @@ use envoy_types::pb::envoy::config::core::v3::{
     Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions, KeepaliveSettings,
 };
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::{
-    PathWithEscapedSlashesAction, ServerHeaderTransformation,
+    ForwardClientCertDetails, PathWithEscapedSlashesAction, ServerHeaderTransformation,
 };
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use toml::Value;
@@ -61,6 +62,7 @@ pub fn settings(
     }
     server(h, at, t)?;
     path(h, at, t)?;
+    xfcc(h, at, t)?;
     // ringside takes the peer's address as the client's and appends it to X-Forwarded-For,
     // as Envoy does with `use_remote_address: true`. With `false` Envoy would not append.
     if h.use_remote_address.take().is_some_and(|b| !b.value) {
@@ -210,5 +212,32 @@ fn path(h: &mut HttpConnectionManager, at: &str, t: &mut Table) -> Res<()> {
         }
     };
     t.insert("escaped_slashes".into(), string(value));
+    Ok(())
+}
+
+/// `forward_client_cert_details` → `forward_client_cert`, always written: Envoy's default is
+/// SANITIZE, ringside's SANITIZE_SET. ringside's own XFCC element is `URI=<identity>`, what
+/// `set_current_client_cert_details.uri` asks for; the other details (subject, DNS,
+/// certificate, chain, issuer) it cannot write, and they are NACKed by field.
+fn xfcc(h: &mut HttpConnectionManager, at: &str, t: &mut Table) -> Res<()> {
+    let mode = take(&mut h.forward_client_cert_details);
+    let value = match ForwardClientCertDetails::try_from(mode) {
+        Ok(ForwardClientCertDetails::Sanitize) => "sanitize",
+        Ok(ForwardClientCertDetails::ForwardOnly) => "forward_only",
+        Ok(ForwardClientCertDetails::AppendForward) => "append_forward",
+        Ok(ForwardClientCertDetails::SanitizeSet) => "sanitize_set",
+        Ok(ForwardClientCertDetails::AlwaysForwardOnly) => "always_forward_only",
+        Err(_) => {
+            return Err(unsupported(
+                &format!("{at}.forward_client_cert_details"),
+                format!("value {mode}"),
+            ))
+        }
+    };
+    t.insert("forward_client_cert".into(), string(value));
+    if let Some(mut d) = h.set_current_client_cert_details.take() {
+        d.uri = false;
+        leftover(&d, &format!("{at}.set_current_client_cert_details"))?;
+    }
     Ok(())
 }

@@ -12,7 +12,8 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener};
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::{
-    PathWithEscapedSlashesAction, RouteSpecifier, ServerHeaderTransformation,
+    ForwardClientCertDetails, PathWithEscapedSlashesAction, RouteSpecifier,
+    ServerHeaderTransformation, SetCurrentClientCertDetails,
 };
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, Rds,
@@ -122,11 +123,18 @@ fn istio_like_settings_become_the_listeners_limits_and_validate() {
         h.preserve_external_request_id = true;
         // Istio's default `pathNormalization` (BASE).
         h.normalize_path = bool_v(true);
+        // Istio's inbound listeners (whose subject and DNS details are NACKed below).
+        h.forward_client_cert_details = ForwardClientCertDetails::AppendForward as i32;
+        h.set_current_client_cert_details = Some(SetCurrentClientCertDetails {
+            uri: true,
+            ..SetCurrentClientCertDetails::default()
+        });
     });
     let table = translate(h).unwrap();
     assert_eq!(
         table,
         r#"bind = "127.0.0.1:0"
+forward_client_cert = "append_forward"
 idle_timeout_ms = 3600000
 max_header_bytes = 98304
 max_headers = 80
@@ -162,6 +170,10 @@ value = "istio-envoy"
     assert_eq!(http.limits.max_header_bytes, 96 * 1024);
     assert_eq!(http.limits.max_headers, 80);
     assert!(http.limits.path.normalize);
+    assert_eq!(
+        http.forward_client_cert,
+        ringside_config::ForwardClientCert::AppendForward
+    );
     assert_eq!(http.http2.max_concurrent_streams, 250);
     assert_eq!(
         http.http2.keepalive_timeout,
@@ -219,6 +231,22 @@ fn what_ringside_cannot_honour_is_nacked_by_field() {
                     PathWithEscapedSlashesAction::UnescapeAndRedirect as i32
             }),
             "path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT (ringside keeps, rejects or unescapes and forwards) is not supported by ringside",
+        ),
+        (
+            hcm(|h| {
+                h.forward_client_cert_details = ForwardClientCertDetails::AppendForward as i32;
+                h.set_current_client_cert_details = Some(SetCurrentClientCertDetails {
+                    subject: bool_v(true),
+                    dns: true,
+                    uri: true,
+                    ..SetCurrentClientCertDetails::default()
+                });
+            }),
+            "set_current_client_cert_details.subject: not supported by ringside",
+        ),
+        (
+            hcm(|h| h.forward_client_cert_details = 7),
+            "forward_client_cert_details: value 7 is not supported by ringside",
         ),
         (
             hcm(|h| h.path_with_escaped_slashes_action = 9),
@@ -334,5 +362,25 @@ fn path_settings_become_the_listener_path_rules() {
         for key in ["normalize_path", "merge_slashes", "escaped_slashes"] {
             assert!(!t.contains(key), "{key} in {t}");
         }
+    }
+}
+
+#[test]
+fn every_xfcc_mode_is_translated() {
+    for (mode, value) in [
+        (ForwardClientCertDetails::Sanitize, "sanitize"),
+        (ForwardClientCertDetails::ForwardOnly, "forward_only"),
+        (ForwardClientCertDetails::AppendForward, "append_forward"),
+        (ForwardClientCertDetails::SanitizeSet, "sanitize_set"),
+        (
+            ForwardClientCertDetails::AlwaysForwardOnly,
+            "always_forward_only",
+        ),
+    ] {
+        let t = translate(hcm(|h| h.forward_client_cert_details = mode as i32)).unwrap();
+        assert!(
+            t.contains(&format!("forward_client_cert = \"{value}\"\n")),
+            "{mode:?}: {t}"
+        );
     }
 }
