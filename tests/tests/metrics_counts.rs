@@ -80,3 +80,50 @@ both_drivers!(
         assert!(down.iter().all(|e| e.responses.is_empty()));
     }
 );
+
+both_drivers!(
+    fn an_endpoint_removed_by_a_reload_leaves_the_scrape(d) {
+        // Endpoints come and go (EDS, DNS, reloads): a removed endpoint's series end within
+        // about a second of the new configuration, as Envoy's host stats end with the host,
+        // so a long-lived proxy's counters and scrape do not grow with every endpoint it
+        // ever had. The endpoint that stays keeps its counts.
+        let (a, b) = (Origin::text("a"), Origin::text("b"));
+        let text = |endpoints: &str| {
+            toml(
+                &format!(
+                    "[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n\
+                     [[routes]]\nlistener = \"in\"\nname = \"app\"\nmatch = {{ path_prefix = \"/\" }}\ncluster = \"app\"\n\
+                     [[clusters]]\nname = \"app\"\nendpoints = [{endpoints}]\n"
+                ),
+                &[("a", &a.addr()), ("b", &b.addr())],
+            )
+        };
+        let p = Proxy::start(d, &text("\"$a\", \"$b\""));
+        let mut c = Client::connect(p.addr("in"));
+        for _ in 0..4 {
+            assert_eq!(c.request(&get("/x")).status, 200);
+        }
+        let endpoints = |p: &Proxy| {
+            let mut e: Vec<(std::net::SocketAddr, u64)> = p
+                .handle
+                .metrics()
+                .iter()
+                .flat_map(|r| &r.clusters)
+                .filter(|c| c.cluster == "app")
+                .flat_map(|c| &c.endpoints)
+                .map(|e| (e.address, e.responses.iter().map(|(_, n)| n).sum()))
+                .collect();
+            e.sort();
+            e
+        };
+        let mut both = vec![(a.addr(), 2), (b.addr(), 2)];
+        both.sort();
+        assert_eq!(endpoints(&p), both, "round robin over both");
+        p.reload(&text("\"$a\""));
+        assert!(
+            eventually(std::time::Duration::from_secs(5), || endpoints(&p) == [(a.addr(), 2)]),
+            "b's counters are gone, a's kept: {:?}",
+            endpoints(&p)
+        );
+    }
+);

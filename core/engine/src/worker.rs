@@ -378,6 +378,8 @@ fn spawn_connection(
 async fn housekeeping(worker: Rc<Worker>, trim: Option<fn()>) {
     let per_second = (1000 / crate::cx::deadline::TICK.as_millis()).max(1);
     let mut ticks: u128 = 0;
+    // The generation whose clusters and endpoints the counters were last pruned to.
+    let mut counted = 0;
     loop {
         monoio::time::sleep(crate::cx::deadline::TICK).await;
         crate::cx::deadline::fire(monoio::time::Instant::now());
@@ -389,6 +391,11 @@ async fn housekeeping(worker: Rc<Worker>, trim: Option<fn()>) {
         if ticks.is_multiple_of(per_second) && !worker.cx.draining() {
             worker.up.pool.sweep();
             worker.up.h2.sweep();
+            let view = worker.views.current();
+            if view.snap.generation != counted {
+                counted = view.snap.generation;
+                worker.cx.stats.retain(&view.snap.config);
+            }
         }
     }
 }

@@ -322,6 +322,22 @@ impl ClusterStats {
             *n = n.saturating_sub(1);
         }
     }
+
+    /// Forgets the counters of endpoints `keep` refuses, unless requests to them are still
+    /// in flight.
+    fn retain_endpoints(&self, keep: impl Fn(SocketAddr) -> bool) {
+        self.active.borrow_mut().retain(|a, n| *n > 0 || keep(*a));
+        let active = self.active.borrow();
+        let keep = |a: &SocketAddr| active.contains_key(a) || keep(*a);
+        self.responses.borrow_mut().retain(|(a, _), _| keep(a));
+        self.errors.borrow_mut().retain(|a, _| keep(a));
+        self.connect_failures.borrow_mut().retain(|a, _| keep(a));
+    }
+
+    /// Whether requests to any endpoint are in flight.
+    fn busy(&self) -> bool {
+        self.active.borrow().values().any(|n| *n > 0)
+    }
 }
 
 /// A worker's counters.
@@ -353,6 +369,31 @@ impl WorkerStats {
         let s = Rc::new(ClusterStats::default());
         self.clusters.borrow_mut().insert(Rc::from(name), s.clone());
         s
+    }
+
+    /// Forgets the counters of clusters and endpoints `config` no longer has, so that
+    /// endpoints coming and going (EDS, DNS, reloads) do not grow a worker's counters, or the
+    /// scrape, without bound: a removed endpoint's series end, as Envoy's host stats end with
+    /// the host. Counters with requests in flight stay until a later call. An `original_dst`
+    /// cluster's destinations are not configured; [`MAX_DESTINATIONS`] bounds them instead.
+    pub(crate) fn retain(&self, config: &ringside_config::Config) {
+        let by_name: HashMap<&str, &ringside_config::Cluster> = config
+            .clusters
+            .iter()
+            .map(|c| (c.name.as_str(), c))
+            .collect();
+        self.clusters
+            .borrow_mut()
+            .retain(|name, stats| match by_name.get(&**name) {
+                Some(c) if c.original_dst => true,
+                Some(c) => {
+                    let addrs: std::collections::HashSet<SocketAddr> =
+                        c.endpoints.iter().map(|e| e.address).collect();
+                    stats.retain_endpoints(|a| addrs.contains(&a));
+                    true
+                }
+                None => stats.busy(),
+            });
     }
 
     /// An owned copy for the control thread; `idle` gives the pooled connections per endpoint.
@@ -719,5 +760,52 @@ mod tests {
             ),
             (vec![(200, 1)], 1, 1, 2)
         );
+    }
+
+    #[test]
+    fn counters_of_endpoints_and_clusters_gone_from_the_configuration_are_forgotten() {
+        let config = |endpoints: &str| {
+            ringside_config::parse(&format!(
+                "[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n\
+                 [[clusters]]\nname = \"app\"\nendpoints = [ {endpoints} ]\n\
+                 [[clusters]]\nname = \"dst\"\nkind = \"original_dst\"\n"
+            ))
+            .unwrap()
+        };
+        let w = WorkerStats::default();
+        let (a, b, c): (SocketAddr, SocketAddr, SocketAddr) = (
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+            "127.0.0.1:3".parse().unwrap(),
+        );
+        let app = w.cluster("app");
+        for ep in [a, b, c] {
+            app.response(ep, 200, Duration::from_millis(1));
+            app.error(ep, Duration::from_millis(1));
+            app.connect_failure(ep);
+        }
+        // A request to c is still in flight.
+        app.started(c);
+        w.cluster("dst").response(a, 200, Duration::from_millis(1));
+        w.cluster("gone").response(a, 200, Duration::from_millis(1));
+        w.retain(&config("\"127.0.0.1:1\""));
+        let endpoints = |r: &WorkerReport, cluster: &str| {
+            let mut e: Vec<SocketAddr> = r
+                .clusters
+                .iter()
+                .filter(|c| c.cluster == cluster)
+                .flat_map(|c| c.endpoints.iter().map(|e| e.address))
+                .collect();
+            e.sort();
+            e
+        };
+        let r = w.report(0, |_| 0);
+        assert_eq!(endpoints(&r, "app"), [a, c]);
+        assert_eq!(endpoints(&r, "dst"), [a]);
+        assert!(r.clusters.iter().all(|c| c.cluster != "gone"));
+        // Once c's request ends, the next pruning forgets it too.
+        app.finished(c);
+        w.retain(&config("\"127.0.0.1:1\""));
+        assert_eq!(endpoints(&w.report(0, |_| 0), "app"), [a]);
     }
 }
