@@ -338,3 +338,59 @@ both_drivers!(
         assert_eq!(r.status, Some(200), "still serving: {r:?}");
     }
 );
+
+both_drivers!(
+    fn client_certificates_are_verified_against_the_listeners_ca(d) {
+        // `tls.ca`: a client certificate is asked for and verified; its URI SAN is the
+        // client's identity (sent upstream in X-Forwarded-Client-Cert). With
+        // `require_client_certificate` a client without one, or with one from another CA, is
+        // refused in the handshake and nothing reaches the origin.
+        let pki = TestPki::new();
+        let (cert, key) = pki.leaf("server", &["api.test"], &[]);
+        let (client, client_key) = pki.leaf("client", &[], &["spiffe://ringside.test/partner"]);
+        let (stranger, stranger_key) =
+            pki.other_ca_leaf("stranger", &[], &["spiffe://evil.test/partner"]);
+        let o = Origin::echo();
+        let config = |require: bool| {
+            basic_config(
+                &[o.addr()],
+                Extra {
+                    listener: &format!(
+                        "tls = {{ certificates = [ {{ cert = \"{}\", key = \"{}\" }} ], ca = \"{}\", require_client_certificate = {require} }}",
+                        cert.display(),
+                        key.display(),
+                        pki.ca_path().display()
+                    ),
+                    ..Extra::default()
+                },
+            )
+        };
+        let p = Proxy::start(d, &config(true));
+        let ca = pki.ca_path();
+        let (c, k) = (client.display().to_string(), client_key.display().to_string());
+        let ok = https(&p, "api.test", &ca, &["--cert", &c, "--key", &k]);
+        assert_eq!(ok.status, Some(200), "{ok:?}");
+        assert_eq!(
+            o.request(0).header("x-forwarded-client-cert"),
+            Some("URI=spiffe://ringside.test/partner")
+        );
+        let none = https(&p, "api.test", &ca, &[]);
+        assert_eq!(none.status, None, "no certificate: refused in the handshake: {none:?}");
+        let (s, sk) = (stranger.display().to_string(), stranger_key.display().to_string());
+        let other = https(&p, "api.test", &ca, &["--cert", &s, "--key", &sk]);
+        assert_eq!(other.status, None, "another CA's: refused: {other:?}");
+        assert_eq!(o.requests().len(), 1, "nothing else reached the origin");
+
+        // Not required: a client without a certificate is served (no identity); one that
+        // presents a certificate must still present a valid one.
+        p.reload(&config(false));
+        let none = https(&p, "api.test", &ca, &[]);
+        assert_eq!(none.status, Some(200), "{none:?}");
+        assert_eq!(o.request(1).header("x-forwarded-client-cert"), None);
+        let other = https(&p, "api.test", &ca, &["--cert", &s, "--key", &sk]);
+        assert_eq!(other.status, None, "another CA's: still refused: {other:?}");
+        let ok = https(&p, "api.test", &ca, &["--cert", &c, "--key", &k]);
+        assert_eq!(ok.status, Some(200), "{ok:?}");
+        assert_eq!(o.requests().len(), 3);
+    }
+);

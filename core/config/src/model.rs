@@ -86,6 +86,9 @@ impl Config {
                 add(&c.cert_path);
                 add(&c.key_path);
             }
+            if let Some(t) = &l.tls {
+                add(&t.ca_path);
+            }
         }
         for c in &self.clusters {
             if let Some(t) = &c.tls {

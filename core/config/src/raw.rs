@@ -231,6 +231,18 @@ pub struct FileListener {
 pub struct FileListenerTls {
     /// Required, at least one. Certificates with their keys; the first is the default.
     pub certificates: Vec<FileCertKey>,
+    /// PEM file with the CA certificates clients' certificates must chain to: a client that
+    /// presents a certificate is verified against them (nginx's `ssl_client_certificate`,
+    /// Envoy's `validation_context.trusted_ca`), and its URI SAN is the principal
+    /// `[[authz]]` rules and `match.principals` see. At most one of `ca` and `ca_pem`.
+    /// Default: none (no client certificate is asked for).
+    pub ca: Option<String>,
+    /// The same PEM text inline.
+    pub ca_pem: Option<String>,
+    /// `true`: a client without a certificate that verifies is refused in the handshake
+    /// (nginx's `ssl_verify_client on`; `false`, the default, is its `optional`). Needs
+    /// `ca` or `ca_pem`.
+    pub require_client_certificate: Option<bool>,
 }
 
 /// A certificate chain and its private key: `{ cert = "a.pem", key = "a-key.pem" }`.

@@ -39,6 +39,12 @@ pub struct CertKey {
 pub struct ListenerTls {
     /// Picked by SNI against each leaf's DNS names; the first is the default. Never empty.
     pub certificates: Vec<CertKey>,
+    /// `ca` / `ca_pem`: client certificates are asked for and verified against these roots.
+    pub client_roots: Option<Arc<RootCertStore>>,
+    /// The `ca` file; `None` when given inline or absent.
+    pub ca_path: Option<PathBuf>,
+    /// `require_client_certificate`: a client without a verified certificate is refused.
+    pub require_client_certificate: bool,
 }
 
 /// `listeners[].mtls`: mesh mutual TLS with the `[mesh]` identity.

@@ -199,8 +199,23 @@ impl Validator {
             .enumerate()
             .map(|(j, c)| self.file_cert_key(&format!("{p}.certificates[{j}]"), c))
             .collect();
+        let ca = self.material(p, (("ca", t.ca.as_ref()), ("ca_pem", t.ca_pem.as_ref())));
+        let require = t.require_client_certificate.unwrap_or(false);
+        let client = match ca {
+            Ok(Some(m)) => Some(self.roots(m).map(|(path, roots)| (path, Some(roots)))),
+            Ok(None) if require => self.fail(
+                format!("{p}.require_client_certificate"),
+                "needs \"ca\" or \"ca_pem\" (the CA clients' certificates must chain to)",
+            ),
+            Ok(None) => Some(Some((None, None))),
+            Err(()) => None,
+        };
+        let (ca_path, client_roots) = client.flatten()?;
         Some(ListenerTls {
             certificates: certificates.into_iter().collect::<Option<Vec<_>>>()?,
+            client_roots,
+            ca_path,
+            require_client_certificate: require,
         })
     }
 

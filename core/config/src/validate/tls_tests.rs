@@ -449,3 +449,41 @@ fn upstream_tls_defaults_to_system_roots_and_feeds_the_fingerprint() {
     }
     assert_eq!(fp("protocol = \"http1\"\n"), fp(""));
 }
+
+#[test]
+fn a_listeners_client_ca_is_read_watched_and_checked() {
+    let dir = pki();
+    let listener = |tls_extra: &str| {
+        format!(
+            "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\n\
+             tls = {{ certificates = [ {{ cert = \"a.pem\", key = \"a-key.pem\" }} ]{tls_extra} }}\n"
+        )
+    };
+    let c = ok_in(
+        dir.path(),
+        &listener(", ca = \"ca.pem\", require_client_certificate = true"),
+    );
+    let t = c.listeners[0].tls.as_ref().unwrap();
+    assert!(t.client_roots.is_some() && t.require_client_certificate);
+    assert!(
+        c.tls_files().contains(&dir.path().join("ca.pem")),
+        "the CA file is watched"
+    );
+    let c = ok_in(dir.path(), &listener(""));
+    let t = c.listeners[0].tls.as_ref().unwrap();
+    assert!(t.client_roots.is_none() && !t.require_client_certificate);
+    let p = "listeners[0].tls";
+    assert_eq!(
+        errors_in(dir.path(), &listener(", require_client_certificate = true")),
+        [format!("{p}.require_client_certificate: needs \"ca\" or \"ca_pem\" (the CA clients' certificates must chain to)")]
+    );
+    assert_eq!(
+        errors_in(dir.path(), &listener(", ca = \"ca.pem\", ca_pem = \"x\"")),
+        [format!("{p}: give one of \"ca\" and \"ca_pem\", not both")]
+    );
+    let e = errors_in(dir.path(), &listener(", ca = \"nope.pem\""));
+    assert!(
+        e[0].starts_with(&format!("{p}.ca: cannot read \"nope.pem\"")),
+        "{e:?}"
+    );
+}

@@ -94,10 +94,33 @@ pub(crate) fn server_config(
         (Some(tls), _) => {
             let resolver = resolve::BySni::new(&tls.certificates)
                 .ok_or_else(|| format!("listener {:?}: no certificate", l.name))?;
+            // `ca`: a client certificate is asked for and verified (required or not).
+            let (verifier, mode) = match &tls.client_roots {
+                None => (WebPkiClientVerifier::no_client_auth(), "tls".to_owned()),
+                Some(roots) => {
+                    let v =
+                        WebPkiClientVerifier::builder_with_provider(Arc::clone(roots), provider());
+                    let v = if tls.require_client_certificate {
+                        v
+                    } else {
+                        v.allow_unauthenticated()
+                    };
+                    let v = v
+                        .build()
+                        .map_err(|e| format!("listener {:?}: client verifier: {e}", l.name))?;
+                    // A new CA starts new sessions: resumed ones skip client verification.
+                    let mode = format!(
+                        "tls-clients-{}-{}",
+                        tls.require_client_certificate,
+                        roots_hash(roots)
+                    );
+                    (v, mode)
+                }
+            };
             let config = builder
-                .with_client_cert_verifier(WebPkiClientVerifier::no_client_auth())
+                .with_client_cert_verifier(verifier)
                 .with_cert_resolver(Arc::new(resolver));
-            (config, "tls".to_owned())
+            (config, mode)
         }
         (None, Some(mode)) => {
             let mesh = mesh

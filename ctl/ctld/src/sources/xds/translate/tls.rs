@@ -1,7 +1,8 @@
 //! TLS transport sockets with their material inline, in files or from SDS over ADS:
 //! `UpstreamTlsContext` on a cluster → `tls` (`cert`/`key`, `ca`, `sni`; inline PEM →
 //! `cert_pem`, `key_pem`, `ca_pem`), `DownstreamTlsContext` on a listener's filter chain →
-//! `tls.certificates`. A `raw_buffer` socket is plaintext. A secret named by
+//! `tls.certificates` (and its validation context → `tls.ca`, `require_client_certificate`).
+//! A `raw_buffer` socket is plaintext. A secret named by
 //! `tls_certificate_sds_secret_configs` or `validation_context_sds_secret_config` is left as
 //! a reference (`secrets.rs`) that [`super::build`] replaces with the `Secret` SDS gave.
 
@@ -53,30 +54,30 @@ pub fn upstream(ts: TransportSocket, at: &str) -> Res<Option<Table>> {
     Ok(Some(t))
 }
 
-/// A listener's `tls` table; `None` for a plaintext (`raw_buffer`) socket.
+/// A listener's `tls` table; `None` for a plaintext (`raw_buffer`) socket. A validation
+/// context's CA (`trusted_ca`, or its SDS secret) becomes the listener's `ca` / `ca_pem`:
+/// client certificates are asked for and verified, and required with
+/// `require_client_certificate`.
 pub fn downstream(ts: TransportSocket, at: &str) -> Res<Option<Table>> {
     let Some(mut d) = context::<DownstreamTlsContext>(ts, at)? else {
         return Ok(None);
     };
-    if d.require_client_certificate.take().is_some_and(|b| b.value) {
-        return Err(unsupported(
-            &format!("{at}.require_client_certificate"),
-            "client certificates on a listener's own TLS (mesh mTLS is listeners[].mtls)",
-        ));
-    }
-    let mut ca = Table::new();
+    let require = d.require_client_certificate.take().is_some_and(|b| b.value);
+    let mut t = Table::new();
     let certs = match d.common_tls_context.take() {
-        Some(c) => common(c, &mut ca, &format!("{at}.common_tls_context"))?,
+        Some(c) => common(c, &mut t, &format!("{at}.common_tls_context"))?,
         None => Vec::new(),
     };
-    if !ca.is_empty() {
-        return Err(unsupported(
-            &format!("{at}.common_tls_context.validation_context"),
-            "verifying clients on a listener's own TLS",
-        ));
+    if require {
+        if t.is_empty() {
+            return Err(unsupported(
+                &format!("{at}.require_client_certificate"),
+                "true without a validation context (the CA clients' certificates must chain to)",
+            ));
+        }
+        t.insert("require_client_certificate".into(), Value::Boolean(true));
     }
     leftover(&d, at)?;
-    let mut t = Table::new();
     t.insert(
         "certificates".into(),
         Value::Array(certs.into_iter().map(Value::Table).collect()),

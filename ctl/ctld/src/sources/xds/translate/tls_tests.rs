@@ -111,7 +111,7 @@ fn upstream_tls_with_files_sni_and_a_ca() {
 }
 
 #[test]
-fn downstream_tls_certificates_and_no_client_verification() {
+fn downstream_tls_certificates_and_client_verification() {
     let cert = TlsCertificate {
         certificate_chain: inline("CERT"),
         private_key: inline("KEY"),
@@ -128,13 +128,51 @@ fn downstream_tls_certificates_and_no_client_verification() {
         shown(downstream(socket(&ctx), "l").unwrap()),
         "{ certificates = [{ cert_pem = \"CERT\", key_pem = \"KEY\" }] }"
     );
-    let mtls = DownstreamTlsContext {
+    // Required without a CA to verify against: refused.
+    let blind = DownstreamTlsContext {
         require_client_certificate: Some(BoolValue { value: true }),
-        ..ctx
+        ..ctx.clone()
     };
-    assert!(downstream(socket(&mtls), "l")
-        .unwrap_err()
-        .starts_with("l.require_client_certificate: client certificates"));
+    assert_eq!(
+        downstream(socket(&blind), "l").unwrap_err(),
+        "l.require_client_certificate: true without a validation context (the CA clients' certificates must chain to) is not supported by ringside"
+    );
+    // A trusted CA: clients verified against it, required or not.
+    let with_ca = |require: bool, v: ValidationContextType| {
+        let mut c = ctx.clone();
+        c.require_client_certificate = Some(BoolValue { value: require });
+        c.common_tls_context
+            .as_mut()
+            .unwrap()
+            .validation_context_type = Some(v);
+        shown(downstream(socket(&c), "l").unwrap())
+    };
+    let inline_ca = ValidationContextType::ValidationContext(CertificateValidationContext {
+        trusted_ca: inline("CA"),
+        ..CertificateValidationContext::default()
+    });
+    assert_eq!(
+        with_ca(true, inline_ca.clone()),
+        "{ ca_pem = \"CA\", certificates = [{ cert_pem = \"CERT\", key_pem = \"KEY\" }], require_client_certificate = true }"
+    );
+    assert_eq!(
+        with_ca(false, inline_ca),
+        "{ ca_pem = \"CA\", certificates = [{ cert_pem = \"CERT\", key_pem = \"KEY\" }] }"
+    );
+    // Istio's inbound listeners: the root CA from SDS, resolved like a cluster's.
+    let sds = ValidationContextType::ValidationContextSdsSecretConfig(SdsSecretConfig {
+        name: "ROOTCA".into(),
+        sds_config: Some(ConfigSource {
+            config_source_specifier: Some(ConfigSourceSpecifier::Ads(
+                AggregatedConfigSource::default(),
+            )),
+            ..ConfigSource::default()
+        }),
+    });
+    assert_eq!(
+        with_ca(true, sds),
+        "{ certificates = [{ cert_pem = \"CERT\", key_pem = \"KEY\" }], require_client_certificate = true, sds_validation_context = \"ROOTCA\" }"
+    );
     assert_eq!(
         upstream(socket(&DownstreamTlsContext::default()), "c").unwrap_err(),
         "c: transport socket type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext is not supported by ringside"
