@@ -272,6 +272,40 @@ both_drivers!(
 );
 
 both_drivers!(
+    fn upstream_tls_checks_identities_in_place_of_the_name(d) {
+        // `tls.identities`: the upstream's certificate must chain to `ca` and carry one of
+        // the URI SANs; its DNS names no longer matter (Istio's outbound clusters check
+        // the destination's SPIFFE id this way).
+        let pki = TestPki::new();
+        let (c, k) = pki.leaf("orders", &["orders.internal"], &["spiffe://ringside.test/orders"]);
+        let o = Origin::echo();
+        let inner = Proxy::start(d, &tls_config(o.addr(), &[(&c, &k)]));
+        let outer = |identities: &str| {
+            Proxy::start(
+                d,
+                &basic_config(
+                    &[inner.addr("in")],
+                    Extra {
+                        cluster: &format!(
+                            "tls = {{ ca = \"{}\", sni = \"elsewhere.internal\", identities = [ {identities} ] }}",
+                            pki.ca_path().display()
+                        ),
+                        ..Extra::default()
+                    },
+                ),
+            )
+        };
+        let good = outer("\"spiffe://ringside.test/payments\", \"spiffe://ringside.test/orders\"");
+        let r = curl(&[&format!("http://{}/x", good.addr("in"))]);
+        assert_eq!(r.status, Some(200), "one of the identities, whatever the name: {r:?}");
+        let bad = outer("\"spiffe://ringside.test/payments\"");
+        let r = curl(&[&format!("http://{}/x", bad.addr("in"))]);
+        assert_eq!(r.status, Some(502), "none of them: {r:?}");
+        assert_eq!(o.requests().len(), 1);
+    }
+);
+
+both_drivers!(
     fn certificates_pushed_inline_replace_the_running_ones(d) {
         let pki = TestPki::new();
         let (a, ak) = pki.leaf("first", &["a.test"], &[]);

@@ -1193,6 +1193,12 @@ pub struct FileClusterTls {
     pub key: Option<String>,
     /// The same PEM text inline.
     pub key_pem: Option<String>,
+    /// URI SANs (SPIFFE ids, say) of which the endpoints' certificates must carry one, e.g.
+    /// `[ "spiffe://cluster.local/ns/shop/sa/orders" ]`: checked in place of the server
+    /// name (which is still sent as SNI), the certificate still chaining to `ca` (Envoy's
+    /// `match_typed_subject_alt_names` with exact URI matchers). Default: none (the server
+    /// name is verified).
+    pub identities: Option<Vec<String>>,
 }
 
 /// `clusters[].mtls`.

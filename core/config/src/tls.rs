@@ -86,6 +86,9 @@ pub struct UpstreamTls {
     pub roots: Arc<RootCertStore>,
     /// A client certificate to present, if configured.
     pub client: Option<CertKey>,
+    /// `identities`: URI SANs of which the upstream's certificate must carry one, checked
+    /// instead of the server name. Empty: the server name is verified.
+    pub identities: Vec<String>,
 }
 
 /// `clusters[].mtls`: mesh mTLS towards the upstream.

@@ -252,6 +252,27 @@ impl Validator {
                 ),
             _ => None,
         };
+        let identities = t.identities.clone().unwrap_or_default();
+        if t.identities.as_ref().is_some_and(Vec::is_empty) {
+            self.err(
+                format!("{p}.identities"),
+                "at least one identity, or leave it out",
+            );
+        }
+        for (i, id) in identities.iter().enumerate() {
+            let ok = id.contains(':')
+                && !id
+                    .bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
+            if !ok {
+                self.err(
+                    format!("{p}.identities[{i}]"),
+                    format!(
+                        "{id:?} is not a URI (e.g. \"spiffe://cluster.local/ns/shop/sa/orders\")"
+                    ),
+                );
+            }
+        }
         let (ca_path, roots, system_roots) = roots?;
         Some(UpstreamTls {
             sni: sni.ok()?,
@@ -259,6 +280,7 @@ impl Validator {
             system_roots,
             roots,
             client: client?,
+            identities,
         })
     }
 

@@ -487,3 +487,21 @@ fn a_listeners_client_ca_is_read_watched_and_checked() {
         "{e:?}"
     );
 }
+
+#[test]
+fn a_clusters_identities_are_uris() {
+    let dir = pki();
+    let cluster = |ids: &str| {
+        format!("[[clusters]]\nname = \"c\"\nendpoints = [ \"127.0.0.1:1\" ]\ntls = {{ ca = \"ca.pem\", identities = {ids} }}\n")
+    };
+    let c = ok_in(dir.path(), &cluster(&format!("[ \"{SPIFFE}\" ]")));
+    assert_eq!(c.clusters[0].tls.as_ref().unwrap().identities, [SPIFFE]);
+    assert_eq!(
+        errors_in(dir.path(), &cluster("[ \"cart\", \"spiffe://x/y\" ]")),
+        ["clusters[0].tls.identities[0]: \"cart\" is not a URI (e.g. \"spiffe://cluster.local/ns/shop/sa/orders\")"]
+    );
+    assert_eq!(
+        errors_in(dir.path(), &cluster("[]")),
+        ["clusters[0].tls.identities: at least one identity, or leave it out"]
+    );
+}

@@ -174,6 +174,23 @@ pub(crate) fn client_config(
         .map_err(|e| format!("cluster {:?}: {e}", c.name))?;
     let mut config = match (&c.tls, &c.mtls) {
         (None, None) => return Ok(None),
+        (Some(tls), _) if !tls.identities.is_empty() => {
+            // `identities`: the chain to `ca` and one of these URI SANs, not the name.
+            let verifier = verify::SpiffeVerifier::new(
+                Arc::clone(&tls.roots),
+                tls.identities.clone(),
+                &provider(),
+            );
+            let builder = builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier));
+            match &tls.client {
+                None => builder.with_no_client_auth(),
+                Some(k) => builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(
+                    Arc::clone(&k.key),
+                ))),
+            }
+        }
         (Some(tls), _) => {
             let builder = builder.with_root_certificates(Arc::clone(&tls.roots));
             match &tls.client {
@@ -188,7 +205,7 @@ pub(crate) fn client_config(
                 .ok_or_else(|| format!("cluster {:?}: mtls without a [mesh] identity", c.name))?;
             let verifier = verify::SpiffeVerifier::new(
                 Arc::clone(&mesh.roots),
-                mtls.peer.clone(),
+                vec![mtls.peer.clone()],
                 &provider(),
             );
             builder

@@ -318,7 +318,7 @@ fn strict_mtls_requires_a_client_certificate_and_permissive_does_not() {
     // through the SPIFFE verifier.
     let verifier = SpiffeVerifier::new(
         Arc::clone(&c.mesh.as_ref().unwrap().roots),
-        ORDERS.into(),
+        vec![ORDERS.into()],
         &provider(),
     );
     let anonymous = Arc::new(
@@ -342,7 +342,7 @@ fn the_spiffe_verifier_rejects_expired_certificates() {
     let (_, _, fresh) = leaf(&pki.ca, &[], Some(ORDERS), false);
     let mut roots = rustls::RootCertStore::empty();
     roots.add(pki.ca.cert.der().clone()).unwrap();
-    let v = SpiffeVerifier::new(Arc::new(roots), ORDERS.into(), &provider());
+    let v = SpiffeVerifier::new(Arc::new(roots), vec![ORDERS.into()], &provider());
     let name = ServerName::try_from("10.0.0.1").unwrap();
     let check = |der: Vec<u8>| {
         v.verify_server_cert(&CertificateDer::from(der), &[], &name, &[], UnixTime::now())

@@ -19,15 +19,20 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 #[derive(Debug)]
 pub(super) struct SpiffeVerifier {
     roots: Arc<RootCertStore>,
-    peer: String,
+    /// The certificate must carry one of these URI SANs.
+    peers: Vec<String>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl SpiffeVerifier {
-    pub(super) fn new(roots: Arc<RootCertStore>, peer: String, provider: &CryptoProvider) -> Self {
+    pub(super) fn new(
+        roots: Arc<RootCertStore>,
+        peers: Vec<String>,
+        provider: &CryptoProvider,
+    ) -> Self {
         SpiffeVerifier {
             roots,
-            peer,
+            peers,
             algorithms: provider.signature_verification_algorithms,
         }
     }
@@ -83,12 +88,12 @@ impl ServerCertVerifier for SpiffeVerifier {
         .map_err(pki_error)?;
         let (_, uris) = ringside_config::tls::san_names(end_entity)
             .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        if uris.contains(&self.peer) {
+        if self.peers.iter().any(|p| uris.contains(p)) {
             return Ok(ServerCertVerified::assertion());
         }
         let mismatch = PeerMismatch {
             found: ringside_config::tls::identity_of(&uris).map(str::to_owned),
-            expected: self.peer.clone(),
+            expected: self.peers.join(" or "),
         };
         Err(rustls::Error::InvalidCertificate(CertificateError::Other(
             OtherError(Arc::new(mismatch)),

@@ -13,10 +13,13 @@ use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
 use envoy_types::pb::envoy::config::core::v3::{DataSource, TransportSocket};
 use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::subject_alt_name_matcher::SanType;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, TlsCertificate,
     UpstreamTlsContext,
 };
+use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
+use envoy_types::pb::envoy::r#type::matcher::v3::StringMatcher;
 use prost::{Message, Name};
 use toml::Value;
 
@@ -68,6 +71,12 @@ pub fn downstream(ts: TransportSocket, at: &str) -> Res<Option<Table>> {
         Some(c) => common(c, &mut t, &format!("{at}.common_tls_context"))?,
         None => Vec::new(),
     };
+    if t.contains_key("identities") {
+        return Err(unsupported(
+            &format!("{at}.common_tls_context.validation_context.match_typed_subject_alt_names"),
+            "SAN matchers on clients' certificates",
+        ));
+    }
     if require {
         if t.is_empty() {
             return Err(unsupported(
@@ -130,6 +139,29 @@ fn common(mut c: CommonTlsContext, t: &mut Table, at: &str) -> Res<Vec<Table>> {
         Some(ValidationContextType::ValidationContext(mut v)) => {
             validation(&mut v, t, &format!("{at}.validation_context"))?;
         }
+        // Istio's outbound clusters: SAN matchers here, the root CA from SDS.
+        Some(ValidationContextType::CombinedValidationContext(mut cv)) => {
+            let at = format!("{at}.combined_validation_context");
+            let mut v = cv.default_validation_context.take().unwrap_or_default();
+            let v_at = format!("{at}.default_validation_context");
+            if v.trusted_ca.is_some() {
+                return Err(unsupported(
+                    &format!("{v_at}.trusted_ca"),
+                    "a CA besides the SDS one",
+                ));
+            }
+            san_matchers(&mut v, t, &v_at)?;
+            leftover(&v, &v_at)?;
+            let sds = cv
+                .validation_context_sds_secret_config
+                .take()
+                .ok_or_else(|| {
+                    format!("{at}.validation_context_sds_secret_config: required by ringside")
+                })?;
+            let sds_at = format!("{at}.validation_context_sds_secret_config");
+            t.insert(CA_REF.into(), string(sds_reference(sds, &sds_at)?));
+            leftover(&cv, &at)?;
+        }
         Some(_) => {
             return Err(unsupported(
                 &format!("{at}.validation_context_type"),
@@ -147,7 +179,8 @@ fn common(mut c: CommonTlsContext, t: &mut Table, at: &str) -> Res<Vec<Table>> {
     Ok(certs)
 }
 
-/// A validation context's trusted CA → `ca` / `ca_pem` in `t`.
+/// A validation context's trusted CA → `ca` / `ca_pem` in `t`; its exact URI SAN matchers
+/// → `identities` (a cluster's; a listener NACKs them).
 pub(super) fn validation(v: &mut CertificateValidationContext, t: &mut Table, at: &str) -> Res<()> {
     material(
         v.trusted_ca.take(),
@@ -155,7 +188,59 @@ pub(super) fn validation(v: &mut CertificateValidationContext, t: &mut Table, at
         t,
         &format!("{at}.trusted_ca"),
     )?;
+    san_matchers(v, t, at)?;
     leftover(v, at)
+}
+
+/// Exact URI SAN matchers → `identities` in `t`.
+fn san_matchers(v: &mut CertificateValidationContext, t: &mut Table, at: &str) -> Res<()> {
+    let mut identities = Vec::new();
+    for (i, m) in take(&mut v.match_typed_subject_alt_names)
+        .into_iter()
+        .enumerate()
+    {
+        let at = format!("{at}.match_typed_subject_alt_names[{i}]");
+        if m.san_type != SanType::Uri as i32 {
+            return Err(unsupported(
+                &format!("{at}.san_type"),
+                "a SAN other than URI (ringside checks URI SANs)",
+            ));
+        }
+        identities.push(exact(m.matcher, &format!("{at}.matcher"))?);
+    }
+    // Deprecated, and what older istiods send: matched against URI SANs here.
+    #[allow(deprecated)]
+    let untyped = take(&mut v.match_subject_alt_names);
+    for (i, m) in untyped.into_iter().enumerate() {
+        identities.push(exact(
+            Some(m),
+            &format!("{at}.match_subject_alt_names[{i}]"),
+        )?);
+    }
+    if !identities.is_empty() {
+        t.insert(
+            "identities".into(),
+            Value::Array(identities.into_iter().map(Value::String).collect()),
+        );
+    }
+    Ok(())
+}
+
+/// An exact, case-sensitive string matcher's value.
+fn exact(m: Option<StringMatcher>, at: &str) -> Res<String> {
+    let Some(mut m) = m else {
+        return Err(format!("{at}: required by ringside"));
+    };
+    match m.match_pattern.take() {
+        Some(MatchPattern::Exact(s)) if !s.is_empty() && !m.ignore_case => {
+            leftover(&m, at)?;
+            Ok(s)
+        }
+        _ => Err(unsupported(
+            at,
+            "a matcher other than a case-sensitive exact one",
+        )),
+    }
 }
 
 pub(super) fn certificate(tc: &mut TlsCertificate, at: &str) -> Res<Table> {

@@ -178,3 +178,108 @@ fn downstream_tls_certificates_and_client_verification() {
         "c: transport socket type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext is not supported by ringside"
     );
 }
+
+#[test]
+fn san_matchers_become_a_clusters_identities() {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::CombinedCertificateValidationContext;
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::subject_alt_name_matcher::SanType;
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::SubjectAltNameMatcher;
+    use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
+    use envoy_types::pb::envoy::r#type::matcher::v3::StringMatcher;
+
+    let exact = |s: &str| StringMatcher {
+        match_pattern: Some(MatchPattern::Exact(s.into())),
+        ..StringMatcher::default()
+    };
+    let uri = |s: &str| SubjectAltNameMatcher {
+        san_type: SanType::Uri as i32,
+        matcher: Some(exact(s)),
+        ..SubjectAltNameMatcher::default()
+    };
+    let ads = || ConfigSource {
+        config_source_specifier: Some(
+            ConfigSourceSpecifier::Ads(AggregatedConfigSource::default()),
+        ),
+        ..ConfigSource::default()
+    };
+    // Istio's outbound: SAN matchers beside the root CA from SDS.
+    let combined = |v: CertificateValidationContext| UpstreamTlsContext {
+        sni: "outbound_.8080_._.orders.shop.svc.cluster.local".into(),
+        common_tls_context: Some(CommonTlsContext {
+            validation_context_type: Some(ValidationContextType::CombinedValidationContext(
+                CombinedCertificateValidationContext {
+                    default_validation_context: Some(v),
+                    validation_context_sds_secret_config: Some(SdsSecretConfig {
+                        name: "ROOTCA".into(),
+                        sds_config: Some(ads()),
+                    }),
+                    ..CombinedCertificateValidationContext::default()
+                },
+            )),
+            ..CommonTlsContext::default()
+        }),
+        ..UpstreamTlsContext::default()
+    };
+    let typed = CertificateValidationContext {
+        match_typed_subject_alt_names: vec![
+            uri("spiffe://cluster.local/ns/shop/sa/orders"),
+            uri("spiffe://cluster.local/ns/shop/sa/orders-v2"),
+        ],
+        ..CertificateValidationContext::default()
+    };
+    assert_eq!(
+        shown(upstream(socket(&combined(typed)), "c").unwrap()),
+        "{ identities = [\"spiffe://cluster.local/ns/shop/sa/orders\", \"spiffe://cluster.local/ns/shop/sa/orders-v2\"], sds_validation_context = \"ROOTCA\", sni = \"outbound_.8080_._.orders.shop.svc.cluster.local\" }"
+    );
+    #[allow(deprecated)]
+    let untyped = CertificateValidationContext {
+        match_subject_alt_names: vec![exact("spiffe://cluster.local/ns/shop/sa/orders")],
+        ..CertificateValidationContext::default()
+    };
+    assert!(shown(upstream(socket(&combined(untyped)), "c").unwrap())
+        .starts_with("{ identities = [\"spiffe://cluster.local/ns/shop/sa/orders\"]"));
+    // What ringside cannot check is NACKed by field.
+    let dns = CertificateValidationContext {
+        match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
+            san_type: SanType::Dns as i32,
+            ..uri("orders.shop")
+        }],
+        ..CertificateValidationContext::default()
+    };
+    assert_eq!(
+        upstream(socket(&combined(dns)), "c").unwrap_err(),
+        "c.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names[0].san_type: a SAN other than URI (ringside checks URI SANs) is not supported by ringside"
+    );
+    let prefix = CertificateValidationContext {
+        match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
+            matcher: Some(StringMatcher {
+                match_pattern: Some(MatchPattern::Prefix("spiffe://".into())),
+                ..StringMatcher::default()
+            }),
+            ..uri("")
+        }],
+        ..CertificateValidationContext::default()
+    };
+    assert_eq!(
+        upstream(socket(&combined(prefix)), "c").unwrap_err(),
+        "c.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names[0].matcher: a matcher other than a case-sensitive exact one is not supported by ringside"
+    );
+    // On a listener: NACKed (client certificates' SANs are not checked).
+    let listener = DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            validation_context_type: Some(ValidationContextType::ValidationContext(
+                CertificateValidationContext {
+                    trusted_ca: inline("CA"),
+                    match_typed_subject_alt_names: vec![uri("spiffe://x/y")],
+                    ..CertificateValidationContext::default()
+                },
+            )),
+            ..CommonTlsContext::default()
+        }),
+        ..DownstreamTlsContext::default()
+    };
+    assert_eq!(
+        downstream(socket(&listener), "l").unwrap_err(),
+        "l.common_tls_context.validation_context.match_typed_subject_alt_names: SAN matchers on clients' certificates is not supported by ringside"
+    );
+}
