@@ -267,7 +267,8 @@ impl ChunkedScanner {
     }
 }
 
-fn hex_value(b: u8) -> Option<u8> {
+/// The value of one hex digit (either case); also the path rules' escapes (`path.rs`).
+pub(crate) fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

@@ -22,6 +22,7 @@
 //!
 //! [`Limits::path`]: crate::Limits::path
 
+use crate::chunked::hex_value;
 use crate::RequestError;
 
 /// What a listener does to request paths. The default does nothing.
@@ -95,7 +96,7 @@ impl PathRules {
                 continue;
             }
             let (hi, lo) = match rest {
-                [h, l, ..] => (hex(*h), hex(*l)),
+                [h, l, ..] => (hex_value(*h), hex_value(*l)),
                 _ => (None, None),
             };
             let (Some(hi), Some(lo)) = (hi, lo) else {
@@ -133,15 +134,6 @@ fn push_escape(out: &mut Vec<u8>, digits: &[u8], upper: bool) {
         out.extend(digits.iter().map(u8::to_ascii_uppercase));
     } else {
         out.extend_from_slice(digits);
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

@@ -260,11 +260,7 @@ impl Validator {
             );
         }
         for (i, id) in identities.iter().enumerate() {
-            let ok = id.contains(':')
-                && !id
-                    .bytes()
-                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
-            if !ok {
+            if !is_identity_uri(id) {
                 self.err(
                     format!("{p}.identities[{i}]"),
                     format!(
@@ -285,13 +281,7 @@ impl Validator {
     }
 
     pub(super) fn upstream_mtls(&mut self, p: &str, m: &FileClusterMtls) -> Option<UpstreamMtls> {
-        let ok = !m.peer.is_empty()
-            && m.peer.contains(':')
-            && !m
-                .peer
-                .bytes()
-                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
-        if !ok {
+        if !is_identity_uri(&m.peer) {
             self.err(
                 format!("{p}.peer"),
                 format!(
@@ -305,4 +295,12 @@ impl Validator {
             peer: m.peer.clone(),
         })
     }
+}
+
+/// Whether `s` can be a certificate's URI SAN identity: a scheme, no whitespace or control.
+fn is_identity_uri(s: &str) -> bool {
+    s.contains(':')
+        && !s
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
 }
