@@ -904,4 +904,51 @@ mod tests {
         assert_eq!(counts, [("big", 3, 0), ("small", 1, 1)]);
         assert_eq!(l.rate_limited, [("api".to_string(), 1)]);
     }
+
+    /// What each `forward_client_cert` mode sends upstream, for a client whose certificate
+    /// was verified and for one without: `Some(value)` set by the proxy (empty: withheld,
+    /// the client's removed), `None` left out of the set (the client's goes on as sent).
+    #[test]
+    fn each_forward_client_cert_mode_sets_withholds_or_passes_the_clients() {
+        let head = crate::stage::test_head(
+            "GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-Client-Cert: URI=spiffe://c/sent\r\n\r\n",
+        );
+        let stats = ListenerStats::default();
+        let random = || 4;
+        let trace = crate::cx::trace::TraceContext::continue_or_start(|_| None, || 7, 0.0);
+        let sent = |xfcc: ForwardClientCert, verified: bool| {
+            let conn = ClientConn {
+                identity: verified.then(|| std::rc::Rc::from("spiffe://c/verified")),
+                tls: verified,
+                ..client()
+            };
+            let req = Req::new(&head, &conn, &stats, false, false, &random);
+            let fields = ProxyFields::new(&req, &trace, xfcc);
+            let (set, n) = fields.set();
+            let set = set.get(..n).unwrap_or_default();
+            set.iter()
+                .find(|(name, _)| *name == "X-Forwarded-Client-Cert")
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        use ForwardClientCert as F;
+        let own = "URI=spiffe://c/verified";
+        for (mode, verified, want) in [
+            (F::SanitizeSet, true, Some(own.to_owned())),
+            (F::SanitizeSet, false, Some(String::new())),
+            (F::Sanitize, true, Some(String::new())),
+            (F::Sanitize, false, Some(String::new())),
+            (
+                F::AppendForward,
+                true,
+                Some(format!("URI=spiffe://c/sent,{own}")),
+            ),
+            (F::AppendForward, false, Some(String::new())),
+            (F::ForwardOnly, true, None),
+            (F::ForwardOnly, false, Some(String::new())),
+            (F::AlwaysForwardOnly, true, None),
+            (F::AlwaysForwardOnly, false, None),
+        ] {
+            assert_eq!(sent(mode, verified), want, "{mode:?}, verified: {verified}");
+        }
+    }
 }
