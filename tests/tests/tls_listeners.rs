@@ -385,12 +385,12 @@ both_drivers!(
         let (stranger, stranger_key) =
             pki.other_ca_leaf("stranger", &[], &["spiffe://evil.test/partner"]);
         let o = Origin::echo();
-        let config = |require: bool| {
+        let config_with = |require: bool, identities: &str| {
             basic_config(
                 &[o.addr()],
                 Extra {
                     listener: &format!(
-                        "tls = {{ certificates = [ {{ cert = \"{}\", key = \"{}\" }} ], ca = \"{}\", require_client_certificate = {require} }}",
+                        "tls = {{ certificates = [ {{ cert = \"{}\", key = \"{}\" }} ], ca = \"{}\", require_client_certificate = {require}{identities} }}",
                         cert.display(),
                         key.display(),
                         pki.ca_path().display()
@@ -399,6 +399,7 @@ both_drivers!(
                 },
             )
         };
+        let config = |require: bool| config_with(require, "");
         let p = Proxy::start(d, &config(true));
         let ca = pki.ca_path();
         let (c, k) = (client.display().to_string(), client_key.display().to_string());
@@ -426,5 +427,30 @@ both_drivers!(
         let ok = https(&p, "api.test", &ca, &["--cert", &c, "--key", &k]);
         assert_eq!(ok.status, Some(200), "{ok:?}");
         assert_eq!(o.requests().len(), 3);
+
+        // `client_identities`: the CA's certificate must also carry an accepted URI SAN, by
+        // exact identity or by prefix; another of the CA's clients is refused in the handshake.
+        let (rival, rival_key) = pki.leaf("rival", &[], &["spiffe://ringside.test/rival"]);
+        let (r, rk) = (rival.display().to_string(), rival_key.display().to_string());
+        for identities in [
+            ", client_identities = [ \"spiffe://ringside.test/partner\" ]",
+            ", client_identities = [ \"spiffe://other.test/*\", \"spiffe://ringside.test/part*\" ]",
+        ] {
+            p.reload(&config_with(true, identities));
+            let ok = https(&p, "api.test", &ca, &["--cert", &c, "--key", &k]);
+            assert_eq!(ok.status, Some(200), "{identities}: {ok:?}");
+            let rival = https(&p, "api.test", &ca, &["--cert", &r, "--key", &rk]);
+            assert_eq!(rival.status, None, "{identities}: refused: {rival:?}");
+        }
+        // Optional certificates: a client without one is still served.
+        p.reload(&config_with(
+            false,
+            ", client_identities = [ \"spiffe://ringside.test/partner\" ]",
+        ));
+        let none = https(&p, "api.test", &ca, &[]);
+        assert_eq!(none.status, Some(200), "{none:?}");
+        let rival = https(&p, "api.test", &ca, &["--cert", &r, "--key", &rk]);
+        assert_eq!(rival.status, None, "{rival:?}");
+        assert_eq!(o.requests().len(), 6, "no refused client reached the origin");
     }
 );

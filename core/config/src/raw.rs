@@ -243,6 +243,13 @@ pub struct FileListenerTls {
     /// (nginx's `ssl_verify_client on`; `false`, the default, is its `optional`). Needs
     /// `ca` or `ca_pem`.
     pub require_client_certificate: Option<bool>,
+    /// URI SANs of which a client's certificate must carry one, or prefixes ending in `*`
+    /// (`"spiffe://cluster.local/*"`: one trust domain), checked after the certificate
+    /// verifies against `ca`; a certificate without one is refused in the handshake (Envoy's
+    /// `match_typed_subject_alt_names` on a listener). Needs `ca` or `ca_pem`. A client that
+    /// presents no certificate is refused only with `require_client_certificate`. Default:
+    /// any identity the CA vouches for.
+    pub client_identities: Option<Vec<String>>,
 }
 
 /// A certificate chain and its private key: `{ cert = "a.pem", key = "a-key.pem" }`.

@@ -45,6 +45,22 @@ pub struct ListenerTls {
     pub ca_path: Option<PathBuf>,
     /// `require_client_certificate`: a client without a verified certificate is refused.
     pub require_client_certificate: bool,
+    /// `client_identities`: exact URI SANs, or prefixes ending in `*`, of which a presented
+    /// client certificate must carry one; empty: any. Only with `client_roots`.
+    pub client_identities: Vec<String>,
+}
+
+/// Whether a certificate with these URI SANs passes an identity list (a TLS listener's
+/// `client_identities`): one of them is one of the identities, or starts with one of the
+/// prefixes (those ending in `*`); Envoy's SAN matching, any SAN against any matcher. Always
+/// with an empty list.
+pub fn identities_accept(identities: &[String], uri_names: &[String]) -> bool {
+    identities.is_empty()
+        || uri_names.iter().any(|uri| {
+            identities
+                .iter()
+                .any(|want| crate::authz::principal_is(want, uri))
+        })
 }
 
 /// `listeners[].mtls`: mesh mutual TLS with the `[mesh]` identity.

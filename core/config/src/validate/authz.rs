@@ -13,9 +13,9 @@ pub(super) fn action(a: FileAuthzAction) -> AuthzAction {
 }
 
 impl Validator {
-    /// `principals` lists (of authz rules and route matches): exact identities, or prefixes
-    /// ending in `*`.
-    pub(super) fn principals(&mut self, p: &str, list: Option<&Vec<String>>) -> Vec<String> {
+    /// Identity lists at key `key` (authz rules' and route matches' `principals`, a TLS
+    /// listener's `client_identities`): exact identities, or prefixes ending in `*`.
+    pub(super) fn principals(&mut self, key: &str, list: Option<&Vec<String>>) -> Vec<String> {
         let principals = list.cloned().unwrap_or_default();
         for (j, principal) in principals.iter().enumerate() {
             let star = principal.find('*');
@@ -25,7 +25,7 @@ impl Validator {
                 .any(|b| b.is_ascii_whitespace() || b.is_ascii_control());
             if principal.is_empty() || bad_star || bad_char {
                 self.err(
-                    format!("{p}.principals[{j}]"),
+                    format!("{key}[{j}]"),
                     format!(
                         "invalid principal {principal:?}: an identity such as \"spiffe://cluster.local/ns/NS/sa/SA\", or a prefix ending in \"*\""
                     ),
@@ -39,7 +39,7 @@ impl Validator {
     pub(super) fn authz_rule(&mut self, i: usize, a: &FileAuthz) -> Option<AuthzRule> {
         let p = format!("authz[{i}]");
         self.clean(|v| {
-            let principals = v.principals(&p, a.principals.as_ref());
+            let principals = v.principals(&format!("{p}.principals"), a.principals.as_ref());
             let paths = a.paths.clone().unwrap_or_default();
             for (j, path) in paths.iter().enumerate() {
                 if !path.starts_with('/') {

@@ -248,7 +248,7 @@ impl Validator {
                 }
             }
             let headers = v.header_conditions(p, m.headers.as_ref());
-            let principals = v.principals(p, m.principals.as_ref());
+            let principals = v.principals(&format!("{p}.principals"), m.principals.as_ref());
             let (connect, ports) = v.connect_match(p, m);
             RouteMatch {
                 host,

@@ -210,12 +210,25 @@ impl Validator {
             Ok(None) => Some(Some((None, None))),
             Err(()) => None,
         };
+        let pc = format!("{p}.client_identities");
+        let client_identities = self.principals(&pc, t.client_identities.as_ref());
+        match &t.client_identities {
+            Some(list) if list.is_empty() => {
+                self.err(pc, "must not be empty (leave it out for any identity)")
+            }
+            Some(_) if matches!(client, Some(Some((None, None)))) => self.err(
+                pc,
+                "needs \"ca\" or \"ca_pem\" (the CA clients' certificates must chain to)",
+            ),
+            _ => {}
+        }
         let (ca_path, client_roots) = client.flatten()?;
         Some(ListenerTls {
             certificates: certificates.into_iter().collect::<Option<Vec<_>>>()?,
             client_roots,
             ca_path,
             require_client_certificate: require,
+            client_identities,
         })
     }
 

@@ -505,3 +505,66 @@ fn a_clusters_identities_are_uris() {
         ["clusters[0].tls.identities: at least one identity, or leave it out"]
     );
 }
+
+#[test]
+fn a_listeners_client_identities_are_checked() {
+    let dir = pki();
+    let listener = |tls_extra: &str| {
+        format!(
+            "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\n\
+             tls = {{ certificates = [ {{ cert = \"a.pem\", key = \"a-key.pem\" }} ]{tls_extra} }}\n"
+        )
+    };
+    let c = ok_in(
+        dir.path(),
+        &listener(", ca = \"ca.pem\", client_identities = [ \"spiffe://td/ns/a/sa/b\", \"spiffe://td/ns/c/*\" ]"),
+    );
+    let t = c.listeners[0].tls.as_ref().unwrap();
+    assert_eq!(
+        t.client_identities,
+        ["spiffe://td/ns/a/sa/b", "spiffe://td/ns/c/*"]
+    );
+    let p = "listeners[0].tls.client_identities";
+    assert_eq!(
+        errors_in(
+            dir.path(),
+            &listener(", client_identities = [ \"spiffe://td/x\" ]")
+        ),
+        [format!(
+            "{p}: needs \"ca\" or \"ca_pem\" (the CA clients' certificates must chain to)"
+        )]
+    );
+    assert_eq!(
+        errors_in(
+            dir.path(),
+            &listener(", ca = \"ca.pem\", client_identities = []")
+        ),
+        [format!(
+            "{p}: must not be empty (leave it out for any identity)"
+        )]
+    );
+    let e = errors_in(
+        dir.path(),
+        &listener(", ca = \"ca.pem\", client_identities = [ \"spiffe://td/*/sa/b\" ]"),
+    );
+    assert!(
+        e.len() == 1 && e[0].starts_with(&format!("{p}[0]: invalid principal")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn identity_lists_accept_any_san_against_any_entry() {
+    use crate::tls::identities_accept;
+    let list = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let ids = list(&["spiffe://td/ns/a/sa/b", "spiffe://td/ns/c/*"]);
+    assert!(identities_accept(&ids, &list(&["spiffe://td/ns/a/sa/b"])));
+    assert!(identities_accept(
+        &ids,
+        &list(&["urn:x", "spiffe://td/ns/c/sa/any"])
+    ));
+    assert!(!identities_accept(&ids, &list(&["spiffe://td/ns/a/sa/bb"])));
+    assert!(!identities_accept(&ids, &list(&["spiffe://td/ns/cc/sa/x"])));
+    assert!(!identities_accept(&ids, &[]));
+    assert!(identities_accept(&[], &[]));
+}

@@ -105,14 +105,22 @@ pub(crate) fn server_config(
                     } else {
                         v.allow_unauthenticated()
                     };
-                    let v = v
+                    let mut v = v
                         .build()
                         .map_err(|e| format!("listener {:?}: client verifier: {e}", l.name))?;
-                    // A new CA starts new sessions: resumed ones skip client verification.
+                    if !tls.client_identities.is_empty() {
+                        v = Arc::new(verify::ClientIdentities {
+                            inner: v,
+                            identities: tls.client_identities.clone(),
+                        });
+                    }
+                    // A new CA or identity list starts new sessions: resumed ones skip
+                    // client verification.
                     let mode = format!(
-                        "tls-clients-{}-{}",
+                        "tls-clients-{}-{}-{:?}",
                         tls.require_client_certificate,
-                        roots_hash(roots)
+                        roots_hash(roots),
+                        tls.client_identities
                     );
                     (v, mode)
                 }

@@ -423,3 +423,71 @@ fn the_watcher_reports_a_settled_change() {
     assert_eq!(calls.load(Ordering::SeqCst), 1, "one change, one call");
     watcher.stop();
 }
+
+#[test]
+fn client_identities_gate_client_certificates_by_uri_san() {
+    let pki = pki();
+    // `cart` and `orders` (SPIFFE ids under ca.pem) and `a` (a DNS name only) as clients.
+    let client = |id: &str| {
+        let c = config(
+            &pki,
+            &format!(
+                "[[listeners]]\nname = \"k\"\nbind = \"127.0.0.1:0\"\n\
+                 tls = {{ certificates = [ {{ cert = \"{id}.pem\", key = \"{id}-key.pem\" }} ] }}\n"
+            ),
+        );
+        let key = Arc::clone(&c.listeners[0].tls.as_ref().unwrap().certificates[0].key);
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.ca.cert.der().clone()).unwrap();
+        Arc::new(
+            ClientConfig::builder_with_provider(provider())
+                .with_protocol_versions(VERSIONS)
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(key))),
+        )
+    };
+    let listener = |identities: &str, require: bool| {
+        let c = config(
+            &pki,
+            &format!(
+                "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\n\
+                 tls = {{ certificates = [ {{ cert = \"a.pem\", key = \"a-key.pem\" }} ], \
+                 ca = \"ca.pem\", require_client_certificate = {require}, \
+                 client_identities = {identities} }}\n"
+            ),
+        );
+        Arc::clone(TlsContexts::build(&c).server("l").unwrap())
+    };
+    let exact = listener(&format!("[ \"{ORDERS}\" ]"), true);
+    let (_, s) = connect(&client("orders"), &exact, "a.example.com").unwrap();
+    assert_eq!(
+        peer_identity(s.peer_certificates().unwrap()).as_deref(),
+        Some(ORDERS)
+    );
+    let e = connect(&client("cart"), &exact, "a.example.com").unwrap_err();
+    assert!(
+        e.contains(&format!("peer identity {CART}, expected {ORDERS}")),
+        "{e}"
+    );
+    // A prefix: one namespace of the trust domain.
+    let prefix = listener("[ \"spiffe://cluster.local/ns/shop/*\" ]", true);
+    connect(&client("cart"), &prefix, "a.example.com").unwrap();
+    connect(&client("orders"), &prefix, "a.example.com").unwrap();
+    let e = connect(&client("a"), &prefix, "a.example.com").unwrap_err();
+    assert!(e.contains("peer has no URI SAN identity"), "{e}");
+    let other_ns = listener("[ \"spiffe://cluster.local/ns/billing/*\" ]", true);
+    assert!(connect(&client("cart"), &other_ns, "a.example.com").is_err());
+    // Optional client certificates: no certificate passes, a wrong one does not.
+    let optional = listener(&format!("[ \"{ORDERS}\" ]"), false);
+    let (_, s) = connect(&web_client(&pki, &[]), &optional, "a.example.com").unwrap();
+    assert!(s.peer_certificates().is_none());
+    assert!(connect(&client("cart"), &optional, "a.example.com").is_err());
+    // A session from before the list changed does not resume (it would skip the check).
+    let cart = client("cart");
+    let (c1, _) = connect(&cart, &prefix, "a.example.com").unwrap();
+    let (c2, _) = connect(&cart, &prefix, "a.example.com").unwrap();
+    assert_eq!(c1.handshake_kind(), Some(HandshakeKind::Full));
+    assert_eq!(c2.handshake_kind(), Some(HandshakeKind::Resumed));
+    assert!(connect(&cart, &exact, "a.example.com").is_err());
+}

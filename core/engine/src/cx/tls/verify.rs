@@ -1,5 +1,6 @@
-//! Upstream verification for `clusters[].mtls`: chain to the mesh trust bundle, then the
-//! expected SPIFFE identity.
+//! Upstream verification for `clusters[].mtls` and `clusters[].tls.identities`: chain to the
+//! roots, then the expected SPIFFE identity. Downstream, [`ClientIdentities`] adds a TLS
+//! listener's `client_identities` to rustls's client verifier.
 //!
 //! SPIFFE certificates name their workload in a URI SAN and usually carry no DNS name, so
 //! rustls's WebPKI verifier (which checks the server name) cannot be used. This verifier
@@ -12,7 +13,11 @@ use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, RootCertStore,
+    SignatureScheme,
+};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 /// Accepts a server whose chain reaches the mesh roots and whose identity is `peer`.
@@ -120,6 +125,76 @@ impl ServerCertVerifier for SpiffeVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+/// A TLS listener's client verifier with `client_identities`: rustls's verifier checks the
+/// chain, then the certificate must carry a URI SAN the listener accepts
+/// (`tls::identities_accept`). Whether a certificate is asked for or required is the
+/// inner verifier's.
+#[derive(Debug)]
+pub(super) struct ClientIdentities {
+    pub(super) inner: Arc<dyn ClientCertVerifier>,
+    /// Exact URI SANs, or prefixes ending in `*`; never empty.
+    pub(super) identities: Vec<String>,
+}
+
+impl ClientCertVerifier for ClientIdentities {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        let (_, uris) = ringside_config::tls::san_names(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        if ringside_config::tls::identities_accept(&self.identities, &uris) {
+            return Ok(verified);
+        }
+        let mismatch = PeerMismatch {
+            found: ringside_config::tls::identity_of(&uris).map(str::to_owned),
+            expected: self.identities.join(" or "),
+        };
+        Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+            OtherError(Arc::new(mismatch)),
+        )))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 

@@ -68,7 +68,12 @@ pub fn secret(mut s: Secret) -> Res<TSecret> {
         }
         Some(Type::ValidationContext(mut v)) => {
             let mut t = Table::new();
-            tls::validation(&mut v, &mut t, &format!("{at}.validation_context"))?;
+            tls::validation(
+                &mut v,
+                &mut t,
+                &format!("{at}.validation_context"),
+                tls::Side::Upstream,
+            )?;
             TSecret::Ca(t)
         }
         Some(Type::SessionTicketKeys(_)) => {

@@ -1,7 +1,8 @@
 //! TLS transport sockets with their material inline, in files or from SDS over ADS:
 //! `UpstreamTlsContext` on a cluster → `tls` (`cert`/`key`, `ca`, `sni`; inline PEM →
 //! `cert_pem`, `key_pem`, `ca_pem`), `DownstreamTlsContext` on a listener's filter chain →
-//! `tls.certificates` (and its validation context → `tls.ca`, `require_client_certificate`).
+//! `tls.certificates` (and its validation context → `tls.ca`, `require_client_certificate`,
+//! `client_identities`).
 //! A `raw_buffer` socket is plaintext. A secret named by
 //! `tls_certificate_sds_secret_configs` or `validation_context_sds_secret_config` is left as
 //! a reference (`secrets.rs`) that [`super::build`] replaces with the `Secret` SDS gave.
@@ -42,7 +43,12 @@ pub fn upstream(ts: TransportSocket, at: &str) -> Res<Option<Table>> {
         t.insert("sni".into(), string(sni));
     }
     if let Some(c) = u.common_tls_context.take() {
-        let mut certs = common(c, &mut t, &format!("{at}.common_tls_context"))?;
+        let mut certs = common(
+            c,
+            &mut t,
+            &format!("{at}.common_tls_context"),
+            Side::Upstream,
+        )?;
         if certs.len() > 1 {
             return Err(unsupported(
                 &format!("{at}.common_tls_context.tls_certificates"),
@@ -60,7 +66,7 @@ pub fn upstream(ts: TransportSocket, at: &str) -> Res<Option<Table>> {
 /// A listener's `tls` table; `None` for a plaintext (`raw_buffer`) socket. A validation
 /// context's CA (`trusted_ca`, or its SDS secret) becomes the listener's `ca` / `ca_pem`:
 /// client certificates are asked for and verified, and required with
-/// `require_client_certificate`.
+/// `require_client_certificate`; its URI SAN matchers become `client_identities`.
 pub fn downstream(ts: TransportSocket, at: &str) -> Res<Option<Table>> {
     let Some(mut d) = context::<DownstreamTlsContext>(ts, at)? else {
         return Ok(None);
@@ -68,15 +74,14 @@ pub fn downstream(ts: TransportSocket, at: &str) -> Res<Option<Table>> {
     let require = d.require_client_certificate.take().is_some_and(|b| b.value);
     let mut t = Table::new();
     let certs = match d.common_tls_context.take() {
-        Some(c) => common(c, &mut t, &format!("{at}.common_tls_context"))?,
+        Some(c) => common(
+            c,
+            &mut t,
+            &format!("{at}.common_tls_context"),
+            Side::Downstream,
+        )?,
         None => Vec::new(),
     };
-    if t.contains_key("identities") {
-        return Err(unsupported(
-            &format!("{at}.common_tls_context.validation_context.match_typed_subject_alt_names"),
-            "SAN matchers on clients' certificates",
-        ));
-    }
     if require {
         if t.is_empty() {
             return Err(unsupported(
@@ -112,8 +117,16 @@ fn context<M: Message + Name + Default>(ts: TransportSocket, at: &str) -> Res<Op
         .map_err(|e| format!("{at}.typed_config: cannot decode: {e}"))
 }
 
+/// Whose certificate a validation context checks: the upstream's (a cluster's `identities`,
+/// exact) or clients' (a listener's `client_identities`, exact or by prefix).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    Upstream,
+    Downstream,
+}
+
 /// The certificates (`cert`/`key` tables) of `c`; its CA goes into `t` (`ca`, `ca_pem`).
-fn common(mut c: CommonTlsContext, t: &mut Table, at: &str) -> Res<Vec<Table>> {
+fn common(mut c: CommonTlsContext, t: &mut Table, at: &str, side: Side) -> Res<Vec<Table>> {
     let mut certs = Vec::new();
     for (i, mut tc) in take(&mut c.tls_certificates).into_iter().enumerate() {
         certs.push(certificate(
@@ -137,7 +150,7 @@ fn common(mut c: CommonTlsContext, t: &mut Table, at: &str) -> Res<Vec<Table>> {
             t.insert(CA_REF.into(), string(sds_reference(sds, &at)?));
         }
         Some(ValidationContextType::ValidationContext(mut v)) => {
-            validation(&mut v, t, &format!("{at}.validation_context"))?;
+            validation(&mut v, t, &format!("{at}.validation_context"), side)?;
         }
         // Istio's outbound clusters: SAN matchers here, the root CA from SDS.
         Some(ValidationContextType::CombinedValidationContext(mut cv)) => {
@@ -150,7 +163,7 @@ fn common(mut c: CommonTlsContext, t: &mut Table, at: &str) -> Res<Vec<Table>> {
                     "a CA besides the SDS one",
                 ));
             }
-            san_matchers(&mut v, t, &v_at)?;
+            san_matchers(&mut v, t, &v_at, side)?;
             leftover(&v, &v_at)?;
             let sds = cv
                 .validation_context_sds_secret_config
@@ -179,21 +192,32 @@ fn common(mut c: CommonTlsContext, t: &mut Table, at: &str) -> Res<Vec<Table>> {
     Ok(certs)
 }
 
-/// A validation context's trusted CA → `ca` / `ca_pem` in `t`; its exact URI SAN matchers
-/// → `identities` (a cluster's; a listener NACKs them).
-pub(super) fn validation(v: &mut CertificateValidationContext, t: &mut Table, at: &str) -> Res<()> {
+/// A validation context's trusted CA → `ca` / `ca_pem` in `t`; its URI SAN matchers →
+/// `identities` (a cluster's) or `client_identities` (a listener's).
+pub(super) fn validation(
+    v: &mut CertificateValidationContext,
+    t: &mut Table,
+    at: &str,
+    side: Side,
+) -> Res<()> {
     material(
         v.trusted_ca.take(),
         ("ca", "ca_pem"),
         t,
         &format!("{at}.trusted_ca"),
     )?;
-    san_matchers(v, t, at)?;
+    san_matchers(v, t, at, side)?;
     leftover(v, at)
 }
 
-/// Exact URI SAN matchers → `identities` in `t`.
-fn san_matchers(v: &mut CertificateValidationContext, t: &mut Table, at: &str) -> Res<()> {
+/// URI SAN matchers → `identities` in `t` (upstream: exact ones), or `client_identities`
+/// (downstream: exact ones, and prefixes written with ringside's trailing `*`).
+fn san_matchers(
+    v: &mut CertificateValidationContext,
+    t: &mut Table,
+    at: &str,
+    side: Side,
+) -> Res<()> {
     let mut identities = Vec::new();
     for (i, m) in take(&mut v.match_typed_subject_alt_names)
         .into_iter()
@@ -206,41 +230,59 @@ fn san_matchers(v: &mut CertificateValidationContext, t: &mut Table, at: &str) -
                 "a SAN other than URI (ringside checks URI SANs)",
             ));
         }
-        identities.push(exact(m.matcher, &format!("{at}.matcher"))?);
+        identities.push(matcher(m.matcher, &format!("{at}.matcher"), side)?);
     }
     // Deprecated, and what older istiods send: matched against URI SANs here.
     #[allow(deprecated)]
     let untyped = take(&mut v.match_subject_alt_names);
     for (i, m) in untyped.into_iter().enumerate() {
-        identities.push(exact(
+        identities.push(matcher(
             Some(m),
             &format!("{at}.match_subject_alt_names[{i}]"),
+            side,
         )?);
     }
     if !identities.is_empty() {
+        let key = match side {
+            Side::Upstream => "identities",
+            Side::Downstream => "client_identities",
+        };
         t.insert(
-            "identities".into(),
+            key.into(),
             Value::Array(identities.into_iter().map(Value::String).collect()),
         );
     }
     Ok(())
 }
 
-/// An exact, case-sensitive string matcher's value.
-fn exact(m: Option<StringMatcher>, at: &str) -> Res<String> {
+/// A case-sensitive string matcher as an identity: an exact value, or (downstream) a prefix
+/// with ringside's trailing `*`. A `*` in the value itself would be read as a prefix: NACKed.
+fn matcher(m: Option<StringMatcher>, at: &str, side: Side) -> Res<String> {
     let Some(mut m) = m else {
         return Err(format!("{at}: required by ringside"));
     };
-    match m.match_pattern.take() {
-        Some(MatchPattern::Exact(s)) if !s.is_empty() && !m.ignore_case => {
-            leftover(&m, at)?;
-            Ok(s)
+    let pattern = m.match_pattern.take();
+    let identity = match pattern {
+        _ if m.ignore_case => None,
+        Some(MatchPattern::Exact(s)) if !s.is_empty() && !s.contains('*') => Some(s),
+        Some(MatchPattern::Prefix(s))
+            if side == Side::Downstream && !s.is_empty() && !s.contains('*') =>
+        {
+            Some(format!("{s}*"))
         }
-        _ => Err(unsupported(
-            at,
-            "a matcher other than a case-sensitive exact one",
-        )),
-    }
+        _ => None,
+    };
+    let Some(identity) = identity else {
+        let what = match side {
+            Side::Upstream => "a matcher other than a case-sensitive exact one without `*`",
+            Side::Downstream => {
+                "a matcher other than a case-sensitive exact or prefix one without `*`"
+            }
+        };
+        return Err(unsupported(at, what));
+    };
+    leftover(&m, at)?;
+    Ok(identity)
 }
 
 pub(super) fn certificate(tc: &mut TlsCertificate, at: &str) -> Res<Table> {

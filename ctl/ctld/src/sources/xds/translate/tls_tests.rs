@@ -262,15 +262,23 @@ fn san_matchers_become_a_clusters_identities() {
     };
     assert_eq!(
         upstream(socket(&combined(prefix)), "c").unwrap_err(),
-        "c.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names[0].matcher: a matcher other than a case-sensitive exact one is not supported by ringside"
+        "c.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names[0].matcher: a matcher other than a case-sensitive exact one without `*` is not supported by ringside"
     );
-    // On a listener: NACKed (client certificates' SANs are not checked).
-    let listener = DownstreamTlsContext {
+    // On a listener: the clients' identities, exact or by prefix (Istio's inbound trust
+    // domain check), written with ringside's trailing `*`.
+    let prefix_of = |s: &str| SubjectAltNameMatcher {
+        matcher: Some(StringMatcher {
+            match_pattern: Some(MatchPattern::Prefix(s.into())),
+            ..StringMatcher::default()
+        }),
+        ..uri("")
+    };
+    let listener = |matchers: Vec<SubjectAltNameMatcher>| DownstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
             validation_context_type: Some(ValidationContextType::ValidationContext(
                 CertificateValidationContext {
                     trusted_ca: inline("CA"),
-                    match_typed_subject_alt_names: vec![uri("spiffe://x/y")],
+                    match_typed_subject_alt_names: matchers,
                     ..CertificateValidationContext::default()
                 },
             )),
@@ -279,7 +287,24 @@ fn san_matchers_become_a_clusters_identities() {
         ..DownstreamTlsContext::default()
     };
     assert_eq!(
-        downstream(socket(&listener), "l").unwrap_err(),
-        "l.common_tls_context.validation_context.match_typed_subject_alt_names: SAN matchers on clients' certificates is not supported by ringside"
+        shown(
+            downstream(
+                socket(&listener(vec![
+                    uri("spiffe://x/ns/a/sa/b"),
+                    prefix_of("spiffe://cluster.local/")
+                ])),
+                "l"
+            )
+            .unwrap()
+        ),
+        "{ ca_pem = \"CA\", certificates = [], client_identities = [\"spiffe://x/ns/a/sa/b\", \"spiffe://cluster.local/*\"] }"
     );
+    // A `*` in a value would read as a prefix: NACKed, as is a case-insensitive matcher.
+    assert_eq!(
+        downstream(socket(&listener(vec![uri("spiffe://x/*")])), "l").unwrap_err(),
+        "l.common_tls_context.validation_context.match_typed_subject_alt_names[0].matcher: a matcher other than a case-sensitive exact or prefix one without `*` is not supported by ringside"
+    );
+    let mut folded = prefix_of("spiffe://");
+    folded.matcher.as_mut().unwrap().ignore_case = true;
+    assert!(downstream(socket(&listener(vec![folded])), "l").is_err());
 }
