@@ -450,18 +450,20 @@ fn upstream_tls_defaults_to_system_roots_and_feeds_the_fingerprint() {
     assert_eq!(fp("protocol = \"http1\"\n"), fp(""));
 }
 
+/// A TLS listener on `a.pem` with `tls_extra` appended to its `tls` table.
+fn tls_listener(tls_extra: &str) -> String {
+    format!(
+        "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\n\
+         tls = {{ certificates = [ {{ cert = \"a.pem\", key = \"a-key.pem\" }} ]{tls_extra} }}\n"
+    )
+}
+
 #[test]
 fn a_listeners_client_ca_is_read_watched_and_checked() {
     let dir = pki();
-    let listener = |tls_extra: &str| {
-        format!(
-            "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\n\
-             tls = {{ certificates = [ {{ cert = \"a.pem\", key = \"a-key.pem\" }} ]{tls_extra} }}\n"
-        )
-    };
     let c = ok_in(
         dir.path(),
-        &listener(", ca = \"ca.pem\", require_client_certificate = true"),
+        &tls_listener(", ca = \"ca.pem\", require_client_certificate = true"),
     );
     let t = c.listeners[0].tls.as_ref().unwrap();
     assert!(t.client_roots.is_some() && t.require_client_certificate);
@@ -469,19 +471,22 @@ fn a_listeners_client_ca_is_read_watched_and_checked() {
         c.tls_files().contains(&dir.path().join("ca.pem")),
         "the CA file is watched"
     );
-    let c = ok_in(dir.path(), &listener(""));
+    let c = ok_in(dir.path(), &tls_listener(""));
     let t = c.listeners[0].tls.as_ref().unwrap();
     assert!(t.client_roots.is_none() && !t.require_client_certificate);
     let p = "listeners[0].tls";
     assert_eq!(
-        errors_in(dir.path(), &listener(", require_client_certificate = true")),
+        errors_in(dir.path(), &tls_listener(", require_client_certificate = true")),
         [format!("{p}.require_client_certificate: needs \"ca\" or \"ca_pem\" (the CA clients' certificates must chain to)")]
     );
     assert_eq!(
-        errors_in(dir.path(), &listener(", ca = \"ca.pem\", ca_pem = \"x\"")),
+        errors_in(
+            dir.path(),
+            &tls_listener(", ca = \"ca.pem\", ca_pem = \"x\"")
+        ),
         [format!("{p}: give one of \"ca\" and \"ca_pem\", not both")]
     );
-    let e = errors_in(dir.path(), &listener(", ca = \"nope.pem\""));
+    let e = errors_in(dir.path(), &tls_listener(", ca = \"nope.pem\""));
     assert!(
         e[0].starts_with(&format!("{p}.ca: cannot read \"nope.pem\"")),
         "{e:?}"
@@ -509,15 +514,9 @@ fn a_clusters_identities_are_uris() {
 #[test]
 fn a_listeners_client_identities_are_checked() {
     let dir = pki();
-    let listener = |tls_extra: &str| {
-        format!(
-            "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\n\
-             tls = {{ certificates = [ {{ cert = \"a.pem\", key = \"a-key.pem\" }} ]{tls_extra} }}\n"
-        )
-    };
     let c = ok_in(
         dir.path(),
-        &listener(", ca = \"ca.pem\", client_identities = [ \"spiffe://td/ns/a/sa/b\", \"spiffe://td/ns/c/*\" ]"),
+        &tls_listener(", ca = \"ca.pem\", client_identities = [ \"spiffe://td/ns/a/sa/b\", \"spiffe://td/ns/c/*\" ]"),
     );
     let t = c.listeners[0].tls.as_ref().unwrap();
     assert_eq!(
@@ -528,7 +527,7 @@ fn a_listeners_client_identities_are_checked() {
     assert_eq!(
         errors_in(
             dir.path(),
-            &listener(", client_identities = [ \"spiffe://td/x\" ]")
+            &tls_listener(", client_identities = [ \"spiffe://td/x\" ]")
         ),
         [format!(
             "{p}: needs \"ca\" or \"ca_pem\" (the CA clients' certificates must chain to)"
@@ -537,7 +536,7 @@ fn a_listeners_client_identities_are_checked() {
     assert_eq!(
         errors_in(
             dir.path(),
-            &listener(", ca = \"ca.pem\", client_identities = []")
+            &tls_listener(", ca = \"ca.pem\", client_identities = []")
         ),
         [format!(
             "{p}: must not be empty (leave it out for any identity)"
@@ -545,7 +544,7 @@ fn a_listeners_client_identities_are_checked() {
     );
     let e = errors_in(
         dir.path(),
-        &listener(", ca = \"ca.pem\", client_identities = [ \"spiffe://td/*/sa/b\" ]"),
+        &tls_listener(", ca = \"ca.pem\", client_identities = [ \"spiffe://td/*/sa/b\" ]"),
     );
     assert!(
         e.len() == 1 && e[0].starts_with(&format!("{p}[0]: invalid principal")),

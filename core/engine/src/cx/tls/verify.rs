@@ -91,18 +91,10 @@ impl ServerCertVerifier for SpiffeVerifier {
             None,
         )
         .map_err(pki_error)?;
-        let (_, uris) = ringside_config::tls::san_names(end_entity)
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        if self.peers.iter().any(|p| uris.contains(p)) {
-            return Ok(ServerCertVerified::assertion());
-        }
-        let mismatch = PeerMismatch {
-            found: ringside_config::tls::identity_of(&uris).map(str::to_owned),
-            expected: self.peers.join(" or "),
-        };
-        Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-            OtherError(Arc::new(mismatch)),
-        )))
+        check_identity(end_entity, &self.peers, |uris| {
+            self.peers.iter().any(|p| uris.contains(p))
+        })?;
+        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -161,18 +153,10 @@ impl ClientCertVerifier for ClientIdentities {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        let (_, uris) = ringside_config::tls::san_names(end_entity)
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        if ringside_config::tls::identities_accept(&self.identities, &uris) {
-            return Ok(verified);
-        }
-        let mismatch = PeerMismatch {
-            found: ringside_config::tls::identity_of(&uris).map(str::to_owned),
-            expected: self.identities.join(" or "),
-        };
-        Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-            OtherError(Arc::new(mismatch)),
-        )))
+        check_identity(end_entity, &self.identities, |uris| {
+            ringside_config::tls::identities_accept(&self.identities, uris)
+        })?;
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
@@ -196,6 +180,27 @@ impl ClientCertVerifier for ClientIdentities {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
     }
+}
+
+/// The verified certificate's URI SANs pass `accept`, else the handshake fails naming the
+/// identity found and the `expected` ones.
+fn check_identity(
+    end_entity: &CertificateDer<'_>,
+    expected: &[String],
+    accept: impl Fn(&[String]) -> bool,
+) -> Result<(), rustls::Error> {
+    let (_, uris) = ringside_config::tls::san_names(end_entity)
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    if accept(&uris) {
+        return Ok(());
+    }
+    let mismatch = PeerMismatch {
+        found: ringside_config::tls::identity_of(&uris).map(str::to_owned),
+        expected: expected.join(" or "),
+    };
+    Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+        OtherError(Arc::new(mismatch)),
+    )))
 }
 
 /// A rustls-webpki chain error as the rustls error a handshake reports.
