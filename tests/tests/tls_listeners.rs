@@ -432,15 +432,18 @@ both_drivers!(
         // exact identity or by prefix; another of the CA's clients is refused in the handshake.
         let (rival, rival_key) = pki.leaf("rival", &[], &["spiffe://ringside.test/rival"]);
         let (r, rk) = (rival.display().to_string(), rival_key.display().to_string());
+        // Checked in the handshake, before ALPN picks the protocol: both are tried.
         for identities in [
             ", client_identities = [ \"spiffe://ringside.test/partner\" ]",
             ", client_identities = [ \"spiffe://other.test/*\", \"spiffe://ringside.test/part*\" ]",
         ] {
             p.reload(&config_with(true, identities));
-            let ok = https(&p, "api.test", &ca, &["--cert", &c, "--key", &k]);
-            assert_eq!(ok.status, Some(200), "{identities}: {ok:?}");
-            let rival = https(&p, "api.test", &ca, &["--cert", &r, "--key", &rk]);
-            assert_eq!(rival.status, None, "{identities}: refused: {rival:?}");
+            for proto in ["--http1.1", "--http2"] {
+                let ok = https(&p, "api.test", &ca, &[proto, "--cert", &c, "--key", &k]);
+                assert_eq!(ok.status, Some(200), "{identities} {proto}: {ok:?}");
+                let rival = https(&p, "api.test", &ca, &[proto, "--cert", &r, "--key", &rk]);
+                assert_eq!(rival.status, None, "{identities} {proto}: refused: {rival:?}");
+            }
         }
         // Optional certificates: a client without one is still served.
         p.reload(&config_with(
@@ -451,6 +454,6 @@ both_drivers!(
         assert_eq!(none.status, Some(200), "{none:?}");
         let rival = https(&p, "api.test", &ca, &["--cert", &r, "--key", &rk]);
         assert_eq!(rival.status, None, "{rival:?}");
-        assert_eq!(o.requests().len(), 6, "no refused client reached the origin");
+        assert_eq!(o.requests().len(), 8, "no refused client reached the origin");
     }
 );
