@@ -20,6 +20,13 @@ object per line, and answers each with one JSON line on stdout:
   "opened": unix time, "delta": true if incremental}], "opened": [unix time of every stream opened], "acks": {"cds": version, ...}, "nacks": [{"node": ..., "type": ...,
   "version": ..., "nonce": ..., "error": ...}]}: what ctld said.
 
+With `--sds-uds PATH`, the same process is also a local SDS server on that Unix socket, as
+istio-agent is for an Istio sidecar: SecretDiscoveryService.StreamSecrets (state of the
+world), serving the secrets of the "sds_local" kind of `set` (not those of "sds", which
+ADS serves). Its streams are in "streams" with "local": true; its ACKs are under
+acks["sds_local"] and its NACKs have type "sds_local". {"op": "reset_local"} ends its
+streams with UNAVAILABLE.
+
 Exits when stdin closes (so it dies with the test).
 """
 
@@ -39,6 +46,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from envoy.service.secret.v3 import sds_pb2_grpc
 
 # Typed configs the tests' resources name, imported so that "@type" resolves.
 from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: F401
@@ -69,8 +77,10 @@ KINDS = {
         "name",
     ),
 }
-ORDER = ["cds", "eds", "lds", "rds", "sds"]
 KIND_OF = {url: kind for kind, (url, _, _) in KINDS.items()}
+# The local SDS server's secrets: the type of "sds", served on the Unix socket only.
+KINDS["sds_local"] = KINDS["sds"]
+ORDER = ["cds", "eds", "lds", "rds", "sds", "sds_local"]
 
 lock = threading.Lock()
 resources = {kind: [] for kind in ORDER}  # kind -> [(name, Any)]
@@ -84,6 +94,8 @@ nacks = []
 
 
 class Stream:
+    local = False
+
     def __init__(self, context):
         self.context = context
         self.out = queue.Queue()
@@ -100,14 +112,23 @@ class Stream:
             version_info=version, type_url=url, nonce=str(nonce_counter[0])
         )
         own = per_node.get(self.node.id, {}) if self.node else {}
-        for name, any_msg in own.get(kind, resources[kind]):
+        served = "sds_local" if self.local else kind
+        for name, any_msg in own.get(served, resources[served]):
             if not names or name in names:
                 resp.resources.append(any_msg)
         self.out.put(resp)
 
 
+class LocalStream(Stream):
+    """A stream of the local SDS server (--sds-uds)."""
+
+    local = True
+
+
 class DeltaStream:
     """An incremental stream: what it subscribed to, and what it was sent (or said it has)."""
+
+    local = False
 
     def __init__(self, context):
         self.context = context
@@ -191,6 +212,8 @@ def on_delta_request(stream, req):
 
 def record_answer(stream, kind, req, answered):
     """Records a request's NACK, or its ACK of version `answered` (under `lock`)."""
+    if stream.local:
+        kind = "sds_local"
     if req.HasField("error_detail"):
         nacks.append(
             {
@@ -210,7 +233,7 @@ def on_request(stream, req):
     with lock:
         if req.HasField("node") and stream.node is None:
             stream.node = req.node
-        if kind is None:
+        if kind is None or (stream.local and kind != "sds"):
             return
         record_answer(stream, kind, req, req.version_info)
         names = sorted(req.resource_names)
@@ -225,6 +248,11 @@ class Ads(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 
     def DeltaAggregatedResources(self, request_iterator, context):
         return serve(DeltaStream(context), on_delta_request, request_iterator, context)
+
+
+class LocalSds(sds_pb2_grpc.SecretDiscoveryServiceServicer):
+    def StreamSecrets(self, request_iterator, context):
+        return serve(LocalStream(context), on_request, request_iterator, context)
 
 
 def serve(stream, on_request, request_iterator, context):
@@ -301,10 +329,11 @@ def command(cmd):
                     if kind in s.names:
                         s.send(kind)
         return {"ok": True, "sent": time.time()}
-    if op == "reset":
+    if op in ("reset", "reset_local"):
         with lock:
             for s in streams:
-                s.out.put("reset")
+                if s.local == (op == "reset_local"):
+                    s.out.put("reset")
         return {"ok": True}
     if op == "state":
         with lock:
@@ -316,6 +345,7 @@ def command(cmd):
                         "metadata": json_format.MessageToDict(s.node.metadata) if s.node else None,
                         "opened": s.opened,
                         "delta": getattr(s, "delta", False),
+                        "local": s.local,
                     }
                     for s in streams
                 ],
@@ -345,6 +375,11 @@ def main():
         port = server.add_secure_port(f"127.0.0.1:{want}", creds)
     else:
         port = server.add_insecure_port(f"127.0.0.1:{want}")
+    if "--sds-uds" in sys.argv:
+        local = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(LocalSds(), local)
+        local.add_insecure_port("unix:" + sys.argv[sys.argv.index("--sds-uds") + 1])
+        local.start()
     server.start()
     print(json.dumps({"port": port}), flush=True)
     for line in sys.stdin:

@@ -96,6 +96,11 @@ struct Args {
     /// instead of state of the world; what istiod and Envoy Gateway offer their proxies.
     #[arg(long, requires = "xds")]
     xds_delta: bool,
+    /// The Unix socket of the node's local SDS server, for the secrets that resources name by
+    /// the cluster `sds-grpc` (Istio: istio-agent's
+    /// `/var/run/secrets/workload-spiffe-uds/socket`); see docs/xds.md.
+    #[arg(long, value_name = "PATH", requires = "xds")]
+    xds_sds: Option<std::path::PathBuf>,
     /// PEM CA bundle that verifies an `https://` xDS server (default: the system's roots).
     #[arg(long, value_name = "FILE", requires = "xds")]
     xds_ca: Option<std::path::PathBuf>,
@@ -183,6 +188,7 @@ fn run() -> anyhow::Result<()> {
                 cluster: args.xds_cluster.clone(),
                 metadata: args.xds_metadata.clone(),
                 delta: args.xds_delta,
+                sds: args.xds_sds.clone(),
                 tls: xds::tls::client_config(
                     address,
                     args.xds_ca.as_deref(),

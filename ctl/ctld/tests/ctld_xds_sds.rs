@@ -1,8 +1,11 @@
-//! SDS over ADS, end to end: a listener whose `DownstreamTlsContext` names its certificate
-//! by SDS (`tls_certificate_sds_secret_configs`, `sds_config.ads`) is served once the real
-//! ADS server (`tests/xds/ads_server.py`) sent that `Secret`; a certificate rotated through
-//! SDS under load is served by the proxy (the TLS client sees the new certificate) with no
-//! failed request, on both I/O drivers.
+//! SDS, end to end: a listener whose `DownstreamTlsContext` names its certificate by SDS
+//! (`tls_certificate_sds_secret_configs`) is served once the real xDS server
+//! (`tests/xds/ads_server.py`) sent that `Secret`; a certificate rotated through SDS under
+//! load is served by the proxy (the TLS client sees the new certificate) with no failed
+//! request, on both I/O drivers. Twice: the secret over ADS (`sds_config.ads`), and from a
+//! local SDS server on a Unix socket as istio-agent serves an Istio sidecar
+//! (`api_config_source` → `envoy_grpc` `sds-grpc`, ctld's `--xds-sds`), where a secret of
+//! the same name over ADS must not be taken for it and a reset local stream reconnects.
 
 #![allow(clippy::unwrap_used)]
 
@@ -19,7 +22,34 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{json, Value};
 use xds::*;
 
-const SECRET: &str = "server-cert";
+/// Where the listener's certificate comes from.
+#[derive(Clone, Copy, PartialEq)]
+enum Source {
+    Ads,
+    /// The local SDS server (`--sds-uds` of the test server, `--xds-sds` of ctld).
+    Local,
+}
+
+impl Source {
+    fn secret(self) -> &'static str {
+        match self {
+            Source::Ads => "server-cert",
+            Source::Local => "default",
+        }
+    }
+
+    fn sds_config(self) -> Value {
+        match self {
+            Source::Ads => json!({"ads": {}, "resource_api_version": "V3"}),
+            // As istiod writes it.
+            Source::Local => json!({"api_config_source": {
+                    "api_type": "GRPC", "transport_api_version": "V3",
+                    "set_node_on_first_message_only": true,
+                    "grpc_services": [{"envoy_grpc": {"cluster_name": "sds-grpc"}}]},
+                "initial_fetch_timeout": "0s", "resource_api_version": "V3"}),
+        }
+    }
+}
 
 /// A self-signed certificate for `localhost`: its PEM, its key's PEM, its DER.
 struct Cert {
@@ -37,23 +67,30 @@ fn cert() -> Cert {
     }
 }
 
-fn secret(c: &Cert) -> Value {
-    json!({"name": SECRET, "tls_certificate": {
+fn secret(name: &str, c: &Cert) -> Value {
+    json!({"name": name, "tls_certificate": {
         "certificate_chain": {"inline_string": c.pem},
         "private_key": {"inline_string": c.key}}})
 }
 
-fn resources(port: u16, origin: &Origin, c: &Cert) -> Value {
+/// The resources, with `c` as the certificate from `from`; `decoy` is sent as the secret of
+/// the same name from the other source.
+fn resources(port: u16, origin: &Origin, from: Source, c: &Cert, decoy: &Cert) -> Value {
     let mut l = listener("https", port, "r1");
     l["filter_chains"][0]["transport_socket"] = json!({"name": "envoy.transport_sockets.tls",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
             "common_tls_context": {"tls_certificate_sds_secret_configs": [
-                {"name": SECRET, "sds_config": {"ads": {}, "resource_api_version": "V3"}}]}}});
+                {"name": from.secret(), "sds_config": from.sds_config()}]}}});
+    let (ads, local) = match from {
+        Source::Ads => (c, decoy),
+        Source::Local => (decoy, c),
+    };
     json!({
         "cds": [static_cluster("b", origin.addr)],
         "lds": [l],
         "rds": [route_config("r1", vec![json!({"match": {"prefix": "/"}, "route": {"cluster": "b"}})])],
-        "sds": [secret(c)],
+        "sds": [secret(from.secret(), ads)],
+        "sds_local": [secret(from.secret(), local)],
     })
 }
 
@@ -101,19 +138,37 @@ fn client(trusted: &[&Cert]) -> Arc<rustls::ClientConfig> {
 
 #[test]
 fn a_certificate_rotated_through_sds_is_served_without_failed_requests() {
+    rotation(Source::Ads);
+}
+
+#[test]
+fn a_certificate_of_the_local_sds_server_is_served_rotated_and_survives_a_reset() {
+    rotation(Source::Local);
+}
+
+fn rotation(from: Source) {
     for driver in DRIVERS {
-        let (one, two) = (cert(), cert());
+        // `three`, the decoy, is not trusted: a handshake with it fails.
+        let (one, two, three) = (cert(), cert(), cert());
         let config = client(&[&one, &two]);
-        let mut ads = Ads::start();
+        let dirs = Dirs::new();
+        let socket = dirs.tmp.path().join("sds.sock");
+        let mut ads = match from {
+            Source::Ads => Ads::start(),
+            Source::Local => Ads::start_with(None, &["--sds-uds".as_ref(), socket.as_os_str()]),
+        };
         let origin = Origin::start("b");
         let port = free_port();
-        let dirs = Dirs::new();
         dirs.write_config(
             "default.toml",
             &format!("[proxy]\ndriver = \"{driver}\"\nworkers = 1\n"),
         );
-        ads.set("v1", resources(port, &origin, &one));
-        let ctld = start_ctld(&dirs, &ctld_args(&ads.url(), free_port()));
+        ads.set("v1", resources(port, &origin, from, &one, &three));
+        let mut args = ctld_args(&ads.url(), free_port());
+        if from == Source::Local {
+            args.extend(["--xds-sds".to_owned(), socket.display().to_string()]);
+        }
+        let ctld = start_ctld(&dirs, &args);
         let proxy = Proxy::start_from_ctld(&ctld.socket, "n1", dirs.tmp.path());
         wait_for("the SDS certificate served", WAIT, || {
             https_get(&config, port).filter(|(s, c)| *s == 200 && *c == one.der)
@@ -132,7 +187,7 @@ fn a_certificate_rotated_through_sds_is_served_without_failed_requests() {
             })
         };
         std::thread::sleep(Duration::from_millis(800));
-        ads.set("v2", resources(port, &origin, &two));
+        ads.set("v2", resources(port, &origin, from, &two, &three));
         let results = load.join().unwrap();
         assert!(results.len() >= 50, "{driver}: {} requests", results.len());
         let failed = results
@@ -152,8 +207,35 @@ fn a_certificate_rotated_through_sds_is_served_without_failed_requests() {
             "{driver}: the rotated certificate last"
         );
         assert!(ads.nacks().is_empty(), "{driver}: {:?}", ads.nacks());
-        let sds_acked = ads.state()["acks"]["sds"].as_str().map(str::to_owned);
+        let kind = match from {
+            Source::Ads => "sds",
+            Source::Local => "sds_local",
+        };
+        let sds_acked = ads.state()["acks"][kind].as_str().map(str::to_owned);
         assert_eq!(sds_acked.as_deref(), Some("v2"), "{driver}");
+        if from == Source::Local {
+            // The local server ends its stream: ctld opens another and takes the next
+            // rotation from it.
+            ads.reset_local();
+            std::thread::sleep(Duration::from_millis(300));
+            ads.set("v3", resources(port, &origin, from, &one, &three));
+            wait_for("the certificate after the reset served", WAIT, || {
+                https_get(&config, port).filter(|(s, c)| *s == 200 && *c == one.der)
+            });
+            let s = ads.state();
+            let local = |v: &Value| v["local"].as_bool() == Some(true);
+            assert_eq!(
+                s["streams"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|v| local(v))
+                    .count(),
+                1,
+                "{driver}: one local stream open: {s}"
+            );
+            assert_eq!(s["acks"]["sds_local"].as_str(), Some("v3"), "{driver}");
+        }
         drop(proxy);
         drop(ctld);
     }

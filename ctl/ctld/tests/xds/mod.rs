@@ -128,6 +128,11 @@ impl Ads {
         self.call(json!({"op": "reset"}));
     }
 
+    /// Ends the local SDS server's streams (`--sds-uds`) with UNAVAILABLE.
+    pub fn reset_local(&mut self) {
+        self.call(json!({"op": "reset_local"}));
+    }
+
     pub fn state(&mut self) -> Value {
         self.call(json!({"op": "state"}))
     }

@@ -5,8 +5,12 @@
 //! [`BACKOFF_CAP`], each wait random in the upper half of its ceiling; back to the base once
 //! a stream got a response) and open
 //! a new one. The reconciler keeps serving the last configuration all along.
+//!
+//! With `--xds-sds`, the node's secrets of the local SDS server come on a second stream
+//! (`local_sds.rs`), a task beside this one that shares the node's [`NodeState`] and ends
+//! with it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
@@ -24,9 +28,49 @@ use crate::reconciler::Event;
 pub const BACKOFF_BASE: Duration = Duration::from_millis(250);
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// The largest response taken (tonic's default is 4 MiB; a mesh's CDS is bigger).
-const MAX_RESPONSE: usize = 256 << 20;
+pub const MAX_RESPONSE: usize = 256 << 20;
 /// Opening a connection to the server may take this long.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a node's streams share.
+pub struct Shared {
+    pub node: String,
+    pub settings: Arc<Settings>,
+    pub state: Mutex<NodeState>,
+    pub events: Sender<Event>,
+    pub stats: Arc<Stats>,
+    /// The names the local SDS stream asks for, set after each ADS response.
+    pub local_names: watch::Sender<Vec<String>>,
+}
+
+impl Shared {
+    /// The node's state (never held across an `await`).
+    pub fn state(&self) -> MutexGuard<'_, NodeState> {
+        // A panic while it was held leaves a state that was consistent before the step.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Tells the local SDS stream the names the configuration needs now.
+    fn share_local_names(&self) {
+        let names = self.state().local_names().to_vec();
+        self.local_names.send_if_modified(|n| {
+            let changed = *n != names;
+            *n = names;
+            changed
+        });
+    }
+}
+
+/// Aborts a task when dropped: the local SDS stream ends with its node's task.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Runs the node's stream until the task is aborted.
 pub async fn run(
@@ -37,19 +81,25 @@ pub async fn run(
     stats: Arc<Stats>,
 ) {
     let template = templates.borrow_and_update().get(&node).cloned().flatten();
-    let mut state = NodeState::new(settings.xds_node(&node), template, settings.delta);
+    let state = NodeState::new(settings.xds_node(&node), template, settings.delta)
+        .with_local_sds(settings.sds.is_some());
+    let (local_names, names) = watch::channel(Vec::new());
+    let shared = Arc::new(Shared {
+        node: node.clone(),
+        settings: settings.clone(),
+        state: Mutex::new(state),
+        events,
+        stats: stats.clone(),
+        local_names,
+    });
+    let _local = settings
+        .sds
+        .is_some()
+        .then(|| AbortOnDrop(tokio::spawn(super::local_sds::run(shared.clone(), names))));
     let mut rng = Jitter::new(&node);
     let mut failures = 0u32;
     loop {
-        let got = stream(
-            &node,
-            &settings,
-            &mut state,
-            &mut templates,
-            &events,
-            &stats,
-        )
-        .await;
+        let got = stream(&shared, &mut templates).await;
         stats.connected(&node, false);
         stats.failure(&node);
         let (answered, error) = got;
@@ -64,14 +114,13 @@ pub async fn run(
 }
 
 /// One stream, until it fails: whether any response came, and why it ended.
-async fn stream(
-    node: &str,
-    settings: &Settings,
-    state: &mut NodeState,
-    templates: &mut watch::Receiver<Templates>,
-    events: &Sender<Event>,
-    stats: &Stats,
-) -> (bool, String) {
+async fn stream(shared: &Shared, templates: &mut watch::Receiver<Templates>) -> (bool, String) {
+    let (node, settings, events, stats) = (
+        shared.node.as_str(),
+        &shared.settings,
+        &shared.events,
+        &shared.stats,
+    );
     let mut endpoint = match tonic::transport::Endpoint::from_shared(settings.address.clone()) {
         Ok(e) => e.connect_timeout(CONNECT_TIMEOUT),
         Err(e) => return (false, format!("address {}: {e}", settings.address)),
@@ -97,7 +146,8 @@ async fn stream(
     };
     let mut client =
         AggregatedDiscoveryServiceClient::new(channel).max_decoding_message_size(MAX_RESPONSE);
-    let (out, mut inbound) = match open(&mut client, settings.delta, state.opening()).await {
+    let opening = shared.state().opening();
+    let (out, mut inbound) = match open(&mut client, settings.delta, opening).await {
         Ok(opened) => opened,
         Err(e) => return (false, format!("stream refused: {}", super::tls::chain(&e))),
     };
@@ -115,16 +165,9 @@ async fn stream(
                 answered = true;
                 let version = resp.version().to_owned();
                 let start = std::time::Instant::now();
-                let step = state.on(resp);
-                if let Some((kind, outcome)) = step.outcome {
-                    stats.response(kind.label(), outcome, start.elapsed());
-                    stats.ignored(&step.ignored);
-                    match (outcome, &step.detail) {
-                        ("nack", Some(d)) => tracing::warn!(node, r#type = kind.label(), version, error = %d, "xDS response refused (NACK)"),
-                        (_, Some(d)) => tracing::info!(node, r#type = kind.label(), version, waiting_for = %d, "xDS response accepted; the configuration is not complete yet"),
-                        _ => tracing::debug!(node, r#type = kind.label(), version, "xDS response accepted"),
-                    }
-                }
+                let step = shared.state().on(resp);
+                shared.share_local_names();
+                report(node, &step, &version, start, stats);
                 for r in step.requests {
                     if !out.send(r).await {
                         return (answered, "the request stream closed".into());
@@ -139,7 +182,8 @@ async fn stream(
                     return (answered, "ctld is stopping".into());
                 }
                 let template = templates.borrow_and_update().get(node).cloned().flatten();
-                match state.set_template(template) {
+                let made = shared.state().set_template(template);
+                match made {
                     Some(Ok(text)) => propose(node, text, "template", events),
                     Some(Err(e)) => tracing::error!(node, error = %e, "the node's file with the xDS configuration is refused; the node keeps its configuration"),
                     None => {}
@@ -211,7 +255,36 @@ async fn open(
     }
 }
 
-fn propose(node: &str, text: Arc<str>, version: &str, events: &Sender<Event>) {
+/// Counts and logs what a response made.
+pub fn report(
+    node: &str,
+    step: &super::state::Step,
+    version: &str,
+    start: std::time::Instant,
+    stats: &Stats,
+) {
+    let Some((kind, outcome)) = step.outcome else {
+        return;
+    };
+    stats.response(kind.label(), outcome, start.elapsed());
+    stats.ignored(&step.ignored);
+    match (outcome, &step.detail) {
+        ("nack", Some(d)) => {
+            tracing::warn!(node, r#type = kind.label(), version, error = %d, "xDS response refused (NACK)")
+        }
+        (_, Some(d)) => {
+            tracing::info!(node, r#type = kind.label(), version, waiting_for = %d, "xDS response accepted; the configuration is not complete yet")
+        }
+        _ => tracing::debug!(
+            node,
+            r#type = kind.label(),
+            version,
+            "xDS response accepted"
+        ),
+    }
+}
+
+pub fn propose(node: &str, text: Arc<str>, version: &str, events: &Sender<Event>) {
     tracing::info!(node, version, "xDS configuration complete; proposing it");
     let _ = events.send(Event::Xds(Update {
         node: node.to_owned(),
@@ -221,10 +294,10 @@ fn propose(node: &str, text: Arc<str>, version: &str, events: &Sender<Event>) {
 }
 
 /// xorshift64*, seeded per node and start time: enough to spread reconnects.
-struct Jitter(u64);
+pub struct Jitter(u64);
 
 impl Jitter {
-    fn new(node: &str) -> Jitter {
+    pub fn new(node: &str) -> Jitter {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -244,7 +317,7 @@ impl Jitter {
 
     /// The wait after the `n`th failure in a row: uniform in [ceiling/2, ceiling], the
     /// ceiling doubling from the base up to the cap.
-    fn backoff(&mut self, n: u32) -> Duration {
+    pub fn backoff(&mut self, n: u32) -> Duration {
         let ceiling = BACKOFF_BASE
             .saturating_mul(1u32 << n.saturating_sub(1).min(16))
             .min(BACKOFF_CAP);

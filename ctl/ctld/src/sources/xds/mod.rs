@@ -9,6 +9,9 @@
 //!   knows (`client.rs`), with the node's
 //!   id (or `--xds-node-id` made of it), `--xds-cluster` and `--xds-metadata` as an Istio
 //!   sidecar sends them.
+//! - With `--xds-sds PATH`, a second stream per node to the local SDS server on that Unix
+//!   socket (istio-agent's) for the secrets Istio's resources name by its `sds-grpc`
+//!   cluster (`local_sds.rs`).
 //! - Each response is translated (`translate/`), checked (`state.rs`: ACK, or NACK naming the
 //!   resource and the field, `nack.rs`; filters that only feed Envoy's telemetry are
 //!   ignored and counted, `ignore.rs`), laid after the node's file as a template (its
@@ -20,6 +23,7 @@
 
 pub mod client;
 pub mod ignore;
+pub mod local_sds;
 pub mod nack;
 pub mod state;
 pub mod stats;
@@ -71,6 +75,8 @@ pub struct Settings {
     pub metadata: Vec<(String, String)>,
     /// Incremental xDS (`DeltaAggregatedResources`) rather than state of the world.
     pub delta: bool,
+    /// The local SDS server's Unix socket (`--xds-sds`, istio-agent's).
+    pub sds: Option<std::path::PathBuf>,
 }
 
 impl Settings {

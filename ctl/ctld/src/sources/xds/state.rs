@@ -10,6 +10,11 @@
 //! resource not received yet; it is NACKed otherwise (`error_detail` names the resource and
 //! the field, or the validation's path and reason), and the previous resources stay.
 //!
+//! Secrets of the local SDS server (istio-agent's socket, `--xds-sds`; see
+//! `translate/secrets.rs`) arrive on a stream of their own ([`NodeState::on_local`]):
+//! state of the world, answered and checked as an ADS response is, into the same
+//! configuration.
+//!
 //! Incremental (delta) xDS (`--xds-delta`) carries the same conversation in other messages:
 //! a response names the resources that changed and those removed; the node keeps the
 //! accepted resources of each type by name, applies the change to a copy, and checks the
@@ -138,6 +143,10 @@ pub struct NodeState {
     published: Option<Arc<str>>,
     /// The xDS sections last built (the template is laid before them).
     built: Option<String>,
+    /// Whether ctld has a local SDS server (`--xds-sds`).
+    local_sds: bool,
+    /// The local SDS stream's subscription (the names of the secrets it serves).
+    local: Sub,
 }
 
 impl NodeState {
@@ -151,6 +160,82 @@ impl NodeState {
             template,
             published: None,
             built: None,
+            local_sds: false,
+            local: Sub::default(),
+        }
+    }
+
+    /// With a local SDS server (`--xds-sds`): secrets whose `sds_config` names
+    /// `sds-grpc` are asked of it; without, they are refused (NACK).
+    pub fn with_local_sds(mut self, on: bool) -> NodeState {
+        self.local_sds = on;
+        self
+    }
+
+    /// The names of the secrets the local SDS stream is to ask for.
+    pub fn local_names(&self) -> &[String] {
+        &self.local.names
+    }
+
+    /// The request that opens the local SDS stream, or asks for a changed set of names:
+    /// the names, with the version accepted last.
+    pub fn local_request(&mut self, opening: bool) -> DiscoveryRequest {
+        if opening {
+            self.local.nonce.clear();
+        }
+        request(&self.node, Kind::Sds, &self.local, None)
+    }
+
+    /// A response of the local SDS stream: every secret it serves now, checked with the
+    /// rest of the configuration, then ACKed or NACKed on that stream.
+    pub fn on_local(&mut self, resp: DiscoveryResponse) -> Step {
+        let kind = Kind::Sds;
+        self.local.nonce = resp.nonce;
+        let mut next = self.res.clone();
+        let applied = if resp.type_url == kind.type_url() {
+            secrets_of(&resp.resources).and_then(|secrets| {
+                next.secrets.local = secrets;
+                self.check(&next, kind)
+            })
+        } else {
+            Err(format!(
+                "type {} on the SDS stream: only {} is",
+                resp.type_url,
+                kind.type_url()
+            ))
+        };
+        let mut step = Step::default();
+        match applied {
+            Ok((built, publish)) => {
+                self.local.version = resp.version_info;
+                step.requests
+                    .push(Request::Sotw(request(&self.node, kind, &self.local, None)));
+                step.outcome = Some((kind, "ack"));
+                self.accept(next, built, publish, &mut step);
+            }
+            Err(e) => {
+                step.requests.push(Request::Sotw(request(
+                    &self.node,
+                    kind,
+                    &self.local,
+                    Some(e.clone()),
+                )));
+                step.outcome = Some((kind, "nack"));
+                step.detail = Some(e);
+            }
+        }
+        step
+    }
+
+    /// Keeps `next`, accepted, and what it built.
+    fn accept(&mut self, next: Translated, built: Built, publish: Option<String>, step: &mut Step) {
+        self.res = next;
+        match built {
+            Built::Ready(xds) => {
+                self.built = Some(xds);
+                step.publish = publish.and_then(|t| self.publish(t));
+            }
+            Built::Waiting(w) | Built::Missing(w) => step.detail = Some(w),
         }
     }
 
@@ -302,14 +387,7 @@ impl NodeState {
                 step.requests.push(self.answer(kind, None));
                 step.outcome = Some((kind, "ack"));
                 step.ignored = ignored;
-                self.res = next;
-                match built {
-                    Built::Ready(xds) => {
-                        self.built = Some(xds);
-                        step.publish = publish.and_then(|t| self.publish(t));
-                    }
-                    Built::Waiting(w) | Built::Missing(w) => step.detail = Some(w),
-                }
+                self.accept(next, built, publish, &mut step);
                 step.requests.extend(self.resubscribe());
             }
             Err(e) => {
@@ -325,6 +403,15 @@ impl NodeState {
     /// to publish; `Ok((Waiting|Missing, None))`: accepted, incomplete. A missing cluster is
     /// an error when the resources naming it are the ones that arrived.
     fn check(&self, next: &Translated, kind: Kind) -> Result<(Built, Option<String>), String> {
+        if !self.local_sds {
+            if let Some((at, name)) = next.first_local_secret() {
+                return Err(format!(
+                    "{at}: secret {name:?} comes from the SDS server {:?} (istio-agent's), and \
+                     ringside-ctld has no --xds-sds (its socket)",
+                    translate::secrets::LOCAL_CLUSTER
+                ));
+            }
+        }
         match translate::build(next)? {
             Built::Ready(xds) => {
                 let text = self.compose(&xds)?;
@@ -381,7 +468,9 @@ impl NodeState {
             .collect();
         rds.sort();
         rds.dedup();
-        let sds = self.res.secret_names();
+        let secret_names = self.res.secret_names();
+        let sds = secret_names.ads;
+        self.local.names = secret_names.local;
         let mut out = Vec::new();
         for (k, names) in [(Kind::Eds, eds), (Kind::Rds, rds), (Kind::Sds, sds)] {
             let sub = self.subs.entry(k).or_default();
@@ -423,7 +512,7 @@ fn forget(t: &mut Translated, kind: Kind, name: &str) {
             t.routes.remove(name);
         }
         Kind::Sds => {
-            t.secrets.remove(name);
+            t.secrets.ads.remove(name);
         }
         Kind::Cds | Kind::Lds => {}
     }
@@ -508,16 +597,31 @@ fn replace(
                 Ok(())
             })?;
         }
-        Kind::Sds => {
-            t.secrets.clear();
-            each(resources, |s: Secret| {
-                let xds_name = s.name.clone();
-                t.secrets.insert(xds_name, translate::secrets::secret(s)?);
-                Ok(())
-            })?;
-        }
+        Kind::Sds => t.secrets.ads = secrets_of(resources)?,
     }
     Ok(())
+}
+
+/// The secrets of an SDS response, translated, by name.
+fn secrets_of(resources: &[Any]) -> Result<BTreeMap<String, translate::secrets::TSecret>, String> {
+    let url = Kind::Sds.type_url();
+    if let Some((i, any)) = resources
+        .iter()
+        .enumerate()
+        .find(|(_, a)| a.type_url != url)
+    {
+        return Err(format!(
+            "resources[{i}]: type {} in a response of type {url}",
+            any.type_url
+        ));
+    }
+    let mut out = BTreeMap::new();
+    each(resources, |s: Secret| {
+        let xds_name = s.name.clone();
+        out.insert(xds_name, translate::secrets::secret(s)?);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// Decodes each resource and hands it to `f`; a resource that does not decode fails by its

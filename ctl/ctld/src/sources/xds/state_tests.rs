@@ -5,6 +5,8 @@
 
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
 use envoy_types::pb::envoy::config::core::v3::address::Address as Addr;
+use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier;
+use envoy_types::pb::envoy::config::core::v3::ApiVersion;
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
@@ -270,9 +272,37 @@ fn a_nack_keeps_the_last_version_and_the_resources() {
 }
 
 fn tls_listener(rds: &str, secret: &str) -> Any {
-    use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier;
+    use envoy_types::pb::envoy::config::core::v3::AggregatedConfigSource;
+    tls_listener_from(
+        rds,
+        secret,
+        ConfigSourceSpecifier::Ads(AggregatedConfigSource::default()),
+    )
+}
+
+/// The `sds_config` istiod writes: gRPC to the bootstrap's `sds-grpc` cluster.
+fn istio_sds() -> ConfigSourceSpecifier {
+    use envoy_types::pb::envoy::config::core::v3::api_config_source::ApiType;
+    use envoy_types::pb::envoy::config::core::v3::grpc_service::{EnvoyGrpc, TargetSpecifier};
+    use envoy_types::pb::envoy::config::core::v3::{ApiConfigSource, ApiVersion, GrpcService};
+    ConfigSourceSpecifier::ApiConfigSource(ApiConfigSource {
+        api_type: ApiType::Grpc as i32,
+        transport_api_version: ApiVersion::V3 as i32,
+        set_node_on_first_message_only: true,
+        grpc_services: vec![GrpcService {
+            target_specifier: Some(TargetSpecifier::EnvoyGrpc(EnvoyGrpc {
+                cluster_name: "sds-grpc".into(),
+                ..EnvoyGrpc::default()
+            })),
+            ..GrpcService::default()
+        }],
+        ..ApiConfigSource::default()
+    })
+}
+
+fn tls_listener_from(rds: &str, secret: &str, source: ConfigSourceSpecifier) -> Any {
     use envoy_types::pb::envoy::config::core::v3::{
-        transport_socket, AggregatedConfigSource, ConfigSource, TransportSocket,
+        transport_socket, ConfigSource, TransportSocket,
     };
     use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
         CommonTlsContext, DownstreamTlsContext, SdsSecretConfig,
@@ -282,9 +312,9 @@ fn tls_listener(rds: &str, secret: &str) -> Any {
             tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
                 name: secret.into(),
                 sds_config: Some(ConfigSource {
-                    config_source_specifier: Some(ConfigSourceSpecifier::Ads(
-                        AggregatedConfigSource::default(),
-                    )),
+                    config_source_specifier: Some(source),
+                    resource_api_version: ApiVersion::V3 as i32,
+                    initial_fetch_timeout: Some(Default::default()),
                     ..ConfigSource::default()
                 }),
             }],
@@ -390,6 +420,119 @@ fn sds_secrets_are_asked_for_awaited_and_rotated() {
         Some("secret \"cert\".tls_certificate.password: not supported by ringside")
     );
     assert_eq!(shown(&step.requests)[0].1, "2");
+}
+
+/// A node whose TLS listener names its certificate by Istio's `sds-grpc`: until then, LDS
+/// waits for the certificate.
+fn istio_node(local_sds: bool) -> (NodeState, Step) {
+    let mut s = NodeState::new(Node::default(), None, false).with_local_sds(local_sds);
+    s.opening();
+    s.on_response(response(Kind::Cds, "1", "n1", vec![eds_cluster("a")]));
+    s.on_response(response(Kind::Eds, "1", "n2", vec![cla("a")]));
+    s.on_response(response(
+        Kind::Rds,
+        "1",
+        "n3",
+        vec![routes("r1", "a", false)],
+    ));
+    let l = tls_listener_from("r1", "default", istio_sds());
+    let step = s.on_response(response(Kind::Lds, "1", "n4", vec![l]));
+    (s, step)
+}
+
+#[test]
+fn secrets_of_the_local_sds_server_come_on_their_own_stream() {
+    // Without --xds-sds, the listener is refused, naming what is missing.
+    let (_, step) = istio_node(false);
+    assert_eq!(step.outcome, Some((Kind::Lds, "nack")));
+    let detail = step.detail.unwrap();
+    assert!(
+        detail.starts_with(
+            "listener \"l\": secret \"default\" comes from the SDS server \"sds-grpc\""
+        ) && detail.contains("--xds-sds"),
+        "{detail}"
+    );
+
+    let (mut s, step) = istio_node(true);
+    assert_eq!(step.outcome, Some((Kind::Lds, "ack")), "{:?}", step.detail);
+    assert_eq!(
+        step.detail.as_deref(),
+        Some("secret \"default\" from \"sds-grpc\"")
+    );
+    // Not asked of ADS: of the local stream.
+    assert!(
+        shown(&step.requests).iter().all(|r| r.0 != Some(Kind::Sds)),
+        "{:?}",
+        shown(&step.requests)
+    );
+    assert_eq!(s.local_names(), ["default"]);
+    let opening = s.local_request(true);
+    assert_eq!(opening.resource_names, ["default"]);
+    assert_eq!(opening.type_url, Kind::Sds.type_url());
+
+    // An ADS secret of the same name is another secret: still waiting.
+    let (one, two) = (pem(), pem());
+    let step = s.on_response(response(
+        Kind::Sds,
+        "1",
+        "a1",
+        vec![secret("default", &two)],
+    ));
+    assert_eq!(step.publish, None);
+
+    let step = s.on_local(response(
+        Kind::Sds,
+        "L1",
+        "s1",
+        vec![secret("default", &one)],
+    ));
+    assert_eq!(step.outcome, Some((Kind::Sds, "ack")), "{:?}", step.detail);
+    let ack = sotw(&step.requests[0]);
+    assert_eq!(
+        (
+            ack.version_info.as_str(),
+            ack.response_nonce.as_str(),
+            ack.error_detail.is_none()
+        ),
+        ("L1", "s1", true)
+    );
+    assert_eq!(ack.resource_names, ["default"]);
+    let doc: toml::Table = step.publish.unwrap().parse().unwrap();
+    let certs = &doc["listeners"][0]["tls"]["certificates"];
+    assert_eq!(certs[0]["cert_pem"].as_str(), Some(one.0.as_str()));
+
+    // Rotated by the local server.
+    let step = s.on_local(response(
+        Kind::Sds,
+        "L2",
+        "s2",
+        vec![secret("default", &two)],
+    ));
+    let doc: toml::Table = step.publish.unwrap().parse().unwrap();
+    let certs = &doc["listeners"][0]["tls"]["certificates"];
+    assert_eq!(certs[0]["cert_pem"].as_str(), Some(two.0.as_str()));
+
+    // A secret ringside cannot use is NACKed on that stream, naming the field; the last
+    // one stays.
+    let mut bad = Secret::decode(secret("default", &pem()).value.as_slice()).unwrap();
+    if let Some(envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::secret::Type::TlsCertificate(tc)) = &mut bad.r#type {
+        tc.password = tc.private_key.clone();
+    }
+    let step = s.on_local(response(Kind::Sds, "L3", "s3", vec![any(&bad)]));
+    assert_eq!(step.outcome, Some((Kind::Sds, "nack")));
+    assert_eq!(step.publish, None);
+    let nack = sotw(&step.requests[0]);
+    assert_eq!(
+        (nack.version_info.as_str(), nack.response_nonce.as_str()),
+        ("L2", "s3")
+    );
+    assert_eq!(
+        nack.error_detail.as_ref().unwrap().message,
+        "secret \"default\".tls_certificate.password: not supported by ringside"
+    );
+    // A resource of another type on that stream is refused too.
+    let step = s.on_local(response(Kind::Cds, "L4", "s4", vec![eds_cluster("x")]));
+    assert_eq!(step.outcome, Some((Kind::Sds, "nack")));
 }
 
 fn delta(

@@ -33,23 +33,47 @@ pub struct Translated {
     pub endpoints: BTreeMap<String, Vec<Value>>,
     pub listeners: BTreeMap<String, listeners::TListener>,
     pub routes: BTreeMap<String, routes::TRouteConfig>,
-    /// SDS secrets by name.
-    pub secrets: BTreeMap<String, secrets::TSecret>,
+    /// SDS secrets by source and name.
+    pub secrets: secrets::Secrets,
 }
 
 impl Translated {
-    /// The SDS secrets the listeners and clusters refer to, sorted, once each.
-    pub fn secret_names(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let tables = self.listeners.values().map(|l| &l.table);
-        for t in tables.chain(self.clusters.values().map(|c| &c.table)) {
-            if let Some(tls) = t.get("tls").and_then(Value::as_table) {
-                secrets::names(tls, &mut out);
-            }
+    /// The SDS secrets the listeners and clusters refer to, by source, sorted, once each.
+    pub fn secret_names(&self) -> secrets::Names {
+        let mut out = secrets::Names::default();
+        for (_, tls) in self.tls_tables() {
+            secrets::names(tls, &mut out);
         }
-        out.sort();
-        out.dedup();
+        for list in [&mut out.ads, &mut out.local] {
+            list.sort();
+            list.dedup();
+        }
         out
+    }
+
+    /// The first listener or cluster whose TLS needs a secret of the local SDS server, and
+    /// that secret's name.
+    pub fn first_local_secret(&self) -> Option<(String, String)> {
+        self.tls_tables().find_map(|(at, tls)| {
+            let mut names = secrets::Names::default();
+            secrets::names(tls, &mut names);
+            names.local.into_iter().next().map(|name| (at, name))
+        })
+    }
+
+    /// `(where, tls table)` of every listener and cluster with TLS.
+    fn tls_tables(&self) -> impl Iterator<Item = (String, &Table)> {
+        let listeners = self
+            .listeners
+            .iter()
+            .map(|(n, l)| (format!("listener {n:?}"), &l.table));
+        let clusters = self
+            .clusters
+            .iter()
+            .map(|(n, c)| (format!("cluster {n:?}"), &c.table));
+        listeners
+            .chain(clusters)
+            .filter_map(|(at, t)| Some((at, t.get("tls")?.as_table()?)))
     }
 }
 
@@ -57,8 +81,8 @@ impl Translated {
 /// not received yet.
 fn resolve_secrets(table: &mut Table, t: &Translated, at: &str) -> Result<Option<Built>, String> {
     if let Some(Value::Table(tls)) = table.get_mut("tls") {
-        if let Err(name) = secrets::resolve(tls, &t.secrets, at)? {
-            return Ok(Some(Built::Waiting(format!("secret {name:?}"))));
+        if let Err(what) = secrets::resolve(tls, &t.secrets, at)? {
+            return Ok(Some(Built::Waiting(what)));
         }
     }
     Ok(None)

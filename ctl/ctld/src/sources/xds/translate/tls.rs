@@ -24,7 +24,7 @@ use envoy_types::pb::envoy::r#type::matcher::v3::StringMatcher;
 use prost::{Message, Name};
 use toml::Value;
 
-use super::secrets::{sds_reference, CA_REF, CERT_REF};
+use super::secrets::sds_reference;
 use super::{string, Table};
 use crate::sources::xds::nack::{leftover, unsupported, Res};
 
@@ -139,15 +139,17 @@ fn common(mut c: CommonTlsContext, t: &mut Table, at: &str, side: Side) -> Res<V
         .enumerate()
     {
         let at = format!("{at}.tls_certificate_sds_secret_configs[{i}]");
+        let (source, name) = sds_reference(sds, &at)?;
         let mut cert = Table::new();
-        cert.insert(CERT_REF.into(), string(sds_reference(sds, &at)?));
+        cert.insert(source.keys().0.into(), string(name));
         certs.push(cert);
     }
     match c.validation_context_type.take() {
         None => {}
         Some(ValidationContextType::ValidationContextSdsSecretConfig(sds)) => {
             let at = format!("{at}.validation_context_sds_secret_config");
-            t.insert(CA_REF.into(), string(sds_reference(sds, &at)?));
+            let (source, name) = sds_reference(sds, &at)?;
+            t.insert(source.keys().1.into(), string(name));
         }
         Some(ValidationContextType::ValidationContext(mut v)) => {
             validation(&mut v, t, &format!("{at}.validation_context"), side)?;
@@ -172,7 +174,8 @@ fn common(mut c: CommonTlsContext, t: &mut Table, at: &str, side: Side) -> Res<V
                     format!("{at}.validation_context_sds_secret_config: required by ringside")
                 })?;
             let sds_at = format!("{at}.validation_context_sds_secret_config");
-            t.insert(CA_REF.into(), string(sds_reference(sds, &sds_at)?));
+            let (source, name) = sds_reference(sds, &sds_at)?;
+            t.insert(source.keys().1.into(), string(name));
             leftover(&cv, &at)?;
         }
         Some(_) => {

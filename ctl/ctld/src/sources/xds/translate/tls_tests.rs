@@ -2,11 +2,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+use envoy_types::pb::envoy::config::core::v3::api_config_source::ApiType;
 use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier;
 use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
+use envoy_types::pb::envoy::config::core::v3::grpc_service::{EnvoyGrpc, TargetSpecifier};
 use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
 use envoy_types::pb::envoy::config::core::v3::{
-    AggregatedConfigSource, ConfigSource, DataSource, TransportSocket,
+    AggregatedConfigSource, ApiConfigSource, ApiVersion, ConfigSource, DataSource, GrpcService,
+    TransportSocket,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType;
@@ -106,7 +109,38 @@ fn upstream_tls_with_files_sni_and_a_ca() {
     let path = Some(ConfigSourceSpecifier::PathConfigSource(Default::default()));
     assert_eq!(
         upstream(socket(&sds(path)), "cluster \"c\".transport_socket").unwrap_err(),
-        "cluster \"c\".transport_socket.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config: a secret from elsewhere than ADS is not supported by ringside"
+        "cluster \"c\".transport_socket.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config: a secret from elsewhere than ADS or the cluster \"sds-grpc\" is not supported by ringside"
+    );
+
+    // Istio's: gRPC to the bootstrap's `sds-grpc` cluster (istio-agent), a secret of the
+    // local SDS server.
+    let grpc = |api_type: ApiType, cluster: &str| {
+        Some(ConfigSourceSpecifier::ApiConfigSource(ApiConfigSource {
+            api_type: api_type as i32,
+            transport_api_version: ApiVersion::V3 as i32,
+            set_node_on_first_message_only: true,
+            grpc_services: vec![GrpcService {
+                target_specifier: Some(TargetSpecifier::EnvoyGrpc(EnvoyGrpc {
+                    cluster_name: cluster.into(),
+                    ..EnvoyGrpc::default()
+                })),
+                ..GrpcService::default()
+            }],
+            ..ApiConfigSource::default()
+        }))
+    };
+    assert_eq!(
+        shown(upstream(socket(&sds(grpc(ApiType::Grpc, "sds-grpc"))), "c").unwrap()),
+        "{ sds_local_tls_certificate = \"client\", sds_validation_context = \"ROOTCA\" }"
+    );
+    let at = "cluster \"c\".transport_socket.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config.api_config_source";
+    assert_eq!(
+        upstream(socket(&sds(grpc(ApiType::Grpc, "my-sds"))), "cluster \"c\".transport_socket").unwrap_err(),
+        format!("{at}.grpc_services[0].envoy_grpc.cluster_name: a secret from the cluster \"my-sds\" (only \"sds-grpc\", the local SDS server) is not supported by ringside")
+    );
+    assert_eq!(
+        upstream(socket(&sds(grpc(ApiType::DeltaGrpc, "sds-grpc"))), "cluster \"c\".transport_socket").unwrap_err(),
+        format!("{at}.api_type: an SDS API other than GRPC (state of the world) is not supported by ringside")
     );
 }
 
