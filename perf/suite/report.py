@@ -468,7 +468,8 @@ def markdown(data):
     lines += [] if not data["memory"] else ["## Memory", "",
               "RSS of the proxy's processes, pages they share counted once (nginx: the worker "
               "plus the master's private memory). Idle: a fresh "
-              f"process that has served nothing. With idle conns: the same process with {n:,} "
+              "process that has served only the suite's start-up check (one request on "
+              f"each listener it has). With idle conns: the same process with {n:,} "
               "keep-alive connections open, each having served one 128 B request; per "
               "connection = (that − idle) / connections. Peak: VmHWM of a second fresh "
               "process after every load scenario; after load: its RSS then.", "",
