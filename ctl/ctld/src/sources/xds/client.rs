@@ -157,24 +157,19 @@ async fn stream(shared: &Shared, templates: &mut watch::Receiver<Templates>) -> 
     loop {
         tokio::select! {
             msg = inbound.message() => {
-                let resp = match msg {
-                    Ok(Some(r)) => r,
-                    Ok(None) => return (answered, "the server closed the stream".into()),
-                    Err(e) => return (answered, format!("{e}")),
+                let resp = match received(msg) {
+                    Ok(r) => r,
+                    Err(why) => return (answered, why),
                 };
                 answered = true;
                 let version = resp.version().to_owned();
                 let start = std::time::Instant::now();
                 let step = shared.state().on(resp);
                 shared.share_local_names();
-                report(node, &step, &version, start, stats);
-                for r in step.requests {
+                for r in settle(shared, step, &version, start) {
                     if !out.send(r).await {
                         return (answered, "the request stream closed".into());
                     }
-                }
-                if let Some(text) = step.publish {
-                    propose(node, text, &version, events);
                 }
             }
             changed = templates.changed() => {
@@ -255,36 +250,51 @@ async fn open(
     }
 }
 
-/// Counts and logs what a response made.
-pub fn report(
-    node: &str,
-    step: &super::state::Step,
-    version: &str,
-    start: std::time::Instant,
-    stats: &Stats,
-) {
-    let Some((kind, outcome)) = step.outcome else {
-        return;
-    };
-    stats.response(kind.label(), outcome, start.elapsed());
-    stats.ignored(&step.ignored);
-    match (outcome, &step.detail) {
-        ("nack", Some(d)) => {
-            tracing::warn!(node, r#type = kind.label(), version, error = %d, "xDS response refused (NACK)")
-        }
-        (_, Some(d)) => {
-            tracing::info!(node, r#type = kind.label(), version, waiting_for = %d, "xDS response accepted; the configuration is not complete yet")
-        }
-        _ => tracing::debug!(
-            node,
-            r#type = kind.label(),
-            version,
-            "xDS response accepted"
-        ),
+/// A stream's next message, or why the stream ended.
+pub fn received<T>(msg: Result<Option<T>, tonic::Status>) -> Result<T, String> {
+    match msg {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Err("the server closed the stream".into()),
+        Err(e) => Err(format!("{e}")),
     }
 }
 
-pub fn propose(node: &str, text: Arc<str>, version: &str, events: &Sender<Event>) {
+/// What a response of either stream made: counted and logged, a new configuration proposed
+/// to the reconciler; returns the requests to send back (the ACK or NACK first).
+pub fn settle(
+    shared: &Shared,
+    step: super::state::Step,
+    version: &str,
+    start: std::time::Instant,
+) -> Vec<Request> {
+    let node = shared.node.as_str();
+    if let Some((kind, outcome)) = step.outcome {
+        shared
+            .stats
+            .response(kind.label(), outcome, start.elapsed());
+        shared.stats.ignored(&step.ignored);
+        match (outcome, &step.detail) {
+            ("nack", Some(d)) => {
+                tracing::warn!(node, r#type = kind.label(), version, error = %d, "xDS response refused (NACK)")
+            }
+            (_, Some(d)) => {
+                tracing::info!(node, r#type = kind.label(), version, waiting_for = %d, "xDS response accepted; the configuration is not complete yet")
+            }
+            _ => tracing::debug!(
+                node,
+                r#type = kind.label(),
+                version,
+                "xDS response accepted"
+            ),
+        }
+    }
+    if let Some(text) = step.publish {
+        propose(node, text, version, &shared.events);
+    }
+    step.requests
+}
+
+fn propose(node: &str, text: Arc<str>, version: &str, events: &Sender<Event>) {
     tracing::info!(node, version, "xDS configuration complete; proposing it");
     let _ = events.send(Event::Xds(Update {
         node: node.to_owned(),

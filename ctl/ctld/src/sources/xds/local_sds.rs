@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use super::client::{propose, report, Jitter, Shared, CONNECT_TIMEOUT, MAX_RESPONSE};
+use super::client::{received, settle, Jitter, Shared, CONNECT_TIMEOUT, MAX_RESPONSE};
 use super::state::Request;
 
 /// Runs the node's local SDS stream until the task is aborted.
@@ -86,25 +86,20 @@ async fn stream(shared: &Shared, names: &mut watch::Receiver<Vec<String>>) -> (b
     loop {
         tokio::select! {
             msg = inbound.message() => {
-                let resp = match msg {
-                    Ok(Some(r)) => r,
-                    Ok(None) => return (answered, "the server closed the stream".into()),
-                    Err(e) => return (answered, format!("{e}")),
+                let resp = match received(msg) {
+                    Ok(r) => r,
+                    Err(why) => return (answered, why),
                 };
                 answered = true;
                 let version = resp.version_info.clone();
                 let start = std::time::Instant::now();
                 let step = shared.state().on_local(resp);
-                report(node, &step, &version, start, &shared.stats);
-                for r in step.requests {
+                for r in settle(shared, step, &version, start) {
                     // `on_local` answers in this stream's protocol only.
                     let Request::Sotw(r) = r else { continue };
                     if tx.send(r).await.is_err() {
                         return (answered, "the request stream closed".into());
                     }
-                }
-                if let Some(text) = step.publish {
-                    propose(node, text, &version, &shared.events);
                 }
             }
             changed = names.changed() => {

@@ -355,6 +355,16 @@ fn secret(name: &str, (cert, key): &(String, String)) -> Any {
     })
 }
 
+/// A certificate secret with a `password`, which ringside refuses by field.
+fn password_protected(name: &str) -> Secret {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::secret::Type;
+    let mut bad = Secret::decode(secret(name, &pem()).value.as_slice()).unwrap();
+    if let Some(Type::TlsCertificate(tc)) = &mut bad.r#type {
+        tc.password = tc.private_key.clone();
+    }
+    bad
+}
+
 #[test]
 fn sds_secrets_are_asked_for_awaited_and_rotated() {
     let mut s = NodeState::new(Node::default(), None, false);
@@ -409,10 +419,7 @@ fn sds_secrets_are_asked_for_awaited_and_rotated() {
     assert_eq!(certs[0]["cert_pem"].as_str(), Some(two.0.as_str()));
 
     // Unsupported secret fields are refused by field; the last secret stays.
-    let mut bad = Secret::decode(secret("cert", &pem()).value.as_slice()).unwrap();
-    if let Some(envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::secret::Type::TlsCertificate(tc)) = &mut bad.r#type {
-        tc.password = tc.private_key.clone();
-    }
+    let bad = password_protected("cert");
     let step = s.on_response(response(Kind::Sds, "3", "n7", vec![any(&bad)]));
     assert_eq!(step.outcome, Some((Kind::Sds, "nack")));
     assert_eq!(
@@ -514,10 +521,7 @@ fn secrets_of_the_local_sds_server_come_on_their_own_stream() {
 
     // A secret ringside cannot use is NACKed on that stream, naming the field; the last
     // one stays.
-    let mut bad = Secret::decode(secret("default", &pem()).value.as_slice()).unwrap();
-    if let Some(envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::secret::Type::TlsCertificate(tc)) = &mut bad.r#type {
-        tc.password = tc.private_key.clone();
-    }
+    let bad = password_protected("default");
     let step = s.on_local(response(Kind::Sds, "L3", "s3", vec![any(&bad)]));
     assert_eq!(step.outcome, Some((Kind::Sds, "nack")));
     assert_eq!(step.publish, None);
