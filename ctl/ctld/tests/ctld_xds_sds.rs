@@ -5,7 +5,8 @@
 //! request, on both I/O drivers. Twice: the secret over ADS (`sds_config.ads`), and from a
 //! local SDS server on a Unix socket as istio-agent serves an Istio sidecar
 //! (`api_config_source` → `envoy_grpc` `sds-grpc`, ctld's `--xds-sds`), where a secret of
-//! the same name over ADS must not be taken for it and a reset local stream reconnects.
+//! the same name over ADS must not be taken for it and a reset local stream reconnects; and a
+//! local server that comes up after ctld is reached.
 
 #![allow(clippy::unwrap_used)]
 
@@ -236,6 +237,49 @@ fn rotation(from: Source) {
             );
             assert_eq!(s["acks"]["sds_local"].as_str(), Some("v3"), "{driver}");
         }
+        drop(proxy);
+        drop(ctld);
+    }
+}
+
+/// The local SDS server is not up when ctld starts (istio-agent comes up after it): the ADS
+/// side is accepted and waits for the secret, ctld keeps trying the socket with its backoff,
+/// and once a server listens there its certificate is served, on both I/O drivers.
+#[test]
+fn a_local_sds_server_that_comes_up_late_is_reached() {
+    for driver in DRIVERS {
+        let one = cert();
+        let config = client(&[&one]);
+        let dirs = Dirs::new();
+        let socket = dirs.tmp.path().join("sds.sock");
+        let mut ads = Ads::start();
+        let origin = Origin::start("b");
+        let port = free_port();
+        dirs.write_config(
+            "default.toml",
+            &format!("[proxy]\ndriver = \"{driver}\"\nworkers = 1\n"),
+        );
+        ads.set("v1", resources(port, &origin, Source::Local, &one, &one));
+        let mut args = ctld_args(&ads.url(), free_port());
+        args.extend(["--xds-sds".to_owned(), socket.display().to_string()]);
+        let ctld = start_ctld(&dirs, &args);
+        let proxy = Proxy::start_from_ctld(&ctld.socket, "n1", dirs.tmp.path());
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            https_get(&config, port).is_none(),
+            "{driver}: served before its certificate came"
+        );
+        let mut agent = Ads::start_with(None, &["--sds-uds".as_ref(), socket.as_os_str()]);
+        agent.set("a1", json!({"sds_local": [secret("default", &one)]}));
+        wait_for("the late local server's certificate served", WAIT, || {
+            https_get(&config, port).filter(|(s, c)| *s == 200 && *c == one.der)
+        });
+        assert_eq!(
+            agent.state()["acks"]["sds_local"].as_str(),
+            Some("a1"),
+            "{driver}"
+        );
+        assert!(ads.nacks().is_empty(), "{driver}: {:?}", ads.nacks());
         drop(proxy);
         drop(ctld);
     }
