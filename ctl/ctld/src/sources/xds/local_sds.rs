@@ -9,7 +9,8 @@
 //! (`NodeState::on_local`). No stream is open while no secret is needed from it. A failed
 //! stream is opened again with the ADS stream's backoff; the node keeps its configuration
 //! meanwhile, and the ADS stream does not depend on this one (a certificate rotated by
-//! istio-agent is applied while istiod is away).
+//! istio-agent is applied while istiod is away, once this process had the names from ADS;
+//! after a restart without istiod, nothing is asked until ADS answers).
 
 use std::path::Path;
 use std::sync::Arc;
