@@ -309,7 +309,7 @@ fn split_authority(authority: &str) -> (&str, Option<&str>) {
 }
 
 /// An address block: `10.0.0.0/8`, `2001:db8::/32`, or one address (`127.0.0.1`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cidr {
     addr: IpAddr,
     bits: u8,
@@ -352,10 +352,21 @@ impl Cidr {
             .map_or(0, |b| b.checked_shl(shift).unwrap_or(0))
     }
 
+    /// The prefix length: 32 for one IPv4 address, 128 for one IPv6 address.
+    pub fn bits(&self) -> u8 {
+        self.bits
+    }
+
     /// Whether `ip` is in this block (an IPv4-mapped IPv6 address counts as its IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         ip.is_ipv4() == self.addr.is_ipv4() && self.masked(ip) == bits_of(self.addr)
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.bits)
     }
 }
 

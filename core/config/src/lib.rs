@@ -17,6 +17,7 @@
 mod authz;
 mod check;
 pub mod consumers;
+pub mod destination;
 pub mod dns;
 pub mod duration;
 pub mod edge;
@@ -36,6 +37,7 @@ pub mod tls;
 mod validate;
 
 pub use consumers::{ApiKeyAuthn, Authn, Consumer, ConsumerId, Consumers, RateLimitKey};
+pub use destination::{Child, Children};
 pub use dns::{DnsMode, DnsSettings, NamedEndpoint};
 pub use edge::{Cidr, Cors, Edge, IpFilter, Origin, PathRewrite, Redirect, RedirectPath, Rewrite};
 pub use error::{ConfigError, ConfigErrors};

@@ -163,8 +163,13 @@ pub struct Listener {
     /// Mesh mTLS with [`Config::mesh`] (validation guarantees it is present).
     pub mtls: Option<MtlsMode>,
     /// Connections arrive through an iptables `REDIRECT`: their original destination is
-    /// read at accept (`transparent`).
+    /// read at accept (`transparent`). A child listener's is its parent's (`true`).
     pub transparent: bool,
+    /// A child listener (`parent`): it binds nothing and serves the connections its parent
+    /// hands it by their original destination; its `bind` is the parent's.
+    pub parent: Option<String>,
+    /// A parent listener's children, by the original destinations they take.
+    pub children: crate::Children,
 }
 
 // A configuration holds a handful of listeners, built once per reload and read by

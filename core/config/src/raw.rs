@@ -111,11 +111,26 @@ pub struct FileListener {
     /// Required. Unique among listeners; routes name their listener with it. 1 to 128
     /// characters among `A-Z a-z 0-9 - _ .`.
     pub name: String,
-    /// Required. `"IP:port"`, e.g. `"127.0.0.1:15006"`, `"0.0.0.0:80"` or `"[::1]:8080"`; no
-    /// host names. Port 0 binds an ephemeral port. Two listeners may not bind the same
-    /// address (an unspecified IP such as `0.0.0.0` overlaps every IP of its family on that
-    /// port).
-    pub bind: String,
+    /// Required, except on a listener with a `parent`. `"IP:port"`, e.g. `"127.0.0.1:15006"`,
+    /// `"0.0.0.0:80"` or `"[::1]:8080"`; no host names. Port 0 binds an ephemeral port. Two
+    /// listeners may not bind the same address (an unspecified IP such as `0.0.0.0` overlaps
+    /// every IP of its family on that port).
+    pub bind: Option<String>,
+    /// A listener with no socket of its own: it serves the connections its parent (a
+    /// `transparent` listener with a `bind`) accepts whose original destination its `match`
+    /// takes (Envoy's filter chain match, and its `use_original_dst` hand-off to listeners
+    /// that do not bind). The most specific child wins: one naming the destination's port
+    /// before one naming no port, then the longest address block; a connection no child
+    /// takes is served by the parent itself. Such a listener has no `bind`,
+    /// `transparent` or `max_connections` (the parent's apply). Default: none.
+    pub parent: Option<String>,
+    /// With `parent`, required: which original destinations this listener serves,
+    /// `{ ports = [ 8080 ], addresses = [ "10.96.0.0/12" ] }`. `ports`: 1 to 65535;
+    /// `addresses`: address blocks (`"10.0.0.0/8"`, `"fd00::/8"`, or one address). An omitted
+    /// list matches any; at least one list is given. Two children of one parent may not take
+    /// the same port and block.
+    #[serde(rename = "match")]
+    pub destination: Option<FileListenerMatch>,
     /// `"http"` (HTTP/1.1, requests dispatched by `[[routes]]`) or `"tcp"` (bytes forwarded
     /// to `cluster`). Default `"http"`.
     pub protocol: Option<FileProtocol>,
@@ -223,6 +238,16 @@ pub struct FileListener {
     /// capability needed), logged as `original_dst`, and is where a cluster with
     /// `kind = "original_dst"` forwards. Default `false`.
     pub transparent: Option<bool>,
+}
+
+/// `listeners[].match`: the original destinations a child listener serves.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileListenerMatch {
+    /// Destination ports, 1 to 65535. Default: any.
+    pub ports: Option<Vec<u64>>,
+    /// Destination address blocks. Default: any.
+    pub addresses: Option<Vec<String>>,
 }
 
 /// `listeners[].tls`.

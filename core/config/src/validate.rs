@@ -117,6 +117,7 @@ pub(crate) fn parse_and_validate(
             Slot::Broken { .. } => None,
         })
         .collect();
+    v.children(&raw.listeners, &listener_ids, &mut listeners);
 
     // Route names are unique per listener. An unnamed route is named `<listener>/<index>`,
     // its position among the routes of that listener in file order.
@@ -512,6 +513,9 @@ fn sort_key(path: &str) -> (usize, usize) {
 }
 
 mod authz;
+mod children;
+#[cfg(test)]
+mod children_tests;
 mod cluster;
 mod connect;
 mod consumers;

@@ -37,7 +37,7 @@ impl Validator {
         let mut seen: Vec<(usize, SocketAddr)> = Vec::new();
         for (i, slot) in slots.iter().enumerate() {
             let Slot::Ok(l) = slot else { continue };
-            let Ok(addr) = check::socket_addr(&l.bind) else {
+            let Some(Ok(addr)) = l.bind.as_deref().map(check::socket_addr) else {
                 continue;
             };
             if let Some(&(first, other)) = seen.iter().find(|(_, other)| overlaps(addr, *other)) {
@@ -62,12 +62,31 @@ impl Validator {
     ) -> Option<Listener> {
         let p = format!("listeners[{i}]");
         let built = self.clean(|v| {
-            let bind = match check::socket_addr(&l.bind) {
-                Ok(addr) => Some(addr),
-                Err(m) => {
-                    v.err(format!("{p}.bind"), m);
+            // A child's bind is its parent's, filled in by `children`.
+            let unbound = SocketAddr::from(([0, 0, 0, 0], 0));
+            let bind = match (&l.bind, &l.parent) {
+                (Some(_), Some(_)) => {
+                    v.err(
+                        format!("{p}.bind"),
+                        "not with parent: a child listener has no socket of its own (its parent accepts its connections)",
+                    );
                     None
                 }
+                (None, Some(_)) => Some(unbound),
+                (None, None) => {
+                    v.err(
+                        format!("{p}.bind"),
+                        "required (or parent, for a listener that serves connections another one accepts)",
+                    );
+                    None
+                }
+                (Some(b), None) => match check::socket_addr(b) {
+                    Ok(addr) => Some(addr),
+                    Err(m) => {
+                        v.err(format!("{p}.bind"), m);
+                        None
+                    }
+                },
             };
             let max_connections = v.positive(
                 format!("{p}.max_connections"),
@@ -107,7 +126,9 @@ impl Validator {
                 idle_timeout,
                 tls,
                 mtls,
-                transparent: l.transparent.unwrap_or(false),
+                transparent: l.transparent.unwrap_or(false) || l.parent.is_some(),
+                parent: l.parent.clone(),
+                children: Default::default(),
             })
         });
         built.flatten()

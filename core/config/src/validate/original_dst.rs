@@ -57,7 +57,8 @@ impl Validator {
                 Slot::Broken { .. } => None,
             })
             .collect();
-        let transparent = |l: &FileListener| l.transparent == Some(true);
+        // A child listener's connections come from its parent, which must be transparent.
+        let transparent = |l: &FileListener| l.transparent == Some(true) || l.parent.is_some();
         for (i, slot) in raw.listeners.iter().enumerate() {
             let Slot::Ok(l) = slot else { continue };
             let tcp = l.protocol == Some(FileProtocol::Tcp);

@@ -1,0 +1,160 @@
+//! Child listeners: a transparent parent's connections handed on by original destination.
+
+use super::tests::{errors, ok};
+use crate::model::ListenerKind;
+
+const PARENT: &str = r#"
+[[listeners]]
+name = "outbound"
+bind = "127.0.0.1:15001"
+transparent = true
+protocol = "tcp"
+cluster = "passthrough"
+
+[[clusters]]
+name = "passthrough"
+kind = "original_dst"
+
+[[clusters]]
+name = "orders"
+endpoints = [ "127.0.0.1:9001" ]
+"#;
+
+#[test]
+fn children_take_their_destinations_and_the_parent_keeps_the_rest() {
+    let c = ok(&format!(
+        r#"{PARENT}
+[[listeners]]
+name = "http-8080"
+parent = "outbound"
+match = {{ ports = [ 8080 ] }}
+
+[[routes]]
+listener = "http-8080"
+match = {{ ports = [ 8080 ] }}
+cluster = "passthrough"
+
+[[listeners]]
+name = "orders-tcp"
+parent = "outbound"
+match = {{ ports = [ 9000, 9001 ], addresses = [ "10.96.0.7", "fd00::/8" ] }}
+protocol = "tcp"
+cluster = "orders"
+"#
+    ));
+    let outbound = &c.listeners[0];
+    let names: Vec<&str> = outbound.children.iter().map(|c| c.listener.as_str()).collect();
+    assert_eq!(names, ["http-8080", "orders-tcp"]);
+    assert_eq!(outbound.children.pick("10.0.0.1:8080".parse().unwrap()), Some("http-8080"));
+    assert_eq!(outbound.children.pick("10.96.0.7:9001".parse().unwrap()), Some("orders-tcp"));
+    assert_eq!(outbound.children.pick("10.96.0.8:9001".parse().unwrap()), None);
+    let child = &c.listeners[1];
+    assert_eq!(child.parent.as_deref(), Some("outbound"));
+    assert_eq!(child.bind, outbound.bind);
+    assert!(child.transparent, "a child's connections carry their original destination");
+    assert!(child.children.is_empty());
+    assert!(matches!(c.listeners[2].kind, ListenerKind::Tcp { .. }));
+}
+
+#[test]
+fn every_mistake_is_named_by_its_path() {
+    let e = errors(&format!(
+        r#"{PARENT}
+[[listeners]]
+name = "plain"
+bind = "127.0.0.1:8080"
+match = {{ ports = [ 80 ] }}
+
+[[listeners]]
+name = "bound-child"
+bind = "127.0.0.1:8081"
+parent = "outbound"
+match = {{ ports = [ 81 ] }}
+
+[[listeners]]
+name = "no-match"
+parent = "outbound"
+
+[[listeners]]
+name = "orphan"
+parent = "nowhere"
+match = {{ ports = [ 82 ] }}
+
+[[listeners]]
+name = "of-plain"
+parent = "plain"
+match = {{ ports = [ 83 ] }}
+
+[[listeners]]
+name = "grandchild"
+parent = "a"
+match = {{ ports = [ 84 ] }}
+
+[[listeners]]
+name = "a"
+parent = "outbound"
+match = {{ ports = [ 85 ], addresses = [ "10.0.0.0/8" ] }}
+transparent = true
+max_connections = 5
+
+[[listeners]]
+name = "b"
+parent = "outbound"
+match = {{ ports = [ 86, 85, 0, 70000, 86 ], addresses = [ "10.0.0.0/8", "10.0.0.1/8", "10.0.0.0/8" ] }}
+
+[[listeners]]
+name = "c"
+parent = "outbound"
+match = {{ addresses = [ ] }}
+
+[[listeners]]
+name = "d"
+parent = "outbound"
+match = {{ }}
+
+[[listeners]]
+name = "e"
+parent = "outbound"
+match = {{ ports = [ 85 ], addresses = [ "10.0.0.0/8" ] }}
+
+[[listeners]]
+name = "nobind"
+"#
+    ));
+    assert_eq!(
+        e,
+        [
+            "listeners[1].match: only with parent (the original destinations a child listener takes from its parent)",
+            "listeners[2].bind: not with parent: a child listener has no socket of its own (its parent accepts its connections)",
+            "listeners[3].match: required with parent: the original destinations (ports, addresses) this listener takes",
+            "listeners[4].parent: unknown listener \"nowhere\"",
+            "listeners[5].parent: listener \"plain\": that listener needs transparent = true (a child is chosen by the connection's original destination, which only a transparent listener reads)",
+            "listeners[6].parent: listener \"a\": that listener has a parent itself (one level only: the parent is the listener that accepts)",
+            "listeners[7].transparent: not with parent: the parent's transparent applies to the connections it hands this listener",
+            "listeners[7].max_connections: not with parent: the parent's max_connections applies to the connections it hands this listener",
+            "listeners[8].match.ports[2]: invalid port 0: 1 to 65535",
+            "listeners[8].match.ports[3]: invalid port 70000: 1 to 65535",
+            "listeners[8].match.ports[4]: duplicate port 86",
+            "listeners[8].match.addresses[1]: \"10.0.0.1/8\" has bits set past its prefix length /8; write the block's first address",
+            "listeners[8].match.addresses[2]: duplicate block \"10.0.0.0/8\"",
+            "listeners[9].match.addresses: empty: omit it to take any",
+            "listeners[10].match: needs ports, addresses or both (a child that took every connection would leave its parent nothing)",
+            "listeners[11].match: takes port 85 of 10.0.0.0/8 as listeners[7] does (children of \"outbound\" must not overlap exactly)",
+            "listeners[12].bind: required (or parent, for a listener that serves connections another one accepts)",
+        ]
+    );
+}
+
+#[test]
+fn a_child_may_use_what_only_transparent_listeners_may() {
+    ok(&format!(
+        r#"{PARENT}
+[[listeners]]
+name = "passthrough-80"
+parent = "outbound"
+match = {{ ports = [ 80 ] }}
+protocol = "tcp"
+cluster = "passthrough"
+"#
+    ));
+}
