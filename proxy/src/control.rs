@@ -214,7 +214,7 @@ impl Context {
                 name: l.name.clone(),
                 address: self
                     .handle
-                    .local_addr(&l.name)
+                    .local_addr(l.parent.as_deref().unwrap_or(&l.name))
                     .map_or_else(|| l.bind.to_string(), |a| a.to_string()),
                 protocol: match l.kind {
                     ringside_config::ListenerKind::Http(_) => "http".into(),

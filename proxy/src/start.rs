@@ -142,9 +142,14 @@ fn announce(handle: &ServerHandle, source: &Source) {
     let snap = handle.snapshot();
     for l in &snap.config.listeners {
         let addr = handle
-            .local_addr(&l.name)
+            .local_addr(l.parent.as_deref().unwrap_or(&l.name))
             .map_or_else(|| l.bind.to_string(), |a| a.to_string());
-        tracing::info!(listener = %l.name, address = %addr, "listening");
+        match &l.parent {
+            None => tracing::info!(listener = %l.name, address = %addr, "listening"),
+            Some(p) => {
+                tracing::info!(listener = %l.name, parent = %p, address = %addr, "serving the parent's connections by original destination")
+            }
+        }
     }
     tracing::info!(
         config = %source.name(),

@@ -5,7 +5,7 @@
 //! (curl, a plain TCP client) running as root dial the origin's own address: the connection
 //! goes through ringside, the origin sees ringside's headers, and the access log records the
 //! original destination. Inbound too (the network dialling the pod's port), the loop guard,
-//! TCP listeners, and `--clean`. Both drivers; IPv4 and IPv6; HTTP/1.1 and h2c from the
+//! TCP listeners, child listeners chosen by the original destination, and `--clean`. Both drivers; IPv4 and IPv6; HTTP/1.1 and h2c from the
 //! client, HTTP/1.1 and HTTP/2 (another ringside as the origin) to the destination.
 //!
 //! Needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN), curl and iptables (scripts/install-test-deps):
@@ -522,5 +522,153 @@ kind = "original_dst"
             "{}",
             rs.log_text()
         );
+    });
+}
+
+/// Istio's outbound layout: one transparent listener accepts every intercepted connection and
+/// hands it, by its original destination, to a child listener (`parent`, `match`): an HTTP
+/// child for a port, a more specific child for one address on that port, a TCP child for a
+/// port of one address, a child terminating TLS; what no child takes, the parent itself
+/// serves (a TCP passthrough).
+#[test]
+fn the_parent_hands_each_connection_to_the_child_its_destination_picks() {
+    on_both_drivers(|| {
+        let pod = Pod::new();
+        pod.net.ip(&["addr", "add", "10.77.0.3/24", "dev", "b0"]);
+        http_origin(&pod.net, "[::]:8080", "origin");
+        http_origin(&pod.net, "10.77.0.2:9001", "orders");
+        tcp_echo(&pod.net, "[::]:9000");
+        pod.rules(&["--proxy-gid", PROXY_GID, "--include-inbound-ports", ""]);
+        let dir = TempDir::new();
+        let log = dir.0.join("access.log");
+        let cert = rcgen::generate_simple_self_signed(vec!["orders.internal".into()]).unwrap();
+        let cert_file = dir.write("orders.pem", &cert.cert.pem());
+        let key_file = dir.write("orders-key.pem", &cert.key_pair.serialize_pem());
+        let config = format!(
+            r#"{proxy}
+[[listeners]]
+name = "virtual-outbound"
+bind = "127.0.0.1:15001"
+transparent = true
+protocol = "tcp"
+cluster = "passthrough"
+
+[[listeners]]
+name = "out-8080"
+parent = "virtual-outbound"
+match = {{ ports = [ 8080 ] }}
+access_log = {{ path = "{log}" }}
+
+[[routes]]
+listener = "out-8080"
+cluster = "passthrough"
+request_headers_to_add = [ {{ name = "x-listener", value = "out-8080" }} ]
+
+[[listeners]]
+name = "out-8080-canary"
+parent = "virtual-outbound"
+match = {{ ports = [ 8080 ], addresses = [ "10.77.0.3" ] }}
+access_log = {{ path = "{log}" }}
+
+[[routes]]
+listener = "out-8080-canary"
+direct_response = {{ status = 200, body = "canary child" }}
+
+[[listeners]]
+name = "out-8443-tls"
+parent = "virtual-outbound"
+match = {{ ports = [ 8443 ] }}
+tls = {{ certificates = [ {{ cert = "{cert}", key = "{key}" }} ] }}
+access_log = {{ path = "{log}" }}
+
+[[routes]]
+listener = "out-8443-tls"
+direct_response = {{ status = 200, body = "tls child" }}
+
+[[listeners]]
+name = "orders-9000"
+parent = "virtual-outbound"
+match = {{ ports = [ 9000 ], addresses = [ "10.77.0.2" ] }}
+protocol = "tcp"
+cluster = "orders"
+
+[[clusters]]
+name = "passthrough"
+kind = "original_dst"
+
+[[clusters]]
+name = "orders"
+endpoints = [ "10.77.0.2:9001" ]
+"#,
+            proxy = proxy_section(1),
+            log = log.display(),
+            cert = cert_file.display(),
+            key = key_file.display(),
+        );
+        let mut rs = pod.ringside(&dir, &config, &[]);
+        rs.listener("virtual-outbound");
+
+        // Port 8443: a child terminating TLS with its own certificate, HTTP/1.1 and h2.
+        for (flag, path, protocol) in [
+            ("--http1.1", "/tls-h1", "HTTP/1.1"),
+            ("--http2", "/tls-h2", "HTTP/2"),
+        ] {
+            let url = format!("https://orders.internal:8443{path}");
+            let resolve = "orders.internal:8443:10.77.0.2";
+            let (status, body) = curl(&pod.app, &["-k", flag, "--resolve", resolve, &url]);
+            assert_eq!((status, body.as_str()), (200, "tls child"));
+            let line = logged(&log, path);
+            assert_eq!(line["listener"], "out-8443-tls", "{line}");
+            assert_eq!(line["protocol"], protocol, "{line}");
+        }
+
+        // Port 8080: the HTTP child, over HTTP/1.1 and h2c, to the original destination.
+        let (status, body) = curl(&pod.app, &["http://10.77.0.2:8080/child"]);
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with("origin\nget /child http/1.1"), "{body}");
+        assert!(body.contains("\nx-listener: out-8080"), "{body}");
+        let line = logged(&log, "/child");
+        assert_eq!(line["listener"], "out-8080", "{line}");
+        assert_eq!(line["original_dst"], "10.77.0.2:8080", "{line}");
+        let (status, body) = curl(
+            &pod.app,
+            &["--http2-prior-knowledge", "http://10.77.0.2:8080/child-h2"],
+        );
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\nx-listener: out-8080"), "{body}");
+        assert_eq!(logged(&log, "/child-h2")["protocol"], "HTTP/2");
+
+        // The same port on one named address: the more specific child.
+        let (status, body) = curl(&pod.app, &["http://10.77.0.3:8080/canary"]);
+        assert_eq!((status, body.as_str()), (200, "canary child"));
+        assert_eq!(logged(&log, "/canary")["listener"], "out-8080-canary");
+
+        // Port 9000 of 10.77.0.2: the TCP child, whose cluster is another port.
+        let said = "GET /tcp-child HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let got = in_netns(&pod.app.path(), move || {
+            let mut s = TcpStream::connect("10.77.0.2:9000").unwrap();
+            s.write_all(said.as_bytes()).unwrap();
+            // The origin closes once it has read the end: the relay then ends both ways.
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut back = String::new();
+            s.read_to_string(&mut back).unwrap();
+            back
+        })
+        .join()
+        .unwrap();
+        assert!(got.contains("\r\n\r\norders\nget /tcp-child"), "{got}");
+
+        // Port 9000 of an address no child takes: the parent's own TCP passthrough.
+        let echoed = in_netns(&pod.app.path(), move || {
+            let mut s = TcpStream::connect("10.77.0.3:9000").unwrap();
+            s.write_all(b"parent").unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut back = String::new();
+            s.read_to_string(&mut back).unwrap();
+            back
+        })
+        .join()
+        .unwrap();
+        assert_eq!(echoed, "parent", "{}", rs.log_text());
     });
 }

@@ -181,7 +181,8 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<ServerHandle,
     let mut listeners = HashMap::new();
     let mut sockets: Vec<Vec<(String, std::net::TcpListener)>> =
         (0..workers).map(|_| Vec::new()).collect();
-    for l in &config.listeners {
+    // A child listener binds nothing: its parent accepts its connections.
+    for l in config.listeners.iter().filter(|l| l.parent.is_none()) {
         let bind_err = |source| StartError::Bind {
             name: l.name.clone(),
             addr: l.bind,
@@ -552,7 +553,7 @@ impl ServerHandle {
         }
         let mut added = Vec::new();
         let mut kept = Vec::new();
-        for l in &config.listeners {
+        for l in config.listeners.iter().filter(|l| l.parent.is_none()) {
             let tcp = matches!(l.kind, ListenerKind::Tcp { .. });
             match control.listeners.get(&l.name) {
                 Some(r) if r.bind == l.bind && r.tcp == tcp => kept.push(l.name.clone()),

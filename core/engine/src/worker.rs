@@ -305,9 +305,30 @@ fn spawn_connection(
     peer: SocketAddr,
 ) {
     let view = worker.views.current();
-    let Some(listener) = view.listener(name) else {
+    let Some(mut listener) = view.listener(name) else {
         return; // removed by a reload in the meantime: close
     };
+    // Once per connection, and only on a listener that asks for it (`transparent`).
+    let dst = if listener.transparent {
+        let local = stream.local_addr().ok();
+        local.and_then(|local| OriginalDst::of(stream.as_raw_fd(), local))
+    } else {
+        None
+    };
+    // A parent hands the connection to the child listener its original destination picks
+    // (`listeners[].parent`); from here on the connection is that listener's. The parent's
+    // `open` still counts it: `max_connections` is the parent's.
+    let mut name = name.clone();
+    if let Some(child) = dst.and_then(|d| listener.children.pick(d.addr)) {
+        match view.listener(child) {
+            Some(l) => {
+                listener = l;
+                name = Rc::from(child);
+            }
+            None => return, // cannot be: validation ties a child to its parent
+        }
+    }
+    let name = &name;
     worker.cx.connections.set(worker.cx.connections.get() + 1);
     worker.cx.gauge.store(
         worker.cx.connections.get() as u64,
@@ -327,13 +348,6 @@ fn spawn_connection(
         stats: stats.clone(),
     };
     let abort = worker.cx.abort.clone();
-    // Once per connection, and only on a listener that asks for it (`transparent`).
-    let dst = if listener.transparent {
-        let local = stream.local_addr().ok();
-        local.and_then(|local| OriginalDst::of(stream.as_raw_fd(), local))
-    } else {
-        None
-    };
     // Each connection races its work against the worker's abort event (drain timeout):
     // when it fires the work is dropped, closing both sockets; the guard then counts it out.
     match &listener.kind {

@@ -150,7 +150,14 @@ fn stats(admin: &Admin) -> Response {
             .config
             .listeners
             .iter()
-            .filter_map(|l| Some((l.name.clone(), handle.local_addr(&l.name)?.to_string())))
+            .filter_map(|l| {
+                Some((
+                    l.name.clone(),
+                    handle
+                        .local_addr(l.parent.as_deref().unwrap_or(&l.name))?
+                        .to_string(),
+                ))
+            })
             .collect(),
         health: handle.health(),
     };

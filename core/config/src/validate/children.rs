@@ -137,7 +137,10 @@ impl Validator {
                 }
                 Some(p) => ports.push(p),
                 None => {
-                    self.err(format!("{at}.ports[{k}]"), format!("invalid port {port}: 1 to 65535"));
+                    self.err(
+                        format!("{at}.ports[{k}]"),
+                        format!("invalid port {port}: 1 to 65535"),
+                    );
                     ok = false;
                 }
             }
@@ -146,7 +149,10 @@ impl Validator {
         for (k, a) in m.addresses.iter().flatten().enumerate() {
             match Cidr::parse(a) {
                 Ok(c) if addresses.contains(&c) => {
-                    self.err(format!("{at}.addresses[{k}]"), format!("duplicate block {a:?}"));
+                    self.err(
+                        format!("{at}.addresses[{k}]"),
+                        format!("duplicate block {a:?}"),
+                    );
                     ok = false;
                 }
                 Ok(c) => addresses.push(c),
@@ -156,7 +162,10 @@ impl Validator {
                 }
             }
         }
-        for (key, list) in [("ports", m.ports.as_ref().map(Vec::len)), ("addresses", m.addresses.as_ref().map(Vec::len))] {
+        for (key, list) in [
+            ("ports", m.ports.as_ref().map(Vec::len)),
+            ("addresses", m.addresses.as_ref().map(Vec::len)),
+        ] {
             if list == Some(0) {
                 self.err(format!("{at}.{key}"), "empty: omit it to take any");
                 ok = false;

@@ -43,15 +43,31 @@ cluster = "orders"
 "#
     ));
     let outbound = &c.listeners[0];
-    let names: Vec<&str> = outbound.children.iter().map(|c| c.listener.as_str()).collect();
+    let names: Vec<&str> = outbound
+        .children
+        .iter()
+        .map(|c| c.listener.as_str())
+        .collect();
     assert_eq!(names, ["http-8080", "orders-tcp"]);
-    assert_eq!(outbound.children.pick("10.0.0.1:8080".parse().unwrap()), Some("http-8080"));
-    assert_eq!(outbound.children.pick("10.96.0.7:9001".parse().unwrap()), Some("orders-tcp"));
-    assert_eq!(outbound.children.pick("10.96.0.8:9001".parse().unwrap()), None);
+    assert_eq!(
+        outbound.children.pick("10.0.0.1:8080".parse().unwrap()),
+        Some("http-8080")
+    );
+    assert_eq!(
+        outbound.children.pick("10.96.0.7:9001".parse().unwrap()),
+        Some("orders-tcp")
+    );
+    assert_eq!(
+        outbound.children.pick("10.96.0.8:9001".parse().unwrap()),
+        None
+    );
     let child = &c.listeners[1];
     assert_eq!(child.parent.as_deref(), Some("outbound"));
     assert_eq!(child.bind, outbound.bind);
-    assert!(child.transparent, "a child's connections carry their original destination");
+    assert!(
+        child.transparent,
+        "a child's connections carry their original destination"
+    );
     assert!(child.children.is_empty());
     assert!(matches!(c.listeners[2].kind, ListenerKind::Tcp { .. }));
 }
