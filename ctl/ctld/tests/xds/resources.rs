@@ -68,3 +68,64 @@ pub fn http_filters(extra: &[Value]) -> Vec<Value> {
 pub fn route_config(name: &str, routes: Vec<Value>) -> Value {
     json!({"name": name, "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]})
 }
+
+const TCP_PROXY: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+
+/// A filter chain forwarding to `cluster`, taking what `filter_chain_match` says.
+pub fn tcp_chain(name: &str, cluster: &str, filter_chain_match: Value) -> Value {
+    json!({"name": name, "filter_chain_match": filter_chain_match,
+        "filters": [{"name": "envoy.filters.network.tcp_proxy",
+            "typed_config": {"@type": TCP_PROXY, "stat_prefix": cluster, "cluster": cluster}}]})
+}
+
+/// Istio's outbound listeners: `virtualOutbound` on 127.0.0.1:`port` (`use_original_dst`,
+/// the original_dst listener filter, a blackhole for its own port, passthrough to the
+/// ORIGINAL_DST cluster `PassthroughCluster`), and the `bind_to_port: false` listeners it
+/// hands connections to: `0.0.0.0_8080` (HTTP, routes by RDS `8080`), `10.96.0.10_9000`
+/// (TCP to `db`), `0.0.0.0_7070` (two chains by address block).
+pub fn istio_outbound(port: u16) -> Vec<Value> {
+    let receiver = |name: &str, ip: &str, p: u16, chains: Vec<Value>| {
+        json!({"name": name, "address": {"socket_address": {"address": ip, "port_value": p}},
+            "bind_to_port": false, "traffic_direction": "OUTBOUND", "filter_chains": chains})
+    };
+    let mut http = listener("0.0.0.0_8080", 8080, "8080");
+    http["address"]["socket_address"]["address"] = json!("0.0.0.0");
+    http["bind_to_port"] = json!(false);
+    let block =
+        |ip: &str, len: u32| json!({"prefix_ranges": [{"address_prefix": ip, "prefix_len": len}]});
+    vec![
+        json!({"name": "virtualOutbound",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "use_original_dst": true, "traffic_direction": "OUTBOUND",
+            "listener_filters": [{"name": "envoy.filters.listener.original_dst"}],
+            "filter_chains": [
+                tcp_chain("virtualOutbound-blackhole", "BlackHoleCluster", json!({"destination_port": port})),
+                tcp_chain("virtualOutbound-catchall-tcp", "PassthroughCluster", json!({}))]}),
+        http,
+        receiver(
+            "10.96.0.10_9000",
+            "10.96.0.10",
+            9000,
+            vec![tcp_chain("", "db", json!({}))],
+        ),
+        receiver(
+            "0.0.0.0_7070",
+            "0.0.0.0",
+            7070,
+            vec![
+                tcp_chain("svc", "db", block("10.96.0.0", 12)),
+                tcp_chain("rest", "PassthroughCluster", block("0.0.0.0", 0)),
+            ],
+        ),
+    ]
+}
+
+/// Istio's `BlackHoleCluster` (no endpoints) and `PassthroughCluster` (ORIGINAL_DST).
+pub fn istio_clusters() -> Vec<Value> {
+    vec![
+        json!({"name": "BlackHoleCluster", "type": "STATIC", "connect_timeout": "1s"}),
+        json!({"name": "PassthroughCluster", "type": "ORIGINAL_DST", "connect_timeout": "1s",
+            "lb_policy": "CLUSTER_PROVIDED"}),
+    ]
+}

@@ -5,7 +5,7 @@
 
 /// HTTP filters of a `HttpConnectionManager` that are skipped. `envoy.filters.http.router`
 /// is the terminal filter: ringside's own router takes its place. The fault filter is
-/// skipped only when it injects nothing (`translate/listeners.rs` checks its config).
+/// skipped only when it injects nothing (`translate/chains.rs` checks its config).
 pub const HTTP_FILTERS: &[&str] = &[
     "istio.metadata_exchange",
     "istio.stats",

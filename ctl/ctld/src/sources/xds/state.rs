@@ -461,7 +461,8 @@ impl NodeState {
             .res
             .listeners
             .values()
-            .filter_map(|l| match &l.routes {
+            .flat_map(|l| l.chains())
+            .filter_map(|c| match &c.routes {
                 RouteSource::Rds(n) => Some(n.clone()),
                 _ => None,
             })

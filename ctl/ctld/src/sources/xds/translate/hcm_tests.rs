@@ -85,7 +85,7 @@ fn translated(h: HttpConnectionManager) -> (Result<String, String>, Vec<String>)
         ..Listener::default()
     };
     let mut ignored = Vec::new();
-    let t = listener(l, &mut ignored).map(|t| toml::to_string(&t.table).unwrap());
+    let t = listener(l, &mut ignored).map(|t| toml::to_string(&t.own.unwrap().table).unwrap());
     (t, ignored)
 }
 

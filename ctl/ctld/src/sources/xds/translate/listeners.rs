@@ -1,67 +1,112 @@
-//! LDS (`Listener`) → `[[listeners]]`: the socket address → `bind`; one filter chain whose
-//! terminal network filter is a `HttpConnectionManager` (`protocol = "http"`; routes by RDS
-//! over ADS or inline) or a `tcp_proxy` (`protocol = "tcp"`, `cluster`, `idle_timeout`). The
-//! `original_dst` listener filter → `transparent = true`; a TLS transport socket → `tls`
-//! (`tls.rs`); the HCM's connection settings → the listener's limits and timeouts
-//! (`hcm.rs`). Filters of the ignore list are
-//! skipped and counted; any other filter is refused by name.
+//! LDS (`Listener`) → `[[listeners]]`: one ringside listener per filter chain
+//! (`chains.rs`). The chain with an empty match, else the `default_filter_chain`, is the
+//! listener itself (`bind`; the `original_dst` listener filter → `transparent = true`); the
+//! chains matching by destination become its children (`parent`, `match`), which only a
+//! transparent listener has. Envoy's `use_original_dst` hand-off: that listener is the parent
+//! of every `bind_to_port: false` listener's chains, each taking the port (and, unless it is
+//! unspecified, the address) the listener is at (`layout.rs` joins them).
 
 use std::mem::take;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
-use envoy_types::pb::envoy::config::listener::v3::{Filter, Listener};
-use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::{
-    CodecType, RouteSpecifier,
-};
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType as HttpConfigType;
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::ClusterSpecifier;
-use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
-use envoy_types::pb::google::protobuf::Any;
-use prost::{Message, Name};
+use envoy_types::pb::envoy::config::listener::v3::{FilterChain, Listener, ListenerFilter};
 use toml::Value;
 
+use super::chains::{chain, holds, TChain};
 use super::endpoints::socket_address;
-use super::routes::{route_config, TRouteConfig};
-use super::{hcm, int, ms, name, string, tls, Table};
+use super::{name, string};
 use crate::sources::xds::ignore;
 use crate::sources::xds::nack::{leftover, unsupported, Res};
 
-const ROUTER: &str = "envoy.filters.http.router";
-const ORIGINAL_DST: &str = "envoy.filters.listener.original_dst";
-const FAULT: &str = "envoy.filters.http.fault";
+pub use super::chains::RouteSource;
 
-/// Where an HTTP listener's routes come from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RouteSource {
-    /// A `tcp` listener.
-    None,
-    /// RDS: the route configuration of that name.
-    Rds(String),
-    Inline(TRouteConfig),
+const ORIGINAL_DST: &str = "envoy.filters.listener.original_dst";
+
+/// How a listener takes its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// It binds its address.
+    Bound,
+    /// `use_original_dst`: it binds, and hands each connection to the `bind_to_port: false`
+    /// listener at its original destination.
+    HandOff,
+    /// `bind_to_port: false`: it serves what the hand-off listener gives it.
+    Receiver,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TListener {
-    pub name: String,
-    pub table: Table,
-    pub routes: RouteSource,
-    /// A `tcp` listener's cluster (xDS name).
-    pub tcp_cluster: Option<String>,
+    pub role: Role,
+    /// The chain serving what no other takes: the listener itself, with `bind`. A receiver
+    /// has none (all its chains are children of the hand-off listener).
+    pub own: Option<TChain>,
+    /// Its chains that match by destination: children of `own`, or for a receiver of the
+    /// hand-off listener's own.
+    pub children: Vec<TChain>,
+}
+
+impl TListener {
+    /// Every chain: its ringside listeners.
+    pub fn chains(&self) -> impl Iterator<Item = &TChain> {
+        self.own.iter().chain(&self.children)
+    }
+}
+
+/// What a listener's chains are translated with.
+struct Ctx<'a> {
+    at: &'a str,
+    rname: &'a str,
+    ignored: &'a mut Vec<String>,
 }
 
 pub fn listener(mut l: Listener, ignored: &mut Vec<String>) -> Res<TListener> {
     let xds_name = take(&mut l.name);
     let at = format!("listener {xds_name:?}");
     let rname = name(&xds_name);
-    let mut t = Table::new();
-    t.insert("name".into(), string(rname.clone()));
+    if l.filter_chain_matcher.is_some() {
+        return Err(unsupported(
+            &format!("{at}.filter_chain_matcher"),
+            "the filter chain matcher (matching by destination takes filter_chain_match)",
+        ));
+    }
     let bind = socket_address(l.address.take(), &format!("{at}.address"))?;
-    t.insert("bind".into(), string(bind));
-    for (i, f) in take(&mut l.listener_filters).into_iter().enumerate() {
+    let original_dst = listener_filters(take(&mut l.listener_filters), &at, ignored)?;
+    let role = role(&mut l, &at)?;
+    let chains = take(&mut l.filter_chains);
+    let default = l.default_filter_chain.take();
+    let mut cx = Ctx {
+        at: &at,
+        rname: &rname,
+        ignored,
+    };
+    let out = match role {
+        Role::Receiver => receiver(chains, default, &bind, &mut cx)?,
+        Role::Bound | Role::HandOff => {
+            let transparent = original_dst || role == Role::HandOff;
+            bound(chains, default, &bind, transparent, &mut cx)?
+        }
+    };
+    // Informational: the direction Istio gives its listeners.
+    l.traffic_direction = 0;
+    let fields = [
+        ("stat_prefix", !take(&mut l.stat_prefix).is_empty()),
+        ("metadata", l.metadata.take().is_some()),
+    ];
+    ignore::fields(cx.ignored, &fields);
+    leftover(&l, &at)?;
+    Ok(TListener { role, ..out })
+}
+
+/// Whether the `original_dst` filter is there; the others are ignored (counted) or fail.
+fn listener_filters(
+    filters: Vec<ListenerFilter>,
+    at: &str,
+    ignored: &mut Vec<String>,
+) -> Res<bool> {
+    let mut original_dst = false;
+    for (i, f) in filters.into_iter().enumerate() {
         if f.name == ORIGINAL_DST {
-            t.insert("transparent".into(), Value::Boolean(true));
+            original_dst = true;
         } else if ignore::LISTENER_FILTERS.contains(&f.name.as_str()) {
             ignored.push(ignore::filter("listener_filter", &f.name));
         } else {
@@ -71,179 +116,181 @@ pub fn listener(mut l: Listener, ignored: &mut Vec<String>) -> Res<TListener> {
             ));
         }
     }
-    let mut chains = take(&mut l.filter_chains);
-    if chains.len() != 1 {
-        return Err(unsupported(
-            &format!("{at}.filter_chains"),
-            format!(
-                "{} filter chains (ringside takes exactly one)",
-                chains.len()
-            ),
-        ));
+    Ok(original_dst)
+}
+
+fn role(l: &mut Listener, at: &str) -> Res<Role> {
+    let hand_off = l.use_original_dst.take().is_some_and(|b| b.value);
+    let binds = l.bind_to_port.take().is_none_or(|b| b.value);
+    match (hand_off, binds) {
+        (true, true) => Ok(Role::HandOff),
+        (false, true) => Ok(Role::Bound),
+        (false, false) => Ok(Role::Receiver),
+        (true, false) => Err(unsupported(
+            &format!("{at}.bind_to_port"),
+            "false with use_original_dst (the listener that hands connections on accepts them)",
+        )),
     }
-    let mut chain = chains.remove(0);
-    let cat = format!("{at}.filter_chains[0]");
-    if chain
-        .filter_chain_match
-        .take()
-        .is_some_and(|m| m != Default::default())
-    {
-        return Err(unsupported(
-            &format!("{cat}.filter_chain_match"),
-            "a filter chain match",
-        ));
+}
+
+/// `<listener>.<chain name, or its index>`.
+fn chain_name(rname: &str, chain: &FilterChain, i: usize) -> String {
+    if chain.name.is_empty() {
+        format!("{rname}.{i}")
+    } else {
+        format!("{rname}.{}", name(&chain.name))
     }
-    chain.name.clear();
-    chain.metadata = None;
-    if let Some(ts) = chain.transport_socket.take() {
-        if let Some(tls) = tls::downstream(ts, &format!("{cat}.transport_socket"))? {
-            t.insert("tls".into(), Value::Table(tls));
-        }
-    }
-    let mut terminal = None;
-    for (i, f) in take(&mut chain.filters).into_iter().enumerate() {
-        let fat = format!("{cat}.filters[{i}]");
-        if ignore::NETWORK_FILTERS.contains(&f.name.as_str()) {
-            ignored.push(ignore::filter("network_filter", &f.name));
-            continue;
-        }
-        if terminal.is_some() {
-            return Err(unsupported(
-                &fat,
-                format!("filter {:?} after the terminal filter", f.name),
+}
+
+/// A listener that binds: its empty-match (or default) chain is itself, the others its
+/// children.
+fn bound(
+    chains: Vec<FilterChain>,
+    default: Option<FilterChain>,
+    bind: &str,
+    transparent: bool,
+    cx: &mut Ctx<'_>,
+) -> Res<TListener> {
+    let mut own: Option<TChain> = None;
+    let mut children = Vec::new();
+    for (i, c) in chains.into_iter().enumerate() {
+        let cat = format!("{}.filter_chains[{i}]", cx.at);
+        let rname = chain_name(cx.rname, &c, i);
+        let tc = chain(c, rname, cat, cx.ignored)?;
+        if !tc.dest.is_empty() {
+            children.push(tc);
+        } else if let Some(o) = &own {
+            return Err(format!(
+                "{}.filter_chain_match: empty, as that of {}: two filter chains with the same match (Envoy refuses them too)",
+                tc.at, o.at
             ));
+        } else {
+            own = Some(tc.named(cx.rname.to_owned()));
         }
-        terminal = Some(network_filter(f, &fat, &mut t, ignored)?);
     }
-    let (routes, tcp_cluster) = terminal.ok_or_else(|| {
-        format!("{cat}.filters: a http_connection_manager or tcp_proxy is required by ringside")
-    })?;
-    leftover(&chain, &cat)?;
-    // Informational: the direction Istio gives its listeners.
-    l.traffic_direction = 0;
-    let fields = [
-        ("stat_prefix", !take(&mut l.stat_prefix).is_empty()),
-        ("metadata", l.metadata.take().is_some()),
-    ];
-    ignore::fields(ignored, &fields);
-    leftover(&l, &at)?;
+    if let Some(d) = default {
+        if own.is_some() {
+            // A chain with an empty match takes every connection: Envoy never uses it.
+            cx.ignored.push("field:default_filter_chain".into());
+        } else {
+            own = Some(default_chain(d, cx.rname.to_owned(), cx)?);
+        }
+    }
+    if let (Some(c), false) = (children.first(), transparent) {
+        return Err(unsupported(
+            &format!("{}.filter_chain_match", c.at),
+            format!("a match by destination on a listener without the listener filter {ORIGINAL_DST} (ringside matches filter chains by a connection's original destination)"),
+        ));
+    }
+    let Some(mut own) = own else {
+        return Err(unsupported(
+            &format!("{}.default_filter_chain", cx.at),
+            "a listener without a filter chain taking every connection (no chain with an empty match, no default_filter_chain: Envoy closes the connections no chain takes, and ringside has no listener that closes them)",
+        ));
+    };
+    own.table.insert("bind".into(), string(bind));
+    if transparent {
+        own.table.insert("transparent".into(), Value::Boolean(true));
+    }
     Ok(TListener {
-        name: rname,
-        table: t,
-        routes,
-        tcp_cluster,
+        role: Role::Bound,
+        own: Some(own),
+        children,
     })
 }
 
-fn typed<M: Message + Name + Default>(any: &Any, at: &str) -> Res<M> {
-    if any.type_url != M::type_url() {
+/// Envoy ignores a default chain's match.
+fn default_chain(mut d: FilterChain, rname: String, cx: &mut Ctx<'_>) -> Res<TChain> {
+    d.filter_chain_match = None;
+    chain(
+        d,
+        rname,
+        format!("{}.default_filter_chain", cx.at),
+        cx.ignored,
+    )
+}
+
+/// A `bind_to_port: false` listener: each chain a child of the hand-off listener, taking
+/// the listener's port and address (its family's whole block when unspecified).
+fn receiver(
+    chains: Vec<FilterChain>,
+    default: Option<FilterChain>,
+    bind: &str,
+    cx: &mut Ctx<'_>,
+) -> Res<TListener> {
+    let aat = format!("{}.address", cx.at);
+    let addr: SocketAddr = bind.parse().map_err(|_| {
+        format!("{aat}: {bind:?}: a listener with bind_to_port false needs an IP address")
+    })?;
+    if addr.port() == 0 {
         return Err(format!(
-            "{at}.typed_config: expected {}, got {}",
-            M::type_url(),
-            any.type_url
+            "{aat}.port_value: 0: a listener with bind_to_port false takes the connections to its port"
         ));
     }
-    M::decode(any.value.as_slice()).map_err(|e| format!("{at}.typed_config: cannot decode: {e}"))
-}
-
-fn network_filter(
-    f: Filter,
-    at: &str,
-    t: &mut Table,
-    ignored: &mut Vec<String>,
-) -> Res<(RouteSource, Option<String>)> {
-    let Some(ConfigType::TypedConfig(any)) = f.config_type else {
-        return Err(format!("{at}.typed_config: required by ringside"));
+    let whole = match addr.ip() {
+        ip if !ip.is_unspecified() => (ip, if ip.is_ipv4() { 32 } else { 128 }),
+        IpAddr::V4(_) => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        IpAddr::V6(_) => (IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
     };
-    if any.type_url == HttpConnectionManager::type_url() {
-        let hcm = typed::<HttpConnectionManager>(&any, at)?;
-        t.insert("protocol".into(), string("http"));
-        return Ok((http(hcm, at, t, ignored)?, None));
-    }
-    if any.type_url == TcpProxy::type_url() {
-        let mut p = typed::<TcpProxy>(&any, at)?;
-        t.insert("protocol".into(), string("tcp"));
-        let c = match p.cluster_specifier.take() {
-            Some(ClusterSpecifier::Cluster(c)) => c,
-            _ => {
-                return Err(unsupported(
-                    &format!("{at}.weighted_clusters"),
-                    "a weighted tcp_proxy",
-                ))
-            }
+    let single = chains.len() + usize::from(default.is_some()) == 1;
+    let mut children = Vec::new();
+    let mut catch_all = false;
+    for (i, c) in chains.into_iter().enumerate() {
+        let cat = format!("{}.filter_chains[{i}]", cx.at);
+        let rname = if single {
+            cx.rname.to_owned()
+        } else {
+            chain_name(cx.rname, &c, i)
         };
-        t.insert("cluster".into(), string(name(&c)));
-        if let Some(d) = p.idle_timeout.take() {
-            t.insert("idle_timeout_ms".into(), int(ms(&d)));
-        }
-        let fields = [
-            ("stat_prefix", !take(&mut p.stat_prefix).is_empty()),
-            ("access_log", !take(&mut p.access_log).is_empty()),
-        ];
-        ignore::fields(ignored, &fields);
-        leftover(&p, at)?;
-        return Ok((RouteSource::None, Some(c)));
+        let mut tc = chain(c, rname, cat, cx.ignored)?;
+        catch_all |= tc.dest.is_empty();
+        at_address(&mut tc, addr, whole)?;
+        children.push(tc);
     }
-    Err(unsupported(
-        at,
-        format!("filter {:?} ({})", f.name, any.type_url),
-    ))
+    if let Some(d) = default {
+        if catch_all {
+            cx.ignored.push("field:default_filter_chain".into());
+        } else {
+            let rname = if single {
+                cx.rname.to_owned()
+            } else {
+                format!("{}.default", cx.rname)
+            };
+            let mut tc = default_chain(d, rname, cx)?;
+            at_address(&mut tc, addr, whole)?;
+            children.push(tc);
+        }
+    }
+    Ok(TListener {
+        role: Role::Receiver,
+        own: None,
+        children,
+    })
 }
 
-fn http(
-    mut h: HttpConnectionManager,
-    at: &str,
-    t: &mut Table,
-    ignored: &mut Vec<String>,
-) -> Res<RouteSource> {
-    match CodecType::try_from(h.codec_type) {
-        Ok(CodecType::Auto | CodecType::Http1 | CodecType::Http2) => h.codec_type = 0,
-        _ => return Err(unsupported(&format!("{at}.codec_type"), "HTTP/3")),
+/// A receiver's chain takes the listener's port, and its blocks within the listener's
+/// address (all of it when it names none). A chain that could never match fails.
+fn at_address(tc: &mut TChain, addr: SocketAddr, whole: (IpAddr, u8)) -> Res<()> {
+    let mat = format!("{}.filter_chain_match", tc.at);
+    if let Some(p) = tc.dest.port.filter(|p| *p != addr.port()) {
+        return Err(format!(
+            "{mat}.destination_port: {p}, and the listener is at port {}: the chain could never take a connection",
+            addr.port()
+        ));
     }
-    let filters = take(&mut h.http_filters);
-    let last = filters.len().saturating_sub(1);
-    for (i, f) in filters.into_iter().enumerate() {
-        let fat = format!("{at}.http_filters[{i}]");
-        if f.name == ROUTER {
-            if i != last {
-                return Err(unsupported(&fat, "a filter after the router"));
-            }
-            continue;
+    tc.dest.port = Some(addr.port());
+    if tc.dest.blocks.is_empty() || whole.1 == 0 {
+        if tc.dest.blocks.is_empty() {
+            tc.dest.blocks.push(whole);
         }
-        if !ignore::HTTP_FILTERS.contains(&f.name.as_str()) {
-            return Err(unsupported(&fat, format!("filter {:?}", f.name)));
-        }
-        if f.name == FAULT {
-            if let Some(HttpConfigType::TypedConfig(any)) = &f.config_type {
-                let fault = typed::<HttpFault>(any, &fat)?;
-                if fault.delay.is_some()
-                    || fault.abort.is_some()
-                    || fault.response_rate_limit.is_some()
-                {
-                    return Err(unsupported(&fat, "a fault filter that injects faults"));
-                }
-            }
-        }
-        ignored.push(ignore::filter("http_filter", &f.name));
+        return Ok(());
     }
-    let routes = match h.route_specifier.take() {
-        Some(RouteSpecifier::Rds(r)) => RouteSource::Rds(r.route_config_name),
-        Some(RouteSpecifier::RouteConfig(rc)) => RouteSource::Inline(route_config(rc, ignored)?),
-        _ => return Err(format!("{at}: rds or route_config is required by ringside")),
-    };
-    // WebSocket upgrades are relayed by every ringside listener.
-    h.upgrade_configs.retain(|u| {
-        !(u.upgrade_type.eq_ignore_ascii_case("websocket")
-            && u.filters.is_empty()
-            && u.enabled.as_ref().is_none_or(|e| e.value))
-    });
-    let fields = [
-        ("stat_prefix", !take(&mut h.stat_prefix).is_empty()),
-        ("access_log", !take(&mut h.access_log).is_empty()),
-        ("tracing", h.tracing.take().is_some()),
-    ];
-    ignore::fields(ignored, &fields);
-    hcm::settings(&mut h, at, t, ignored)?;
-    leftover(&h, at)?;
-    Ok(routes)
+    if !tc.dest.blocks.iter().any(|b| holds(*b, addr.ip())) {
+        return Err(format!(
+            "{mat}.prefix_ranges: none holds the listener's address {}: the chain could never take a connection",
+            addr.ip()
+        ));
+    }
+    tc.dest.blocks = vec![whole];
+    Ok(())
 }

@@ -1,16 +1,23 @@
 //! xDS resources → a ringside configuration. Each resource is translated on its own when it
-//! arrives (`listeners.rs`, `routes.rs`, `clusters.rs`, `endpoints.rs`; a field ringside
-//! cannot honour fails it, naming the field); [`build`] then puts the accepted resources
-//! together into the `[[listeners]]`, `[[routes]]` and `[[clusters]]` of one TOML text, laid
+//! arrives (`listeners.rs` and its filter chains `chains.rs`, `routes.rs`, `clusters.rs`,
+//! `endpoints.rs`; a field ringside cannot honour fails it, naming the field); [`build`] then
+//! puts the accepted resources together (the listeners' parents and children: `layout.rs`)
+//! into the `[[listeners]]`, `[[routes]]` and `[[clusters]]` of one TOML text, laid
 //! after the node's template (its file's other sections: `[proxy]`, `[dns]`, `[mesh]`...).
 //! The caller validates the result with ringside's own validation, as a file is.
 
+pub mod chains;
+#[cfg(test)]
+mod chains_nack_tests;
+#[cfg(test)]
+mod chains_tests;
 pub mod clusters;
 pub mod endpoints;
 mod hcm;
 #[cfg(test)]
 mod hcm_tests;
 mod headers;
+mod layout;
 pub mod listeners;
 mod resilience;
 mod route_action;
@@ -23,6 +30,7 @@ use std::collections::BTreeMap;
 use envoy_types::pb::google::protobuf::Duration;
 use toml::Value;
 
+use chains::RouteSource;
 pub use toml::Table;
 
 /// Every accepted resource, translated, by its xDS name.
@@ -63,10 +71,10 @@ impl Translated {
 
     /// `(where, tls table)` of every listener and cluster with TLS.
     fn tls_tables(&self) -> impl Iterator<Item = (String, &Table)> {
-        let listeners = self
-            .listeners
-            .iter()
-            .map(|(n, l)| (format!("listener {n:?}"), &l.table));
+        let listeners = self.listeners.iter().flat_map(|(n, l)| {
+            l.chains()
+                .map(move |c| (format!("listener {n:?}"), &c.table))
+        });
         let clusters = self
             .clusters
             .iter()
@@ -99,7 +107,8 @@ pub enum Built {
     Missing(String),
 }
 
-/// Puts the resources together. An error: two xDS names that make the same ringside name.
+/// Puts the resources together. An error: two xDS names that make the same ringside name, a
+/// listener layout ringside cannot serve (`layout.rs`).
 pub fn build(t: &Translated) -> Result<Built, String> {
     if t.listeners.is_empty() {
         // A ringside configuration has at least one listener: until LDS gives one (or
@@ -110,47 +119,20 @@ pub fn build(t: &Translated) -> Result<Built, String> {
     let mut routes = Vec::new();
     let mut clusters = Vec::new();
     let mut used: BTreeMap<String, String> = BTreeMap::new();
-    for (xds_name, l) in &t.listeners {
-        unique(&mut used, "listener", xds_name, &l.name)?;
-        let mut table = l.table.clone();
-        if let Some(w) = resolve_secrets(&mut table, t, &format!("listener {xds_name:?}"))? {
-            return Ok(w);
+    for unit in layout::units(&t.listeners)? {
+        unique(&mut used, "listener", &unit.chain.at, &unit.chain.name)?;
+        match listener(t, &unit, &mut routes)? {
+            Ok(table) => listeners.push(Value::Table(table)),
+            Err(not_yet) => return Ok(not_yet),
         }
-        let route_config = match &l.routes {
-            listeners::RouteSource::None => None,
-            listeners::RouteSource::Inline(rc) => Some(rc),
-            listeners::RouteSource::Rds(name) => match t.routes.get(name) {
-                Some(rc) => Some(rc),
-                None => return Ok(Built::Waiting(format!("route_config {name:?}"))),
-            },
-        };
-        if let Some(c) = &l.tcp_cluster {
-            if !t.clusters.contains_key(c) {
-                return Ok(Built::Missing(format!(
-                    "listener {xds_name:?}: cluster {c:?} is not among the clusters (CDS)"
-                )));
-            }
-        }
-        if let Some(rc) = route_config {
-            for c in &rc.clusters {
-                if !t.clusters.contains_key(c) {
-                    return Ok(Built::Missing(format!(
-                        "route_config {:?}: cluster {c:?} is not among the clusters (CDS)",
-                        rc.name
-                    )));
-                }
-            }
-            table.extend(rc.listener_edits.clone());
-            for r in &rc.routes {
-                let mut r = r.clone();
-                r.insert("listener".into(), Value::String(l.name.clone()));
-                routes.push(Value::Table(r));
-            }
-        }
-        listeners.push(Value::Table(table));
     }
     for (xds_name, c) in &t.clusters {
-        unique(&mut used, "cluster", xds_name, &c.name)?;
+        unique(
+            &mut used,
+            "cluster",
+            &format!("cluster {xds_name:?}"),
+            &c.name,
+        )?;
         let mut table = c.table.clone();
         if let Some(w) = resolve_secrets(&mut table, t, &format!("cluster {xds_name:?}"))? {
             return Ok(w);
@@ -184,18 +166,64 @@ pub fn build(t: &Translated) -> Result<Built, String> {
         .map_err(|e| format!("cannot write the configuration: {e}"))
 }
 
+/// One ringside listener's table, its routes pushed onto `routes`; `Err` when something it
+/// needs is not received yet.
+fn listener(
+    t: &Translated,
+    unit: &layout::Unit<'_>,
+    routes: &mut Vec<Value>,
+) -> Result<Result<Table, Built>, String> {
+    let (xds_name, c) = (unit.xds, unit.chain);
+    let mut table = unit.table();
+    if let Some(w) = resolve_secrets(&mut table, t, &format!("listener {xds_name:?}"))? {
+        return Ok(Err(w));
+    }
+    let route_config = match &c.routes {
+        RouteSource::None => None,
+        RouteSource::Inline(rc) => Some(rc),
+        RouteSource::Rds(name) => match t.routes.get(name) {
+            Some(rc) => Some(rc),
+            None => return Ok(Err(Built::Waiting(format!("route_config {name:?}")))),
+        },
+    };
+    if let Some(cluster) = c
+        .tcp_cluster
+        .as_ref()
+        .filter(|n| !t.clusters.contains_key(*n))
+    {
+        return Ok(Err(Built::Missing(format!(
+            "listener {xds_name:?}: cluster {cluster:?} is not among the clusters (CDS)"
+        ))));
+    }
+    if let Some(rc) = route_config {
+        if let Some(cluster) = rc.clusters.iter().find(|n| !t.clusters.contains_key(*n)) {
+            return Ok(Err(Built::Missing(format!(
+                "route_config {:?}: cluster {cluster:?} is not among the clusters (CDS)",
+                rc.name
+            ))));
+        }
+        table.extend(rc.listener_edits.clone());
+        for r in &rc.routes {
+            let mut r = r.clone();
+            r.insert("listener".into(), Value::String(c.name.clone()));
+            routes.push(Value::Table(r));
+        }
+    }
+    Ok(Ok(table))
+}
+
 /// Listeners and clusters share no namespace in ringside, but a name must stay unique within
-/// its kind once made a ringside name.
+/// its kind once made a ringside name. `at` names the xDS source: a cluster, a filter chain.
 fn unique(
     used: &mut BTreeMap<String, String>,
     kind: &str,
-    xds_name: &str,
+    at: &str,
     name: &str,
 ) -> Result<(), String> {
     let key = format!("{kind} {name}");
-    match used.insert(key, xds_name.to_owned()) {
-        Some(other) if other != xds_name => Err(format!(
-            "{kind} {xds_name:?}: its ringside name {name:?} is also that of {kind} {other:?}"
+    match used.insert(key, at.to_owned()) {
+        Some(other) if other != at => Err(format!(
+            "{at}: its ringside {kind} name {name:?} is also that of {other}"
         )),
         _ => Ok(()),
     }
