@@ -229,6 +229,21 @@ fn tcp_echo(ns: &Netns, addr: &'static str) {
     });
 }
 
+/// A plain TCP client in `ns` (as root: intercepted): sends `said`, ends its side, and
+/// returns everything it reads until the other side closes.
+fn tcp_exchange(ns: &Netns, to: &'static str, said: &'static str) -> String {
+    in_netns(&ns.path(), move || {
+        let mut s = TcpStream::connect(to).unwrap();
+        s.write_all(said.as_bytes()).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut back = String::new();
+        s.read_to_string(&mut back).unwrap();
+        back
+    })
+    .join()
+    .unwrap()
+}
+
 /// curl in `ns` (as root: its traffic is intercepted): the status and the body.
 fn curl(ns: &Netns, args: &[&str]) -> (u16, String) {
     let out = run(ns
@@ -502,16 +517,7 @@ kind = "original_dst"
             ("10.77.0.2:9000", "over IPv4"),
             ("[fd77::2]:9000", "over IPv6"),
         ] {
-            let echoed = in_netns(&pod.app.path(), move || {
-                let mut s = TcpStream::connect(to).unwrap();
-                s.write_all(said.as_bytes()).unwrap();
-                s.shutdown(std::net::Shutdown::Write).unwrap();
-                let mut back = String::new();
-                s.read_to_string(&mut back).unwrap();
-                back
-            })
-            .join()
-            .unwrap();
+            let echoed = tcp_exchange(&pod.app, to, said);
             assert_eq!(echoed, said, "{}", rs.log_text());
             let logged = rs.log_field(&format!("original_dst={to}"), "original_dst");
             assert_eq!(logged, to);
@@ -645,30 +651,11 @@ endpoints = [ "10.77.0.2:9001" ]
 
         // Port 9000 of 10.77.0.2: the TCP child, whose cluster is another port.
         let said = "GET /tcp-child HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-        let got = in_netns(&pod.app.path(), move || {
-            let mut s = TcpStream::connect("10.77.0.2:9000").unwrap();
-            s.write_all(said.as_bytes()).unwrap();
-            // The origin closes once it has read the end: the relay then ends both ways.
-            s.shutdown(std::net::Shutdown::Write).unwrap();
-            let mut back = String::new();
-            s.read_to_string(&mut back).unwrap();
-            back
-        })
-        .join()
-        .unwrap();
+        let got = tcp_exchange(&pod.app, "10.77.0.2:9000", said);
         assert!(got.contains("\r\n\r\norders\nget /tcp-child"), "{got}");
 
         // Port 9000 of an address no child takes: the parent's own TCP passthrough.
-        let echoed = in_netns(&pod.app.path(), move || {
-            let mut s = TcpStream::connect("10.77.0.3:9000").unwrap();
-            s.write_all(b"parent").unwrap();
-            s.shutdown(std::net::Shutdown::Write).unwrap();
-            let mut back = String::new();
-            s.read_to_string(&mut back).unwrap();
-            back
-        })
-        .join()
-        .unwrap();
+        let echoed = tcp_exchange(&pod.app, "10.77.0.3:9000", "parent");
         assert_eq!(echoed, "parent", "{}", rs.log_text());
     });
 }
