@@ -659,3 +659,127 @@ endpoints = [ "10.77.0.2:9001" ]
         assert_eq!(echoed, "parent", "{}", rs.log_text());
     });
 }
+
+/// One port, several children told apart by what the connection opens with (Envoy's TLS and
+/// HTTP inspectors, as Istio's inbound chains use them): the server name of a ClientHello,
+/// TLS or plaintext, HTTP/1.1 or h2c or other bytes; and a client that waits for the server
+/// to speak first, which the parent serves as plaintext once its wait ends.
+#[test]
+fn the_parent_reads_the_first_bytes_when_its_children_need_them() {
+    on_both_drivers(|| {
+        let pod = Pod::new();
+        tcp_echo(&pod.net, "[::]:9000");
+        pod.rules(&["--proxy-gid", PROXY_GID, "--include-inbound-ports", ""]);
+        let dir = TempDir::new();
+        let log = dir.0.join("access.log");
+        let names = vec!["api.example.com".into(), "other.example.com".into()];
+        let cert = rcgen::generate_simple_self_signed(names).unwrap();
+        let cert_file = dir.write("cert.pem", &cert.cert.pem());
+        let key_file = dir.write("key.pem", &cert.key_pair.serialize_pem());
+        let tls = format!(
+            r#"tls = {{ certificates = [ {{ cert = "{}", key = "{}" }} ] }}"#,
+            cert_file.display(),
+            key_file.display()
+        );
+        let config = format!(
+            r#"{proxy}
+[[listeners]]
+name = "virtual-outbound"
+bind = "127.0.0.1:15001"
+transparent = true
+protocol = "tcp"
+cluster = "passthrough"
+
+[[listeners]]
+name = "http-9000"
+parent = "virtual-outbound"
+match = {{ ports = [ 9000 ], transport = "plaintext", alpn = [ "http/1.1", "h2c" ] }}
+access_log = {{ path = "{log}" }}
+
+[[routes]]
+listener = "http-9000"
+direct_response = {{ status = 200, body = "http child" }}
+
+[[listeners]]
+name = "tcp-9000"
+parent = "virtual-outbound"
+match = {{ ports = [ 9000 ], transport = "plaintext" }}
+protocol = "tcp"
+cluster = "passthrough"
+
+[[listeners]]
+name = "api-9000"
+parent = "virtual-outbound"
+match = {{ ports = [ 9000 ], server_names = [ "api.example.com" ] }}
+{tls}
+access_log = {{ path = "{log}" }}
+
+[[routes]]
+listener = "api-9000"
+direct_response = {{ status = 200, body = "api child" }}
+
+[[listeners]]
+name = "tls-9000"
+parent = "virtual-outbound"
+match = {{ ports = [ 9000 ], transport = "tls" }}
+{tls}
+access_log = {{ path = "{log}" }}
+
+[[routes]]
+listener = "tls-9000"
+direct_response = {{ status = 200, body = "tls child" }}
+
+[[clusters]]
+name = "passthrough"
+kind = "original_dst"
+"#,
+            proxy = proxy_section(1),
+            log = log.display(),
+        );
+        let mut rs = pod.ringside(&dir, &config, &[]);
+        rs.listener("virtual-outbound");
+
+        // Plaintext HTTP/1.1 and h2c: the HTTP child, which read no byte twice.
+        for (args, path, protocol) in [
+            (&[][..], "/h1", "HTTP/1.1"),
+            (&["--http2-prior-knowledge"][..], "/h2c", "HTTP/2"),
+        ] {
+            let url = format!("http://10.77.0.2:9000{path}");
+            let (status, body) = curl(&pod.app, &[args, &[url.as_str()]].concat());
+            assert_eq!((status, body.as_str()), (200, "http child"));
+            let line = logged(&log, path);
+            assert_eq!(line["listener"], "http-9000", "{line}");
+            assert_eq!(line["protocol"], protocol, "{line}");
+        }
+        // TLS by server name, then any other TLS, HTTP/1.1 and h2 over it.
+        for (name, flag, body_is, listener) in [
+            ("api.example.com", "--http1.1", "api child", "api-9000"),
+            ("api.example.com", "--http2", "api child", "api-9000"),
+            ("other.example.com", "--http1.1", "tls child", "tls-9000"),
+            ("other.example.com", "--http2", "tls child", "tls-9000"),
+        ] {
+            let path = format!("/{listener}{flag}");
+            let url = format!("https://{name}:9000{path}");
+            let resolve = format!("{name}:9000:10.77.0.2");
+            let (status, body) = curl(&pod.app, &["-k", flag, "--resolve", &resolve, &url]);
+            assert_eq!((status, body.as_str()), (200, body_is), "{url}");
+            assert_eq!(logged(&log, &path)["listener"], listener);
+        }
+        // Other bytes: the TCP child, relaying what was read to decide, then the rest.
+        let echoed = tcp_exchange(&pod.app, "10.77.0.2:9000", "\u{1}raw bytes");
+        assert_eq!(echoed, "\u{1}raw bytes", "{}", rs.log_text());
+        // A client that waits for the server first: after the parent's wait, plaintext.
+        let echoed = in_netns(&pod.app.path(), || {
+            let mut s = TcpStream::connect("10.77.0.2:9000").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(1300));
+            s.write_all(b"late").unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut back = String::new();
+            s.read_to_string(&mut back).unwrap();
+            back
+        })
+        .join()
+        .unwrap();
+        assert_eq!(echoed, "late", "{}", rs.log_text());
+    });
+}

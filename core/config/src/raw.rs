@@ -124,11 +124,12 @@ pub struct FileListener {
     /// takes is served by the parent itself. Such a listener has no `bind`,
     /// `transparent` or `max_connections` (the parent's apply). Default: none.
     pub parent: Option<String>,
-    /// With `parent`, required: which original destinations this listener serves,
-    /// `{ ports = [ 8080 ], addresses = [ "10.96.0.0/12" ] }`. `ports`: 1 to 65535;
-    /// `addresses`: address blocks (`"10.0.0.0/8"`, `"fd00::/8"`, or one address). An omitted
-    /// list matches any; at least one list is given. Two children of one parent may not take
-    /// the same port and block.
+    /// With `parent`, required: which connections this listener serves, by original
+    /// destination, `{ ports = [ 8080 ], addresses = [ "10.96.0.0/12" ] }`, and by what they
+    /// open with (`transport`, `server_names`, `alpn`: the parent reads the first bytes to
+    /// know). `ports`: 1 to 65535; `addresses`: address blocks (`"10.0.0.0/8"`, `"fd00::/8"`,
+    /// or one address). An omitted key matches any; at least one is given. Two children of one
+    /// parent may not take exactly the same connections.
     #[serde(rename = "match")]
     pub destination: Option<FileListenerMatch>,
     /// `"http"` (HTTP/1.1, requests dispatched by `[[routes]]`) or `"tcp"` (bytes forwarded
@@ -248,6 +249,25 @@ pub struct FileListenerMatch {
     pub ports: Option<Vec<u64>>,
     /// Destination address blocks. Default: any.
     pub addresses: Option<Vec<String>>,
+    /// What the connection opens with: `"tls"` (a TLS ClientHello) or `"plaintext"`
+    /// (anything else). Default: either.
+    pub transport: Option<FileTransport>,
+    /// TLS only: the server names (SNI) of the ClientHello this child takes, exact
+    /// (`"api.example.com"`) or a wildcard of any subdomain (`"*.example.com"`); lower case.
+    /// Default: any (and connections without SNI).
+    pub server_names: Option<Vec<String>>,
+    /// Application protocols this child takes: over TLS, one the ClientHello offers (ALPN,
+    /// e.g. `"h2"`, `"istio-http/1.1"`); in plaintext, what the first bytes are: `"h2c"` (the
+    /// HTTP/2 preface), `"http/1.1"` or `"http/1.0"` (a request line). Default: any.
+    pub alpn: Option<Vec<String>>,
+}
+
+/// `listeners[].match.transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileTransport {
+    Tls,
+    Plaintext,
 }
 
 /// `listeners[].tls`.

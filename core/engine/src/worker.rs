@@ -7,9 +7,11 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +21,7 @@ use crossbeam_channel::Receiver;
 use monoio::io::AsyncReadRent;
 use monoio::net::{TcpListener, TcpStream, UnixStream};
 use monoio::time::Instant;
-use ringside_config::{ListenerKind, Snapshot};
+use ringside_config::{ListenerKind, Pick, Snapshot};
 
 use crate::cx::event::Event;
 use crate::cx::io::{either, is_canceled, until};
@@ -60,11 +62,31 @@ pub(crate) struct WorkerInit {
     pub(crate) wake: StdUnixStream,
 }
 
-/// Decrements the connection counters when a connection task ends, however it ends.
+/// Counts an accepted connection in (the worker's connections, the accepting listener's
+/// `open`) and, when its task ends however it ends, out again, with the serving listener's
+/// open gauge once it has one.
 pub(crate) struct ConnGuard {
     worker: Rc<Worker>,
     listener: Rc<Cell<usize>>,
-    stats: Rc<crate::cx::metrics::ListenerStats>,
+    stats: Option<Rc<crate::cx::metrics::ListenerStats>>,
+}
+
+impl ConnGuard {
+    fn new(worker: &Rc<Worker>, open: &Rc<Cell<usize>>) -> ConnGuard {
+        let cx = &worker.cx;
+        cx.connections.set(cx.connections.get() + 1);
+        cx.gauge.store(
+            cx.connections.get() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        open.set(open.get() + 1);
+        cx.stats.accepted.set(cx.stats.accepted.get() + 1);
+        ConnGuard {
+            worker: worker.clone(),
+            listener: open.clone(),
+            stats: None,
+        }
+    }
 }
 
 impl Drop for ConnGuard {
@@ -74,7 +96,9 @@ impl Drop for ConnGuard {
             .connections
             .set(self.worker.cx.connections.get().saturating_sub(1));
         self.listener.set(self.listener.get().saturating_sub(1));
-        self.stats.open.set(self.stats.open.get().saturating_sub(1));
+        if let Some(stats) = &self.stats {
+            stats.open.set(stats.open.get().saturating_sub(1));
+        }
         self.worker.cx.closed.notify_all();
     }
 }
@@ -305,7 +329,7 @@ fn spawn_connection(
     peer: SocketAddr,
 ) {
     let view = worker.views.current();
-    let Some(mut listener) = view.listener(name) else {
+    let Some(listener) = view.listener(name) else {
         return; // removed by a reload in the meantime: close
     };
     // Once per connection, and only on a listener that asks for it (`transparent`).
@@ -316,70 +340,97 @@ fn spawn_connection(
         None
     };
     // A parent hands the connection to the child listener its original destination picks
-    // (`listeners[].parent`); from here on the connection is that listener's. The parent's
-    // `open` still counts it: `max_connections` is the parent's.
-    let mut name = name.clone();
-    if let Some(child) = dst.and_then(|d| listener.children.pick(d.addr)) {
-        match view.listener(child) {
-            Some(l) => {
-                listener = l;
-                name = Rc::from(child);
-            }
-            None => return, // cannot be: validation ties a child to its parent
-        }
-    }
-    let name = &name;
-    worker.cx.connections.set(worker.cx.connections.get() + 1);
-    worker.cx.gauge.store(
-        worker.cx.connections.get() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    open.set(open.get() + 1);
-    let stats = worker.cx.stats.listener(name);
-    stats.open.set(stats.open.get() + 1);
-    worker
-        .cx
-        .stats
-        .accepted
-        .set(worker.cx.stats.accepted.get() + 1);
-    let guard = ConnGuard {
-        worker: worker.clone(),
-        listener: open.clone(),
-        stats: stats.clone(),
+    // (`listeners[].parent`), or, when its children are told apart by what the connection
+    // opens with, the one its first bytes pick. The parent's `open` counts it throughout:
+    // `max_connections` is the parent's.
+    let pick = dst.map_or(Pick::Parent, |d| listener.children.pick(d.addr, None));
+    let inspect = pick == Pick::Inspect;
+    let chosen: Rc<str> = match pick {
+        Pick::Child(child) => Rc::from(child),
+        Pick::Parent | Pick::Inspect => name.clone(),
     };
+    drop(view);
+    let mut guard = ConnGuard::new(worker, open);
     let abort = worker.cx.abort.clone();
+    if let (true, Some(dst)) = (inspect, dst) {
+        let worker = worker.clone();
+        let inspected = async move {
+            let mut stream = stream;
+            let Some((first, hello)) = crate::downstream::inspect::inspect(&mut stream).await
+            else {
+                return; // closed before a byte
+            };
+            let view = worker.views.current();
+            let chosen: Rc<str> = match view.listener(&chosen) {
+                None => return, // removed by a reload meanwhile
+                Some(l) => match l.children.pick(dst.addr, Some(&hello)) {
+                    Pick::Child(child) => Rc::from(child),
+                    Pick::Parent | Pick::Inspect => chosen,
+                },
+            };
+            drop(view);
+            let serve = serve_as(&worker, &chosen, stream, peer, Some(dst), first, &mut guard);
+            serve.await;
+            drop(guard);
+        };
+        monoio::spawn(async move {
+            either(Box::pin(inspected), abort.wait()).await;
+        });
+        return;
+    }
+    let serve = serve_as(worker, &chosen, stream, peer, dst, Vec::new(), &mut guard);
     // Each connection races its work against the worker's abort event (drain timeout):
     // when it fires the work is dropped, closing both sockets; the guard then counts it out.
+    monoio::spawn(async move {
+        either(serve, abort.wait()).await;
+        drop(guard);
+    });
+}
+
+/// The work of a connection served by listener `name`, counted among its open connections
+/// (the guard counts it out), boxed at the size of the path it takes. `first`: bytes already
+/// read from the client (a parent's inspection), served before the rest.
+fn serve_as(
+    worker: &Rc<Worker>,
+    name: &Rc<str>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    dst: Option<OriginalDst>,
+    first: Vec<u8>,
+    guard: &mut ConnGuard,
+) -> Pin<Box<dyn Future<Output = ()>>> {
+    let view = worker.views.current();
+    let Some(listener) = view.listener(name) else {
+        return Box::pin(std::future::ready(()));
+    };
+    let stats = worker.cx.stats.listener(name);
+    stats.open.set(stats.open.get() + 1);
+    guard.stats = Some(stats.clone());
     match &listener.kind {
         ListenerKind::Http(_) => {
-            // Boxed: the task then holds a pointer, not the future (twice, through `either`).
-            let serve = Box::pin(crate::downstream::detect::serve_http(
+            drop(view);
+            crate::downstream::detect::serve_http(
                 worker.clone(),
                 name.clone(),
                 stream,
                 peer,
                 dst,
                 stats,
-            ));
-            monoio::spawn(async move {
-                either(serve, abort.wait()).await;
-                drop(guard);
-            });
+                first,
+            )
         }
         ListenerKind::Tcp { .. } => {
+            drop(view);
             let _ = stream.set_nodelay(true);
-            let serve = Box::pin(crate::downstream::detect::serve_tcp(
+            Box::pin(crate::downstream::detect::serve_tcp(
                 worker.clone(),
                 name.clone(),
                 stream,
                 peer,
                 dst,
                 stats,
-            ));
-            monoio::spawn(async move {
-                either(serve, abort.wait()).await;
-                drop(guard);
-            });
+                first,
+            ))
         }
     }
 }

@@ -4,14 +4,21 @@
 use std::collections::HashMap;
 
 use super::Validator;
-use crate::destination::{Child, Children};
+use crate::destination::{Child, Children, ServerName, Transport};
 use crate::edge::Cidr;
 use crate::model::Listener;
-use crate::raw::{FileListener, FileListenerMatch};
+use crate::raw::{FileListener, FileListenerMatch, FileTransport};
 use crate::read::Slot;
 
-/// One (port, block) a child takes; `None`: any.
-type Key = (Option<u16>, Option<Cidr>);
+/// One kind of connection a child takes: port, block, server name, transport, application
+/// protocol; `None`: any.
+type Key = (
+    Option<u16>,
+    Option<Cidr>,
+    Option<ServerName>,
+    Option<Transport>,
+    Option<String>,
+);
 
 impl Validator {
     /// Checks every `parent` and `match`, gives each parent its table of children and each
@@ -51,16 +58,15 @@ impl Validator {
             let Some(m) = &l.destination else {
                 self.err(
                     format!("{p}.match"),
-                    "required with parent: the original destinations (ports, addresses) this listener takes",
+                    "required with parent: the connections this listener takes (ports, addresses; transport, server_names, alpn)",
                 );
                 continue;
             };
-            let (Some(j), Some((ports, addresses))) = (parent_index, self.destination(&p, m))
-            else {
+            let (Some(j), Some(child)) = (parent_index, self.destination(&p, &l.name, m)) else {
                 continue;
             };
-            for key in keys(&ports, &addresses) {
-                if let Some(&other) = taken.get(&(j, key)) {
+            for key in keys(&child) {
+                if let Some(&other) = taken.get(&(j, key.clone())) {
                     self.err(
                         format!("{p}.match"),
                         format!(
@@ -72,10 +78,7 @@ impl Validator {
                 }
                 taken.insert((j, key), i);
             }
-            tables
-                .entry(j)
-                .or_default()
-                .push((i, Child::new(l.name.clone(), ports, addresses)));
+            tables.entry(j).or_default().push((i, child));
         }
         for (j, children) in tables {
             let bind = built.get(j).and_then(|l| l.as_ref()).map(|l| l.bind);
@@ -121,10 +124,17 @@ impl Validator {
         None
     }
 
-    fn destination(&mut self, p: &str, m: &FileListenerMatch) -> Option<(Vec<u16>, Vec<Cidr>)> {
+    fn destination(&mut self, p: &str, name: &str, m: &FileListenerMatch) -> Option<Child> {
         let at = format!("{p}.match");
-        if m.ports.is_none() && m.addresses.is_none() {
-            self.err(at, "needs ports, addresses or both (a child that took every connection would leave its parent nothing)");
+        let given = [
+            m.ports.is_some(),
+            m.addresses.is_some(),
+            m.transport.is_some(),
+            m.server_names.is_some(),
+            m.alpn.is_some(),
+        ];
+        if !given.contains(&true) {
+            self.err(at, "needs at least one of ports, addresses, transport, server_names, alpn (a child that took every connection would leave its parent nothing)");
             return None;
         }
         let mut ok = true;
@@ -162,36 +172,116 @@ impl Validator {
                 }
             }
         }
-        for (key, list) in [
+        let transport = m.transport.map(|t| match t {
+            FileTransport::Tls => Transport::Tls,
+            FileTransport::Plaintext => Transport::Plaintext,
+        });
+        let mut server_names = Vec::new();
+        for (k, n) in m.server_names.iter().flatten().enumerate() {
+            let at = format!("{at}.server_names[{k}]");
+            match server_name(n) {
+                Err(e) => self.err(at, e),
+                Ok(_) if transport == Some(Transport::Plaintext) => self.err(
+                    at,
+                    "not with transport = \"plaintext\": only a TLS ClientHello names a server",
+                ),
+                Ok(s) if server_names.contains(&s) => {
+                    self.err(at, format!("duplicate server name {n:?}"))
+                }
+                Ok(s) => {
+                    server_names.push(s);
+                    continue;
+                }
+            }
+            ok = false;
+        }
+        let mut alpn: Vec<String> = Vec::new();
+        for (k, a) in m.alpn.iter().flatten().enumerate() {
+            let at = format!("{at}.alpn[{k}]");
+            if a.is_empty() || a.len() > 255 || !a.bytes().all(|b| b.is_ascii_graphic()) {
+                self.err(
+                    at,
+                    format!("invalid protocol {a:?}: 1 to 255 printable characters, e.g. \"h2\""),
+                );
+            } else if alpn.contains(a) {
+                self.err(at, format!("duplicate protocol {a:?}"));
+            } else {
+                alpn.push(a.clone());
+                continue;
+            }
+            ok = false;
+        }
+        let lists = [
             ("ports", m.ports.as_ref().map(Vec::len)),
             ("addresses", m.addresses.as_ref().map(Vec::len)),
-        ] {
+            ("server_names", m.server_names.as_ref().map(Vec::len)),
+            ("alpn", m.alpn.as_ref().map(Vec::len)),
+        ];
+        for (key, list) in lists {
             if list == Some(0) {
                 self.err(format!("{at}.{key}"), "empty: omit it to take any");
                 ok = false;
             }
         }
-        ok.then_some((ports, addresses))
+        let child = Child::new(name.to_string(), ports, addresses);
+        ok.then(|| child.opening(transport, server_names, alpn))
     }
 }
 
-fn keys(ports: &[u16], addresses: &[Cidr]) -> Vec<Key> {
-    let ports: Vec<Option<u16>> = match ports {
-        [] => vec![None],
-        p => p.iter().copied().map(Some).collect(),
+/// A server name to match: lower-case DNS labels, or `*.` and labels.
+fn server_name(n: &str) -> Result<ServerName, String> {
+    let labels = n.strip_prefix("*.").unwrap_or(n);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
     };
-    let blocks: Vec<Option<Cidr>> = match addresses {
-        [] => vec![None],
-        a => a.iter().copied().map(Some).collect(),
-    };
-    ports
-        .iter()
-        .flat_map(|p| blocks.iter().map(move |b| (*p, *b)))
-        .collect()
+    if n.len() > 253 || !labels.split('.').all(label_ok) {
+        return Err(format!(
+            "invalid server name {n:?}: lower-case DNS labels (\"api.example.com\"), or \"*.\" and labels for any subdomain"
+        ));
+    }
+    Ok(ServerName::new(n))
 }
 
-fn describe((port, block): Key) -> String {
+/// Every kind of connection a child takes (a product of its lists).
+fn keys(c: &Child) -> Vec<Key> {
+    fn any<T: Clone>(list: &[T]) -> Vec<Option<T>> {
+        match list {
+            [] => vec![None],
+            l => l.iter().cloned().map(Some).collect(),
+        }
+    }
+    let mut out = Vec::new();
+    for port in any(&c.ports) {
+        for block in any(&c.addresses) {
+            for name in any(&c.server_names) {
+                for alpn in any(&c.alpn) {
+                    out.push((port, block, name.clone(), c.transport, alpn));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn describe((port, block, name, transport, alpn): Key) -> String {
     let port = port.map_or_else(|| "any port".to_string(), |p| format!("port {p}"));
     let block = block.map_or_else(|| "any address".to_string(), |b| format!("{b}"));
-    format!("{port} of {block}")
+    let mut out = format!("{port} of {block}");
+    match name {
+        Some(ServerName::Exact(e)) => out.push_str(&format!(", server name {e:?}")),
+        Some(ServerName::Wildcard(w)) => out.push_str(&format!(", server name \"*{w}\"")),
+        None => {}
+    }
+    match transport {
+        Some(Transport::Tls) => out.push_str(", over TLS"),
+        Some(Transport::Plaintext) => out.push_str(", in plaintext"),
+        None => {}
+    }
+    if let Some(a) = alpn {
+        out.push_str(&format!(", protocol {a:?}"));
+    }
+    out
 }

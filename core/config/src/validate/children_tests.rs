@@ -2,6 +2,7 @@
 
 use super::tests::{errors, ok};
 use crate::model::ListenerKind;
+use crate::Pick;
 
 const PARENT: &str = r#"
 [[listeners]]
@@ -50,16 +51,22 @@ cluster = "orders"
         .collect();
     assert_eq!(names, ["http-8080", "orders-tcp"]);
     assert_eq!(
-        outbound.children.pick("10.0.0.1:8080".parse().unwrap()),
-        Some("http-8080")
+        outbound
+            .children
+            .pick("10.0.0.1:8080".parse().unwrap(), None),
+        Pick::Child("http-8080")
     );
     assert_eq!(
-        outbound.children.pick("10.96.0.7:9001".parse().unwrap()),
-        Some("orders-tcp")
+        outbound
+            .children
+            .pick("10.96.0.7:9001".parse().unwrap(), None),
+        Pick::Child("orders-tcp")
     );
     assert_eq!(
-        outbound.children.pick("10.96.0.8:9001".parse().unwrap()),
-        None
+        outbound
+            .children
+            .pick("10.96.0.8:9001".parse().unwrap(), None),
+        Pick::Parent
     );
     let child = &c.listeners[1];
     assert_eq!(child.parent.as_deref(), Some("outbound"));
@@ -142,7 +149,7 @@ name = "nobind"
         [
             "listeners[1].match: only with parent (the original destinations a child listener takes from its parent)",
             "listeners[2].bind: not with parent: a child listener has no socket of its own (its parent accepts its connections)",
-            "listeners[3].match: required with parent: the original destinations (ports, addresses) this listener takes",
+            "listeners[3].match: required with parent: the connections this listener takes (ports, addresses; transport, server_names, alpn)",
             "listeners[4].parent: unknown listener \"nowhere\"",
             "listeners[5].parent: listener \"plain\": that listener needs transparent = true (a child is chosen by the connection's original destination, which only a transparent listener reads)",
             "listeners[6].parent: listener \"a\": that listener has a parent itself (one level only: the parent is the listener that accepts)",
@@ -154,7 +161,7 @@ name = "nobind"
             "listeners[8].match.addresses[1]: \"10.0.0.1/8\" has bits set past its prefix length /8; write the block's first address",
             "listeners[8].match.addresses[2]: duplicate block \"10.0.0.0/8\"",
             "listeners[9].match.addresses: empty: omit it to take any",
-            "listeners[10].match: needs ports, addresses or both (a child that took every connection would leave its parent nothing)",
+            "listeners[10].match: needs at least one of ports, addresses, transport, server_names, alpn (a child that took every connection would leave its parent nothing)",
             "listeners[11].match: takes port 85 of 10.0.0.0/8 as listeners[7] does (children of \"outbound\" must not overlap exactly)",
             "listeners[12].bind: required (or parent, for a listener that serves connections another one accepts)",
         ]
@@ -173,4 +180,103 @@ protocol = "tcp"
 cluster = "passthrough"
 "#
     ));
+}
+
+#[test]
+fn children_by_what_the_connection_opens_with() {
+    let c = ok(&format!(
+        r#"{PARENT}
+[[listeners]]
+name = "mtls-http"
+parent = "outbound"
+match = {{ ports = [ 8080 ], transport = "tls", alpn = [ "istio-http/1.1", "istio-h2" ] }}
+protocol = "tcp"
+cluster = "orders"
+
+[[listeners]]
+name = "plain-http"
+parent = "outbound"
+match = {{ ports = [ 8080 ], transport = "plaintext", alpn = [ "http/1.1", "h2c" ] }}
+
+[[listeners]]
+name = "api"
+parent = "outbound"
+match = {{ ports = [ 443 ], server_names = [ "api.example.com", "*.api.example.com" ] }}
+protocol = "tcp"
+cluster = "orders"
+"#
+    ));
+    let outbound = &c.listeners[0];
+    let to = "10.0.0.1:8080".parse().unwrap();
+    assert_eq!(outbound.children.pick(to, None), Pick::Inspect);
+    let plain = crate::Hello {
+        transport: crate::Transport::Plaintext,
+        server_name: None,
+        alpn: vec!["h2c".into()],
+    };
+    assert_eq!(
+        outbound.children.pick(to, Some(&plain)),
+        Pick::Child("plain-http")
+    );
+    let sni = crate::Hello {
+        transport: crate::Transport::Tls,
+        server_name: Some("v1.api.example.com".into()),
+        alpn: vec![],
+    };
+    let to = "10.0.0.1:443".parse().unwrap();
+    assert_eq!(outbound.children.pick(to, Some(&sni)), Pick::Child("api"));
+}
+
+#[test]
+fn mistakes_in_what_the_connection_opens_with() {
+    let e = errors(&format!(
+        r#"{PARENT}
+[[listeners]]
+name = "a"
+parent = "outbound"
+match = {{ transport = "plaintext", server_names = [ "x.example.com" ] }}
+
+[[listeners]]
+name = "b"
+parent = "outbound"
+match = {{ server_names = [ "API.example.com", "*.a.b", "*.a.b", "*", "a..b" ], alpn = [ "h2", "", "h2", "a b" ] }}
+
+[[listeners]]
+name = "c"
+parent = "outbound"
+match = {{ server_names = [ ], alpn = [ ] }}
+
+[[listeners]]
+name = "d"
+parent = "outbound"
+match = {{ ports = [ 80 ], transport = "tls", alpn = [ "h2", "http/1.1" ] }}
+
+[[listeners]]
+name = "e"
+parent = "outbound"
+match = {{ ports = [ 80 ], transport = "tls", alpn = [ "http/1.1" ] }}
+
+[[listeners]]
+name = "f"
+parent = "outbound"
+match = {{ transport = "quic" }}
+"#
+    ));
+    assert_eq!(
+        e,
+        [
+            "listeners[1].match.server_names[0]: not with transport = \"plaintext\": only a TLS ClientHello names a server",
+            "listeners[2].match.server_names[0]: invalid server name \"API.example.com\": lower-case DNS labels (\"api.example.com\"), or \"*.\" and labels for any subdomain",
+            "listeners[2].match.server_names[2]: duplicate server name \"*.a.b\"",
+            "listeners[2].match.server_names[3]: invalid server name \"*\": lower-case DNS labels (\"api.example.com\"), or \"*.\" and labels for any subdomain",
+            "listeners[2].match.server_names[4]: invalid server name \"a..b\": lower-case DNS labels (\"api.example.com\"), or \"*.\" and labels for any subdomain",
+            "listeners[2].match.alpn[1]: invalid protocol \"\": 1 to 255 printable characters, e.g. \"h2\"",
+            "listeners[2].match.alpn[2]: duplicate protocol \"h2\"",
+            "listeners[2].match.alpn[3]: invalid protocol \"a b\": 1 to 255 printable characters, e.g. \"h2\"",
+            "listeners[3].match.server_names: empty: omit it to take any",
+            "listeners[3].match.alpn: empty: omit it to take any",
+            "listeners[5].match: takes port 80 of any address, over TLS, protocol \"http/1.1\" as listeners[4] does (children of \"outbound\" must not overlap exactly)",
+            "listeners[6].match.transport: unknown variant \"quic\", expected \"tls\" or \"plaintext\"",
+        ]
+    );
 }

@@ -15,6 +15,8 @@
 //! - TCP listeners with TLS terminate it and forward the plaintext bytes.
 //! - On a `transparent` listener the connection's original destination (read at accept,
 //!   `worker.rs`) goes with it into `ClientConn`.
+//! - A child listener's connection may come with bytes its parent already read (`inspect.rs`):
+//!   they are served first (the HTTP buffer, the TLS handshake, the TCP relay).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,6 +47,7 @@ pub(crate) fn serve_http(
     peer: SocketAddr,
     dst: Option<OriginalDst>,
     stats: Rc<ListenerStats>,
+    first: Vec<u8>,
 ) -> Pin<Box<dyn Future<Output = ()>>> {
     let _ = stream.set_nodelay(true);
     let view = worker.views.current();
@@ -59,23 +62,16 @@ pub(crate) fn serve_http(
     let permissive = l.mtls == Some(MtlsMode::Permissive);
     drop(view);
     match tls {
-        None => Box::pin(plain(
-            worker,
-            listener,
-            stream,
-            Vec::new(),
-            peer,
-            dst,
-            stats,
-        )),
+        None => Box::pin(plain(worker, listener, stream, first, peer, dst, stats)),
         Some(tls) => Box::pin(tls_http(
-            worker, listener, tls, permissive, stream, peer, dst, stats, timeout,
+            worker, listener, tls, permissive, stream, first, peer, dst, stats, timeout,
         )),
     }
 }
 
 /// HTTP over TLS: for permissive mTLS, the first bytes decide between TLS and plaintext; then
-/// the handshake, and HTTP/2 or HTTP/1.1 as ALPN chose.
+/// the handshake, and HTTP/2 or HTTP/1.1 as ALPN chose. `first`: bytes a parent listener
+/// already read.
 #[allow(clippy::too_many_arguments)]
 async fn tls_http(
     worker: Rc<Worker>,
@@ -83,20 +79,20 @@ async fn tls_http(
     tls: std::sync::Arc<rustls::ServerConfig>,
     permissive: bool,
     mut stream: TcpStream,
+    mut first: Vec<u8>,
     peer: SocketAddr,
     dst: Option<OriginalDst>,
     stats: Rc<ListenerStats>,
     timeout: Duration,
 ) {
-    let mut first = Vec::new();
-    if permissive {
+    if permissive && first.is_empty() {
         first = match monoio::time::timeout(timeout, stream.read(Vec::with_capacity(2048))).await {
             Ok((Ok(n), b)) if n > 0 => b,
             _ => return,
         };
-        if first.first() != Some(&TLS_HANDSHAKE) {
-            return plain(worker, listener, stream, first, peer, dst, stats).await;
-        }
+    }
+    if permissive && first.first() != Some(&TLS_HANDSHAKE) {
+        return plain(worker, listener, stream, first, peer, dst, stats).await;
     }
     let Some((tls, conn)) = handshake(&stats, tls, stream, first, peer, dst, timeout).await else {
         return;
@@ -195,6 +191,7 @@ async fn handshake(
 }
 
 /// Serves a connection accepted on a TCP listener: TLS is terminated when configured.
+/// `first`: bytes a parent listener already read, relayed (or handshaken) first.
 pub(crate) async fn serve_tcp(
     worker: Rc<Worker>,
     listener: Rc<str>,
@@ -202,6 +199,7 @@ pub(crate) async fn serve_tcp(
     peer: SocketAddr,
     dst: Option<OriginalDst>,
     stats: Rc<ListenerStats>,
+    mut first: Vec<u8>,
 ) {
     let view = worker.views.current();
     let tls = view.tls.server(&listener).cloned();
@@ -217,7 +215,8 @@ pub(crate) async fn serve_tcp(
             (ConnRead::Plain(r), ConnWrite::Plain(w))
         }
         Some(tls) => {
-            let handshake = handshake(&stats, tls, stream, Vec::new(), peer, dst, timeout);
+            let first = std::mem::take(&mut first);
+            let handshake = handshake(&stats, tls, stream, first, peer, dst, timeout);
             let Some((tls, _conn)) = handshake.await else {
                 return;
             };
@@ -225,5 +224,5 @@ pub(crate) async fn serve_tcp(
             (ConnRead::Tls(r), ConnWrite::Tls(w))
         }
     };
-    crate::downstream::tcp::serve(worker, listener, r, w, peer, dst).await;
+    crate::downstream::tcp::serve(worker, listener, r, w, peer, dst, first).await;
 }

@@ -1,6 +1,7 @@
 //! Layer 4, the downstream protocols: what clients speak, read off the wire and answered.
 //!
-//! `detect` (plaintext, h2c preface, TLS handshake, permissive-mTLS sniffing), `http`
+//! `detect` (plaintext, h2c preface, TLS handshake, permissive-mTLS sniffing), `inspect` (what
+//! a parent listener's connection opens with, to choose its child listener), `http`
 //! (HTTP/1.1 connection loop; one request through the pipeline in `route.rs`), `h2` (HTTP/2
 //! server; one stream through the pipeline in `stream.rs`), `tcp` (TCP listeners), `mirror`
 //! (which requests a route copies, and the tasks the copies run in). Each turns
@@ -14,6 +15,7 @@ pub(crate) mod connect;
 pub(crate) mod detect;
 pub(crate) mod h2;
 pub(crate) mod http;
+pub(crate) mod inspect;
 pub(crate) mod mirror;
 pub(crate) mod tcp;
 

@@ -27,6 +27,7 @@ pub(crate) async fn serve(
     mut cw: ConnWrite,
     peer: SocketAddr,
     dst: Option<OriginalDst>,
+    first: Vec<u8>,
 ) {
     let view = worker.views.current();
     let Some(l) = view.listener(&listener) else {
@@ -56,7 +57,10 @@ pub(crate) async fn serve(
         }
     };
     drop(view); // do not pin this generation for the life of a long connection
+                // Bytes a parent listener read to choose this listener go out first.
     let mut cbuf = ReadBuf::with_capacity(0);
+    cbuf.extend(&first);
+    drop(first);
     let Upstream {
         mut r,
         mut w,
