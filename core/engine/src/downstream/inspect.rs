@@ -9,9 +9,10 @@
 
 use std::time::Duration;
 
-use monoio::io::AsyncReadRent;
 use monoio::net::TcpStream;
 use ringside_config::{Hello, Transport};
+
+use crate::cx::io::{sleep_until, StopRead};
 
 /// The longest a parent waits for a connection's first bytes.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(1);
@@ -22,7 +23,8 @@ const TLS_HANDSHAKE: u8 = 0x16;
 const H2C_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Reads until the bytes say what the connection is. `None`: the client closed (or the
-/// socket failed) before sending anything.
+/// socket failed) before sending anything. A read the wait ends is cancelled, not dropped:
+/// bytes it brought are kept (`StopRead`).
 pub(crate) async fn inspect(stream: &mut TcpStream) -> Option<(Vec<u8>, Hello)> {
     let deadline = monoio::time::Instant::now() + TIMEOUT;
     let mut first: Vec<u8> = Vec::new();
@@ -30,15 +32,17 @@ pub(crate) async fn inspect(stream: &mut TcpStream) -> Option<(Vec<u8>, Hello)> 
         if let Some(hello) = classify(&first, false) {
             return Some((first, hello));
         }
-        let left = deadline.saturating_duration_since(monoio::time::Instant::now());
         let want = (LIMIT - first.len()).min(4096);
-        match monoio::time::timeout(left, stream.read(Vec::with_capacity(want))).await {
-            Ok((Ok(n), got)) if n > 0 => first.extend_from_slice(&got),
-            Ok(_) if first.is_empty() => return None,
-            // Closed, failed or timed out after some bytes, or none in time: decide on those.
+        let ((res, got), stopped) = stream
+            .read_or_stop(Vec::with_capacity(want), sleep_until(deadline))
+            .await;
+        match res {
+            Ok(n) if n > 0 => first.extend_from_slice(&got),
+            Ok(_) if first.is_empty() && !stopped => return None,
+            // Closed, failed or out of time: decide on what came.
             _ => return classify(&first, true).map(|h| (first, h)),
         }
-        if first.len() >= LIMIT {
+        if stopped || first.len() >= LIMIT {
             return classify(&first, true).map(|h| (first, h));
         }
     }
