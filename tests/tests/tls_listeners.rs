@@ -457,3 +457,76 @@ both_drivers!(
         assert_eq!(o.requests().len(), 8, "no refused client reached the origin");
     }
 );
+
+/// What `openssl` says of a certificate file: `args` after `x509 -in FILE -noout`.
+fn openssl_x509(file: &Path, args: &[&str]) -> String {
+    let out = run_bounded(
+        Command::new("openssl")
+            .args(["x509", "-in"])
+            .arg(file)
+            .arg("-noout")
+            .args(args),
+        Duration::from_secs(10),
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+both_drivers!(
+    fn the_client_cert_details_of_x_forwarded_client_cert(d) {
+        // `client_cert_details`: ringside's element says what Envoy's would, in its order;
+        // `openssl` computes the expected hash and subject (RFC 2253) from the same files.
+        let pki = TestPki::new();
+        let own = "spiffe://ringside.test/ns/shop/sa/api";
+        let (cert, key) = pki.leaf("server", &["api.test"], &[own]);
+        let partner = "spiffe://ringside.test/partner";
+        let (client, client_key) = pki.leaf("client", &["client.test"], &[partner]);
+        let o = Origin::echo();
+        let config = |details: &str, mode: &str| {
+            basic_config(
+                &[o.addr()],
+                Extra {
+                    listener: &format!(
+                        "tls = {{ certificates = [ {{ cert = \"{}\", key = \"{}\" }} ], ca = \"{}\" }}\nclient_cert_details = {details}\nforward_client_cert = \"{mode}\"",
+                        cert.display(),
+                        key.display(),
+                        pki.ca_path().display()
+                    ),
+                    ..Extra::default()
+                },
+            )
+        };
+        let fingerprint = openssl_x509(&client, &["-fingerprint", "-sha256"]);
+        let hash = fingerprint
+            .split_once('=')
+            .map(|(_, h)| h.replace(':', "").to_ascii_lowercase())
+            .unwrap();
+        let subject = openssl_x509(&client, &["-subject", "-nameopt", "RFC2253"]);
+        let subject = subject.strip_prefix("subject=").unwrap_or(&subject).to_string();
+        let p = Proxy::start(
+            d,
+            &config(r#"[ "dns", "uri", "subject", "hash", "by" ]"#, "sanitize_set"),
+        );
+        let ca = pki.ca_path();
+        let (c, k) = (client.display().to_string(), client_key.display().to_string());
+        let want =
+            format!("By={own};Hash={hash};Subject=\"{subject}\";URI={partner};DNS=client.test");
+        for (i, version) in ["--http1.1", "--http2"].into_iter().enumerate() {
+            let r = https(&p, "api.test", &ca, &[version, "--cert", &c, "--key", &k]);
+            assert_eq!(r.status, Some(200), "{r:?}");
+            let seen = o.request(i);
+            assert_eq!(seen.header("x-forwarded-client-cert"), Some(want.as_str()), "{version}");
+        }
+        // Appended after the client's own elements (APPEND_FORWARD); no certificate, none.
+        p.reload(&config(r#"[ "hash", "uri" ]"#, "append_forward"));
+        let sent = "X-Forwarded-Client-Cert: By=spiffe://edge;URI=spiffe://first";
+        let r = https(&p, "api.test", &ca, &["--cert", &c, "--key", &k, "-H", sent]);
+        assert_eq!(r.status, Some(200), "{r:?}");
+        assert_eq!(
+            o.request(2).header("x-forwarded-client-cert"),
+            Some(&*format!("By=spiffe://edge;URI=spiffe://first,Hash={hash};URI={partner}"))
+        );
+        let r = https(&p, "api.test", &ca, &["-H", sent]);
+        assert_eq!(r.status, Some(200), "{r:?}");
+        assert_eq!(o.request(3).header("x-forwarded-client-cert"), None);
+    }
+);

@@ -201,6 +201,8 @@ pub struct HttpListener {
     pub ip: Option<crate::edge::IpFilter>,
     /// What becomes of a request's `X-Forwarded-Client-Cert` (`forward_client_cert`).
     pub forward_client_cert: ForwardClientCert,
+    /// What ringside's own element says (`client_cert_details`).
+    pub cert_details: CertDetails,
 }
 
 /// `listeners[].forward_client_cert`: Envoy's `forward_client_cert_details`. "Verified" is
@@ -219,6 +221,35 @@ pub enum ForwardClientCert {
     ForwardOnly,
     /// Forwarded as sent from any client.
     AlwaysForwardOnly,
+}
+
+/// `listeners[].client_cert_details`: what ringside's X-Forwarded-Client-Cert element says
+/// of a verified client (Envoy's `set_current_client_cert_details`, plus `By` and `Hash`).
+/// Written in Envoy's order: By, Hash, Cert, Chain, Subject, URI, DNS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertDetails {
+    pub by: bool,
+    pub hash: bool,
+    pub cert: bool,
+    pub chain: bool,
+    pub subject: bool,
+    pub uri: bool,
+    pub dns: bool,
+}
+
+impl Default for CertDetails {
+    /// `URI=` alone.
+    fn default() -> Self {
+        CertDetails {
+            by: false,
+            hash: false,
+            cert: false,
+            chain: false,
+            subject: false,
+            uri: true,
+            dns: false,
+        }
+    }
 }
 
 /// HTTP/2 settings of a listener. Header list size is [`HttpLimits::max_header_bytes`].

@@ -185,6 +185,14 @@ pub struct FileListener {
     /// client: only for a listener whose clients are trusted proxies). Envoy's
     /// `forward_client_cert_details`.
     pub forward_client_cert: Option<FileForwardClientCert>,
+    /// HTTP only. What ringside's own X-Forwarded-Client-Cert element says of a verified
+    /// client, in Envoy's order whatever the order here: `"by"` (each URI SAN of the
+    /// certificate ringside served), `"hash"` (SHA-256 of the client's certificate, hex),
+    /// `"cert"` and `"chain"` (its certificate, and its chain, URL-encoded PEM), `"subject"`
+    /// (its subject, RFC 2253), `"uri"` (each URI SAN), `"dns"` (each DNS SAN). Envoy's
+    /// `set_current_client_cert_details`, with `by` and `hash`, which Envoy always writes.
+    /// Default `["uri"]`.
+    pub client_cert_details: Option<Vec<FileCertDetail>>,
     /// HTTP only. One line per request to a file: `{ path = "/var/log/ringside/in.log",
     /// format = "json" }` (`format`: `"json"`, the default, or `"combined"`, Apache/nginx
     /// style; `path = "-"` is standard output). Lines go through a bounded buffer to a writer
@@ -417,6 +425,19 @@ pub enum FileForwardClientCert {
     AppendForward,
     ForwardOnly,
     AlwaysForwardOnly,
+}
+
+/// Values of `listeners[].client_cert_details`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileCertDetail {
+    By,
+    Hash,
+    Cert,
+    Chain,
+    Subject,
+    Uri,
+    Dns,
 }
 
 /// Values of `listeners[].escaped_slashes`.

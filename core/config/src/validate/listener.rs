@@ -7,12 +7,12 @@ use super::headers::EditKeys;
 use super::{default, Validator};
 use crate::check;
 use crate::model::{
-    AccessLog, Authz, AuthzAction, ForwardClientCert, Http2Settings, HttpLimits, HttpListener,
-    Listener, ListenerKind, LogFormat,
+    AccessLog, Authz, AuthzAction, CertDetails, ForwardClientCert, Http2Settings, HttpLimits,
+    HttpListener, Listener, ListenerKind, LogFormat,
 };
 use crate::raw::{
-    FileEscapedSlashes, FileForwardClientCert, FileHttp2, FileListener, FileLogFormat,
-    FileMtlsMode, FileProtocol,
+    FileCertDetail, FileEscapedSlashes, FileForwardClientCert, FileHttp2, FileListener,
+    FileLogFormat, FileMtlsMode, FileProtocol,
 };
 use crate::tls::MtlsMode;
 use ringside_codec::{EscapedSlashes, PathRules};
@@ -219,6 +219,7 @@ impl Validator {
             headers,
             rate_limit,
             ip,
+            cert_details: self.cert_details(p, l.client_cert_details.as_deref()),
             forward_client_cert: match l.forward_client_cert {
                 None | Some(FileForwardClientCert::SanitizeSet) => ForwardClientCert::SanitizeSet,
                 Some(FileForwardClientCert::Sanitize) => ForwardClientCert::Sanitize,
@@ -298,6 +299,42 @@ impl Validator {
         }
     }
 
+    /// `client_cert_details`: each detail at most once; an empty list would write an empty
+    /// element.
+    fn cert_details(&mut self, p: &str, given: Option<&[FileCertDetail]>) -> CertDetails {
+        let Some(given) = given else {
+            return CertDetails::default();
+        };
+        let at = format!("{p}.client_cert_details");
+        if given.is_empty() {
+            self.err(at, "empty: omit it for the default [\"uri\"]");
+            return CertDetails::default();
+        }
+        let mut d = CertDetails {
+            uri: false,
+            ..CertDetails::default()
+        };
+        for (i, detail) in given.iter().enumerate() {
+            let flag = match detail {
+                FileCertDetail::By => &mut d.by,
+                FileCertDetail::Hash => &mut d.hash,
+                FileCertDetail::Cert => &mut d.cert,
+                FileCertDetail::Chain => &mut d.chain,
+                FileCertDetail::Subject => &mut d.subject,
+                FileCertDetail::Uri => &mut d.uri,
+                FileCertDetail::Dns => &mut d.dns,
+            };
+            if *flag {
+                self.err(
+                    format!("{at}[{i}]"),
+                    format!("duplicate detail {detail:?}").to_lowercase(),
+                );
+            }
+            *flag = true;
+        }
+        d
+    }
+
     fn tcp_listener(
         &mut self,
         p: &str,
@@ -317,6 +354,7 @@ impl Validator {
             ("merge_slashes", l.merge_slashes.is_some()),
             ("escaped_slashes", l.escaped_slashes.is_some()),
             ("forward_client_cert", l.forward_client_cert.is_some()),
+            ("client_cert_details", l.client_cert_details.is_some()),
             ("access_log", l.access_log.is_some()),
             ("authz_default", l.authz_default.is_some()),
             ("http2", l.http2.is_some()),

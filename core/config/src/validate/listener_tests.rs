@@ -94,3 +94,36 @@ fn forward_client_cert_is_read_and_defaults_to_sanitize_set() {
         ["listeners[0].forward_client_cert: only valid on protocol = \"http\" listeners"]
     );
 }
+
+#[test]
+fn client_cert_details_are_read_and_default_to_the_uri() {
+    let details = |keys: &str| {
+        let config = ok(&format!(
+            "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\n{keys}\n{CLUSTER}"
+        ));
+        match &config.listeners[0].kind {
+            ListenerKind::Http(h) => h.cert_details,
+            ListenerKind::Tcp { .. } => panic!("not http"),
+        }
+    };
+    let d = details("");
+    assert!(d.uri && !(d.by || d.hash || d.cert || d.chain || d.subject || d.dns));
+    let d = details("client_cert_details = [ \"dns\", \"by\", \"hash\", \"subject\" ]");
+    assert!(d.by && d.hash && d.subject && d.dns && !(d.uri || d.cert || d.chain));
+    let d = details("client_cert_details = [ \"cert\", \"chain\", \"uri\" ]");
+    assert!(d.cert && d.chain && d.uri && !(d.by || d.hash || d.subject || d.dns));
+    assert_eq!(
+        errors(&format!(
+            "[[listeners]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\nclient_cert_details = []\n\
+             [[listeners]]\nname = \"m\"\nbind = \"127.0.0.1:0\"\nclient_cert_details = [ \"uri\", \"hash\", \"uri\", \"issuer\" ]\n\
+             [[listeners]]\nname = \"t\"\nbind = \"127.0.0.1:0\"\nprotocol = \"tcp\"\ncluster = \"c\"\nclient_cert_details = [ \"uri\" ]\n\
+             [[listeners]]\nname = \"n\"\nbind = \"127.0.0.1:0\"\nclient_cert_details = [ \"uri\", \"hash\", \"uri\" ]\n{CLUSTER}"
+        )),
+        [
+            "listeners[0].client_cert_details: empty: omit it for the default [\"uri\"]",
+            "listeners[1].client_cert_details[3]: unknown variant \"issuer\", expected one of \"by\", \"hash\", \"cert\", \"chain\", \"subject\", \"uri\", \"dns\"",
+            "listeners[2].client_cert_details: only valid on protocol = \"http\" listeners",
+            "listeners[3].client_cert_details[2]: duplicate detail uri",
+        ]
+    );
+}

@@ -105,6 +105,10 @@ pub(crate) struct ClientConn {
     pub(crate) tls: bool,
     /// The verified identity (URI SAN) of a client certificate (mesh mTLS).
     pub(crate) identity: Option<Rc<str>>,
+    /// The X-Forwarded-Client-Cert element ringside writes for this verified client
+    /// (`client_cert_details`, built at the handshake); `None` without a verified client
+    /// certificate.
+    pub(crate) xfcc: Option<Rc<str>>,
     /// Where the connection was going before iptables redirected it (`transparent`
     /// listeners only).
     pub(crate) original_dst: Option<original_dst::OriginalDst>,

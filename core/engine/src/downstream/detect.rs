@@ -26,11 +26,12 @@ use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, Splitable};
 use monoio::net::TcpStream;
-use ringside_config::{ListenerKind, MtlsMode};
+use ringside_config::{CertDetails, ListenerKind, MtlsMode};
 
 use crate::cx::conn::{into_poll, split_poll, ConnRead, ConnWrite, Prefixed, ServerTls};
 use crate::cx::metrics::ListenerStats;
 use crate::cx::original_dst::OriginalDst;
+use crate::cx::tls::xfcc::{element, Served};
 use crate::downstream::http::{self, ClientConn};
 use crate::downstream::Worker;
 
@@ -60,11 +61,15 @@ pub(crate) fn serve_http(
     let timeout = http.limits.request_head_timeout;
     let tls = view.tls.server(&listener).cloned();
     let permissive = l.mtls == Some(MtlsMode::Permissive);
+    let xfcc = XfccPlan {
+        details: http.cert_details,
+        served: view.tls.served(&listener).cloned(),
+    };
     drop(view);
     match tls {
         None => Box::pin(plain(worker, listener, stream, first, peer, dst, stats)),
         Some(tls) => Box::pin(tls_http(
-            worker, listener, tls, permissive, stream, first, peer, dst, stats, timeout,
+            worker, listener, tls, permissive, stream, first, peer, dst, stats, timeout, xfcc,
         )),
     }
 }
@@ -84,6 +89,7 @@ async fn tls_http(
     dst: Option<OriginalDst>,
     stats: Rc<ListenerStats>,
     timeout: Duration,
+    xfcc: XfccPlan,
 ) {
     if permissive && first.is_empty() {
         first = match monoio::time::timeout(timeout, stream.read(Vec::with_capacity(2048))).await {
@@ -94,7 +100,8 @@ async fn tls_http(
     if permissive && first.first() != Some(&TLS_HANDSHAKE) {
         return plain(worker, listener, stream, first, peer, dst, stats).await;
     }
-    let Some((tls, conn)) = handshake(&stats, tls, stream, first, peer, dst, timeout).await else {
+    let handshake = handshake(&stats, tls, stream, first, peer, dst, timeout, Some(&xfcc));
+    let Some((tls, conn)) = handshake.await else {
         return;
     };
     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
@@ -128,6 +135,7 @@ fn plain(
         peer,
         tls: false,
         identity: None,
+        xfcc: None,
         original_dst,
     });
     let (r, w) = stream.into_split();
@@ -143,8 +151,17 @@ fn plain(
     http::serve(c)
 }
 
+/// What an HTTP listener's X-Forwarded-Client-Cert element says of a verified client, and
+/// the certificates it serves (`By=`).
+struct XfccPlan {
+    details: CertDetails,
+    served: Option<std::sync::Arc<Served>>,
+}
+
 /// The TLS handshake, bounded by `timeout`; failures are counted and logged at debug level
-/// (a port scanner or a plaintext client on a TLS port is not worth a warning).
+/// (a port scanner or a plaintext client on a TLS port is not worth a warning). `xfcc`: an
+/// HTTP listener's, whose connection keeps its X-Forwarded-Client-Cert element.
+#[allow(clippy::too_many_arguments)]
 async fn handshake(
     stats: &ListenerStats,
     config: std::sync::Arc<rustls::ServerConfig>,
@@ -153,6 +170,7 @@ async fn handshake(
     peer: SocketAddr,
     original_dst: Option<OriginalDst>,
     timeout: Duration,
+    xfcc: Option<&XfccPlan>,
 ) -> Option<(ServerTls, Rc<ClientConn>)> {
     let poll = match into_poll(stream) {
         Ok(p) => p,
@@ -175,16 +193,27 @@ async fn handshake(
             return None;
         }
     };
-    let identity = tls
-        .get_ref()
-        .1
-        .peer_certificates()
+    let session = tls.get_ref().1;
+    let chain = session.peer_certificates();
+    let identity = chain
         .and_then(crate::cx::tls::peer_identity)
         .map(Rc::<str>::from);
+    // Once per connection: each request copies it.
+    let xfcc = match (xfcc, chain) {
+        (Some(plan), Some(chain)) => {
+            let by = plan
+                .served
+                .as_ref()
+                .map_or(&[][..], |s| s.uris(session.server_name()));
+            element(&plan.details, by, chain).map(Rc::<str>::from)
+        }
+        _ => None,
+    };
     let conn = Rc::new(ClientConn {
         peer,
         tls: true,
         identity,
+        xfcc,
         original_dst,
     });
     Some((tls, conn))
@@ -216,7 +245,7 @@ pub(crate) async fn serve_tcp(
         }
         Some(tls) => {
             let first = std::mem::take(&mut first);
-            let handshake = handshake(&stats, tls, stream, first, peer, dst, timeout);
+            let handshake = handshake(&stats, tls, stream, first, peer, dst, timeout, None);
             let Some((tls, _conn)) = handshake.await else {
                 return;
             };

@@ -309,8 +309,9 @@ impl<'r> ProxyFields<'r> {
         // Envoy's rules: the client's as sent (ALWAYS_FORWARD_ONLY; FORWARD_ONLY from a
         // verified client), the client's followed by the proxy's (APPEND_FORWARD, verified),
         // only the proxy's (SANITIZE_SET, verified), or none.
+        // A verified client has an element (`client_cert_details`, built at its handshake).
         let verified = conn
-            .identity
+            .xfcc
             .as_ref()
             .filter(|_| xfcc != ForwardClientCert::Sanitize);
         let xfcc_as_sent = xfcc == ForwardClientCert::AlwaysForwardOnly
@@ -335,7 +336,7 @@ impl<'r> ProxyFields<'r> {
                 + 40
                 + proto.len()
                 + 55
-                + own_xfcc.map_or(0, |id| id.len() + 4)
+                + own_xfcc.map_or(0, |e| e.len())
                 + prev_xfcc.map_or(0, |p| p.len() + 1),
         );
         if let Some(prev) = prev_xff {
@@ -348,13 +349,12 @@ impl<'r> ProxyFields<'r> {
         let proto = v.len();
         trace.write_traceparent(&mut v);
         let traceparent = v.len();
-        if let Some(id) = own_xfcc {
+        if let Some(element) = own_xfcc {
             if let Some(prev) = prev_xfcc {
                 v.extend_from_slice(prev);
                 v.push(b',');
             }
-            v.extend_from_slice(b"URI=");
-            v.extend_from_slice(id.as_bytes());
+            v.extend_from_slice(element.as_bytes());
         }
         ProxyFields {
             request_id,
@@ -504,6 +504,7 @@ mod tests {
             peer: "10.0.0.1:5000".parse().unwrap(),
             tls: false,
             identity: None,
+            xfcc: None,
             original_dst: None,
         }
     }
@@ -919,6 +920,7 @@ mod tests {
         let sent = |xfcc: ForwardClientCert, verified: bool| {
             let conn = ClientConn {
                 identity: verified.then(|| std::rc::Rc::from("spiffe://c/verified")),
+                xfcc: verified.then(|| std::rc::Rc::from("URI=spiffe://c/verified")),
                 tls: verified,
                 ..client()
             };

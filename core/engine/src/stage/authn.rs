@@ -395,6 +395,7 @@ mod tests {
             peer: "10.0.0.1:5000".parse().unwrap(),
             tls: false,
             identity: None,
+            xfcc: None,
             original_dst: None,
         };
         let stats = ListenerStats::default();

@@ -96,6 +96,7 @@ fn run(text: &str, peer: &str) -> Seen {
         peer: peer.parse().unwrap(),
         tls: false,
         identity: None,
+        xfcc: None,
         original_dst: None,
     };
     let stats = ListenerStats::default();

@@ -113,6 +113,7 @@ fn run(stage: &AuthN, text: &str) -> Outcome {
         peer: "10.0.0.1:5000".parse().unwrap(),
         tls: false,
         identity: None,
+        xfcc: None,
         original_dst: None,
     };
     let stats = ListenerStats::default();

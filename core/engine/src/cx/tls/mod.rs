@@ -22,6 +22,7 @@
 mod resolve;
 mod verify;
 mod watch;
+pub(crate) mod xfcc;
 
 #[cfg(test)]
 mod tests;
@@ -251,6 +252,9 @@ pub(crate) fn peer_identity(certs: &[CertificateDer<'_>]) -> Option<String> {
 pub(crate) struct TlsContexts {
     /// By listener name; only listeners with `tls` or `mtls`.
     servers: HashMap<String, Arc<ServerConfig>>,
+    /// The certificates each of those listeners serves, as X-Forwarded-Client-Cert's `By=`
+    /// needs them.
+    served: HashMap<String, Arc<xfcc::Served>>,
     /// By cluster index; `None` for plaintext clusters.
     clients: Vec<Option<Arc<ClientConfig>>>,
 }
@@ -272,7 +276,12 @@ impl TlsContexts {
             .iter()
             .map(|c| client_config(c, mesh))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(TlsContexts { servers, clients })
+        let served = served(config);
+        Ok(TlsContexts {
+            servers,
+            served,
+            clients,
+        })
     }
 
     /// Builds every configuration of `config`, failing closed: a listener or cluster whose
@@ -304,7 +313,17 @@ impl TlsContexts {
                 })
             })
             .collect();
-        TlsContexts { servers, clients }
+        let served = served(config);
+        TlsContexts {
+            servers,
+            served,
+            clients,
+        }
+    }
+
+    /// The certificates listener `listener` serves (`tls` or `mtls`).
+    pub(crate) fn served(&self, listener: &str) -> Option<&Arc<xfcc::Served>> {
+        self.served.get(listener)
     }
 
     /// The server configuration of a listener with `tls` or `mtls`.
@@ -317,6 +336,23 @@ impl TlsContexts {
     pub(crate) fn client(&self, cluster_index: usize) -> Option<&Arc<ClientConfig>> {
         self.clients.get(cluster_index).and_then(Option::as_ref)
     }
+}
+
+/// What each TLS listener serves, for `By=`.
+fn served(config: &Config) -> HashMap<String, Arc<xfcc::Served>> {
+    let mesh = config.mesh.as_ref();
+    config
+        .listeners
+        .iter()
+        .filter_map(|l| {
+            let served = match (&l.tls, l.mtls, mesh) {
+                (Some(tls), _, _) => xfcc::Served::of_listener(&tls.certificates),
+                (None, Some(_), Some(mesh)) => xfcc::Served::of_mesh(mesh),
+                _ => return None,
+            };
+            Some((l.name.clone(), Arc::new(served)))
+        })
+        .collect()
 }
 
 /// A server configuration without a certificate: every handshake fails.

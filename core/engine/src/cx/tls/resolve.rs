@@ -33,13 +33,18 @@ impl BySni {
 
     /// Index of the certificate served for `sni`.
     pub(super) fn pick(&self, sni: Option<&str>) -> usize {
-        let Some(sni) = sni else { return 0 };
-        let sni = sni.trim_end_matches('.').to_ascii_lowercase();
-        self.certs
-            .iter()
-            .position(|(names, _)| names.iter().any(|n| name_matches(n, &sni)))
-            .unwrap_or(0)
+        pick(self.certs.iter().map(|(names, _)| names.as_slice()), sni)
     }
+}
+
+/// Index of the first certificate, among each one's DNS names, covering `sni`; 0 (the
+/// default) without a match or an SNI.
+pub(super) fn pick<'a>(mut certs: impl Iterator<Item = &'a [String]>, sni: Option<&str>) -> usize {
+    let Some(sni) = sni else { return 0 };
+    let sni = sni.trim_end_matches('.').to_ascii_lowercase();
+    certs
+        .position(|names| names.iter().any(|n| name_matches(n, &sni)))
+        .unwrap_or(0)
 }
 
 impl ResolvesServerCert for BySni {
