@@ -129,3 +129,50 @@ pub fn istio_clusters() -> Vec<Value> {
             "lb_policy": "CLUSTER_PROVIDED"}),
     ]
 }
+
+/// An HCM chain serving everything to `cluster` by an inline route configuration (Istio's
+/// inbound chains), taking what `filter_chain_match` says.
+pub fn http_chain(name: &str, cluster: &str, filter_chain_match: Value) -> Value {
+    json!({"name": name, "filter_chain_match": filter_chain_match,
+        "filters": [{"name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {"@type": HCM, "stat_prefix": "inbound",
+                "route_config": route_config(cluster, vec![json!({"match": {"prefix": "/"},
+                    "route": {"cluster": cluster}})]),
+                "http_filters": http_filters(&[])}}]})
+}
+
+/// Istio's inbound listener `virtualInbound` on 127.0.0.1:`port` under PERMISSIVE mTLS with
+/// one HTTP port, 8080 (cluster `inbound|8080||`): the original_dst, TLS and HTTP inspector
+/// listener filters; a blackhole for its own port; passthrough to the ORIGINAL_DST cluster
+/// `InboundPassthroughCluster` (the empty match, and TLS); plaintext HTTP to it by the HTTP
+/// inspector's protocols; and port 8080's chains by transport and ALPN, the mTLS one with
+/// the certificate `cert`/`key` inline.
+pub fn istio_inbound(port: u16, cert: &str, key: &str) -> Value {
+    let mut mtls = http_chain(
+        "0.0.0.0_8080",
+        "inbound|8080||",
+        json!({"destination_port": 8080, "transport_protocol": "tls",
+            "application_protocols": ["istio-http/1.0", "istio-http/1.1", "istio-h2"]}),
+    );
+    mtls["transport_socket"] = json!({"name": "envoy.transport_sockets.tls", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+        "common_tls_context": {"tls_certificates": [{"certificate_chain": {"inline_string": cert},
+            "private_key": {"inline_string": key}}]}}});
+    let passthrough = "InboundPassthroughCluster";
+    json!({"name": "virtualInbound",
+    "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+    "traffic_direction": "INBOUND",
+    "listener_filters": [{"name": "envoy.filters.listener.original_dst"},
+        {"name": "envoy.filters.listener.tls_inspector"},
+        {"name": "envoy.filters.listener.http_inspector"}],
+    "filter_chains": [
+        tcp_chain("virtualInbound-blackhole", "BlackHoleCluster", json!({"destination_port": port})),
+        tcp_chain("virtualInbound", passthrough, json!({})),
+        tcp_chain("virtualInbound", passthrough, json!({"transport_protocol": "tls"})),
+        http_chain("virtualInbound-catchall-http", passthrough,
+            json!({"transport_protocol": "raw_buffer", "application_protocols": ["http/1.1", "h2c"]})),
+        mtls,
+        http_chain("0.0.0.0_8080", "inbound|8080||",
+            json!({"destination_port": 8080, "transport_protocol": "raw_buffer"})),
+    ]})
+}

@@ -1,16 +1,14 @@
-//! One filter chain → one ringside listener (a [`TChain`]): its `filter_chain_match` by
-//! original destination (`destination_port`, `prefix_ranges`: [`Dest`]; every other match
-//! field is NACKed by name), its TLS transport socket → `tls` (`tls.rs`), and its terminal
-//! network filter: a `HttpConnectionManager` (`protocol = "http"`; routes by RDS or inline;
-//! connection settings → listener keys in `hcm.rs`) or a `tcp_proxy` (`protocol = "tcp"`,
-//! `cluster`, `idle_timeout`). Filters of the ignore list are skipped and counted.
+//! One filter chain → one ringside listener (a [`TChain`]): its `filter_chain_match` (what
+//! its child listener takes: `chain_match.rs`), its TLS transport socket → `tls`
+//! (`tls.rs`), and its terminal network filter: a `HttpConnectionManager` (`protocol =
+//! "http"`; routes by RDS or inline; connection settings → listener keys in `hcm.rs`) or a
+//! `tcp_proxy` (`protocol = "tcp"`, `cluster`, `idle_timeout`). Filters of the ignore list
+//! are skipped and counted.
 
 use std::mem::take;
-use std::net::IpAddr;
 
-use envoy_types::pb::envoy::config::core::v3::CidrRange;
 use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
-use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, FilterChainMatch};
+use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain};
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::{
     CodecType, RouteSpecifier,
@@ -23,6 +21,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 use toml::Value;
 
+use super::chain_match::{chain_match, ChainMatch};
 use super::routes::{route_config, TRouteConfig};
 use super::{hcm, int, ms, name, string, tls, Table};
 use crate::sources::xds::ignore;
@@ -41,43 +40,6 @@ pub enum RouteSource {
     Inline(TRouteConfig),
 }
 
-/// The original destinations a filter chain takes: one port at most (none: any), address
-/// blocks `(IP, len)` with no bit set past `len` (none: any).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Dest {
-    pub port: Option<u16>,
-    pub blocks: Vec<(IpAddr, u8)>,
-}
-
-impl Dest {
-    pub fn is_empty(&self) -> bool {
-        self.port.is_none() && self.blocks.is_empty()
-    }
-}
-
-/// `ip` with the bits past `len` cleared.
-pub fn masked(ip: IpAddr, len: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(len.min(32)))
-                .unwrap_or(0);
-            IpAddr::V4(std::net::Ipv4Addr::from(u32::from(v4) & mask))
-        }
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(len.min(128)))
-                .unwrap_or(0);
-            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask))
-        }
-    }
-}
-
-/// Whether the block `(net, len)` holds `ip` (of the same family).
-pub fn holds((net, len): (IpAddr, u8), ip: IpAddr) -> bool {
-    net.is_ipv4() == ip.is_ipv4() && masked(ip, len) == net
-}
-
 /// One filter chain, translated: one ringside listener.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TChain {
@@ -86,7 +48,7 @@ pub struct TChain {
     /// Where it comes from, for messages: `listener "l".filter_chains[2]`.
     pub at: String,
     /// What its `filter_chain_match` takes.
-    pub dest: Dest,
+    pub matches: ChainMatch,
     /// The `[[listeners]]` table, without `bind`, `parent` and `match`.
     pub table: Table,
     pub routes: RouteSource,
@@ -110,7 +72,7 @@ pub fn chain(
     at: String,
     ignored: &mut Vec<String>,
 ) -> Res<TChain> {
-    let dest = destination(c.filter_chain_match.take().unwrap_or_default(), &at)?;
+    let matches = chain_match(c.filter_chain_match.take().unwrap_or_default(), &at)?;
     c.name.clear();
     c.metadata = None;
     let mut t = Table::new();
@@ -142,51 +104,11 @@ pub fn chain(
     Ok(TChain {
         name: rname,
         at,
-        dest,
+        matches,
         table: t,
         routes,
         tcp_cluster,
     })
-}
-
-/// `filter_chain_match`: the destination port and address blocks; any other field fails
-/// by name (`…filter_chain_match.transport_protocol: not supported by ringside`).
-pub fn destination(mut m: FilterChainMatch, at: &str) -> Res<Dest> {
-    let mat = format!("{at}.filter_chain_match");
-    let port =
-        match m.destination_port.take().map(|p| p.value) {
-            None => None,
-            Some(p) => Some(u16::try_from(p).ok().filter(|p| *p != 0).ok_or_else(|| {
-                format!("{mat}.destination_port: {p} is not a port (1 to 65535)")
-            })?),
-        };
-    let mut blocks = Vec::new();
-    for (k, r) in take(&mut m.prefix_ranges).into_iter().enumerate() {
-        let b = block(r, &format!("{mat}.prefix_ranges[{k}]"))?;
-        if !blocks.contains(&b) {
-            blocks.push(b);
-        }
-    }
-    leftover(&m, &mat)?;
-    Ok(Dest { port, blocks })
-}
-
-/// A `CidrRange` as a block. Bits past `prefix_len` are cleared, as Envoy does.
-fn block(r: CidrRange, at: &str) -> Res<(IpAddr, u8)> {
-    let ip: IpAddr = r.address_prefix.parse().map_err(|_| {
-        format!(
-            "{at}.address_prefix: {:?} is not an IP address",
-            r.address_prefix
-        )
-    })?;
-    let len = r.prefix_len.map_or(0, |l| l.value);
-    let width = if ip.is_ipv4() { 32 } else { 128 };
-    match u8::try_from(len).ok().filter(|l| u32::from(*l) <= width) {
-        Some(len) => Ok((masked(ip, len), len)),
-        None => Err(format!(
-            "{at}.prefix_len: {len} is longer than the address ({width} bits)"
-        )),
-    }
 }
 
 fn typed<M: Message + Name + Default>(any: &Any, at: &str) -> Res<M> {

@@ -7,6 +7,7 @@ use envoy_types::pb::envoy::config::core::v3::CidrRange;
 use envoy_types::pb::envoy::config::listener::v3::{FilterChainMatch, Listener};
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 
+use super::chains_inbound_tests::{istio_inbound, opening};
 use super::chains_tests::*;
 
 #[test]
@@ -14,28 +15,6 @@ fn each_match_ringside_cannot_take_is_nacked_by_field() {
     let mut fields: Vec<(&str, FilterChainMatch)> = Vec::new();
     let base = FilterChainMatch::default;
     let cidr = || vec![CidrRange::default()];
-    fields.push((
-        "server_names",
-        FilterChainMatch {
-            server_names: vec!["a".into()],
-            ..base()
-        },
-    ));
-    fields.push((
-        "transport_protocol",
-        FilterChainMatch {
-            transport_protocol: "tls".into(),
-            ..base()
-        },
-    ));
-    let alpn = vec!["h2c".into()];
-    fields.push((
-        "application_protocols",
-        FilterChainMatch {
-            application_protocols: alpn,
-            ..base()
-        },
-    ));
     fields.push((
         "source_type",
         FilterChainMatch {
@@ -105,7 +84,7 @@ fn layouts_ringside_cannot_serve_are_nacked_naming_their_sources() {
     matcher.filter_chain_matcher = Some(Default::default());
     assert_eq!(
         nack(vec![matcher]),
-        "listener \"o\".filter_chain_matcher: the filter chain matcher (matching by destination takes filter_chain_match) is not supported by ringside"
+        "listener \"o\".filter_chain_matcher: the filter chain matcher (ringside takes filter_chain_match) is not supported by ringside"
     );
     let lone = receiver(
         "0.0.0.0_8080",
@@ -160,7 +139,7 @@ fn layouts_ringside_cannot_serve_are_nacked_naming_their_sources() {
     let twin = receiver("twin", "0.0.0.0", 8080, vec![tcp("", "orders", None)]);
     assert_eq!(
         nack(vec![virtual_outbound("o"), lone, twin]),
-        "listener \"twin\".filter_chains[0].filter_chain_match: takes port 8080 of 0.0.0.0/0, as listener \"0.0.0.0_8080\".filter_chains[0] does (ringside hands one destination to one listener)"
+        "listener \"twin\".filter_chains[0].filter_chain_match: takes port 8080 of 0.0.0.0/0, as listener \"0.0.0.0_8080\".filter_chains[0] does (ringside hands those connections to one listener)"
     );
 }
 
@@ -174,7 +153,7 @@ fn a_listener_needs_its_original_destination_and_a_chain_for_the_rest() {
     plain.listener_filters.clear();
     assert_eq!(
         nack(vec![plain]),
-        "listener \"virtualInbound\".filter_chains[0].filter_chain_match: a match by destination on a listener without the listener filter envoy.filters.listener.original_dst (ringside matches filter chains by a connection's original destination) is not supported by ringside"
+        "listener \"virtualInbound\".filter_chains[0].filter_chain_match: a filter chain match on a listener without the listener filter envoy.filters.listener.original_dst (ringside's child listeners hang off a transparent listener, which reads a connection's original destination) is not supported by ringside"
     );
     let closing = virtual_inbound(vec![tcp("", "orders", port(80))], None);
     assert_eq!(
@@ -213,9 +192,101 @@ fn a_hand_off_chain_a_receiver_would_take_first_is_nacked() {
     );
     assert_eq!(
         built(vec![outbound.clone(), lone]).unwrap_err(),
-        "listener \"o\".filter_chains[2].filter_chain_match: an address block at port 8080, which Envoy hands to listener \"0.0.0.0_8080\" (bind_to_port false) before trying this chain, is not supported by ringside"
+        "listener \"o\".filter_chains[2].filter_chain_match: the block 10.0.0.0/8 at port 8080, which Envoy hands to listener \"0.0.0.0_8080\" (bind_to_port false) before trying this chain, is not supported by ringside"
     );
     // A receiver at one address leaves the others of that port to the chain, as Envoy does.
     let one = receiver("svc", "10.96.0.10", 8080, vec![http("", "8080", None)]);
     built(vec![outbound, one]).unwrap();
+}
+
+#[test]
+fn matches_by_what_the_connection_opens_with_that_ringside_cannot_take() {
+    let nack = |m: FilterChainMatch| {
+        let inbound = virtual_inbound(
+            vec![tcp("", "orders", None), tcp("", "orders", Some(m))],
+            None,
+        );
+        built(vec![inbound]).unwrap_err()
+    };
+    let at = "listener \"virtualInbound\".filter_chains[1].filter_chain_match";
+    assert_eq!(
+        nack(opening(None, "quic", &[]).unwrap()),
+        format!("{at}.transport_protocol: \"quic\" (ringside tells \"tls\" from \"raw_buffer\") is not supported by ringside")
+    );
+    let names = |n: &[&str]| FilterChainMatch {
+        server_names: n.iter().map(|n| n.to_string()).collect(),
+        ..FilterChainMatch::default()
+    };
+    assert_eq!(
+        nack(names(&["api.example.com", "*"])),
+        format!("{at}.server_names[1]: \"*\": a wildcard other than a leading \"*.\" (any subdomain, \"*.example.com\") is not supported by ringside")
+    );
+    assert_eq!(
+        nack(names(&["*w.example.com"])),
+        format!("{at}.server_names[0]: \"*w.example.com\": a wildcard other than a leading \"*.\" (any subdomain, \"*.example.com\") is not supported by ringside")
+    );
+    assert_eq!(
+        nack(names(&["example.com."])),
+        format!("{at}.server_names[0]: \"example.com.\" is not a DNS name (labels of 1 to 63 letters, digits, '-' or '_', 253 characters at most)")
+    );
+    let mut plain = names(&["api.example.com"]);
+    plain.transport_protocol = "raw_buffer".into();
+    assert_eq!(
+        nack(plain),
+        format!("{at}.server_names: with transport_protocol \"raw_buffer\": only a TLS ClientHello names a server, the chain could never take a connection")
+    );
+    assert_eq!(
+        nack(opening(None, "tls", &["h2", "a b"]).unwrap()),
+        format!("{at}.application_protocols[1]: \"a b\" is not an application protocol (1 to 255 printable characters, e.g. \"h2\")")
+    );
+}
+
+#[test]
+fn two_chains_taking_the_same_opening_are_nacked_naming_both() {
+    // A second chain for TLS with one of Istio's protocols at port 8080.
+    let mut chains = istio_inbound();
+    let again = opening(Some(8080), "tls", &["h2", "istio-http/1.1"]);
+    chains.push(tcp("again", "orders", again));
+    assert_eq!(
+        built(vec![virtual_inbound(chains, None)]).unwrap_err(),
+        "listener \"virtualInbound\".filter_chains[6].filter_chain_match: takes port 8080 of any address, over TLS, protocol \"istio-http/1.1\", as listener \"virtualInbound\".filter_chains[4] does (ringside hands those connections to one listener)"
+    );
+    // The same server name, however written.
+    let sni = |n: &str| FilterChainMatch {
+        server_names: vec![n.into()],
+        transport_protocol: "tls".into(),
+        ..FilterChainMatch::default()
+    };
+    let chains = vec![
+        tcp("", "orders", None),
+        tcp("", "orders", Some(sni("*.Example.com"))),
+        tcp("", "orders", Some(sni("*.example.com"))),
+    ];
+    assert_eq!(
+        built(vec![virtual_inbound(chains, None)]).unwrap_err(),
+        "listener \"virtualInbound\".filter_chains[2].filter_chain_match: takes any port of any address, server name \"*.example.com\", over TLS, as listener \"virtualInbound\".filter_chains[1] does (ringside hands those connections to one listener)"
+    );
+}
+
+#[test]
+fn a_hand_off_chain_at_a_receivers_own_address_is_nacked_whatever_it_opens_with() {
+    let mut outbound = virtual_outbound("o");
+    let mut m = opening(Some(9000), "tls", &[]).unwrap();
+    m.prefix_ranges = vec![CidrRange {
+        address_prefix: "10.96.0.10".into(),
+        prefix_len: Some(UInt32Value { value: 32 }),
+    }];
+    outbound
+        .filter_chains
+        .push(tcp("tls-db", "orders", Some(m)));
+    let db = receiver(
+        "10.96.0.10_9000",
+        "10.96.0.10",
+        9000,
+        vec![tcp("", "orders", None)],
+    );
+    assert_eq!(
+        built(vec![outbound, db]).unwrap_err(),
+        "listener \"o\".filter_chains[2].filter_chain_match: the block 10.96.0.10/32 at port 9000, which Envoy hands to listener \"10.96.0.10_9000\" (bind_to_port false) before trying this chain, is not supported by ringside"
+    );
 }

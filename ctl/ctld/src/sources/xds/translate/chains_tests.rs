@@ -172,6 +172,20 @@ fn route_8080() -> routes::TRouteConfig {
     routes::route_config(rc, &mut Vec::new()).unwrap()
 }
 
+/// The listener `children` picks for a connection to `dst` that opened with `hello`; `None`:
+/// the parent.
+pub(super) fn picked<'a>(
+    children: &'a ringside_config::Children,
+    dst: &str,
+    hello: Option<&ringside_config::Hello>,
+) -> Option<&'a str> {
+    match children.pick(dst.parse().unwrap(), hello) {
+        ringside_config::Pick::Child(name) => Some(name),
+        ringside_config::Pick::Parent => None,
+        ringside_config::Pick::Inspect => Some("(inspect)"),
+    }
+}
+
 /// The listeners translated with Istio's clusters and route `8080`; what `build` makes.
 pub(super) fn built(ls: Vec<Listener>) -> Result<String, String> {
     let mut t = Translated::default();
@@ -183,6 +197,8 @@ pub(super) fn built(ls: Vec<Listener>) -> Result<String, String> {
     t.clusters = BTreeMap::from([
         cluster("BlackHoleCluster", DiscoveryType::Static),
         cluster("PassthroughCluster", DiscoveryType::OriginalDst),
+        cluster("InboundPassthroughCluster", DiscoveryType::OriginalDst),
+        cluster("inbound|8080||", DiscoveryType::Static),
         cluster("orders", DiscoveryType::Static),
         cluster("outbound|9000||db", DiscoveryType::Static),
     ]);
@@ -287,7 +303,7 @@ ports = [15001]
     );
     let config = ringside_config::parse(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
     let parent = &config.listeners[0];
-    let pick = |dst: &str| parent.children.pick(dst.parse().unwrap());
+    let pick = |dst: &str| picked(&parent.children, dst, None);
     assert_eq!(pick("10.96.0.10:8080"), Some("0.0.0.0_8080"));
     assert_eq!(pick("10.96.0.10:9000"), Some("10.96.0.10_9000"));
     assert_eq!(pick("10.96.0.11:9000"), None, "the parent's passthrough");
@@ -335,7 +351,7 @@ fn a_transparent_listeners_chains_by_port_are_its_children() {
     let l = &config.listeners[0];
     assert_eq!(l.name, "virtualInbound");
     assert!(l.transparent);
-    let pick = |dst: &str| l.children.pick(dst.parse().unwrap());
+    let pick = |dst: &str| picked(&l.children, dst, None);
     assert_eq!(pick("10.244.0.1:8080"), Some("virtualInbound.0.0.0.0_8080"));
     assert_eq!(pick("10.244.0.1:9090"), Some("virtualInbound.pods"));
     assert_eq!(

@@ -11,7 +11,7 @@
 //! | `http2_protocol_options` streams, windows, `connection_keepalive` | `http2` |
 //! | `http_protocol_options.accept_http_10`, `allow_absolute_url: true` | (what ringside does) |
 //! | `server_name` under `server_header_transformation` | a `server` response edit |
-//! | `forward_client_cert_details` (`set_current_client_cert_details.uri` only) | `forward_client_cert` |
+//! | `forward_client_cert_details`, `set_current_client_cert_details` | `forward_client_cert`, `client_cert_details` (`by`, `hash` and what is set) |
 //! | `normalize_path`, `merge_slashes`, `path_with_escaped_slashes_action` (not `UNESCAPE_AND_REDIRECT`) | `normalize_path`, `merge_slashes`, `escaped_slashes` |
 //! | `use_remote_address`, `generate_request_id: true`, `preserve_external_request_id` | (what ringside does; `use_remote_address: false` is counted) |
 
@@ -216,17 +216,17 @@ fn path(h: &mut HttpConnectionManager, at: &str, t: &mut Table) -> Res<()> {
 }
 
 /// `forward_client_cert_details` → `forward_client_cert`, always written: Envoy's default is
-/// SANITIZE, ringside's SANITIZE_SET. ringside's own XFCC element is `URI=<identity>`, what
-/// `set_current_client_cert_details.uri` asks for; the other details (subject, DNS,
-/// certificate, chain, issuer) it cannot write, and they are NACKed by field.
+/// SANITIZE, ringside's SANITIZE_SET. With SANITIZE_SET and APPEND_FORWARD, the proxy's own
+/// element: Envoy always writes `By` and `Hash`, then what `set_current_client_cert_details`
+/// asks for (subject, cert, chain, URI, DNS) → `client_cert_details`.
 fn xfcc(h: &mut HttpConnectionManager, at: &str, t: &mut Table) -> Res<()> {
     let mode = take(&mut h.forward_client_cert_details);
-    let value = match ForwardClientCertDetails::try_from(mode) {
-        Ok(ForwardClientCertDetails::Sanitize) => "sanitize",
-        Ok(ForwardClientCertDetails::ForwardOnly) => "forward_only",
-        Ok(ForwardClientCertDetails::AppendForward) => "append_forward",
-        Ok(ForwardClientCertDetails::SanitizeSet) => "sanitize_set",
-        Ok(ForwardClientCertDetails::AlwaysForwardOnly) => "always_forward_only",
+    let (value, sets) = match ForwardClientCertDetails::try_from(mode) {
+        Ok(ForwardClientCertDetails::Sanitize) => ("sanitize", false),
+        Ok(ForwardClientCertDetails::ForwardOnly) => ("forward_only", false),
+        Ok(ForwardClientCertDetails::AppendForward) => ("append_forward", true),
+        Ok(ForwardClientCertDetails::SanitizeSet) => ("sanitize_set", true),
+        Ok(ForwardClientCertDetails::AlwaysForwardOnly) => ("always_forward_only", false),
         Err(_) => {
             return Err(unsupported(
                 &format!("{at}.forward_client_cert_details"),
@@ -235,9 +235,27 @@ fn xfcc(h: &mut HttpConnectionManager, at: &str, t: &mut Table) -> Res<()> {
         }
     };
     t.insert("forward_client_cert".into(), string(value));
-    if let Some(mut d) = h.set_current_client_cert_details.take() {
-        d.uri = false;
-        leftover(&d, &format!("{at}.set_current_client_cert_details"))?;
+    let d = h.set_current_client_cert_details.take().unwrap_or_default();
+    let mut rest = d;
+    (rest.subject, rest.cert, rest.chain, rest.uri, rest.dns) = (None, false, false, false, false);
+    // `issuer`, `format` (Envoy's other XFCC encodings): not written by ringside.
+    leftover(&rest, &format!("{at}.set_current_client_cert_details"))?;
+    if sets {
+        let asked = [
+            ("by", true),
+            ("hash", true),
+            ("cert", d.cert),
+            ("chain", d.chain),
+            ("subject", d.subject.is_some_and(|b| b.value)),
+            ("uri", d.uri),
+            ("dns", d.dns),
+        ];
+        let details = asked
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| string(name))
+            .collect();
+        t.insert("client_cert_details".into(), Value::Array(details));
     }
     Ok(())
 }

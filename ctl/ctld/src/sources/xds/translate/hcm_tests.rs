@@ -123,9 +123,11 @@ fn istio_like_settings_become_the_listeners_limits_and_validate() {
         h.preserve_external_request_id = true;
         // Istio's default `pathNormalization` (BASE).
         h.normalize_path = bool_v(true);
-        // Istio's inbound listeners (whose subject and DNS details are NACKed below).
+        // Istio's inbound listeners.
         h.forward_client_cert_details = ForwardClientCertDetails::AppendForward as i32;
         h.set_current_client_cert_details = Some(SetCurrentClientCertDetails {
+            subject: bool_v(true),
+            dns: true,
             uri: true,
             ..SetCurrentClientCertDetails::default()
         });
@@ -134,6 +136,7 @@ fn istio_like_settings_become_the_listeners_limits_and_validate() {
     assert_eq!(
         table,
         r#"bind = "127.0.0.1:0"
+client_cert_details = ["by", "hash", "subject", "uri", "dns"]
 forward_client_cert = "append_forward"
 idle_timeout_ms = 3600000
 max_header_bytes = 98304
@@ -234,15 +237,13 @@ fn what_ringside_cannot_honour_is_nacked_by_field() {
         ),
         (
             hcm(|h| {
-                h.forward_client_cert_details = ForwardClientCertDetails::AppendForward as i32;
                 h.set_current_client_cert_details = Some(SetCurrentClientCertDetails {
-                    subject: bool_v(true),
-                    dns: true,
                     uri: true,
+                    issuer: true,
                     ..SetCurrentClientCertDetails::default()
                 });
             }),
-            "set_current_client_cert_details.subject: not supported by ringside",
+            "set_current_client_cert_details.issuer: not supported by ringside",
         ),
         (
             hcm(|h| h.forward_client_cert_details = 7),
@@ -382,5 +383,30 @@ fn every_xfcc_mode_is_translated() {
             t.contains(&format!("forward_client_cert = \"{value}\"\n")),
             "{mode:?}: {t}"
         );
+        // Envoy writes By and Hash whenever it sets its own element.
+        let sets = matches!(value, "sanitize_set" | "append_forward");
+        assert_eq!(
+            t.contains("client_cert_details = [\"by\", \"hash\"]\n"),
+            sets,
+            "{mode:?}: {t}"
+        );
     }
+    let every = translate(hcm(|h| {
+        h.forward_client_cert_details = ForwardClientCertDetails::SanitizeSet as i32;
+        h.set_current_client_cert_details = Some(SetCurrentClientCertDetails {
+            subject: bool_v(true),
+            cert: true,
+            chain: true,
+            dns: true,
+            uri: true,
+            ..SetCurrentClientCertDetails::default()
+        });
+    }))
+    .unwrap();
+    assert!(
+        every.contains(
+            "client_cert_details = [\"by\", \"hash\", \"cert\", \"chain\", \"subject\", \"uri\", \"dns\"]\n"
+        ),
+        "{every}"
+    );
 }

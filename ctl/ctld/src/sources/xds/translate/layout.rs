@@ -1,14 +1,16 @@
 //! The listeners' chains as ringside listeners, parents first: which parent each child
 //! has (its own listener's, or for a `bind_to_port: false` listener the `use_original_dst`
-//! one's), and that no two children of a parent take the same destination.
+//! one's), and that no two children of a parent take the same connections.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 
 use toml::Value;
 
+use super::chain_match::{describe, Key};
 use super::chains::TChain;
 use super::listeners::{Role, TListener};
-use super::{int, string, Table};
+use super::{string, Table};
 use crate::sources::xds::nack::{unsupported, Res};
 
 /// One ringside listener to write: a chain, and a child's parent (its ringside name).
@@ -25,25 +27,10 @@ impl Unit<'_> {
         let mut t = self.chain.table.clone();
         if let Some(p) = self.parent {
             t.insert("parent".into(), string(p));
-            t.insert("match".into(), Value::Table(destination(self.chain)));
+            t.insert("match".into(), Value::Table(self.chain.matches.table()));
         }
         t
     }
-}
-
-fn destination(c: &TChain) -> Table {
-    let mut m = Table::new();
-    if let Some(p) = c.dest.port {
-        m.insert("ports".into(), Value::Array(vec![int(p)]));
-    }
-    if !c.dest.blocks.is_empty() {
-        let blocks = c.dest.blocks.iter();
-        let blocks = blocks
-            .map(|(ip, len)| string(format!("{ip}/{len}")))
-            .collect();
-        m.insert("addresses".into(), Value::Array(blocks));
-    }
-    m
 }
 
 /// Every listener's chains as units, each parent before its children.
@@ -104,28 +91,18 @@ fn hand_off(listeners: &BTreeMap<String, TListener>) -> Res<Option<&str>> {
     Ok(found.map(|(_, n)| n))
 }
 
-/// Two children of one parent taking the same port and block fail, naming both chains.
+/// Two children of one parent taking the same kind of connection (port, block, server
+/// name, transport, application protocol: `ChainMatch::keys`) fail, naming both chains.
 fn distinct(children: &[Unit<'_>]) -> Res<()> {
-    let mut taken: BTreeMap<(&str, Option<u16>, Option<String>), &str> = BTreeMap::new();
+    let mut taken: HashMap<(&str, Key), &str> = HashMap::new();
     for u in children {
-        let d = &u.chain.dest;
-        let blocks: Vec<Option<String>> = match d.blocks.as_slice() {
-            [] => vec![None],
-            b => b
-                .iter()
-                .map(|(ip, len)| Some(format!("{ip}/{len}")))
-                .collect(),
-        };
-        for block in blocks {
-            let key = (u.parent.unwrap_or_default(), d.port, block);
+        for key in u.chain.matches.keys() {
+            let key = (u.parent.unwrap_or_default(), key);
             if let Some(other) = taken.get(&key) {
-                let port = key
-                    .1
-                    .map_or_else(|| "any port".into(), |p| format!("port {p}"));
-                let block = key.2.unwrap_or_else(|| "any address".into());
                 return Err(format!(
-                    "{}.filter_chain_match: takes {port} of {block}, as {other} does (ringside hands one destination to one listener)",
-                    u.chain.at
+                    "{}.filter_chain_match: takes {}, as {other} does (ringside hands those connections to one listener)",
+                    u.chain.at,
+                    describe(&key.1)
                 ));
             }
             taken.insert(key, &u.chain.at);
@@ -134,34 +111,35 @@ fn distinct(children: &[Unit<'_>]) -> Res<()> {
     Ok(())
 }
 
-/// Envoy hands a connection to the `bind_to_port: false` listener at `0.0.0.0:port` (or
-/// `[::]:port`) before the hand-off listener's own chains are tried: one of those naming
-/// that port and a block would win in ringside (the longer block), so it fails.
+/// Envoy hands a connection to the `bind_to_port: false` listener at its original
+/// destination (at `IP:port`, else `0.0.0.0:port` or `[::]:port`) before the hand-off
+/// listener's own chains are tried, whatever the connection opens with. A receiver's
+/// children take their port and the block of its address (`/32`, or the family's `/0`);
+/// a chain of the hand-off listener naming that port and a block of the family (at a
+/// `0.0.0.0` receiver), or that same block (at one IP), would rank beside or above them in
+/// ringside, so it fails.
 fn handed_first(children: &[Unit<'_>]) -> Res<()> {
-    let wildcards: Vec<(&Unit<'_>, u16, bool)> = children
+    let received: Vec<(&Unit<'_>, u16, (IpAddr, u8))> = children
         .iter()
         .filter(|u| u.role == Role::Receiver)
-        .filter_map(|u| {
-            let p = u.chain.dest.port?;
-            let v4 = u
-                .chain
-                .dest
-                .blocks
-                .iter()
-                .find(|(_, len)| *len == 0)?
-                .0
-                .is_ipv4();
-            Some((u, p, v4))
-        })
+        .filter_map(|u| Some((u, u.chain.matches.port?, *u.chain.matches.blocks.first()?)))
         .collect();
     for u in children.iter().filter(|u| u.role == Role::HandOff) {
-        let Some(p) = u.chain.dest.port else { continue };
-        let family = |v4: bool| u.chain.dest.blocks.iter().any(|(ip, _)| ip.is_ipv4() == v4);
-        if let Some((r, ..)) = wildcards.iter().find(|(_, rp, v4)| *rp == p && family(*v4)) {
-            return Err(unsupported(
-                &format!("{}.filter_chain_match", u.chain.at),
-                format!("an address block at port {p}, which Envoy hands to listener {:?} (bind_to_port false) before trying this chain,", r.xds),
-            ));
+        let Some(p) = u.chain.matches.port else {
+            continue;
+        };
+        for &(ip, len) in &u.chain.matches.blocks {
+            let first = received.iter().find(|(_, rp, (rip, rlen))| {
+                *rp == p
+                    && rip.is_ipv4() == ip.is_ipv4()
+                    && (*rlen == 0 || (*rip, *rlen) == (ip, len))
+            });
+            if let Some((r, ..)) = first {
+                return Err(unsupported(
+                    &format!("{}.filter_chain_match", u.chain.at),
+                    format!("the block {ip}/{len} at port {p}, which Envoy hands to listener {:?} (bind_to_port false) before trying this chain,", r.xds),
+                ));
+            }
         }
     }
     Ok(())

@@ -1,18 +1,22 @@
 //! LDS (`Listener`) → `[[listeners]]`: one ringside listener per filter chain
 //! (`chains.rs`). The chain with an empty match, else the `default_filter_chain`, is the
 //! listener itself (`bind`; the `original_dst` listener filter → `transparent = true`); the
-//! chains matching by destination become its children (`parent`, `match`), which only a
-//! transparent listener has. Envoy's `use_original_dst` hand-off: that listener is the parent
+//! chains with a match (by destination, server name, transport, application protocols:
+//! `chain_match.rs`) become its children (`parent`, `match`), which only a transparent
+//! listener has. Envoy's `use_original_dst` hand-off: that listener is the parent
 //! of every `bind_to_port: false` listener's chains, each taking the port (and, unless it is
 //! unspecified, the address) the listener is at (`layout.rs` joins them).
 
 use std::mem::take;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use envoy_types::pb::envoy::config::listener::v3::{FilterChain, Listener, ListenerFilter};
+use envoy_types::pb::envoy::config::listener::v3::{
+    FilterChain, FilterChainMatch, Listener, ListenerFilter,
+};
 use toml::Value;
 
-use super::chains::{chain, holds, TChain};
+use super::chain_match::holds;
+use super::chains::{chain, TChain};
 use super::endpoints::socket_address;
 use super::{name, string};
 use crate::sources::xds::ignore;
@@ -40,7 +44,7 @@ pub struct TListener {
     /// The chain serving what no other takes: the listener itself, with `bind`. A receiver
     /// has none (all its chains are children of the hand-off listener).
     pub own: Option<TChain>,
-    /// Its chains that match by destination: children of `own`, or for a receiver of the
+    /// Its chains with a non-empty match: children of `own`, or for a receiver of the
     /// hand-off listener's own.
     pub children: Vec<TChain>,
 }
@@ -66,7 +70,7 @@ pub fn listener(mut l: Listener, ignored: &mut Vec<String>) -> Res<TListener> {
     if l.filter_chain_matcher.is_some() {
         return Err(unsupported(
             &format!("{at}.filter_chain_matcher"),
-            "the filter chain matcher (matching by destination takes filter_chain_match)",
+            "the filter chain matcher (ringside takes filter_chain_match)",
         ));
     }
     let bind = socket_address(l.address.take(), &format!("{at}.address"))?;
@@ -133,13 +137,37 @@ fn role(l: &mut Listener, at: &str) -> Res<Role> {
     }
 }
 
-/// `<listener>.<chain name, or its index>`.
-fn chain_name(rname: &str, chain: &FilterChain, i: usize) -> String {
+/// `<listener>.<chain name, or its index>`; `<listener>.<chain name>.<index>` for a name
+/// that several of the listener's children share (Istio names each of a port's inbound
+/// chains after the port).
+fn chain_name(rname: &str, chain: &FilterChain, i: usize, shared: &[String]) -> String {
     if chain.name.is_empty() {
         format!("{rname}.{i}")
+    } else if shared.contains(&chain.name) {
+        format!("{rname}.{}.{i}", name(&chain.name))
     } else {
         format!("{rname}.{}", name(&chain.name))
     }
+}
+
+/// The names that several of `chains` have.
+fn shared<'c>(chains: impl Iterator<Item = &'c FilterChain>) -> Vec<String> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for c in chains.filter(|c| !c.name.is_empty()) {
+        if seen.contains(&c.name.as_str()) {
+            out.push(c.name.clone());
+        }
+        seen.push(&c.name);
+    }
+    out
+}
+
+/// Whether a chain takes every connection (its match empty: the listener itself).
+fn takes_all(c: &FilterChain) -> bool {
+    c.filter_chain_match
+        .as_ref()
+        .is_none_or(|m| *m == FilterChainMatch::default())
 }
 
 /// A listener that binds: its empty-match (or default) chain is itself, the others its
@@ -153,11 +181,12 @@ fn bound(
 ) -> Res<TListener> {
     let mut own: Option<TChain> = None;
     let mut children = Vec::new();
+    let shared = shared(chains.iter().filter(|c| !takes_all(c)));
     for (i, c) in chains.into_iter().enumerate() {
         let cat = format!("{}.filter_chains[{i}]", cx.at);
-        let rname = chain_name(cx.rname, &c, i);
+        let rname = chain_name(cx.rname, &c, i, &shared);
         let tc = chain(c, rname, cat, cx.ignored)?;
-        if !tc.dest.is_empty() {
+        if !tc.matches.is_empty() {
             children.push(tc);
         } else if let Some(o) = &own {
             return Err(format!(
@@ -179,7 +208,7 @@ fn bound(
     if let (Some(c), false) = (children.first(), transparent) {
         return Err(unsupported(
             &format!("{}.filter_chain_match", c.at),
-            format!("a match by destination on a listener without the listener filter {ORIGINAL_DST} (ringside matches filter chains by a connection's original destination)"),
+            format!("a filter chain match on a listener without the listener filter {ORIGINAL_DST} (ringside's child listeners hang off a transparent listener, which reads a connection's original destination)"),
         ));
     }
     let Some(mut own) = own else {
@@ -233,6 +262,7 @@ fn receiver(
         IpAddr::V6(_) => (IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
     };
     let single = chains.len() + usize::from(default.is_some()) == 1;
+    let shared = shared(chains.iter());
     let mut children = Vec::new();
     let mut catch_all = false;
     for (i, c) in chains.into_iter().enumerate() {
@@ -240,10 +270,10 @@ fn receiver(
         let rname = if single {
             cx.rname.to_owned()
         } else {
-            chain_name(cx.rname, &c, i)
+            chain_name(cx.rname, &c, i, &shared)
         };
         let mut tc = chain(c, rname, cat, cx.ignored)?;
-        catch_all |= tc.dest.is_empty();
+        catch_all |= tc.matches.is_empty();
         at_address(&mut tc, addr, whole)?;
         children.push(tc);
     }
@@ -272,25 +302,25 @@ fn receiver(
 /// address (all of it when it names none). A chain that could never match fails.
 fn at_address(tc: &mut TChain, addr: SocketAddr, whole: (IpAddr, u8)) -> Res<()> {
     let mat = format!("{}.filter_chain_match", tc.at);
-    if let Some(p) = tc.dest.port.filter(|p| *p != addr.port()) {
+    if let Some(p) = tc.matches.port.filter(|p| *p != addr.port()) {
         return Err(format!(
             "{mat}.destination_port: {p}, and the listener is at port {}: the chain could never take a connection",
             addr.port()
         ));
     }
-    tc.dest.port = Some(addr.port());
-    if tc.dest.blocks.is_empty() || whole.1 == 0 {
-        if tc.dest.blocks.is_empty() {
-            tc.dest.blocks.push(whole);
+    tc.matches.port = Some(addr.port());
+    if tc.matches.blocks.is_empty() || whole.1 == 0 {
+        if tc.matches.blocks.is_empty() {
+            tc.matches.blocks.push(whole);
         }
         return Ok(());
     }
-    if !tc.dest.blocks.iter().any(|b| holds(*b, addr.ip())) {
+    if !tc.matches.blocks.iter().any(|b| holds(*b, addr.ip())) {
         return Err(format!(
             "{mat}.prefix_ranges: none holds the listener's address {}: the chain could never take a connection",
             addr.ip()
         ));
     }
-    tc.dest.blocks = vec![whole];
+    tc.matches.blocks = vec![whole];
     Ok(())
 }

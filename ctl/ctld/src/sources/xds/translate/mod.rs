@@ -1,12 +1,16 @@
 //! xDS resources → a ringside configuration. Each resource is translated on its own when it
-//! arrives (`listeners.rs` and its filter chains `chains.rs`, `routes.rs`, `clusters.rs`,
-//! `endpoints.rs`; a field ringside cannot honour fails it, naming the field); [`build`] then
-//! puts the accepted resources together (the listeners' parents and children: `layout.rs`)
-//! into the `[[listeners]]`, `[[routes]]` and `[[clusters]]` of one TOML text, laid
-//! after the node's template (its file's other sections: `[proxy]`, `[dns]`, `[mesh]`...).
-//! The caller validates the result with ringside's own validation, as a file is.
+//! arrives (`listeners.rs`, its filter chains `chains.rs` and their matches `chain_match.rs`,
+//! `routes.rs`, `clusters.rs`, `endpoints.rs`; a field ringside cannot honour fails it,
+//! naming the field); [`build`] then puts the accepted resources together (the listeners'
+//! parents and children: `layout.rs`) into the `[[listeners]]`, `[[routes]]` and
+//! `[[clusters]]` of one TOML text, laid after the node's template (its file's other
+//! sections: `[proxy]`, `[dns]`, `[mesh]`...). The caller validates the result with
+//! ringside's own validation, as a file is.
 
+pub mod chain_match;
 pub mod chains;
+#[cfg(test)]
+mod chains_inbound_tests;
 #[cfg(test)]
 mod chains_nack_tests;
 #[cfg(test)]

@@ -1,0 +1,253 @@
+//! A filter chain's `filter_chain_match` → what its child listener takes ([`ChainMatch`],
+//! written as `match`): the original destination (`destination_port` → `ports`,
+//! `prefix_ranges` → `addresses`) and what the connection opens with (`transport_protocol`
+//! → `transport`, `server_names`, `application_protocols` → `alpn`). The source matches,
+//! the address suffix and any other field are NACKed by name. [`ChainMatch::keys`] lists the
+//! kinds of connection a match takes, as ringside's validation does, so that two chains
+//! taking the same ones are NACKed naming both (`layout.rs`).
+
+use std::mem::take;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use envoy_types::pb::envoy::config::core::v3::CidrRange;
+use envoy_types::pb::envoy::config::listener::v3::FilterChainMatch;
+use ringside_config::Transport;
+use toml::Value;
+
+use super::{int, string, Table};
+use crate::sources::xds::nack::{leftover, unsupported, Res};
+
+/// What a filter chain takes; an empty field takes any. One port at most; address blocks
+/// `(IP, len)` with no bit set past `len`; server names lower case, exact or `*.` and a
+/// suffix; each list without duplicates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainMatch {
+    pub port: Option<u16>,
+    pub blocks: Vec<(IpAddr, u8)>,
+    pub transport: Option<Transport>,
+    pub server_names: Vec<String>,
+    pub alpn: Vec<String>,
+}
+
+/// One kind of connection a match takes: port, block, server name, transport, application
+/// protocol (`None`: any). Two children of a parent must not share one.
+pub type Key = (
+    Option<u16>,
+    Option<(IpAddr, u8)>,
+    Option<String>,
+    Option<Transport>,
+    Option<String>,
+);
+
+impl ChainMatch {
+    /// Whether it takes every connection (the listener itself, not a child).
+    pub fn is_empty(&self) -> bool {
+        *self == ChainMatch::default()
+    }
+
+    /// The child listener's `match` table.
+    pub fn table(&self) -> Table {
+        let strings = |l: &[String]| Value::Array(l.iter().map(string).collect());
+        let mut m = Table::new();
+        if let Some(p) = self.port {
+            m.insert("ports".into(), Value::Array(vec![int(p)]));
+        }
+        if !self.blocks.is_empty() {
+            let blocks = self.blocks.iter();
+            let blocks = blocks.map(|b| string(cidr(*b))).collect();
+            m.insert("addresses".into(), Value::Array(blocks));
+        }
+        if let Some(t) = self.transport {
+            m.insert("transport".into(), string(transport_name(t)));
+        }
+        if !self.server_names.is_empty() {
+            m.insert("server_names".into(), strings(&self.server_names));
+        }
+        if !self.alpn.is_empty() {
+            m.insert("alpn".into(), strings(&self.alpn));
+        }
+        m
+    }
+
+    /// Every kind of connection it takes (the product of its lists), as ringside's
+    /// validation counts them.
+    pub fn keys(&self) -> Vec<Key> {
+        fn any<T: Clone>(list: &[T]) -> Vec<Option<T>> {
+            match list {
+                [] => vec![None],
+                l => l.iter().cloned().map(Some).collect(),
+            }
+        }
+        let mut out = Vec::new();
+        for block in any(&self.blocks) {
+            for name in any(&self.server_names) {
+                for alpn in any(&self.alpn) {
+                    out.push((self.port, block, name.clone(), self.transport, alpn));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `port 8080 of 0.0.0.0/0, server name "a.example.com", over TLS, protocol "h2"`.
+pub fn describe((port, block, name, transport, alpn): &Key) -> String {
+    let port = port.map_or_else(|| "any port".into(), |p| format!("port {p}"));
+    let block = block.map_or_else(|| "any address".into(), cidr);
+    let mut out = format!("{port} of {block}");
+    if let Some(n) = name {
+        out.push_str(&format!(", server name {n:?}"));
+    }
+    match transport {
+        Some(Transport::Tls) => out.push_str(", over TLS"),
+        Some(Transport::Plaintext) => out.push_str(", in plaintext"),
+        None => {}
+    }
+    if let Some(a) = alpn {
+        out.push_str(&format!(", protocol {a:?}"));
+    }
+    out
+}
+
+fn cidr((ip, len): (IpAddr, u8)) -> String {
+    format!("{ip}/{len}")
+}
+
+fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Tls => "tls",
+        Transport::Plaintext => "plaintext",
+    }
+}
+
+/// `filter_chain_match` at `at` (the chain's path); any field ringside cannot match on fails
+/// by name (`…filter_chain_match.source_prefix_ranges: not supported by ringside`).
+pub fn chain_match(mut m: FilterChainMatch, at: &str) -> Res<ChainMatch> {
+    let mat = format!("{at}.filter_chain_match");
+    let port =
+        match m.destination_port.take().map(|p| p.value) {
+            None => None,
+            Some(p) => Some(u16::try_from(p).ok().filter(|p| *p != 0).ok_or_else(|| {
+                format!("{mat}.destination_port: {p} is not a port (1 to 65535)")
+            })?),
+        };
+    let mut blocks = Vec::new();
+    for (k, r) in take(&mut m.prefix_ranges).into_iter().enumerate() {
+        let b = block(r, &format!("{mat}.prefix_ranges[{k}]"))?;
+        if !blocks.contains(&b) {
+            blocks.push(b);
+        }
+    }
+    let transport = match take(&mut m.transport_protocol).as_str() {
+        "" => None,
+        "tls" => Some(Transport::Tls),
+        "raw_buffer" => Some(Transport::Plaintext),
+        other => {
+            return Err(unsupported(
+                &format!("{mat}.transport_protocol"),
+                format!("{other:?} (ringside tells \"tls\" from \"raw_buffer\")"),
+            ))
+        }
+    };
+    let mut server_names = Vec::new();
+    for (k, n) in take(&mut m.server_names).into_iter().enumerate() {
+        let n = server_name(&n, &format!("{mat}.server_names[{k}]"))?;
+        if !server_names.contains(&n) {
+            server_names.push(n);
+        }
+    }
+    if !server_names.is_empty() && transport == Some(Transport::Plaintext) {
+        return Err(format!(
+            "{mat}.server_names: with transport_protocol \"raw_buffer\": only a TLS ClientHello names a server, the chain could never take a connection"
+        ));
+    }
+    let mut alpn: Vec<String> = Vec::new();
+    for (k, a) in take(&mut m.application_protocols).into_iter().enumerate() {
+        if a.is_empty() || a.len() > 255 || !a.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "{mat}.application_protocols[{k}]: {a:?} is not an application protocol (1 to 255 printable characters, e.g. \"h2\")"
+            ));
+        }
+        if !alpn.contains(&a) {
+            alpn.push(a);
+        }
+    }
+    // Left: the source matches (`source_type` other than ANY, its default), the address
+    // suffix; each fails by name.
+    leftover(&m, &mat)?;
+    Ok(ChainMatch {
+        port,
+        blocks,
+        transport,
+        server_names,
+        alpn,
+    })
+}
+
+/// A server name as ringside matches it: lower case (Envoy compares without case), DNS
+/// labels, or `*.` and labels (Envoy's only wildcard, any subdomain).
+fn server_name(n: &str, at: &str) -> Res<String> {
+    let n = n.to_ascii_lowercase();
+    let labels = n.strip_prefix("*.").unwrap_or(&n);
+    if labels.contains('*') {
+        return Err(unsupported(
+            at,
+            format!(
+                "{n:?}: a wildcard other than a leading \"*.\" (any subdomain, \"*.example.com\")"
+            ),
+        ));
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    };
+    if n.len() > 253 || !labels.split('.').all(label_ok) {
+        return Err(format!(
+            "{at}: {n:?} is not a DNS name (labels of 1 to 63 letters, digits, '-' or '_', 253 characters at most)"
+        ));
+    }
+    Ok(n)
+}
+
+/// A `CidrRange` as a block. Bits past `prefix_len` are cleared, as Envoy does.
+fn block(r: CidrRange, at: &str) -> Res<(IpAddr, u8)> {
+    let ip: IpAddr = r.address_prefix.parse().map_err(|_| {
+        format!(
+            "{at}.address_prefix: {:?} is not an IP address",
+            r.address_prefix
+        )
+    })?;
+    let len = r.prefix_len.map_or(0, |l| l.value);
+    let width = if ip.is_ipv4() { 32 } else { 128 };
+    match u8::try_from(len).ok().filter(|l| u32::from(*l) <= width) {
+        Some(len) => Ok((masked(ip, len), len)),
+        None => Err(format!(
+            "{at}.prefix_len: {len} is longer than the address ({width} bits)"
+        )),
+    }
+}
+
+/// `ip` with the bits past `len` cleared.
+pub fn masked(ip: IpAddr, len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+        }
+    }
+}
+
+/// Whether the block `(net, len)` holds `ip` (of the same family).
+pub fn holds((net, len): (IpAddr, u8), ip: IpAddr) -> bool {
+    net.is_ipv4() == ip.is_ipv4() && masked(ip, len) == net
+}
