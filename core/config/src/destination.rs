@@ -119,6 +119,75 @@ impl Child {
     }
 }
 
+/// One kind of connection a child takes: port, block, server name, transport, application
+/// protocol (`None`: any). Two children of one parent must not share one (validation; ctld
+/// checks the same before it writes them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Kind {
+    pub port: Option<u16>,
+    pub block: Option<Cidr>,
+    pub server_name: Option<ServerName>,
+    pub transport: Option<Transport>,
+    pub alpn: Option<String>,
+}
+
+impl Child {
+    /// Every kind of connection this child takes (the product of its lists).
+    pub fn kinds(&self) -> Vec<Kind> {
+        fn any<T: Clone>(list: &[T]) -> Vec<Option<T>> {
+            match list {
+                [] => vec![None],
+                l => l.iter().cloned().map(Some).collect(),
+            }
+        }
+        let mut out = Vec::new();
+        for port in any(&self.ports) {
+            for block in any(&self.addresses) {
+                for server_name in any(&self.server_names) {
+                    for alpn in any(&self.alpn) {
+                        out.push(Kind {
+                            port,
+                            block,
+                            server_name: server_name.clone(),
+                            transport: self.transport,
+                            alpn,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `port 8080 of 10.0.0.0/8, server name "a.example.com", over TLS, protocol "h2"`.
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            Some(p) => write!(f, "port {p}")?,
+            None => write!(f, "any port")?,
+        }
+        match self.block {
+            Some(b) => write!(f, " of {b}")?,
+            None => write!(f, " of any address")?,
+        }
+        match &self.server_name {
+            Some(ServerName::Exact(e)) => write!(f, ", server name {e:?}")?,
+            Some(ServerName::Wildcard(w)) => write!(f, ", server name \"*{w}\"")?,
+            None => {}
+        }
+        match self.transport {
+            Some(Transport::Tls) => write!(f, ", over TLS")?,
+            Some(Transport::Plaintext) => write!(f, ", in plaintext")?,
+            None => {}
+        }
+        if let Some(a) = &self.alpn {
+            write!(f, ", protocol {a:?}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Which listener serves a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pick<'a> {

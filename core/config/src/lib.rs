@@ -37,7 +37,7 @@ pub mod tls;
 mod validate;
 
 pub use consumers::{ApiKeyAuthn, Authn, Consumer, ConsumerId, Consumers, RateLimitKey};
-pub use destination::{Child, Children, Hello, Pick, ServerName, Transport};
+pub use destination::{Child, Children, Hello, Kind, Pick, ServerName, Transport};
 pub use dns::{DnsMode, DnsSettings, NamedEndpoint};
 pub use edge::{Cidr, Cors, Edge, IpFilter, Origin, PathRewrite, Redirect, RedirectPath, Rewrite};
 pub use error::{ConfigError, ConfigErrors};

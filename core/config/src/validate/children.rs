@@ -4,21 +4,11 @@
 use std::collections::HashMap;
 
 use super::Validator;
-use crate::destination::{Child, Children, ServerName, Transport};
+use crate::destination::{Child, Children, Kind, ServerName, Transport};
 use crate::edge::Cidr;
 use crate::model::Listener;
 use crate::raw::{FileListener, FileListenerMatch, FileTransport};
 use crate::read::Slot;
-
-/// One kind of connection a child takes: port, block, server name, transport, application
-/// protocol; `None`: any.
-type Key = (
-    Option<u16>,
-    Option<Cidr>,
-    Option<ServerName>,
-    Option<Transport>,
-    Option<String>,
-);
 
 impl Validator {
     /// Checks every `parent` and `match`, gives each parent its table of children and each
@@ -30,7 +20,7 @@ impl Validator {
         built: &mut [Option<Listener>],
     ) {
         let mut tables: HashMap<usize, Vec<(usize, Child)>> = HashMap::new();
-        let mut taken: HashMap<(usize, Key), usize> = HashMap::new();
+        let mut taken: HashMap<(usize, Kind), usize> = HashMap::new();
         for (i, slot) in raw.iter().enumerate() {
             let Slot::Ok(l) = slot else { continue };
             let p = format!("listeners[{i}]");
@@ -65,18 +55,17 @@ impl Validator {
             let (Some(j), Some(child)) = (parent_index, self.destination(&p, &l.name, m)) else {
                 continue;
             };
-            for key in keys(&child) {
-                if let Some(&other) = taken.get(&(j, key.clone())) {
+            for kind in child.kinds() {
+                if let Some(&other) = taken.get(&(j, kind.clone())) {
                     self.err(
                         format!("{p}.match"),
                         format!(
-                            "takes {} as listeners[{other}] does (children of {parent:?} must not overlap exactly)",
-                            describe(key)
+                            "takes {kind} as listeners[{other}] does (children of {parent:?} must not overlap exactly)"
                         ),
                     );
                     break;
                 }
-                taken.insert((j, key), i);
+                taken.insert((j, kind), i);
             }
             tables.entry(j).or_default().push((i, child));
         }
@@ -243,45 +232,4 @@ fn server_name(n: &str) -> Result<ServerName, String> {
         ));
     }
     Ok(ServerName::new(n))
-}
-
-/// Every kind of connection a child takes (a product of its lists).
-fn keys(c: &Child) -> Vec<Key> {
-    fn any<T: Clone>(list: &[T]) -> Vec<Option<T>> {
-        match list {
-            [] => vec![None],
-            l => l.iter().cloned().map(Some).collect(),
-        }
-    }
-    let mut out = Vec::new();
-    for port in any(&c.ports) {
-        for block in any(&c.addresses) {
-            for name in any(&c.server_names) {
-                for alpn in any(&c.alpn) {
-                    out.push((port, block, name.clone(), c.transport, alpn));
-                }
-            }
-        }
-    }
-    out
-}
-
-fn describe((port, block, name, transport, alpn): Key) -> String {
-    let port = port.map_or_else(|| "any port".to_string(), |p| format!("port {p}"));
-    let block = block.map_or_else(|| "any address".to_string(), |b| format!("{b}"));
-    let mut out = format!("{port} of {block}");
-    match name {
-        Some(ServerName::Exact(e)) => out.push_str(&format!(", server name {e:?}")),
-        Some(ServerName::Wildcard(w)) => out.push_str(&format!(", server name \"*{w}\"")),
-        None => {}
-    }
-    match transport {
-        Some(Transport::Tls) => out.push_str(", over TLS"),
-        Some(Transport::Plaintext) => out.push_str(", in plaintext"),
-        None => {}
-    }
-    if let Some(a) = alpn {
-        out.push_str(&format!(", protocol {a:?}"));
-    }
-    out
 }

@@ -2,16 +2,16 @@
 //! written as `match`): the original destination (`destination_port` → `ports`,
 //! `prefix_ranges` → `addresses`) and what the connection opens with (`transport_protocol`
 //! → `transport`, `server_names`, `application_protocols` → `alpn`). The source matches,
-//! the address suffix and any other field are NACKed by name. [`ChainMatch::keys`] lists the
-//! kinds of connection a match takes, as ringside's validation does, so that two chains
-//! taking the same ones are NACKed naming both (`layout.rs`).
+//! the address suffix and any other field are NACKed by name. [`ChainMatch::kinds`] lists the
+//! kinds of connection a match takes with ringside's own code, so that two chains taking the
+//! same ones are NACKed naming both (`layout.rs`).
 
 use std::mem::take;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use envoy_types::pb::envoy::config::core::v3::CidrRange;
 use envoy_types::pb::envoy::config::listener::v3::FilterChainMatch;
-use ringside_config::Transport;
+use ringside_config::{Child, Cidr, Kind, ServerName, Transport};
 use toml::Value;
 
 use super::{int, string, Table};
@@ -28,16 +28,6 @@ pub struct ChainMatch {
     pub server_names: Vec<String>,
     pub alpn: Vec<String>,
 }
-
-/// One kind of connection a match takes: port, block, server name, transport, application
-/// protocol (`None`: any). Two children of a parent must not share one.
-pub type Key = (
-    Option<u16>,
-    Option<(IpAddr, u8)>,
-    Option<String>,
-    Option<Transport>,
-    Option<String>,
-);
 
 impl ChainMatch {
     /// Whether it takes every connection (the listener itself, not a child).
@@ -69,44 +59,24 @@ impl ChainMatch {
         m
     }
 
-    /// Every kind of connection it takes (the product of its lists), as ringside's
-    /// validation counts them.
-    pub fn keys(&self) -> Vec<Key> {
-        fn any<T: Clone>(list: &[T]) -> Vec<Option<T>> {
-            match list {
-                [] => vec![None],
-                l => l.iter().cloned().map(Some).collect(),
-            }
-        }
-        let mut out = Vec::new();
-        for block in any(&self.blocks) {
-            for name in any(&self.server_names) {
-                for alpn in any(&self.alpn) {
-                    out.push((self.port, block, name.clone(), self.transport, alpn));
-                }
-            }
-        }
-        out
+    /// Every kind of connection it takes, counted by ringside's own code (a child listener
+    /// named `listener` with this match).
+    pub fn kinds(&self) -> Vec<Kind> {
+        let addresses = self
+            .blocks
+            .iter()
+            .filter_map(|b| Cidr::parse(&cidr(*b)).ok())
+            .collect();
+        let child = Child::new(String::new(), self.port.into_iter().collect(), addresses);
+        let names = self
+            .server_names
+            .iter()
+            .map(|n| ServerName::new(n))
+            .collect();
+        child
+            .opening(self.transport, names, self.alpn.clone())
+            .kinds()
     }
-}
-
-/// `port 8080 of 0.0.0.0/0, server name "a.example.com", over TLS, protocol "h2"`.
-pub fn describe((port, block, name, transport, alpn): &Key) -> String {
-    let port = port.map_or_else(|| "any port".into(), |p| format!("port {p}"));
-    let block = block.map_or_else(|| "any address".into(), cidr);
-    let mut out = format!("{port} of {block}");
-    if let Some(n) = name {
-        out.push_str(&format!(", server name {n:?}"));
-    }
-    match transport {
-        Some(Transport::Tls) => out.push_str(", over TLS"),
-        Some(Transport::Plaintext) => out.push_str(", in plaintext"),
-        None => {}
-    }
-    if let Some(a) = alpn {
-        out.push_str(&format!(", protocol {a:?}"));
-    }
-    out
 }
 
 fn cidr((ip, len): (IpAddr, u8)) -> String {

@@ -7,11 +7,11 @@ use std::net::IpAddr;
 
 use toml::Value;
 
-use super::chain_match::{describe, Key};
 use super::chains::TChain;
 use super::listeners::{Role, TListener};
 use super::{string, Table};
 use crate::sources::xds::nack::{unsupported, Res};
+use ringside_config::Kind;
 
 /// One ringside listener to write: a chain, and a child's parent (its ringside name).
 pub struct Unit<'a> {
@@ -92,17 +92,17 @@ fn hand_off(listeners: &BTreeMap<String, TListener>) -> Res<Option<&str>> {
 }
 
 /// Two children of one parent taking the same kind of connection (port, block, server
-/// name, transport, application protocol: `ChainMatch::keys`) fail, naming both chains.
+/// name, transport, application protocol: `ChainMatch::kinds`) fail, naming both chains.
 fn distinct(children: &[Unit<'_>]) -> Res<()> {
-    let mut taken: HashMap<(&str, Key), &str> = HashMap::new();
+    let mut taken: HashMap<(&str, Kind), &str> = HashMap::new();
     for u in children {
-        for key in u.chain.matches.keys() {
+        for key in u.chain.matches.kinds() {
             let key = (u.parent.unwrap_or_default(), key);
             if let Some(other) = taken.get(&key) {
                 return Err(format!(
                     "{}.filter_chain_match: takes {}, as {other} does (ringside hands those connections to one listener)",
                     u.chain.at,
-                    describe(&key.1)
+                    key.1
                 ));
             }
             taken.insert(key, &u.chain.at);
