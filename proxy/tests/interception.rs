@@ -783,3 +783,60 @@ kind = "original_dst"
         assert_eq!(echoed, "late", "{}", rs.log_text());
     });
 }
+
+/// `inspect_timeout_ms` and `inspect_on_timeout = "close"` (Envoy's
+/// `listener_filters_timeout` without `continue_on_listener_filters_timeout`): a client that
+/// has sent nothing decisive by then is closed; one that spoke in time is served.
+#[test]
+fn a_parent_that_closes_what_it_cannot_tell_in_time() {
+    on_both_drivers(|| {
+        let pod = Pod::new();
+        tcp_echo(&pod.net, "[::]:9000");
+        pod.rules(&["--proxy-gid", PROXY_GID, "--include-inbound-ports", ""]);
+        let dir = TempDir::new();
+        let config = format!(
+            r#"{proxy}
+[[listeners]]
+name = "virtual-outbound"
+bind = "127.0.0.1:15001"
+transparent = true
+protocol = "tcp"
+cluster = "passthrough"
+inspect_timeout_ms = 300
+inspect_on_timeout = "close"
+
+[[listeners]]
+name = "http-9000"
+parent = "virtual-outbound"
+match = {{ ports = [ 9000 ], alpn = [ "http/1.1" ] }}
+
+[[routes]]
+listener = "http-9000"
+direct_response = {{ status = 200, body = "http child" }}
+
+[[clusters]]
+name = "passthrough"
+kind = "original_dst"
+"#,
+            proxy = proxy_section(1),
+        );
+        let mut rs = pod.ringside(&dir, &config, &[]);
+        rs.listener("virtual-outbound");
+        let (status, body) = curl(&pod.app, &["http://10.77.0.2:9000/in-time"]);
+        assert_eq!((status, body.as_str()), (200, "http child"));
+        // Decided at once (not HTTP): the parent's passthrough, no wait.
+        assert_eq!(tcp_exchange(&pod.app, "10.77.0.2:9000", "\u{1}x"), "\u{1}x");
+        // Nothing by 300 ms: closed, nothing relayed.
+        let got = in_netns(&pod.app.path(), || {
+            let mut s = TcpStream::connect("10.77.0.2:9000").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(600));
+            let _ = s.write_all(b"late");
+            let mut back = Vec::new();
+            let _ = s.read_to_end(&mut back);
+            back
+        })
+        .join()
+        .unwrap();
+        assert!(got.is_empty(), "{got:?} {}", rs.log_text());
+    });
+}

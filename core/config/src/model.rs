@@ -170,6 +170,18 @@ pub struct Listener {
     pub parent: Option<String>,
     /// A parent listener's children, by the original destinations they take.
     pub children: crate::Children,
+    /// How a parent reads a connection's first bytes when its children need them.
+    pub inspect: Inspect,
+}
+
+/// `inspect_timeout_ms`, `inspect_on_timeout`: how long a parent listener waits for a
+/// connection's first bytes, and what a connection that sent too little by then gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inspect {
+    pub timeout: Duration,
+    /// `true`: closed; `false`: chosen by what is known (plaintext without a protocol, or TLS
+    /// without a ClientHello's names).
+    pub close_on_timeout: bool,
 }
 
 // A configuration holds a handful of listeners, built once per reload and read by

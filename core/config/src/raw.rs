@@ -247,6 +247,22 @@ pub struct FileListener {
     /// capability needed), logged as `original_dst`, and is where a cluster with
     /// `kind = "original_dst"` forwards. Default `false`.
     pub transparent: Option<bool>,
+    /// A parent (`transparent`) listener whose children are told apart by what a connection
+    /// opens with reads its first bytes for at most this long; 0: as long as the listener's
+    /// `idle_timeout_ms`. Envoy's `listener_filters_timeout`. Default 1000.
+    pub inspect_timeout_ms: Option<u64>,
+    /// What a connection that sent too little by `inspect_timeout_ms` gets: `"continue"`
+    /// (chosen by what is known: plaintext, and TLS without a complete ClientHello) or
+    /// `"close"`. Envoy's `continue_on_listener_filters_timeout`. Default `"continue"`.
+    pub inspect_on_timeout: Option<FileInspectOnTimeout>,
+}
+
+/// `listeners[].inspect_on_timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileInspectOnTimeout {
+    Continue,
+    Close,
 }
 
 /// `listeners[].match`: the original destinations a child listener serves.

@@ -33,6 +33,8 @@ mod default {
     pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
     pub const MAX_CONNECTIONS: u64 = 10_000;
     pub const IDLE_TIMEOUT_MS: u64 = 60_000;
+    /// How long a parent listener waits for a connection's first bytes (`inspect_timeout_ms`).
+    pub const INSPECT_TIMEOUT_MS: u64 = 1_000;
     pub const REQUEST_HEAD_TIMEOUT_MS: u64 = 10_000;
     pub const MAX_HEADER_BYTES: u64 = 65_536;
     pub const MAX_HEADERS: u64 = 100;

@@ -345,6 +345,7 @@ fn spawn_connection(
     // `max_connections` is the parent's.
     let pick = dst.map_or(Pick::Parent, |d| listener.children.pick(d.addr, None));
     let inspect = pick == Pick::Inspect;
+    let how = listener.inspect;
     let chosen: Rc<str> = match pick {
         Pick::Child(child) => Rc::from(child),
         Pick::Parent | Pick::Inspect => name.clone(),
@@ -356,7 +357,7 @@ fn spawn_connection(
         let worker = worker.clone();
         let inspected = async move {
             let mut stream = stream;
-            let Some((first, hello)) = crate::downstream::inspect::inspect(&mut stream).await
+            let Some((first, hello)) = crate::downstream::inspect::inspect(&mut stream, how).await
             else {
                 return; // closed before a byte
             };

@@ -280,3 +280,47 @@ match = {{ transport = "quic" }}
         ]
     );
 }
+
+#[test]
+fn how_long_a_parent_reads_first_bytes() {
+    let c = ok(&format!(
+        r#"{PARENT}
+[[listeners]]
+name = "default"
+bind = "127.0.0.1:15002"
+transparent = true
+
+[[listeners]]
+name = "istio"
+bind = "127.0.0.1:15003"
+transparent = true
+idle_timeout_ms = 5000
+inspect_timeout_ms = 0
+inspect_on_timeout = "continue"
+
+[[listeners]]
+name = "envoy"
+bind = "127.0.0.1:15004"
+transparent = true
+inspect_timeout_ms = 15000
+inspect_on_timeout = "close"
+"#
+    ));
+    let how: Vec<(u64, bool)> = c.listeners[1..]
+        .iter()
+        .map(|l| {
+            let ms = u64::try_from(l.inspect.timeout.as_millis()).unwrap();
+            (ms, l.inspect.close_on_timeout)
+        })
+        .collect();
+    assert_eq!(how, [(1000, false), (5000, false), (15000, true)]);
+    assert_eq!(
+        errors(&format!(
+            "{PARENT}\n[[listeners]]\nname = \"plain\"\nbind = \"127.0.0.1:8080\"\ninspect_timeout_ms = 5\ninspect_on_timeout = \"close\"\n"
+        )),
+        [
+            "listeners[1].inspect_timeout_ms: only on a listener with transparent = true (a parent reads a connection's first bytes to choose its child listener)",
+            "listeners[1].inspect_on_timeout: only on a listener with transparent = true (a parent reads a connection's first bytes to choose its child listener)",
+        ]
+    );
+}

@@ -2,17 +2,18 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::headers::EditKeys;
 use super::{default, Validator};
 use crate::check;
 use crate::model::{
     AccessLog, Authz, AuthzAction, CertDetails, ForwardClientCert, Http2Settings, HttpLimits,
-    HttpListener, Listener, ListenerKind, LogFormat,
+    HttpListener, Inspect, Listener, ListenerKind, LogFormat,
 };
 use crate::raw::{
-    FileCertDetail, FileEscapedSlashes, FileForwardClientCert, FileHttp2, FileListener,
-    FileLogFormat, FileMtlsMode, FileProtocol,
+    FileCertDetail, FileEscapedSlashes, FileForwardClientCert, FileHttp2, FileInspectOnTimeout,
+    FileListener, FileLogFormat, FileMtlsMode, FileProtocol,
 };
 use crate::tls::MtlsMode;
 use ringside_codec::{EscapedSlashes, PathRules};
@@ -129,6 +130,7 @@ impl Validator {
                 transparent: l.transparent.unwrap_or(false) || l.parent.is_some(),
                 parent: l.parent.clone(),
                 children: Default::default(),
+                inspect: v.inspect(&p, l, idle_timeout),
             })
         });
         built.flatten()
@@ -296,6 +298,31 @@ impl Validator {
                 .keepalive_timeout_ms
                 .map(|ms| self.timeout(format!("{p}.keepalive_timeout_ms"), Some(ms), ms.max(1))),
             ..settings
+        }
+    }
+
+    /// `inspect_timeout_ms` (0: the idle timeout), `inspect_on_timeout`: a transparent
+    /// listener's (only a parent reads first bytes to choose a child).
+    fn inspect(&mut self, p: &str, l: &FileListener, idle: Duration) -> Inspect {
+        for (key, given) in [
+            ("inspect_timeout_ms", l.inspect_timeout_ms.is_some()),
+            ("inspect_on_timeout", l.inspect_on_timeout.is_some()),
+        ] {
+            if given && l.transparent != Some(true) {
+                self.err(
+                    format!("{p}.{key}"),
+                    "only on a listener with transparent = true (a parent reads a connection's first bytes to choose its child listener)",
+                );
+            }
+        }
+        let timeout = match l.inspect_timeout_ms {
+            None => Duration::from_millis(default::INSPECT_TIMEOUT_MS),
+            Some(0) => idle,
+            Some(ms) => Duration::from_millis(ms),
+        };
+        Inspect {
+            timeout,
+            close_on_timeout: l.inspect_on_timeout == Some(FileInspectOnTimeout::Close),
         }
     }
 

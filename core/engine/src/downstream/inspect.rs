@@ -4,29 +4,28 @@
 //! TLS handshake record is parsed as far as its ClientHello (server name, offered
 //! application protocols); plaintext is recognised as the HTTP/2 preface (`h2c`) or an
 //! HTTP/1 request line (`http/1.1`, `http/1.0`). Reading stops as soon as the bytes decide,
-//! after `LIMIT` bytes, or after `TIMEOUT` (a client that waits for the server to speak
-//! first): what is known by then decides, as Envoy's `continue_on_listener_filters_timeout`.
-
-use std::time::Duration;
+//! after `LIMIT` bytes, or after the parent's `inspect_timeout_ms` (a client that waits for
+//! the server to speak first): what is known by then decides, as Envoy's
+//! `continue_on_listener_filters_timeout`, or the connection is closed
+//! (`inspect_on_timeout = "close"`).
 
 use monoio::net::TcpStream;
-use ringside_config::{Hello, Transport};
+use ringside_config::{Hello, Inspect, Transport};
 
 use crate::cx::io::{sleep_until, StopRead};
 
-/// The longest a parent waits for a connection's first bytes.
-pub(crate) const TIMEOUT: Duration = Duration::from_secs(1);
 /// The most bytes read to decide (a ClientHello fits well within one TLS record).
 const LIMIT: usize = 16 * 1024 + 5;
 /// TLS record type of a handshake message.
 const TLS_HANDSHAKE: u8 = 0x16;
 const H2C_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Reads until the bytes say what the connection is. `None`: the client closed (or the
-/// socket failed) before sending anything. A read the wait ends is cancelled, not dropped:
-/// bytes it brought are kept (`StopRead`).
-pub(crate) async fn inspect(stream: &mut TcpStream) -> Option<(Vec<u8>, Hello)> {
-    let deadline = monoio::time::Instant::now() + TIMEOUT;
+/// Reads until the bytes say what the connection is, for at most `how.timeout`. `None`: the
+/// client closed (or the socket failed) before sending anything, or sent too little in time
+/// on a listener that closes then. A read the wait ends is cancelled, not dropped: bytes it
+/// brought are kept (`StopRead`).
+pub(crate) async fn inspect(stream: &mut TcpStream, how: Inspect) -> Option<(Vec<u8>, Hello)> {
+    let deadline = monoio::time::Instant::now() + how.timeout;
     let mut first: Vec<u8> = Vec::new();
     loop {
         if let Some(hello) = classify(&first, false) {
@@ -39,8 +38,12 @@ pub(crate) async fn inspect(stream: &mut TcpStream) -> Option<(Vec<u8>, Hello)> 
         match res {
             Ok(n) if n > 0 => first.extend_from_slice(&got),
             Ok(_) if first.is_empty() && !stopped => return None,
+            _ if stopped && how.close_on_timeout => return None,
             // Closed, failed or out of time: decide on what came.
             _ => return classify(&first, true).map(|h| (first, h)),
+        }
+        if stopped && how.close_on_timeout {
+            return None;
         }
         if stopped || first.len() >= LIMIT {
             return classify(&first, true).map(|h| (first, h));

@@ -343,3 +343,53 @@ fn a_receivers_chains_by_alpn_are_children_at_its_port() {
     let tcp = picked(children, to, Some(&plain(&[])));
     assert_eq!(tcp, Some("0.0.0.0_8080.0.0.0.0_8080.1"));
 }
+
+/// Envoy's listener filter timeout becomes the parent's wait for first bytes: a bound
+/// listener's own, or for the hand-off listener its receivers' (where Istio sets it).
+#[test]
+fn the_listener_filter_timeout_is_the_parents_wait() {
+    use envoy_types::pb::google::protobuf::Duration;
+    let mut inbound = virtual_inbound(istio_inbound(), None);
+    inbound.listener_filters_timeout = Some(Duration::default());
+    inbound.continue_on_listener_filters_timeout = true;
+    let text = built(vec![inbound]).unwrap();
+    assert!(
+        text.contains(
+            "inspect_on_timeout = \"continue\"\ninspect_timeout_ms = 0\nname = \"virtualInbound\""
+        ),
+        "{text}"
+    );
+    let c = rcgen::generate_simple_self_signed(vec!["orders".into()]).unwrap();
+    let pem = |s: String| toml::Value::String(s).to_string();
+    let text = text
+        .replace("\"CERT\"", &pem(c.cert.pem()))
+        .replace("\"KEY\"", &pem(c.key_pair.serialize_pem()));
+    let config = ringside_config::parse(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    let how = config.listeners[0].inspect;
+    assert!(!how.close_on_timeout);
+
+    let mut sniffed = receiver(
+        "0.0.0.0_8080",
+        "0.0.0.0",
+        8080,
+        vec![
+            http(
+                "0.0.0.0_8080",
+                "8080",
+                opening(None, "", &["http/1.1", "h2c"]),
+            ),
+            tcp("0.0.0.0_8080", "PassthroughCluster", None),
+        ],
+    );
+    sniffed.listener_filters_timeout = Some(Duration {
+        seconds: 5,
+        nanos: 0,
+    });
+    let text = built(vec![virtual_outbound("virtualOutbound"), sniffed]).unwrap();
+    let config = ringside_config::parse(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    let how = config.listeners[0].inspect;
+    assert_eq!(
+        (how.timeout.as_millis(), how.close_on_timeout),
+        (5000, true)
+    );
+}

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use toml::Value;
 
 use super::chains::TChain;
-use super::listeners::{Role, TListener};
+use super::listeners::{InspectKeys, Role, TListener};
 use super::{string, Table};
 use crate::sources::xds::nack::{unsupported, Res};
 use ringside_config::Kind;
@@ -19,15 +19,20 @@ pub struct Unit<'a> {
     pub chain: &'a TChain,
     pub parent: Option<&'a str>,
     role: Role,
+    /// A transparent parent's wait for first bytes.
+    inspect: Option<InspectKeys>,
 }
 
 impl Unit<'_> {
-    /// The `[[listeners]]` table: a child's with `parent` and `match`.
+    /// The `[[listeners]]` table: a child's with `parent` and `match`, a transparent
+    /// parent's with its `inspect_*` keys.
     pub fn table(&self) -> Table {
         let mut t = self.chain.table.clone();
         if let Some(p) = self.parent {
             t.insert("parent".into(), string(p));
             t.insert("match".into(), Value::Table(self.chain.matches.table()));
+        } else if let Some(i) = self.inspect.filter(|_| t.contains_key("transparent")) {
+            i.write(&mut t);
         }
         t
     }
@@ -36,6 +41,11 @@ impl Unit<'_> {
 /// Every listener's chains as units, each parent before its children.
 pub fn units(listeners: &BTreeMap<String, TListener>) -> Res<Vec<Unit<'_>>> {
     let hand_off = hand_off(listeners)?;
+    // The hand-off listener's wait: its own, else its receivers' (Istio sets it on them).
+    let received = listeners
+        .values()
+        .filter(|l| l.role == Role::Receiver)
+        .find_map(|l| l.inspect);
     let mut parents = Vec::new();
     let mut children = Vec::new();
     for (xds, l) in listeners {
@@ -48,11 +58,16 @@ pub fn units(listeners: &BTreeMap<String, TListener>) -> Res<Vec<Unit<'_>>> {
                 )),
                 (_, Some(own), _) => {
                     let (chain, role) = (own, l.role);
+                    let inspect = match role {
+                        Role::HandOff => l.inspect.or(received),
+                        _ => l.inspect,
+                    };
                     parents.push(Unit {
                         xds,
                         chain,
                         parent: None,
                         role,
+                        inspect,
                     });
                     own.name.as_str()
                 }
@@ -65,6 +80,7 @@ pub fn units(listeners: &BTreeMap<String, TListener>) -> Res<Vec<Unit<'_>>> {
             chain,
             parent: Some(parent),
             role,
+            inspect: None,
         }));
     }
     distinct(&children)?;

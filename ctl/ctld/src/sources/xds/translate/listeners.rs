@@ -18,7 +18,7 @@ use toml::Value;
 use super::chain_match::holds;
 use super::chains::{chain, TChain};
 use super::endpoints::socket_address;
-use super::{name, string};
+use super::{int, ms, name, string, Table};
 use crate::sources::xds::ignore;
 use crate::sources::xds::nack::{leftover, unsupported, Res};
 
@@ -47,6 +47,42 @@ pub struct TListener {
     /// Its chains with a non-empty match: children of `own`, or for a receiver of the
     /// hand-off listener's own.
     pub children: Vec<TChain>,
+    /// `listener_filters_timeout` and `continue_on_listener_filters_timeout`, when it sets
+    /// either: how a parent waits for first bytes.
+    pub inspect: Option<InspectKeys>,
+}
+
+/// A parent's `inspect_timeout_ms` and `inspect_on_timeout`, from Envoy's listener filter
+/// timeout (unset: Envoy's 15 s; 0: none, ringside's idle timeout) and
+/// `continue_on_listener_filters_timeout` (unset: close).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InspectKeys {
+    pub timeout_ms: u64,
+    pub close: bool,
+}
+
+impl InspectKeys {
+    /// Takes the two fields out of `l`.
+    fn take(l: &mut Listener) -> Option<InspectKeys> {
+        let timeout = l.listener_filters_timeout.take();
+        let go_on = take(&mut l.continue_on_listener_filters_timeout);
+        if timeout.is_none() && !go_on {
+            return None;
+        }
+        let timeout_ms = timeout.map_or(15_000, |d| u64::try_from(ms(&d)).unwrap_or(0));
+        Some(InspectKeys {
+            timeout_ms,
+            close: !go_on,
+        })
+    }
+
+    /// Writes them into a transparent listener's table.
+    pub fn write(self, t: &mut Table) {
+        let timeout = i64::try_from(self.timeout_ms).unwrap_or(i64::MAX);
+        t.insert("inspect_timeout_ms".into(), int(timeout));
+        let on = if self.close { "close" } else { "continue" };
+        t.insert("inspect_on_timeout".into(), string(on));
+    }
 }
 
 impl TListener {
@@ -76,6 +112,7 @@ pub fn listener(mut l: Listener, ignored: &mut Vec<String>) -> Res<TListener> {
     let bind = socket_address(l.address.take(), &format!("{at}.address"))?;
     let original_dst = listener_filters(take(&mut l.listener_filters), &at, ignored)?;
     let role = role(&mut l, &at)?;
+    let inspect = InspectKeys::take(&mut l);
     let chains = take(&mut l.filter_chains);
     let default = l.default_filter_chain.take();
     let mut cx = Ctx {
@@ -98,7 +135,20 @@ pub fn listener(mut l: Listener, ignored: &mut Vec<String>) -> Res<TListener> {
     ];
     ignore::fields(cx.ignored, &fields);
     leftover(&l, &at)?;
-    Ok(TListener { role, ..out })
+    // Only a transparent parent reads first bytes (a receiver's apply to its hand-off
+    // listener, `layout.rs`); elsewhere the timeout has nothing to time.
+    let parent = out
+        .own
+        .as_ref()
+        .is_some_and(|o| o.table.contains_key("transparent"));
+    if inspect.is_some() && !parent && role != Role::Receiver {
+        cx.ignored.push("field:listener_filters_timeout".into());
+    }
+    Ok(TListener {
+        role,
+        inspect,
+        ..out
+    })
 }
 
 /// Whether the `original_dst` filter is there; the others are ignored (counted) or fail.
@@ -225,6 +275,7 @@ fn bound(
         role: Role::Bound,
         own: Some(own),
         children,
+        inspect: None,
     })
 }
 
@@ -295,6 +346,7 @@ fn receiver(
         role: Role::Receiver,
         own: None,
         children,
+        inspect: None,
     })
 }
 
