@@ -117,15 +117,14 @@ fn url_encode(s: &str) -> String {
 /// inside one, short attribute names (`CN`, `O`...) or the dotted OID, special characters
 /// escaped.
 fn rfc2253(name: &x509_parser::x509::X509Name<'_>) -> String {
-    let registry = x509_parser::objects::oid_registry();
     let rdns: Vec<String> = name
         .iter_rdn()
         .map(|rdn| {
             let attrs: Vec<String> = rdn
                 .iter()
                 .map(|a| {
-                    let key = x509_parser::objects::oid2abbrev(a.attr_type(), registry)
-                        .map_or_else(|_| a.attr_type().to_id_string(), str::to_string);
+                    let oid = a.attr_type().to_id_string();
+                    let key = short_name(&oid).map_or(oid, str::to_string);
                     let value = a.as_str().map_or_else(|_| String::new(), escape);
                     format!("{key}={value}")
                 })
@@ -134,6 +133,32 @@ fn rfc2253(name: &x509_parser::x509::X509Name<'_>) -> String {
         })
         .collect();
     rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+}
+
+/// The names OpenSSL writes for the attributes of subjects (RFC 4514's, and the common
+/// others); any other is written as its dotted OID, as RFC 2253 says.
+fn short_name(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.4" => "SN",
+        "2.5.4.5" => "serialNumber",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.9" => "street",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.12" => "title",
+        "2.5.4.42" => "GN",
+        "2.5.4.43" => "initials",
+        "2.5.4.44" => "generationQualifier",
+        "2.5.4.46" => "dnQualifier",
+        "2.5.4.65" => "pseudonym",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "1.2.840.113549.1.9.1" => "emailAddress",
+        _ => return None,
+    })
 }
 
 /// RFC 2253 §2.4: `,` `+` `"` `\` `<` `>` `;` escaped, and a leading `#` or space and a
