@@ -144,8 +144,8 @@ fn istios_inbound_chains_by_transport_and_alpn_are_acked_pushed_and_served_as_ch
             listeners,
             [
                 expect("virtualInbound", "tcp"),
-                expect("virtualInbound.0.0.0.0_8080.4", "http"),
-                expect("virtualInbound.0.0.0.0_8080.5", "http"),
+                expect("virtualInbound.0.0.0.0_8080.plaintext", "http"),
+                expect("virtualInbound.0.0.0.0_8080.tls.istio-http_1.0", "http"),
                 expect("virtualInbound.virtualInbound", "tcp"),
                 expect("virtualInbound.virtualInbound-blackhole", "tcp"),
                 expect("virtualInbound.virtualInbound-catchall-http", "http"),

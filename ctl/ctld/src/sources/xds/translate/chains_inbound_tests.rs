@@ -178,7 +178,7 @@ transport = "plaintext"
 
 [[listeners]]
 forward_client_cert = "sanitize"
-name = "virtualInbound.0.0.0.0_8080.4"
+name = "virtualInbound.0.0.0.0_8080.tls.istio-http_1.0"
 parent = "virtualInbound"
 protocol = "http"
 
@@ -193,7 +193,7 @@ key_pem = "KEY"
 
 [[listeners]]
 forward_client_cert = "sanitize"
-name = "virtualInbound.0.0.0.0_8080.5"
+name = "virtualInbound.0.0.0.0_8080.plaintext"
 parent = "virtualInbound"
 protocol = "http"
 
@@ -222,15 +222,15 @@ transport = "plaintext"
     let plain = |alpn| hello(Transport::Plaintext, alpn);
     let to = "10.244.0.5:8080";
     assert_eq!(pick(to, None), Some("(inspect)"));
-    let mtls_http = Some("virtualInbound.0.0.0.0_8080.4");
+    let mtls_http = Some("virtualInbound.0.0.0.0_8080.tls.istio-http_1.0");
     assert_eq!(pick(to, Some(&tls(&["istio-h2", "h2"]))), mtls_http);
     assert_eq!(
         pick(to, Some(&plain(&["h2c"]))),
-        Some("virtualInbound.0.0.0.0_8080.5")
+        Some("virtualInbound.0.0.0.0_8080.plaintext")
     );
     assert_eq!(
         pick(to, Some(&plain(&[]))),
-        Some("virtualInbound.0.0.0.0_8080.5")
+        Some("virtualInbound.0.0.0.0_8080.plaintext")
     );
     // TLS without Istio's protocols: the port's chains take none, the others do (Envoy's
     // fallback from the port's chains to those naming none).
@@ -339,9 +339,9 @@ fn a_receivers_chains_by_alpn_are_children_at_its_port() {
     let to = "10.96.0.7:8080";
     assert_eq!(picked(children, to, None), Some("(inspect)"));
     let http = picked(children, to, Some(&plain(&["h2c"])));
-    assert_eq!(http, Some("0.0.0.0_8080.0.0.0.0_8080.0"));
+    assert_eq!(http, Some("0.0.0.0_8080.0.0.0.0_8080.http_1.0"));
     let tcp = picked(children, to, Some(&plain(&[])));
-    assert_eq!(tcp, Some("0.0.0.0_8080.0.0.0.0_8080.1"));
+    assert_eq!(tcp, Some("0.0.0.0_8080.0.0.0.0_8080"));
 }
 
 /// Envoy's listener filter timeout becomes the parent's wait for first bytes: a bound
@@ -391,5 +391,41 @@ fn the_listener_filter_timeout_is_the_parents_wait() {
     assert_eq!(
         (how.timeout.as_millis(), how.close_on_timeout),
         (5000, true)
+    );
+}
+
+/// A push that adds another port's chains ahead of 8080's renames none of 8080's children
+/// (a renamed child would close its keep-alive connections).
+#[test]
+fn a_childs_name_does_not_move_when_other_chains_come_and_go() {
+    let names = |chains: Vec<FilterChain>| -> Vec<String> {
+        let text = built(vec![virtual_inbound(chains, None)]).unwrap();
+        text.lines()
+            .filter_map(|l| l.strip_prefix("name = \"virtualInbound.0.0.0.0_"))
+            .map(|n| n.trim_end_matches('"').to_string())
+            .collect()
+    };
+    let before = names(istio_inbound());
+    assert_eq!(before, ["8080.tls.istio-http_1.0", "8080.plaintext"]);
+    let mut more = istio_inbound();
+    let other = |transport, alpn: &[&str]| {
+        http_inline(
+            "0.0.0.0_9090",
+            "inbound|9090||",
+            "inbound|8080||",
+            opening(Some(9090), transport, alpn),
+        )
+    };
+    more.insert(2, other("raw_buffer", &[]));
+    more.insert(2, other("tls", &ISTIO_ALPN));
+    let after = names(more);
+    assert_eq!(
+        after,
+        [
+            "9090.tls.istio-http_1.0",
+            "9090.plaintext",
+            "8080.tls.istio-http_1.0",
+            "8080.plaintext"
+        ]
     );
 }

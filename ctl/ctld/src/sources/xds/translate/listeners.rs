@@ -187,17 +187,66 @@ fn role(l: &mut Listener, at: &str) -> Res<Role> {
     }
 }
 
-/// `<listener>.<chain name, or its index>`; `<listener>.<chain name>.<index>` for a name
-/// that several of the listener's children share (Istio names each of a port's inbound
-/// chains after the port).
-fn chain_name(rname: &str, chain: &FilterChain, i: usize, shared: &[String]) -> String {
-    if chain.name.is_empty() {
-        format!("{rname}.{i}")
-    } else if shared.contains(&chain.name) {
-        format!("{rname}.{}.{i}", name(&chain.name))
-    } else {
-        format!("{rname}.{}", name(&chain.name))
+/// The ringside names of a listener's chains (those `named` selects; the others' entries are
+/// unused): `<listener>.<chain name>`, or `<listener>.<index>` for a chain without one. A
+/// name several of them share (Istio names each of a port's inbound chains after the port)
+/// gets what its match says of the opening (`.tls.istio-http_1.0`, `.plaintext`): stable
+/// when istiod adds or removes other chains, so a push does not rename (and so close the
+/// connections of) a child whose chain did not change. Only names still equal after that
+/// take their index.
+fn chain_names(
+    rname: &str,
+    chains: &[FilterChain],
+    named: impl Fn(&FilterChain) -> bool,
+) -> Vec<String> {
+    let shared = shared(chains.iter().filter(|c| named(c)));
+    let mut names: Vec<String> = chains
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if c.name.is_empty() {
+                format!("{rname}.{i}")
+            } else if shared.contains(&c.name) {
+                format!("{rname}.{}{}", name(&c.name), opening(c))
+            } else {
+                format!("{rname}.{}", name(&c.name))
+            }
+        })
+        .collect();
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (n, c) in names.iter().zip(chains) {
+        if named(c) {
+            *counts.entry(n.clone()).or_default() += 1;
+        }
     }
+    for (i, n) in names.iter_mut().enumerate() {
+        if counts.get(n.as_str()).is_some_and(|k| *k > 1) {
+            n.push_str(&format!(".{i}"));
+        }
+    }
+    names
+}
+
+/// `.tls`, `.plaintext`, then the first application protocol and server name of a chain's
+/// match, as name characters; empty when it names none of them.
+fn opening(c: &FilterChain) -> String {
+    let Some(m) = &c.filter_chain_match else {
+        return String::new();
+    };
+    let transport = match m.transport_protocol.as_str() {
+        "raw_buffer" => "plaintext",
+        other => other,
+    };
+    let parts = [
+        transport,
+        m.application_protocols.first().map_or("", String::as_str),
+        m.server_names.first().map_or("", String::as_str),
+    ];
+    parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| format!(".{}", name(p)))
+        .collect()
 }
 
 /// The names that several of `chains` have.
@@ -231,10 +280,10 @@ fn bound(
 ) -> Res<TListener> {
     let mut own: Option<TChain> = None;
     let mut children = Vec::new();
-    let shared = shared(chains.iter().filter(|c| !takes_all(c)));
+    let mut names = chain_names(cx.rname, &chains, |c| !takes_all(c)).into_iter();
     for (i, c) in chains.into_iter().enumerate() {
         let cat = format!("{}.filter_chains[{i}]", cx.at);
-        let rname = chain_name(cx.rname, &c, i, &shared);
+        let rname = names.next().unwrap_or_default();
         let tc = chain(c, rname, cat, cx.ignored)?;
         if !tc.matches.is_empty() {
             children.push(tc);
@@ -313,16 +362,13 @@ fn receiver(
         IpAddr::V6(_) => (IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
     };
     let single = chains.len() + usize::from(default.is_some()) == 1;
-    let shared = shared(chains.iter());
+    let mut names = chain_names(cx.rname, &chains, |_| true).into_iter();
     let mut children = Vec::new();
     let mut catch_all = false;
     for (i, c) in chains.into_iter().enumerate() {
         let cat = format!("{}.filter_chains[{i}]", cx.at);
-        let rname = if single {
-            cx.rname.to_owned()
-        } else {
-            chain_name(cx.rname, &c, i, &shared)
-        };
+        let rname = names.next().unwrap_or_default();
+        let rname = if single { cx.rname.to_owned() } else { rname };
         let mut tc = chain(c, rname, cat, cx.ignored)?;
         catch_all |= tc.matches.is_empty();
         at_address(&mut tc, addr, whole)?;
