@@ -531,6 +531,33 @@ kind = "original_dst"
     });
 }
 
+/// ringside in `pod` as Istio's sidecar lays out its outbound side: the rules send every
+/// outbound connection to `virtual-outbound` (127.0.0.1:15001), a transparent TCP passthrough
+/// to the original destination with `parent_keys`, whose `children` (listeners, routes,
+/// clusters) take the connections they match.
+fn outbound_parent(pod: &Pod, dir: &TempDir, parent_keys: &str, children: &str) -> Ringside {
+    pod.rules(&["--proxy-gid", PROXY_GID, "--include-inbound-ports", ""]);
+    let config = format!(
+        r#"{proxy}
+[[listeners]]
+name = "virtual-outbound"
+bind = "127.0.0.1:15001"
+transparent = true
+protocol = "tcp"
+cluster = "passthrough"
+{parent_keys}
+[[clusters]]
+name = "passthrough"
+kind = "original_dst"
+
+{children}"#,
+        proxy = proxy_section(1)
+    );
+    let mut rs = pod.ringside(dir, &config, &[]);
+    rs.listener("virtual-outbound");
+    rs
+}
+
 /// Istio's outbound layout: one transparent listener accepts every intercepted connection and
 /// hands it, by its original destination, to a child listener (`parent`, `match`): an HTTP
 /// child for a port, a more specific child for one address on that port, a TCP child for a
@@ -544,22 +571,13 @@ fn the_parent_hands_each_connection_to_the_child_its_destination_picks() {
         http_origin(&pod.net, "[::]:8080", "origin");
         http_origin(&pod.net, "10.77.0.2:9001", "orders");
         tcp_echo(&pod.net, "[::]:9000");
-        pod.rules(&["--proxy-gid", PROXY_GID, "--include-inbound-ports", ""]);
         let dir = TempDir::new();
         let log = dir.0.join("access.log");
         let cert = rcgen::generate_simple_self_signed(vec!["orders.internal".into()]).unwrap();
         let cert_file = dir.write("orders.pem", &cert.cert.pem());
         let key_file = dir.write("orders-key.pem", &cert.key_pair.serialize_pem());
-        let config = format!(
-            r#"{proxy}
-[[listeners]]
-name = "virtual-outbound"
-bind = "127.0.0.1:15001"
-transparent = true
-protocol = "tcp"
-cluster = "passthrough"
-
-[[listeners]]
+        let children = format!(
+            r#"[[listeners]]
 name = "out-8080"
 parent = "virtual-outbound"
 match = {{ ports = [ 8080 ] }}
@@ -598,21 +616,16 @@ match = {{ ports = [ 9000 ], addresses = [ "10.77.0.2" ] }}
 protocol = "tcp"
 cluster = "orders"
 
-[[clusters]]
-name = "passthrough"
-kind = "original_dst"
 
 [[clusters]]
 name = "orders"
 endpoints = [ "10.77.0.2:9001" ]
 "#,
-            proxy = proxy_section(1),
             log = log.display(),
             cert = cert_file.display(),
             key = key_file.display(),
         );
-        let mut rs = pod.ringside(&dir, &config, &[]);
-        rs.listener("virtual-outbound");
+        let rs = outbound_parent(&pod, &dir, "", &children);
 
         // Port 8443: a child terminating TLS with its own certificate, HTTP/1.1 and h2.
         for (flag, path, protocol) in [
@@ -669,7 +682,6 @@ fn the_parent_reads_the_first_bytes_when_its_children_need_them() {
     on_both_drivers(|| {
         let pod = Pod::new();
         tcp_echo(&pod.net, "[::]:9000");
-        pod.rules(&["--proxy-gid", PROXY_GID, "--include-inbound-ports", ""]);
         let dir = TempDir::new();
         let log = dir.0.join("access.log");
         let names = vec!["api.example.com".into(), "other.example.com".into()];
@@ -681,16 +693,8 @@ fn the_parent_reads_the_first_bytes_when_its_children_need_them() {
             cert_file.display(),
             key_file.display()
         );
-        let config = format!(
-            r#"{proxy}
-[[listeners]]
-name = "virtual-outbound"
-bind = "127.0.0.1:15001"
-transparent = true
-protocol = "tcp"
-cluster = "passthrough"
-
-[[listeners]]
+        let children = format!(
+            r#"[[listeners]]
 name = "http-9000"
 parent = "virtual-outbound"
 match = {{ ports = [ 9000 ], transport = "plaintext", alpn = [ "http/1.1", "h2c" ] }}
@@ -728,16 +732,10 @@ access_log = {{ path = "{log}" }}
 [[routes]]
 listener = "tls-9000"
 direct_response = {{ status = 200, body = "tls child" }}
-
-[[clusters]]
-name = "passthrough"
-kind = "original_dst"
 "#,
-            proxy = proxy_section(1),
             log = log.display(),
         );
-        let mut rs = pod.ringside(&dir, &config, &[]);
-        rs.listener("virtual-outbound");
+        let rs = outbound_parent(&pod, &dir, "", &children);
 
         // Plaintext HTTP/1.1 and h2c: the HTTP child, which read no byte twice.
         for (args, path, protocol) in [
@@ -792,36 +790,24 @@ fn a_parent_that_closes_what_it_cannot_tell_in_time() {
     on_both_drivers(|| {
         let pod = Pod::new();
         tcp_echo(&pod.net, "[::]:9000");
-        pod.rules(&["--proxy-gid", PROXY_GID, "--include-inbound-ports", ""]);
         let dir = TempDir::new();
-        let config = format!(
-            r#"{proxy}
-[[listeners]]
-name = "virtual-outbound"
-bind = "127.0.0.1:15001"
-transparent = true
-protocol = "tcp"
-cluster = "passthrough"
-inspect_timeout_ms = 300
-inspect_on_timeout = "close"
-
-[[listeners]]
+        let children = r#"[[listeners]]
 name = "http-9000"
 parent = "virtual-outbound"
-match = {{ ports = [ 9000 ], alpn = [ "http/1.1" ] }}
+match = { ports = [ 9000 ], alpn = [ "http/1.1" ] }
 
 [[routes]]
 listener = "http-9000"
-direct_response = {{ status = 200, body = "http child" }}
-
-[[clusters]]
-name = "passthrough"
-kind = "original_dst"
+direct_response = { status = 200, body = "http child" }
+"#;
+        let rs = outbound_parent(
+            &pod,
+            &dir,
+            r#"inspect_timeout_ms = 300
+inspect_on_timeout = "close"
 "#,
-            proxy = proxy_section(1),
+            children,
         );
-        let mut rs = pod.ringside(&dir, &config, &[]);
-        rs.listener("virtual-outbound");
         let (status, body) = curl(&pod.app, &["http://10.77.0.2:9000/in-time"]);
         assert_eq!((status, body.as_str()), (200, "http child"));
         // Decided at once (not HTTP): the parent's passthrough, no wait.
