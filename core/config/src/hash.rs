@@ -82,7 +82,11 @@ pub(crate) fn cluster_fingerprint(cluster: &Cluster) -> u64 {
         if let Some(z) = e.zone {
             let _ = write!(h, "zone={};", z.0);
         }
+        if e.priority != 0 {
+            let _ = write!(h, "priority={};", e.priority);
+        }
     }
+    let _ = write!(h, "overprovisioning={};", cluster.overprovisioning_percent);
     let _ = write!(h, "zones={};", cluster.zones.len());
     for z in &cluster.zones {
         let _ = write!(h, "{}:{z};", z.len());
@@ -93,7 +97,13 @@ pub(crate) fn cluster_fingerprint(cluster: &Cluster) -> u64 {
     }
     let _ = write!(h, "names={};dns={:?};", cluster.names.len(), cluster.dns);
     for n in &cluster.names {
-        let _ = write!(h, "{}:{n}*{};", n.host.len(), n.endpoint.weight);
+        let _ = write!(
+            h,
+            "{}:{n}*{}/{};",
+            n.host.len(),
+            n.endpoint.weight,
+            n.endpoint.priority
+        );
     }
     let protocol = match cluster.protocol {
         UpstreamProtocol::Http1 => "http1",

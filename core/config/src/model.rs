@@ -764,6 +764,23 @@ pub struct Cluster {
     /// below it; `Some(0)` never. `None`: panic mode only when nothing is in rotation. Read
     /// per request (not in the fingerprint).
     pub panic_threshold_percent: Option<u8>,
+    /// `overprovisioning_percent` (100 to 1000): how a priority level's share of endpoints
+    /// in rotation becomes its health. Only endpoints of more than one priority read it.
+    pub overprovisioning_percent: u16,
+}
+
+impl Cluster {
+    /// Whether its endpoints (or the addresses its names resolve to) are of more than one
+    /// priority level.
+    pub fn has_priorities(&self) -> bool {
+        let mut levels = self
+            .endpoints
+            .iter()
+            .chain(self.names.iter().map(|n| &n.endpoint))
+            .map(|e| e.priority);
+        let first = levels.next();
+        levels.any(|p| Some(p) != first)
+    }
 }
 
 /// `clusters[].outlier_detection`: consecutive failures that eject an endpoint, and for how
@@ -834,6 +851,8 @@ pub struct Endpoint {
     pub weight: u32,
     /// The endpoint's zone: an index into its cluster's `zones`.
     pub zone: Option<ZoneId>,
+    /// Its priority level: 0 is the first choice (`endpoints[].priority`).
+    pub priority: u8,
 }
 
 /// An index into [`Cluster::zones`].

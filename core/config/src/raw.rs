@@ -1168,6 +1168,12 @@ pub struct FileCluster {
     /// `healthy_panic_threshold`). 0: never; a cluster with no endpoint in rotation answers
     /// 503. Default: panic mode only when no endpoint is in rotation.
     pub panic_threshold_percent: Option<u64>,
+    /// For endpoints of more than one `priority`: a level takes every request while its
+    /// share of endpoints in rotation, times this percentage, is at least 100% (Envoy's
+    /// overprovisioning factor: at 140, a level with 72% of its endpoints in rotation keeps
+    /// everything, one with half of them keeps 70% and the next levels take the rest). 100
+    /// to 1000. Default 140.
+    pub overprovisioning_percent: Option<u64>,
     /// Where the endpoints come from: `"static"` (the `endpoints` list) or `"original_dst"`
     /// (each connection goes to the address it was going to before iptables redirected it
     /// to a `transparent` listener; no `endpoints`, `lb`, `health_check` or `zone_aware`, and only
@@ -1330,6 +1336,11 @@ pub struct FileEndpointTable {
     /// The endpoint's zone, for `zone_aware` clusters and the per-zone request counters; 1 to
     /// 128 characters among `A-Z a-z 0-9 - _ .`. Default: none.
     pub zone: Option<String>,
+    /// The endpoint's priority level, 0 (the first choice) to 255. Requests go to the
+    /// lowest level while enough of it is in rotation, and spill over to the next levels as
+    /// its endpoints are ejected or fail their health checks (Envoy's priority levels; see
+    /// `overprovisioning_percent`). Default 0.
+    pub priority: Option<u32>,
 }
 
 impl FileEndpoint {

@@ -540,6 +540,8 @@ mod listener_tests;
 mod original_dst;
 #[cfg(test)]
 mod original_dst_tests;
+#[cfg(test)]
+mod priorities_tests;
 mod redis;
 #[cfg(test)]
 mod redis_tests;

@@ -13,6 +13,10 @@ use crate::raw::{FileCluster, FileDnsMode, FileEndpoint, FileLb, FileUpstreamPro
 
 /// `zone_min_healthy_percent`'s default (Envoy's overprovisioning factor of 1.4, inverted).
 const DEFAULT_ZONE_MIN_HEALTHY_PERCENT: u64 = 70;
+/// `overprovisioning_percent`'s default (Envoy's overprovisioning factor of 1.4).
+const DEFAULT_OVERPROVISIONING_PERCENT: u16 = 140;
+/// The highest `endpoints[].priority`.
+const MAX_PRIORITY: u32 = 255;
 
 impl Validator {
     pub(super) fn cluster(
@@ -143,8 +147,28 @@ impl Validator {
                         }
                     }
                 }),
+                overprovisioning_percent: match c.overprovisioning_percent {
+                    None => DEFAULT_OVERPROVISIONING_PERCENT,
+                    Some(n) => match u16::try_from(n) {
+                        Ok(n) if (100..=1000).contains(&n) => n,
+                        _ => {
+                            v.err(
+                                format!("{p}.overprovisioning_percent"),
+                                format!("must be from 100 to 1000, got {n}"),
+                            );
+                            DEFAULT_OVERPROVISIONING_PERCENT
+                        }
+                    },
+                },
             }
         })?;
+        if cluster.zone_aware.is_some() && cluster.has_priorities() {
+            self.err(
+                format!("{p}.zone_aware"),
+                "cannot be used with endpoints of more than one priority: a priority level is chosen first, and zones are not weighed within it",
+            );
+            return None;
+        }
         cluster.fingerprint = cluster_fingerprint(&cluster);
         Some(cluster)
     }
@@ -200,10 +224,25 @@ impl Validator {
                     .and_then(|z| self.zone_id(format!("{p}.endpoints[{j}].zone"), z, &mut zones)),
                 FileEndpoint::Address(_) => None,
             };
+            let priority = match e {
+                FileEndpoint::Table(t) => t.priority.unwrap_or(0),
+                FileEndpoint::Address(_) => 0,
+            };
+            let priority = u8::try_from(priority)
+                .ok()
+                .filter(|&n| u32::from(n) <= MAX_PRIORITY)
+                .unwrap_or_else(|| {
+                    self.err(
+                        format!("{p}.endpoints[{j}].priority"),
+                        format!("must be from 0 to {MAX_PRIORITY}, got {priority}"),
+                    );
+                    0
+                });
             let endpoint = Endpoint {
                 address,
                 weight,
                 zone,
+                priority,
             };
             if let Some(host) = host {
                 let key = (host.clone(), address.port());

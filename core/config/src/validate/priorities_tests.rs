@@ -1,0 +1,91 @@
+//! Endpoints' `priority` and clusters' `overprovisioning_percent`: what is accepted, and
+//! every mistake with its path.
+
+use super::tests::errors;
+use crate::model::Config;
+use crate::parse;
+
+fn ok(text: &str) -> Config {
+    parse(text).unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
+}
+
+const LISTENER: &str = "[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n";
+
+#[test]
+fn priorities_and_overprovisioning_are_read() {
+    let c = ok(&format!(
+        r#"{LISTENER}
+[[clusters]]
+name = "app"
+overprovisioning_percent = 200
+endpoints = [ "127.0.0.1:1001", {{ address = "127.0.0.1:1002", priority = 1 }}, {{ address = "127.0.0.1:1003", priority = 255, weight = 2 }} ]
+
+[[clusters]]
+name = "flat"
+endpoints = [ {{ address = "127.0.0.1:1001", priority = 3 }}, {{ address = "127.0.0.1:1002", priority = 3 }} ]
+
+[[clusters]]
+name = "named"
+endpoints = [ "127.0.0.1:1001", {{ address = "app.internal:80", priority = 1 }} ]
+"#
+    ));
+    let app = &c.clusters[0];
+    let levels: Vec<u8> = app.endpoints.iter().map(|e| e.priority).collect();
+    assert_eq!(levels, [0, 1, 255]);
+    assert_eq!(app.overprovisioning_percent, 200);
+    assert!(app.has_priorities());
+    // One level, whichever it is, is no levels at all.
+    assert!(!c.clusters[1].has_priorities());
+    assert_eq!(c.clusters[1].overprovisioning_percent, 140);
+    // A name's addresses take its priority.
+    let named = &c.clusters[2];
+    assert!(named.has_priorities());
+    assert_eq!(named.names[0].at([10, 0, 0, 1].into()).priority, 1);
+}
+
+#[test]
+fn priorities_are_in_the_fingerprint() {
+    let text = |priority: u8, over: u16| {
+        format!(
+            "{LISTENER}[[clusters]]\nname = \"app\"\noverprovisioning_percent = {over}\n\
+             endpoints = [ \"127.0.0.1:1\", {{ address = \"127.0.0.1:2\", priority = {priority} }} ]\n"
+        )
+    };
+    let fp = |priority, over| ok(&text(priority, over)).clusters[0].fingerprint;
+    assert_eq!(fp(1, 140), fp(1, 140));
+    assert_ne!(fp(1, 140), fp(2, 140));
+    assert_ne!(fp(1, 140), fp(0, 140));
+    assert_ne!(fp(1, 140), fp(1, 150));
+}
+
+#[test]
+fn mistakes_carry_their_path_and_reason() {
+    let e = errors(&format!(
+        r#"[proxy]
+zone = "z1"
+{LISTENER}
+[[clusters]]
+name = "a"
+overprovisioning_percent = 99
+endpoints = [ {{ address = "127.0.0.1:1", priority = 256 }} ]
+
+[[clusters]]
+name = "b"
+zone_aware = true
+endpoints = [ {{ address = "127.0.0.1:1", zone = "z1" }}, {{ address = "127.0.0.1:2", zone = "z2", priority = 1 }} ]
+"#
+    ));
+    assert_eq!(
+        e,
+        [
+            "clusters[0].endpoints[0].priority: must be from 0 to 255, got 256",
+            "clusters[0].overprovisioning_percent: must be from 100 to 1000, got 99",
+            "clusters[1].zone_aware: cannot be used with endpoints of more than one priority: a priority level is chosen first, and zones are not weighed within it",
+        ]
+    );
+    // Zone-aware with a single level, whatever its number, is fine.
+    ok(&format!(
+        "[proxy]\nzone = \"z1\"\n{LISTENER}[[clusters]]\nname = \"a\"\nzone_aware = true\n\
+         endpoints = [ {{ address = \"127.0.0.1:1\", zone = \"z1\", priority = 2 }} ]\n"
+    ));
+}
