@@ -212,6 +212,14 @@ impl Proxy {
             .sum()
     }
 
+    /// What the active health checks last found of endpoint `i` of `cluster`.
+    pub fn checked(&self, cluster: &str, i: usize) -> Option<ringside_engine::Checked> {
+        let health = self.handle.health();
+        let c = health.iter().find(|c| c.cluster == cluster);
+        let c = c.unwrap_or_else(|| panic!("no cluster named {cluster:?}"));
+        c.endpoints[i].checked
+    }
+
     /// Reloads with `text` on the same driver.
     pub fn reload(&self, text: &str) -> Reloaded {
         match self.handle.reload(parse(self.driver, text)) {

@@ -175,6 +175,19 @@ impl Origin {
         Origin::start(move |_| ok(body))
     }
 
+    /// Answers every request `200 OK` with `name`, except `/healthz`: 200 while `healthy`
+    /// is set, else 503 (what an active health check reads).
+    pub fn health_checked(name: &'static str, healthy: &Arc<AtomicBool>) -> Origin {
+        let healthy = Arc::clone(healthy);
+        Origin::start(
+            move |r| match (r.target.as_str(), healthy.load(Ordering::SeqCst)) {
+                ("/healthz", true) => ok("up"),
+                ("/healthz", false) => Reply::Send(http_response(503, &[], b"down")),
+                _ => ok(name),
+            },
+        )
+    }
+
     /// Answers every request `200 OK` with the request's body.
     pub fn echo() -> Origin {
         Origin::start(|r| Reply::Send(http_response(200, &[], &r.body)))

@@ -13,24 +13,8 @@ use std::sync::Arc;
 use ringside_engine::Checked;
 use ringside_tests::*;
 
-/// An origin answering `name`, whose `/healthz` says 200 while `healthy` is set, else 503.
-fn health_checked(name: &'static str, healthy: &Arc<AtomicBool>) -> Origin {
-    let healthy = Arc::clone(healthy);
-    Origin::start(move |r| match (r.target.as_str(), healthy.load(SeqCst)) {
-        ("/healthz", true) => ok("up"),
-        ("/healthz", false) => Reply::Send(http_response(503, &[], b"down")),
-        _ => ok(name),
-    })
-}
-
 fn count(seen: &HashMap<String, usize>, who: &[&str]) -> usize {
     who.iter().map(|w| seen.get(*w).copied().unwrap_or(0)).sum()
-}
-
-fn checked(p: &Proxy, i: usize) -> Option<Checked> {
-    let health = p.handle.health();
-    let app = health.iter().find(|c| c.cluster == "app").unwrap();
-    app.endpoints[i].checked
 }
 
 /// Exchanges counted per zone, summed over the workers.
@@ -97,12 +81,12 @@ fn scenario(d: Driver, lb: &str) {
     let origins: Vec<Origin> = names
         .iter()
         .zip(&flags)
-        .map(|(n, f)| health_checked(n, f))
+        .map(|(n, f)| Origin::health_checked(n, f))
         .collect();
     let p = Proxy::start(d, &config(lb, &origins.iter().collect::<Vec<_>>()));
     for i in 0..5 {
         assert!(
-            eventually(WAIT, || checked(&p, i) == Some(Checked::Healthy)),
+            eventually(WAIT, || p.checked("app", i) == Some(Checked::Healthy)),
             "endpoint {i}"
         );
     }
@@ -117,7 +101,7 @@ fn scenario(d: Driver, lb: &str) {
     // One of three local endpoints out: 66.7% healthy ÷ 70% keeps 95.2% local (952 of
     // 1,000; sd 6.8), the rest split between z2 and z3.
     flags[0].store(false, SeqCst);
-    assert!(eventually(WAIT, || checked(&p, 0) == Some(Checked::Unhealthy)));
+    assert!(eventually(WAIT, || p.checked("app", 0) == Some(Checked::Unhealthy)));
     let seen = spread(&p, N, |_| get("/"));
     let local = count(&seen, &LOCAL);
     assert_eq!(count(&seen, &["a1"]), 0, "{lb}: {seen:?}");
@@ -133,7 +117,7 @@ fn scenario(d: Driver, lb: &str) {
     // Two out: 33.3% ÷ 70% keeps 47.6% local (476; sd 15.8); z2 and z3 take the rest
     // about equally (262 each; sd 13.9).
     flags[1].store(false, SeqCst);
-    assert!(eventually(WAIT, || checked(&p, 1) == Some(Checked::Unhealthy)));
+    assert!(eventually(WAIT, || p.checked("app", 1) == Some(Checked::Unhealthy)));
     let seen = spread(&p, N, |_| get("/"));
     let local = count(&seen, &LOCAL);
     assert_eq!(count(&seen, &["a1", "a2"]), 0, "{lb}: {seen:?}");
@@ -150,7 +134,7 @@ fn scenario(d: Driver, lb: &str) {
 
     // No local endpoint left: everything spills, in proportion.
     flags[2].store(false, SeqCst);
-    assert!(eventually(WAIT, || checked(&p, 2) == Some(Checked::Unhealthy)));
+    assert!(eventually(WAIT, || p.checked("app", 2) == Some(Checked::Unhealthy)));
     let seen = spread(&p, N, |_| get("/"));
     assert_eq!(count(&seen, &LOCAL), 0, "{lb}: {seen:?}");
     for other in ["b", "c"] {
@@ -166,7 +150,7 @@ fn scenario(d: Driver, lb: &str) {
     }
     for i in 0..3 {
         assert!(
-            eventually(WAIT, || checked(&p, i) == Some(Checked::Healthy)),
+            eventually(WAIT, || p.checked("app", i) == Some(Checked::Healthy)),
             "endpoint {i}"
         );
     }

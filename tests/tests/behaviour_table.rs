@@ -233,6 +233,18 @@ cluster = "spilled-$up"
 
 [[routes]]
 listener = "$L"
+name = "levels"
+match = { path_prefix = "/levels/" }
+cluster = "levels-$up"
+
+[[routes]]
+listener = "$L"
+name = "failover"
+match = { path_prefix = "/failover/" }
+cluster = "failover-$up"
+
+[[routes]]
+listener = "$L"
 name = "echo"
 match = { path_prefix = "/echo/" }
 cluster = "a-$up"
@@ -376,6 +388,32 @@ name = "spilled-h2"
 protocol = "http2"
 zone_aware = true
 endpoints = [{ address = "$dead", zone = "z1" }, { address = "$b_h2", zone = "z2" }]
+[clusters.health_check]
+tcp = true
+interval_ms = 100
+
+[[clusters]]
+name = "levels-h1"
+endpoints = [{ address = "$a_h1", priority = 0 }, { address = "$b_h1", priority = 1 }]
+idle_timeout_ms = 5000
+
+[[clusters]]
+name = "levels-h2"
+protocol = "http2"
+endpoints = [{ address = "$a_h2", priority = 0 }, { address = "$b_h2", priority = 1 }]
+
+[[clusters]]
+name = "failover-h1"
+endpoints = [{ address = "$dead", priority = 0 }, { address = "$b_h1", priority = 1 }]
+idle_timeout_ms = 5000
+[clusters.health_check]
+tcp = true
+interval_ms = 100
+
+[[clusters]]
+name = "failover-h2"
+protocol = "http2"
+endpoints = [{ address = "$dead", priority = 0 }, { address = "$b_h2", priority = 1 }]
 [clusters.health_check]
 tcp = true
 interval_ms = 100
@@ -934,6 +972,12 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
             .expect(Expect::status(200).counts(100, 0)),
         row("zone-aware: no local endpoint in rotation spills to the other zone (100 requests)", r#"route spilled: cluster "spilled-$up", zone_aware = true, [a closed port in z1, b in z2], health_check tcp"#)
             .repeat(Req::get("/spilled/x"), 100)
+            .expect(Expect::status(200).counts(0, 100)),
+        row("priority levels: level 0 takes every request (100 requests)", r#"route levels: cluster "levels-$up" = [a priority 0, b priority 1]"#)
+            .repeat(Req::get("/levels/x"), 100)
+            .expect(Expect::status(200).counts(100, 0)),
+        row("priority levels: level 0 out of rotation fails over to level 1 (100 requests)", r#"route failover: cluster "failover-$up" = [a closed port priority 0, b priority 1], health_check tcp"#)
+            .repeat(Req::get("/failover/x"), 100)
             .expect(Expect::status(200).counts(0, 100)),
         row("504 route timeout", "route slow: timeout_ms = 300; the origin answers after 1.5 s")
             .send(Req::get("/slow/x"))

@@ -27,16 +27,6 @@ fn flaky(name: &'static str, failing: &Arc<AtomicBool>) -> Origin {
     })
 }
 
-/// An origin answering `name`, whose `/healthz` says 200 while `healthy` is set, else 503.
-fn health_checked(name: &'static str, healthy: &Arc<AtomicBool>) -> Origin {
-    let healthy = Arc::clone(healthy);
-    Origin::start(move |r| match (r.target.as_str(), healthy.load(SeqCst)) {
-        ("/healthz", true) => ok("up"),
-        ("/healthz", false) => Reply::Send(http_response(503, &[], b"down")),
-        _ => ok(name),
-    })
-}
-
 fn flag(v: bool) -> Arc<AtomicBool> {
     Arc::new(AtomicBool::new(v))
 }
@@ -66,10 +56,6 @@ fn recorded(p: &Proxy) -> u64 {
     endpoints
         .map(|e| e.responses.iter().map(|(_, n)| n).sum::<u64>() + e.errors)
         .sum()
-}
-
-fn checked(p: &Proxy, i: usize) -> Option<Checked> {
-    cluster(p).endpoints[i].checked
 }
 
 const OUTLIER: &str = "[clusters.outlier_detection]\nconsecutive_5xx = 3\nconsecutive_gateway_failure = 0\n\
@@ -207,10 +193,10 @@ both_drivers!(
         };
         p.reload(&basic_config(&[a.addr(), dead], extra));
         assert!(
-            eventually(WAIT, || checked(&p, 1) == Some(Checked::Unhealthy)),
+            eventually(WAIT, || p.checked("app", 1) == Some(Checked::Unhealthy)),
             "the prober never checked the closed port"
         );
-        assert!(eventually(WAIT, || checked(&p, 0) == Some(Checked::Healthy)));
+        assert!(eventually(WAIT, || p.checked("app", 0) == Some(Checked::Healthy)));
     }
 );
 
@@ -241,22 +227,22 @@ const HEALTH_CHECK: &str = "[clusters.health_check]\nhttp_path = \"/healthz\"\ni
 both_drivers!(
     fn a_failing_health_check_takes_an_endpoint_out_and_back(d) {
         let healthy = flag(true);
-        let (a, b) = (health_checked("a", &healthy), health_checked("b", &flag(true)));
+        let (a, b) = (Origin::health_checked("a", &healthy), Origin::health_checked("b", &flag(true)));
         let extra = Extra { cluster: HEALTH_CHECK, ..Extra::default() };
         let p = Proxy::start(d, &basic_config(&[a.addr(), b.addr()], extra));
-        assert!(eventually(WAIT, || checked(&p, 0) == Some(Checked::Healthy)));
+        assert!(eventually(WAIT, || p.checked("app", 0) == Some(Checked::Healthy)));
         let probe = a.requests().into_iter().find(|r| r.target == "/healthz").unwrap();
         assert_eq!(probe.method, "GET");
         assert_eq!(probe.header("user-agent"), Some("ringside-health"));
         assert_eq!(probe.header("host"), Some(a.addr().to_string().as_str()));
 
         healthy.store(false, SeqCst);
-        assert!(eventually(WAIT, || checked(&p, 0) == Some(Checked::Unhealthy)));
+        assert!(eventually(WAIT, || p.checked("app", 0) == Some(Checked::Unhealthy)));
         for _ in 0..6 {
             assert_eq!(once(&p), (200, "b".into()), "an unhealthy endpoint is out of rotation");
         }
         healthy.store(true, SeqCst);
-        assert!(eventually(WAIT, || checked(&p, 0) == Some(Checked::Healthy)));
+        assert!(eventually(WAIT, || p.checked("app", 0) == Some(Checked::Healthy)));
         assert!(eventually(WAIT, || once(&p) == (200, "a".into())), "a never came back");
         let h = cluster(&p);
         assert_eq!((h.became_unhealthy, h.became_healthy), (1, 1), "{h:?}");
@@ -274,8 +260,8 @@ both_drivers!(
             ..Extra::default()
         };
         let p = Proxy::start(d, &basic_config(&[dead, b.addr()], extra));
-        assert!(eventually(WAIT, || checked(&p, 0) == Some(Checked::Unhealthy)));
-        assert!(eventually(WAIT, || checked(&p, 1) == Some(Checked::Healthy)));
+        assert!(eventually(WAIT, || p.checked("app", 0) == Some(Checked::Unhealthy)));
+        assert!(eventually(WAIT, || p.checked("app", 1) == Some(Checked::Healthy)));
         for _ in 0..6 {
             assert_eq!(once(&p), (200, "b".into()));
         }
@@ -326,7 +312,7 @@ both_drivers!(
 
 both_drivers!(
     fn clusters_json_shows_ejections_and_checks(d) {
-        let a = health_checked("a", &flag(false));
+        let a = Origin::health_checked("a", &flag(false));
         // b passes its checks but answers 503 to requests.
         let b = Origin::start(|r| match r.target.as_str() {
             "/healthz" => ok("up"),
@@ -334,9 +320,9 @@ both_drivers!(
         });
         let extra = Extra { cluster: &format!("{OUTLIER}{HEALTH_CHECK}"), ..Extra::default() };
         let p = Proxy::start(d, &basic_config(&[a.addr(), b.addr()], extra));
-        assert!(eventually(WAIT, || checked(&p, 0) == Some(Checked::Unhealthy)));
+        assert!(eventually(WAIT, || p.checked("app", 0) == Some(Checked::Unhealthy)));
         // a is out: b takes every request, and its three 503s eject it (panic mode follows).
-        assert!(eventually(WAIT, || checked(&p, 1) == Some(Checked::Healthy)));
+        assert!(eventually(WAIT, || p.checked("app", 1) == Some(Checked::Healthy)));
         for _ in 0..3 {
             assert_eq!(once(&p), (503, "b".into()));
         }
@@ -378,7 +364,7 @@ both_drivers!(
         let dead = closed_port();
         let check = "[clusters.health_check]\ntcp = true\ninterval_ms = 100\n";
         p.reload(&config(&[a.addr(), b.addr(), dead], "timeout_ms = 5000", check));
-        assert!(eventually(WAIT, || checked(&p, 2) == Some(Checked::Unhealthy)), "the new endpoint is checked");
+        assert!(eventually(WAIT, || p.checked("app", 2) == Some(Checked::Unhealthy)), "the new endpoint is checked");
         let h = cluster(&p);
         assert!(h.endpoints[0].ejected_ms > 0 && h.ejections == 1, "{h:?}");
         for _ in 0..4 {
@@ -386,7 +372,7 @@ both_drivers!(
         }
         // Without the check, its verdicts no longer count.
         p.reload(&config(&[a.addr(), b.addr(), dead], "timeout_ms = 5000", ""));
-        assert_eq!(checked(&p, 2), None);
+        assert_eq!(p.checked("app", 2), None);
     }
 );
 
@@ -395,7 +381,7 @@ both_drivers!(
         let pki = ringside_tests::certs::TestPki::new();
         let (cert, key) = pki.leaf("orders", &["orders.internal"], &[]);
         let healthy = flag(true);
-        let o = health_checked("o", &healthy);
+        let o = Origin::health_checked("o", &healthy);
         // A TLS front for the origin: a plaintext check of it could never pass.
         let listener = format!(
             "tls = {{ certificates = [ {{ cert = \"{}\", key = \"{}\" }} ] }}",
@@ -408,11 +394,11 @@ both_drivers!(
             pki.ca_path().display()
         );
         let p = Proxy::start(d, &basic_config(&[front.addr("in")], Extra { cluster: &cluster_lines, ..Extra::default() }));
-        assert!(eventually(WAIT, || checked(&p, 0) == Some(Checked::Healthy)));
+        assert!(eventually(WAIT, || p.checked("app", 0) == Some(Checked::Healthy)));
         let probe = o.requests().into_iter().find(|r| r.target == "/healthz").unwrap();
         assert_eq!(probe.header("host"), Some("orders.internal"), "Host is the cluster's sni");
         healthy.store(false, SeqCst);
-        assert!(eventually(WAIT, || checked(&p, 0) == Some(Checked::Unhealthy)));
+        assert!(eventually(WAIT, || p.checked("app", 0) == Some(Checked::Unhealthy)));
     }
 );
 

@@ -15,6 +15,7 @@ use ringside_config::{Cluster, OutlierDetection};
 use super::balance::Balancer;
 use super::breaker::Breaker;
 use super::outlier::{self, Checked, ClusterMarks, EndpointMarks, Outcome};
+use super::priority::Levels;
 use super::retry::Budget;
 use super::zones::{self, Zones};
 use crate::cx::shared::Registry;
@@ -39,6 +40,8 @@ pub(crate) struct ClusterState {
     unresolved_logged: std::cell::Cell<bool>,
     /// `zone_aware`: the local zone (`zones.rs`).
     zones: Option<Zones>,
+    /// Endpoints of more than one priority: the levels (`priority.rs`).
+    levels: Option<Levels>,
     /// Each endpoint's zone name, when any endpoint has one (per-zone counters).
     zone_names: Option<Vec<Option<Rc<str>>>>,
 }
@@ -63,6 +66,7 @@ impl ClusterState {
             counters: registry.get(&outlier::cluster_key(&c.name), Default::default),
             unresolved_logged: std::cell::Cell::new(false),
             zones: Zones::of(c),
+            levels: Levels::of(c),
             zone_names: zones::names(c),
         }
     }
@@ -76,15 +80,23 @@ impl ClusterState {
         }
     }
 
-    /// Picks an endpoint for one request among those `usable` allows: from the proxy's zone
-    /// or the others, as a zone-aware cluster's healthy share decides (`zones.rs`), else by
-    /// the balancer alone.
+    /// Picks an endpoint for one request among those `allowed` lets it use (not tried yet)
+    /// and in rotation (any, in `panic` mode): from a priority level (`priority.rs`, which
+    /// may put the level in panic mode by `threshold`, the cluster's
+    /// `panic_threshold_percent`), from the proxy's zone or the others as a zone-aware
+    /// cluster's healthy share decides (`zones.rs`), else by the balancer alone.
     pub(crate) fn pick(
         &self,
         hash: Option<u64>,
-        usable: impl Fn(usize) -> bool,
+        allowed: impl Fn(usize) -> bool,
+        panic: bool,
+        threshold: Option<u8>,
         now: &dyn Fn() -> u64,
     ) -> Option<usize> {
+        let usable = |i: usize| allowed(i) && (panic || self.in_rotation(i, now));
+        if let Some(levels) = &self.levels {
+            return self.pick_level(levels, hash, &allowed, &usable, panic, threshold, now);
+        }
         let Some(zones) = &self.zones else {
             return self.balancer.pick(hash, usable);
         };
@@ -94,6 +106,48 @@ impl ClusterState {
         zones
             .pick_side(local, &self.balancer, hash, &usable)
             .or_else(|| zones.pick_side(!local, &self.balancer, hash, &usable))
+    }
+
+    /// A pick from the level the cluster's health chooses, in that level's panic mode if it
+    /// is in one; else, when the level has no endpoint left to use, from the other levels in
+    /// order.
+    #[allow(clippy::too_many_arguments)]
+    fn pick_level(
+        &self,
+        levels: &Levels,
+        hash: Option<u64>,
+        allowed: &impl Fn(usize) -> bool,
+        usable: &impl Fn(usize) -> bool,
+        panic: bool,
+        threshold: Option<u8>,
+        now: &dyn Fn() -> u64,
+    ) -> Option<usize> {
+        let choice = if panic {
+            // Every endpoint counts as in rotation: the first level.
+            super::priority::Choice {
+                level: 0,
+                panic: false,
+            }
+        } else {
+            levels.choose(
+                |i| self.in_rotation(i, now),
+                |n| self.balancer.below(n),
+                threshold,
+            )
+        };
+        if choice.panic {
+            if let Some(i) = levels.pick(choice.level, &self.balancer, hash, allowed) {
+                self.panicked();
+                return Some(i);
+            }
+        }
+        levels
+            .pick(choice.level, &self.balancer, hash, usable)
+            .or_else(|| {
+                (0..levels.count())
+                    .filter(|&l| l != choice.level)
+                    .find_map(|l| levels.pick(l, &self.balancer, hash, usable))
+            })
     }
 
     /// Endpoint `i`'s zone, if it has one.
@@ -139,6 +193,12 @@ impl ClusterState {
             self.counters.ejections.fetch_add(1, Relaxed);
             tracing::warn!(cluster = %self.name, endpoint = %address, ms = length.as_millis() as u64, "endpoint ejected");
         }
+    }
+
+    /// Whether the cluster's endpoints are of more than one priority level (their panic
+    /// mode is a level's, `priority.rs`).
+    pub(crate) fn has_levels(&self) -> bool {
+        self.levels.is_some()
     }
 
     /// Counts a request sent in panic mode (no endpoint in rotation).

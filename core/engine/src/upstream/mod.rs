@@ -41,6 +41,7 @@ pub(crate) mod mirror;
 pub(crate) mod original_dst;
 pub(crate) mod outlier;
 pub(crate) mod pool;
+pub(crate) mod priority;
 pub(crate) mod redis;
 pub(crate) mod relay;
 pub(crate) mod retry;
@@ -568,9 +569,11 @@ where
     }
     let mut tried: Vec<usize> = Vec::new();
     let mut last_err = None;
-    // `panic_threshold_percent`: below it, panic mode from the first pick.
-    let mut panic = match cluster.panic_threshold_percent {
-        Some(min) if min > 0 => {
+    // `panic_threshold_percent`: below it, panic mode from the first pick (a cluster with
+    // priority levels: a level's panic mode, chosen with the level by `state.pick`).
+    let threshold = cluster.panic_threshold_percent;
+    let mut panic = match threshold {
+        Some(min) if min > 0 && !state.has_levels() => {
             let clock = std::cell::OnceCell::new();
             let below =
                 below_threshold(cluster, state, min, &|| *clock.get_or_init(outlier::now_ms));
@@ -583,14 +586,15 @@ where
         _ => false,
     };
     // With `panic_threshold_percent = 0`, never: no endpoint in rotation is a 503.
-    let may_panic = cluster.panic_threshold_percent != Some(0);
+    let may_panic = threshold != Some(0);
     loop {
         // The clock is read at most once per pick, and only if an endpoint was ever ejected.
         let clock = std::cell::OnceCell::new();
         let now = || *clock.get_or_init(outlier::now_ms);
-        let usable = |i: usize| !tried.contains(&i) && (panic || state.in_rotation(i, &now));
-        let mut pick = match state.pick(hash, |i| usable(i) && !avoid.contains(&i), &now) {
-            None if !avoid.is_empty() => state.pick(hash, usable, &now),
+        let untried = |i: usize| !tried.contains(&i);
+        let fresh = |i: usize| untried(i) && !avoid.contains(&i);
+        let mut pick = match state.pick(hash, fresh, panic, threshold, &now) {
+            None if !avoid.is_empty() => state.pick(hash, untried, panic, threshold, &now),
             pick => pick,
         };
         if pick.is_none()

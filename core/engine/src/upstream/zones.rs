@@ -9,9 +9,9 @@
 //! Below, the local zone takes `share ÷ min` of the requests (a zone with half its weight
 //! healthy and a minimum of 70 keeps 71%), and the rest go to the other zones, where the
 //! balancer spreads them by weight: the spill is in proportion to the other zones' weights.
-//! Round robin keeps one cursor per side (two balancers over the two subsets), so that
-//! neither side's picks move the other's cursor and each keeps its exact shares; the other
-//! policies pick with the cluster's balancer restricted to the side.
+//! Round robin keeps one cursor per side, so that neither side's picks move the other's
+//! cursor and each keeps its exact shares (`balance/groups.rs`); the other policies pick with
+//! the cluster's balancer restricted to the side.
 //! This is Envoy's locality arithmetic with its overprovisioning factor of 1.4 (= 1 ÷ 0.7)
 //! made a setting. A side with no endpoint the request may use gives way to the other
 //! (a local try that failed to connect is retried anywhere). Panic mode, when no endpoint at
@@ -27,12 +27,15 @@
 
 use std::rc::Rc;
 
-use ringside_config::{Cluster, Lb};
+use ringside_config::Cluster;
 
-use super::balance::Balancer;
+use super::balance::{Balancer, Groups};
 
 /// Shares are counted in parts per ten thousand.
 pub(crate) const WHOLE: u64 = 10_000;
+
+/// The group of the local zone's endpoints; the others are group 1.
+const LOCAL: usize = 0;
 
 /// A zone-aware cluster's local zone, for one worker.
 pub(crate) struct Zones {
@@ -41,16 +44,8 @@ pub(crate) struct Zones {
     /// The weight of all local endpoints.
     local_weight: u64,
     min_healthy_percent: u64,
-    /// Round robin only: a balancer per side.
-    sides: Option<Sides>,
-}
-
-/// One round-robin balancer over the local endpoints and one over the others.
-struct Sides {
-    /// `[local, other]`.
-    balancers: [Balancer; 2],
-    /// Per side, the cluster's endpoint index of each of the side's balancer's endpoints.
-    members: [Vec<usize>; 2],
+    /// The two sides: [`LOCAL`] and the others.
+    sides: Groups,
 }
 
 impl Zones {
@@ -62,35 +57,17 @@ impl Zones {
             .iter()
             .map(|e| (aware.local.is_some() && e.zone == aware.local).then_some(e.weight.max(1)))
             .collect();
-        let sides = (c.lb == Lb::RoundRobin).then(|| {
-            let members: [Vec<usize>; 2] = [true, false].map(|side| {
-                (0..local.len())
-                    .filter(|&i| local.get(i).is_some_and(|w| w.is_some()) == side)
-                    .collect()
-            });
-            let balancer = |side: &Vec<usize>| {
-                let parts: Vec<_> = side
-                    .iter()
-                    .filter_map(|&i| c.endpoints.get(i))
-                    .map(|e| (e.address, e.weight))
-                    .collect();
-                Balancer::with_parts(Lb::RoundRobin, &parts)
-            };
-            Sides {
-                balancers: [balancer(&members[0]), balancer(&members[1])],
-                members,
-            }
-        });
+        let side = local.iter().map(|w| if w.is_some() { LOCAL } else { 1 });
         Some(Zones {
             local_weight: local.iter().flatten().map(|&w| u64::from(w)).sum(),
+            sides: Groups::new(c, side.collect(), 2),
             local,
             min_healthy_percent: u64::from(aware.min_healthy_percent),
-            sides,
         })
     }
 
     /// Picks an endpoint of one side (`local`, or the other zones) that `usable` allows, or
-    /// `None`; `all` is the cluster's balancer, used when the side has none of its own.
+    /// `None`; `all` is the cluster's balancer.
     pub(crate) fn pick_side(
         &self,
         local: bool,
@@ -98,19 +75,13 @@ impl Zones {
         hash: Option<u64>,
         usable: &impl Fn(usize) -> bool,
     ) -> Option<usize> {
-        match &self.sides {
-            Some(sides) => {
-                let side = usize::from(!local);
-                let (balancer, members) = (sides.balancers.get(side)?, sides.members.get(side)?);
-                let pick = balancer.pick(hash, |j| members.get(j).is_some_and(|&i| usable(i)))?;
-                members.get(pick).copied()
-            }
-            None => all.pick(hash, |i| self.is_local(i) == local && usable(i)),
-        }
+        let side = if local { LOCAL } else { 1 };
+        self.sides.pick(side, all, hash, usable)
     }
 
     /// Whether endpoint `i` is in the proxy's zone.
-    pub(crate) fn is_local(&self, i: usize) -> bool {
+    #[cfg(test)]
+    fn is_local(&self, i: usize) -> bool {
         matches!(self.local.get(i), Some(Some(_)))
     }
 

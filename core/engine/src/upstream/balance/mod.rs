@@ -17,7 +17,9 @@
 //! | `least_request` | power of two choices, fewer active requests per weight wins  | `least_request.rs` |
 //! | `ring_hash`     | consistent-hash ring, 100 points per unit of weight (Envoy)   | `ring_hash.rs`     |
 //!
-//! `hash.rs` holds the stable hash (XXH64) and [`request_hash`]; `rng.rs` the per-balancer PRNG.
+//! `hash.rs` holds the stable hash (XXH64) and [`request_hash`]; `rng.rs` the per-balancer PRNG;
+//! `groups.rs` picks within one group of a cluster's endpoints (a zone-aware cluster's side,
+//! a priority level).
 //!
 //! Shape: one `Balancer` per worker per cluster. State lives in `Cell`s: workers are
 //! thread-per-core, so there are no atomics and no locks. Everything that allocates happens in
@@ -26,6 +28,7 @@
 //! unusable endpoints costs one step per skipped slot, and each endpoint's `usable` is asked at
 //! most once per pick (exactly so for the first 128 endpoints of a cluster).
 
+mod groups;
 mod hash;
 mod least_request;
 mod random;
@@ -37,6 +40,7 @@ use std::net::SocketAddr;
 
 use ringside_config::{Cluster, Lb};
 
+pub(crate) use groups::Groups;
 pub use hash::request_hash;
 
 use least_request::LeastRequest;
