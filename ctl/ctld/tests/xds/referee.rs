@@ -13,6 +13,11 @@ const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v
 /// The EDS cluster's name, as Istio names one.
 pub const A: &str = "outbound|80||a.test.svc.cluster.local";
 
+/// EDS clusters with priority levels: level 0 on `a` (in rotation), level 1 on `b`; and
+/// level 0 on `a` marked UNHEALTHY by EDS, level 1 on `b`.
+pub const LEVELS: &str = "outbound|80||levels.test.svc.cluster.local";
+pub const FAILOVER: &str = "outbound|80||failover.test.svc.cluster.local";
+
 /// The `server_name` of the referee's HCM.
 pub const SERVER_NAME: &str = "referee-edge";
 /// Its `common_http_protocol_options.max_headers_count` and `max_request_headers_kb`.
@@ -54,6 +59,8 @@ pub fn referee_resources(a: &Origin, b: &Origin) -> Value {
         split("split100", "/split100", 100, 0),
         split("split0", "/split0", 0, 100),
         split("split70", "/split70", 70, 30),
+        json!({"name": "levels", "match": {"prefix": "/levels/"}, "route": to(LEVELS)}),
+        json!({"name": "failover", "match": {"prefix": "/failover/"}, "route": to(FAILOVER)}),
         json!({"name": "rewrite", "match": {"prefix": "/rw/"}, "route": {"cluster": A, "prefix_rewrite": "/v2/"}}),
         json!({"name": "strip", "match": {"prefix": "/strip/"}, "route": {"cluster": "b", "prefix_rewrite": "/"}}),
         json!({"name": "regex-rewrite", "match": {"prefix": "/rx/"}, "route": {"cluster": A,
@@ -67,14 +74,34 @@ pub fn referee_resources(a: &Origin, b: &Origin) -> Value {
         json!({"name": "docs", "match": {"prefix": "/docs/"}, "redirect": {"prefix_rewrite": "/manual/", "response_code": "PERMANENT_REDIRECT"}}),
     ];
     json!({
-        "cds": [eds_cluster(A), {"name": "b", "type": "STATIC", "connect_timeout": "1s",
+        "cds": [eds_cluster(A), eds_cluster(LEVELS), eds_cluster(FAILOVER),
+            {"name": "b", "type": "STATIC", "connect_timeout": "1s",
             "load_assignment": load_assignment("b", &[(b.addr, 1, "z1")])}],
-        "eds": [load_assignment(A, &[(a.addr, 1, "z1")])],
+        "eds": [load_assignment(A, &[(a.addr, 1, "z1")]),
+            levels(LEVELS, &[(a, "HEALTHY"), (b, "HEALTHY")]),
+            levels(FAILOVER, &[(a, "UNHEALTHY"), (b, "HEALTHY")])],
         "rds": [{"name": "r1", "virtual_hosts": [
             {"name": "exact", "domains": ["exact.test"], "routes": [json!({"match": {"prefix": "/"}, "route": to(A)})]},
             {"name": "wild", "domains": ["*.wild.test"], "routes": [json!({"match": {"prefix": "/"}, "route": to("b")})]},
             {"name": "all", "domains": ["*"], "routes": routes}]}],
     })
+}
+
+/// A load assignment of one endpoint per priority level, in order: `(origin, health
+/// status)` each, the level's locality a zone of its own (as Istio's locality failover lays
+/// them out).
+fn levels(cluster: &str, eps: &[(&Origin, &str)]) -> Value {
+    let groups: Vec<Value> = eps
+        .iter()
+        .enumerate()
+        .map(|(priority, (o, status))| {
+            json!({"locality": {"region": "r", "zone": format!("z{priority}")}, "priority": priority,
+                "lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                    "address": o.addr.ip().to_string(), "port_value": o.addr.port()}}},
+                "health_status": status}]})
+        })
+        .collect();
+    json!({"cluster_name": cluster, "endpoints": groups})
 }
 
 /// A deterministic case: `(what, request target, headers)`.
@@ -97,6 +124,12 @@ pub const CASES: &[Case] = &[
     ("header route, other value", "/x", &[("x-canary", "2")]),
     ("regex route", "/re/42", &[]),
     ("regex route, no whole match", "/re/4x", &[]),
+    ("priority levels: level 0 in rotation", "/levels/x", &[]),
+    (
+        "priority levels: level 0 unhealthy (EDS)",
+        "/failover/x",
+        &[],
+    ),
     ("100/0 split", "/split100", &[]),
     ("0/100 split", "/split0", &[]),
     (

@@ -62,11 +62,14 @@ pub fn cluster(mut c: Cluster, ignored: &mut Vec<String>) -> Res<TCluster> {
             if kind == DiscoveryType::LogicalDns {
                 t.insert("dns".into(), string("logical"));
             }
-            let eps = match c.load_assignment.take() {
-                Some(cla) => endpoints::load_assignment(cla, &format!("{at}.load_assignment"))?,
-                None => Vec::new(),
-            };
-            t.insert("endpoints".into(), toml::Value::Array(eps));
+            match c.load_assignment.take() {
+                Some(cla) => {
+                    endpoints::load_assignment(cla, &format!("{at}.load_assignment"))?.fill(&mut t)
+                }
+                None => {
+                    t.insert("endpoints".into(), toml::Value::Array(Vec::new()));
+                }
+            }
         }
         DiscoveryType::Eds => {
             // Where to ask: ctld asks over the one ADS stream whatever the config source says.

@@ -1,7 +1,10 @@
 //! EDS (`ClusterLoadAssignment`) and a cluster's inline `load_assignment` → a cluster's
 //! `endpoints`: the address, `load_balancing_weight` → `weight`, the locality's `zone` →
-//! `zone`. Endpoints whose health status is UNHEALTHY, DRAINING or TIMEOUT are left out, as
-//! Envoy does not balance to them. One priority only.
+//! `zone`, the locality's `priority` → `priority` (ringside's priority levels: Envoy's
+//! arithmetic, the one Istio's locality failover relies on), the policy's
+//! `overprovisioning_factor` → the cluster's `overprovisioning_percent`. Endpoints whose
+//! health status is UNHEALTHY, DRAINING or TIMEOUT are left out, as Envoy does not balance to
+//! them (Envoy still counts them in their level's size; see docs/xds.md).
 
 use std::mem::take;
 
@@ -17,16 +20,39 @@ use crate::sources::xds::nack::{leftover, unsupported, Res};
 
 /// Envoy's default overprovisioning factor: a policy that says only it changes nothing.
 const DEFAULT_OVERPROVISIONING: u32 = 140;
+/// The overprovisioning factors ringside takes (`overprovisioning_percent`).
+const OVERPROVISIONING: std::ops::RangeInclusive<u32> = 100..=1000;
+/// The highest priority ringside takes (`endpoints[].priority`).
+const MAX_PRIORITY: u32 = 255;
+
+/// A load assignment, translated: a cluster's `endpoints` and the keys that go with them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub endpoints: Vec<Value>,
+    /// `overprovisioning_percent`, when the policy sets a factor other than Envoy's default.
+    pub overprovisioning: Option<u32>,
+}
+
+impl Assignment {
+    /// Puts the endpoints and their keys into the cluster's table.
+    pub fn fill(&self, cluster: &mut Table) {
+        cluster.insert("endpoints".into(), Value::Array(self.endpoints.clone()));
+        if let Some(f) = self.overprovisioning {
+            cluster.insert("overprovisioning_percent".into(), int(f));
+        }
+    }
+}
 
 /// The endpoints of `cla`; `at` names it in errors.
-pub fn load_assignment(mut cla: ClusterLoadAssignment, at: &str) -> Res<Vec<Value>> {
+pub fn load_assignment(mut cla: ClusterLoadAssignment, at: &str) -> Res<Assignment> {
     let mut out = Vec::new();
     for (i, mut group) in take(&mut cla.endpoints).into_iter().enumerate() {
         let gat = format!("{at}.endpoints[{i}]");
-        if group.priority != 0 {
+        let priority = take(&mut group.priority);
+        if priority > MAX_PRIORITY {
             return Err(unsupported(
                 &format!("{gat}.priority"),
-                "a priority other than 0",
+                format!("priority {priority} (ringside's levels are 0 to {MAX_PRIORITY})"),
             ));
         }
         let zone = group
@@ -70,19 +96,38 @@ pub fn load_assignment(mut cla: ClusterLoadAssignment, at: &str) -> Res<Vec<Valu
             if let Some(z) = &zone {
                 t.insert("zone".into(), string(z.clone()));
             }
+            if priority != 0 {
+                t.insert("priority".into(), int(priority));
+            }
             out.push(Value::Table(t));
         }
         leftover(&group, &gat)?;
     }
+    let mut overprovisioning = None;
     if let Some(mut p) = cla.policy.take() {
-        if p.overprovisioning_factor.as_ref().map(|f| f.value) == Some(DEFAULT_OVERPROVISIONING) {
-            p.overprovisioning_factor = None;
+        let pat = format!("{at}.policy");
+        match p.overprovisioning_factor.take().map(|f| f.value) {
+            None | Some(DEFAULT_OVERPROVISIONING) => {}
+            Some(f) if OVERPROVISIONING.contains(&f) => overprovisioning = Some(f),
+            Some(f) => {
+                return Err(unsupported(
+                    &format!("{pat}.overprovisioning_factor"),
+                    format!(
+                        "{f} (ringside takes {} to {})",
+                        OVERPROVISIONING.start(),
+                        OVERPROVISIONING.end()
+                    ),
+                ))
+            }
         }
-        leftover(&p, &format!("{at}.policy"))?;
+        leftover(&p, &pat)?;
     }
     cla.cluster_name.clear();
     leftover(&cla, at)?;
-    Ok(out)
+    Ok(Assignment {
+        endpoints: out,
+        overprovisioning,
+    })
 }
 
 /// `IP:port` (`[v6]:port`) or `host:port` of a TCP socket address.

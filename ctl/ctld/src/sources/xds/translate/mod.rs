@@ -42,7 +42,7 @@ pub use toml::Table;
 pub struct Translated {
     pub clusters: BTreeMap<String, clusters::TCluster>,
     /// By cluster (or EDS service) name.
-    pub endpoints: BTreeMap<String, Vec<Value>>,
+    pub endpoints: BTreeMap<String, endpoints::Assignment>,
     pub listeners: BTreeMap<String, listeners::TListener>,
     pub routes: BTreeMap<String, routes::TRouteConfig>,
     /// SDS secrets by source and name.
@@ -143,9 +143,7 @@ pub fn build(t: &Translated) -> Result<Built, String> {
         }
         if let Some(service) = &c.eds {
             match t.endpoints.get(service) {
-                Some(eps) => {
-                    table.insert("endpoints".into(), Value::Array(eps.clone()));
-                }
+                Some(assignment) => assignment.fill(&mut table),
                 None => {
                     return Ok(Built::Waiting(format!(
                         "cluster_load_assignment {service:?}"

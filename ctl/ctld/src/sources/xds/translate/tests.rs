@@ -10,6 +10,7 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::address::Address as Addr;
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
 use envoy_types::pb::envoy::config::core::v3::{Address, HealthStatus, Locality, SocketAddress};
+use envoy_types::pb::envoy::config::endpoint::v3::cluster_load_assignment::Policy;
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
@@ -71,7 +72,8 @@ fn endpoints_keep_weight_and_zone_and_leave_out_unhealthy_ones() {
         ..ClusterLoadAssignment::default()
     };
     let eps = endpoints::load_assignment(cla, "eds").unwrap();
-    let shown: Vec<String> = eps.iter().map(ToString::to_string).collect();
+    assert_eq!(eps.overprovisioning, None);
+    let shown: Vec<String> = eps.endpoints.iter().map(ToString::to_string).collect();
     assert_eq!(
         shown,
         [
@@ -79,15 +81,70 @@ fn endpoints_keep_weight_and_zone_and_leave_out_unhealthy_ones() {
             r#"{ address = "[::1]:80", zone = "z1" }"#
         ]
     );
-    let mut cla = ClusterLoadAssignment::default();
-    cla.endpoints.push(LocalityLbEndpoints {
-        priority: 1,
+}
+
+#[test]
+fn priorities_and_the_overprovisioning_factor_become_levels() {
+    let group = |priority: u32, zone: &str, ip: &str| LocalityLbEndpoints {
+        locality: Some(Locality {
+            zone: zone.into(),
+            ..Locality::default()
+        }),
+        lb_endpoints: vec![lb(ip, None, HealthStatus::Healthy)],
+        priority,
         ..LocalityLbEndpoints::default()
-    });
+    };
+    let cla = |factor: Option<u32>, priorities: [u32; 3]| ClusterLoadAssignment {
+        cluster_name: "a".into(),
+        endpoints: vec![
+            group(priorities[0], "z1", "10.0.0.1"),
+            group(priorities[1], "z2", "10.0.0.2"),
+            group(priorities[2], "z3", "10.0.0.3"),
+        ],
+        policy: Some(Policy {
+            overprovisioning_factor: factor.map(|value| UInt32Value { value }),
+            ..Policy::default()
+        }),
+        ..ClusterLoadAssignment::default()
+    };
+    // Istio's locality failover: the proxy's zone first, then its region, then the rest.
+    let a = endpoints::load_assignment(cla(Some(200), [0, 1, 2]), "eds").unwrap();
+    let shown: Vec<String> = a.endpoints.iter().map(ToString::to_string).collect();
     assert_eq!(
-        endpoints::load_assignment(cla, "cla \"a\"").unwrap_err(),
-        "cla \"a\".endpoints[0].priority: a priority other than 0 is not supported by ringside"
+        shown,
+        [
+            r#"{ address = "10.0.0.1:80", zone = "z1" }"#,
+            r#"{ address = "10.0.0.2:80", priority = 1, zone = "z2" }"#,
+            r#"{ address = "10.0.0.3:80", priority = 2, zone = "z3" }"#,
+        ]
     );
+    assert_eq!(a.overprovisioning, Some(200));
+    let mut table = Table::new();
+    a.fill(&mut table);
+    assert_eq!(table["overprovisioning_percent"].as_integer(), Some(200));
+    // Envoy's default factor says nothing.
+    let a = endpoints::load_assignment(cla(Some(140), [0, 0, 1]), "eds").unwrap();
+    assert_eq!(a.overprovisioning, None);
+    assert_eq!(
+        endpoints::load_assignment(cla(Some(99), [0, 0, 0]), "cla \"a\"").unwrap_err(),
+        "cla \"a\".policy.overprovisioning_factor: 99 (ringside takes 100 to 1000) is not supported by ringside"
+    );
+    assert_eq!(
+        endpoints::load_assignment(cla(None, [0, 256, 0]), "cla \"a\"").unwrap_err(),
+        "cla \"a\".endpoints[1].priority: priority 256 (ringside's levels are 0 to 255) is not supported by ringside"
+    );
+    // What ringside's validation makes of it: three levels, the factor.
+    table.insert("name".into(), "a".into());
+    let mut doc = Table::new();
+    doc.insert("clusters".into(), vec![toml::Value::Table(table)].into());
+    let text = format!(
+        "[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n{}",
+        toml::to_string(&doc).unwrap()
+    );
+    let config = ringside_config::parse(&text).unwrap();
+    let c = &config.clusters[0];
+    assert!(c.has_priorities());
+    assert_eq!(c.overprovisioning_percent, 200);
 }
 
 #[test]
