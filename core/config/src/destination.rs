@@ -26,13 +26,46 @@ pub enum ServerName {
 }
 
 impl ServerName {
-    /// `"*.example.com"` or `"api.example.com"`, lower case (validation checks it).
+    /// `"*.example.com"` or `"api.example.com"`, lower case, unchecked ([`ServerName::parse`]
+    /// checks it).
     pub fn new(s: &str) -> ServerName {
         match s.strip_prefix('*') {
             Some(suffix) => ServerName::Wildcard(suffix.to_string()),
             None => ServerName::Exact(s.to_string()),
         }
     }
+
+    /// A server name to match, checked: lower-case DNS labels (1 to 63 letters, digits, `-`
+    /// or `_`; 253 characters at most), or `*.` and labels. The error is the reason, quoting
+    /// `s`; the caller adds the path. ctld lowers an xDS name first (Envoy compares without
+    /// case).
+    pub fn parse(s: &str) -> Result<ServerName, String> {
+        let labels = s.strip_prefix("*.").unwrap_or(s);
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        };
+        if s.len() > 253 || !labels.split('.').all(label_ok) {
+            return Err(format!(
+                "invalid server name {s:?}: lower-case DNS labels (\"api.example.com\"), or \"*.\" and labels for any subdomain"
+            ));
+        }
+        Ok(ServerName::new(s))
+    }
+}
+
+/// An application protocol a child takes (`match.alpn`, xDS `application_protocols`): 1 to
+/// 255 printable ASCII characters, as ALPN carries them. The error is the reason, quoting
+/// `a`; the caller adds the path.
+pub fn alpn_protocol(a: &str) -> Result<(), String> {
+    if a.is_empty() || a.len() > 255 || !a.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "invalid protocol {a:?}: 1 to 255 printable characters, e.g. \"h2\""
+        ));
+    }
+    Ok(())
 }
 
 /// What the parent learnt from a connection's first bytes.

@@ -7,7 +7,7 @@
 //! and these rules are tested here. Only `role = "gateway"` runs them; validation refuses the
 //! keys on a sidecar.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A route's edge settings besides its action (a redirect is a [`crate::RouteAction`]).
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -343,6 +343,23 @@ impl Cidr {
         Ok(cidr)
     }
 
+    /// The block of the first `bits` bits of `addr` (at most its width, 32 or 128), the bits
+    /// past them cleared: Envoy's reading of a `CidrRange` (`parse` refuses them instead, as a
+    /// likely typo).
+    pub fn new(addr: IpAddr, bits: u8) -> Cidr {
+        let width: u8 = if addr.is_ipv4() { 32 } else { 128 };
+        let block = Cidr {
+            addr,
+            bits: bits.min(width),
+        };
+        let first = block.masked(addr);
+        let addr = match addr {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(u32::try_from(first).unwrap_or(0))),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(first)),
+        };
+        Cidr { addr, ..block }
+    }
+
     /// The address's bits under this block's mask.
     fn masked(&self, ip: IpAddr) -> u128 {
         let width = if ip.is_ipv4() { 32 } else { 128 };
@@ -350,6 +367,11 @@ impl Cidr {
         let bits = bits_of(ip);
         bits.checked_shr(shift)
             .map_or(0, |b| b.checked_shl(shift).unwrap_or(0))
+    }
+
+    /// The block's first address.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
     }
 
     /// The prefix length: 32 for one IPv4 address, 128 for one IPv6 address.
@@ -432,6 +454,16 @@ mod tests {
         ] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn new_clears_the_bits_past_the_prefix() {
+        let block = |s| Cidr::parse(s).unwrap();
+        assert_eq!(Cidr::new(ip("10.1.2.3"), 8), block("10.0.0.0/8"));
+        assert_eq!(Cidr::new(ip("10.1.2.3"), 8).addr(), ip("10.0.0.0"));
+        assert_eq!(Cidr::new(ip("2001:db8::1"), 32), block("2001:db8::/32"));
+        assert_eq!(Cidr::new(ip("10.1.2.3"), 0), block("0.0.0.0/0"));
+        assert_eq!(Cidr::new(ip("10.1.2.3"), 128), block("10.1.2.3/32"));
     }
 
     #[test]

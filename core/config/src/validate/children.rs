@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::Validator;
-use crate::destination::{Child, Children, Kind, ServerName, Transport};
+use crate::destination::{alpn_protocol, Child, Children, Kind, ServerName, Transport};
 use crate::edge::Cidr;
 use crate::model::Listener;
 use crate::raw::{FileListener, FileListenerMatch, FileTransport};
@@ -168,7 +168,7 @@ impl Validator {
         let mut server_names = Vec::new();
         for (k, n) in m.server_names.iter().flatten().enumerate() {
             let at = format!("{at}.server_names[{k}]");
-            match server_name(n) {
+            match ServerName::parse(n) {
                 Err(e) => self.err(at, e),
                 Ok(_) if transport == Some(Transport::Plaintext) => self.err(
                     at,
@@ -187,11 +187,8 @@ impl Validator {
         let mut alpn: Vec<String> = Vec::new();
         for (k, a) in m.alpn.iter().flatten().enumerate() {
             let at = format!("{at}.alpn[{k}]");
-            if a.is_empty() || a.len() > 255 || !a.bytes().all(|b| b.is_ascii_graphic()) {
-                self.err(
-                    at,
-                    format!("invalid protocol {a:?}: 1 to 255 printable characters, e.g. \"h2\""),
-                );
+            if let Err(e) = alpn_protocol(a) {
+                self.err(at, e);
             } else if alpn.contains(a) {
                 self.err(at, format!("duplicate protocol {a:?}"));
             } else {
@@ -215,21 +212,4 @@ impl Validator {
         let child = Child::new(name.to_string(), ports, addresses);
         ok.then(|| child.opening(transport, server_names, alpn))
     }
-}
-
-/// A server name to match: lower-case DNS labels, or `*.` and labels.
-fn server_name(n: &str) -> Result<ServerName, String> {
-    let labels = n.strip_prefix("*.").unwrap_or(n);
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-    };
-    if n.len() > 253 || !labels.split('.').all(label_ok) {
-        return Err(format!(
-            "invalid server name {n:?}: lower-case DNS labels (\"api.example.com\"), or \"*.\" and labels for any subdomain"
-        ));
-    }
-    Ok(ServerName::new(n))
 }

@@ -7,23 +7,23 @@
 //! same ones are NACKed naming both (`layout.rs`).
 
 use std::mem::take;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use envoy_types::pb::envoy::config::core::v3::CidrRange;
 use envoy_types::pb::envoy::config::listener::v3::FilterChainMatch;
+use ringside_config::destination::alpn_protocol;
 use ringside_config::{Child, Cidr, Kind, ServerName, Transport};
 use toml::Value;
 
 use super::{int, string, Table};
 use crate::sources::xds::nack::{leftover, unsupported, Res};
 
-/// What a filter chain takes; an empty field takes any. One port at most; address blocks
-/// `(IP, len)` with no bit set past `len`; server names lower case, exact or `*.` and a
-/// suffix; each list without duplicates.
+/// What a filter chain takes; an empty field takes any. One port at most; server names lower
+/// case, exact or `*.` and a suffix; each list without duplicates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChainMatch {
     pub port: Option<u16>,
-    pub blocks: Vec<(IpAddr, u8)>,
+    pub blocks: Vec<Cidr>,
     pub transport: Option<Transport>,
     pub server_names: Vec<String>,
     pub alpn: Vec<String>,
@@ -43,8 +43,7 @@ impl ChainMatch {
             m.insert("ports".into(), Value::Array(vec![int(p)]));
         }
         if !self.blocks.is_empty() {
-            let blocks = self.blocks.iter();
-            let blocks = blocks.map(|b| string(cidr(*b))).collect();
+            let blocks = self.blocks.iter().map(|b| string(b.to_string())).collect();
             m.insert("addresses".into(), Value::Array(blocks));
         }
         if let Some(t) = self.transport {
@@ -62,12 +61,8 @@ impl ChainMatch {
     /// Every kind of connection it takes, counted by ringside's own code (a child listener
     /// named `listener` with this match).
     pub fn kinds(&self) -> Vec<Kind> {
-        let addresses = self
-            .blocks
-            .iter()
-            .filter_map(|b| Cidr::parse(&cidr(*b)).ok())
-            .collect();
-        let child = Child::new(String::new(), self.port.into_iter().collect(), addresses);
+        let port = self.port.into_iter().collect();
+        let child = Child::new(String::new(), port, self.blocks.clone());
         let names = self
             .server_names
             .iter()
@@ -77,10 +72,6 @@ impl ChainMatch {
             .opening(self.transport, names, self.alpn.clone())
             .kinds()
     }
-}
-
-fn cidr((ip, len): (IpAddr, u8)) -> String {
-    format!("{ip}/{len}")
 }
 
 fn transport_name(t: Transport) -> &'static str {
@@ -133,11 +124,7 @@ pub fn chain_match(mut m: FilterChainMatch, at: &str) -> Res<ChainMatch> {
     }
     let mut alpn: Vec<String> = Vec::new();
     for (k, a) in take(&mut m.application_protocols).into_iter().enumerate() {
-        if a.is_empty() || a.len() > 255 || !a.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(format!(
-                "{mat}.application_protocols[{k}]: {a:?} is not an application protocol (1 to 255 printable characters, e.g. \"h2\")"
-            ));
-        }
+        alpn_protocol(&a).map_err(|e| format!("{mat}.application_protocols[{k}]: {e}"))?;
         if !alpn.contains(&a) {
             alpn.push(a);
         }
@@ -155,7 +142,8 @@ pub fn chain_match(mut m: FilterChainMatch, at: &str) -> Res<ChainMatch> {
 }
 
 /// A server name as ringside matches it: lower case (Envoy compares without case), DNS
-/// labels, or `*.` and labels (Envoy's only wildcard, any subdomain).
+/// labels, or `*.` and labels (Envoy's only wildcard, any subdomain; any other is
+/// unsupported rather than invalid).
 fn server_name(n: &str, at: &str) -> Res<String> {
     let n = n.to_ascii_lowercase();
     let labels = n.strip_prefix("*.").unwrap_or(&n);
@@ -167,22 +155,12 @@ fn server_name(n: &str, at: &str) -> Res<String> {
             ),
         ));
     }
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-    };
-    if n.len() > 253 || !labels.split('.').all(label_ok) {
-        return Err(format!(
-            "{at}: {n:?} is not a DNS name (labels of 1 to 63 letters, digits, '-' or '_', 253 characters at most)"
-        ));
-    }
+    ServerName::parse(&n).map_err(|e| format!("{at}: {e}"))?;
     Ok(n)
 }
 
 /// A `CidrRange` as a block. Bits past `prefix_len` are cleared, as Envoy does.
-fn block(r: CidrRange, at: &str) -> Res<(IpAddr, u8)> {
+fn block(r: CidrRange, at: &str) -> Res<Cidr> {
     let ip: IpAddr = r.address_prefix.parse().map_err(|_| {
         format!(
             "{at}.address_prefix: {:?} is not an IP address",
@@ -192,32 +170,9 @@ fn block(r: CidrRange, at: &str) -> Res<(IpAddr, u8)> {
     let len = r.prefix_len.map_or(0, |l| l.value);
     let width = if ip.is_ipv4() { 32 } else { 128 };
     match u8::try_from(len).ok().filter(|l| u32::from(*l) <= width) {
-        Some(len) => Ok((masked(ip, len), len)),
+        Some(len) => Ok(Cidr::new(ip, len)),
         None => Err(format!(
             "{at}.prefix_len: {len} is longer than the address ({width} bits)"
         )),
     }
-}
-
-/// `ip` with the bits past `len` cleared.
-pub fn masked(ip: IpAddr, len: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(len.min(32)))
-                .unwrap_or(0);
-            IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
-        }
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(len.min(128)))
-                .unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
-        }
-    }
-}
-
-/// Whether the block `(net, len)` holds `ip` (of the same family).
-pub fn holds((net, len): (IpAddr, u8), ip: IpAddr) -> bool {
-    net.is_ipv4() == ip.is_ipv4() && masked(ip, len) == net
 }

@@ -227,7 +227,7 @@ fn matches_by_what_the_connection_opens_with_that_ringside_cannot_take() {
     );
     assert_eq!(
         nack(names(&["example.com."])),
-        format!("{at}.server_names[0]: \"example.com.\" is not a DNS name (labels of 1 to 63 letters, digits, '-' or '_', 253 characters at most)")
+        format!("{at}.server_names[0]: invalid server name \"example.com.\": lower-case DNS labels (\"api.example.com\"), or \"*.\" and labels for any subdomain")
     );
     let mut plain = names(&["api.example.com"]);
     plain.transport_protocol = "raw_buffer".into();
@@ -237,7 +237,7 @@ fn matches_by_what_the_connection_opens_with_that_ringside_cannot_take() {
     );
     assert_eq!(
         nack(opening(None, "tls", &["h2", "a b"]).unwrap()),
-        format!("{at}.application_protocols[1]: \"a b\" is not an application protocol (1 to 255 printable characters, e.g. \"h2\")")
+        format!("{at}.application_protocols[1]: invalid protocol \"a b\": 1 to 255 printable characters, e.g. \"h2\"")
     );
 }
 

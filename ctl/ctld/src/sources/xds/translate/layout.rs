@@ -3,7 +3,6 @@
 //! one's), and that no two children of a parent take the same connections.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
 
 use toml::Value;
 
@@ -11,7 +10,7 @@ use super::chains::TChain;
 use super::listeners::{InspectKeys, Role, TListener};
 use super::{string, Table};
 use crate::sources::xds::nack::{unsupported, Res};
-use ringside_config::Kind;
+use ringside_config::{Cidr, Kind};
 
 /// One ringside listener to write: a chain, and a child's parent (its ringside name).
 pub struct Unit<'a> {
@@ -135,7 +134,7 @@ fn distinct(children: &[Unit<'_>]) -> Res<()> {
 /// `0.0.0.0` receiver), or that same block (at one IP), would rank beside or above them in
 /// ringside, so it fails.
 fn handed_first(children: &[Unit<'_>]) -> Res<()> {
-    let received: Vec<(&Unit<'_>, u16, (IpAddr, u8))> = children
+    let received: Vec<(&Unit<'_>, u16, Cidr)> = children
         .iter()
         .filter(|u| u.role == Role::Receiver)
         .filter_map(|u| Some((u, u.chain.matches.port?, *u.chain.matches.blocks.first()?)))
@@ -144,16 +143,14 @@ fn handed_first(children: &[Unit<'_>]) -> Res<()> {
         let Some(p) = u.chain.matches.port else {
             continue;
         };
-        for &(ip, len) in &u.chain.matches.blocks {
-            let first = received.iter().find(|(_, rp, (rip, rlen))| {
-                *rp == p
-                    && rip.is_ipv4() == ip.is_ipv4()
-                    && (*rlen == 0 || (*rip, *rlen) == (ip, len))
+        for &b in &u.chain.matches.blocks {
+            let first = received.iter().find(|(_, rp, r)| {
+                *rp == p && r.addr().is_ipv4() == b.addr().is_ipv4() && (r.bits() == 0 || *r == b)
             });
             if let Some((r, ..)) = first {
                 return Err(unsupported(
                     &format!("{}.filter_chain_match", u.chain.at),
-                    format!("the block {ip}/{len} at port {p}, which Envoy hands to listener {:?} (bind_to_port false) before trying this chain,", r.xds),
+                    format!("the block {b} at port {p}, which Envoy hands to listener {:?} (bind_to_port false) before trying this chain,", r.xds),
                 ));
             }
         }

@@ -8,14 +8,14 @@
 //! unspecified, the address) the listener is at (`layout.rs` joins them).
 
 use std::mem::take;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use envoy_types::pb::envoy::config::listener::v3::{
     FilterChain, FilterChainMatch, Listener, ListenerFilter,
 };
+use ringside_config::Cidr;
 use toml::Value;
 
-use super::chain_match::holds;
 use super::chains::{chain, TChain};
 use super::endpoints::socket_address;
 use super::{int, ms, name, string, Table};
@@ -357,9 +357,8 @@ fn receiver(
         ));
     }
     let whole = match addr.ip() {
-        ip if !ip.is_unspecified() => (ip, if ip.is_ipv4() { 32 } else { 128 }),
-        IpAddr::V4(_) => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        IpAddr::V6(_) => (IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+        ip if !ip.is_unspecified() => Cidr::new(ip, if ip.is_ipv4() { 32 } else { 128 }),
+        ip => Cidr::new(ip, 0),
     };
     let single = chains.len() + usize::from(default.is_some()) == 1;
     let mut names = chain_names(cx.rname, &chains, |_| true).into_iter();
@@ -398,7 +397,7 @@ fn receiver(
 
 /// A receiver's chain takes the listener's port, and its blocks within the listener's
 /// address (all of it when it names none). A chain that could never match fails.
-fn at_address(tc: &mut TChain, addr: SocketAddr, whole: (IpAddr, u8)) -> Res<()> {
+fn at_address(tc: &mut TChain, addr: SocketAddr, whole: Cidr) -> Res<()> {
     let mat = format!("{}.filter_chain_match", tc.at);
     if let Some(p) = tc.matches.port.filter(|p| *p != addr.port()) {
         return Err(format!(
@@ -407,13 +406,16 @@ fn at_address(tc: &mut TChain, addr: SocketAddr, whole: (IpAddr, u8)) -> Res<()>
         ));
     }
     tc.matches.port = Some(addr.port());
-    if tc.matches.blocks.is_empty() || whole.1 == 0 {
+    if tc.matches.blocks.is_empty() || whole.bits() == 0 {
         if tc.matches.blocks.is_empty() {
             tc.matches.blocks.push(whole);
         }
         return Ok(());
     }
-    if !tc.matches.blocks.iter().any(|b| holds(*b, addr.ip())) {
+    // The listener's address, of the block's own family (no IPv4-mapped reading, unlike
+    // `Cidr::contains`).
+    let holds = |b: &Cidr| Cidr::new(addr.ip(), b.bits()) == *b;
+    if !tc.matches.blocks.iter().any(holds) {
         return Err(format!(
             "{mat}.prefix_ranges: none holds the listener's address {}: the chain could never take a connection",
             addr.ip()
