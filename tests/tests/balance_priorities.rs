@@ -208,3 +208,25 @@ both_drivers!(
         assert!(panics >= 400, "the panic-mode picks are counted: {panics}");
     }
 );
+
+both_drivers!(
+    fn an_endpoint_down_by_configuration_counts_in_its_level(d) {
+        // p1 and p2 down by configuration, p3 and p4 in rotation: level 0 at 2 of 4 keeps
+        // 70%, as with two unhealthy endpoints (EDS's UNHEALTHY, translated by ctld).
+        let origins: Vec<Origin> = NAMES
+            .iter()
+            .map(|n| Origin::health_checked(n, &Arc::new(AtomicBool::new(true))))
+            .collect();
+        let text = config("round_robin", &origins, "").replacen(", priority = 0 }", ", priority = 0, down = true }", 2);
+        let p = Proxy::start(d, &text);
+        let health = p.handle.health();
+        let app = health.iter().find(|c| c.cluster == "app").unwrap();
+        let said: Vec<&str> = app.endpoints.iter().map(|e| e.health()).collect();
+        assert_eq!(said[..3], ["down", "down", "healthy"]);
+        let seen = spread(&p, N, |_| get("/"));
+        let zero = count(&seen, &["p3", "p4"]);
+        assert_eq!(count(&seen, &["p1", "p2"]), 0, "{seen:?}");
+        assert_eq!(zero + count(&seen, &LEVEL1), N, "{seen:?}");
+        assert!((640..=760).contains(&zero), "{zero} on level 0: {seen:?}");
+    }
+);

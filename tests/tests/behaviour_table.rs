@@ -239,6 +239,12 @@ cluster = "levels-$up"
 
 [[routes]]
 listener = "$L"
+name = "down"
+match = { path_prefix = "/down/" }
+cluster = "down-$up"
+
+[[routes]]
+listener = "$L"
 name = "failover"
 match = { path_prefix = "/failover/" }
 cluster = "failover-$up"
@@ -401,6 +407,16 @@ idle_timeout_ms = 5000
 name = "levels-h2"
 protocol = "http2"
 endpoints = [{ address = "$a_h2", priority = 0 }, { address = "$b_h2", priority = 1 }]
+
+[[clusters]]
+name = "down-h1"
+endpoints = [{ address = "$a_h1", down = true }, "$b_h1"]
+idle_timeout_ms = 5000
+
+[[clusters]]
+name = "down-h2"
+protocol = "http2"
+endpoints = [{ address = "$a_h2", down = true }, "$b_h2"]
 
 [[clusters]]
 name = "failover-h1"
@@ -976,6 +992,9 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
         row("priority levels: level 0 takes every request (100 requests)", r#"route levels: cluster "levels-$up" = [a priority 0, b priority 1]"#)
             .repeat(Req::get("/levels/x"), 100)
             .expect(Expect::status(200).counts(100, 0)),
+        row("an endpoint down by configuration takes no request (100 requests)", r#"route down: cluster "down-$up" = [a down = true, b]"#)
+            .repeat(Req::get("/down/x"), 100)
+            .expect(Expect::status(200).counts(0, 100)),
         row("priority levels: level 0 out of rotation fails over to level 1 (100 requests)", r#"route failover: cluster "failover-$up" = [a closed port priority 0, b priority 1], health_check tcp"#)
             .repeat(Req::get("/failover/x"), 100)
             .expect(Expect::status(200).counts(0, 100)),

@@ -85,6 +85,9 @@ pub(crate) fn cluster_fingerprint(cluster: &Cluster) -> u64 {
         if e.priority != 0 {
             let _ = write!(h, "priority={};", e.priority);
         }
+        if e.down {
+            h.write(b"down;");
+        }
     }
     let _ = write!(h, "overprovisioning={};", cluster.overprovisioning_percent);
     let _ = write!(h, "zones={};", cluster.zones.len());
@@ -99,10 +102,11 @@ pub(crate) fn cluster_fingerprint(cluster: &Cluster) -> u64 {
     for n in &cluster.names {
         let _ = write!(
             h,
-            "{}:{n}*{}/{};",
+            "{}:{n}*{}/{}{};",
             n.host.len(),
             n.endpoint.weight,
-            n.endpoint.priority
+            n.endpoint.priority,
+            if n.endpoint.down { "/down" } else { "" }
         );
     }
     let protocol = match cluster.protocol {

@@ -853,6 +853,8 @@ pub struct Endpoint {
     pub zone: Option<ZoneId>,
     /// Its priority level: 0 is the first choice (`endpoints[].priority`).
     pub priority: u8,
+    /// Out of rotation by configuration (`endpoints[].down`).
+    pub down: bool,
 }
 
 /// An index into [`Cluster::zones`].

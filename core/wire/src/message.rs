@@ -437,7 +437,8 @@ pub struct ClusterHealth {
 pub struct EndpointHealth {
     /// `IP:port`.
     pub address: String,
-    /// `"healthy"`, `"ejected"` (by outlier detection) or `"unhealthy"` (failing its checks).
+    /// `"healthy"`, `"down"` (by configuration), `"ejected"` (by outlier detection) or
+    /// `"unhealthy"` (failing its checks).
     pub health: String,
     /// Milliseconds of ejection left (0: not ejected).
     pub ejected_ms: u64,

@@ -3,8 +3,9 @@
 //! real Envoy (the binary perf/ uses); each binds a listener port of its own (the server
 //! sends each node its own listener). The same requests through both must give the same
 //! status and reach the same origin with the same path (or the same redirect location, or
-//! the same direct response), and a 70/30 split must give both proxies shares within a
-//! binomial 99.999% interval of 70% and of each other. The comparison table is printed
+//! the same direct response), and the 70/30 splits (route weights; priority levels with
+//! half of level 0 UNHEALTHY) must give both proxies shares within a binomial 99.999%
+//! interval of 70% and of each other. The comparison table is printed
 //! (`-- --nocapture`) and kept in docs/xds.md.
 
 #![allow(clippy::unwrap_used)]
@@ -23,10 +24,10 @@ const REFEREE: &str = "referee";
 /// A request's extra header fields.
 type Headers<'a> = Vec<(&'a str, &'a str)>;
 
-/// Requests per proxy for the 70/30 split.
+/// Requests per proxy for each 70/30 split.
 const SPLIT_N: u32 = 1000;
-/// z of a two-sided 99.999% interval: with six shares checked per test run, a correct split
-/// fails about once in 17,000 runs (at 99.9% and 400 requests it failed a CI run at 77.75%),
+/// z of a two-sided 99.999% interval: with twelve shares checked per test run, a correct
+/// split fails about once in 8,000 runs (at 99.9% and 400 requests it failed a CI run at 77.75%),
 /// while a split 10 points off (60/40) still fails every time.
 const Z: f64 = 4.42;
 
@@ -40,7 +41,9 @@ fn envoy_and_ringside_answer_the_same_resources_alike() {
         let mut ads = Ads::start();
         let (a, b) = (Origin::echo("a"), Origin::echo("b"));
         let (rport, eport, metrics) = (free_port(), free_port(), free_port());
-        let mut resources = referee_resources(&a, &b);
+        // Never listened on: an endpoint EDS says is UNHEALTHY (no request goes there).
+        let dead = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut resources = referee_resources(&a, &b, dead);
         resources["lds"] = json!([referee_listener(rport)]);
         let own = json!({REFEREE: {"lds": [referee_listener(eport)]}});
         ads.set_per_node("v1", resources, own);
@@ -148,27 +151,38 @@ fn envoy_and_ringside_answer_the_same_resources_alike() {
             }
         }
 
-        // The 70/30 split: each proxy's share of `a` within the binomial interval of 0.7,
-        // and the two shares within the interval of their difference.
-        let share = |port: u16| {
+        // The 70/30 splits, by route weights and by priority levels (level 0 half in
+        // rotation × Envoy's factor 1.4): each proxy's share of `a` within the binomial
+        // interval of 0.7, and the two shares within the interval of their difference.
+        let share = |port: u16, path: &str| {
             let hits = (0..SPLIT_N)
-                .filter(|_| fetch(port, "/split70", &[]).unwrap().1 == "a")
+                .filter(|_| fetch(port, path, &[]).unwrap().1 == "a")
                 .count();
             hits as f64 / f64::from(SPLIT_N)
         };
-        let (se, sr) = (share(eport), share(rport));
-        let n = f64::from(SPLIT_N);
-        let one = Z * (0.7 * 0.3 / n).sqrt();
-        let both = Z * (2.0 * 0.7 * 0.3 / n).sqrt();
-        let agree = (se - 0.7).abs() <= one && (sr - 0.7).abs() <= one && (se - sr).abs() <= both;
-        table.push(format!(
-            "| 70/30 split, {SPLIT_N} requests | `/split70` | 200 | a {:.1}% | b {:.1}% | 200 | a {:.1}% | b {:.1}% | {} |",
-            se * 100.0, (1.0 - se) * 100.0, sr * 100.0, (1.0 - sr) * 100.0, yes(agree)
-        ));
-        if !agree {
-            disagree.push(format!(
-                "70/30: envoy {se}, ringside {sr} (each within ±{one:.3} of 0.7, apart by at most {both:.3})"
+        let splits = [
+            ("70/30 split", "/split70"),
+            (
+                "priority levels: level 0 half UNHEALTHY (EDS), 70/30",
+                "/levels70",
+            ),
+        ];
+        for (what, path) in splits {
+            let (se, sr) = (share(eport, path), share(rport, path));
+            let n = f64::from(SPLIT_N);
+            let one = Z * (0.7 * 0.3 / n).sqrt();
+            let both = Z * (2.0 * 0.7 * 0.3 / n).sqrt();
+            let agree =
+                (se - 0.7).abs() <= one && (sr - 0.7).abs() <= one && (se - sr).abs() <= both;
+            table.push(format!(
+                "| {what}, {SPLIT_N} requests | `{path}` | 200 | a {:.1}% | b {:.1}% | 200 | a {:.1}% | b {:.1}% | {} |",
+                se * 100.0, (1.0 - se) * 100.0, sr * 100.0, (1.0 - sr) * 100.0, yes(agree)
             ));
+            if !agree {
+                disagree.push(format!(
+                    "{what}: envoy {se}, ringside {sr} (each within ±{one:.3} of 0.7, apart by at most {both:.3})"
+                ));
+            }
         }
         println!(
             "{driver}, {mode}: Envoy and ringside, the same xDS resources\n{}",

@@ -947,6 +947,7 @@ mod tests {
                     ejected_ms: 250,
                     times_ejected: 2,
                     checked: Some(Checked::Unhealthy),
+                    down: false,
                 }],
             }],
             jwks: vec![ringside_engine::JwksStats {

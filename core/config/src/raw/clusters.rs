@@ -317,6 +317,11 @@ pub struct FileEndpointTable {
     /// its endpoints are ejected or fail their health checks (Envoy's priority levels; see
     /// `overprovisioning_percent`). Default 0.
     pub priority: Option<u32>,
+    /// `true`: out of rotation, as if failing its health checks: it takes no request
+    /// (except in panic mode) but still counts in its cluster's, level's and zone's size, so
+    /// the others spill over as they would for an unhealthy endpoint (Envoy's EDS health
+    /// status UNHEALTHY, DRAINING or TIMEOUT; nginx's `down`). Default `false`.
+    pub down: Option<bool>,
 }
 
 /// Values of `clusters[].dns`.

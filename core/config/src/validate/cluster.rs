@@ -238,11 +238,16 @@ impl Validator {
                     );
                     0
                 });
+            let down = match e {
+                FileEndpoint::Table(t) => t.down.unwrap_or(false),
+                FileEndpoint::Address(_) => false,
+            };
             let endpoint = Endpoint {
                 address,
                 weight,
                 zone,
                 priority,
+                down,
             };
             if let Some(host) = host {
                 let key = (host.clone(), address.port());

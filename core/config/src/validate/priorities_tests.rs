@@ -1,5 +1,5 @@
-//! Endpoints' `priority` and clusters' `overprovisioning_percent`: what is accepted, and
-//! every mistake with its path.
+//! Endpoints' `priority` and `down`, and clusters' `overprovisioning_percent`: what is
+//! accepted, and every mistake with its path.
 
 use super::tests::errors;
 use crate::model::Config;
@@ -88,4 +88,22 @@ endpoints = [ {{ address = "127.0.0.1:1", zone = "z1" }}, {{ address = "127.0.0.
         "[proxy]\nzone = \"z1\"\n{LISTENER}[[clusters]]\nname = \"a\"\nzone_aware = true\n\
          endpoints = [ {{ address = \"127.0.0.1:1\", zone = \"z1\", priority = 2 }} ]\n"
     ));
+}
+
+#[test]
+fn down_is_read_and_in_the_fingerprint() {
+    let text = |down: bool| {
+        format!(
+            "{LISTENER}[[clusters]]\nname = \"app\"\n\
+             endpoints = [ \"127.0.0.1:1\", {{ address = \"127.0.0.1:2\", down = {down} }}, {{ address = \"app.internal:80\", down = {down} }} ]\n"
+        )
+    };
+    let c = ok(&text(true));
+    let app = &c.clusters[0];
+    let down: Vec<bool> = app.endpoints.iter().map(|e| e.down).collect();
+    assert_eq!(down, [false, true]);
+    assert!(app.names[0].at([10, 0, 0, 1].into()).down);
+    let fp = |down| ok(&text(down)).clusters[0].fingerprint;
+    assert_ne!(fp(true), fp(false));
+    assert_eq!(fp(true), fp(true));
 }

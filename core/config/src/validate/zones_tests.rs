@@ -117,7 +117,7 @@ endpoints = [ "127.0.0.1:1" ]
     ));
     assert_eq!(
         e,
-        ["clusters[0].endpoints[0].region: unknown field \"region\", expected one of \"address\", \"weight\", \"zone\", \"priority\""]
+        ["clusters[0].endpoints[0].region: unknown field \"region\", expected one of \"address\", \"weight\", \"zone\", \"priority\", \"down\""]
     );
 }
 

@@ -30,6 +30,9 @@ pub(crate) struct ClusterState {
     checked: bool,
     /// Indexed like the cluster's endpoints.
     marks: Vec<Arc<EndpointMarks>>,
+    /// Per endpoint, out of rotation by configuration (`endpoints[].down`); `None` when
+    /// none is.
+    down: Option<Box<[bool]>>,
     counters: Arc<ClusterMarks>,
     /// The cluster's retry budget, shared by every worker (`retry.rs`); only for a cluster
     /// that a route with a retry policy calls.
@@ -64,6 +67,11 @@ impl ClusterState {
                 .map(|e| registry.get(&outlier::endpoint_key(&c.name, e.address), Default::default))
                 .collect(),
             counters: registry.get(&outlier::cluster_key(&c.name), Default::default),
+            down: c
+                .endpoints
+                .iter()
+                .any(|e| e.down)
+                .then(|| c.endpoints.iter().map(|e| e.down).collect()),
             unresolved_logged: std::cell::Cell::new(false),
             zones: Zones::of(c),
             levels: Levels::of(c),
@@ -161,11 +169,16 @@ impl ClusterState {
             && self.retry_budget.as_ref().map(|b| b.settings()) == retried.then_some(c.retry_budget)
     }
 
-    /// Whether endpoint `i` takes requests at `now()` (`outlier::now_ms`): not ejected, and not
-    /// failing its health checks.
+    /// Whether endpoint `i` takes requests at `now()` (`outlier::now_ms`): not down by
+    /// configuration, not ejected, and not failing its health checks.
     /// `now` is read only for an endpoint that has been ejected at some time: most requests
     /// read no clock here.
     pub(crate) fn in_rotation(&self, i: usize, now: &dyn Fn() -> u64) -> bool {
+        if let Some(down) = &self.down {
+            if down.get(i).copied().unwrap_or(true) {
+                return false;
+            }
+        }
         self.marks.get(i).is_some_and(|m| {
             let failing = self.checked && m.checked() == Checked::Unhealthy;
             let ejected = m.ever_ejected() && m.is_ejected(now());

@@ -273,18 +273,23 @@ pub struct EndpointHealth {
     pub times_ejected: u32,
     /// The active check's verdict; `None` when the cluster has no `health_check`.
     pub checked: Option<Checked>,
+    /// Out of rotation by configuration (`endpoints[].down`).
+    pub down: bool,
 }
 
 impl EndpointHealth {
     /// Whether the balancer picks it (outside panic mode).
     pub fn in_rotation(&self) -> bool {
-        self.ejected_ms == 0 && self.checked != Some(Checked::Unhealthy)
+        !self.down && self.ejected_ms == 0 && self.checked != Some(Checked::Unhealthy)
     }
 
-    /// `"ejected"` (by outlier detection), else `"unhealthy"` (failing its checks), else
-    /// `"healthy"`: what `/clusters` and `ringsidectl endpoints show` say.
+    /// `"down"` (by configuration), else `"ejected"` (by outlier detection), else
+    /// `"unhealthy"` (failing its checks), else `"healthy"`: what `/clusters` and
+    /// `ringsidectl endpoints show` say.
     pub fn health(&self) -> &'static str {
-        if self.ejected_ms > 0 {
+        if self.down {
+            "down"
+        } else if self.ejected_ms > 0 {
             "ejected"
         } else if self.checked == Some(Checked::Unhealthy) {
             "unhealthy"
@@ -333,6 +338,7 @@ pub(crate) fn report(config: &Config, registry: &Registry) -> Vec<ClusterHealth>
                             .health_check
                             .as_ref()
                             .map(|_| marks.map_or(Checked::Unknown, EndpointMarks::checked)),
+                        down: e.down,
                     }
                 })
                 .collect();

@@ -3,6 +3,8 @@
 //! origin and path it reached (`Origin::echo`), the location of a redirect, or the body of
 //! a direct response.
 
+use std::net::SocketAddr;
+
 use serde_json::{json, Value};
 
 use super::{eds_cluster, exchange, load_assignment, Origin};
@@ -13,10 +15,12 @@ const ROUTER: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v
 /// The EDS cluster's name, as Istio names one.
 pub const A: &str = "outbound|80||a.test.svc.cluster.local";
 
-/// EDS clusters with priority levels: level 0 on `a` (in rotation), level 1 on `b`; and
-/// level 0 on `a` marked UNHEALTHY by EDS, level 1 on `b`.
+/// EDS clusters with priority levels: level 0 on `a` (in rotation), level 1 on `b`; level 0
+/// on `a` marked UNHEALTHY by EDS, level 1 on `b`; level 0 on `a` and an UNHEALTHY endpoint
+/// (half of it in rotation: 70% with Envoy's overprovisioning factor), level 1 on `b`.
 pub const LEVELS: &str = "outbound|80||levels.test.svc.cluster.local";
 pub const FAILOVER: &str = "outbound|80||failover.test.svc.cluster.local";
+pub const SPILL: &str = "outbound|80||spill.test.svc.cluster.local";
 
 /// The `server_name` of the referee's HCM.
 pub const SERVER_NAME: &str = "referee-edge";
@@ -44,7 +48,7 @@ pub fn referee_listener(port: u16) -> Value {
 
 /// Every resource but the listener: cluster `A` (EDS) on origin `a`, `b` (STATIC) on `b`,
 /// and route configuration `r1`.
-pub fn referee_resources(a: &Origin, b: &Origin) -> Value {
+pub fn referee_resources(a: &Origin, b: &Origin, dead: SocketAddr) -> Value {
     let split = |name: &str, path: &str, wa: u32, wb: u32| {
         json!({"name": name, "match": {"path": path}, "route": {"weighted_clusters": {"clusters": [
             {"name": A, "weight": wa}, {"name": "b", "weight": wb}]}}})
@@ -61,6 +65,7 @@ pub fn referee_resources(a: &Origin, b: &Origin) -> Value {
         split("split70", "/split70", 70, 30),
         json!({"name": "levels", "match": {"prefix": "/levels/"}, "route": to(LEVELS)}),
         json!({"name": "failover", "match": {"prefix": "/failover/"}, "route": to(FAILOVER)}),
+        json!({"name": "spill", "match": {"path": "/levels70"}, "route": to(SPILL)}),
         json!({"name": "rewrite", "match": {"prefix": "/rw/"}, "route": {"cluster": A, "prefix_rewrite": "/v2/"}}),
         json!({"name": "strip", "match": {"prefix": "/strip/"}, "route": {"cluster": "b", "prefix_rewrite": "/"}}),
         json!({"name": "regex-rewrite", "match": {"prefix": "/rx/"}, "route": {"cluster": A,
@@ -74,12 +79,13 @@ pub fn referee_resources(a: &Origin, b: &Origin) -> Value {
         json!({"name": "docs", "match": {"prefix": "/docs/"}, "redirect": {"prefix_rewrite": "/manual/", "response_code": "PERMANENT_REDIRECT"}}),
     ];
     json!({
-        "cds": [eds_cluster(A), eds_cluster(LEVELS), eds_cluster(FAILOVER),
+        "cds": [eds_cluster(A), eds_cluster(LEVELS), eds_cluster(FAILOVER), eds_cluster(SPILL),
             {"name": "b", "type": "STATIC", "connect_timeout": "1s",
             "load_assignment": load_assignment("b", &[(b.addr, 1, "z1")])}],
         "eds": [load_assignment(A, &[(a.addr, 1, "z1")]),
-            levels(LEVELS, &[(a, "HEALTHY"), (b, "HEALTHY")]),
-            levels(FAILOVER, &[(a, "UNHEALTHY"), (b, "HEALTHY")])],
+            levels(LEVELS, &[&[(a.addr, "HEALTHY")], &[(b.addr, "HEALTHY")]]),
+            levels(FAILOVER, &[&[(a.addr, "UNHEALTHY")], &[(b.addr, "HEALTHY")]]),
+            levels(SPILL, &[&[(a.addr, "HEALTHY"), (dead, "UNHEALTHY")], &[(b.addr, "HEALTHY")]])],
         "rds": [{"name": "r1", "virtual_hosts": [
             {"name": "exact", "domains": ["exact.test"], "routes": [json!({"match": {"prefix": "/"}, "route": to(A)})]},
             {"name": "wild", "domains": ["*.wild.test"], "routes": [json!({"match": {"prefix": "/"}, "route": to("b")})]},
@@ -87,18 +93,23 @@ pub fn referee_resources(a: &Origin, b: &Origin) -> Value {
     })
 }
 
-/// A load assignment of one endpoint per priority level, in order: `(origin, health
-/// status)` each, the level's locality a zone of its own (as Istio's locality failover lays
-/// them out).
-fn levels(cluster: &str, eps: &[(&Origin, &str)]) -> Value {
-    let groups: Vec<Value> = eps
+/// A load assignment by priority level, in order: each level's `(address, health status)`
+/// endpoints, its locality a zone of its own (as Istio's locality failover lays them out).
+fn levels(cluster: &str, levels: &[&[(SocketAddr, &str)]]) -> Value {
+    let groups: Vec<Value> = levels
         .iter()
         .enumerate()
-        .map(|(priority, (o, status))| {
+        .map(|(priority, eps)| {
+            let eps: Vec<Value> = eps
+                .iter()
+                .map(|(a, status)| {
+                    json!({"endpoint": {"address": {"socket_address": {
+                        "address": a.ip().to_string(), "port_value": a.port()}}},
+                    "health_status": status})
+                })
+                .collect();
             json!({"locality": {"region": "r", "zone": format!("z{priority}")}, "priority": priority,
-                "lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                    "address": o.addr.ip().to_string(), "port_value": o.addr.port()}}},
-                "health_status": status}]})
+                "lb_endpoints": eps})
         })
         .collect();
     json!({"cluster_name": cluster, "endpoints": groups})

@@ -3,8 +3,8 @@
 //! `zone`, the locality's `priority` → `priority` (ringside's priority levels: Envoy's
 //! arithmetic, the one Istio's locality failover relies on), the policy's
 //! `overprovisioning_factor` → the cluster's `overprovisioning_percent`. Endpoints whose
-//! health status is UNHEALTHY, DRAINING or TIMEOUT are left out, as Envoy does not balance to
-//! them (Envoy still counts them in their level's size; see docs/xds.md).
+//! health status is UNHEALTHY, DRAINING or TIMEOUT are `down`: out of rotation but counted
+//! in their level's, zone's and cluster's size, as Envoy counts them.
 
 use std::mem::take;
 
@@ -85,11 +85,11 @@ pub fn load_assignment(mut cla: ClusterLoadAssignment, at: &str) -> Res<Assignme
                 HealthStatus::Draining,
                 HealthStatus::Timeout,
             ];
-            if out_of_rotation.iter().any(|s| *s as i32 == status) {
-                continue;
-            }
             let mut t = Table::new();
             t.insert("address".into(), string(address));
+            if out_of_rotation.iter().any(|s| *s as i32 == status) {
+                t.insert("down".into(), Value::Boolean(true));
+            }
             if let Some(w) = weight {
                 t.insert("weight".into(), int(w));
             }

@@ -53,7 +53,7 @@ fn lb(ip: &str, weight: Option<u32>, status: HealthStatus) -> LbEndpoint {
 }
 
 #[test]
-fn endpoints_keep_weight_and_zone_and_leave_out_unhealthy_ones() {
+fn endpoints_keep_weight_and_zone_and_mark_unhealthy_ones_down() {
     let cla = ClusterLoadAssignment {
         cluster_name: "a".into(),
         endpoints: vec![LocalityLbEndpoints {
@@ -78,6 +78,8 @@ fn endpoints_keep_weight_and_zone_and_leave_out_unhealthy_ones() {
         shown,
         [
             r#"{ address = "10.0.0.1:80", weight = 3, zone = "z1" }"#,
+            r#"{ address = "10.0.0.2:80", down = true, zone = "z1" }"#,
+            r#"{ address = "10.0.0.3:80", down = true, zone = "z1" }"#,
             r#"{ address = "[::1]:80", zone = "z1" }"#
         ]
     );
