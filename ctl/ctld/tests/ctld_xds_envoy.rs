@@ -24,6 +24,8 @@ const REFEREE: &str = "referee";
 /// A request's extra header fields.
 type Headers<'a> = Vec<(&'a str, &'a str)>;
 
+/// Users of the consistent-hash check: all on one origin of two by chance once in 2^39.
+const USERS: u32 = 40;
 /// Requests per proxy for each 70/30 split.
 const SPLIT_N: u32 = 1000;
 /// z of a two-sided 99.999% interval: with twelve shares checked per test run, a correct
@@ -183,6 +185,33 @@ fn envoy_and_ringside_answer_the_same_resources_alike() {
                     "{what}: envoy {se}, ringside {sr} (each within ±{one:.3} of 0.7, apart by at most {both:.3})"
                 ));
             }
+        }
+        // Consistent hashing (RING_HASH, hashed by `x-user`): the origin a user reaches
+        // differs between the two rings, but through each proxy every user sticks to one,
+        // and the users are spread over both.
+        let stick = |port: u16| {
+            let mut by_origin = [0u32; 2];
+            let mut sticky = 0;
+            for u in 0..USERS {
+                let user = format!("u{u}");
+                let seen: Vec<String> = (0..3)
+                    .map(|_| fetch(port, "/sticky", &[("x-user", &user)]).unwrap().1)
+                    .collect();
+                if seen.iter().all(|s| *s == seen[0]) {
+                    sticky += 1;
+                }
+                by_origin[usize::from(seen[0] == "b")] += 1;
+            }
+            (sticky, by_origin)
+        };
+        let (e, r) = (stick(eport), stick(rport));
+        let fine = |(sticky, by): (u32, [u32; 2])| sticky == USERS && by[0] > 0 && by[1] > 0;
+        table.push(format!(
+            "| consistent hash by `x-user`, {USERS} users × 3 | `/sticky` | 200 | {} sticky | a {} b {} | 200 | {} sticky | a {} b {} | {} |",
+            e.0, e.1[0], e.1[1], r.0, r.1[0], r.1[1], yes(fine(e) && fine(r))
+        ));
+        if !(fine(e) && fine(r)) {
+            disagree.push(format!("consistent hash: envoy {e:?}, ringside {r:?}"));
         }
         println!(
             "{driver}, {mode}: Envoy and ringside, the same xDS resources\n{}",

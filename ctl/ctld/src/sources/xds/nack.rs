@@ -1,7 +1,7 @@
 //! What ringside cannot honour is refused by field, never dropped: each translator takes
 //! the fields it honours out of a message, and [`leftover`] fails naming the first field left
 //! set. The NACK's `error_detail` is that message (`route_config "r1":
-//! virtual_hosts[0].routes[2].route.hash_policy: not supported by ringside`).
+//! virtual_hosts[0].routes[2].route.priority: not supported by ringside`).
 
 use std::fmt::Debug;
 

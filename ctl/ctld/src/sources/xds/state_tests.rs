@@ -235,7 +235,7 @@ fn a_nack_keeps_the_last_version_and_the_resources() {
     );
     assert_eq!(
         sotw(&step.requests[0]).error_detail.as_ref().unwrap().message,
-        "route_config \"r1\": virtual_hosts[0].routes[0].route.hash_policy: not supported by ringside"
+        "route_config \"r1\": virtual_hosts[0].routes[0].route.hash_policy[0]: a hash policy with nothing to hash"
     );
     let step = s.on_response(response(
         Kind::Rds,

@@ -2,14 +2,16 @@
 //! (inline `load_assignment`; `dns = "strict"`/`"logical"`), EDS (endpoints from the
 //! `ClusterLoadAssignment` named by `eds_cluster_config.service_name`, else the cluster's
 //! name), ORIGINAL_DST (`kind = "original_dst"`). `lb_policy` ROUND_ROBIN, LEAST_REQUEST,
-//! RANDOM (CLUSTER_PROVIDED with ORIGINAL_DST); `connect_timeout`; the upstream HTTP version
+//! RANDOM (CLUSTER_PROVIDED with ORIGINAL_DST), RING_HASH and MAGLEV (consistent hashing:
+//! `build` writes `ring_hash` with the hash key the routes give, else `random`, as Envoy
+//! picks at random for a request with no hash); `connect_timeout`; the upstream HTTP version
 //! from `typed_extension_protocol_options`; circuit breakers, outlier detection, health
 //! checks and the panic threshold (`resilience.rs`); upstream TLS (`tls.rs`).
 
 use std::mem::take;
 
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{
-    ClusterDiscoveryType, DiscoveryType, DnsLookupFamily, LbPolicy,
+    ClusterDiscoveryType, DiscoveryType, DnsLookupFamily, LbConfig, LbPolicy,
 };
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::explicit_http_config::ProtocolConfig;
@@ -33,6 +35,8 @@ pub struct TCluster {
     pub table: Table,
     /// An EDS cluster: the `ClusterLoadAssignment` its endpoints come from.
     pub eds: Option<String>,
+    /// RING_HASH or MAGLEV: `lb` and `hash_key` come from the routes' hash policies.
+    pub consistent: bool,
 }
 
 pub fn cluster(mut c: Cluster, ignored: &mut Vec<String>) -> Res<TCluster> {
@@ -85,6 +89,7 @@ pub fn cluster(mut c: Cluster, ignored: &mut Vec<String>) -> Res<TCluster> {
             t.insert("kind".into(), string("original_dst"));
         }
     }
+    let mut consistent = false;
     match (lb, kind) {
         (Some(LbPolicy::ClusterProvided), DiscoveryType::OriginalDst) => {}
         (Some(LbPolicy::RoundRobin), DiscoveryType::OriginalDst) => {}
@@ -94,6 +99,16 @@ pub fn cluster(mut c: Cluster, ignored: &mut Vec<String>) -> Res<TCluster> {
         }
         (Some(LbPolicy::Random), _) => {
             t.insert("lb".into(), string("random"));
+        }
+        (Some(LbPolicy::RingHash | LbPolicy::Maglev), k) if k != DiscoveryType::OriginalDst => {
+            consistent = true;
+            // The ring's (or table's) size and hash function: ringside's ring is its own
+            // (100 points per unit of weight, XXH64), and which endpoint a key lands on
+            // differs from Envoy's whatever they say; what holds is that a key sticks.
+            if let Some(LbConfig::RingHashLbConfig(_) | LbConfig::MaglevLbConfig(_)) = &c.lb_config
+            {
+                c.lb_config = None;
+            }
         }
         (other, _) => {
             let what = other.map_or("this lb_policy".into(), |p| {
@@ -191,5 +206,6 @@ pub fn cluster(mut c: Cluster, ignored: &mut Vec<String>) -> Res<TCluster> {
         name: rname,
         table: t,
         eds,
+        consistent,
     })
 }

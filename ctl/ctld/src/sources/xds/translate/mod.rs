@@ -17,6 +17,8 @@ mod chains_nack_tests;
 mod chains_tests;
 pub mod clusters;
 pub mod endpoints;
+#[cfg(test)]
+mod hash_tests;
 mod hcm;
 #[cfg(test)]
 mod hcm_tests;
@@ -141,6 +143,9 @@ pub fn build(t: &Translated) -> Result<Built, String> {
         if let Some(w) = resolve_secrets(&mut table, t, &format!("cluster {xds_name:?}"))? {
             return Ok(w);
         }
+        if c.consistent {
+            consistent_hash(&mut table, t, xds_name)?;
+        }
         if let Some(service) = &c.eds {
             match t.endpoints.get(service) {
                 Some(assignment) => assignment.fill(&mut table),
@@ -212,6 +217,51 @@ fn listener(
         }
     }
     Ok(Ok(table))
+}
+
+/// A RING_HASH or MAGLEV cluster's `lb`: `ring_hash` by the one key its routes' hash policies
+/// name, `random` when none does (Envoy hashes nothing then and picks at random). Routes
+/// that hash it by different keys cannot be served: ringside's hash key is the cluster's.
+/// A route to it without a hash policy hashes by that key too (Envoy would pick at random).
+fn consistent_hash(table: &mut Table, t: &Translated, xds_name: &str) -> Result<(), String> {
+    let inline = t
+        .listeners
+        .values()
+        .flat_map(|l| l.chains())
+        .filter_map(|c| match &c.routes {
+            RouteSource::Inline(rc) => Some(rc),
+            _ => None,
+        });
+    let hashes = t
+        .routes
+        .values()
+        .chain(inline)
+        .flat_map(|rc| &rc.hashes)
+        .filter(|h| h.clusters.iter().any(|c| c == xds_name));
+    let mut key: Option<(&str, &str)> = None;
+    for h in hashes {
+        let at = &h.at;
+        match &key {
+            None => key = Some((&h.key, at)),
+            Some((k, first)) if *k != h.key => {
+                return Err(format!(
+                    "cluster {xds_name:?}: its routes hash it by different keys ({first}: {k}; {at}: {}), and ringside's hash key is the cluster's",
+                    h.key
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    match key {
+        Some((k, _)) => {
+            table.insert("lb".into(), string("ring_hash"));
+            table.insert("hash_key".into(), string(k));
+        }
+        None => {
+            table.insert("lb".into(), string("random"));
+        }
+    }
+    Ok(())
 }
 
 /// Listeners and clusters share no namespace in ringside, but a name must stay unique within

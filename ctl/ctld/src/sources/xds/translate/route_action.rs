@@ -1,6 +1,6 @@
 //! A route's action: `route` (cluster or weighted_clusters, timeout, retry_policy,
-//! request_mirror_policies, prefix/regex rewrite, host_rewrite_literal), `redirect` and
-//! `direct_response`.
+//! request_mirror_policies, prefix/regex rewrite, host_rewrite_literal, hash_policy),
+//! `redirect` and `direct_response`.
 
 use std::mem::take;
 
@@ -8,8 +8,9 @@ use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
 use envoy_types::pb::envoy::config::route::v3::redirect_action::{
     PathRewriteSpecifier, RedirectResponseCode, SchemeRewriteSpecifier,
 };
+use envoy_types::pb::envoy::config::route::v3::route_action::hash_policy::PolicySpecifier;
 use envoy_types::pb::envoy::config::route::v3::route_action::{
-    ClusterSpecifier, HostRewriteSpecifier, RequestMirrorPolicy,
+    ClusterSpecifier, HashPolicy, HostRewriteSpecifier, RequestMirrorPolicy,
 };
 use envoy_types::pb::envoy::config::route::v3::{
     DirectResponseAction, RedirectAction, RetryPolicy, RouteAction,
@@ -35,6 +36,50 @@ const RETRY_ON: &[&str] = &[
     "resource-exhausted",
     "unavailable",
 ];
+/// A hash policy as a ringside `hash_key`: a header, a cookie the client already has, the
+/// client's address. A cookie with a `ttl` (Envoy makes one for a client without it), query
+/// parameters and filter state are not.
+fn hash_key(mut p: HashPolicy, at: &str) -> Res<String> {
+    let key = match p.policy_specifier.take() {
+        Some(PolicySpecifier::Header(mut h)) => {
+            let name = take(&mut h.header_name).to_ascii_lowercase();
+            leftover(&h, &format!("{at}.header"))?;
+            format!("header:{name}")
+        }
+        Some(PolicySpecifier::Cookie(mut c)) => {
+            if c.ttl.is_some() {
+                return Err(unsupported(
+                    &format!("{at}.cookie.ttl"),
+                    "a cookie ringside would have to make (it hashes by a cookie the client sends)",
+                ));
+            }
+            let name = take(&mut c.name);
+            leftover(&c, &format!("{at}.cookie"))?;
+            format!("cookie:{name}")
+        }
+        Some(PolicySpecifier::ConnectionProperties(cp)) if cp.source_ip => "source_ip".to_owned(),
+        Some(PolicySpecifier::ConnectionProperties(_)) | None => {
+            return Err(format!("{at}: a hash policy with nothing to hash"))
+        }
+        Some(PolicySpecifier::QueryParameter(_)) => {
+            return Err(unsupported(
+                &format!("{at}.query_parameter"),
+                "hashing by a query parameter",
+            ))
+        }
+        Some(PolicySpecifier::FilterState(_)) => {
+            return Err(unsupported(
+                &format!("{at}.filter_state"),
+                "hashing by filter state",
+            ))
+        }
+    };
+    // With one policy, the first to give a hash is the last: `terminal` changes nothing.
+    p.terminal = false;
+    leftover(&p, at)?;
+    Ok(key)
+}
+
 /// Envoy retries every method; ringside only those listed.
 const RETRY_METHODS: &[&str] = &[
     "GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE", "POST", "PATCH",
@@ -42,9 +87,28 @@ const RETRY_METHODS: &[&str] = &[
 /// The retry host predicate ringside always applies (a retry goes to an endpoint not tried).
 const PREVIOUS_HOSTS: &str = "envoy.retry_host_predicates.previous_hosts";
 
+/// A route's `hash_policy`: what the clusters it sends to hash requests by. ringside's hash
+/// key is a cluster's (`hash_key`), so `build` gives a RING_HASH or MAGLEV cluster the one
+/// key its routes agree on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteHash {
+    /// The xDS names of the clusters the route sends to (not its mirror's).
+    pub clusters: Vec<String>,
+    /// A ringside `hash_key`: `header:NAME`, `cookie:NAME` or `source_ip`.
+    pub key: String,
+    /// The route, for errors.
+    pub at: String,
+}
+
 /// Writes `a` into the route table `t`; the xDS names of the clusters it sends to go to
-/// `clusters`.
-pub fn route(mut a: RouteAction, at: &str, t: &mut Table, clusters: &mut Vec<String>) -> Res<()> {
+/// `clusters`; its hash policy, if any, is returned.
+pub fn route(
+    mut a: RouteAction,
+    at: &str,
+    t: &mut Table,
+    clusters: &mut Vec<String>,
+) -> Res<Option<RouteHash>> {
+    let first = clusters.len();
     match a.cluster_specifier.take() {
         Some(ClusterSpecifier::Cluster(c)) => {
             t.insert("cluster".into(), string(name(&c)));
@@ -77,6 +141,20 @@ pub fn route(mut a: RouteAction, at: &str, t: &mut Table, clusters: &mut Vec<Str
             ))
         }
     }
+    let hash = match take(&mut a.hash_policy).as_slice() {
+        [] => None,
+        [p] => Some(RouteHash {
+            clusters: clusters.get(first..).unwrap_or_default().to_vec(),
+            key: hash_key(p.clone(), &format!("{at}.hash_policy[0]"))?,
+            at: at.to_owned(),
+        }),
+        _ => {
+            return Err(unsupported(
+                &format!("{at}.hash_policy"),
+                "more than one hash policy (ringside hashes by one key)",
+            ))
+        }
+    };
     match a.timeout.take().map(|d| ms(&d)) {
         None => {
             t.insert("timeout_ms".into(), int(DEFAULT_TIMEOUT_MS));
@@ -137,7 +215,8 @@ pub fn route(mut a: RouteAction, at: &str, t: &mut Table, clusters: &mut Vec<Str
             && u.enabled.as_ref().is_none_or(|e| e.value)
             && u.connect_config.is_none())
     });
-    leftover(&a, at)
+    leftover(&a, at)?;
+    Ok(hash)
 }
 
 fn retry(mut r: RetryPolicy, at: &str) -> Res<Option<Table>> {

@@ -30,6 +30,8 @@ pub struct TRouteConfig {
     pub listener_edits: Table,
     /// The xDS names of every cluster the routes send to.
     pub clusters: Vec<String>,
+    /// The routes' hash policies.
+    pub hashes: Vec<route_action::RouteHash>,
 }
 
 pub fn route_config(mut rc: RouteConfiguration, ignored: &mut Vec<String>) -> Res<TRouteConfig> {
@@ -67,6 +69,7 @@ pub fn route_config(mut rc: RouteConfiguration, ignored: &mut Vec<String>) -> Re
                 r,
                 &format!("{vat}.routes[{k}]"),
                 &mut out.clusters,
+                &mut out.hashes,
                 ignored,
             )?);
         }
@@ -149,6 +152,7 @@ fn route(
     mut r: Route,
     at: &str,
     clusters: &mut Vec<String>,
+    hashes: &mut Vec<route_action::RouteHash>,
     ignored: &mut Vec<String>,
 ) -> Res<Table> {
     let mut t = Table::new();
@@ -163,7 +167,11 @@ fn route(
         }
     }
     match r.action.take() {
-        Some(Action::Route(a)) => route_action::route(a, &format!("{at}.route"), &mut t, clusters)?,
+        Some(Action::Route(a)) => {
+            if let Some(h) = route_action::route(a, &format!("{at}.route"), &mut t, clusters)? {
+                hashes.push(h);
+            }
+        }
         Some(Action::Redirect(a)) => {
             let red = route_action::redirect(a, &format!("{at}.redirect"))?;
             t.insert("redirect".into(), Value::Table(red));
