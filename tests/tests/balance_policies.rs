@@ -138,6 +138,39 @@ both_drivers!(
 );
 
 both_drivers!(
+    fn ring_hash_gives_a_client_without_the_cookie_one_and_keeps_it_there(d) {
+        let (a, b, c) = three();
+        let extra = Extra {
+            cluster: "lb = \"ring_hash\"\nhash_key = \"cookie:sticky\"\nhash_cookie = { ttl_s = 3600, path = \"/\" }",
+            ..Extra::default()
+        };
+        let p = Proxy::start(d, &basic_config(&[a.addr(), b.addr(), c.addr()], extra));
+        let mut owners = std::collections::HashSet::new();
+        for client in 0..20 {
+            // Each client on a connection of its own: its own address and port, its own cookie.
+            let mut conn = Client::connect(p.addr("in"));
+            let first = conn.request(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+            let set = first.header("set-cookie").unwrap_or_else(|| panic!("client {client}: no cookie: {}", first.head));
+            let (pair, attributes) = set.split_once("; ").unwrap();
+            assert_eq!(attributes, "Max-Age=3600; Path=/; HttpOnly", "{set}");
+            let value = pair.strip_prefix("sticky=").unwrap();
+            assert!(value.len() == 16 && value.bytes().all(|b| b.is_ascii_hexdigit()), "{set}");
+            // Back with the cookie, on new connections (another port): the same endpoint,
+            // and no new cookie.
+            for _ in 0..3 {
+                let again = Client::connect(p.addr("in")).request(
+                    format!("GET / HTTP/1.1\r\nHost: t\r\nCookie: lang=en; {pair}\r\n\r\n").as_bytes(),
+                );
+                assert_eq!(again.text(), first.text(), "client {client} moved");
+                assert_eq!(again.header("set-cookie"), None);
+            }
+            owners.insert(first.text());
+        }
+        assert!(owners.len() >= 2, "20 clients all on one endpoint");
+    }
+);
+
+both_drivers!(
     fn ring_hash_keeps_keys_in_place_when_an_endpoint_leaves(d) {
         let (a, b, c) = three();
         let config = |eps: &[std::net::SocketAddr]| {

@@ -239,6 +239,12 @@ cluster = "levels-$up"
 
 [[routes]]
 listener = "$L"
+name = "sticky"
+match = { path_prefix = "/sticky/" }
+cluster = "sticky-$up"
+
+[[routes]]
+listener = "$L"
 name = "down"
 match = { path_prefix = "/down/" }
 cluster = "down-$up"
@@ -407,6 +413,22 @@ idle_timeout_ms = 5000
 name = "levels-h2"
 protocol = "http2"
 endpoints = [{ address = "$a_h2", priority = 0 }, { address = "$b_h2", priority = 1 }]
+
+[[clusters]]
+name = "sticky-h1"
+lb = "ring_hash"
+hash_key = "cookie:sticky"
+hash_cookie = { ttl_s = 60, path = "/" }
+endpoints = ["$a_h1", "$b_h1"]
+idle_timeout_ms = 5000
+
+[[clusters]]
+name = "sticky-h2"
+protocol = "http2"
+lb = "ring_hash"
+hash_key = "cookie:sticky"
+hash_cookie = { ttl_s = 60, path = "/" }
+endpoints = ["$a_h2", "$b_h2"]
 
 [[clusters]]
 name = "down-h1"
@@ -992,6 +1014,12 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
         row("priority levels: level 0 takes every request (100 requests)", r#"route levels: cluster "levels-$up" = [a priority 0, b priority 1]"#)
             .repeat(Req::get("/levels/x"), 100)
             .expect(Expect::status(200).counts(100, 0)),
+        row("ring hash gives a client without its cookie one (hash_cookie)", r#"route sticky: cluster "sticky-$up", ring_hash on cookie:sticky, hash_cookie = { ttl_s = 60, path = "/" }"#)
+            .send(Req::get("/sticky/x"))
+            .expect(Expect::status(200).headers(vec![Check::Shape("set-cookie", "sticky=################; Max-Age=60; Path=/; HttpOnly")])),
+        row("ring hash: a client with its cookie is not given another", r#"route sticky: cluster "sticky-$up", ring_hash on cookie:sticky, hash_cookie"#)
+            .send(Req::get("/sticky/x").header("cookie", "sticky=00000000000000aa"))
+            .expect(Expect::status(200).headers(vec![Check::Absent("set-cookie")])),
         row("an endpoint down by configuration takes no request (100 requests)", r#"route down: cluster "down-$up" = [a down = true, b]"#)
             .repeat(Req::get("/down/x"), 100)
             .expect(Expect::status(200).counts(0, 100)),

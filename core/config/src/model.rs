@@ -764,6 +764,9 @@ pub struct Cluster {
     /// below it; `Some(0)` never. `None`: panic mode only when nothing is in rotation. Read
     /// per request (not in the fingerprint).
     pub panic_threshold_percent: Option<u8>,
+    /// `hash_cookie`: the cookie a client without one is given (ring hash by that cookie
+    /// only). Read per request (not in the fingerprint).
+    pub hash_cookie: Option<HashCookie>,
     /// `overprovisioning_percent` (100 to 1000): how a priority level's share of endpoints
     /// in rotation becomes its health. Only endpoints of more than one priority read it.
     pub overprovisioning_percent: u16,
@@ -780,6 +783,32 @@ impl Cluster {
             .map(|e| e.priority);
         let first = levels.next();
         levels.any(|p| Some(p) != first)
+    }
+}
+
+/// `clusters[].hash_cookie`: the cookie a ring-hash cluster gives a client that sends none
+/// (the cluster's `hash_key` names it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HashCookie {
+    pub name: String,
+    /// `Max-Age`; `None`: a session cookie.
+    pub ttl_s: Option<u64>,
+    pub path: Option<String>,
+}
+
+impl HashCookie {
+    /// The `Set-Cookie` field value that gives a client the cookie `value` (hex digits).
+    pub fn set_cookie(&self, value: u64) -> String {
+        let mut out = format!("{}={value:016x}", self.name);
+        if let Some(ttl) = self.ttl_s {
+            out.push_str(&format!("; Max-Age={ttl}"));
+        }
+        if let Some(path) = &self.path {
+            out.push_str(&format!("; Path={path}"));
+        }
+        out.push_str("; HttpOnly");
+        out
     }
 }
 

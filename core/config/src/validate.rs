@@ -515,6 +515,8 @@ fn sort_key(path: &str) -> (usize, usize) {
 }
 
 mod authz;
+#[cfg(test)]
+mod balance_tests;
 mod children;
 #[cfg(test)]
 mod children_tests;
@@ -540,8 +542,6 @@ mod listener_tests;
 mod original_dst;
 #[cfg(test)]
 mod original_dst_tests;
-#[cfg(test)]
-mod priorities_tests;
 mod redis;
 #[cfg(test)]
 mod redis_tests;

@@ -213,6 +213,47 @@ fn envoy_and_ringside_answer_the_same_resources_alike() {
         if !(fine(e) && fine(r)) {
             disagree.push(format!("consistent hash: envoy {e:?}, ringside {r:?}"));
         }
+        // The cookie made for a client without it: each new client (a connection of its
+        // own) is given one, and sticks to the origin of its first request with it.
+        let made = |port: u16| {
+            let (mut given, mut sticky, mut by_origin) = (0, 0, [0u32; 2]);
+            for _ in 0..USERS {
+                let (_, head, body) = exchange(port, "/sticky-cookie", &[]).unwrap();
+                let first = origin_of(&body);
+                let cookie = head.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("set-cookie")
+                        .then(|| v.trim().split(';').next().unwrap_or("").to_owned())
+                });
+                let Some(cookie) = cookie.filter(|c| c.starts_with("session=")) else {
+                    continue;
+                };
+                given += 1;
+                let again: Vec<String> = (0..2)
+                    .map(|_| {
+                        let (_, _, body) =
+                            exchange(port, "/sticky-cookie", &[("cookie", &cookie)]).unwrap();
+                        origin_of(&body)
+                    })
+                    .collect();
+                if again.iter().all(|o| *o == first) {
+                    sticky += 1;
+                }
+                by_origin[usize::from(first == "b")] += 1;
+            }
+            (given, sticky, by_origin)
+        };
+        let (e, r) = (made(eport), made(rport));
+        let fine = |(given, sticky, by): (u32, u32, [u32; 2])| {
+            given == USERS && sticky == USERS && by[0] > 0 && by[1] > 0
+        };
+        table.push(format!(
+            "| consistent hash by a made cookie (`ttl`), {USERS} clients × 3 | `/sticky-cookie` | 200 | {} given, {} sticky | a {} b {} | 200 | {} given, {} sticky | a {} b {} | {} |",
+            e.0, e.1, e.2[0], e.2[1], r.0, r.1, r.2[0], r.2[1], yes(fine(e) && fine(r))
+        ));
+        if !(fine(e) && fine(r)) {
+            disagree.push(format!("made cookie: envoy {e:?}, ringside {r:?}"));
+        }
         println!(
             "{driver}, {mode}: Envoy and ringside, the same xDS resources\n{}",
             table.join("\n")
@@ -244,4 +285,12 @@ fn yes(b: bool) -> &'static str {
     } else {
         "**no**"
     }
+}
+
+/// The origin an echo origin's body names (`origin=NAME path=...`).
+fn origin_of(body: &str) -> String {
+    body.strip_prefix("origin=")
+        .and_then(|rest| rest.split_once(' '))
+        .map_or("-", |(name, _)| name)
+        .to_owned()
 }

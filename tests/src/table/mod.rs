@@ -328,6 +328,8 @@ pub enum Check {
     Without(&'static str, &'static str),
     /// One field whose value is a UUID (8-4-4-4-12 hex digits).
     Uuid(&'static str),
+    /// One field of this shape: `#` stands for one hex digit, anything else for itself.
+    Shape(&'static str, &'static str),
     /// Present, and the same values as the other field.
     SameAs(&'static str, &'static str),
     /// The first check on plaintext columns, the second on TLS columns.

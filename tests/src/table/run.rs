@@ -268,6 +268,26 @@ pub(crate) fn check_fields(
                 vec![format!("{what} {name}: {got:?}, expected one UUID")]
             }
         }
+        Check::Shape(name, shape) => {
+            let got = header_values(fields, name);
+            let fits = |v: &str| {
+                v.len() == shape.len()
+                    && v.bytes().zip(shape.bytes()).all(|(g, s)| {
+                        if s == b'#' {
+                            g.is_ascii_hexdigit()
+                        } else {
+                            g == s
+                        }
+                    })
+            };
+            if got.len() == 1 && fits(&got[0]) {
+                vec![]
+            } else {
+                vec![format!(
+                    "{what} {name}: {got:?}, expected one of the shape {shape:?}"
+                )]
+            }
+        }
         Check::SameAs(name, other) => {
             let (a, b) = (header_values(fields, name), header_values(fields, other));
             if !a.is_empty() && a == b {

@@ -35,6 +35,14 @@ pub struct FileCluster {
     /// `"cookie:NAME"` (the cookie's value) or `"source_ip"` (the client's IP). Required when
     /// `lb = "ring_hash"`, an error otherwise.
     pub hash_key: Option<String>,
+    /// With `hash_key = "cookie:NAME"`: a client that sends no such cookie is given one in
+    /// the response (`Set-Cookie: NAME=VALUE; Max-Age=TTL; Path=PATH; HttpOnly`, the value
+    /// made from the client's address and port), and its request is hashed by that value,
+    /// so it sticks to one endpoint from its first request on (Envoy's cookie hash policy
+    /// with a `ttl`, HAProxy's `cookie … insert`): `{ ttl_s = 3600, path = "/" }`; see
+    /// [`FileHashCookie`]. Default: none (a request without the cookie goes to a random
+    /// endpoint).
+    pub hash_cookie: Option<FileHashCookie>,
     /// Idle upstream connections kept per endpoint by each worker, for reuse. 0 disables
     /// pooling. Default 64.
     pub max_idle_per_endpoint: Option<u64>,
@@ -103,6 +111,19 @@ pub struct FileCluster {
     /// to a `transparent` listener; no `endpoints`, `lb`, `health_check` or `zone_aware`, and only
     /// listeners with `transparent = true` may use it). Default `"static"`.
     pub kind: Option<FileClusterKind>,
+}
+
+/// `clusters[].hash_cookie`: the cookie ring hash gives a client that has none.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHashCookie {
+    /// Required. The cookie's lifetime in seconds (`Max-Age`), 0 to 315360000; 0 makes a
+    /// session cookie (no `Max-Age`: the browser drops it when it closes).
+    pub ttl_s: u64,
+    /// The cookie's `Path`: `/` and characters a cookie attribute may hold (no `;`, no
+    /// control characters), 1 to 1024. Default: none (the browser uses the request's
+    /// directory).
+    pub path: Option<String>,
 }
 
 /// Values of `clusters[].kind`.

@@ -33,8 +33,8 @@ mod routes;
 pub use authz::{FileAuthz, FileAuthzAction};
 pub use clusters::{
     FileCircuitBreaker, FileCluster, FileClusterKind, FileClusterMtls, FileClusterTls, FileDns,
-    FileDnsMode, FileEndpoint, FileEndpointTable, FileHealthCheck, FileLb, FileOutlierDetection,
-    FileRetryBudget, FileUpstreamProtocol,
+    FileDnsMode, FileEndpoint, FileEndpointTable, FileHashCookie, FileHealthCheck, FileLb,
+    FileOutlierDetection, FileRetryBudget, FileUpstreamProtocol,
 };
 pub use gateway::{
     FileApiKey, FileApiKeyAuthn, FileAuthn, FileConsumer, FileJwtProvider, FileRedis,

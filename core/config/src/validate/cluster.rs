@@ -8,13 +8,19 @@ use super::{default, Validator};
 use crate::check::{self, MAX_ENDPOINT_WEIGHT};
 use crate::dns::{self, DnsMode, NamedEndpoint};
 use crate::hash::cluster_fingerprint;
-use crate::model::{Cluster, Endpoint, Lb, UpstreamProtocol, ZoneAware, ZoneId};
-use crate::raw::{FileCluster, FileDnsMode, FileEndpoint, FileLb, FileUpstreamProtocol};
+use crate::model::{
+    Cluster, Endpoint, HashCookie, HashKey, Lb, UpstreamProtocol, ZoneAware, ZoneId,
+};
+use crate::raw::{
+    FileCluster, FileDnsMode, FileEndpoint, FileHashCookie, FileLb, FileUpstreamProtocol,
+};
 
 /// `zone_min_healthy_percent`'s default (Envoy's overprovisioning factor of 1.4, inverted).
 const DEFAULT_ZONE_MIN_HEALTHY_PERCENT: u64 = 70;
 /// `overprovisioning_percent`'s default (Envoy's overprovisioning factor of 1.4).
 const DEFAULT_OVERPROVISIONING_PERCENT: u16 = 140;
+/// The longest `hash_cookie.ttl_s`: ten years.
+const MAX_COOKIE_TTL_S: u64 = 315_360_000;
 /// The highest `endpoints[].priority`.
 const MAX_PRIORITY: u32 = 255;
 
@@ -61,6 +67,10 @@ impl Validator {
                 }
                 (_, None) => None,
             };
+            let hash_cookie = c
+                .hash_cookie
+                .as_ref()
+                .and_then(|hc| v.hash_cookie(&p, hc, hash_key.as_ref()));
             let max_idle_per_endpoint = match check::count(
                 c.max_idle_per_endpoint
                     .unwrap_or(default::MAX_IDLE_PER_ENDPOINT),
@@ -114,6 +124,7 @@ impl Validator {
                     default::CONNECT_TIMEOUT_MS,
                 ),
                 hash_key,
+                hash_cookie,
                 max_idle_per_endpoint,
                 idle_timeout: v.timeout(
                     format!("{p}.idle_timeout_ms"),
@@ -171,6 +182,45 @@ impl Validator {
         }
         cluster.fingerprint = cluster_fingerprint(&cluster);
         Some(cluster)
+    }
+
+    /// `hash_cookie`: only with `hash_key = "cookie:NAME"` (so only with ring hash).
+    fn hash_cookie(
+        &mut self,
+        p: &str,
+        hc: &FileHashCookie,
+        key: Option<&HashKey>,
+    ) -> Option<HashCookie> {
+        let p = format!("{p}.hash_cookie");
+        let Some(HashKey::Cookie(name)) = key else {
+            self.err(p, "only valid with lb = \"ring_hash\" and hash_key = \"cookie:NAME\" (the cookie it gives)");
+            return None;
+        };
+        let mut ok = true;
+        if hc.ttl_s > MAX_COOKIE_TTL_S {
+            self.err(
+                format!("{p}.ttl_s"),
+                format!("must be from 0 to {MAX_COOKIE_TTL_S}, got {}", hc.ttl_s),
+            );
+            ok = false;
+        }
+        if let Some(path) = &hc.path {
+            let fits = path.starts_with('/')
+                && path.len() <= 1024
+                && path.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b';');
+            if !fits {
+                self.err(
+                    format!("{p}.path"),
+                    format!("invalid cookie path {path:?}: \"/\" and up to 1024 printable characters but \";\""),
+                );
+                ok = false;
+            }
+        }
+        ok.then(|| HashCookie {
+            name: name.clone(),
+            ttl_s: (hc.ttl_s > 0).then_some(hc.ttl_s),
+            path: hc.path.clone(),
+        })
     }
 
     /// The `IP:port` endpoints, the `host:port` ones, and the zones they name (each once).

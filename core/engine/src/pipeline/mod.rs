@@ -234,9 +234,20 @@ pub(crate) struct Piped<'a> {
     pub(crate) req: &'a Req<'a>,
     /// The route stages that ran: their response hooks run on the response head.
     pub(crate) stages: &'a [Stage],
+    /// A ring-hash cluster's `hash_cookie` for a client that sent none, and its value: the
+    /// response sets it.
+    pub(crate) cookie: Option<(&'a ringside_config::HashCookie, u64)>,
 }
 
-impl Piped<'_> {
+impl<'a> Piped<'a> {
+    /// A request that sets no cookie.
+    pub(crate) fn new(req: &'a Req<'a>, stages: &'a [Stage]) -> Piped<'a> {
+        Piped {
+            req,
+            stages,
+            cookie: None,
+        }
+    }
     /// The edits the stages make to a response head; `present` tells whether the response
     /// carries a field of that lower-case name.
     ///
@@ -247,6 +258,12 @@ impl Piped<'_> {
         let mut edits = Edits::NONE;
         for stage in self.stages.iter().rev() {
             stage.response(self.req, present, &mut edits);
+        }
+        if let Some((cookie, value)) = self.cookie {
+            edits.add.push((
+                Bytes::from_static(b"Set-Cookie"),
+                Bytes::from(cookie.set_cookie(value)),
+            ));
         }
         if !present("date") && !edits.touches(b"date") {
             edits
@@ -427,7 +444,7 @@ mod tests {
         let Decision::Reply { stages, .. } = decide(&compiled, http, &mut req) else {
             panic!("a direct answer")
         };
-        let piped = Piped { req: &req, stages };
+        let piped = Piped::new(&req, stages);
         let dates = |e: &Edits| {
             e.add
                 .iter()
@@ -544,7 +561,7 @@ mod tests {
                 local: Local::Direct(d),
                 stages,
             } => {
-                let piped = Piped { req: &req, stages };
+                let piped = Piped::new(&req, stages);
                 // An answer that has its `Date`: only the stages' edits are left.
                 let edits = piped.response_edits(&|n| n == "date");
                 let added: Vec<String> = edits

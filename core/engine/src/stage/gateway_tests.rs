@@ -126,7 +126,7 @@ fn run(text: &str, peer: &str) -> Seen {
         )
     });
     // The origin's response carries its own `Date`: only the stages' edits are left.
-    let response = Piped { req: &req, stages }
+    let response = Piped::new(&req, stages)
         .response_edits(&|n| n == "date")
         .add
         .iter()

@@ -24,6 +24,9 @@ pub const SPILL: &str = "outbound|80||spill.test.svc.cluster.local";
 /// A RING_HASH EDS cluster on `a` and `b`, hashed by `x-user` (Istio's `consistentHash`
 /// with `httpHeaderName`).
 pub const STICKY: &str = "outbound|80||sticky.test.svc.cluster.local";
+/// The same, hashed by the cookie `session`, made for a client without it (Istio's
+/// `consistentHash.httpCookie` with a `ttl`).
+pub const STICKY_COOKIE: &str = "outbound|80||sticky-cookie.test.svc.cluster.local";
 
 /// The `server_name` of the referee's HCM.
 pub const SERVER_NAME: &str = "referee-edge";
@@ -59,6 +62,8 @@ pub fn referee_resources(a: &Origin, b: &Origin, dead: SocketAddr) -> Value {
     let to = |cluster: &str| json!({"cluster": cluster});
     let mut sticky = eds_cluster(STICKY);
     sticky["lb_policy"] = json!("RING_HASH");
+    let mut sticky_cookie = eds_cluster(STICKY_COOKIE);
+    sticky_cookie["lb_policy"] = json!("RING_HASH");
     let routes = vec![
         json!({"name": "canary", "match": {"prefix": "/", "headers": [{"name": "x-canary", "string_match": {"exact": "1"}}]}, "route": to("b")}),
         json!({"name": "exact", "match": {"path": "/exact"}, "route": to("b")}),
@@ -73,6 +78,8 @@ pub fn referee_resources(a: &Origin, b: &Origin, dead: SocketAddr) -> Value {
         json!({"name": "spill", "match": {"path": "/levels70"}, "route": to(SPILL)}),
         json!({"name": "sticky", "match": {"path": "/sticky"}, "route": {"cluster": STICKY,
             "hash_policy": [{"header": {"header_name": "x-user"}}]}}),
+        json!({"name": "sticky-cookie", "match": {"path": "/sticky-cookie"}, "route": {"cluster": STICKY_COOKIE,
+            "hash_policy": [{"cookie": {"name": "session", "ttl": "3600s", "path": "/"}}]}}),
         json!({"name": "rewrite", "match": {"prefix": "/rw/"}, "route": {"cluster": A, "prefix_rewrite": "/v2/"}}),
         json!({"name": "strip", "match": {"prefix": "/strip/"}, "route": {"cluster": "b", "prefix_rewrite": "/"}}),
         json!({"name": "regex-rewrite", "match": {"prefix": "/rx/"}, "route": {"cluster": A,
@@ -87,14 +94,15 @@ pub fn referee_resources(a: &Origin, b: &Origin, dead: SocketAddr) -> Value {
     ];
     json!({
         "cds": [eds_cluster(A), eds_cluster(LEVELS), eds_cluster(FAILOVER), eds_cluster(SPILL),
-            sticky,
+            sticky, sticky_cookie,
             {"name": "b", "type": "STATIC", "connect_timeout": "1s",
             "load_assignment": load_assignment("b", &[(b.addr, 1, "z1")])}],
         "eds": [load_assignment(A, &[(a.addr, 1, "z1")]),
             levels(LEVELS, &[&[(a.addr, "HEALTHY")], &[(b.addr, "HEALTHY")]]),
             levels(FAILOVER, &[&[(a.addr, "UNHEALTHY")], &[(b.addr, "HEALTHY")]]),
             levels(SPILL, &[&[(a.addr, "HEALTHY"), (dead, "UNHEALTHY")], &[(b.addr, "HEALTHY")]]),
-            load_assignment(STICKY, &[(a.addr, 1, "z1"), (b.addr, 1, "z1")])],
+            load_assignment(STICKY, &[(a.addr, 1, "z1"), (b.addr, 1, "z1")]),
+            load_assignment(STICKY_COOKIE, &[(a.addr, 1, "z1"), (b.addr, 1, "z1")])],
         "rds": [{"name": "r1", "virtual_hosts": [
             {"name": "exact", "domains": ["exact.test"], "routes": [json!({"match": {"prefix": "/"}, "route": to(A)})]},
             {"name": "wild", "domains": ["*.wild.test"], "routes": [json!({"match": {"prefix": "/"}, "route": to("b")})]},

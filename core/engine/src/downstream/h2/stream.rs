@@ -249,7 +249,7 @@ impl<'a> Call<'a> {
                 local,
                 stages,
             } => {
-                let piped = Piped { req: &req, stages };
+                let piped = Piped::new(&req, stages);
                 let answer = Answer::of(&local, self.grpc, None);
                 let edits = piped.response_edits(&|n| answer.has(n));
                 self.sent.status.set(answer.status());
@@ -269,7 +269,7 @@ impl<'a> Call<'a> {
                 stages,
             } => (route, cluster, stages),
             Decision::Tunnel { route, to, stages } => {
-                let piped = Piped { req: &req, stages };
+                let piped = Piped::new(&req, stages);
                 let (view, l) = (self.view, self.l);
                 // Boxed, as the upstream call below: most streams never take this branch.
                 let tunnel = crate::downstream::connect::h2(
@@ -286,7 +286,12 @@ impl<'a> Call<'a> {
         };
         let fields = ProxyFields::new(&req, self.trace, self.http.forward_client_cert);
         let request_id = Some(fields.request_id.to_vec());
-        let piped = Piped { req: &req, stages };
+        let (hash, cookie) = crate::downstream::http::route::hash_of(c, head, conn.peer);
+        let piped = Piped {
+            req: &req,
+            stages,
+            cookie,
+        };
         let (set, n) = fields.set();
         let mirror = crate::downstream::mirror::choose(worker, route, head, self.websocket);
         let exchange = Exchange {
@@ -295,7 +300,7 @@ impl<'a> Call<'a> {
             edits: &req.edits,
             body_limit: req.body_limit,
             response: &piped,
-            hash: crate::downstream::http::route::request_hash_of(c, head, conn.peer),
+            hash,
             idle: self.l.idle_timeout,
             grpc: self.grpc,
             retry: route.retry.as_ref(),

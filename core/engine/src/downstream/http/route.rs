@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use ringside_codec::{BodyKind, Edits, RequestHead, Version};
-use ringside_config::{Cluster, HttpListener, Lb, Listener};
+use ringside_config::{Cluster, HashCookie, HttpListener, Lb, Listener};
 
 use crate::cx::conn::{ConnRead, ConnWrite};
 use crate::cx::error::ProxyError;
@@ -19,7 +19,7 @@ use crate::pipeline::answer::Answer;
 use crate::pipeline::view::View;
 use crate::pipeline::{self, Decision, Piped, ProxyFields};
 use crate::stage::{Compiled, Local, Req};
-use crate::upstream::balance::request_hash;
+use crate::upstream::balance::{made_cookie, request_hash};
 use crate::upstream::{self, Down, Exchange, H1Down, Progress};
 
 /// The client side of the connection, lent to one request.
@@ -118,7 +118,7 @@ pub(crate) async fn handle<'v>(
             local,
             stages,
         } => {
-            let piped = Piped { req: &req, stages };
+            let piped = Piped::new(&req, stages);
             let shape = Shape {
                 client_keep,
                 head_only,
@@ -127,7 +127,7 @@ pub(crate) async fn handle<'v>(
             return reply(ds, l, &piped, route, &local, shape).await;
         }
         Decision::Tunnel { route, to, stages } => {
-            let piped = Piped { req: &req, stages };
+            let piped = Piped::new(&req, stages);
             // Boxed: a rare branch, kept out of every request's future.
             let tunnel = crate::downstream::connect::h1(worker, view, l, route, to, &piped, ds);
             return Box::pin(tunnel).await;
@@ -143,7 +143,7 @@ pub(crate) async fn handle<'v>(
         view.snap.config.clusters.get(cluster.0),
         view.clusters.get(cluster.0),
     ) else {
-        let piped = Piped { req: &req, stages };
+        let piped = Piped::new(&req, stages);
         let local = Local::Error(ProxyError::NoHealthyEndpoint);
         let shape = Shape {
             client_keep: false,
@@ -156,8 +156,12 @@ pub(crate) async fn handle<'v>(
     let (set, n) = fields.set();
     let set = set.get(..n).unwrap_or_default();
     let request_id = fields.request_id.to_vec();
-    let hash = request_hash_of(c, head, peer);
-    let piped = Piped { req: &req, stages };
+    let (hash, cookie) = hash_of(c, head, peer);
+    let piped = Piped {
+        req: &req,
+        stages,
+        cookie,
+    };
     let mirror = crate::downstream::mirror::choose(worker, route, head, false);
     let exchange = Exchange {
         head: req.upstream_head(),
@@ -286,8 +290,28 @@ pub(crate) fn consumer_of(req: &Req<'_>) -> Option<std::rc::Rc<str>> {
 
 /// The ring-hash key of a request for a `ring_hash` cluster.
 pub(crate) fn request_hash_of(c: &Cluster, head: &RequestHead, peer: SocketAddr) -> Option<u64> {
-    match (c.lb, &c.hash_key) {
-        (Lb::RingHash, Some(key)) => request_hash(key, |n| head.header(n), peer.ip()),
-        _ => None,
+    hash_of(c, head, peer).0
+}
+
+/// The ring-hash key of a request for a `ring_hash` cluster, and, when the cluster gives a
+/// client without its cookie one (`hash_cookie`), that cookie and its value: the request is
+/// then hashed as the cookie will hash the client's next requests (`made_cookie`).
+pub(crate) fn hash_of<'c>(
+    c: &'c Cluster,
+    head: &RequestHead,
+    peer: SocketAddr,
+) -> (Option<u64>, Option<(&'c HashCookie, u64)>) {
+    let (Lb::RingHash, Some(key)) = (c.lb, &c.hash_key) else {
+        return (None, None);
+    };
+    match (
+        request_hash(key, |n| head.header(n), peer.ip()),
+        &c.hash_cookie,
+    ) {
+        (None, Some(cookie)) => {
+            let (value, hash) = made_cookie(peer);
+            (Some(hash), Some((cookie, value)))
+        }
+        (hash, _) => (hash, None),
     }
 }

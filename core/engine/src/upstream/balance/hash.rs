@@ -44,6 +44,14 @@ pub fn request_hash<'a>(
     }
 }
 
+/// A `hash_cookie` for a client that sent none: the cookie's value, made from the client's
+/// address and port (so a connection's requests before the answer reach it hash alike),
+/// and the hash of the request, the one the cookie will give later requests.
+pub fn made_cookie(client: std::net::SocketAddr) -> (u64, u64) {
+    let value = xxh64(client.to_string().as_bytes(), 0);
+    (value, xxh64(format!("{value:016x}").as_bytes(), 0))
+}
+
 /// The value of the first cookie called `name` in a `Cookie` header (`a=1; b="2"`).
 fn cookie_value<'h>(header: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
     header.split(|&b| b == b';').find_map(|pair| {

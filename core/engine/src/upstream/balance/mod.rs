@@ -41,7 +41,7 @@ use std::net::SocketAddr;
 use ringside_config::{Cluster, Lb};
 
 pub(crate) use groups::Groups;
-pub use hash::request_hash;
+pub use hash::{made_cookie, request_hash};
 
 use least_request::LeastRequest;
 use random::WeightedRandom;

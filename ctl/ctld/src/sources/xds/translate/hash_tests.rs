@@ -200,7 +200,55 @@ fn routes_hashing_one_cluster_by_different_keys_are_refused() {
     let cs = vec![cluster("sticky", LbPolicy::RingHash, DiscoveryType::Static)];
     assert_eq!(
         built(rc, cs).unwrap_err(),
-        "cluster \"sticky\": its routes hash it by different keys (route_config \"8080\": virtual_hosts[0].routes[0].route: header:x-user; route_config \"8080\": virtual_hosts[0].routes[1].route: header:x-tenant), and ringside's hash key is the cluster's"
+        "cluster \"sticky\": its routes hash it differently (route_config \"8080\": virtual_hosts[0].routes[0].route: header:x-user; route_config \"8080\": virtual_hosts[0].routes[1].route: header:x-tenant), and ringside's hash key is the cluster's"
+    );
+}
+
+fn cookie(name: &str, ttl_s: Option<i64>, path: &str) -> HashPolicy {
+    policy(PolicySpecifier::Cookie(Cookie {
+        name: name.into(),
+        ttl: ttl_s.map(|seconds| Duration { seconds, nanos: 0 }),
+        path: path.into(),
+        ..Cookie::default()
+    }))
+}
+
+#[test]
+fn a_cookie_with_a_ttl_is_made_for_a_client_without_it() {
+    // Istio's consistentHash.httpCookie { name, path, ttl }.
+    let rc = routes(
+        "8080",
+        vec![
+            ("/a", "sticky", vec![cookie("session", Some(3600), "/")]),
+            ("/b", "session", vec![cookie("s", Some(0), "")]),
+        ],
+    );
+    let cs = vec![
+        cluster("sticky", LbPolicy::RingHash, DiscoveryType::Static),
+        cluster("session", LbPolicy::Maglev, DiscoveryType::Static),
+    ];
+    let out = built(rc, cs).unwrap();
+    assert_eq!(
+        lb(&out["sticky"]),
+        (Some("ring_hash"), Some("cookie:session"))
+    );
+    assert_eq!(
+        out["sticky"]["hash_cookie"].to_string(),
+        "{ path = \"/\", ttl_s = 3600 }"
+    );
+    assert_eq!(out["session"]["hash_cookie"].to_string(), "{ ttl_s = 0 }");
+    // One route makes the cookie, another only reads it: not the same hashing.
+    let rc = routes(
+        "8080",
+        vec![
+            ("/a", "sticky", vec![cookie("session", Some(60), "/")]),
+            ("/b", "sticky", vec![cookie("session", None, "")]),
+        ],
+    );
+    let cs = vec![cluster("sticky", LbPolicy::RingHash, DiscoveryType::Static)];
+    assert_eq!(
+        built(rc, cs).unwrap_err(),
+        "cluster \"sticky\": its routes hash it differently (route_config \"8080\": virtual_hosts[0].routes[0].route: cookie:session made with { path = \"/\", ttl_s = 60 }; route_config \"8080\": virtual_hosts[0].routes[1].route: cookie:session), and ringside's hash key is the cluster's"
     );
 }
 
@@ -210,18 +258,6 @@ fn hash_policies_ringside_cannot_honour_are_refused_by_field() {
         routes::route_config(routes("r", vec![("/", "c", ps)]), &mut Vec::new()).unwrap_err()
     };
     let at = "route_config \"r\": virtual_hosts[0].routes[0].route.hash_policy";
-    let cookie = policy(PolicySpecifier::Cookie(Cookie {
-        name: "s".into(),
-        ttl: Some(Duration {
-            seconds: 60,
-            nanos: 0,
-        }),
-        ..Cookie::default()
-    }));
-    assert_eq!(
-        nack(vec![cookie]),
-        format!("{at}[0].cookie.ttl: a cookie ringside would have to make (it hashes by a cookie the client sends) is not supported by ringside")
-    );
     let query = policy(PolicySpecifier::QueryParameter(QueryParameter {
         name: "u".into(),
     }));

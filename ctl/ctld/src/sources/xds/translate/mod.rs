@@ -26,7 +26,7 @@ mod headers;
 mod layout;
 pub mod listeners;
 mod resilience;
-mod route_action;
+pub mod route_action;
 pub mod routes;
 pub mod secrets;
 mod tls;
@@ -238,30 +238,43 @@ fn consistent_hash(table: &mut Table, t: &Translated, xds_name: &str) -> Result<
         .chain(inline)
         .flat_map(|rc| &rc.hashes)
         .filter(|h| h.clusters.iter().any(|c| c == xds_name));
-    let mut key: Option<(&str, &str)> = None;
+    let mut key: Option<&route_action::RouteHash> = None;
     for h in hashes {
-        let at = &h.at;
-        match &key {
-            None => key = Some((&h.key, at)),
-            Some((k, first)) if *k != h.key => {
+        match key {
+            None => key = Some(h),
+            Some(first) if (&first.key, &first.cookie) != (&h.key, &h.cookie) => {
                 return Err(format!(
-                    "cluster {xds_name:?}: its routes hash it by different keys ({first}: {k}; {at}: {}), and ringside's hash key is the cluster's",
-                    h.key
+                    "cluster {xds_name:?}: its routes hash it differently ({}: {}; {}: {}), and ringside's hash key is the cluster's",
+                    first.at,
+                    shown(first),
+                    h.at,
+                    shown(h)
                 ))
             }
             Some(_) => {}
         }
     }
     match key {
-        Some((k, _)) => {
+        Some(h) => {
             table.insert("lb".into(), string("ring_hash"));
-            table.insert("hash_key".into(), string(k));
+            table.insert("hash_key".into(), string(h.key.clone()));
+            if let Some(cookie) = &h.cookie {
+                table.insert("hash_cookie".into(), Value::Table(cookie.clone()));
+            }
         }
         None => {
             table.insert("lb".into(), string("random"));
         }
     }
     Ok(())
+}
+
+/// A route's hash as an error shows it: the key, and a made cookie's settings.
+fn shown(h: &route_action::RouteHash) -> String {
+    match &h.cookie {
+        None => h.key.clone(),
+        Some(c) => format!("{} made with {}", h.key, Value::Table(c.clone())),
+    }
 }
 
 /// Listeners and clusters share no namespace in ringside, but a name must stay unique within

@@ -36,10 +36,11 @@ const RETRY_ON: &[&str] = &[
     "resource-exhausted",
     "unavailable",
 ];
-/// A hash policy as a ringside `hash_key`: a header, a cookie the client already has, the
-/// client's address. A cookie with a `ttl` (Envoy makes one for a client without it), query
+/// A hash policy as a ringside `hash_key` (a header, a cookie, the client's address) and,
+/// for a cookie with a `ttl` (made for a client without it), the `hash_cookie`. Query
 /// parameters and filter state are not.
-fn hash_key(mut p: HashPolicy, at: &str) -> Res<String> {
+fn hash_key(mut p: HashPolicy, at: &str) -> Res<(String, Option<Table>)> {
+    let mut made = None;
     let key = match p.policy_specifier.take() {
         Some(PolicySpecifier::Header(mut h)) => {
             let name = take(&mut h.header_name).to_ascii_lowercase();
@@ -47,13 +48,17 @@ fn hash_key(mut p: HashPolicy, at: &str) -> Res<String> {
             format!("header:{name}")
         }
         Some(PolicySpecifier::Cookie(mut c)) => {
-            if c.ttl.is_some() {
-                return Err(unsupported(
-                    &format!("{at}.cookie.ttl"),
-                    "a cookie ringside would have to make (it hashes by a cookie the client sends)",
-                ));
-            }
             let name = take(&mut c.name);
+            let path = take(&mut c.path);
+            if let Some(ttl) = c.ttl.take() {
+                let mut t = Table::new();
+                // Whole seconds: Max-Age counts seconds.
+                t.insert("ttl_s".into(), int(ms(&ttl) / 1000));
+                if !path.is_empty() {
+                    t.insert("path".into(), string(path));
+                }
+                made = Some(t);
+            }
             leftover(&c, &format!("{at}.cookie"))?;
             format!("cookie:{name}")
         }
@@ -77,7 +82,7 @@ fn hash_key(mut p: HashPolicy, at: &str) -> Res<String> {
     // With one policy, the first to give a hash is the last: `terminal` changes nothing.
     p.terminal = false;
     leftover(&p, at)?;
-    Ok(key)
+    Ok((key, made))
 }
 
 /// Envoy retries every method; ringside only those listed.
@@ -96,6 +101,9 @@ pub struct RouteHash {
     pub clusters: Vec<String>,
     /// A ringside `hash_key`: `header:NAME`, `cookie:NAME` or `source_ip`.
     pub key: String,
+    /// A cookie with a `ttl`: the cluster's `hash_cookie` (`ttl_s`, `path`), which gives a
+    /// client without the cookie one.
+    pub cookie: Option<Table>,
     /// The route, for errors.
     pub at: String,
 }
@@ -143,11 +151,15 @@ pub fn route(
     }
     let hash = match take(&mut a.hash_policy).as_slice() {
         [] => None,
-        [p] => Some(RouteHash {
-            clusters: clusters.get(first..).unwrap_or_default().to_vec(),
-            key: hash_key(p.clone(), &format!("{at}.hash_policy[0]"))?,
-            at: at.to_owned(),
-        }),
+        [p] => {
+            let (key, cookie) = hash_key(p.clone(), &format!("{at}.hash_policy[0]"))?;
+            Some(RouteHash {
+                clusters: clusters.get(first..).unwrap_or_default().to_vec(),
+                key,
+                cookie,
+                at: at.to_owned(),
+            })
+        }
         _ => {
             return Err(unsupported(
                 &format!("{at}.hash_policy"),

@@ -1,5 +1,6 @@
-//! Endpoints' `priority` and `down`, and clusters' `overprovisioning_percent`: what is
-//! accepted, and every mistake with its path.
+//! How a cluster balances, beyond `lb`: endpoints' `priority` and `down`, clusters'
+//! `overprovisioning_percent` and ring hash's `hash_cookie`: what is accepted, and every
+//! mistake with its path.
 
 use super::tests::errors;
 use crate::model::Config;
@@ -106,4 +107,45 @@ fn down_is_read_and_in_the_fingerprint() {
     let fp = |down| ok(&text(down)).clusters[0].fingerprint;
     assert_ne!(fp(true), fp(false));
     assert_eq!(fp(true), fp(true));
+}
+
+#[test]
+fn hash_cookie_is_read_and_checked() {
+    let text = |lb: &str, cookie: &str| {
+        format!(
+            "{LISTENER}[[clusters]]\nname = \"app\"\n{lb}hash_cookie = {cookie}\nendpoints = [ \"127.0.0.1:1\" ]\n"
+        )
+    };
+    let ring = "lb = \"ring_hash\"\nhash_key = \"cookie:sticky\"\n";
+    let c = ok(&text(ring, "{ ttl_s = 3600, path = \"/app\" }"));
+    let hc = c.clusters[0].hash_cookie.clone().unwrap();
+    assert_eq!(
+        hc.set_cookie(0xab),
+        "sticky=00000000000000ab; Max-Age=3600; Path=/app; HttpOnly"
+    );
+    // 0: a session cookie; no path: the browser's default.
+    let c = ok(&text(ring, "{ ttl_s = 0 }"));
+    let hc = c.clusters[0].hash_cookie.clone().unwrap();
+    assert_eq!(hc.set_cookie(1), "sticky=0000000000000001; HttpOnly");
+
+    let header = "lb = \"ring_hash\"\nhash_key = \"header:x-user\"\n";
+    assert_eq!(
+        errors(&text(header, "{ ttl_s = 1 }")),
+        ["clusters[0].hash_cookie: only valid with lb = \"ring_hash\" and hash_key = \"cookie:NAME\" (the cookie it gives)"]
+    );
+    assert_eq!(
+        errors(&text("", "{ ttl_s = 1 }")),
+        ["clusters[0].hash_cookie: only valid with lb = \"ring_hash\" and hash_key = \"cookie:NAME\" (the cookie it gives)"]
+    );
+    assert_eq!(
+        errors(&text(ring, "{ ttl_s = 315360001, path = \"a;b\" }")),
+        [
+            "clusters[0].hash_cookie.ttl_s: must be from 0 to 315360000, got 315360001",
+            "clusters[0].hash_cookie.path: invalid cookie path \"a;b\": \"/\" and up to 1024 printable characters but \";\"",
+        ]
+    );
+    assert_eq!(
+        errors(&text(ring, "{ path = \"/\" }")),
+        ["clusters[0].hash_cookie: missing field \"ttl_s\""]
+    );
 }
