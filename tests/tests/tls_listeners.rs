@@ -97,6 +97,64 @@ both_drivers!(
     }
 );
 
+both_drivers!(
+    fn a_parent_that_is_not_transparent_hands_tls_on_by_server_name(d) {
+        // A gateway's one port: each host's TLS (and routes) in a child listener chosen by
+        // the ClientHello's server name; what no child takes, the parent serves (here,
+        // plaintext HTTP).
+        let pki = TestPki::new();
+        let (a, ak) = pki.leaf("api", &["api.test"], &[]);
+        let (b, bk) = pki.leaf("legacy", &["*.legacy.test"], &[]);
+        let (oa, ob, oc) = (Origin::text("a"), Origin::text("b"), Origin::text("c"));
+        let child = |name: &str, sni: &str, cert: &Path, key: &Path, origin: &Origin| {
+            format!(
+                "[[listeners]]\nname = \"{name}\"\nparent = \"in\"\nmatch = {{ server_names = [ \"{sni}\" ] }}\n\
+                 tls = {{ certificates = [ {{ cert = \"{}\", key = \"{}\" }} ] }}\n\
+                 [[routes]]\nlistener = \"{name}\"\ncluster = \"{name}\"\n\
+                 [[clusters]]\nname = \"{name}\"\nendpoints = [ \"{}\" ]\n",
+                cert.display(),
+                key.display(),
+                origin.addr()
+            )
+        };
+        let text = format!(
+            "[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n\
+             [[routes]]\nlistener = \"in\"\ncluster = \"plain\"\n\
+             [[clusters]]\nname = \"plain\"\nendpoints = [ \"{}\" ]\n{}{}",
+            oc.addr(),
+            child("api", "api.test", &a, &ak, &oa),
+            child("legacy", "*.legacy.test", &b, &bk, &ob),
+        );
+        let p = Proxy::start(d, &text);
+        let ca = pki.ca_path();
+        for (host, version, want) in [
+            ("api.test", "--http1.1", "a"),
+            ("api.test", "--http2", "a"),
+            ("old.legacy.test", "--http1.1", "b"),
+            ("old.legacy.test", "--http2", "b"),
+        ] {
+            let r = https(&p, host, &ca, &[version]);
+            assert_eq!((r.status, r.stdout.as_str()), (Some(200), want), "{host} {version}: {r:?}");
+        }
+        let r = curl(&[&format!("http://{}/x", p.addr("in"))]);
+        assert_eq!((r.status, r.stdout.as_str()), (Some(200), "c"), "{r:?}");
+        drop(p);
+
+        // `unmatched = "close"`: what no child takes (another server name, plaintext) is
+        // closed and counted, as Envoy closes what no filter chain takes.
+        let closing = text.replacen("bind = \"127.0.0.1:0\"\n", "bind = \"127.0.0.1:0\"\nunmatched = \"close\"\n", 1);
+        let p = Proxy::start(d, &closing);
+        let r = https(&p, "api.test", &ca, &["--http2"]);
+        assert_eq!((r.status, r.stdout.as_str()), (Some(200), "a"), "{r:?}");
+        let r = https(&p, "other.test", &ca, &["--insecure"]);
+        assert_eq!(r.status, None, "another server name: {r:?}");
+        let r = curl(&[&format!("http://{}/x", p.addr("in"))]);
+        assert_eq!(r.status, None, "plaintext: {r:?}");
+        assert!(eventually(WAIT, || p.listener_total("in", |l| l.unmatched) == 2));
+        assert_eq!(oc.requests().len(), 1, "only the first proxy's plaintext request");
+    }
+);
+
 /// `openssl s_client` sending one request with `Connection: close`.
 fn s_client(addr: &str, version: &str, sess_flag: &str, sess: &Path) -> std::process::Output {
     let script = format!(

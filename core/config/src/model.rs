@@ -163,15 +163,17 @@ pub struct Listener {
     /// Mesh mTLS with [`Config::mesh`] (validation guarantees it is present).
     pub mtls: Option<MtlsMode>,
     /// Connections arrive through an iptables `REDIRECT`: their original destination is
-    /// read at accept (`transparent`). A child listener's is its parent's (`true`).
+    /// read at accept (`transparent`). A child listener's is its parent's.
     pub transparent: bool,
     /// A child listener (`parent`): it binds nothing and serves the connections its parent
-    /// hands it by their original destination; its `bind` is the parent's.
+    /// hands it by their destination and what they open with; its `bind` is the parent's.
     pub parent: Option<String>,
-    /// A parent listener's children, by the original destinations they take.
+    /// A parent listener's children, by the connections they take.
     pub children: crate::Children,
     /// How a parent reads a connection's first bytes when its children need them.
     pub inspect: Inspect,
+    /// A parent's `unmatched = "close"`: a connection no child takes is closed, not served.
+    pub close_unmatched: bool,
 }
 
 /// `inspect_timeout_ms`, `inspect_on_timeout`: how long a parent listener waits for a

@@ -10,7 +10,7 @@
 //! lends its name, so references to it are not reported a second time as unknown. Errors are
 //! finally sorted by section and element index, so `ringside check` reads like the file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -110,12 +110,23 @@ pub(crate) fn parse_and_validate(
         |l: &FileListener| &l.name,
     );
     v.binds(&raw.listeners);
+    let parents: HashSet<&str> = raw
+        .listeners
+        .iter()
+        .filter_map(|s| match s {
+            Slot::Ok(l) => l.parent.as_deref(),
+            Slot::Broken { .. } => None,
+        })
+        .collect();
     let mut listeners: Vec<Option<Listener>> = raw
         .listeners
         .iter()
         .enumerate()
         .map(|(i, slot)| match slot {
-            Slot::Ok(l) => v.listener(i, l, &cluster_ids, mesh_given),
+            Slot::Ok(l) => {
+                let parent = parents.contains(&*l.name);
+                v.listener(i, l, &cluster_ids, mesh_given, parent)
+            }
             Slot::Broken { .. } => None,
         })
         .collect();

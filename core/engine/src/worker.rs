@@ -339,11 +339,22 @@ fn spawn_connection(
     } else {
         None
     };
-    // A parent hands the connection to the child listener its original destination picks
+    // A parent hands the connection to the child listener its destination picks
     // (`listeners[].parent`), or, when its children are told apart by what the connection
-    // opens with, the one its first bytes pick. The parent's `open` counts it throughout:
-    // `max_connections` is the parent's.
-    let pick = dst.map_or(Pick::Parent, |d| listener.children.pick(d.addr, None));
+    // opens with, the one its first bytes pick. The destination is the original one on a
+    // transparent parent, else the address the connection came in on (Envoy's without
+    // `use_original_dst`): read only when the listener has children. The parent's `open`
+    // counts it throughout: `max_connections` is the parent's.
+    let at = match dst {
+        Some(d) => Some(d.addr),
+        None if !listener.children.is_empty() => stream.local_addr().ok(),
+        None => None,
+    };
+    let pick = at.map_or(Pick::Parent, |a| listener.children.pick(a, None));
+    if pick == Pick::Parent && listener.close_unmatched {
+        unmatched(worker, name);
+        return;
+    }
     let inspect = pick == Pick::Inspect;
     let how = listener.inspect;
     let chosen: Rc<str> = match pick {
@@ -353,7 +364,7 @@ fn spawn_connection(
     drop(view);
     let mut guard = ConnGuard::new(worker, open);
     let abort = worker.cx.abort.clone();
-    if let (true, Some(dst)) = (inspect, dst) {
+    if let (true, Some(at)) = (inspect, at) {
         let worker = worker.clone();
         let inspected = async move {
             let mut stream = stream;
@@ -364,13 +375,17 @@ fn spawn_connection(
             let view = worker.views.current();
             let chosen: Rc<str> = match view.listener(&chosen) {
                 None => return, // removed by a reload meanwhile
-                Some(l) => match l.children.pick(dst.addr, Some(&hello)) {
+                Some(l) => match l.children.pick(at, Some(&hello)) {
                     Pick::Child(child) => Rc::from(child),
+                    Pick::Parent | Pick::Inspect if l.close_unmatched => {
+                        unmatched(&worker, &chosen);
+                        return;
+                    }
                     Pick::Parent | Pick::Inspect => chosen,
                 },
             };
             drop(view);
-            let serve = serve_as(&worker, &chosen, stream, peer, Some(dst), first, &mut guard);
+            let serve = serve_as(&worker, &chosen, stream, peer, dst, first, &mut guard);
             serve.await;
             drop(guard);
         };
@@ -386,6 +401,13 @@ fn spawn_connection(
         either(serve, abort.wait()).await;
         drop(guard);
     });
+}
+
+/// Counts a connection parent listener `name` closes because no child took it.
+fn unmatched(worker: &Worker, name: &Rc<str>) {
+    let stats = worker.cx.stats.listener(name);
+    stats.unmatched.set(stats.unmatched.get() + 1);
+    tracing::debug!(listener = %name, "no child listener takes the connection: closed (unmatched = \"close\")");
 }
 
 /// The work of a connection served by listener `name`, counted among its open connections

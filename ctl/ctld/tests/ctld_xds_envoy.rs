@@ -38,16 +38,34 @@ fn envoy_and_ringside_answer_the_same_resources_alike() {
     // State of the world on both drivers, then incremental xDS (the I/O driver plays no part
     // in how ctld speaks xDS): Envoy's own delta client is the check of the test server's.
     let runs = [("io_uring", false), ("epoll", false), ("io_uring", true)];
+    // The gateway's certificates, one per server name.
+    let gate_certs: Vec<(&str, String, String)> = ["api.test", "shop.test"]
+        .into_iter()
+        .map(|name| {
+            let c = rcgen::generate_simple_self_signed(vec![name.into()]).unwrap();
+            (name, c.cert.pem(), c.key_pair.serialize_pem())
+        })
+        .collect();
+    let gate_dir = tempfile::tempdir().unwrap();
+    for (name, cert, _) in &gate_certs {
+        std::fs::write(gate_dir.path().join(format!("{name}.pem")), cert).unwrap();
+    }
     for (driver, delta) in runs {
         let mode = if delta { "delta" } else { "state of the world" };
         let mut ads = Ads::start();
         let (a, b) = (Origin::echo("a"), Origin::echo("b"));
         let (rport, eport, metrics) = (free_port(), free_port(), free_port());
+        let (rgate, egate) = (free_port(), free_port());
         // Never listened on: an endpoint EDS says is UNHEALTHY (no request goes there).
         let dead = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut resources = referee_resources(&a, &b, dead);
-        resources["lds"] = json!([referee_listener(rport)]);
-        let own = json!({REFEREE: {"lds": [referee_listener(eport)]}});
+        let certs: Vec<(&str, &str, &str)> = gate_certs
+            .iter()
+            .map(|(n, c, k)| (*n, c.as_str(), k.as_str()))
+            .collect();
+        resources["lds"] = json!([referee_listener(rport), gateway_listener(rgate, &certs)]);
+        let own =
+            json!({REFEREE: {"lds": [referee_listener(eport), gateway_listener(egate, &certs)]}});
         ads.set_per_node("v1", resources, own);
 
         let dirs = Dirs::new();
@@ -213,6 +231,31 @@ fn envoy_and_ringside_answer_the_same_resources_alike() {
         if !(fine(e) && fine(r)) {
             disagree.push(format!("consistent hash: envoy {e:?}, ringside {r:?}"));
         }
+        // The gateway port: each server name to its chain (its certificate, its routes), and
+        // a name no chain takes closed by both.
+        for (sni, want) in [
+            ("api.test", Some("a")),
+            ("shop.test", Some("b")),
+            ("other.test", None),
+        ] {
+            let ca = gate_dir.path().join(format!(
+                "{}.pem",
+                if want.is_some() { sni } else { "api.test" }
+            ));
+            let through = |port: u16| https_origin(port, sni, &ca);
+            let (e, r) = (through(egate), through(rgate));
+            let shown = |o: &Option<String>| o.clone().unwrap_or_else(|| "closed".into());
+            let agree = e == r && e.as_deref() == want;
+            table.push(format!(
+                "| gateway port, TLS server name `{sni}` | `/x` | | {} | | | {} | | {} |",
+                shown(&e),
+                shown(&r),
+                yes(agree)
+            ));
+            if !agree {
+                disagree.push(format!("gateway {sni}: envoy {e:?}, ringside {r:?}"));
+            }
+        }
         // The cookie made for a client without it: each new client (a connection of its
         // own) is given one, and sticks to the origin of its first request with it.
         let made = |port: u16| {
@@ -293,4 +336,20 @@ fn origin_of(body: &str) -> String {
         .and_then(|rest| rest.split_once(' '))
         .map_or("-", |(name, _)| name)
         .to_owned()
+}
+
+/// The origin `GET https://SNI:PORT/x` reaches (curl, verifying with `ca`); `None` when the
+/// connection or handshake fails.
+fn https_origin(port: u16, sni: &str, ca: &std::path::Path) -> Option<String> {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(ca)
+        .arg("--resolve")
+        .arg(format!("{sni}:{port}:127.0.0.1"))
+        .arg(format!("https://{sni}:{port}/x"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| origin_of(&String::from_utf8_lossy(&out.stdout)))
 }

@@ -283,6 +283,19 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
         );
     }
     e.family(
+        "ringside_downstream_connections_unmatched_total",
+        Kind::Counter,
+        "Connections a parent listener closed because none of its child listeners took them (unmatched = \"close\"), by listener.",
+    );
+    for l in &listeners {
+        let n = t.listeners.get(*l).map_or(0, |x| x.unmatched);
+        e.sample(
+            "ringside_downstream_connections_unmatched_total",
+            &[("listener", l)],
+            n,
+        );
+    }
+    e.family(
         "ringside_authz_denied_total",
         Kind::Counter,
         "Requests denied by the listener's authorization policy (403 or gRPC PERMISSION_DENIED).",
@@ -996,6 +1009,7 @@ mod tests {
                 tls_failures: 5,
                 authz_denied: 7,
                 overflow: 4,
+                unmatched: 0,
                 rate_limited: vec![("api".into(), 3)],
                 faults: vec![("api".into(), "abort", 1)],
                 authn_failures: vec![("api".into(), "missing", 2)],

@@ -34,6 +34,7 @@ pub struct ListenerTotals {
     pub authz_denied: u64,
     /// Connections closed at accept past `max_connections`.
     pub overflow: u64,
+    pub unmatched: u64,
     /// Requests refused by a token bucket, by route ("" for the listener's own).
     pub rate_limited: BTreeMap<String, u64>,
     /// Faults injected, by (route, kind).
@@ -126,6 +127,7 @@ impl Totals {
                 lt.tls_failures += l.tls_failures;
                 lt.authz_denied += l.authz_denied;
                 lt.overflow += l.overflow;
+                lt.unmatched += l.unmatched;
                 for (route, n) in &l.rate_limited {
                     *lt.rate_limited.entry(route.clone()).or_insert(0) += n;
                 }

@@ -18,15 +18,17 @@ pub struct FileListener {
     /// every IP of its family on that port).
     pub bind: Option<String>,
     /// A listener with no socket of its own: it serves the connections its parent (a
-    /// `transparent` listener with a `bind`) accepts whose original destination its `match`
-    /// takes (Envoy's filter chain match, and its `use_original_dst` hand-off to listeners
-    /// that do not bind). The most specific child wins: one naming the destination's port
-    /// before one naming no port, then the longest address block; a connection no child
-    /// takes is served by the parent itself. Such a listener has no `bind`,
-    /// `transparent` or `max_connections` (the parent's apply). Default: none.
+    /// listener with a `bind`) accepts that its `match` takes (Envoy's filter chain match,
+    /// and its `use_original_dst` hand-off to listeners that do not bind): by destination
+    /// (the original one on a `transparent` parent, else the address the connection came in
+    /// on) and by what the connection opens with (a gateway's TLS by server name). The most
+    /// specific child wins: one naming the destination's port before one naming no port,
+    /// then the longest address block, the server name, the transport, the ALPN; a
+    /// connection no child takes is served by the parent itself. Such a listener has no
+    /// `bind`, `transparent` or `max_connections` (the parent's apply). Default: none.
     pub parent: Option<String>,
-    /// With `parent`, required: which connections this listener serves, by original
-    /// destination, `{ ports = [ 8080 ], addresses = [ "10.96.0.0/12" ] }`, and by what they
+    /// With `parent`, required: which connections this listener serves, by destination,
+    /// `{ ports = [ 8080 ], addresses = [ "10.96.0.0/12" ] }`, and by what they
     /// open with (`transport`, `server_names`, `alpn`: the parent reads the first bytes to
     /// know). `ports`: 1 to 65535; `addresses`: address blocks (`"10.0.0.0/8"`, `"fd00::/8"`,
     /// or one address). An omitted key matches any; at least one is given. Two children of one
@@ -148,14 +150,29 @@ pub struct FileListener {
     /// capability needed), logged as `original_dst`, and is where a cluster with
     /// `kind = "original_dst"` forwards. Default `false`.
     pub transparent: Option<bool>,
-    /// A parent (`transparent`) listener whose children are told apart by what a connection
-    /// opens with reads its first bytes for at most this long; 0: as long as the listener's
-    /// `idle_timeout_ms`. Envoy's `listener_filters_timeout`. Default 1000.
+    /// A parent listener (`transparent`, or the parent of child listeners) whose children
+    /// are told apart by what a connection opens with reads its first bytes for at most this
+    /// long; 0: as long as the listener's `idle_timeout_ms`. Envoy's
+    /// `listener_filters_timeout`. Default 1000.
     pub inspect_timeout_ms: Option<u64>,
     /// What a connection that sent too little by `inspect_timeout_ms` gets: `"continue"`
     /// (chosen by what is known: plaintext, and TLS without a complete ClientHello) or
     /// `"close"`. Envoy's `continue_on_listener_filters_timeout`. Default `"continue"`.
     pub inspect_on_timeout: Option<FileInspectOnTimeout>,
+    /// A parent listener: what a connection no child listener takes gets: `"serve"` (this
+    /// listener serves it) or `"close"` (closed at once and counted in
+    /// `ringside_downstream_connections_unmatched_total`, as Envoy closes a connection no
+    /// filter chain takes: a gateway port with one child per server name and nothing for
+    /// the others). Default `"serve"`.
+    pub unmatched: Option<FileUnmatched>,
+}
+
+/// `listeners[].unmatched`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileUnmatched {
+    Serve,
+    Close,
 }
 
 /// `listeners[].inspect_on_timeout`.

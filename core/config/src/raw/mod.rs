@@ -42,7 +42,7 @@ pub use gateway::{
 pub use listeners::{
     FileAccessLog, FileCertDetail, FileCertKey, FileEscapedSlashes, FileForwardClientCert,
     FileHttp2, FileInspectOnTimeout, FileListener, FileListenerMatch, FileListenerTls,
-    FileLogFormat, FileMtlsMode, FileProtocol, FileTransport,
+    FileLogFormat, FileMtlsMode, FileProtocol, FileTransport, FileUnmatched,
 };
 pub use process::{FileDriver, FileMesh, FileMeshIdentity, FileProxy, FileRole};
 pub use routes::{

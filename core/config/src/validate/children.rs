@@ -1,5 +1,6 @@
-//! Child listeners (`listeners[].parent`, `match`): a transparent listener's connections
-//! handed to another listener by their original destination.
+//! Child listeners (`listeners[].parent`, `match`): a listener's connections handed to
+//! another listener by their destination (the original one, on a transparent parent) and
+//! what they open with.
 
 use std::collections::HashMap;
 
@@ -28,7 +29,7 @@ impl Validator {
                 if l.destination.is_some() {
                     self.err(
                         format!("{p}.match"),
-                        "only with parent (the original destinations a child listener takes from its parent)",
+                        "only with parent (the connections a child listener takes from its parent)",
                     );
                 }
                 continue;
@@ -70,10 +71,16 @@ impl Validator {
             tables.entry(j).or_default().push((i, child));
         }
         for (j, children) in tables {
-            let bind = built.get(j).and_then(|l| l.as_ref()).map(|l| l.bind);
+            let parent = built.get(j).and_then(|l| l.as_ref());
+            let (bind, transparent) = (
+                parent.map(|l| l.bind),
+                parent.is_some_and(|l| l.transparent),
+            );
             for (i, _) in &children {
                 if let (Some(bind), Some(Some(child))) = (bind, built.get_mut(*i)) {
                     child.bind = bind;
+                    // Its connections carry an original destination when the parent's do.
+                    child.transparent = transparent;
                 }
             }
             if let Some(Some(parent)) = built.get_mut(j) {
@@ -82,8 +89,7 @@ impl Validator {
         }
     }
 
-    /// `listeners[i].parent`: the position of a listener that binds and reads original
-    /// destinations.
+    /// `listeners[i].parent`: the position of a listener that accepts (has no parent itself).
     fn parent(
         &mut self,
         p: &str,
@@ -104,8 +110,6 @@ impl Validator {
             "a listener cannot be its own parent"
         } else if pl.parent.is_some() {
             "that listener has a parent itself (one level only: the parent is the listener that accepts)"
-        } else if pl.transparent != Some(true) {
-            "that listener needs transparent = true (a child is chosen by the connection's original destination, which only a transparent listener reads)"
         } else {
             return Some(j);
         };

@@ -1,4 +1,5 @@
-//! Child listeners: a transparent parent's connections handed on by original destination.
+//! Child listeners: a parent's connections handed on by destination (the original one, on a
+//! transparent parent) and by what they open with.
 
 use super::tests::{errors, ok};
 use crate::model::ListenerKind;
@@ -147,11 +148,10 @@ name = "nobind"
     assert_eq!(
         e,
         [
-            "listeners[1].match: only with parent (the original destinations a child listener takes from its parent)",
+            "listeners[1].match: only with parent (the connections a child listener takes from its parent)",
             "listeners[2].bind: not with parent: a child listener has no socket of its own (its parent accepts its connections)",
             "listeners[3].match: required with parent: the connections this listener takes (ports, addresses; transport, server_names, alpn)",
             "listeners[4].parent: unknown listener \"nowhere\"",
-            "listeners[5].parent: listener \"plain\": that listener needs transparent = true (a child is chosen by the connection's original destination, which only a transparent listener reads)",
             "listeners[6].parent: listener \"a\": that listener has a parent itself (one level only: the parent is the listener that accepts)",
             "listeners[7].transparent: not with parent: the parent's transparent applies to the connections it hands this listener",
             "listeners[7].max_connections: not with parent: the parent's max_connections applies to the connections it hands this listener",
@@ -319,8 +319,80 @@ inspect_on_timeout = "close"
             "{PARENT}\n[[listeners]]\nname = \"plain\"\nbind = \"127.0.0.1:8080\"\ninspect_timeout_ms = 5\ninspect_on_timeout = \"close\"\n"
         )),
         [
-            "listeners[1].inspect_timeout_ms: only on a listener with transparent = true (a parent reads a connection's first bytes to choose its child listener)",
-            "listeners[1].inspect_on_timeout: only on a listener with transparent = true (a parent reads a connection's first bytes to choose its child listener)",
+            "listeners[1].inspect_timeout_ms: only on a parent listener, or one with transparent = true (a parent reads a connection's first bytes to choose its child listener)",
+            "listeners[1].inspect_on_timeout: only on a parent listener, or one with transparent = true (a parent reads a connection's first bytes to choose its child listener)",
         ]
     );
+}
+
+#[test]
+fn a_parent_that_is_not_transparent_hands_on_by_what_connections_open_with() {
+    // A gateway's port 443: one certificate per host, and a TCP passthrough by server name.
+    let c = ok(r#"
+[[listeners]]
+name = "https"
+bind = "127.0.0.1:8443"
+inspect_timeout_ms = 2000
+
+[[listeners]]
+name = "api"
+parent = "https"
+match = { server_names = [ "api.example.com" ] }
+
+[[listeners]]
+name = "legacy"
+parent = "https"
+match = { server_names = [ "*.legacy.example.com" ] }
+protocol = "tcp"
+cluster = "legacy"
+
+[[clusters]]
+name = "legacy"
+endpoints = [ "127.0.0.1:9443" ]
+"#);
+    let https = &c.listeners[0];
+    assert!(!https.transparent && !c.listeners[1].transparent && !c.listeners[2].transparent);
+    assert_eq!(https.inspect.timeout.as_millis(), 2000);
+    let at = "127.0.0.1:8443".parse().unwrap();
+    assert_eq!(https.children.pick(at, None), Pick::Inspect);
+    let tls = |name: &str| crate::Hello {
+        transport: crate::Transport::Tls,
+        server_name: Some(name.into()),
+        alpn: vec![],
+    };
+    assert_eq!(
+        https.children.pick(at, Some(&tls("api.example.com"))),
+        Pick::Child("api")
+    );
+    assert_eq!(
+        https
+            .children
+            .pick(at, Some(&tls("old.legacy.example.com"))),
+        Pick::Child("legacy")
+    );
+    assert_eq!(
+        https.children.pick(at, Some(&tls("other.example.com"))),
+        Pick::Parent
+    );
+    // What only an original destination gives stays a transparent parent's children's.
+    let e = errors(
+        r#"
+[[listeners]]
+name = "https"
+bind = "127.0.0.1:8443"
+
+[[listeners]]
+name = "passthrough"
+parent = "https"
+match = { server_names = [ "a.example.com" ] }
+protocol = "tcp"
+cluster = "anywhere"
+
+[[clusters]]
+name = "anywhere"
+kind = "original_dst"
+"#,
+    );
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert!(e[0].starts_with("listeners[1].cluster: "), "{e:#?}");
 }

@@ -13,7 +13,7 @@ use crate::model::{
 };
 use crate::raw::{
     FileCertDetail, FileEscapedSlashes, FileForwardClientCert, FileHttp2, FileInspectOnTimeout,
-    FileListener, FileLogFormat, FileMtlsMode, FileProtocol,
+    FileListener, FileLogFormat, FileMtlsMode, FileProtocol, FileUnmatched,
 };
 use crate::tls::MtlsMode;
 use ringside_codec::{EscapedSlashes, PathRules};
@@ -60,6 +60,7 @@ impl Validator {
         l: &FileListener,
         clusters: &HashMap<&str, usize>,
         mesh_given: bool,
+        parent: bool,
     ) -> Option<Listener> {
         let p = format!("listeners[{i}]");
         let built = self.clean(|v| {
@@ -127,10 +128,21 @@ impl Validator {
                 idle_timeout,
                 tls,
                 mtls,
-                transparent: l.transparent.unwrap_or(false) || l.parent.is_some(),
+                // A child's is its parent's, filled in by `children`.
+                transparent: l.transparent.unwrap_or(false),
                 parent: l.parent.clone(),
                 children: Default::default(),
-                inspect: v.inspect(&p, l, idle_timeout),
+                inspect: v.inspect(&p, l, parent, idle_timeout),
+                close_unmatched: match l.unmatched {
+                    Some(FileUnmatched::Close) if !parent => {
+                        v.err(
+                            format!("{p}.unmatched"),
+                            "only on a parent listener (the connections none of its child listeners takes)",
+                        );
+                        false
+                    }
+                    u => u == Some(FileUnmatched::Close),
+                },
             })
         });
         built.flatten()
@@ -301,17 +313,18 @@ impl Validator {
         }
     }
 
-    /// `inspect_timeout_ms` (0: the idle timeout), `inspect_on_timeout`: a transparent
-    /// listener's (only a parent reads first bytes to choose a child).
-    fn inspect(&mut self, p: &str, l: &FileListener, idle: Duration) -> Inspect {
+    /// `inspect_timeout_ms` (0: the idle timeout), `inspect_on_timeout`: a parent's (only
+    /// a parent reads first bytes to choose a child); `parent`: another listener names this
+    /// one its parent.
+    fn inspect(&mut self, p: &str, l: &FileListener, parent: bool, idle: Duration) -> Inspect {
         for (key, given) in [
             ("inspect_timeout_ms", l.inspect_timeout_ms.is_some()),
             ("inspect_on_timeout", l.inspect_on_timeout.is_some()),
         ] {
-            if given && l.transparent != Some(true) {
+            if given && !parent && l.transparent != Some(true) {
                 self.err(
                     format!("{p}.{key}"),
-                    "only on a listener with transparent = true (a parent reads a connection's first bytes to choose its child listener)",
+                    "only on a parent listener, or one with transparent = true (a parent reads a connection's first bytes to choose its child listener)",
                 );
             }
         }

@@ -57,8 +57,11 @@ impl Validator {
                 Slot::Broken { .. } => None,
             })
             .collect();
-        // A child listener's connections come from its parent, which must be transparent.
-        let transparent = |l: &FileListener| l.transparent == Some(true) || l.parent.is_some();
+        // A child listener's connections come from its parent: transparent if it is.
+        let transparent = |l: &FileListener| {
+            let parent = l.parent.as_deref().and_then(|p| listeners.get(p));
+            l.transparent == Some(true) || parent.is_some_and(|p| p.transparent == Some(true))
+        };
         for (i, slot) in raw.listeners.iter().enumerate() {
             let Slot::Ok(l) = slot else { continue };
             let tcp = l.protocol == Some(FileProtocol::Tcp);

@@ -65,6 +65,13 @@ pub(super) fn pki() -> tempfile::TempDir {
         ("old", &["old.example.com"][..], None, true),
         ("plain", &["plain.example.com"][..], None, false),
         ("client", &["client.example.com"][..], None, false),
+        ("shop", &["shop.example.com"][..], None, false),
+        (
+            "api",
+            &["api.example.com", "*.api.example.com"][..],
+            None,
+            false,
+        ),
     ] {
         let (cert, key) = leaf(&ca, dns, uri, expired);
         write(&format!("{name}.pem"), &cert);

@@ -92,6 +92,8 @@ pub(crate) struct ListenerStats {
     pub(crate) authz_denied: Cell<u64>,
     /// Connections closed at accept because the worker had `max_connections` open.
     pub(crate) overflow: Cell<u64>,
+    /// A parent's connections no child listener took, closed (`unmatched = "close"`).
+    pub(crate) unmatched: Cell<u64>,
     /// Requests refused by a token bucket, by route (empty: the listener's own bucket).
     rate_limited: RefCell<HashMap<Box<str>, u64>>,
     /// Faults injected, by route and kind (`"delay"`, `"abort"`).
@@ -425,6 +427,7 @@ impl WorkerStats {
                 tls_failures: l.tls_failures.get(),
                 authz_denied: l.authz_denied.get(),
                 overflow: l.overflow.get(),
+                unmatched: l.unmatched.get(),
                 rate_limited: l
                     .rate_limited
                     .borrow()
@@ -547,6 +550,8 @@ pub struct ListenerReport {
     pub authz_denied: u64,
     /// Connections closed at accept past `max_connections`.
     pub overflow: u64,
+    /// A parent's connections no child listener took, closed.
+    pub unmatched: u64,
     /// Requests refused by a token bucket: (route, count); route empty for the listener's
     /// own bucket.
     pub rate_limited: Vec<(String, u64)>,

@@ -52,6 +52,35 @@ pub fn referee_listener(port: u16) -> Value {
                 "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}]}]})
 }
 
+/// A gateway's TLS port on 127.0.0.1:`port` (no `original_dst`: not transparent): a filter
+/// chain per server name, each with its certificate (inline) and an HCM with inline routes,
+/// `api.test` to cluster `A` and `shop.test` to `b`; no chain for other names (Envoy closes
+/// those connections). `certs`: `(name, cert PEM, key PEM)`.
+pub fn gateway_listener(port: u16, certs: &[(&str, &str, &str)]) -> Value {
+    let chain = |(name, cert, key): &(&str, &str, &str), cluster: &str| {
+        json!({"filter_chain_match": {"server_names": [name]},
+            "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "common_tls_context": {"tls_certificates": [{"certificate_chain": {"inline_string": cert},
+                    "private_key": {"inline_string": key}}]}}},
+            "filters": [{"name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {"@type": HCM, "stat_prefix": "gateway",
+                    "route_config": {"name": format!("gateway-{name}"), "virtual_hosts": [{"name": "all",
+                        "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster}}]}]},
+                    "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}}]})
+    };
+    let clusters = [A, "b"];
+    let chains: Vec<Value> = certs
+        .iter()
+        .zip(clusters)
+        .map(|(c, cl)| chain(c, cl))
+        .collect();
+    json!({"name": "gateway", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "listener_filters": [{"name": "envoy.filters.listener.tls_inspector",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}],
+        "filter_chains": chains})
+}
+
 /// Every resource but the listener: cluster `A` (EDS) on origin `a`, `b` (STATIC) on `b`,
 /// and route configuration `r1`.
 pub fn referee_resources(a: &Origin, b: &Origin, dead: SocketAddr) -> Value {

@@ -18,19 +18,19 @@ pub struct Unit<'a> {
     pub chain: &'a TChain,
     pub parent: Option<&'a str>,
     role: Role,
-    /// A transparent parent's wait for first bytes.
+    /// A parent's wait for first bytes.
     inspect: Option<InspectKeys>,
 }
 
 impl Unit<'_> {
-    /// The `[[listeners]]` table: a child's with `parent` and `match`, a transparent
-    /// parent's with its `inspect_*` keys.
+    /// The `[[listeners]]` table: a child's with `parent` and `match`, a parent's with its
+    /// `inspect_*` keys.
     pub fn table(&self) -> Table {
         let mut t = self.chain.table.clone();
         if let Some(p) = self.parent {
             t.insert("parent".into(), string(p));
             t.insert("match".into(), Value::Table(self.chain.matches.table()));
-        } else if let Some(i) = self.inspect.filter(|_| t.contains_key("transparent")) {
+        } else if let Some(i) = self.inspect {
             i.write(&mut t);
         }
         t

@@ -2,8 +2,9 @@
 //! (`chains.rs`). The chain with an empty match, else the `default_filter_chain`, is the
 //! listener itself (`bind`; the `original_dst` listener filter → `transparent = true`); the
 //! chains with a match (by destination, server name, transport, application protocols:
-//! `chain_match.rs`) become its children (`parent`, `match`), which only a transparent
-//! listener has. Envoy's `use_original_dst` hand-off: that listener is the parent
+//! `chain_match.rs`) become its children (`parent`, `match`); with no chain for every
+//! connection, the listener closes those no chain takes (`unmatched = "close"`), as Envoy
+//! does. Envoy's `use_original_dst` hand-off: that listener is the parent
 //! of every `bind_to_port: false` listener's chains, each taking the port (and, unless it is
 //! unspecified, the address) the listener is at (`layout.rs` joins them).
 
@@ -135,15 +136,20 @@ pub fn listener(mut l: Listener, ignored: &mut Vec<String>) -> Res<TListener> {
     ];
     ignore::fields(cx.ignored, &fields);
     leftover(&l, &at)?;
-    // Only a transparent parent reads first bytes (a receiver's apply to its hand-off
-    // listener, `layout.rs`); elsewhere the timeout has nothing to time.
-    let parent = out
-        .own
-        .as_ref()
-        .is_some_and(|o| o.table.contains_key("transparent"));
-    if inspect.is_some() && !parent && role != Role::Receiver {
-        cx.ignored.push("field:listener_filters_timeout".into());
-    }
+    // Only a parent reads first bytes (a receiver's apply to its hand-off listener,
+    // `layout.rs`); elsewhere the timeout has nothing to time.
+    let parent = !out.children.is_empty()
+        || out
+            .own
+            .as_ref()
+            .is_some_and(|o| o.table.contains_key("transparent"));
+    let inspect = match inspect {
+        Some(_) if !parent && role != Role::Receiver => {
+            cx.ignored.push("field:listener_filters_timeout".into());
+            None
+        }
+        i => i,
+    };
     Ok(TListener {
         role,
         inspect,
@@ -304,17 +310,17 @@ fn bound(
             own = Some(default_chain(d, cx.rname.to_owned(), cx)?);
         }
     }
-    if let (Some(c), false) = (children.first(), transparent) {
-        return Err(unsupported(
-            &format!("{}.filter_chain_match", c.at),
-            format!("a filter chain match on a listener without the listener filter {ORIGINAL_DST} (ringside's child listeners hang off a transparent listener, which reads a connection's original destination)"),
-        ));
-    }
-    let Some(mut own) = own else {
-        return Err(unsupported(
-            &format!("{}.default_filter_chain", cx.at),
-            "a listener without a filter chain taking every connection (no chain with an empty match, no default_filter_chain: Envoy closes the connections no chain takes, and ringside has no listener that closes them)",
-        ));
+    let mut own = match own {
+        Some(own) => own,
+        // No chain takes every connection: Envoy closes those no chain takes, and so does
+        // a parent with `unmatched = "close"` (a gateway port with a chain per server name).
+        None if !children.is_empty() => closing(cx),
+        None => {
+            return Err(format!(
+                "{}.filter_chains: none (a listener serves with its filter chains)",
+                cx.at
+            ))
+        }
     };
     own.table.insert("bind".into(), string(bind));
     if transparent {
@@ -326,6 +332,22 @@ fn bound(
         children,
         inspect: None,
     })
+}
+
+/// The parent of a listener whose chains all have a match: it serves nothing itself and
+/// closes the connections none of them takes.
+fn closing(cx: &Ctx<'_>) -> TChain {
+    let mut table = Table::new();
+    table.insert("name".into(), string(cx.rname));
+    table.insert("unmatched".into(), string("close"));
+    TChain {
+        name: cx.rname.to_owned(),
+        at: cx.at.to_owned(),
+        matches: Default::default(),
+        table,
+        routes: RouteSource::None,
+        tcp_cluster: None,
+    }
 }
 
 /// Envoy ignores a default chain's match.
