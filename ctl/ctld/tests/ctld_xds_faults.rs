@@ -46,9 +46,9 @@ fn xds_bad_resources_are_nacked_by_field_and_the_proxy_keeps_serving() {
         let generation = m.ctld().node("n1").unwrap().generation_desired;
 
         let mut bad = routes(100, 0, false);
-        bad[1]["route"]["hash_policy"] = json!([{"header": {"header_name": "x-user"}}]);
+        bad[1]["route"]["hash_policy"] = json!([{"query_parameter": {"name": "user"}}]);
         let r = with_routes(&m, bad);
-        expect_nack(&mut m, "bad-field", r, "route_config \"r1\": virtual_hosts[0].routes[1].route.hash_policy: not supported by ringside");
+        expect_nack(&mut m, "bad-field", r, "route_config \"r1\": virtual_hosts[0].routes[1].route.hash_policy[0].query_parameter: hashing by a query parameter is not supported by ringside");
 
         let first = m.ads.state()["nacks"][0].clone();
         assert_eq!(
