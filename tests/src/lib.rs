@@ -132,6 +132,16 @@ pub struct Extra<'a> {
 /// whose endpoints are `endpoints`.
 pub fn basic_config(endpoints: &[SocketAddr], extra: Extra<'_>) -> String {
     let endpoints: Vec<String> = endpoints.iter().map(|a| format!("\"{a}\"")).collect();
+    endpoints_config(&endpoints, extra)
+}
+
+/// A cluster's HTTP health check of `/healthz` every 100 ms, one result deciding (see
+/// [`Origin::health_checked`]): the last lines of a cluster's keys.
+pub const HEALTH_CHECK: &str = "[clusters.health_check]\nhttp_path = \"/healthz\"\ninterval_ms = 100\ntimeout_ms = 80\nunhealthy_threshold = 1\nhealthy_threshold = 1\n";
+
+/// [`basic_config`] with each endpoint as written in the file (`"IP:port"`, or a table
+/// such as `{ address = "IP:port", zone = "z1" }`).
+pub fn endpoints_config(endpoints: &[String], extra: Extra<'_>) -> String {
     format!(
         "{proxy}\n\
          [[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n{listener}\n\

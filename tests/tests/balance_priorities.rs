@@ -35,31 +35,13 @@ fn config(lb: &str, origins: &[Origin], extra: &str) -> String {
     } else {
         ""
     };
-    format!(
-        r#"workers = 1
-
-[[listeners]]
-name = "in"
-bind = "127.0.0.1:0"
-
-[[routes]]
-listener = "in"
-name = "all"
-cluster = "app"
-
-[[clusters]]
-name = "app"
-lb = "{lb}"
-{hash}{extra}endpoints = [ {} ]
-[clusters.health_check]
-http_path = "/healthz"
-interval_ms = 100
-timeout_ms = 80
-unhealthy_threshold = 1
-healthy_threshold = 1
-"#,
-        endpoints.join(", ")
-    )
+    let cluster = format!("lb = \"{lb}\"\n{hash}{extra}{HEALTH_CHECK}");
+    let extra = Extra {
+        proxy: "workers = 1",
+        cluster: &cluster,
+        ..Extra::default()
+    };
+    endpoints_config(&endpoints, extra)
 }
 
 struct Setup {

@@ -34,44 +34,19 @@ const LOCAL: [&str; 3] = ["a1", "a2", "a3"];
 const N: usize = 1000;
 
 fn config(lb: &str, origins: &[&Origin]) -> String {
-    let addr = |i: usize| origins[i].addr().to_string();
-    format!(
-        r#"zone = "z1"
-workers = 1
-
-[[listeners]]
-name = "in"
-bind = "127.0.0.1:0"
-
-[[routes]]
-listener = "in"
-name = "all"
-cluster = "app"
-
-[[clusters]]
-name = "app"
-lb = "{lb}"
-zone_aware = true
-endpoints = [
-  {{ address = "{}", zone = "z1" }},
-  {{ address = "{}", zone = "z1" }},
-  {{ address = "{}", zone = "z1" }},
-  {{ address = "{}", zone = "z2" }},
-  {{ address = "{}", zone = "z3" }},
-]
-[clusters.health_check]
-http_path = "/healthz"
-interval_ms = 100
-timeout_ms = 80
-unhealthy_threshold = 1
-healthy_threshold = 1
-"#,
-        addr(0),
-        addr(1),
-        addr(2),
-        addr(3),
-        addr(4),
-    )
+    let zones = ["z1", "z1", "z1", "z2", "z3"];
+    let endpoints: Vec<String> = origins
+        .iter()
+        .zip(zones)
+        .map(|(o, z)| format!("{{ address = \"{}\", zone = \"{z}\" }}", o.addr()))
+        .collect();
+    let cluster = format!("lb = \"{lb}\"\nzone_aware = true\n{HEALTH_CHECK}");
+    let extra = Extra {
+        proxy: "zone = \"z1\"\nworkers = 1",
+        cluster: &cluster,
+        ..Extra::default()
+    };
+    endpoints_config(&endpoints, extra)
 }
 
 /// Runs the issue's scenario with one balancing policy.

@@ -8,7 +8,7 @@ use ringside_engine::metrics::{ConsumerCounts, Histogram, BUCKETS};
 use ringside_engine::{Checked, ClusterHealth, RedisHealth};
 
 use super::process::ProcessStats;
-use super::totals::{Totals, ERROR_CLASS};
+use super::totals::{ListenerTotals, Totals, ERROR_CLASS};
 
 pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const CONTENT_TYPE_OPENMETRICS: &str =
@@ -256,53 +256,35 @@ pub fn render(s: &Scrape<'_>, openmetrics: bool) -> String {
         );
     }
 
-    e.family(
-        "ringside_downstream_tls_handshake_failures_total",
-        Kind::Counter,
-        "TLS handshakes that failed or timed out, by listener (plaintext on a TLS port, untrusted or expired client certificates).",
-    );
-    for l in &listeners {
-        let n = t.listeners.get(*l).map_or(0, |x| x.tls_failures);
-        e.sample(
+    // Counters of one value per listener.
+    let by_listener: [ListenerCounter; 4] = [
+        (
             "ringside_downstream_tls_handshake_failures_total",
-            &[("listener", l)],
-            n,
-        );
-    }
-    e.family(
-        "ringside_downstream_connections_overflow_total",
-        Kind::Counter,
-        "Connections closed as soon as accepted because their worker had the listener's max_connections open, by listener.",
-    );
-    for l in &listeners {
-        let n = t.listeners.get(*l).map_or(0, |x| x.overflow);
-        e.sample(
+            "TLS handshakes that failed or timed out, by listener (plaintext on a TLS port, untrusted or expired client certificates).",
+            |x| x.tls_failures,
+        ),
+        (
             "ringside_downstream_connections_overflow_total",
-            &[("listener", l)],
-            n,
-        );
-    }
-    e.family(
-        "ringside_downstream_connections_unmatched_total",
-        Kind::Counter,
-        "Connections a parent listener closed because none of its child listeners took them (unmatched = \"close\"), by listener.",
-    );
-    for l in &listeners {
-        let n = t.listeners.get(*l).map_or(0, |x| x.unmatched);
-        e.sample(
+            "Connections closed as soon as accepted because their worker had the listener's max_connections open, by listener.",
+            |x| x.overflow,
+        ),
+        (
             "ringside_downstream_connections_unmatched_total",
-            &[("listener", l)],
-            n,
-        );
-    }
-    e.family(
-        "ringside_authz_denied_total",
-        Kind::Counter,
-        "Requests denied by the listener's authorization policy (403 or gRPC PERMISSION_DENIED).",
-    );
-    for l in &listeners {
-        let n = t.listeners.get(*l).map_or(0, |x| x.authz_denied);
-        e.sample("ringside_authz_denied_total", &[("listener", l)], n);
+            "Connections a parent listener closed because none of its child listeners took them (unmatched = \"close\"), by listener.",
+            |x| x.unmatched,
+        ),
+        (
+            "ringside_authz_denied_total",
+            "Requests denied by the listener's authorization policy (403 or gRPC PERMISSION_DENIED).",
+            |x| x.authz_denied,
+        ),
+    ];
+    for (name, help, count) in by_listener {
+        e.family(name, Kind::Counter, help);
+        for l in &listeners {
+            let n = t.listeners.get(*l).map_or(0, count);
+            e.sample(name, &[("listener", l)], n);
+        }
     }
     e.family(
         "ringside_rate_limited_total",
@@ -899,6 +881,9 @@ fn dns(e: &mut Exposition, hosts: &[ringside_engine::DnsStats]) {
     ];
     per_item(e, &families, hosts, "host", |d| &d.host);
 }
+
+/// A counter of one value per listener: name, help, the listener's value.
+type ListenerCounter = (&'static str, &'static str, fn(&ListenerTotals) -> u64);
 
 /// A metric family of process-wide counters: name, kind, help, and the value of one item.
 type Family<T> = (&'static str, Kind, &'static str, fn(&T) -> u64);
