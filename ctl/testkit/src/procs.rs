@@ -13,19 +13,36 @@ use ringside_wire::{Conn, CtldStatus, NodeStatus, Peer, Reply, Request};
 use crate::{wait_for, WAIT};
 
 /// The binary `bin` of `package`, beside the running test (`target/<profile>/`), built
-/// first if it is not there (Cargo gives a test the path of its own package's binaries only).
-/// Not rebuilt when it is there: a build from here would resolve features without the
-/// dev-dependencies and make the next `cargo test` rebuild it again. `cargo test -p
-/// ringside-ctld -p ringsidectl` builds both daemons' binaries itself; the `ringside` proxy
-/// is built on demand (rebuild it by hand after changing it).
+/// first if it is not there or older than a source file it is made from (Cargo gives a
+/// test the path of its own package's binaries only). Built only then: a build from here
+/// resolves features without the dev-dependencies and makes the next `cargo test` build it
+/// again, once. `cargo test -p ringside-ctld -p ringsidectl` builds both daemons' binaries
+/// itself; the `ringside` proxy is built here when a test of another package needs it, and
+/// again when the engine, config or proxy sources changed since (a test never runs an old
+/// proxy against new code without saying so).
 pub fn binary(package: &str, bin: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/<test> → target/<profile>
     let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
     let path = profile_dir.join(bin);
-    static BUILD: Mutex<()> = Mutex::new(());
-    let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-    if !path.exists() {
+    // The binaries this process checked (and built if they needed it): once each.
+    static CHECKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut checked = CHECKED.lock().unwrap_or_else(|p| p.into_inner());
+    if checked.iter().any(|b| b == bin) {
+        return path;
+    }
+    checked.push(bin.to_owned());
+    let stale = |built: std::time::SystemTime| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let dirs: &[&str] = if package == "ringside-proxy" {
+            &["core", "proxy", "gateway"]
+        } else {
+            &["core", "ctl"]
+        };
+        dirs.iter().any(|d| newer_source(&root.join(d), built))
+    };
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    if built.is_none_or(stale) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let target_dir = profile_dir.parent().unwrap();
         let mut cmd = Command::new(cargo);
@@ -39,6 +56,28 @@ pub fn binary(package: &str, bin: &str) -> PathBuf {
         assert!(status.success(), "cargo build -p {package} failed");
     }
     path
+}
+
+/// Whether a `.rs` or `.toml` file under `dir` (not in a `target` directory) was changed
+/// after `than`.
+fn newer_source(dir: &Path, than: std::time::SystemTime) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let p = e.path();
+        let Ok(kind) = e.file_type() else {
+            return false;
+        };
+        if kind.is_dir() {
+            return p.file_name().is_some_and(|n| n != "target") && newer_source(&p, than);
+        }
+        let source = p.extension().is_some_and(|x| x == "rs" || x == "toml");
+        source
+            && e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m > than)
+    })
 }
 
 pub fn ctld_binary() -> PathBuf {
