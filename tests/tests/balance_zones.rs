@@ -156,3 +156,40 @@ both_drivers!(
         scenario(d, "least_request");
     }
 );
+
+both_drivers!(
+    fn zone_weights_share_requests_by_weight_times_health(d) {
+        // z1 (weight 80): a1, a2; z2 (weight 20): b; z3 (no weight): c takes nothing.
+        let flags: Vec<Arc<AtomicBool>> = (0..4).map(|_| Arc::new(AtomicBool::new(true))).collect();
+        let names = ["a1", "a2", "b", "c"];
+        let origins: Vec<Origin> = names
+            .iter()
+            .zip(&flags)
+            .map(|(n, f)| Origin::health_checked(n, f))
+            .collect();
+        let zones = ["z1", "z1", "z2", "z3"];
+        let endpoints: Vec<String> = origins
+            .iter()
+            .zip(zones)
+            .map(|(o, z)| format!("{{ address = \"{}\", zone = \"{z}\" }}", o.addr()))
+            .collect();
+        let cluster = format!("zone_weights = {{ z1 = 80, z2 = 20 }}\n{HEALTH_CHECK}");
+        let extra = Extra { proxy: "workers = 1", cluster: &cluster, ..Extra::default() };
+        let p = Proxy::start(d, &endpoints_config(&endpoints, extra));
+        for i in 0..4 {
+            assert!(eventually(WAIT, || p.checked("app", i) == Some(Checked::Healthy)), "endpoint {i}");
+        }
+        // 80/20 (800 of 1,000 in z1, sd 12.6).
+        let seen = spread(&p, N, |_| get("/"));
+        assert_eq!(count(&seen, &["c"]), 0, "{seen:?}");
+        let z1 = count(&seen, &["a1", "a2"]);
+        assert!((740..=860).contains(&z1), "{z1} in z1: {seen:?}");
+        // a1 out: z1 at 50% × 1.4 = 70% health, 56 against 20: 73.7% (sd 13.9).
+        flags[0].store(false, SeqCst);
+        assert!(eventually(WAIT, || p.checked("app", 0) == Some(Checked::Unhealthy)));
+        let seen = spread(&p, N, |_| get("/"));
+        let z1 = count(&seen, &["a2"]);
+        assert_eq!(count(&seen, &["a1", "c"]), 0, "{seen:?}");
+        assert!((670..=800).contains(&z1), "{z1} in z1: {seen:?}");
+    }
+);

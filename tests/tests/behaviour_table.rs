@@ -245,6 +245,12 @@ cluster = "sticky-$up"
 
 [[routes]]
 listener = "$L"
+name = "weighed"
+match = { path_prefix = "/weighed/" }
+cluster = "weighed-$up"
+
+[[routes]]
+listener = "$L"
 name = "down"
 match = { path_prefix = "/down/" }
 cluster = "down-$up"
@@ -429,6 +435,18 @@ lb = "ring_hash"
 hash_key = "cookie:sticky"
 hash_cookie = { ttl_s = 60, path = "/" }
 endpoints = ["$a_h2", "$b_h2"]
+
+[[clusters]]
+name = "weighed-h1"
+zone_weights = { z1 = 1 }
+endpoints = [{ address = "$a_h1", zone = "z1" }, { address = "$b_h1", zone = "z2" }]
+idle_timeout_ms = 5000
+
+[[clusters]]
+name = "weighed-h2"
+protocol = "http2"
+zone_weights = { z1 = 1 }
+endpoints = [{ address = "$a_h2", zone = "z1" }, { address = "$b_h2", zone = "z2" }]
 
 [[clusters]]
 name = "down-h1"
@@ -1020,6 +1038,9 @@ fn rows(jwt: &Tokens) -> Vec<Row> {
         row("ring hash: a client with its cookie is not given another", r#"route sticky: cluster "sticky-$up", ring_hash on cookie:sticky, hash_cookie"#)
             .send(Req::get("/sticky/x").header("cookie", "sticky=00000000000000aa"))
             .expect(Expect::status(200).headers(vec![Check::Absent("set-cookie")])),
+        row("zone weights: a zone without a weight takes no request (100 requests)", r#"route weighed: cluster "weighed-$up", zone_weights = { z1 = 1 }, [a in z1, b in z2]"#)
+            .repeat(Req::get("/weighed/x"), 100)
+            .expect(Expect::status(200).counts(100, 0)),
         row("an endpoint down by configuration takes no request (100 requests)", r#"route down: cluster "down-$up" = [a down = true, b]"#)
             .repeat(Req::get("/down/x"), 100)
             .expect(Expect::status(200).counts(0, 100)),

@@ -90,6 +90,9 @@ pub(crate) fn cluster_fingerprint(cluster: &Cluster) -> u64 {
         }
     }
     let _ = write!(h, "overprovisioning={};", cluster.overprovisioning_percent);
+    if let Some(w) = &cluster.zone_weights {
+        let _ = write!(h, "zone_weights={w:?};");
+    }
     let _ = write!(h, "zones={};", cluster.zones.len());
     for z in &cluster.zones {
         let _ = write!(h, "{}:{z};", z.len());

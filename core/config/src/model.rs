@@ -753,6 +753,9 @@ pub struct Cluster {
     pub zones: Vec<String>,
     /// `zone_aware`, if set.
     pub zone_aware: Option<ZoneAware>,
+    /// `zone_weights`: indexed by [`ZoneId`], each zone's weight (0: not listed, no
+    /// requests).
+    pub zone_weights: Option<Vec<u32>>,
     /// Hash of everything above: equal fingerprints mean per-worker state (balancer, pools)
     /// can be carried over a reload.
     pub fingerprint: u64,

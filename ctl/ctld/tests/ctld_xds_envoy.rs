@@ -28,8 +28,8 @@ type Headers<'a> = Vec<(&'a str, &'a str)>;
 const USERS: u32 = 40;
 /// Requests per proxy for each 70/30 split.
 const SPLIT_N: u32 = 1000;
-/// z of a two-sided 99.999% interval: with twelve shares checked per test run, a correct
-/// split fails about once in 8,000 runs (at 99.9% and 400 requests it failed a CI run at 77.75%),
+/// z of a two-sided 99.999% interval: with eighteen shares checked per test run, a correct
+/// split fails about once in 5,500 runs (at 99.9% and 400 requests it failed a CI run at 77.75%),
 /// while a split 10 points off (60/40) still fails every time.
 const Z: f64 = 4.42;
 
@@ -181,26 +181,27 @@ fn envoy_and_ringside_answer_the_same_resources_alike() {
             hits as f64 / f64::from(SPLIT_N)
         };
         let splits = [
-            ("70/30 split", "/split70"),
+            ("70/30 split", "/split70", 0.7),
             (
                 "priority levels: level 0 half UNHEALTHY (EDS), 70/30",
                 "/levels70",
+                0.7,
             ),
+            ("locality weights 80/20", "/zones80", 0.8),
         ];
-        for (what, path) in splits {
+        for (what, path, p) in splits {
             let (se, sr) = (share(eport, path), share(rport, path));
             let n = f64::from(SPLIT_N);
-            let one = Z * (0.7 * 0.3 / n).sqrt();
-            let both = Z * (2.0 * 0.7 * 0.3 / n).sqrt();
-            let agree =
-                (se - 0.7).abs() <= one && (sr - 0.7).abs() <= one && (se - sr).abs() <= both;
+            let one = Z * (p * (1.0 - p) / n).sqrt();
+            let both = Z * (2.0 * p * (1.0 - p) / n).sqrt();
+            let agree = (se - p).abs() <= one && (sr - p).abs() <= one && (se - sr).abs() <= both;
             table.push(format!(
                 "| {what}, {SPLIT_N} requests | `{path}` | 200 | a {:.1}% | b {:.1}% | 200 | a {:.1}% | b {:.1}% | {} |",
                 se * 100.0, (1.0 - se) * 100.0, sr * 100.0, (1.0 - sr) * 100.0, yes(agree)
             ));
             if !agree {
                 disagree.push(format!(
-                    "{what}: envoy {se}, ringside {sr} (each within ±{one:.3} of 0.7, apart by at most {both:.3})"
+                    "{what}: envoy {se}, ringside {sr} (each within ±{one:.3} of {p}, apart by at most {both:.3})"
                 ));
             }
         }

@@ -95,6 +95,14 @@ pub struct FileCluster {
     /// With `zone_aware`: the share of the local zone's endpoint weight, in percent (0 to
     /// 100), that must be in rotation for every request to stay local. Default 70.
     pub zone_min_healthy_percent: Option<u64>,
+    /// Each zone's share of the requests, `{ "eu-west-1a" = 80, "eu-west-1b" = 20 }`
+    /// (Envoy's locality-weighted balancing): a zone is chosen by its weight times its
+    /// health (its share of endpoints in rotation × `overprovisioning_percent`, at most
+    /// 100%), then an endpoint within it by `lb`. Endpoints in a zone not listed, or without a
+    /// zone, take no requests. With endpoints of more than one `priority`, the level is
+    /// chosen first, then a zone of it. 1 to 10000 each. An error with `zone_aware` or `lb =
+    /// "ring_hash"`. Default: none.
+    pub zone_weights: Option<std::collections::BTreeMap<String, u64>>,
     /// Panic mode's threshold, in percent (0 to 100) of the endpoints' weight in rotation:
     /// below it, a request may go to any endpoint, in rotation or not (Envoy's
     /// `healthy_panic_threshold`). 0: never; a cluster with no endpoint in rotation answers

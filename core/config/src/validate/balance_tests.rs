@@ -149,3 +149,39 @@ fn hash_cookie_is_read_and_checked() {
         ["clusters[0].hash_cookie: missing field \"ttl_s\""]
     );
 }
+
+#[test]
+fn zone_weights_are_read_and_checked() {
+    let text = |keys: &str| {
+        format!(
+            "[proxy]\nzone = \"z1\"\n{LISTENER}[[clusters]]\nname = \"app\"\n{keys}\n\
+             endpoints = [ {{ address = \"127.0.0.1:1\", zone = \"z1\" }}, {{ address = \"127.0.0.1:2\", zone = \"z2\" }} ]\n"
+        )
+    };
+    let c = ok(&text(
+        "zone_weights = { z2 = 20, z1 = 80, \"eu-west-1c\" = 5 }",
+    ));
+    let app = &c.clusters[0];
+    // Indexed by zone; a zone no endpoint names yet is added.
+    assert_eq!(app.zones, ["z1", "z2", "eu-west-1c"]);
+    assert_eq!(app.zone_weights.as_deref(), Some(&[80, 20, 5][..]));
+    assert_eq!(
+        errors(&text("zone_weights = { z1 = 0, z2 = 10001 }")),
+        [
+            "clusters[0].zone_weights.z1: must be from 1 to 10000, got 0",
+            "clusters[0].zone_weights.z2: must be from 1 to 10000, got 10001",
+        ]
+    );
+    assert_eq!(
+        errors(&text("zone_weights = {}")),
+        ["clusters[0].zone_weights: empty: omit it to balance over every endpoint"]
+    );
+    assert_eq!(
+        errors(&text("zone_aware = true\nzone_weights = { z1 = 1 }")),
+        ["clusters[0].zone_weights: cannot be used with zone_aware (the proxy's own zone first, or each zone by its weight: one or the other)"]
+    );
+    assert_eq!(
+        errors(&text("lb = \"ring_hash\"\nhash_key = \"source_ip\"\nzone_weights = { z1 = 1 }")),
+        ["clusters[0].zone_weights: cannot be used with lb = \"ring_hash\": choosing a zone first would break the ring's consistency"]
+    );
+}

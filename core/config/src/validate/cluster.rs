@@ -40,9 +40,10 @@ impl Validator {
                 Some(FileLb::Random) => Lb::Random,
                 Some(FileLb::RingHash) => Lb::RingHash,
             };
-            let (endpoints, names, zones) =
+            let (endpoints, names, mut zones) =
                 v.endpoints(&p, c.endpoints.as_deref().unwrap_or_default());
             let zone_aware = v.zone_aware(&p, c, lb, &zones, proxy_zone);
+            let zone_weights = v.zone_weights(&p, c, lb, &mut zones);
             let hash_key = match (lb, &c.hash_key) {
                 (Lb::RingHash, None) => {
                     v.err(
@@ -144,6 +145,7 @@ impl Validator {
                     .and_then(|b| v.circuit_breaker(&format!("{p}.circuit_breaker"), b)),
                 zones,
                 zone_aware,
+                zone_weights,
                 fingerprint: 0,
                 original_dst: v.original_dst_kind(&p, c),
                 panic_threshold_percent: c.panic_threshold_percent.and_then(|n| {
@@ -343,6 +345,49 @@ impl Validator {
         };
         // At most one zone per endpoint, and endpoints are far fewer than 65536.
         u16::try_from(i).ok().map(ZoneId)
+    }
+
+    /// `zone_weights`, indexed by zone; a zone no endpoint names yet is added to `zones`.
+    fn zone_weights(
+        &mut self,
+        p: &str,
+        c: &FileCluster,
+        lb: Lb,
+        zones: &mut Vec<String>,
+    ) -> Option<Vec<u32>> {
+        let given = c.zone_weights.as_ref()?;
+        let at = format!("{p}.zone_weights");
+        if c.zone_aware == Some(true) {
+            self.err(&*at, "cannot be used with zone_aware (the proxy's own zone first, or each zone by its weight: one or the other)");
+            return None;
+        }
+        if lb == Lb::RingHash {
+            self.err(&*at, "cannot be used with lb = \"ring_hash\": choosing a zone first would break the ring's consistency");
+            return None;
+        }
+        if given.is_empty() {
+            self.err(&*at, "empty: omit it to balance over every endpoint");
+            return None;
+        }
+        let mut weights: Vec<(ZoneId, u32)> = Vec::new();
+        for (zone, &w) in given {
+            let zat = format!("{at}.{zone}");
+            let id = self.zone_id(zat.clone(), zone, zones)?;
+            match u32::try_from(w) {
+                Ok(w) if (1..=MAX_ENDPOINT_WEIGHT).contains(&w) => weights.push((id, w)),
+                _ => self.err(
+                    zat,
+                    format!("must be from 1 to {MAX_ENDPOINT_WEIGHT}, got {w}"),
+                ),
+            }
+        }
+        let mut out = vec![0; zones.len()];
+        for (id, w) in weights {
+            if let Some(slot) = out.get_mut(usize::from(id.0)) {
+                *slot = w;
+            }
+        }
+        Some(out)
     }
 
     /// `zone_aware` and `zone_min_healthy_percent`.

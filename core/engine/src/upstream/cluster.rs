@@ -17,7 +17,7 @@ use super::breaker::Breaker;
 use super::outlier::{self, Checked, ClusterMarks, EndpointMarks, Outcome};
 use super::priority::Levels;
 use super::retry::Budget;
-use super::zones::{self, Zones};
+use super::zones::{self, ZoneWeights, Zones};
 use crate::cx::shared::Registry;
 
 /// This worker's state for one cluster.
@@ -45,6 +45,8 @@ pub(crate) struct ClusterState {
     zones: Option<Zones>,
     /// Endpoints of more than one priority: the levels (`priority.rs`).
     levels: Option<Levels>,
+    /// `zone_weights` (`zones.rs`).
+    zone_weights: Option<ZoneWeights>,
     /// Each endpoint's zone name, when any endpoint has one (per-zone counters).
     zone_names: Option<Vec<Option<Rc<str>>>>,
 }
@@ -75,6 +77,8 @@ impl ClusterState {
             unresolved_logged: std::cell::Cell::new(false),
             zones: Zones::of(c),
             levels: Levels::of(c),
+            // With priority levels, each level weighs its own zones (`priority.rs`).
+            zone_weights: ZoneWeights::of(c, |_| true).filter(|_| !c.has_priorities()),
             zone_names: zones::names(c),
         }
     }
@@ -91,8 +95,9 @@ impl ClusterState {
     /// Picks an endpoint for one request among those `allowed` lets it use (not tried yet)
     /// and in rotation (any, in `panic` mode): from a priority level (`priority.rs`, which
     /// may put the level in panic mode by `threshold`, the cluster's
-    /// `panic_threshold_percent`), from the proxy's zone or the others as a zone-aware
-    /// cluster's healthy share decides (`zones.rs`), else by the balancer alone.
+    /// `panic_threshold_percent`), from a zone drawn by its weight and health
+    /// (`zone_weights`), from the proxy's zone or the others as a zone-aware cluster's
+    /// healthy share decides (`zones.rs`), else by the balancer alone.
     pub(crate) fn pick(
         &self,
         hash: Option<u64>,
@@ -104,6 +109,11 @@ impl ClusterState {
         let usable = |i: usize| allowed(i) && (panic || self.in_rotation(i, now));
         if let Some(levels) = &self.levels {
             return self.pick_level(levels, hash, &allowed, &usable, panic, threshold, now);
+        }
+        if let Some(weights) = &self.zone_weights {
+            let in_rotation = |i: usize| panic || self.in_rotation(i, now);
+            let draw = |n: u64| self.balancer.below(n);
+            return weights.pick(&self.balancer, hash, in_rotation, &usable, draw);
         }
         let Some(zones) = &self.zones else {
             return self.balancer.pick(hash, usable);
@@ -143,18 +153,28 @@ impl ClusterState {
                 threshold,
             )
         };
+        let draw = |n: u64| self.balancer.below(n);
+        let in_rotation = |i: usize| panic || self.in_rotation(i, now);
         if choice.panic {
-            if let Some(i) = levels.pick(choice.level, &self.balancer, hash, allowed) {
+            let any = |_: usize| true;
+            if let Some(i) = levels.pick(choice.level, &self.balancer, hash, allowed, any, draw) {
                 self.panicked();
                 return Some(i);
             }
         }
         levels
-            .pick(choice.level, &self.balancer, hash, usable)
+            .pick(
+                choice.level,
+                &self.balancer,
+                hash,
+                usable,
+                in_rotation,
+                draw,
+            )
             .or_else(|| {
                 (0..levels.count())
                     .filter(|&l| l != choice.level)
-                    .find_map(|l| levels.pick(l, &self.balancer, hash, usable))
+                    .find_map(|l| levels.pick(l, &self.balancer, hash, usable, in_rotation, draw))
             })
     }
 

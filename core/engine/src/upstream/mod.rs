@@ -607,7 +607,7 @@ where
             panic = true;
             state.panicked();
             tracing::debug!(cluster = %cluster.name, "no endpoint in rotation: panic mode");
-            pick = state.balancer.pick(hash, |i| !tried.contains(&i));
+            pick = state.pick(hash, |i| !tried.contains(&i), true, threshold, &now);
         }
         let Some(idx) = pick else {
             return Err(last_err.unwrap_or(ProxyError::NoHealthyEndpoint));

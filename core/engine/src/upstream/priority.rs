@@ -31,7 +31,7 @@ use std::cell::RefCell;
 use ringside_config::Cluster;
 
 use super::balance::{Balancer, Groups};
-use super::zones::WHOLE;
+use super::zones::{ZoneWeights, WHOLE};
 
 /// A cluster's priority levels, for one worker.
 pub(crate) struct Levels {
@@ -39,6 +39,9 @@ pub(crate) struct Levels {
     /// indices).
     members: Vec<Vec<usize>>,
     groups: Groups,
+    /// `zone_weights`: per level, its zones by weight and health (Envoy weighs the
+    /// localities of the chosen priority).
+    weights: Option<Vec<ZoneWeights>>,
     /// In percent (100 to 1000).
     overprovisioning: u64,
     /// Each level's health of the pick being made, in parts of [`WHOLE`] (kept to allocate
@@ -69,10 +72,15 @@ impl Levels {
             .iter()
             .map(|e| present.binary_search(&e.priority).unwrap_or(0))
             .collect();
-        let members = (0..present.len())
+        let members: Vec<Vec<usize>> = (0..present.len())
             .map(|g| (0..of.len()).filter(|&i| of.get(i) == Some(&g)).collect())
             .collect();
+        let weights = members
+            .iter()
+            .map(|m| ZoneWeights::of(c, |i| m.contains(&i)))
+            .collect();
         Some(Levels {
+            weights,
             members,
             groups: Groups::new(c, of, present.len()),
             overprovisioning: u64::from(c.overprovisioning_percent),
@@ -168,15 +176,21 @@ impl Levels {
     }
 
     /// Picks an endpoint of `level` that `usable` allows, or `None`; `all` is the cluster's
-    /// balancer.
+    /// balancer. With `zone_weights`, from a zone of the level drawn by weight and health
+    /// (`in_rotation`, `draw`).
     pub(crate) fn pick(
         &self,
         level: usize,
         all: &Balancer,
         hash: Option<u64>,
         usable: &impl Fn(usize) -> bool,
+        in_rotation: impl Fn(usize) -> bool,
+        draw: impl FnOnce(u64) -> u64,
     ) -> Option<usize> {
-        self.groups.pick(level, all, hash, usable)
+        match self.weights.as_ref().and_then(|w| w.get(level)) {
+            Some(zones) => zones.pick(all, hash, in_rotation, usable, draw),
+            None => self.groups.pick(level, all, hash, usable),
+        }
     }
 
     /// Whether endpoint `i` is of `level`.
@@ -314,5 +328,28 @@ mod tests {
         assert!(Levels::of(&config.clusters[0]).is_some());
         config.clusters[0].endpoints.truncate(1);
         assert!(Levels::of(&config.clusters[0]).is_none());
+    }
+
+    #[test]
+    fn the_chosen_level_weighs_its_own_zones() {
+        // Level 0: z1 (weight 80) and z2 (20); level 1: z3. Istio's failover with
+        // locality weights.
+        let text = "[[listeners]]\nname = \"in\"\nbind = \"127.0.0.1:0\"\n[[clusters]]\nname = \"a\"\n\
+                    zone_weights = { z1 = 80, z2 = 20, z3 = 1 }\n\
+                    endpoints = [ { address = \"127.0.0.1:1\", zone = \"z1\" }, { address = \"127.0.0.1:2\", zone = \"z2\" }, \
+                    { address = \"127.0.0.1:3\", zone = \"z3\", priority = 1 } ]\n";
+        let config = ringside_config::parse(text).unwrap();
+        let c = &config.clusters[0];
+        let l = Levels::of(c).unwrap();
+        let all = Balancer::new(c);
+        let mut counts = [0u64; 3];
+        for d in 0..100u64 {
+            // Weight × health in parts of a whole: 80 wholes of draws for z1, 20 for z2.
+            let at = d * WHOLE;
+            let i = l.pick(0, &all, None, &|_| true, |_| true, |_| at).unwrap();
+            counts[i] += 1;
+        }
+        assert_eq!(counts, [80, 20, 0]);
+        assert_eq!(l.pick(1, &all, None, &|_| true, |_| true, |_| 0), Some(2));
     }
 }

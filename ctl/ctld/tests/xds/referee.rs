@@ -21,6 +21,10 @@ pub const A: &str = "outbound|80||a.test.svc.cluster.local";
 pub const LEVELS: &str = "outbound|80||levels.test.svc.cluster.local";
 pub const FAILOVER: &str = "outbound|80||failover.test.svc.cluster.local";
 pub const SPILL: &str = "outbound|80||spill.test.svc.cluster.local";
+/// An EDS cluster that weighs its localities (`locality_weighted_lb_config`, as Istio's
+/// locality load balancing and Envoy Gateway send): zone `z1` (weight 80) on `a`, `z2`
+/// (20) on `b`.
+pub const WEIGHED: &str = "outbound|80||weighed.test.svc.cluster.local";
 /// A RING_HASH EDS cluster on `a` and `b`, hashed by `x-user` (Istio's `consistentHash`
 /// with `httpHeaderName`).
 pub const STICKY: &str = "outbound|80||sticky.test.svc.cluster.local";
@@ -91,6 +95,8 @@ pub fn referee_resources(a: &Origin, b: &Origin, dead: SocketAddr) -> Value {
     let to = |cluster: &str| json!({"cluster": cluster});
     let mut sticky = eds_cluster(STICKY);
     sticky["lb_policy"] = json!("RING_HASH");
+    let mut weighed = eds_cluster(WEIGHED);
+    weighed["common_lb_config"] = json!({"locality_weighted_lb_config": {}});
     let mut sticky_cookie = eds_cluster(STICKY_COOKIE);
     sticky_cookie["lb_policy"] = json!("RING_HASH");
     let routes = vec![
@@ -105,6 +111,7 @@ pub fn referee_resources(a: &Origin, b: &Origin, dead: SocketAddr) -> Value {
         json!({"name": "levels", "match": {"prefix": "/levels/"}, "route": to(LEVELS)}),
         json!({"name": "failover", "match": {"prefix": "/failover/"}, "route": to(FAILOVER)}),
         json!({"name": "spill", "match": {"path": "/levels70"}, "route": to(SPILL)}),
+        json!({"name": "weighed", "match": {"path": "/zones80"}, "route": to(WEIGHED)}),
         json!({"name": "sticky", "match": {"path": "/sticky"}, "route": {"cluster": STICKY,
             "hash_policy": [{"header": {"header_name": "x-user"}}]}}),
         json!({"name": "sticky-cookie", "match": {"path": "/sticky-cookie"}, "route": {"cluster": STICKY_COOKIE,
@@ -123,7 +130,7 @@ pub fn referee_resources(a: &Origin, b: &Origin, dead: SocketAddr) -> Value {
     ];
     json!({
         "cds": [eds_cluster(A), eds_cluster(LEVELS), eds_cluster(FAILOVER), eds_cluster(SPILL),
-            sticky, sticky_cookie,
+            sticky, sticky_cookie, weighed,
             {"name": "b", "type": "STATIC", "connect_timeout": "1s",
             "load_assignment": load_assignment("b", &[(b.addr, 1, "z1")])}],
         "eds": [load_assignment(A, &[(a.addr, 1, "z1")]),
@@ -131,7 +138,14 @@ pub fn referee_resources(a: &Origin, b: &Origin, dead: SocketAddr) -> Value {
             levels(FAILOVER, &[&[(a.addr, "UNHEALTHY")], &[(b.addr, "HEALTHY")]]),
             levels(SPILL, &[&[(a.addr, "HEALTHY"), (dead, "UNHEALTHY")], &[(b.addr, "HEALTHY")]]),
             load_assignment(STICKY, &[(a.addr, 1, "z1"), (b.addr, 1, "z1")]),
-            load_assignment(STICKY_COOKIE, &[(a.addr, 1, "z1"), (b.addr, 1, "z1")])],
+            load_assignment(STICKY_COOKIE, &[(a.addr, 1, "z1"), (b.addr, 1, "z1")]),
+            {"cluster_name": WEIGHED, "endpoints": [
+                {"locality": {"region": "r", "zone": "z1"}, "load_balancing_weight": 80,
+                 "lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                    "address": a.addr.ip().to_string(), "port_value": a.addr.port()}}}}]},
+                {"locality": {"region": "r", "zone": "z2"}, "load_balancing_weight": 20,
+                 "lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                    "address": b.addr.ip().to_string(), "port_value": b.addr.port()}}}}]}]}],
         "rds": [{"name": "r1", "virtual_hosts": [
             {"name": "exact", "domains": ["exact.test"], "routes": [json!({"match": {"prefix": "/"}, "route": to(A)})]},
             {"name": "wild", "domains": ["*.wild.test"], "routes": [json!({"match": {"prefix": "/"}, "route": to("b")})]},

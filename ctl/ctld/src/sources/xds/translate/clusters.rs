@@ -37,6 +37,8 @@ pub struct TCluster {
     pub eds: Option<String>,
     /// RING_HASH or MAGLEV: `lb` and `hash_key` come from the routes' hash policies.
     pub consistent: bool,
+    /// `locality_weighted_lb_config`: its endpoints' localities' weights are `zone_weights`.
+    pub locality_weighted: bool,
 }
 
 pub fn cluster(mut c: Cluster, ignored: &mut Vec<String>) -> Res<TCluster> {
@@ -58,6 +60,9 @@ pub fn cluster(mut c: Cluster, ignored: &mut Vec<String>) -> Res<TCluster> {
     };
     let lb = LbPolicy::try_from(take(&mut c.lb_policy)).ok();
     let mut eds = None;
+    // An inline load assignment, filled in once common_lb_config says whether its
+    // localities' weights count.
+    let mut inline = None;
     match kind {
         DiscoveryType::Static | DiscoveryType::StrictDns | DiscoveryType::LogicalDns => {
             if kind == DiscoveryType::StrictDns {
@@ -68,7 +73,8 @@ pub fn cluster(mut c: Cluster, ignored: &mut Vec<String>) -> Res<TCluster> {
             }
             match c.load_assignment.take() {
                 Some(cla) => {
-                    endpoints::load_assignment(cla, &format!("{at}.load_assignment"))?.fill(&mut t)
+                    let la = endpoints::load_assignment(cla, &format!("{at}.load_assignment"))?;
+                    inline = Some(la);
                 }
                 None => {
                     t.insert("endpoints".into(), toml::Value::Array(Vec::new()));
@@ -127,10 +133,16 @@ pub fn cluster(mut c: Cluster, ignored: &mut Vec<String>) -> Res<TCluster> {
         let o = resilience::outlier_detection(o, &format!("{at}.outlier_detection"))?;
         t.insert("outlier_detection".into(), toml::Value::Table(o));
     }
-    let panic =
-        resilience::panic_threshold(c.common_lb_config.take(), &format!("{at}.common_lb_config"))?;
+    let common =
+        resilience::common_lb(c.common_lb_config.take(), &format!("{at}.common_lb_config"))?;
     if kind != DiscoveryType::OriginalDst {
-        t.insert("panic_threshold_percent".into(), int(panic));
+        t.insert("panic_threshold_percent".into(), int(common.panic));
+    }
+    // Ring hash weighs endpoints, not zones (Envoy folds locality weights into the ring's
+    // host weights; ringside does not: documented).
+    let weighs_zones = common.locality_weighted && !consistent;
+    if let Some(a) = inline {
+        a.fill(&mut t, weighs_zones, &format!("{at}.load_assignment"))?;
     }
     let checks = take(&mut c.health_checks);
     if let Some(h) = resilience::health_check(checks, &format!("{at}.health_checks"))? {
@@ -207,5 +219,6 @@ pub fn cluster(mut c: Cluster, ignored: &mut Vec<String>) -> Res<TCluster> {
         table: t,
         eds,
         consistent,
+        locality_weighted: weighs_zones,
     })
 }

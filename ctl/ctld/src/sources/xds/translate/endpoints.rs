@@ -31,21 +31,68 @@ pub struct Assignment {
     pub endpoints: Vec<Value>,
     /// `overprovisioning_percent`, when the policy sets a factor other than Envoy's default.
     pub overprovisioning: Option<u32>,
+    /// Each locality's zone (empty: none) and `load_balancing_weight`, with where it is,
+    /// for a cluster that weighs localities.
+    pub localities: Vec<(String, Option<u32>, String)>,
 }
 
 impl Assignment {
-    /// Puts the endpoints and their keys into the cluster's table.
-    pub fn fill(&self, cluster: &mut Table) {
+    /// Puts the endpoints and their keys into the cluster's table; a cluster that weighs
+    /// localities (`locality_weighted`) gets their weights as `zone_weights`. `at` names
+    /// the assignment in errors.
+    pub fn fill(&self, cluster: &mut Table, locality_weighted: bool, at: &str) -> Res<()> {
         cluster.insert("endpoints".into(), Value::Array(self.endpoints.clone()));
         if let Some(f) = self.overprovisioning {
             cluster.insert("overprovisioning_percent".into(), int(f));
         }
+        if locality_weighted {
+            if let Some(weights) = self.zone_weights(at)? {
+                cluster.insert("zone_weights".into(), Value::Table(weights));
+            }
+        }
+        Ok(())
+    }
+
+    /// The localities' weights by zone: none when no locality has a weight, or when there
+    /// is one locality (its weight picks nothing). ringside knows a locality by its zone:
+    /// a weighted locality needs one, and two with one zone need the same weight.
+    fn zone_weights(&self, at: &str) -> Res<Option<Table>> {
+        let weighted = self.localities.iter().any(|(_, w, _)| w.is_some());
+        if !weighted || self.localities.len() < 2 {
+            return Ok(None);
+        }
+        let mut out = Table::new();
+        let mut seen: Vec<(&str, Option<u32>, &str)> = Vec::new();
+        for (zone, w, lat) in &self.localities {
+            if zone.is_empty() {
+                return Err(unsupported(
+                    &format!("{at}.{lat}.locality"),
+                    "a weighted locality without a zone (ringside weighs zones)",
+                ));
+            }
+            if let Some((_, other, oat)) = seen.iter().find(|(z, ..)| z == zone) {
+                if other != w {
+                    return Err(unsupported(
+                        &format!("{at}.{lat}.load_balancing_weight"),
+                        format!("a weight for zone {zone:?} other than {oat}'s (ringside weighs zones, not regions or sub-zones)"),
+                    ));
+                }
+                continue;
+            }
+            seen.push((zone, *w, lat));
+            // Envoy gives a locality without a weight none: its endpoints take nothing.
+            if let Some(w) = w {
+                out.insert(zone.clone(), int(*w));
+            }
+        }
+        Ok(Some(out))
     }
 }
 
 /// The endpoints of `cla`; `at` names it in errors.
 pub fn load_assignment(mut cla: ClusterLoadAssignment, at: &str) -> Res<Assignment> {
     let mut out = Vec::new();
+    let mut localities = Vec::new();
     for (i, mut group) in take(&mut cla.endpoints).into_iter().enumerate() {
         let gat = format!("{at}.endpoints[{i}]");
         let priority = take(&mut group.priority);
@@ -60,9 +107,14 @@ pub fn load_assignment(mut cla: ClusterLoadAssignment, at: &str) -> Res<Assignme
             .take()
             .map(|l| l.zone)
             .filter(|z| !z.is_empty());
-        // Locality weights only count with locality-weighted balancing, which a cluster's
-        // common_lb_config would ask for (and is refused there): Envoy ignores them too.
-        group.load_balancing_weight = None;
+        // Locality weights count only for a cluster whose common_lb_config asks for
+        // locality-weighted balancing (`Assignment::fill`): Envoy ignores them otherwise.
+        let weight = group.load_balancing_weight.take().map(|w| w.value);
+        localities.push((
+            zone.clone().unwrap_or_default(),
+            weight,
+            format!("endpoints[{i}]"),
+        ));
         group.metadata = None;
         for (j, mut lb) in take(&mut group.lb_endpoints).into_iter().enumerate() {
             let eat = format!("{gat}.lb_endpoints[{j}]");
@@ -127,6 +179,7 @@ pub fn load_assignment(mut cla: ClusterLoadAssignment, at: &str) -> Res<Assignme
     Ok(Assignment {
         endpoints: out,
         overprovisioning,
+        localities,
     })
 }
 

@@ -148,7 +148,11 @@ pub fn build(t: &Translated) -> Result<Built, String> {
         }
         if let Some(service) = &c.eds {
             match t.endpoints.get(service) {
-                Some(assignment) => assignment.fill(&mut table),
+                Some(assignment) => assignment.fill(
+                    &mut table,
+                    c.locality_weighted,
+                    &format!("cluster_load_assignment {service:?}"),
+                )?,
                 None => {
                     return Ok(Built::Waiting(format!(
                         "cluster_load_assignment {service:?}"

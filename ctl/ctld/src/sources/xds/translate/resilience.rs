@@ -7,6 +7,7 @@
 use std::mem::take;
 
 use envoy_types::pb::envoy::config::cluster::v3::circuit_breakers::Thresholds;
+use envoy_types::pb::envoy::config::cluster::v3::cluster::common_lb_config::LocalityConfigSpecifier;
 use envoy_types::pb::envoy::config::cluster::v3::cluster::CommonLbConfig;
 use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, OutlierDetection};
 use envoy_types::pb::envoy::config::core::v3::health_check::HealthChecker;
@@ -199,13 +200,33 @@ mod tests;
 /// Envoy's `healthy_panic_threshold` when a cluster sets none.
 const ENVOY_PANIC_THRESHOLD: u8 = 50;
 
+/// What a cluster's `common_lb_config` says.
+pub struct CommonLb {
+    /// `panic_threshold_percent`.
+    pub panic: u8,
+    /// `locality_weighted_lb_config`: the localities' weights count (`zone_weights`).
+    pub locality_weighted: bool,
+}
+
 /// `common_lb_config` → `panic_threshold_percent`: its `healthy_panic_threshold` (whole
 /// percents), else Envoy's default of 50, written out because ringside's own default (panic
-/// mode only when nothing is in rotation) differs. Anything else in it is NACKed.
-pub fn panic_threshold(c: Option<CommonLbConfig>, at: &str) -> Res<u8> {
+/// mode only when nothing is in rotation) differs; and whether it weighs localities
+/// (`locality_weighted_lb_config`, Istio's locality load balancing, Envoy Gateway's
+/// clusters). Anything else in it is NACKed.
+pub fn common_lb(c: Option<CommonLbConfig>, at: &str) -> Res<CommonLb> {
     let Some(mut c) = c else {
-        return Ok(ENVOY_PANIC_THRESHOLD);
+        return Ok(CommonLb {
+            panic: ENVOY_PANIC_THRESHOLD,
+            locality_weighted: false,
+        });
     };
+    let locality_weighted = matches!(
+        c.locality_config_specifier,
+        Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(_))
+    );
+    if locality_weighted {
+        c.locality_config_specifier = None;
+    }
     let threshold = match c.healthy_panic_threshold.take() {
         None => ENVOY_PANIC_THRESHOLD,
         Some(p) if p.value.fract() == 0.0 && (0.0..=100.0).contains(&p.value) => p.value as u8,
@@ -217,5 +238,8 @@ pub fn panic_threshold(c: Option<CommonLbConfig>, at: &str) -> Res<u8> {
         }
     };
     leftover(&c, at)?;
-    Ok(threshold)
+    Ok(CommonLb {
+        panic: threshold,
+        locality_weighted,
+    })
 }

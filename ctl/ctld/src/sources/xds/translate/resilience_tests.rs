@@ -166,8 +166,24 @@ fn the_panic_threshold_is_envoys_unless_set_and_zero_turns_panic_mode_off() {
         )),
         ..CommonLbConfig::default()
     };
+    // Locality-weighted balancing (Istio's locality load balancing, Envoy Gateway's
+    // clusters): the localities' weights become zone_weights.
+    let c = Cluster {
+        name: "c".into(),
+        common_lb_config: Some(weighted),
+        ..Cluster::default()
+    };
+    let t = clusters::cluster(c, &mut Vec::new()).unwrap();
+    assert!(t.locality_weighted);
+    assert_eq!(t.table["panic_threshold_percent"].as_integer(), Some(50));
+    let zone_aware = CommonLbConfig {
+        locality_config_specifier: Some(LocalityConfigSpecifier::ZoneAwareLbConfig(
+            Default::default(),
+        )),
+        ..CommonLbConfig::default()
+    };
     assert_eq!(
-        with(Some(weighted)),
+        with(Some(zone_aware)),
         Err(
             "cluster \"c\".common_lb_config.locality_config_specifier: not supported by ringside"
                 .into()

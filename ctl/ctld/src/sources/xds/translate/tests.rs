@@ -86,6 +86,75 @@ fn endpoints_keep_weight_and_zone_and_mark_unhealthy_ones_down() {
 }
 
 #[test]
+fn locality_weights_become_zone_weights_for_a_cluster_that_weighs_localities() {
+    let group = |zone: &str, weight: Option<u32>, priority: u32, ip: &str| LocalityLbEndpoints {
+        locality: Some(Locality {
+            zone: zone.into(),
+            ..Locality::default()
+        }),
+        lb_endpoints: vec![lb(ip, None, HealthStatus::Healthy)],
+        load_balancing_weight: weight.map(|value| UInt32Value { value }),
+        priority,
+        ..LocalityLbEndpoints::default()
+    };
+    let cla = |groups: Vec<LocalityLbEndpoints>| ClusterLoadAssignment {
+        cluster_name: "a".into(),
+        endpoints: groups,
+        ..ClusterLoadAssignment::default()
+    };
+    let filled = |a: &endpoints::Assignment, weighted: bool| {
+        let mut t = Table::new();
+        a.fill(&mut t, weighted, "eds")
+            .map(|()| t.get("zone_weights").map(ToString::to_string))
+    };
+    // Istio's failover with locality weights: zones weighed within each level.
+    let a = endpoints::load_assignment(
+        cla(vec![
+            group("z1", Some(3), 0, "10.0.0.1"),
+            group("z2", Some(1), 0, "10.0.0.2"),
+            group("z3", Some(2), 1, "10.0.0.3"),
+        ]),
+        "eds",
+    )
+    .unwrap();
+    assert_eq!(
+        filled(&a, true),
+        Ok(Some("{ z1 = 3, z2 = 1, z3 = 2 }".into()))
+    );
+    // A cluster that does not weigh localities ignores the weights, as Envoy does.
+    assert_eq!(filled(&a, false), Ok(None));
+    // One locality: its weight picks nothing.
+    let one =
+        endpoints::load_assignment(cla(vec![group("z1", Some(3), 0, "10.0.0.1")]), "eds").unwrap();
+    assert_eq!(filled(&one, true), Ok(None));
+    // ringside weighs zones: a locality needs one, and a zone one weight.
+    let unnamed = endpoints::load_assignment(
+        cla(vec![
+            group("", Some(1), 0, "10.0.0.1"),
+            group("z2", Some(1), 0, "10.0.0.2"),
+        ]),
+        "eds",
+    )
+    .unwrap();
+    assert_eq!(
+        filled(&unnamed, true),
+        Err("eds.endpoints[0].locality: a weighted locality without a zone (ringside weighs zones) is not supported by ringside".into())
+    );
+    let twice = endpoints::load_assignment(
+        cla(vec![
+            group("z1", Some(1), 0, "10.0.0.1"),
+            group("z1", Some(2), 0, "10.0.0.2"),
+        ]),
+        "eds",
+    )
+    .unwrap();
+    assert_eq!(
+        filled(&twice, true),
+        Err("eds.endpoints[1].load_balancing_weight: a weight for zone \"z1\" other than endpoints[0]'s (ringside weighs zones, not regions or sub-zones) is not supported by ringside".into())
+    );
+}
+
+#[test]
 fn priorities_and_the_overprovisioning_factor_become_levels() {
     let group = |priority: u32, zone: &str, ip: &str| LocalityLbEndpoints {
         locality: Some(Locality {
@@ -122,7 +191,7 @@ fn priorities_and_the_overprovisioning_factor_become_levels() {
     );
     assert_eq!(a.overprovisioning, Some(200));
     let mut table = Table::new();
-    a.fill(&mut table);
+    a.fill(&mut table, false, "eds").unwrap();
     assert_eq!(table["overprovisioning_percent"].as_integer(), Some(200));
     // Envoy's default factor says nothing.
     let a = endpoints::load_assignment(cla(Some(140), [0, 0, 1]), "eds").unwrap();
