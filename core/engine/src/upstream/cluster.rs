@@ -113,7 +113,7 @@ impl ClusterState {
         if let Some(weights) = &self.zone_weights {
             let in_rotation = |i: usize| panic || self.in_rotation(i, now);
             let draw = |n: u64| self.balancer.below(n);
-            return weights.pick(&self.balancer, hash, in_rotation, &usable, draw);
+            return weights.pick(&self.balancer, hash, &in_rotation, &usable, &draw);
         }
         let Some(zones) = &self.zones else {
             return self.balancer.pick(hash, usable);
@@ -134,8 +134,8 @@ impl ClusterState {
         &self,
         levels: &Levels,
         hash: Option<u64>,
-        allowed: &impl Fn(usize) -> bool,
-        usable: &impl Fn(usize) -> bool,
+        allowed: &dyn Fn(usize) -> bool,
+        usable: &dyn Fn(usize) -> bool,
         panic: bool,
         threshold: Option<u8>,
         now: &dyn Fn() -> u64,
@@ -148,8 +148,8 @@ impl ClusterState {
             }
         } else {
             levels.choose(
-                |i| self.in_rotation(i, now),
-                |n| self.balancer.below(n),
+                &|i| self.in_rotation(i, now),
+                &|n| self.balancer.below(n),
                 threshold,
             )
         };
@@ -157,7 +157,7 @@ impl ClusterState {
         let in_rotation = |i: usize| panic || self.in_rotation(i, now);
         if choice.panic {
             let any = |_: usize| true;
-            if let Some(i) = levels.pick(choice.level, &self.balancer, hash, allowed, any, draw) {
+            if let Some(i) = levels.pick(choice.level, &self.balancer, hash, allowed, &any, &draw) {
                 self.panicked();
                 return Some(i);
             }
@@ -168,13 +168,13 @@ impl ClusterState {
                 &self.balancer,
                 hash,
                 usable,
-                in_rotation,
-                draw,
+                &in_rotation,
+                &draw,
             )
             .or_else(|| {
                 (0..levels.count())
                     .filter(|&l| l != choice.level)
-                    .find_map(|l| levels.pick(l, &self.balancer, hash, usable, in_rotation, draw))
+                    .find_map(|l| levels.pick(l, &self.balancer, hash, usable, &in_rotation, &draw))
             })
     }
 

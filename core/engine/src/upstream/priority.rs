@@ -93,8 +93,8 @@ impl Levels {
     /// `threshold`: the cluster's `panic_threshold_percent`.
     pub(crate) fn choose(
         &self,
-        in_rotation: impl Fn(usize) -> bool,
-        draw: impl FnOnce(u64) -> u64,
+        in_rotation: &dyn Fn(usize) -> bool,
+        draw: &dyn Fn(u64) -> u64,
         threshold: Option<u8>,
     ) -> Choice {
         let mut health = self.health.borrow_mut();
@@ -151,7 +151,7 @@ impl Levels {
     /// A level's health in parts of [`WHOLE`]: its share in rotation times the
     /// overprovisioning factor, at most a whole. Stops reading health marks once the level
     /// is known to be whole.
-    fn level_health(&self, members: &[usize], in_rotation: &impl Fn(usize) -> bool) -> u64 {
+    fn level_health(&self, members: &[usize], in_rotation: &dyn Fn(usize) -> bool) -> u64 {
         let all = members.len() as u64;
         if all == 0 {
             return 0;
@@ -183,9 +183,9 @@ impl Levels {
         level: usize,
         all: &Balancer,
         hash: Option<u64>,
-        usable: &impl Fn(usize) -> bool,
-        in_rotation: impl Fn(usize) -> bool,
-        draw: impl FnOnce(u64) -> u64,
+        usable: &dyn Fn(usize) -> bool,
+        in_rotation: &dyn Fn(usize) -> bool,
+        draw: &dyn Fn(u64) -> u64,
     ) -> Option<usize> {
         match self.weights.as_ref().and_then(|w| w.get(level)) {
             Some(zones) => zones.pick(all, hash, in_rotation, usable, draw),
@@ -230,7 +230,7 @@ mod tests {
     fn loads(l: &Levels, up: impl Fn(usize) -> bool) -> Vec<u64> {
         let mut counts = vec![0; l.count()];
         for d in 0..WHOLE {
-            counts[l.choose(&up, |_| d, None).level] += 1;
+            counts[l.choose(&up, &|_| d, None).level] += 1;
         }
         counts
     }
@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn a_healthy_first_level_takes_everything_without_a_draw() {
         let l = levels(&[3, 2], 140);
-        let c = l.choose(|_| true, |_| unreachable!("no draw"), None);
+        let c = l.choose(&|_| true, &|_| unreachable!("no draw"), None);
         assert_eq!(
             c,
             Choice {
@@ -249,7 +249,7 @@ mod tests {
         // 3 endpoints at 140%: 3 × 100 / 140 rounds up to 3, so one down is already short
         // (2/3 × 1.4 = 93.3%); with 5, four in rotation (80% × 1.4) are a whole.
         let l5 = levels(&[5, 1], 140);
-        let c = l5.choose(|i| i != 0, |_| unreachable!("no draw"), None);
+        let c = l5.choose(&|i| i != 0, &|_| unreachable!("no draw"), None);
         assert_eq!(c.level, 0);
     }
 
@@ -282,7 +282,7 @@ mod tests {
         let l = levels(&[4, 4], 140);
         // Level 0: 1 of 4 (25%), level 1: 1 of 4: total 70%, below a whole.
         let up = |i: usize| i == 0 || i == 4;
-        let c = l.choose(up, |_| 0, Some(50));
+        let c = l.choose(&up, &|_| 0, Some(50));
         assert_eq!(
             c,
             Choice {
@@ -290,20 +290,23 @@ mod tests {
                 panic: true
             }
         );
-        assert!(!l.choose(up, |_| 0, Some(20)).panic, "25% is not below 20%");
-        assert!(!l.choose(up, |_| 0, None).panic, "no threshold");
+        assert!(
+            !l.choose(&up, &|_| 0, Some(20)).panic,
+            "25% is not below 20%"
+        );
+        assert!(!l.choose(&up, &|_| 0, None).panic, "no threshold");
         // Level 1 whole: total ≥ 100%, no panic even though level 0 is at 25%.
         let up = |i: usize| i == 0 || i >= 4;
-        assert!(!l.choose(up, |_| 0, Some(50)).panic);
+        assert!(!l.choose(&up, &|_| 0, Some(50)).panic);
         // Nothing anywhere: level 0 in panic mode, unless panic is off.
         assert_eq!(
-            l.choose(|_| false, |_| 0, None),
+            l.choose(&|_| false, &|_| 0, None),
             Choice {
                 level: 0,
                 panic: true
             }
         );
-        assert!(!l.choose(|_| false, |_| 0, Some(0)).panic);
+        assert!(!l.choose(&|_| false, &|_| 0, Some(0)).panic);
     }
 
     #[test]
@@ -315,7 +318,7 @@ mod tests {
         assert_eq!(l.count(), 2);
         // Priority 2 (endpoint 1) is the first level.
         assert!(l.holds(0, 1) && l.holds(1, 0));
-        assert_eq!(l.choose(|_| true, |_| 0, None).level, 0);
+        assert_eq!(l.choose(&|_| true, &|_| 0, None).level, 0);
         assert_eq!(loads(&l, |i| i == 0), [0, WHOLE]);
     }
 
@@ -346,10 +349,12 @@ mod tests {
         for d in 0..100u64 {
             // Weight × health in parts of a whole: 80 wholes of draws for z1, 20 for z2.
             let at = d * WHOLE;
-            let i = l.pick(0, &all, None, &|_| true, |_| true, |_| at).unwrap();
+            let i = l
+                .pick(0, &all, None, &|_| true, &|_| true, &|_| at)
+                .unwrap();
             counts[i] += 1;
         }
         assert_eq!(counts, [80, 20, 0]);
-        assert_eq!(l.pick(1, &all, None, &|_| true, |_| true, |_| 0), Some(2));
+        assert_eq!(l.pick(1, &all, None, &|_| true, &|_| true, &|_| 0), Some(2));
     }
 }

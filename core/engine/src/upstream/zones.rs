@@ -74,7 +74,7 @@ impl Zones {
         local: bool,
         all: &Balancer,
         hash: Option<u64>,
-        usable: &impl Fn(usize) -> bool,
+        usable: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
         let side = if local { LOCAL } else { 1 };
         self.sides.pick(side, all, hash, usable)
@@ -162,9 +162,9 @@ impl ZoneWeights {
         &self,
         all: &Balancer,
         hash: Option<u64>,
-        in_rotation: impl Fn(usize) -> bool,
-        usable: &impl Fn(usize) -> bool,
-        draw: impl FnOnce(u64) -> u64,
+        in_rotation: &dyn Fn(usize) -> bool,
+        usable: &dyn Fn(usize) -> bool,
+        draw: &dyn Fn(u64) -> u64,
     ) -> Option<usize> {
         let mut effective = self.effective.borrow_mut();
         let mut total = 0;
@@ -293,11 +293,11 @@ mod tests {
         let mut counts = vec![0; c.endpoints.len()];
         // The total is the sum of weight × health; draw each value once.
         let total: u64 = {
-            w.pick(&all, None, up, &|_| true, |n| n - 1);
+            w.pick(&all, None, &up, &|_| true, &|n| n - 1);
             w.effective.borrow().iter().sum()
         };
         for d in 0..total {
-            if let Some(i) = w.pick(&all, None, up, &|_| true, |_| d) {
+            if let Some(i) = w.pick(&all, None, &up, &|_| true, &|_| d) {
                 counts[i] += 1;
             }
         }
@@ -319,7 +319,7 @@ mod tests {
         assert_eq!(by_zone(shares(&c, &w, |i| i != 2)), [100, 0, 0]);
         // Nothing in rotation in a weighted zone: nothing to pick.
         let all = Balancer::new(&c);
-        assert_eq!(w.pick(&all, None, |i| i == 3, &|_| true, |_| 0), None);
+        assert_eq!(w.pick(&all, None, &|i| i == 3, &|_| true, &|_| 0), None);
     }
 
     #[test]
@@ -327,7 +327,7 @@ mod tests {
         let (c, w) = weighted(140, &["z1", "z2", "z3"], "{ z1 = 80, z2 = 20 }");
         let all = Balancer::new(&c);
         // z1 drawn (0 < 80 × whole), but its endpoint was tried: z2's; never z3's.
-        assert_eq!(w.pick(&all, None, |_| true, &|i| i != 0, |_| 0), Some(1));
-        assert_eq!(w.pick(&all, None, |_| true, &|i| i == 2, |_| 0), None);
+        assert_eq!(w.pick(&all, None, &|_| true, &|i| i != 0, &|_| 0), Some(1));
+        assert_eq!(w.pick(&all, None, &|_| true, &|i| i == 2, &|_| 0), None);
     }
 }

@@ -53,7 +53,7 @@ impl Groups {
         g: usize,
         all: &Balancer,
         hash: Option<u64>,
-        usable: &impl Fn(usize) -> bool,
+        usable: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
         match &self.own {
             Some(own) => {
